@@ -1,0 +1,64 @@
+//! Bot detection by case-insensitive substrings of the user agent.
+//!
+//! Origin of the list: written for Millimetric from crawler and tool names that identify
+//! themselves (facts); it is checked against the crawler corpora in tests/ua_accuracy.rs.
+
+/// Lower-case substrings; any one of them in the lower-cased UA makes it a bot.
+pub const BOT_TOKENS: &[&str] = &[
+    "bot", "crawl", "spider", "slurp", "scrape", "fetch", "archiv", "headless", "phantomjs", "lighthouse",
+    "pagespeed", "pingdom", "uptime", "monitor", "validator", "preview", "facebookexternalhit",
+    "facebookcatalog", "embedly", "quora link", "whatsapp", "skypeuripreview", "bitlybot",
+    "mediapartners", "adsbot", "apis-google", "feedfetcher", "google-read-aloud", "google-inspectiontool",
+    "googleother", "google-extended", "bingpreview", "baiduspider", "exabot", "ia_archiver",
+    "semrush", "ahrefs", "mj12", "dotbot", "petalbot", "bytespider", "amazonbot", "applebot", "gptbot", "chatgpt-user", "oai-searchbot", "claudebot", "claude-web", "claude-user", "anthropic-ai",
+    "perplexity", "cohere-ai", "ccbot", "diffbot", "youbot", "meta-externalagent", "meta-externalfetcher",
+    "curl/", "wget/", "python-requests", "python-urllib", "aiohttp", "httpx", "go-http-client", "java/",
+    "okhttp", "apache-httpclient", "libwww", "lwp-", "http_request", "node-fetch", "axios/", "undici",
+    "postman", "insomnia", "httpie", "scrapy", "puppeteer", "playwright", "selenium", "webdriver", "cypress",
+    "nutch", "heritrix", "wordpress", "guzzlehttp", "ruby", "php/", "mechanize", "zgrab", "masscan",
+    "nmap", "nikto", "sqlmap", "censys", "shodan", "netcraft", "statuscake", "site24x7", "newrelic",
+    "datadog", "synthetic", "cloudflare-", "vercel-", "rss", "podcast", "feedburner", "telegrambot", "daumoa", "discordbot",
+    "slackbot", "twitterbot", "linkedinbot", "redditbot", "qwantify", "seznambot",
+    "mail.ru_bot", "yeti", "trendiction", "blexbot", "serpstat", "screaming frog",
+    "siteimprove", "sitebulb", "contentking", "deepcrawl", "oncrawl", "searchatlas", "barkrowler",
+];
+
+pub fn is_bot(ua: &str) -> bool {
+    let ua = ua.trim();
+    if ua.is_empty() {
+        return true; // browsers always send a UA
+    }
+    let lower = ua.to_ascii_lowercase();
+    BOT_TOKENS.iter().any(|t| lower.contains(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_bots_and_tools() {
+        for ua in [
+            "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+            "curl/8.5.0",
+            "python-requests/2.32.3",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36",
+            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko); compatible; ClaudeBot/1.0; +claudebot@anthropic.com",
+            "",
+        ] {
+            assert!(is_bot(ua), "{ua:?} should be a bot");
+        }
+    }
+
+    #[test]
+    fn browsers_are_not_bots() {
+        for ua in [
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:132.0) Gecko/20100101 Firefox/132.0",
+        ] {
+            assert!(!is_bot(ua), "{ua:?} should not be a bot");
+        }
+    }
+}

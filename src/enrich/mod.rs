@@ -1,0 +1,8 @@
+//! Enrichment: everything derived from an event on its way to a row. Pure functions.
+pub mod attribution;
+pub mod bots;
+pub mod geo;
+pub mod pii;
+pub mod referrer_hosts;
+pub mod url_scrub;
+pub mod user_agent;

@@ -1,0 +1,420 @@
+//! The ingest contract: what a `/collect` body may hold, decoded and bounded.
+//! docs/openapi.yaml describes the same thing for people; tests keep the two in step.
+
+use crate::error::ApiError;
+use serde::Deserialize;
+use serde_json::Value;
+use std::io::Read;
+
+/// Bounds on everything a client controls. Over any of them: a clear error, never a truncation
+/// that would silently change the data (except where noted).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes of body as received (compressed or not).
+    pub max_body_bytes: usize,
+    /// Bytes after gzip decoding.
+    pub max_decoded_bytes: usize,
+    pub max_batch_events: usize,
+    pub max_url_chars: usize,
+    pub max_title_chars: usize,
+    pub max_name_chars: usize,
+    pub max_id_chars: usize,
+    pub max_user_agent_chars: usize,
+    pub max_props: usize,
+    pub max_prop_key_chars: usize,
+    pub max_prop_value_chars: usize,
+}
+
+pub const LIMITS: Limits = Limits {
+    max_body_bytes: 512 * 1024,
+    max_decoded_bytes: 1024 * 1024,
+    max_batch_events: 100,
+    max_url_chars: 2000,
+    max_title_chars: 500,
+    max_name_chars: 200,
+    max_id_chars: 128,
+    max_user_agent_chars: 512,
+    max_props: 32,
+    max_prop_key_chars: 64,
+    max_prop_value_chars: 500,
+};
+
+/// How the body arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEncoding {
+    Identity,
+    Gzip,
+}
+
+/// Content types we take: JSON, and text/plain because `navigator.sendBeacon` with a string
+/// body sends that and so avoids a CORS preflight.
+pub fn check_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
+    let essence = content_type
+        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match essence.as_str() {
+        "application/json" | "text/plain" | "" => Ok(()),
+        other => Err(ApiError::new(
+            415,
+            "unsupported_media_type",
+            format!("Content-Type `{other}` is not accepted. Send JSON as application/json (or text/plain from sendBeacon)."),
+        )),
+    }
+}
+
+pub fn check_content_encoding(encoding: Option<&str>) -> Result<BodyEncoding, ApiError> {
+    match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("identity") => Ok(BodyEncoding::Identity),
+        Some("gzip") | Some("x-gzip") => Ok(BodyEncoding::Gzip),
+        Some(other) => Err(ApiError::new(
+            415,
+            "unsupported_encoding",
+            format!("Content-Encoding `{other}` is not accepted. Send the body uncompressed or gzip-compressed."),
+        )),
+    }
+}
+
+/// Raw bytes to JSON text bytes: size checks and gzip decoding, bounded so a small
+/// compressed body cannot expand without limit.
+pub fn decode_body(raw: &[u8], encoding: BodyEncoding, limits: &Limits) -> Result<Vec<u8>, ApiError> {
+    if raw.len() > limits.max_body_bytes {
+        return Err(too_large(limits));
+    }
+    match encoding {
+        BodyEncoding::Identity => Ok(raw.to_vec()),
+        BodyEncoding::Gzip => {
+            let mut out = Vec::with_capacity(raw.len() * 4);
+            let mut dec = flate2::read::GzDecoder::new(raw).take(limits.max_decoded_bytes as u64 + 1);
+            dec.read_to_end(&mut out).map_err(|_| {
+                ApiError::bad_request("bad_gzip", "The body says Content-Encoding: gzip but is not valid gzip. Compress it with gzip or drop the header.")
+            })?;
+            if out.len() > limits.max_decoded_bytes {
+                return Err(too_large(limits));
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn too_large(limits: &Limits) -> ApiError {
+    ApiError::new(
+        413,
+        "body_too_large",
+        format!(
+            "The body is too large: at most {} KiB as sent and {} KiB decoded. Split the batch into smaller requests.",
+            limits.max_body_bytes / 1024,
+            limits.max_decoded_bytes / 1024
+        ),
+    )
+}
+
+/// A decoded body: the key it carried (if any) and its events, each still raw JSON so
+/// that one bad event in a batch is refused on its own.
+#[derive(Debug)]
+pub struct Envelope {
+    pub key: Option<String>,
+    pub events: Vec<Value>,
+    pub is_batch: bool,
+}
+
+pub fn parse_envelope(json: &[u8], limits: &Limits) -> Result<Envelope, ApiError> {
+    if json.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("empty_body", "The body is empty. Send one event as a JSON object, or {\"batch\": [...]}."));
+    }
+    let mut value: Value = serde_json::from_slice(json).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("The body is not valid JSON ({e}). Send one event as a JSON object, or {{\"batch\": [...]}}."))
+    })?;
+    let obj = value
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("invalid_body", "The body must be a JSON object: one event, or {\"batch\": [...]}."))?;
+    let key = match obj.remove("key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err(ApiError::bad_request("invalid_field", "`key` must be a string.")),
+    };
+    match obj.remove("batch") {
+        None => Ok(Envelope { key, events: vec![value], is_batch: false }),
+        Some(Value::Array(events)) => {
+            if events.is_empty() {
+                return Err(ApiError::bad_request("empty_batch", "`batch` is empty. Send at least one event."));
+            }
+            if events.len() > limits.max_batch_events {
+                return Err(ApiError::new(
+                    413,
+                    "batch_too_large",
+                    format!("The batch has {} events; at most {} are taken per request. Split it.", events.len(), limits.max_batch_events),
+                ));
+            }
+            Ok(Envelope { key, events, is_batch: true })
+        }
+        Some(_) => Err(ApiError::bad_request("invalid_field", "`batch` must be an array of events.")),
+    }
+}
+
+/// One event as the client described it, typed and bounded; nothing enriched yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub url: String,
+    pub referrer: Option<String>,
+    pub title: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub client_id: Option<String>,
+    pub timestamp: Option<Value>,
+    pub props: Vec<(String, PropValue)>,
+    /// Server-key events only: the visitor's IP and user agent, forwarded by the SDK.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Pageview,
+    Custom(String),
+}
+
+impl EventKind {
+    pub fn type_str(&self) -> &'static str {
+        match self {
+            EventKind::Pageview => "pageview",
+            EventKind::Custom(_) => "custom",
+        }
+    }
+    pub fn name(&self) -> &str {
+        match self {
+            EventKind::Pageview => "pageview",
+            EventKind::Custom(n) => n,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PropValue {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+}
+
+impl PropValue {
+    /// Properties are stored as strings; numbers keep their JSON spelling.
+    pub fn to_stored(&self) -> String {
+        match self {
+            PropValue::Str(s) => s.clone(),
+            PropValue::Num(n) => serde_json::Number::from_f64(*n).map(|n| n.to_string()).unwrap_or_default(),
+            PropValue::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireEvent {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: Option<String>,
+    url: Option<String>,
+    referrer: Option<String>,
+    title: Option<String>,
+    mm_aid: Option<String>,
+    id: Option<String>,
+    timestamp: Option<Value>,
+    #[serde(default)]
+    props: Option<serde_json::Map<String, Value>>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+fn bounded(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    match v {
+        Some(s) if s.chars().count() > max => Err(ApiError::bad_request(
+            "field_too_long",
+            format!("`{field}` is longer than {max} characters. Shorten it."),
+        )),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// Validate one event. `server_fields_allowed` is true for secret keys: only they may forward
+/// a visitor's IP and user agent (a browser's are taken from the request itself).
+pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) -> Result<Event, ApiError> {
+    if !v.is_object() {
+        return Err(ApiError::bad_request("invalid_event", "Each event must be a JSON object."));
+    }
+    let w: WireEvent = serde_json::from_value(v).map_err(|e| {
+        ApiError::bad_request("invalid_event", format!("The event has a field of the wrong type ({e}). Check it against the API reference."))
+    })?;
+    let name = bounded("name", w.name, limits.max_name_chars)?;
+    let kind = match w.kind.as_deref().map(str::trim) {
+        None | Some("pageview") => EventKind::Pageview,
+        Some("event") | Some("custom") => EventKind::Custom(name.ok_or_else(|| {
+            ApiError::bad_request("missing_name", "A custom event needs a `name`, e.g. {\"type\":\"event\",\"name\":\"signup\"}.")
+        })?),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_type",
+                format!("`type` is `{other}`; it must be `pageview` or `event` (with a `name`)."),
+            ))
+        }
+    };
+    let url = bounded("url", w.url, limits.max_url_chars)?
+        .ok_or_else(|| ApiError::bad_request("missing_url", "The event needs `url`: the full address of the page it happened on."))?;
+    if url::Url::parse(&url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
+        return Err(ApiError::bad_request("invalid_url", "`url` must be an absolute http(s) URL, e.g. https://example.com/pricing."));
+    }
+    if !server_fields_allowed && (w.ip.is_some() || w.user_agent.is_some()) {
+        return Err(ApiError::bad_request(
+            "server_fields_not_allowed",
+            "`ip` and `user_agent` may only be sent with a secret sk_live_ key from a server; browsers' are taken from the request.",
+        ));
+    }
+    let ip = match w.ip.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+        Some(s) if s.parse::<std::net::IpAddr>().is_err() => {
+            return Err(ApiError::bad_request("invalid_ip", "`ip` is not an IPv4 or IPv6 address. Send the visitor's address as text."))
+        }
+        other => other,
+    };
+    let mut props = Vec::new();
+    if let Some(map) = w.props {
+        if map.len() > limits.max_props {
+            return Err(ApiError::bad_request(
+                "too_many_props",
+                format!("`props` has {} entries; at most {} are taken.", map.len(), limits.max_props),
+            ));
+        }
+        for (k, v) in map {
+            if k.is_empty() || k.chars().count() > limits.max_prop_key_chars {
+                return Err(ApiError::bad_request(
+                    "invalid_prop_key",
+                    format!("Property names must be 1 to {} characters.", limits.max_prop_key_chars),
+                ));
+            }
+            let pv = match v {
+                Value::String(s) if s.chars().count() > limits.max_prop_value_chars => {
+                    return Err(ApiError::bad_request(
+                        "prop_value_too_long",
+                        format!("Property `{k}` is longer than {} characters. Shorten it.", limits.max_prop_value_chars),
+                    ))
+                }
+                Value::String(s) => PropValue::Str(s),
+                Value::Number(n) => PropValue::Num(n.as_f64().unwrap_or(0.0)),
+                Value::Bool(b) => PropValue::Bool(b),
+                Value::Null => continue,
+                Value::Array(_) | Value::Object(_) => {
+                    return Err(ApiError::bad_request(
+                        "nested_prop",
+                        format!("Property `{k}` is a list or object; properties must be flat strings, numbers or booleans."),
+                    ))
+                }
+            };
+            props.push((k, pv));
+        }
+    }
+    Ok(Event {
+        kind,
+        url,
+        referrer: bounded("referrer", w.referrer, limits.max_url_chars)?,
+        title: bounded("title", w.title, limits.max_title_chars)?,
+        anonymous_id: bounded("mm_aid", w.mm_aid, limits.max_id_chars)?,
+        client_id: bounded("id", w.id, limits.max_id_chars)?,
+        timestamp: w.timestamp,
+        props,
+        ip,
+        user_agent: bounded("user_agent", w.user_agent, limits.max_user_agent_chars)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(v: Value) -> Result<Event, ApiError> {
+        validate_event(v, false, &LIMITS)
+    }
+
+    #[test]
+    fn content_types() {
+        assert!(check_content_type(Some("application/json; charset=utf-8")).is_ok());
+        assert!(check_content_type(Some("text/plain;charset=UTF-8")).is_ok());
+        assert!(check_content_type(None).is_ok());
+        let e = check_content_type(Some("application/x-www-form-urlencoded")).unwrap_err();
+        assert_eq!((e.status, e.code), (415, "unsupported_media_type"));
+        assert_eq!(check_content_encoding(Some("br")).unwrap_err().status, 415);
+    }
+
+    #[test]
+    fn gzip_bodies_decode_and_are_bounded() {
+        use flate2::{write::GzEncoder, Compression};
+        use std::io::Write;
+        let gz = |data: &[u8]| {
+            let mut e = GzEncoder::new(Vec::new(), Compression::default());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        };
+        let body = br#"{"url":"https://a.com/"}"#;
+        assert_eq!(decode_body(&gz(body), BodyEncoding::Gzip, &LIMITS).unwrap(), body);
+        // a zip bomb: small compressed, too large decoded
+        let bomb = gz(&vec![b' '; LIMITS.max_decoded_bytes + 10]);
+        assert!(bomb.len() < LIMITS.max_body_bytes);
+        assert_eq!(decode_body(&bomb, BodyEncoding::Gzip, &LIMITS).unwrap_err().code, "body_too_large");
+        assert_eq!(decode_body(b"not gzip", BodyEncoding::Gzip, &LIMITS).unwrap_err().code, "bad_gzip");
+        let big = vec![b'a'; LIMITS.max_body_bytes + 1];
+        assert_eq!(decode_body(&big, BodyEncoding::Identity, &LIMITS).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn envelope_single_and_batch() {
+        let e = parse_envelope(br#"{"key":"pk_live_x","url":"https://a.com"}"#, &LIMITS).unwrap();
+        assert_eq!(e.key.as_deref(), Some("pk_live_x"));
+        assert!(!e.is_batch);
+        assert!(e.events[0].get("key").is_none());
+        let e = parse_envelope(br#"{"batch":[{"url":"https://a.com"},{"url":"https://b.com"}]}"#, &LIMITS).unwrap();
+        assert_eq!(e.events.len(), 2);
+        assert!(e.is_batch);
+        assert_eq!(parse_envelope(b"  ", &LIMITS).unwrap_err().code, "empty_body");
+        assert_eq!(parse_envelope(b"{", &LIMITS).unwrap_err().code, "invalid_json");
+        assert_eq!(parse_envelope(b"[1]", &LIMITS).unwrap_err().code, "invalid_body");
+        assert_eq!(parse_envelope(br#"{"batch":[]}"#, &LIMITS).unwrap_err().code, "empty_batch");
+        let many = format!(r#"{{"batch":[{}]}}"#, vec![r#"{"url":"https://a.com"}"#; 101].join(","));
+        let err = parse_envelope(many.as_bytes(), &LIMITS).unwrap_err();
+        assert_eq!((err.status, err.code), (413, "batch_too_large"));
+    }
+
+    #[test]
+    fn pageview_and_custom_events() {
+        let e = ev(json!({"url":"https://a.com/x","mm_aid":"aid1","title":"X"})).unwrap();
+        assert_eq!(e.kind, EventKind::Pageview);
+        assert_eq!(e.anonymous_id.as_deref(), Some("aid1"));
+        let e = ev(json!({"type":"event","name":"signup","url":"https://a.com/x","props":{"plan":"pro","seats":3,"trial":true,"x":null}})).unwrap();
+        assert_eq!(e.kind, EventKind::Custom("signup".into()));
+        assert_eq!(e.props.len(), 3);
+        assert_eq!(e.props.iter().find(|(k, _)| k == "seats").unwrap().1.to_stored(), "3.0");
+        assert_eq!(ev(json!({"type":"event","url":"https://a.com"})).unwrap_err().code, "missing_name");
+        assert_eq!(ev(json!({"type":"click","url":"https://a.com"})).unwrap_err().code, "invalid_type");
+    }
+
+    #[test]
+    fn field_errors_are_specific() {
+        assert_eq!(ev(json!({})).unwrap_err().code, "missing_url");
+        assert_eq!(ev(json!({"url":"/relative"})).unwrap_err().code, "invalid_url");
+        assert_eq!(ev(json!({"url":"javascript:alert(1)"})).unwrap_err().code, "invalid_url");
+        assert_eq!(ev(json!({"url": 5})).unwrap_err().code, "invalid_event");
+        assert_eq!(ev(json!(5)).unwrap_err().code, "invalid_event");
+        let long = format!("https://a.com/{}", "x".repeat(LIMITS.max_url_chars));
+        assert_eq!(ev(json!({"url": long})).unwrap_err().code, "field_too_long");
+        assert_eq!(ev(json!({"url":"https://a.com","props":{"a":[1]}})).unwrap_err().code, "nested_prop");
+        assert_eq!(ev(json!({"url":"https://a.com","props":{"a":"x".repeat(501)}})).unwrap_err().code, "prop_value_too_long");
+        let many: serde_json::Map<String, Value> = (0..33).map(|i| (format!("k{i}"), json!(i))).collect();
+        assert_eq!(ev(json!({"url":"https://a.com","props":many})).unwrap_err().code, "too_many_props");
+    }
+
+    #[test]
+    fn only_server_keys_forward_ip_and_ua() {
+        let v = json!({"url":"https://a.com","ip":"81.2.69.142","user_agent":"curl/8"});
+        assert_eq!(ev(v.clone()).unwrap_err().code, "server_fields_not_allowed");
+        let e = validate_event(v, true, &LIMITS).unwrap();
+        assert_eq!(e.ip.as_deref(), Some("81.2.69.142"));
+        let bad = json!({"url":"https://a.com","ip":"999.1.1.1"});
+        assert_eq!(validate_event(bad, true, &LIMITS).unwrap_err().code, "invalid_ip");
+    }
+}

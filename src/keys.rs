@@ -1,0 +1,280 @@
+//! API keys: their kinds, how they are stored (by SHA-256, never raw) and the decision
+//! whether a key may ingest a request.
+
+use crate::error::ApiError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// `pk_live_*`: public, used by the browser snippet, restricted to allowed origins.
+    Publishable,
+    /// `sk_live_*`: secret, used by server SDKs; never from a browser.
+    Secret,
+    /// `rk_live_*`: read-only analytics; never ingests.
+    ReadOnly,
+}
+
+impl KeyKind {
+    /// The kind a raw key claims by its prefix, or None when it has no known prefix.
+    pub fn from_prefix(raw: &str) -> Option<KeyKind> {
+        let rest_ok = |rest: &str| {
+            !rest.is_empty() && rest.len() <= 128 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        };
+        for (prefix, kind) in [
+            ("pk_live_", KeyKind::Publishable),
+            ("sk_live_", KeyKind::Secret),
+            ("rk_live_", KeyKind::ReadOnly),
+        ] {
+            if let Some(rest) = raw.strip_prefix(prefix) {
+                return rest_ok(rest).then_some(kind);
+            }
+        }
+        None
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Publishable => "publishable",
+            KeyKind::Secret => "secret",
+            KeyKind::ReadOnly => "read_only",
+        }
+    }
+}
+
+/// Lower-case hex SHA-256 of the raw key: the KV key its record is stored under.
+pub fn key_hash(raw: &str) -> String {
+    hex(&Sha256::digest(raw.as_bytes()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+/// What the edge store (KV) holds for a key, under `key_hash(raw)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub project_id: String,
+    pub kind: KeyKind,
+    /// Origins a publishable key may be used from, e.g. `https://example.com`.
+    /// `*` allows any origin (discouraged; useful for local development).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub revoked: bool,
+    /// Raw-event retention of the project: 30, 90 or 365 days.
+    #[serde(default = "default_retention")]
+    pub retention_days: u16,
+    /// Whether URL fragments are kept (single-page apps that route by hash).
+    #[serde(default)]
+    pub hash_routing: bool,
+    /// Per-key limit: events accepted per minute (None: the service default).
+    #[serde(default)]
+    pub events_per_minute: Option<u32>,
+}
+
+fn default_retention() -> u16 {
+    90
+}
+
+pub const RETENTION_CHOICES: [u16; 3] = [30, 90, 365];
+
+/// Who is ingesting, once the key has been accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub project_id: String,
+    pub kind: KeyKind,
+    pub retention_days: u16,
+    pub hash_routing: bool,
+    /// The origin to echo in CORS headers (publishable keys only).
+    pub cors_origin: Option<String>,
+    pub events_per_minute: Option<u32>,
+}
+
+/// Where the raw key was found missing or malformed, before any lookup.
+pub fn check_raw_key(raw: Option<&str>) -> Result<KeyKind, ApiError> {
+    let raw = raw.map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {
+        ApiError::new(
+            401,
+            "missing_key",
+            "No API key was sent. Send it as `Authorization: Bearer <key>` or as the `key` field of the body.",
+        )
+    })?;
+    let kind = KeyKind::from_prefix(raw).ok_or_else(|| {
+        ApiError::new(
+            401,
+            "malformed_key",
+            "The API key is not of a known form. Keys start with pk_live_ (browser) or sk_live_ (server).",
+        )
+    })?;
+    if kind == KeyKind::ReadOnly {
+        return Err(ApiError::new(
+            403,
+            "read_only_key",
+            "rk_live_ keys are read-only and cannot send events. Use a pk_live_ key in the browser or an sk_live_ key on a server.",
+        ));
+    }
+    Ok(kind)
+}
+
+/// Decide whether the looked-up key may ingest this request.
+/// `record` is what KV held under the key's hash (None: unknown key);
+/// `origin` is the request's Origin header, present when a browser sent it.
+pub fn authorize(claimed: KeyKind, record: Option<KeyRecord>, origin: Option<&str>) -> Result<Principal, ApiError> {
+    let record = record.ok_or_else(|| {
+        ApiError::new(401, "unknown_key", "The API key is not known. Check that you copied it whole, and that it belongs to this project.")
+    })?;
+    if record.revoked {
+        return Err(ApiError::new(401, "revoked_key", "The API key was revoked. Create a new key for this project and use that."));
+    }
+    if record.kind != claimed {
+        // A record whose kind disagrees with the prefix is treated as unknown: never guess.
+        return Err(ApiError::new(401, "unknown_key", "The API key is not known. Check that you copied it whole."));
+    }
+    let origin = origin.map(str::trim).filter(|o| !o.is_empty() && *o != "null");
+    let cors_origin = match record.kind {
+        KeyKind::ReadOnly => {
+            return Err(ApiError::new(403, "read_only_key", "rk_live_ keys are read-only and cannot send events."));
+        }
+        KeyKind::Secret => {
+            if origin.is_some() {
+                return Err(ApiError::new(
+                    403,
+                    "secret_key_in_browser",
+                    "A secret sk_live_ key was sent from a browser, so it is exposed: rotate it now, and use a pk_live_ key in browser code.",
+                ));
+            }
+            None
+        }
+        KeyKind::Publishable => match origin {
+            Some(o) if origin_allowed(&record.allowed_origins, o) => Some(o.to_string()),
+            Some(_) => {
+                return Err(ApiError::new(
+                    403,
+                    "origin_not_allowed",
+                    "This page's origin is not allowed for the pk_live_ key. Add it to the project's allowed origins.",
+                ))
+            }
+            // No Origin: a server or tool using the public key. Allowed: the key is public anyway,
+            // and browsers always send Origin on cross-origin POSTs.
+            None => None,
+        },
+    };
+    Ok(Principal {
+        project_id: record.project_id,
+        kind: record.kind,
+        retention_days: if RETENTION_CHOICES.contains(&record.retention_days) { record.retention_days } else { 90 },
+        hash_routing: record.hash_routing,
+        cors_origin,
+        events_per_minute: record.events_per_minute,
+    })
+}
+
+/// Exact match on scheme://host[:port], case-insensitive; `*` allows all;
+/// `https://*.example.com` allows subdomains of example.com over https.
+pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
+    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+    allowed.iter().any(|a| {
+        let a = a.trim_end_matches('/').to_ascii_lowercase();
+        if a == "*" || a == origin {
+            return true;
+        }
+        if let Some((scheme, rest)) = a.split_once("://*.") {
+            if let Some(host) = origin.strip_prefix(scheme).and_then(|o| o.strip_prefix("://")) {
+                return host.ends_with(&format!(".{rest}"));
+            }
+        }
+        false
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(kind: KeyKind) -> KeyRecord {
+        KeyRecord {
+            project_id: "proj_1".into(),
+            kind,
+            allowed_origins: vec!["https://example.com".into(), "https://*.example.org".into()],
+            revoked: false,
+            retention_days: 30,
+            hash_routing: false,
+            events_per_minute: None,
+        }
+    }
+
+    #[test]
+    fn prefixes_decide_kind() {
+        assert_eq!(KeyKind::from_prefix("pk_live_abc123"), Some(KeyKind::Publishable));
+        assert_eq!(KeyKind::from_prefix("sk_live_abc123"), Some(KeyKind::Secret));
+        assert_eq!(KeyKind::from_prefix("rk_live_abc123"), Some(KeyKind::ReadOnly));
+        assert_eq!(KeyKind::from_prefix("pk_test_abc"), None);
+        assert_eq!(KeyKind::from_prefix("pk_live_"), None);
+        assert_eq!(KeyKind::from_prefix("pk_live_a b"), None);
+    }
+
+    #[test]
+    fn hash_is_sha256_hex() {
+        // sha256("abc")
+        assert_eq!(key_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn raw_key_checks() {
+        assert_eq!(check_raw_key(None).unwrap_err().code, "missing_key");
+        assert_eq!(check_raw_key(Some("  ")).unwrap_err().code, "missing_key");
+        assert_eq!(check_raw_key(Some("hello")).unwrap_err().code, "malformed_key");
+        let e = check_raw_key(Some("rk_live_x1")).unwrap_err();
+        assert_eq!((e.status, e.code), (403, "read_only_key"));
+        assert_eq!(check_raw_key(Some("sk_live_x1")).unwrap(), KeyKind::Secret);
+    }
+
+    #[test]
+    fn unknown_and_revoked_keys_are_401() {
+        let e = authorize(KeyKind::Publishable, None, None).unwrap_err();
+        assert_eq!((e.status, e.code), (401, "unknown_key"));
+        let mut r = rec(KeyKind::Publishable);
+        r.revoked = true;
+        let e = authorize(KeyKind::Publishable, Some(r), None).unwrap_err();
+        assert_eq!((e.status, e.code), (401, "revoked_key"));
+        // prefix says secret, record says publishable
+        let e = authorize(KeyKind::Secret, Some(rec(KeyKind::Publishable)), None).unwrap_err();
+        assert_eq!(e.status, 401);
+    }
+
+    #[test]
+    fn publishable_key_only_from_allowed_origins() {
+        let p = authorize(KeyKind::Publishable, Some(rec(KeyKind::Publishable)), Some("https://example.com")).unwrap();
+        assert_eq!(p.cors_origin.as_deref(), Some("https://example.com"));
+        assert_eq!(p.retention_days, 30);
+        let p = authorize(KeyKind::Publishable, Some(rec(KeyKind::Publishable)), Some("https://shop.example.org")).unwrap();
+        assert_eq!(p.cors_origin.as_deref(), Some("https://shop.example.org"));
+        let e = authorize(KeyKind::Publishable, Some(rec(KeyKind::Publishable)), Some("https://evil.com")).unwrap_err();
+        assert_eq!((e.status, e.code), (403, "origin_not_allowed"));
+        // lookalike suffix is not a subdomain
+        assert!(!origin_allowed(&rec(KeyKind::Publishable).allowed_origins, "https://badexample.org"));
+        assert!(!origin_allowed(&rec(KeyKind::Publishable).allowed_origins, "http://shop.example.org"));
+    }
+
+    #[test]
+    fn secret_key_from_browser_is_refused_with_rotation_advice() {
+        let e = authorize(KeyKind::Secret, Some(rec(KeyKind::Secret)), Some("https://example.com")).unwrap_err();
+        assert_eq!((e.status, e.code), (403, "secret_key_in_browser"));
+        assert!(e.message.contains("rotate"));
+        assert!(authorize(KeyKind::Secret, Some(rec(KeyKind::Secret)), None).is_ok());
+    }
+
+    #[test]
+    fn read_only_record_never_ingests() {
+        let e = authorize(KeyKind::ReadOnly, Some(rec(KeyKind::ReadOnly)), None).unwrap_err();
+        assert_eq!(e.code, "read_only_key");
+    }
+}

@@ -1,0 +1,15 @@
+//! Millimetric edge ingestion.
+//!
+//! The pure core (everything but `worker`) takes values and returns values and is tested
+//! natively with `cargo test`. `worker` is the thin Cloudflare Workers adapter (wasm32 only).
+
+pub mod enrich;
+pub mod error;
+pub mod event;
+pub mod keys;
+pub mod pipeline;
+pub mod row;
+pub mod timestamp;
+
+#[cfg(target_arch = "wasm32")]
+mod worker;

@@ -1,0 +1,194 @@
+//! One validated event plus what the edge knows about the request, to one row.
+//! Pure: the Worker passes in the time, the edge geo, a geo lookup and an id source.
+
+use crate::enrich::{attribution, geo::Geo, pii, url_scrub, user_agent};
+use crate::error::ApiError;
+use crate::event::Event;
+use crate::keys::{KeyKind, Principal};
+use crate::row::EventRow;
+use crate::timestamp::{self, TimestampError};
+use std::net::IpAddr;
+
+/// What the edge knows about the request itself. No IP here: the per-IP limit and the
+/// geo lookup of the connecting address happen before, in the adapter.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub received_ms: i64,
+    /// The request's User-Agent header (used for browser-key events).
+    pub user_agent: Option<String>,
+    /// What the edge resolved for the connecting address (used for browser-key events).
+    pub edge_geo: Geo,
+}
+
+pub fn build_row(
+    principal: &Principal,
+    event: Event,
+    ctx: &RequestContext,
+    geo_lookup: &dyn Fn(IpAddr) -> Option<Geo>,
+    new_id: &mut dyn FnMut() -> String,
+) -> Result<EventRow, ApiError> {
+    let ts = timestamp::resolve(event.timestamp.as_ref(), ctx.received_ms).map_err(|e| match e {
+        TimestampError::Unparseable => ApiError::bad_request(
+            "invalid_timestamp",
+            "`timestamp` must be an RFC 3339 string (2026-11-22T10:00:00Z) or epoch milliseconds.",
+        ),
+        TimestampError::TooOld => ApiError::bad_request("timestamp_out_of_range", "`timestamp` is more than 30 days in the past; such events are not taken."),
+    })?;
+
+    let (page_url, page) = url_scrub::parse_and_scrub(&event.url, principal.hash_routing)
+        .ok_or_else(|| ApiError::bad_request("invalid_url", "`url` must be an absolute http(s) URL."))?;
+    let referrer = event.referrer.as_deref().and_then(|r| url_scrub::parse_and_scrub(r, false));
+    let attr = attribution::attribute(&page_url, referrer.as_ref().map(|(u, _)| u));
+
+    // Browser keys: the request's own UA and edge geo. Server keys: only what the SDK forwarded
+    // for the visitor (the request's own belong to the customer's server).
+    let (ua, geo) = match principal.kind {
+        KeyKind::Secret => {
+            // The IP is parsed, looked up, and dropped here; it is never copied into the row.
+            let geo = event.ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).and_then(geo_lookup).unwrap_or_default();
+            (event.user_agent.clone(), geo)
+        }
+        _ => (ctx.user_agent.clone(), ctx.edge_geo.clone()),
+    };
+    let ua = ua.map(|u| user_agent::classify(&u));
+
+    let (prop_keys, prop_values) = event
+        .props
+        .iter()
+        .filter(|(k, v)| !pii::is_pii_name(k) && !pii::is_pii_value(&v.to_stored()))
+        .map(|(k, v)| (k.clone(), v.to_stored()))
+        .unzip();
+
+    Ok(EventRow {
+        project_id: principal.project_id.clone(),
+        event_id: event.client_id.clone().unwrap_or_else(new_id),
+        timestamp: timestamp::clickhouse_datetime(ts),
+        received_at: timestamp::clickhouse_datetime(ctx.received_ms),
+        event_type: event.kind.type_str().to_string(),
+        event_name: event.kind.name().to_string(),
+        anonymous_id: event.anonymous_id.unwrap_or_default(),
+        url_host: page.host,
+        url_path: page.path,
+        url_query: page.query,
+        url_fragment: page.fragment,
+        title: event.title.filter(|t| !pii::is_pii_value(t)).unwrap_or_default(),
+        referrer: referrer.as_ref().map(|(u, c)| c.without_fragment(u.scheme())).unwrap_or_default(),
+        referrer_host: referrer.map(|(_, c)| c.host).unwrap_or_default(),
+        country: geo.country,
+        region: geo.region,
+        city: geo.city,
+        browser: ua.as_ref().map(|u| u.browser).unwrap_or("").to_string(),
+        os: ua.as_ref().map(|u| u.os).unwrap_or("").to_string(),
+        device_type: ua.as_ref().map(|u| u.device).unwrap_or("other").to_string(),
+        is_bot: ua.as_ref().map(|u| u.is_bot as u8).unwrap_or(0),
+        source: attr.source,
+        medium: attr.medium,
+        utm_source: attr.utm_source,
+        utm_medium: attr.utm_medium,
+        utm_campaign: attr.utm_campaign,
+        utm_term: attr.utm_term,
+        utm_content: attr.utm_content,
+        click_id_type: attr.click_id_type,
+        click_id: attr.click_id,
+        prop_keys,
+        prop_values,
+        key_kind: principal.kind.as_str().to_string(),
+        retention_days: principal.retention_days,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{validate_event, LIMITS};
+    use serde_json::json;
+
+    fn principal(kind: KeyKind) -> Principal {
+        Principal {
+            project_id: "p1".into(),
+            kind,
+            retention_days: 90,
+            hash_routing: false,
+            cors_origin: None,
+            events_per_minute: None,
+        }
+    }
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+    fn ctx() -> RequestContext {
+        RequestContext {
+            received_ms: 1_795_000_000_000,
+            user_agent: Some(CHROME.into()),
+            edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")),
+        }
+    }
+
+    #[test]
+    fn browser_pageview_row() {
+        let ev = validate_event(
+            json!({"url":"https://shop.com/p?email=a@b.com&utm_source=nl&gclid=abc#frag","referrer":"https://www.google.com/search?q=x","mm_aid":"aid","title":"P","props":{"plan":"pro","password":"hunter2","note":"call +44 20 7946 0958"}}),
+            false,
+            &LIMITS,
+        )
+        .unwrap();
+        let mut n = 0;
+        let row = build_row(&principal(KeyKind::Publishable), ev, &ctx(), &|_| panic!("no lookup for browser keys"), &mut || {
+            n += 1;
+            format!("gen{n}")
+        })
+        .unwrap();
+        assert_eq!(row.event_id, "gen1");
+        assert_eq!(row.url_query, "utm_source=nl&gclid=abc");
+        assert_eq!(row.url_fragment, "");
+        assert_eq!((row.country.as_str(), row.city.as_str()), ("DE", "Berlin"));
+        assert_eq!((row.browser.as_str(), row.os.as_str(), row.device_type.as_str()), ("Chrome", "Windows", "desktop"));
+        assert_eq!((row.source.as_str(), row.utm_source.as_str(), row.click_id.as_str()), ("nl", "nl", "abc"));
+        assert_eq!(row.referrer_host, "www.google.com");
+        assert_eq!(row.prop_keys, vec!["plan".to_string()]);
+        assert_eq!(row.timestamp, row.received_at);
+        assert_eq!(row.retention_days, 90);
+    }
+
+    #[test]
+    fn server_event_uses_forwarded_ip_and_ua_only() {
+        let ev = validate_event(
+            json!({"type":"event","name":"signup","id":"client-1","url":"https://a.com/","ip":"81.2.69.142","user_agent":"curl/8.0"}),
+            true,
+            &LIMITS,
+        )
+        .unwrap();
+        let looked_up = std::cell::Cell::new(None);
+        let row = build_row(
+            &principal(KeyKind::Secret),
+            ev,
+            &ctx(),
+            &|ip| {
+                looked_up.set(Some(ip));
+                Some(Geo::new(Some("GB"), Some("England"), Some("London")))
+            },
+            &mut || unreachable!("client id given"),
+        )
+        .unwrap();
+        assert_eq!(looked_up.get(), Some("81.2.69.142".parse().unwrap()));
+        assert_eq!(row.event_id, "client-1");
+        assert_eq!(row.country, "GB"); // not the edge's DE: that is the customer's server
+        assert_eq!((row.is_bot, row.device_type.as_str()), (1, "bot"));
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(!json.contains("81.2.69.142"), "the IP must not reach the row");
+    }
+
+    #[test]
+    fn server_event_without_forwarded_data_has_no_geo_or_ua() {
+        let ev = validate_event(json!({"type":"event","name":"renewal","url":"https://a.com/"}), true, &LIMITS).unwrap();
+        let row = build_row(&principal(KeyKind::Secret), ev, &ctx(), &|_| None, &mut || "x".into()).unwrap();
+        assert_eq!((row.country.as_str(), row.browser.as_str(), row.is_bot), ("", "", 0));
+    }
+
+    #[test]
+    fn bad_timestamp_is_refused() {
+        let ev = validate_event(json!({"url":"https://a.com/","timestamp":"nope"}), false, &LIMITS).unwrap();
+        let e = build_row(&principal(KeyKind::Publishable), ev, &ctx(), &|_| None, &mut || "x".into()).unwrap_err();
+        assert_eq!(e.code, "invalid_timestamp");
+    }
+}
