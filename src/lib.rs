@@ -3,13 +3,18 @@
 //! The pure core (everything but `worker`) takes values and returns values and is tested
 //! natively with `cargo test`. `worker` is the thin Cloudflare Workers adapter (wasm32 only).
 
+pub mod clickhouse;
 pub mod enrich;
 pub mod error;
 pub mod event;
 pub mod keys;
+pub mod migrations;
 pub mod pipeline;
 pub mod row;
 pub mod timestamp;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
 
 #[cfg(target_arch = "wasm32")]
 mod worker;

@@ -47,6 +47,40 @@ pub struct EventRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RowBatch {
     pub rows: Vec<EventRow>,
+    /// Set when the batch writer dead-letters the message: why retrying cannot store it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// ClickHouse's error code, when it gave one.
+    pub code: Option<u32>,
+    pub reason: String,
+}
+
+/// Queues take at most 128 KB a message; leave room for the envelope.
+pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
+
+/// Split rows into as few messages as fit `max_bytes` each (by their JSON size).
+/// A single row is always under the limit: the contract bounds every field.
+pub fn split_into_messages(rows: Vec<EventRow>, max_bytes: usize) -> Vec<RowBatch> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut size = 0;
+    for r in rows {
+        let n = serde_json::to_string(&r).map(|s| s.len()).unwrap_or(0) + 1;
+        if !cur.is_empty() && size + n > max_bytes {
+            out.push(RowBatch { rows: std::mem::take(&mut cur), failure: None });
+            size = 0;
+        }
+        size += n;
+        cur.push(r);
+    }
+    if !cur.is_empty() {
+        out.push(RowBatch { rows: cur, failure: None });
+    }
+    out
 }
 
 /// Rows as a ClickHouse `JSONEachRow` body: one JSON object per line.
@@ -57,4 +91,45 @@ pub fn to_json_each_row<'a>(rows: impl IntoIterator<Item = &'a EventRow>) -> Str
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample(id: &str, title_len: usize) -> EventRow {
+        let v = serde_json::json!({
+            "project_id":"p","event_id":id,"timestamp":"2026-11-22 10:00:00","received_at":"2026-11-22 10:00:00",
+            "event_type":"pageview","event_name":"pageview","anonymous_id":"","url_host":"a.com","url_path":"/",
+            "url_query":"","url_fragment":"","title":"t".repeat(title_len),"referrer":"","referrer_host":"","country":"",
+            "region":"","city":"","browser":"","os":"","device_type":"other","is_bot":0,"source":"","medium":"direct",
+            "utm_source":"","utm_medium":"","utm_campaign":"","utm_term":"","utm_content":"","click_id_type":"",
+            "click_id":"","prop_keys":[],"prop_values":[],"key_kind":"secret","retention_days":90
+        });
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn splits_by_size_keeping_every_row_once_in_order() {
+        let rows: Vec<EventRow> = (0..50).map(|i| sample(&format!("e{i}"), 400)).collect();
+        let msgs = split_into_messages(rows.clone(), 4096);
+        assert!(msgs.len() > 1);
+        for m in &msgs {
+            let bytes: usize = m.rows.iter().map(|r| serde_json::to_string(r).unwrap().len() + 1).sum();
+            assert!(bytes <= 4096);
+        }
+        let back: Vec<EventRow> = msgs.into_iter().flat_map(|m| m.rows).collect();
+        assert_eq!(back, rows);
+        assert_eq!(split_into_messages(vec![sample("x", 1)], MAX_MESSAGE_BYTES).len(), 1);
+        assert!(split_into_messages(vec![], MAX_MESSAGE_BYTES).is_empty());
+    }
+
+    #[test]
+    fn json_each_row_is_one_object_per_line() {
+        let body = to_json_each_row(&[sample("a", 1), sample("b", 1)]);
+        assert_eq!(body.lines().count(), 2);
+        assert!(body.ends_with('\n'));
+        let first: serde_json::Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
+        assert_eq!(first["event_id"], "a");
+    }
 }

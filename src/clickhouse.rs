@@ -1,0 +1,213 @@
+//! ClickHouse over HTTP, the pure half: how an insert request is spelled, how a failure is
+//! classified (retry later, or dead-letter now), and which servers get async inserts.
+//! The Worker's sink (src/worker/clickhouse_sink.rs) only sends what this builds.
+
+use url::Url;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseConfig {
+    /// Base URL of the HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    pub database: String,
+    pub table: String,
+    pub user: String,
+    pub password: String,
+    pub async_insert: AsyncInsert,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsyncInsert {
+    /// Use it when the server's version has it (21.11+).
+    Auto,
+    On,
+    Off,
+}
+
+impl AsyncInsert {
+    pub fn parse(s: &str) -> AsyncInsert {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "on" | "1" | "true" => AsyncInsert::On,
+            "off" | "0" | "false" => AsyncInsert::Off,
+            _ => AsyncInsert::Auto,
+        }
+    }
+}
+
+/// async_insert arrived in ClickHouse 21.11; older servers refuse the setting.
+pub fn server_supports_async_insert(version: &str) -> bool {
+    let mut it = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (major, minor) >= (21, 11)
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !s.as_bytes()[0].is_ascii_digit()
+}
+
+/// The URL of one `INSERT ... FORMAT JSONEachRow`; rows go in the body. `use_async`: the
+/// caller decided (config + server version) that async inserts are wanted and available.
+pub fn insert_url(cfg: &ClickHouseConfig, use_async: bool) -> Result<String, String> {
+    if !is_identifier(&cfg.database) || !is_identifier(&cfg.table) {
+        return Err(format!("invalid database or table name: {}.{}", cfg.database, cfg.table));
+    }
+    let mut url = Url::parse(&cfg.url).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("query", &format!("INSERT INTO {}.{} FORMAT JSONEachRow", cfg.database, cfg.table));
+        // An unknown field is a schema mismatch: fail loudly rather than drop data.
+        q.append_pair("input_format_skip_unknown_fields", "0");
+        q.append_pair("allow_experimental_low_cardinality_type", "1");
+        if use_async {
+            q.append_pair("async_insert", "1");
+            // Only answer once the rows are written, so an ack means stored.
+            q.append_pair("wait_for_async_insert", "1");
+        }
+    }
+    Ok(url.into())
+}
+
+/// The URL of a read-only query (used for `SELECT version()`).
+pub fn query_url(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
+    let mut url = Url::parse(&cfg.url).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))?;
+    url.query_pairs_mut().append_pair("query", sql);
+    Ok(url.into())
+}
+
+/// What to do with a batch after ClickHouse answered (or did not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Stored,
+    /// Worth trying again later: the server is down, overloaded, or timed out.
+    Retry { reason: String },
+    /// Retrying cannot fix it (schema mismatch, bad credentials, bad data): dead-letter it.
+    Fatal { code: Option<u32>, reason: String },
+}
+
+/// ClickHouse error codes that retrying will not fix.
+const FATAL_CODES: &[u32] = &[
+    6,   // CANNOT_PARSE_TEXT
+    8,   // THERE_IS_NO_COLUMN
+    16,  // NO_SUCH_COLUMN_IN_TABLE
+    26,  // CANNOT_PARSE_QUOTED_STRING
+    27,  // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,  // CANNOT_PARSE_DATE
+    41,  // CANNOT_PARSE_DATETIME
+    53,  // TYPE_MISMATCH
+    60,  // UNKNOWN_TABLE
+    62,  // SYNTAX_ERROR
+    70,  // CANNOT_CONVERT_TYPE
+    72,  // CANNOT_PARSE_NUMBER
+    81,  // UNKNOWN_DATABASE
+    115, // UNKNOWN_SETTING
+    117, // INCORRECT_DATA (unknown field in JSONEachRow)
+    192, // UNKNOWN_USER
+    193, // WRONG_PASSWORD
+    194, // REQUIRED_PASSWORD
+    497, // ACCESS_DENIED
+    516, // AUTHENTICATION_FAILED
+];
+
+/// `Code: 117, e.displayText() = ...` (18.x) or `Code: 117. DB::Exception: ...` (modern).
+pub fn error_code(body: &str) -> Option<u32> {
+    let rest = &body[body.find("Code: ")? + 6..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+/// Whether the error is about the data (one bad row fails the batch, so re-trying the batch's
+/// messages one by one isolates it) rather than about the table or credentials (all fail).
+pub fn is_data_error(code: Option<u32>) -> bool {
+    matches!(code, Some(6 | 26 | 27 | 38 | 41 | 70 | 72))
+}
+
+/// Classify an HTTP answer. `status` None: the request did not complete (connection refused,
+/// timeout). `header_code`: `X-ClickHouse-Exception-Code` when the server sends it.
+pub fn classify(status: Option<u16>, header_code: Option<&str>, body: &str) -> InsertOutcome {
+    let Some(status) = status else {
+        return InsertOutcome::Retry { reason: format!("ClickHouse unreachable: {}", first_line(body)) };
+    };
+    if (200..300).contains(&status) {
+        return InsertOutcome::Stored;
+    }
+    let code = header_code.and_then(|c| c.trim().parse().ok()).or_else(|| error_code(body));
+    let reason = format!("HTTP {status}: {}", first_line(body));
+    let fatal = code.map(|c| FATAL_CODES.contains(&c)).unwrap_or(false) || matches!(status, 401 | 403 | 404);
+    if fatal {
+        InsertOutcome::Fatal { code, reason }
+    } else {
+        InsertOutcome::Retry { reason }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(300).collect()
+}
+
+/// Delay before a failed message is tried again, from how long it has already waited:
+/// roughly doubling (2 s, 4 s, 8 s ...) and capped at 5 minutes.
+pub fn retry_delay_seconds(age_seconds: u64) -> u32 {
+    age_seconds.clamp(2, 300) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> ClickHouseConfig {
+        ClickHouseConfig {
+            url: "http://127.0.0.1:8123".into(),
+            database: "millimetric".into(),
+            table: "events".into(),
+            user: "u".into(),
+            password: "p".into(),
+            async_insert: AsyncInsert::Auto,
+        }
+    }
+
+    #[test]
+    fn insert_url_spells_the_query_and_settings() {
+        let u = insert_url(&cfg(), false).unwrap();
+        let parsed = Url::parse(&u).unwrap();
+        let q: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+        assert!(q.contains(&("query".into(), "INSERT INTO millimetric.events FORMAT JSONEachRow".into())));
+        assert!(q.contains(&("input_format_skip_unknown_fields".into(), "0".into())));
+        assert!(!u.contains("async_insert"));
+        assert!(insert_url(&cfg(), true).unwrap().contains("async_insert=1&wait_for_async_insert=1"));
+        let mut bad = cfg();
+        bad.table = "events; DROP TABLE x".into();
+        assert!(insert_url(&bad, false).is_err());
+    }
+
+    #[test]
+    fn async_insert_only_on_servers_that_have_it() {
+        assert!(!server_supports_async_insert("18.16.1"));
+        assert!(!server_supports_async_insert("21.10.2.15"));
+        assert!(server_supports_async_insert("21.11.1"));
+        assert!(server_supports_async_insert("25.8.1.1"));
+        assert!(!server_supports_async_insert("garbage"));
+        assert_eq!(AsyncInsert::parse("OFF"), AsyncInsert::Off);
+        assert_eq!(AsyncInsert::parse(""), AsyncInsert::Auto);
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(classify(Some(200), None, ""), InsertOutcome::Stored);
+        assert!(matches!(classify(None, None, "connection refused"), InsertOutcome::Retry { .. }));
+        let old = "Code: 117, e.displayText() = DB::Exception: Unknown field found while parsing JSONEachRow format: title, e.what() = DB::Exception\n";
+        assert_eq!(error_code(old), Some(117));
+        assert!(matches!(classify(Some(500), None, old), InsertOutcome::Fatal { code: Some(117), .. }));
+        let modern = "Code: 516. DB::Exception: default: Authentication failed";
+        assert!(matches!(classify(Some(516), None, modern), InsertOutcome::Fatal { code: Some(516), .. }));
+        assert!(matches!(classify(Some(401), None, "Code: 193, e.displayText() = wrong password"), InsertOutcome::Fatal { .. }));
+        assert!(matches!(classify(Some(500), Some("252"), "Too many parts"), InsertOutcome::Retry { .. }));
+        assert!(matches!(classify(Some(503), None, "Service Unavailable"), InsertOutcome::Retry { .. }));
+        assert!(is_data_error(Some(27)) && !is_data_error(Some(117)));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(retry_delay_seconds(0), 2);
+        assert_eq!(retry_delay_seconds(8), 8);
+        assert_eq!(retry_delay_seconds(100_000), 300);
+    }
+}

@@ -1,0 +1,126 @@
+//! ClickHouse schema migrations: ordered SQL files in `migrations/`, applied once each and
+//! recorded in `schema_migrations`. This module plans; `native::migrate` talks to the server.
+
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub version: u32,
+    pub name: String,
+    pub statements: Vec<String>,
+    /// SHA-256 of the file, so an applied migration that was edited afterwards is noticed.
+    pub checksum: String,
+}
+
+pub const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
+    (version UInt32, name String, checksum String, applied_at DateTime DEFAULT now()) \
+    ENGINE = MergeTree ORDER BY version";
+
+/// `0001_create_events.sql` -> (1, "create_events"). Other names are not migrations.
+pub fn parse_file_name(file: &str) -> Option<(u32, String)> {
+    let stem = file.strip_suffix(".sql")?;
+    let (num, name) = stem.split_once('_')?;
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) || name.is_empty() {
+        return None;
+    }
+    Some((num.parse().ok()?, name.to_string()))
+}
+
+/// Statements of one file: `--` comment lines dropped, split at `;` ending a line.
+pub fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in sql.lines() {
+        let t = line.trim();
+        if t.starts_with("--") || t.is_empty() {
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+        if t.ends_with(';') {
+            let stmt = cur.trim().trim_end_matches(';').trim().to_string();
+            if !stmt.is_empty() {
+                out.push(stmt);
+            }
+            cur.clear();
+        }
+    }
+    let rest = cur.trim().to_string();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+/// Files (name, content) to migrations in version order; duplicate versions are an error.
+pub fn load(files: Vec<(String, String)>) -> Result<Vec<Migration>, String> {
+    let mut ms: Vec<Migration> = files
+        .into_iter()
+        .filter_map(|(file, sql)| {
+            let (version, name) = parse_file_name(&file)?;
+            let checksum = crate::keys::hex(&Sha256::digest(sql.as_bytes()));
+            Some(Migration { version, name, statements: split_statements(&sql), checksum })
+        })
+        .collect();
+    ms.sort_by_key(|m| m.version);
+    if let Some(w) = ms.windows(2).find(|w| w[0].version == w[1].version) {
+        return Err(format!("two migrations share version {}: {} and {}", w[0].version, w[0].name, w[1].name));
+    }
+    Ok(ms)
+}
+
+/// Which migrations still need applying, given the (version, checksum) pairs already recorded.
+/// An applied migration whose file changed since is an error: write a new migration instead.
+pub fn pending<'a>(all: &'a [Migration], applied: &[(u32, String)]) -> Result<Vec<&'a Migration>, String> {
+    for (v, sum) in applied {
+        if let Some(m) = all.iter().find(|m| m.version == *v) {
+            if &m.checksum != sum {
+                return Err(format!(
+                    "migration {:04}_{} was changed after it was applied; add a new migration instead of editing it",
+                    m.version, m.name
+                ));
+            }
+        }
+    }
+    Ok(all.iter().filter(|m| !applied.iter().any(|(v, _)| *v == m.version)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(parse_file_name("0001_create_events.sql"), Some((1, "create_events".into())));
+        assert_eq!(parse_file_name("README.md"), None);
+        assert_eq!(parse_file_name("x_y.sql"), None);
+        assert_eq!(parse_file_name("0002_.sql"), None);
+    }
+
+    #[test]
+    fn statements_split_at_line_end_semicolons() {
+        let s = "-- c\nCREATE TABLE a (x String) ENGINE = Memory;\n\nCREATE VIEW v AS\n  SELECT ';' FROM a;\n";
+        assert_eq!(
+            split_statements(s),
+            vec!["CREATE TABLE a (x String) ENGINE = Memory".to_string(), "CREATE VIEW v AS\n  SELECT ';' FROM a".to_string()]
+        );
+    }
+
+    #[test]
+    fn plan_applies_nothing_twice_and_notices_edits() {
+        let all = load(vec![
+            ("0002_b.sql".into(), "SELECT 2;".into()),
+            ("0001_a.sql".into(), "SELECT 1;".into()),
+            ("notes.txt".into(), "".into()),
+        ])
+        .unwrap();
+        assert_eq!(all.iter().map(|m| m.version).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(pending(&all, &[]).unwrap().len(), 2);
+        let applied = vec![(1, all[0].checksum.clone())];
+        assert_eq!(pending(&all, &applied).unwrap().iter().map(|m| m.version).collect::<Vec<_>>(), vec![2]);
+        let both: Vec<(u32, String)> = all.iter().map(|m| (m.version, m.checksum.clone())).collect();
+        assert!(pending(&all, &both).unwrap().is_empty());
+        assert!(pending(&all, &[(1, "edited".into())]).is_err());
+        assert!(load(vec![("0001_a.sql".into(), "".into()), ("0001_b.sql".into(), "".into())]).is_err());
+    }
+}

@@ -1,0 +1,63 @@
+//! The fixed local-development keys written in the README, and their KV records.
+//! Never used outside `wrangler dev --local`.
+
+use crate::keys::{key_hash, KeyKind, KeyRecord};
+
+pub const DEV_PROJECT: &str = "proj_dev";
+pub const DEV_PUBLISHABLE: &str = "pk_live_dev_publishable_0001";
+pub const DEV_SECRET: &str = "sk_live_dev_secret_0001";
+pub const DEV_READ_ONLY: &str = "rk_live_dev_readonly_0001";
+/// A second project whose key has a tiny per-key limit, for rate-limit tests.
+pub const DEV_LIMITED_SECRET: &str = "sk_live_dev_limited_0001";
+/// A revoked key, for the 401 test.
+pub const DEV_REVOKED: &str = "sk_live_dev_revoked_0001";
+pub const DEV_ALLOWED_ORIGINS: &[&str] = &["http://localhost:8080", "http://127.0.0.1:8080", "https://example.com"];
+
+fn record(project: &str, kind: KeyKind) -> KeyRecord {
+    KeyRecord {
+        project_id: project.to_string(),
+        kind,
+        allowed_origins: DEV_ALLOWED_ORIGINS.iter().map(|s| s.to_string()).collect(),
+        revoked: false,
+        retention_days: 90,
+        hash_routing: false,
+        events_per_minute: None,
+    }
+}
+
+pub fn records() -> Vec<(&'static str, KeyRecord)> {
+    let mut limited = record("proj_limited", KeyKind::Secret);
+    limited.events_per_minute = Some(5);
+    let mut revoked = record(DEV_PROJECT, KeyKind::Secret);
+    revoked.revoked = true;
+    vec![
+        (DEV_PUBLISHABLE, record(DEV_PROJECT, KeyKind::Publishable)),
+        (DEV_SECRET, record(DEV_PROJECT, KeyKind::Secret)),
+        (DEV_READ_ONLY, record(DEV_PROJECT, KeyKind::ReadOnly)),
+        (DEV_LIMITED_SECRET, limited),
+        (DEV_REVOKED, revoked),
+    ]
+}
+
+/// `wrangler kv bulk put` input: records under the SHA-256 of each key, never the key itself.
+pub fn bulk_json() -> String {
+    let items: Vec<serde_json::Value> = records()
+        .into_iter()
+        .map(|(raw, rec)| serde_json::json!({ "key": key_hash(raw), "value": serde_json::to_string(&rec).unwrap() }))
+        .collect();
+    serde_json::to_string_pretty(&items).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_json_holds_hashes_not_raw_keys() {
+        let j = bulk_json();
+        for (raw, _) in records() {
+            assert!(!j.contains(raw), "raw key {raw} must not be stored");
+            assert!(j.contains(&key_hash(raw)));
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Sends one batch of rows to ClickHouse over HTTP and reports what the core makes of the answer.
+
+use crate::clickhouse::{self, AsyncInsert, ClickHouseConfig, InsertOutcome};
+use crate::row::{to_json_each_row, EventRow};
+use std::cell::RefCell;
+use wasm_bindgen::JsValue;
+use worker::{Fetch, Headers, Method, Request, RequestInit};
+
+thread_local! {
+    /// The server's version, asked once per isolate (for the async-insert decision).
+    static SERVER_VERSION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn request(cfg: &ClickHouseConfig, url: &str, body: Option<String>) -> worker::Result<Request> {
+    let headers = Headers::new();
+    headers.set("X-ClickHouse-User", &cfg.user)?;
+    headers.set("X-ClickHouse-Key", &cfg.password)?;
+    headers.set("Content-Type", "text/plain; charset=utf-8")?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_headers(headers).with_body(body.map(|b| JsValue::from_str(&b)));
+    Request::new_with_init(url, &init)
+}
+
+async fn server_version(cfg: &ClickHouseConfig) -> Option<String> {
+    if let Some(v) = SERVER_VERSION.with(|v| v.borrow().clone()) {
+        return Some(v);
+    }
+    let url = clickhouse::query_url(cfg, "SELECT version()").ok()?;
+    let mut resp = Fetch::Request(request(cfg, &url, None).ok()?).send().await.ok()?;
+    if resp.status_code() != 200 {
+        return None;
+    }
+    let v = resp.text().await.ok()?.trim().to_string();
+    SERVER_VERSION.with(|s| *s.borrow_mut() = Some(v.clone()));
+    Some(v)
+}
+
+pub async fn insert(cfg: &ClickHouseConfig, rows: &[&EventRow]) -> InsertOutcome {
+    let use_async = match cfg.async_insert {
+        AsyncInsert::On => true,
+        AsyncInsert::Off => false,
+        AsyncInsert::Auto => server_version(cfg).await.map(|v| clickhouse::server_supports_async_insert(&v)).unwrap_or(false),
+    };
+    let url = match clickhouse::insert_url(cfg, use_async) {
+        Ok(u) => u,
+        Err(reason) => return InsertOutcome::Fatal { code: None, reason },
+    };
+    let req = match request(cfg, &url, Some(to_json_each_row(rows.iter().copied()))) {
+        Ok(r) => r,
+        Err(e) => return InsertOutcome::Fatal { code: None, reason: format!("could not build the request: {e}") },
+    };
+    match Fetch::Request(req).send().await {
+        Err(e) => clickhouse::classify(None, None, &e.to_string()),
+        Ok(mut resp) => {
+            let status = resp.status_code();
+            let header_code = resp.headers().get("X-ClickHouse-Exception-Code").ok().flatten();
+            let text = resp.text().await.unwrap_or_default();
+            clickhouse::classify(Some(status), header_code.as_deref(), &text)
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! `POST /collect`: decode, authenticate, validate, enrich, queue. Answers 202 once the rows
+//! are on the queue; never waits on ClickHouse.
+
+use super::{config, http};
+use crate::enrich::geo::Geo;
+use crate::error::ApiError;
+use crate::event::{self, LIMITS};
+use crate::keys::{self, KeyKind, KeyRecord, Principal};
+use crate::pipeline::{self, RequestContext};
+use crate::row::{split_into_messages, MAX_MESSAGE_BYTES};
+use serde::Serialize;
+use wasm_bindgen::JsCast;
+use worker::*;
+
+#[derive(Serialize)]
+struct Rejected {
+    index: usize,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    status: &'static str,
+    accepted: usize,
+    ids: Vec<String>,
+    rejected: Vec<Rejected>,
+}
+
+pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
+    let origin = req.headers().get("Origin")?;
+    let mut cors: Option<String> = None;
+    match ingest(&mut req, env, origin.as_deref(), &mut cors).await {
+        Ok(body) => Ok(http::json(202, &body, cors.as_deref())),
+        Err(e) => {
+            if e.status >= 500 {
+                console_error!("collect: {e}");
+            }
+            Ok(http::error(&e, cors.as_deref()))
+        }
+    }
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+fn unavailable(what: &str) -> ApiError {
+    ApiError::new(503, "temporarily_unavailable", format!("{what} is briefly unavailable. Retry the same request (with the same event ids) shortly."))
+}
+
+async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut Option<String>) -> std::result::Result<String, ApiError> {
+    event::check_content_type(header(req, "Content-Type").as_deref())?;
+    let encoding = event::check_content_encoding(header(req, "Content-Encoding").as_deref())?;
+    if let Some(len) = header(req, "Content-Length").and_then(|l| l.parse::<usize>().ok()) {
+        if len > LIMITS.max_body_bytes {
+            return Err(event::decode_body(&vec![0; LIMITS.max_body_bytes + 1], encoding, &LIMITS).unwrap_err());
+        }
+    }
+    let raw = req.bytes().await.map_err(|_| ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again."))?;
+    let json = event::decode_body(&raw, encoding, &LIMITS)?;
+    let envelope = event::parse_envelope(&json, &LIMITS)?;
+
+    let bearer = header(req, "Authorization").and_then(|h| h.strip_prefix("Bearer ").map(|s| s.trim().to_string()));
+    let raw_key = bearer.or(envelope.key.clone());
+    let claimed = keys::check_raw_key(raw_key.as_deref())?;
+    let record = lookup_key(env, raw_key.as_deref().unwrap_or_default()).await?;
+    let principal = keys::authorize(claimed, record, origin)?;
+    *cors = principal.cors_origin.clone();
+
+    if envelope.is_batch && principal.kind != KeyKind::Secret {
+        return Err(ApiError::bad_request("batch_needs_secret_key", "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request."));
+    }
+
+    let ctx = RequestContext {
+        received_ms: Date::now().as_millis() as i64,
+        user_agent: header(req, "User-Agent"),
+        edge_geo: edge_geo(req),
+    };
+    let mut rows = Vec::new();
+    let mut rejected = Vec::new();
+    let total = envelope.events.len();
+    for (index, raw_event) in envelope.events.into_iter().enumerate() {
+        let result = event::validate_event(raw_event, principal.kind == KeyKind::Secret, &LIMITS)
+            .and_then(|ev| pipeline::build_row(&principal, ev, &ctx, &|_ip| None, &mut new_event_id));
+        match result {
+            Ok(row) => rows.push(row),
+            Err(e) => rejected.push(Rejected { index, code: e.code, message: e.message }),
+        }
+    }
+    if rows.is_empty() {
+        if total == 1 && !envelope.is_batch {
+            let r = rejected.pop().expect("one event, rejected");
+            return Err(ApiError::bad_request(r.code, r.message));
+        }
+        let detail = serde_json::to_string(&rejected).unwrap_or_default();
+        return Err(ApiError::bad_request("all_events_rejected", format!("No event in the batch was valid; fix them and resend: {detail}")));
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
+    enqueue(env, &principal, rows).await?;
+    Ok(serde_json::to_string(&Accepted { status: "accepted", accepted: ids.len(), ids, rejected }).unwrap_or_default())
+}
+
+async fn lookup_key(env: &Env, raw: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
+    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    kv.get(&keys::key_hash(raw)).cache_ttl(60).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))
+}
+
+async fn enqueue(env: &Env, _principal: &Principal, rows: Vec<crate::row::EventRow>) -> std::result::Result<(), ApiError> {
+    let queue = env.queue(config::EVENTS_QUEUE).map_err(|_| unavailable("The event queue"))?;
+    let messages = split_into_messages(rows, MAX_MESSAGE_BYTES);
+    queue.send_batch(messages).await.map_err(|e| {
+        console_error!("collect: queue send failed: {e}");
+        unavailable("The event queue")
+    })
+}
+
+fn edge_geo(req: &Request) -> Geo {
+    match req.cf() {
+        Some(cf) => Geo::new(cf.country().as_deref(), cf.region().as_deref(), cf.city().as_deref()),
+        None => Geo::default(),
+    }
+}
+
+/// A random v4 UUID from the runtime's CSPRNG (`crypto.randomUUID`).
+fn new_event_id() -> String {
+    let global = js_sys::global();
+    js_sys::Reflect::get(&global, &"crypto".into())
+        .ok()
+        .and_then(|c| {
+            let f: js_sys::Function = js_sys::Reflect::get(&c, &"randomUUID".into()).ok()?.dyn_into().ok()?;
+            f.call0(&c).ok()?.as_string()
+        })
+        .expect("crypto.randomUUID is available in workerd")
+}

@@ -1,0 +1,61 @@
+//! The dead-letter queue's consumer keeps each dead message in KV (with its reason, 30 days)
+//! and logs it; `GET /admin/dead-letters` lists them for an operator holding ADMIN_TOKEN.
+
+use super::{config, http};
+use crate::error::ApiError;
+use crate::row::{Failure, RowBatch};
+use worker::*;
+
+const PREFIX: &str = "dlq:";
+const KEEP_SECONDS: u64 = 30 * 24 * 3600;
+
+pub async fn consume(batch: MessageBatch<RowBatch>, env: &Env) -> Result<()> {
+    let kv = env.kv(config::DEAD_LETTERS_KV)?;
+    for m in batch.messages()? {
+        let mut body = m.body().clone();
+        let failure = body.failure.get_or_insert_with(|| Failure {
+            code: None,
+            reason: "retried until the queue's max_retries without being stored".into(),
+        });
+        console_error!(
+            "dead letter: {} rows not stored: code {:?}: {}",
+            body.rows.len(),
+            failure.code,
+            failure.reason
+        );
+        let key = format!("{PREFIX}{:013}:{}", m.timestamp().as_millis(), m.id());
+        let stored = match kv.put(&key, serde_json::to_string(&body)?) {
+            Ok(put) => put.expiration_ttl(KEEP_SECONDS).execute().await.map_err(Error::from),
+            Err(e) => Err(Error::from(e)),
+        };
+        match stored {
+            Ok(()) => m.ack(),
+            Err(e) => {
+                console_error!("dead letter: could not keep it in KV ({e}); retrying");
+                m.retry();
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn list(req: Request, env: &Env) -> Result<Response> {
+    let token = config::var(env, "ADMIN_TOKEN").filter(|t| !t.is_empty());
+    let given = req.headers().get("Authorization")?.and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
+    match (token, given) {
+        (Some(t), Some(g)) if t == g => {}
+        _ => {
+            return Ok(http::error(&ApiError::new(401, "admin_token_required", "Send the ADMIN_TOKEN as a Bearer token."), None));
+        }
+    }
+    let kv = env.kv(config::DEAD_LETTERS_KV)?;
+    let keys = kv.list().prefix(PREFIX.to_string()).execute().await?;
+    let mut items = Vec::new();
+    for k in keys.keys {
+        if let Some(v) = kv.get(&k.name).json::<RowBatch>().await? {
+            items.push(serde_json::json!({ "id": k.name, "failure": v.failure, "rows": v.rows }));
+        }
+    }
+    let body = serde_json::json!({ "dead_letters": items }).to_string();
+    Ok(http::json(200, &body, None))
+}

@@ -1,0 +1,34 @@
+//! Response helpers: JSON bodies, CORS headers.
+
+use crate::error::ApiError;
+use worker::{Headers, Request, Response};
+
+pub fn json(status: u16, body: &str, cors_origin: Option<&str>) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("Content-Type", "application/json");
+    let _ = headers.set("Cache-Control", "no-store");
+    if let Some(o) = cors_origin {
+        let _ = headers.set("Access-Control-Allow-Origin", o);
+        let _ = headers.set("Vary", "Origin");
+    }
+    Response::from_bytes(body.as_bytes().to_vec())
+        .map(|r| r.with_status(status).with_headers(headers))
+        .unwrap_or_else(|_| Response::empty().expect("empty response").with_status(500))
+}
+
+pub fn error(e: &ApiError, cors_origin: Option<&str>) -> Response {
+    json(e.status, &e.to_json(), cors_origin)
+}
+
+/// Preflight: the key is not visible yet (browsers send no body or credentials), so any origin
+/// may ask; the POST that follows is where the key's allowed origins are enforced.
+pub fn preflight(req: &Request) -> Response {
+    let headers = Headers::new();
+    let origin = req.headers().get("Origin").ok().flatten().unwrap_or_else(|| "*".to_string());
+    let _ = headers.set("Access-Control-Allow-Origin", &origin);
+    let _ = headers.set("Access-Control-Allow-Methods", "POST, OPTIONS");
+    let _ = headers.set("Access-Control-Allow-Headers", "Content-Type, Content-Encoding, Authorization");
+    let _ = headers.set("Access-Control-Max-Age", "86400");
+    let _ = headers.set("Vary", "Origin");
+    Response::empty().expect("empty response").with_status(204).with_headers(headers)
+}

@@ -1,0 +1,46 @@
+//! The Cloudflare Worker: thin adapters from workerd's requests, queues and bindings to the
+//! pure core. Nothing here decides anything the core can decide.
+
+mod clickhouse_sink;
+mod collect;
+mod config;
+mod consumer;
+mod dead_letters;
+mod http;
+
+use crate::row::RowBatch;
+use worker::*;
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    match (req.method(), path.as_str()) {
+        (Method::Post, "/collect") => collect::handle(req, &env).await,
+        (Method::Options, "/collect") => Ok(http::preflight(&req)),
+        (_, "/collect") => Ok(http::error(&crate::error::ApiError::new(
+            405,
+            "method_not_allowed",
+            "Send events with POST /collect.",
+        ), None)),
+        (Method::Get, "/health") => Ok(http::json(200, r#"{"status":"ok"}"#, None)),
+        (Method::Get, "/admin/dead-letters") => dead_letters::list(req, &env).await,
+        _ => Ok(http::error(
+            &crate::error::ApiError::new(404, "not_found", "No such endpoint. Events go to POST /collect."),
+            None,
+        )),
+    }
+}
+
+#[event(queue)]
+async fn queue(batch: MessageBatch<RowBatch>, env: Env, _ctx: Context) -> Result<()> {
+    if batch.queue() == config::dead_letter_queue_name(&env) {
+        dead_letters::consume(batch, &env).await
+    } else {
+        consumer::consume(batch, &env).await
+    }
+}
