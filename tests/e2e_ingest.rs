@@ -1,0 +1,152 @@
+//! End to end through the real parts: HTTP into `wrangler dev` (workerd running the wasm
+//! Worker), KV keys, the Queue batch writer, and rows read back from a real ClickHouse.
+//! Run by scripts/test (`cargo test -- --include-ignored`).
+
+mod support;
+
+use millimetric_edge::native::dev_keys::*;
+use serde_json::json;
+use std::time::Duration;
+use support::Stack;
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+const LAND: Duration = Duration::from_secs(30);
+
+fn browser() -> Vec<(&'static str, &'static str)> {
+    vec![("Origin", "https://example.com"), ("User-Agent", CHROME)]
+}
+
+#[test]
+#[ignore = "needs wrangler and ClickHouse: run scripts/test"]
+fn ingest_end_to_end() {
+    let stack = Stack::start("ingest", 18787, 18123);
+    pageview_lands_in_clickhouse(&stack);
+    server_batch_with_one_bad_event(&stack);
+    browser_transport_variants(&stack);
+    refusals_are_clear_json(&stack);
+    retried_request_is_one_row(&stack);
+}
+
+fn pageview_lands_in_clickhouse(stack: &Stack) {
+    let r = stack.collect(
+        DEV_PUBLISHABLE,
+        &browser(),
+        &json!({"type":"pageview","url":"https://example.com/pricing?utm_source=hn&email=jane%40example.com#top",
+                "referrer":"https://news.ycombinator.com/item?id=1","title":"Pricing","mm_aid":"visitor-1"}),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("https://example.com"));
+    let id = r.body["ids"][0].as_str().expect("an event id").to_string();
+    let n = stack.wait_count(&format!("SELECT count() FROM events_dedup WHERE event_id = '{id}'"), 1, LAND);
+    assert_eq!(n, 1, "the pageview did not land in ClickHouse; worker log:\n{}", stack.logs());
+    let row: serde_json::Value = serde_json::from_str(
+        &stack.query(&format!("SELECT * FROM events_dedup WHERE event_id = '{id}' FORMAT JSONEachRow")),
+    )
+    .unwrap();
+    assert_eq!(row["project_id"], "proj_dev");
+    assert_eq!(row["event_type"], "pageview");
+    assert_eq!(row["anonymous_id"], "visitor-1");
+    assert_eq!(row["url_host"], "example.com");
+    assert_eq!(row["url_path"], "/pricing");
+    assert_eq!(row["url_query"], "utm_source=hn", "PII parameter must be gone");
+    assert_eq!(row["url_fragment"], "");
+    assert_eq!(row["referrer_host"], "news.ycombinator.com");
+    assert_eq!((row["source"].as_str(), row["utm_source"].as_str()), (Some("hn"), Some("hn")));
+    assert_eq!((row["browser"].as_str(), row["os"].as_str(), row["device_type"].as_str()), (Some("Chrome"), Some("Windows"), Some("desktop")));
+    assert_eq!(row["country"].as_str().map(str::len), Some(2), "edge geo fills the country: {row}");
+    assert_eq!(row["key_kind"], "publishable");
+}
+
+fn server_batch_with_one_bad_event(stack: &Stack) {
+    let r = stack.collect(
+        DEV_SECRET,
+        &[],
+        &json!({"batch":[
+            {"type":"event","name":"signup","id":"srv-1","url":"https://example.com/signup","props":{"plan":"pro","password":"hunter2"},
+             "user_agent":"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"},
+            {"type":"event","url":"https://example.com/"},
+            {"type":"pageview","id":"srv-3","url":"https://example.com/docs","timestamp":"2026-11-01T10:00:00Z"}
+        ]}),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.body["accepted"], 2);
+    assert_eq!(r.body["rejected"][0]["index"], 1);
+    assert_eq!(r.body["rejected"][0]["code"], "missing_name");
+    let n = stack.wait_count("SELECT count() FROM events_dedup WHERE event_id IN ('srv-1','srv-3')", 2, LAND);
+    assert_eq!(n, 2, "worker log:\n{}", stack.logs());
+    let row: serde_json::Value =
+        serde_json::from_str(&stack.query("SELECT event_name, prop_keys, prop_values, os, device_type, country FROM events_dedup WHERE event_id = 'srv-1' FORMAT JSONEachRow")).unwrap();
+    assert_eq!(row["event_name"], "signup");
+    assert_eq!(row["prop_keys"], json!(["plan"]), "a password property is never stored");
+    assert_eq!((row["os"].as_str(), row["device_type"].as_str()), (Some("iOS"), Some("mobile")));
+    assert_eq!(row["country"], "", "a server event without a forwarded IP has no geo (the edge's is the server's)");
+    assert_eq!(stack.query("SELECT toString(timestamp) FROM events_dedup WHERE event_id = 'srv-3'").trim(), "2026-11-01 10:00:00");
+}
+
+fn browser_transport_variants(stack: &Stack) {
+    // sendBeacon: text/plain, key in the body.
+    let body = json!({"key": DEV_PUBLISHABLE, "url":"https://example.com/beacon", "id":"beacon-1"}).to_string();
+    let r = stack.request("POST", "/collect", &[("Content-Type", "text/plain;charset=UTF-8"), ("Origin", "https://example.com"), ("User-Agent", CHROME)], body.as_bytes());
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    // gzip body
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(json!({"url":"https://example.com/gz","id":"gzip-1"}).to_string().as_bytes()).unwrap();
+    let r = stack.request(
+        "POST",
+        "/collect",
+        &[("Authorization", &format!("Bearer {DEV_SECRET}")), ("Content-Type", "application/json"), ("Content-Encoding", "gzip")],
+        &gz.finish().unwrap(),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    // CORS preflight
+    let r = stack.request("OPTIONS", "/collect", &[("Origin", "https://example.com"), ("Access-Control-Request-Method", "POST")], b"");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("https://example.com"));
+    assert!(r.header("Access-Control-Allow-Headers").unwrap_or("").contains("Authorization"));
+    let n = stack.wait_count("SELECT count() FROM events_dedup WHERE event_id IN ('beacon-1','gzip-1')", 2, LAND);
+    assert_eq!(n, 2, "worker log:\n{}", stack.logs());
+}
+
+fn refusals_are_clear_json(stack: &Stack) {
+    let ev = json!({"url":"https://example.com/"});
+    let cases: Vec<(&str, Vec<(&str, &str)>, u16, &str)> = vec![
+        (DEV_READ_ONLY, vec![], 403, "read_only_key"),
+        ("sk_live_not_a_real_key_123", vec![], 401, "unknown_key"),
+        (DEV_REVOKED, vec![], 401, "revoked_key"),
+        ("hello", vec![], 401, "malformed_key"),
+        (DEV_SECRET, vec![("Origin", "https://example.com")], 403, "secret_key_in_browser"),
+        (DEV_PUBLISHABLE, vec![("Origin", "https://evil.example")], 403, "origin_not_allowed"),
+    ];
+    for (key, headers, status, code) in cases {
+        let r = stack.collect(key, &headers, &ev);
+        assert_eq!((r.status, r.code()), (status, code), "key {key}: {:?}", r.body);
+        assert!(r.body["error"]["message"].as_str().unwrap_or("").len() > 10, "a sentence saying what to fix");
+    }
+    let r = stack.request("POST", "/collect", &[("Content-Type", "application/json")], ev.to_string().as_bytes());
+    assert_eq!((r.status, r.code()), (401, "missing_key"));
+    let auth = format!("Bearer {DEV_SECRET}");
+    let r = stack.request("POST", "/collect", &[("Authorization", &auth), ("Content-Type", "application/json")], b"{not json");
+    assert_eq!((r.status, r.code()), (400, "invalid_json"));
+    let r = stack.request("POST", "/collect", &[("Authorization", &auth), ("Content-Type", "application/x-www-form-urlencoded")], b"url=x");
+    assert_eq!((r.status, r.code()), (415, "unsupported_media_type"));
+    let big = vec![b' '; 600 * 1024];
+    let r = stack.request("POST", "/collect", &[("Authorization", &auth), ("Content-Type", "application/json")], &big);
+    assert_eq!((r.status, r.code()), (413, "body_too_large"));
+    let r = stack.collect(DEV_PUBLISHABLE, &browser(), &json!({"batch":[ev.clone()]}));
+    assert_eq!((r.status, r.code()), (400, "batch_needs_secret_key"));
+    let r = stack.request("GET", "/collect", &[], b"");
+    assert_eq!((r.status, r.code()), (405, "method_not_allowed"));
+}
+
+fn retried_request_is_one_row(stack: &Stack) {
+    let ev = json!({"type":"event","name":"checkout","id":"retry-1","url":"https://example.com/checkout","timestamp":"2026-11-20T12:00:00Z"});
+    for _ in 0..3 {
+        assert_eq!(stack.collect(DEV_SECRET, &[], &ev).status, 202);
+    }
+    assert_eq!(stack.wait_count("SELECT count() FROM events_dedup WHERE event_id = 'retry-1'", 1, LAND), 1);
+    // Let every copy through the batch writer (batches close after 1 s), then look again:
+    // however many copies reached the table, queries see one.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(stack.query("SELECT count() FROM events_dedup WHERE event_id = 'retry-1'").trim(), "1");
+}

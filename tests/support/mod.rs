@@ -1,0 +1,254 @@
+//! End-to-end harness: a real ClickHouse server and `wrangler dev` (workerd) started by the
+//! test itself on ports of its own, with a fresh state directory; both are stopped by PID
+//! (process group) when the `Stack` is dropped, pass or fail.
+#![allow(dead_code)]
+
+use millimetric_edge::native::clickhouse_client::Client;
+use millimetric_edge::native::dev_keys;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const CH_PASSWORD: &str = "millimetric-dev";
+
+pub struct Stack {
+    pub root: PathBuf,
+    pub state: PathBuf,
+    pub port: u16,
+    pub ch_port: u16,
+    wrangler: Option<Child>,
+    extra_vars: Vec<(String, String)>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Stack {
+    /// `name` keeps state dirs apart; ports must be unique per test binary.
+    pub fn start(name: &str, port: u16, ch_port: u16) -> Stack {
+        Self::start_with(name, port, ch_port, &[])
+    }
+
+    pub fn start_with(name: &str, port: u16, ch_port: u16, vars: &[(&str, &str)]) -> Stack {
+        let root = root();
+        assert!(
+            root.join("node_modules/.bin/wrangler").exists(),
+            "wrangler is not installed: run scripts/test (or scripts/setup) first"
+        );
+        let state = std::env::temp_dir().join(format!("mm-e2e-{name}"));
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).unwrap();
+        let mut stack = Stack {
+            root,
+            state,
+            port,
+            ch_port,
+            wrangler: None,
+            extra_vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        stack.start_clickhouse();
+        let applied = millimetric_edge::native::migrate::run(&stack.ch_server(), "millimetric", &stack.root.join("migrations")).expect("migrations apply");
+        assert!(!applied.is_empty(), "a fresh server gets every migration");
+        stack.seed_keys();
+        stack.start_worker();
+        stack
+    }
+
+    fn ch_env(&self, cmd: &mut Command) {
+        cmd.env("MM_CH_HTTP_PORT", self.ch_port.to_string()).env("MM_CH_STATE", self.state.join("clickhouse"));
+    }
+
+    pub fn start_clickhouse(&self) {
+        let mut cmd = Command::new(self.root.join("scripts/clickhouse/ctl"));
+        cmd.arg("start");
+        self.ch_env(&mut cmd);
+        run(&mut cmd);
+    }
+
+    pub fn stop_clickhouse(&self) {
+        let mut cmd = Command::new(self.root.join("scripts/clickhouse/ctl"));
+        cmd.arg("stop");
+        self.ch_env(&mut cmd);
+        run(&mut cmd);
+    }
+
+    pub fn ch_server(&self) -> Client {
+        Client::new(&format!("http://127.0.0.1:{}", self.ch_port))
+    }
+
+    pub fn ch(&self) -> Client {
+        self.ch_server().with_database("millimetric")
+    }
+
+    pub fn wrangler_state(&self) -> PathBuf {
+        self.state.join("wrangler")
+    }
+
+    fn seed_keys(&self) {
+        let file = self.state.join("keys.json");
+        std::fs::write(&file, dev_keys::bulk_json()).unwrap();
+        run(Command::new(self.root.join("node_modules/.bin/wrangler"))
+            .current_dir(&self.root)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .args(["kv", "bulk", "put", "--local", "--binding", "KEYS", "--persist-to"])
+            .arg(self.wrangler_state())
+            .arg(&file));
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.state.join("wrangler.log")
+    }
+
+    fn start_worker(&mut self) {
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        let mut cmd = Command::new(self.root.join("node_modules/.bin/wrangler"));
+        cmd.current_dir(&self.root)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .args(["dev", "--local", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
+            .args(["--port", &self.port.to_string(), "--inspector-port", &(self.port + 1000).to_string()])
+            .arg("--persist-to")
+            .arg(self.wrangler_state())
+            .args(["--var", &format!("CLICKHOUSE_URL:http://127.0.0.1:{}", self.ch_port)])
+            .args(["--var", &format!("CLICKHOUSE_PASSWORD:{CH_PASSWORD}")])
+            .args(["--var", &format!("ADMIN_TOKEN:{ADMIN_TOKEN}")]);
+        for (k, v) in &self.extra_vars {
+            cmd.args(["--var", &format!("{k}:{v}")]);
+        }
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).process_group(0);
+        self.wrangler = Some(cmd.spawn().expect("start wrangler dev"));
+        let deadline = Instant::now() + Duration::from_secs(240);
+        while Instant::now() < deadline {
+            if let Ok(r) = ureq::get(&self.url("/health")).timeout(Duration::from_secs(2)).call() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if let Some(Ok(Some(status))) = self.wrangler.as_mut().map(|c| c.try_wait()) {
+                panic!("wrangler dev exited ({status}):\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!("wrangler dev did not answer /health in time:\n{}", self.logs());
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut req = ureq::request(method, &self.url(path)).timeout(Duration::from_secs(30));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let resp = match req.send_bytes(body) {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let headers = resp.headers_names().into_iter().map(|n| (n.clone(), resp.header(&n).unwrap_or("").to_string())).collect();
+        let text = resp.into_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        Reply { status, body, headers }
+    }
+
+    /// POST /collect with JSON and the given key as a Bearer token (and extra headers).
+    pub fn collect(&self, key: &str, extra: &[(&str, &str)], body: &serde_json::Value) -> Reply {
+        let auth = format!("Bearer {key}");
+        let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+        headers.extend_from_slice(extra);
+        self.request("POST", "/collect", &headers, body.to_string().as_bytes())
+    }
+
+    /// Poll a `SELECT count() ...` until it reaches `want` or `timeout` passes; the last count.
+    pub fn wait_count(&self, sql: &str, want: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut last = 0;
+        loop {
+            if let Ok(s) = self.ch().query(sql) {
+                last = s.trim().parse().unwrap_or(0);
+                if last >= want {
+                    return last;
+                }
+            }
+            if Instant::now() > deadline {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    pub fn query(&self, sql: &str) -> String {
+        self.ch().query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Every line the Worker logged, plus every file wrangler persisted (KV, queues, caches).
+    pub fn everything_written(&self) -> Vec<u8> {
+        let mut all = self.logs().into_bytes();
+        fn walk(dir: &Path, out: &mut Vec<u8>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if let Ok(b) = std::fs::read(&p) {
+                    out.extend_from_slice(&b);
+                }
+            }
+        }
+        walk(&self.wrangler_state(), &mut all);
+        all
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(child) = self.wrangler.as_mut() {
+            let pgid = child.id() as i32;
+            // The whole group: wrangler and the workerd it started.
+            let _ = Command::new("kill").args(["-s", "TERM", "--", &format!("-{pgid}")]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{pgid}")]).status();
+            let _ = child.wait();
+        }
+        self.stop_clickhouse();
+    }
+}
+
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
