@@ -6,6 +6,7 @@ set -euo pipefail
 MM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MM_CACHE="${MM_CACHE:-$HOME/.cache/millimetric}"
 MM_TOOLS="$MM_CACHE/tools"
+export MM_FIXTURES="${MM_FIXTURES:-$MM_CACHE/fixtures}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$MM_CACHE/target}"
 export WRANGLER_SEND_METRICS=false
 export CLOUDFLARE_CF_FETCH_ENABLED=false

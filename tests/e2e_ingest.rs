@@ -22,6 +22,7 @@ fn ingest_end_to_end() {
     let stack = Stack::start("ingest", 18787, 18123);
     pageview_lands_in_clickhouse(&stack);
     server_batch_with_one_bad_event(&stack);
+    forwarded_ip_gets_database_geo(&stack);
     browser_transport_variants(&stack);
     refusals_are_clear_json(&stack);
     retried_request_is_one_row(&stack);
@@ -81,6 +82,14 @@ fn server_batch_with_one_bad_event(stack: &Stack) {
     assert_eq!((row["os"].as_str(), row["device_type"].as_str()), (Some("iOS"), Some("mobile")));
     assert_eq!(row["country"], "", "a server event without a forwarded IP has no geo (the edge's is the server's)");
     assert_eq!(stack.query("SELECT toString(timestamp) FROM events_dedup WHERE event_id = 'srv-3'").trim(), "2026-11-01 10:00:00");
+}
+
+fn forwarded_ip_gets_database_geo(stack: &Stack) {
+    let r = stack.collect(DEV_SECRET, &[], &json!({"type":"event","name":"purchase","id":"geo-1","url":"https://example.com/buy","ip":"81.2.69.142"}));
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(stack.wait_count("SELECT count() FROM events_dedup WHERE event_id = 'geo-1'", 1, LAND), 1, "{}", stack.logs());
+    let row = stack.query("SELECT country, region, city FROM events_dedup WHERE event_id = 'geo-1' FORMAT TabSeparated");
+    assert_eq!(row.trim(), "GB\tEngland\tLondon", "MaxMind's test data puts 81.2.69.142 in London");
 }
 
 fn browser_transport_variants(stack: &Stack) {

@@ -2,6 +2,7 @@
 pub mod attribution;
 pub mod bots;
 pub mod geo;
+pub mod geo_db;
 pub mod pii;
 pub mod referrer_hosts;
 pub mod url_scrub;

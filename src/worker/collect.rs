@@ -77,12 +77,16 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
         user_agent: header(req, "User-Agent"),
         edge_geo: edge_geo(req),
     };
+    // Forwarded visitor IPs need the geo database; browser events use the edge's geo.
+    let needs_geo = principal.kind == KeyKind::Secret && envelope.events.iter().any(|e| e.get("ip").is_some_and(|ip| !ip.is_null()));
+    let geo_db = if needs_geo { super::geo::database(env).await } else { None };
+    let lookup = |ip| geo_db.as_ref().and_then(|db| db.lookup(ip));
     let mut rows = Vec::new();
     let mut rejected = Vec::new();
     let total = envelope.events.len();
     for (index, raw_event) in envelope.events.into_iter().enumerate() {
         let result = event::validate_event(raw_event, principal.kind == KeyKind::Secret, &LIMITS)
-            .and_then(|ev| pipeline::build_row(&principal, ev, &ctx, &|_ip| None, &mut new_event_id));
+            .and_then(|ev| pipeline::build_row(&principal, ev, &ctx, &lookup, &mut new_event_id));
         match result {
             Ok(row) => rows.push(row),
             Err(e) => rejected.push(Rejected { index, code: e.code, message: e.message }),

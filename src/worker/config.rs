@@ -28,5 +28,6 @@ pub fn dead_letter_queue_name(env: &Env) -> String {
 
 pub const KEYS_KV: &str = "KEYS";
 pub const DEAD_LETTERS_KV: &str = "DEAD_LETTERS";
+pub const GEO_DB_KV: &str = "GEO_DB";
 pub const EVENTS_QUEUE: &str = "EVENTS_QUEUE";
 pub const DEAD_LETTER_QUEUE: &str = "DEAD_LETTER_QUEUE";

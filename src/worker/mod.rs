@@ -6,6 +6,7 @@ mod collect;
 mod config;
 mod consumer;
 mod dead_letters;
+mod geo;
 mod http;
 
 use crate::row::RowBatch;

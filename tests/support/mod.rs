@@ -37,6 +37,12 @@ impl Reply {
     }
 }
 
+pub fn fixtures() -> PathBuf {
+    std::env::var_os("MM_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/millimetric/fixtures"))
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -117,6 +123,14 @@ impl Stack {
             .args(["kv", "bulk", "put", "--local", "--binding", "KEYS", "--persist-to"])
             .arg(self.wrangler_state())
             .arg(&file));
+        // MaxMind's test City database stands in for the production geo database.
+        run(Command::new(self.root.join("node_modules/.bin/wrangler"))
+            .current_dir(&self.root)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .args(["kv", "key", "put", "--local", "--binding", "GEO_DB", "city.mmdb", "--path"])
+            .arg(fixtures().join("mmdb/GeoIP2-City-Test.mmdb"))
+            .arg("--persist-to")
+            .arg(self.wrangler_state()));
     }
 
     pub fn log_path(&self) -> PathBuf {
