@@ -15,21 +15,57 @@ pub const BOT_TOKENS: &[&str] = &[
     "curl/", "wget/", "python-requests", "python-urllib", "aiohttp", "httpx", "go-http-client", "java/",
     "okhttp", "apache-httpclient", "libwww", "lwp-", "http_request", "node-fetch", "axios/", "undici",
     "postman", "insomnia", "httpie", "scrapy", "puppeteer", "playwright", "selenium", "webdriver", "cypress",
-    "nutch", "heritrix", "wordpress", "guzzlehttp", "ruby", "php/", "mechanize", "zgrab", "masscan",
+    "nutch", "heritrix", "wordpress", "guzzlehttp", "mechanize", "zgrab", "masscan",
     "nmap", "nikto", "sqlmap", "censys", "shodan", "netcraft", "statuscake", "site24x7", "newrelic",
-    "datadog", "synthetic", "cloudflare-", "vercel-", "rss", "podcast", "feedburner", "telegrambot", "daumoa", "discordbot",
+    "datadog", "synthetic", "cloudflare-", "vercel-", "podcast", "feedburner", "telegrambot", "daumoa", "discordbot",
     "slackbot", "twitterbot", "linkedinbot", "redditbot", "qwantify", "seznambot",
     "mail.ru_bot", "yeti", "trendiction", "blexbot", "serpstat", "screaming frog",
     "siteimprove", "sitebulb", "contentking", "deepcrawl", "oncrawl", "searchatlas", "barkrowler",
+    "checker", "analyzer", "extractor", "grader", "sleuth", "nagios", "check_http", "http-client", "httpclient",
+    "http client", "resolver", "siphon", "qqdownload", "dareboost", "ptst", "gomezagent", "webmon", "imageproxy",
+    "emailproxy", "larbin", "siters", "search engine", "favicon", "outbrain", "jersey/", "lua-resty",
+    "unshorten", "browsershots", "sitesucker", "panscient", "mnogosearch", "hatena", "inoreader", "nuzzel",
+    "robozilla", "statically", "php-requests", "requests/", "validator", "detector", "lookup",
+    "wkhtmlto", "prerender", "rendertron", "metauri", "capture", "linkdex", "linkcheck", "link-resolver", "linkpreview", "linkwalker",
+    "google-", "google page speed", "google search console", "google wireless", "duplexweb-google", "ahc/",
+    "apachebench", "arachni", "biglotron", "btwebclient", "bidtellect", "blogtrottr", "datafeedwatch", "disqus/",
+    "gigablast", "jetty/", "teoma", "transcoder", "httrack", "sparkler", "cloudflarediagnost", "dmbrowser", "adbeat",
+    "catchpoint", "ips-agent", "whatcms", "[at]", "dataprovider", "appinsights", "daum", "optimizer", "twingly",
+    "pcore-http", "thumbnail", "adscanner", "evc-batch", "theoldreader", "tracemyfile", "ning/", "feed finder",
+    "nextcloud-news", "postrank", "torrent", "thinklab", "upflow/", "w3c", "rss-platform", "wordupinfosearch",
+    "coccoc/", "collectd", "gobuster", "httpunit", "newspaper/", "sixy.ch", "venus/", "websitepulse", "wsr-agent",
+    "goose/", "bw/", "datanyze",
 ];
+
+/// Structural signs no browser shows: a URL or e-mail address in the UA (crawlers sign
+/// themselves), or a bare product string with no platform in parentheses.
+fn structural(ua: &str) -> bool {
+    let lower = ua.to_ascii_lowercase();
+    if lower.contains("http://") || lower.contains("https://") || lower.contains("www.") {
+        return true;
+    }
+    if let Some((local, domain)) = ua.split_once('@') {
+        if !local.is_empty() && domain.contains('.') && !domain.starts_with(' ') {
+            return true;
+        }
+    }
+    // HTTP libraries name themselves first: `PHP/5.5`, `Java/1.8`, `Go-http-client/1.1`.
+    const LIBS: &[&str] = &["PHP/", "Java/", "Python", "Ruby", "Perl", "libcurl", "Dart/", "Deno/", "Bun/", "node"];
+    if LIBS.iter().any(|l| ua.starts_with(l)) {
+        return true;
+    }
+    // Bare names with no version and no platform ("EmailSiphon", "Xenu Link Sleuth 1.2e").
+    !ua.contains('/') && !ua.contains('(')
+}
 
 pub fn is_bot(ua: &str) -> bool {
     let ua = ua.trim();
     if ua.is_empty() {
         return true; // browsers always send a UA
     }
-    let lower = ua.to_ascii_lowercase();
-    BOT_TOKENS.iter().any(|t| lower.contains(t))
+    // CUBOT is a phone maker, not a robot.
+    let lower = ua.to_ascii_lowercase().replace("cubot", "");
+    BOT_TOKENS.iter().any(|t| lower.contains(t)) || structural(ua)
 }
 
 #[cfg(test)]

@@ -23,46 +23,86 @@ pub fn browser_family(ua: &str) -> &'static str {
     let has = |t: &str| ua.contains(t);
     if has("Edg/") || has("Edge/") || has("EdgA/") || has("EdgiOS/") {
         "Edge"
+    } else if has("UCBrowser") || has("UCWEB") || has("UBrowser/") || has("UC Browser") {
+        "UC Browser"
     } else if has("OPR/") || has("Opera") || has("OPiOS/") || has("OPT/") {
         "Opera"
     } else if has("SamsungBrowser/") {
         "Samsung Internet"
     } else if has("YaBrowser/") || has("YaSearchBrowser/") {
         "Yandex Browser"
-    } else if has("UCBrowser/") || has("UCWEB") || has("UBrowser/") {
-        "UC Browser"
     } else if has("FBAN/") || has("FBAV/") || has("FB_IAB/") {
         "Facebook"
     } else if has("Instagram") {
         "Instagram"
-    } else if has("Firefox/") || has("FxiOS/") || has("Focus/") && has("Mozilla/") {
-        "Firefox"
-    } else if has("CriOS/") || has("Chrome/") || has("Chromium/") || has("HeadlessChrome/") {
-        "Chrome"
-    } else if has("MSIE ") || has("Trident/") {
-        "IE"
-    } else if has("AppleWebKit/") && (has("Safari/") && has("Version/") || has("iPhone") || has("iPad") || has("iPod")) {
+    } else if has("Trident/") && (has("rv:11") || has("MSIE ")) || has("MSIE ") {
+        // Products that embed IE's engine and say so (Outlook, AOL, QQ, Sleipnir, ...).
+        const SHELLS: &[&str] = &["MSOffice", "Outlook", "AOL ", "baidubrowser", "QQBrowser", "Sleipnir", "chromeframe/", "Windows Live", "PTST/", "Avant", "Maxthon", "360SE", "TheWorld"];
+        if SHELLS.iter().any(|t| has(t)) { "Other" } else { "IE" }
+    } else if has("Firefox/") || has("FxiOS/") {
+        only_products(ua, &["Mozilla", "Gecko", "Firefox", "FxiOS", "AppleWebKit", "Safari", "Version", "Mobile", "Tablet", "Ubuntu", "Fedora", "Linux"], "Firefox")
+    } else if has("CriOS/") || has("Chrome/") || has("Chromium/") || has("HeadlessChrome") {
+        only_products(ua, &["Mozilla", "AppleWebKit", "Chrome", "CriOS", "Chromium", "HeadlessChrome", "Safari", "Version", "Mobile", "Ubuntu", "Fedora", "Linux"], "Chrome")
+    } else if ua.starts_with("Safari") && has("CFNetwork/") {
         "Safari"
+    } else if has("AppleWebKit/") && (has("iPhone") || has("iPad") || has("iPod")) && !has("Safari/") {
+        // An iOS web view (WKWebView) inside an app: Safari's engine, reported as Safari.
+        "Safari"
+    } else if has("AppleWebKit/") && (has("Mac OS X") || has("iPhone") || has("iPad") || has("iPod")) && !has("Android") {
+        only_products(ua, &["Mozilla", "AppleWebKit", "Version", "Mobile", "Safari"], "Safari")
     } else {
         "Other"
     }
 }
 
+/// `family` when every `Product/version` token outside parentheses is one of `allowed`: a
+/// browser built on Chrome, Safari or Firefox (Brave aside, which hides) names itself with an
+/// extra token (`Vivaldi/`, `Whale/`, `Puffin/`, `[FBAN/`...), and is then not that browser.
+fn only_products(ua: &str, allowed: &[&str], family: &'static str) -> &'static str {
+    let mut depth = 0i32;
+    let mut outside = String::with_capacity(ua.len());
+    for c in ua.chars() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            _ if depth <= 0 => outside.push(c),
+            _ => {}
+        }
+    }
+    let extra = outside.split_whitespace().any(|tok| match tok.split_once('/') {
+        // `Firefox-4.0/4.0b8pre`: a product with its version glued on is still that product.
+        Some((name, _)) => !name.is_empty() && !allowed.iter().any(|a| name == *a || name.strip_prefix(a).is_some_and(|r| r.starts_with('-'))),
+        None => false,
+    });
+    if extra { "Other" } else { family }
+}
+
 pub fn os_family(ua: &str) -> &'static str {
     let has = |t: &str| ua.contains(t);
-    if has("Windows Phone") || has("Windows Mobile") {
+    let lower = ua.to_ascii_lowercase();
+    let lhas = |t: &str| lower.contains(t);
+    if has("Windows Phone") || has("Windows Mobile") || has("ZuneWP7") || has("wds 7") || has("wds 8") {
         "Windows Phone"
-    } else if has("iPhone") || has("iPad") || has("iPod") || has("iOS ") || has("CFNetwork/") && has("Darwin/") {
+    } else if has("iPhone") || has("iPad") || has("iPod") || has("iOS;") || has("iOS ") || has("-iOS") || has("iPh OS") || has("iPd OS")
+        || has("CriOS/") || has("FxiOS/") || has("EdgiOS/") || has("OPiOS/")
+    {
         "iOS"
-    } else if has("Android") || has("Adr ") {
+    } else if has("CFNetwork/") || has("Darwin/") {
+        // Apple's networking stack: Macs say their CPU architecture or model, iOS devices do not.
+        if has("x86_64") || has("i386") || has("Mac") || has("arm64e") && !has("iP") || !has("CFNetwork/") { "macOS" } else { "iOS" }
+    } else if lhas("android") || has("Adr ") || has("Silk/") || has("Silk-Accelerated") || has("JUC") || has("Quest") || has("Kindle") {
         "Android"
-    } else if has("Windows") || has("Win64") || has("Win32") || has("WinNT") {
-        "Windows"
-    } else if has("CrOS") {
+    } else if has("CrOS") || has("CitrixChromeApp") && has("X11") {
         "Chrome OS"
-    } else if has("Mac OS X") || has("Macintosh") || has("Mac_PowerPC") {
+    } else if has("Windows") || has("Win64") || has("Win32") || has("WinNT") || has("Win98") || has("Win95") {
+        "Windows"
+    } else if has("Mac OS X") || has("Macintosh") || has("Mac_PowerPC") || has("macOS") {
         "macOS"
-    } else if has("Linux") || has("X11") || has("Ubuntu") || has("Fedora") {
+    } else if has("SmartTV") || has("SMART-TV") || has("GoogleTV") || has("Web0S") || has("webOS") || has("CrKey") || has("NetCast") || has("HbbTV") || has("Tizen") {
+        "Other"
+    } else if has("BSD") || has("SunOS") || has("Solaris") {
+        "Other"
+    } else if lhas("linux") || has("X11") || has("Ubuntu") || has("Fedora") || has("Debian") || has("MeeGo") || has("Maemo") || has("Sailfish") {
         "Linux"
     } else {
         "Other"
