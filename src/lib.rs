@@ -10,6 +10,7 @@ pub mod event;
 pub mod keys;
 pub mod migrations;
 pub mod pipeline;
+pub mod rate_limit;
 pub mod row;
 pub mod timestamp;
 

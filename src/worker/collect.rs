@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::event::{self, LIMITS};
 use crate::keys::{self, KeyKind, KeyRecord, Principal};
 use crate::pipeline::{self, RequestContext};
+use crate::rate_limit;
 use crate::row::{split_into_messages, MAX_MESSAGE_BYTES};
 use serde::Serialize;
 use wasm_bindgen::JsCast;
@@ -27,16 +28,29 @@ struct Accepted {
     rejected: Vec<Rejected>,
 }
 
+/// Why a request was refused: the error, and for 429 the wait to put in Retry-After.
+struct Refusal {
+    error: ApiError,
+    retry_after_s: Option<u32>,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal { error, retry_after_s: None }
+    }
+}
+
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     let origin = req.headers().get("Origin")?;
     let mut cors: Option<String> = None;
     match ingest(&mut req, env, origin.as_deref(), &mut cors).await {
         Ok(body) => Ok(http::json(202, &body, cors.as_deref())),
-        Err(e) => {
-            if e.status >= 500 {
-                console_error!("collect: {e}");
+        Err(Refusal { error, retry_after_s: Some(wait) }) => Ok(http::rate_limited(&error, wait, cors.as_deref())),
+        Err(Refusal { error, retry_after_s: None }) => {
+            if error.status >= 500 {
+                console_error!("collect: {error}");
             }
-            Ok(http::error(&e, cors.as_deref()))
+            Ok(http::error(&error, cors.as_deref()))
         }
     }
 }
@@ -49,15 +63,18 @@ fn unavailable(what: &str) -> ApiError {
     ApiError::new(503, "temporarily_unavailable", format!("{what} is briefly unavailable. Retry the same request (with the same event ids) shortly."))
 }
 
-async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut Option<String>) -> std::result::Result<String, ApiError> {
+async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut Option<String>) -> std::result::Result<String, Refusal> {
     event::check_content_type(header(req, "Content-Type").as_deref())?;
     let encoding = event::check_content_encoding(header(req, "Content-Encoding").as_deref())?;
     if let Some(len) = header(req, "Content-Length").and_then(|l| l.parse::<usize>().ok()) {
         if len > LIMITS.max_body_bytes {
-            return Err(event::decode_body(&vec![0; LIMITS.max_body_bytes + 1], encoding, &LIMITS).unwrap_err());
+            return Err(event::decode_body(&vec![0; LIMITS.max_body_bytes + 1], encoding, &LIMITS).unwrap_err().into());
         }
     }
     let raw = req.bytes().await.map_err(|_| ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again."))?;
+    // The connecting address: used for the per-IP limit (hashed) and nothing else; it is not
+    // passed on, stored or logged.
+    let client_ip = header(req, "CF-Connecting-IP");
     let json = event::decode_body(&raw, encoding, &LIMITS)?;
     let envelope = event::parse_envelope(&json, &LIMITS)?;
 
@@ -69,7 +86,30 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
     *cors = principal.cors_origin.clone();
 
     if envelope.is_batch && principal.kind != KeyKind::Secret {
-        return Err(ApiError::bad_request("batch_needs_secret_key", "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request."));
+        return Err(ApiError::bad_request("batch_needs_secret_key", "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request.").into());
+    }
+
+    // Per client IP (browser keys: the connecting address is the visitor's; for server keys it
+    // is the customer's server, which the per-key limit covers).
+    if principal.kind == KeyKind::Publishable {
+        if let Some(ip) = client_ip.as_deref() {
+            let limit_key = rate_limit::ip_limit_key(&config::ip_hash_salt(env), ip);
+            if let Ok(limiter) = env.rate_limiter(config::IP_RATE_LIMITER) {
+                if let Ok(outcome) = limiter.limit(limit_key).await {
+                    if !outcome.success {
+                        return Err(Refusal { error: rate_limit::too_many("client address", 60), retry_after_s: Some(60) });
+                    }
+                }
+            }
+        }
+    }
+    drop(client_ip);
+    // Per key, with the limit from the key's record, counted in events.
+    let limit = principal.events_per_minute.unwrap_or_else(|| rate_limit::default_events_per_minute(principal.kind));
+    let key_hash = keys::key_hash(raw_key.as_deref().unwrap_or_default());
+    let decision = super::key_limiter::check(env, &key_hash, envelope.events.len() as u64, limit).await;
+    if !decision.allowed {
+        return Err(Refusal { error: rate_limit::too_many("key", decision.retry_after_s), retry_after_s: Some(decision.retry_after_s) });
     }
 
     let ctx = RequestContext {
@@ -95,10 +135,10 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
     if rows.is_empty() {
         if total == 1 && !envelope.is_batch {
             let r = rejected.pop().expect("one event, rejected");
-            return Err(ApiError::bad_request(r.code, r.message));
+            return Err(ApiError::bad_request(r.code, r.message).into());
         }
         let detail = serde_json::to_string(&rejected).unwrap_or_default();
-        return Err(ApiError::bad_request("all_events_rejected", format!("No event in the batch was valid; fix them and resend: {detail}")));
+        return Err(ApiError::bad_request("all_events_rejected", format!("No event in the batch was valid; fix them and resend: {detail}")).into());
     }
     let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
     enqueue(env, &principal, rows).await?;

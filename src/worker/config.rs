@@ -29,5 +29,12 @@ pub fn dead_letter_queue_name(env: &Env) -> String {
 pub const KEYS_KV: &str = "KEYS";
 pub const DEAD_LETTERS_KV: &str = "DEAD_LETTERS";
 pub const GEO_DB_KV: &str = "GEO_DB";
+pub const KEY_LIMITER: &str = "KEY_LIMITER";
+pub const IP_RATE_LIMITER: &str = "IP_RATE_LIMITER";
 pub const EVENTS_QUEUE: &str = "EVENTS_QUEUE";
 pub const DEAD_LETTER_QUEUE: &str = "DEAD_LETTER_QUEUE";
+
+/// Salt for hashing client IPs before the per-IP limiter sees them (a secret in production).
+pub fn ip_hash_salt(env: &Env) -> String {
+    var_or(env, "IP_HASH_SALT", "millimetric-local-development-salt")
+}

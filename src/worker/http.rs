@@ -20,6 +20,13 @@ pub fn error(e: &ApiError, cors_origin: Option<&str>) -> Response {
     json(e.status, &e.to_json(), cors_origin)
 }
 
+/// A 429 with `Retry-After`.
+pub fn rate_limited(e: &ApiError, retry_after_s: u32, cors_origin: Option<&str>) -> Response {
+    let mut r = error(e, cors_origin);
+    let _ = r.headers_mut().set("Retry-After", &retry_after_s.to_string());
+    r
+}
+
 /// Preflight: the key is not visible yet (browsers send no body or credentials), so any origin
 /// may ask; the POST that follows is where the key's allowed origins are enforced.
 pub fn preflight(req: &Request) -> Response {

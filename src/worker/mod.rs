@@ -8,6 +8,7 @@ mod consumer;
 mod dead_letters;
 mod geo;
 mod http;
+mod key_limiter;
 
 use crate::row::RowBatch;
 use worker::*;

@@ -1,0 +1,152 @@
+//! Delivery guarantees against the real parts: rate limits, no loss while ClickHouse is down,
+//! dead-lettering of errors retries cannot fix, batching, and the IP never at rest.
+//! Run by scripts/test (`cargo test -- --include-ignored`).
+
+mod support;
+
+use millimetric_edge::native::dev_keys::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::{contains, Stack, ADMIN_TOKEN};
+
+/// Visitor addresses used in this run; none may appear anywhere once the run is over.
+const VISITOR_IP: &str = "81.2.69.142";
+const BROWSER_IP: &str = "198.51.100.77";
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+#[test]
+#[ignore = "needs wrangler and ClickHouse: run scripts/test"]
+fn delivery_end_to_end() {
+    let stack = Stack::start("delivery", 28787, 28123);
+    per_key_limit_isolated(&stack);
+    no_loss_while_clickhouse_is_down(&stack);
+    schema_error_goes_to_dead_letters(&stack);
+    per_ip_limit(&stack);
+    ip_is_never_at_rest(&stack);
+}
+
+fn per_key_limit_isolated(stack: &Stack) {
+    // proj_limited's key allows 5 events a minute.
+    for i in 0..5 {
+        let r = stack.collect(DEV_LIMITED_SECRET, &[], &json!({"url":"https://example.com/", "id": format!("lim-{i}")}));
+        assert_eq!(r.status, 202, "event {i} is within the limit: {:?}", r.body);
+    }
+    let r = stack.collect(DEV_LIMITED_SECRET, &[], &json!({"url":"https://example.com/", "id":"lim-over"}));
+    assert_eq!((r.status, r.code()), (429, "rate_limited"), "{:?}", r.body);
+    let wait: u32 = r.header("Retry-After").expect("Retry-After header").parse().unwrap();
+    assert!((1..=60).contains(&wait));
+    // Another key is not slowed: every request answers at once and is accepted.
+    let t = Instant::now();
+    for i in 0..20 {
+        let r = stack.collect(DEV_SECRET, &[], &json!({"url":"https://example.com/", "id": format!("free-{i}")}));
+        assert_eq!(r.status, 202);
+    }
+    assert!(t.elapsed() < Duration::from_secs(10), "the other key took {:?}", t.elapsed());
+    // The refused event was not stored.
+    assert_eq!(stack.wait_count("SELECT count() FROM events_dedup WHERE event_id LIKE 'lim-%'", 5, Duration::from_secs(30)), 5);
+    assert_eq!(stack.query("SELECT count() FROM events_dedup WHERE event_id = 'lim-over'").trim(), "0");
+}
+
+fn no_loss_while_clickhouse_is_down(stack: &Stack) {
+    const N: usize = 60;
+    let mut sent = 0;
+    let mut stopped = false;
+    while sent < N {
+        if sent == 10 && !stopped {
+            stack.stop_clickhouse();
+            stopped = true;
+        }
+        // A mix of batches of 5 and single events, each with its own id.
+        let (body, n) = if sent % 20 < 10 {
+            let batch: Vec<_> = (sent..sent + 5)
+                .map(|i| json!({"type":"event","name":"order","id": format!("noloss-{i}"),"url":"https://example.com/o","ip": VISITOR_IP}))
+                .collect();
+            (json!({"batch": batch}), 5)
+        } else {
+            (json!({"url":"https://example.com/p","id": format!("noloss-{sent}")}), 1)
+        };
+        let t = Instant::now();
+        let r = stack.collect(DEV_SECRET, &[], &body);
+        assert_eq!(r.status, 202, "accepting must not depend on ClickHouse: {:?}", r.body);
+        assert!(t.elapsed() < Duration::from_secs(5), "accepting waited on ClickHouse ({:?})", t.elapsed());
+        sent += n;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    stack.start_clickhouse();
+    let n = stack.wait_count("SELECT count() FROM events_dedup WHERE event_id LIKE 'noloss-%'", N as u64, Duration::from_secs(120));
+    assert_eq!(n, N as u64, "every accepted event must be stored after ClickHouse returns; log:\n{}", stack.logs());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(stack.query("SELECT count() FROM events_dedup WHERE event_id LIKE 'noloss-%'").trim(), N.to_string(), "and none twice");
+    assert!(stack.logs().contains("will retry"), "the writer should have retried while ClickHouse was down");
+    // Batching: at least one insert carried many rows.
+    let most = stack
+        .logs()
+        .lines()
+        .filter_map(|l| l.split(" rows: stored").next()?.rsplit(", ").next()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(most >= 20, "expected the backlog to go in as large inserts, the largest had {most} rows");
+}
+
+fn schema_error_goes_to_dead_letters(stack: &Stack) {
+    stack.query("ALTER TABLE events DROP COLUMN title");
+    let r = stack.collect(DEV_SECRET, &[], &json!({"url":"https://example.com/dlq","id":"dlq-1","title":"T"}));
+    assert_eq!(r.status, 202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let letters = loop {
+        let r = stack.request("GET", "/admin/dead-letters", &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))], b"");
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let found = r.body["dead_letters"].as_array().cloned().unwrap_or_default();
+        if found.iter().any(|d| d["rows"].as_array().is_some_and(|rows| rows.iter().any(|row| row["event_id"] == "dlq-1"))) {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "dlq-1 never reached the dead-letter store; log:\n{}", stack.logs());
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let letter = letters.iter().find(|d| d["rows"][0]["event_id"] == "dlq-1").unwrap();
+    assert_eq!(letter["failure"]["code"], 117, "ClickHouse's unknown-field error: {letter}");
+    assert!(stack.logs().contains("dead letter"), "dead-lettering is reported in the log");
+    // Not retried forever: it was not put back on the queue.
+    assert!(!stack.logs().lines().any(|l| l.contains("will retry") && l.contains("Unknown field")));
+    let unauthorised = stack.request("GET", "/admin/dead-letters", &[], b"");
+    assert_eq!(unauthorised.status, 401);
+    stack.query("ALTER TABLE events ADD COLUMN title String AFTER url_fragment");
+}
+
+fn per_ip_limit(stack: &Stack) {
+    // Browser keys are limited per client address (600 a minute in wrangler.toml).
+    let mut limited = None;
+    for i in 0..900 {
+        let r = stack.collect(
+            DEV_PUBLISHABLE,
+            &[("Origin", "https://example.com"), ("User-Agent", CHROME), ("CF-Connecting-IP", BROWSER_IP)],
+            &json!({"url":"https://example.com/flood"}),
+        );
+        if r.status == 429 {
+            assert_eq!(r.code(), "rate_limited");
+            assert!(r.header("Retry-After").is_some());
+            limited = Some(i);
+            break;
+        }
+        assert_eq!(r.status, 202, "{:?}", r.body);
+    }
+    let at = limited.expect("the per-IP limit never triggered");
+    assert!(at >= 500, "limited too early, after {at} requests");
+}
+
+fn ip_is_never_at_rest(stack: &Stack) {
+    // Every column of every row.
+    let rows = stack.query("SELECT * FROM events FORMAT TabSeparated");
+    assert!(rows.len() > 1000, "expected the run's rows to be there");
+    for ip in [VISITOR_IP, BROWSER_IP] {
+        assert!(!rows.contains(ip), "{ip} found in a ClickHouse row");
+    }
+    // Every log line and every file wrangler persisted (KV, queues, Durable Objects).
+    let written = stack.everything_written();
+    for ip in [VISITOR_IP, BROWSER_IP] {
+        assert!(!contains(&written, ip), "{ip} found in the Worker's logs or persisted state");
+    }
+    // The forwarded IP did its job before it was dropped.
+    assert_eq!(stack.query("SELECT DISTINCT country FROM events_dedup WHERE event_id = 'noloss-0'").trim(), "GB");
+}
