@@ -206,6 +206,9 @@ impl PropValue {
     }
 }
 
+/// The fields an event may carry (docs/openapi.json's `Event` lists exactly these).
+pub const EVENT_FIELDS: &[&str] = &["type", "name", "url", "referrer", "title", "mm_aid", "id", "timestamp", "props", "ip", "user_agent"];
+
 #[derive(Deserialize)]
 struct WireEvent {
     #[serde(rename = "type")]
@@ -406,6 +409,20 @@ mod tests {
         assert_eq!(ev(json!({"url":"https://a.com","props":{"a":"x".repeat(501)}})).unwrap_err().code, "prop_value_too_long");
         let many: serde_json::Map<String, Value> = (0..33).map(|i| (format!("k{i}"), json!(i))).collect();
         assert_eq!(ev(json!({"url":"https://a.com","props":many})).unwrap_err().code, "too_many_props");
+    }
+
+    #[test]
+    fn every_listed_field_is_read() {
+        let base = || json!({"type":"event","name":"n","url":"https://a.com/"});
+        let plain = validate_event(base(), true, &LIMITS).unwrap();
+        let samples = json!({"type":"pageview","name":"other","url":"https://b.com/","referrer":"https://r.com/","title":"T",
+            "mm_aid":"a","id":"i","timestamp":1,"props":{"k":"v"},"ip":"1.2.3.4","user_agent":"ua"});
+        for f in EVENT_FIELDS {
+            let mut v = base();
+            v[*f] = samples[*f].clone();
+            let e = validate_event(v, true, &LIMITS).unwrap();
+            assert_ne!(e, plain, "field `{f}` is listed but not read");
+        }
     }
 
     #[test]
