@@ -17,5 +17,5 @@ pub mod timestamp;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "worker-entry"))]
 mod worker;

@@ -2,7 +2,7 @@
 //! referrer. Rules: UTM beats the referrer; a same-site referrer is not a source; no referrer and
 //! no campaign is `direct`.
 
-use super::pii::is_pii_value;
+use super::pii::{is_pii_value, looks_like_card, looks_like_email, looks_like_jwt, looks_like_phone};
 use super::referrer_hosts;
 use url::Url;
 
@@ -50,6 +50,16 @@ fn clean_value(v: &str) -> String {
     v.chars().take(MAX_VALUE_CHARS).collect()
 }
 
+/// Click ids are long opaque strings by design, so the opaque-token rule does not apply to
+/// them; contact details, card numbers and JWTs smuggled into one are still dropped.
+fn clean_click_id(v: &str) -> String {
+    let v = v.trim();
+    if v.is_empty() || looks_like_email(v) || looks_like_card(v) || looks_like_phone(v) || looks_like_jwt(v) {
+        return String::new();
+    }
+    v.chars().take(MAX_VALUE_CHARS).collect()
+}
+
 fn same_site(a: &str, b: &str) -> bool {
     let strip = |h: &str| h.trim_end_matches('.').to_ascii_lowercase().trim_start_matches("www.").to_string();
     strip(a) == strip(b)
@@ -72,7 +82,7 @@ pub fn attribute(page: &Url, referrer: Option<&Url>) -> Attribution {
             _ => {
                 if a.click_id.is_empty() || click_rank(&name) < click_rank(&a.click_id_type) {
                     if let Some((id, _, _)) = CLICK_IDS.iter().find(|(id, _, _)| *id == name) {
-                        let v = clean_value(&value);
+                        let v = clean_click_id(&value);
                         if !v.is_empty() {
                             a.click_id_type = id.to_string();
                             a.click_id = v;
@@ -178,6 +188,18 @@ mod tests {
         assert_eq!(a.medium, "social");
         let a = at("https://a.com/?ref=producthunt", None);
         assert_eq!((a.source.as_str(), a.medium.as_str()), ("producthunt", "referral"));
+    }
+
+    #[test]
+    fn real_length_click_ids_are_kept() {
+        // Click ids are long opaque strings by design; they must not be mistaken for secrets.
+        let gclid = "Cj0KCQiA6Ou5BhCrARIsAPoTxrAX9mJq2Q4yqY0cEv1RkQW8vN3T5pF7sL2dH9kB_aEaAkkLEALw_wcB";
+        let a = at(&format!("https://a.com/?gclid={gclid}"), None);
+        assert_eq!((a.click_id_type.as_str(), a.click_id.as_str()), ("gclid", gclid));
+        let fbclid = "IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk";
+        assert_eq!(at(&format!("https://a.com/?fbclid={fbclid}"), None).click_id, fbclid);
+        // ...while an e-mail address smuggled in as a click id is still dropped.
+        assert_eq!(at("https://a.com/?gclid=jane%40example.com", None).click_id, "");
     }
 
     #[test]

@@ -4,29 +4,48 @@
 /// Parameter or property names that look like they carry personal data or credentials,
 /// in any case and separator style (`user_email`, `userEmail`, `E-Mail`, `access-token`).
 pub fn is_pii_name(name: &str) -> bool {
-    let n: String = name.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+    // Letters and digits only, lower-cased, in a stack buffer: names are short.
+    let mut buf = [0u8; 64];
+    let mut len = 0;
+    for c in name.chars().filter(|c| c.is_alphanumeric()) {
+        for l in c.to_lowercase() {
+            let mut tmp = [0u8; 4];
+            let enc = l.encode_utf8(&mut tmp).as_bytes();
+            if len + enc.len() > buf.len() {
+                return true; // a 64-byte parameter name is not one we need to keep
+            }
+            buf[len..len + enc.len()].copy_from_slice(enc);
+            len += enc.len();
+        }
+    }
+    let n = &buf[..len];
     if n.is_empty() {
         return false;
     }
-    const EXACT: &[&str] = &[
-        "name", "fname", "lname", "mname", "surname", "nickname", "tel", "mobile", "cell", "ssn", "sid", "dob", "pin",
-        "otp", "key", "pass", "pwd", "zip", "zipcode", "postcode", "iban", "cvv", "cvc", "sig", "signature", "code",
-        "nonce", "jwt", "bearer", "ip",
+    const EXACT: &[&[u8]] = &[
+        b"name", b"fname", b"lname", b"mname", b"surname", b"nickname", b"tel", b"mobile", b"cell", b"ssn", b"sid", b"dob", b"pin",
+        b"otp", b"key", b"pass", b"pwd", b"zip", b"zipcode", b"postcode", b"iban", b"cvv", b"cvc", b"sig", b"signature", b"code",
+        b"nonce", b"jwt", b"bearer", b"ip",
     ];
-    const CONTAINS: &[&str] = &[
-        "email", "phone", "firstname", "lastname", "fullname", "middlename", "username", "displayname", "realname",
-        "givenname", "familyname", "customername", "address", "street", "postalcode", "token", "password", "passwd",
-        "passphrase", "secret", "session", "sessid", "ssn", "socialsecurity", "apikey", "accesskey", "privatekey",
-        "creditcard", "cardnumber", "ccnumber", "birthdate", "birthday", "dateofbirth", "passport", "license",
-        "credential", "telephone", "cellphone", "msisdn", "taxid", "nationalid",
+    const CONTAINS: &[&[u8]] = &[
+        b"email", b"phone", b"firstname", b"lastname", b"fullname", b"middlename", b"username", b"displayname", b"realname",
+        b"givenname", b"familyname", b"customername", b"address", b"street", b"postalcode", b"token", b"password", b"passwd",
+        b"passphrase", b"secret", b"session", b"sessid", b"ssn", b"socialsecurity", b"apikey", b"accesskey", b"privatekey",
+        b"creditcard", b"cardnumber", b"ccnumber", b"birthdate", b"birthday", b"dateofbirth", b"passport", b"license",
+        b"credential", b"telephone", b"cellphone", b"msisdn", b"taxid", b"nationalid",
     ];
-    if EXACT.contains(&n.as_str()) || CONTAINS.iter().any(|t| n.contains(t)) {
+    if EXACT.contains(&n) {
         return true;
     }
-    // auth, oauth, authorization, authcode, x-auth ... but not author/authors (blogs).
-    if let Some(pos) = n.find("auth") {
-        let rest = &n[pos..];
-        return !(rest.starts_with("author") && !rest.starts_with("authoriz"));
+    for i in 0..n.len() {
+        let rest = &n[i..];
+        if CONTAINS.iter().any(|t| t[0] == rest[0] && rest.starts_with(t)) {
+            return true;
+        }
+        // auth, oauth, authorization, authcode, x-auth ... but not author/authors (blogs).
+        if rest.starts_with(b"auth") && !(rest.starts_with(b"author") && !rest.starts_with(b"authoriz")) {
+            return true;
+        }
     }
     false
 }
@@ -50,6 +69,9 @@ fn digit_runs(v: &str) -> impl Iterator<Item = &str> {
 }
 
 pub fn looks_like_email(v: &str) -> bool {
+    if !v.contains('@') {
+        return false;
+    }
     // anywhere in the value: "contact me at a@b.co" counts too
     v.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | '"' | '\'' | '(' | ')' | ':' | '/'))
         .any(|w| {
@@ -118,6 +140,9 @@ pub fn looks_like_phone(v: &str) -> bool {
 
 /// Three base64url segments, the first a JSON header (`eyJ`).
 pub fn looks_like_jwt(v: &str) -> bool {
+    if !v.starts_with("eyJ") {
+        return false;
+    }
     let parts: Vec<&str> = v.split('.').collect();
     parts.len() == 3
         && parts[0].starts_with("eyJ")

@@ -42,9 +42,11 @@ pub fn scrub_query(raw: &str) -> String {
         .join("&")
 }
 
-fn decode(s: &str) -> String {
-    let plus_as_space = s.replace('+', " ");
-    percent_decode(&plus_as_space)
+fn decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['+', '%']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(percent_decode(&s.replace('+', " ")))
 }
 
 fn percent_decode(s: &str) -> String {
