@@ -65,11 +65,67 @@ impl SlidingWindow {
     }
 }
 
-/// What the per-key limiter is asked, and answers.
+/// What the per-key limiter is asked: room for `cost` events now, and up to `want` in all
+/// (a lease the isolate spends locally, so it need not ask for every request).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LimitRequest {
     pub cost: u64,
+    pub want: u64,
     pub limit: u32,
+}
+
+/// The answer: `granted` >= cost when allowed (0 when not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub granted: u64,
+    pub retry_after_s: u32,
+}
+
+impl SlidingWindow {
+    /// Grant `cost` events, plus up to `want - cost` more as a lease, if `cost` fits.
+    pub fn lease(&mut self, now_ms: i64, cost: u64, want: u64, limit: u32) -> Grant {
+        let d = self.check(now_ms, cost, limit);
+        if !d.allowed {
+            return Grant { granted: 0, retry_after_s: d.retry_after_s };
+        }
+        let room = (limit as f64 - self.estimate(now_ms)).floor().max(0.0) as u64;
+        let extra = want.saturating_sub(cost).min(room);
+        self.current += extra;
+        Grant { granted: cost + extra, retry_after_s: 0 }
+    }
+}
+
+/// How many events an isolate asks for at once: ~2% of the key's per-minute limit, so that
+/// outstanding leases can overshoot the limit only a little, and 1 for tiny limits (exact).
+pub fn lease_size(limit: u32) -> u64 {
+    (limit as u64 / 50).clamp(1, 1000)
+}
+
+/// Leases expire so that tokens an idle isolate holds go back to waiting for the window.
+pub const LEASE_MS: i64 = 10_000;
+
+/// An isolate's unspent lease for one key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lease {
+    pub remaining: u64,
+    pub expires_ms: i64,
+}
+
+impl Lease {
+    /// Spend `cost` locally if the lease covers it.
+    pub fn spend(&mut self, now_ms: i64, cost: u64) -> bool {
+        if now_ms < self.expires_ms && self.remaining >= cost {
+            self.remaining -= cost;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// After the limiter granted `granted` for a request costing `cost`: keep the rest.
+    pub fn refill(now_ms: i64, granted: u64, cost: u64) -> Lease {
+        Lease { remaining: granted.saturating_sub(cost), expires_ms: now_ms + LEASE_MS }
+    }
 }
 
 /// The key the per-IP limiter counts under: SHA-256 of a secret salt and the IP, so neither the
@@ -123,6 +179,45 @@ mod tests {
         assert!(!w.check(mid + 1, 1, 10).allowed);
         // two minutes later it is all gone
         assert!(w.check(t0 + 3 * WINDOW_MS, 10, 10).allowed);
+    }
+
+    #[test]
+    fn leases_never_grant_past_the_limit() {
+        let t0 = 1_800_000_000_000;
+        let mut w = SlidingWindow::default();
+        let g = w.lease(t0, 1, lease_size(1000), 1000);
+        assert_eq!(g.granted, 20);
+        // Many isolates leasing at once: the total granted never exceeds the limit.
+        let mut total = g.granted;
+        loop {
+            let g = w.lease(t0 + 1, 1, 20, 1000);
+            if g.granted == 0 {
+                assert!(g.retry_after_s >= 1);
+                break;
+            }
+            total += g.granted;
+        }
+        assert_eq!(total, 1000);
+        // Tiny limits lease exactly what is asked for.
+        assert_eq!(lease_size(5), 1);
+        let mut w = SlidingWindow::default();
+        for _ in 0..5 {
+            assert_eq!(w.lease(t0, 1, lease_size(5), 5).granted, 1);
+        }
+        assert_eq!(w.lease(t0, 1, 1, 5).granted, 0);
+    }
+
+    #[test]
+    fn a_lease_is_spent_locally_until_empty_or_expired() {
+        let t0 = 1_800_000_000_000;
+        let mut l = Lease::refill(t0, 20, 1);
+        assert_eq!(l.remaining, 19);
+        assert!(l.spend(t0 + 1, 10));
+        assert!(!l.spend(t0 + 2, 10), "only 9 left");
+        assert!(l.spend(t0 + 3, 9));
+        let mut l = Lease::refill(t0, 20, 1);
+        assert!(!l.spend(t0 + LEASE_MS, 1), "expired");
+        assert!(!Lease::default().spend(t0, 1));
     }
 
     #[test]

@@ -83,6 +83,29 @@ pub fn split_into_messages(rows: Vec<EventRow>, max_bytes: usize) -> Vec<RowBatc
     out
 }
 
+/// Queues' sendBatch takes at most 100 messages and 256 KB in all: group messages (each at
+/// most MAX_MESSAGE_BYTES) into calls that respect both, in order.
+pub fn chunk_for_send_batch(messages: Vec<RowBatch>) -> Vec<Vec<RowBatch>> {
+    const MAX_CALL_BYTES: usize = 240 * 1024;
+    const MAX_CALL_MESSAGES: usize = 100;
+    let mut out: Vec<Vec<RowBatch>> = Vec::new();
+    let mut size = 0;
+    for m in messages {
+        let n = serde_json::to_string(&m).map(|s| s.len()).unwrap_or(0);
+        match out.last_mut() {
+            Some(call) if call.len() < MAX_CALL_MESSAGES && size + n <= MAX_CALL_BYTES => {
+                size += n;
+                call.push(m);
+            }
+            _ => {
+                size = n;
+                out.push(vec![m]);
+            }
+        }
+    }
+    out
+}
+
 /// Rows as a ClickHouse `JSONEachRow` body: one JSON object per line.
 pub fn to_json_each_row<'a>(rows: impl IntoIterator<Item = &'a EventRow>) -> String {
     let mut out = String::new();
@@ -122,6 +145,20 @@ mod tests {
         assert_eq!(back, rows);
         assert_eq!(split_into_messages(vec![sample("x", 1)], MAX_MESSAGE_BYTES).len(), 1);
         assert!(split_into_messages(vec![], MAX_MESSAGE_BYTES).is_empty());
+    }
+
+    #[test]
+    fn send_batch_calls_respect_queue_limits() {
+        let rows: Vec<EventRow> = (0..400).map(|i| sample(&format!("e{i}"), 1500)).collect();
+        let msgs = split_into_messages(rows.clone(), MAX_MESSAGE_BYTES);
+        let calls = chunk_for_send_batch(msgs);
+        assert!(calls.len() > 1);
+        for c in &calls {
+            assert!(c.len() <= 100);
+            assert!(c.iter().map(|m| serde_json::to_string(m).unwrap().len()).sum::<usize>() <= 240 * 1024);
+        }
+        let back: Vec<EventRow> = calls.into_iter().flatten().flat_map(|m| m.rows).collect();
+        assert_eq!(back, rows);
     }
 
     #[test]

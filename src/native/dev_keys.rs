@@ -9,6 +9,8 @@ pub const DEV_SECRET: &str = "sk_live_dev_secret_0001";
 pub const DEV_READ_ONLY: &str = "rk_live_dev_readonly_0001";
 /// A second project whose key has a tiny per-key limit, for rate-limit tests.
 pub const DEV_LIMITED_SECRET: &str = "sk_live_dev_limited_0001";
+/// A key with a very high per-key limit, for load benchmarks.
+pub const DEV_BENCH_SECRET: &str = "sk_live_dev_bench_0001";
 /// A revoked key, for the 401 test.
 pub const DEV_REVOKED: &str = "sk_live_dev_revoked_0001";
 pub const DEV_ALLOWED_ORIGINS: &[&str] = &["http://localhost:8080", "http://127.0.0.1:8080", "https://example.com"];
@@ -28,6 +30,8 @@ fn record(project: &str, kind: KeyKind) -> KeyRecord {
 pub fn records() -> Vec<(&'static str, KeyRecord)> {
     let mut limited = record("proj_limited", KeyKind::Secret);
     limited.events_per_minute = Some(5);
+    let mut bench = record("proj_bench", KeyKind::Secret);
+    bench.events_per_minute = Some(100_000_000);
     let mut revoked = record(DEV_PROJECT, KeyKind::Secret);
     revoked.revoked = true;
     vec![
@@ -35,6 +39,7 @@ pub fn records() -> Vec<(&'static str, KeyRecord)> {
         (DEV_SECRET, record(DEV_PROJECT, KeyKind::Secret)),
         (DEV_READ_ONLY, record(DEV_PROJECT, KeyKind::ReadOnly)),
         (DEV_LIMITED_SECRET, limited),
+        (DEV_BENCH_SECRET, bench),
         (DEV_REVOKED, revoked),
     ]
 }

@@ -5,10 +5,10 @@ use super::{config, http};
 use crate::enrich::geo::Geo;
 use crate::error::ApiError;
 use crate::event::{self, LIMITS};
-use crate::keys::{self, KeyKind, KeyRecord, Principal};
+use crate::keys::{self, KeyKind, KeyRecord};
 use crate::pipeline::{self, RequestContext};
 use crate::rate_limit;
-use crate::row::{split_into_messages, MAX_MESSAGE_BYTES};
+use std::time::Duration;
 use serde::Serialize;
 use wasm_bindgen::JsCast;
 use worker::*;
@@ -107,9 +107,8 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
     // Per key, with the limit from the key's record, counted in events.
     let limit = principal.events_per_minute.unwrap_or_else(|| rate_limit::default_events_per_minute(principal.kind));
     let key_hash = keys::key_hash(raw_key.as_deref().unwrap_or_default());
-    let decision = super::key_limiter::check(env, &key_hash, envelope.events.len() as u64, limit).await;
-    if !decision.allowed {
-        return Err(Refusal { error: rate_limit::too_many("key", decision.retry_after_s), retry_after_s: Some(decision.retry_after_s) });
+    if let Some(wait) = super::key_limiter::check(env, &key_hash, envelope.events.len() as u64, limit).await {
+        return Err(Refusal { error: rate_limit::too_many("key", wait), retry_after_s: Some(wait) });
     }
 
     let ctx = RequestContext {
@@ -141,22 +140,39 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
         return Err(ApiError::bad_request("all_events_rejected", format!("No event in the batch was valid; fix them and resend: {detail}")).into());
     }
     let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
-    enqueue(env, &principal, rows).await?;
+    let window = Duration::from_millis(config::var(env, "QUEUE_GROUP_COMMIT_MS").and_then(|v| v.parse().ok()).unwrap_or(5));
+    super::group_commit::enqueue(env, rows, window).await.map_err(|_| unavailable("The event queue"))?;
     Ok(serde_json::to_string(&Accepted { status: "accepted", accepted: ids.len(), ids, rejected }).unwrap_or_default())
 }
 
-async fn lookup_key(env: &Env, raw: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
-    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
-    kv.get(&keys::key_hash(raw)).cache_ttl(60).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))
+thread_local! {
+    /// Key records by key hash, with when to look again: KV is itself eventually consistent
+    /// over about a minute, so an isolate need not read it for every request.
+    static KEY_CACHE: std::cell::RefCell<std::collections::HashMap<String, (Option<KeyRecord>, i64)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-async fn enqueue(env: &Env, _principal: &Principal, rows: Vec<crate::row::EventRow>) -> std::result::Result<(), ApiError> {
-    let queue = env.queue(config::EVENTS_QUEUE).map_err(|_| unavailable("The event queue"))?;
-    let messages = split_into_messages(rows, MAX_MESSAGE_BYTES);
-    queue.send_batch(messages).await.map_err(|e| {
-        console_error!("collect: queue send failed: {e}");
-        unavailable("The event queue")
-    })
+/// Known keys are kept 60 s, unknown ones 10 s (so a new key works soon after it is created).
+const KEY_TTL_MS: i64 = 60_000;
+const UNKNOWN_KEY_TTL_MS: i64 = 10_000;
+
+async fn lookup_key(env: &Env, raw: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
+    let hash = keys::key_hash(raw);
+    let now = Date::now().as_millis() as i64;
+    if let Some(rec) = KEY_CACHE.with(|c| c.borrow().get(&hash).filter(|(_, until)| *until > now).map(|(r, _)| r.clone())) {
+        return Ok(rec);
+    }
+    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    let rec = kv.get(&hash).cache_ttl(60).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))?;
+    let ttl = if rec.is_some() { KEY_TTL_MS } else { UNKNOWN_KEY_TTL_MS };
+    KEY_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() > 10_000 {
+            c.clear(); // bound the memory a flood of random keys can take
+        }
+        c.insert(hash, (rec.clone(), now + ttl));
+    });
+    Ok(rec)
 }
 
 fn edge_geo(req: &Request) -> Geo {

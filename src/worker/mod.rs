@@ -7,6 +7,7 @@ mod config;
 mod consumer;
 mod dead_letters;
 mod geo;
+mod group_commit;
 mod http;
 mod key_limiter;
 

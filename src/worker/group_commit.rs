@@ -1,0 +1,81 @@
+//! Group commit to the events queue: requests that arrive in the same isolate within a few
+//! milliseconds share one sendBatch. Every request still answers only after its own rows are
+//! on the queue (or with 503 if the send failed, so the client retries): nothing is
+//! acknowledged before it is durable. Fewer, fuller queue messages also make inserts larger.
+//!
+//! workerd forbids resolving one request's promises from another request, so the leader does
+//! not wake the others: each waiter checks the shared outcome on its own timer.
+
+use super::config;
+use crate::row::{chunk_for_send_batch, split_into_messages, EventRow, MAX_MESSAGE_BYTES};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+use worker::{console_error, Delay, Env};
+
+type Outcome = Rc<RefCell<Option<Result<(), String>>>>;
+
+struct Group {
+    rows: Vec<EventRow>,
+    outcome: Outcome,
+}
+
+thread_local! {
+    static PENDING: RefCell<Option<Group>> = const { RefCell::new(None) };
+}
+
+/// How long a waiter waits for its leader before answering 503 (the leader's request may have
+/// been cancelled); the client then retries with the same ids.
+const GIVE_UP: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(1);
+
+/// Put `rows` on the queue, together with whatever other requests of this isolate bring
+/// within `window`. Err(reason) when the queue did not take them.
+pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result<(), String> {
+    if window.is_zero() {
+        return send(env, rows).await;
+    }
+    let (outcome, leader) = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        match p.as_mut() {
+            Some(group) => {
+                group.rows.extend(rows);
+                (group.outcome.clone(), false)
+            }
+            None => {
+                let outcome: Outcome = Rc::new(RefCell::new(None));
+                *p = Some(Group { rows, outcome: outcome.clone() });
+                (outcome, true)
+            }
+        }
+    });
+    if leader {
+        Delay::from(window).await;
+        let group = PENDING.with(|p| p.borrow_mut().take()).expect("the leader's group is pending");
+        let result = send(env, group.rows).await;
+        *outcome.borrow_mut() = Some(result.clone());
+        return result;
+    }
+    let mut waited = Duration::ZERO;
+    loop {
+        if let Some(result) = outcome.borrow().clone() {
+            return result;
+        }
+        if waited >= GIVE_UP {
+            return Err("the group's send did not finish".into());
+        }
+        Delay::from(POLL).await;
+        waited += POLL;
+    }
+}
+
+async fn send(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
+    let queue = env.queue(config::EVENTS_QUEUE).map_err(|e| e.to_string())?;
+    for call in chunk_for_send_batch(split_into_messages(rows, MAX_MESSAGE_BYTES)) {
+        if let Err(e) = queue.send_batch(call).await {
+            console_error!("collect: queue send failed: {e}");
+            return Err(e.to_string());
+        }
+    }
+    Ok(())
+}
