@@ -52,6 +52,18 @@ pub struct RowBatch {
     pub failure: Option<Failure>,
 }
 
+impl RowBatch {
+    /// The queue message body: the batch as one JSON string.
+    pub fn to_message(&self) -> String {
+        serde_json::to_string(self).expect("RowBatch always serializes")
+    }
+
+    /// A queue message body back to a batch; Err with a reason for anything else.
+    pub fn from_message(body: &str) -> Result<RowBatch, String> {
+        serde_json::from_str(body).map_err(|e| format!("not a row batch ({e}): {}", body.chars().take(200).collect::<String>()))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// ClickHouse's error code, when it gave one.
@@ -159,6 +171,14 @@ mod tests {
         }
         let back: Vec<EventRow> = calls.into_iter().flatten().flat_map(|m| m.rows).collect();
         assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn queue_message_round_trip() {
+        let b = RowBatch { rows: vec![sample("a", 3)], failure: Some(Failure { code: Some(117), reason: "r".into() }) };
+        assert_eq!(RowBatch::from_message(&b.to_message()).unwrap(), b);
+        assert!(RowBatch::from_message("{}").is_err());
+        assert!(RowBatch::from_message("garbage").unwrap_err().contains("garbage"));
     }
 
     #[test]

@@ -9,10 +9,11 @@ use worker::*;
 const PREFIX: &str = "dlq:";
 const KEEP_SECONDS: u64 = 30 * 24 * 3600;
 
-pub async fn consume(batch: MessageBatch<RowBatch>, env: &Env) -> Result<()> {
+pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
     let kv = env.kv(config::DEAD_LETTERS_KV)?;
     for m in batch.messages()? {
-        let mut body = m.body().clone();
+        let mut body = RowBatch::from_message(m.body())
+            .unwrap_or_else(|reason| RowBatch { rows: vec![], failure: Some(Failure { code: None, reason }) });
         let failure = body.failure.get_or_insert_with(|| Failure {
             code: None,
             reason: "retried until the queue's max_retries without being stored".into(),

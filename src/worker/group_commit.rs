@@ -72,7 +72,10 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
 async fn send(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
     let queue = env.queue(config::EVENTS_QUEUE).map_err(|e| e.to_string())?;
     for call in chunk_for_send_batch(split_into_messages(rows, MAX_MESSAGE_BYTES)) {
-        if let Err(e) = queue.send_batch(call).await {
+        // One JSON string per message: a single crossing into JS instead of building an
+        // object field by field (the consumer parses it back with serde_json).
+        let bodies: Vec<String> = call.iter().map(crate::row::RowBatch::to_message).collect();
+        if let Err(e) = queue.send_batch(bodies).await {
             console_error!("collect: queue send failed: {e}");
             return Err(e.to_string());
         }

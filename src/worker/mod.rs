@@ -11,7 +11,6 @@ mod group_commit;
 mod http;
 mod key_limiter;
 
-use crate::row::RowBatch;
 use worker::*;
 
 #[event(start)]
@@ -40,7 +39,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 #[event(queue)]
-async fn queue(batch: MessageBatch<RowBatch>, env: Env, _ctx: Context) -> Result<()> {
+async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
     if batch.queue() == config::dead_letter_queue_name(&env) {
         dead_letters::consume(batch, &env).await
     } else {
