@@ -1,0 +1,99 @@
+"""The schema and insert path on a modern ClickHouse (chdb: ClickHouse 26.x in-process).
+
+Applies migrations/*.sql the way the migration runner splits them, inserts rows made by the
+real pipeline with the exact settings the Worker's insert sends (including async_insert,
+which only modern servers have), and checks the dedup view. Prints 'N passed, N failed'.
+usage: python check.py <migrations dir> <rows.jsonl>
+"""
+import os
+import sys
+import tempfile
+
+import chdb
+from chdb import session
+
+migrations, rows_file = sys.argv[1], sys.argv[2]
+rows = open(rows_file).read()
+results = []
+
+
+def check(name, fn):
+    try:
+        fn()
+        results.append((name, None))
+    except Exception as e:  # report every failure, then exit non-zero
+        results.append((name, e))
+
+
+def statements(sql):
+    out, cur = [], []
+    for line in sql.splitlines():
+        t = line.strip()
+        if not t or t.startswith("--"):
+            continue
+        cur.append(line)
+        if t.endswith(";"):
+            out.append("\n".join(cur).strip().rstrip(";"))
+            cur = []
+    if "".join(cur).strip():
+        out.append("\n".join(cur).strip())
+    return out
+
+
+s = session.Session(tempfile.mkdtemp())
+s.query("CREATE DATABASE IF NOT EXISTS millimetric")
+settings = "SETTINGS allow_experimental_low_cardinality_type=1"
+
+
+def apply():
+    for f in sorted(os.listdir(migrations)):
+        if f.endswith(".sql"):
+            for st in statements(open(os.path.join(migrations, f)).read()):
+                s.query(f"USE millimetric; {st}")
+
+
+def insert(async_insert):
+    extra = ", async_insert=1, wait_for_async_insert=1" if async_insert else ""
+    s.query(f"INSERT INTO millimetric.events SETTINGS input_format_skip_unknown_fields=0{extra} FORMAT JSONEachRow\n{rows}")
+
+
+def dedup():
+    n_rows = len([l for l in rows.splitlines() if l.strip()])
+    raw = int(str(s.query("SELECT count() FROM millimetric.events", "CSV")).strip())
+    seen = int(str(s.query("SELECT count() FROM millimetric.events_dedup", "CSV")).strip())
+    assert raw == 2 * n_rows, f"both inserts landed: {raw}"
+    assert seen == n_rows, f"the dedup view shows each event once: {seen} of {n_rows}"
+
+
+def columns():
+    got = str(s.query("SELECT country, retention_days, prop_keys FROM millimetric.events_dedup WHERE event_id='m-2'", "TSV")).strip()
+    assert got == "GB\t30\t['plan','seats']", got
+
+
+def unknown_field_is_refused():
+    try:
+        s.query("INSERT INTO millimetric.events SETTINGS input_format_skip_unknown_fields=0 FORMAT JSONEachRow\n"
+                '{"project_id":"p","event_id":"x","ip":"1.2.3.4"}')
+    except Exception as e:
+        assert "117" in str(e) or "INCORRECT_DATA" in str(e) or "Unknown field" in str(e), e
+        return
+    raise AssertionError("an unknown field must be an error (it is what dead-letters a schema mismatch)")
+
+
+def no_ip_column():
+    cols = str(s.query("SELECT name FROM system.columns WHERE database='millimetric' AND table='events'", "CSV"))
+    assert "ip" not in [c.strip('"') for c in cols.split()], cols
+
+
+check(f"migrations apply on ClickHouse {chdb.__version__ if hasattr(chdb, '__version__') else ''}", apply)
+check("insert with the Worker's settings", lambda: insert(False))
+check("insert with async_insert", lambda: insert(True))
+check("dedup view", dedup)
+check("row values", columns)
+check("unknown field refused", unknown_field_is_refused)
+check("no ip column", no_ip_column)
+failed = [(n, e) for n, e in results if e]
+for n, e in results:
+    print(f"modern clickhouse: {n}: {'ok' if not e else f'FAILED: {e}'}")
+print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+sys.exit(1 if failed else 0)
