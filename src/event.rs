@@ -96,7 +96,8 @@ pub fn decode_body(raw: &[u8], encoding: BodyEncoding, limits: &Limits) -> Resul
     }
 }
 
-fn too_large(limits: &Limits) -> ApiError {
+/// The 413 for a body over the limits (also used when Content-Length already says so).
+pub fn too_large(limits: &Limits) -> ApiError {
     ApiError::new(
         413,
         "body_too_large",

@@ -68,7 +68,7 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
     let encoding = event::check_content_encoding(header(req, "Content-Encoding").as_deref())?;
     if let Some(len) = header(req, "Content-Length").and_then(|l| l.parse::<usize>().ok()) {
         if len > LIMITS.max_body_bytes {
-            return Err(event::decode_body(&vec![0; LIMITS.max_body_bytes + 1], encoding, &LIMITS).unwrap_err().into());
+            return Err(event::too_large(&LIMITS).into());
         }
     }
     let raw = req.bytes().await.map_err(|_| ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again."))?;

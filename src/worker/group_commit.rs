@@ -11,14 +11,20 @@ use crate::row::{chunk_for_send_batch, split_into_messages, EventRow, MAX_MESSAG
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, Delay, Env};
+use worker::{console_error, Date, Delay, Env};
 
 type Outcome = Rc<RefCell<Option<Result<(), String>>>>;
 
 struct Group {
     rows: Vec<EventRow>,
     outcome: Outcome,
+    started_ms: i64,
 }
+
+/// A group still pending this long after it started lost its leader (a cancelled request):
+/// the next request fails it (its waiters answer 503 and retry; nothing of it was sent) and
+/// starts a new one, so one cancelled request cannot stall the isolate.
+const STALE_MS: i64 = 1_000;
 
 thread_local! {
     static PENDING: RefCell<Option<Group>> = const { RefCell::new(None) };
@@ -35,8 +41,13 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
     if window.is_zero() {
         return send(env, rows).await;
     }
+    let now = Date::now().as_millis() as i64;
     let (outcome, leader) = PENDING.with(|p| {
         let mut p = p.borrow_mut();
+        if let Some(stale) = p.as_ref().filter(|g| now - g.started_ms > STALE_MS) {
+            *stale.outcome.borrow_mut() = Some(Err("the group lost its leader".into()));
+            *p = None;
+        }
         match p.as_mut() {
             Some(group) => {
                 group.rows.extend(rows);
@@ -44,14 +55,21 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
             }
             None => {
                 let outcome: Outcome = Rc::new(RefCell::new(None));
-                *p = Some(Group { rows, outcome: outcome.clone() });
+                *p = Some(Group { rows, outcome: outcome.clone(), started_ms: now });
                 (outcome, true)
             }
         }
     });
     if leader {
         Delay::from(window).await;
-        let group = PENDING.with(|p| p.borrow_mut().take()).expect("the leader's group is pending");
+        // Take the pending group only if it is still ours (it may have been failed as stale).
+        let group = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.as_ref().is_some_and(|g| Rc::ptr_eq(&g.outcome, &outcome)) { p.take() } else { None }
+        });
+        let Some(group) = group else {
+            return outcome.borrow().clone().unwrap_or_else(|| Err("the group was abandoned".into()));
+        };
         let result = send(env, group.rows).await;
         *outcome.borrow_mut() = Some(result.clone());
         return result;
