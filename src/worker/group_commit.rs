@@ -42,7 +42,7 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
         return send(env, rows).await;
     }
     let now = Date::now().as_millis() as i64;
-    let (outcome, leader) = PENDING.with(|p| {
+    let (outcome, leader, started) = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         if let Some(stale) = p.as_ref().filter(|g| now - g.started_ms > STALE_MS) {
             *stale.outcome.borrow_mut() = Some(Err("the group lost its leader".into()));
@@ -51,12 +51,12 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
         match p.as_mut() {
             Some(group) => {
                 group.rows.extend(rows);
-                (group.outcome.clone(), false)
+                (group.outcome.clone(), false, group.started_ms)
             }
             None => {
                 let outcome: Outcome = Rc::new(RefCell::new(None));
                 *p = Some(Group { rows, outcome: outcome.clone(), started_ms: now });
-                (outcome, true)
+                (outcome, true, now)
             }
         }
     });
@@ -74,7 +74,10 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
         *outcome.borrow_mut() = Some(result.clone());
         return result;
     }
-    let mut waited = Duration::ZERO;
+    // The leader sends when its window ends: sleep until then, and only poll after that.
+    let until_send = (started + window.as_millis() as i64 - now).max(0) as u64;
+    let mut waited = Duration::from_millis(until_send);
+    Delay::from(waited).await;
     loop {
         if let Some(result) = outcome.borrow().clone() {
             return result;
