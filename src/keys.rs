@@ -98,6 +98,21 @@ pub struct Principal {
     pub events_per_minute: Option<u32>,
 }
 
+impl Principal {
+    /// A principal with the record defaults (90-day retention, no hash routing, no CORS origin,
+    /// the default rate limit): for tools, benchmarks and tests that need one.
+    pub fn new(project_id: &str, kind: KeyKind) -> Principal {
+        Principal {
+            project_id: project_id.to_string(),
+            kind,
+            retention_days: default_retention(),
+            hash_routing: false,
+            cors_origin: None,
+            events_per_minute: None,
+        }
+    }
+}
+
 /// Where the raw key was found missing or malformed, before any lookup.
 pub fn check_raw_key(raw: Option<&str>) -> Result<KeyKind, ApiError> {
     let raw = raw.map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {

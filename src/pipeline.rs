@@ -104,14 +104,7 @@ mod tests {
     use serde_json::json;
 
     fn principal(kind: KeyKind) -> Principal {
-        Principal {
-            project_id: "p1".into(),
-            kind,
-            retention_days: 90,
-            hash_routing: false,
-            cors_origin: None,
-            events_per_minute: None,
-        }
+        Principal::new("p1", kind)
     }
 
     const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";

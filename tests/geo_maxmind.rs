@@ -6,10 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 fn fixtures() -> PathBuf {
-    std::env::var_os("MM_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/millimetric/fixtures"))
-        .join("mmdb")
+    millimetric_edge::native::fixtures_dir().join("mmdb")
 }
 
 fn load(name: &str) -> GeoDb {

@@ -29,7 +29,7 @@ const SEEDS: &[&str] = &[
 const JUNK: &[&str] = &["{", "}", "[", "]", "\"", "\\", ",", ":", "null", "1e999", "-0", "\u{feff}", "%", "%zz", "?", "#", "@", "\u{0}", "ü", "[[[[[[[[", "{\"a\":"];
 
 fn run(body: &[u8], enc: BodyEncoding) {
-    let principal = Principal { project_id: "p".into(), kind: KeyKind::Secret, retention_days: 90, hash_routing: true, cors_origin: None, events_per_minute: None };
+    let principal = Principal { hash_routing: true, ..Principal::new("p", KeyKind::Secret) };
     let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: Some("Mozilla/5.0".into()), edge_geo: Geo::default() };
     let Ok(json) = event::decode_body(body, enc, &LIMITS) else { return };
     let Ok(env) = event::parse_envelope(&json, &LIMITS) else { return };

@@ -22,7 +22,7 @@ fn request_examples_are_accepted_by_the_real_code() {
     for (name, ex) in examples {
         let kind = if ex["x-key-kind"] == "secret" { KeyKind::Secret } else { KeyKind::Publishable };
         let env = parse_envelope(ex["value"].to_string().as_bytes(), &LIMITS).unwrap_or_else(|e| panic!("example {name}: {e}"));
-        let principal = Principal { project_id: "p".into(), kind, retention_days: 90, hash_routing: false, cors_origin: None, events_per_minute: None };
+        let principal = Principal::new("p", kind);
         let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: Some("Mozilla/5.0".into()), edge_geo: Geo::default() };
         for ev in env.events {
             let ev = validate_event(ev, kind == KeyKind::Secret, &LIMITS).unwrap_or_else(|e| panic!("example {name}: {e}"));

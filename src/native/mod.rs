@@ -3,3 +3,10 @@
 pub mod clickhouse_client;
 pub mod dev_keys;
 pub mod migrate;
+
+/// Where scripts/setup puts test fixtures: $MM_FIXTURES, else ~/.cache/millimetric/fixtures.
+pub fn fixtures_dir() -> std::path::PathBuf {
+    std::env::var_os("MM_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/millimetric/fixtures"))
+}

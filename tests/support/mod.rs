@@ -38,9 +38,7 @@ impl Reply {
 }
 
 pub fn fixtures() -> PathBuf {
-    std::env::var_os("MM_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/millimetric/fixtures"))
+    millimetric_edge::native::fixtures_dir()
 }
 
 fn root() -> PathBuf {

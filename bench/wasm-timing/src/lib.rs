@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 /// Enrich one event body as a browser-key request with `ua`; the row's JSON length (0 on error).
 #[wasm_bindgen]
 pub fn enrich(body: &str, ua: &str, now_ms: f64) -> usize {
-    let principal = Principal { project_id: "bench".into(), kind: KeyKind::Publishable, retention_days: 90, hash_routing: false, cors_origin: None, events_per_minute: None };
+    let principal = Principal::new("bench", KeyKind::Publishable);
     let ctx = RequestContext { received_ms: now_ms as i64, user_agent: Some(ua.to_string()), edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")) };
     let Ok(env) = event::parse_envelope(body.as_bytes(), &LIMITS) else { return 0 };
     let mut n = 0;
