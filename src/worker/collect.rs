@@ -81,7 +81,8 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
     let bearer = header(req, "Authorization").and_then(|h| h.strip_prefix("Bearer ").map(|s| s.trim().to_string()));
     let raw_key = bearer.or(envelope.key.clone());
     let claimed = keys::check_raw_key(raw_key.as_deref())?;
-    let record = lookup_key(env, raw_key.as_deref().unwrap_or_default()).await?;
+    let key_hash = keys::key_hash(raw_key.as_deref().unwrap_or_default());
+    let record = lookup_key(env, &key_hash).await?;
     let principal = keys::authorize(claimed, record, origin)?;
     *cors = principal.cors_origin.clone();
 
@@ -106,7 +107,6 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
     drop(client_ip);
     // Per key, with the limit from the key's record, counted in events.
     let limit = principal.events_per_minute.unwrap_or_else(|| rate_limit::default_events_per_minute(principal.kind));
-    let key_hash = keys::key_hash(raw_key.as_deref().unwrap_or_default());
     if let Some(wait) = super::key_limiter::check(env, &key_hash, envelope.events.len() as u64, limit).await {
         return Err(Refusal { error: rate_limit::too_many("key", wait), retry_after_s: Some(wait) });
     }
@@ -156,21 +156,21 @@ thread_local! {
 const KEY_TTL_MS: i64 = 60_000;
 const UNKNOWN_KEY_TTL_MS: i64 = 10_000;
 
-async fn lookup_key(env: &Env, raw: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
-    let hash = keys::key_hash(raw);
+/// The record KV holds under `hash` (the SHA-256 of the raw key), through the isolate's cache.
+async fn lookup_key(env: &Env, hash: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
     let now = Date::now().as_millis() as i64;
-    if let Some(rec) = KEY_CACHE.with(|c| c.borrow().get(&hash).filter(|(_, until)| *until > now).map(|(r, _)| r.clone())) {
+    if let Some(rec) = KEY_CACHE.with(|c| c.borrow().get(hash).filter(|(_, until)| *until > now).map(|(r, _)| r.clone())) {
         return Ok(rec);
     }
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
-    let rec = kv.get(&hash).cache_ttl(60).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))?;
+    let rec = kv.get(hash).cache_ttl(60).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))?;
     let ttl = if rec.is_some() { KEY_TTL_MS } else { UNKNOWN_KEY_TTL_MS };
     KEY_CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.len() > 10_000 {
             c.clear(); // bound the memory a flood of random keys can take
         }
-        c.insert(hash, (rec.clone(), now + ttl));
+        c.insert(hash.to_string(), (rec.clone(), now + ttl));
     });
     Ok(rec)
 }
