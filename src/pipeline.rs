@@ -172,6 +172,19 @@ mod tests {
     }
 
     #[test]
+    fn only_coarse_user_agent_facts_reach_the_row() {
+        // The promise: coarse UA only, no fingerprinting. Neither the UA string nor any of
+        // its version numbers may be stored.
+        let ev = validate_event(json!({"url":"https://a.com/"}), false, &LIMITS).unwrap();
+        let row = build_row(&principal(KeyKind::Publishable), ev, &ctx(), &|_| None, &mut || "x".into()).unwrap();
+        let stored = serde_json::to_string(&row).unwrap();
+        for fragment in [CHROME, "131.0.0.0", "537.36", "Win64", "NT 10.0"] {
+            assert!(!stored.contains(fragment), "{fragment} reached the row: {stored}");
+        }
+        assert_eq!((row.browser.as_str(), row.os.as_str()), ("Chrome", "Windows"));
+    }
+
+    #[test]
     fn server_event_without_forwarded_data_has_no_geo_or_ua() {
         let ev = validate_event(json!({"type":"event","name":"renewal","url":"https://a.com/"}), true, &LIMITS).unwrap();
         let row = build_row(&principal(KeyKind::Secret), ev, &ctx(), &|_| None, &mut || "x".into()).unwrap();

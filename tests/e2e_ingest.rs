@@ -26,6 +26,23 @@ fn ingest_end_to_end() {
     browser_transport_variants(&stack);
     refusals_are_clear_json(&stack);
     retried_request_is_one_row(&stack);
+    no_cookies_ever(&stack);
+}
+
+/// The promise: no cookies on visitors. No answer of /collect sets one: accepted, refused,
+/// preflight, rate-limited alike.
+fn no_cookies_ever(stack: &Stack) {
+    let ev = json!({"url":"https://example.com/"});
+    let replies = vec![
+        stack.collect(DEV_PUBLISHABLE, &browser(), &ev),
+        stack.collect(DEV_PUBLISHABLE, &[("Origin", "https://evil.example")], &ev),
+        stack.collect("sk_live_not_a_real_key_123", &[], &ev),
+        stack.request("OPTIONS", "/collect", &[("Origin", "https://example.com")], b""),
+        stack.request("POST", "/collect", &[("Content-Type", "application/json")], b"{"),
+    ];
+    for r in replies {
+        assert!(r.header("Set-Cookie").is_none(), "a {} answer set a cookie: {:?}", r.status, r.headers);
+    }
 }
 
 fn pageview_lands_in_clickhouse(stack: &Stack) {
