@@ -98,9 +98,10 @@ pub fn os_family(ua: &str) -> &'static str {
         "Windows"
     } else if has("Mac OS X") || has("Macintosh") || has("Mac_PowerPC") || has("macOS") {
         "macOS"
-    } else if has("SmartTV") || has("SMART-TV") || has("GoogleTV") || has("Web0S") || has("webOS") || has("CrKey") || has("NetCast") || has("HbbTV") || has("Tizen") {
-        "Other"
-    } else if has("BSD") || has("SunOS") || has("Solaris") {
+    } else if has("SmartTV") || has("SMART-TV") || has("GoogleTV") || has("Web0S") || has("webOS") || has("CrKey") || has("NetCast") || has("HbbTV") || has("Tizen")
+        || has("BSD") || has("SunOS") || has("Solaris")
+    {
+        // TV platforms and the non-Linux Unixes: not a family we name, and not Linux.
         "Other"
     } else if lhas("linux") || has("X11") || has("Ubuntu") || has("Fedora") || has("Debian") || has("MeeGo") || has("Maemo") || has("Sailfish") {
         "Linux"
