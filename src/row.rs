@@ -74,36 +74,41 @@ pub struct Failure {
 /// Queues take at most 128 KB a message; leave room for the envelope.
 pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
 
-/// Split rows into as few messages as fit `max_bytes` each (by their JSON size).
+/// Rows as queue message bodies: as few as fit `max_bytes` each, in order, every row serialized
+/// once. Each body is exactly `RowBatch { rows, failure: None }.to_message()`.
 /// A single row is always under the limit: the contract bounds every field.
-pub fn split_into_messages(rows: Vec<EventRow>, max_bytes: usize) -> Vec<RowBatch> {
+pub fn encode_messages(rows: &[EventRow], max_bytes: usize) -> Vec<String> {
+    const HEAD: &str = "{\"rows\":[";
+    const TAIL: &str = "]}";
     let mut out = Vec::new();
-    let mut cur = Vec::new();
-    let mut size = 0;
+    let mut cur = String::from(HEAD);
     for r in rows {
-        let n = serde_json::to_string(&r).map(|s| s.len()).unwrap_or(0) + 1;
-        if !cur.is_empty() && size + n > max_bytes {
-            out.push(RowBatch { rows: std::mem::take(&mut cur), failure: None });
-            size = 0;
+        let json = serde_json::to_string(r).expect("EventRow always serializes");
+        let first = cur.len() == HEAD.len();
+        if !first && cur.len() + 1 + json.len() + TAIL.len() > max_bytes {
+            cur.push_str(TAIL);
+            out.push(std::mem::replace(&mut cur, String::from(HEAD)));
+        } else if !first {
+            cur.push(',');
         }
-        size += n;
-        cur.push(r);
+        cur.push_str(&json);
     }
-    if !cur.is_empty() {
-        out.push(RowBatch { rows: cur, failure: None });
+    if cur.len() > HEAD.len() {
+        cur.push_str(TAIL);
+        out.push(cur);
     }
     out
 }
 
-/// Queues' sendBatch takes at most 100 messages and 256 KB in all: group messages (each at
-/// most MAX_MESSAGE_BYTES) into calls that respect both, in order.
-pub fn chunk_for_send_batch(messages: Vec<RowBatch>) -> Vec<Vec<RowBatch>> {
+/// Queues' sendBatch takes at most 100 messages and 256 KB in all: group message bodies (each
+/// at most MAX_MESSAGE_BYTES) into calls that respect both, in order.
+pub fn chunk_for_send_batch(messages: Vec<String>) -> Vec<Vec<String>> {
     const MAX_CALL_BYTES: usize = 240 * 1024;
     const MAX_CALL_MESSAGES: usize = 100;
-    let mut out: Vec<Vec<RowBatch>> = Vec::new();
+    let mut out: Vec<Vec<String>> = Vec::new();
     let mut size = 0;
     for m in messages {
-        let n = serde_json::to_string(&m).map(|s| s.len()).unwrap_or(0);
+        let n = m.len();
         match out.last_mut() {
             Some(call) if call.len() < MAX_CALL_MESSAGES && size + n <= MAX_CALL_BYTES => {
                 size += n;
@@ -144,33 +149,41 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    fn decode(msgs: &[String]) -> Vec<EventRow> {
+        msgs.iter().flat_map(|m| RowBatch::from_message(m).unwrap().rows).collect()
+    }
+
     #[test]
     fn splits_by_size_keeping_every_row_once_in_order() {
         let rows: Vec<EventRow> = (0..50).map(|i| sample(&format!("e{i}"), 400)).collect();
-        let msgs = split_into_messages(rows.clone(), 4096);
+        let msgs = encode_messages(&rows, 4096);
         assert!(msgs.len() > 1);
         for m in &msgs {
-            let bytes: usize = m.rows.iter().map(|r| serde_json::to_string(r).unwrap().len() + 1).sum();
-            assert!(bytes <= 4096);
+            assert!(m.len() <= 4096);
         }
-        let back: Vec<EventRow> = msgs.into_iter().flat_map(|m| m.rows).collect();
-        assert_eq!(back, rows);
-        assert_eq!(split_into_messages(vec![sample("x", 1)], MAX_MESSAGE_BYTES).len(), 1);
-        assert!(split_into_messages(vec![], MAX_MESSAGE_BYTES).is_empty());
+        assert_eq!(decode(&msgs), rows);
+        assert_eq!(encode_messages(&[sample("x", 1)], MAX_MESSAGE_BYTES).len(), 1);
+        assert!(encode_messages(&[], MAX_MESSAGE_BYTES).is_empty());
+    }
+
+    #[test]
+    fn encoded_messages_are_what_to_message_writes() {
+        let rows = vec![sample("a", 3), sample("b", 5)];
+        let msgs = encode_messages(&rows, MAX_MESSAGE_BYTES);
+        assert_eq!(msgs, vec![RowBatch { rows, failure: None }.to_message()]);
     }
 
     #[test]
     fn send_batch_calls_respect_queue_limits() {
         let rows: Vec<EventRow> = (0..400).map(|i| sample(&format!("e{i}"), 1500)).collect();
-        let msgs = split_into_messages(rows.clone(), MAX_MESSAGE_BYTES);
-        let calls = chunk_for_send_batch(msgs);
+        let calls = chunk_for_send_batch(encode_messages(&rows, MAX_MESSAGE_BYTES));
         assert!(calls.len() > 1);
         for c in &calls {
             assert!(c.len() <= 100);
-            assert!(c.iter().map(|m| serde_json::to_string(m).unwrap().len()).sum::<usize>() <= 240 * 1024);
+            assert!(c.iter().map(String::len).sum::<usize>() <= 240 * 1024);
         }
-        let back: Vec<EventRow> = calls.into_iter().flatten().flat_map(|m| m.rows).collect();
-        assert_eq!(back, rows);
+        let all: Vec<String> = calls.into_iter().flatten().collect();
+        assert_eq!(decode(&all), rows);
     }
 
     #[test]

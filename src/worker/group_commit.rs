@@ -7,7 +7,7 @@
 //! not wake the others: each waiter checks the shared outcome on its own timer.
 
 use super::config;
-use crate::row::{chunk_for_send_batch, split_into_messages, EventRow, MAX_MESSAGE_BYTES};
+use crate::row::{chunk_for_send_batch, encode_messages, EventRow, MAX_MESSAGE_BYTES};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -92,11 +92,10 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
 
 async fn send(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
     let queue = env.queue(config::EVENTS_QUEUE).map_err(|e| e.to_string())?;
-    for call in chunk_for_send_batch(split_into_messages(rows, MAX_MESSAGE_BYTES)) {
-        // One JSON string per message: a single crossing into JS instead of building an
-        // object field by field (the consumer parses it back with serde_json).
-        let bodies: Vec<String> = call.iter().map(crate::row::RowBatch::to_message).collect();
-        if let Err(e) = queue.send_batch(bodies).await {
+    // One JSON string per message: a single crossing into JS instead of building an object
+    // field by field (the consumer parses it back with serde_json); each row serialized once.
+    for call in chunk_for_send_batch(encode_messages(&rows, MAX_MESSAGE_BYTES)) {
+        if let Err(e) = queue.send_batch(call).await {
             console_error!("collect: queue send failed: {e}");
             return Err(e.to_string());
         }
