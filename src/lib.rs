@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod rate_limit;
 pub mod row;
 pub mod timestamp;
+pub mod warm_up;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;

@@ -10,19 +10,30 @@ mod geo;
 mod group_commit;
 mod http;
 mod key_limiter;
+mod warm_up;
 
 use worker::*;
 
+/// Runs once when the isolate starts, before its first request.
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
+    // Compile the ingest path now rather than inside the first request (see warm_up.rs).
+    // Its result is of no use here: a failure would show in the tests, not in production.
+    let _ = crate::warm_up::warm_up();
+    warm_up::routes();
 }
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    route(req, &env).await
+}
+
+/// Every endpoint; `fetch` and the start-up warm-up both come in here.
+async fn route(req: Request, env: &Env) -> Result<Response> {
     let path = req.path();
     match (req.method(), path.as_str()) {
-        (Method::Post, "/collect") => collect::handle(req, &env).await,
+        (Method::Post, "/collect") => collect::handle(req, env).await,
         (Method::Options, "/collect") => Ok(http::preflight(&req)),
         (_, "/collect") => Ok(http::error(&crate::error::ApiError::new(
             405,
@@ -30,7 +41,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             "Send events with POST /collect.",
         ), None)),
         (Method::Get, "/health") => Ok(http::json(200, r#"{"status":"ok"}"#, None)),
-        (Method::Get, "/admin/dead-letters") => dead_letters::list(req, &env).await,
+        (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
         _ => Ok(http::error(
             &crate::error::ApiError::new(404, "not_found", "No such endpoint. Events go to POST /collect."),
             None,

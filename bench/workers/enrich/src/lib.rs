@@ -22,3 +22,9 @@ async fn fetch(mut req: Request, _env: Env, _ctx: Context) -> Result<Response> {
     }
     Ok(Response::ok(out)?.with_status(202))
 }
+
+/// The same start-up warm-up as the edge Worker, so the first request is measured as it is there.
+#[event(start)]
+fn start() {
+    let _ = millimetric_edge::warm_up::warm_up();
+}
