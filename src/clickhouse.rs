@@ -40,7 +40,8 @@ pub fn server_supports_async_insert(version: &str) -> bool {
     (major, minor) >= (21, 11)
 }
 
-fn is_identifier(s: &str) -> bool {
+/// A plain database or table name (the only kind we put into SQL text).
+pub fn is_identifier(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !s.as_bytes()[0].is_ascii_digit()
 }
 

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod migrations;
 pub mod pipeline;
 pub mod rate_limit;
+pub mod retention;
 pub mod row;
 pub mod timestamp;
 pub mod warm_up;

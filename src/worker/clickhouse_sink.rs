@@ -21,16 +21,23 @@ fn request(cfg: &ClickHouseConfig, url: &str, body: Option<String>) -> worker::R
     Request::new_with_init(url, &init)
 }
 
+/// Runs one statement; Ok(the answer's text) on 200, else Err with what ClickHouse said.
+pub async fn query(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
+    let url = clickhouse::query_url(cfg, sql)?;
+    let req = request(cfg, &url, None).map_err(|e| format!("could not build the request: {e}"))?;
+    let mut resp = Fetch::Request(req).send().await.map_err(|e| format!("ClickHouse unreachable: {e}"))?;
+    let text = resp.text().await.unwrap_or_default();
+    match resp.status_code() {
+        200 => Ok(text),
+        status => Err(format!("ClickHouse answered {status}: {}", text.trim())),
+    }
+}
+
 async fn server_version(cfg: &ClickHouseConfig) -> Option<String> {
     if let Some(v) = SERVER_VERSION.with(|v| v.borrow().clone()) {
         return Some(v);
     }
-    let url = clickhouse::query_url(cfg, "SELECT version()").ok()?;
-    let mut resp = Fetch::Request(request(cfg, &url, None).ok()?).send().await.ok()?;
-    if resp.status_code() != 200 {
-        return None;
-    }
-    let v = resp.text().await.ok()?.trim().to_string();
+    let v = query(cfg, "SELECT version()").await.ok()?.trim().to_string();
     SERVER_VERSION.with(|s| *s.borrow_mut() = Some(v.clone()));
     Some(v)
 }

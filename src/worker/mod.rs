@@ -10,6 +10,7 @@ mod geo;
 mod group_commit;
 mod http;
 mod key_limiter;
+mod retention_job;
 mod warm_up;
 
 use worker::*;
@@ -56,4 +57,10 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
     } else {
         consumer::consume(batch, &env).await
     }
+}
+
+/// The Cron Trigger (wrangler.toml `[triggers]`): once a day, drop raw events past retention.
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    retention_job::run(&env, event.schedule()).await;
 }

@@ -85,6 +85,18 @@ def no_ip_column():
     assert "ip" not in [c.strip('"') for c in cols.split()], cols
 
 
+def retention_drop():
+    # The retention job (src/retention.rs) reads partition ids as `<days>-<YYYYMMDD>` and drops
+    # with the key's value, `DROP PARTITION (<days>, 'YYYY-MM-DD')`: both must hold here too.
+    import re
+    ids = str(s.query("SELECT DISTINCT partition_id FROM system.parts WHERE database='millimetric' AND table='events' AND active", "TSV")).split()
+    assert ids and all(re.fullmatch(r"\d+-\d{8}", i) for i in ids), ids
+    days, ymd = ids[0].split("-")
+    s.query(f"ALTER TABLE millimetric.events DROP PARTITION ({days}, '{ymd[:4]}-{ymd[4:6]}-{ymd[6:]}')")
+    left = str(s.query("SELECT DISTINCT partition_id FROM system.parts WHERE database='millimetric' AND table='events' AND active", "TSV")).split()
+    assert ids[0] not in left, (ids, left)
+
+
 check(f"migrations apply on ClickHouse {chdb.__version__ if hasattr(chdb, '__version__') else ''}", apply)
 check("insert with the Worker's settings", lambda: insert(False))
 check("insert with async_insert", lambda: insert(True))
@@ -92,6 +104,7 @@ check("dedup view", dedup)
 check("row values", columns)
 check("unknown field refused", unknown_field_is_refused)
 check("no ip column", no_ip_column)
+check("retention drops a partition by its value", retention_drop)
 failed = [(n, e) for n, e in results if e]
 for n, e in results:
     print(f"modern clickhouse: {n}: {'ok' if not e else f'FAILED: {e}'}")

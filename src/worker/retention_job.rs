@@ -1,0 +1,34 @@
+//! The daily retention run (a Cron Trigger, see wrangler.toml): lists the partitions of the
+//! events table, drops the weeks past their window (`crate::retention` decides which), and
+//! logs what it did. A failed run changes nothing it did not finish; the next run picks up.
+
+use super::{clickhouse_sink, config};
+use crate::clickhouse::is_identifier;
+use crate::retention;
+use time::OffsetDateTime;
+use worker::{console_error, console_log, Env};
+
+/// `now_ms`: the trigger's scheduled time (so a run means the same thing whenever it starts).
+pub async fn run(env: &Env, now_ms: f64) {
+    match drop_expired(env, now_ms).await {
+        Ok(dropped) if dropped.is_empty() => console_log!("retention: nothing past its window"),
+        Ok(dropped) => console_log!("retention: dropped {} week(s) past their window: {}", dropped.len(), dropped.join(", ")),
+        Err(e) => console_error!("retention: {e}"),
+    }
+}
+
+async fn drop_expired(env: &Env, now_ms: f64) -> Result<Vec<String>, String> {
+    let cfg = config::clickhouse(env);
+    if !is_identifier(&cfg.database) || !is_identifier(&cfg.table) {
+        return Err(format!("invalid database or table name: {}.{}", cfg.database, cfg.table));
+    }
+    let today = OffsetDateTime::from_unix_timestamp((now_ms / 1000.0) as i64).map_err(|e| format!("bad trigger time: {e}"))?.date();
+    let listed = clickhouse_sink::query(&cfg, &retention::list_partitions_sql(&cfg.database, &cfg.table)).await?;
+    let partitions: Vec<_> = listed.lines().filter_map(retention::parse_partition_id).collect();
+    let mut dropped = Vec::new();
+    for p in retention::expired(&partitions, today) {
+        clickhouse_sink::query(&cfg, &retention::drop_partition_sql(&cfg.database, &cfg.table, &p)).await?;
+        dropped.push(format!("{} days/{}", p.retention_days, p.week_start));
+    }
+    Ok(dropped)
+}
