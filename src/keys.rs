@@ -143,16 +143,7 @@ pub fn check_raw_key(raw: Option<&str>) -> Result<KeyKind, ApiError> {
 /// `record` is what KV held under the key's hash (None: unknown key);
 /// `origin` is the request's Origin header, present when a browser sent it.
 pub fn authorize(claimed: KeyKind, record: Option<KeyRecord>, origin: Option<&str>) -> Result<Principal, ApiError> {
-    let record = record.ok_or_else(|| {
-        ApiError::new(401, "unknown_key", "The API key is not known. Check that you copied it whole, and that it belongs to this project.")
-    })?;
-    if record.revoked {
-        return Err(ApiError::new(401, "revoked_key", "The API key was revoked. Create a new key for this project and use that."));
-    }
-    if record.kind != claimed {
-        // A record whose kind disagrees with the prefix is treated as unknown: never guess.
-        return Err(ApiError::new(401, "unknown_key", "The API key is not known. Check that you copied it whole."));
-    }
+    let record = known_record(claimed, record)?;
     let origin = origin.map(str::trim).filter(|o| !o.is_empty() && *o != "null");
     let cors_origin = match record.kind {
         KeyKind::ReadOnly => {
@@ -160,11 +151,7 @@ pub fn authorize(claimed: KeyKind, record: Option<KeyRecord>, origin: Option<&st
         }
         KeyKind::Secret => {
             if origin.is_some() {
-                return Err(ApiError::new(
-                    403,
-                    "secret_key_in_browser",
-                    "A secret sk_live_ key was sent from a browser, so it is exposed: rotate it now, and use a pk_live_ key in browser code.",
-                ));
+                return Err(secret_key_in_browser());
             }
             None
         }
@@ -190,6 +177,30 @@ pub fn authorize(claimed: KeyKind, record: Option<KeyRecord>, origin: Option<&st
         cors_origin,
         events_per_minute: record.events_per_minute,
     })
+}
+
+/// The key's record if it is usable at all: known, not revoked, and of the kind its prefix claims.
+pub fn known_record(claimed: KeyKind, record: Option<KeyRecord>) -> Result<KeyRecord, ApiError> {
+    let record = record.ok_or_else(|| {
+        ApiError::new(401, "unknown_key", "The API key is not known. Check that you copied it whole, and that it belongs to this project.")
+    })?;
+    if record.revoked {
+        return Err(ApiError::new(401, "revoked_key", "The API key was revoked. Create a new key for this project and use that."));
+    }
+    if record.kind != claimed {
+        // A record whose kind disagrees with the prefix is treated as unknown: never guess.
+        return Err(ApiError::new(401, "unknown_key", "The API key is not known. Check that you copied it whole."));
+    }
+    Ok(record)
+}
+
+/// A secret key arrived with an Origin header: a browser has it, so it is exposed.
+pub fn secret_key_in_browser() -> ApiError {
+    ApiError::new(
+        403,
+        "secret_key_in_browser",
+        "A secret sk_live_ key was sent from a browser, so it is exposed: rotate it now, and use a pk_live_ key in browser code.",
+    )
 }
 
 /// Exact match on scheme://host[:port], case-insensitive; `*` allows all;

@@ -14,6 +14,7 @@ pub mod rate_limit;
 pub mod retention;
 pub mod row;
 pub mod timestamp;
+pub mod visitors;
 pub mod warm_up;
 
 #[cfg(not(target_arch = "wasm32"))]

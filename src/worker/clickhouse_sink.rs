@@ -4,7 +4,7 @@ use crate::clickhouse::{self, AsyncInsert, ClickHouseConfig, InsertOutcome};
 use crate::row::{to_json_each_row, EventRow};
 use std::cell::RefCell;
 use wasm_bindgen::JsValue;
-use worker::{Fetch, Headers, Method, Request, RequestInit};
+use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
 
 thread_local! {
     /// The server's version, asked once per isolate (for the async-insert decision).
@@ -21,16 +21,21 @@ fn request(cfg: &ClickHouseConfig, url: &str, body: Option<String>) -> worker::R
     Request::new_with_init(url, &init)
 }
 
-/// Runs one statement; Ok(the answer's text) on 200, else Err with what ClickHouse said.
-pub async fn query(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
+/// Runs one statement; Ok(the answer, its body not yet read) on 200, else Err with what
+/// ClickHouse said.
+pub async fn query_response(cfg: &ClickHouseConfig, sql: &str) -> Result<Response, String> {
     let url = clickhouse::query_url(cfg, sql)?;
     let req = request(cfg, &url, None).map_err(|e| format!("could not build the request: {e}"))?;
     let mut resp = Fetch::Request(req).send().await.map_err(|e| format!("ClickHouse unreachable: {e}"))?;
-    let text = resp.text().await.unwrap_or_default();
     match resp.status_code() {
-        200 => Ok(text),
-        status => Err(format!("ClickHouse answered {status}: {}", text.trim())),
+        200 => Ok(resp),
+        status => Err(format!("ClickHouse answered {status}: {}", resp.text().await.unwrap_or_default().trim())),
     }
+}
+
+/// Runs one statement; Ok(the answer's text) on 200, else Err with what ClickHouse said.
+pub async fn query(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
+    query_response(cfg, sql).await?.text().await.map_err(|e| format!("ClickHouse's answer could not be read: {e}"))
 }
 
 async fn server_version(cfg: &ClickHouseConfig) -> Option<String> {

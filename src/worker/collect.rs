@@ -59,7 +59,7 @@ fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
-fn unavailable(what: &str) -> ApiError {
+pub(super) fn unavailable(what: &str) -> ApiError {
     ApiError::new(503, "temporarily_unavailable", format!("{what} is briefly unavailable. Retry the same request (with the same event ids) shortly."))
 }
 
@@ -157,7 +157,7 @@ const KEY_TTL_MS: i64 = 60_000;
 const UNKNOWN_KEY_TTL_MS: i64 = 10_000;
 
 /// The record KV holds under `hash` (the SHA-256 of the raw key), through the isolate's cache.
-async fn lookup_key(env: &Env, hash: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
+pub(super) async fn lookup_key(env: &Env, hash: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
     let now = Date::now().as_millis() as i64;
     if let Some(rec) = KEY_CACHE.with(|c| c.borrow().get(hash).filter(|(_, until)| *until > now).map(|(r, _)| r.clone())) {
         return Ok(rec);

@@ -6,11 +6,13 @@ mod collect;
 mod config;
 mod consumer;
 mod dead_letters;
+mod erasures;
 mod geo;
 mod group_commit;
 mod http;
 mod key_limiter;
 mod retention_job;
+mod visitors;
 mod warm_up;
 
 use worker::*;
@@ -43,10 +45,16 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         ), None)),
         (Method::Get, "/health") => Ok(http::json(200, r#"{"status":"ok"}"#, None)),
         (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
-        _ => Ok(http::error(
-            &crate::error::ApiError::new(404, "not_found", "No such endpoint. Events go to POST /collect."),
-            None,
-        )),
+        _ => match crate::visitors::parse_path(&path) {
+            Some((_, Err(e))) => Ok(http::error(&e, None)),
+            Some((action @ crate::visitors::Action::Export, Ok(id))) if req.method() == Method::Get => visitors::handle(req, env, action, id).await,
+            Some((action @ crate::visitors::Action::Erase, Ok(id))) if req.method() == Method::Delete => visitors::handle(req, env, action, id).await,
+            Some(_) => Ok(http::error(
+                &crate::error::ApiError::new(405, "method_not_allowed", "Export with GET /visitors/{mm_aid}/events; erase with DELETE /visitors/{mm_aid}."),
+                None,
+            )),
+            None => Ok(http::error(&crate::error::ApiError::new(404, "not_found", "No such endpoint. Events go to POST /collect."), None)),
+        },
     }
 }
 
@@ -59,8 +67,10 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
     }
 }
 
-/// The Cron Trigger (wrangler.toml `[triggers]`): once a day, drop raw events past retention.
+/// The Cron Trigger (wrangler.toml `[triggers]`): once a day, drop raw events past retention
+/// and delete again what recent erasures deleted (for events that were still queued).
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     retention_job::run(&env, event.schedule()).await;
+    erasures::reapply(&env).await;
 }

@@ -1,0 +1,201 @@
+//! Export and erasure of one visitor's events, on request (the public promise: "erase and
+//! export by visitor"). A visitor is the snippet's anonymous id (`mm_aid`) within a project.
+//!
+//! `GET /visitors/{mm_aid}/events` answers the visitor's stored events as NDJSON (a secret or
+//! read-only key); `DELETE /visitors/{mm_aid}` deletes them (a secret key only). The key names
+//! the project: a key never reaches another project's visitors.
+
+use crate::error::ApiError;
+use crate::event::LIMITS;
+use crate::keys::{self, KeyKind, KeyRecord};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Export,
+    Erase,
+}
+
+/// What the path asks for: `/visitors/{id}/events` (export) or `/visitors/{id}` (erase), with
+/// the id percent-decoded. None when the path is not under /visitors/ at all.
+pub fn parse_path(path: &str) -> Option<(Action, Result<String, ApiError>)> {
+    let rest = path.strip_prefix("/visitors/")?;
+    let (segment, action) = match rest.strip_suffix("/events") {
+        Some(id) => (id, Action::Export),
+        None => (rest, Action::Erase),
+    };
+    Some((action, visitor_id(segment)))
+}
+
+fn visitor_id(segment: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_visitor_id",
+            format!("The visitor id in the path must be the `mm_aid` the events carried: 1 to {} characters, percent-encoded.", LIMITS.max_id_chars),
+        )
+    };
+    if segment.contains('/') {
+        return Err(bad());
+    }
+    let decoded = url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(bad)?;
+    if decoded.is_empty() || decoded.chars().count() > LIMITS.max_id_chars || decoded.chars().any(char::is_control) {
+        return Err(bad());
+    }
+    Ok(decoded)
+}
+
+/// Which keys may do what: export with a secret or read-only key, erase with a secret key
+/// only; never with the public browser key; a secret key seen from a browser must be rotated.
+/// The record checks (unknown, revoked, kind mismatch) are the ingest path's.
+pub fn authorize(action: Action, raw_key: Option<&str>, record: Option<KeyRecord>, origin: Option<&str>) -> Result<String, ApiError> {
+    let claimed = claimed_kind(action, raw_key)?;
+    let record = keys::known_record(claimed, record)?;
+    if claimed == KeyKind::Secret && origin.map(str::trim).is_some_and(|o| !o.is_empty() && o != "null") {
+        return Err(keys::secret_key_in_browser());
+    }
+    Ok(record.project_id)
+}
+
+/// The kind the key's prefix claims, if it may ask for `action` at all (before any lookup).
+pub fn claimed_kind(action: Action, raw_key: Option<&str>) -> Result<KeyKind, ApiError> {
+    let raw = raw_key.map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {
+        ApiError::new(401, "missing_key", "No API key was sent. Send the project's sk_live_ key as `Authorization: Bearer <key>`.")
+    })?;
+    let kind = KeyKind::from_prefix(raw)
+        .ok_or_else(|| ApiError::new(401, "malformed_key", "The API key is not of a known form. Use the project's sk_live_ key."))?;
+    match (kind, action) {
+        (KeyKind::Secret, _) | (KeyKind::ReadOnly, Action::Export) => Ok(kind),
+        (KeyKind::ReadOnly, Action::Erase) => Err(ApiError::new(
+            403,
+            "read_only_key",
+            "rk_live_ keys are read-only: they can export a visitor's events but not erase them. Use the project's sk_live_ key.",
+        )),
+        (KeyKind::Publishable, _) => Err(ApiError::new(
+            403,
+            "secret_key_required",
+            "pk_live_ keys are public and only send events. Export and erasure take the project's sk_live_ key (export also an rk_live_ key), from a server.",
+        )),
+    }
+}
+
+/// A ClickHouse string literal: quoted, with backslashes and quotes escaped (ClickHouse 18.16
+/// has no query parameters, so values are spelled into the statement, always through here).
+pub fn sql_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The visitor's events as ClickHouse answers them: one JSON object per line, oldest first,
+/// each event once however often it was retried (FINAL).
+pub fn export_sql(database: &str, table: &str, project_id: &str, visitor: &str) -> String {
+    format!(
+        "SELECT * FROM {database}.{table} FINAL WHERE project_id = {} AND anonymous_id = {} ORDER BY timestamp, event_id FORMAT JSONEachRow",
+        sql_string(project_id),
+        sql_string(visitor)
+    )
+}
+
+/// Deletes the visitor's events (a mutation: ClickHouse rewrites the parts that hold them, in
+/// the background, usually within seconds).
+pub fn erase_sql(database: &str, table: &str, project_id: &str, visitor: &str) -> String {
+    format!(
+        "ALTER TABLE {database}.{table} DELETE WHERE project_id = {} AND anonymous_id = {}",
+        sql_string(project_id),
+        sql_string(visitor)
+    )
+}
+
+/// How long an erasure is re-applied by the daily job. An accepted event can sit in the queue
+/// while ClickHouse is down (100 retries, backoff up to 5 minutes: about 8 hours at most), so
+/// an event sent before the erasure can land after it; re-applying for 8 days catches it.
+pub const RECHECK_SECONDS: u64 = 8 * 24 * 3600;
+
+/// The erasure's record in KV: the project and the visitor, as a JSON pair (unambiguous
+/// whatever characters the id holds; at most ~300 bytes, under KV's 512).
+pub fn erasure_key(project_id: &str, visitor: &str) -> String {
+    serde_json::to_string(&[project_id, visitor]).expect("two strings serialize")
+}
+
+/// The pair back from a KV key; None for anything else.
+pub fn parse_erasure_key(key: &str) -> Option<(String, String)> {
+    let [project, visitor]: [String; 2] = serde_json::from_str(key).ok()?;
+    Some((project, visitor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind: KeyKind) -> Option<KeyRecord> {
+        Some(KeyRecord {
+            project_id: "proj_a".into(),
+            kind,
+            allowed_origins: vec![],
+            revoked: false,
+            retention_days: 90,
+            hash_routing: false,
+            events_per_minute: None,
+        })
+    }
+
+    #[test]
+    fn paths_name_the_action_and_the_visitor() {
+        assert_eq!(parse_path("/visitors/v-1/events").map(|(a, id)| (a, id.unwrap())), Some((Action::Export, "v-1".into())));
+        assert_eq!(parse_path("/visitors/v-1").map(|(a, id)| (a, id.unwrap())), Some((Action::Erase, "v-1".into())));
+        assert_eq!(parse_path("/visitors/a%20b%2Fc+d").map(|(_, id)| id.unwrap()), Some("a b/c+d".into()));
+        assert!(parse_path("/collect").is_none());
+        for bad in ["/visitors/", "/visitors//events", "/visitors/a/b", "/visitors/%0A", &format!("/visitors/{}", "x".repeat(129))] {
+            assert_eq!(parse_path(bad).unwrap().1.unwrap_err().code, "invalid_visitor_id", "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_server_keys_reach_visitors_and_only_secret_keys_erase() {
+        assert_eq!(authorize(Action::Erase, Some("sk_live_x"), record(KeyKind::Secret), None).unwrap(), "proj_a");
+        assert_eq!(authorize(Action::Export, Some("sk_live_x"), record(KeyKind::Secret), None).unwrap(), "proj_a");
+        assert_eq!(authorize(Action::Export, Some("rk_live_x"), record(KeyKind::ReadOnly), None).unwrap(), "proj_a");
+        let code = |a, k: &str, r, o| authorize(a, Some(k), r, o).unwrap_err().code;
+        assert_eq!(code(Action::Erase, "rk_live_x", record(KeyKind::ReadOnly), None), "read_only_key");
+        assert_eq!(code(Action::Export, "pk_live_x", record(KeyKind::Publishable), None), "secret_key_required");
+        assert_eq!(code(Action::Erase, "pk_live_x", record(KeyKind::Publishable), None), "secret_key_required");
+        assert_eq!(code(Action::Erase, "sk_live_x", record(KeyKind::Secret), Some("https://a.com")), "secret_key_in_browser");
+        assert_eq!(code(Action::Erase, "sk_live_x", None, None), "unknown_key");
+        assert_eq!(code(Action::Erase, "sk_live_x", record(KeyKind::ReadOnly), None), "unknown_key", "kind must match the record");
+        let revoked = record(KeyKind::Secret).map(|r| KeyRecord { revoked: true, ..r });
+        assert_eq!(code(Action::Erase, "sk_live_x", revoked, None), "revoked_key");
+        assert_eq!(authorize(Action::Erase, None, None, None).unwrap_err().code, "missing_key");
+        assert_eq!(code(Action::Erase, "live_x", None, None), "malformed_key");
+    }
+
+    #[test]
+    fn erasure_records_round_trip() {
+        for (p, v) in [("proj_a", "v-1"), ("proj_a", "a\"b\\c\n]"), ("p", &"x".repeat(128))] {
+            let key = erasure_key(p, v);
+            assert!(key.len() <= 512, "KV keys are at most 512 bytes");
+            assert_eq!(parse_erasure_key(&key), Some((p.to_string(), v.to_string())));
+        }
+        assert_eq!(parse_erasure_key("proj_a/v-1"), None);
+        assert_eq!(parse_erasure_key(r#"["only one"]"#), None);
+    }
+
+    #[test]
+    fn values_cannot_escape_their_literal() {
+        assert_eq!(sql_string("v-1"), "'v-1'");
+        assert_eq!(sql_string(r"a'b\c"), r"'a\'b\\c'");
+        let sql = erase_sql("millimetric", "events", "proj_a", "x' OR 1=1 --");
+        assert_eq!(sql, r"ALTER TABLE millimetric.events DELETE WHERE project_id = 'proj_a' AND anonymous_id = 'x\' OR 1=1 --'");
+        let sql = export_sql("millimetric", "events", "proj_a", "v");
+        assert!(sql.starts_with("SELECT * FROM millimetric.events FINAL WHERE project_id = 'proj_a' AND anonymous_id = 'v'"), "{sql}");
+    }
+}

@@ -1,0 +1,74 @@
+//! `GET /visitors/{mm_aid}/events` and `DELETE /visitors/{mm_aid}`: the adapter around
+//! `crate::visitors`, which decides who may do what and spells the SQL.
+
+use super::collect::{lookup_key, unavailable};
+use super::{clickhouse_sink, config, http};
+use crate::clickhouse::is_identifier;
+use crate::error::ApiError;
+use crate::keys;
+use crate::visitors::{self, Action};
+use worker::{console_error, Env, Headers, Request, Response, ResponseBody};
+
+pub async fn handle(req: Request, env: &Env, action: Action, visitor: String) -> worker::Result<Response> {
+    match run(&req, env, action, &visitor).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => {
+            if e.status >= 500 {
+                console_error!("visitors: {e}");
+            }
+            Ok(http::error(&e, None))
+        }
+    }
+}
+
+async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<Response, ApiError> {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let raw_key = header("Authorization").and_then(|h| h.strip_prefix("Bearer ").map(|k| k.trim().to_string()));
+    visitors::claimed_kind(action, raw_key.as_deref())?;
+    let record = lookup_key(env, &keys::key_hash(raw_key.as_deref().unwrap_or_default())).await?;
+    let project = visitors::authorize(action, raw_key.as_deref(), record, header("Origin").as_deref())?;
+
+    let cfg = config::clickhouse(env);
+    if !is_identifier(&cfg.database) || !is_identifier(&cfg.table) {
+        console_error!("visitors: invalid database or table name: {}.{}", cfg.database, cfg.table);
+        return Err(unavailable("The event store"));
+    }
+    match action {
+        Action::Export => {
+            let sql = visitors::export_sql(&cfg.database, &cfg.table, &project, visitor);
+            let answer = clickhouse_sink::query_response(&cfg, &sql).await.map_err(|e| {
+                console_error!("visitors: export failed: {e}");
+                unavailable("The event store")
+            })?;
+            // ClickHouse's JSONEachRow is NDJSON: its body streams through, never held whole.
+            let body = match answer.body() {
+                ResponseBody::Stream(s) => ResponseBody::Stream(s.clone()),
+                other => ResponseBody::Body(match other {
+                    ResponseBody::Body(b) => b.clone(),
+                    _ => Vec::new(),
+                }),
+            };
+            let headers = Headers::new();
+            let _ = headers.set("Content-Type", "application/x-ndjson");
+            let _ = headers.set("Cache-Control", "no-store");
+            Ok(Response::from_body(body).map_err(|_| unavailable("The event store"))?.with_headers(headers))
+        }
+        Action::Erase => {
+            // Recorded first, so the daily job re-applies it (and catches events that were
+            // still queued) even if the deletion below fails; the client's retry repeats both.
+            let kv = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
+            let put = kv.put(&visitors::erasure_key(&project, visitor), "").map_err(|_| unavailable("The erasure log"))?;
+            put.expiration_ttl(visitors::RECHECK_SECONDS).execute().await.map_err(|e| {
+                console_error!("visitors: could not record the erasure: {e}");
+                unavailable("The erasure log")
+            })?;
+            let sql = visitors::erase_sql(&cfg.database, &cfg.table, &project, visitor);
+            clickhouse_sink::query(&cfg, &sql).await.map_err(|e| {
+                console_error!("visitors: erase failed: {e}");
+                unavailable("The event store")
+            })?;
+            let body = serde_json::json!({"status": "erasing", "mm_aid": visitor}).to_string();
+            Ok(http::json(202, &body, None))
+        }
+    }
+}
