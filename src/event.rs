@@ -192,7 +192,8 @@ impl EventKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PropValue {
     Str(String),
-    Num(f64),
+    /// As the client spelled it (an integer stays an integer).
+    Num(serde_json::Number),
     Bool(bool),
 }
 
@@ -201,7 +202,7 @@ impl PropValue {
     pub fn to_stored(&self) -> String {
         match self {
             PropValue::Str(s) => s.clone(),
-            PropValue::Num(n) => serde_json::Number::from_f64(*n).map(|n| n.to_string()).unwrap_or_default(),
+            PropValue::Num(n) => n.to_string(),
             PropValue::Bool(b) => b.to_string(),
         }
     }
@@ -302,7 +303,7 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
                     ))
                 }
                 Value::String(s) => PropValue::Str(s),
-                Value::Number(n) => PropValue::Num(n.as_f64().unwrap_or(0.0)),
+                Value::Number(n) => PropValue::Num(n),
                 Value::Bool(b) => PropValue::Bool(b),
                 Value::Null => continue,
                 Value::Array(_) | Value::Object(_) => {
@@ -394,7 +395,16 @@ mod tests {
         let e = ev(json!({"type":"event","name":"signup","url":"https://a.com/x","props":{"plan":"pro","seats":3,"trial":true,"x":null}})).unwrap();
         assert_eq!(e.kind, EventKind::Custom("signup".into()));
         assert_eq!(e.props.len(), 3);
-        assert_eq!(e.props.iter().find(|(k, _)| k == "seats").unwrap().1.to_stored(), "3.0");
+        // Numbers are stored as the client spelled them (found by the snippet's browser test:
+        // `seats: 3` was stored as "3.0").
+        let stored = |json_props: Value, key: &str| {
+            let e = ev(json!({"type":"event","name":"n","url":"https://a.com/","props":json_props})).unwrap();
+            e.props.iter().find(|(k, _)| k == key).unwrap().1.to_stored()
+        };
+        assert_eq!(stored(json!({"seats":3}), "seats"), "3");
+        assert_eq!(stored(json!({"price":2.5}), "price"), "2.5");
+        assert_eq!(stored(json!({"delta":-7}), "delta"), "-7");
+        assert_eq!(stored(json!({"big":4242424242424242u64}), "big"), "4242424242424242");
         assert_eq!(ev(json!({"type":"event","url":"https://a.com"})).unwrap_err().code, "missing_name");
         assert_eq!(ev(json!({"type":"click","url":"https://a.com"})).unwrap_err().code, "invalid_type");
     }

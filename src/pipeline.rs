@@ -140,6 +140,11 @@ mod tests {
         assert_eq!(row.referrer_host, "www.google.com");
         assert_eq!(row.prop_keys, vec!["plan".to_string()]);
         assert_eq!(row.timestamp, row.received_at);
+
+        // A card number sent as a JSON number is still a card number.
+        let ev = validate_event(json!({"url":"https://shop.com/","props":{"card":4242424242424242u64,"seats":3}}), false, &LIMITS).unwrap();
+        let row = build_row(&principal(KeyKind::Publishable), ev, &ctx(), &|_| None, &mut || "id".into()).unwrap();
+        assert_eq!((row.prop_keys, row.prop_values), (vec!["seats".to_string()], vec!["3".to_string()]));
         assert_eq!(row.retention_days, 90);
     }
 
