@@ -32,6 +32,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     route(req, &env).await
 }
 
+/// The browser snippet, served from the ingest host so it posts back to it (snippet/mm.js).
+const SNIPPET: &str = include_str!("../../snippet/mm.js");
+
 /// Every endpoint; `fetch` and the start-up warm-up both come in here.
 async fn route(req: Request, env: &Env) -> Result<Response> {
     let path = req.path();
@@ -44,6 +47,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             "Send events with POST /collect.",
         ), None)),
         (Method::Get, "/health") => Ok(http::json(200, r#"{"status":"ok"}"#, None)),
+        (Method::Get, "/mm.js") => Ok(http::script(SNIPPET)),
         (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
         _ => match crate::visitors::parse_path(&path) {
             Some((_, Err(e))) => Ok(http::error(&e, None)),
