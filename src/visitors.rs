@@ -116,6 +116,10 @@ pub fn erase_sql(database: &str, table: &str, project_id: &str, visitor: &str) -
     )
 }
 
+/// Export and erasure requests a key may make per minute. Each erasure is a ClickHouse
+/// mutation (a rewrite of the parts that hold the rows), so a flood of them must not reach it.
+pub const REQUESTS_PER_MINUTE: u32 = 60;
+
 /// How long an erasure is re-applied by the daily job. An accepted event can sit in the queue
 /// while ClickHouse is down (100 retries, backoff up to 5 minutes: about 8 hours at most), so
 /// an event sent before the erasure can land after it; re-applying for 8 days catches it.

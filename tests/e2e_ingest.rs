@@ -98,6 +98,20 @@ fn visitor_export_and_erasure(stack: &Stack) {
     }
     assert_eq!(count("erase-me", DEV_PROJECT), 0, "the late event is erased by the daily job; log:\n{}", stack.logs());
     assert_eq!((count("keep-me", DEV_PROJECT), count("erase-me", "proj_other")), (1, 1), "nothing else touched");
+
+    // Each key may make 60 visitor requests a minute (erasures are ClickHouse mutations); the
+    // read-only key made one above.
+    let mut ok = 0;
+    let limited = loop {
+        let r = stack.request("GET", "/visitors/keep-me/events", &[("Authorization", &rk)], b"");
+        if r.status != 200 || ok > 100 {
+            break r;
+        }
+        ok += 1;
+    };
+    assert_eq!((limited.status, limited.code()), (429, "rate_limited"), "after {ok}: {:?}", limited.body);
+    assert!(limited.header("Retry-After").is_some_and(|s| s.parse::<u32>().is_ok_and(|n| n >= 1)));
+    assert_eq!(ok, 59, "60 a minute in all");
 }
 
 /// The promise: raw events are deleted after the project's 30, 90 or 365 days. Rows are put

@@ -2,10 +2,11 @@
 //! `crate::visitors`, which decides who may do what and spells the SQL.
 
 use super::collect::{lookup_key, unavailable};
-use super::{clickhouse_sink, config, http};
+use super::{clickhouse_sink, config, http, key_limiter};
 use crate::clickhouse::is_identifier;
 use crate::error::ApiError;
 use crate::keys;
+use crate::rate_limit;
 use crate::visitors::{self, Action};
 use worker::{console_error, Env, Headers, Request, Response, ResponseBody};
 
@@ -25,8 +26,13 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let raw_key = header("Authorization").and_then(|h| h.strip_prefix("Bearer ").map(|k| k.trim().to_string()));
     visitors::claimed_kind(action, raw_key.as_deref())?;
-    let record = lookup_key(env, &keys::key_hash(raw_key.as_deref().unwrap_or_default())).await?;
+    let key_hash = keys::key_hash(raw_key.as_deref().unwrap_or_default());
+    let record = lookup_key(env, &key_hash).await?;
     let project = visitors::authorize(action, raw_key.as_deref(), record, header("Origin").as_deref())?;
+    // Its own window (and object), apart from the key's event limit.
+    if let Some(wait) = key_limiter::check(env, &format!("{key_hash}/visitors"), 1, visitors::REQUESTS_PER_MINUTE).await {
+        return Ok(http::rate_limited(&rate_limit::too_many("key", wait), wait, None));
+    }
 
     let cfg = config::clickhouse(env);
     if !is_identifier(&cfg.database) || !is_identifier(&cfg.table) {
@@ -43,10 +49,8 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
             // ClickHouse's JSONEachRow is NDJSON: its body streams through, never held whole.
             let body = match answer.body() {
                 ResponseBody::Stream(s) => ResponseBody::Stream(s.clone()),
-                other => ResponseBody::Body(match other {
-                    ResponseBody::Body(b) => b.clone(),
-                    _ => Vec::new(),
-                }),
+                ResponseBody::Body(b) => ResponseBody::Body(b.clone()),
+                ResponseBody::Empty => ResponseBody::Empty,
             };
             let headers = Headers::new();
             let _ = headers.set("Content-Type", "application/x-ndjson");
