@@ -28,6 +28,9 @@ const STALE_MS: i64 = 1_000;
 
 thread_local! {
     static PENDING: RefCell<Option<Group>> = const { RefCell::new(None) };
+    /// How long this isolate's recent sends took (ms, moving average): waiters sleep that long
+    /// after their group's send starts before they begin to poll, instead of polling through it.
+    static SEND_MS: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
 }
 
 /// How long a waiter waits for its leader before answering 503 (the leader's request may have
@@ -70,13 +73,18 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
         let Some(group) = group else {
             return outcome.borrow().clone().unwrap_or_else(|| Err("the group was abandoned".into()));
         };
+        let sent_at = Date::now().as_millis() as i64;
         let result = send(env, group.rows).await;
+        let took = (Date::now().as_millis() as i64 - sent_at) as f64;
+        SEND_MS.with(|m| m.set(if m.get() == 0.0 { took } else { 0.8 * m.get() + 0.2 * took }));
         *outcome.borrow_mut() = Some(result.clone());
         return result;
     }
-    // The leader sends when its window ends: sleep until then, and only poll after that.
-    let until_send = (started + window.as_millis() as i64 - now).max(0) as u64;
-    let mut waited = Duration::from_millis(until_send);
+    // The leader sends when its window ends and the send takes about as long as the last ones:
+    // sleep until then, and only poll after that (each poll is a timer and a call into wasm).
+    let expected_send = SEND_MS.with(|m| m.get()) as i64;
+    let until_done = (started + window.as_millis() as i64 + expected_send - now).max(0) as u64;
+    let mut waited = Duration::from_millis(until_done);
     Delay::from(waited).await;
     loop {
         if let Some(result) = outcome.borrow().clone() {
