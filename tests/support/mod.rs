@@ -142,7 +142,7 @@ impl Stack {
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .args(["dev", "--local", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
-            // GET /__scheduled runs the Cron Trigger's handler (the retention job).
+            // GET /__scheduled runs the Cron Trigger's handler (retention, erasures re-applied).
             .arg("--test-scheduled")
             .args(["--port", &self.port.to_string(), "--inspector-port", &(self.port + 1000).to_string()])
             .arg("--persist-to")
