@@ -78,7 +78,7 @@ fn no_loss_while_clickhouse_is_down(stack: &Stack) {
     assert_eq!(n, N as u64, "every accepted event must be stored after ClickHouse returns; log:\n{}", stack.logs());
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(stack.query("SELECT count() FROM events_dedup WHERE event_id LIKE 'noloss-%'").trim(), N.to_string(), "and none twice");
-    assert!(stack.logs().contains("will retry"), "the writer should have retried while ClickHouse was down");
+    assert!(stack.log_shows("will retry", Duration::from_secs(15)), "the writer should have retried while ClickHouse was down");
     // Batching: at least one insert carried many rows.
     let most = stack
         .logs()
@@ -106,7 +106,7 @@ fn schema_error_goes_to_dead_letters(stack: &Stack) {
     };
     let letter = letters.iter().find(|d| d["rows"][0]["event_id"] == "dlq-1").unwrap();
     assert_eq!(letter["failure"]["code"], 117, "ClickHouse's unknown-field error: {letter}");
-    assert!(stack.logs().contains("dead letter"), "dead-lettering is reported in the log");
+    assert!(stack.log_shows("dead letter", Duration::from_secs(15)), "dead-lettering is reported in the log:\n{}", stack.logs());
     // Not retried forever: it was not put back on the queue.
     assert!(!stack.logs().lines().any(|l| l.contains("will retry") && l.contains("Unknown field")));
     let unauthorised = stack.request("GET", "/admin/dead-letters", &[], b"");

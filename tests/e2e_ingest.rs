@@ -145,7 +145,7 @@ fn retention_drops_weeks_past_their_window(stack: &Stack) {
     want.sort();
     assert_eq!(left.trim(), want.join(","), "rows left after the retention run; worker log:\n{}", stack.logs());
     assert_eq!(stack.query("SELECT count() FROM events WHERE project_id != 'retention-test'"), others, "recent events of other projects must stay");
-    assert!(stack.logs().contains("retention: dropped 3 week(s)"), "the run says what it dropped:\n{}", stack.logs());
+    assert!(stack.log_shows("retention: dropped 3 week(s)", Duration::from_secs(15)), "the run says what it dropped:\n{}", stack.logs());
 
     // Again: nothing left to drop, nothing else touched.
     let r = stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"");

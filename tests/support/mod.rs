@@ -174,6 +174,21 @@ impl Stack {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Whether the Worker's log holds `needle` within `timeout`. Log lines reach the file
+    /// through wrangler's own pipe, so one may land after the effect it reports is visible.
+    pub fn log_shows(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
