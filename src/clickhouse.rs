@@ -41,16 +41,26 @@ pub fn server_supports_async_insert(version: &str) -> bool {
 }
 
 /// A plain database or table name (the only kind we put into SQL text).
-pub fn is_identifier(s: &str) -> bool {
+fn is_identifier(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !s.as_bytes()[0].is_ascii_digit()
+}
+
+impl ClickHouseConfig {
+    /// Err unless the database and table names are plain identifiers: every statement that
+    /// names them (insert, retention, visitors) asks this first.
+    pub fn check_names(&self) -> Result<(), String> {
+        if is_identifier(&self.database) && is_identifier(&self.table) {
+            Ok(())
+        } else {
+            Err(format!("invalid database or table name: {}.{}", self.database, self.table))
+        }
+    }
 }
 
 /// The URL of one `INSERT ... FORMAT JSONEachRow`; rows go in the body. `use_async`: the
 /// caller decided (config + server version) that async inserts are wanted and available.
 pub fn insert_url(cfg: &ClickHouseConfig, use_async: bool) -> Result<String, String> {
-    if !is_identifier(&cfg.database) || !is_identifier(&cfg.table) {
-        return Err(format!("invalid database or table name: {}.{}", cfg.database, cfg.table));
-    }
+    cfg.check_names()?;
     let mut url = Url::parse(&cfg.url).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))?;
     {
         let mut q = url.query_pairs_mut();

@@ -46,11 +46,10 @@ fn visitor_id(segment: &str) -> Result<String, ApiError> {
     Ok(decoded)
 }
 
-/// Which keys may do what: export with a secret or read-only key, erase with a secret key
-/// only; never with the public browser key; a secret key seen from a browser must be rotated.
-/// The record checks (unknown, revoked, kind mismatch) are the ingest path's.
-pub fn authorize(action: Action, raw_key: Option<&str>, record: Option<KeyRecord>, origin: Option<&str>) -> Result<String, ApiError> {
-    let claimed = claimed_kind(action, raw_key)?;
+/// The project a key that passed `claimed_kind` may reach, once KV has answered for it. The
+/// record checks (unknown, revoked, kind mismatch) are the ingest path's; a secret key seen
+/// from a browser must be rotated.
+pub fn authorize(claimed: KeyKind, record: Option<KeyRecord>, origin: Option<&str>) -> Result<String, ApiError> {
     let record = keys::known_record(claimed, record)?;
     if claimed == KeyKind::Secret && origin.map(str::trim).is_some_and(|o| !o.is_empty() && o != "null") {
         return Err(keys::secret_key_in_browser());
@@ -58,7 +57,9 @@ pub fn authorize(action: Action, raw_key: Option<&str>, record: Option<KeyRecord
     Ok(record.project_id)
 }
 
-/// The kind the key's prefix claims, if it may ask for `action` at all (before any lookup).
+/// The kind the key's prefix claims, if it may ask for `action` at all (before any lookup):
+/// export with a secret or read-only key, erase with a secret key only, never with the public
+/// browser key.
 pub fn claimed_kind(action: Action, raw_key: Option<&str>) -> Result<KeyKind, ApiError> {
     let raw = raw_key.map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {
         ApiError::new(401, "missing_key", "No API key was sent. Send the project's sk_live_ key as `Authorization: Bearer <key>`.")
@@ -164,12 +165,17 @@ mod tests {
         }
     }
 
+    /// Both steps, as the adapter takes them: the prefix, then the record.
+    fn check(action: Action, raw_key: Option<&str>, record: Option<KeyRecord>, origin: Option<&str>) -> Result<String, ApiError> {
+        authorize(claimed_kind(action, raw_key)?, record, origin)
+    }
+
     #[test]
     fn only_server_keys_reach_visitors_and_only_secret_keys_erase() {
-        assert_eq!(authorize(Action::Erase, Some("sk_live_x"), record(KeyKind::Secret), None).unwrap(), "proj_a");
-        assert_eq!(authorize(Action::Export, Some("sk_live_x"), record(KeyKind::Secret), None).unwrap(), "proj_a");
-        assert_eq!(authorize(Action::Export, Some("rk_live_x"), record(KeyKind::ReadOnly), None).unwrap(), "proj_a");
-        let code = |a, k: &str, r, o| authorize(a, Some(k), r, o).unwrap_err().code;
+        assert_eq!(check(Action::Erase, Some("sk_live_x"), record(KeyKind::Secret), None).unwrap(), "proj_a");
+        assert_eq!(check(Action::Export, Some("sk_live_x"), record(KeyKind::Secret), None).unwrap(), "proj_a");
+        assert_eq!(check(Action::Export, Some("rk_live_x"), record(KeyKind::ReadOnly), None).unwrap(), "proj_a");
+        let code = |a, k: &str, r, o| check(a, Some(k), r, o).unwrap_err().code;
         assert_eq!(code(Action::Erase, "rk_live_x", record(KeyKind::ReadOnly), None), "read_only_key");
         assert_eq!(code(Action::Export, "pk_live_x", record(KeyKind::Publishable), None), "secret_key_required");
         assert_eq!(code(Action::Erase, "pk_live_x", record(KeyKind::Publishable), None), "secret_key_required");
@@ -178,7 +184,7 @@ mod tests {
         assert_eq!(code(Action::Erase, "sk_live_x", record(KeyKind::ReadOnly), None), "unknown_key", "kind must match the record");
         let revoked = record(KeyKind::Secret).map(|r| KeyRecord { revoked: true, ..r });
         assert_eq!(code(Action::Erase, "sk_live_x", revoked, None), "revoked_key");
-        assert_eq!(authorize(Action::Erase, None, None, None).unwrap_err().code, "missing_key");
+        assert_eq!(check(Action::Erase, None, None, None).unwrap_err().code, "missing_key");
         assert_eq!(code(Action::Erase, "live_x", None, None), "malformed_key");
     }
 

@@ -3,7 +3,6 @@
 //! the deletion ran. Each recorded erasure is deleted again until its KV record expires.
 
 use super::{clickhouse_sink, config};
-use crate::clickhouse::is_identifier;
 use crate::visitors;
 use worker::{console_error, console_log, Env};
 
@@ -17,9 +16,7 @@ pub async fn reapply(env: &Env) {
 
 async fn run(env: &Env) -> Result<usize, String> {
     let cfg = config::clickhouse(env);
-    if !is_identifier(&cfg.database) || !is_identifier(&cfg.table) {
-        return Err(format!("invalid database or table name: {}.{}", cfg.database, cfg.table));
-    }
+    cfg.check_names()?;
     let kv = env.kv(config::ERASURES_KV).map_err(|e| e.to_string())?;
     let mut cursor: Option<String> = None;
     let mut done = 0;

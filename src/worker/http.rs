@@ -11,6 +11,10 @@ pub fn json(status: u16, body: &str, cors_origin: Option<&str>) -> Response {
         let _ = headers.set("Access-Control-Allow-Origin", o);
         let _ = headers.set("Vary", "Origin");
     }
+    with_body(status, body, headers)
+}
+
+fn with_body(status: u16, body: &str, headers: Headers) -> Response {
     Response::from_bytes(body.as_bytes().to_vec())
         .map(|r| r.with_status(status).with_headers(headers))
         .unwrap_or_else(|_| Response::empty().expect("empty response").with_status(500))
@@ -46,7 +50,5 @@ pub fn script(source: &str) -> Response {
     let _ = headers.set("Content-Type", "application/javascript; charset=utf-8");
     let _ = headers.set("Cache-Control", "public, max-age=3600");
     let _ = headers.set("Access-Control-Allow-Origin", "*");
-    Response::from_bytes(source.as_bytes().to_vec())
-        .map(|r| r.with_headers(headers))
-        .unwrap_or_else(|_| Response::empty().expect("empty response").with_status(500))
+    with_body(200, source, headers)
 }

@@ -3,7 +3,6 @@
 //! logs what it did. A failed run changes nothing it did not finish; the next run picks up.
 
 use super::{clickhouse_sink, config};
-use crate::clickhouse::is_identifier;
 use crate::retention;
 use time::OffsetDateTime;
 use worker::{console_error, console_log, Env};
@@ -19,9 +18,7 @@ pub async fn run(env: &Env, now_ms: f64) {
 
 async fn drop_expired(env: &Env, now_ms: f64) -> Result<Vec<String>, String> {
     let cfg = config::clickhouse(env);
-    if !is_identifier(&cfg.database) || !is_identifier(&cfg.table) {
-        return Err(format!("invalid database or table name: {}.{}", cfg.database, cfg.table));
-    }
+    cfg.check_names()?;
     let today = OffsetDateTime::from_unix_timestamp((now_ms / 1000.0) as i64).map_err(|e| format!("bad trigger time: {e}"))?.date();
     let listed = clickhouse_sink::query(&cfg, &retention::list_partitions_sql(&cfg.database, &cfg.table)).await?;
     let partitions: Vec<_> = listed.lines().filter_map(retention::parse_partition_id).collect();

@@ -3,7 +3,6 @@
 
 use super::collect::{lookup_key, unavailable};
 use super::{clickhouse_sink, config, http, key_limiter};
-use crate::clickhouse::is_identifier;
 use crate::error::ApiError;
 use crate::keys;
 use crate::rate_limit;
@@ -25,20 +24,20 @@ pub async fn handle(req: Request, env: &Env, action: Action, visitor: String) ->
 async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<Response, ApiError> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let raw_key = header("Authorization").and_then(|h| h.strip_prefix("Bearer ").map(|k| k.trim().to_string()));
-    visitors::claimed_kind(action, raw_key.as_deref())?;
+    let claimed = visitors::claimed_kind(action, raw_key.as_deref())?;
     let key_hash = keys::key_hash(raw_key.as_deref().unwrap_or_default());
     let record = lookup_key(env, &key_hash).await?;
-    let project = visitors::authorize(action, raw_key.as_deref(), record, header("Origin").as_deref())?;
+    let project = visitors::authorize(claimed, record, header("Origin").as_deref())?;
     // Its own window (and object), apart from the key's event limit.
     if let Some(wait) = key_limiter::check(env, &format!("{key_hash}/visitors"), 1, visitors::REQUESTS_PER_MINUTE).await {
         return Ok(http::rate_limited(&rate_limit::too_many("key", wait), wait, None));
     }
 
     let cfg = config::clickhouse(env);
-    if !is_identifier(&cfg.database) || !is_identifier(&cfg.table) {
-        console_error!("visitors: invalid database or table name: {}.{}", cfg.database, cfg.table);
-        return Err(unavailable("The event store"));
-    }
+    cfg.check_names().map_err(|e| {
+        console_error!("visitors: {e}");
+        unavailable("The event store")
+    })?;
     match action {
         Action::Export => {
             let sql = visitors::export_sql(&cfg.database, &cfg.table, &project, visitor);
