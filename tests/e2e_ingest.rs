@@ -77,10 +77,7 @@ fn visitor_export_and_erasure(stack: &Stack) {
     let r = stack.request("DELETE", "/visitors/erase-me", &[("Authorization", &sk)], b"");
     assert_eq!(r.status, 202, "{:?}", r.body);
     assert_eq!(r.body["status"], "erasing");
-    let deadline = std::time::Instant::now() + LAND;
-    while count("erase-me", DEV_PROJECT) > 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    support::eventually(LAND, || count("erase-me", DEV_PROJECT) == 0);
     assert_eq!(count("erase-me", DEV_PROJECT), 0, "the visitor's rows are gone from the raw table");
     assert_eq!(count("keep-me", DEV_PROJECT), 1, "another visitor's row stays");
     assert_eq!(count("erase-me", "proj_other"), 1, "the same id in another project stays");
@@ -92,10 +89,7 @@ fn visitor_export_and_erasure(stack: &Stack) {
     stack.query("INSERT INTO events (project_id, event_id, timestamp, received_at, anonymous_id, retention_days) VALUES ('proj_dev', 'late-1', now(), now(), 'erase-me', 30)");
     assert_eq!(count("erase-me", DEV_PROJECT), 1);
     assert_eq!(stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"").status, 200);
-    let deadline = std::time::Instant::now() + LAND;
-    while count("erase-me", DEV_PROJECT) > 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    support::eventually(LAND, || count("erase-me", DEV_PROJECT) == 0);
     assert_eq!(count("erase-me", DEV_PROJECT), 0, "the late event is erased by the daily job; log:\n{}", stack.logs());
     assert_eq!((count("keep-me", DEV_PROJECT), count("erase-me", "proj_other")), (1, 1), "nothing else touched");
 
@@ -132,15 +126,9 @@ fn retention_drops_weeks_past_their_window(stack: &Stack) {
     let r = stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"");
     assert_eq!(r.status, 200, "the scheduled handler did not run: {:?}\n{}", r.body, stack.logs());
     let want_kept = cases.iter().filter(|c| c.2).count() as u64;
-    let deadline = std::time::Instant::now() + LAND;
-    let mut left = String::new();
-    while std::time::Instant::now() < deadline {
-        left = stack.query("SELECT arrayStringConcat(groupArray(event_id), ',') FROM (SELECT event_id FROM events WHERE project_id = 'retention-test' ORDER BY event_id)");
-        if left.trim().split(',').count() as u64 == want_kept {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let left = || stack.query("SELECT arrayStringConcat(groupArray(event_id), ',') FROM (SELECT event_id FROM events WHERE project_id = 'retention-test' ORDER BY event_id)");
+    support::eventually(LAND, || left().trim().split(',').count() as u64 == want_kept);
+    let left = left();
     let mut want: Vec<String> = cases.iter().filter(|c| c.2).map(|(r, age, _)| format!("r{r}-{age}")).collect();
     want.sort();
     assert_eq!(left.trim(), want.join(","), "rows left after the retention run; worker log:\n{}", stack.logs());

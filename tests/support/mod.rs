@@ -37,6 +37,20 @@ impl Reply {
     }
 }
 
+/// Whether `cond` holds within `timeout`, asking every 200 ms.
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 pub fn fixtures() -> PathBuf {
     millimetric_edge::native::fixtures_dir()
 }
@@ -177,16 +191,7 @@ impl Stack {
     /// Whether the Worker's log holds `needle` within `timeout`. Log lines reach the file
     /// through wrangler's own pipe, so one may land after the effect it reports is visible.
     pub fn log_shows(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.logs().contains(needle) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        eventually(timeout, || self.logs().contains(needle))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -220,20 +225,14 @@ impl Stack {
 
     /// Poll a `SELECT count() ...` until it reaches `want` or `timeout` passes; the last count.
     pub fn wait_count(&self, sql: &str, want: u64, timeout: Duration) -> u64 {
-        let deadline = Instant::now() + timeout;
         let mut last = 0;
-        loop {
+        eventually(timeout, || {
             if let Ok(s) = self.ch().query(sql) {
                 last = s.trim().parse().unwrap_or(0);
-                if last >= want {
-                    return last;
-                }
             }
-            if Instant::now() > deadline {
-                return last;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+            last >= want
+        });
+        last
     }
 
     pub fn query(&self, sql: &str) -> String {
