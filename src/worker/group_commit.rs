@@ -37,6 +37,7 @@ thread_local! {
 /// been cancelled); the client then retries with the same ids.
 const GIVE_UP: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(1);
+const MAX_EXPECTED_SEND_MS: i64 = 50;
 
 /// Put `rows` on the queue, together with whatever other requests of this isolate bring
 /// within `window`. Err(reason) when the queue did not take them.
@@ -82,7 +83,8 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
     }
     // The leader sends when its window ends and the send takes about as long as the last ones:
     // sleep until then, and only poll after that (each poll is a timer and a call into wasm).
-    let expected_send = SEND_MS.with(|m| m.get()) as i64;
+    // Capped, so one slow send (a queue hiccup) cannot make the next waiters oversleep.
+    let expected_send = (SEND_MS.with(|m| m.get()) as i64).min(MAX_EXPECTED_SEND_MS);
     let until_done = (started + window.as_millis() as i64 + expected_send - now).max(0) as u64;
     let mut waited = Duration::from_millis(until_done);
     Delay::from(waited).await;
