@@ -280,3 +280,14 @@ impl Drop for Stack {
 pub fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
+
+/// A moment `ago` before now (the run's clock), whole seconds: the RFC 3339 text a client
+/// sends and the `YYYY-MM-DD hh:mm:ss` ClickHouse answers with. Tests never pin a date that
+/// expires: the ingest contract refuses timestamps older than 30 days.
+pub fn time_ago(ago: Duration) -> (String, String) {
+    let t = time::OffsetDateTime::now_utc() - ago;
+    let t = t.replace_nanosecond(0).expect("0 ns is valid");
+    let rfc = t.format(&time::format_description::well_known::Rfc3339).expect("formats");
+    let ch = t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]")).expect("formats");
+    (rfc, ch)
+}
