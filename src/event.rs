@@ -7,37 +7,108 @@ use serde_json::Value;
 use std::io::Read;
 
 /// Bounds on everything a client controls. Over any of them: a clear error, never a truncation
-/// that would silently change the data (except where noted).
+/// that would silently change the data (except where noted). Text is bounded in the bytes it
+/// takes once written into a JSON row (`json_len`), not in characters: an emoji is 4 bytes, a
+/// quote 2, so what one event can make of a row and a queue message is bounded in bytes too.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Bytes of body as received (compressed or not).
+    /// Bytes of body as received (compressed or not), counted as they arrive.
     pub max_body_bytes: usize,
     /// Bytes after gzip decoding.
     pub max_decoded_bytes: usize,
     pub max_batch_events: usize,
-    pub max_url_chars: usize,
-    pub max_title_chars: usize,
-    pub max_name_chars: usize,
-    pub max_id_chars: usize,
-    pub max_user_agent_chars: usize,
+    pub max_url_bytes: usize,
+    pub max_title_bytes: usize,
+    pub max_name_bytes: usize,
+    pub max_id_bytes: usize,
+    pub max_user_agent_bytes: usize,
     pub max_props: usize,
-    pub max_prop_key_chars: usize,
-    pub max_prop_value_chars: usize,
+    pub max_prop_key_bytes: usize,
+    pub max_prop_value_bytes: usize,
 }
 
 pub const LIMITS: Limits = Limits {
     max_body_bytes: 512 * 1024,
     max_decoded_bytes: 1024 * 1024,
     max_batch_events: 100,
-    max_url_chars: 2000,
-    max_title_chars: 500,
-    max_name_chars: 200,
-    max_id_chars: 128,
-    max_user_agent_chars: 512,
+    max_url_bytes: 2000,
+    max_title_bytes: 1000,
+    max_name_bytes: 200,
+    max_id_bytes: 128,
+    max_user_agent_bytes: 512,
     max_props: 32,
-    max_prop_key_chars: 64,
-    max_prop_value_chars: 500,
+    max_prop_key_bytes: 64,
+    max_prop_value_bytes: 500,
 };
+
+/// The bytes `s` takes inside a JSON string as serde_json writes it: `"` and `\` take two,
+/// control characters six (`\u0001`; the short escapes \n \t ... two), the rest their UTF-8.
+pub fn json_len(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum()
+}
+
+/// Free text (urls, titles, names, property names and values, user agents) as stored:
+/// control characters are removed, and tab, CR and LF become a space. Nothing a client sends
+/// as a control character is worth storing, and each would take six bytes of a row.
+pub fn clean_text(s: String) -> String {
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    s.chars().filter_map(|c| match c {
+        '\t' | '\n' | '\r' => Some(' '),
+        c if c.is_control() => None,
+        c => Some(c),
+    }).collect()
+}
+
+/// How much of a refused body the Worker still reads (and drops, holding one chunk at a time)
+/// so that its 413 arrives on a clean connection; Cloudflare itself cuts requests at 100 MB.
+pub const MAX_DRAIN_BYTES: usize = 100 * 1024 * 1024;
+
+/// A body collected as it arrives, refused once it passes `max_body_bytes`: a chunked body
+/// with no Content-Length is never buffered past the cap (the Worker reads the stream into
+/// this chunk by chunk and stops reading at the first error).
+#[derive(Debug)]
+pub struct CappedBody {
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl CappedBody {
+    /// `declared`: the Content-Length, when the client sent one (refused at once if over).
+    pub fn new(limits: &Limits, declared: Option<usize>) -> Result<CappedBody, ApiError> {
+        if declared.is_some_and(|n| n > limits.max_body_bytes) {
+            return Err(too_large(limits));
+        }
+        // Reserve what was declared (bounded by the cap), else start small and grow.
+        let reserve = declared.unwrap_or(4096).min(limits.max_body_bytes);
+        Ok(CappedBody { buf: Vec::with_capacity(reserve), cap: limits.max_body_bytes })
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        if self.buf.len() + chunk.len() > self.cap {
+            self.buf = Vec::new();
+            return Err(too_large_bytes(self.cap));
+        }
+        self.buf.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Bytes held now (never more than the cap).
+    pub fn held(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
 
 /// How the body arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +165,10 @@ pub fn decode_body(raw: &[u8], encoding: BodyEncoding, limits: &Limits) -> Resul
             Ok(out)
         }
     }
+}
+
+fn too_large_bytes(cap: usize) -> ApiError {
+    ApiError::new(413, "body_too_large", format!("The body is too large: at most {} KiB as sent. Split the batch into smaller requests.", cap / 1024))
 }
 
 /// The 413 for a body over the limits (also used when Content-Length already says so).
@@ -228,12 +303,29 @@ struct WireEvent {
     user_agent: Option<String>,
 }
 
+/// Free text, cleaned (`clean_text`) and bounded in JSON bytes; blank counts as absent.
 fn bounded(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    match v.map(clean_text) {
+        Some(s) if json_len(&s) > max => Err(too_long(field, max)),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+fn too_long(field: &str, max: usize) -> ApiError {
+    ApiError::bad_request("field_too_long", format!("`{field}` is longer than {max} bytes (UTF-8, as stored in JSON). Shorten it."))
+}
+
+/// An identifier (`id`, `mm_aid`): 1 to `max_id_bytes` bytes, no control characters. Refused
+/// rather than cleaned, since a changed id would name another event or visitor; erasure and
+/// export take exactly the ids this takes (visitors::parse_path uses it too).
+pub fn check_id(field: &str, v: Option<String>, limits: &Limits) -> Result<Option<String>, ApiError> {
     match v {
-        Some(s) if s.chars().count() > max => Err(ApiError::bad_request(
-            "field_too_long",
-            format!("`{field}` is longer than {max} characters. Shorten it."),
+        Some(s) if s.chars().any(char::is_control) => Err(ApiError::bad_request(
+            "invalid_id",
+            format!("`{field}` contains a control character. Ids must be printable text."),
         )),
+        Some(s) if json_len(&s) > limits.max_id_bytes => Err(too_long(field, limits.max_id_bytes)),
         Some(s) if s.trim().is_empty() => Ok(None),
         other => Ok(other),
     }
@@ -248,7 +340,7 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
     let w: WireEvent = serde_json::from_value(v).map_err(|e| {
         ApiError::bad_request("invalid_event", format!("The event has a field of the wrong type ({e}). Check it against the API reference."))
     })?;
-    let name = bounded("name", w.name, limits.max_name_chars)?;
+    let name = bounded("name", w.name, limits.max_name_bytes)?;
     let kind = match w.kind.as_deref().map(str::trim) {
         None | Some("pageview") => EventKind::Pageview,
         Some("event") | Some("custom") => EventKind::Custom(name.ok_or_else(|| {
@@ -261,7 +353,7 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
             ))
         }
     };
-    let url = bounded("url", w.url, limits.max_url_chars)?
+    let url = bounded("url", w.url, limits.max_url_bytes)?
         .ok_or_else(|| ApiError::bad_request("missing_url", "The event needs `url`: the full address of the page it happened on."))?;
     // A cheap shape check here; the pipeline's one full parse refuses what this lets through.
     let lower_start = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
@@ -289,20 +381,24 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
             ));
         }
         for (k, v) in map {
-            if k.is_empty() || k.chars().count() > limits.max_prop_key_chars {
+            let k = clean_text(k);
+            if k.trim().is_empty() || json_len(&k) > limits.max_prop_key_bytes {
                 return Err(ApiError::bad_request(
                     "invalid_prop_key",
-                    format!("Property names must be 1 to {} characters.", limits.max_prop_key_chars),
+                    format!("Property names must be 1 to {} bytes of printable text.", limits.max_prop_key_bytes),
                 ));
             }
             let pv = match v {
-                Value::String(s) if s.chars().count() > limits.max_prop_value_chars => {
-                    return Err(ApiError::bad_request(
-                        "prop_value_too_long",
-                        format!("Property `{k}` is longer than {} characters. Shorten it.", limits.max_prop_value_chars),
-                    ))
+                Value::String(s) => {
+                    let s = clean_text(s);
+                    if json_len(&s) > limits.max_prop_value_bytes {
+                        return Err(ApiError::bad_request(
+                            "prop_value_too_long",
+                            format!("Property `{k}` is longer than {} bytes (UTF-8, as stored in JSON). Shorten it.", limits.max_prop_value_bytes),
+                        ));
+                    }
+                    PropValue::Str(s)
                 }
-                Value::String(s) => PropValue::Str(s),
                 Value::Number(n) => PropValue::Num(n),
                 Value::Bool(b) => PropValue::Bool(b),
                 Value::Null => continue,
@@ -319,14 +415,14 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
     Ok(Event {
         kind,
         url,
-        referrer: bounded("referrer", w.referrer, limits.max_url_chars)?,
-        title: bounded("title", w.title, limits.max_title_chars)?,
-        anonymous_id: bounded("mm_aid", w.mm_aid, limits.max_id_chars)?,
-        client_id: bounded("id", w.id, limits.max_id_chars)?,
+        referrer: bounded("referrer", w.referrer, limits.max_url_bytes)?,
+        title: bounded("title", w.title, limits.max_title_bytes)?,
+        anonymous_id: check_id("mm_aid", w.mm_aid, limits)?,
+        client_id: check_id("id", w.id, limits)?,
         timestamp: w.timestamp,
         props,
         ip,
-        user_agent: bounded("user_agent", w.user_agent, limits.max_user_agent_chars)?,
+        user_agent: bounded("user_agent", w.user_agent, limits.max_user_agent_bytes)?,
     })
 }
 
@@ -416,7 +512,7 @@ mod tests {
         assert_eq!(ev(json!({"url":"javascript:alert(1)"})).unwrap_err().code, "invalid_url");
         assert_eq!(ev(json!({"url": 5})).unwrap_err().code, "invalid_event");
         assert_eq!(ev(json!(5)).unwrap_err().code, "invalid_event");
-        let long = format!("https://a.com/{}", "x".repeat(LIMITS.max_url_chars));
+        let long = format!("https://a.com/{}", "x".repeat(LIMITS.max_url_bytes));
         assert_eq!(ev(json!({"url": long})).unwrap_err().code, "field_too_long");
         assert_eq!(ev(json!({"url":"https://a.com","props":{"a":[1]}})).unwrap_err().code, "nested_prop");
         assert_eq!(ev(json!({"url":"https://a.com","props":{"a":"x".repeat(501)}})).unwrap_err().code, "prop_value_too_long");
@@ -446,5 +542,51 @@ mod tests {
         assert_eq!(e.ip.as_deref(), Some("81.2.69.142"));
         let bad = json!({"url":"https://a.com","ip":"999.1.1.1"});
         assert_eq!(validate_event(bad, true, &LIMITS).unwrap_err().code, "invalid_ip");
+    }
+
+    #[test]
+    fn json_len_counts_what_serde_writes() {
+        for s in ["plain", "quote\" back\\ slash", "tab\t nl\n \u{1} \u{1f} \u{7f}", "é € 😀", ""] {
+            assert_eq!(json_len(s) + 2, serde_json::to_string(s).unwrap().len(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn bytes_not_characters_bound_text() {
+        // 200 two-byte characters are 400 bytes: over the 200-byte name limit.
+        let e = ev(json!({"type":"event","name":"é".repeat(101),"url":"https://a.com/"})).unwrap_err();
+        assert_eq!(e.code, "field_too_long");
+        assert!(e.message.contains("`name`") && e.message.contains("bytes"), "{}", e.message);
+        assert!(ev(json!({"type":"event","name":"é".repeat(100),"url":"https://a.com/"})).is_ok());
+        let e = ev(json!({"url":"https://a.com/","props":{"k":"€".repeat(200)}})).unwrap_err();
+        assert_eq!(e.code, "prop_value_too_long");
+        // Control characters go before the size is counted, and from property names too.
+        let e = ev(json!({"url":"https://a.com/","props":{"k\u{1}ey":format!("v{}", "\u{2}".repeat(490))}})).unwrap();
+        assert_eq!(e.props, vec![("key".to_string(), PropValue::Str("v".into()))]);
+        assert_eq!(ev(json!({"url":"https://a.com/","props":{"\u{1}":"v"}})).unwrap_err().code, "invalid_prop_key");
+    }
+
+    /// A body without Content-Length is refused once it passes the cap, and what is held never
+    /// exceeds the cap, however much more the client sends.
+    #[test]
+    fn a_capped_body_holds_at_most_the_cap() {
+        let mut body = CappedBody::new(&LIMITS, None).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut refused_after = None;
+        for i in 0..160 {
+            // 10 MiB offered in all
+            if let Err(e) = body.push(&chunk) {
+                assert_eq!((e.status, e.code), (413, "body_too_large"));
+                refused_after = Some(i);
+                break;
+            }
+            assert!(body.held() <= LIMITS.max_body_bytes, "held {} bytes", body.held());
+        }
+        assert_eq!(refused_after, Some(LIMITS.max_body_bytes / chunk.len()), "refused at the first chunk past the cap");
+        assert_eq!(body.held(), 0, "the buffer is released on refusal");
+        assert_eq!(CappedBody::new(&LIMITS, Some(LIMITS.max_body_bytes + 1)).unwrap_err().status, 413);
+        let mut ok = CappedBody::new(&LIMITS, Some(10)).unwrap();
+        ok.push(b"0123456789").unwrap();
+        assert_eq!(ok.finish(), b"0123456789");
     }
 }

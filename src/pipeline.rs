@@ -5,7 +5,7 @@ use crate::enrich::{attribution, geo::Geo, pii, url_scrub, user_agent};
 use crate::error::ApiError;
 use crate::event::Event;
 use crate::keys::{KeyKind, Principal};
-use crate::row::EventRow;
+use crate::row::{EventRow, MAX_ROW_BYTES};
 use crate::timestamp::{self, TimestampError};
 use std::net::IpAddr;
 
@@ -59,7 +59,7 @@ pub fn build_row(
         .map(|(k, v)| (k.clone(), v.to_stored()))
         .unzip();
 
-    Ok(EventRow {
+    let row = EventRow {
         project_id: principal.project_id.clone(),
         event_id: event.client_id.clone().unwrap_or_else(new_id),
         timestamp: timestamp::clickhouse_datetime(ts),
@@ -94,7 +94,16 @@ pub fn build_row(
         prop_values,
         key_kind: principal.kind.as_str().to_string(),
         retention_days: principal.retention_days,
-    })
+    };
+    let (bytes, largest) = row.serialized_bound();
+    if bytes > MAX_ROW_BYTES {
+        return Err(ApiError::new(
+            413,
+            "event_too_large",
+            format!("This event would take {} KiB stored; at most {} KiB are taken. `{largest}` is its largest part: shorten it.", bytes / 1024, MAX_ROW_BYTES / 1024),
+        ));
+    }
+    Ok(row)
 }
 
 #[cfg(test)]
@@ -201,5 +210,73 @@ mod tests {
         let ev = validate_event(json!({"url":"https://a.com/","timestamp":"nope"}), false, &LIMITS).unwrap();
         let e = build_row(&principal(KeyKind::Publishable), ev, &ctx(), &|_| None, &mut || "x".into()).unwrap_err();
         assert_eq!(e.code, "invalid_timestamp");
+    }
+
+    fn row_of(v: serde_json::Value) -> Result<EventRow, ApiError> {
+        let ev = validate_event(v, true, &LIMITS)?;
+        build_row(&principal(KeyKind::Secret), ev, &ctx(), &|_| None, &mut || "generated-id".into())
+    }
+
+    /// The review's case: 30 properties of 490 control characters (serde writes each as
+    /// `\u0001`, 6 bytes) and a 600-emoji URL made one publishable-key event a row of over
+    /// 100 KB. Control characters are now removed, and sizes count bytes.
+    #[test]
+    fn control_characters_and_emoji_cannot_inflate_a_row() {
+        let ctrl = "\u{1}".repeat(490);
+        let props: serde_json::Map<String, serde_json::Value> = (0..30).map(|i| (format!("k{i}"), json!(format!("v{ctrl}")))).collect();
+        let emoji_url = format!("https://a.com/{}", "\u{1F600}".repeat(600));
+        let e = validate_event(json!({"url": emoji_url, "props": props.clone()}), false, &LIMITS).unwrap_err();
+        assert_eq!((e.status, e.code), (400, "field_too_long"));
+        assert!(e.message.contains("`url`"), "{}", e.message);
+        // 400 emoji fit the URL's 2000 bytes; the properties lose their control characters.
+        let url = format!("https://a.com/{}", "\u{1F600}".repeat(400));
+        let row = row_of(json!({"url": url, "props": props, "title": format!("a\tb\u{0}c{ctrl}")})).unwrap();
+        assert!(row.prop_values.iter().all(|v| v == "v"), "{:?}", row.prop_values);
+        assert_eq!(row.title, "a bc");
+        let stored = serde_json::to_string(&row).unwrap();
+        assert!(stored.len() < 16 * 1024, "{} bytes", stored.len());
+        assert!(!stored.contains("\\u0001"));
+        // An id with a control character is refused, not silently changed.
+        assert_eq!(row_of(json!({"url":"https://a.com/","id":"a\u{1}b"})).unwrap_err().code, "invalid_id");
+        assert_eq!(row_of(json!({"url":"https://a.com/","mm_aid":"a\nb"})).unwrap_err().code, "invalid_id");
+    }
+
+    /// Every field at its byte bound, in the characters that cost the most once stored (quotes
+    /// and backslashes escape to two bytes; non-ASCII URL text is percent-encoded to three per
+    /// byte): the row stays under MAX_ROW_BYTES, the size bound holds, and a request of 100
+    /// such events makes queue messages each under the queue's 128 KB.
+    #[test]
+    fn worst_case_rows_fit_a_queue_message() {
+        let q = |bytes: usize| "\"".repeat(bytes / 2);
+        let props: serde_json::Map<String, serde_json::Value> =
+            (0..LIMITS.max_props).map(|i| (format!("{i:02}{}", q(LIMITS.max_prop_key_bytes - 2)), json!(q(LIMITS.max_prop_value_bytes)))).collect();
+        // 3-byte characters (640 of them, 1920 bytes), each stored as %XX%XX%XX (9 bytes).
+        let heavy = "\u{20AC}".repeat((LIMITS.max_url_bytes - 80) / 3);
+        let url = format!("https://a.com/{heavy}?utm_source={}&utm_campaign={}#x", "\u{20AC}".repeat(3), "\u{20AC}".repeat(3));
+        let event = json!({"type":"event","name": q(LIMITS.max_name_bytes), "url": url, "referrer": format!("https://r.com/{heavy}"),
+            "title": q(LIMITS.max_title_bytes), "mm_aid": "a".repeat(LIMITS.max_id_bytes), "id": "i".repeat(LIMITS.max_id_bytes), "props": props});
+        let row = row_of(event).unwrap();
+        let actual = serde_json::to_string(&row).unwrap().len();
+        let (bound, _) = row.serialized_bound();
+        assert!(actual <= bound, "the bound {bound} is below the real size {actual}");
+        println!("worst-case row: {actual} bytes serialized, bound {bound}");
+        assert!(bound <= MAX_ROW_BYTES, "a worst-case event ({bound} bytes) is refused: the field limits and MAX_ROW_BYTES disagree");
+        let rows = vec![row; 100];
+        let messages = crate::row::encode_messages(&rows, crate::row::MAX_MESSAGE_BYTES);
+        assert!(messages.len() > 1);
+        assert!(messages.iter().all(|m| m.len() <= crate::row::MAX_MESSAGE_BYTES && m.len() < 128 * 1000), "a message over the queue's limit");
+    }
+
+    /// The backstop: a row over MAX_ROW_BYTES (not reachable through today's field limits) is
+    /// refused alone with a 413 naming its largest part.
+    #[test]
+    fn an_oversized_row_is_refused_naming_the_field() {
+        let mut limits = LIMITS;
+        limits.max_prop_value_bytes = 10_000;
+        let props: serde_json::Map<String, serde_json::Value> = (0..8).map(|i| (format!("k{i}"), json!("x".repeat(9_000)))).collect();
+        let ev = validate_event(json!({"url":"https://a.com/","props":props}), true, &limits).unwrap();
+        let e = build_row(&principal(KeyKind::Secret), ev, &ctx(), &|_| None, &mut || "x".into()).unwrap_err();
+        assert_eq!((e.status, e.code), (413, "event_too_large"));
+        assert!(e.message.contains("`props`"), "{}", e.message);
     }
 }

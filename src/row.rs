@@ -3,7 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Every field has a default when a message lacks it: a message queued by the previous
+/// deploy, before a field was added, is still stored (with the field's default) rather than
+/// dead-lettered. `retention_days` defaults to the shortest window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EventRow {
     pub project_id: String,
     pub event_id: String,
@@ -42,6 +46,101 @@ pub struct EventRow {
     pub retention_days: u16,
 }
 
+impl Default for EventRow {
+    fn default() -> Self {
+        EventRow {
+            project_id: String::new(),
+            event_id: String::new(),
+            timestamp: String::new(),
+            received_at: String::new(),
+            event_type: String::new(),
+            event_name: String::new(),
+            anonymous_id: String::new(),
+            url_host: String::new(),
+            url_path: String::new(),
+            url_query: String::new(),
+            url_fragment: String::new(),
+            title: String::new(),
+            referrer: String::new(),
+            referrer_host: String::new(),
+            country: String::new(),
+            region: String::new(),
+            city: String::new(),
+            browser: String::new(),
+            os: String::new(),
+            device_type: String::new(),
+            is_bot: 0,
+            source: String::new(),
+            medium: String::new(),
+            utm_source: String::new(),
+            utm_medium: String::new(),
+            utm_campaign: String::new(),
+            utm_term: String::new(),
+            utm_content: String::new(),
+            click_id_type: String::new(),
+            click_id: String::new(),
+            prop_keys: Vec::new(),
+            prop_values: Vec::new(),
+            key_kind: String::new(),
+            retention_days: 30,
+        }
+    }
+}
+
+impl EventRow {
+    /// Whether the row names what it must to be stored at all: a message missing these is not
+    /// an older format but something else.
+    pub fn is_complete(&self) -> bool {
+        !self.project_id.is_empty() && !self.event_id.is_empty() && !self.timestamp.is_empty() && !self.received_at.is_empty()
+    }
+}
+
+/// What one row may take serialized: a queue message holds at most MAX_MESSAGE_BYTES, so any
+/// single row fits one with room to spare. The field bounds in event::LIMITS keep real events
+/// far below it (31 KiB at the worst: every field at its bound, percent-encoded URLs; see the
+/// test worst_case_rows_fit_a_queue_message);
+/// this is the backstop that refuses one event alone rather than fail a shared queue send.
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
+
+impl EventRow {
+    /// The row's text fields with their names, for sizing.
+    fn text_fields(&self) -> [(&'static str, &str); 27] {
+        [
+            ("project_id", &self.project_id), ("id", &self.event_id), ("timestamp", &self.timestamp),
+            ("received_at", &self.received_at), ("type", &self.event_type), ("name", &self.event_name),
+            ("mm_aid", &self.anonymous_id), ("url", &self.url_host), ("url", &self.url_path), ("url", &self.url_query),
+            ("url", &self.url_fragment), ("title", &self.title), ("referrer", &self.referrer), ("referrer", &self.referrer_host),
+            ("country", &self.country), ("region", &self.region), ("city", &self.city), ("browser", &self.browser),
+            ("os", &self.os), ("device_type", &self.device_type), ("source", &self.source), ("medium", &self.medium),
+            ("url", &self.utm_source), ("url", &self.utm_medium), ("url", &self.utm_campaign), ("url", &self.utm_term),
+            ("url", &self.utm_content),
+        ]
+    }
+
+    /// An upper bound on `serde_json::to_string(self).len()`, without serializing: the JSON
+    /// bytes of every value plus the fixed field names and punctuation. Also which request
+    /// field (url, title, props, ...) contributes most, to name it in a refusal.
+    pub fn serialized_bound(&self) -> (usize, &'static str) {
+        use crate::event::json_len;
+        const FIXED: usize = 700; // field names, quotes, commas, is_bot, retention_days
+        let mut per_field: Vec<(&'static str, usize)> = Vec::new();
+        let mut add = |name: &'static str, n: usize| match per_field.iter_mut().find(|(f, _)| *f == name) {
+            Some((_, total)) => *total += n,
+            None => per_field.push((name, n)),
+        };
+        for (name, v) in self.text_fields() {
+            add(name, json_len(v));
+        }
+        add("url", json_len(&self.click_id) + json_len(&self.click_id_type));
+        add("key_kind", json_len(&self.key_kind));
+        let props: usize = self.prop_keys.iter().chain(&self.prop_values).map(|s| json_len(s) + 3).sum();
+        add("props", props);
+        let total = FIXED + per_field.iter().map(|(_, n)| n).sum::<usize>();
+        let largest = per_field.iter().max_by_key(|(_, n)| *n).map(|(f, _)| *f).unwrap_or("url");
+        (total, largest)
+    }
+}
+
 /// One queue message: the rows accepted from one request. A `#[derive(Serialize)]` struct
 /// (a `serde_json::json!` value arrives empty through workers-rs queues).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +149,10 @@ pub struct RowBatch {
     /// Set when the batch writer dead-letters the message: why retrying cannot store it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// A dead letter of a message that could not be read as rows: its body as it came, so
+    /// nothing is lost and an operator can see what it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
 }
 
 impl RowBatch {
@@ -60,7 +163,16 @@ impl RowBatch {
 
     /// A queue message body back to a batch; Err with a reason for anything else.
     pub fn from_message(body: &str) -> Result<RowBatch, String> {
-        serde_json::from_str(body).map_err(|e| format!("not a row batch ({e}): {}", body.chars().take(200).collect::<String>()))
+        let batch: RowBatch = serde_json::from_str(body).map_err(|e| format!("not a row batch ({e}): {}", body.chars().take(200).collect::<String>()))?;
+        if batch.rows.iter().any(|r| !r.is_complete()) {
+            return Err("a row lacks project_id, event_id, timestamp or received_at".into());
+        }
+        Ok(batch)
+    }
+
+    /// The dead letter of a message that is not a row batch: no rows, the reason, the body.
+    pub fn unreadable(body: &str, reason: String) -> RowBatch {
+        RowBatch { rows: vec![], failure: Some(Failure { code: None, reason }), raw: Some(body.to_string()) }
     }
 }
 
@@ -75,8 +187,9 @@ pub struct Failure {
 pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
 
 /// Rows as queue message bodies: as few as fit `max_bytes` each, in order, every row serialized
-/// once. Each body is exactly `RowBatch { rows, failure: None }.to_message()`.
-/// A single row is always under the limit: the contract bounds every field.
+/// once. Each body is exactly `RowBatch { rows, failure: None, raw: None }.to_message()`.
+/// A single row is always under the limit: pipeline::build_row refuses any row whose
+/// `serialized_bound` passes MAX_ROW_BYTES.
 pub fn encode_messages(rows: &[EventRow], max_bytes: usize) -> Vec<String> {
     const HEAD: &str = "{\"rows\":[";
     const TAIL: &str = "]}";
@@ -134,7 +247,7 @@ pub fn to_json_each_row<'a>(rows: impl IntoIterator<Item = &'a EventRow>) -> Str
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample(id: &str, title_len: usize) -> EventRow {
@@ -170,7 +283,7 @@ mod tests {
     fn encoded_messages_are_what_to_message_writes() {
         let rows = vec![sample("a", 3), sample("b", 5)];
         let msgs = encode_messages(&rows, MAX_MESSAGE_BYTES);
-        assert_eq!(msgs, vec![RowBatch { rows, failure: None }.to_message()]);
+        assert_eq!(msgs, vec![RowBatch { rows, failure: None, raw: None }.to_message()]);
     }
 
     #[test]
@@ -188,10 +301,31 @@ mod tests {
 
     #[test]
     fn queue_message_round_trip() {
-        let b = RowBatch { rows: vec![sample("a", 3)], failure: Some(Failure { code: Some(117), reason: "r".into() }) };
+        let b = RowBatch { rows: vec![sample("a", 3)], failure: Some(Failure { code: Some(117), reason: "r".into() }), raw: None };
         assert_eq!(RowBatch::from_message(&b.to_message()).unwrap(), b);
         assert!(RowBatch::from_message("{}").is_err());
         assert!(RowBatch::from_message("garbage").unwrap_err().contains("garbage"));
+        assert!(RowBatch::from_message(r#"{"rows":[{"title":"no ids"}]}"#).is_err(), "a row without its ids is not an old format");
+        let dead = RowBatch::unreadable("garbage", "not a row batch".into());
+        assert_eq!(RowBatch::from_message(&dead.to_message()).unwrap().raw.as_deref(), Some("garbage"));
+    }
+
+    /// A deploy that adds a row field must not lose what the previous deploy queued: a message
+    /// without the newest fields still reads, with their defaults.
+    #[test]
+    fn a_message_in_the_previous_format_still_reads() {
+        let mut v: serde_json::Value = serde_json::from_str(&RowBatch { rows: vec![sample("old", 3)], failure: None, raw: None }.to_message()).unwrap();
+        let row = v["rows"][0].as_object_mut().unwrap();
+        for newer in ["click_id_type", "click_id", "key_kind", "retention_days"] {
+            row.remove(newer);
+        }
+        let batch = RowBatch::from_message(&v.to_string()).expect("an older message reads");
+        assert_eq!(batch.rows[0].event_id, "old");
+        assert_eq!((batch.rows[0].retention_days, batch.rows[0].click_id.as_str()), (30, ""));
+        // And a newer deploy's message (a field this one does not know) reads too.
+        let mut v = v.clone();
+        v["rows"][0]["added_later"] = serde_json::json!("x");
+        assert!(RowBatch::from_message(&v.to_string()).is_ok());
     }
 
     #[test]

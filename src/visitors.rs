@@ -6,6 +6,7 @@
 //! the project: a key never reaches another project's visitors.
 
 use crate::error::ApiError;
+use crate::sql;
 use crate::event::LIMITS;
 use crate::keys::{self, KeyKind, KeyRecord};
 
@@ -30,20 +31,37 @@ fn visitor_id(segment: &str) -> Result<String, ApiError> {
     let bad = || {
         ApiError::bad_request(
             "invalid_visitor_id",
-            format!("The visitor id in the path must be the `mm_aid` the events carried: 1 to {} characters, percent-encoded.", LIMITS.max_id_chars),
+            format!("The visitor id in the path must be the `mm_aid` the events carried: 1 to {} bytes, percent-encoded.", LIMITS.max_id_bytes),
         )
     };
     if segment.contains('/') {
         return Err(bad());
     }
-    let decoded = url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(bad)?;
-    if decoded.is_empty() || decoded.chars().count() > LIMITS.max_id_chars || decoded.chars().any(char::is_control) {
-        return Err(bad());
+    let decoded = percent_decode(segment).ok_or_else(bad)?;
+    // Exactly the ids ingestion takes (event::check_id): an id that can be stored can be erased.
+    match crate::event::check_id("mm_aid", Some(decoded), &LIMITS) {
+        Ok(Some(id)) => Ok(id),
+        _ => Err(bad()),
     }
-    Ok(decoded)
+}
+
+/// A path segment's percent-escapes decoded as UTF-8; `+`, `&`, `#` and the rest stay as they
+/// are (a path is not a form). None for a broken escape or bytes that are not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let b = segment.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The project a key that passed `claimed_kind` may reach, once KV has answered for it. The
@@ -81,29 +99,13 @@ pub fn claimed_kind(action: Action, raw_key: Option<&str>) -> Result<KeyKind, Ap
     }
 }
 
-/// A ClickHouse string literal: quoted, with backslashes and quotes escaped (ClickHouse 18.16
-/// has no query parameters, so values are spelled into the statement, always through here).
-pub fn sql_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
-}
-
 /// The visitor's events as ClickHouse answers them: one JSON object per line, oldest first,
 /// each event once however often it was retried (FINAL).
 pub fn export_sql(database: &str, table: &str, project_id: &str, visitor: &str) -> String {
     format!(
         "SELECT * FROM {database}.{table} FINAL WHERE project_id = {} AND anonymous_id = {} ORDER BY timestamp, event_id FORMAT JSONEachRow",
-        sql_string(project_id),
-        sql_string(visitor)
+        sql::string(project_id),
+        sql::string(visitor)
     )
 }
 
@@ -112,8 +114,8 @@ pub fn export_sql(database: &str, table: &str, project_id: &str, visitor: &str) 
 pub fn erase_sql(database: &str, table: &str, project_id: &str, visitor: &str) -> String {
     format!(
         "ALTER TABLE {database}.{table} DELETE WHERE project_id = {} AND anonymous_id = {}",
-        sql_string(project_id),
-        sql_string(visitor)
+        sql::string(project_id),
+        sql::string(visitor)
     )
 }
 
@@ -160,7 +162,15 @@ mod tests {
         assert_eq!(parse_path("/visitors/v-1").map(|(a, id)| (a, id.unwrap())), Some((Action::Erase, "v-1".into())));
         assert_eq!(parse_path("/visitors/a%20b%2Fc+d").map(|(_, id)| id.unwrap()), Some("a b/c+d".into()));
         assert!(parse_path("/collect").is_none());
-        for bad in ["/visitors/", "/visitors//events", "/visitors/a/b", "/visitors/%0A", &format!("/visitors/{}", "x".repeat(129))] {
+        // Exactly the id, never a prefix of it: `&` and `#` once cut the id short (it was read
+        // as a form), and `+` must not turn into a space.
+        let id = |p: &str| parse_path(p).unwrap().1.unwrap();
+        assert_eq!(id("/visitors/a&b"), "a&b");
+        assert_eq!(id("/visitors/a%26b%23c%25d%2Be%C3%A9"), "a&b#c%d+eé");
+        assert_eq!(id("/visitors/%E8%A8%AA%E5%95%8F%E8%80%85/events"), "訪問者");
+        // The longest id ingestion takes (128 bytes) is taken here too.
+        assert_eq!(id(&format!("/visitors/{}", "é".repeat(64))).len(), 128);
+        for bad in ["/visitors/", "/visitors//events", "/visitors/a/b", "/visitors/%0A", "/visitors/%ZZ", "/visitors/%+1", "/visitors/%C3", &format!("/visitors/{}", "é".repeat(65)), &format!("/visitors/{}", "x".repeat(129))] {
             assert_eq!(parse_path(bad).unwrap().1.unwrap_err().code, "invalid_visitor_id", "{bad}");
         }
     }
@@ -201,8 +211,8 @@ mod tests {
 
     #[test]
     fn values_cannot_escape_their_literal() {
-        assert_eq!(sql_string("v-1"), "'v-1'");
-        assert_eq!(sql_string(r"a'b\c"), r"'a\'b\\c'");
+        assert_eq!(sql::string("v-1"), "'v-1'");
+        assert_eq!(sql::string(r"a'b\c"), r"'a\'b\\c'");
         let sql = erase_sql("millimetric", "events", "proj_a", "x' OR 1=1 --");
         assert_eq!(sql, r"ALTER TABLE millimetric.events DELETE WHERE project_id = 'proj_a' AND anonymous_id = 'x\' OR 1=1 --'");
         let sql = export_sql("millimetric", "events", "proj_a", "v");

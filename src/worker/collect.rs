@@ -66,12 +66,7 @@ pub(super) fn unavailable(what: &str) -> ApiError {
 async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut Option<String>) -> std::result::Result<String, Refusal> {
     event::check_content_type(header(req, "Content-Type").as_deref())?;
     let encoding = event::check_content_encoding(header(req, "Content-Encoding").as_deref())?;
-    if let Some(len) = header(req, "Content-Length").and_then(|l| l.parse::<usize>().ok()) {
-        if len > LIMITS.max_body_bytes {
-            return Err(event::too_large(&LIMITS).into());
-        }
-    }
-    let raw = req.bytes().await.map_err(|_| ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again."))?;
+    let raw = read_capped(req).await?;
     // The connecting address: used for the per-IP limit (hashed) and nothing else; it is not
     // passed on, stored or logged.
     let client_ip = header(req, "CF-Connecting-IP");
@@ -143,6 +138,35 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
     let window = Duration::from_millis(config::var(env, "QUEUE_GROUP_COMMIT_MS").and_then(|v| v.parse().ok()).unwrap_or(5));
     super::group_commit::enqueue(env, rows, window).await.map_err(|_| unavailable("The event queue"))?;
     Ok(serde_json::to_string(&Accepted { status: "accepted", accepted: ids.len(), ids, rejected }).unwrap_or_default())
+}
+
+/// The body, read chunk by chunk and refused once it passes the cap: a chunked body with no
+/// Content-Length is never buffered whole (an isolate has 128 MB for everything).
+async fn read_capped(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let declared = header(req, "Content-Length").and_then(|l| l.parse::<usize>().ok());
+    let mut body = event::CappedBody::new(&LIMITS, declared)?;
+    let unreadable = || ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again.");
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new()); // no body at all
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| unreadable())?;
+        if let Err(too_large) = body.push(&chunk) {
+            // Read the rest and drop it, a chunk at a time, so the client gets the 413 on a
+            // clean connection (an abandoned upload reads as a crash to proxies in front,
+            // wrangler dev's among them); past event::MAX_DRAIN_BYTES, stop reading.
+            let mut drained = chunk.len();
+            while let Some(Ok(more)) = stream.next().await {
+                drained += more.len();
+                if drained > event::MAX_DRAIN_BYTES {
+                    break;
+                }
+            }
+            return Err(too_large);
+        }
+    }
+    Ok(body.finish())
 }
 
 thread_local! {

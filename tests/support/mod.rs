@@ -107,6 +107,17 @@ impl Stack {
         run(&mut cmd);
     }
 
+    /// Restart ClickHouse with the Worker's user under another password (a rotation the
+    /// Worker's secret has not caught up with), or back under the right one.
+    pub fn restart_clickhouse_with_password(&self, password: &str) {
+        self.stop_clickhouse();
+        let mut cmd = Command::new(self.root.join("scripts/clickhouse/ctl"));
+        cmd.arg("start");
+        self.ch_env(&mut cmd);
+        cmd.env("MM_CH_PASSWORD", password);
+        run(&mut cmd);
+    }
+
     pub fn stop_clickhouse(&self) {
         let mut cmd = Command::new(self.root.join("scripts/clickhouse/ctl"));
         cmd.arg("stop");
@@ -153,6 +164,8 @@ impl Stack {
         let log = std::fs::File::create(self.log_path()).unwrap();
         let mut cmd = Command::new(self.root.join("node_modules/.bin/wrangler"));
         cmd.current_dir(&self.root)
+            .arg("--config")
+            .arg(self.test_config())
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .args(["dev", "--local", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
@@ -182,6 +195,34 @@ impl Stack {
             std::thread::sleep(Duration::from_millis(300));
         }
         panic!("wrangler dev did not answer /health in time:\n{}", self.logs());
+    }
+
+    /// wrangler.toml for this run: the Worker scripts/test already built, by absolute path, and
+    /// no `[build]` section, so wrangler neither rebuilds nor restarts the Worker mid-test when a
+    /// source file changes (it watches `src/` for its custom build).
+    fn test_config(&self) -> PathBuf {
+        let original = std::fs::read_to_string(self.root.join("wrangler.toml")).expect("wrangler.toml");
+        let mut out = String::new();
+        let mut in_build = false;
+        for line in original.lines() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                in_build = t == "[build]";
+            }
+            if in_build {
+                continue;
+            }
+            if t.starts_with("main = ") {
+                out.push_str(&format!("main = {:?}\n", self.root.join("build/index.js").display().to_string()));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        assert!(self.root.join("build/index.js").exists(), "build the Worker first: scripts/build-worker");
+        let path = self.state.join("wrangler.toml");
+        std::fs::write(&path, out).unwrap();
+        path
     }
 
     pub fn logs(&self) -> String {
@@ -290,4 +331,56 @@ pub fn time_ago(ago: Duration) -> (String, String) {
     let rfc = t.format(&time::format_description::well_known::Rfc3339).expect("formats");
     let ch = t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]")).expect("formats");
     (rfc, ch)
+}
+
+impl Stack {
+    /// POST `total` bytes to `path` as a chunked body (no Content-Length), in 64 KiB chunks,
+    /// over a raw socket so an early answer is read even if the server stops reading. Returns
+    /// the status, the answer's body, and how many bytes were written before the server
+    /// answered or closed.
+    pub fn post_chunked(&self, path: &str, headers: &[(&str, &str)], total: usize) -> (u16, String, usize) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut head = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        let chunk = vec![b' '; 64 * 1024];
+        let mut sent = 0;
+        s.set_nonblocking(false).unwrap();
+        while sent < total {
+            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+            if s.write_all(&framed).is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+        let _ = s.write_all(b"0\r\n\r\n");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (status, body, sent)
+    }
+
+    /// Resident memory (KiB) of the workerd processes this stack's wrangler started.
+    pub fn workerd_rss_kib(&self) -> u64 {
+        let pgid = self.wrangler.as_ref().map(|c| c.id().to_string()).unwrap_or_default();
+        let mut total = 0;
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid pgrp ...
+            let Some(after) = stat.rsplit_once(')').map(|(_, r)| r.to_string()) else { continue };
+            let in_group = after.split_whitespace().nth(2) == Some(pgid.as_str());
+            if in_group && stat.contains("(workerd)") {
+                let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+                total += status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+        total
+    }
 }
