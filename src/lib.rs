@@ -3,16 +3,19 @@
 //! The pure core (everything but `worker`) takes values and returns values and is tested
 //! natively with `cargo test`. `worker` is the thin Cloudflare Workers adapter (wasm32 only).
 
+pub mod admin;
 pub mod clickhouse;
 pub mod enrich;
 pub mod error;
 pub mod event;
+pub mod first_write;
 pub mod keys;
 pub mod migrations;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod retention;
 pub mod row;
+pub mod sql;
 pub mod timestamp;
 pub mod visitors;
 pub mod warm_up;

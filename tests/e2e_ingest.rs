@@ -26,6 +26,7 @@ fn ingest_end_to_end() {
     browser_transport_variants(&stack);
     refusals_are_clear_json(&stack);
     retried_request_is_one_row(&stack);
+    first_write_of_an_id_wins(&stack);
     no_cookies_ever(&stack);
     retention_drops_weeks_past_their_window(&stack);
     visitor_export_and_erasure(&stack);
@@ -133,7 +134,9 @@ fn retention_drops_weeks_past_their_window(stack: &Stack) {
     want.sort();
     assert_eq!(left.trim(), want.join(","), "rows left after the retention run; worker log:\n{}", stack.logs());
     assert_eq!(stack.query("SELECT count() FROM events WHERE project_id != 'retention-test'"), others, "recent events of other projects must stay");
-    assert!(stack.log_shows("retention: dropped 3 week(s)", Duration::from_secs(15)), "the run says what it dropped:\n{}", stack.logs());
+    // Three weeks of events, and the same three of their ids' index (event_ids).
+    assert!(stack.log_shows("retention: dropped 6 week(s)", Duration::from_secs(15)), "the run says what it dropped:\n{}", stack.logs());
+    assert_eq!(stack.query("SELECT count() FROM event_ids WHERE project_id = 'retention-test'").trim(), want_kept.to_string(), "ids go with their events");
 
     // Again: nothing left to drop, nothing else touched.
     let r = stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"");
@@ -274,10 +277,72 @@ fn refusals_are_clear_json(stack: &Stack) {
     let big = vec![b' '; 600 * 1024];
     let r = stack.request("POST", "/collect", &[("Authorization", &auth), ("Content-Type", "application/json")], &big);
     assert_eq!((r.status, r.code()), (413, "body_too_large"));
+    chunked_bodies_are_capped_as_they_arrive(stack, &auth);
     let r = stack.collect(DEV_PUBLISHABLE, &browser(), &json!({"batch":[ev.clone()]}));
     assert_eq!((r.status, r.code()), (400, "batch_needs_secret_key"));
     let r = stack.request("GET", "/collect", &[], b"");
     assert_eq!((r.status, r.code()), (405, "method_not_allowed"));
+}
+
+/// A chunked body has no Content-Length: it is counted as it arrives and refused once past
+/// 512 KiB, never buffered whole. 20 bodies of 16 MiB each leave workerd's memory where it was
+/// (buffering even one whole would add 16 MiB; all of them, 320 MiB, more than an isolate has).
+fn chunked_bodies_are_capped_as_they_arrive(stack: &Stack, auth: &str) {
+    let headers = [("Authorization", auth), ("Content-Type", "application/json")];
+    let (status, body, _) = stack.post_chunked("/collect", &headers, 16 * 1024 * 1024);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("body_too_large"), "{body}");
+    let before = stack.workerd_rss_kib();
+    assert!(before > 0, "workerd's memory could not be read");
+    for i in 0..20 {
+        let (status, body, _) = stack.post_chunked("/collect", &headers, 16 * 1024 * 1024);
+        assert_eq!(status, 413, "body {i}: {body}");
+    }
+    let after = stack.workerd_rss_kib();
+    println!("workerd RSS before {before} KiB, after 20 chunked 16 MiB bodies {after} KiB");
+    assert!(after < before + 48 * 1024, "workerd grew from {before} KiB to {after} KiB");
+}
+
+/// Anyone with the public key can pick an event's id and timestamp: a later event with a
+/// stored id must never replace it. And a retry whose timestamp falls on the next day and in
+/// the next week (as when the edge stamps it) is the same event, stored once.
+fn first_write_of_an_id_wins(stack: &Stack) {
+    let (paid_at, paid_at_ch) = support::time_ago(Duration::from_secs(2 * 86_400));
+    let server = json!({"type":"event","name":"purchase","id":"order-123","url":"https://example.com/thanks","timestamp":paid_at,"props":{"amount":"99"}});
+    assert_eq!(stack.collect(DEV_SECRET, &[], &server).status, 202);
+    assert_eq!(stack.wait_count("SELECT count() FROM events WHERE event_id = 'order-123'", 1, LAND), 1);
+    let (later, _) = support::time_ago(Duration::from_secs(86_400));
+    let forged = json!({"type":"event","name":"refund","id":"order-123","url":"https://example.com/forged","timestamp":later,"props":{"amount":"-99"}});
+    assert_eq!(stack.collect(DEV_PUBLISHABLE, &browser(), &forged).status, 202, "the forger cannot tell");
+    assert!(stack.log_shows("(1 already stored)", LAND), "the batch writer saw the copy:\n{}", stack.logs());
+    let stored = stack.query("SELECT event_name, toString(timestamp), url_path, key_kind FROM events_dedup WHERE event_id = 'order-123' FORMAT TabSeparated");
+    assert_eq!(stored.trim(), format!("purchase\t{paid_at_ch}\t/thanks\tsecret"), "the first write stands");
+    assert_eq!(stack.query("SELECT count() FROM events WHERE event_id = 'order-123'").trim(), "1", "the copy never reached the table");
+
+    // Sunday 23:59:59 UTC, then the retry on Monday 00:00:01: another day and another week's
+    // partition, where ReplacingMergeTree never looks.
+    let mut sunday = (time::OffsetDateTime::now_utc() - time::Duration::days(2)).date();
+    while sunday.weekday() != time::Weekday::Sunday {
+        sunday = sunday.previous_day().unwrap();
+    }
+    let rfc = |d: time::Date, t: &str| format!("{d}T{t}Z");
+    let first = json!({"type":"pageview","id":"midnight-1","url":"https://example.com/late","timestamp":rfc(sunday, "23:59:59")});
+    let retry = json!({"type":"pageview","id":"midnight-1","url":"https://example.com/late","timestamp":rfc(sunday.next_day().unwrap(), "00:00:01")});
+    assert_eq!(stack.collect(DEV_SECRET, &[], &first).status, 202);
+    assert_eq!(stack.wait_count("SELECT count() FROM events WHERE event_id = 'midnight-1'", 1, LAND), 1);
+    assert_eq!(stack.collect(DEV_SECRET, &[], &retry).status, 202);
+    // The retry of a whole batch after a failed send (some of it may have been queued): each
+    // event once.
+    let batch = json!({"batch":[{"url":"https://example.com/a","id":"group-a"},{"url":"https://example.com/b","id":"group-b"}]});
+    for _ in 0..2 {
+        assert_eq!(stack.collect(DEV_SECRET, &[], &batch).status, 202);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    assert_eq!(stack.wait_count("SELECT count() FROM events_dedup WHERE event_id IN ('group-a','group-b')", 2, LAND), 2);
+    std::thread::sleep(Duration::from_secs(3));
+    let seen = stack.query("SELECT toString(timestamp) FROM events_dedup WHERE event_id = 'midnight-1' FORMAT TabSeparated");
+    assert_eq!(seen.trim(), format!("{sunday} 23:59:59"), "one row, the first");
+    assert_eq!(stack.query("SELECT count() FROM events_dedup WHERE event_id IN ('group-a','group-b')").trim(), "2");
 }
 
 fn retried_request_is_one_row(stack: &Stack) {

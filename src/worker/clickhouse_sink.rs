@@ -38,6 +38,26 @@ pub async fn query(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> 
     query_response(cfg, sql).await?.text().await.map_err(|e| format!("ClickHouse's answer could not be read: {e}"))
 }
 
+/// Runs one SELECT, the statement in the body (it may be long); Ok(the answer's text), else
+/// how the core classifies the failure (the same classes as an insert's, so an
+/// authentication failure is an alarm, not a dead letter).
+pub async fn select(cfg: &ClickHouseConfig, sql: &str) -> Result<String, InsertOutcome> {
+    let url = clickhouse::base_url(cfg).map_err(|reason| InsertOutcome::Fatal { code: None, reason })?;
+    let req = request(cfg, &url, Some(sql.to_string())).map_err(|e| InsertOutcome::Fatal { code: None, reason: format!("could not build the request: {e}") })?;
+    match Fetch::Request(req).send().await {
+        Err(e) => Err(clickhouse::classify(None, None, &e.to_string())),
+        Ok(mut resp) => {
+            let status = resp.status_code();
+            let header_code = resp.headers().get("X-ClickHouse-Exception-Code").ok().flatten();
+            let text = resp.text().await.unwrap_or_default();
+            match clickhouse::classify(Some(status), header_code.as_deref(), &text) {
+                InsertOutcome::Stored => Ok(text),
+                failed => Err(failed),
+            }
+        }
+    }
+}
+
 async fn server_version(cfg: &ClickHouseConfig) -> Option<String> {
     if let Some(v) = SERVER_VERSION.with(|v| v.borrow().clone()) {
         return Some(v);

@@ -1,10 +1,14 @@
 //! The batch writer: a Queue consumer that turns up to 100 messages (each the rows of one
-//! request) into one ClickHouse insert. Acks only what is stored; retries with backoff what
-//! may succeed later; dead-letters what cannot.
+//! request) into one ClickHouse insert. First it asks which event ids are stored already, so
+//! the first write of an id wins and a retried request is stored once (crate::first_write).
+//! Acks only what is stored; retries with backoff what may succeed later (authentication
+//! failures with an alarm, for a bounded time); dead-letters what cannot, replayably.
 
 use super::{clickhouse_sink, config};
-use crate::clickhouse::{is_data_error, retry_delay_seconds, InsertOutcome};
+use crate::clickhouse::{is_data_error, on_failure, ClickHouseConfig, FailureAction, InsertOutcome};
+use crate::first_write;
 use crate::row::{EventRow, Failure, RowBatch};
+use std::collections::HashSet;
 use worker::*;
 
 pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
@@ -12,8 +16,11 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
     for m in batch.messages()? {
         match RowBatch::from_message(m.body()) {
             Ok(b) => messages.push((m, b)),
-            // Not ours to fix by retrying: keep it, with the reason, in the dead-letter store.
-            Err(reason) => dead_letter(env, &m, RowBatch { rows: vec![], failure: None }, Failure { code: None, reason }).await,
+            // Not ours to fix by retrying: keep it, body and reason, in the dead-letter store.
+            Err(reason) => {
+                let body = RowBatch::unreadable(m.body(), reason.clone());
+                dead_letter(env, &m, body, Failure { code: None, reason }).await
+            }
         }
     }
     if messages.is_empty() {
@@ -21,50 +28,96 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
     }
     let cfg = config::clickhouse(env);
     let rows: Vec<&EventRow> = messages.iter().flat_map(|(_, b)| b.rows.iter()).collect();
-    let outcome = clickhouse_sink::insert(&cfg, &rows).await;
-    console_log!("batch writer: {} messages, {} rows: {}", messages.len(), rows.len(), describe(&outcome));
+    let keep = match new_rows(&cfg, &rows).await {
+        Ok(keep) => keep,
+        Err(outcome) => {
+            console_log!("batch writer: {} messages, {} rows: {}", messages.len(), rows.len(), describe(&outcome));
+            for (m, _) in &messages {
+                fail(env, m, None, &outcome).await;
+            }
+            return Ok(());
+        }
+    };
+    let fresh: Vec<&EventRow> = keep.iter().map(|&i| rows[i]).collect();
+    let skipped = rows.len() - fresh.len();
+    let outcome = if fresh.is_empty() { InsertOutcome::Stored } else { clickhouse_sink::insert(&cfg, &fresh).await };
+    console_log!("batch writer: {} messages, {} rows ({} already stored): {}", messages.len(), rows.len(), skipped, describe(&outcome));
     match outcome {
         InsertOutcome::Stored => messages.iter().for_each(|(m, _)| m.ack()),
-        InsertOutcome::Retry { .. } => messages.iter().for_each(|(m, _)| retry_later(m)),
         InsertOutcome::Fatal { code, .. } if is_data_error(code) && messages.len() > 1 => {
             // One bad row fails the whole insert: try each message alone so the good ones land.
-            for (m, b) in messages {
-                let rows: Vec<&EventRow> = b.rows.iter().collect();
-                match clickhouse_sink::insert(&cfg, &rows).await {
+            let keep: HashSet<*const EventRow> = fresh.iter().map(|r| *r as *const EventRow).collect();
+            for (m, b) in &messages {
+                let own: Vec<&EventRow> = b.rows.iter().filter(|r| keep.contains(&(*r as *const EventRow))).collect();
+                match if own.is_empty() { InsertOutcome::Stored } else { clickhouse_sink::insert(&cfg, &own).await } {
                     InsertOutcome::Stored => m.ack(),
-                    InsertOutcome::Retry { .. } => retry_later(&m),
-                    InsertOutcome::Fatal { code, reason } => dead_letter(env, &m, b, Failure { code, reason }).await,
+                    other => fail(env, m, Some(b), &other).await,
                 }
             }
         }
-        InsertOutcome::Fatal { code, reason } => {
-            console_error!("batch writer: ClickHouse refused the insert and retrying cannot fix it (code {code:?}): {reason}");
-            for (m, b) in messages {
-                dead_letter(env, &m, b, Failure { code, reason: reason.clone() }).await;
+        other => {
+            for (m, b) in &messages {
+                fail(env, m, Some(b), &other).await;
             }
         }
     }
     Ok(())
 }
 
+/// Indexes of the rows to insert: the first copy of each id not stored yet. Err: the lookup
+/// failed, and the batch is handled as a failed insert (nothing is inserted blind).
+async fn new_rows(cfg: &ClickHouseConfig, rows: &[&EventRow]) -> std::result::Result<Vec<usize>, InsertOutcome> {
+    if let Err(reason) = cfg.check_names() {
+        return Err(InsertOutcome::Fatal { code: None, reason });
+    }
+    let mut stored = HashSet::new();
+    for sql in first_write::stored_ids_sql(&cfg.database, rows) {
+        let body = clickhouse_sink::select(cfg, &sql).await?;
+        stored.extend(first_write::parse_stored_ids(&body).map_err(|reason| InsertOutcome::Retry { reason })?);
+    }
+    Ok(first_write::first_writes(rows, &stored))
+}
+
 fn describe(o: &InsertOutcome) -> String {
     match o {
         InsertOutcome::Stored => "stored".into(),
         InsertOutcome::Retry { reason } => format!("will retry ({reason})"),
+        InsertOutcome::AuthFailed { code, reason } => format!("authentication failed, code {code:?} ({reason})"),
         InsertOutcome::Fatal { code, reason } => format!("fatal, code {code:?} ({reason})"),
     }
 }
 
-fn retry_later(m: &Message<String>) {
-    let age_s = (Date::now().as_millis().saturating_sub(m.timestamp().as_millis())) / 1000;
-    let opts = QueueRetryOptionsBuilder::new().with_delay_seconds(retry_delay_seconds(age_s)).build();
+fn age_seconds(m: &Message<String>) -> u64 {
+    (Date::now().as_millis().saturating_sub(m.timestamp().as_millis())) / 1000
+}
+
+/// What the core decides for a message whose insert failed: retry later (with an alarm when
+/// an operator must act) or dead-letter it with the reason.
+async fn fail(env: &Env, m: &Message<String>, batch: Option<&RowBatch>, outcome: &InsertOutcome) {
+    match on_failure(outcome, age_seconds(m)) {
+        FailureAction::Retry { delay_s, alarm } => {
+            if let Some(alarm) = alarm {
+                console_error!("{alarm}");
+            }
+            retry_in(m, delay_s);
+        }
+        FailureAction::DeadLetter { code, reason } => {
+            let rows = batch.map(|b| b.rows.clone()).or_else(|| RowBatch::from_message(m.body()).ok().map(|b| b.rows)).unwrap_or_default();
+            console_error!("batch writer: dead-lettering a message of {} rows (code {code:?}): {reason}", rows.len());
+            dead_letter(env, m, RowBatch { rows, failure: None, raw: None }, Failure { code, reason }).await
+        }
+    }
+}
+
+fn retry_in(m: &Message<String>, delay_s: u32) {
+    let opts = QueueRetryOptionsBuilder::new().with_delay_seconds(delay_s).build();
     m.retry_with_options(&opts);
 }
 
 /// Move a message to the dead-letter queue with the reason, then ack it. If the DLQ itself
 /// cannot take it, the message is retried instead: never dropped.
 async fn dead_letter(env: &Env, m: &Message<String>, batch: RowBatch, failure: Failure) {
-    let body = RowBatch { rows: batch.rows, failure: Some(failure) }.to_message();
+    let body = RowBatch { rows: batch.rows, failure: Some(failure), raw: batch.raw }.to_message();
     let sent = match env.queue(config::DEAD_LETTER_QUEUE) {
         Ok(q) => q.send(body).await,
         Err(e) => Err(e),
@@ -73,7 +126,7 @@ async fn dead_letter(env: &Env, m: &Message<String>, batch: RowBatch, failure: F
         Ok(()) => m.ack(),
         Err(e) => {
             console_error!("batch writer: could not dead-letter a message ({e}); retrying it instead");
-            retry_later(m);
+            retry_in(m, crate::clickhouse::retry_delay_seconds(age_seconds(m)));
         }
     }
 }

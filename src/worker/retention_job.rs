@@ -1,5 +1,5 @@
 //! The daily retention run (a Cron Trigger, see wrangler.toml): lists the partitions of the
-//! events table, drops the weeks past their window (`crate::retention` decides which), and
+//! events table (and of event_ids), drops the weeks past their window (`crate::retention` decides which), and
 //! logs what it did. A failed run changes nothing it did not finish; the next run picks up.
 
 use super::{clickhouse_sink, config};
@@ -20,12 +20,15 @@ async fn drop_expired(env: &Env, now_ms: f64) -> Result<Vec<String>, String> {
     let cfg = config::clickhouse(env);
     cfg.check_names()?;
     let today = OffsetDateTime::from_unix_timestamp((now_ms / 1000.0) as i64).map_err(|e| format!("bad trigger time: {e}"))?.date();
-    let listed = clickhouse_sink::query(&cfg, &retention::list_partitions_sql(&cfg.database, &cfg.table)).await?;
-    let partitions: Vec<_> = listed.lines().filter_map(retention::parse_partition_id).collect();
     let mut dropped = Vec::new();
-    for p in retention::expired(&partitions, today) {
-        clickhouse_sink::query(&cfg, &retention::drop_partition_sql(&cfg.database, &cfg.table, &p)).await?;
-        dropped.push(format!("{} days/{}", p.retention_days, p.week_start));
+    // The events, and the index of their ids (partitioned alike; crate::first_write).
+    for table in [cfg.table.as_str(), crate::first_write::IDS_TABLE] {
+        let listed = clickhouse_sink::query(&cfg, &retention::list_partitions_sql(&cfg.database, table)).await?;
+        let partitions: Vec<_> = listed.lines().filter_map(retention::parse_partition_id).collect();
+        for p in retention::expired(&partitions, today) {
+            clickhouse_sink::query(&cfg, &retention::drop_partition_sql(&cfg.database, table, &p)).await?;
+            dropped.push(format!("{table} {} days/{}", p.retention_days, p.week_start));
+        }
     }
     Ok(dropped)
 }
