@@ -77,6 +77,11 @@ pub fn insert_url(cfg: &ClickHouseConfig, use_async: bool) -> Result<String, Str
     Ok(url.into())
 }
 
+/// The server's URL for a statement sent as the POST body.
+pub fn base_url(cfg: &ClickHouseConfig) -> Result<String, String> {
+    Url::parse(&cfg.url).map(String::from).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))
+}
+
 /// The URL of a read-only query (used for `SELECT version()`).
 pub fn query_url(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
     let mut url = Url::parse(&cfg.url).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))?;
@@ -90,8 +95,54 @@ pub enum InsertOutcome {
     Stored,
     /// Worth trying again later: the server is down, overloaded, or timed out.
     Retry { reason: String },
-    /// Retrying cannot fix it (schema mismatch, bad credentials, bad data): dead-letter it.
+    /// ClickHouse (or a proxy in front) refused our credentials: a rotated password, a
+    /// revoked grant, a proxy's 401. An operator can fix it, so it is retried for
+    /// AUTH_RETRY_SECONDS, with an alarm in the log each time, before it is dead-lettered.
+    AuthFailed { code: Option<u32>, reason: String },
+    /// Retrying cannot fix it (schema mismatch, bad data): dead-letter it (replayable).
     Fatal { code: Option<u32>, reason: String },
+}
+
+/// ClickHouse error codes about who we are, not what we sent.
+const AUTH_CODES: &[u32] = &[
+    192, // UNKNOWN_USER
+    193, // WRONG_PASSWORD
+    194, // REQUIRED_PASSWORD
+    497, // ACCESS_DENIED
+    516, // AUTHENTICATION_FAILED
+];
+
+/// How long an authentication failure is retried before its message is dead-lettered: long
+/// enough for someone to answer the alarm and fix the secret, short of the queue's own
+/// limits (wrangler.toml: max_retries 100 at up to 300 s apart is over 8 hours).
+pub const AUTH_RETRY_SECONDS: u64 = 6 * 3600;
+
+/// What the batch writer does with a message after a failed insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureAction {
+    /// Try again after `delay_s`; `alarm`: a line for whoever watches the logs.
+    Retry { delay_s: u32, alarm: Option<String> },
+    DeadLetter { code: Option<u32>, reason: String },
+}
+
+/// The decision for a message `age_s` seconds old whose insert ended in `outcome` (not Stored).
+pub fn on_failure(outcome: &InsertOutcome, age_s: u64) -> FailureAction {
+    match outcome {
+        InsertOutcome::Stored | InsertOutcome::Retry { .. } => FailureAction::Retry { delay_s: retry_delay_seconds(age_s), alarm: None },
+        InsertOutcome::AuthFailed { code, reason } if age_s < AUTH_RETRY_SECONDS => FailureAction::Retry {
+            delay_s: retry_delay_seconds(age_s),
+            alarm: Some(format!(
+                "ALARM clickhouse_auth_failed: ClickHouse refused the batch writer's credentials (code {code:?}: {reason}); \
+                 retrying for up to {} h from each message's first attempt, then dead-lettering. Fix CLICKHOUSE_USER / CLICKHOUSE_PASSWORD or the proxy.",
+                AUTH_RETRY_SECONDS / 3600
+            )),
+        },
+        InsertOutcome::AuthFailed { code, reason } => FailureAction::DeadLetter {
+            code: *code,
+            reason: format!("authentication kept failing for {} h: {reason}", AUTH_RETRY_SECONDS / 3600),
+        },
+        InsertOutcome::Fatal { code, reason } => FailureAction::DeadLetter { code: *code, reason: reason.clone() },
+    }
 }
 
 /// ClickHouse error codes that retrying will not fix.
@@ -111,11 +162,6 @@ const FATAL_CODES: &[u32] = &[
     81,  // UNKNOWN_DATABASE
     115, // UNKNOWN_SETTING
     117, // INCORRECT_DATA (unknown field in JSONEachRow)
-    192, // UNKNOWN_USER
-    193, // WRONG_PASSWORD
-    194, // REQUIRED_PASSWORD
-    497, // ACCESS_DENIED
-    516, // AUTHENTICATION_FAILED
 ];
 
 /// `Code: 117, e.displayText() = ...` (18.x) or `Code: 117. DB::Exception: ...` (modern).
@@ -142,7 +188,10 @@ pub fn classify(status: Option<u16>, header_code: Option<&str>, body: &str) -> I
     }
     let code = header_code.and_then(|c| c.trim().parse().ok()).or_else(|| error_code(body));
     let reason = format!("HTTP {status}: {}", first_line(body));
-    let fatal = code.map(|c| FATAL_CODES.contains(&c)).unwrap_or(false) || matches!(status, 401 | 403 | 404);
+    if code.is_some_and(|c| AUTH_CODES.contains(&c)) || matches!(status, 401 | 403) {
+        return InsertOutcome::AuthFailed { code, reason };
+    }
+    let fatal = code.map(|c| FATAL_CODES.contains(&c)).unwrap_or(false) || status == 404;
     if fatal {
         InsertOutcome::Fatal { code, reason }
     } else {
@@ -208,11 +257,39 @@ mod tests {
         assert_eq!(error_code(old), Some(117));
         assert!(matches!(classify(Some(500), None, old), InsertOutcome::Fatal { code: Some(117), .. }));
         let modern = "Code: 516. DB::Exception: default: Authentication failed";
-        assert!(matches!(classify(Some(516), None, modern), InsertOutcome::Fatal { code: Some(516), .. }));
-        assert!(matches!(classify(Some(401), None, "Code: 193, e.displayText() = wrong password"), InsertOutcome::Fatal { .. }));
+        assert!(matches!(classify(Some(516), None, modern), InsertOutcome::AuthFailed { code: Some(516), .. }));
+        assert!(matches!(classify(Some(401), None, "Code: 193, e.displayText() = wrong password"), InsertOutcome::AuthFailed { code: Some(193), .. }));
+        assert!(matches!(classify(Some(403), None, "<html>Forbidden</html>"), InsertOutcome::AuthFailed { code: None, .. }));
+        assert!(matches!(classify(Some(500), Some("497"), "Not enough privileges"), InsertOutcome::AuthFailed { .. }));
         assert!(matches!(classify(Some(500), Some("252"), "Too many parts"), InsertOutcome::Retry { .. }));
         assert!(matches!(classify(Some(503), None, "Service Unavailable"), InsertOutcome::Retry { .. }));
         assert!(is_data_error(Some(27)) && !is_data_error(Some(117)));
+    }
+
+    /// A rotated password is not a reason to give data up: retried with an alarm for
+    /// AUTH_RETRY_SECONDS, then dead-lettered with the reason (and replayable from there).
+    #[test]
+    fn authentication_failures_are_retried_with_an_alarm_then_dead_lettered() {
+        let auth = classify(Some(401), None, "Code: 193, e.displayText() = DB::Exception: Wrong password for user millimetric");
+        match on_failure(&auth, 0) {
+            FailureAction::Retry { delay_s: 2, alarm: Some(a) } => assert!(a.starts_with("ALARM clickhouse_auth_failed") && a.contains("CLICKHOUSE_PASSWORD"), "{a}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(on_failure(&auth, AUTH_RETRY_SECONDS - 1), FailureAction::Retry { delay_s: 300, alarm: Some(_) }));
+        match on_failure(&auth, AUTH_RETRY_SECONDS) {
+            FailureAction::DeadLetter { code: Some(193), reason } => assert!(reason.contains("6 h"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        // The queue must keep retrying at least that long: 100 retries (wrangler.toml), each at
+        // most 300 s apart once the message is old, cover it.
+        let mut age = 0u64;
+        for _ in 0..100 {
+            age += u64::from(retry_delay_seconds(age));
+        }
+        assert!(age > AUTH_RETRY_SECONDS, "100 retries span only {age} s");
+        // Down or overloaded: retried, no alarm; bad data: dead-lettered at once.
+        assert!(matches!(on_failure(&InsertOutcome::Retry { reason: "down".into() }, 10), FailureAction::Retry { alarm: None, .. }));
+        assert!(matches!(on_failure(&InsertOutcome::Fatal { code: Some(27), reason: "r".into() }, 0), FailureAction::DeadLetter { .. }));
     }
 
     #[test]

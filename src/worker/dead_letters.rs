@@ -1,9 +1,14 @@
-//! The dead-letter queue's consumer keeps each dead message in KV (with its reason, 30 days)
-//! and logs it; `GET /admin/dead-letters` lists them for an operator holding ADMIN_TOKEN.
+//! Dead letters: the dead-letter queue's consumer keeps each dead message in KV (with its
+//! reason, 30 days) and logs it. An operator holding ADMIN_TOKEN lists them a page at a time
+//! (`GET /admin/dead-letters?limit=&cursor=`) and, once the cause is fixed, replays them
+//! (`POST /admin/dead-letters/replay`): their rows go back on the events queue and their KV
+//! entries are removed. The batch writer stores only ids not yet stored (crate::first_write),
+//! so a replay run twice, or cut short between the send and the removal, stores each event once.
 
 use super::{config, http};
+use crate::admin;
 use crate::error::ApiError;
-use crate::row::{Failure, RowBatch};
+use crate::row::{chunk_for_send_batch, encode_messages, Failure, RowBatch, MAX_MESSAGE_BYTES};
 use worker::*;
 
 const PREFIX: &str = "dlq:";
@@ -12,20 +17,15 @@ const KEEP_SECONDS: u64 = 30 * 24 * 3600;
 pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
     let kv = env.kv(config::DEAD_LETTERS_KV)?;
     for m in batch.messages()? {
-        let mut body = RowBatch::from_message(m.body())
-            .unwrap_or_else(|reason| RowBatch { rows: vec![], failure: Some(Failure { code: None, reason }) });
+        // Something that is not a row batch keeps its body, as it came.
+        let mut body = RowBatch::from_message(m.body()).unwrap_or_else(|reason| RowBatch::unreadable(m.body(), reason));
         let failure = body.failure.get_or_insert_with(|| Failure {
             code: None,
             reason: "retried until the queue's max_retries without being stored".into(),
         });
-        console_error!(
-            "dead letter: {} rows not stored: code {:?}: {}",
-            body.rows.len(),
-            failure.code,
-            failure.reason
-        );
+        console_error!("dead letter: {} rows not stored: code {:?}: {}", body.rows.len(), failure.code, failure.reason);
         let key = format!("{PREFIX}{:013}:{}", m.timestamp().as_millis(), m.id());
-        let stored = match kv.put(&key, serde_json::to_string(&body)?) {
+        let stored = match kv.put(&key, body.to_message()) {
             Ok(put) => put.expiration_ttl(KEEP_SECONDS).execute().await.map_err(Error::from),
             Err(e) => Err(Error::from(e)),
         };
@@ -40,23 +40,95 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
     Ok(())
 }
 
-pub async fn list(req: Request, env: &Env) -> Result<Response> {
-    let token = config::var(env, "ADMIN_TOKEN").filter(|t| !t.is_empty());
-    let given = req.headers().get("Authorization")?.and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
-    match (token, given) {
-        (Some(t), Some(g)) if t == g => {}
-        _ => {
-            return Ok(http::error(&ApiError::new(401, "admin_token_required", "Send the ADMIN_TOKEN as a Bearer token."), None));
-        }
+fn authorized(req: &Request, env: &Env) -> bool {
+    let given = req.headers().get("Authorization").ok().flatten().and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
+    admin::token_matches(config::var(env, "ADMIN_TOKEN").as_deref(), given.as_deref())
+}
+
+fn fail(e: &ApiError) -> Result<Response> {
+    Ok(http::error(e, None))
+}
+
+/// One page of dead letters from KV: (key, batch) in key order (oldest first), and the cursor
+/// of the next page (None on the last).
+async fn page(env: &Env, page: &admin::Page) -> std::result::Result<(Vec<(String, RowBatch)>, Option<String>), ApiError> {
+    let unavailable = || super::collect::unavailable("The dead-letter store");
+    let kv = env.kv(config::DEAD_LETTERS_KV).map_err(|_| unavailable())?;
+    let mut list = kv.list().prefix(PREFIX.to_string()).limit(page.limit);
+    if let Some(c) = &page.cursor {
+        list = list.cursor(c.clone());
     }
-    let kv = env.kv(config::DEAD_LETTERS_KV)?;
-    let keys = kv.list().prefix(PREFIX.to_string()).execute().await?;
+    let listed = list.execute().await.map_err(|_| unavailable())?;
     let mut items = Vec::new();
-    for k in keys.keys {
-        if let Some(v) = kv.get(&k.name).json::<RowBatch>().await? {
-            items.push(serde_json::json!({ "id": k.name, "failure": v.failure, "rows": v.rows }));
-        }
+    for k in listed.keys {
+        let Some(text) = kv.get(&k.name).text().await.map_err(|_| unavailable())? else { continue };
+        let batch = RowBatch::from_message(&text).unwrap_or_else(|reason| RowBatch::unreadable(&text, reason));
+        items.push((k.name, batch));
     }
-    let body = serde_json::json!({ "dead_letters": items }).to_string();
+    Ok((items, if listed.list_complete { None } else { listed.cursor }))
+}
+
+pub async fn list(req: Request, env: &Env) -> Result<Response> {
+    if !authorized(&req, env) {
+        return fail(&admin::token_required());
+    }
+    let url = req.url()?;
+    let p = match admin::parse_page(url.query(), 20, 100) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let (items, cursor) = match page(env, &p).await {
+        Ok(x) => x,
+        Err(e) => return fail(&e),
+    };
+    let items: Vec<_> = items
+        .into_iter()
+        .map(|(id, b)| serde_json::json!({ "id": id, "failure": b.failure, "rows": b.rows, "raw": b.raw }))
+        .collect();
+    let body = serde_json::json!({ "dead_letters": items, "cursor": cursor, "list_complete": cursor.is_none() }).to_string();
+    Ok(http::json(200, &body, None))
+}
+
+/// Replays one page (up to 100 dead letters; `cursor` for the next): each one's rows go back
+/// on the events queue, then its KV entry goes. Dead letters with no rows (a body that was
+/// not a row batch) stay, listed in `kept`.
+pub async fn replay(req: Request, env: &Env) -> Result<Response> {
+    if !authorized(&req, env) {
+        return fail(&admin::token_required());
+    }
+    let url = req.url()?;
+    let p = match admin::parse_page(url.query(), 100, 100) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let (items, cursor) = match page(env, &p).await {
+        Ok(x) => x,
+        Err(e) => return fail(&e),
+    };
+    let unavailable = |what: &str| fail(&super::collect::unavailable(what));
+    let Ok(queue) = env.queue(config::EVENTS_QUEUE) else { return unavailable("The event queue") };
+    let Ok(kv) = env.kv(config::DEAD_LETTERS_KV) else { return unavailable("The dead-letter store") };
+    let (mut replayed, mut rows, mut kept) = (0, 0, Vec::new());
+    for (id, batch) in items {
+        if batch.rows.is_empty() {
+            kept.push(serde_json::json!({ "id": id, "failure": batch.failure }));
+            continue;
+        }
+        for call in chunk_for_send_batch(encode_messages(&batch.rows, MAX_MESSAGE_BYTES)) {
+            if let Err(e) = queue.send_batch(call).await {
+                console_error!("dead letters: replay stopped, the queue refused ({e})");
+                return unavailable("The event queue");
+            }
+        }
+        // Sent: the batch writer stores what is not stored yet. A failure to delete leaves the
+        // entry for the next replay, which then stores nothing twice.
+        if let Err(e) = kv.delete(&id).await {
+            console_error!("dead letters: replayed {id} but could not remove it ({e})");
+        }
+        replayed += 1;
+        rows += batch.rows.len();
+    }
+    console_log!("dead letters: replayed {replayed} ({rows} rows), kept {}", kept.len());
+    let body = serde_json::json!({ "replayed": replayed, "rows": rows, "kept": kept, "cursor": cursor, "list_complete": cursor.is_none() }).to_string();
     Ok(http::json(200, &body, None))
 }

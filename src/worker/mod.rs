@@ -49,6 +49,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (Method::Get, "/health") => Ok(http::json(200, r#"{"status":"ok"}"#, None)),
         (Method::Get, "/mm.js") => Ok(http::script(SNIPPET)),
         (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
+        (Method::Post, "/admin/dead-letters/replay") => dead_letters::replay(req, env).await,
         _ => match crate::visitors::parse_path(&path) {
             Some((_, Err(e))) => Ok(http::error(&e, None)),
             Some((action @ crate::visitors::Action::Export, Ok(id))) if req.method() == Method::Get => visitors::handle(req, env, action, id).await,
