@@ -3,7 +3,9 @@
 //! The pure core (everything but `worker`) takes values and returns values and is tested
 //! natively with `cargo test`. `worker` is the thin Cloudflare Workers adapter (wasm32 only).
 
+pub mod admin_auth;
 pub mod clickhouse;
+pub mod config_check;
 pub mod enrich;
 pub mod error;
 pub mod event;
