@@ -1,8 +1,8 @@
 //! The dead-letter queue's consumer keeps each dead message in KV (with its reason, 30 days)
-//! and logs it; `GET /admin/dead-letters` lists them for an operator holding ADMIN_TOKEN.
+//! and logs it; `GET /admin/dead-letters` lists them for an operator holding ADMIN_TOKEN
+//! (checked by `super::admin`).
 
 use super::{config, http};
-use crate::error::ApiError;
 use crate::row::{Failure, RowBatch};
 use worker::*;
 
@@ -41,13 +41,8 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
 }
 
 pub async fn list(req: Request, env: &Env) -> Result<Response> {
-    let token = config::var(env, "ADMIN_TOKEN").filter(|t| !t.is_empty());
-    let given = req.headers().get("Authorization")?.and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
-    match (token, given) {
-        (Some(t), Some(g)) if t == g => {}
-        _ => {
-            return Ok(http::error(&ApiError::new(401, "admin_token_required", "Send the ADMIN_TOKEN as a Bearer token."), None));
-        }
+    if let Some(refused) = super::admin::refuse_unless_admin(&req, env) {
+        return Ok(refused);
     }
     let kv = env.kv(config::DEAD_LETTERS_KV)?;
     let keys = kv.list().prefix(PREFIX.to_string()).execute().await?;
