@@ -33,6 +33,48 @@ impl AsyncInsert {
     }
 }
 
+/// Which ClickHouse credential a statement goes out with. Each may be its own ClickHouse user
+/// with only the grants its statements need (README, "ClickHouse Cloud"):
+/// - `Writer` (CLICKHOUSE_USER): the batch writer's `INSERT INTO events` (and `SELECT
+///   version()`, which needs no grant);
+/// - `Reader` (CLICKHOUSE_READ_USER): visitor export, `SELECT ... FROM events FINAL`;
+/// - `Maintainer` (CLICKHOUSE_MAINTENANCE_USER): erasures (`ALTER TABLE events DELETE`) and
+///   the retention job (`SELECT ... FROM system.parts`, `ALTER TABLE events DROP PARTITION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Writer,
+    Reader,
+    Maintainer,
+}
+
+impl Role {
+    pub fn user_var(self) -> &'static str {
+        match self {
+            Role::Writer => "CLICKHOUSE_USER",
+            Role::Reader => "CLICKHOUSE_READ_USER",
+            Role::Maintainer => "CLICKHOUSE_MAINTENANCE_USER",
+        }
+    }
+
+    pub fn password_var(self) -> &'static str {
+        match self {
+            Role::Writer => "CLICKHOUSE_PASSWORD",
+            Role::Reader => "CLICKHOUSE_READ_PASSWORD",
+            Role::Maintainer => "CLICKHOUSE_MAINTENANCE_PASSWORD",
+        }
+    }
+}
+
+/// (user, password) for `role`, from `lookup` (a variable's value, None when unset): the
+/// role's own pair when its user is set, else the writer's (locally one user does it all;
+/// `GET /admin/config-check` reports a deployment where that is so). No writer user: `default`.
+pub fn credentials(role: Role, lookup: impl Fn(&str) -> Option<String>) -> (String, String) {
+    let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let own = if role == Role::Writer { None } else { get(role.user_var()).map(|u| (u, get(role.password_var()))) };
+    let (user, password) = own.unwrap_or_else(|| (get("CLICKHOUSE_USER").unwrap_or_else(|| "default".into()), get("CLICKHOUSE_PASSWORD")));
+    (user, password.unwrap_or_default())
+}
+
 /// async_insert arrived in ClickHouse 21.11; older servers refuse the setting.
 pub fn server_supports_async_insert(version: &str) -> bool {
     let mut it = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
@@ -236,6 +278,31 @@ mod tests {
         let mut bad = cfg();
         bad.table = "events; DROP TABLE x".into();
         assert!(insert_url(&bad, false).is_err());
+    }
+
+    #[test]
+    fn each_role_has_its_own_credential_or_the_writers() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        let split = vars(&[
+            ("CLICKHOUSE_USER", "writer"),
+            ("CLICKHOUSE_PASSWORD", "wpw"),
+            ("CLICKHOUSE_READ_USER", "reader"),
+            ("CLICKHOUSE_READ_PASSWORD", "rpw"),
+            ("CLICKHOUSE_MAINTENANCE_USER", "maint"),
+            ("CLICKHOUSE_MAINTENANCE_PASSWORD", "mpw"),
+        ]);
+        assert_eq!(credentials(Role::Writer, split), ("writer".into(), "wpw".into()));
+        assert_eq!(credentials(Role::Reader, split), ("reader".into(), "rpw".into()));
+        assert_eq!(credentials(Role::Maintainer, split), ("maint".into(), "mpw".into()));
+        // One user (local development): every role is the writer; never the writer's user
+        // with another role's password, or the other way round.
+        let one = vars(&[("CLICKHOUSE_USER", "millimetric"), ("CLICKHOUSE_PASSWORD", "pw"), ("CLICKHOUSE_READ_USER", " "), ("CLICKHOUSE_MAINTENANCE_PASSWORD", "stray")]);
+        for role in [Role::Writer, Role::Reader, Role::Maintainer] {
+            assert_eq!(credentials(role, one), ("millimetric".into(), "pw".into()), "{role:?}");
+        }
+        let reader_without_password = vars(&[("CLICKHOUSE_USER", "w"), ("CLICKHOUSE_PASSWORD", "wpw"), ("CLICKHOUSE_READ_USER", "r")]);
+        assert_eq!(credentials(Role::Reader, reader_without_password), ("r".into(), "".into()));
+        assert_eq!(credentials(Role::Writer, vars(&[])), ("default".into(), "".into()));
     }
 
     #[test]

@@ -3,14 +3,16 @@
 //! The pure core (everything but `worker`) takes values and returns values and is tested
 //! natively with `cargo test`. `worker` is the thin Cloudflare Workers adapter (wasm32 only).
 
-pub mod admin;
+pub mod admin_auth;
 pub mod clickhouse;
+pub mod config_check;
 pub mod enrich;
 pub mod error;
 pub mod event;
 pub mod first_write;
 pub mod keys;
 pub mod migrations;
+pub mod paging;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod retention;

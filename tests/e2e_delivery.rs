@@ -25,6 +25,21 @@ fn delivery_end_to_end() {
     auth_failure_is_retried_with_an_alarm(&stack);
     per_ip_limit(&stack);
     ip_is_never_at_rest(&stack);
+    config_check(&stack);
+}
+
+fn config_check(stack: &Stack) {
+    // The harness runs as local development: a public or missing salt is only a warning.
+    let r = stack.request("GET", "/admin/config-check", &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))], b"");
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["environment"], "development", "{:?}", r.body);
+    assert_eq!(r.body["ok"], true, "{:?}", r.body);
+    let salt = r.body["checks"].as_array().unwrap().iter().find(|c| c["name"] == "ip_hash_salt").cloned().unwrap();
+    assert_ne!(salt["status"], "fail", "{salt}");
+    let text = r.body.to_string();
+    assert!(!text.contains(support::CH_PASSWORD) && !text.contains(ADMIN_TOKEN), "no secret in the report: {text}");
+    assert_eq!(stack.request("GET", "/admin/config-check", &[], b"").status, 401);
+    assert_eq!(stack.request("GET", "/admin/config-check", &[("Authorization", "Bearer wrong-token")], b"").status, 401);
 }
 
 fn per_key_limit_isolated(stack: &Stack) {

@@ -89,7 +89,10 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
     // is the customer's server, which the per-key limit covers).
     if principal.kind == KeyKind::Publishable {
         if let Some(ip) = client_ip.as_deref() {
-            let limit_key = rate_limit::ip_limit_key(&config::ip_hash_salt(env), ip);
+            // Outside local development an unsafe salt refuses the request: 503 config_error
+            // naming IP_HASH_SALT, logged by `handle` like every 5xx. Never a default salt.
+            let salt = config::ip_hash_salt(env)?;
+            let limit_key = rate_limit::ip_limit_key(&salt, ip);
             if let Ok(limiter) = env.rate_limiter(config::IP_RATE_LIMITER) {
                 if let Ok(outcome) = limiter.limit(limit_key).await {
                     if !outcome.success {

@@ -26,7 +26,7 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
     if messages.is_empty() {
         return Ok(());
     }
-    let cfg = config::clickhouse(env);
+    let cfg = config::clickhouse(env, crate::clickhouse::Role::Writer);
     let rows: Vec<&EventRow> = messages.iter().flat_map(|(_, b)| b.rows.iter()).collect();
     let keep = match new_rows(&cfg, &rows).await {
         Ok(keep) => keep,

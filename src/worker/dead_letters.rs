@@ -6,7 +6,7 @@
 //! so a replay run twice, or cut short between the send and the removal, stores each event once.
 
 use super::{config, http};
-use crate::admin;
+use crate::paging;
 use crate::error::ApiError;
 use crate::row::{chunk_for_send_batch, encode_messages, Failure, RowBatch, MAX_MESSAGE_BYTES};
 use worker::*;
@@ -40,18 +40,13 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
     Ok(())
 }
 
-fn authorized(req: &Request, env: &Env) -> bool {
-    let given = req.headers().get("Authorization").ok().flatten().and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
-    admin::token_matches(config::var(env, "ADMIN_TOKEN").as_deref(), given.as_deref())
-}
-
 fn fail(e: &ApiError) -> Result<Response> {
     Ok(http::error(e, None))
 }
 
 /// One page of dead letters from KV: (key, batch) in key order (oldest first), and the cursor
 /// of the next page (None on the last).
-async fn page(env: &Env, page: &admin::Page) -> std::result::Result<(Vec<(String, RowBatch)>, Option<String>), ApiError> {
+async fn page(env: &Env, page: &paging::Page) -> std::result::Result<(Vec<(String, RowBatch)>, Option<String>), ApiError> {
     let unavailable = || super::collect::unavailable("The dead-letter store");
     let kv = env.kv(config::DEAD_LETTERS_KV).map_err(|_| unavailable())?;
     let mut list = kv.list().prefix(PREFIX.to_string()).limit(page.limit);
@@ -69,11 +64,11 @@ async fn page(env: &Env, page: &admin::Page) -> std::result::Result<(Vec<(String
 }
 
 pub async fn list(req: Request, env: &Env) -> Result<Response> {
-    if !authorized(&req, env) {
-        return fail(&admin::token_required());
+    if let Some(refused) = super::admin::refuse_unless_admin(&req, env) {
+        return Ok(refused);
     }
     let url = req.url()?;
-    let p = match admin::parse_page(url.query(), 20, 100) {
+    let p = match paging::parse_page(url.query(), 20, 100) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
@@ -93,11 +88,11 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
 /// on the events queue, then its KV entry goes. Dead letters with no rows (a body that was
 /// not a row batch) stay, listed in `kept`.
 pub async fn replay(req: Request, env: &Env) -> Result<Response> {
-    if !authorized(&req, env) {
-        return fail(&admin::token_required());
+    if let Some(refused) = super::admin::refuse_unless_admin(&req, env) {
+        return Ok(refused);
     }
     let url = req.url()?;
-    let p = match admin::parse_page(url.query(), 100, 100) {
+    let p = match paging::parse_page(url.query(), 100, 100) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };

@@ -15,7 +15,7 @@ pub async fn reapply(env: &Env) {
 }
 
 async fn run(env: &Env) -> Result<usize, String> {
-    let cfg = config::clickhouse(env);
+    let cfg = config::clickhouse(env, crate::clickhouse::Role::Maintainer);
     cfg.check_names()?;
     let kv = env.kv(config::ERASURES_KV).map_err(|e| e.to_string())?;
     let mut cursor: Option<String> = None;

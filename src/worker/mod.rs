@@ -1,6 +1,7 @@
 //! The Cloudflare Worker: thin adapters from workerd's requests, queues and bindings to the
 //! pure core. Nothing here decides anything the core can decide.
 
+mod admin;
 mod clickhouse_sink;
 mod collect;
 mod config;
@@ -50,6 +51,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (Method::Get, "/mm.js") => Ok(http::script(SNIPPET)),
         (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
         (Method::Post, "/admin/dead-letters/replay") => dead_letters::replay(req, env).await,
+        (Method::Get, "/admin/config-check") => Ok(admin::config_check(&req, env)),
         _ => match crate::visitors::parse_path(&path) {
             Some((_, Err(e))) => Ok(http::error(&e, None)),
             Some((action @ crate::visitors::Action::Export, Ok(id))) if req.method() == Method::Get => visitors::handle(req, env, action, id).await,

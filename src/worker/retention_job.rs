@@ -17,7 +17,7 @@ pub async fn run(env: &Env, now_ms: f64) {
 }
 
 async fn drop_expired(env: &Env, now_ms: f64) -> Result<Vec<String>, String> {
-    let cfg = config::clickhouse(env);
+    let cfg = config::clickhouse(env, crate::clickhouse::Role::Maintainer);
     cfg.check_names()?;
     let today = OffsetDateTime::from_unix_timestamp((now_ms / 1000.0) as i64).map_err(|e| format!("bad trigger time: {e}"))?.date();
     let mut dropped = Vec::new();

@@ -33,7 +33,12 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
         return Ok(http::rate_limited(&rate_limit::too_many("key", wait), wait, None));
     }
 
-    let cfg = config::clickhouse(env);
+    // Export reads, erasure deletes: each with its own ClickHouse user where one is set.
+    let role = match action {
+        Action::Export => crate::clickhouse::Role::Reader,
+        Action::Erase => crate::clickhouse::Role::Maintainer,
+    };
+    let cfg = config::clickhouse(env, role);
     cfg.check_names().map_err(|e| {
         console_error!("visitors: {e}");
         unavailable("The event store")

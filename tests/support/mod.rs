@@ -177,6 +177,10 @@ impl Stack {
             .args(["--var", &format!("CLICKHOUSE_URL:http://127.0.0.1:{}", self.ch_port)])
             .args(["--var", &format!("CLICKHOUSE_PASSWORD:{CH_PASSWORD}")])
             .args(["--var", &format!("ADMIN_TOKEN:{ADMIN_TOKEN}")]);
+        // Local development (src/config_check.rs), unless a test says otherwise.
+        if !self.extra_vars.iter().any(|(k, _)| k == "MM_ENV") {
+            cmd.args(["--var", "MM_ENV:development"]);
+        }
         for (k, v) in &self.extra_vars {
             cmd.args(["--var", &format!("{k}:{v}")]);
         }

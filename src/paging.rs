@@ -1,23 +1,6 @@
-//! Operator endpoints behind `ADMIN_TOKEN` (`/admin/...`): the token check and the paging of
-//! listings, decided here; the Worker only reads and writes what these say.
+//! Paging of listings (`?limit=N&cursor=C`), for the admin endpoints and any other list.
 
 use crate::error::ApiError;
-
-/// Whether `given` is the admin token, compared in time that does not depend on where the two
-/// first differ (only on their lengths). An unset or empty token matches nothing.
-pub fn token_matches(expected: Option<&str>, given: Option<&str>) -> bool {
-    let (Some(e), Some(g)) = (expected.filter(|t| !t.is_empty()), given) else { return false };
-    let (e, g) = (e.as_bytes(), g.as_bytes());
-    let mut diff = (e.len() != g.len()) as u8;
-    for i in 0..e.len() {
-        diff |= e[i] ^ g.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
-}
-
-pub fn token_required() -> ApiError {
-    ApiError::new(401, "admin_token_required", "Send the ADMIN_TOKEN as a Bearer token.")
-}
 
 /// One page of a listing: how many entries, and where the last page ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,17 +33,6 @@ pub fn parse_page(query: Option<&str>, default: u64, max: u64) -> Result<Page, A
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_token_must_match_exactly() {
-        assert!(token_matches(Some("s3cret-token"), Some("s3cret-token")));
-        for wrong in ["s3cret-toke", "s3cret-token!", "S3cret-token", "", "x"] {
-            assert!(!token_matches(Some("s3cret-token"), Some(wrong)), "{wrong}");
-        }
-        assert!(!token_matches(None, Some("")));
-        assert!(!token_matches(Some(""), Some("")), "an empty ADMIN_TOKEN opens nothing");
-        assert!(!token_matches(Some("t"), None));
-    }
 
     #[test]
     fn pages_are_bounded() {

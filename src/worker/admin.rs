@@ -1,0 +1,30 @@
+//! The admin endpoints' gate (`Authorization: Bearer <ADMIN_TOKEN>`, compared in constant
+//! time by `crate::admin_auth`) and `GET /admin/config-check`.
+
+use super::{config, http};
+use crate::error::ApiError;
+use worker::{console_error, Env, Request, Response};
+
+/// None when the request carries the ADMIN_TOKEN; else the 401 to answer with.
+pub fn refuse_unless_admin(req: &Request, env: &Env) -> Option<Response> {
+    let given = req.headers().get("Authorization").ok().flatten();
+    if crate::admin_auth::allowed(config::var(env, "ADMIN_TOKEN").as_deref(), given.as_deref()) {
+        None
+    } else {
+        Some(http::error(&ApiError::new(401, "admin_token_required", "Send the ADMIN_TOKEN as a Bearer token."), None))
+    }
+}
+
+/// Every configuration check as JSON (`crate::config_check::report`): 200 when none failed,
+/// 503 when one did, so `curl -f` after a deploy fails loudly. No secret values in it.
+pub fn config_check(req: &Request, env: &Env) -> Response {
+    if let Some(refused) = refuse_unless_admin(req, env) {
+        return refused;
+    }
+    let report = config::report(env);
+    for c in report.checks.iter().filter(|c| c.status == crate::config_check::Status::Fail) {
+        console_error!("config check failed: {}: {}", c.name, c.detail);
+    }
+    let body = serde_json::to_string(&report).unwrap_or_default();
+    http::json(if report.ok { 200 } else { 503 }, &body, None)
+}
