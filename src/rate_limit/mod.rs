@@ -14,7 +14,8 @@ pub use local::{LocalBudget, Step};
 pub use window::{Decision, SlidingWindow};
 
 use crate::error::ApiError;
-use crate::keys::{hex, KeyKind};
+use crate::key_cache::Cached;
+use crate::keys::{hex, KeyKind, KeyRecord};
 use sha2::{Digest, Sha256};
 
 pub const WINDOW_MS: i64 = 60_000;
@@ -24,6 +25,25 @@ pub fn default_events_per_minute(kind: KeyKind) -> u32 {
     match kind {
         KeyKind::Secret => 60_000,
         _ => 6_000,
+    }
+}
+
+/// Whether the per-IP limit applies to a request, decided before its key is read from KV, from
+/// the kind its prefix claims and what the isolate's key cache holds for it:
+/// - publishable (browser) keys: always (the connecting address is the visitor's);
+/// - any other key unless the cache holds it as a usable key of that kind (known, not revoked):
+///   a server with a valid key passes it at most once per isolate per cache TTL.
+///
+/// KV is read only on a cache miss, and every miss passes the per-IP limit first, so one
+/// client address costs at most as many KV reads a minute as the IP binding allows it requests
+/// (600 per Cloudflare location, wrangler.toml), whatever keys it makes up. The same random key
+/// sent again within 10 s costs no read at all (the cache keeps unknown keys, apart from known
+/// ones: see key_cache).
+pub fn ip_limit_applies(claimed: KeyKind, cached: &Cached<KeyRecord>) -> bool {
+    match cached {
+        _ if claimed == KeyKind::Publishable => true,
+        Cached::Known(record) => record.revoked || record.kind != claimed,
+        Cached::Unknown | Cached::Miss => true,
     }
 }
 
@@ -52,6 +72,32 @@ mod simulation;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ip_limit_guards_every_kv_read() {
+        let rec = |kind, revoked| KeyRecord {
+            project_id: "p".into(),
+            kind,
+            allowed_origins: vec![],
+            revoked,
+            retention_days: 90,
+            hash_routing: false,
+            events_per_minute: None,
+        };
+        use KeyKind::*;
+        // a KV read follows only a miss; a miss always passes the per-IP limit first
+        for kind in [Publishable, Secret, ReadOnly] {
+            assert!(ip_limit_applies(kind, &Cached::Miss));
+            assert!(ip_limit_applies(kind, &Cached::Unknown));
+        }
+        // browser keys always; a valid server key known to the cache never
+        assert!(ip_limit_applies(Publishable, &Cached::Known(rec(Publishable, false))));
+        assert!(!ip_limit_applies(Secret, &Cached::Known(rec(Secret, false))));
+        assert!(!ip_limit_applies(ReadOnly, &Cached::Known(rec(ReadOnly, false))));
+        // a revoked key, or one whose prefix lies about its kind, is not a valid key
+        assert!(ip_limit_applies(Secret, &Cached::Known(rec(Secret, true))));
+        assert!(ip_limit_applies(Secret, &Cached::Known(rec(Publishable, false))));
+    }
 
     #[test]
     fn ip_key_is_salted_and_hides_the_ip() {
