@@ -36,7 +36,7 @@ pub const MIN_ALLOWANCE_MS: i64 = 500;
 pub const SETTLE_GRACE_MS: i64 = 20_000;
 /// A refused isolate does not ask again for at least this long (it refuses locally meanwhile),
 /// so a key far over its limit costs each isolate at most one ask a second.
-pub const MIN_REFUSAL_MS: i64 = 100;
+pub const MIN_REFUSAL_MS: i64 = 1_000;
 /// Rates are measured over at least this long, so two events a millisecond apart do not look
 /// like thousands a second.
 pub const MIN_RATE_SPAN_MS: i64 = 2_000;
@@ -114,17 +114,17 @@ impl KeyBudget {
         self.seen.add(now_ms, ask.seen.max(ask.cost));
         let limit = ask.limit as u64;
         let cost = ask.cost;
-        let busy = self.counted.count(now_ms) + self.outstanding;
-        if busy + cost > limit {
-            let target = limit.saturating_sub(self.outstanding + cost);
+        let busy = self.counted.count(now_ms).saturating_add(self.outstanding);
+        if busy.saturating_add(cost) > limit {
+            let target = limit.saturating_sub(self.outstanding.saturating_add(cost));
             let wait = self.counted.ms_until_count_at_most(now_ms, target);
             return Answer { admitted: false, extra: 0, allowance: 0, valid_ms: 0, retry_after_ms: wait.clamp(MIN_REFUSAL_MS, WINDOW_MS) };
         }
         // An allowance ends with the minute (so what it admits counts in this minute) and takes
         // at most half of the room there is at its end, so the isolates asking next find some.
-        let (valid_ms, extra) = self.size(now_ms, ask, limit, limit.saturating_sub(busy + cost));
+        let (valid_ms, extra) = self.size(now_ms, ask, limit, limit - busy - cost);
         let later = self.counted.count_at(now_ms, now_ms + valid_ms);
-        let room = limit.saturating_sub(later + self.outstanding + cost) / 2;
+        let room = limit.saturating_sub(later + self.outstanding + cost) / 2; // all <= limit here
         let extra = if valid_ms < MIN_ALLOWANCE_MS { 0 } else { extra.min(room).min(limit / MAX_SHARE) };
         if extra == 0 || self.held.len() >= MAX_ALLOWANCES {
             self.counted.add(now_ms, cost);
@@ -156,7 +156,7 @@ impl KeyBudget {
         let demand = self.seen.count(now_ms) as u128;
         let expected = seen * valid as u128 / span;
         if demand > limit as u128 {
-            return (valid, (expected * limit as u128 / demand) as u64);
+            return (valid, (expected * limit as u128 / demand).min(u64::MAX as u128) as u64);
         }
         if expected >= SLOW_EVENTS as u128 {
             return (valid, expected.min(u64::MAX as u128) as u64);
@@ -278,6 +278,19 @@ mod tests {
             }
         }
         assert_eq!(admitted, 5);
+    }
+
+    #[test]
+    fn absurd_asks_are_answered_without_panicking() {
+        let mut b = KeyBudget::default();
+        let a = b.ask(T0, &ask(u64::MAX, u32::MAX, Some(Settle { allowance: 7, used: u64::MAX }), u64::MAX, i64::MAX));
+        assert!(!a.admitted);
+        let a = b.ask(T0, &ask(1, u32::MAX, None, u64::MAX, 1));
+        assert!(a.admitted);
+        assert!(a.extra <= u32::MAX as u64 / MAX_SHARE);
+        // (times are the runtime's clock, never input)
+        let a = b.ask(T0 + 1, &ask(0, 0, None, 0, -5));
+        assert!(a.admitted || a.retry_after_ms >= MIN_REFUSAL_MS);
     }
 
     #[test]

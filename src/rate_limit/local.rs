@@ -38,7 +38,7 @@ impl LocalBudget {
         self.seen = self.seen.saturating_add(cost);
         if now_ms < self.valid_until_ms && self.left >= cost {
             self.left -= cost;
-            self.used += cost;
+            self.used = self.used.saturating_add(cost);
             return Step::Admit;
         }
         if now_ms < self.refused_until_ms {
@@ -67,14 +67,14 @@ impl LocalBudget {
     /// request is admitted, else the Retry-After in seconds.
     pub fn answer(&mut self, now_ms: i64, cost: u64, answer: &Answer) -> Option<u32> {
         if !answer.admitted {
-            self.refused_until_ms = now_ms + answer.retry_after_ms.max(0);
+            self.refused_until_ms = now_ms.saturating_add(answer.retry_after_ms.max(0));
             return Some(seconds(answer.retry_after_ms));
         }
         self.refused_until_ms = 0;
         if answer.allowance == 0 {
             return None;
         }
-        let until = now_ms + answer.valid_ms;
+        let until = now_ms.saturating_add(answer.valid_ms.max(0));
         if now_ms >= self.valid_until_ms {
             // nothing live held (what lapsed was handed back with the ask, or will lapse)
             self.held.clear();
@@ -86,8 +86,8 @@ impl LocalBudget {
         }
         // Answers to concurrent asks: hold them together, spendable until the earliest ends.
         self.held.push((answer.allowance, cost + answer.extra));
-        self.left += answer.extra;
-        self.used += cost;
+        self.left = self.left.saturating_add(answer.extra);
+        self.used = self.used.saturating_add(cost);
         self.valid_until_ms = self.valid_until_ms.min(until);
         None
     }

@@ -45,7 +45,7 @@ impl SlidingWindow {
     /// Events counted over the last minute at `now_ms`.
     pub fn count(&mut self, now_ms: i64) -> u64 {
         self.roll(now_ms);
-        self.previous_part(now_ms) + self.current
+        self.previous_part(now_ms).saturating_add(self.current)
     }
 
     /// What `count` will be at `later_ms` (clamped to this minute's last millisecond) if
@@ -53,7 +53,7 @@ impl SlidingWindow {
     pub fn count_at(&mut self, now_ms: i64, later_ms: i64) -> u64 {
         self.roll(now_ms);
         let last = self.window_start_ms + WINDOW_MS - 1;
-        self.previous_part(later_ms.clamp(now_ms, last)) + self.current
+        self.previous_part(later_ms.clamp(now_ms, last)).saturating_add(self.current)
     }
 
     /// Milliseconds until the count has fallen to `target` or below, if nothing more is added:
@@ -62,7 +62,7 @@ impl SlidingWindow {
     pub fn ms_until_count_at_most(&mut self, now_ms: i64, target: u64) -> i64 {
         self.roll(now_ms);
         let left = WINDOW_MS - (now_ms - self.window_start_ms);
-        if self.previous_part(now_ms) + self.current <= target {
+        if self.previous_part(now_ms).saturating_add(self.current) <= target {
             return 0;
         }
         if self.current > target {
