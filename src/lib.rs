@@ -10,6 +10,7 @@ pub mod enrich;
 pub mod error;
 pub mod event;
 pub mod first_write;
+pub mod key_cache;
 pub mod keys;
 pub mod migrations;
 pub mod paging;

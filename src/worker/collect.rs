@@ -5,6 +5,7 @@ use super::{config, http};
 use crate::enrich::geo::Geo;
 use crate::error::ApiError;
 use crate::event::{self, LIMITS};
+use crate::key_cache::{Cached, KeyCache};
 use crate::keys::{self, KeyKind, KeyRecord};
 use crate::pipeline::{self, RequestContext};
 use crate::rate_limit;
@@ -77,6 +78,14 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
     let raw_key = bearer.or(envelope.key.clone());
     let claimed = keys::check_raw_key(raw_key.as_deref())?;
     let key_hash = keys::key_hash(raw_key.as_deref().unwrap_or_default());
+    // Per client IP, before the key is read from KV: every browser-key request (the connecting
+    // address is the visitor's; for server keys it is the customer's server, which the per-key
+    // limit covers), and every request whose key the isolate does not know as valid, so a
+    // flood of made-up keys costs a bounded number of KV reads (rate_limit::ip_limit_applies).
+    if let Some(wait) = ip_refusal(env, claimed, &key_hash, client_ip.as_deref()).await? {
+        return Err(Refusal { error: rate_limit::too_many("client address", wait), retry_after_s: Some(wait) });
+    }
+    drop(client_ip);
     let record = lookup_key(env, &key_hash).await?;
     let principal = keys::authorize(claimed, record, origin)?;
     *cors = principal.cors_origin.clone();
@@ -85,24 +94,6 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
         return Err(ApiError::bad_request("batch_needs_secret_key", "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request.").into());
     }
 
-    // Per client IP (browser keys: the connecting address is the visitor's; for server keys it
-    // is the customer's server, which the per-key limit covers).
-    if principal.kind == KeyKind::Publishable {
-        if let Some(ip) = client_ip.as_deref() {
-            // Outside local development an unsafe salt refuses the request: 503 config_error
-            // naming IP_HASH_SALT, logged by `handle` like every 5xx. Never a default salt.
-            let salt = config::ip_hash_salt(env)?;
-            let limit_key = rate_limit::ip_limit_key(&salt, ip);
-            if let Ok(limiter) = env.rate_limiter(config::IP_RATE_LIMITER) {
-                if let Ok(outcome) = limiter.limit(limit_key).await {
-                    if !outcome.success {
-                        return Err(Refusal { error: rate_limit::too_many("client address", 60), retry_after_s: Some(60) });
-                    }
-                }
-            }
-        }
-    }
-    drop(client_ip);
     // Per key, with the limit from the key's record, counted in events.
     let limit = principal.events_per_minute.unwrap_or_else(|| rate_limit::default_events_per_minute(principal.kind));
     if let Some(wait) = super::key_limiter::check(env, &key_hash, envelope.events.len() as u64, limit).await {
@@ -172,33 +163,45 @@ async fn read_capped(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError
     Ok(body.finish())
 }
 
+/// Known keys an isolate caches, and (apart, so a flood of these never evicts those) unknown.
+const MAX_KNOWN_KEYS: usize = 10_000;
+const MAX_UNKNOWN_KEYS: usize = 10_000;
+
 thread_local! {
-    /// Key records by key hash, with when to look again: KV is itself eventually consistent
-    /// over about a minute, so an isolate need not read it for every request.
-    static KEY_CACHE: std::cell::RefCell<std::collections::HashMap<String, (Option<KeyRecord>, i64)>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    /// Key records by key hash: KV is itself eventually consistent over about a minute, so an
+    /// isolate need not read it for every request (TTLs and eviction: crate::key_cache).
+    static KEY_CACHE: std::cell::RefCell<KeyCache<KeyRecord>> =
+        std::cell::RefCell::new(KeyCache::new(MAX_KNOWN_KEYS, MAX_UNKNOWN_KEYS));
 }
 
-/// Known keys are kept 60 s, unknown ones 10 s (so a new key works soon after it is created).
-const KEY_TTL_MS: i64 = 60_000;
-const UNKNOWN_KEY_TTL_MS: i64 = 10_000;
+/// Some(retry_after_s) when the per-IP limit refuses the request, checked only where
+/// `rate_limit::ip_limit_applies` says so. The limiter sees a salted hash of the address, never
+/// the address. Fails open when the binding is missing or errs. Err: outside local development
+/// the salt is unsafe (503 config_error naming IP_HASH_SALT, logged like every 5xx): an IP is
+/// never hashed with a default salt.
+pub(super) async fn ip_refusal(env: &Env, claimed: KeyKind, hash: &str, client_ip: Option<&str>) -> std::result::Result<Option<u32>, ApiError> {
+    let now = Date::now().as_millis() as i64;
+    let cached = KEY_CACHE.with(|c| c.borrow().get(hash, now));
+    let Some(ip) = client_ip.filter(|_| rate_limit::ip_limit_applies(claimed, &cached)) else {
+        return Ok(None);
+    };
+    let limit_key = rate_limit::ip_limit_key(&config::ip_hash_salt(env)?, ip);
+    let Some(limiter) = env.rate_limiter(config::IP_RATE_LIMITER).ok() else { return Ok(None) };
+    let Some(outcome) = limiter.limit(limit_key).await.ok() else { return Ok(None) };
+    Ok((!outcome.success).then_some(60))
+}
 
 /// The record KV holds under `hash` (the SHA-256 of the raw key), through the isolate's cache.
 pub(super) async fn lookup_key(env: &Env, hash: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
     let now = Date::now().as_millis() as i64;
-    if let Some(rec) = KEY_CACHE.with(|c| c.borrow().get(hash).filter(|(_, until)| *until > now).map(|(r, _)| r.clone())) {
-        return Ok(rec);
+    match KEY_CACHE.with(|c| c.borrow().get(hash, now)) {
+        Cached::Known(rec) => return Ok(Some(rec)),
+        Cached::Unknown => return Ok(None),
+        Cached::Miss => {}
     }
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     let rec = kv.get(hash).cache_ttl(60).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))?;
-    let ttl = if rec.is_some() { KEY_TTL_MS } else { UNKNOWN_KEY_TTL_MS };
-    KEY_CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() > 10_000 {
-            c.clear(); // bound the memory a flood of random keys can take
-        }
-        c.insert(hash.to_string(), (rec.clone(), now + ttl));
-    });
+    KEY_CACHE.with(|c| c.borrow_mut().put(hash, rec.clone(), now));
     Ok(rec)
 }
 

@@ -1,49 +1,67 @@
-//! One Durable Object per API key (by key hash) counting that key's events in a sliding
-//! window. Keys never share an object, so one key over its limit cannot slow another.
-//! Isolates lease blocks of events from it (rate_limit::lease_size) and spend them locally.
+//! One Durable Object per API key (by key hash) keeping that key's count in a sliding window.
+//! Keys never share an object, so one key over its limit cannot slow another. The object runs
+//! `rate_limit::KeyBudget` and each isolate a `rate_limit::LocalBudget` per key: the same code
+//! `rate_limit::simulation` runs over 1 to 1,000 isolates.
 
-use crate::rate_limit::{lease_size, Grant, Lease, LimitRequest, SlidingWindow};
+use crate::rate_limit::{Answer, Ask, KeyBudget, LocalBudget, Step};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use worker::*;
 
 #[durable_object]
 pub struct KeyLimiter {
-    window: RefCell<SlidingWindow>,
+    budget: RefCell<KeyBudget>,
 }
 
 impl DurableObject for KeyLimiter {
     fn new(_state: State, _env: Env) -> Self {
-        KeyLimiter { window: RefCell::new(SlidingWindow::default()) }
+        KeyLimiter { budget: RefCell::new(KeyBudget::default()) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let ask: LimitRequest = req.json().await?;
+        let Ok(ask) = req.json::<Ask>().await else {
+            return Response::error("expected a rate_limit::Ask", 400);
+        };
         let now = Date::now().as_millis() as i64;
-        let grant: Grant = self.window.borrow_mut().lease(now, ask.cost, ask.want, ask.limit);
-        Response::from_json(&grant)
+        let answer: Answer = self.budget.borrow_mut().ask(now, &ask);
+        Response::from_json(&answer)
     }
 }
 
+/// Keys an isolate keeps limiter state for; past this, state that no longer matters is
+/// dropped (an allowance dropped with it is counted in full by the object when it lapses).
+const MAX_KEYS: usize = 10_000;
+
 thread_local! {
-    static LEASES: RefCell<HashMap<String, Lease>> = RefCell::new(HashMap::new());
+    static BUDGETS: RefCell<HashMap<String, LocalBudget>> = RefCell::new(HashMap::new());
 }
 
 /// Whether `cost` events of this key fit; Some(retry_after_s) when they do not. Spends the
-/// isolate's lease when it covers the cost, else asks the key's object for a new one. Fails
-/// open if the object cannot be reached: refusing data because the limiter hiccuped would
-/// lose events.
+/// isolate's allowance when it covers the cost, else asks the key's object (handing back what
+/// the allowance did not admit). Fails open if the object cannot be reached: refusing data
+/// because the limiter hiccuped would lose events.
 pub async fn check(env: &Env, key_hash: &str, cost: u64, limit: u32) -> Option<u32> {
     let now = Date::now().as_millis() as i64;
-    if LEASES.with(|l| l.borrow_mut().get_mut(key_hash).is_some_and(|lease| lease.spend(now, cost))) {
-        return None;
-    }
-    match ask(env, key_hash, LimitRequest { cost, want: cost.max(lease_size(limit)), limit }).await {
-        Ok(g) if g.granted >= cost => {
-            LEASES.with(|l| l.borrow_mut().insert(key_hash.to_string(), Lease::refill(now, g.granted, cost)));
-            None
+    let step = BUDGETS.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() >= MAX_KEYS && !b.contains_key(key_hash) {
+            b.retain(|_, l| l.is_live(now));
+            if b.len() >= MAX_KEYS {
+                b.clear();
+            }
         }
-        Ok(g) => Some(g.retry_after_s.max(1)),
+        b.entry(key_hash.to_string()).or_default().step(now, cost, limit)
+    });
+    let ask = match step {
+        Step::Admit => return None,
+        Step::Refuse { retry_after_s } => return Some(retry_after_s),
+        Step::Ask(ask) => ask,
+    };
+    match send(env, key_hash, &ask).await {
+        Ok(answer) => {
+            let now = Date::now().as_millis() as i64;
+            BUDGETS.with(|b| b.borrow_mut().entry(key_hash.to_string()).or_default().answer(now, cost, &answer))
+        }
         Err(e) => {
             console_error!("rate limit: key limiter unavailable ({e}); allowing");
             None
@@ -51,13 +69,13 @@ pub async fn check(env: &Env, key_hash: &str, cost: u64, limit: u32) -> Option<u
     }
 }
 
-async fn ask(env: &Env, key_hash: &str, ask: LimitRequest) -> Result<Grant> {
+async fn send(env: &Env, key_hash: &str, ask: &Ask) -> Result<Answer> {
     let stub = env.durable_object(super::config::KEY_LIMITER)?.get_by_name(key_hash)?;
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
     let mut init = RequestInit::new();
-    let body = serde_json::to_string(&ask).map_err(|e| Error::RustError(e.to_string()))?;
+    let body = serde_json::to_string(ask).map_err(|e| Error::RustError(e.to_string()))?;
     init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
-    let mut resp = stub.fetch_with_request(Request::new_with_init("https://limiter/lease", &init)?).await?;
-    resp.json::<Grant>().await
+    let mut resp = stub.fetch_with_request(Request::new_with_init("https://limiter/ask", &init)?).await?;
+    resp.json::<Answer>().await
 }

@@ -1,7 +1,7 @@
 //! `GET /visitors/{mm_aid}/events` and `DELETE /visitors/{mm_aid}`: the adapter around
 //! `crate::visitors`, which decides who may do what and spells the SQL.
 
-use super::collect::{lookup_key, unavailable};
+use super::collect::{ip_refusal, lookup_key, unavailable};
 use super::{clickhouse_sink, config, http, key_limiter};
 use crate::error::ApiError;
 use crate::keys;
@@ -26,6 +26,10 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
     let raw_key = header("Authorization").and_then(|h| h.strip_prefix("Bearer ").map(|k| k.trim().to_string()));
     let claimed = visitors::claimed_kind(action, raw_key.as_deref())?;
     let key_hash = keys::key_hash(raw_key.as_deref().unwrap_or_default());
+    // Keys the isolate does not know as valid pass the per-IP limit before KV is read.
+    if let Some(wait) = ip_refusal(env, claimed, &key_hash, header("CF-Connecting-IP").as_deref()).await? {
+        return Ok(http::rate_limited(&rate_limit::too_many("client address", wait), wait, None));
+    }
     let record = lookup_key(env, &key_hash).await?;
     let project = visitors::authorize(claimed, record, header("Origin").as_deref())?;
     // Its own window (and object), apart from the key's event limit.
