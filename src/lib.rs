@@ -7,6 +7,7 @@ pub mod clickhouse;
 pub mod enrich;
 pub mod error;
 pub mod event;
+pub mod geo_load;
 pub mod keys;
 pub mod migrations;
 pub mod pipeline;
