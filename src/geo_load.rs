@@ -48,7 +48,7 @@ impl Default for Policy {
 /// 20,000 events the Worker itself needs ~16 MiB of wasm memory and 15-35 MiB of JS heap next
 /// to the database, and an isolate has 128 MB (122 MiB) for both. DB-IP Lite Country (7.8 MiB,
 /// IPv4+IPv6) leaves ~80 MiB of room; DB-IP Lite City IPv4 (60.1 MiB; its search tree alone
-/// is 44 MB) left 8-18 MiB, too little to survive a burst, so a city database is refused
+/// is 44 MB) left 8-26 MiB, too little to survive a burst, so a city database is refused
 /// (logged) rather than let it take the isolate past its limit.
 pub const MAX_DATABASE_BYTES: u64 = 24 * 1024 * 1024;
 
