@@ -20,6 +20,7 @@ pub struct Stack {
     pub ch_port: u16,
     wrangler: Option<Child>,
     extra_vars: Vec<(String, String)>,
+    geo_db: Option<PathBuf>,
 }
 
 pub struct Reply {
@@ -72,6 +73,14 @@ impl Stack {
     }
 
     pub fn start_with(name: &str, port: u16, ch_port: u16, vars: &[(&str, &str)]) -> Stack {
+        // MaxMind's test City database stands in for the production geo database: its data
+        // never changes (81.2.69.142 is GB / England / London).
+        Self::start_with_geo(name, port, ch_port, vars, Some(&fixtures().join("mmdb/GeoIP2-City-Test.mmdb")))
+    }
+
+    /// With `geo_db` as the R2 object `city.mmdb` of the `GEO` bucket, or no such object
+    /// (tests/e2e_geo.rs puts the real DB-IP Lite City database there, or none).
+    pub fn start_with_geo(name: &str, port: u16, ch_port: u16, vars: &[(&str, &str)], geo_db: Option<&Path>) -> Stack {
         let root = root();
         assert!(
             root.join("node_modules/.bin/wrangler").exists(),
@@ -87,6 +96,7 @@ impl Stack {
             ch_port,
             wrangler: None,
             extra_vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            geo_db: geo_db.map(Path::to_path_buf),
         };
         stack.start_clickhouse();
         let applied = millimetric_edge::native::migrate::run(&stack.ch_server(), "millimetric", &stack.root.join("migrations")).expect("migrations apply");
@@ -146,12 +156,14 @@ impl Stack {
             .args(["kv", "bulk", "put", "--local", "--binding", "KEYS", "--persist-to"])
             .arg(self.wrangler_state())
             .arg(&file));
-        // MaxMind's test City database stands in for the production geo database.
+        // The geo database for forwarded IPs, in local R2 (bucket `millimetric-geo` of wrangler.toml).
+        let Some(geo_db) = &self.geo_db else { return };
+        assert!(geo_db.exists(), "{}: missing; run scripts/setup", geo_db.display());
         run(Command::new(self.root.join("node_modules/.bin/wrangler"))
             .current_dir(&self.root)
             .env("WRANGLER_SEND_METRICS", "false")
-            .args(["kv", "key", "put", "--local", "--binding", "GEO_DB", "city.mmdb", "--path"])
-            .arg(fixtures().join("mmdb/GeoIP2-City-Test.mmdb"))
+            .args(["r2", "object", "put", "millimetric-geo/city.mmdb", "--local", "--file"])
+            .arg(geo_db)
             .arg("--persist-to")
             .arg(self.wrangler_state()));
     }
