@@ -8,6 +8,7 @@ CREATE TABLE IF NOT EXISTS event_ids
     project_id String,
     event_id String,
     timestamp DateTime('UTC'),
+    key_kind LowCardinality(String),
     retention_days UInt16
 )
 ENGINE = ReplacingMergeTree
@@ -15,7 +16,7 @@ PARTITION BY (retention_days, toMonday(timestamp))
 ORDER BY (project_id, event_id);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS event_ids_mv TO event_ids
-AS SELECT project_id, event_id, timestamp, retention_days FROM events;
+AS SELECT project_id, event_id, timestamp, key_kind, retention_days FROM events;
 
 -- Ids of events stored before this migration.
-INSERT INTO event_ids SELECT project_id, event_id, timestamp, retention_days FROM events;
+INSERT INTO event_ids SELECT project_id, event_id, timestamp, key_kind, retention_days FROM events;

@@ -92,9 +92,15 @@ impl CappedBody {
     }
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
-        if self.buf.len() + chunk.len() > self.cap {
+        let needed = self.buf.len() + chunk.len();
+        if needed > self.cap {
             self.buf = Vec::new();
             return Err(too_large_bytes(self.cap));
+        }
+        if needed > self.buf.capacity() {
+            // Grow by doubling, never past the cap (a Vec's own growth could pass it).
+            let target = needed.max(self.buf.capacity() * 2).min(self.cap);
+            self.buf.reserve_exact(target - self.buf.len());
         }
         self.buf.extend_from_slice(chunk);
         Ok(())
@@ -570,6 +576,15 @@ mod tests {
     /// exceeds the cap, however much more the client sends.
     #[test]
     fn a_capped_body_holds_at_most_the_cap() {
+        // Chunks of a size that does not divide the cap (the review's 100,000 bytes once grew
+        // the buffer to 800,000), then the usual 64 KiB.
+        for size in [100_000, 333, 64 * 1024] {
+            let mut body = CappedBody::new(&LIMITS, None).unwrap();
+            let chunk = vec![b'x'; size];
+            while body.push(&chunk).is_ok() {
+                assert!(body.held() <= LIMITS.max_body_bytes, "{size}-byte chunks: held {} bytes", body.held());
+            }
+        }
         let mut body = CappedBody::new(&LIMITS, None).unwrap();
         let chunk = vec![b'x'; 64 * 1024];
         let mut refused_after = None;

@@ -163,11 +163,22 @@ impl RowBatch {
 
     /// A queue message body back to a batch; Err with a reason for anything else.
     pub fn from_message(body: &str) -> Result<RowBatch, String> {
-        let batch: RowBatch = serde_json::from_str(body).map_err(|e| format!("not a row batch ({e}): {}", body.chars().take(200).collect::<String>()))?;
+        // The reason says where, not what: it is logged, and the body may hold a visitor id.
+        let batch: RowBatch = serde_json::from_str(body).map_err(|e| format!("not a row batch ({e}); its body is kept in `raw`"))?;
         if batch.rows.iter().any(|r| !r.is_complete()) {
             return Err("a row lacks project_id, event_id, timestamp or received_at".into());
         }
         Ok(batch)
+    }
+
+    /// This batch without one visitor's rows (an erasure reaching the dead-letter store):
+    /// None when it holds none of them.
+    pub fn without_visitor(&self, project_id: &str, anonymous_id: &str) -> Option<RowBatch> {
+        let theirs = |r: &EventRow| r.project_id == project_id && r.anonymous_id == anonymous_id;
+        if !self.rows.iter().any(theirs) {
+            return None;
+        }
+        Some(RowBatch { rows: self.rows.iter().filter(|r| !theirs(r)).cloned().collect(), failure: self.failure.clone(), raw: self.raw.clone() })
     }
 
     /// The dead letter of a message that is not a row batch: no rows, the reason, the body.
@@ -304,10 +315,22 @@ pub(crate) mod tests {
         let b = RowBatch { rows: vec![sample("a", 3)], failure: Some(Failure { code: Some(117), reason: "r".into() }), raw: None };
         assert_eq!(RowBatch::from_message(&b.to_message()).unwrap(), b);
         assert!(RowBatch::from_message("{}").is_err());
-        assert!(RowBatch::from_message("garbage").unwrap_err().contains("garbage"));
+        assert!(!RowBatch::from_message("garbage mm_aid=v1").unwrap_err().contains("v1"), "the reason is logged: no content in it");
         assert!(RowBatch::from_message(r#"{"rows":[{"title":"no ids"}]}"#).is_err(), "a row without its ids is not an old format");
         let dead = RowBatch::unreadable("garbage", "not a row batch".into());
         assert_eq!(RowBatch::from_message(&dead.to_message()).unwrap().raw.as_deref(), Some("garbage"));
+    }
+
+    #[test]
+    fn erasure_takes_one_visitors_rows_out_of_a_dead_letter() {
+        let mut a = sample("a", 1);
+        a.anonymous_id = "v1".into();
+        let mut b = sample("b", 1);
+        b.anonymous_id = "v2".into();
+        let batch = RowBatch { rows: vec![a.clone(), b.clone()], failure: None, raw: None };
+        assert_eq!(batch.without_visitor("p", "v1").unwrap().rows, vec![b.clone()]);
+        assert!(batch.without_visitor("p", "v3").is_none());
+        assert!(batch.without_visitor("other", "v1").is_none(), "another project's visitor is another visitor");
     }
 
     /// A deploy that adds a row field must not lose what the previous deploy queued: a message

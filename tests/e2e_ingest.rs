@@ -313,11 +313,21 @@ fn first_write_of_an_id_wins(stack: &Stack) {
     assert_eq!(stack.wait_count("SELECT count() FROM events WHERE event_id = 'order-123'", 1, LAND), 1);
     let (later, _) = support::time_ago(Duration::from_secs(86_400));
     let forged = json!({"type":"event","name":"refund","id":"order-123","url":"https://example.com/forged","timestamp":later,"props":{"amount":"-99"}});
+    let before = stack.log_len();
     assert_eq!(stack.collect(DEV_PUBLISHABLE, &browser(), &forged).status, 202, "the forger cannot tell");
-    assert!(stack.log_shows("(1 already stored)", LAND), "the batch writer saw the copy:\n{}", stack.logs());
+    assert!(stack.log_shows_after(before, "(1 already stored)", LAND), "the batch writer saw the copy:\n{}", stack.logs());
     let stored = stack.query("SELECT event_name, toString(timestamp), url_path, key_kind FROM events_dedup WHERE event_id = 'order-123' FORMAT TabSeparated");
     assert_eq!(stored.trim(), format!("purchase\t{paid_at_ch}\t/thanks\tsecret"), "the first write stands");
     assert_eq!(stack.query("SELECT count() FROM events WHERE event_id = 'order-123'").trim(), "1", "the copy never reached the table");
+    // The public key takes an id first: the server's event is stored all the same.
+    let squat = json!({"type":"event","name":"refund","id":"order-124","url":"https://example.com/forged"});
+    assert_eq!(stack.collect(DEV_PUBLISHABLE, &browser(), &squat).status, 202);
+    assert_eq!(stack.wait_count("SELECT count() FROM events WHERE event_id = 'order-124'", 1, LAND), 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    let real = json!({"type":"event","name":"purchase","id":"order-124","url":"https://example.com/thanks"});
+    assert_eq!(stack.collect(DEV_SECRET, &[], &real).status, 202);
+    assert_eq!(stack.wait_count("SELECT count() FROM events WHERE event_id = 'order-124' AND key_kind = 'secret'", 1, LAND), 1, "{}", stack.logs());
+    assert_eq!(stack.query("SELECT event_name FROM events_dedup WHERE event_id = 'order-124'").trim(), "purchase", "queries show the server's");
 
     // Sunday 23:59:59 UTC, then the retry on Monday 00:00:01: another day and another week's
     // partition, where ReplacingMergeTree never looks.

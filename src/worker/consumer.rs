@@ -8,7 +8,6 @@ use super::{clickhouse_sink, config};
 use crate::clickhouse::{is_data_error, on_failure, ClickHouseConfig, FailureAction, InsertOutcome};
 use crate::first_write;
 use crate::row::{EventRow, Failure, RowBatch};
-use std::collections::HashSet;
 use worker::*;
 
 pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
@@ -28,8 +27,8 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
     }
     let cfg = config::clickhouse(env, crate::clickhouse::Role::Writer);
     let rows: Vec<&EventRow> = messages.iter().flat_map(|(_, b)| b.rows.iter()).collect();
-    let keep = match new_rows(&cfg, &rows).await {
-        Ok(keep) => keep,
+    let mut stored = match stored_ids(&cfg, &rows).await {
+        Ok(stored) => stored,
         Err(outcome) => {
             console_log!("batch writer: {} messages, {} rows: {}", messages.len(), rows.len(), describe(&outcome));
             for (m, _) in &messages {
@@ -38,6 +37,7 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
             return Ok(());
         }
     };
+    let keep = first_write::first_writes(&rows, &stored);
     let fresh: Vec<&EventRow> = keep.iter().map(|&i| rows[i]).collect();
     let skipped = rows.len() - fresh.len();
     let outcome = if fresh.is_empty() { InsertOutcome::Stored } else { clickhouse_sink::insert(&cfg, &fresh).await };
@@ -46,11 +46,16 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
         InsertOutcome::Stored => messages.iter().for_each(|(m, _)| m.ack()),
         InsertOutcome::Fatal { code, .. } if is_data_error(code) && messages.len() > 1 => {
             // One bad row fails the whole insert: try each message alone so the good ones land.
-            let keep: HashSet<*const EventRow> = fresh.iter().map(|r| *r as *const EventRow).collect();
+            // Each decides on its own rows against what is stored so far (not against copies
+            // that other messages hold, which may not land), and what lands counts as stored.
             for (m, b) in &messages {
-                let own: Vec<&EventRow> = b.rows.iter().filter(|r| keep.contains(&(*r as *const EventRow))).collect();
+                let own_rows: Vec<&EventRow> = b.rows.iter().collect();
+                let own: Vec<&EventRow> = first_write::first_writes(&own_rows, &stored).into_iter().map(|i| own_rows[i]).collect();
                 match if own.is_empty() { InsertOutcome::Stored } else { clickhouse_sink::insert(&cfg, &own).await } {
-                    InsertOutcome::Stored => m.ack(),
+                    InsertOutcome::Stored => {
+                        first_write::record(&mut stored, &own);
+                        m.ack()
+                    }
                     other => fail(env, m, Some(b), &other).await,
                 }
             }
@@ -64,18 +69,23 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
     Ok(())
 }
 
-/// Indexes of the rows to insert: the first copy of each id not stored yet. Err: the lookup
-/// failed, and the batch is handled as a failed insert (nothing is inserted blind).
-async fn new_rows(cfg: &ClickHouseConfig, rows: &[&EventRow]) -> std::result::Result<Vec<usize>, InsertOutcome> {
+/// Which of the rows' ids are stored already. Err: the lookup failed, and the batch is handled
+/// as a failed insert (nothing is inserted blind). A lookup ClickHouse refuses for what it is
+/// (event_ids missing: the Worker deployed before migration 0002) says nothing about the
+/// rows, so it is retried, never dead-lettered.
+async fn stored_ids(cfg: &ClickHouseConfig, rows: &[&EventRow]) -> std::result::Result<first_write::Stored, InsertOutcome> {
     if let Err(reason) = cfg.check_names() {
         return Err(InsertOutcome::Fatal { code: None, reason });
     }
-    let mut stored = HashSet::new();
+    let mut stored = first_write::Stored::new();
     for sql in first_write::stored_ids_sql(&cfg.database, rows) {
-        let body = clickhouse_sink::select(cfg, &sql).await?;
+        let body = clickhouse_sink::select(cfg, &sql).await.map_err(|o| match o {
+            InsertOutcome::Fatal { code, reason } => InsertOutcome::Retry { reason: format!("the stored-id lookup failed (code {code:?}): {reason}") },
+            other => other,
+        })?;
         stored.extend(first_write::parse_stored_ids(&body).map_err(|reason| InsertOutcome::Retry { reason })?);
     }
-    Ok(first_write::first_writes(rows, &stored))
+    Ok(stored)
 }
 
 fn describe(o: &InsertOutcome) -> String {

@@ -84,6 +84,33 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
     Ok(http::json(200, &body, None))
 }
 
+/// Erasure reaches the dead-letter store too: every dead letter holding the visitor's rows
+/// is rewritten without them (or removed when nothing is left), so no replay brings them back.
+/// Returns how many dead letters changed.
+pub async fn erase_visitor(env: &Env, project_id: &str, visitor: &str) -> std::result::Result<usize, ApiError> {
+    let unavailable = || super::collect::unavailable("The dead-letter store");
+    let kv = env.kv(config::DEAD_LETTERS_KV).map_err(|_| unavailable())?;
+    let mut p = paging::Page { limit: 100, cursor: None };
+    let mut changed = 0;
+    loop {
+        let (items, cursor) = page(env, &p).await?;
+        for (id, batch) in items {
+            let Some(rest) = batch.without_visitor(project_id, visitor) else { continue };
+            if rest.rows.is_empty() && rest.raw.is_none() {
+                kv.delete(&id).await.map_err(|_| unavailable())?;
+            } else {
+                let put = kv.put(&id, rest.to_message()).map_err(|_| unavailable())?;
+                put.expiration_ttl(KEEP_SECONDS).execute().await.map_err(|_| unavailable())?;
+            }
+            changed += 1;
+        }
+        match cursor {
+            Some(c) => p.cursor = Some(c),
+            None => return Ok(changed),
+        }
+    }
+}
+
 /// Replays one page (up to 100 dead letters; `cursor` for the next): each one's rows go back
 /// on the events queue, then its KV entry goes. Dead letters with no rows (a body that was
 /// not a row batch) stay, listed in `kept`.

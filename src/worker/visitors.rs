@@ -79,6 +79,8 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
                 console_error!("visitors: erase failed: {e}");
                 unavailable("The event store")
             })?;
+            // And from the dead-letter store, so no replay brings the rows back.
+            super::dead_letters::erase_visitor(env, &project, visitor).await?;
             let body = serde_json::json!({"status": "erasing", "mm_aid": visitor}).to_string();
             Ok(http::json(202, &body, None))
         }

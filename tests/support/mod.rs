@@ -245,6 +245,17 @@ impl Stack {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// How much the Worker has logged so far (for `log_shows_after`).
+    pub fn log_len(&self) -> usize {
+        self.logs().len()
+    }
+
+    /// Whether the log, past byte `offset`, holds `needle` within `timeout`: a line this
+    /// step caused, not one an earlier step printed.
+    pub fn log_shows_after(&self, offset: usize, needle: &str, timeout: Duration) -> bool {
+        eventually(timeout, || self.logs().get(offset..).is_some_and(|l| l.contains(needle)))
+    }
+
     /// Whether the Worker's log holds `needle` within `timeout`. Log lines reach the file
     /// through wrangler's own pipe, so one may land after the effect it reports is visible.
     pub fn log_shows(&self, needle: &str, timeout: Duration) -> bool {
