@@ -16,6 +16,7 @@ pub mod keys;
 pub mod migrations;
 pub mod paging;
 pub mod pipeline;
+pub mod query;
 pub mod rate_limit;
 pub mod retention;
 pub mod row;

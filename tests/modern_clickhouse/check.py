@@ -3,7 +3,9 @@
 Applies migrations/*.sql the way the migration runner splits them, inserts rows made by the
 real pipeline with the exact settings the Worker's insert sends (including async_insert,
 which only modern servers have), and checks the dedup view. Prints 'N passed, N failed'.
-usage: python check.py <migrations dir> <rows.jsonl>
+Then runs every kind of statement the read side sends (and the batch writer's stored-id lookup)
+on those rows.
+usage: python check.py <migrations dir> <rows.jsonl> <read statements, one per line>
 """
 import os
 import sys
@@ -12,7 +14,7 @@ import tempfile
 import chdb
 from chdb import session
 
-migrations, rows_file = sys.argv[1], sys.argv[2]
+migrations, rows_file, read_file = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = open(rows_file).read()
 results = []
 
@@ -97,6 +99,22 @@ def retention_drop():
     assert ids[0] not in left, (ids, left)
 
 
+def read_side():
+    stmts = [l for l in open(read_file).read().splitlines() if l.strip()]
+    assert len(stmts) > 40, len(stmts)
+    answered = 0
+    for st in stmts:
+        out = str(s.query(st))
+        answered += bool(out.strip())
+    assert answered > 20, f"only {answered} of {len(stmts)} statements found the sample rows"
+
+
+def stored_id_lookup():
+    got = str(s.query("SELECT project_id, event_id, max(key_kind = 'secret') AS server FROM millimetric.event_ids "
+                      "WHERE (project_id, event_id) IN (('proj_modern', 'm-1'), ('proj_modern', 'nope')) GROUP BY project_id, event_id FORMAT JSONEachRow"))
+    assert '"event_id":"m-1"' in got and '"server":1' in got and "nope" not in got, got
+
+
 check(f"migrations apply on ClickHouse {chdb.__version__ if hasattr(chdb, '__version__') else ''}", apply)
 check("insert with the Worker's settings", lambda: insert(False))
 check("insert with async_insert", lambda: insert(True))
@@ -104,6 +122,8 @@ check("dedup view", dedup)
 check("row values", columns)
 check("unknown field refused", unknown_field_is_refused)
 check("no ip column", no_ip_column)
+check("the stored-id lookup (event_ids, filled by its view)", stored_id_lookup)
+check("every read-side statement runs", read_side)
 check("retention drops a partition by its value", retention_drop)
 failed = [(n, e) for n, e in results if e]
 for n, e in results:

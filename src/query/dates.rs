@@ -1,0 +1,226 @@
+//! A query's `date_range`, resolved in its time zone into the UTC seconds the SQL compares
+//! `timestamp` with, plus the labels the answer echoes. Named periods are relative to "today"
+//! in that zone. Whole-day ranges run from local midnight to local midnight, so a day with a
+//! DST change is 23 or 25 hours long, as the calendar says.
+
+use super::request::Compare;
+use crate::error::ApiError;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+use serde_json::Value;
+
+/// A resolved range: `[from, to)` in UTC seconds; `days` when it is whole local days (first
+/// and last, inclusive).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Range {
+    pub from: i64,
+    pub to: i64,
+    pub days: Option<(Date, Date)>,
+}
+
+/// The longest range taken: raw events live at most 365 days, and two years bounds the work.
+const MAX_DAYS: i64 = 732;
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_date_range", message)
+}
+
+pub fn time_zone(name: Option<&str>) -> Result<(String, TimeZone), ApiError> {
+    let name = name.unwrap_or("UTC");
+    TimeZone::get(name)
+        .map(|tz| (name.to_string(), tz))
+        .map_err(|_| ApiError::bad_request("invalid_timezone", format!("`timezone` `{}` is not an IANA time zone; use e.g. \"Europe/Berlin\" or \"UTC\".", name.chars().take(64).collect::<String>())))
+}
+
+fn midnight(d: Date, tz: &TimeZone) -> Result<i64, ApiError> {
+    d.to_zoned_datetime(tz.clone()).map(|z| z.timestamp().as_second()).map_err(|_| bad("A date of `date_range` is out of range."))
+}
+
+/// Whole local days `first..=last`.
+pub fn days(first: Date, last: Date, tz: &TimeZone) -> Result<Range, ApiError> {
+    if last < first {
+        return Err(bad("`date_range` ends before it starts."));
+    }
+    let next = last.tomorrow().map_err(|_| bad("A date of `date_range` is out of range."))?;
+    let r = Range { from: midnight(first, tz)?, to: midnight(next, tz)?, days: Some((first, last)) };
+    check_length(&r)?;
+    Ok(r)
+}
+
+fn check_length(r: &Range) -> Result<(), ApiError> {
+    if r.to - r.from > MAX_DAYS * 86_400 + 7200 {
+        return Err(ApiError::bad_request("date_range_too_long", format!("`date_range` spans more than {MAX_DAYS} days; ask for a shorter one.")));
+    }
+    Ok(())
+}
+
+fn parse_date(s: &str) -> Option<Date> {
+    if s.len() != 10 {
+        return None; // a date-time is not a date
+    }
+    let d: Date = s.parse().ok()?;
+    (2000..=2100).contains(&d.year()).then_some(d)
+}
+
+/// `date_range` as the client wrote it, relative to `now_ms` where it is a named period.
+/// Periods: `day` (today), `24h`, `7d` `28d` `30d` `91d` (that many days before today, today
+/// not included, as Plausible counts them), `month` `year` (from its first day through today),
+/// `6mo` `12mo` (the last 6 or 12 calendar months, this one included, through today), `all`
+/// (the last 732 days, today included). Pairs: two ISO dates (inclusive, local days) or two
+/// RFC 3339 date-times (`[from, to]`, to inclusive to the second).
+pub fn resolve(v: &Value, tz: &TimeZone, now_ms: i64) -> Result<Range, ApiError> {
+    let now = Timestamp::from_millisecond(now_ms).map_err(|_| bad("The clock is out of range."))?;
+    let today = now.to_zoned_datetime(tz.clone()).date();
+    let ago = |n: i64| today.checked_sub(n.days()).map_err(|_| bad("out of range"));
+    match v {
+        Value::String(s) => match s.as_str() {
+            "day" => days(today, today, tz),
+            "24h" => Ok(Range { from: now.as_second() - 86_400, to: now.as_second() + 1, days: None }),
+            "7d" | "28d" | "30d" | "91d" => {
+                let n: i64 = s.trim_end_matches('d').parse().unwrap_or(7);
+                days(ago(n)?, ago(1)?, tz)
+            }
+            "month" => days(today.first_of_month(), today, tz),
+            "year" => days(today.first_of_year(), today, tz),
+            "6mo" | "12mo" => {
+                let n: i64 = if s == "6mo" { 5 } else { 11 };
+                let first = today.first_of_month().checked_sub(n.months()).map_err(|_| bad("out of range"))?;
+                days(first, today, tz)
+            }
+            "all" => days(ago(MAX_DAYS - 1)?, today, tz),
+            other => Err(bad(format!(
+                "`date_range` `{}` is not a period; use day, 24h, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all, or [from, to].",
+                other.chars().take(40).collect::<String>()
+            ))),
+        },
+        Value::Array(pair) if pair.len() == 2 => {
+            let (a, b) = (pair[0].as_str().unwrap_or(""), pair[1].as_str().unwrap_or(""));
+            if let (Some(first), Some(last)) = (parse_date(a), parse_date(b)) {
+                return days(first, last, tz);
+            }
+            let (from, to) = match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
+                (Ok(x), Ok(y)) => (x.as_second(), y.as_second() + 1),
+                _ => return Err(bad("`date_range` pairs are two dates (\"2026-11-01\") or two date-times with an offset (\"2026-11-01T10:00:00+01:00\").")),
+            };
+            if to <= from {
+                return Err(bad("`date_range` ends before it starts."));
+            }
+            if !(946_684_800..=4_102_444_800).contains(&from) {
+                return Err(bad("`date_range` must lie between 2000 and 2100."));
+            }
+            let r = Range { from, to, days: None };
+            check_length(&r)?;
+            Ok(r)
+        }
+        _ => Err(bad("`date_range` is a period such as \"7d\" or a pair [from, to].")),
+    }
+}
+
+/// The range a comparison is made with: the same length just before (`previous_period`), or
+/// the same dates a year earlier (`year_over_year`; 29 February becomes the 28th).
+pub fn compared(r: &Range, how: Compare, tz: &TimeZone) -> Result<Range, ApiError> {
+    let out = || bad("The compared range is out of range.");
+    match (how, r.days) {
+        (Compare::PreviousPeriod, Some((first, last))) => {
+            let n = (last - first).get_days() as i64 + 1;
+            let last = first.yesterday().map_err(|_| out())?;
+            days(first.checked_sub(n.days()).map_err(|_| out())?, last, tz)
+        }
+        (Compare::YearOverYear, Some((first, last))) => {
+            days(first.checked_sub(1.year()).map_err(|_| out())?, last.checked_sub(1.year()).map_err(|_| out())?, tz)
+        }
+        (Compare::PreviousPeriod, None) => Ok(Range { from: r.from - (r.to - r.from), to: r.from, days: None }),
+        (Compare::YearOverYear, None) => {
+            let shift = |s: i64| -> Result<i64, ApiError> {
+                let z = Timestamp::from_second(s).map_err(|_| out())?.to_zoned_datetime(tz.clone());
+                Ok(z.checked_sub(1.year()).map_err(|_| out())?.timestamp().as_second())
+            };
+            Ok(Range { from: shift(r.from)?, to: shift(r.to)?, days: None })
+        }
+    }
+}
+
+/// `[first, last]` as the answer echoes it: local date-times with their offsets, last
+/// inclusive to the second.
+pub fn labels(r: &Range, tz: &TimeZone) -> [String; 2] {
+    let fmt = |s: i64| {
+        Timestamp::from_second(s)
+            .map(|t| t.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+            .unwrap_or_default()
+    };
+    [fmt(r.from), fmt(r.to - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+    use serde_json::json;
+
+    fn tz(name: &str) -> TimeZone {
+        time_zone(Some(name)).unwrap().1
+    }
+
+    /// 2026-11-30 10:00:00 UTC, a Monday.
+    const NOW: i64 = 1_796_032_800_000;
+
+    #[test]
+    fn named_periods_count_from_today_in_the_zone() {
+        let utc = tz("UTC");
+        assert_eq!(resolve(&json!("day"), &utc, NOW).unwrap().days, Some((date(2026, 11, 30), date(2026, 11, 30))));
+        assert_eq!(resolve(&json!("7d"), &utc, NOW).unwrap().days, Some((date(2026, 11, 23), date(2026, 11, 29))));
+        assert_eq!(resolve(&json!("30d"), &utc, NOW).unwrap().days, Some((date(2026, 10, 31), date(2026, 11, 29))));
+        assert_eq!(resolve(&json!("month"), &utc, NOW).unwrap().days, Some((date(2026, 11, 1), date(2026, 11, 30))));
+        assert_eq!(resolve(&json!("6mo"), &utc, NOW).unwrap().days, Some((date(2026, 6, 1), date(2026, 11, 30))));
+        assert_eq!(resolve(&json!("year"), &utc, NOW).unwrap().days, Some((date(2026, 1, 1), date(2026, 11, 30))));
+        let h = resolve(&json!("24h"), &utc, NOW).unwrap();
+        assert_eq!((h.to - h.from, h.days), (86_401, None));
+        // At 10:00 UTC it is 23:00 in Auckland (+13) and already 1 December on Kiritimati (+14).
+        assert_eq!(resolve(&json!("day"), &tz("Pacific/Auckland"), NOW).unwrap().days, Some((date(2026, 11, 30), date(2026, 11, 30))));
+        assert_eq!(resolve(&json!("day"), &tz("Pacific/Kiritimati"), NOW).unwrap().days, Some((date(2026, 12, 1), date(2026, 12, 1))));
+    }
+
+    #[test]
+    fn days_follow_the_local_calendar_across_dst() {
+        let berlin = tz("Europe/Berlin");
+        // 25 October 2026: clocks go back, the day has 25 hours.
+        let r = resolve(&json!(["2026-10-25", "2026-10-25"]), &berlin, NOW).unwrap();
+        assert_eq!(r.to - r.from, 25 * 3600);
+        assert_eq!(labels(&r, &berlin), ["2026-10-25T00:00:00+02:00".to_string(), "2026-10-25T23:59:59+01:00".to_string()]);
+        let r = resolve(&json!(["2026-03-29", "2026-03-29"]), &berlin, NOW).unwrap();
+        assert_eq!(r.to - r.from, 23 * 3600);
+        // Kolkata (+5:30) and Kathmandu (+5:45) midnights are not on the hour in UTC.
+        let r = resolve(&json!(["2026-11-01", "2026-11-01"]), &tz("Asia/Kathmandu"), NOW).unwrap();
+        assert_eq!(r.from % 3600, 15 * 60);
+    }
+
+    #[test]
+    fn pairs_and_comparisons() {
+        let utc = tz("UTC");
+        let r = resolve(&json!(["2026-11-01T10:00:00+01:00", "2026-11-01T10:59:59Z"]), &utc, NOW).unwrap();
+        assert_eq!(r.to - r.from, 2 * 3600);
+        let week = resolve(&json!("7d"), &utc, NOW).unwrap();
+        let prev = compared(&week, Compare::PreviousPeriod, &utc).unwrap();
+        assert_eq!(prev.days, Some((date(2026, 11, 16), date(2026, 11, 22))));
+        assert_eq!(prev.to, week.from);
+        let yoy = compared(&week, Compare::YearOverYear, &utc).unwrap();
+        assert_eq!(yoy.days, Some((date(2025, 11, 23), date(2025, 11, 29))));
+        let leap = resolve(&json!(["2028-02-29", "2028-02-29"]), &utc, NOW).unwrap();
+        assert_eq!(compared(&leap, Compare::YearOverYear, &utc).unwrap().days, Some((date(2027, 2, 28), date(2027, 2, 28))));
+        assert_eq!(compared(&r, Compare::PreviousPeriod, &utc).unwrap().to, r.from);
+    }
+
+    #[test]
+    fn bad_ranges_say_what_to_send() {
+        let utc = tz("UTC");
+        for v in [json!("8d"), json!(["2026-11-07", "2026-11-01"]), json!(["x", "y"]), json!(7), json!(["1990-01-01", "1990-01-02"]), json!(["2026-11-01T10:00:00", "2026-11-02T10:00:00"])] {
+            let e = resolve(&v, &utc, NOW).unwrap_err();
+            assert_eq!(e.code, "invalid_date_range", "{v}");
+            assert!(e.message.contains("date_range"), "{e}");
+        }
+        assert_eq!(resolve(&json!(["2020-01-01", "2026-01-01"]), &utc, NOW).unwrap_err().code, "date_range_too_long");
+        assert_eq!(time_zone(Some("Mars/Olympus")).unwrap_err().code, "invalid_timezone");
+        assert_eq!(time_zone(None).unwrap().0, "UTC");
+    }
+}

@@ -1,0 +1,9 @@
+//! The read side's core: a Stats API query (Plausible v2 shape) checked (`request`), its
+//! dates resolved in its time zone (`dates`), planned into ClickHouse SQL (`sql`), and the
+//! answers assembled into the response (`results`). Pure: the read Worker runs the
+//! statements and passes the answers back.
+
+pub mod dates;
+pub mod request;
+pub mod sql;
+pub mod results;

@@ -1,0 +1,562 @@
+//! `POST /v1/query`: the body as a client writes it (Plausible's Stats API v2 shape), checked
+//! field by field into a `Query` the planner can trust. Every name that reaches SQL comes from
+//! the closed enums here; every value is kept as text for `sql::string`.
+
+use crate::error::ApiError;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Visitors,
+    Visits,
+    Pageviews,
+    ViewsPerVisit,
+    BounceRate,
+    VisitDuration,
+    Events,
+    Percentage,
+    ConversionRate,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 9] = [
+        Metric::Visitors,
+        Metric::Visits,
+        Metric::Pageviews,
+        Metric::ViewsPerVisit,
+        Metric::BounceRate,
+        Metric::VisitDuration,
+        Metric::Events,
+        Metric::Percentage,
+        Metric::ConversionRate,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Visitors => "visitors",
+            Metric::Visits => "visits",
+            Metric::Pageviews => "pageviews",
+            Metric::ViewsPerVisit => "views_per_visit",
+            Metric::BounceRate => "bounce_rate",
+            Metric::VisitDuration => "visit_duration",
+            Metric::Events => "events",
+            Metric::Percentage => "percentage",
+            Metric::ConversionRate => "conversion_rate",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// Percent-valued metrics: a comparison's change is the difference in points.
+    pub fn is_percent(self) -> bool {
+        matches!(self, Metric::BounceRate | Metric::Percentage | Metric::ConversionRate)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Granularity {
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+/// What a row can be broken down by, or filtered on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dimension {
+    // Event-level: each event's own value.
+    Page,
+    Name,
+    Hostname,
+    Prop(String),
+    // Visit-level: the visit's first event's value (exit page: its last).
+    EntryPage,
+    ExitPage,
+    Source,
+    Medium,
+    Referrer,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
+    UtmTerm,
+    UtmContent,
+    ClickIdType,
+    Country,
+    Region,
+    City,
+    Browser,
+    Os,
+    Device,
+    Time(Granularity),
+}
+
+/// The dimensions by name, except `event:props:<key>` (any key) and the time ones.
+const NAMED: &[(&str, Dimension)] = &[
+    ("event:page", Dimension::Page),
+    ("event:name", Dimension::Name),
+    ("event:hostname", Dimension::Hostname),
+    ("visit:entry_page", Dimension::EntryPage),
+    ("visit:exit_page", Dimension::ExitPage),
+    ("visit:source", Dimension::Source),
+    ("visit:medium", Dimension::Medium),
+    ("visit:referrer", Dimension::Referrer),
+    ("visit:utm_source", Dimension::UtmSource),
+    ("visit:utm_medium", Dimension::UtmMedium),
+    ("visit:utm_campaign", Dimension::UtmCampaign),
+    ("visit:utm_term", Dimension::UtmTerm),
+    ("visit:utm_content", Dimension::UtmContent),
+    ("visit:click_id_type", Dimension::ClickIdType),
+    ("visit:country", Dimension::Country),
+    ("visit:region", Dimension::Region),
+    ("visit:city", Dimension::City),
+    ("visit:browser", Dimension::Browser),
+    ("visit:os", Dimension::Os),
+    ("visit:device", Dimension::Device),
+    ("time:hour", Dimension::Time(Granularity::Hour)),
+    ("time:day", Dimension::Time(Granularity::Day)),
+    ("time:week", Dimension::Time(Granularity::Week)),
+    ("time:month", Dimension::Time(Granularity::Month)),
+];
+
+/// Every dimension name a query may use (`event:props:<key>` stands for any key).
+pub fn dimension_names() -> Vec<&'static str> {
+    let mut v: Vec<&str> = NAMED.iter().map(|(n, _)| *n).collect();
+    v.insert(3, "event:props:<key>");
+    v
+}
+
+impl Dimension {
+    pub fn parse(s: &str) -> Option<Dimension> {
+        if let Some(key) = s.strip_prefix("event:props:") {
+            let ok = !key.is_empty() && key.len() <= 64 && !key.chars().any(char::is_control);
+            return ok.then(|| Dimension::Prop(key.to_string()));
+        }
+        NAMED.iter().find(|(n, _)| *n == s).map(|(_, d)| d.clone())
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Dimension::Prop(k) => format!("event:props:{k}"),
+            d => NAMED.iter().find(|(_, x)| x == d).map(|(n, _)| n.to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// Event-level dimensions need each event's value; visit-level ones only the visit's.
+    pub fn is_event_level(&self) -> bool {
+        matches!(self, Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_) | Dimension::Time(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Is,
+    IsNot,
+    Contains,
+    ContainsNot,
+    Matches,
+    MatchesNot,
+}
+
+impl Op {
+    fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "is" => Op::Is,
+            "is_not" => Op::IsNot,
+            "contains" => Op::Contains,
+            "contains_not" => Op::ContainsNot,
+            "matches" => Op::Matches,
+            "matches_not" => Op::MatchesNot,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Is => "is",
+            Op::IsNot => "is_not",
+            Op::Contains => "contains",
+            Op::ContainsNot => "contains_not",
+            Op::Matches => "matches",
+            Op::MatchesNot => "matches_not",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    Cond { op: Op, dimension: Dimension, values: Vec<String> },
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+}
+
+impl Filter {
+    pub fn dimensions(&self) -> Vec<&Dimension> {
+        match self {
+            Filter::Cond { dimension, .. } => vec![dimension],
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().flat_map(Filter::dimensions).collect(),
+            Filter::Not(f) => f.dimensions(),
+        }
+    }
+
+    /// This filter without its `is event:name` conditions (a conversion rate's denominator).
+    /// None when nothing is left.
+    pub fn without_event_names(&self) -> Option<Filter> {
+        match self {
+            Filter::Cond { op: Op::Is, dimension: Dimension::Name, .. } => None,
+            Filter::Cond { .. } => Some(self.clone()),
+            Filter::And(fs) => {
+                let rest: Vec<Filter> = fs.iter().filter_map(Filter::without_event_names).collect();
+                (!rest.is_empty()).then_some(Filter::And(rest))
+            }
+            // Inside or/not an event:name condition changes the set it belongs to: kept.
+            Filter::Or(_) | Filter::Not(_) => Some(self.clone()),
+        }
+    }
+
+    /// Back to the wire form, for the echoed query.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Filter::Cond { op, dimension, values } => serde_json::json!([op.name(), dimension.name(), values]),
+            Filter::And(fs) => serde_json::json!(["and", fs.iter().map(Filter::to_json).collect::<Vec<_>>()]),
+            Filter::Or(fs) => serde_json::json!(["or", fs.iter().map(Filter::to_json).collect::<Vec<_>>()]),
+            Filter::Not(f) => serde_json::json!(["not", f.to_json()]),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    PreviousPeriod,
+    YearOverYear,
+}
+
+impl Compare {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compare::PreviousPeriod => "previous_period",
+            Compare::YearOverYear => "year_over_year",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderKey {
+    Metric(Metric),
+    Dimension(usize),
+}
+
+/// A checked query. The date range is still as the client named it: `dates` resolves it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub metrics: Vec<Metric>,
+    pub dimensions: Vec<Dimension>,
+    pub filter: Option<Filter>,
+    pub date_range: Value,
+    pub timezone: Option<String>,
+    pub order_by: Vec<(OrderKey, bool)>,
+    pub limit: u64,
+    pub offset: u64,
+    pub compare: Option<Compare>,
+    pub include_bots: bool,
+    pub total_rows: bool,
+}
+
+pub const MAX_LIMIT: u64 = 10_000;
+pub const DEFAULT_LIMIT: u64 = 100;
+const MAX_FILTER_VALUES: usize = 100;
+const MAX_FILTER_DEPTH: usize = 8;
+const MAX_DIMENSIONS: usize = 4;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    metrics: Option<Vec<Value>>,
+    date_range: Option<Value>,
+    #[serde(default)]
+    dimensions: Vec<Value>,
+    #[serde(default)]
+    filters: Vec<Value>,
+    timezone: Option<Value>,
+    #[serde(default)]
+    order_by: Vec<Value>,
+    pagination: Option<Value>,
+    compare: Option<Value>,
+    include: Option<Value>,
+}
+
+fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(code, message)
+}
+
+/// The body of `POST /v1/query`, checked. The project is the key's: a body that names one
+/// (`site_id`, `project_id`) is refused rather than ignored.
+pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad("invalid_json", format!("The body is not valid JSON ({e}). Send a query object, e.g. {{\"metrics\":[\"visitors\"],\"date_range\":\"7d\"}}.")))?;
+    let Some(obj) = v.as_object() else {
+        return Err(bad("invalid_body", "The body must be a JSON object, e.g. {\"metrics\":[\"visitors\"],\"date_range\":\"7d\"}."));
+    };
+    for named in ["site_id", "project_id", "project"] {
+        if obj.contains_key(named) {
+            return Err(bad("project_from_key", format!("`{named}` is not taken: a query answers for its key's project only. Remove it.")));
+        }
+    }
+    let w: Wire = serde_json::from_value(v).map_err(|e| {
+        let msg = e.to_string();
+        let field = msg.split('`').nth(1).unwrap_or("").to_string();
+        if msg.starts_with("unknown field") {
+            bad("unknown_field", format!("`{field}` is not a query field. Use metrics, date_range, dimensions, filters, timezone, order_by, pagination, compare, include."))
+        } else {
+            bad("invalid_field", format!("A field has the wrong type ({msg})."))
+        }
+    })?;
+
+    let metrics = w.metrics.ok_or_else(|| bad("missing_metrics", "`metrics` is required: a list such as [\"visitors\", \"pageviews\"]."))?;
+    if metrics.is_empty() {
+        return Err(bad("missing_metrics", "`metrics` is empty: name at least one, e.g. [\"visitors\"]."));
+    }
+    let mut ms = Vec::new();
+    for m in &metrics {
+        let name = m.as_str().unwrap_or("");
+        let metric = Metric::parse(name).ok_or_else(|| {
+            bad("invalid_metric", format!("`metrics` has `{}`; use {}.", short(m), Metric::ALL.map(|m| m.name()).join(", ")))
+        })?;
+        if ms.contains(&metric) {
+            return Err(bad("invalid_metric", format!("`metrics` names `{name}` twice.")));
+        }
+        ms.push(metric);
+    }
+
+    if w.dimensions.len() > MAX_DIMENSIONS {
+        return Err(bad("invalid_dimension", format!("`dimensions` has {}; at most {MAX_DIMENSIONS} are taken.", w.dimensions.len())));
+    }
+    let mut dims = Vec::new();
+    for d in &w.dimensions {
+        let dim = d.as_str().and_then(Dimension::parse).ok_or_else(|| {
+            bad("invalid_dimension", format!("`dimensions` has `{}`; use one of {}.", short(d), dimension_names().join(", ")))
+        })?;
+        if dims.contains(&dim) {
+            return Err(bad("invalid_dimension", format!("`dimensions` names `{}` twice.", dim.name())));
+        }
+        if matches!(dim, Dimension::Time(_)) && dims.iter().any(|x| matches!(x, Dimension::Time(_))) {
+            return Err(bad("invalid_dimension", "`dimensions` may hold one time dimension."));
+        }
+        dims.push(dim);
+    }
+
+    let filter = match w.filters.len() {
+        0 => None,
+        1 => Some(parse_filter(&w.filters[0], 0)?),
+        _ => Some(Filter::And(w.filters.iter().map(|f| parse_filter(f, 0)).collect::<Result<_, _>>()?)),
+    };
+
+    if ms.contains(&Metric::ConversionRate) {
+        let names_event = filter.as_ref().is_some_and(|f| f.without_event_names().as_ref() != Some(f));
+        if !names_event {
+            return Err(bad(
+                "conversion_needs_event",
+                "`conversion_rate` needs the event it measures: add a filter [\"is\", \"event:name\", [\"signup\"]].",
+            ));
+        }
+    }
+    if ms.contains(&Metric::Percentage) && dims.is_empty() {
+        return Err(bad("percentage_needs_dimension", "`percentage` is each row's share of visitors: add a dimension, e.g. [\"visit:source\"]."));
+    }
+
+    let timezone = match w.timezone {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Some(s),
+        Some(other) => return Err(bad("invalid_timezone", format!("`timezone` must be an IANA name such as \"Europe/Berlin\", not {}.", short(&other)))),
+    };
+
+    let mut order_by = Vec::new();
+    for o in &w.order_by {
+        let pair = o.as_array().filter(|a| a.len() == 2);
+        let (key, dir) = match pair {
+            Some(a) => (a[0].as_str().unwrap_or(""), a[1].as_str().unwrap_or("")),
+            None => return Err(bad("invalid_order_by", "Each `order_by` entry is [name, \"asc\"|\"desc\"], e.g. [\"visitors\", \"desc\"].")),
+        };
+        let desc = match dir {
+            "desc" => true,
+            "asc" => false,
+            _ => return Err(bad("invalid_order_by", format!("`order_by` direction `{dir}` must be \"asc\" or \"desc\"."))),
+        };
+        let k = if let Some(m) = Metric::parse(key).filter(|m| ms.contains(m)) {
+            OrderKey::Metric(m)
+        } else if let Some(i) = Dimension::parse(key).and_then(|d| dims.iter().position(|x| *x == d)) {
+            OrderKey::Dimension(i)
+        } else {
+            return Err(bad("invalid_order_by", format!("`order_by` names `{key}`, which is not one of the query's metrics or dimensions.")));
+        };
+        order_by.push((k, desc));
+    }
+
+    let (mut limit, mut offset) = (DEFAULT_LIMIT, 0);
+    if let Some(p) = w.pagination {
+        let p = p.as_object().ok_or_else(|| bad("invalid_pagination", "`pagination` is {\"limit\": N, \"offset\": N}."))?;
+        for (k, v) in p {
+            let n = v.as_u64();
+            match (k.as_str(), n) {
+                ("limit", Some(n)) if (1..=MAX_LIMIT).contains(&n) => limit = n,
+                ("offset", Some(n)) if n <= 1_000_000 => offset = n,
+                ("limit", _) => return Err(bad("invalid_pagination", format!("`pagination.limit` must be 1 to {MAX_LIMIT}."))),
+                ("offset", _) => return Err(bad("invalid_pagination", "`pagination.offset` must be 0 to 1000000.")),
+                (other, _) => return Err(bad("invalid_pagination", format!("`pagination.{other}` is not taken; use limit and offset."))),
+            }
+        }
+    }
+
+    let compare = match w.compare {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "previous_period" => Some(Compare::PreviousPeriod),
+        Some(Value::String(s)) if s == "year_over_year" => Some(Compare::YearOverYear),
+        Some(other) => return Err(bad("invalid_compare", format!("`compare` is `{}`; use \"previous_period\" or \"year_over_year\".", short(&other)))),
+    };
+
+    let (mut include_bots, mut total_rows) = (false, false);
+    if let Some(inc) = w.include {
+        let inc = inc.as_object().ok_or_else(|| bad("invalid_include", "`include` is {\"total_rows\": true, \"bots\": true}."))?;
+        for (k, v) in inc {
+            let b = v.as_bool().ok_or_else(|| bad("invalid_include", format!("`include.{k}` must be true or false.")))?;
+            match k.as_str() {
+                "bots" => include_bots = b,
+                "total_rows" => total_rows = b,
+                other => return Err(bad("invalid_include", format!("`include.{other}` is not taken; use total_rows or bots."))),
+            }
+        }
+    }
+
+    let date_range = w.date_range.ok_or_else(|| bad("missing_date_range", "`date_range` is required: \"day\", \"7d\", \"30d\", \"month\", ... or [\"2026-11-01\", \"2026-11-07\"]."))?;
+    Ok(Query { metrics: ms, dimensions: dims, filter, date_range, timezone, order_by, limit, offset, compare, include_bots, total_rows })
+}
+
+fn short(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    s.chars().take(60).collect()
+}
+
+fn parse_filter(v: &Value, depth: usize) -> Result<Filter, ApiError> {
+    let shape = || bad("invalid_filter", "A filter is [op, dimension, [values]] (op: is, is_not, contains, contains_not, matches, matches_not), or [\"and\"|\"or\", [filters]], or [\"not\", filter].");
+    if depth > MAX_FILTER_DEPTH {
+        return Err(bad("invalid_filter", format!("Filters nest at most {MAX_FILTER_DEPTH} deep.")));
+    }
+    let a = v.as_array().ok_or_else(shape)?;
+    let head = a.first().and_then(Value::as_str).ok_or_else(shape)?;
+    match (head, a.len()) {
+        ("and" | "or", 2) => {
+            let inner = a[1].as_array().filter(|x| !x.is_empty()).ok_or_else(shape)?;
+            if inner.len() > 50 {
+                return Err(bad("invalid_filter", "An and/or takes at most 50 filters."));
+            }
+            let fs = inner.iter().map(|f| parse_filter(f, depth + 1)).collect::<Result<Vec<_>, _>>()?;
+            Ok(if head == "and" { Filter::And(fs) } else { Filter::Or(fs) })
+        }
+        ("not", 2) => Ok(Filter::Not(Box::new(parse_filter(&a[1], depth + 1)?))),
+        (op, 3) => {
+            let op = Op::parse(op).ok_or_else(|| bad("invalid_filter", format!("Filter operator `{op}` is not one of is, is_not, contains, contains_not, matches, matches_not.")))?;
+            let name = a[1].as_str().unwrap_or("");
+            let dimension = Dimension::parse(name).filter(|d| !matches!(d, Dimension::Time(_))).ok_or_else(|| {
+                bad("invalid_filter", format!("Filters take a dimension such as \"event:page\" or \"visit:country\", not `{}`.", short(&a[1])))
+            })?;
+            let values = a[2].as_array().filter(|x| !x.is_empty() && x.len() <= MAX_FILTER_VALUES).ok_or_else(|| {
+                bad("invalid_filter", format!("The filter on `{name}` needs a list of 1 to {MAX_FILTER_VALUES} values, e.g. [\"/pricing\"]."))
+            })?;
+            let values = values
+                .iter()
+                .map(|x| match x {
+                    Value::String(s) if s.len() <= 2000 && !s.contains('\0') => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    _ => Err(bad("invalid_filter", format!("The filter on `{name}` takes strings of at most 2000 bytes."))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Filter::Cond { op, dimension, values })
+        }
+        _ => Err(shape()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn q(v: Value) -> Result<Query, ApiError> {
+        parse(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn a_full_query_parses() {
+        let query = q(json!({
+            "metrics": ["visitors", "bounce_rate", "conversion_rate"],
+            "date_range": "7d",
+            "dimensions": ["visit:source", "time:day", "event:props:plan"],
+            "filters": [["is", "event:name", ["signup"]], ["or", [["contains", "event:page", ["/blog"]], ["not", ["is", "visit:country", ["US", "CA"]]]]]],
+            "timezone": "Europe/Berlin",
+            "order_by": [["visitors", "desc"], ["time:day", "asc"]],
+            "pagination": {"limit": 50, "offset": 100},
+            "compare": "previous_period",
+            "include": {"total_rows": true, "bots": false}
+        }))
+        .unwrap();
+        assert_eq!(query.metrics, vec![Metric::Visitors, Metric::BounceRate, Metric::ConversionRate]);
+        assert_eq!(query.dimensions[2], Dimension::Prop("plan".into()));
+        assert_eq!(query.order_by, vec![(OrderKey::Metric(Metric::Visitors), true), (OrderKey::Dimension(1), false)]);
+        assert_eq!((query.limit, query.offset, query.compare, query.total_rows), (50, 100, Some(Compare::PreviousPeriod), true));
+        let f = query.filter.unwrap();
+        assert_eq!(f.to_json()[0], "and");
+        assert!(f.without_event_names().unwrap().to_json().to_string().contains("/blog"));
+    }
+
+    #[test]
+    fn every_mistake_names_its_field() {
+        let cases: Vec<(Value, &str, &str)> = vec![
+            (json!({"date_range": "7d"}), "missing_metrics", "metrics"),
+            (json!({"metrics": [], "date_range": "7d"}), "missing_metrics", "metrics"),
+            (json!({"metrics": ["visits", "uniques"], "date_range": "7d"}), "invalid_metric", "uniques"),
+            (json!({"metrics": ["visitors"]}), "missing_date_range", "date_range"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "site_id": "other"}), "project_from_key", "site_id"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "project_id": "other"}), "project_from_key", "project_id"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "sql": "DROP"}), "unknown_field", "sql"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "dimensions": ["event:url"]}), "invalid_dimension", "event:url"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "dimensions": ["time:day", "time:hour"]}), "invalid_dimension", "time"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["eq", "event:page", ["/"]]]}), "invalid_filter", "eq"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["is", "time:day", ["x"]]]}), "invalid_filter", "time:day"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["is", "event:page", []]]}), "invalid_filter", "event:page"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["is", "event:page", [{"a":1}]]]}), "invalid_filter", "event:page"),
+            (json!({"metrics": ["conversion_rate"], "date_range": "7d"}), "conversion_needs_event", "event:name"),
+            (json!({"metrics": ["percentage"], "date_range": "7d"}), "percentage_needs_dimension", "dimension"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "order_by": [["pageviews", "desc"]]}), "invalid_order_by", "pageviews"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "order_by": [["visitors", "down"]]}), "invalid_order_by", "down"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "pagination": {"limit": 0}}), "invalid_pagination", "limit"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "pagination": {"limit": 10001}}), "invalid_pagination", "limit"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "compare": "last_year"}), "invalid_compare", "compare"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "include": {"imports": true}}), "invalid_include", "imports"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "timezone": 5}), "invalid_timezone", "timezone"),
+            (json!([1]), "invalid_body", "object"),
+        ];
+        for (body, code, names) in cases {
+            let e = q(body.clone()).unwrap_err();
+            assert_eq!((e.status, e.code), (400, code), "{body}: {e}");
+            assert!(e.message.contains(names), "{body}: the message should name `{names}`: {}", e.message);
+        }
+        assert_eq!(parse(b"{").unwrap_err().code, "invalid_json");
+    }
+
+    #[test]
+    fn filters_are_bounded() {
+        let mut f = json!(["is", "event:page", ["/"]]);
+        for _ in 0..20 {
+            f = json!(["not", f]);
+        }
+        let e = q(json!({"metrics": ["visitors"], "date_range": "7d", "filters": [f]})).unwrap_err();
+        assert!(e.message.contains("deep"), "{e}");
+        let many: Vec<String> = (0..101).map(|i| i.to_string()).collect();
+        assert_eq!(q(json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["is", "event:page", many]]})).unwrap_err().code, "invalid_filter");
+    }
+}

@@ -1,0 +1,233 @@
+//! ClickHouse's answers to a query's statements, assembled into the response: each row's
+//! dimension values and metrics in the order asked, comparisons matched row by row, and the
+//! normalised query echoed with its resolved dates.
+//!
+//! Metrics from a row's components (visitors, visits, pageviews, events, bounces, duration):
+//! counts as they are; `views_per_visit` pageviews / visits; `bounce_rate` 100 x bounces /
+//! visits; `visit_duration` duration / visits (seconds); `percentage` 100 x the row's visitors
+//! / all visitors under the same filters; `conversion_rate` 100 x the row's visitors / its
+//! visitors without the `event:name` filters. Derived metrics are rounded to 2 decimals.
+
+use super::request::{Dimension, Granularity, Metric, Query};
+use serde_json::{json, Map, Value};
+
+/// One grouped row: dimension values and the components.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub dims: Vec<String>,
+    pub visitors: f64,
+    pub visits: f64,
+    pub pageviews: f64,
+    pub events: f64,
+    pub bounces: f64,
+    pub duration: f64,
+}
+
+fn number(v: Option<&Value>) -> Option<f64> {
+    match v? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A JSONEachRow answer with `n_dims` dimension columns. Err names the line that did not read.
+pub fn parse_rows(body: &str, n_dims: usize) -> Result<Vec<Row>, String> {
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Map<String, Value> = serde_json::from_str(l).map_err(|e| format!("unreadable row ({e}): {}", l.chars().take(200).collect::<String>()))?;
+            let c = |k: &str| number(v.get(k)).ok_or_else(|| format!("row without {k}: {}", l.chars().take(200).collect::<String>()));
+            let dims = (0..n_dims)
+                .map(|i| match v.get(&format!("d{i}")) {
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    Some(other) => Ok(other.to_string()),
+                    None => Err(format!("row without d{i}")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Row { dims, visitors: c("visitors")?, visits: c("visits")?, pageviews: c("pageviews")?, events: c("events")?, bounces: c("bounces")?, duration: c("duration")? })
+        })
+        .collect()
+}
+
+/// `SELECT count() AS total_rows ...`'s answer.
+pub fn parse_total_rows(body: &str) -> Result<u64, String> {
+    let v: Value = serde_json::from_str(body.lines().next().unwrap_or("")).map_err(|e| format!("unreadable total ({e})"))?;
+    number(v.get("total_rows")).map(|n| n as u64).ok_or_else(|| "no total_rows".into())
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+/// What the metrics need besides the row: all visitors (percentage), and the row's visitors
+/// without the event-name filters (conversion rate).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context {
+    pub total_visitors: f64,
+    pub conversion_base: f64,
+}
+
+pub fn metric_value(m: Metric, r: &Row, ctx: Context) -> Value {
+    match m {
+        Metric::Visitors => json!(r.visitors as u64),
+        Metric::Visits => json!(r.visits as u64),
+        Metric::Pageviews => json!(r.pageviews as u64),
+        Metric::Events => json!(r.events as u64),
+        Metric::ViewsPerVisit => json!(round2(ratio(r.pageviews, r.visits))),
+        Metric::BounceRate => json!(round2(100.0 * ratio(r.bounces, r.visits))),
+        Metric::VisitDuration => json!(round2(ratio(r.duration, r.visits))),
+        Metric::Percentage => json!(round2(100.0 * ratio(r.visitors, ctx.total_visitors))),
+        Metric::ConversionRate => json!(round2(100.0 * ratio(r.visitors, ctx.conversion_base))),
+    }
+}
+
+/// How a row of one period is matched with a row of the other: the dimension values, with a
+/// time dimension's value replaced by its bucket's offset from the period's start.
+fn match_key(q: &Query, dims: &[String], start: Option<jiff::civil::Date>) -> Vec<String> {
+    q.dimensions
+        .iter()
+        .zip(dims)
+        .map(|(d, v)| match (d, start) {
+            (Dimension::Time(g), Some(start)) => bucket_offset(*g, v, start).map(|o| format!("#{o}")).unwrap_or_else(|| v.clone()),
+            _ => v.clone(),
+        })
+        .collect()
+}
+
+/// A time bucket's position from `start` (the period's first day): hours, days, weeks or months.
+fn bucket_offset(g: Granularity, label: &str, start: jiff::civil::Date) -> Option<i64> {
+    let date: jiff::civil::Date = label.get(..10)?.parse().ok()?;
+    let days = (date - start).get_days() as i64;
+    Some(match g {
+        Granularity::Hour => days * 24 + label.get(11..13)?.parse::<i64>().ok()?,
+        Granularity::Day => days,
+        Granularity::Week => days.div_euclid(7),
+        Granularity::Month => (date.year() as i64 - start.year() as i64) * 12 + date.month() as i64 - start.month() as i64,
+    })
+}
+
+/// The change from `was` to `now`: percent for counts (None from zero), points for percentages.
+fn change(m: Metric, now: &Value, was: &Value) -> Value {
+    let (a, b) = (now.as_f64().unwrap_or(0.0), was.as_f64().unwrap_or(0.0));
+    if m.is_percent() {
+        json!(round2(a - b))
+    } else if b == 0.0 {
+        Value::Null
+    } else {
+        json!(round2(100.0 * (a - b) / b))
+    }
+}
+
+/// One period's answers, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    pub rows: Vec<Row>,
+    pub total_rows: Option<u64>,
+    pub total_visitors: Option<f64>,
+    pub conversion_base: Vec<Row>,
+    /// The period's first local day (for matching time buckets across periods).
+    pub first_day: Option<jiff::civil::Date>,
+}
+
+impl Answers {
+    fn context(&self, q: &Query, r: &Row) -> Context {
+        let base = self.conversion_base.iter().find(|b| b.dims == r.dims).map(|b| b.visitors).unwrap_or(0.0);
+        let _ = q;
+        Context { total_visitors: self.total_visitors.unwrap_or(0.0), conversion_base: base }
+    }
+}
+
+/// Display form of a dimension value: an empty one is "(none)".
+fn shown(v: &str) -> Value {
+    if v.is_empty() {
+        json!("(none)")
+    } else {
+        json!(v)
+    }
+}
+
+/// The response body. `echo`: the normalised query (with resolved dates) to send back.
+pub fn assemble(q: &Query, now: &Answers, compared: Option<&Answers>, echo: Value, meta: Map<String, Value>) -> Value {
+    let results: Vec<Value> = now
+        .rows
+        .iter()
+        .map(|r| {
+            let metrics: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, r, now.context(q, r))).collect();
+            let mut out = json!({ "dimensions": r.dims.iter().map(|d| shown(d)).collect::<Vec<_>>(), "metrics": metrics });
+            if let Some(was) = compared {
+                let key = match_key(q, &r.dims, now.first_day);
+                let other = was.rows.iter().find(|o| match_key(q, &o.dims, was.first_day) == key);
+                let zero = Row { dims: vec![], visitors: 0.0, visits: 0.0, pageviews: 0.0, events: 0.0, bounces: 0.0, duration: 0.0 };
+                let o = other.unwrap_or(&zero);
+                let ctx = other.map(|o| was.context(q, o)).unwrap_or_default();
+                let then: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, o, ctx)).collect();
+                let changes: Vec<Value> = q.metrics.iter().zip(metrics.iter().zip(&then)).map(|(m, (a, b))| change(*m, a, b)).collect();
+                out["comparison"] = json!({
+                    "dimensions": other.map(|o| o.dims.iter().map(|d| shown(d)).collect::<Vec<_>>()).unwrap_or_default(),
+                    "metrics": then,
+                    "change": changes,
+                });
+            }
+            out
+        })
+        .collect();
+    let mut meta = meta;
+    if let Some(n) = now.total_rows {
+        meta.insert("total_rows".into(), json!(n));
+    }
+    json!({ "results": results, "meta": meta, "query": echo })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::request::parse;
+
+    fn row(dims: &[&str], visitors: f64, visits: f64, pageviews: f64, bounces: f64, duration: f64) -> Row {
+        Row { dims: dims.iter().map(|s| s.to_string()).collect(), visitors, visits, pageviews, events: pageviews + 1.0, bounces, duration }
+    }
+
+    #[test]
+    fn rows_read_quoted_and_plain_numbers() {
+        let body = "{\"d0\":\"/a\",\"visitors\":\"3\",\"visits\":4,\"pageviews\":\"10\",\"events\":11,\"bounces\":\"1\",\"duration\":\"600\"}\n";
+        let rows = parse_rows(body, 1).unwrap();
+        assert_eq!(rows[0], Row { dims: vec!["/a".into()], visitors: 3.0, visits: 4.0, pageviews: 10.0, events: 11.0, bounces: 1.0, duration: 600.0 });
+        assert!(parse_rows("{\"d0\":\"/a\"}", 1).is_err());
+        assert!(parse_rows("Code: 241. Memory limit", 0).is_err());
+        assert_eq!(parse_total_rows("{\"total_rows\":\"17\"}\n").unwrap(), 17);
+    }
+
+    #[test]
+    fn metrics_comparisons_and_none() {
+        let q = parse(br#"{"metrics":["visitors","bounce_rate","visit_duration","views_per_visit","percentage"],"date_range":"7d","dimensions":["visit:source"]}"#).unwrap();
+        let now = Answers { rows: vec![row(&["hn"], 3.0, 4.0, 10.0, 1.0, 600.0), row(&[""], 1.0, 1.0, 1.0, 1.0, 0.0)], total_visitors: Some(4.0), ..Default::default() };
+        let was = Answers { rows: vec![row(&["hn"], 2.0, 2.0, 2.0, 2.0, 0.0)], total_visitors: Some(2.0), ..Default::default() };
+        let out = assemble(&q, &now, Some(&was), json!({}), Map::new());
+        let first = &out["results"][0];
+        assert_eq!(first["metrics"], json!([3, 25.0, 150.0, 2.5, 75.0]));
+        assert_eq!(first["comparison"]["metrics"], json!([2, 100.0, 0.0, 1.0, 100.0]));
+        assert_eq!(first["comparison"]["change"], json!([50.0, -75.0, null, 150.0, -25.0]));
+        let second = &out["results"][1];
+        assert_eq!(second["dimensions"], json!(["(none)"]));
+        assert_eq!(second["comparison"]["metrics"][0], 0);
+        assert_eq!(second["comparison"]["change"][0], Value::Null);
+    }
+
+    #[test]
+    fn time_buckets_match_by_offset() {
+        let start = jiff::civil::date(2026, 11, 23);
+        assert_eq!(bucket_offset(Granularity::Day, "2026-11-25", start), Some(2));
+        assert_eq!(bucket_offset(Granularity::Hour, "2026-11-24 05:00:00", start), Some(29));
+        assert_eq!(bucket_offset(Granularity::Month, "2027-01-01", start), Some(2));
+        assert_eq!(bucket_offset(Granularity::Week, "2026-11-30", start), Some(1));
+    }
+}
