@@ -124,6 +124,29 @@ pub fn base_url(cfg: &ClickHouseConfig) -> Result<String, String> {
     Url::parse(&cfg.url).map(String::from).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))
 }
 
+/// What one read may use (the Stats API's statements): past any of these ClickHouse stops it
+/// and the client hears how to narrow the query (query::plan::refusal).
+pub const READ_LIMITS: &[(&str, &str)] = &[
+    ("max_execution_time", "15"),
+    ("max_memory_usage", "2000000000"),
+    ("max_result_rows", "100000"),
+    ("result_overflow_mode", "throw"),
+    ("max_rows_to_read", "2000000000"),
+];
+
+/// The URL for a read (statement in the body): the read limits as settings. The read user's
+/// profile is `readonly = 2`, which lets a query lower its own limits but change nothing else.
+pub fn read_url(cfg: &ClickHouseConfig) -> Result<String, String> {
+    let mut url = Url::parse(&cfg.url).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))?;
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in READ_LIMITS {
+            q.append_pair(k, v);
+        }
+    }
+    Ok(url.into())
+}
+
 /// The URL of a read-only query (used for `SELECT version()`).
 pub fn query_url(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
     let mut url = Url::parse(&cfg.url).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))?;
@@ -303,6 +326,15 @@ mod tests {
         let reader_without_password = vars(&[("CLICKHOUSE_USER", "w"), ("CLICKHOUSE_PASSWORD", "wpw"), ("CLICKHOUSE_READ_USER", "r")]);
         assert_eq!(credentials(Role::Reader, reader_without_password), ("r".into(), "".into()));
         assert_eq!(credentials(Role::Writer, vars(&[])), ("default".into(), "".into()));
+    }
+
+    #[test]
+    fn reads_carry_their_limits() {
+        let u = read_url(&cfg()).unwrap();
+        for want in ["max_execution_time=15", "max_result_rows=100000", "result_overflow_mode=throw", "max_memory_usage="] {
+            assert!(u.contains(want), "{u}");
+        }
+        assert!(!u.contains("query="), "the statement goes in the body");
     }
 
     #[test]

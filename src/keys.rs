@@ -78,6 +78,10 @@ pub struct KeyRecord {
     /// Per-key limit: events accepted per minute (None: the service default).
     #[serde(default)]
     pub events_per_minute: Option<u32>,
+    /// The project's time zone (IANA name): what the Stats API reads days in when a query
+    /// names none. None: UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 fn default_retention() -> u16 {
@@ -234,6 +238,7 @@ mod tests {
             retention_days: 30,
             hash_routing: false,
             events_per_minute: None,
+            timezone: None,
         }
     }
 

@@ -28,5 +28,8 @@ pub mod warm_up;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 
+#[cfg(target_arch = "wasm32")]
+pub mod adapters;
+
 #[cfg(all(target_arch = "wasm32", feature = "worker-entry"))]
 mod worker;

@@ -153,6 +153,7 @@ mod tests {
             retention_days: 90,
             hash_routing: false,
             events_per_minute: None,
+            timezone: None,
         })
     }
 

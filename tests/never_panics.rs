@@ -86,3 +86,52 @@ fn corrupted_bodies_never_panic() {
     run(deep.as_bytes(), BodyEncoding::Identity);
     assert!(cases >= 18_000);
 }
+
+const QUERY_SEEDS: &[&str] = &[
+    r#"{"metrics":["visitors","bounce_rate","percentage"],"date_range":"7d","dimensions":["visit:source","event:props:plan"],"filters":[["or",[["matches","event:page",["^/blog"]],["not",["is","visit:country",["DE"]]]]]],"compare":"previous_period","include":{"total_rows":true}}"#,
+    r#"{"metrics":["conversion_rate"],"date_range":["2026-10-24","2026-10-26"],"timezone":"Asia/Kathmandu","dimensions":["time:hour"],"filters":[["is","event:name",["signup"]]],"order_by":[["time:hour","asc"]],"pagination":{"limit":5,"offset":2}}"#,
+    r#"{"metrics":["pageviews"],"date_range":["2026-11-01T10:00:00+01:00","2026-11-01T12:00:00Z"],"compare":"year_over_year","dimensions":["time:month"]}"#,
+];
+
+/// Query bodies: random splices and flips of valid queries never panic the planner, and every
+/// statement it makes names the key's project and only that one.
+#[test]
+fn query_bodies_never_panic_or_name_another_project() {
+    use millimetric_edge::query::plan::{plan, Tables};
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let junk: &[&str] = &["'", "\\'", "proj_other", "\"site_id\":\"proj_other\",", "\u{0}", "[[", "]]", "\"", ",", "{", "}", "\"time:day\"", "\"event:props:'\"", "99999999999999999999", "-1"];
+    let tables = Tables { database: "millimetric", table: "events" };
+    let (mut planned, mut refused) = (0, 0);
+    for _ in 0..20_000 {
+        let mut b = QUERY_SEEDS[rng.below(QUERY_SEEDS.len())].as_bytes().to_vec();
+        for _ in 0..rng.below(3) {
+            match rng.below(3) {
+                0 if !b.is_empty() => {
+                    let i = rng.below(b.len());
+                    b[i] = rng.next() as u8;
+                }
+                1 if !b.is_empty() => b.truncate(rng.below(b.len())),
+                _ => {
+                    let i = rng.below(b.len() + 1);
+                    let j = junk[rng.below(junk.len())].as_bytes();
+                    b.splice(i..i, j.iter().copied());
+                }
+            }
+        }
+        match plan(&b, "proj_dev", Some("Europe/Berlin"), tables, 1_796_032_800_000) {
+            Ok(p) => {
+                planned += 1;
+                for sql in [Some(&p.now.rows), p.now.total_rows.as_ref(), p.now.total_visitors.as_ref(), p.now.conversion_base.as_ref()].into_iter().flatten() {
+                    assert_eq!(sql.matches("project_id = 'proj_dev'").count(), sql.matches("project_id =").count(), "{sql}");
+                    assert!(!sql.contains("project_id = 'proj_other'"));
+                }
+            }
+            Err(e) => {
+                refused += 1;
+                assert!((400..500).contains(&e.status), "{e}");
+                assert!(!e.code.is_empty() && e.message.len() > 10);
+            }
+        }
+    }
+    assert!(planned > 2000 && refused > 2000, "planned {planned}, refused {refused}");
+}

@@ -11,6 +11,12 @@ pub const DEV_READ_ONLY: &str = "rk_live_dev_readonly_0001";
 pub const DEV_LIMITED_SECRET: &str = "sk_live_dev_limited_0001";
 /// A key with a very high per-key limit, for load benchmarks.
 pub const DEV_BENCH_SECRET: &str = "sk_live_dev_bench_0001";
+/// Another project, for tests that one project's numbers never show in another's answers;
+/// its days are New York's (the project time zone setting).
+pub const DEV_OTHER_PROJECT: &str = "proj_other";
+pub const DEV_OTHER_SECRET: &str = "sk_live_dev_other_0001";
+pub const DEV_OTHER_READ_ONLY: &str = "rk_live_dev_other_0001";
+pub const DEV_OTHER_TIMEZONE: &str = "America/New_York";
 /// A revoked key, for the 401 test.
 pub const DEV_REVOKED: &str = "sk_live_dev_revoked_0001";
 pub const DEV_ALLOWED_ORIGINS: &[&str] = &["http://localhost:8080", "http://127.0.0.1:8080", "https://example.com"];
@@ -24,6 +30,7 @@ fn record(project: &str, kind: KeyKind) -> KeyRecord {
         retention_days: 90,
         hash_routing: false,
         events_per_minute: None,
+        timezone: None,
     }
 }
 
@@ -34,7 +41,13 @@ pub fn records() -> Vec<(&'static str, KeyRecord)> {
     bench.events_per_minute = Some(100_000_000);
     let mut revoked = record(DEV_PROJECT, KeyKind::Secret);
     revoked.revoked = true;
+    let mut other_secret = record(DEV_OTHER_PROJECT, KeyKind::Secret);
+    other_secret.timezone = Some(DEV_OTHER_TIMEZONE.into());
+    let mut other_read = record(DEV_OTHER_PROJECT, KeyKind::ReadOnly);
+    other_read.timezone = Some(DEV_OTHER_TIMEZONE.into());
     vec![
+        (DEV_OTHER_SECRET, other_secret),
+        (DEV_OTHER_READ_ONLY, other_read),
         (DEV_PUBLISHABLE, record(DEV_PROJECT, KeyKind::Publishable)),
         (DEV_SECRET, record(DEV_PROJECT, KeyKind::Secret)),
         (DEV_READ_ONLY, record(DEV_PROJECT, KeyKind::ReadOnly)),

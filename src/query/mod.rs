@@ -7,3 +7,6 @@ pub mod dates;
 pub mod request;
 pub mod sql;
 pub mod results;
+pub mod access;
+pub mod plan;
+pub mod realtime;

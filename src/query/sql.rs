@@ -87,8 +87,14 @@ fn condition(f: &Filter, tz: &str) -> String {
                 Op::IsNot => format!("({col} NOT IN ({list}))"),
                 Op::Contains => any(&|v| format!("position({col}, {v}) > 0")),
                 Op::ContainsNot => format!("(NOT {})", any(&|v| format!("position({col}, {v}) > 0"))),
-                Op::Matches => any(&|v| format!("match({col}, {v})")),
-                Op::MatchesNot => format!("(NOT {})", any(&|v| format!("match({col}, {v})"))),
+                // Each pattern also against a constant, so ClickHouse compiles it even when no
+                // row is read (18.16 compiles lazily): a bad pattern is always the client's 400.
+                Op::Matches | Op::MatchesNot => {
+                    let compiled = values.iter().map(|v| format!("match('', {}) IN (0, 1)", string(v))).collect::<Vec<_>>().join(" AND ");
+                    let test = any(&|v| format!("match({col}, {v})"));
+                    let test = if *op == Op::Matches { test } else { format!("(NOT {test})") };
+                    format!("({compiled} AND {test})")
+                }
             }
         }
     }

@@ -83,6 +83,7 @@ mod tests {
             retention_days: 90,
             hash_routing: false,
             events_per_minute: None,
+            timezone: None,
         };
         use KeyKind::*;
         // a KV read follows only a miss; a miss always passes the per-IP limit first

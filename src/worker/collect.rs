@@ -2,11 +2,11 @@
 //! are on the queue; never waits on ClickHouse.
 
 use super::{config, http};
+use super::key_lookup::{ip_refusal, lookup_key, unavailable};
 use crate::enrich::geo::Geo;
 use crate::error::ApiError;
 use crate::event::{self, LIMITS};
-use crate::key_cache::{Cached, KeyCache};
-use crate::keys::{self, KeyKind, KeyRecord};
+use crate::keys::{self, KeyKind};
 use crate::pipeline::{self, RequestContext};
 use crate::rate_limit;
 use std::time::Duration;
@@ -58,10 +58,6 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
 
 fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
-}
-
-pub(super) fn unavailable(what: &str) -> ApiError {
-    ApiError::new(503, "temporarily_unavailable", format!("{what} is briefly unavailable. Retry the same request (with the same event ids) shortly."))
 }
 
 async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut Option<String>) -> std::result::Result<String, Refusal> {
@@ -141,6 +137,14 @@ async fn read_capped(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError
     let declared = header(req, "Content-Length").and_then(|l| l.parse::<usize>().ok());
     let mut body = event::CappedBody::new(&LIMITS, declared)?;
     let unreadable = || ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again.");
+    if declared.is_some() {
+        // A declared length within the cap (CappedBody::new refused one over it; the runtime
+        // holds the body to that length): read it at once, the fast path for every beacon and
+        // SDK request. Only a body without Content-Length is read chunk by chunk.
+        let bytes = req.bytes().await.map_err(|_| unreadable())?;
+        body.push(&bytes)?;
+        return Ok(body.finish());
+    }
     let Ok(mut stream) = req.stream() else {
         return Ok(Vec::new()); // no body at all
     };
@@ -161,48 +165,6 @@ async fn read_capped(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError
         }
     }
     Ok(body.finish())
-}
-
-/// Known keys an isolate caches, and (apart, so a flood of these never evicts those) unknown.
-const MAX_KNOWN_KEYS: usize = 10_000;
-const MAX_UNKNOWN_KEYS: usize = 10_000;
-
-thread_local! {
-    /// Key records by key hash: KV is itself eventually consistent over about a minute, so an
-    /// isolate need not read it for every request (TTLs and eviction: crate::key_cache).
-    static KEY_CACHE: std::cell::RefCell<KeyCache<KeyRecord>> =
-        std::cell::RefCell::new(KeyCache::new(MAX_KNOWN_KEYS, MAX_UNKNOWN_KEYS));
-}
-
-/// Some(retry_after_s) when the per-IP limit refuses the request, checked only where
-/// `rate_limit::ip_limit_applies` says so. The limiter sees a salted hash of the address, never
-/// the address. Fails open when the binding is missing or errs. Err: outside local development
-/// the salt is unsafe (503 config_error naming IP_HASH_SALT, logged like every 5xx): an IP is
-/// never hashed with a default salt.
-pub(super) async fn ip_refusal(env: &Env, claimed: KeyKind, hash: &str, client_ip: Option<&str>) -> std::result::Result<Option<u32>, ApiError> {
-    let now = Date::now().as_millis() as i64;
-    let cached = KEY_CACHE.with(|c| c.borrow().get(hash, now));
-    let Some(ip) = client_ip.filter(|_| rate_limit::ip_limit_applies(claimed, &cached)) else {
-        return Ok(None);
-    };
-    let limit_key = rate_limit::ip_limit_key(&config::ip_hash_salt(env)?, ip);
-    let Some(limiter) = env.rate_limiter(config::IP_RATE_LIMITER).ok() else { return Ok(None) };
-    let Some(outcome) = limiter.limit(limit_key).await.ok() else { return Ok(None) };
-    Ok((!outcome.success).then_some(60))
-}
-
-/// The record KV holds under `hash` (the SHA-256 of the raw key), through the isolate's cache.
-pub(super) async fn lookup_key(env: &Env, hash: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
-    let now = Date::now().as_millis() as i64;
-    match KEY_CACHE.with(|c| c.borrow().get(hash, now)) {
-        Cached::Known(rec) => return Ok(Some(rec)),
-        Cached::Unknown => return Ok(None),
-        Cached::Miss => {}
-    }
-    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
-    let rec = kv.get(hash).cache_ttl(60).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))?;
-    KEY_CACHE.with(|c| c.borrow_mut().put(hash, rec.clone(), now));
-    Ok(rec)
 }
 
 fn edge_geo(req: &Request) -> Geo {

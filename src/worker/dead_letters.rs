@@ -47,7 +47,7 @@ fn fail(e: &ApiError) -> Result<Response> {
 /// One page of dead letters from KV: (key, batch) in key order (oldest first), and the cursor
 /// of the next page (None on the last).
 async fn page(env: &Env, page: &paging::Page) -> std::result::Result<(Vec<(String, RowBatch)>, Option<String>), ApiError> {
-    let unavailable = || super::collect::unavailable("The dead-letter store");
+    let unavailable = || super::key_lookup::unavailable("The dead-letter store");
     let kv = env.kv(config::DEAD_LETTERS_KV).map_err(|_| unavailable())?;
     let mut list = kv.list().prefix(PREFIX.to_string()).limit(page.limit);
     if let Some(c) = &page.cursor {
@@ -88,7 +88,7 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
 /// is rewritten without them (or removed when nothing is left), so no replay brings them back.
 /// Returns how many dead letters changed.
 pub async fn erase_visitor(env: &Env, project_id: &str, visitor: &str) -> std::result::Result<usize, ApiError> {
-    let unavailable = || super::collect::unavailable("The dead-letter store");
+    let unavailable = || super::key_lookup::unavailable("The dead-letter store");
     let kv = env.kv(config::DEAD_LETTERS_KV).map_err(|_| unavailable())?;
     let mut p = paging::Page { limit: 100, cursor: None };
     let mut changed = 0;
@@ -127,7 +127,7 @@ pub async fn replay(req: Request, env: &Env) -> Result<Response> {
         Ok(x) => x,
         Err(e) => return fail(&e),
     };
-    let unavailable = |what: &str| fail(&super::collect::unavailable(what));
+    let unavailable = |what: &str| fail(&super::key_lookup::unavailable(what));
     let Ok(queue) = env.queue(config::EVENTS_QUEUE) else { return unavailable("The event queue") };
     let Ok(kv) = env.kv(config::DEAD_LETTERS_KV) else { return unavailable("The dead-letter store") };
     let (mut replayed, mut rows, mut kept) = (0, 0, Vec::new());

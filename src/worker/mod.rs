@@ -2,20 +2,19 @@
 //! pure core. Nothing here decides anything the core can decide.
 
 mod admin;
-mod clickhouse_sink;
 mod collect;
-mod config;
 mod consumer;
 mod dead_letters;
 mod erasures;
 mod geo;
 mod group_commit;
-mod http;
 mod key_limiter;
 mod retention_job;
 mod visitors;
 mod warm_up;
 
+// Shared with the read Worker (src/adapters); here under their old names.
+use crate::adapters::{clickhouse_sink, config, http, key_lookup};
 use worker::*;
 
 /// Runs once when the isolate starts, before its first request.

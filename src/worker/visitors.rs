@@ -1,7 +1,7 @@
 //! `GET /visitors/{mm_aid}/events` and `DELETE /visitors/{mm_aid}`: the adapter around
 //! `crate::visitors`, which decides who may do what and spells the SQL.
 
-use super::collect::{ip_refusal, lookup_key, unavailable};
+use super::key_lookup::{ip_refusal, lookup_key, unavailable};
 use super::{clickhouse_sink, config, http, key_limiter};
 use crate::error::ApiError;
 use crate::keys;

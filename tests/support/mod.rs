@@ -217,7 +217,12 @@ impl Stack {
     /// no `[build]` section, so wrangler neither rebuilds nor restarts the Worker mid-test when a
     /// source file changes (it watches `src/` for its custom build).
     fn test_config(&self) -> PathBuf {
-        let original = std::fs::read_to_string(self.root.join("wrangler.toml")).expect("wrangler.toml");
+        self.test_config_for(&self.root, "wrangler.toml")
+    }
+
+    /// The same for the Worker crate in `dir`, written to the state dir as `name`.
+    fn test_config_for(&self, dir: &Path, name: &str) -> PathBuf {
+        let original = std::fs::read_to_string(dir.join("wrangler.toml")).expect("wrangler.toml");
         let mut out = String::new();
         let mut in_build = false;
         for line in original.lines() {
@@ -229,14 +234,14 @@ impl Stack {
                 continue;
             }
             if t.starts_with("main = ") {
-                out.push_str(&format!("main = {:?}\n", self.root.join("build/index.js").display().to_string()));
+                out.push_str(&format!("main = {:?}\n", dir.join("build/index.js").display().to_string()));
             } else {
                 out.push_str(line);
                 out.push('\n');
             }
         }
-        assert!(self.root.join("build/index.js").exists(), "build the Worker first: scripts/build-worker");
-        let path = self.state.join("wrangler.toml");
+        assert!(dir.join("build/index.js").exists(), "build the Worker first: scripts/build-worker {}", dir.display());
+        let path = self.state.join(name);
         std::fs::write(&path, out).unwrap();
         path
     }
@@ -267,22 +272,29 @@ impl Stack {
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        let mut req = ureq::request(method, &self.url(path)).timeout(Duration::from_secs(30));
-        for (k, v) in headers {
-            req = req.set(k, v);
-        }
-        let resp = match req.send_bytes(body) {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        let status = resp.status();
-        let headers = resp.headers_names().into_iter().map(|n| (n.clone(), resp.header(&n).unwrap_or("").to_string())).collect();
-        let text = resp.into_string().unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        Reply { status, body, headers }
+        http_request(&self.url(path), method, headers, body)
     }
+}
 
+/// One HTTP request to a local Worker; any status is an answer.
+pub fn http_request(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut req = ureq::request(method, url).timeout(Duration::from_secs(60));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp.headers_names().into_iter().map(|n| (n.clone(), resp.header(&n).unwrap_or("").to_string())).collect();
+    let text = resp.into_string().unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Reply { status, body, headers }
+}
+
+impl Stack {
     /// POST /collect with JSON and the given key as a Bearer token (and extra headers).
     pub fn collect(&self, key: &str, extra: &[(&str, &str)], body: &serde_json::Value) -> Reply {
         let auth = format!("Bearer {key}");
@@ -409,5 +421,82 @@ impl Stack {
             }
         }
         total
+    }
+}
+
+/// The read Worker (workers/read) under its own `wrangler dev`, beside a Stack's edge Worker:
+/// the same ClickHouse and the same persisted KV (the key records the Stack seeded).
+pub struct ReadWorker {
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Stack {
+    pub fn start_read(&self, port: u16) -> ReadWorker {
+        let dir = self.root.join("workers/read");
+        let log_path = self.state.join("read.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(self.root.join("node_modules/.bin/wrangler"));
+        cmd.current_dir(&dir)
+            .arg("--config")
+            .arg(self.test_config_for(&dir, "wrangler-read.toml"))
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .args(["dev", "--local", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
+            .args(["--port", &port.to_string(), "--inspector-port", &(port + 1000).to_string()])
+            .arg("--persist-to")
+            .arg(self.wrangler_state())
+            .args(["--var", &format!("CLICKHOUSE_URL:http://127.0.0.1:{}", self.ch_port)])
+            .args(["--var", &format!("CLICKHOUSE_READ_PASSWORD:{CH_PASSWORD}")])
+            .args(["--var", "MM_ENV:development"]);
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).process_group(0);
+        let mut child = cmd.spawn().expect("start wrangler dev for the read Worker");
+        let url = format!("http://127.0.0.1:{port}/health");
+        let deadline = Instant::now() + Duration::from_secs(240);
+        while Instant::now() < deadline {
+            if let Ok(r) = ureq::get(&url).timeout(Duration::from_secs(2)).call() {
+                if r.status() == 200 {
+                    return ReadWorker { port, child, log: log_path };
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the read Worker exited ({status}):\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!("the read Worker did not answer /health in time:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+    }
+}
+
+impl ReadWorker {
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        http_request(&format!("http://127.0.0.1:{}{path}", self.port), method, headers, body)
+    }
+
+    /// POST /v1/query with `key` as the Bearer token.
+    pub fn query(&self, key: &str, body: &serde_json::Value) -> Reply {
+        let auth = format!("Bearer {key}");
+        self.request("POST", "/v1/query", &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes())
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ReadWorker {
+    fn drop(&mut self) {
+        let pgid = self.child.id() as i32;
+        let _ = Command::new("kill").args(["-s", "TERM", "--", &format!("-{pgid}")]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{pgid}")]).status();
+        let _ = self.child.wait();
     }
 }

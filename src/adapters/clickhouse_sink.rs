@@ -58,6 +58,22 @@ pub async fn select(cfg: &ClickHouseConfig, sql: &str) -> Result<String, InsertO
     }
 }
 
+/// Runs one read with the read limits (clickhouse::read_url), the statement in the body.
+/// Err: ClickHouse's error code (when it gave one) and what it said.
+pub async fn read(cfg: &ClickHouseConfig, sql: &str) -> Result<String, (Option<u32>, String)> {
+    let url = clickhouse::read_url(cfg).map_err(|e| (None, e))?;
+    let req = request(cfg, &url, Some(sql.to_string())).map_err(|e| (None, format!("could not build the request: {e}")))?;
+    let mut resp = Fetch::Request(req).send().await.map_err(|e| (None, format!("ClickHouse unreachable: {e}")))?;
+    let status = resp.status_code();
+    let header_code = resp.headers().get("X-ClickHouse-Exception-Code").ok().flatten().and_then(|c| c.trim().parse().ok());
+    let text = resp.text().await.map_err(|e| (None, format!("ClickHouse's answer could not be read: {e}")))?;
+    if status == 200 {
+        return Ok(text);
+    }
+    let first: String = text.lines().next().unwrap_or("").chars().take(300).collect();
+    Err((header_code.or_else(|| clickhouse::error_code(&text)), format!("HTTP {status}: {first}")))
+}
+
 async fn server_version(cfg: &ClickHouseConfig) -> Option<String> {
     if let Some(v) = SERVER_VERSION.with(|v| v.borrow().clone()) {
         return Some(v);

@@ -1,0 +1,191 @@
+//! One `POST /v1/query` from body to answer, without I/O: `plan` checks the body, resolves
+//! the dates and spells every statement (for the period and, with `compare`, the compared
+//! one); the Worker runs them; `answer` assembles the response from what ClickHouse said.
+
+use super::dates::{self, Range};
+use super::request::{self, Compare, Dimension, Metric, OrderKey, Query};
+use super::results::{self, Answers};
+use super::sql::{self, Scope, Statements};
+use crate::error::ApiError;
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub query: Query,
+    pub timezone: String,
+    pub range: Range,
+    pub compared: Option<Range>,
+    pub now: Statements,
+    pub then: Option<Statements>,
+    echo: Value,
+}
+
+/// Where the rows live (names checked by ClickHouseConfig::check_names).
+#[derive(Debug, Clone, Copy)]
+pub struct Tables<'a> {
+    pub database: &'a str,
+    pub table: &'a str,
+}
+
+pub fn plan(body: &[u8], project_id: &str, project_timezone: Option<&str>, tables: Tables, now_ms: i64) -> Result<Plan, ApiError> {
+    let query = request::parse(body)?;
+    // The query's zone, else the project's, else UTC. A project setting that is not a zone
+    // (it is set by an operator) falls back to UTC rather than failing every query.
+    let (timezone, tz) = match query.timezone.as_deref() {
+        Some(name) => dates::time_zone(Some(name))?,
+        None => dates::time_zone(project_timezone).or_else(|_| dates::time_zone(None))?,
+    };
+    let range = dates::resolve(&query.date_range, &tz, now_ms)?;
+    let compared = query.compare.map(|c| dates::compared(&range, c, &tz)).transpose()?;
+    let scope = |r: &Range| Scope {
+        database: tables.database,
+        table: tables.table,
+        project_id,
+        from: r.from,
+        to: r.to,
+        timezone: &timezone,
+        include_bots: query.include_bots,
+    };
+    let now = sql::statements(&query, &scope(&range));
+    let then = compared.as_ref().map(|r| {
+        // The compared period answers for the rows of this one: all its rows, unpaged.
+        let mut all = query.clone();
+        all.offset = 0;
+        all.limit = request::MAX_LIMIT;
+        all.total_rows = false;
+        sql::statements(&all, &scope(r))
+    });
+    let echo = echo(&query, &timezone, &range, compared.as_ref(), &tz);
+    Ok(Plan { query, timezone, range, compared, now, then, echo })
+}
+
+fn echo(q: &Query, timezone: &str, range: &Range, compared: Option<&Range>, tz: &jiff::tz::TimeZone) -> Value {
+    let order: Vec<Value> = q
+        .order_by
+        .iter()
+        .map(|(k, desc)| {
+            let name = match k {
+                OrderKey::Metric(m) => m.name().to_string(),
+                OrderKey::Dimension(i) => q.dimensions[*i].name(),
+            };
+            json!([name, if *desc { "desc" } else { "asc" }])
+        })
+        .collect();
+    let mut e = json!({
+        "metrics": q.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "dimensions": q.dimensions.iter().map(Dimension::name).collect::<Vec<_>>(),
+        "date_range": dates::labels(range, tz),
+        "timezone": timezone,
+        "filters": q.filter.as_ref().map(|f| match f.to_json() {
+            Value::Array(a) if a.first() == Some(&json!("and")) => a[1].clone(),
+            one => json!([one]),
+        }).unwrap_or(json!([])),
+        "order_by": order,
+        "pagination": {"limit": q.limit, "offset": q.offset},
+        "compare": q.compare.map(Compare::name),
+        "include": {"total_rows": q.total_rows, "bots": q.include_bots},
+    });
+    if let Some(c) = compared {
+        e["comparison_date_range"] = json!(dates::labels(c, tz));
+    }
+    e
+}
+
+/// What ClickHouse answered to one period's `Statements`, as text.
+#[derive(Debug, Clone, Default)]
+pub struct Raw {
+    pub rows: String,
+    pub total_rows: Option<String>,
+    pub total_visitors: Option<String>,
+    pub conversion_base: Option<String>,
+}
+
+fn parse(q: &Query, raw: &Raw, range: &Range) -> Result<Answers, String> {
+    let n = q.dimensions.len();
+    let total_visitors = match &raw.total_visitors {
+        Some(t) => Some(results::parse_rows(t, 0)?.first().map(|r| r.visitors).unwrap_or(0.0)),
+        None => None,
+    };
+    Ok(Answers {
+        rows: results::parse_rows(&raw.rows, n)?,
+        total_rows: raw.total_rows.as_deref().map(results::parse_total_rows).transpose()?,
+        total_visitors,
+        conversion_base: raw.conversion_base.as_deref().map(|b| results::parse_rows(b, n)).transpose()?.unwrap_or_default(),
+        first_day: range.days.map(|(first, _)| first),
+    })
+}
+
+/// The response. Err: an answer did not read (a server fault, not the client's).
+pub fn answer(plan: &Plan, now: &Raw, then: Option<&Raw>) -> Result<Value, String> {
+    let a = parse(&plan.query, now, &plan.range)?;
+    let b = match (then, &plan.compared) {
+        (Some(raw), Some(r)) => Some(parse(&plan.query, raw, r)?),
+        _ => None,
+    };
+    let mut meta = Map::new();
+    meta.insert("source".into(), json!("raw_events"));
+    meta.insert("timezone".into(), json!(plan.timezone));
+    meta.insert("visit_gap_minutes".into(), json!(sql::VISIT_GAP_SECONDS / 60));
+    if plan.query.metrics.contains(&Metric::ConversionRate) {
+        meta.insert("conversion_rate".into(), json!("visitors with the filtered event / visitors without the event:name filter, per row"));
+    }
+    Ok(results::assemble(&plan.query, &a, b.as_ref(), plan.echo.clone(), meta))
+}
+
+/// A ClickHouse refusal of a read, as the client should hear it: a query over the per-query
+/// limits is too heavy (say how to narrow it); a regular expression ClickHouse cannot compile
+/// is the filter's fault; anything else is ours (503, retry).
+pub fn refusal(code: Option<u32>) -> ApiError {
+    match code {
+        Some(158 | 159 | 160 | 241 | 307 | 396) => ApiError::new(
+            422,
+            "query_too_heavy",
+            "This query needs more time, memory or rows than one query may use. Narrow it: a shorter date_range, a filter, fewer dimensions, or a smaller pagination.limit.",
+        ),
+        Some(427) => ApiError::bad_request("invalid_filter", "A `matches` filter is not a valid regular expression (RE2 syntax). Fix the pattern."),
+        _ => ApiError::new(503, "temporarily_unavailable", "The event store is briefly unavailable. Retry the same query shortly."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_796_032_800_000; // 2026-11-30 10:00 UTC
+    const T: Tables = Tables { database: "millimetric", table: "events" };
+
+    #[test]
+    fn the_project_zone_is_the_default_and_the_echo_is_resolved() {
+        let p = plan(br#"{"metrics":["visitors"],"date_range":"day","compare":"previous_period"}"#, "proj_a", Some("Asia/Kolkata"), T, NOW).unwrap();
+        assert_eq!(p.timezone, "Asia/Kolkata");
+        assert_eq!(p.echo["date_range"], json!(["2026-11-30T00:00:00+05:30", "2026-11-30T23:59:59+05:30"]));
+        assert_eq!(p.echo["comparison_date_range"], json!(["2026-11-29T00:00:00+05:30", "2026-11-29T23:59:59+05:30"]));
+        assert!(p.now.rows.contains("project_id = 'proj_a'") && p.then.as_ref().unwrap().rows.contains("LIMIT 0, 10000"));
+        let p = plan(br#"{"metrics":["visitors"],"date_range":"day","timezone":"UTC"}"#, "proj_a", Some("Asia/Kolkata"), T, NOW).unwrap();
+        assert_eq!(p.timezone, "UTC");
+        let p = plan(br#"{"metrics":["visitors"],"date_range":"day"}"#, "proj_a", Some("not/a zone"), T, NOW).unwrap();
+        assert_eq!(p.timezone, "UTC");
+        assert_eq!(plan(br#"{"metrics":["visitors"],"date_range":"day","timezone":"Moon/Base"}"#, "p", None, T, NOW).unwrap_err().code, "invalid_timezone");
+    }
+
+    #[test]
+    fn answers_assemble_and_heavy_queries_say_how_to_narrow() {
+        let p = plan(br#"{"metrics":["visitors","percentage"],"date_range":"7d","dimensions":["visit:country"],"include":{"total_rows":true}}"#, "p", None, T, NOW).unwrap();
+        let raw = Raw {
+            rows: "{\"d0\":\"DE\",\"visitors\":\"3\",\"visits\":3,\"pageviews\":3,\"events\":3,\"bounces\":0,\"duration\":0}\n".into(),
+            total_rows: Some("{\"total_rows\":\"1\"}".into()),
+            total_visitors: Some("{\"visitors\":\"4\",\"visits\":4,\"pageviews\":4,\"events\":4,\"bounces\":0,\"duration\":0}".into()),
+            conversion_base: None,
+        };
+        let out = answer(&p, &raw, None).unwrap();
+        assert_eq!(out["results"][0], json!({"dimensions": ["DE"], "metrics": [3, 75.0]}));
+        assert_eq!((out["meta"]["total_rows"].clone(), out["meta"]["source"].clone()), (json!(1), json!("raw_events")));
+        assert_eq!(out["query"]["dimensions"], json!(["visit:country"]));
+        assert!(answer(&p, &Raw { rows: "Code: 159. Timeout".into(), ..raw }, None).is_err());
+        let e = refusal(Some(159));
+        assert_eq!((e.status, e.code), (422, "query_too_heavy"));
+        assert!(e.message.contains("date_range"));
+        assert_eq!(refusal(Some(427)).code, "invalid_filter");
+        assert_eq!(refusal(None).status, 503);
+    }
+}

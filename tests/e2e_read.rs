@@ -1,0 +1,578 @@
+//! The read side against an oracle. Events of a known structure (visitors, visits split by
+//! 30-minute gaps, bounces, entry and exit pages, sources, UTMs, countries, devices, custom
+//! events with properties, bots, anonymous server events, timestamps across a DST change in
+//! the queried zone) are written straight into ClickHouse for two projects. The expected
+//! answers are computed here, from the generated events, without the SQL; then the read
+//! Worker (real HTTP into `wrangler dev`) is asked for every metric by every dimension, each
+//! filter operator, and both comparisons, and must match exactly. The other project's
+//! events must never show. Run by scripts/test (`cargo test -- --include-ignored`).
+
+mod support;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+use millimetric_edge::native::dev_keys::*;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use support::Stack;
+
+const ZONE: &str = "Europe/Berlin";
+
+#[derive(Clone, Debug)]
+struct Ev {
+    project: &'static str,
+    id: String,
+    t: i64,
+    pageview: bool,
+    name: String,
+    host: String,
+    path: String,
+    props: Vec<(String, String)>,
+    aid: String,
+    attrs: [String; 15],
+    bot: bool,
+}
+
+/// The visit-level attributes, in the order of the row's columns below.
+const ATTRS: [&str; 15] = [
+    "source", "medium", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id_type", "country", "region", "city", "browser", "os", "device_type",
+];
+const VISIT_DIMS: [&str; 15] = [
+    "visit:source", "visit:medium", "visit:referrer", "visit:utm_source", "visit:utm_medium", "visit:utm_campaign", "visit:utm_term", "visit:utm_content", "visit:click_id_type",
+    "visit:country", "visit:region", "visit:city", "visit:browser", "visit:os", "visit:device",
+];
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+/// The most recent last-Sunday-of-October (Europe/Berlin's clocks go back) at least three days
+/// before today: a fixed fact of the calendar relative to the run's clock, never a pinned date.
+fn dst_day(today: Date) -> Date {
+    for year in [today.year(), today.year() - 1] {
+        let mut d = jiff::civil::date(year, 10, 31);
+        while d.weekday() != jiff::civil::Weekday::Sunday {
+            d = d.yesterday().unwrap();
+        }
+        if d < today.checked_sub(3.days()).unwrap() {
+            return d;
+        }
+    }
+    unreachable!()
+}
+
+fn attrs(rng: &mut Rng) -> [String; 15] {
+    let source = rng.pick(&["", "Google", "Hacker News", "ChatGPT", "Perplexity", "Newsletter"]);
+    let medium = match source {
+        "" => "direct",
+        "ChatGPT" | "Perplexity" => "ai",
+        "Newsletter" => "email",
+        _ => "referral",
+    };
+    let referrer = if source.is_empty() { String::new() } else { format!("https://{}.example/", source.to_lowercase().replace(' ', "")) };
+    let utm = rng.below(3) == 0;
+    let (country, region, city) = [("DE", "Berlin", "Berlin"), ("GB", "England", "London"), ("US", "New York", "New York"), ("", "", "")][rng.below(4) as usize];
+    [
+        source.into(),
+        medium.into(),
+        referrer,
+        if utm { rng.pick(&["nl", "hn"]).into() } else { String::new() },
+        if utm { "email".into() } else { String::new() },
+        if utm { rng.pick(&["launch", "black-friday"]).into() } else { String::new() },
+        if utm && rng.below(2) == 0 { "analytics".into() } else { String::new() },
+        if utm && rng.below(2) == 0 { "banner".into() } else { String::new() },
+        rng.pick(&["", "", "gclid", "fbclid"]).into(),
+        country.into(),
+        region.into(),
+        city.into(),
+        rng.pick(&["Chrome", "Safari", "Firefox"]).into(),
+        rng.pick(&["Windows", "macOS", "iOS", "Android"]).into(),
+        rng.pick(&["desktop", "mobile", "tablet"]).into(),
+    ]
+}
+
+/// Visitors of one project between `start` and `end` (UTC seconds).
+fn generate(project: &'static str, rng: &mut Rng, start: i64, end: i64, visitors: usize, out: &mut Vec<Ev>) {
+    let pages = ["/", "/pricing", "/blog/a", "/blog/b", "/docs"];
+    for v in 0..visitors {
+        let aid = format!("{project}-v{v}");
+        let bot = rng.below(10) == 0;
+        let mut t = start + rng.below((end - start) as u64 / 2) as i64;
+        for _visit in 0..1 + rng.below(3) {
+            if t >= end {
+                break;
+            }
+            let first_attrs = attrs(rng);
+            let n = 1 + rng.below(5);
+            for i in 0..n {
+                let custom = (i > 0 || rng.below(6) == 0) && rng.below(3) == 0;
+                let name = if custom { rng.pick(&["signup", "purchase"]).to_string() } else { "pageview".to_string() };
+                let props = if custom && rng.below(4) != 0 { vec![("plan".to_string(), rng.pick(&["free", "pro"]).to_string())] } else { vec![] };
+                out.push(Ev {
+                    project,
+                    id: format!("{aid}-e{}", out.len()),
+                    t,
+                    pageview: !custom,
+                    name,
+                    host: rng.pick(&["example.com", "docs.example.com"]).into(),
+                    path: rng.pick(&pages).into(),
+                    props,
+                    aid: aid.clone(),
+                    // Later events of a visit carry other attributes: the visit's are its first's.
+                    attrs: if i == 0 { first_attrs.clone() } else { attrs(rng) },
+                    bot,
+                });
+                // Within a visit: under 30 minutes, sometimes 1799 s exactly.
+                t += if rng.below(8) == 0 { 1799 } else { 5 + rng.below(1500) as i64 };
+            }
+            // Between visits: 30 minutes or more, sometimes exactly 1800 s.
+            t += if rng.below(5) == 0 { 1800 } else { 1800 + rng.below(2 * 86_400) as i64 };
+        }
+    }
+    // Server events without an mm_aid: each a visitor and a visit of its own.
+    for i in 0..10 {
+        out.push(Ev {
+            project,
+            id: format!("{project}-anon-{i}"),
+            t: start + rng.below((end - start) as u64) as i64,
+            pageview: false,
+            name: "purchase".into(),
+            host: "example.com".into(),
+            path: "/checkout".into(),
+            props: vec![("plan".into(), "pro".into())],
+            aid: String::new(),
+            attrs: attrs(rng),
+            bot: false,
+        });
+    }
+}
+
+fn ch_time(t: i64) -> String {
+    Timestamp::from_second(t).unwrap().strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn row_json(e: &Ev) -> String {
+    let mut v = json!({
+        "project_id": e.project, "event_id": e.id, "timestamp": ch_time(e.t), "received_at": ch_time(e.t),
+        "event_type": if e.pageview { "pageview" } else { "custom" }, "event_name": e.name, "anonymous_id": e.aid,
+        "url_host": e.host, "url_path": e.path, "url_query": "", "url_fragment": "", "title": "", "referrer_host": "",
+        "is_bot": e.bot as u8, "click_id": "", "prop_keys": e.props.iter().map(|p| &p.0).collect::<Vec<_>>(),
+        "prop_values": e.props.iter().map(|p| &p.1).collect::<Vec<_>>(), "key_kind": "secret", "retention_days": 365,
+    });
+    for (k, val) in ATTRS.iter().zip(&e.attrs) {
+        v[*k] = json!(val);
+    }
+    v.to_string()
+}
+
+// ---- The oracle: the definitions, applied to the generated events ----
+
+struct Visit<'a> {
+    visitor: String,
+    events: Vec<&'a Ev>,
+}
+
+impl Visit<'_> {
+    fn first(&self) -> &Ev {
+        self.events[0]
+    }
+    fn bounce(&self) -> bool {
+        self.events.len() == 1 && self.events[0].pageview
+    }
+    fn duration(&self) -> i64 {
+        self.events.last().unwrap().t - self.events[0].t
+    }
+    fn attr(&self, dim: &str) -> String {
+        match dim {
+            "visit:entry_page" => self.first().path.clone(),
+            "visit:exit_page" => self.events.last().unwrap().path.clone(),
+            d => self.first().attrs[VISIT_DIMS.iter().position(|x| *x == d).unwrap()].clone(),
+        }
+    }
+}
+
+fn visits<'a>(events: &'a [Ev], project: &str, from: i64, to: i64, bots: bool) -> Vec<Visit<'a>> {
+    let mut by_visitor: BTreeMap<String, Vec<&Ev>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.project == project && e.t >= from && e.t < to && (bots || !e.bot)) {
+        let key = if e.aid.is_empty() { format!("~{}", e.id) } else { e.aid.clone() };
+        by_visitor.entry(key).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for (visitor, mut evs) in by_visitor {
+        evs.sort_by(|a, b| (a.t, &a.id).cmp(&(b.t, &b.id)));
+        let mut cur: Vec<&Ev> = Vec::new();
+        for e in evs {
+            if cur.last().is_some_and(|l| e.t - l.t >= 1800) {
+                out.push(Visit { visitor: visitor.clone(), events: std::mem::take(&mut cur) });
+            }
+            cur.push(e);
+        }
+        out.push(Visit { visitor, events: cur });
+    }
+    out
+}
+
+fn is_event_level(dim: &str) -> bool {
+    dim.starts_with("event:") || dim.starts_with("time:")
+}
+
+fn value(dim: &str, v: &Visit, e: &Ev, tz: &TimeZone) -> String {
+    let local = || Timestamp::from_second(e.t).unwrap().to_zoned_datetime(tz.clone());
+    match dim {
+        "event:page" => e.path.clone(),
+        "event:name" => e.name.clone(),
+        "event:hostname" => e.host.clone(),
+        "time:hour" => local().strftime("%Y-%m-%d %H:00:00").to_string(),
+        "time:day" => local().date().to_string(),
+        "time:week" => {
+            let d = local().date();
+            d.checked_sub((d.weekday().to_monday_zero_offset() as i64).days()).unwrap().to_string()
+        }
+        "time:month" => local().date().first_of_month().to_string(),
+        d if d.starts_with("event:props:") => {
+            let k = &d["event:props:".len()..];
+            e.props.iter().find(|p| p.0 == k).map(|p| p.1.clone()).unwrap_or_default()
+        }
+        d => v.attr(d),
+    }
+}
+
+/// A filter as the API takes it, evaluated on one event of a visit (visit dimensions are the
+/// visit's). `matches` patterns here are `^literal` or `literal$` only.
+fn holds(f: &Value, v: &Visit, e: &Ev, tz: &TimeZone) -> bool {
+    let a = f.as_array().unwrap();
+    match a[0].as_str().unwrap() {
+        "and" => a[1].as_array().unwrap().iter().all(|g| holds(g, v, e, tz)),
+        "or" => a[1].as_array().unwrap().iter().any(|g| holds(g, v, e, tz)),
+        "not" => !holds(&a[1], v, e, tz),
+        op => {
+            let x = value(a[1].as_str().unwrap(), v, e, tz);
+            let vals: Vec<&str> = a[2].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+            let re = |p: &str| if let Some(l) = p.strip_prefix('^') { x.starts_with(l) } else if let Some(l) = p.strip_suffix('$') { x.ends_with(l) } else { x.contains(p) };
+            match op {
+                "is" => vals.contains(&x.as_str()),
+                "is_not" => !vals.contains(&x.as_str()),
+                "contains" => vals.iter().any(|p| x.contains(p)),
+                "contains_not" => !vals.iter().any(|p| x.contains(p)),
+                "matches" => vals.iter().any(|p| re(p)),
+                "matches_not" => !vals.iter().any(|p| re(p)),
+                other => panic!("op {other}"),
+            }
+        }
+    }
+}
+
+fn filter_dims(f: &Value, out: &mut Vec<String>) {
+    let a = f.as_array().unwrap();
+    match a[0].as_str().unwrap() {
+        "and" | "or" => a[1].as_array().unwrap().iter().for_each(|g| filter_dims(g, out)),
+        "not" => filter_dims(&a[1], out),
+        _ => out.push(a[1].as_str().unwrap().to_string()),
+    }
+}
+
+#[derive(Default, Debug, Clone)]
+struct Comp {
+    visitors: BTreeSet<String>,
+    visits: u64,
+    pageviews: u64,
+    events: u64,
+    bounces: u64,
+    duration: i64,
+}
+
+/// Components per row (dimension values), computed from the events.
+fn oracle(visits: &[Visit], dims: &[&str], filters: &[Value], tz: &TimeZone) -> BTreeMap<Vec<String>, Comp> {
+    let filter = if filters.is_empty() { None } else { Some(json!(["and", filters])) };
+    let mut fdims = Vec::new();
+    if let Some(f) = &filter {
+        filter_dims(f, &mut fdims);
+    }
+    let event_level = dims.iter().any(|d| is_event_level(d)) || fdims.iter().any(|d| is_event_level(d));
+    let mut out: BTreeMap<Vec<String>, Comp> = BTreeMap::new();
+    for v in visits {
+        let mut per_key: BTreeMap<Vec<String>, (u64, u64)> = BTreeMap::new();
+        if event_level {
+            for e in &v.events {
+                if filter.as_ref().is_none_or(|f| holds(f, v, e, tz)) {
+                    let key: Vec<String> = dims.iter().map(|d| value(d, v, e, tz)).collect();
+                    let slot = per_key.entry(key).or_default();
+                    slot.0 += e.pageview as u64;
+                    slot.1 += 1;
+                }
+            }
+        } else if filter.as_ref().is_none_or(|f| holds(f, v, v.events[0], tz)) {
+            let key: Vec<String> = dims.iter().map(|d| value(d, v, v.events[0], tz)).collect();
+            let pv = v.events.iter().filter(|e| e.pageview).count() as u64;
+            per_key.insert(key, (pv, v.events.len() as u64));
+        }
+        for (key, (pv, ev)) in per_key {
+            let c = out.entry(key).or_default();
+            c.visitors.insert(v.visitor.clone());
+            c.visits += 1;
+            c.pageviews += pv;
+            c.events += ev;
+            c.bounces += v.bounce() as u64;
+            c.duration += v.duration();
+        }
+    }
+    out
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn metric(m: &str, c: &Comp, total_visitors: f64, base: f64) -> Value {
+    let visits = c.visits as f64;
+    let r = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    match m {
+        "visitors" => json!(c.visitors.len()),
+        "visits" => json!(c.visits),
+        "pageviews" => json!(c.pageviews),
+        "events" => json!(c.events),
+        "views_per_visit" => json!(round2(r(c.pageviews as f64, visits))),
+        "bounce_rate" => json!(round2(100.0 * r(c.bounces as f64, visits))),
+        "visit_duration" => json!(round2(r(c.duration as f64, visits))),
+        "percentage" => json!(round2(100.0 * r(c.visitors.len() as f64, total_visitors))),
+        "conversion_rate" => json!(round2(100.0 * r(c.visitors.len() as f64, base))),
+        other => panic!("metric {other}"),
+    }
+}
+
+fn shown(v: &str) -> String {
+    if v.is_empty() { "(none)".into() } else { v.into() }
+}
+
+/// The oracle's full answer to a query body: rows keyed by shown dimension values.
+fn expect(events: &[Ev], project: &str, body: &Value, from: i64, to: i64, tz: &TimeZone) -> BTreeMap<Vec<String>, Vec<Value>> {
+    let bots = body["include"]["bots"].as_bool().unwrap_or(false);
+    let vs = visits(events, project, from, to, bots);
+    let dims: Vec<&str> = body["dimensions"].as_array().map(|a| a.iter().map(|d| d.as_str().unwrap()).collect()).unwrap_or_default();
+    let filters: Vec<Value> = body["filters"].as_array().cloned().unwrap_or_default();
+    let metrics: Vec<&str> = body["metrics"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    let rows = oracle(&vs, &dims, &filters, tz);
+    let total = oracle(&vs, &[], &filters, tz).values().next().map(|c| c.visitors.len() as f64).unwrap_or(0.0);
+    let without_names: Vec<Value> = filters.iter().filter(|f| !(f[0] == "is" && f[1] == "event:name")).cloned().collect();
+    let base = oracle(&vs, &dims, &without_names, tz);
+    rows.iter()
+        .map(|(k, c)| {
+            let b = base.get(k).map(|b| b.visitors.len() as f64).unwrap_or(0.0);
+            (k.iter().map(|s| shown(s)).collect(), metrics.iter().map(|m| metric(m, c, total, b)).collect())
+        })
+        .collect()
+}
+
+fn got(answer: &Value) -> BTreeMap<Vec<String>, Vec<Value>> {
+    answer["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results: {answer}"))
+        .iter()
+        .map(|r| (r["dimensions"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect(), r["metrics"].as_array().unwrap().clone()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs wrangler and ClickHouse: run scripts/test"]
+fn read_side_matches_the_oracle() {
+    let stack = Stack::start("read", 58787, 58123);
+    let read = stack.start_read(58789);
+    let berlin = TimeZone::get(ZONE).unwrap();
+    let today = Timestamp::now().to_zoned_datetime(berlin.clone()).date();
+    let dst = dst_day(today);
+    // Seven local days around the change; the previous week and the year before get events too.
+    let (first, last) = (dst.checked_sub(3.days()).unwrap(), dst.checked_add(3.days()).unwrap());
+    let midnight = |d: Date| d.to_zoned_datetime(berlin.clone()).unwrap().timestamp().as_second();
+    let (from, to) = (midnight(first), midnight(last.tomorrow().unwrap()));
+    let (prev_from, prev_to) = (midnight(first.checked_sub(7.days()).unwrap()), from);
+    let (yoy_from, yoy_to) = (midnight(first.checked_sub(1.year()).unwrap()), midnight(last.checked_sub(1.year()).unwrap().tomorrow().unwrap()));
+    let mut rng = Rng(0x5eed_1234_abcd_9876);
+    let mut events = Vec::new();
+    generate("proj_dev", &mut rng, prev_from, to, 140, &mut events);
+    generate("proj_dev", &mut rng, yoy_from, yoy_to, 30, &mut events);
+    generate("proj_other", &mut rng, prev_from, to, 60, &mut events);
+    // The other project's own page, so a leak would show by name.
+    events.push(Ev { path: "/other-only".into(), ..events.last().unwrap().clone() });
+    events.last_mut().unwrap().id = "proj_other-marker".into();
+    // The DST hour itself: 02:30 local happens twice on that day.
+    let dst_noon = midnight(dst) + 3600 + 1800; // 01:30 UTC+2 ... first 02:30 is 00:30 UTC
+    for (i, t) in [dst_noon - 3600, dst_noon].iter().enumerate() {
+        events.push(Ev { id: format!("dst-{i}"), t: *t, aid: format!("dst-visitor-{i}"), ..events[0].clone() });
+    }
+    let body: String = events.iter().map(row_json).collect::<Vec<_>>().join("\n");
+    stack.query(&format!("INSERT INTO events FORMAT JSONEachRow\n{body}"));
+    assert_eq!(stack.query("SELECT count() FROM events").trim(), events.len().to_string());
+
+    let range = json!([first.to_string(), last.to_string()]);
+    let all = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events", "percentage"];
+    let mut dims: Vec<String> = VISIT_DIMS.iter().map(|s| s.to_string()).collect();
+    dims.extend(["event:page", "event:name", "event:hostname", "event:props:plan", "visit:entry_page", "visit:exit_page", "time:hour", "time:day", "time:week", "time:month"].map(String::from));
+    let mut bodies: Vec<Value> = Vec::new();
+    for d in &dims {
+        bodies.push(json!({"metrics": all, "date_range": range, "dimensions": [d], "timezone": ZONE, "pagination": {"limit": 10000}}));
+    }
+    bodies.push(json!({"metrics": &all[..7], "date_range": range, "timezone": ZONE}));
+    bodies.push(json!({"metrics": &all[..7], "date_range": range, "timezone": ZONE, "include": {"bots": true}}));
+    bodies.push(json!({"metrics": all, "date_range": range, "dimensions": ["visit:source", "event:page"], "timezone": ZONE, "pagination": {"limit": 10000}}));
+    let filters = [
+        ("is", "event:page", json!(["/pricing", "/docs"])),
+        ("is_not", "event:page", json!(["/"])),
+        ("contains", "event:page", json!(["blog"])),
+        ("contains_not", "visit:source", json!(["o"])),
+        ("matches", "event:page", json!(["^/blog"])),
+        ("matches_not", "visit:country", json!(["^D"])),
+        ("is", "visit:device", json!(["mobile"])),
+        ("is_not", "event:props:plan", json!(["pro"])),
+        ("contains", "visit:utm_campaign", json!(["launch"])),
+        ("matches", "event:props:plan", json!(["o$"])),
+        ("contains_not", "event:name", json!(["sign"])),
+        ("matches_not", "visit:entry_page", json!(["^/blog"])),
+    ];
+    for (op, d, vals) in &filters {
+        for dim in ["visit:country", "event:page", "time:day"] {
+            bodies.push(json!({"metrics": &all[..7], "date_range": range, "dimensions": [dim], "timezone": ZONE, "filters": [[op, d, vals]], "pagination": {"limit": 10000}}));
+        }
+    }
+    bodies.push(json!({"metrics": ["visitors", "pageviews", "bounce_rate"], "date_range": range, "dimensions": ["visit:browser"], "timezone": ZONE,
+        "filters": [["or", [["is", "visit:country", ["GB"]], ["and", [["is", "event:page", ["/docs"]], ["not", ["is", "visit:os", ["iOS"]]]]]]]]}));
+    bodies.push(json!({"metrics": ["visitors", "conversion_rate"], "date_range": range, "dimensions": ["visit:source"], "timezone": ZONE, "filters": [["is", "event:name", ["signup"]]]}));
+    bodies.push(json!({"metrics": ["conversion_rate", "visitors"], "date_range": range, "timezone": ZONE, "filters": [["is", "event:name", ["purchase"]], ["is", "visit:device", ["desktop"]]]}));
+
+    let mut checked = 0;
+    for body in &bodies {
+        let r = read.query(DEV_READ_ONLY, body);
+        assert_eq!(r.status, 200, "{body}: {:?}\n{}", r.body, read.logs());
+        let want = expect(&events, "proj_dev", body, from, to, &berlin);
+        assert!(!want.is_empty() || body["filters"].is_array(), "the oracle found nothing for {body}");
+        assert_eq!(got(&r.body), want, "query {body}");
+        assert!(!r.body.to_string().contains("/other-only"), "another project's page in {body}");
+        checked += 1;
+    }
+    println!("oracle: {checked} queries matched exactly ({} events, {} of them proj_dev's)", events.len(), events.iter().filter(|e| e.project == "proj_dev").count());
+
+    // The answer echoes the query, its dates resolved (the DST day's offsets differ).
+    let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": [dst.to_string(), dst.to_string()], "timezone": ZONE}));
+    assert_eq!(r.body["query"]["date_range"], json!([format!("{dst}T00:00:00+02:00"), format!("{dst}T23:59:59+01:00")]), "{:?}", r.body);
+    assert_eq!(r.body["meta"]["source"], "raw_events");
+
+    // Comparisons: each row's value, the compared period's, and the change.
+    for (how, cmp_from, cmp_to) in [("previous_period", prev_from, prev_to), ("year_over_year", yoy_from, yoy_to)] {
+        for dims in [json!(["visit:source"]), json!(["time:day"]), json!([])] {
+            let body = json!({"metrics": ["visitors", "pageviews", "bounce_rate"], "date_range": range, "dimensions": dims, "timezone": ZONE, "compare": how});
+            let r = read.query(DEV_READ_ONLY, &body);
+            assert_eq!(r.status, 200, "{body}: {:?}", r.body);
+            let now = expect(&events, "proj_dev", &body, from, to, &berlin);
+            let then = expect(&events, "proj_dev", &body, cmp_from, cmp_to, &berlin);
+            let cmp_first = if how == "previous_period" { first.checked_sub(7.days()).unwrap() } else { first.checked_sub(1.year()).unwrap() };
+            for row in r.body["results"].as_array().unwrap() {
+                let key: Vec<String> = row["dimensions"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect();
+                assert_eq!(row["metrics"].as_array().unwrap(), &now[&key], "{body}");
+                // The compared row: same dimension values; for days, the same offset from the start.
+                let other_key: Vec<String> = if dims == json!(["time:day"]) {
+                    let d: Date = key[0].parse().unwrap();
+                    vec![cmp_first.checked_add((d - first).get_days().days()).unwrap().to_string()]
+                } else {
+                    key.clone()
+                };
+                let zero = vec![json!(0), json!(0), json!(0.0)];
+                let want_then = then.get(&other_key).unwrap_or(&zero);
+                assert_eq!(row["comparison"]["metrics"].as_array().unwrap(), want_then, "{body} row {key:?}");
+                let (a, b) = (now[&key][0].as_f64().unwrap(), want_then[0].as_f64().unwrap());
+                let change = if b == 0.0 { Value::Null } else { json!(round2(100.0 * (a - b) / b)) };
+                assert_eq!(row["comparison"]["change"][0], change, "{body} row {key:?}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(r.status, 200);
+
+    // The other project sees its own numbers, in its own time zone, and none of proj_dev's.
+    let r = read.query(DEV_OTHER_READ_ONLY, &json!({"metrics": ["visitors", "pageviews"], "date_range": range, "dimensions": ["event:page"], "pagination": {"limit": 10000}}));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["query"]["timezone"], DEV_OTHER_TIMEZONE);
+    let ny = TimeZone::get(DEV_OTHER_TIMEZONE).unwrap();
+    let ny_mid = |d: Date| d.to_zoned_datetime(ny.clone()).unwrap().timestamp().as_second();
+    let body = json!({"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"]});
+    assert_eq!(got(&r.body), expect(&events, "proj_other", &body, ny_mid(first), ny_mid(last.tomorrow().unwrap()), &ny));
+    assert!(r.body.to_string().contains("/other-only"));
+
+    // Pagination and total_rows: the oracle's rows in the documented order.
+    let body = json!({"metrics": ["visitors"], "date_range": range, "dimensions": ["event:page"], "timezone": ZONE, "pagination": {"limit": 2, "offset": 1}, "include": {"total_rows": true}});
+    let r = read.query(DEV_READ_ONLY, &body);
+    let mut want: Vec<(Vec<String>, Vec<Value>)> = expect(&events, "proj_dev", &body, from, to, &berlin).into_iter().collect();
+    want.sort_by(|a, b| b.1[0].as_u64().cmp(&a.1[0].as_u64()).then(a.0.cmp(&b.0)));
+    assert_eq!(r.body["meta"]["total_rows"], json!(want.len()), "{:?}", r.body);
+    let page: Vec<(Vec<String>, Vec<Value>)> = got(&r.body).into_iter().collect();
+    let mut want_page: Vec<(Vec<String>, Vec<Value>)> = want[1..3].to_vec();
+    want_page.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(page, want_page);
+    println!("oracle: {checked} queries in all");
+
+    refusals(&read);
+    hostile_bodies(&read);
+}
+
+fn refusals(read: &support::ReadWorker) {
+    let body = json!({"metrics": ["visitors"], "date_range": "7d"});
+    let r = read.query(DEV_PUBLISHABLE, &body);
+    assert_eq!((r.status, r.code()), (403, "publishable_key_cannot_read"), "{:?}", r.body);
+    let r = read.request("POST", "/v1/query", &[("Content-Type", "application/json")], body.to_string().as_bytes());
+    assert_eq!((r.status, r.code()), (401, "missing_key"));
+    assert_eq!(read.query("rk_live_not_a_real_key_1", &body).code(), "unknown_key");
+    assert_eq!(read.query(DEV_SECRET, &body).status, 200, "the secret key reads too");
+    let r = read.request("GET", "/v1/query", &[], b"");
+    assert_eq!((r.status, r.code()), (405, "method_not_allowed"));
+    let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": "7d", "site_id": "proj_other"}));
+    assert_eq!((r.status, r.code()), (400, "project_from_key"));
+    let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["matches", "event:page", ["(unclosed"]]]}));
+    assert_eq!((r.status, r.code()), (400, "invalid_filter"), "{:?}", r.body);
+    let r = read.request("GET", "/v1/realtime", &[("Authorization", &format!("Bearer {DEV_READ_ONLY}"))], b"");
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["last_30_minutes"].as_array().map(Vec::len), Some(30));
+}
+
+/// Random and hostile bodies: never a 5xx, never another project's page. They also pass the
+/// key's 120 queries a minute: past it, a 429 with Retry-After.
+fn hostile_bodies(read: &support::ReadWorker) {
+    let mut rng = Rng(42);
+    let mut limited = false;
+    let pieces = [
+        "\"metrics\":[\"visitors\"]", "\"metrics\":[\"bounce_rate\",\"percentage\"]", "\"date_range\":\"7d\"", "\"date_range\":[\"2026-01-01\",\"2025-01-01\"]",
+        "\"date_range\":\"all\"", "\"dimensions\":[\"event:props:' OR 1=1 --\"]", "\"dimensions\":[\"visit:country\",\"time:hour\"]", "\"filters\":[[\"is\",\"event:page\",[\"'); DROP TABLE events; --\"]]]",
+        "\"filters\":[[\"matches\",\"event:page\",[\".*\\\\\"]]]", "\"filters\":[[\"is\",\"visit:country\",[\"x\\u0000\"]]]", "\"timezone\":\"../../etc/passwd\"", "\"timezone\":\"Asia/Kathmandu\"",
+        "\"order_by\":[[\"visitors\",\"desc\"]]", "\"pagination\":{\"limit\":10000,\"offset\":999999}", "\"compare\":\"year_over_year\"", "\"site_id\":\"proj_other\"",
+        "\"include\":{\"bots\":true,\"total_rows\":true}", "\"metrics\":[]", "\"dimensions\":[\"event:props:plan\",\"event:page\",\"visit:source\",\"visit:os\"]", "\"filters\":[[\"not\",[\"not\",[\"is\",\"event:page\",[\"/\"]]]]]",
+    ];
+    for i in 0..150 {
+        let body = if i % 10 == 9 {
+            // Bytes, not JSON.
+            (0..rng.below(200)).map(|_| (rng.below(95) as u8 + 32) as char).collect::<String>()
+        } else {
+            let n = 1 + rng.below(6);
+            let parts: Vec<&str> = (0..n).map(|_| pieces[rng.below(pieces.len() as u64) as usize]).collect();
+            format!("{{{}}}", parts.join(","))
+        };
+        let r = read.request("POST", "/v1/query", &[("Authorization", &format!("Bearer {DEV_READ_ONLY}"))], body.as_bytes());
+        assert!(r.status < 500, "{body}: {} {:?}\n{}", r.status, r.body, read.logs());
+        if r.status == 429 {
+            assert!(r.header("Retry-After").is_some_and(|s| s.parse::<u32>().is_ok()), "{:?}", r.headers);
+            limited = true;
+        }
+        assert!(r.status == 200 || !r.code().is_empty(), "a refusal without a code: {body}: {:?}", r.body);
+        assert!(!r.body.to_string().contains("/other-only"), "another project's page for {body}");
+    }
+    assert!(limited, "over 230 queries in a minute and no 429");
+}
