@@ -132,6 +132,9 @@ pub const READ_LIMITS: &[(&str, &str)] = &[
     ("max_result_rows", "100000"),
     ("result_overflow_mode", "throw"),
     ("max_rows_to_read", "2000000000"),
+    // Buffer the answer until the query ends, so a limit hit after the first rows is an HTTP
+    // error (and the client's 422), not a 200 with an error line at its end.
+    ("wait_end_of_query", "1"),
 ];
 
 /// The URL for a read (statement in the body): the read limits as settings. The read user's

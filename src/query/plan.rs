@@ -9,6 +9,9 @@ use super::sql::{self, Scope, Statements};
 use crate::error::ApiError;
 use serde_json::{json, Map, Value};
 
+/// Under ClickHouse's default max_query_size (256 KiB), with room.
+const MAX_STATEMENT_BYTES: usize = 200 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub query: Query,
@@ -47,6 +50,11 @@ pub fn plan(body: &[u8], project_id: &str, project_timezone: Option<&str>, table
         include_bots: query.include_bots,
     };
     let now = sql::statements(&query, &scope(&range));
+    // ClickHouse parses at most max_query_size (256 KiB) of a statement; filters repeat their
+    // column for every value, so a body well under 64 KiB could spell more.
+    if [Some(&now.rows), now.conversion_base.as_ref()].into_iter().flatten().any(|s| s.len() > MAX_STATEMENT_BYTES) {
+        return Err(ApiError::bad_request("filters_too_large", "The filters are too large to run: use fewer conditions or values (or a `matches` pattern instead of many values)."));
+    }
     let then = compared.as_ref().map(|r| {
         // The compared period answers for the rows of this one: all its rows, unpaged.
         let mut all = query.clone();
@@ -100,7 +108,7 @@ pub struct Raw {
     pub conversion_base: Option<String>,
 }
 
-fn parse(q: &Query, raw: &Raw, range: &Range) -> Result<Answers, String> {
+fn parse(q: &Query, raw: &Raw, range: &Range, tz: &jiff::tz::TimeZone) -> Result<Answers, String> {
     let n = q.dimensions.len();
     let total_visitors = match &raw.total_visitors {
         Some(t) => Some(results::parse_rows(t, 0)?.first().map(|r| r.visitors).unwrap_or(0.0)),
@@ -111,15 +119,22 @@ fn parse(q: &Query, raw: &Raw, range: &Range) -> Result<Answers, String> {
         total_rows: raw.total_rows.as_deref().map(results::parse_total_rows).transpose()?,
         total_visitors,
         conversion_base: raw.conversion_base.as_deref().map(|b| results::parse_rows(b, n)).transpose()?.unwrap_or_default(),
-        first_day: range.days.map(|(first, _)| first),
+        start: Some(match range.days {
+            Some((first, _)) => results::Start { date: first, hour: 0 },
+            None => {
+                let z = jiff::Timestamp::from_second(range.from).map_err(|e| e.to_string())?.to_zoned_datetime(tz.clone());
+                results::Start { date: z.date(), hour: z.hour() }
+            }
+        }),
     })
 }
 
 /// The response. Err: an answer did not read (a server fault, not the client's).
 pub fn answer(plan: &Plan, now: &Raw, then: Option<&Raw>) -> Result<Value, String> {
-    let a = parse(&plan.query, now, &plan.range)?;
+    let tz = jiff::tz::TimeZone::get(&plan.timezone).map_err(|e| e.to_string())?;
+    let a = parse(&plan.query, now, &plan.range, &tz)?;
     let b = match (then, &plan.compared) {
-        (Some(raw), Some(r)) => Some(parse(&plan.query, raw, r)?),
+        (Some(raw), Some(r)) => Some(parse(&plan.query, raw, r, &tz)?),
         _ => None,
     };
     let mut meta = Map::new();
@@ -137,7 +152,7 @@ pub fn answer(plan: &Plan, now: &Raw, then: Option<&Raw>) -> Result<Value, Strin
 /// is the filter's fault; anything else is ours (503, retry).
 pub fn refusal(code: Option<u32>) -> ApiError {
     match code {
-        Some(158 | 159 | 160 | 241 | 307 | 396) => ApiError::new(
+        Some(62 | 168 | 158 | 159 | 160 | 241 | 307 | 396) => ApiError::new(
             422,
             "query_too_heavy",
             "This query needs more time, memory or rows than one query may use. Narrow it: a shorter date_range, a filter, fewer dimensions, or a smaller pagination.limit.",
@@ -186,6 +201,13 @@ mod tests {
         assert_eq!((e.status, e.code), (422, "query_too_heavy"));
         assert!(e.message.contains("date_range"));
         assert_eq!(refusal(Some(427)).code, "invalid_filter");
+        assert_eq!(refusal(Some(62)).status, 422, "max_query_size exceeded is the query's size, not our fault");
+        // The review's case: 132 conditions of 100 values on a long property key, under 64 KiB
+        // of body, spelled 1.6 MB of SQL.
+        let key = "k".repeat(64);
+        let cond = serde_json::json!(["contains", format!("event:props:{key}"), (0..100).map(|i| i.to_string()).collect::<Vec<_>>()]);
+        let body = serde_json::json!({"metrics": ["visitors"], "date_range": "7d", "filters": vec![cond; 50]});
+        assert_eq!(plan(body.to_string().as_bytes(), "p", None, T, NOW).unwrap_err().code, "filters_too_large");
         assert_eq!(refusal(None).status, 503);
     }
 }

@@ -384,6 +384,9 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
             "asc" => false,
             _ => return Err(bad("invalid_order_by", format!("`order_by` direction `{dir}` must be \"asc\" or \"desc\"."))),
         };
+        if key == "conversion_rate" {
+            return Err(bad("invalid_order_by", "`order_by` cannot use `conversion_rate` yet (each row has its own denominator); order by `visitors`."));
+        }
         let k = if let Some(m) = Metric::parse(key).filter(|m| ms.contains(m)) {
             OrderKey::Metric(m)
         } else if let Some(i) = Dimension::parse(key).and_then(|d| dims.iter().position(|x| *x == d)) {
@@ -533,6 +536,7 @@ mod tests {
             (json!({"metrics": ["percentage"], "date_range": "7d"}), "percentage_needs_dimension", "dimension"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "order_by": [["pageviews", "desc"]]}), "invalid_order_by", "pageviews"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "order_by": [["visitors", "down"]]}), "invalid_order_by", "down"),
+            (json!({"metrics": ["conversion_rate"], "date_range": "7d", "filters": [["is", "event:name", ["a"]]], "order_by": [["conversion_rate", "desc"]]}), "invalid_order_by", "conversion_rate"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "pagination": {"limit": 0}}), "invalid_pagination", "limit"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "pagination": {"limit": 10001}}), "invalid_pagination", "limit"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "compare": "last_year"}), "invalid_compare", "compare"),

@@ -10,6 +10,7 @@
 
 use super::request::{Dimension, Granularity, Metric, Query};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 
 /// One grouped row: dimension values and the components.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +93,7 @@ pub fn metric_value(m: Metric, r: &Row, ctx: Context) -> Value {
 
 /// How a row of one period is matched with a row of the other: the dimension values, with a
 /// time dimension's value replaced by its bucket's offset from the period's start.
-fn match_key(q: &Query, dims: &[String], start: Option<jiff::civil::Date>) -> Vec<String> {
+fn match_key(q: &Query, dims: &[String], start: Option<Start>) -> Vec<String> {
     q.dimensions
         .iter()
         .zip(dims)
@@ -103,15 +104,28 @@ fn match_key(q: &Query, dims: &[String], start: Option<jiff::civil::Date>) -> Ve
         .collect()
 }
 
-/// A time bucket's position from `start` (the period's first day): hours, days, weeks or months.
-fn bucket_offset(g: Granularity, label: &str, start: jiff::civil::Date) -> Option<i64> {
+/// Where a period starts, in its zone's wall time: the first day, and the hour on it (0 for
+/// whole days; the hour of a date-time range's start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    pub date: jiff::civil::Date,
+    pub hour: i8,
+}
+
+/// A time bucket's position from the period's start: hours, days, weeks (Monday-based, from
+/// the Monday of the start's week) or months.
+fn bucket_offset(g: Granularity, label: &str, start: Start) -> Option<i64> {
+    use jiff::ToSpan;
     let date: jiff::civil::Date = label.get(..10)?.parse().ok()?;
-    let days = (date - start).get_days() as i64;
+    let days = |from: jiff::civil::Date| (date - from).get_days() as i64;
     Some(match g {
-        Granularity::Hour => days * 24 + label.get(11..13)?.parse::<i64>().ok()?,
-        Granularity::Day => days,
-        Granularity::Week => days.div_euclid(7),
-        Granularity::Month => (date.year() as i64 - start.year() as i64) * 12 + date.month() as i64 - start.month() as i64,
+        Granularity::Hour => days(start.date) * 24 + label.get(11..13)?.parse::<i64>().ok()? - start.hour as i64,
+        Granularity::Day => days(start.date),
+        Granularity::Week => {
+            let monday = start.date.checked_sub((start.date.weekday().to_monday_zero_offset() as i64).days()).ok()?;
+            days(monday).div_euclid(7)
+        }
+        Granularity::Month => (date.year() as i64 - start.date.year() as i64) * 12 + date.month() as i64 - start.date.month() as i64,
     })
 }
 
@@ -134,15 +148,17 @@ pub struct Answers {
     pub total_rows: Option<u64>,
     pub total_visitors: Option<f64>,
     pub conversion_base: Vec<Row>,
-    /// The period's first local day (for matching time buckets across periods).
-    pub first_day: Option<jiff::civil::Date>,
+    /// Where the period starts (for matching time buckets across periods).
+    pub start: Option<Start>,
 }
 
 impl Answers {
-    fn context(&self, q: &Query, r: &Row) -> Context {
-        let base = self.conversion_base.iter().find(|b| b.dims == r.dims).map(|b| b.visitors).unwrap_or(0.0);
-        let _ = q;
-        Context { total_visitors: self.total_visitors.unwrap_or(0.0), conversion_base: base }
+    fn context(&self, bases: &HashMap<&[String], f64>, r: &Row) -> Context {
+        Context { total_visitors: self.total_visitors.unwrap_or(0.0), conversion_base: bases.get(r.dims.as_slice()).copied().unwrap_or(0.0) }
+    }
+
+    fn bases(&self) -> HashMap<&[String], f64> {
+        self.conversion_base.iter().map(|b| (b.dims.as_slice(), b.visitors)).collect()
     }
 }
 
@@ -157,18 +173,21 @@ fn shown(v: &str) -> Value {
 
 /// The response body. `echo`: the normalised query (with resolved dates) to send back.
 pub fn assemble(q: &Query, now: &Answers, compared: Option<&Answers>, echo: Value, meta: Map<String, Value>) -> Value {
+    let now_bases = now.bases();
+    let was_bases = compared.map(Answers::bases).unwrap_or_default();
+    // The compared rows by match key: one lookup per row.
+    let was_rows: HashMap<Vec<String>, &Row> = compared.map(|w| w.rows.iter().map(|o| (match_key(q, &o.dims, w.start), o)).collect()).unwrap_or_default();
     let results: Vec<Value> = now
         .rows
         .iter()
         .map(|r| {
-            let metrics: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, r, now.context(q, r))).collect();
+            let metrics: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, r, now.context(&now_bases, r))).collect();
             let mut out = json!({ "dimensions": r.dims.iter().map(|d| shown(d)).collect::<Vec<_>>(), "metrics": metrics });
             if let Some(was) = compared {
-                let key = match_key(q, &r.dims, now.first_day);
-                let other = was.rows.iter().find(|o| match_key(q, &o.dims, was.first_day) == key);
+                let other = was_rows.get(&match_key(q, &r.dims, now.start)).copied();
                 let zero = Row { dims: vec![], visitors: 0.0, visits: 0.0, pageviews: 0.0, events: 0.0, bounces: 0.0, duration: 0.0 };
                 let o = other.unwrap_or(&zero);
-                let ctx = other.map(|o| was.context(q, o)).unwrap_or_default();
+                let ctx = other.map(|o| was.context(&was_bases, o)).unwrap_or_default();
                 let then: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, o, ctx)).collect();
                 let changes: Vec<Value> = q.metrics.iter().zip(metrics.iter().zip(&then)).map(|(m, (a, b))| change(*m, a, b)).collect();
                 out["comparison"] = json!({
@@ -224,10 +243,21 @@ mod tests {
 
     #[test]
     fn time_buckets_match_by_offset() {
-        let start = jiff::civil::date(2026, 11, 23);
+        let start = Start { date: jiff::civil::date(2026, 11, 23), hour: 0 };
         assert_eq!(bucket_offset(Granularity::Day, "2026-11-25", start), Some(2));
         assert_eq!(bucket_offset(Granularity::Hour, "2026-11-24 05:00:00", start), Some(29));
         assert_eq!(bucket_offset(Granularity::Month, "2027-01-01", start), Some(2));
         assert_eq!(bucket_offset(Granularity::Week, "2026-11-30", start), Some(1));
+        // The review's case: a period starting on a Tuesday against one starting on a Monday.
+        // Weeks count from the Monday of each start's week, so the first weeks pair up.
+        let tuesday = Start { date: jiff::civil::date(2026, 11, 17), hour: 0 };
+        let monday = Start { date: jiff::civil::date(2026, 11, 9), hour: 0 };
+        assert_eq!(bucket_offset(Granularity::Week, "2026-11-16", tuesday), Some(0));
+        assert_eq!(bucket_offset(Granularity::Week, "2026-11-09", monday), Some(0));
+        assert_eq!(bucket_offset(Granularity::Week, "2026-11-23", tuesday), Some(1));
+        // A 24h range from 10:00: its hours count from 10:00 (they never matched before).
+        let ten = Start { date: jiff::civil::date(2026, 11, 29), hour: 10 };
+        assert_eq!(bucket_offset(Granularity::Hour, "2026-11-29 10:00:00", ten), Some(0));
+        assert_eq!(bucket_offset(Granularity::Hour, "2026-11-30 09:00:00", ten), Some(23));
     }
 }

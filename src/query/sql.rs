@@ -80,6 +80,10 @@ fn condition(f: &Filter, tz: &str) -> String {
         Filter::Not(f) => format!("(NOT {})", condition(f, tz)),
         Filter::Cond { op, dimension, values } => {
             let col = column(dimension, tz);
+            // "(none)" is how an empty value is shown: `is`/`is_not` on it find the empty ones.
+            let none_is_empty = matches!(op, Op::Is | Op::IsNot);
+            let values: Vec<String> = values.iter().map(|v| if none_is_empty && v == "(none)" { String::new() } else { v.clone() }).collect();
+            let values = &values;
             let list = values.iter().map(|v| string(v)).collect::<Vec<_>>().join(", ");
             let any = |f: &dyn Fn(&str) -> String| format!("({})", values.iter().map(|v| f(&string(v))).collect::<Vec<_>>().join(" OR "));
             match op {

@@ -45,7 +45,11 @@ struct Reader {
 /// and the key's query rate.
 async fn reader(req: &Request, env: &Env) -> std::result::Result<Reader, ApiError> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    let raw_key = header("Authorization").and_then(|h| h.strip_prefix("Bearer ").map(|k| k.trim().to_string()));
+    // The scheme is case-insensitive (RFC 9110): `bearer rk_live_...` is a Bearer token too.
+    let raw_key = header("Authorization").and_then(|h| {
+        let (scheme, token) = h.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    });
     let claimed = access::claimed_kind(raw_key.as_deref())?;
     let key_hash = millimetric_edge::keys::key_hash(raw_key.as_deref().unwrap_or_default());
     if let Some(wait) = key_lookup::ip_refusal(env, claimed, &key_hash, header("CF-Connecting-IP").as_deref()).await? {
