@@ -4,6 +4,7 @@
 //! natively with `cargo test`. `worker` is the thin Cloudflare Workers adapter (wasm32 only).
 
 pub mod admin_auth;
+pub mod audit;
 pub mod clickhouse;
 pub mod config_check;
 pub mod enrich;

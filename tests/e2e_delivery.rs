@@ -173,6 +173,10 @@ fn dead_letters_replay_once(stack: &Stack) {
     let again = stack.request("POST", "/admin/dead-letters/replay", &auth, b"");
     assert_eq!((again.status, again.body["replayed"].as_u64()), (200, Some(0)), "{:?}", again.body);
     assert_eq!(stack.request("POST", "/admin/dead-letters/replay", &[], b"").status, 401);
+    // The replay is in proj_dev's audit log, with how many of its rows went back.
+    let log = stack.request("GET", "/v1/audit", &[("Authorization", &format!("Bearer {DEV_SECRET}"))], b"");
+    let replays: Vec<&serde_json::Value> = log.body["audit"].as_array().map(|a| a.iter().filter(|r| r["record"]["action"] == "dead_letter_replay").collect()).unwrap_or_default();
+    assert!(replays.iter().any(|r| r["record"]["by"] == "admin" && r["record"]["rows"].as_u64().unwrap_or(0) >= 2), "{:?}", log.body);
 }
 
 /// A rotated password: the batch writer retries with an alarm in the log instead of

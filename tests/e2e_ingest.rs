@@ -94,6 +94,38 @@ fn visitor_export_and_erasure(stack: &Stack) {
     assert_eq!(count("erase-me", DEV_PROJECT), 0, "the late event is erased by the daily job; log:\n{}", stack.logs());
     assert_eq!((count("keep-me", DEV_PROJECT), count("erase-me", "proj_other")), (1, 1), "nothing else touched");
 
+    // The audit log: the exports and the erasure, newest first, by a prefix of the key's
+    // hash, kept 90 days; no visitor id, no IP, no raw key. Read with the secret key only.
+    let log = stack.request("GET", "/v1/audit?limit=100", &[("Authorization", &sk)], b"");
+    assert_eq!(log.status, 200, "{:?}", log.body);
+    let records = log.body["audit"].as_array().cloned().unwrap_or_default();
+    let actions: Vec<(String, String, String)> = records
+        .iter()
+        .map(|r| (r["record"]["action"].as_str().unwrap_or("").into(), r["record"]["by"].as_str().unwrap_or("").into(), r["record"]["outcome"].as_str().unwrap_or("").into()))
+        .collect();
+    let by = |k: &str| format!("key:{}", &millimetric_edge::keys::key_hash(k)[..12]);
+    assert_eq!(
+        actions,
+        vec![
+            ("visitor_export".to_string(), by(DEV_SECRET), "ok".to_string()),
+            ("visitor_erasure".to_string(), by(DEV_SECRET), "ok".to_string()),
+            ("visitor_export".to_string(), by(DEV_READ_ONLY), "ok".to_string()),
+            ("visitor_export".to_string(), by(DEV_SECRET), "ok".to_string()),
+        ],
+        "{:?}",
+        log.body
+    );
+    let now_s = time::OffsetDateTime::now_utc().unix_timestamp();
+    let expires = records[0]["expires"].as_i64().unwrap_or(0);
+    assert!((now_s + 89 * 86_400..=now_s + 91 * 86_400).contains(&expires), "kept 90 days: expires {expires}");
+    let text = log.body.to_string();
+    for secret in ["erase-me", "81.2.69.142", DEV_SECRET, DEV_READ_ONLY] {
+        assert!(!text.contains(secret), "{secret} in the audit log: {text}");
+    }
+    assert_eq!(stack.request("GET", "/v1/audit", &[("Authorization", &rk)], b"").code(), "secret_key_required");
+    let other = stack.request("GET", "/v1/audit", &[("Authorization", &format!("Bearer {DEV_OTHER_SECRET}"))], b"");
+    assert_eq!(other.body["audit"].as_array().map(Vec::len), Some(0), "another project's log is its own: {:?}", other.body);
+
     // Each key may make 60 visitor requests a minute (erasures are ClickHouse mutations); the
     // read-only key made one above.
     let mut ok = 0;

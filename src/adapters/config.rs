@@ -34,6 +34,7 @@ pub fn dead_letter_queue_name(env: &Env) -> String {
 pub const KEYS_KV: &str = "KEYS";
 pub const DEAD_LETTERS_KV: &str = "DEAD_LETTERS";
 pub const ERASURES_KV: &str = "ERASURES";
+pub const AUDIT_KV: &str = "AUDIT";
 pub const KEY_LIMITER: &str = "KEY_LIMITER";
 pub const IP_RATE_LIMITER: &str = "IP_RATE_LIMITER";
 pub const EVENTS_QUEUE: &str = "EVENTS_QUEUE";

@@ -131,6 +131,7 @@ pub async fn replay(req: Request, env: &Env) -> Result<Response> {
     let Ok(queue) = env.queue(config::EVENTS_QUEUE) else { return unavailable("The event queue") };
     let Ok(kv) = env.kv(config::DEAD_LETTERS_KV) else { return unavailable("The dead-letter store") };
     let (mut replayed, mut rows, mut kept) = (0, 0, Vec::new());
+    let mut per_project: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     for (id, batch) in items {
         if batch.rows.is_empty() {
             kept.push(serde_json::json!({ "id": id, "failure": batch.failure }));
@@ -149,6 +150,14 @@ pub async fn replay(req: Request, env: &Env) -> Result<Response> {
         }
         replayed += 1;
         rows += batch.rows.len();
+        for r in &batch.rows {
+            *per_project.entry(r.project_id.clone()).or_default() += 1;
+        }
+    }
+    // Each project whose rows were replayed sees it in its audit log.
+    let now = Date::now().as_millis() as i64;
+    for (project, n) in per_project {
+        super::audit::write(env, &crate::audit::record(&project, crate::audit::Action::DeadLetterReplay, "admin".into(), now, "ok".into(), Some(n))).await;
     }
     console_log!("dead letters: replayed {replayed} ({rows} rows), kept {}", kept.len());
     let body = serde_json::json!({ "replayed": replayed, "rows": rows, "kept": kept, "cursor": cursor, "list_complete": cursor.is_none() }).to_string();

@@ -2,6 +2,7 @@
 //! pure core. Nothing here decides anything the core can decide.
 
 mod admin;
+mod audit;
 mod collect;
 mod consumer;
 mod dead_letters;
@@ -50,6 +51,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (Method::Get, "/mm.js") => Ok(http::script(SNIPPET)),
         (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
         (Method::Post, "/admin/dead-letters/replay") => dead_letters::replay(req, env).await,
+        (Method::Get, "/v1/audit") => audit::list(req, env).await,
         (Method::Get, "/admin/config-check") => Ok(admin::config_check(&req, env)),
         _ => match crate::visitors::parse_path(&path) {
             Some((_, Err(e))) => Ok(http::error(&e, None)),

@@ -3,6 +3,7 @@
 
 use super::key_lookup::{ip_refusal, lookup_key, unavailable};
 use super::{clickhouse_sink, config, http, key_limiter};
+use crate::audit;
 use crate::error::ApiError;
 use crate::keys;
 use crate::rate_limit;
@@ -36,6 +37,19 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
     if let Some(wait) = key_limiter::check(env, &format!("{key_hash}/visitors"), 1, visitors::REQUESTS_PER_MINUTE).await {
         return Ok(http::rate_limited(&rate_limit::too_many("key", wait), wait, None));
     }
+    // Every export and erasure the project's key asked for is in its audit log, with how it went.
+    let result = act(env, action, visitor, &project).await;
+    let what = match action {
+        Action::Export => audit::Action::VisitorExport,
+        Action::Erase => audit::Action::VisitorErasure,
+    };
+    let now = worker::Date::now().as_millis() as i64;
+    super::audit::write(env, &audit::record(&project, what, audit::by_key(&key_hash), now, audit::outcome(&result), None)).await;
+    result
+}
+
+async fn act(env: &Env, action: Action, visitor: &str, project: &str) -> Result<Response, ApiError> {
+    let project = project.to_string();
 
     // Export reads, erasure deletes: each with its own ClickHouse user where one is set.
     let role = match action {

@@ -1,0 +1,85 @@
+//! The audit log the DPA promises ("audit logs for admin actions and data exports, retained
+//! 90 days"): one record per visitor export, visitor erasure, dead-letter replay and key
+//! change, with the project, the action, which key (a prefix of its hash, never the key), when,
+//! and the outcome. Never an IP, never the visitor's id (an erasure's record must not keep the
+//! id it erased). Kept in KV for 90 days; listed newest first with the project's sk_live_ key.
+
+use crate::error::ApiError;
+use serde::{Deserialize, Serialize};
+
+pub const KEEP_SECONDS: u64 = 90 * 24 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    VisitorExport,
+    VisitorErasure,
+    DeadLetterReplay,
+    KeyChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub project_id: String,
+    pub action: Action,
+    /// `key:` and the first 12 hex digits of the key's SHA-256, or `admin` for ADMIN_TOKEN.
+    pub by: String,
+    /// RFC 3339, UTC, milliseconds.
+    pub at: String,
+    /// `ok`, or the error code the request was refused with.
+    pub outcome: String,
+    /// Rows replayed, for a replay; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+}
+
+/// Who did it, as the log names them: never the raw key, a prefix of its hash.
+pub fn by_key(key_hash: &str) -> String {
+    format!("key:{}", key_hash.get(..12).unwrap_or(key_hash))
+}
+
+pub fn outcome<T>(result: &Result<T, ApiError>) -> String {
+    match result {
+        Ok(_) => "ok".into(),
+        Err(e) => e.code.to_string(),
+    }
+}
+
+pub fn record(project_id: &str, action: Action, by: String, at_ms: i64, outcome: String, rows: Option<u64>) -> Record {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(at_ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    Record { project_id: project_id.to_string(), action, by, at, outcome, rows }
+}
+
+/// The KV prefix of a project's records.
+pub fn prefix(project_id: &str) -> String {
+    format!("audit:{project_id}:")
+}
+
+/// A record's KV key: newest first in KV's ascending order (the time inverted), then `nonce`
+/// so two records in one millisecond both stay.
+pub fn kv_key(project_id: &str, at_ms: i64, nonce: &str) -> String {
+    format!("{}{:013}:{nonce}", prefix(project_id), 9_999_999_999_999i64.saturating_sub(at_ms.max(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_name_the_key_by_a_hash_prefix_and_sort_newest_first() {
+        let hash = "a3f1c2d4e5b60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+        assert_eq!(by_key(hash), "key:a3f1c2d4e5b6");
+        let r = record("proj_a", Action::VisitorErasure, by_key(hash), 1_796_032_800_123, "ok".into(), None);
+        assert_eq!(r.at, "2026-11-30T10:00:00.123Z");
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, r#"{"project_id":"proj_a","action":"visitor_erasure","by":"key:a3f1c2d4e5b6","at":"2026-11-30T10:00:00.123Z","outcome":"ok"}"#);
+        let older = kv_key("proj_a", 1_000, "x");
+        let newer = kv_key("proj_a", 2_000, "x");
+        assert!(newer < older, "KV lists ascending: the newer record comes first");
+        assert!(newer.starts_with(&prefix("proj_a")) && !newer.starts_with(&prefix("proj_ab")));
+        assert_eq!(outcome::<()>(&Err(ApiError::new(403, "read_only_key", "x"))), "read_only_key");
+    }
+}

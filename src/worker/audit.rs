@@ -1,0 +1,68 @@
+//! The audit log's adapter: records written to KV `AUDIT` (90 days), and `GET /v1/audit`
+//! listing a project's records, newest first, a page at a time, with its sk_live_ key.
+//! What goes in a record is crate::audit's.
+
+use super::key_lookup::{lookup_key, unavailable};
+use super::{config, http};
+use crate::audit::{self, Record};
+use crate::error::ApiError;
+use crate::keys::{self, KeyKind};
+use crate::paging;
+use worker::{console_error, Date, Env, Request, Response};
+
+/// Keep `rec`. A failure to keep it is logged as an alarm; the action it records has happened.
+pub async fn write(env: &Env, rec: &Record) {
+    let now = Date::now().as_millis() as i64;
+    let nonce = js_nonce();
+    let result = match env.kv(config::AUDIT_KV) {
+        Ok(kv) => match kv.put(&audit::kv_key(&rec.project_id, now, &nonce), serde_json::to_string(rec).unwrap_or_default()) {
+            Ok(put) => put.expiration_ttl(audit::KEEP_SECONDS).execute().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = result {
+        console_error!("ALARM audit_write_failed: {:?} for {} not recorded: {e}", rec.action, rec.project_id);
+    }
+}
+
+fn js_nonce() -> String {
+    format!("{:08x}", (js_sys::Math::random() * u32::MAX as f64) as u32)
+}
+
+pub async fn list(req: Request, env: &Env) -> worker::Result<Response> {
+    Ok(match run(&req, env).await {
+        Ok(body) => http::json(200, &body, None),
+        Err(e) => http::error(&e, None),
+    })
+}
+
+async fn run(req: &Request, env: &Env) -> Result<String, ApiError> {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let raw = header("Authorization").and_then(|h| h.strip_prefix("Bearer ").map(|k| k.trim().to_string()));
+    let raw_key = raw.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| {
+        ApiError::new(401, "missing_key", "No API key was sent. Send the project's sk_live_ key as `Authorization: Bearer <key>`.")
+    })?;
+    let claimed = KeyKind::from_prefix(raw_key).ok_or_else(|| ApiError::new(401, "malformed_key", "The API key is not of a known form. Use the project's sk_live_ key."))?;
+    if claimed != KeyKind::Secret {
+        return Err(ApiError::new(403, "secret_key_required", "The audit log is read with the project's sk_live_ key, from a server."));
+    }
+    let record = lookup_key(env, &keys::key_hash(raw.as_deref().unwrap_or_default())).await?;
+    let project = crate::visitors::authorize(claimed, record, header("Origin").as_deref())?;
+    let url = req.url().map_err(|_| ApiError::bad_request("invalid_url", "The request URL could not be read."))?;
+    let page = paging::parse_page(url.query(), 50, 100)?;
+    let kv = env.kv(config::AUDIT_KV).map_err(|_| unavailable("The audit log"))?;
+    let mut list = kv.list().prefix(audit::prefix(&project)).limit(page.limit);
+    if let Some(c) = page.cursor {
+        list = list.cursor(c);
+    }
+    let listed = list.execute().await.map_err(|_| unavailable("The audit log"))?;
+    let mut records = Vec::new();
+    for k in listed.keys {
+        if let Some(r) = kv.get(&k.name).json::<Record>().await.map_err(|_| unavailable("The audit log"))? {
+            records.push(serde_json::json!({"record": r, "expires": k.expiration}));
+        }
+    }
+    let cursor = if listed.list_complete { None } else { listed.cursor };
+    Ok(serde_json::json!({"audit": records, "cursor": cursor, "list_complete": cursor.is_none(), "kept_days": audit::KEEP_SECONDS / 86_400}).to_string())
+}
