@@ -119,6 +119,36 @@ pub fn erase_sql(database: &str, table: &str, project_id: &str, visitor: &str) -
     )
 }
 
+/// The daily re-application of recent erasures, batched: one mutation per project (several
+/// only when its list of visitors would pass `max_bytes` of SQL), each deleting all of that
+/// project's erased visitors at once. Projects in order; ids deduplicated.
+pub fn erase_many_sql(database: &str, table: &str, erasures: &[(String, String)], max_bytes: usize) -> Vec<(String, String)> {
+    let mut by_project: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> = std::collections::BTreeMap::new();
+    for (p, v) in erasures {
+        by_project.entry(p).or_default().insert(v);
+    }
+    let mut out = Vec::new();
+    for (project, visitors) in by_project {
+        let head = format!("ALTER TABLE {database}.{table} DELETE WHERE project_id = {} AND anonymous_id IN (", sql::string(project));
+        let mut cur: Vec<String> = Vec::new();
+        let mut len = head.len() + 1;
+        for v in visitors {
+            let lit = sql::string(v);
+            if !cur.is_empty() && len + lit.len() + 2 > max_bytes {
+                out.push((project.to_string(), format!("{head}{})", cur.join(", "))));
+                cur.clear();
+                len = head.len() + 1;
+            }
+            len += lit.len() + 2;
+            cur.push(lit);
+        }
+        if !cur.is_empty() {
+            out.push((project.to_string(), format!("{head}{})", cur.join(", "))));
+        }
+    }
+    out
+}
+
 /// Export and erasure requests a key may make per minute. Each erasure is a ClickHouse
 /// mutation (a rewrite of the parts that hold the rows), so a flood of them must not reach it.
 pub const REQUESTS_PER_MINUTE: u32 = 60;
@@ -143,6 +173,25 @@ pub fn parse_erasure_key(key: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daily_reapply_is_one_mutation_per_project() {
+        let e = |p: &str, v: &str| (p.to_string(), v.to_string());
+        let erasures = vec![e("a", "v1"), e("b", "w'1"), e("a", "v2"), e("a", "v1")];
+        let sql = erase_many_sql("millimetric", "events", &erasures, 128 * 1024);
+        assert_eq!(
+            sql,
+            vec![
+                ("a".to_string(), "ALTER TABLE millimetric.events DELETE WHERE project_id = 'a' AND anonymous_id IN ('v1', 'v2')".to_string()),
+                ("b".to_string(), "ALTER TABLE millimetric.events DELETE WHERE project_id = 'b' AND anonymous_id IN ('w\\'1')".to_string()),
+            ]
+        );
+        // A project with more erasures than one statement holds gets a few, none too long.
+        let many: Vec<(String, String)> = (0..5000).map(|i| e("a", &format!("{i:0>100}"))).collect();
+        let sql = erase_many_sql("millimetric", "events", &many, 128 * 1024);
+        assert!(sql.len() > 1 && sql.len() < 10 && sql.iter().all(|(_, s)| s.len() <= 128 * 1024));
+        assert_eq!(sql.iter().map(|(_, s)| s.matches("'0").count()).sum::<usize>(), 5000);
+    }
 
     fn record(kind: KeyKind) -> Option<KeyRecord> {
         Some(KeyRecord {

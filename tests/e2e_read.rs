@@ -550,7 +550,7 @@ fn hostile_bodies(read: &support::ReadWorker) {
     let mut rng = Rng(42);
     let mut limited = false;
     let pieces = [
-        "\"metrics\":[\"visitors\"]", "\"metrics\":[\"bounce_rate\",\"percentage\"]", "\"date_range\":\"7d\"", "\"date_range\":[\"2026-01-01\",\"2025-01-01\"]",
+        "\"metrics\":[\"visitors\"]", "\"metrics\":[\"bounce_rate\",\"percentage\"]", "\"date_range\":\"7d\"", "\"date_range\":[\"3026-01-01\",\"3025-01-01\"]",
         "\"date_range\":\"all\"", "\"dimensions\":[\"event:props:' OR 1=1 --\"]", "\"dimensions\":[\"visit:country\",\"time:hour\"]", "\"filters\":[[\"is\",\"event:page\",[\"'); DROP TABLE events; --\"]]]",
         "\"filters\":[[\"matches\",\"event:page\",[\".*\\\\\"]]]", "\"filters\":[[\"is\",\"visit:country\",[\"x\\u0000\"]]]", "\"timezone\":\"../../etc/passwd\"", "\"timezone\":\"Asia/Kathmandu\"",
         "\"order_by\":[[\"visitors\",\"desc\"]]", "\"pagination\":{\"limit\":10000,\"offset\":999999}", "\"compare\":\"year_over_year\"", "\"site_id\":\"proj_other\"",
