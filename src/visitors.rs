@@ -99,24 +99,25 @@ pub fn claimed_kind(action: Action, raw_key: Option<&str>) -> Result<KeyKind, Ap
     }
 }
 
+/// The index of the days each visitor has events on (migrations/0003).
+pub const DAYS_TABLE: &str = "visitor_days";
+
 /// The visitor's events as ClickHouse answers them: one JSON object per line, oldest first,
-/// each event once however often it was retried (FINAL).
+/// each event once however often it was retried (FINAL). Only the days the visitor has events
+/// on are read (visitor_days, then the sort key's day), not the project's whole table.
 pub fn export_sql(database: &str, table: &str, project_id: &str, visitor: &str) -> String {
+    let (p, v) = (sql::string(project_id), sql::string(visitor));
     format!(
-        "SELECT * FROM {database}.{table} FINAL WHERE project_id = {} AND anonymous_id = {} ORDER BY timestamp, event_id FORMAT JSONEachRow",
-        sql::string(project_id),
-        sql::string(visitor)
+        "SELECT * FROM {database}.{table} FINAL WHERE project_id = {p} AND toDate(timestamp) IN (SELECT day FROM {database}.{DAYS_TABLE} WHERE project_id = {p} AND anonymous_id = {v}) \
+         AND anonymous_id = {v} ORDER BY timestamp, event_id FORMAT JSONEachRow"
     )
 }
 
-/// Deletes the visitor's events (a mutation: ClickHouse rewrites the parts that hold them, in
-/// the background, usually within seconds).
-pub fn erase_sql(database: &str, table: &str, project_id: &str, visitor: &str) -> String {
-    format!(
-        "ALTER TABLE {database}.{table} DELETE WHERE project_id = {} AND anonymous_id = {}",
-        sql::string(project_id),
-        sql::string(visitor)
-    )
+/// Deletes the visitor's events, and their days from visitor_days (mutations: ClickHouse
+/// rewrites the parts that hold them, in the background, usually within seconds).
+pub fn erase_sql(database: &str, table: &str, project_id: &str, visitor: &str) -> [String; 2] {
+    let (p, v) = (sql::string(project_id), sql::string(visitor));
+    [table, DAYS_TABLE].map(|t| format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {p} AND anonymous_id = {v}"))
 }
 
 /// The daily re-application of recent erasures, batched: one mutation per project (several
@@ -128,8 +129,9 @@ pub fn erase_many_sql(database: &str, table: &str, erasures: &[(String, String)]
         by_project.entry(p).or_default().insert(v);
     }
     let mut out = Vec::new();
-    for (project, visitors) in by_project {
-        let head = format!("ALTER TABLE {database}.{table} DELETE WHERE project_id = {} AND anonymous_id IN (", sql::string(project));
+    for ((project, visitors), t) in by_project.iter().flat_map(|pv| [(pv, table), (pv, DAYS_TABLE)]) {
+        let (project, visitors) = (*project, visitors.iter().copied());
+        let head = format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {} AND anonymous_id IN (", sql::string(project));
         let mut cur: Vec<String> = Vec::new();
         let mut len = head.len() + 1;
         for v in visitors {
@@ -183,14 +185,16 @@ mod tests {
             sql,
             vec![
                 ("a".to_string(), "ALTER TABLE millimetric.events DELETE WHERE project_id = 'a' AND anonymous_id IN ('v1', 'v2')".to_string()),
+                ("a".to_string(), "ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'a' AND anonymous_id IN ('v1', 'v2')".to_string()),
                 ("b".to_string(), "ALTER TABLE millimetric.events DELETE WHERE project_id = 'b' AND anonymous_id IN ('w\\'1')".to_string()),
+                ("b".to_string(), "ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'b' AND anonymous_id IN ('w\\'1')".to_string()),
             ]
         );
         // A project with more erasures than one statement holds gets a few, none too long.
         let many: Vec<(String, String)> = (0..5000).map(|i| e("a", &format!("{i:0>100}"))).collect();
         let sql = erase_many_sql("millimetric", "events", &many, 128 * 1024);
-        assert!(sql.len() > 1 && sql.len() < 10 && sql.iter().all(|(_, s)| s.len() <= 128 * 1024));
-        assert_eq!(sql.iter().map(|(_, s)| s.matches("'0").count()).sum::<usize>(), 5000);
+        assert!(sql.len() > 2 && sql.len() < 20 && sql.iter().all(|(_, s)| s.len() <= 128 * 1024));
+        assert_eq!(sql.iter().map(|(_, s)| s.matches("'0").count()).sum::<usize>(), 2 * 5000, "each id once per table");
     }
 
     fn record(kind: KeyKind) -> Option<KeyRecord> {
@@ -263,9 +267,11 @@ mod tests {
     fn values_cannot_escape_their_literal() {
         assert_eq!(sql::string("v-1"), "'v-1'");
         assert_eq!(sql::string(r"a'b\c"), r"'a\'b\\c'");
-        let sql = erase_sql("millimetric", "events", "proj_a", "x' OR 1=1 --");
-        assert_eq!(sql, r"ALTER TABLE millimetric.events DELETE WHERE project_id = 'proj_a' AND anonymous_id = 'x\' OR 1=1 --'");
+        let [events, days] = erase_sql("millimetric", "events", "proj_a", "x' OR 1=1 --");
+        assert_eq!(events, r"ALTER TABLE millimetric.events DELETE WHERE project_id = 'proj_a' AND anonymous_id = 'x\' OR 1=1 --'");
+        assert_eq!(days, r"ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'proj_a' AND anonymous_id = 'x\' OR 1=1 --'");
         let sql = export_sql("millimetric", "events", "proj_a", "v");
-        assert!(sql.starts_with("SELECT * FROM millimetric.events FINAL WHERE project_id = 'proj_a' AND anonymous_id = 'v'"), "{sql}");
+        assert!(sql.starts_with("SELECT * FROM millimetric.events FINAL WHERE project_id = 'proj_a' AND toDate(timestamp) IN (SELECT day FROM millimetric.visitor_days WHERE project_id = 'proj_a' AND anonymous_id = 'v')"), "{sql}");
+        assert!(sql.contains(" AND anonymous_id = 'v' ORDER BY"), "{sql}");
     }
 }

@@ -80,6 +80,7 @@ fn visitor_export_and_erasure(stack: &Stack) {
     assert_eq!(r.body["status"], "erasing");
     support::eventually(LAND, || count("erase-me", DEV_PROJECT) == 0);
     assert_eq!(count("erase-me", DEV_PROJECT), 0, "the visitor's rows are gone from the raw table");
+    assert!(support::eventually(LAND, || stack.query("SELECT count() FROM visitor_days WHERE anonymous_id = 'erase-me' AND project_id = 'proj_dev'").trim() == "0"), "and from the days index");
     assert_eq!(count("keep-me", DEV_PROJECT), 1, "another visitor's row stays");
     assert_eq!(count("erase-me", "proj_other"), 1, "the same id in another project stays");
     let r = stack.request("GET", "/visitors/erase-me/events", &[("Authorization", &sk)], b"");
@@ -138,7 +139,9 @@ fn visitor_export_and_erasure(stack: &Stack) {
     };
     assert_eq!((limited.status, limited.code()), (429, "rate_limited"), "after {ok}: {:?}", limited.body);
     assert!(limited.header("Retry-After").is_some_and(|s| s.parse::<u32>().is_ok_and(|n| n >= 1)));
-    assert_eq!(ok, 59, "60 a minute in all");
+    // The limiter counts whole minutes (src/rate_limit/window.rs): 59 more when the first
+    // export was in this minute, 60 when it fell in the one before. Never more.
+    assert!(ok == 59 || ok == 60, "60 a minute in all, got {ok} more");
 }
 
 /// The promise: raw events are deleted after the project's 30, 90 or 365 days. Rows are put
@@ -166,7 +169,8 @@ fn retention_drops_weeks_past_their_window(stack: &Stack) {
     want.sort();
     assert_eq!(left.trim(), want.join(","), "rows left after the retention run; worker log:\n{}", stack.logs());
     assert_eq!(stack.query("SELECT count() FROM events WHERE project_id != 'retention-test'"), others, "recent events of other projects must stay");
-    // Three weeks of events, and the same three of their ids' index (event_ids).
+    // Three weeks of events, and the same three of their ids' index (event_ids); the rows have
+    // no mm_aid, so visitor_days has none of those weeks.
     assert!(stack.log_shows("retention: dropped 6 week(s)", Duration::from_secs(15)), "the run says what it dropped:\n{}", stack.logs());
     assert_eq!(stack.query("SELECT count() FROM event_ids WHERE project_id = 'retention-test'").trim(), want_kept.to_string(), "ids go with their events");
 

@@ -21,8 +21,8 @@ async fn drop_expired(env: &Env, now_ms: f64) -> Result<Vec<String>, String> {
     cfg.check_names()?;
     let today = OffsetDateTime::from_unix_timestamp((now_ms / 1000.0) as i64).map_err(|e| format!("bad trigger time: {e}"))?.date();
     let mut dropped = Vec::new();
-    // The events, and the index of their ids (partitioned alike; crate::first_write).
-    for table in [cfg.table.as_str(), crate::first_write::IDS_TABLE] {
+    // The events, and the indexes of their ids and visitors' days (partitioned alike).
+    for table in [cfg.table.as_str(), crate::first_write::IDS_TABLE, crate::visitors::DAYS_TABLE] {
         let listed = clickhouse_sink::query(&cfg, &retention::list_partitions_sql(&cfg.database, table)).await?;
         let partitions: Vec<_> = listed.lines().filter_map(retention::parse_partition_id).collect();
         for p in retention::expired(&partitions, today) {

@@ -88,11 +88,12 @@ async fn act(env: &Env, action: Action, visitor: &str, project: &str) -> Result<
                 console_error!("visitors: could not record the erasure: {e}");
                 unavailable("The erasure log")
             })?;
-            let sql = visitors::erase_sql(&cfg.database, &cfg.table, &project, visitor);
-            clickhouse_sink::query(&cfg, &sql).await.map_err(|e| {
-                console_error!("visitors: erase failed: {e}");
-                unavailable("The event store")
-            })?;
+            for sql in visitors::erase_sql(&cfg.database, &cfg.table, &project, visitor) {
+                clickhouse_sink::query(&cfg, &sql).await.map_err(|e| {
+                    console_error!("visitors: erase failed: {e}");
+                    unavailable("The event store")
+                })?;
+            }
             // And from the dead-letter store, so no replay brings the rows back.
             super::dead_letters::erase_visitor(env, &project, visitor).await?;
             let body = serde_json::json!({"status": "erasing", "mm_aid": visitor}).to_string();
