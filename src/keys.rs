@@ -82,6 +82,17 @@ pub struct KeyRecord {
     /// names none. None: UTC.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// When a rotated-out key stops working (epoch ms); None: until revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+}
+
+/// The record as it stands at `now_ms`: a rotated-out key past its grace is revoked.
+pub fn effective(mut record: KeyRecord, now_ms: i64) -> KeyRecord {
+    if record.expires_at_ms.is_some_and(|t| t <= now_ms) {
+        record.revoked = true;
+    }
+    record
 }
 
 fn default_retention() -> u16 {
@@ -239,6 +250,7 @@ mod tests {
             hash_routing: false,
             events_per_minute: None,
             timezone: None,
+            expires_at_ms: None,
         }
     }
 

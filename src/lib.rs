@@ -11,6 +11,7 @@ pub mod enrich;
 pub mod error;
 pub mod event;
 pub mod first_write;
+pub mod key_admin;
 pub mod key_cache;
 pub mod geo_load;
 pub mod keys;

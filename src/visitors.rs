@@ -207,6 +207,7 @@ mod tests {
             hash_routing: false,
             events_per_minute: None,
             timezone: None,
+            expires_at_ms: None,
         })
     }
 

@@ -41,16 +41,17 @@ pub async fn ip_refusal(env: &Env, claimed: KeyKind, hash: &str, client_ip: Opti
     Ok((!outcome.success).then_some(60))
 }
 
-/// The record KV holds under `hash` (the SHA-256 of the raw key), through the isolate's cache.
+/// The record KV holds under `hash` (the SHA-256 of the raw key), through the isolate's cache,
+/// as it stands now (a rotated-out key past its grace reads as revoked: keys::effective).
 pub async fn lookup_key(env: &Env, hash: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
     let now = Date::now().as_millis() as i64;
     match KEY_CACHE.with(|c| c.borrow().get(hash, now)) {
-        Cached::Known(rec) => return Ok(Some(rec)),
+        Cached::Known(rec) => return Ok(Some(crate::keys::effective(rec, now))),
         Cached::Unknown => return Ok(None),
         Cached::Miss => {}
     }
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     let rec = kv.get(hash).cache_ttl(60).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))?;
     KEY_CACHE.with(|c| c.borrow_mut().put(hash, rec.clone(), now));
-    Ok(rec)
+    Ok(rec.map(|r| crate::keys::effective(r, now)))
 }

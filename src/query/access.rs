@@ -44,6 +44,7 @@ mod tests {
             hash_routing: false,
             events_per_minute: None,
             timezone: Some("Europe/Berlin".into()),
+            expires_at_ms: None,
         })
     }
 

@@ -15,6 +15,17 @@ pub fn refuse_unless_admin(req: &Request, env: &Env) -> Option<Response> {
     }
 }
 
+/// Some(429) when this address has made more admin requests this minute than the
+/// ADMIN_RATE_LIMITER binding allows (30, wrangler.toml), counted before the token is checked,
+/// so a wrong guess and a right one cost the same. Keyed by a salted hash of the address.
+pub async fn limit_admin(req: &Request, env: &Env) -> Option<Response> {
+    let ip = req.headers().get("CF-Connecting-IP").ok().flatten()?;
+    let salt = config::ip_hash_salt(env).ok()?;
+    let limiter = env.rate_limiter("ADMIN_RATE_LIMITER").ok()?;
+    let outcome = limiter.limit(format!("admin:{}", crate::rate_limit::ip_limit_key(&salt, &ip))).await.ok()?;
+    (!outcome.success).then(|| http::rate_limited(&crate::rate_limit::too_many("client address", 60), 60, None))
+}
+
 /// Every configuration check as JSON (`crate::config_check::report`): 200 when none failed,
 /// 503 when one did, so `curl -f` after a deploy fails loudly. No secret values in it.
 pub fn config_check(req: &Request, env: &Env) -> Response {

@@ -9,6 +9,7 @@ mod dead_letters;
 mod erasures;
 mod geo;
 mod group_commit;
+mod keys_admin;
 mod key_limiter;
 mod retention_job;
 mod visitors;
@@ -52,6 +53,10 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
         (Method::Post, "/admin/dead-letters/replay") => dead_letters::replay(req, env).await,
         (Method::Get, "/v1/audit") => audit::list(req, env).await,
+        (_, p) if p == "/admin/keys" || p.starts_with("/admin/keys/") => {
+            let rest = p["/admin/keys".len()..].to_string();
+            keys_admin::handle(req, env, &rest).await
+        }
         (Method::Get, "/admin/config-check") => Ok(admin::config_check(&req, env)),
         _ => match crate::visitors::parse_path(&path) {
             Some((_, Err(e))) => Ok(http::error(&e, None)),

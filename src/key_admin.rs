@@ -1,0 +1,297 @@
+//! Key lifecycle, decided here (the admin API `/admin/keys` and `cargo run --bin keys` are its
+//! callers): create a project's keys (the raw key shown once, only its SHA-256 stored), rotate
+//! (a new key with the same settings; the old one keeps working for a stated grace period,
+//! then is refused), revoke at once, list (hashes and settings, never raw keys), and set a
+//! key's allowed origins, limit, retention, hash routing and time zone.
+
+use crate::error::ApiError;
+use crate::keys::{key_hash, KeyKind, KeyRecord, RETENTION_CHOICES};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The longest grace a rotation may give the old key.
+pub const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
+pub const DEFAULT_GRACE_SECONDS: u64 = 86_400;
+
+/// How long a revocation takes to reach every isolate: each caches a key record for 60 s
+/// (adapters::key_lookup), after KV's own edge cache of 60 s (`cache_ttl(60)`); KV itself
+/// propagates a write to every location within about 60 s. So at most about 3 minutes in
+/// production, and the isolate's 60 s locally (measured by tests/e2e_keys.rs).
+pub const REVOCATION_BOUND_SECONDS: u64 = 180;
+
+fn bad(code: &'static str, m: impl Into<String>) -> ApiError {
+    ApiError::bad_request(code, m)
+}
+
+/// The settings a key carries; absent fields stay as they are.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub allowed_origins: Option<Vec<String>>,
+    pub retention_days: Option<u16>,
+    pub hash_routing: Option<bool>,
+    /// null: the service default.
+    #[serde(default, deserialize_with = "some")]
+    pub events_per_minute: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "some")]
+    pub timezone: Option<Option<String>>,
+}
+
+fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn check_origin(o: &str) -> bool {
+    if o == "*" {
+        return true;
+    }
+    let Some((scheme, rest)) = o.split_once("://") else { return false };
+    let host = rest.strip_prefix("*.").unwrap_or(rest);
+    matches!(scheme, "http" | "https") && !host.is_empty() && !host.contains('/') && url::Url::parse(&format!("{scheme}://{host}")).is_ok()
+}
+
+impl Settings {
+    pub fn check(&self) -> Result<(), ApiError> {
+        if let Some(os) = &self.allowed_origins {
+            if os.len() > 50 {
+                return Err(bad("invalid_settings", "`allowed_origins` takes at most 50 origins."));
+            }
+            if let Some(o) = os.iter().find(|o| !check_origin(o)) {
+                return Err(bad("invalid_settings", format!("`allowed_origins` has `{}`; an origin is scheme://host[:port] (https://*.example.com for subdomains, * for any).", o.chars().take(80).collect::<String>())));
+            }
+        }
+        if self.retention_days.is_some_and(|d| !RETENTION_CHOICES.contains(&d)) {
+            return Err(bad("invalid_settings", "`retention_days` is 30, 90 or 365."));
+        }
+        if let Some(Some(n)) = self.events_per_minute {
+            if !(1..=100_000_000).contains(&n) {
+                return Err(bad("invalid_settings", "`events_per_minute` is 1 to 100000000, or null for the default."));
+            }
+        }
+        if let Some(Some(tz)) = &self.timezone {
+            crate::query::dates::time_zone(Some(tz)).map_err(|_| bad("invalid_settings", format!("`timezone` `{}` is not an IANA time zone.", tz.chars().take(64).collect::<String>())))?;
+        }
+        Ok(())
+    }
+
+    pub fn apply(&self, r: &mut KeyRecord) {
+        if let Some(o) = &self.allowed_origins {
+            r.allowed_origins = o.clone();
+        }
+        if let Some(d) = self.retention_days {
+            r.retention_days = d;
+        }
+        if let Some(h) = self.hash_routing {
+            r.hash_routing = h;
+        }
+        if let Some(n) = self.events_per_minute {
+            r.events_per_minute = n;
+        }
+        if let Some(tz) = &self.timezone {
+            r.timezone = tz.as_ref().map(|t| crate::query::dates::time_zone(Some(t)).map(|(n, _)| n).unwrap_or_else(|_| t.clone()));
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    project_id: String,
+    kinds: Option<Vec<String>>,
+    #[serde(flatten)]
+    settings: FlatSettings,
+}
+
+#[derive(Deserialize, Default)]
+struct FlatSettings {
+    allowed_origins: Option<Vec<String>>,
+    retention_days: Option<u16>,
+    hash_routing: Option<bool>,
+    #[serde(default, deserialize_with = "some")]
+    events_per_minute: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "some")]
+    timezone: Option<Option<String>>,
+}
+
+pub fn kind_name(k: KeyKind) -> &'static str {
+    match k {
+        KeyKind::Publishable => "publishable",
+        KeyKind::Secret => "secret",
+        KeyKind::ReadOnly => "read_only",
+    }
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| bad("invalid_body", format!("The body does not read ({e}). See README, \"Keys\".")))
+}
+
+/// `POST /admin/keys`: which project, which kinds (default: all three), and their settings.
+pub fn parse_create(body: &[u8]) -> Result<(String, Vec<KeyKind>, Settings), ApiError> {
+    let b: CreateBody = parse_json(body)?;
+    let ok = !b.project_id.is_empty() && b.project_id.len() <= 64 && b.project_id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    if !ok {
+        return Err(bad("invalid_project", "`project_id` is 1 to 64 letters, digits, `_` or `-`."));
+    }
+    let kinds = match b.kinds {
+        None => vec![KeyKind::Publishable, KeyKind::Secret, KeyKind::ReadOnly],
+        Some(ks) => ks
+            .iter()
+            .map(|k| match k.as_str() {
+                "publishable" => Ok(KeyKind::Publishable),
+                "secret" => Ok(KeyKind::Secret),
+                "read_only" => Ok(KeyKind::ReadOnly),
+                other => Err(bad("invalid_settings", format!("`kinds` has `{other}`; use publishable, secret, read_only."))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let f = b.settings;
+    let s = Settings { allowed_origins: f.allowed_origins, retention_days: f.retention_days, hash_routing: f.hash_routing, events_per_minute: f.events_per_minute, timezone: f.timezone };
+    s.check()?;
+    Ok((b.project_id, kinds, s))
+}
+
+pub fn parse_settings(body: &[u8]) -> Result<Settings, ApiError> {
+    let s: Settings = parse_json(body)?;
+    s.check()?;
+    Ok(s)
+}
+
+/// `POST /admin/keys/{hash}/rotate` `{"grace_seconds": N}` (default a day, at most 30 days).
+pub fn parse_grace(body: &[u8]) -> Result<u64, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DEFAULT_GRACE_SECONDS);
+    }
+    let v: Value = parse_json(body)?;
+    match v.get("grace_seconds") {
+        None => Ok(DEFAULT_GRACE_SECONDS),
+        Some(g) => g.as_u64().filter(|g| *g <= MAX_GRACE_SECONDS).ok_or_else(|| bad("invalid_settings", format!("`grace_seconds` is 0 to {MAX_GRACE_SECONDS}."))),
+    }
+}
+
+/// A new raw key: the kind's prefix and 32 base-62 characters from 24 random bytes (190 bits).
+pub fn new_raw_key(kind: KeyKind, random: &[u8; 24]) -> String {
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let prefix = match kind {
+        KeyKind::Publishable => "pk_live_",
+        KeyKind::Secret => "sk_live_",
+        KeyKind::ReadOnly => "rk_live_",
+    };
+    // 24 bytes as a big number, 32 base-62 digits (62^32 > 2^190).
+    let mut n: Vec<u8> = random.to_vec();
+    let mut digits = Vec::with_capacity(32);
+    for _ in 0..32 {
+        let mut rem = 0u32;
+        for b in n.iter_mut() {
+            let cur = (rem << 8) | *b as u32;
+            *b = (cur / 62) as u8;
+            rem = cur % 62;
+        }
+        digits.push(ALPHABET[rem as usize]);
+    }
+    format!("{prefix}{}", String::from_utf8(digits).expect("ascii"))
+}
+
+pub fn new_record(project_id: &str, kind: KeyKind, s: &Settings) -> KeyRecord {
+    let mut r = KeyRecord {
+        project_id: project_id.into(),
+        kind,
+        allowed_origins: vec![],
+        revoked: false,
+        retention_days: 90,
+        hash_routing: false,
+        events_per_minute: None,
+        timezone: None,
+        expires_at_ms: None,
+    };
+    s.apply(&mut r);
+    r
+}
+
+/// Rotation: the old record with its end set `grace_seconds` from now (or sooner if it had
+/// one), and a new record with the same settings.
+pub fn rotate(old: &KeyRecord, now_ms: i64, grace_seconds: u64) -> (KeyRecord, KeyRecord) {
+    let until = now_ms + grace_seconds as i64 * 1000;
+    let mut ending = old.clone();
+    ending.expires_at_ms = Some(ending.expires_at_ms.map_or(until, |t| t.min(until)));
+    let mut fresh = old.clone();
+    fresh.expires_at_ms = None;
+    fresh.revoked = false;
+    (ending, fresh)
+}
+
+/// A record as the listing shows it: its hash and settings, never a raw key.
+pub fn listed(hash: &str, r: &KeyRecord) -> Value {
+    json!({
+        "hash": hash, "project_id": r.project_id, "kind": kind_name(r.kind), "revoked": r.revoked,
+        "expires_at_ms": r.expires_at_ms, "allowed_origins": r.allowed_origins, "retention_days": r.retention_days,
+        "hash_routing": r.hash_routing, "events_per_minute": r.events_per_minute, "timezone": r.timezone,
+    })
+}
+
+/// A created key as the answer shows it once: the raw key and its hash.
+pub fn created(raw: &str, r: &KeyRecord) -> Value {
+    let mut v = listed(&key_hash(raw), r);
+    v["key"] = json!(raw);
+    v
+}
+
+/// A key hash as a path segment: 64 lowercase hex digits.
+pub fn check_hash(s: &str) -> Result<&str, ApiError> {
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(s)
+    } else {
+        Err(ApiError::new(404, "unknown_key", "No key has that hash; list the project's keys with GET /admin/keys?project_id=..."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_parses_checks_and_shows_the_raw_key_once() {
+        let (p, kinds, s) = parse_create(br#"{"project_id":"shop","allowed_origins":["https://shop.example","https://*.shop.example"],"retention_days":30,"timezone":"europe/berlin"}"#).unwrap();
+        assert_eq!((p.as_str(), kinds.len()), ("shop", 3));
+        let raw = new_raw_key(KeyKind::Publishable, &[7u8; 24]);
+        assert!(raw.starts_with("pk_live_") && raw.len() == 40 && KeyKind::from_prefix(&raw) == Some(KeyKind::Publishable), "{raw}");
+        assert_ne!(raw, new_raw_key(KeyKind::Publishable, &[8u8; 24]));
+        let r = new_record(&p, KeyKind::Publishable, &s);
+        assert_eq!((r.retention_days, r.timezone.as_deref()), (30, Some("Europe/Berlin")));
+        let shown = created(&raw, &r);
+        assert_eq!(shown["key"], raw);
+        assert_eq!(shown["hash"], key_hash(&raw));
+        assert!(!listed(&key_hash(&raw), &r).to_string().contains(&raw), "a listing never holds the raw key");
+        for (body, code) in [
+            (r#"{"project_id":"bad id"}"#, "invalid_project"),
+            (r#"{"project_id":"p","retention_days":60}"#, "invalid_settings"),
+            (r#"{"project_id":"p","allowed_origins":["example.com"]}"#, "invalid_settings"),
+            (r#"{"project_id":"p","kinds":["admin"]}"#, "invalid_settings"),
+            (r#"{"project_id":"p","timezone":"Mars/Base"}"#, "invalid_settings"),
+            (r#"{"project_id":"p","owner":"x"}"#, "invalid_body"),
+        ] {
+            assert_eq!(parse_create(body.as_bytes()).unwrap_err().code, code, "{body}");
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_key_for_its_grace_then_not() {
+        let s = Settings { events_per_minute: Some(Some(500)), ..Default::default() };
+        let old = new_record("shop", KeyKind::Secret, &s);
+        let now = 1_796_032_800_000;
+        let (ending, fresh) = rotate(&old, now, 3600);
+        assert_eq!(ending.expires_at_ms, Some(now + 3_600_000));
+        assert_eq!((fresh.expires_at_ms, fresh.events_per_minute), (None, Some(500)));
+        assert!(!crate::keys::effective(ending.clone(), now + 3_599_999).revoked, "still good within the grace");
+        assert!(crate::keys::effective(ending.clone(), now + 3_600_000).revoked, "refused once it ends");
+        // Rotating again never lengthens an ending key's life.
+        let (again, _) = rotate(&ending, now, 7200);
+        assert_eq!(again.expires_at_ms, Some(now + 3_600_000));
+        assert_eq!(parse_grace(b"").unwrap(), DEFAULT_GRACE_SECONDS);
+        assert_eq!(parse_grace(br#"{"grace_seconds":0}"#).unwrap(), 0);
+        assert!(parse_grace(br#"{"grace_seconds":99999999}"#).is_err());
+        assert_eq!(check_hash("xyz").unwrap_err().status, 404);
+        let mut set = old.clone();
+        parse_settings(br#"{"allowed_origins":["*"],"events_per_minute":null,"hash_routing":true}"#).unwrap().apply(&mut set);
+        assert_eq!((set.allowed_origins, set.events_per_minute, set.hash_routing), (vec!["*".to_string()], None, true));
+    }
+}
