@@ -294,11 +294,13 @@ fn groups(v: &str) -> Vec<&str> {
     v.split(|c: char| !c.is_ascii_digit()).filter(|g| !g.is_empty()).collect()
 }
 
-/// 13 to 19 digits passing the Luhn check, ungrouped or grouped as cards are printed (fours;
-/// Amex 4-6-5), by spaces or dashes.
+/// 13 to 19 digits passing the Luhn check, starting as the card networks' numbers do (2 to 6:
+/// Mastercard, Amex, Diners, JCB, Visa, Discover, UnionPay, Maestro), ungrouped or grouped as
+/// cards are printed (fours; Amex 4-6-5), by spaces or dashes. Epoch milliseconds
+/// (`1712517344320`, 13 digits from a 1) are not cards.
 pub fn looks_like_card(v: &str) -> bool {
     let Some(d) = digits_of(v, &[' ', '-']) else { return false };
-    if !(13..=19).contains(&d.len()) || !luhn(&d) {
+    if !(13..=19).contains(&d.len()) || !(2..=6).contains(&d[0]) || !luhn(&d) {
         return false;
     }
     let g: Vec<usize> = groups(v).iter().map(|g| g.len()).collect();
@@ -417,6 +419,7 @@ mod tests {
         assert!(!looks_like_card("4111111111111112")); // fails Luhn
         assert!(!looks_like_card("123456789012")); // too short
         assert!(!looks_like_card("2026-01-01 - 2026-01-31"), "a date range is not a card");
+        assert!(!looks_like_card("1712517344320"), "epoch milliseconds (Luhn-valid) are not a card");
     }
 
     #[test]
