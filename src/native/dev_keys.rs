@@ -31,6 +31,7 @@ fn record(project: &str, kind: KeyKind) -> KeyRecord {
         hash_routing: false,
         events_per_minute: None,
         timezone: None,
+        allow_null_origin: false,
     }
 }
 

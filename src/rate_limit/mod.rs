@@ -84,6 +84,7 @@ mod tests {
             hash_routing: false,
             events_per_minute: None,
             timezone: None,
+            allow_null_origin: false,
         };
         use KeyKind::*;
         // a KV read follows only a miss; a miss always passes the per-IP limit first
