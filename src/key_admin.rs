@@ -28,6 +28,8 @@ fn bad(code: &'static str, m: impl Into<String>) -> ApiError {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub allowed_origins: Option<Vec<String>>,
+    /// Browser keys: whether `Origin: null` (sandboxed iframes, file:// pages) is taken.
+    pub allow_null_origin: Option<bool>,
     pub retention_days: Option<u16>,
     pub hash_routing: Option<bool>,
     /// null: the service default.
@@ -78,6 +80,9 @@ impl Settings {
         if let Some(o) = &self.allowed_origins {
             r.allowed_origins = o.clone();
         }
+        if let Some(n) = self.allow_null_origin {
+            r.allow_null_origin = n;
+        }
         if let Some(d) = self.retention_days {
             r.retention_days = d;
         }
@@ -105,6 +110,7 @@ struct CreateBody {
 #[derive(Deserialize, Default)]
 struct FlatSettings {
     allowed_origins: Option<Vec<String>>,
+    allow_null_origin: Option<bool>,
     retention_days: Option<u16>,
     hash_routing: Option<bool>,
     #[serde(default, deserialize_with = "some")]
@@ -145,7 +151,7 @@ pub fn parse_create(body: &[u8]) -> Result<(String, Vec<KeyKind>, Settings), Api
             .collect::<Result<Vec<_>, _>>()?,
     };
     let f = b.settings;
-    let s = Settings { allowed_origins: f.allowed_origins, retention_days: f.retention_days, hash_routing: f.hash_routing, events_per_minute: f.events_per_minute, timezone: f.timezone };
+    let s = Settings { allowed_origins: f.allowed_origins, allow_null_origin: f.allow_null_origin, retention_days: f.retention_days, hash_routing: f.hash_routing, events_per_minute: f.events_per_minute, timezone: f.timezone };
     s.check()?;
     Ok((b.project_id, kinds, s))
 }
@@ -202,6 +208,7 @@ pub fn new_record(project_id: &str, kind: KeyKind, s: &Settings) -> KeyRecord {
         events_per_minute: None,
         timezone: None,
         expires_at_ms: None,
+        allow_null_origin: false,
     };
     s.apply(&mut r);
     r
@@ -223,7 +230,7 @@ pub fn rotate(old: &KeyRecord, now_ms: i64, grace_seconds: u64) -> (KeyRecord, K
 pub fn listed(hash: &str, r: &KeyRecord) -> Value {
     json!({
         "hash": hash, "project_id": r.project_id, "kind": kind_name(r.kind), "revoked": r.revoked,
-        "expires_at_ms": r.expires_at_ms, "allowed_origins": r.allowed_origins, "retention_days": r.retention_days,
+        "expires_at_ms": r.expires_at_ms, "allowed_origins": r.allowed_origins, "allow_null_origin": r.allow_null_origin, "retention_days": r.retention_days,
         "hash_routing": r.hash_routing, "events_per_minute": r.events_per_minute, "timezone": r.timezone,
     })
 }

@@ -63,10 +63,17 @@ pub fn hex(bytes: &[u8]) -> String {
 pub struct KeyRecord {
     pub project_id: String,
     pub kind: KeyKind,
-    /// Origins a publishable key may be used from, e.g. `https://example.com`.
-    /// `*` allows any origin (discouraged; useful for local development).
+    /// Origins a publishable key may be used from, e.g. `https://example.com`;
+    /// `https://*.example.com` allows its subdomains over https. Entries are normalised as
+    /// browsers serialize an origin (`https://Example.com:443/` is `https://example.com`).
+    /// `*` allows any origin (discouraged; useful for local development), but not `null`.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Whether the publishable key is taken with `Origin: null` (sandboxed iframes, `file://`
+    /// pages, privacy redirects): anyone can send that from anywhere, so it is off unless the
+    /// project turns it on. Never applies to secret keys.
+    #[serde(default)]
+    pub allow_null_origin: bool,
     #[serde(default)]
     pub revoked: bool,
     /// Raw-event retention of the project: 30, 90 or 365 days.
@@ -159,18 +166,27 @@ pub fn check_raw_key(raw: Option<&str>) -> Result<KeyKind, ApiError> {
 /// `origin` is the request's Origin header, present when a browser sent it.
 pub fn authorize(claimed: KeyKind, record: Option<KeyRecord>, origin: Option<&str>) -> Result<Principal, ApiError> {
     let record = known_record(claimed, record)?;
-    let origin = origin.map(str::trim).filter(|o| !o.is_empty() && *o != "null");
+    // `null` is an origin like any other here: it reaches the decision.
+    let origin = origin.map(str::trim).filter(|o| !o.is_empty());
     let cors_origin = match record.kind {
         KeyKind::ReadOnly => {
             return Err(ApiError::new(403, "read_only_key", "rk_live_ keys are read-only and cannot send events."));
         }
         KeyKind::Secret => {
-            if origin.is_some() {
+            if origin_present(origin) {
                 return Err(secret_key_in_browser());
             }
             None
         }
         KeyKind::Publishable => match origin {
+            Some("null") if record.allow_null_origin => Some("null".to_string()),
+            Some("null") => {
+                return Err(ApiError::new(
+                    403,
+                    "null_origin_not_allowed",
+                    "This request has `Origin: null` (a sandboxed iframe, a file:// page or a privacy redirect), which the pk_live_ key does not accept. Send from an allowed origin, or set `allow_null_origin` in the project's key record.",
+                ))
+            }
             Some(o) if origin_allowed(&record.allowed_origins, o) => Some(o.to_string()),
             Some(_) => {
                 return Err(ApiError::new(
@@ -209,6 +225,12 @@ pub fn known_record(claimed: KeyKind, record: Option<KeyRecord>) -> Result<KeyRe
     Ok(record)
 }
 
+/// Whether a request carries an Origin header in the sense that matters for keys: present and
+/// not blank. `null` counts (a browser sent it); an empty header is not one a browser sends.
+pub fn origin_present(origin: Option<&str>) -> bool {
+    origin.is_some_and(|o| !o.trim().is_empty())
+}
+
 /// A secret key arrived with an Origin header: a browser has it, so it is exposed.
 pub fn secret_key_in_browser() -> ApiError {
     ApiError::new(
@@ -218,21 +240,61 @@ pub fn secret_key_in_browser() -> ApiError {
     )
 }
 
-/// Exact match on scheme://host[:port], case-insensitive; `*` allows all;
-/// `https://*.example.com` allows subdomains of example.com over https.
+/// Whether a browser's `Origin` may use a publishable key. The header is compared exactly, as
+/// browsers serialize an origin (lower-case scheme and host, punycode, no default port, no
+/// slash): `https://example.com:443` or `https://EXAMPLE.com` never come from a browser and
+/// match nothing. The allowed entries are normalised to that form as they are read
+/// (`normalize_origin`), so a record may say `https://Example.com:443/`. `*` allows any origin;
+/// `https://*.example.com` allows the subdomains of example.com over https on the default port
+/// (`https://*.example.com:8443` on 8443), not example.com itself. `null` is decided before
+/// (`authorize`: `allow_null_origin`), never here.
 pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
-    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-    allowed.iter().any(|a| {
-        let a = a.trim_end_matches('/').to_ascii_lowercase();
-        if a == "*" || a == origin {
+    if origin == "null" || origin.is_empty() {
+        return false;
+    }
+    if allowed.iter().any(|a| a.trim() == "*") {
+        return true;
+    }
+    if normalize_origin(origin).as_deref() != Some(origin) {
+        return false; // not as a browser sends it
+    }
+    allowed.iter().filter_map(|a| normalize_origin(a)).any(|a| {
+        if a == origin {
             return true;
         }
-        if let Some((scheme, rest)) = a.split_once("://*.") {
-            if let Some(host) = origin.strip_prefix(scheme).and_then(|o| o.strip_prefix("://")) {
-                return host.ends_with(&format!(".{rest}"));
+        match (a.split_once("://*."), origin.split_once("://")) {
+            (Some((scheme, rest)), Some((o_scheme, o_rest))) => {
+                scheme == o_scheme && o_rest.strip_suffix(rest).and_then(|sub| sub.strip_suffix('.')).is_some_and(|sub| !sub.is_empty() && !sub.contains([':', '/']))
             }
+            _ => false,
         }
-        false
+    })
+}
+
+/// An allowed-origin entry as a browser would send it: `scheme://host[:port]`, scheme and host
+/// lower-cased (IDN hosts in punycode), the scheme's default port dropped, no trailing slash.
+/// `https://*.example.com` keeps its wildcard label. None for what is not an origin (a path,
+/// no scheme, an opaque origin).
+pub fn normalize_origin(entry: &str) -> Option<String> {
+    let entry = entry.trim().trim_end_matches('/');
+    let (scheme, rest) = entry.split_once("://")?;
+    let (wild, rest) = match rest.strip_prefix("*.") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let url = url::Url::parse(&format!("{scheme}://{rest}")).ok()?;
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return None;
+    }
+    let serialized = url.origin().ascii_serialization();
+    if serialized == "null" {
+        return None;
+    }
+    Some(if wild {
+        let (s, r) = serialized.split_once("://")?;
+        format!("{s}://*.{r}")
+    } else {
+        serialized
     })
 }
 
@@ -251,6 +313,7 @@ mod tests {
             events_per_minute: None,
             timezone: None,
             expires_at_ms: None,
+            allow_null_origin: false,
         }
     }
 
@@ -313,6 +376,64 @@ mod tests {
         assert_eq!((e.status, e.code), (403, "secret_key_in_browser"));
         assert!(e.message.contains("rotate"));
         assert!(authorize(KeyKind::Secret, Some(rec(KeyKind::Secret)), None).is_ok());
+    }
+
+    #[test]
+    fn null_origin_needs_the_record_to_allow_it() {
+        // Sandboxed iframes, file:// pages and privacy redirects send `Origin: null`.
+        for allowed in [vec!["https://example.com".to_string()], vec!["*".to_string()], vec![]] {
+            let r = KeyRecord { allowed_origins: allowed, ..rec(KeyKind::Publishable) };
+            let e = authorize(KeyKind::Publishable, Some(r), Some("null")).unwrap_err();
+            assert_eq!((e.status, e.code), (403, "null_origin_not_allowed"));
+            assert!(e.message.contains("allow_null_origin"), "{}", e.message);
+        }
+        let r = KeyRecord { allow_null_origin: true, ..rec(KeyKind::Publishable) };
+        let p = authorize(KeyKind::Publishable, Some(r.clone()), Some("null")).unwrap();
+        assert_eq!(p.cors_origin.as_deref(), Some("null"));
+        // allowing null allows nothing else
+        assert_eq!(authorize(KeyKind::Publishable, Some(r), Some("https://evil.com")).unwrap_err().code, "origin_not_allowed");
+        // records written before the field existed do not allow it
+        let old: KeyRecord = serde_json::from_str(r#"{"project_id":"p","kind":"publishable","allowed_origins":["*"]}"#).unwrap();
+        assert!(!old.allow_null_origin);
+    }
+
+    #[test]
+    fn a_secret_key_with_any_origin_is_exposed() {
+        for origin in ["null", "https://example.com", "file://", "chrome-extension://abc", " null "] {
+            let e = authorize(KeyKind::Secret, Some(rec(KeyKind::Secret)), Some(origin)).unwrap_err();
+            assert_eq!((e.status, e.code), (403, "secret_key_in_browser"), "{origin:?}");
+        }
+        // even a record that allows null for its browser key: a secret key is never from a browser
+        let r = KeyRecord { allow_null_origin: true, ..rec(KeyKind::Secret) };
+        assert_eq!(authorize(KeyKind::Secret, Some(r), Some("null")).unwrap_err().code, "secret_key_in_browser");
+        // an empty header is no Origin (browsers never send one empty)
+        assert!(authorize(KeyKind::Secret, Some(rec(KeyKind::Secret)), Some("")).is_ok());
+        assert!(origin_present(Some("null")) && !origin_present(Some("  ")) && !origin_present(None));
+    }
+
+    #[test]
+    fn origins_match_exactly_as_browsers_serialize_them() {
+        let allowed: Vec<String> =
+            ["https://Example.com:443", "http://LOCALHOST:8080/", "https://shop.example.net:8443", "HTTPS://*.Example.org", "http://[::1]:80"].map(String::from).to_vec();
+        // the record's entries are normalised: browsers send lower case, no default port, no slash
+        for o in ["https://example.com", "http://localhost:8080", "https://shop.example.net:8443", "https://a.example.org", "https://a.b.example.org", "http://[::1]"] {
+            assert!(origin_allowed(&allowed, o), "{o}");
+        }
+        // what browsers never send does not match loosely
+        for o in [
+            "https://example.com:443", "https://EXAMPLE.com", "HTTPS://example.com", "https://example.com/", "https://example.com.",
+            "https://shop.example.net", "http://example.com", "https://example.org", "https://.example.org", "https://a.example.org:443",
+            "https://badexample.org", "https://example.com.evil.net", "null", "",
+        ] {
+            assert!(!origin_allowed(&allowed, o), "{o}");
+        }
+        assert_eq!(normalize_origin("https://Example.com:443/").as_deref(), Some("https://example.com"));
+        assert_eq!(normalize_origin("https://bücher.example").as_deref(), Some("https://xn--bcher-kva.example"));
+        assert_eq!(normalize_origin("HTTPS://*.Example.org:8443").as_deref(), Some("https://*.example.org:8443"));
+        assert_eq!(normalize_origin("https://example.com/path"), None, "an origin has no path");
+        assert_eq!(normalize_origin("example.com"), None);
+        // `*` still allows any origin a browser sends, but never null (see above)
+        assert!(origin_allowed(&["*".to_string()], "https://anything.example"));
     }
 
     #[test]

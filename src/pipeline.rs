@@ -3,7 +3,7 @@
 
 use crate::enrich::{attribution, geo::Geo, pii, url_scrub, user_agent};
 use crate::error::ApiError;
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::keys::{KeyKind, Principal};
 use crate::row::{EventRow, MAX_ROW_BYTES};
 use crate::timestamp::{self, TimestampError};
@@ -52,12 +52,11 @@ pub fn build_row(
     };
     let ua = ua.map(|u| user_agent::classify(&u));
 
-    let (prop_keys, prop_values) = event
-        .props
-        .iter()
-        .filter(|(k, v)| !pii::is_pii_name(k) && !pii::is_pii_value(&v.to_stored()))
-        .map(|(k, v)| (k.clone(), v.to_stored()))
-        .unzip();
+    let (prop_keys, prop_values) = event.props.iter().filter_map(|(k, v)| scrub_prop(k, v.to_stored())).unzip();
+    let event_name = match &event.kind {
+        EventKind::Custom(name) => pii::redact_text(name),
+        EventKind::Pageview => event.kind.name().to_string(),
+    };
 
     let row = EventRow {
         project_id: principal.project_id.clone(),
@@ -65,13 +64,13 @@ pub fn build_row(
         timestamp: timestamp::clickhouse_datetime(ts),
         received_at: timestamp::clickhouse_datetime(ctx.received_ms),
         event_type: event.kind.type_str().to_string(),
-        event_name: event.kind.name().to_string(),
+        event_name,
         anonymous_id: event.anonymous_id.unwrap_or_default(),
         url_host: page.host,
         url_path: page.path,
         url_query: page.query,
         url_fragment: page.fragment,
-        title: event.title.filter(|t| !pii::is_pii_value(t)).unwrap_or_default(),
+        title: event.title.as_deref().map(pii::redact_text).unwrap_or_default(),
         referrer: referrer.as_ref().map(|(u, c)| c.without_fragment(u.scheme())).unwrap_or_default(),
         referrer_host: referrer.map(|(_, c)| c.host).unwrap_or_default(),
         country: geo.country,
@@ -104,6 +103,24 @@ pub fn build_row(
         ));
     }
     Ok(row)
+}
+
+/// One custom property, as stored, or None when it goes. A property whose name is named or
+/// shaped like personal data (`user_email`, `jane@example.com`, a token) goes; a value that is
+/// an http(s) URL is scrubbed like a nested URL (and goes if nothing may be kept); any other
+/// value that holds personal data or a secret goes, name and all.
+fn scrub_prop(key: &str, value: String) -> Option<(String, String)> {
+    if pii::is_pii_name(key) || pii::is_pii_value(key) {
+        return None;
+    }
+    let lower = value.get(..8).unwrap_or(&value).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return match url_scrub::scrub_nested_value(&value, 1)? {
+            url_scrub::Nested::Unchanged => Some((key.to_string(), value)),
+            url_scrub::Nested::Scrubbed(s) => Some((key.to_string(), s)),
+        };
+    }
+    (!pii::is_pii_value(&value)).then(|| (key.to_string(), value))
 }
 
 #[cfg(test)]

@@ -66,10 +66,10 @@ fn percent_decode(segment: &str) -> Option<String> {
 
 /// The project a key that passed `claimed_kind` may reach, once KV has answered for it. The
 /// record checks (unknown, revoked, kind mismatch) are the ingest path's; a secret key seen
-/// from a browser must be rotated.
+/// from a browser (any non-empty Origin, `null` included) must be rotated.
 pub fn authorize(claimed: KeyKind, record: Option<KeyRecord>, origin: Option<&str>) -> Result<String, ApiError> {
     let record = keys::known_record(claimed, record)?;
-    if claimed == KeyKind::Secret && origin.map(str::trim).is_some_and(|o| !o.is_empty() && o != "null") {
+    if claimed == KeyKind::Secret && keys::origin_present(origin) {
         return Err(keys::secret_key_in_browser());
     }
     Ok(record.project_id)
@@ -208,6 +208,7 @@ mod tests {
             events_per_minute: None,
             timezone: None,
             expires_at_ms: None,
+            allow_null_origin: false,
         })
     }
 
@@ -245,6 +246,10 @@ mod tests {
         assert_eq!(code(Action::Export, "pk_live_x", record(KeyKind::Publishable), None), "secret_key_required");
         assert_eq!(code(Action::Erase, "pk_live_x", record(KeyKind::Publishable), None), "secret_key_required");
         assert_eq!(code(Action::Erase, "sk_live_x", record(KeyKind::Secret), Some("https://a.com")), "secret_key_in_browser");
+        // `Origin: null` is a browser too (a sandboxed iframe, a file:// page): it was let through
+        assert_eq!(code(Action::Erase, "sk_live_x", record(KeyKind::Secret), Some("null")), "secret_key_in_browser");
+        assert_eq!(code(Action::Export, "sk_live_x", record(KeyKind::Secret), Some("null")), "secret_key_in_browser");
+        assert_eq!(check(Action::Export, Some("sk_live_x"), record(KeyKind::Secret), Some("")).unwrap(), "proj_a");
         assert_eq!(code(Action::Erase, "sk_live_x", None, None), "unknown_key");
         assert_eq!(code(Action::Erase, "sk_live_x", record(KeyKind::ReadOnly), None), "unknown_key", "kind must match the record");
         let revoked = record(KeyKind::Secret).map(|r| KeyRecord { revoked: true, ..r });

@@ -7,7 +7,8 @@
 //!   keys --url URL list PROJECT
 //!   keys --url URL rotate HASH [--grace SECONDS]
 //!   keys --url URL revoke HASH
-//!   keys --url URL set HASH [--origins A,B] [--retention N] [--hash-routing true|false] [--limit N] [--timezone ZONE]
+//!   keys --url URL set HASH [--origins A,B] [--allow-null-origin true|false] [--retention N]
+//!        [--hash-routing true|false] [--limit N] [--timezone ZONE]
 use serde_json::{json, Map, Value};
 
 fn usage() -> ! {
@@ -50,6 +51,7 @@ fn main() {
             "--origins" => { opts.insert("allowed_origins".into(), json!(take(val).split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>())); j += 2; }
             "--retention" => { opts.insert("retention_days".into(), json!(take(val).parse::<u16>().unwrap_or_else(|_| usage()))); j += 2; }
             "--limit" => { opts.insert("events_per_minute".into(), json!(take(val).parse::<u32>().unwrap_or_else(|_| usage()))); j += 2; }
+            "--allow-null-origin" => { opts.insert("allow_null_origin".into(), json!(take(val) == "true")); j += 2; }
             "--timezone" => { opts.insert("timezone".into(), json!(take(val))); j += 2; }
             "--grace" => { opts.insert("grace_seconds".into(), json!(take(val).parse::<u64>().unwrap_or_else(|_| usage()))); j += 2; }
             "--hash-routing" if cmd == "create" => { opts.insert("hash_routing".into(), json!(true)); j += 1; }

@@ -2,7 +2,7 @@
 //! referrer. Rules: UTM beats the referrer; a same-site referrer is not a source; no referrer and
 //! no campaign is `direct`.
 
-use super::pii::{is_pii_value, looks_like_card, looks_like_email, looks_like_jwt, looks_like_phone};
+use super::pii::{is_pii_value, looks_like_card, looks_like_email, looks_like_ip, looks_like_jwt, looks_like_known_secret, looks_like_phone};
 use super::referrer_hosts;
 use url::Url;
 
@@ -51,10 +51,13 @@ fn clean_value(v: &str) -> String {
 }
 
 /// Click ids are long opaque strings by design, so the opaque-token rule does not apply to
-/// them; contact details, card numbers and JWTs smuggled into one are still dropped.
+/// them; contact details, card numbers, IP addresses, JWTs and secrets of known shapes
+/// smuggled into one are still dropped, in any decoded form.
 fn clean_click_id(v: &str) -> String {
     let v = v.trim();
-    if v.is_empty() || looks_like_email(v) || looks_like_card(v) || looks_like_phone(v) || looks_like_jwt(v) {
+    let (forms, stable) = super::pii::decoded_forms(v, false);
+    let pii = |f: &String| looks_like_email(f) || looks_like_card(f) || looks_like_phone(f) || looks_like_jwt(f) || looks_like_ip(f) || looks_like_known_secret(f);
+    if v.is_empty() || !stable || forms.iter().any(pii) {
         return String::new();
     }
     v.chars().take(MAX_VALUE_CHARS).collect()

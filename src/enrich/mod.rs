@@ -5,5 +5,7 @@ pub mod geo;
 pub mod geo_db;
 pub mod pii;
 pub mod referrer_hosts;
+pub mod secrets;
+pub mod text_pii;
 pub mod url_scrub;
 pub mod user_agent;

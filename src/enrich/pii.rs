@@ -1,5 +1,10 @@
-//! Detectors for things that must never be stored: PII-looking parameter names and values.
-//! Used on URL query parameters, referrers and custom properties. Err on the side of removing.
+//! Detectors for things that must never be stored: PII-looking parameter names and values,
+//! judged in every percent-decoded form. Used on URL query parameters, path segments, matrix
+//! parameters, fragments, referrers, titles, event names and custom properties. Err on the side
+//! of removing. What is found inside a value lives in `text_pii` (contact details, addresses,
+//! numbers) and `secrets` (credentials of well-known shapes).
+
+use super::{secrets, text_pii};
 
 /// Parameter or property names that look like they carry personal data or credentials,
 /// in any case and separator style (`user_email`, `userEmail`, `E-Mail`, `access-token`).
@@ -50,112 +55,108 @@ pub fn is_pii_name(name: &str) -> bool {
     false
 }
 
-/// Values that look like PII or secrets whatever their name.
+/// How many rounds of percent-decoding a value gets. Real values are encoded once, sometimes
+/// twice or three times by redirect chains; a value still changing after this many rounds is
+/// not judged clean: `is_pii_value` treats it as PII, so it is removed.
+pub const MAX_DECODE_ROUNDS: usize = 6;
+
+/// Every form `v` takes while being percent-decoded, as sent first, until it is stable or
+/// MAX_DECODE_ROUNDS have passed. `plus_is_space`: the value is form-encoded (a query), so the
+/// first round also reads `+` as a space (the raw form keeps it, for `+44 ...`).
+/// The bool says whether the last form is stable.
+pub fn decoded_forms(v: &str, plus_is_space: bool) -> (Vec<String>, bool) {
+    let mut forms = vec![v.to_string()];
+    if !v.contains('%') && !(plus_is_space && v.contains('+')) {
+        return (forms, true);
+    }
+    let mut cur = if plus_is_space { v.replace('+', " ") } else { v.to_string() };
+    if cur != v {
+        forms.push(cur.clone());
+    }
+    for _ in 0..MAX_DECODE_ROUNDS {
+        let next = percent_decode(&cur);
+        if next == cur {
+            return (forms, true);
+        }
+        forms.push(next.clone());
+        cur = next;
+    }
+    (forms, percent_decode(&cur) == cur)
+}
+
+/// The last form of `decoded_forms`: what the value means once fully decoded.
+pub fn decode_until_stable(v: &str, plus_is_space: bool) -> String {
+    decoded_forms(v, plus_is_space).0.pop().expect("at least the raw form")
+}
+
+/// One round of percent-decoding (`%XX` only; a stray `%` stays). Invalid UTF-8 becomes U+FFFD.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    if !bytes.contains(&b'%') {
+        return s.to_string();
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let h = (bytes[i + 1] as char).to_digit(16);
+            let l = (bytes[i + 2] as char).to_digit(16);
+            if let (Some(h), Some(l)) = (h, l) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Values that look like PII or secrets whatever their name: an e-mail address, phone or card
+/// number, IP address or secret of a known shape anywhere in any decoded form of the value
+/// (`text_pii`, `secrets`), or a value still changing after MAX_DECODE_ROUNDS of decoding.
 pub fn is_pii_value(v: &str) -> bool {
     let v = v.trim();
-    !v.is_empty()
-        && (looks_like_email(v)
-            || looks_like_jwt(v)
-            || looks_like_token(v)
-            || digit_runs(v).any(|run| looks_like_card(run) || looks_like_phone(run)))
-}
-
-/// Maximal runs of digits and the separators numbers are written with, trimmed, that hold
-/// at least seven digits: the candidates for phone and card numbers inside free text.
-fn digit_runs(v: &str) -> impl Iterator<Item = &str> {
-    v.split(|c: char| !(c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')' | '+')))
-        .map(|run| run.trim_matches(|c: char| matches!(c, ' ' | '-' | '.')))
-        .filter(|run| run.bytes().filter(u8::is_ascii_digit).count() >= 7)
-}
-
-pub fn looks_like_email(v: &str) -> bool {
-    if !v.contains('@') {
+    if v.is_empty() {
         return false;
     }
-    // anywhere in the value: "contact me at a@b.co" counts too
-    v.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | '"' | '\'' | '(' | ')' | ':' | '/'))
-        .any(|w| {
-            let Some((local, domain)) = w.split_once('@') else { return false };
-            !local.is_empty()
-                && domain.len() >= 3
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-')
-        })
+    let (forms, stable) = decoded_forms(v, true);
+    !stable || forms.iter().any(|f| text_pii::contains_pii(f))
 }
 
-fn digits_of(v: &str, allowed_seps: &[char]) -> Option<Vec<u8>> {
-    let mut d = Vec::with_capacity(v.len());
-    for c in v.chars() {
-        if let Some(x) = c.to_digit(10) {
-            d.push(x as u8);
-        } else if !allowed_seps.contains(&c) {
-            return None;
-        }
+/// Free text that is stored with its personal data redacted (titles, custom event names):
+/// each match becomes a marker (`[email]`, `[phone]`, `[card]`, `[ip]`, `[secret]`), the rest
+/// is kept as sent. When the text only shows personal data once percent-decoded
+/// (`jane%40example.com`), the decoded text is what is redacted and stored; a text that never
+/// decodes to a stable form is replaced by `[redacted]`.
+pub fn redact_text(v: &str) -> String {
+    let redacted = text_pii::redact(v);
+    let (forms, stable) = decoded_forms(&redacted, false);
+    if !stable {
+        return "[redacted]".to_string();
     }
-    Some(d)
-}
-
-/// 13 to 19 digits, optionally grouped by spaces or dashes, passing the Luhn check.
-pub fn looks_like_card(v: &str) -> bool {
-    match digits_of(v, &[' ', '-']) {
-        Some(d) if (13..=19).contains(&d.len()) => luhn(&d),
-        _ => false,
+    if forms.iter().skip(1).any(|f| text_pii::contains_pii(f)) {
+        return text_pii::redact(forms.last().expect("at least the raw form")).into_owned();
     }
+    redacted.into_owned()
 }
 
-pub fn luhn(digits: &[u8]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            let d = d as u32;
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 { x - 9 } else { x }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum % 10 == 0
-}
+pub use super::text_pii::{looks_like_card, looks_like_email, looks_like_ip, looks_like_phone, luhn};
 
-/// International (+44 20 7946 0958) or grouped (555-123-4567, (555) 123 4567) numbers.
-/// Bare digit runs (ids, epoch seconds) and ISO dates are not phone numbers.
-pub fn looks_like_phone(v: &str) -> bool {
-    let Some(d) = digits_of(v, &[' ', '-', '.', '(', ')', '+']) else { return false };
-    if !(7..=15).contains(&d.len()) {
-        return false;
-    }
-    if v.matches('+').count() > 1 || (v.contains('+') && !v.starts_with('+')) {
-        return false;
-    }
-    let is_iso_date = v.len() == 10 && v.as_bytes()[4] == b'-' && v.as_bytes()[7] == b'-';
-    let grouped = v.contains([' ', '-', '.', '(', ')']);
-    !is_iso_date && (v.starts_with('+') || grouped)
-}
-
-/// Three base64url segments, the first a JSON header (`eyJ`).
+/// A JWT (or JWE) anywhere in the value.
 pub fn looks_like_jwt(v: &str) -> bool {
-    if !v.starts_with("eyJ") {
-        return false;
-    }
-    let parts: Vec<&str> = v.split('.').collect();
-    parts.len() == 3
-        && parts[0].starts_with("eyJ")
-        && parts.iter().all(|p| p.len() >= 2 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'='))
+    v.contains("eyJ") && secrets::secret_spans(v).iter().any(|r| v[r.clone()].starts_with("eyJ"))
 }
 
-/// Long opaque strings (API keys, session ids, password-reset tokens): 32+ characters of
-/// base64/hex alphabet that mix letters and digits.
+/// A secret of a published shape (not merely long and opaque) anywhere in the value.
+pub fn looks_like_known_secret(v: &str) -> bool {
+    secrets::contains_known_secret_shape(v)
+}
+
+/// Long opaque strings (API keys, session ids, password-reset tokens): see `secrets`.
 pub fn looks_like_token(v: &str) -> bool {
-    v.len() >= 32
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'=' | b'.'))
-        && v.bytes().any(|b| b.is_ascii_digit())
-        && v.bytes().any(|b| b.is_ascii_alphabetic())
+    secrets::looks_opaque(v.as_bytes()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'=' | b'.'))
 }
 
 #[cfg(test)]
@@ -216,6 +217,31 @@ mod tests {
         assert!(is_pii_value("reach me on (555) 123-4567"));
         assert!(!is_pii_value("order 1700000000 shipped"));
         assert!(!is_pii_value("released 2026-11-22"));
+    }
+
+    #[test]
+    fn values_are_decoded_until_stable_and_bounded() {
+        assert_eq!(decode_until_stable("jane%252540example.com", true), "jane@example.com");
+        assert_eq!(decode_until_stable("a+b%2Bc", true), "a b+c");
+        assert_eq!(decode_until_stable("a+b", false), "a+b");
+        assert_eq!(decode_until_stable("100%", true), "100%");
+        let (forms, stable) = decoded_forms("%2B44%2020%207946%200958", true);
+        assert!(stable && forms.last().unwrap() == "+44 20 7946 0958", "{forms:?}");
+        let mut deep = "x%40y.com".to_string();
+        for _ in 0..MAX_DECODE_ROUNDS {
+            deep = deep.replace('%', "%25");
+        }
+        assert!(!decoded_forms(&deep, true).1, "still changing after the last round");
+        assert!(is_pii_value(&deep));
+        assert!(is_pii_value("jane%252540example.com"));
+        assert!(!is_pii_value("red%2520shoes"));
+    }
+
+    #[test]
+    fn free_text_is_redacted_even_when_encoded() {
+        assert_eq!(redact_text("Hi jane@example.com"), "Hi [email]");
+        assert_eq!(redact_text("Hi jane%40example.com"), "Hi [email]");
+        assert_eq!(redact_text("50% off – 100%"), "50% off – 100%");
     }
 
     #[test]

@@ -32,6 +32,7 @@ fn record(project: &str, kind: KeyKind) -> KeyRecord {
         events_per_minute: None,
         timezone: None,
         expires_at_ms: None,
+        allow_null_origin: false,
     }
 }
 

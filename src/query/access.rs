@@ -21,10 +21,11 @@ pub fn claimed_kind(raw_key: Option<&str>) -> Result<KeyKind, ApiError> {
 }
 
 /// The project and its time zone setting, once KV has answered for the key. A secret key
-/// seen from a browser (any Origin) is exposed and refused, as on ingest.
+/// seen from a browser (any non-empty Origin, `null` included) is exposed and refused, as on
+/// ingest.
 pub fn authorize(claimed: KeyKind, record: Option<KeyRecord>, origin: Option<&str>) -> Result<(String, Option<String>), ApiError> {
     let record = keys::known_record(claimed, record)?;
-    if claimed == KeyKind::Secret && origin.is_some() {
+    if claimed == KeyKind::Secret && keys::origin_present(origin) {
         return Err(keys::secret_key_in_browser());
     }
     Ok((record.project_id, record.timezone))
@@ -45,6 +46,7 @@ mod tests {
             events_per_minute: None,
             timezone: Some("Europe/Berlin".into()),
             expires_at_ms: None,
+            allow_null_origin: false,
         })
     }
 
@@ -60,6 +62,8 @@ mod tests {
         // A record of another kind than the prefix claims is unknown.
         assert_eq!(authorize(KeyKind::ReadOnly, record(KeyKind::Publishable), None).unwrap_err().code, "unknown_key");
         assert_eq!(authorize(KeyKind::Secret, record(KeyKind::Secret), Some("null")).unwrap_err().code, "secret_key_in_browser");
+        assert_eq!(authorize(KeyKind::Secret, record(KeyKind::Secret), Some("https://a.com")).unwrap_err().code, "secret_key_in_browser");
+        assert!(authorize(KeyKind::Secret, record(KeyKind::Secret), Some("")).is_ok(), "an empty header is no Origin");
         let mut revoked = record(KeyKind::ReadOnly).unwrap();
         revoked.revoked = true;
         assert_eq!(authorize(KeyKind::ReadOnly, Some(revoked), None).unwrap_err().code, "revoked_key");

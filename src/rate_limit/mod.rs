@@ -85,6 +85,7 @@ mod tests {
             events_per_minute: None,
             timezone: None,
             expires_at_ms: None,
+            allow_null_origin: false,
         };
         use KeyKind::*;
         // a KV read follows only a miss; a miss always passes the per-IP limit first

@@ -1,0 +1,446 @@
+//! Personal data inside free text: e-mail addresses, phone numbers (international forms
+//! included), card numbers, IPv4 and IPv6 addresses, and (from `secrets`) credentials. Each is
+//! found as a byte range, so a text can be judged (`contains_pii`) or redacted (`redact`:
+//! each match becomes a marker such as `[email]`, the rest of the text stays).
+
+use super::secrets;
+use std::borrow::Cow;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Email,
+    Phone,
+    Card,
+    Ip,
+    Secret,
+}
+
+impl Kind {
+    /// What a redacted match is replaced with.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Kind::Email => "[email]",
+            Kind::Phone => "[phone]",
+            Kind::Card => "[card]",
+            Kind::Ip => "[ip]",
+            Kind::Secret => "[secret]",
+        }
+    }
+}
+
+/// Every match in `text`, in order, overlaps merged (the earlier match's kind wins).
+pub fn pii_spans(text: &str) -> Vec<(Range<usize>, Kind)> {
+    let mut all: Vec<(Range<usize>, Kind)> = Vec::new();
+    all.extend(secrets::secret_spans(text).into_iter().map(|r| (r, Kind::Secret)));
+    all.extend(email_spans(text).into_iter().map(|r| (r, Kind::Email)));
+    all.extend(ip_spans(text).into_iter().map(|r| (r, Kind::Ip)));
+    all.extend(number_spans(text));
+    all.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
+    let mut out: Vec<(Range<usize>, Kind)> = Vec::new();
+    for (r, k) in all {
+        match out.last_mut() {
+            Some((last, _)) if r.start < last.end => last.end = last.end.max(r.end),
+            _ => out.push((r, k)),
+        }
+    }
+    out
+}
+
+pub fn contains_pii(text: &str) -> bool {
+    !pii_spans(text).is_empty()
+}
+
+/// `text` with each match replaced by its kind's marker.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let spans = pii_spans(text);
+    if spans.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (r, k) in spans {
+        out.push_str(&text[at..r.start]);
+        out.push_str(k.marker());
+        at = r.end;
+    }
+    out.push_str(&text[at..]);
+    Cow::Owned(out)
+}
+
+// --- e-mail addresses ------------------------------------------------------------------------
+
+fn local_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '\'' | '!' | '#' | '$' | '&' | '*' | '=' | '?' | '^' | '`' | '{' | '|' | '}' | '~')
+}
+
+fn domain_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '.' || c == '-'
+}
+
+/// `local@domain.tld` wherever it is: inside brackets, quotes, after `mailto:`, before a full
+/// stop. The domain needs a dot and an alphabetic top-level label of two letters or more, so
+/// `pkg@1.2.3` and `@handle` are not addresses. Quotes and brackets around it are not part of it.
+pub fn email_spans(text: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices('@') {
+        let before = &text[..at];
+        let mut start = at;
+        for (i, c) in before.char_indices().rev() {
+            if !local_char(c) || matches!(c, '{' | '}' | '`' | '|') {
+                break;
+            }
+            start = i;
+        }
+        // A local part does not start with a dot; a quote before it is punctuation.
+        while text[start..at].starts_with(['.', '\'']) {
+            start += 1;
+        }
+        let after = &text[at + 1..];
+        let mut end = at + 1;
+        for (i, c) in after.char_indices() {
+            if !domain_char(c) {
+                break;
+            }
+            end = at + 1 + i + c.len_utf8();
+        }
+        let mut domain = &text[at + 1..end];
+        while domain.ends_with(['.', '-']) {
+            domain = &domain[..domain.len() - 1];
+        }
+        let end = at + 1 + domain.len();
+        let labels: Vec<&str> = domain.split('.').collect();
+        let tld = labels.last().copied().unwrap_or("");
+        if start < at
+            && labels.len() >= 2
+            && labels.iter().all(|l| !l.is_empty() && !l.starts_with('-'))
+            && tld.chars().count() >= 2
+            && tld.chars().all(char::is_alphabetic)
+        {
+            if out.last().is_some_and(|r: &Range<usize>| r.end > start) {
+                continue; // `a@b.com@c.com`: already covered
+            }
+            out.push(start..end);
+        }
+    }
+    out
+}
+
+pub fn looks_like_email(v: &str) -> bool {
+    v.contains('@') && !email_spans(v).is_empty()
+}
+
+// --- IP addresses ----------------------------------------------------------------------------
+
+fn boundary_ok(s: &[u8], start: usize, end: usize) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    (start == 0 || !word(s[start - 1])) && (end == s.len() || !word(s[end]))
+}
+
+/// IPv4 dotted quads and IPv6 addresses (compressed, v4-mapped, with a zone) standing as a
+/// word of their own: `v1.2.3.4` and `std::vector` are not addresses, `[2001:db8::1]:443` and
+/// `10.0.0.1:8080` are.
+pub fn ip_spans(text: &str) -> Vec<Range<usize>> {
+    let s = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if !(b.is_ascii_hexdigit() || b == b':') {
+            i += 1;
+            continue;
+        }
+        let end = i + s[i..].iter().position(|&b| !(b.is_ascii_hexdigit() || b == b':' || b == b'.')).unwrap_or(s.len() - i);
+        let mut run = &text[i..end];
+        while run.ends_with('.') || (run.ends_with(':') && !run.ends_with("::")) {
+            run = &run[..run.len() - 1];
+        }
+        let run_end = i + run.len();
+        if boundary_ok(s, i, run_end) && is_ip(run) {
+            out.push(i..run_end);
+        }
+        i = end.max(i + 1);
+    }
+    out
+}
+
+fn is_ip(run: &str) -> bool {
+    // `10.0.0.1:8080`: an IPv4 address and its port.
+    if let Some((v4, port)) = run.split_once(':') {
+        if v4.contains('.') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && is_ip(v4) {
+            return true;
+        }
+    }
+    if run.contains(':') {
+        run.matches(':').count() >= 2 && run.bytes().any(|b| b.is_ascii_digit()) && run.parse::<Ipv6Addr>().is_ok()
+    } else {
+        run.split('.').count() == 4 && run.split('.').all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())) && run.parse::<Ipv4Addr>().is_ok()
+    }
+}
+
+pub fn looks_like_ip(v: &str) -> bool {
+    !ip_spans(v).is_empty()
+}
+
+// --- phone and card numbers ------------------------------------------------------------------
+
+fn number_char(b: u8) -> bool {
+    b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/')
+}
+
+/// Phone and card numbers: maximal runs of digits and the separators numbers are written with
+/// (a `+` starts a new run: `2026-11-22 +44 20 ...` holds a date and a number), trimmed, with
+/// at least seven digits, each judged whole and then by its space-separated windows.
+fn number_spans(text: &str) -> Vec<(Range<usize>, Kind)> {
+    let s = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        if !(s[i].is_ascii_digit() || s[i] == b'+' || s[i] == b'(') {
+            i += 1;
+            continue;
+        }
+        let mut end = i + 1;
+        while end < s.len() && number_char(s[end]) && s[end] != b'+' {
+            end += 1;
+        }
+        let (a, b) = trim_run(s, i, end);
+        if a < b && s[a..b].iter().filter(|b| b.is_ascii_digit()).count() >= 7 && boundary_ok(s, a, b) {
+            if let Some(found) = judge_run(text, a, b) {
+                out.extend(found);
+            }
+        }
+        i = end;
+    }
+    out
+}
+
+fn trim_run(s: &[u8], mut a: usize, mut b: usize) -> (usize, usize) {
+    while a < b && matches!(s[a], b' ' | b'-' | b'.' | b'/' | b')') {
+        a += 1;
+    }
+    while b > a && matches!(s[b - 1], b' ' | b'-' | b'.' | b'/' | b'(' | b'+') {
+        b -= 1;
+    }
+    (a, b)
+}
+
+/// The run whole, else its windows of space-separated chunks (longest first): `on 22 2026
+/// 555-123-4567` holds a number that the run as a whole does not look like.
+fn judge_run(text: &str, a: usize, b: usize) -> Option<Vec<(Range<usize>, Kind)>> {
+    if let Some(k) = number_kind(&text[a..b]) {
+        return Some(vec![(a..b, k)]);
+    }
+    let chunks: Vec<Range<usize>> = {
+        let mut v = Vec::new();
+        let mut at = a;
+        for part in text[a..b].split(' ') {
+            if !part.is_empty() {
+                v.push(at..at + part.len());
+            }
+            at += part.len() + 1;
+        }
+        v
+    };
+    if chunks.len() < 2 || chunks.len() > 12 {
+        return None;
+    }
+    let mut found = Vec::new();
+    let mut covered_to = a;
+    for from in 0..chunks.len() {
+        if chunks[from].start < covered_to {
+            continue;
+        }
+        for to in (from..chunks.len()).rev() {
+            if from == 0 && to == chunks.len() - 1 {
+                continue; // the whole run, judged above
+            }
+            let r = chunks[from].start..chunks[to].end;
+            if let Some(k) = number_kind(&text[r.clone()]) {
+                covered_to = r.end;
+                found.push((r, k));
+                break;
+            }
+        }
+    }
+    (!found.is_empty()).then_some(found)
+}
+
+fn number_kind(v: &str) -> Option<Kind> {
+    if looks_like_card(v) {
+        Some(Kind::Card)
+    } else if looks_like_phone(v) {
+        Some(Kind::Phone)
+    } else {
+        None
+    }
+}
+
+fn digits_of(v: &str, allowed_seps: &[char]) -> Option<Vec<u8>> {
+    let mut d = Vec::with_capacity(v.len());
+    for c in v.chars() {
+        if let Some(x) = c.to_digit(10) {
+            d.push(x as u8);
+        } else if !allowed_seps.contains(&c) {
+            return None;
+        }
+    }
+    Some(d)
+}
+
+/// Digit groups of `v`, split at every non-digit.
+fn groups(v: &str) -> Vec<&str> {
+    v.split(|c: char| !c.is_ascii_digit()).filter(|g| !g.is_empty()).collect()
+}
+
+/// 13 to 19 digits passing the Luhn check, starting as the card networks' numbers do (2 to 6:
+/// Mastercard, Amex, Diners, JCB, Visa, Discover, UnionPay, Maestro), ungrouped or grouped as
+/// cards are printed (fours; Amex 4-6-5), by spaces or dashes. Epoch milliseconds
+/// (`1712517344320`, 13 digits from a 1) are not cards.
+pub fn looks_like_card(v: &str) -> bool {
+    let Some(d) = digits_of(v, &[' ', '-']) else { return false };
+    if !(13..=19).contains(&d.len()) || !(2..=6).contains(&d[0]) || !luhn(&d) {
+        return false;
+    }
+    let g: Vec<usize> = groups(v).iter().map(|g| g.len()).collect();
+    g.len() == 1 || g == [4, 6, 5] || g == [4, 6, 4] || (g[..g.len() - 1].iter().all(|&n| n == 4) && (1..=4).contains(&g[g.len() - 1]))
+}
+
+pub fn luhn(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = d as u32;
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// Written like a date (2026-11-22, 22.11.2026, 11/22/2026): not a phone number.
+fn is_date_like(g: &[&str]) -> bool {
+    let n = |s: &str| s.parse::<u32>().unwrap_or(99);
+    let lens: Vec<usize> = g.iter().map(|s| s.len()).collect();
+    match lens.as_slice() {
+        [4, 1..=2, 1..=2, ..] => n(g[1]) <= 12 && n(g[2]) <= 31,
+        [1..=2, 1..=2, 4, ..] => (n(g[0]) <= 31 && n(g[1]) <= 12) || (n(g[0]) <= 12 && n(g[1]) <= 31),
+        _ => false,
+    }
+}
+
+/// A phone number: 7 to 15 digits written as people write them.
+/// - international: `+44 20 7946 0958`, `+14155550123`, `0044 20 7946 0958`;
+/// - an area code in brackets: `(555) 123-4567`, `+49 (0)30 123456`;
+/// - three or more groups, the last of at least three digits: `555-123-4567`, `020 7946 0958`,
+///   `03-1234-5678`; or five pairs from a trunk `0`: `01 23 45 67 89`;
+/// - two groups from a trunk `0`: `030 1234567`.
+///
+/// Bare digit runs (ids, epoch seconds), dates, `10 12 14 16` and `12345-678` are not.
+pub fn looks_like_phone(v: &str) -> bool {
+    let Some(d) = digits_of(v, &[' ', '-', '.', '(', ')', '+', '/']) else { return false };
+    if !(7..=15).contains(&d.len()) || v.matches('+').count() > 1 || (v.contains('+') && !v.starts_with('+')) {
+        return false;
+    }
+    let g = groups(v);
+    if is_date_like(&g) || v.contains('/') {
+        return false;
+    }
+    if v.starts_with('+') {
+        return true;
+    }
+    if v.starts_with("00") && g.len() >= 2 && g[0].len() <= 5 {
+        return true;
+    }
+    if v.contains('(') {
+        return v.contains(')') && g.len() >= 2;
+    }
+    let lens: Vec<usize> = g.iter().map(|g| g.len()).collect();
+    let trunk = g[0].starts_with('0');
+    if lens.len() >= 3 && lens[0] <= 3 && !trunk && lens[1..].iter().all(|&n| n == 3) {
+        return false; // `1 299 000`: thousands, not a number to call
+    }
+    match lens.len() {
+        0 | 1 => false,
+        2 => trunk && (2..=5).contains(&lens[0]) && lens[1] >= 5,
+        _ => {
+            lens.iter().all(|&n| n <= 5) && (lens[lens.len() - 1] >= 3 || (trunk && lens.len() == 5 && lens.iter().all(|&n| n == 2)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_with_punctuation_around_them() {
+        for (t, want) in [
+            ("<jane@example.com>", "jane@example.com"),
+            ("(jane.doe@mail.example.co.uk).", "jane.doe@mail.example.co.uk"),
+            ("mailto:a+b@x.io", "a+b@x.io"),
+            ("\"o'brien@example.ie\",", "o'brien@example.ie"),
+            ("{ops@example.io}", "ops@example.io"),
+            ("josé@exämple.de!", "josé@exämple.de"),
+        ] {
+            let s = email_spans(t);
+            assert_eq!(s.len(), 1, "{t}");
+            assert_eq!(&t[s[0].clone()], want);
+        }
+        for t in ["@handle", "a@b", "pkg@1.2.3", "x@.com", "user@host", "a @ b.com"] {
+            assert!(email_spans(t).is_empty(), "{t}");
+        }
+    }
+
+    #[test]
+    fn ips_standing_alone() {
+        for t in ["81.2.69.142", "x 10.0.0.1:8080 y", "[2001:db8::1]:443", "::1", "::ffff:192.0.2.1", "fe80::1%eth0", "1.1.1.1,8.8.8.8"] {
+            assert!(looks_like_ip(t), "{t}");
+        }
+        for t in ["1.2.3", "v1.2.3.4", "10:30:00", "std::vector", "999.1.1.1", "1.2.3.4.5", "dead:beef", "abc::def"] {
+            assert!(!looks_like_ip(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn cards_pass_luhn_and_are_grouped_like_cards() {
+        assert!(looks_like_card("4111111111111111"));
+        assert!(looks_like_card("4111 1111 1111 1111"));
+        assert!(looks_like_card("5500-0000-0000-0004"));
+        assert!(looks_like_card("378282246310005")); // amex, 15
+        assert!(looks_like_card("3782 822463 10005"));
+        assert!(!looks_like_card("4111111111111112")); // fails Luhn
+        assert!(!looks_like_card("123456789012")); // too short
+        assert!(!looks_like_card("2026-01-01 - 2026-01-31"), "a date range is not a card");
+        assert!(!looks_like_card("1712517344320"), "epoch milliseconds (Luhn-valid) are not a card");
+    }
+
+    #[test]
+    fn phones_but_not_ids_dates_or_sizes() {
+        for p in [
+            "+44 20 7946 0958", "+14155550123", "(555) 123-4567", "555-123-4567", "555.123.4567", "+1 (415) 555-0123", "+49 (0)30 123456",
+            "0044 20 7946 0958", "+81-3-1234-5678", "01 23 45 67 89", "030 1234567", "020 7946 0958",
+        ] {
+            assert!(looks_like_phone(p), "{p}");
+        }
+        for p in ["1700000000", "2026-11-22", "22.11.2026", "11/22/2026", "12-34", "v1.2.3", "10 12 14 16", "12345-678", "978-3-16-148410-0", "1 299 000"] {
+            assert!(!looks_like_phone(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn redaction_keeps_the_rest_of_the_text() {
+        assert_eq!(redact("Hi jane@example.com, call +44 20 7946 0958 from 10.0.0.1"), "Hi [email], call [phone] from [ip]");
+        assert_eq!(redact("on 2026-11-22 +1 415 555 0123."), "on 2026-11-22 [phone].");
+        assert_eq!(redact("card: 4111 1111 1111 1111."), "card: [card].");
+        assert_eq!(redact("Pricing – 2026"), "Pricing – 2026");
+        assert!(matches!(redact("plain"), Cow::Borrowed(_)));
+    }
+}
