@@ -1,12 +1,16 @@
 /*! Millimetric browser snippet · Apache-2.0 · https://millimetric.dev
  *
- *   <script defer src="https://YOUR-INGEST-HOST/mm.js" data-key="pk_live_..."></script>
+ *   <script defer crossorigin="anonymous" src="https://YOUR-INGEST-HOST/mm.js" data-key="pk_live_..."></script>
  *
- * Sends a pageview for each page and each client-side navigation, and custom events through
- * `millimetric.track("signup", { plan: "pro" })` (flat properties: strings, numbers, booleans).
- * It keeps one random anonymous id, `mm_aid`, in this site's localStorage. It never sets or
- * reads a cookie, never reads a form field, and sends nothing but the page's URL, referrer and
- * title, that id, and what you pass to `track`. Never pass card numbers or passwords there.
+ * Sends a pageview for each page and each client-side navigation that changes the path (not
+ * the query alone), and custom events through `millimetric.track("signup", { plan: "pro" })`
+ * (flat properties: strings, numbers, booleans). It keeps one random anonymous id, `mm_aid`,
+ * in this site's localStorage. It never sets or reads a cookie, sends none to the ingest host
+ * (crossorigin="anonymous" keeps them off the script's own request too), never reads a form
+ * field, and sends nothing but the page's URL (without its #fragment unless hash routing is
+ * on), referrer and title, that id, and what you pass to `track`. Never pass card numbers or
+ * passwords there. A GET form's fields become the address of the page it loads, so they are
+ * sent as that page's URL (the ingest host removes e-mail addresses and the like from URLs).
  *
  * Optional attributes: data-endpoint (default: /collect on the script's own host),
  * data-hash-routing="true" (count #/route changes as pages; the key must allow hash routing).
@@ -44,45 +48,106 @@
     aid = aid || uuid();
   }
 
-  // text/plain with the key in the body: a "simple" request, so no CORS preflight, and
-  // sendBeacon still delivers when the page is closing. Each event carries its own id, so a
-  // resend is stored once.
+  // text/plain with the key in the body: a "simple" request, so no CORS preflight. fetch with
+  // keepalive outlives the page as sendBeacon does, and with credentials "omit" it never
+  // carries the site's cookies, even to an ingest host on a subdomain of the site; sendBeacon
+  // always would, so it is never used. (Where keepalive is missing, e.g. Firefox before 133, an
+  // event sent while the page closes may be lost: never a cookie sent instead.) Each event
+  // carries its own id, so a resend is stored once.
+  function post(body) {
+    try {
+      if (window.fetch) {
+        fetch(endpoint, { method: "POST", body: body, keepalive: true, credentials: "omit", headers: { "Content-Type": "text/plain;charset=UTF-8" } })
+          .catch(function () {});
+      } else {
+        var x = new XMLHttpRequest(); // cross-origin, withCredentials false: no cookies either
+        x.open("POST", endpoint);
+        x.setRequestHeader("Content-Type", "text/plain;charset=UTF-8");
+        x.send(body);
+      }
+    } catch (e) { /* analytics must never break the page */ }
+  }
+
   function send(event) {
     event.mm_aid = aid;
     event.id = uuid();
     event.key = key;
-    var body = JSON.stringify(event);
-    try {
-      if (navigator.sendBeacon && navigator.sendBeacon(endpoint, body)) return;
-    } catch (e) { /* fall through */ }
-    try {
-      fetch(endpoint, { method: "POST", body: body, keepalive: true, credentials: "omit", headers: { "Content-Type": "text/plain;charset=UTF-8" } })
-        .catch(function () {});
-    } catch (e) { /* analytics must never break the page */ }
+    post(JSON.stringify(event));
   }
 
+  // The address sent: no fragment unless hash routing is on (a fragment is often a token).
   function here() {
     return location.origin + location.pathname + location.search + (hashRouting ? location.hash : "");
   }
 
-  var last = null;
-  function pageview() {
-    var url = here();
-    if (url === last) return;
-    // The first page's referrer is the browser's; after a client-side navigation it is the
-    // previous page (same-site, so it is not counted as a source).
-    var referrer = last === null ? document.referrer : last;
-    last = url;
-    var ev = { type: "pageview", url: location.href, title: document.title };
-    if (referrer) ev.referrer = referrer;
+  // What makes a page: its path, and with hash routing its #/route (the fragment up to "?").
+  // A client-side navigation (pushState, replaceState, back/forward, a #/route change) is a
+  // new pageview only when that changes: a change of the query alone (a search box or filter
+  // that rewrites ?q= as you type) is not.
+  function page() {
+    return location.pathname + (hashRouting ? location.hash.split("?")[0] : "");
+  }
+
+  // After a client-side navigation apps set document.title, often a render or a data load
+  // later. The pageview waits for it: it is sent 100 ms after the title changes, or 1 s after
+  // the navigation if the title has not changed by then; at once if the page is hidden or
+  // closed, or another event is sent, first.
+  var counted = null; // the page last counted
+  var current = null; // the address last seen: the next page's referrer
+  var waiting = null, timer = 0, since = 0, titleSeen = "";
+  var watcher = window.MutationObserver ? new MutationObserver(titleChanged) : null;
+
+  function flush() {
+    if (!waiting) return;
+    var ev = waiting;
+    waiting = null;
+    clearTimeout(timer);
+    if (watcher) watcher.disconnect();
+    ev.title = document.title;
     send(ev);
   }
 
+  function titleChanged() {
+    if (!waiting || document.title === titleSeen) return;
+    titleSeen = document.title;
+    clearTimeout(timer);
+    timer = setTimeout(flush, Math.max(0, Math.min(100, since + 1000 - Date.now())));
+  }
+
+  function pageview(first) {
+    var url = here(), previous = current;
+    current = url;
+    if (page() === counted) return;
+    flush();
+    counted = page();
+    // The first page's referrer is the browser's; after a client-side navigation it is the
+    // address before it (same-site, so it is not counted as a source).
+    var ev = { type: "pageview", url: url };
+    var referrer = first === true ? document.referrer : previous;
+    if (referrer) ev.referrer = referrer;
+    if (first === true) {
+      ev.title = document.title;
+      send(ev);
+      return;
+    }
+    waiting = ev;
+    since = Date.now();
+    titleSeen = document.title;
+    timer = setTimeout(flush, 1000);
+    if (watcher) watcher.observe(document.head || document.documentElement, { subtree: true, childList: true, characterData: true });
+  }
+
   function track(name, props) {
-    var ev = { type: "event", name: String(name), url: location.href };
+    flush();
+    var ev = { type: "event", name: String(name), url: here() };
     if (props && typeof props === "object") ev.props = props;
     send(ev);
   }
+
+  window.addEventListener("pagehide", flush);
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") flush();
+  });
 
   // Client-side navigation: history API calls and back/forward.
   ["pushState", "replaceState"].forEach(function (fn) {
@@ -93,13 +158,13 @@
       return r;
     };
   });
-  window.addEventListener("popstate", pageview);
-  if (hashRouting) window.addEventListener("hashchange", pageview);
+  window.addEventListener("popstate", function () { pageview(); });
+  if (hashRouting) window.addEventListener("hashchange", function () { pageview(); });
 
   window.millimetric = { track: track, anonymousId: function () { return aid; } };
   if (document.visibilityState === "prerender") {
-    document.addEventListener("visibilitychange", pageview, { once: true });
+    document.addEventListener("visibilitychange", function () { pageview(true); }, { once: true });
   } else {
-    pageview();
+    pageview(true);
   }
 })();

@@ -1,107 +1,490 @@
 //! The browser snippet in a real browser: Debian's Chromium, driven headless by playwright-core
-//! (tests/snippet/drive.mjs), loads a page from an allowed origin that includes `/mm.js` from
-//! `wrangler dev`; the events it sends are read back from ClickHouse. The public promises it
-//! checks: `mm_aid` kept in localStorage, no cookies, no form values.
+//! (tests/snippet/drive.mjs), loads pages of `www.site.test` that include `/mm.js` from the
+//! ingest host `ingest.site.test` (both names mapped to loopback, so the ingest host is a
+//! subdomain of the site, as in many deployments): a recorder of what the browser really sent
+//! (bodies, Cookie headers), in front of `wrangler dev`. The events are read back from ClickHouse. The promises it checks: `mm_aid` kept in localStorage; no cookie set, none
+//! sent to the ingest host; no form value sent or stored; no fragment sent unless hash routing
+//! is on; the new page's title after a client-side navigation; a query-only replaceState is no
+//! pageview. Every privacy check is also run against deliberately broken copies of the snippet
+//! (made here from the served one), and must catch each: a check that cannot fail proves nothing.
 //! Run by scripts/test (`cargo test -- --include-ignored`).
 
 mod support;
 
+use millimetric_edge::keys::{KeyKind, KeyRecord};
 use millimetric_edge::native::dev_keys::*;
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::Stack;
 
-const EDGE_PORT: u16 = 19787;
-/// `http://127.0.0.1:8080` is one of the dev project's allowed origins.
-const PAGE_PORT: u16 = 8080;
+// Ports of this test binary alone (the Stack also uses +1000 for the inspector and ClickHouse
+// +877 for its native port).
+const EDGE_PORT: u16 = 21787;
+const CH_PORT: u16 = 21123;
+const PAGE_PORT: u16 = 21080;
+/// The ingest host as the browser sees it: a recorder in front of the Worker.
+const INGEST_PORT: u16 = 21788;
+/// A publishable key of the dev project whose allowed origin is the test page, with hash
+/// routing allowed, so what is stored shows what the snippet sent (the Worker keeps fragments).
+const KEY: &str = "pk_live_test_snippet_0001";
 
-/// Serves the test page for every path (the page and its client-side route alike).
-fn serve_page(html: String) {
-    let listener = TcpListener::bind(("127.0.0.1", PAGE_PORT)).expect("port 8080 (an allowed origin of the dev key) is free");
+fn site() -> String {
+    format!("http://www.site.test:{PAGE_PORT}")
+}
+fn ingest() -> String {
+    format!("http://ingest.site.test:{INGEST_PORT}")
+}
+
+/// Which snippet the page includes: the ingest host's own, or a broken copy served by the page
+/// server at /broken/mm.js (posting to the ingest host through data-endpoint).
+#[derive(Clone)]
+struct Build {
+    src: String,
+    attrs: String,
+    script: String,
+}
+
+/// One HTTP request from `conn`: its head and its body (by Content-Length).
+fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+        if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&req[..head_end]).to_string();
+    let length: usize = header(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    while req.len() < head_end + length {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some((head, req[head_end..].to_vec()))
+}
+
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().skip(1).find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+}
+
+/// Serves the test page for every path (the page, its client-side routes, the forms' targets),
+/// and the broken copy of the snippet.
+fn serve_pages(template: String, build: Arc<Mutex<Build>>) {
+    let listener = TcpListener::bind(("127.0.0.1", PAGE_PORT)).unwrap_or_else(|e| panic!("port {PAGE_PORT}: {e}"));
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", html.len());
+            let Some((head, _)) = read_request(&mut conn) else { continue };
+            let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let b = build.lock().unwrap().clone();
+            let (ctype, body) = if path == "/broken/mm.js" {
+                ("application/javascript", b.script)
+            } else {
+                let attrs = if path.starts_with("/hash/") { format!("{} data-hash-routing=\"true\"", b.attrs) } else { b.attrs };
+                ("text/html; charset=utf-8", template.replace("@SRC@", &b.src).replace("@KEY@", KEY).replace("@ATTRS@", &attrs))
+            };
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
             let _ = conn.write_all(head.as_bytes());
-            let _ = conn.write_all(html.as_bytes());
+            let _ = conn.write_all(body.as_bytes());
         }
     });
+}
+
+/// One whole HTTP answer: its head, then a Content-Length or chunked body (wrangler dev may
+/// keep the connection open after it).
+fn read_answer(conn: &mut TcpStream, answer: &mut Vec<u8>) {
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(i) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..i + 4]).to_string();
+            let body = &answer[i + 4..];
+            if let Some(n) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+                if body.len() >= n {
+                    return;
+                }
+            } else if header(&head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+                if body.ends_with(b"0\r\n\r\n") {
+                    return;
+                }
+            } else if head.starts_with("HTTP/1.1 204") || head.starts_with("HTTP/1.1 304") {
+                return;
+            }
+        }
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The ingest host: every request passed on to the Worker one per connection, and recorded as
+/// it arrived (method, URL, Cookie header, content type, body, whether the answer set a
+/// cookie): what the browser really sent, which the Worker itself never logs.
+fn record_ingest(recorded: Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind(("127.0.0.1", INGEST_PORT)).unwrap_or_else(|e| panic!("port {INGEST_PORT}: {e}"));
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let recorded = recorded.clone();
+            std::thread::spawn(move || {
+                let Some((head, body)) = read_request(&mut conn) else { return };
+                let mut lines = head.trim_end().lines();
+                let request_line = lines.next().unwrap_or("").to_string();
+                let mut forward: String = format!("{request_line}\r\n");
+                for l in lines.filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.to_ascii_lowercase().starts_with("keep-alive:")) {
+                    forward.push_str(l);
+                    forward.push_str("\r\n");
+                }
+                forward.push_str("Connection: close\r\n\r\n");
+                let mut parts = request_line.split_whitespace();
+                let index = {
+                    let mut r = recorded.lock().unwrap();
+                    r.push(serde_json::json!({
+                        "method": parts.next().unwrap_or(""),
+                        "url": format!("{}{}", ingest(), parts.next().unwrap_or("")),
+                        "cookie": header(&head, "cookie"),
+                        "contentType": header(&head, "content-type").unwrap_or_default(),
+                        "body": String::from_utf8_lossy(&body),
+                    }));
+                    r.len() - 1
+                };
+                let mut answer = Vec::new();
+                if let Ok(mut worker) = TcpStream::connect(("127.0.0.1", EDGE_PORT)) {
+                    let _ = worker.write_all(forward.as_bytes());
+                    let _ = worker.write_all(&body);
+                    read_answer(&mut worker, &mut answer);
+                }
+                let answer_head = String::from_utf8_lossy(&answer[..answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(answer.len())]).to_string();
+                if let Some(r) = recorded.lock().unwrap().get_mut(index) {
+                    r["setCookie"] = header(&answer_head, "set-cookie").is_some().into();
+                }
+                let _ = conn.write_all(&answer);
+            });
+        }
+    });
+}
+
+/// One browser run through the test page: what the page saw (drive.mjs's JSON), what reached
+/// the ingest host (the recorder's requests; `events`: the /collect bodies), and every stored
+/// row of the run's visitor.
+struct Run {
+    seen: Value,
+    sent: Vec<Value>,
+    events: Vec<Value>,
+    rows: Vec<Value>,
+}
+
+/// The events the real snippet sends on this walk, in order: (type or name, URL).
+fn expected_events() -> Vec<(String, String)> {
+    let s = site();
+    [
+        ("pageview", format!("{s}/")),
+        ("typed", format!("{s}/")),
+        ("filtered", format!("{s}/?filter=filter-typed")),
+        ("pageview", format!("{s}/pricing?plan=pro")),
+        ("faq", format!("{s}/pricing?plan=pro")),
+        ("signup", format!("{s}/pricing?plan=pro")),
+        ("pageview", format!("{s}/checkout")),
+        ("pageview", format!("{s}/search?q=query-5e2a")),
+        ("pageview", format!("{s}/search?q=query-5e2a")),
+        ("pageview", format!("{s}/hash/#/first")),
+        ("pageview", format!("{s}/hash/#/second")),
+    ]
+    .into_iter()
+    .map(|(k, u)| (k.to_string(), u))
+    .collect()
+}
+
+fn kind(ev: &Value) -> String {
+    if ev["type"] == "pageview" { "pageview".into() } else { ev["name"].as_str().unwrap_or("?").into() }
+}
+
+fn browse(stack: &Stack, root: &std::path::Path, recorded: &Mutex<Vec<Value>>) -> Run {
+    recorded.lock().unwrap().clear();
+    let out = Command::new("node").arg(root.join("tests/snippet/drive.mjs")).arg(site()).arg(ingest()).current_dir(root).output().expect("run node");
+    assert!(out.status.success(), "the browser run failed:\n{}\n{}\nworker log:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr), stack.logs());
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("drive.mjs prints JSON");
+    let sent = recorded.lock().unwrap().clone();
+    let events = sent
+        .iter()
+        .filter(|r| r["url"] == format!("{}/collect", ingest()))
+        .map(|r| serde_json::from_str(r["body"].as_str().unwrap()).unwrap_or_else(|_| serde_json::json!({"unreadable_body": r["body"]})))
+        .collect::<Vec<_>>();
+    let aid = seen["aidBefore"].as_str().unwrap_or("").to_string();
+    assert!(!aid.is_empty() && !aid.contains('\''), "mm_aid in localStorage: {seen}");
+    stack.wait_count(&format!("SELECT count() FROM events_dedup WHERE anonymous_id = '{aid}'"), events.len() as u64, Duration::from_secs(30));
+    let rows = stack.query(&format!("SELECT * FROM events_dedup WHERE anonymous_id = '{aid}' ORDER BY timestamp, received_at FORMAT JSONEachRow"));
+    let rows = rows.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    Run { seen, sent, events, rows }
+}
+
+/// Every broken promise in a run, as (which promise, what showed it).
+fn violations(run: &Run) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    let s = site();
+    for ev in &run.events {
+        if ev.get("unreadable_body").is_some() {
+            v.push(("capture", format!("a request body the test could not read: {ev}")));
+        }
+    }
+
+    // No form value: not the POST form's, not the search box's draft (which never becomes part
+    // of an address), and the submitted query only as the URL of the page it loaded.
+    let anywhere = ["jane.doe", "4242", "hunter2", "draft-7c1f"];
+    for r in &run.sent {
+        let text = format!("{} {}", r["url"], r["body"]);
+        for secret in anywhere {
+            if text.contains(secret) {
+                v.push(("form", format!("{secret} was sent: {text}")));
+            }
+        }
+    }
+    let outside = |obj: &Value, keep: &[&str]| {
+        let mut o = obj.clone();
+        if let Some(m) = o.as_object_mut() {
+            for k in keep {
+                m.remove(*k);
+            }
+        }
+        o.to_string()
+    };
+    for ev in &run.events {
+        if outside(ev, &["url", "referrer"]).contains("query-5e2a") {
+            v.push(("form", format!("the submitted query was sent other than as the page's URL: {ev}")));
+        }
+    }
+    for row in &run.rows {
+        let text = row.to_string();
+        for secret in anywhere {
+            if text.contains(secret) {
+                v.push(("form", format!("{secret} was stored: {text}")));
+            }
+        }
+        if outside(row, &["url_query", "referrer"]).contains("query-5e2a") {
+            v.push(("form", format!("the submitted query was stored other than as the page's URL: {text}")));
+        }
+    }
+
+    // No cookie: none set (the jar holds the site's own only), none answered, and none on any
+    // request to the ingest host, although the control request shows the site's cookie would go.
+    if run.seen["cookies"] != serde_json::json!(["site_session@.site.test"]) {
+        v.push(("cookie", format!("the cookie jar: {}", run.seen["cookies"])));
+    }
+    if run.seen["documentCookie"] != "site_session=cookie-secret-8842" {
+        v.push(("cookie", format!("document.cookie: {}", run.seen["documentCookie"])));
+    }
+    for r in &run.sent {
+        if r["setCookie"] == true {
+            v.push(("cookie", format!("Set-Cookie in the answer to {}", r["url"])));
+        }
+        if r["url"] != format!("{}/health", ingest()) && !r["cookie"].is_null() {
+            v.push(("cookie", format!("Cookie: {} sent with {} {}", r["cookie"], r["method"], r["url"])));
+        }
+    }
+
+    // No fragment unless hash routing is on (only the /hash/ page has it).
+    for ev in &run.events {
+        let hash_page = ev["url"].as_str().is_some_and(|u| u.starts_with(&format!("{s}/hash/")));
+        let text = ev.to_string();
+        if !hash_page && (text.contains('#') || text.contains("fragment-")) {
+            v.push(("fragment", format!("a fragment was sent without hash routing: {text}")));
+        }
+    }
+    for row in &run.rows {
+        if row["url_path"] != "/hash/" && row["url_fragment"] != "" {
+            v.push(("fragment", format!("a fragment was stored without hash routing: {row}")));
+        }
+    }
+
+    // The new page's title after a client-side navigation.
+    for ev in &run.events {
+        if ev["type"] == "pageview" && ev["url"] == format!("{s}/pricing?plan=pro") && ev["title"] != "Pricing · Test" {
+            v.push(("title", format!("the pageview of /pricing has the title {}", ev["title"])));
+        }
+    }
+
+    // Typing in a search box (replaceState of the query) is no pageview.
+    let typed = run.events.iter().position(|e| e["name"] == "typed");
+    let filtered = run.events.iter().position(|e| e["name"] == "filtered");
+    if let (Some(a), Some(b)) = (typed, filtered) {
+        for ev in &run.events[a + 1..b] {
+            if ev["type"] == "pageview" {
+                v.push(("replace", format!("a pageview while typing in the search box: {}", ev["url"])));
+            }
+        }
+    } else {
+        v.push(("capture", "the typed and filtered events were not both seen".into()));
+    }
+    v
+}
+
+/// Violations by promise: how many, and the first of each (for failure messages and the log).
+fn summary(found: &[(&'static str, String)]) -> String {
+    let mut kinds: Vec<&str> = found.iter().map(|(k, _)| *k).collect();
+    kinds.dedup();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+        .iter()
+        .map(|k| {
+            let of: Vec<&String> = found.iter().filter(|(p, _)| p == k).map(|(_, m)| m).collect();
+            format!("{k}: {} violation(s), e.g. {}", of.len(), of[0].chars().take(400).collect::<String>())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A deliberately broken copy of the snippet: `from` replaced by `to` in the served one.
+fn broken(snippet: &str, name: &str, from: &str, to: &str) -> Build {
+    assert_eq!(snippet.matches(from).count(), 1, "broken build {name}: mm.js no longer holds {from:?} once; update the test");
+    Build {
+        src: format!("{}/broken/mm.js", site()),
+        attrs: format!("data-endpoint=\"{}/collect\"", ingest()),
+        script: snippet.replace(from, to),
+    }
 }
 
 #[test]
 #[ignore = "needs wrangler, ClickHouse and Chromium: run scripts/test"]
 fn snippet_in_a_real_browser() {
-    let stack = Stack::start("snippet", EDGE_PORT, 19123);
+    let record = KeyRecord {
+        project_id: DEV_PROJECT.into(),
+        kind: KeyKind::Publishable,
+        allowed_origins: vec![site()],
+        revoked: false,
+        retention_days: 90,
+        hash_routing: true,
+        events_per_minute: None,
+        timezone: None,
+    };
+    let stack = Stack::start_with_keys("snippet-chromium", EDGE_PORT, CH_PORT, &[(KEY, record)]);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let html = std::fs::read_to_string(root.join("tests/snippet/page.html")).unwrap().replace("@EDGE_PORT@", &EDGE_PORT.to_string());
-    serve_page(html);
 
     let script = stack.request("GET", "/mm.js", &[], b"");
     assert_eq!(script.status, 200);
     assert_eq!(script.header("Content-Type"), Some("application/javascript; charset=utf-8"));
+    let served = script.body.as_str().expect("the snippet's text").to_string();
+    let source = std::fs::read_to_string(root.join("snippet/mm.js")).unwrap();
+    assert!(served == source, "the Worker serves another mm.js than snippet/mm.js: rebuild it (scripts/build-worker)");
 
-    let out = Command::new("node")
-        .arg(root.join("tests/snippet/drive.mjs"))
-        .arg(format!("http://127.0.0.1:{PAGE_PORT}/"))
-        .current_dir(root)
-        .output()
-        .expect("run node");
-    assert!(out.status.success(), "the browser run failed:\n{}\n{}\nworker log:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr), stack.logs());
-    let seen: Value = serde_json::from_slice(&out.stdout).expect("drive.mjs prints JSON");
+    let template = std::fs::read_to_string(root.join("tests/snippet/page.html")).unwrap();
+    let real = Build { src: format!("{}/mm.js", ingest()), attrs: String::new(), script: String::new() };
+    let build = Arc::new(Mutex::new(real));
+    serve_pages(template, build.clone());
+    let recorded = Arc::new(Mutex::new(Vec::new()));
+    record_ingest(recorded.clone());
+
+    // The real snippet, from the ingest host: every promise kept.
+    let run = browse(&stack, root, &recorded);
+    let seen = &run.seen;
     assert_eq!(seen["firstStatus"], 202, "{seen}");
+    let control = run.sent.iter().find(|r| r["url"] == format!("{}/health", ingest())).expect("the control request");
+    assert!(
+        control["cookie"].as_str().is_some_and(|c| c.contains("site_session=cookie-secret-8842")),
+        "the site's cookie does not reach the ingest host even with credentials: the cookie check would prove nothing: {control}"
+    );
+    let found = violations(&run);
+    assert!(found.is_empty(), "the snippet broke its promises:\n{}\n{seen}", summary(&found));
 
     // mm_aid: a random id in localStorage, the same after a reload.
-    let aid = seen["aidBefore"].as_str().expect("mm_aid in localStorage").to_string();
+    let aid = seen["aidBefore"].as_str().unwrap().to_string();
     assert_eq!(aid.len(), 36, "a UUID: {aid}");
     assert_eq!(seen["aidAfter"], aid.as_str(), "kept across page loads");
     assert_eq!(seen["apiId"], aid.as_str());
 
-    // No cookies: none in the page, none in the browser's jar, no Set-Cookie on any answer.
-    assert_eq!(seen["documentCookie"], "");
-    assert_eq!(seen["cookies"], serde_json::json!([]));
-    assert_eq!(seen["setCookies"], serde_json::json!([]));
-
-    // Simple requests only (text/plain, no preflight), and no form value in any of them.
-    let requests = seen["requests"].as_array().unwrap();
-    assert!(requests.len() >= 4, "four events were sent: {seen}");
-    for r in requests {
+    // Simple requests only (text/plain, no preflight), to the ingest host's /collect.
+    let snippet_requests: Vec<&Value> = run.sent.iter().filter(|r| r["url"] != format!("{}/health", ingest()) && r["url"] != format!("{}/mm.js", ingest())).collect();
+    assert_eq!(snippet_requests.len(), run.events.len(), "only /collect: {:?}", run.sent);
+    for r in &snippet_requests {
         assert_eq!(r["method"], "POST", "no preflight: {r}");
         assert!(r["contentType"].as_str().unwrap().starts_with("text/plain"), "{r}");
     }
-    let everything_sent = seen["requests"].to_string();
-    for secret in ["jane.doe", "4242", "hunter2"] {
-        assert!(!everything_sent.contains(secret), "a form value left the page: {secret}");
-    }
 
-    // What landed: a pageview of /, one of /pricing (client-side navigation), the custom event
-    // there, and the reload's pageview of /pricing.
-    let landed = stack.wait_count(&format!("SELECT count() FROM events_dedup WHERE anonymous_id = '{aid}'"), 4, Duration::from_secs(30));
-    assert_eq!(landed, 4, "worker log:\n{}", stack.logs());
-    let rows = stack.query(&format!(
-        "SELECT event_type, event_name, url_path, url_query, referrer_host, browser, prop_keys, prop_values, project_id FROM events_dedup \
-         WHERE anonymous_id = '{aid}' ORDER BY timestamp, event_type, url_path FORMAT JSONEachRow"
-    ));
-    let rows: Vec<Value> = rows.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let kinds: Vec<(String, String)> = rows.iter().map(|r| (r["event_name"].as_str().unwrap().into(), r["url_path"].as_str().unwrap().into())).collect();
-    let mut sorted = kinds.clone();
-    sorted.sort();
-    assert_eq!(
-        sorted,
-        [("pageview", "/"), ("pageview", "/pricing"), ("pageview", "/pricing"), ("signup", "/pricing")].map(|(a, b)| (a.to_string(), b.to_string())),
-        "{rows:?}"
-    );
-    let signup = rows.iter().find(|r| r["event_name"] == "signup").unwrap();
+    // What was sent, in order: one pageview per page, none for the query typed or the anchor.
+    let sent: Vec<(String, String)> = run.events.iter().map(|e| (kind(e), e["url"].as_str().unwrap_or("").to_string())).collect();
+    assert_eq!(sent, expected_events(), "{:#?}", run.events);
+    let s = site();
+    let pricing = &run.events[3];
+    assert_eq!((pricing["title"].as_str(), pricing["referrer"].as_str()), (Some("Pricing · Test"), Some(format!("{s}/?filter=filter-typed").as_str())), "{pricing}");
+    assert_eq!(run.events[0]["title"], "Home · Test");
+    assert_eq!(run.events[10]["referrer"], format!("{s}/hash/#/first"));
+
+    // What landed: every event once, in the dev project, as Chrome; the fragments of the
+    // hash-routed page only.
+    assert_eq!(run.rows.len(), 11, "worker log:\n{}", stack.logs());
+    let stored: Vec<(String, String, String, String)> = run
+        .rows
+        .iter()
+        .map(|r| {
+            let k = if r["event_type"] == "pageview" { "pageview" } else { r["event_name"].as_str().unwrap() };
+            (k.to_string(), r["url_path"].as_str().unwrap().into(), r["url_query"].as_str().unwrap().into(), r["url_fragment"].as_str().unwrap().into())
+        })
+        .collect();
+    let mut want: Vec<(String, String, String, String)> = [
+        ("pageview", "/", "", ""),
+        ("typed", "/", "", ""),
+        ("filtered", "/", "filter=filter-typed", ""),
+        ("pageview", "/pricing", "plan=pro", ""),
+        ("faq", "/pricing", "plan=pro", ""),
+        ("signup", "/pricing", "plan=pro", ""),
+        ("pageview", "/checkout", "", ""),
+        ("pageview", "/search", "q=query-5e2a", ""),
+        ("pageview", "/search", "q=query-5e2a", ""),
+        ("pageview", "/hash/", "", "/first"),
+        ("pageview", "/hash/", "", "/second"),
+    ]
+    .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+    .to_vec();
+    let mut got = stored.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{:#?}", run.rows);
+    let signup = run.rows.iter().find(|r| r["event_name"] == "signup").unwrap();
     assert_eq!((signup["prop_keys"].clone(), signup["prop_values"].clone()), (serde_json::json!(["plan", "seats"]), serde_json::json!(["pro", "3"])));
-    assert!(rows.iter().all(|r| r["project_id"] == DEV_PROJECT && r["browser"] == "Chrome"), "{rows:?}");
-    // The client-side navigation's referrer is the page before it: same site, so not a source.
-    let navigated = rows.iter().find(|r| r["event_name"] == "pageview" && r["url_path"] == "/pricing" && r["referrer_host"] == "127.0.0.1");
-    assert!(navigated.is_some_and(|r| r["url_query"] == "plan=pro"), "{rows:?}");
-    let all_rows = stack.query(&format!("SELECT * FROM events_dedup WHERE anonymous_id = '{aid}' FORMAT JSONEachRow"));
-    for secret in ["jane.doe", "4242", "hunter2"] {
-        assert!(!all_rows.contains(secret), "a form value was stored: {secret}");
+    assert!(run.rows.iter().all(|r| r["project_id"] == DEV_PROJECT && r["browser"] == "Chrome"), "{:?}", run.rows);
+    let title = run.rows.iter().find(|r| r["event_type"] == "pageview" && r["url_path"] == "/pricing").unwrap();
+    assert_eq!(title["title"], "Pricing · Test");
+
+    // The checks above can fail: each broken copy of the snippet is caught by the promise it
+    // breaks, by each of the checks named (what was sent, what was stored, ...), on the same
+    // walk through the same pages.
+    let copies: [(&str, &str, &str, &str, &[&str]); 5] = [
+        (
+            "reads-inputs",
+            "form",
+            "event.mm_aid = aid;",
+            "event.mm_aid = aid; event.props = event.props || {}; Array.prototype.forEach.call(document.querySelectorAll(\"input\"), function (el, i) { if (el.value) event.props[\"field_\" + i] = el.value; });",
+            &["draft-7c1f was sent", "jane.doe was sent", "hunter2 was sent", "draft-7c1f was stored"],
+        ),
+        (
+            "reads-forms-on-submit",
+            "form",
+            "window.millimetric = {",
+            "document.addEventListener(\"submit\", function (e) { var p = {}; Array.prototype.forEach.call(e.target.elements, function (el) { if (el.name) p[el.name] = el.value; }); track(\"form_submit\", p); }, true); window.millimetric = {",
+            &["jane.doe was sent", "hunter2 was sent", "submitted query was sent other than", "submitted query was stored other than"],
+        ),
+        ("sends-cookies-with-sendbeacon", "cookie", "function post(body) {", "function post(body) { if (navigator.sendBeacon(endpoint, body)) return;", &["Cookie: \"site_session=cookie-secret-8842\" sent with \"POST\""]),
+        ("sets-a-cookie", "cookie", "window.millimetric = {", "document.cookie = \"mm_aid=\" + aid + \"; path=/; max-age=31536000\"; window.millimetric = {", &["the cookie jar", "document.cookie"]),
+        ("sends-the-fragment", "fragment", "function here() {", "function here() { return location.href;", &["sent without hash routing", "stored without hash routing"]),
+    ];
+    for (name, promise, from, to, checks) in copies {
+        *build.lock().unwrap() = broken(&served, name, from, to);
+        let run = browse(&stack, root, &recorded);
+        let found = violations(&run);
+        eprintln!("broken build {name}, caught:\n{}", summary(&found));
+        for check in checks {
+            assert!(
+                found.iter().any(|(p, m)| *p == promise && m.contains(check)),
+                "the {promise} check ({check}) did not catch the broken build {name}:\n{}",
+                summary(&found)
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use millimetric_edge::native::clickhouse_client::Client;
+use millimetric_edge::keys::{key_hash, KeyRecord};
 use millimetric_edge::native::dev_keys;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub struct Stack {
     wrangler: Option<Child>,
     extra_vars: Vec<(String, String)>,
     geo_db: Option<PathBuf>,
+    extra_keys: Vec<(String, KeyRecord)>,
 }
 
 pub struct Reply {
@@ -81,6 +83,16 @@ impl Stack {
     /// With `geo_db` as the R2 object `city.mmdb` of the `GEO` bucket, or no such object
     /// (tests/e2e_geo.rs puts the real DB-IP Lite City database there, or none).
     pub fn start_with_geo(name: &str, port: u16, ch_port: u16, vars: &[(&str, &str)], geo_db: Option<&Path>) -> Stack {
+        Self::start_full(name, port, ch_port, vars, geo_db, &[])
+    }
+
+    /// With key records of the test's own next to the dev keys (e.g. a publishable key whose
+    /// allowed origin is the test's page).
+    pub fn start_with_keys(name: &str, port: u16, ch_port: u16, keys: &[(&str, KeyRecord)]) -> Stack {
+        Self::start_full(name, port, ch_port, &[], Some(&fixtures().join("mmdb/GeoIP2-City-Test.mmdb")), keys)
+    }
+
+    fn start_full(name: &str, port: u16, ch_port: u16, vars: &[(&str, &str)], geo_db: Option<&Path>, keys: &[(&str, KeyRecord)]) -> Stack {
         let root = root();
         assert!(
             root.join("node_modules/.bin/wrangler").exists(),
@@ -97,6 +109,7 @@ impl Stack {
             wrangler: None,
             extra_vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             geo_db: geo_db.map(Path::to_path_buf),
+            extra_keys: keys.iter().map(|(k, r)| (k.to_string(), r.clone())).collect(),
         };
         stack.start_clickhouse();
         let applied = millimetric_edge::native::migrate::run(&stack.ch_server(), "millimetric", &stack.root.join("migrations")).expect("migrations apply");
@@ -149,7 +162,11 @@ impl Stack {
 
     fn seed_keys(&self) {
         let file = self.state.join("keys.json");
-        std::fs::write(&file, dev_keys::bulk_json()).unwrap();
+        let mut items: Vec<serde_json::Value> = serde_json::from_str(&dev_keys::bulk_json()).unwrap();
+        for (raw, rec) in &self.extra_keys {
+            items.push(serde_json::json!({ "key": key_hash(raw), "value": serde_json::to_string(rec).unwrap() }));
+        }
+        std::fs::write(&file, serde_json::to_string(&items).unwrap()).unwrap();
         run(Command::new(self.root.join("node_modules/.bin/wrangler"))
             .current_dir(&self.root)
             .env("WRANGLER_SEND_METRICS", "false")
