@@ -13,6 +13,7 @@ pub mod first_write;
 pub mod key_cache;
 pub mod geo_load;
 pub mod keys;
+pub mod mcp;
 pub mod migrations;
 pub mod paging;
 pub mod pipeline;
