@@ -64,7 +64,7 @@ impl Out {
 pub enum Step {
     /// Answer as is (a result, a protocol error, a 202).
     Answer(Out),
-    /// Run a tool, then answer with `tool_result` (or `error` for a fault).
+    /// Run a tool, then answer with `tool_result` (its failures are tool results too).
     Call { id: Value, era: Era, name: String, arguments: Map<String, Value> },
 }
 
