@@ -1,8 +1,9 @@
 //! Prints, one per line, every kind of statement the read side and the batch writer's id
 //! lookup send, for checking them on another ClickHouse (scripts/check-modern-clickhouse):
-//! every metric, every dimension, each filter operator, both comparisons, and the helpers.
+//! every metric, every dimension, each filter operator, both comparisons, the helpers, realtime
+//! and the MCP tool list_events' statement.
 //! `cargo run --example read_statements`
-use millimetric_edge::query::{dates, request, sql};
+use millimetric_edge::query::{dates, events, plan, realtime, request, sql};
 
 fn main() {
     let mut bodies: Vec<String> = Vec::new();
@@ -30,4 +31,9 @@ fn main() {
             println!("{s}");
         }
     }
+    // The MCP tool list_events: event names and their property keys over a period.
+    let tables = plan::Tables { database: "millimetric", table: "events" };
+    println!("{}", events::statement(tables, "proj_modern", 1_794_000_000, 1_795_000_000));
+    let (current, per_minute) = realtime::statements("millimetric", "events", "proj_modern", 1_795_000_000);
+    println!("{current}\n{per_minute}");
 }

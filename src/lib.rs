@@ -15,6 +15,7 @@ pub mod key_admin;
 pub mod key_cache;
 pub mod geo_load;
 pub mod keys;
+pub mod mcp;
 pub mod migrations;
 pub mod paging;
 pub mod pipeline;

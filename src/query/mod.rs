@@ -10,3 +10,4 @@ pub mod results;
 pub mod access;
 pub mod plan;
 pub mod realtime;
+pub mod events;

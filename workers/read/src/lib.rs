@@ -1,11 +1,14 @@
-//! The read Worker: `POST /v1/query` (the Stats API) and `GET /v1/realtime`, for a project's
-//! `rk_live_` or `sk_live_` key. A thin adapter: the core checks the key's kind and the body,
-//! plans the SQL and assembles the answer (millimetric_edge::query); this runs it.
+//! The read Worker: `POST /v1/query` (the Stats API), `GET /v1/realtime` and `POST /mcp` (the
+//! MCP server for AI agents), for a project's `rk_live_` or `sk_live_` key. A thin adapter: the
+//! core checks the key's kind and the body, plans the SQL and assembles the answer
+//! (millimetric_edge::query), and frames MCP (millimetric_edge::mcp); this runs it.
 
 use millimetric_edge::adapters::{clickhouse_sink, config, http, key_lookup};
 use millimetric_edge::clickhouse::Role;
 use millimetric_edge::error::ApiError;
-use millimetric_edge::query::{access, plan, realtime};
+use millimetric_edge::mcp::{protocol, tools};
+use millimetric_edge::query::{access, events, plan, realtime};
+use serde_json::Value;
 use worker::*;
 
 #[event(start)]
@@ -19,6 +22,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let answer = match (req.method(), path.as_str()) {
         (Method::Post, "/v1/query") => query(req, &env).await,
         (Method::Get, "/v1/realtime") => live(req, &env).await,
+        (Method::Post, "/mcp") => return Ok(mcp(req, &env).await),
+        (_, "/mcp") => return Ok(mcp_method_not_allowed()),
         (Method::Get, "/health") => return Ok(http::json(200, r#"{"status":"ok"}"#, None)),
         (_, "/v1/query") => Err(ApiError::new(405, "method_not_allowed", "Send queries with POST /v1/query.")),
         (_, "/v1/realtime") => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/realtime.")),
@@ -39,11 +44,19 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 struct Reader {
     project_id: String,
     timezone: Option<String>,
+    key_hash: String,
 }
 
 /// The key's project, after the per-IP check (keys the isolate does not know), the record,
 /// and the key's query rate.
 async fn reader(req: &Request, env: &Env) -> std::result::Result<Reader, ApiError> {
+    let who = authenticate(req, env).await?;
+    charge(env, &who.key_hash).await?;
+    Ok(who)
+}
+
+/// The key's project, without counting a query against its rate.
+async fn authenticate(req: &Request, env: &Env) -> std::result::Result<Reader, ApiError> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     // The scheme is case-insensitive (RFC 9110): `bearer rk_live_...` is a Bearer token too.
     let raw_key = header("Authorization").and_then(|h| {
@@ -58,6 +71,11 @@ async fn reader(req: &Request, env: &Env) -> std::result::Result<Reader, ApiErro
     let record = key_lookup::lookup_key(env, &key_hash).await?;
     let origin = header("Origin").filter(|o| !o.trim().is_empty());
     let (project_id, timezone) = access::authorize(claimed, record, origin.as_deref())?;
+    Ok(Reader { project_id, timezone, key_hash })
+}
+
+/// One query against the key's rate: 120 a minute.
+async fn charge(env: &Env, key_hash: &str) -> std::result::Result<(), ApiError> {
     if let Ok(limiter) = env.rate_limiter("QUERY_RATE_LIMITER") {
         if let Ok(outcome) = limiter.limit(format!("q:{key_hash}")).await {
             if !outcome.success {
@@ -65,7 +83,7 @@ async fn reader(req: &Request, env: &Env) -> std::result::Result<Reader, ApiErro
             }
         }
     }
-    Ok(Reader { project_id, timezone })
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -114,32 +132,125 @@ fn store_config(env: &Env) -> std::result::Result<millimetric_edge::clickhouse::
 async fn query(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let who = reader(&req, env).await?;
     let body = req.bytes().await.map_err(|_| ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again."))?;
-    if body.len() > 64 * 1024 {
+    if body.len() > MAX_BODY {
         return Err(ApiError::new(413, "body_too_large", "A query body is at most 64 KiB."));
     }
+    let answer = run_query(env, &who, &body).await?;
+    Ok(http::json(200, &answer.to_string(), None))
+}
+
+const MAX_BODY: usize = 64 * 1024;
+
+/// One Stats API query body, for the key's project, to its answer: `POST /v1/query` and the
+/// MCP tools both come through here.
+async fn run_query(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<Value, ApiError> {
     let cfg = store_config(env)?;
-    let p = plan::plan(&body, &who.project_id, who.timezone.as_deref(), plan::Tables { database: &cfg.database, table: &cfg.table }, now_ms())?;
+    let p = plan::plan(body, &who.project_id, who.timezone.as_deref(), plan::Tables { database: &cfg.database, table: &cfg.table }, now_ms())?;
     let now = run(&cfg, &p.now).await?;
     let then = match &p.then {
         Some(st) => Some(run(&cfg, st).await?),
         None => None,
     };
-    let answer = plan::answer(&p, &now, then.as_ref()).map_err(|e| {
+    plan::answer(&p, &now, then.as_ref()).map_err(|e| {
         console_error!("read: {e}");
         key_lookup::unavailable("The event store")
-    })?;
-    Ok(http::json(200, &answer.to_string(), None))
+    })
 }
 
 async fn live(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let who = reader(&req, env).await?;
+    Ok(http::json(200, &run_realtime(env, &who).await?.to_string(), None))
+}
+
+async fn run_realtime(env: &Env, who: &Reader) -> std::result::Result<Value, ApiError> {
     let cfg = store_config(env)?;
     let now_s = now_ms() / 1000;
     let (current, per_minute) = realtime::statements(&cfg.database, &cfg.table, &who.project_id, now_s);
     let (a, b) = futures_util::join!(read(&cfg, &current), read(&cfg, &per_minute));
-    let answer = realtime::answer(&a?, &b?, now_s).map_err(|e| {
+    realtime::answer(&a?, &b?, now_s).map_err(|e| {
         console_error!("read: {e}");
         key_lookup::unavailable("The event store")
-    })?;
-    Ok(http::json(200, &answer.to_string(), None))
+    })
+}
+
+async fn run_events(env: &Env, who: &Reader, probe: &[u8]) -> std::result::Result<Value, ApiError> {
+    let cfg = store_config(env)?;
+    let (sql, labels, timezone) = events::plan(probe, &who.project_id, who.timezone.as_deref(), plan::Tables { database: &cfg.database, table: &cfg.table }, now_ms())?;
+    let raw = read(&cfg, &sql).await?;
+    events::answer(&raw, labels, &timezone).map_err(|e| {
+        console_error!("read: {e}");
+        key_lookup::unavailable("The event store")
+    })
+}
+
+// ---- MCP (POST /mcp): the protocol and tools are the core's (millimetric_edge::mcp) ----
+
+fn mcp_response(out: &protocol::Out) -> Response {
+    match &out.body {
+        Some(b) => http::json(out.status, &b.to_string(), None),
+        None => Response::empty().expect("empty response").with_status(out.status),
+    }
+}
+
+/// GET (the legacy standalone stream) and DELETE (legacy session end): not offered.
+fn mcp_method_not_allowed() -> Response {
+    let mut r = http::json(405, &protocol::error(405, None, protocol::INVALID_REQUEST, "Method Not Allowed: send MCP messages with POST /mcp.", None).text(), None);
+    let _ = r.headers_mut().set("Allow", "POST");
+    r
+}
+
+/// The key's refusals, as an OAuth resource server says them (RFC 6750): 401 and 403 carry
+/// `WWW-Authenticate`, a 429 `Retry-After`.
+fn mcp_refusal(e: &ApiError) -> Response {
+    if e.status == 429 {
+        return http::rate_limited(e, 60, None);
+    }
+    let mut r = http::error(e, None);
+    let challenge = match (e.status, e.code) {
+        (401, "missing_key") => Some(r#"Bearer realm="millimetric""#.to_string()),
+        (401, _) => Some(format!(r#"Bearer realm="millimetric", error="invalid_token", error_description="{}""#, e.code)),
+        (403, _) => Some(format!(r#"Bearer realm="millimetric", error="insufficient_scope", error_description="{}""#, e.code)),
+        _ => None,
+    };
+    if let Some(c) = challenge {
+        let _ = r.headers_mut().set("WWW-Authenticate", &c);
+    }
+    r
+}
+
+async fn mcp(mut req: Request, env: &Env) -> Response {
+    let who = match authenticate(&req, env).await {
+        Ok(w) => w,
+        Err(e) => return mcp_refusal(&e),
+    };
+    let body = match req.bytes().await {
+        Ok(b) if b.len() <= MAX_BODY => b,
+        Ok(_) => return mcp_response(&protocol::error(413, None, protocol::INVALID_REQUEST, "A message is at most 64 KiB.", None)),
+        Err(_) => return mcp_response(&protocol::error(400, None, protocol::PARSE_ERROR, "The request body could not be read. Send it again.", None)),
+    };
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let step = protocol::handle(&header, &body, &tools::definitions());
+    let protocol::Step::Call { id, era, name, arguments } = step else {
+        let protocol::Step::Answer(out) = step else { unreachable!() };
+        return mcp_response(&out);
+    };
+    let prepared = match tools::prepare(&name, &arguments) {
+        Ok(p) => p,
+        Err(r) => return mcp_response(&protocol::tool_result(&era, &id, &r)),
+    };
+    // Every tool but the definitions is a query against the key's rate.
+    if !matches!(prepared, tools::Prepared::Explain) {
+        if let Err(e) = charge(env, &who.key_hash).await {
+            return mcp_refusal(&e);
+        }
+    }
+    let result = match &prepared {
+        tools::Prepared::Query { body, shape } => run_query(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_query(shape, &a)),
+        tools::Prepared::Realtime => run_realtime(env, &who).await.map(|a| tools::finish_realtime(&a)),
+        tools::Prepared::ListEvents { probe } => run_events(env, &who, probe.to_string().as_bytes()).await.map(|a| tools::finish_events(&a)),
+        tools::Prepared::Explain => Ok(tools::explain()),
+    };
+    let result = result.unwrap_or_else(|e| tools::refused(&e));
+    mcp_response(&protocol::tool_result(&era, &id, &result))
 }
