@@ -363,6 +363,8 @@ fn snippet_in_a_real_browser() {
         hash_routing: true,
         events_per_minute: None,
         timezone: None,
+        expires_at_ms: None,
+        allow_null_origin: false,
     };
     let stack = Stack::start_with_keys("snippet-chromium", EDGE_PORT, CH_PORT, &[(KEY, record)]);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
