@@ -43,13 +43,10 @@ fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<O
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// An origin entry the matcher can use (keys::normalize_origin), so none is kept that would
+/// silently match nothing (`https://user@x.com`, `https://x.com?q`).
 fn check_origin(o: &str) -> bool {
-    if o == "*" {
-        return true;
-    }
-    let Some((scheme, rest)) = o.split_once("://") else { return false };
-    let host = rest.strip_prefix("*.").unwrap_or(rest);
-    matches!(scheme, "http" | "https") && !host.is_empty() && !host.contains('/') && url::Url::parse(&format!("{scheme}://{host}")).is_ok()
+    o == "*" || crate::keys::normalize_origin(o).is_some()
 }
 
 impl Settings {
@@ -272,6 +269,8 @@ mod tests {
             (r#"{"project_id":"bad id"}"#, "invalid_project"),
             (r#"{"project_id":"p","retention_days":60}"#, "invalid_settings"),
             (r#"{"project_id":"p","allowed_origins":["example.com"]}"#, "invalid_settings"),
+            (r#"{"project_id":"p","allowed_origins":["https://user@x.com"]}"#, "invalid_settings"),
+            (r#"{"project_id":"p","allowed_origins":["https://x.com?q"]}"#, "invalid_settings"),
             (r#"{"project_id":"p","kinds":["admin"]}"#, "invalid_settings"),
             (r#"{"project_id":"p","timezone":"Mars/Base"}"#, "invalid_settings"),
             (r#"{"project_id":"p","owner":"x"}"#, "invalid_body"),

@@ -107,14 +107,15 @@ pub fn build_row(
 
 /// One custom property, as stored, or None when it goes. A property whose name is named or
 /// shaped like personal data (`user_email`, `jane@example.com`, a token) goes; a value that is
-/// an http(s) URL is scrubbed like a nested URL (and goes if nothing may be kept); any other
+/// a URL (absolute, `//host` or a path) is scrubbed like a nested URL (and goes if nothing may be kept); any other
 /// value that holds personal data or a secret goes, name and all.
 fn scrub_prop(key: &str, value: String) -> Option<(String, String)> {
     if pii::is_pii_name(key) || pii::is_pii_value(key) {
         return None;
     }
-    let lower = value.get(..8).unwrap_or(&value).to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") {
+    // Absolute, scheme-relative and path URLs (`location.pathname + location.search` is a common
+    // property) are scrubbed as the page URL's nested ones are.
+    if url_scrub::looks_like_nested_url(&value) {
         return match url_scrub::scrub_nested_value(&value, 1)? {
             url_scrub::Nested::Unchanged => Some((key.to_string(), value)),
             url_scrub::Nested::Scrubbed(s) => Some((key.to_string(), s)),

@@ -317,3 +317,26 @@ fn a_pii_laden_event_leaves_no_trace_in_the_row_or_queue_message() {
         assert!(r.title.starts_with("Hello [email]"), "{}", r.title);
     }
 }
+
+/// From the final review: relative URLs in properties and `#/key=value&...` routes leaked.
+#[test]
+fn relative_urls_in_props_and_parameter_routes_are_scrubbed() {
+    use millimetric_edge::enrich::geo::Geo;
+    use millimetric_edge::event::{validate_event, LIMITS};
+    use millimetric_edge::keys::{KeyKind, Principal};
+    use millimetric_edge::pipeline::{build_row, RequestContext};
+    let mut principal = Principal::new("p", KeyKind::Secret);
+    principal.hash_routing = true;
+    let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: None, edge_geo: Geo::default() };
+    for (url, props) in [
+        ("https://a.example/#/access_token=ya29secret&token_type=Bearer", serde_json::json!({"next": "/account?password=hunter2&email_token=abc"})),
+        ("https://a.example/#/cb/session_id=s3ss10n&x=1", serde_json::json!({"back": "//b.example/?session=abc&auth=zz"})),
+    ] {
+        let ev = validate_event(serde_json::json!({"type":"event","name":"n","url":url,"props":props}), true, &LIMITS).unwrap();
+        let row = build_row(&principal, ev, &ctx, &|_| None, &mut || "id".into()).unwrap();
+        let stored = serde_json::to_string(&row).unwrap();
+        for secret in ["ya29secret", "hunter2", "email_token=abc", "s3ss10n", "session=abc", "auth=zz"] {
+            assert!(!stored.contains(secret), "{secret} stored: {stored}");
+        }
+    }
+}

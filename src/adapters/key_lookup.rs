@@ -31,7 +31,11 @@ thread_local! {
 /// never hashed with a default salt.
 pub async fn ip_refusal(env: &Env, claimed: KeyKind, hash: &str, client_ip: Option<&str>) -> std::result::Result<Option<u32>, ApiError> {
     let now = Date::now().as_millis() as i64;
-    let cached = KEY_CACHE.with(|c| c.borrow().get(hash, now));
+    // As the record stands now: a rotated-out key past its grace is no longer a valid key.
+    let cached = match KEY_CACHE.with(|c| c.borrow().get(hash, now)) {
+        Cached::Known(r) => Cached::Known(crate::keys::effective(r, now)),
+        other => other,
+    };
     let Some(ip) = client_ip.filter(|_| rate_limit::ip_limit_applies(claimed, &cached)) else {
         return Ok(None);
     };

@@ -93,12 +93,13 @@ pub fn secret_spans(text: &str) -> Vec<Range<usize>> {
     let s = text.as_bytes();
     let mut out: Vec<Range<usize>> = Vec::new();
     let mut i = 0;
+    let mut opaque_from = 0;
     while i < s.len() {
         if !candidate(s, i) {
             i += 1;
             continue;
         }
-        if let Some(end) = secret_at(text, i) {
+        if let Some(end) = secret_at_from(text, i, &mut opaque_from) {
             out.push(i..end);
             i = end;
         } else {
@@ -108,15 +109,32 @@ pub fn secret_spans(text: &str) -> Vec<Range<usize>> {
     out
 }
 
+/// `secret_at`, skipping the opaque-token test inside a run that already failed it: every
+/// suffix of a failing run fails too (shorter, no longer stretches, no new kinds of
+/// character), so the scan stays linear, not quadratic, in runs like `a-a-a-a-...`.
+fn secret_at_from(text: &str, i: usize, opaque_from: &mut usize) -> Option<usize> {
+    if let Some(end) = known_secret_at(text, i) {
+        return Some(end);
+    }
+    let s = text.as_bytes();
+    if i < *opaque_from || !at_word_start(s, i) {
+        return None;
+    }
+    let tok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'=');
+    let end = run_end(s, i, tok);
+    match opaque_token_at(s, i) {
+        Some(e) => Some(e),
+        None => {
+            *opaque_from = end;
+            None
+        }
+    }
+}
+
 /// Where a secret may start: a word start, or a dash (a PEM header). Looking only there keeps
 /// the scan about linear in the text.
 fn candidate(s: &[u8], i: usize) -> bool {
     s[i] == b'-' || (s[i].is_ascii_alphanumeric() && at_word_start(s, i))
-}
-
-/// The end of a secret that starts exactly at byte `i`, if one does.
-fn secret_at(text: &str, i: usize) -> Option<usize> {
-    known_secret_at(text, i).or_else(|| if at_word_start(text.as_bytes(), i) { opaque_token_at(text.as_bytes(), i) } else { None })
 }
 
 /// The end of a secret of a published shape (PEM, JWT, vendor prefix, AWS key id) at byte `i`.
@@ -214,7 +232,8 @@ pub fn looks_opaque(run: &[u8]) -> bool {
 
 /// Whether any secret of a well-known shape, or a long opaque token, is in `text`.
 pub fn contains_secret(text: &str) -> bool {
-    (0..text.len()).any(|i| candidate(text.as_bytes(), i) && secret_at(text, i).is_some())
+    let mut opaque_from = 0;
+    (0..text.len()).any(|i| candidate(text.as_bytes(), i) && secret_at_from(text, i, &mut opaque_from).is_some())
 }
 
 /// Published shapes only (no opaque-token rule): for values that are long and opaque by
@@ -226,6 +245,21 @@ pub fn contains_known_secret_shape(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The review's case: `a-a-a-...` made every letter a word start and rescanned the rest of
+    /// the run from each (22 ms for one event). Linear now.
+    #[test]
+    fn long_runs_are_scanned_once() {
+        let text = "a-".repeat(10_000);
+        let t = std::time::Instant::now();
+        for _ in 0..10 {
+            assert!(!contains_secret(&text));
+            assert!(secret_spans(&text).is_empty());
+        }
+        assert!(t.elapsed() < std::time::Duration::from_millis(500), "{:?} for 10 scans of 20 KB", t.elapsed());
+        // A token after a failing run is still found.
+        assert!(contains_secret(&format!("{} ghp_16C7e42F292c6912E7710c838347Ae178B4a", "a-".repeat(100))));
+    }
 
     #[test]
     fn known_shapes_anywhere_in_text() {

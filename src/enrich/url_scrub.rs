@@ -224,6 +224,14 @@ fn scrub_fragment(f: &str, depth: usize) -> String {
             if q.is_empty() { route } else { format!("{route}?{q}") }
         }
         None if f.contains('=') && !f.starts_with('/') => scrub_query_at(f, depth),
+        // `#/access_token=...&state=...`: a route whose last part is parameters; they are
+        // scrubbed as a query is.
+        None if f.rsplit_once('/').is_some_and(|(_, last)| last.contains('=')) => {
+            let (route, last) = f.rsplit_once('/').expect("checked");
+            let route = scrub_path(&format!("{route}/"));
+            let q = scrub_query_at(last, depth);
+            format!("{route}{q}")
+        }
         None => scrub_path(f),
     }
 }

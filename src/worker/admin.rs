@@ -18,11 +18,16 @@ pub fn refuse_unless_admin(req: &Request, env: &Env) -> Option<Response> {
 /// Some(429) when this address has made more admin requests this minute than the
 /// ADMIN_RATE_LIMITER binding allows (30, wrangler.toml), counted before the token is checked,
 /// so a wrong guess and a right one cost the same. Keyed by a salted hash of the address.
+/// Without a safe salt (a misconfigured deployment, which config-check reports) every address
+/// shares one bucket: limited all the same, never unlimited.
 pub async fn limit_admin(req: &Request, env: &Env) -> Option<Response> {
     let ip = req.headers().get("CF-Connecting-IP").ok().flatten()?;
-    let salt = config::ip_hash_salt(env).ok()?;
+    let bucket = match config::ip_hash_salt(env) {
+        Ok(salt) => format!("admin:{}", crate::rate_limit::ip_limit_key(&salt, &ip)),
+        Err(_) => "admin:unsalted".to_string(),
+    };
     let limiter = env.rate_limiter("ADMIN_RATE_LIMITER").ok()?;
-    let outcome = limiter.limit(format!("admin:{}", crate::rate_limit::ip_limit_key(&salt, &ip))).await.ok()?;
+    let outcome = limiter.limit(bucket).await.ok()?;
     (!outcome.success).then(|| http::rate_limited(&crate::rate_limit::too_many("client address", 60), 60, None))
 }
 

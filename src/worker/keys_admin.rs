@@ -1,6 +1,6 @@
 //! `/admin/keys`: the key lifecycle behind ADMIN_TOKEN (crate::key_admin decides; this reads
-//! and writes KV `KEYS`). Every admin request counts against a per-address limit first, so
-//! guessing the token is slow; every change is in the project's audit log.
+//! and writes KV `KEYS`). Every admin request counts against a per-address limit first (in
+//! worker::route), so guessing the token is slow; every change is in the project's audit log.
 //!
 //! - `POST /admin/keys` create a project's keys (raw keys in the answer, once)
 //! - `GET /admin/keys?project_id=` list (hashes and settings)
@@ -18,9 +18,6 @@ use serde_json::json;
 use worker::{Env, Method, Request, Response};
 
 pub async fn handle(mut req: Request, env: &Env, rest: &str) -> worker::Result<Response> {
-    if let Some(refused) = super::admin::limit_admin(&req, env).await {
-        return Ok(refused);
-    }
     if let Some(refused) = super::admin::refuse_unless_admin(&req, env) {
         return Ok(refused);
     }
@@ -105,7 +102,10 @@ async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: 
         (Method::Post, [hash, "rotate"]) => {
             let hash = key_admin::check_hash(hash)?;
             let grace = key_admin::parse_grace(body)?;
-            let old = get(env, hash).await?;
+            let old = crate::keys::effective(get(env, hash).await?, now);
+            if old.revoked {
+                return Err(ApiError::bad_request("invalid_settings", "This key is revoked (or past its grace): create a new key instead of rotating it."));
+            }
             let (ending, fresh) = key_admin::rotate(&old, now, grace);
             let raw = key_admin::new_raw_key(fresh.kind, &random24());
             put(env, &key_hash(&raw), &fresh).await?;

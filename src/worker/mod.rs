@@ -40,6 +40,13 @@ const SNIPPET: &str = include_str!("../../snippet/mm.js");
 /// Every endpoint; `fetch` and the start-up warm-up both come in here.
 async fn route(req: Request, env: &Env) -> Result<Response> {
     let path = req.path();
+    // Every admin request, whatever its path, counts against the per-address admin limit
+    // before its token is checked (so no admin endpoint is an unlimited token oracle).
+    if path.starts_with("/admin/") {
+        if let Some(refused) = admin::limit_admin(&req, env).await {
+            return Ok(refused);
+        }
+    }
     match (req.method(), path.as_str()) {
         (Method::Post, "/collect") => collect::handle(req, env).await,
         (Method::Options, "/collect") => Ok(http::preflight(&req)),

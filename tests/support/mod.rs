@@ -189,7 +189,20 @@ impl Stack {
         self.state.join("wrangler.log")
     }
 
+    /// Starts wrangler dev, again (up to three times) when its port was taken: the fixed test
+    /// ports lie in Linux's ephemeral range, so a passing connection (even this harness's own
+    /// /health poll, connecting to itself) can hold one for a moment.
     fn start_worker(&mut self) {
+        for attempt in 1..=3 {
+            match self.try_start_worker() {
+                Ok(()) => return,
+                Err(logs) if attempt < 3 && logs.contains("Address already in use") => std::thread::sleep(Duration::from_secs(2)),
+                Err(logs) => panic!("wrangler dev exited:\n{logs}"),
+            }
+        }
+    }
+
+    fn try_start_worker(&mut self) -> Result<(), String> {
         let log = std::fs::File::create(self.log_path()).unwrap();
         let mut cmd = Command::new(self.root.join("node_modules/.bin/wrangler"));
         cmd.current_dir(&self.root)
@@ -219,11 +232,12 @@ impl Stack {
         while Instant::now() < deadline {
             if let Ok(r) = ureq::get(&self.url("/health")).timeout(Duration::from_secs(2)).call() {
                 if r.status() == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             if let Some(Ok(Some(status))) = self.wrangler.as_mut().map(|c| c.try_wait()) {
-                panic!("wrangler dev exited ({status}):\n{}", self.logs());
+                self.wrangler = None;
+                return Err(format!("({status})\n{}", self.logs()));
             }
             std::thread::sleep(Duration::from_millis(300));
         }
