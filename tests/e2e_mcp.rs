@@ -263,9 +263,31 @@ fn mcp_clients_agree_with_the_stats_api() {
     check_against_the_api(&read, &out);
     println!("typescript sdk: {} spoken", out["protocol_version"]);
 
-    // The MCP Inspector's CLI (npm @modelcontextprotocol/inspector 2.12.0) ran offline here and
-    // listed and called the tools, but it is not installed by the project: its lockfile cannot
-    // be installed with `npm ci` (its vite names an optional package the registry lacks).
+    // The MCP Inspector's CLI (npm @modelcontextprotocol/inspector 2.12.0, installed by
+    // scripts/setup into the cache: its tree cannot go into package-lock).
+    let inspector = cache_dir().join("mcp-inspector-2.12.0/node_modules/.bin/mcp-inspector");
+    let inspect = |args: &[&str]| -> (String, String, bool) {
+        let out = Command::new(&inspector)
+            .current_dir(root())
+            .args(["--cli", &url, "--transport", "http", "--header", &format!("Authorization: Bearer {DEV_READ_ONLY}")])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run the MCP Inspector CLI at {} (scripts/setup installs it): {e}", inspector.display()));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
+    };
+    // It opens with `initialize` (2025-11-25).
+    let json_of = |(stdout, stderr, ok): (String, String, bool)| -> Value {
+        assert!(ok, "the Inspector CLI failed:\n{stdout}\n{stderr}");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("the Inspector printed no JSON ({e}): {stdout}"))
+    };
+    let listed = json_of(inspect(&["--method", "tools/list"]));
+    assert_eq!(listed["tools"].as_array().unwrap().len(), 7, "{listed}");
+    let called = json_of(inspect(&["--method", "tools/call", "--tool-name", "top", "--tool-arg", "dimension=visit:source", "--tool-arg", "date_range=7d"]));
+    let api = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors", "percentage"], "date_range": "7d", "dimensions": ["visit:source"], "order_by": [["visitors", "desc"]], "pagination": {"limit": 10}, "include": {"total_rows": true}})).body;
+    let want: Vec<Value> = api["results"].as_array().unwrap().iter().map(|r| json!({"value": r["dimensions"][0], "visitors": r["metrics"][0], "percentage": r["metrics"][1]})).collect();
+    same!(called["structuredContent"]["rows"], json!(want), "the Inspector's top");
+    assert_eq!(called["structuredContent"]["rows"].as_array().unwrap().len(), 3, "{called}");
+    println!("mcp inspector cli: tools listed and top checked");
 
     // Another project's key sees its own events only.
     let out = python(&url, DEV_OTHER_READ_ONLY, "auto", &json!([["list_events", {"date_range": "7d"}]]));
