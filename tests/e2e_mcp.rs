@@ -330,8 +330,8 @@ fn mcp_clients_agree_with_the_stats_api() {
     assert_eq!(r.body["result"]["resultType"], "complete");
     let r = modern("resources/list", None, json!({}), &[]);
     assert_eq!((r.status, r.body["error"]["code"].clone()), (404, json!(-32601)));
-    let r = post(&read, Some(DEV_READ_ONLY), &[("MCP-Protocol-Version", "2099-01-01"), ("Mcp-Method", "tools/list")], &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2099-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}}));
-    assert_eq!((r.status, r.body["error"]["code"].clone(), r.body["error"]["data"]["requested"].clone()), (400, json!(-32022), json!("2099-01-01")));
+    let r = post(&read, Some(DEV_READ_ONLY), &[("MCP-Protocol-Version", "3000-01-01"), ("Mcp-Method", "tools/list")], &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "3000-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}}));
+    assert_eq!((r.status, r.body["error"]["code"].clone(), r.body["error"]["data"]["requested"].clone()), (400, json!(-32022), json!("3000-01-01")));
     let r = read.request("POST", "/mcp", &[("Authorization", &format!("Bearer {DEV_READ_ONLY}"))], b"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}]");
     assert_eq!((r.status, r.body["error"]["code"].clone()), (400, json!(-32600)));
     let r = read.request("POST", "/mcp", &[("Authorization", &format!("Bearer {DEV_READ_ONLY}"))], b"{nope");

@@ -27,7 +27,8 @@ pub fn statement(tables: Tables, project_id: &str, from: i64, to: i64) -> String
 /// it, and the echo: (sql, the query's resolved date range, time zone).
 pub fn plan(probe: &[u8], project_id: &str, project_timezone: Option<&str>, tables: Tables, now_ms: i64) -> Result<(String, Value, String), ApiError> {
     let p = plan::plan(probe, project_id, project_timezone, tables, now_ms)?;
-    let tz = jiff::tz::TimeZone::get(&p.timezone).map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
+    // The plan resolved this zone already; looked up again by its canonical name.
+    let (_, tz) = super::dates::time_zone(Some(&p.timezone))?;
     let labels = json!(super::dates::labels(&p.range, &tz));
     Ok((statement(tables, project_id, p.range.from, p.range.to), labels, p.timezone))
 }
