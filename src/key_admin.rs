@@ -202,18 +202,7 @@ pub fn new_raw_key(kind: KeyKind, random: &[u8; 24]) -> String {
 }
 
 pub fn new_record(project_id: &str, kind: KeyKind, s: &Settings) -> KeyRecord {
-    let mut r = KeyRecord {
-        project_id: project_id.into(),
-        kind,
-        allowed_origins: vec![],
-        revoked: false,
-        retention_days: 90,
-        hash_routing: false,
-        events_per_minute: None,
-        timezone: None,
-        expires_at_ms: None,
-        allow_null_origin: false,
-    };
+    let mut r = KeyRecord::new(project_id, kind);
     s.apply(&mut r);
     r
 }

@@ -106,6 +106,25 @@ fn default_retention() -> u16 {
     90
 }
 
+impl KeyRecord {
+    /// A record with the defaults a stored one gets for absent fields: no origins, 90-day
+    /// retention, no hash routing, the default limit, no time zone, never expiring.
+    pub fn new(project_id: &str, kind: KeyKind) -> KeyRecord {
+        KeyRecord {
+            project_id: project_id.to_string(),
+            kind,
+            allowed_origins: vec![],
+            revoked: false,
+            retention_days: default_retention(),
+            hash_routing: false,
+            events_per_minute: None,
+            timezone: None,
+            expires_at_ms: None,
+            allow_null_origin: false,
+        }
+    }
+}
+
 pub const RETENTION_CHOICES: [u16; 3] = [30, 90, 365];
 
 /// Who is ingesting, once the key has been accepted.
@@ -304,16 +323,9 @@ mod tests {
 
     fn rec(kind: KeyKind) -> KeyRecord {
         KeyRecord {
-            project_id: "proj_1".into(),
-            kind,
             allowed_origins: vec!["https://example.com".into(), "https://*.example.org".into()],
-            revoked: false,
             retention_days: 30,
-            hash_routing: false,
-            events_per_minute: None,
-            timezone: None,
-            expires_at_ms: None,
-            allow_null_origin: false,
+            ..KeyRecord::new("proj_1", kind)
         }
     }
 

@@ -198,18 +198,7 @@ mod tests {
     }
 
     fn record(kind: KeyKind) -> Option<KeyRecord> {
-        Some(KeyRecord {
-            project_id: "proj_a".into(),
-            kind,
-            allowed_origins: vec![],
-            revoked: false,
-            retention_days: 90,
-            hash_routing: false,
-            events_per_minute: None,
-            timezone: None,
-            expires_at_ms: None,
-            allow_null_origin: false,
-        })
+        Some(KeyRecord::new("proj_a", kind))
     }
 
     #[test]

@@ -354,18 +354,7 @@ fn broken(snippet: &str, name: &str, from: &str, to: &str) -> Build {
 #[test]
 #[ignore = "needs wrangler, ClickHouse and Chromium: run scripts/test"]
 fn snippet_in_a_real_browser() {
-    let record = KeyRecord {
-        project_id: DEV_PROJECT.into(),
-        kind: KeyKind::Publishable,
-        allowed_origins: vec![site()],
-        revoked: false,
-        retention_days: 90,
-        hash_routing: true,
-        events_per_minute: None,
-        timezone: None,
-        expires_at_ms: None,
-        allow_null_origin: false,
-    };
+    let record = KeyRecord { allowed_origins: vec![site()], hash_routing: true, ..KeyRecord::new(DEV_PROJECT, KeyKind::Publishable) };
     let stack = Stack::start_with_keys("snippet-chromium", EDGE_PORT, CH_PORT, &[(KEY, record)]);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
 

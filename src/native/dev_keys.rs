@@ -22,18 +22,7 @@ pub const DEV_REVOKED: &str = "sk_live_dev_revoked_0001";
 pub const DEV_ALLOWED_ORIGINS: &[&str] = &["http://localhost:8080", "http://127.0.0.1:8080", "https://example.com"];
 
 fn record(project: &str, kind: KeyKind) -> KeyRecord {
-    KeyRecord {
-        project_id: project.to_string(),
-        kind,
-        allowed_origins: DEV_ALLOWED_ORIGINS.iter().map(|s| s.to_string()).collect(),
-        revoked: false,
-        retention_days: 90,
-        hash_routing: false,
-        events_per_minute: None,
-        timezone: None,
-        expires_at_ms: None,
-        allow_null_origin: false,
-    }
+    KeyRecord { allowed_origins: DEV_ALLOWED_ORIGINS.iter().map(|s| s.to_string()).collect(), ..KeyRecord::new(project, kind) }
 }
 
 pub fn records() -> Vec<(&'static str, KeyRecord)> {

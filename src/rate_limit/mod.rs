@@ -75,18 +75,7 @@ mod tests {
 
     #[test]
     fn the_ip_limit_guards_every_kv_read() {
-        let rec = |kind, revoked| KeyRecord {
-            project_id: "p".into(),
-            kind,
-            allowed_origins: vec![],
-            revoked,
-            retention_days: 90,
-            hash_routing: false,
-            events_per_minute: None,
-            timezone: None,
-            expires_at_ms: None,
-            allow_null_origin: false,
-        };
+        let rec = |kind, revoked| KeyRecord { revoked, ..KeyRecord::new("p", kind) };
         use KeyKind::*;
         // a KV read follows only a miss; a miss always passes the per-IP limit first
         for kind in [Publishable, Secret, ReadOnly] {
