@@ -1,16 +1,22 @@
-//! Prints the SQL a Stats API query becomes: `cargo run --example query_sql -- '<query json>'`.
-use millimetric_edge::query::{dates, request, sql};
+//! Prints the SQL a Stats API query becomes, through the planner:
+//! `cargo run --example query_sql -- '<query json>' [project] [database] [rollup frontier day]`.
+//! With a frontier day (YYYY-MM-DD, the last rolled-up UTC day), queries routed to
+//! aggregates read them up to it.
+use millimetric_edge::query::{aggregates, plan};
 
 fn main() {
-    let body = std::env::args().nth(1).unwrap_or_else(|| r#"{"metrics":["visitors"],"date_range":"7d"}"#.into());
-    let q = request::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-    let (tz_name, tz) = dates::time_zone(q.timezone.as_deref()).unwrap();
+    let args: Vec<String> = std::env::args().collect();
+    let body = args.get(1).cloned().unwrap_or_else(|| r#"{"metrics":["visitors"],"date_range":"7d"}"#.into());
+    let project = args.get(2).map(String::as_str).unwrap_or("proj_dev");
+    let database = args.get(3).map(String::as_str).unwrap_or("millimetric");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let r = dates::resolve(&q.date_range, &tz, now).unwrap();
-    let scope = sql::Scope { database: "millimetric", table: "events", project_id: "proj_dev", from: r.from, to: r.to, timezone: &tz_name, include_bots: q.include_bots };
-    let st = sql::statements(&q, &scope);
-    println!("{}", st.rows);
-    for s in [st.total_rows, st.total_visitors, st.conversion_base].into_iter().flatten() {
+    let mut p = plan::plan(body.as_bytes(), project, None, plan::Tables { database, table: "events" }, now).unwrap_or_else(|e| panic!("{e}"));
+    if let (true, Some(day)) = (p.wants_frontier(), args.get(4)) {
+        let cut = aggregates::parse_frontier(&format!("{day}\t1\n")).unwrap();
+        p = p.with_frontier(cut).unwrap_or_else(|e| panic!("{e}"));
+    }
+    println!("{}", p.now.rows);
+    for s in [p.now.total_rows, p.now.total_visitors, p.now.conversion_base].into_iter().flatten() {
         println!("{s}");
     }
 }

@@ -3,7 +3,8 @@
 //! every metric, every dimension, each filter operator, both comparisons, the helpers, realtime
 //! and the MCP tool list_events' statement.
 //! `cargo run --example read_statements`
-use millimetric_edge::query::{dates, events, plan, realtime, request, sql};
+use millimetric_edge::query::{aggregates, dates, events, plan, realtime, request, sql};
+use millimetric_edge::rollup;
 
 fn main() {
     let mut bodies: Vec<String> = Vec::new();
@@ -36,4 +37,34 @@ fn main() {
     println!("{}", events::statement(tables, "proj_modern", 1_794_000_000, 1_795_000_000));
     let (current, per_minute) = realtime::statements("millimetric", "events", "proj_modern", 1_795_000_000);
     println!("{current}\n{per_minute}");
+
+    // The rollup job's statements (over the sample rows' November), then reads from the
+    // aggregates: wholly from them, and split at a frontier mid-range.
+    let nov1 = time::macros::date!(2026 - 11 - 01);
+    let days: Vec<time::Date> = (0..30).map(|i| nov1 + time::Duration::days(i)).collect();
+    let state = rollup::State { frontier: Some(days[29]), last_version_ms: 1_795_000_000_000 };
+    println!("{}\n{}\n{}", rollup::state_sql("millimetric"), rollup::first_day_sql("millimetric", "events"), rollup::late_days_sql("millimetric", "events", &state, days[29]).unwrap());
+    for s in rollup::insert_sql("millimetric", "events", &days, 7) {
+        println!("{s}");
+    }
+    println!("{}", rollup::done_sql("millimetric", &days, 7, 1_795_000_000_000));
+    println!("{}", aggregates::frontier_sql("millimetric"));
+    let agg_bodies = [
+        r#"{"metrics":["visitors","visits","pageviews","views_per_visit","bounce_rate","visit_duration","events","percentage"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["visit:country","time:day"],"filters":[["contains","visit:source",["o"]]],"include":{"total_rows":true},"source":"aggregates"}"#,
+        r#"{"metrics":["visitors","visits","pageviews","bounce_rate","events","percentage"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:page"],"filters":[["matches","event:hostname",["^ex"]]],"source":"aggregates","compare":"previous_period"}"#,
+        r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"filters":[["is","event:name",["signup"]]],"source":"aggregates"}"#,
+        r#"{"metrics":["visitors","visits","pageviews","events"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:props:plan","time:week"],"filters":[["is_not","event:props:plan",["free"]]],"source":"aggregates","include":{"bots":true}}"#,
+    ];
+    for b in agg_bodies {
+        for cut_day in ["2026-11-30", "2026-11-15"] {
+            let cut = aggregates::parse_frontier(&format!("{cut_day}\t1\n")).unwrap();
+            let p = plan::plan(b.as_bytes(), "proj_modern", None, tables, 1_796_000_000_000).unwrap_or_else(|e| panic!("{b}: {e}"));
+            let p = p.with_frontier(cut).unwrap();
+            for st in [Some(p.now), p.then].into_iter().flatten() {
+                for s in [Some(st.rows), st.total_rows, st.total_visitors, st.conversion_base].into_iter().flatten() {
+                    println!("{s}");
+                }
+            }
+        }
+    }
 }

@@ -39,7 +39,9 @@ impl AsyncInsert {
 ///   version()`, which needs no grant);
 /// - `Reader` (CLICKHOUSE_READ_USER): visitor export, `SELECT ... FROM events FINAL`;
 /// - `Maintainer` (CLICKHOUSE_MAINTENANCE_USER): erasures (`ALTER TABLE events DELETE`) and
-///   the retention job (`SELECT ... FROM system.parts`, `ALTER TABLE events DROP PARTITION`).
+///   the retention job (`SELECT ... FROM system.parts`, `ALTER TABLE events DROP PARTITION`)
+///   and the rollup job (`SELECT` from events and rollup_done, `INSERT` into the `*_rollup`
+///   tables, whose views write the `*_agg` tables, and into rollup_done).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Writer,

@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod query;
 pub mod rate_limit;
 pub mod retention;
+pub mod rollup;
 pub mod row;
 pub mod sql;
 pub mod timestamp;

@@ -183,6 +183,8 @@ fn row_json(e: &Ev) -> String {
 struct Visit<'a> {
     visitor: String,
     events: Vec<&'a Ev>,
+    /// As the aggregates count it: the visit's time (for time dimensions) is its start.
+    by_start: bool,
 }
 
 impl Visit<'_> {
@@ -216,11 +218,11 @@ fn visits<'a>(events: &'a [Ev], project: &str, from: i64, to: i64, bots: bool) -
         let mut cur: Vec<&Ev> = Vec::new();
         for e in evs {
             if cur.last().is_some_and(|l| e.t - l.t >= 1800) {
-                out.push(Visit { visitor: visitor.clone(), events: std::mem::take(&mut cur) });
+                out.push(Visit { visitor: visitor.clone(), events: std::mem::take(&mut cur), by_start: false });
             }
             cur.push(e);
         }
-        out.push(Visit { visitor, events: cur });
+        out.push(Visit { visitor, events: cur, by_start: false });
     }
     out
 }
@@ -230,7 +232,8 @@ fn is_event_level(dim: &str) -> bool {
 }
 
 fn value(dim: &str, v: &Visit, e: &Ev, tz: &TimeZone) -> String {
-    let local = || Timestamp::from_second(e.t).unwrap().to_zoned_datetime(tz.clone());
+    let t = if v.by_start { v.first().t } else { e.t };
+    let local = || Timestamp::from_second(t).unwrap().to_zoned_datetime(tz.clone());
     match dim {
         "event:page" => e.path.clone(),
         "event:name" => e.name.clone(),
@@ -360,7 +363,24 @@ fn shown(v: &str) -> String {
 /// The oracle's full answer to a query body: rows keyed by shown dimension values.
 fn expect(events: &[Ev], project: &str, body: &Value, from: i64, to: i64, tz: &TimeZone) -> BTreeMap<Vec<String>, Vec<Value>> {
     let bots = body["include"]["bots"].as_bool().unwrap_or(false);
-    let vs = visits(events, project, from, to, bots);
+    answers(visits(events, project, from, to, bots), body, tz)
+}
+
+/// The oracle's answer as the aggregates define it: visits derived from all the project's
+/// events, counted (with all their events) where they started; a property's rows are the
+/// events that carry it.
+fn expect_by_start(events: &[Ev], project: &str, body: &Value, from: i64, to: i64, tz: &TimeZone) -> BTreeMap<Vec<String>, Vec<Value>> {
+    let bots = body["include"]["bots"].as_bool().unwrap_or(false);
+    let mut vs: Vec<Visit> = visits(events, project, i64::MIN, i64::MAX, bots).into_iter().filter(|v| v.first().t >= from && v.first().t < to).collect();
+    vs.iter_mut().for_each(|v| v.by_start = true);
+    let mut rows = answers(vs, body, tz);
+    if body["dimensions"].as_array().is_some_and(|d| d.iter().any(|d| d.as_str().unwrap().starts_with("event:props:"))) {
+        rows.retain(|k, _| !k.contains(&"(none)".to_string()));
+    }
+    rows
+}
+
+fn answers(vs: Vec<Visit>, body: &Value, tz: &TimeZone) -> BTreeMap<Vec<String>, Vec<Value>> {
     let dims: Vec<&str> = body["dimensions"].as_array().map(|a| a.iter().map(|d| d.as_str().unwrap()).collect()).unwrap_or_default();
     let filters: Vec<Value> = body["filters"].as_array().cloned().unwrap_or_default();
     let metrics: Vec<&str> = body["metrics"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
@@ -521,6 +541,64 @@ fn read_side_matches_the_oracle() {
     assert_eq!(page, want_page);
     println!("oracle: {checked} queries in all");
 
+    // ---- Aggregates: days the daily job rolled up answer after their raw events are gone ----
+    let now_s = Timestamp::now().as_second();
+    let mut old = Vec::new();
+    generate("proj_dev", &mut rng, now_s - 75 * 86_400, now_s - 45 * 86_400, 80, &mut old);
+    generate("proj_other", &mut rng, now_s - 75 * 86_400, now_s - 45 * 86_400, 20, &mut old);
+    old.push(Ev { path: "/other-only".into(), ..old.last().unwrap().clone() });
+    old.last_mut().unwrap().id = "proj_other-old-marker".into();
+    // Kept 30 days: the retention run that follows the rollup drops them.
+    let body: String = old.iter().map(|e| row_json(e).replace("\"retention_days\":365", "\"retention_days\":30")).collect::<Vec<_>>().join("\n");
+    stack.query(&format!("INSERT INTO events FORMAT JSONEachRow\n{body}"));
+    assert_eq!(stack.query("SELECT count() FROM events WHERE retention_days = 30").trim(), old.len().to_string());
+    let everything: Vec<Ev> = events.iter().chain(&old).cloned().collect();
+    let today_berlin = Timestamp::now().to_zoned_datetime(berlin.clone()).date();
+    let (d1, d2) = (today_berlin.checked_sub(72.days()).unwrap(), today_berlin.checked_sub(48.days()).unwrap());
+    let (old_from, old_to) = (midnight(d1), midnight(d2.tomorrow().unwrap()));
+    let old_range = json!([d1.to_string(), d2.to_string()]);
+    let r = stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"");
+    assert_eq!(r.status, 200, "{}", stack.logs());
+    assert_eq!(stack.query("SELECT count() FROM events WHERE retention_days = 30").trim(), "0", "retention dropped the raw events: {}", stack.logs());
+    let yesterday_utc = Timestamp::now().to_zoned_datetime(TimeZone::UTC).date().yesterday().unwrap();
+    assert_eq!(stack.query("SELECT toString(max(day)) FROM rollup_done").trim(), yesterday_utc.to_string(), "rolled up through yesterday: {}", stack.logs());
+    let visit_metrics = &all[..7];
+    let mut agg_bodies = vec![json!({"metrics": visit_metrics, "date_range": old_range, "timezone": ZONE})];
+    for d in ["visit:country", "visit:source", "visit:entry_page", "visit:exit_page", "visit:device", "visit:utm_campaign", "time:day", "time:week", "time:hour"] {
+        agg_bodies.push(json!({"metrics": all, "date_range": old_range, "dimensions": [d], "timezone": ZONE, "pagination": {"limit": 10000}}));
+    }
+    agg_bodies.push(json!({"metrics": visit_metrics, "date_range": old_range, "dimensions": ["visit:browser", "time:day"], "timezone": ZONE, "filters": [["is", "visit:device", ["mobile"]], ["matches_not", "visit:country", ["^D"]]], "pagination": {"limit": 10000}}));
+    agg_bodies.push(json!({"metrics": ["visitors"], "date_range": old_range, "dimensions": ["visit:os"], "timezone": ZONE, "include": {"bots": true}}));
+    let page_metrics = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "events", "percentage"];
+    for d in ["event:page", "event:name", "event:hostname"] {
+        agg_bodies.push(json!({"metrics": page_metrics, "date_range": old_range, "dimensions": [d], "timezone": ZONE}));
+    }
+    agg_bodies.push(json!({"metrics": page_metrics, "date_range": old_range, "dimensions": ["event:name", "time:day"], "timezone": ZONE, "filters": [["contains", "event:page", ["blog"]]], "pagination": {"limit": 10000}}));
+    agg_bodies.push(json!({"metrics": ["visitors", "conversion_rate"], "date_range": old_range, "timezone": ZONE, "filters": [["is", "event:name", ["signup"]]]}));
+    agg_bodies.push(json!({"metrics": ["visitors", "visits", "pageviews", "events"], "date_range": old_range, "dimensions": ["event:props:plan"], "timezone": ZONE, "filters": [["is", "event:name", ["purchase"]]]}));
+    for body in &agg_bodies {
+        let r = read.query(DEV_READ_ONLY, body);
+        assert_eq!(r.status, 200, "{body}: {:?}", r.body);
+        assert_eq!(r.body["meta"]["source"], "aggregates", "{body}: {:?}", r.body["meta"]);
+        assert_eq!(r.body["meta"]["aggregates_through"], json!(yesterday_utc.to_string()));
+        let want = expect_by_start(&everything, "proj_dev", body, old_from, old_to, &berlin);
+        assert!(!want.is_empty(), "the oracle found nothing for {body}");
+        assert_eq!(got(&r.body), want, "from aggregates: {body}");
+        assert!(!r.body.to_string().contains("/other-only"), "another project's page in {body}");
+        checked += 1;
+    }
+    // The same days from raw events: gone.
+    let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": old_range, "timezone": ZONE, "source": "raw_events"}));
+    assert_eq!((r.body["results"][0]["metrics"][0].clone(), r.body["meta"]["source"].clone()), (json!(0), json!("raw_events")), "{:?}", r.body);
+    // A long range: the rolled-up days from aggregates, today from raw events, in one answer.
+    let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors", "pageviews"], "date_range": "12mo", "timezone": ZONE}));
+    assert_eq!(r.body["meta"]["source"], "aggregates_and_raw_events", "{:?}", r.body);
+    assert_eq!(r.body["meta"]["estimated"], json!(["visitors"]));
+    // What aggregates cannot answer says so.
+    let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": old_range, "dimensions": ["visit:country", "event:page"], "source": "aggregates"}));
+    assert_eq!((r.status, r.body["error"]["code"].clone()), (400, json!("not_in_aggregates")), "{:?}", r.body);
+    println!("oracle: {checked} queries in all, {} of them from aggregates", agg_bodies.len());
+
     refusals(&read);
     hostile_bodies(&read);
 }
@@ -555,6 +633,7 @@ fn hostile_bodies(read: &support::ReadWorker) {
         "\"filters\":[[\"matches\",\"event:page\",[\".*\\\\\"]]]", "\"filters\":[[\"is\",\"visit:country\",[\"x\\u0000\"]]]", "\"timezone\":\"../../etc/passwd\"", "\"timezone\":\"Asia/Kathmandu\"",
         "\"order_by\":[[\"visitors\",\"desc\"]]", "\"pagination\":{\"limit\":10000,\"offset\":999999}", "\"compare\":\"year_over_year\"", "\"site_id\":\"proj_other\"",
         "\"include\":{\"bots\":true,\"total_rows\":true}", "\"metrics\":[]", "\"dimensions\":[\"event:props:plan\",\"event:page\",\"visit:source\",\"visit:os\"]", "\"filters\":[[\"not\",[\"not\",[\"is\",\"event:page\",[\"/\"]]]]]",
+        "\"source\":\"aggregates\"", "\"date_range\":\"12mo\"", "\"source\":\"raw_events\"", "\"dimensions\":[\"event:props:plan\"]",
     ];
     for i in 0..150 {
         let body = if i % 10 == 9 {

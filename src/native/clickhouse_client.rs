@@ -8,11 +8,12 @@ pub struct Client {
     pub user: String,
     pub password: String,
     pub database: Option<String>,
+    pub timeout: Duration,
 }
 
 impl Client {
     pub fn new(base_url: &str) -> Client {
-        Client { base_url: base_url.trim_end_matches('/').to_string(), user: "default".into(), password: String::new(), database: None }
+        Client { base_url: base_url.trim_end_matches('/').to_string(), user: "default".into(), password: String::new(), database: None, timeout: Duration::from_secs(30) }
     }
 
     pub fn with_database(mut self, db: &str) -> Client {
@@ -23,7 +24,7 @@ impl Client {
     /// Run one statement; the body of the answer, or ClickHouse's error text.
     pub fn query(&self, sql: &str) -> Result<String, String> {
         let mut req = ureq::post(&format!("{}/", self.base_url))
-            .timeout(Duration::from_secs(30))
+            .timeout(self.timeout)
             .set("X-ClickHouse-User", &self.user)
             .set("X-ClickHouse-Key", &self.password)
             .query("allow_experimental_low_cardinality_type", "1");

@@ -11,3 +11,4 @@ pub mod access;
 pub mod plan;
 pub mod realtime;
 pub mod events;
+pub mod aggregates;

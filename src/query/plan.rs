@@ -2,8 +2,9 @@
 //! the dates and spells every statement (for the period and, with `compare`, the compared
 //! one); the Worker runs them; `answer` assembles the response from what ClickHouse said.
 
+use super::aggregates::{self, Table};
 use super::dates::{self, Range};
-use super::request::{self, Compare, Dimension, Metric, OrderKey, Query};
+use super::request::{self, Compare, Dimension, Metric, OrderKey, Query, SourceChoice};
 use super::results::{self, Answers};
 use super::sql::{self, Scope, Statements};
 use crate::error::ApiError;
@@ -11,6 +12,10 @@ use serde_json::{json, Map, Value};
 
 /// Under ClickHouse's default max_query_size (256 KiB), with room.
 const MAX_STATEMENT_BYTES: usize = 200 * 1024;
+
+/// Ranges that start this long ago, or span longer, are answered from aggregates (`auto`).
+const RECENT_SECONDS: i64 = 30 * 86_400;
+const LONG_SECONDS: i64 = 31 * 86_400 + 3_600;
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -20,7 +25,89 @@ pub struct Plan {
     pub compared: Option<Range>,
     pub now: Statements,
     pub then: Option<Statements>,
+    /// The aggregate table each period is to be read from (None: raw events).
+    pub now_table: Option<Table>,
+    pub then_table: Option<Table>,
+    /// The end of the last rolled-up day (UTC seconds), once `with_frontier` has been told.
+    pub cut: Option<i64>,
+    project_id: String,
+    tables: (String, String),
     echo: Value,
+}
+
+/// Which table answers a period, if aggregates are to.
+fn route(q: &Query, r: &Range, now_ms: i64) -> Result<Option<Table>, ApiError> {
+    match q.source {
+        SourceChoice::RawEvents => Ok(None),
+        SourceChoice::Aggregates => aggregates::table_for(q).map(Some).map_err(|why| ApiError::bad_request("not_in_aggregates", format!("`source`: {why}"))),
+        SourceChoice::Auto => {
+            let old_or_long = r.from < now_ms / 1000 - RECENT_SECONDS || r.to - r.from > LONG_SECONDS;
+            Ok(if old_or_long { aggregates::table_for(q).ok() } else { None })
+        }
+    }
+}
+
+fn too_large(st: &Statements) -> Result<(), ApiError> {
+    // ClickHouse parses at most max_query_size (256 KiB) of a statement; filters repeat their
+    // column for every value, so a body well under 64 KiB could spell more.
+    if [Some(&st.rows), st.conversion_base.as_ref()].into_iter().flatten().any(|s| s.len() > MAX_STATEMENT_BYTES) {
+        return Err(ApiError::bad_request("filters_too_large", "The filters are too large to run: use fewer conditions or values (or a `matches` pattern instead of many values)."));
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// Whether the Worker should ask for the rollup frontier (aggregates::frontier_sql).
+    pub fn wants_frontier(&self) -> bool {
+        self.now_table.is_some() || self.then_table.is_some()
+    }
+
+    /// The statements for the periods routed to aggregates, split at `cut` (the end of the
+    /// last rolled-up day; None: nothing rolled up yet). A period that starts at or after the
+    /// cut keeps its raw-events statements, with their exact definitions.
+    pub fn with_frontier(mut self, cut: Option<i64>) -> Result<Plan, ApiError> {
+        let c = cut.unwrap_or(i64::MIN);
+        self.cut = cut;
+        let scope = |r: &Range| Scope {
+            database: &self.tables.0,
+            table: &self.tables.1,
+            project_id: &self.project_id,
+            from: r.from,
+            to: r.to,
+            timezone: &self.timezone,
+            include_bots: self.query.include_bots,
+        };
+        // Aggregates only where they hold some of the period: otherwise raw events, exact.
+        if let Some(t) = self.now_table.as_ref().filter(|_| c > self.range.from) {
+            let s = scope(&self.range);
+            let st = sql::statements_with(&self.query, &|d, f| aggregates::grouped(t, &s, c, d, f));
+            too_large(&st)?;
+            self.now = st;
+        }
+        if let (Some(t), Some(r)) = (&self.then_table, self.compared.as_ref().filter(|r| c > r.from)) {
+            let s = scope(r);
+            self.then = Some(sql::statements_with(&unpaged(&self.query), &|d, f| aggregates::grouped(t, &s, c, d, f)));
+        }
+        Ok(self)
+    }
+
+    /// Which source answered a period, for `meta`.
+    fn source(&self, table: Option<&Table>, r: &Range) -> &'static str {
+        match (table, self.cut) {
+            (Some(_), Some(c)) if c >= r.to => "aggregates",
+            (Some(_), Some(c)) if c > r.from => "aggregates_and_raw_events",
+            _ => "raw_events",
+        }
+    }
+}
+
+/// The compared period answers for the rows of this one: all its rows, unpaged.
+fn unpaged(q: &Query) -> Query {
+    let mut all = q.clone();
+    all.offset = 0;
+    all.limit = request::MAX_LIMIT;
+    all.total_rows = false;
+    all
 }
 
 /// Where the rows live (names checked by ClickHouseConfig::check_names).
@@ -50,21 +137,16 @@ pub fn plan(body: &[u8], project_id: &str, project_timezone: Option<&str>, table
         include_bots: query.include_bots,
     };
     let now = sql::statements(&query, &scope(&range));
-    // ClickHouse parses at most max_query_size (256 KiB) of a statement; filters repeat their
-    // column for every value, so a body well under 64 KiB could spell more.
-    if [Some(&now.rows), now.conversion_base.as_ref()].into_iter().flatten().any(|s| s.len() > MAX_STATEMENT_BYTES) {
-        return Err(ApiError::bad_request("filters_too_large", "The filters are too large to run: use fewer conditions or values (or a `matches` pattern instead of many values)."));
-    }
-    let then = compared.as_ref().map(|r| {
-        // The compared period answers for the rows of this one: all its rows, unpaged.
-        let mut all = query.clone();
-        all.offset = 0;
-        all.limit = request::MAX_LIMIT;
-        all.total_rows = false;
-        sql::statements(&all, &scope(r))
-    });
+    too_large(&now)?;
+    let then = compared.as_ref().map(|r| sql::statements(&unpaged(&query), &scope(r)));
+    let now_table = route(&query, &range, now_ms)?;
+    let then_table = match &compared {
+        Some(r) => route(&query, r, now_ms)?,
+        None => None,
+    };
     let echo = echo(&query, &timezone, &range, compared.as_ref(), &tz);
-    Ok(Plan { query, timezone, range, compared, now, then, echo })
+    let tables = (tables.database.to_string(), tables.table.to_string());
+    Ok(Plan { query, timezone, range, compared, now, then, now_table, then_table, cut: None, project_id: project_id.to_string(), tables, echo })
 }
 
 fn echo(q: &Query, timezone: &str, range: &Range, compared: Option<&Range>, tz: &jiff::tz::TimeZone) -> Value {
@@ -92,6 +174,7 @@ fn echo(q: &Query, timezone: &str, range: &Range, compared: Option<&Range>, tz: 
         "pagination": {"limit": q.limit, "offset": q.offset},
         "compare": q.compare.map(Compare::name),
         "include": {"total_rows": q.total_rows, "bots": q.include_bots},
+        "source": q.source.name(),
     });
     if let Some(c) = compared {
         e["comparison_date_range"] = json!(dates::labels(c, tz));
@@ -138,7 +221,18 @@ pub fn answer(plan: &Plan, now: &Raw, then: Option<&Raw>) -> Result<Value, Strin
         _ => None,
     };
     let mut meta = Map::new();
-    meta.insert("source".into(), json!("raw_events"));
+    meta.insert("source".into(), json!(plan.source(plan.now_table.as_ref(), &plan.range)));
+    if let Some(r) = &plan.compared {
+        meta.insert("comparison_source".into(), json!(plan.source(plan.then_table.as_ref(), r)));
+    }
+    if let Some(c) = plan.cut.filter(|_| plan.wants_frontier()) {
+        // The last day the aggregates hold (UTC); later days come from raw events.
+        let day = jiff::Timestamp::from_second(c - 1).map_err(|e| e.to_string())?.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+        meta.insert("aggregates_through".into(), json!(day.to_string()));
+        if let Some(t) = plan.now_table.as_ref().filter(|_| plan.source(plan.now_table.as_ref(), &plan.range) != "raw_events") {
+            meta.insert("estimated".into(), json!(aggregates::estimated(t)));
+        }
+    }
     meta.insert("timezone".into(), json!(plan.timezone));
     meta.insert("visit_gap_minutes".into(), json!(sql::VISIT_GAP_SECONDS / 60));
     if plan.query.metrics.contains(&Metric::ConversionRate) {

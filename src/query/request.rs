@@ -263,6 +263,28 @@ pub struct Query {
     pub compare: Option<Compare>,
     pub include_bots: bool,
     pub total_rows: bool,
+    pub source: SourceChoice,
+}
+
+/// Where the answer may come from: `auto` picks aggregates for ranges that start more than
+/// 30 days ago or span more than 31 days (when they hold the query's dimensions), else raw
+/// events. `raw_events` gives exact visitor counts while raw events are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceChoice {
+    #[default]
+    Auto,
+    Aggregates,
+    RawEvents,
+}
+
+impl SourceChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceChoice::Auto => "auto",
+            SourceChoice::Aggregates => "aggregates",
+            SourceChoice::RawEvents => "raw_events",
+        }
+    }
 }
 
 pub const MAX_LIMIT: u64 = 10_000;
@@ -286,6 +308,7 @@ struct Wire {
     pagination: Option<Value>,
     compare: Option<Value>,
     include: Option<Value>,
+    source: Option<Value>,
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -308,7 +331,7 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         let msg = e.to_string();
         let field = msg.split('`').nth(1).unwrap_or("").to_string();
         if msg.starts_with("unknown field") {
-            bad("unknown_field", format!("`{field}` is not a query field. Use metrics, date_range, dimensions, filters, timezone, order_by, pagination, compare, include."))
+            bad("unknown_field", format!("`{field}` is not a query field. Use metrics, date_range, dimensions, filters, timezone, order_by, pagination, compare, include, source."))
         } else {
             bad("invalid_field", format!("A field has the wrong type ({msg})."))
         }
@@ -432,8 +455,16 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         }
     }
 
+    let source = match w.source {
+        None | Some(Value::Null) => SourceChoice::Auto,
+        Some(Value::String(s)) if s == "auto" => SourceChoice::Auto,
+        Some(Value::String(s)) if s == "aggregates" => SourceChoice::Aggregates,
+        Some(Value::String(s)) if s == "raw_events" => SourceChoice::RawEvents,
+        Some(other) => return Err(bad("invalid_source", format!("`source` is `{}`; use \"auto\", \"aggregates\" or \"raw_events\".", short(&other)))),
+    };
+
     let date_range = w.date_range.ok_or_else(|| bad("missing_date_range", "`date_range` is required: \"day\", \"7d\", \"30d\", \"month\", ... or [\"2026-11-01\", \"2026-11-07\"]."))?;
-    Ok(Query { metrics: ms, dimensions: dims, filter, date_range, timezone, order_by, limit, offset, compare, include_bots, total_rows })
+    Ok(Query { metrics: ms, dimensions: dims, filter, date_range, timezone, order_by, limit, offset, compare, include_bots, total_rows, source })
 }
 
 fn short(v: &Value) -> String {

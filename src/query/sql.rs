@@ -36,50 +36,83 @@ pub struct Scope<'a> {
 /// The columns every grouped statement answers with, after `d0..dN` (the dimensions).
 pub const COMPONENTS: [&str; 6] = ["visitors", "visits", "pageviews", "events", "bounces", "duration"];
 
-fn has_event_level(dims: &[Dimension], filter: Option<&Filter>) -> bool {
-    dims.iter().any(Dimension::is_event_level) || filter.is_some_and(|f| f.dimensions().iter().any(|d| d.is_event_level()))
+/// Where a dimension's value is read from. `Raw` is the raw-events path of a query;
+/// `RawByStart` the same rows for the part of a query that aggregates share (a visit's time is
+/// its start, as in the aggregates); the others are the aggregate tables (src/query/aggregates.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Raw,
+    RawByStart,
+    Visits,
+    Pages,
+    Props,
 }
 
-/// The expression for a dimension at the visit level (`ev`: the event tuple, when expanded).
-fn column(d: &Dimension, tz: &str) -> String {
-    let t = "toDateTime(ev.1)";
-    match d {
-        Dimension::Page => "ev.5".into(),
-        Dimension::Name => "ev.3".into(),
-        Dimension::Hostname => "ev.4".into(),
-        // arrayElement: 18.16 cannot parse a subscript after a tuple element (`ev.7[i]`).
-        Dimension::Prop(k) => format!("arrayElement(ev.7, indexOf(ev.6, {}))", string(k)),
-        Dimension::Time(Granularity::Hour) => format!("toString(toStartOfHour({t}, {tz}), {tz})", tz = string(tz)),
-        Dimension::Time(Granularity::Day) => format!("toString(toDate({t}, {}))", string(tz)),
-        Dimension::Time(Granularity::Week) => format!("toString(toMonday({t}, {}))", string(tz)),
-        Dimension::Time(Granularity::Month) => format!("toString(toStartOfMonth({t}, {}))", string(tz)),
-        Dimension::EntryPage => "entry_page".into(),
-        Dimension::ExitPage => "exit_page".into(),
-        Dimension::Source => "v_source".into(),
-        Dimension::Medium => "v_medium".into(),
-        Dimension::Referrer => "v_referrer".into(),
-        Dimension::UtmSource => "v_utm_source".into(),
-        Dimension::UtmMedium => "v_utm_medium".into(),
-        Dimension::UtmCampaign => "v_utm_campaign".into(),
-        Dimension::UtmTerm => "v_utm_term".into(),
-        Dimension::UtmContent => "v_utm_content".into(),
-        Dimension::ClickIdType => "v_click_id_type".into(),
-        Dimension::Country => "v_country".into(),
-        Dimension::Region => "v_region".into(),
-        Dimension::City => "v_city".into(),
-        Dimension::Browser => "v_browser".into(),
-        Dimension::Os => "v_os".into(),
-        Dimension::Device => "v_device".into(),
+fn is_event_level_at(d: &Dimension, level: Level) -> bool {
+    match level {
+        Level::RawByStart => d.is_event_level() && !matches!(d, Dimension::Time(_)),
+        _ => d.is_event_level(),
     }
 }
 
-fn condition(f: &Filter, tz: &str) -> String {
+fn has_event_level(dims: &[Dimension], filter: Option<&Filter>, level: Level) -> bool {
+    dims.iter().any(|d| is_event_level_at(d, level)) || filter.is_some_and(|f| f.dimensions().iter().any(|d| is_event_level_at(d, level)))
+}
+
+fn time_column(g: Granularity, t: &str, tz: &str) -> String {
+    match g {
+        Granularity::Hour => format!("toString(toStartOfHour({t}, {tz}), {tz})", tz = string(tz)),
+        Granularity::Day => format!("toString(toDate({t}, {}))", string(tz)),
+        Granularity::Week => format!("toString(toMonday({t}, {}))", string(tz)),
+        Granularity::Month => format!("toString(toStartOfMonth({t}, {}))", string(tz)),
+    }
+}
+
+/// The expression for a dimension at a level (raw: `ev` is the event tuple, when expanded).
+/// Combinations a level does not hold are never asked (aggregates::table_for decides).
+pub fn column(d: &Dimension, tz: &str, level: Level) -> String {
+    let aggregate = matches!(level, Level::Visits | Level::Pages | Level::Props);
+    match (d, level) {
+        (Dimension::Time(g), Level::Raw) => time_column(*g, "toDateTime(ev.1)", tz),
+        (Dimension::Time(g), Level::RawByStart) => time_column(*g, "toDateTime(start)", tz),
+        (Dimension::Time(g), _) => time_column(*g, "bucket", tz),
+        (Dimension::Page, Level::Pages) => "page".into(),
+        (Dimension::Hostname, Level::Pages) => "host".into(),
+        (Dimension::Name, Level::Pages | Level::Props) => "event_name".into(),
+        (Dimension::Prop(_), Level::Props) => "prop_value".into(),
+        (Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_), _) if aggregate => "''".into(),
+        (Dimension::Page, _) => "ev.5".into(),
+        (Dimension::Name, _) => "ev.3".into(),
+        (Dimension::Hostname, _) => "ev.4".into(),
+        // arrayElement: 18.16 cannot parse a subscript after a tuple element (`ev.7[i]`).
+        (Dimension::Prop(k), _) => format!("arrayElement(ev.7, indexOf(ev.6, {}))", string(k)),
+        (Dimension::EntryPage, _) => "entry_page".into(),
+        (Dimension::ExitPage, _) => "exit_page".into(),
+        (Dimension::Source, _) => "v_source".into(),
+        (Dimension::Medium, _) => "v_medium".into(),
+        (Dimension::Referrer, _) => "v_referrer".into(),
+        (Dimension::UtmSource, _) => "v_utm_source".into(),
+        (Dimension::UtmMedium, _) => "v_utm_medium".into(),
+        (Dimension::UtmCampaign, _) => "v_utm_campaign".into(),
+        (Dimension::UtmTerm, _) => "v_utm_term".into(),
+        (Dimension::UtmContent, _) => "v_utm_content".into(),
+        (Dimension::ClickIdType, _) => "v_click_id_type".into(),
+        (Dimension::Country, _) => "v_country".into(),
+        (Dimension::Region, _) => "v_region".into(),
+        (Dimension::City, _) => "v_city".into(),
+        (Dimension::Browser, _) => "v_browser".into(),
+        (Dimension::Os, _) => "v_os".into(),
+        (Dimension::Device, _) => "v_device".into(),
+    }
+}
+
+pub fn condition(f: &Filter, tz: &str, level: Level) -> String {
     match f {
-        Filter::And(fs) => format!("({})", fs.iter().map(|f| condition(f, tz)).collect::<Vec<_>>().join(" AND ")),
-        Filter::Or(fs) => format!("({})", fs.iter().map(|f| condition(f, tz)).collect::<Vec<_>>().join(" OR ")),
-        Filter::Not(f) => format!("(NOT {})", condition(f, tz)),
+        Filter::And(fs) => format!("({})", fs.iter().map(|f| condition(f, tz, level)).collect::<Vec<_>>().join(" AND ")),
+        Filter::Or(fs) => format!("({})", fs.iter().map(|f| condition(f, tz, level)).collect::<Vec<_>>().join(" OR ")),
+        Filter::Not(f) => format!("(NOT {})", condition(f, tz, level)),
         Filter::Cond { op, dimension, values } => {
-            let col = column(dimension, tz);
+            let col = column(dimension, tz, level);
             // "(none)" is how an empty value is shown: `is`/`is_not` on it find the empty ones.
             let none_is_empty = matches!(op, Op::Is | Op::IsNot);
             let values: Vec<String> = values.iter().map(|v| if none_is_empty && v == "(none)" { String::new() } else { v.clone() }).collect();
@@ -105,7 +138,7 @@ fn condition(f: &Filter, tz: &str) -> String {
 }
 
 /// Attributes a visit takes from its first event: (column in events, name at visit level).
-const VISIT_ATTRS: &[(&str, &str)] = &[
+pub const VISIT_ATTRS: &[(&str, &str)] = &[
     ("source", "v_source"),
     ("medium", "v_medium"),
     ("referrer", "v_referrer"),
@@ -123,65 +156,94 @@ const VISIT_ATTRS: &[(&str, &str)] = &[
     ("device_type", "v_device"),
 ];
 
-/// One row per visit in scope: its attributes, counts, duration and (as `vevs`) its events.
-fn visits(s: &Scope) -> String {
+/// The raw events a query's scope reads: one project, `[from, to)`, bots left out unless asked.
+pub fn scope_events(s: &Scope) -> String {
+    let bots = if s.include_bots { "" } else { " AND is_bot = 0" };
+    format!("project_id = {} AND timestamp >= toDateTime({}) AND timestamp < toDateTime({}){bots}", string(s.project_id), s.from, s.to)
+}
+
+/// One row per visit of the events `events_where` selects: project_id, is_bot, visitor, vi
+/// (its number for the visitor), start (its first event's time), its attributes, counts,
+/// duration and (as `vevs`) its events. A bot-flagged event never joins a visit with other
+/// events. The rollup job (src/rollup.rs) builds the aggregates from the same rows.
+pub fn visits(database: &str, table: &str, events_where: &str) -> String {
     // Tuple fields: 1 t, 2 event_id, 3 event_type, 4 event_name, 5 url_host, 6 url_path,
     // 7 prop_keys, 8 prop_values, then VISIT_ATTRS in order (9..).
     let attrs: Vec<&str> = VISIT_ATTRS.iter().map(|(c, _)| *c).collect();
-    let bots = if s.include_bots { "" } else { " AND is_bot = 0" };
     let events = format!(
-        "SELECT if(anonymous_id = '', concat('~', event_id), anonymous_id) AS visitor, toUInt32(timestamp) AS t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values, {attrs} \
-         FROM {db}.{table} FINAL WHERE project_id = {project} AND timestamp >= toDateTime({from}) AND timestamp < toDateTime({to}){bots}",
+        "SELECT project_id, is_bot, if(anonymous_id = '', concat('~', event_id), anonymous_id) AS visitor, toUInt32(timestamp) AS t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values, {attrs} \
+         FROM {database}.{table} FINAL WHERE {events_where}",
         attrs = attrs.join(", "),
-        db = s.database,
-        table = s.table,
-        project = string(s.project_id),
-        from = s.from,
-        to = s.to,
     );
     let per_visitor = format!(
-        "SELECT visitor, arraySort(x -> (x.1, x.2), groupArray((t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values, {attrs}))) AS evs, \
-         arrayCumSum(arrayMap(d -> toUInt32(d >= {gap}), arrayDifference(arrayMap(x -> x.1, evs)))) AS vis FROM ({events}) GROUP BY visitor",
+        "SELECT project_id, is_bot, visitor, arraySort(x -> (x.1, x.2), groupArray((t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values, {attrs}))) AS evs, \
+         arrayCumSum(arrayMap(d -> toUInt32(d >= {gap}), arrayDifference(arrayMap(x -> x.1, evs)))) AS vis FROM ({events}) GROUP BY project_id, is_bot, visitor",
         attrs = attrs.join(", "),
         gap = VISIT_GAP_SECONDS,
     );
     let mut fields: Vec<String> = ["t", "event_id", "event_type", "event_name", "url_host", "url_path", "prop_keys", "prop_values"].iter().enumerate().map(|(i, n)| format!("e.{} AS {n}", i + 1)).collect();
     fields.extend(attrs.iter().enumerate().map(|(i, n)| format!("e.{} AS {n}", i + 9)));
-    let with_visit = format!("SELECT visitor, vi, {} FROM ({per_visitor}) ARRAY JOIN evs AS e, vis AS vi", fields.join(", "));
+    let with_visit = format!("SELECT project_id, is_bot, visitor, vi, {} FROM ({per_visitor}) ARRAY JOIN evs AS e, vis AS vi", fields.join(", "));
     let first = VISIT_ATTRS.iter().map(|(c, v)| format!("argMin({c}, (t, event_id)) AS {v}")).collect::<Vec<_>>().join(", ");
     format!(
-        "SELECT visitor, vi, max(t) - min(t) AS duration, countIf(event_type = 'pageview') AS vpv, countIf(event_type != 'pageview') AS vce, \
+        "SELECT project_id, is_bot, visitor, vi, min(t) AS start, max(t) - min(t) AS duration, countIf(event_type = 'pageview') AS vpv, countIf(event_type != 'pageview') AS vce, \
          argMin(url_path, (t, event_id)) AS entry_page, argMax(url_path, (t, event_id)) AS exit_page, {first}, \
-         groupArray((t, event_type, event_name, url_host, url_path, prop_keys, prop_values)) AS vevs FROM ({with_visit}) GROUP BY visitor, vi"
+         groupArray((t, event_type, event_name, url_host, url_path, prop_keys, prop_values)) AS vevs FROM ({with_visit}) GROUP BY project_id, is_bot, visitor, vi"
     )
+}
+
+/// One row per counted unit: a visit, or with event-level dimensions or filters a (visit,
+/// event-level values) pair over the visit's matching events: `d0..dN`, visitor, vstart, mpv
+/// (pageviews), mev (events), bounce, vduration. `extra` is one more condition on the events
+/// (None for a plain query).
+fn units(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, level: Level, extra: Option<&str>) -> String {
+    let dim_cols: Vec<String> = dims.iter().enumerate().map(|(i, d)| format!("{} AS d{i}", column(d, s.timezone, level))).collect();
+    let dim_names: Vec<String> = (0..dims.len()).map(|i| format!("d{i}")).collect();
+    let conds: Vec<String> = filter.map(|f| condition(f, s.timezone, level)).into_iter().chain(extra.map(String::from)).collect();
+    let where_ = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let select_dims = if dim_cols.is_empty() { String::new() } else { format!("{}, ", dim_cols.join(", ")) };
+    let visits = visits(s.database, s.table, &scope_events(s));
+    if has_event_level(dims, filter, level) || extra.is_some() {
+        // A visit's event tuple: 1 t, 2 event_type, 3 event_name, 4 url_host, 5 url_path, 6 prop_keys, 7 prop_values.
+        let keys = dim_names.iter().map(String::as_str).chain(["is_bot", "visitor", "vi"]).collect::<Vec<_>>().join(", ");
+        format!(
+            "SELECT {select_dims}visitor, any(start) AS vstart, countIf(ev.2 = 'pageview') AS mpv, count() AS mev, any(toUInt8(vpv = 1 AND vce = 0)) AS bounce, any(duration) AS vduration \
+             FROM ({visits}) ARRAY JOIN vevs AS ev{where_} GROUP BY {keys}"
+        )
+    } else {
+        format!("SELECT {select_dims}visitor, start AS vstart, vpv AS mpv, vpv + vce AS mev, toUInt8(vpv = 1 AND vce = 0) AS bounce, duration AS vduration FROM ({visits}){where_}")
+    }
+}
+
+fn group_by(n: usize) -> (String, String) {
+    let names: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+    if names.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (format!("{}, ", names.join(", ")), format!(" GROUP BY {}", names.join(", ")))
+    }
 }
 
 /// The grouped statement: `d0..dN` and COMPONENTS per group, not yet ordered or paged.
 pub fn grouped(s: &Scope, dims: &[Dimension], filter: Option<&Filter>) -> String {
-    let dim_cols: Vec<String> = dims.iter().enumerate().map(|(i, d)| format!("{} AS d{i}", column(d, s.timezone))).collect();
-    let dim_names: Vec<String> = (0..dims.len()).map(|i| format!("d{i}")).collect();
-    let where_ = filter.map(|f| format!(" WHERE {}", condition(f, s.timezone))).unwrap_or_default();
-    let per_group = if has_event_level(dims, filter) {
-        // A visit's event tuple: 1 t, 2 event_type, 3 event_name, 4 url_host, 5 url_path, 6 prop_keys, 7 prop_values.
-        let keys = dim_names.iter().map(String::as_str).chain(["visitor", "vi"]).collect::<Vec<_>>().join(", ");
-        let select_dims = if dim_cols.is_empty() { String::new() } else { format!("{}, ", dim_cols.join(", ")) };
-        format!(
-            "SELECT {select_dims}visitor, vi, countIf(ev.2 = 'pageview') AS mpv, count() AS mev, any(toUInt8(vpv = 1 AND vce = 0)) AS bounce, any(duration) AS vduration \
-             FROM ({visits}) ARRAY JOIN vevs AS ev{where_} GROUP BY {keys}",
-            visits = visits(s),
-        )
-    } else {
-        let select_dims = if dim_cols.is_empty() { String::new() } else { format!("{}, ", dim_cols.join(", ")) };
-        format!(
-            "SELECT {select_dims}visitor, vi, vpv AS mpv, vpv + vce AS mev, toUInt8(vpv = 1 AND vce = 0) AS bounce, duration AS vduration FROM ({visits}){where_}",
-            visits = visits(s),
-        )
-    };
-    let group_by = if dim_names.is_empty() { String::new() } else { format!(" GROUP BY {}", dim_names.join(", ")) };
-    let select_dims = if dim_names.is_empty() { String::new() } else { format!("{}, ", dim_names.join(", ")) };
+    let (select_dims, group_by) = group_by(dims.len());
     format!(
         "SELECT {select_dims}uniqExact(visitor) AS visitors, count() AS visits, sum(mpv) AS pageviews, sum(mev) AS events, sum(bounce) AS bounces, sum(vduration) AS duration \
-         FROM ({per_group}){group_by}"
+         FROM ({units}){group_by}",
+        units = units(s, dims, filter, Level::Raw, None),
+    )
+}
+
+/// The raw part of a query that aggregates answer too, in the aggregates' partial form:
+/// `d0..dN`, vs (visitors' sketch), with `with_ks` ks (visits' sketch, keyed by visitor and start), n
+/// (visits), pageviews, events, bounces, duration. A visit's time is its start.
+pub fn sketched(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, extra: Option<&str>, with_ks: bool) -> String {
+    let (select_dims, group_by) = group_by(dims.len());
+    let ks = if with_ks { "uniqCombinedState(concat(visitor, '/', toString(vstart))) AS ks, " } else { "" };
+    format!(
+        "SELECT {select_dims}uniqCombinedState(visitor) AS vs, {ks}toUInt64(count()) AS n, toUInt64(sum(mpv)) AS pageviews, \
+         toUInt64(sum(mev)) AS events, toUInt64(sum(bounce)) AS bounces, toUInt64(sum(vduration)) AS duration FROM ({units}){group_by}",
+        units = units(s, dims, filter, Level::RawByStart, extra),
     )
 }
 
@@ -237,15 +299,20 @@ pub struct Statements {
 }
 
 pub fn statements(q: &Query, s: &Scope) -> Statements {
-    let body = grouped(s, &q.dimensions, q.filter.as_ref());
+    statements_with(q, &|dims, filter| grouped(s, dims, filter))
+}
+
+/// The statements, given how a grouped statement is spelled (raw events, or aggregates).
+pub fn statements_with(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>) -> String) -> Statements {
+    let body = grouped(&q.dimensions, q.filter.as_ref());
     let format = " FORMAT JSONEachRow";
     Statements {
         rows: format!("{body} ORDER BY {} LIMIT {}, {}{format}", order_by(q), q.offset, q.limit),
         total_rows: q.total_rows.then(|| format!("SELECT count() AS total_rows FROM ({body}){format}")),
-        total_visitors: q.metrics.contains(&Metric::Percentage).then(|| format!("{}{format}", grouped(s, &[], q.filter.as_ref()))),
+        total_visitors: q.metrics.contains(&Metric::Percentage).then(|| format!("{}{format}", grouped(&[], q.filter.as_ref()))),
         conversion_base: q.metrics.contains(&Metric::ConversionRate).then(|| {
             let base = q.filter.as_ref().and_then(Filter::without_event_names);
-            format!("{}{format}", grouped(s, &q.dimensions, base.as_ref()))
+            format!("{}{format}", grouped(&q.dimensions, base.as_ref()))
         }),
     }
 }
@@ -286,6 +353,6 @@ mod tests {
         let st = statements(&q, &Scope { include_bots: q.include_bots, ..scope() });
         assert!(st.rows.contains("ARRAY JOIN vevs") && st.rows.contains("toDate(toDateTime(ev.1), 'Asia/Kolkata')"));
         assert!(st.rows.contains("ORDER BY d0 ASC, d0 ASC"));
-        assert!(!st.rows.contains("is_bot"));
+        assert!(!st.rows.contains("is_bot = 0"), "bots are counted when asked");
     }
 }

@@ -12,6 +12,7 @@ mod group_commit;
 mod keys_admin;
 mod key_limiter;
 mod retention_job;
+mod rollup_job;
 mod visitors;
 mod warm_up;
 
@@ -87,10 +88,13 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
     }
 }
 
-/// The Cron Trigger (wrangler.toml `[triggers]`): once a day, drop raw events past retention
-/// and delete again what recent erasures deleted (for events that were still queued).
+/// The Cron Trigger (wrangler.toml `[triggers]`): once a day, fold yesterday into the
+/// aggregates (before retention, so a day is rolled up before its raw events can expire),
+/// drop raw events past retention, and delete again what recent erasures deleted (for events
+/// that were still queued).
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    rollup_job::run(&env, event.schedule()).await;
     retention_job::run(&env, event.schedule()).await;
     erasures::reapply(&env).await;
 }

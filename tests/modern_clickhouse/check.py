@@ -109,6 +109,18 @@ def read_side():
     assert answered > 20, f"only {answered} of {len(stmts)} statements found the sample rows"
 
 
+def aggregates_filled():
+    # read_side() ran the rollup job's inserts (examples/read_statements.rs) over the sample rows.
+    raw = str(s.query("SELECT uniqExact(anonymous_id), count() FROM millimetric.events_dedup WHERE project_id = 'proj_modern' AND anonymous_id != ''", "TSV")).split()
+    visitors = str(s.query("SELECT uniqCombinedMerge(visitors) FROM millimetric.visits_agg WHERE project_id = 'proj_modern'", "TSV")).strip()
+    pages = str(s.query("SELECT sumMerge(events) FROM millimetric.pages_agg WHERE project_id = 'proj_modern'", "TSV")).strip()
+    done = str(s.query("SELECT count() FROM millimetric.rollup_done", "TSV")).strip()
+    assert int(visitors) >= int(raw[0]) > 0, (visitors, raw)
+    assert int(pages) > 0 and int(done) == 30, (pages, done)
+    cols = str(s.query("SELECT DISTINCT name FROM system.columns WHERE database='millimetric' AND table LIKE '%_agg'", "CSV"))
+    assert "visitor" not in [c.strip('"') for c in cols.split()], "no visitor id in an aggregate table: " + cols
+
+
 def stored_id_lookup():
     got = str(s.query("SELECT project_id, event_id, max(key_kind = 'secret') AS server FROM millimetric.event_ids "
                       "WHERE (project_id, event_id) IN (('proj_modern', 'm-1'), ('proj_modern', 'nope')) GROUP BY project_id, event_id FORMAT JSONEachRow"))
@@ -124,6 +136,7 @@ check("unknown field refused", unknown_field_is_refused)
 check("no ip column", no_ip_column)
 check("the stored-id lookup (event_ids, filled by its view)", stored_id_lookup)
 check("every read-side statement runs", read_side)
+check("the rollup's views fill the aggregates", aggregates_filled)
 check("retention drops a partition by its value", retention_drop)
 failed = [(n, e) for n, e in results if e]
 for n, e in results:

@@ -7,7 +7,7 @@ use millimetric_edge::adapters::{clickhouse_sink, config, http, key_lookup};
 use millimetric_edge::clickhouse::Role;
 use millimetric_edge::error::ApiError;
 use millimetric_edge::mcp::{protocol, tools};
-use millimetric_edge::query::{access, events, plan, realtime};
+use millimetric_edge::query::{access, aggregates, events, plan, realtime};
 use serde_json::Value;
 use worker::*;
 
@@ -145,7 +145,15 @@ const MAX_BODY: usize = 64 * 1024;
 /// MCP tools both come through here.
 async fn run_query(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<Value, ApiError> {
     let cfg = store_config(env)?;
-    let p = plan::plan(body, &who.project_id, who.timezone.as_deref(), plan::Tables { database: &cfg.database, table: &cfg.table }, now_ms())?;
+    let mut p = plan::plan(body, &who.project_id, who.timezone.as_deref(), plan::Tables { database: &cfg.database, table: &cfg.table }, now_ms())?;
+    if p.wants_frontier() {
+        // How far the rollup has got: aggregates before it, raw events after.
+        let cut = aggregates::parse_frontier(&read(&cfg, &aggregates::frontier_sql(&cfg.database)).await?).map_err(|e| {
+            console_error!("read: {e}");
+            key_lookup::unavailable("The event store")
+        })?;
+        p = p.with_frontier(cut)?;
+    }
     let now = run(&cfg, &p.now).await?;
     let then = match &p.then {
         Some(st) => Some(run(&cfg, st).await?),
