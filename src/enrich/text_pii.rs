@@ -5,7 +5,7 @@
 
 use super::secrets;
 use std::borrow::Cow;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv6Addr;
 use std::ops::Range;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +84,8 @@ fn domain_char(c: char) -> bool {
 /// `pkg@1.2.3` and `@handle` are not addresses. Quotes and brackets around it are not part of it.
 pub fn email_spans(text: &str) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    for (at, _) in text.match_indices('@') {
+    // The ASCII at sign, or the full-width one (U+FF20).
+    for (at, sign) in text.match_indices(['@', '\u{FF20}']) {
         let before = &text[..at];
         let mut start = at;
         for (i, c) in before.char_indices().rev() {
@@ -97,19 +98,20 @@ pub fn email_spans(text: &str) -> Vec<Range<usize>> {
         while text[start..at].starts_with(['.', '\'']) {
             start += 1;
         }
-        let after = &text[at + 1..];
-        let mut end = at + 1;
+        let d = at + sign.len();
+        let after = &text[d..];
+        let mut end = d;
         for (i, c) in after.char_indices() {
             if !domain_char(c) {
                 break;
             }
-            end = at + 1 + i + c.len_utf8();
+            end = d + i + c.len_utf8();
         }
-        let mut domain = &text[at + 1..end];
+        let mut domain = &text[d..end];
         while domain.ends_with(['.', '-']) {
             domain = &domain[..domain.len() - 1];
         }
-        let end = at + 1 + domain.len();
+        let end = d + domain.len();
         let labels: Vec<&str> = domain.split('.').collect();
         let tld = labels.last().copied().unwrap_or("");
         if start < at
@@ -128,7 +130,7 @@ pub fn email_spans(text: &str) -> Vec<Range<usize>> {
 }
 
 pub fn looks_like_email(v: &str) -> bool {
-    v.contains('@') && !email_spans(v).is_empty()
+    v.contains(['@', '\u{FF20}']) && !email_spans(v).is_empty()
 }
 
 // --- IP addresses ----------------------------------------------------------------------------
@@ -175,7 +177,9 @@ fn is_ip(run: &str) -> bool {
     if run.contains(':') {
         run.matches(':').count() >= 2 && run.bytes().any(|b| b.is_ascii_digit()) && run.parse::<Ipv6Addr>().is_ok()
     } else {
-        run.split('.').count() == 4 && run.split('.').all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())) && run.parse::<Ipv4Addr>().is_ok()
+        // Octets of one to three digits up to 255, leading zeros allowed (`Ipv4Addr` refuses
+        // `192.168.001.010`, which logs and `inet_aton` write).
+        run.split('.').count() == 4 && run.split('.').all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n <= 255))
     }
 }
 
@@ -389,6 +393,9 @@ mod tests {
             ("\"o'brien@example.ie\",", "o'brien@example.ie"),
             ("{ops@example.io}", "ops@example.io"),
             ("josé@exämple.de!", "josé@exämple.de"),
+            // A full-width at sign (U+FF20), as East Asian keyboards type it.
+            ("mail jane＠example.com now", "jane＠example.com"),
+            ("(tanaka＠mail.example.jp)", "tanaka＠mail.example.jp"),
         ] {
             let s = email_spans(t);
             assert_eq!(s.len(), 1, "{t}");
@@ -401,7 +408,8 @@ mod tests {
 
     #[test]
     fn ips_standing_alone() {
-        for t in ["81.2.69.142", "x 10.0.0.1:8080 y", "[2001:db8::1]:443", "::1", "::ffff:192.0.2.1", "fe80::1%eth0", "1.1.1.1,8.8.8.8"] {
+        // With leading zeros (`inet_aton` and many logs write them), too.
+        for t in ["81.2.69.142", "x 10.0.0.1:8080 y", "[2001:db8::1]:443", "::1", "::ffff:192.0.2.1", "fe80::1%eth0", "1.1.1.1,8.8.8.8", "192.168.001.010", "ip=010.000.000.001"] {
             assert!(looks_like_ip(t), "{t}");
         }
         for t in ["1.2.3", "v1.2.3.4", "10:30:00", "std::vector", "999.1.1.1", "1.2.3.4.5", "dead:beef", "abc::def"] {
