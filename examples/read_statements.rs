@@ -47,7 +47,10 @@ fn main() {
     for s in rollup::insert_sql("millimetric", "events", &days, 7) {
         println!("{s}");
     }
-    println!("{}", rollup::done_sql("millimetric", &days, 7, 1_795_000_000_000));
+    for s in rollup::done_sql("millimetric", &days, 7, 1_795_000_000_000) {
+        println!("{s}");
+    }
+    println!("{}", rollup::run_done_sql("millimetric", 1_795_000_000_000, 1_795_000_000_000));
     println!("{}", aggregates::frontier_sql("millimetric"));
     let agg_bodies = [
         r#"{"metrics":["visitors","visits","pageviews","views_per_visit","bounce_rate","visit_duration","events","percentage"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["visit:country","time:day"],"filters":[["contains","visit:source",["o"]]],"include":{"total_rows":true},"source":"aggregates"}"#,

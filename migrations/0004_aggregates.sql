@@ -1,22 +1,35 @@
 -- Aggregates that outlive raw events (src/query/aggregates.rs, src/rollup.rs). The rollup job
 -- derives visits from raw events for closed UTC days (the same SQL a raw query runs) and
 -- inserts them into the `*_rollup` tables; those are Null tables (nothing is stored in them)
--- whose materialized views fold the rows into AggregatingMergeTree tables, in 15-minute
--- buckets of each visit's start. The visitor id reaches only the Null tables: the aggregates
+-- whose materialized views fold the rows into AggregatingMergeTree tables, in buckets of
+-- the UTC hour each visit started in. The visitor id reaches only the Null tables: the aggregates
 -- hold uniqCombined sketches of it, never the id. Each run writes a day under a new
--- `version` and records it in `rollup_done` when finished; reads take each day's latest
--- finished version, so a re-run (late events, a failed run) never counts a day twice. The
+-- `version` and records, when finished, each project it wrote that day for in `rollup_done`
+-- (and the day itself under project ''); reads take a project's latest finished version of
+-- each day, so a re-run (late events, a failed run) never counts a day twice, and a re-run
+-- after retention dropped a project's raw events leaves that project's version standing.
+-- `rollup_runs` holds the start of each complete scheduled run (late events are those
+-- received since). The
 -- retention job does not touch these tables ("aggregate counters may be retained").
 -- Works on 18.16 and modern servers (no SimpleAggregateFunction, no TTL).
 
 CREATE TABLE IF NOT EXISTS rollup_done
 (
+    project_id String,
     day Date,
     version UInt64,
     finished_at DateTime('UTC')
 )
 ENGINE = MergeTree
-ORDER BY (day, version);
+ORDER BY (project_id, day, version);
+
+CREATE TABLE IF NOT EXISTS rollup_runs
+(
+    started_ms UInt64,
+    finished_at DateTime('UTC')
+)
+ENGINE = MergeTree
+ORDER BY started_ms;
 
 -- One row per visit.
 CREATE TABLE IF NOT EXISTS visit_rollup

@@ -11,15 +11,17 @@
 //! Each batch derives visits with the raw query's SQL (`query::sql::visits`) over the batch's
 //! days plus one day before (so a visit that began the evening before is not counted again)
 //! and two after (so a visit's late events are its own), keeps the visits that started on the
-//! batch's days, and writes them under a new version. `rollup_done` gets the batch's days and
-//! version last: until then readers see the days' previous version, and a failed batch is
-//! never half-visible. Rows of superseded versions stay (unread) until their month is dropped
+//! batch's days, and writes them under a new version. `rollup_done` gets the batch's
+//! (project, day)s and version last: until then readers see the days' previous version, and a
+//! failed batch is never half-visible; a project whose raw events of a re-rolled day are gone
+//! (retention) wrote nothing and keeps its earlier version. `rollup_runs` gets a run's start
+//! once all its batches are done: late events are those received since the last complete run. Rows of superseded versions stay (unread) until their month is dropped
 //! by hand; they hold sketches only.
 //!
 //! Events inserted long after they were received (a dead-letter replay days later) reach the
 //! aggregates only if their day is rolled again: `cargo run --bin rollup -- --days A..B`.
 
-use crate::query::aggregates::DONE_TABLE;
+use crate::query::aggregates::{DONE_TABLE, RUNS_TABLE, VISITS_TABLE};
 use crate::query::sql::{self, VISIT_ATTRS};
 use time::{Date, Duration, OffsetDateTime, Time};
 
@@ -44,15 +46,19 @@ fn parse_date(s: &str) -> Option<Date> {
     Date::parse(s.trim(), &f).ok().filter(|d| d.year() > 1970)
 }
 
-/// What the job last did: the last day rolled and when (the latest version, in ms).
+/// What the job last did: the last day rolled, and when the last complete scheduled run
+/// started (ms; late events are those received since).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct State {
     pub frontier: Option<Date>,
     pub last_version_ms: u64,
 }
 
+/// The days rolled are marked under project '' (whatever projects had events that day).
 pub fn state_sql(database: &str) -> String {
-    format!("SELECT toString(max(day)), max(version), count() FROM {database}.{DONE_TABLE} FORMAT TabSeparated")
+    format!(
+        "SELECT toString(max(day)), (SELECT max(started_ms) FROM {database}.{RUNS_TABLE}), count() FROM {database}.{DONE_TABLE} WHERE project_id = '' FORMAT TabSeparated"
+    )
 }
 
 pub fn parse_state(answer: &str) -> Result<State, String> {
@@ -88,7 +94,9 @@ pub fn late_days_sql(database: &str, table: &str, state: &State, today: Date) ->
     Some(format!(
         "SELECT DISTINCT toString(toDate(timestamp, 'UTC')) FROM {database}.{table} WHERE received_at >= toDateTime({since}) \
          AND timestamp >= toDateTime({oldest}) AND timestamp < toDateTime({}) FORMAT TabSeparated",
-        day_start(frontier + Duration::days(1))
+        // The day after the frontier too: a visit that began on the frontier day and went on
+        // past the run that rolled it up ends on it.
+        day_start(frontier + Duration::days(2))
     ))
 }
 
@@ -140,7 +148,7 @@ pub fn insert_sql(database: &str, table: &str, days: &[Date], version: u64) -> [
     );
     let visits = sql::visits(database, table, &window);
     let started = format!("toDate(toDateTime(start), 'UTC') IN ({})", days_list(days));
-    let bucket = "toStartOfFifteenMinutes(toDateTime(start), 'UTC')";
+    let bucket = "toStartOfHour(toDateTime(start), 'UTC')";
     let attrs: Vec<&str> = VISIT_ATTRS.iter().map(|(_, v)| *v).collect();
     let per_visit = format!(
         "INSERT INTO {database}.visit_rollup (project_id, version, bucket, is_bot, visitor, entry_page, exit_page, {attrs}, pageviews, events, bounce, duration) \
@@ -151,24 +159,39 @@ pub fn insert_sql(database: &str, table: &str, days: &[Date], version: u64) -> [
     // A visit's event tuple: 1 t, 2 event_type, 3 event_name, 4 url_host, 5 url_path, 6 prop_keys, 7 prop_values.
     let per_page = format!(
         "INSERT INTO {database}.page_rollup (project_id, version, bucket, is_bot, visitor, visit_key, host, page, event_name, pageviews, events, bounce) \
-         SELECT project_id, {version}, {bucket} AS b, is_bot, visitor, concat(visitor, '/', toString(start)) AS k, ev.4 AS h, ev.5 AS p, ev.3 AS n, \
+         SELECT project_id, {version}, {bucket} AS b, is_bot, visitor, concat(visitor, '/', toString(start), '/', toString(is_bot)) AS k, ev.4 AS h, ev.5 AS p, ev.3 AS n, \
          toUInt64(countIf(ev.2 = 'pageview')), toUInt64(count()), any(toUInt8(vpv = 1 AND vce = 0)) \
          FROM ({visits}) ARRAY JOIN vevs AS ev WHERE {started} GROUP BY project_id, is_bot, visitor, start, b, k, h, p, n"
     );
     let per_prop = format!(
         "INSERT INTO {database}.prop_rollup (project_id, version, bucket, is_bot, visitor, visit_key, event_name, prop_key, prop_value, pageviews, events) \
          SELECT project_id, {version}, b, is_bot, visitor, k, n, pk, pv, toUInt64(sum(is_pageview)), toUInt64(count()) FROM (\
-         SELECT project_id, is_bot, visitor, concat(visitor, '/', toString(start)) AS k, {bucket} AS b, ev.3 AS n, toUInt8(ev.2 = 'pageview') AS is_pageview, ev.6 AS ks, ev.7 AS vs \
+         SELECT project_id, is_bot, visitor, concat(visitor, '/', toString(start), '/', toString(is_bot)) AS k, {bucket} AS b, ev.3 AS n, toUInt8(ev.2 = 'pageview') AS is_pageview, ev.6 AS ks, ev.7 AS vs \
          FROM ({visits}) ARRAY JOIN vevs AS ev WHERE {started} AND notEmpty(ev.6)) ARRAY JOIN ks AS pk, vs AS pv \
          GROUP BY project_id, is_bot, visitor, k, b, n, pk, pv"
     );
     [per_visit, per_page, per_prop]
 }
 
-/// Recorded after the inserts: from now on readers take these days from `version`.
-pub fn done_sql(database: &str, days: &[Date], version: u64, now_ms: i64) -> String {
-    let rows: Vec<String> = days.iter().map(|d| format!("('{d}', {version}, {})", now_ms / 1000)).collect();
-    format!("INSERT INTO {database}.{DONE_TABLE} (day, version, finished_at) VALUES {}", rows.join(", "))
+/// Recorded after the inserts, in order: each project the batch wrote rows for, on each day
+/// (from now on readers take that project's day from `version`; a project whose raw events
+/// of the day are gone keeps its earlier version), then the days themselves (project '').
+pub fn done_sql(database: &str, days: &[Date], version: u64, now_ms: i64) -> [String; 2] {
+    let at = now_ms / 1000;
+    let rows: Vec<String> = days.iter().map(|d| format!("('', '{d}', {version}, {at})")).collect();
+    [
+        format!(
+            "INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) SELECT DISTINCT project_id, day, {version}, {at} FROM {database}.{VISITS_TABLE} \
+             WHERE day IN ({}) AND version = {version}",
+            days_list(days)
+        ),
+        format!("INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) VALUES {}", rows.join(", ")),
+    ]
+}
+
+/// Recorded when a scheduled run finished every batch: its late events are dealt with.
+pub fn run_done_sql(database: &str, started_ms: u64, now_ms: i64) -> String {
+    format!("INSERT INTO {database}.{RUNS_TABLE} (started_ms, finished_at) VALUES ({started_ms}, {})", now_ms / 1000)
 }
 
 /// The UTC day of a time in ms (the trigger's scheduled time).
@@ -226,6 +249,8 @@ mod tests {
             assert!(!s.contains("is_bot = 0"), "bots are rolled up too, as their own rows");
         }
         assert!(v.starts_with("INSERT INTO millimetric.visit_rollup") && p.starts_with("INSERT INTO millimetric.page_rollup") && q.starts_with("INSERT INTO millimetric.prop_rollup"));
-        assert_eq!(done_sql("millimetric", &[date!(2026 - 11 - 02)], 77, 1_000_000_999), "INSERT INTO millimetric.rollup_done (day, version, finished_at) VALUES ('2026-11-02', 77, 1000000)");
+        let [projects, days] = done_sql("millimetric", &[date!(2026 - 11 - 02)], 77, 1_000_000_999);
+        assert!(projects.contains("SELECT DISTINCT project_id, day, 77, 1000000 FROM millimetric.visits_agg WHERE day IN (toDate('2026-11-02')) AND version = 77"), "{projects}");
+        assert_eq!(days, "INSERT INTO millimetric.rollup_done (project_id, day, version, finished_at) VALUES ('', '2026-11-02', 77, 1000000)");
     }
 }

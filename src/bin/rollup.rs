@@ -27,6 +27,10 @@ fn main() {
             _ => fail(&format!("unknown argument {a}; usage: rollup [--url URL] [--database DB] [--table T] [--all] [--days YYYY-MM-DD..YYYY-MM-DD]")),
         }
     }
+    let name_ok = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !name_ok(&database) || !name_ok(&table) {
+        fail("--database and --table are names of letters, digits and _");
+    }
     let mut ch = Client::new(&url).with_database(&database);
     ch.user = user;
     ch.password = std::env::var("MM_CH_PASSWORD").unwrap_or_default();
@@ -42,6 +46,14 @@ fn main() {
                 let (a, b) = range.split_once("..").unwrap_or_else(|| fail("--days is FIRST..LAST"));
                 let listed = rollup::parse_days(&format!("{a}\n{b}\n"));
                 let [first, last] = listed[..] else { fail("--days is YYYY-MM-DD..YYYY-MM-DD") };
+                // Only days already rolled up: a later day would move the frontier past days
+                // not yet closed or rolled (readers would take them from empty aggregates).
+                let state = rollup::parse_state(&q(&rollup::state_sql(&database))).unwrap_or_else(|e| fail(&e));
+                match state.frontier {
+                    Some(f) if last <= f => {}
+                    Some(f) => fail(&format!("--days may only roll days up to {f}, the last one rolled up; run without --days for later ones")),
+                    None => fail("nothing is rolled up yet: run without --days first"),
+                }
                 let mut all_days = Vec::new();
                 let mut d = first;
                 while d <= last {
@@ -66,11 +78,18 @@ fn main() {
             for s in rollup::insert_sql(&database, &table, batch, version) {
                 q(&s);
             }
-            q(&rollup::done_sql(&database, batch, version, now_ms()));
+            for sql in rollup::done_sql(&database, batch, version, now_ms()) {
+                q(&sql);
+            }
             rolled += batch.len();
             eprintln!("rollup: {} to {} (version {version})", batch[0], batch[batch.len() - 1]);
         }
-        if days.is_some() || !all {
+        if days.is_some() {
+            break;
+        }
+        // A complete run: the late events received before it started are dealt with.
+        q(&rollup::run_done_sql(&database, start as u64, now_ms()));
+        if !all {
             break;
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! The rollup job (src/rollup.rs) derives visits from raw events, exactly as a raw query does,
 //! for each closed UTC day, and writes them through materialized views into three
-//! AggregatingMergeTree tables, in 15-minute buckets of each visit's start:
+//! AggregatingMergeTree tables, in buckets of the UTC hour each visit started in:
 //! - `visits_agg`: every visit-level dimension (entry and exit page, source, medium, referrer,
 //!   UTMs, click id type, geo, browser, os, device): visitors (a sketch), and visits,
 //!   pageviews, events, bounces and duration (sums);
@@ -15,10 +15,14 @@
 //! from one table when every dimension and filter of it lives there; the days the rollup has
 //! not reached yet (today, and yesterday before the job runs) come from raw events in the same
 //! statement, their sketches merged with the tables'. In an answer from aggregates a visit,
-//! with all its pageviews and events, belongs to the 15-minute bucket it started in. Buckets of
-//! 15 minutes make day, week and month boundaries exact in every time zone in use (all offsets
-//! are multiples of 15 minutes, +5:30 and +5:45 included); a date range given as datetimes not
-//! on a quarter hour is taken from the quarter hour that holds its start.
+//! with all its pageviews and events, belongs to the UTC hour it started in. Hourly buckets
+//! keep every time zone with a whole-hour offset exact (days, weeks and months start on a UTC
+//! hour there). In a zone with a half- or quarter-hour offset (+5:30 India, +5:45 Nepal,
+//! +9:30, +12:45 ...) a bucket belongs to the local hour, day, week or month in which it
+//! starts: visits that start in the first 30 (or 45) minutes after local midnight count in the
+//! day before, and a `time:hour` row holds the UTC hour that starts within it. Datetime ranges
+//! are taken by whole UTC hours the same way. Raw-event answers (recent, short ranges) have no
+//! such rounding.
 
 use super::request::{Dimension, Filter, Metric, Query};
 use super::sql::{self, Level, Scope};
@@ -29,6 +33,8 @@ pub const PAGES_TABLE: &str = "pages_agg";
 pub const PROPS_TABLE: &str = "props_agg";
 /// One row per (day, version) the rollup job finished: a day's current rows are its latest version's.
 pub const DONE_TABLE: &str = "rollup_done";
+/// The start of each complete scheduled rollup run.
+pub const RUNS_TABLE: &str = "rollup_runs";
 
 /// The aggregate table a query can be answered from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +92,7 @@ pub fn table_for(q: &Query) -> Result<Table, String> {
 
 /// The last rolled-up day, asked before a query that aggregates answer.
 pub fn frontier_sql(database: &str) -> String {
-    format!("SELECT toString(max(day)), count() FROM {database}.{DONE_TABLE} FORMAT TabSeparated")
+    format!("SELECT toString(max(day)), count() FROM {database}.{DONE_TABLE} WHERE project_id = '' FORMAT TabSeparated")
 }
 
 /// The end of the last rolled-up day (UTC seconds), or None before the first rollup.
@@ -125,7 +131,7 @@ fn from_table(table: &Table, s: &Scope, dims: &[Dimension], filter: Option<&Filt
         format!("project_id = {}", string(s.project_id)),
         format!("day >= toDate('{}') AND day <= toDate('{}')", utc_date(s.from), utc_date(to - 1)),
         format!("bucket >= toDateTime({}) AND bucket < toDateTime({to})", s.from),
-        format!("(day, version) IN (SELECT day, max(version) FROM {db}.{DONE_TABLE} GROUP BY day)"),
+        format!("(day, version) IN (SELECT day, max(version) FROM {db}.{DONE_TABLE} WHERE project_id = {} GROUP BY day)", string(s.project_id)),
     ];
     if !s.include_bots {
         conds.push("is_bot = 0".into());
@@ -214,7 +220,10 @@ mod tests {
         let query = q(r#"{"metrics":["visitors"],"date_range":"12mo","dimensions":["time:day","visit:source"],"filters":[["contains","visit:country",["D'E"]]]}"#);
         let sql = grouped(&Table::Visits, &s, 1_000_500_000, &query.dimensions, query.filter.as_ref());
         assert!(sql.contains("FROM millimetric.visits_agg WHERE project_id = 'p\\'1'") && sql.contains("bucket < toDateTime(1000500000)"), "{sql}");
-        assert!(sql.contains("timestamp >= toDateTime(1000500000) AND timestamp < toDateTime(1000900800)"), "{sql}");
+        // The raw part reads a day before the cut and keeps the visits that start from it: a
+        // visit that crosses the cut is the aggregates' alone (the review's double count).
+        assert!(sql.contains("timestamp >= toDateTime(1000413600) AND timestamp < toDateTime(1000900800)") && sql.contains("start >= 1000500000"), "{sql}");
+        assert!(sql.contains("FROM millimetric.rollup_done WHERE project_id = 'p\\'1' GROUP BY day"), "a project's own versions: {sql}");
         assert!(sql.contains("toDate(bucket, 'Asia/Kathmandu')") && sql.contains("toDate(toDateTime(start), 'Asia/Kathmandu')"), "a visit's time is its start on both sides: {sql}");
         assert!(sql.contains("UNION ALL") && sql.contains("sum(n) AS visits") && !sql.contains("ks"), "{sql}");
         assert!(sql.contains("'D\\'E'") && sql.matches("is_bot = 0").count() == 2);

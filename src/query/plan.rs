@@ -13,10 +13,6 @@ use serde_json::{json, Map, Value};
 /// Under ClickHouse's default max_query_size (256 KiB), with room.
 const MAX_STATEMENT_BYTES: usize = 200 * 1024;
 
-/// Ranges that start this long ago, or span longer, are answered from aggregates (`auto`).
-const RECENT_SECONDS: i64 = 30 * 86_400;
-const LONG_SECONDS: i64 = 31 * 86_400 + 3_600;
-
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub query: Query,
@@ -35,15 +31,15 @@ pub struct Plan {
     echo: Value,
 }
 
-/// Which table answers a period, if aggregates are to.
-fn route(q: &Query, r: &Range, now_ms: i64) -> Result<Option<Table>, ApiError> {
+/// Which table answers the query's periods, if aggregates are to: with `auto`, whenever one
+/// holds all its dimensions and filters (`with_frontier` then keeps raw events for a period
+/// the rollup has not reached: today, `24h`). Raw events answer a 30-day overview of 10 M
+/// events in 2.5 s here, aggregates in 70 ms (bench/query).
+fn route(q: &Query) -> Result<Option<Table>, ApiError> {
     match q.source {
         SourceChoice::RawEvents => Ok(None),
         SourceChoice::Aggregates => aggregates::table_for(q).map(Some).map_err(|why| ApiError::bad_request("not_in_aggregates", format!("`source`: {why}"))),
-        SourceChoice::Auto => {
-            let old_or_long = r.from < now_ms / 1000 - RECENT_SECONDS || r.to - r.from > LONG_SECONDS;
-            Ok(if old_or_long { aggregates::table_for(q).ok() } else { None })
-        }
+        SourceChoice::Auto => Ok(aggregates::table_for(q).ok()),
     }
 }
 
@@ -139,11 +135,8 @@ pub fn plan(body: &[u8], project_id: &str, project_timezone: Option<&str>, table
     let now = sql::statements(&query, &scope(&range));
     too_large(&now)?;
     let then = compared.as_ref().map(|r| sql::statements(&unpaged(&query), &scope(r)));
-    let now_table = route(&query, &range, now_ms)?;
-    let then_table = match &compared {
-        Some(r) => route(&query, r, now_ms)?,
-        None => None,
-    };
+    let now_table = route(&query)?;
+    let then_table = compared.as_ref().and(now_table.clone());
     let echo = echo(&query, &timezone, &range, compared.as_ref(), &tz);
     let tables = (tables.database.to_string(), tables.table.to_string());
     Ok(Plan { query, timezone, range, compared, now, then, now_table, then_table, cut: None, project_id: project_id.to_string(), tables, echo })

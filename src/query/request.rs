@@ -266,9 +266,9 @@ pub struct Query {
     pub source: SourceChoice,
 }
 
-/// Where the answer may come from: `auto` picks aggregates for ranges that start more than
-/// 30 days ago or span more than 31 days (when they hold the query's dimensions), else raw
-/// events. `raw_events` gives exact visitor counts while raw events are kept.
+/// Where the answer may come from: `auto` reads aggregates for the days the rollup holds
+/// (when one aggregate table holds the query's dimensions and filters) and raw events for the
+/// rest. `raw_events` gives exact visitor counts while raw events are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceChoice {
     #[default]

@@ -199,19 +199,27 @@ pub fn visits(database: &str, table: &str, events_where: &str) -> String {
 fn units(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, level: Level, extra: Option<&str>) -> String {
     let dim_cols: Vec<String> = dims.iter().enumerate().map(|(i, d)| format!("{} AS d{i}", column(d, s.timezone, level))).collect();
     let dim_names: Vec<String> = (0..dims.len()).map(|i| format!("d{i}")).collect();
-    let conds: Vec<String> = filter.map(|f| condition(f, s.timezone, level)).into_iter().chain(extra.map(String::from)).collect();
+    let mut conds: Vec<String> = filter.map(|f| condition(f, s.timezone, level)).into_iter().chain(extra.map(String::from)).collect();
+    // The raw part of an answer the aggregates share counts, as they do, the visits that start
+    // in it: a visit that began before it (a day of context is read) is the aggregates'.
+    let events = if level == Level::RawByStart {
+        conds.push(format!("start >= {}", s.from));
+        scope_events(&Scope { from: s.from - 86_400, ..s.clone() })
+    } else {
+        scope_events(s)
+    };
     let where_ = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
     let select_dims = if dim_cols.is_empty() { String::new() } else { format!("{}, ", dim_cols.join(", ")) };
-    let visits = visits(s.database, s.table, &scope_events(s));
+    let visits = visits(s.database, s.table, &events);
     if has_event_level(dims, filter, level) || extra.is_some() {
         // A visit's event tuple: 1 t, 2 event_type, 3 event_name, 4 url_host, 5 url_path, 6 prop_keys, 7 prop_values.
         let keys = dim_names.iter().map(String::as_str).chain(["is_bot", "visitor", "vi"]).collect::<Vec<_>>().join(", ");
         format!(
-            "SELECT {select_dims}visitor, any(start) AS vstart, countIf(ev.2 = 'pageview') AS mpv, count() AS mev, any(toUInt8(vpv = 1 AND vce = 0)) AS bounce, any(duration) AS vduration \
+            "SELECT {select_dims}is_bot, visitor, any(start) AS vstart, countIf(ev.2 = 'pageview') AS mpv, count() AS mev, any(toUInt8(vpv = 1 AND vce = 0)) AS bounce, any(duration) AS vduration \
              FROM ({visits}) ARRAY JOIN vevs AS ev{where_} GROUP BY {keys}"
         )
     } else {
-        format!("SELECT {select_dims}visitor, start AS vstart, vpv AS mpv, vpv + vce AS mev, toUInt8(vpv = 1 AND vce = 0) AS bounce, duration AS vduration FROM ({visits}){where_}")
+        format!("SELECT {select_dims}is_bot, visitor, start AS vstart, vpv AS mpv, vpv + vce AS mev, toUInt8(vpv = 1 AND vce = 0) AS bounce, duration AS vduration FROM ({visits}){where_}")
     }
 }
 
@@ -235,11 +243,12 @@ pub fn grouped(s: &Scope, dims: &[Dimension], filter: Option<&Filter>) -> String
 }
 
 /// The raw part of a query that aggregates answer too, in the aggregates' partial form:
-/// `d0..dN`, vs (visitors' sketch), with `with_ks` ks (visits' sketch, keyed by visitor and start), n
+/// `d0..dN`, vs (visitors' sketch), with `with_ks` ks (visits' sketch, keyed by visitor, start and
+/// is_bot, as the rollup keys them), n
 /// (visits), pageviews, events, bounces, duration. A visit's time is its start.
 pub fn sketched(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, extra: Option<&str>, with_ks: bool) -> String {
     let (select_dims, group_by) = group_by(dims.len());
-    let ks = if with_ks { "uniqCombinedState(concat(visitor, '/', toString(vstart))) AS ks, " } else { "" };
+    let ks = if with_ks { "uniqCombinedState(concat(visitor, '/', toString(vstart), '/', toString(is_bot))) AS ks, " } else { "" };
     format!(
         "SELECT {select_dims}uniqCombinedState(visitor) AS vs, {ks}toUInt64(count()) AS n, toUInt64(sum(mpv)) AS pageviews, \
          toUInt64(sum(mev)) AS events, toUInt64(sum(bounce)) AS bounces, toUInt64(sum(vduration)) AS duration FROM ({units}){group_by}",

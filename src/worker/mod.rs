@@ -88,13 +88,14 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
     }
 }
 
-/// The Cron Trigger (wrangler.toml `[triggers]`): once a day, fold yesterday into the
-/// aggregates (before retention, so a day is rolled up before its raw events can expire),
-/// drop raw events past retention, and delete again what recent erasures deleted (for events
-/// that were still queued).
+/// The Cron Trigger (wrangler.toml `[triggers]`): once a day, delete again what recent
+/// erasures deleted (for events that were still queued), fold yesterday into the aggregates
+/// (before retention, so a day is rolled up before its raw events can expire), and drop raw
+/// events past retention.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    // Erasures first, so events of an erased visitor that arrived since are not rolled up.
+    erasures::reapply(&env).await;
     rollup_job::run(&env, event.schedule()).await;
     retention_job::run(&env, event.schedule()).await;
-    erasures::reapply(&env).await;
 }

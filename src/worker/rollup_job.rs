@@ -37,8 +37,11 @@ async fn roll(env: &Env, now_ms: i64) -> Result<usize, String> {
         for sql in rollup::insert_sql(db, table, days, version) {
             clickhouse_sink::query(&cfg, &sql).await?;
         }
-        clickhouse_sink::query(&cfg, &rollup::done_sql(db, days, version, worker::Date::now().as_millis() as i64)).await?;
+        for sql in rollup::done_sql(db, days, version, worker::Date::now().as_millis() as i64) {
+            clickhouse_sink::query(&cfg, &sql).await?;
+        }
         rolled += days.len();
     }
+    clickhouse_sink::query(&cfg, &rollup::run_done_sql(db, started, worker::Date::now().as_millis() as i64)).await?;
     Ok(rolled)
 }

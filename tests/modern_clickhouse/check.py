@@ -114,7 +114,7 @@ def aggregates_filled():
     raw = str(s.query("SELECT uniqExact(anonymous_id), count() FROM millimetric.events_dedup WHERE project_id = 'proj_modern' AND anonymous_id != ''", "TSV")).split()
     visitors = str(s.query("SELECT uniqCombinedMerge(visitors) FROM millimetric.visits_agg WHERE project_id = 'proj_modern'", "TSV")).strip()
     pages = str(s.query("SELECT sumMerge(events) FROM millimetric.pages_agg WHERE project_id = 'proj_modern'", "TSV")).strip()
-    done = str(s.query("SELECT count() FROM millimetric.rollup_done", "TSV")).strip()
+    done = str(s.query("SELECT count() FROM millimetric.rollup_done WHERE project_id = ''", "TSV")).strip()
     assert int(visitors) >= int(raw[0]) > 0, (visitors, raw)
     assert int(pages) > 0 and int(done) == 30, (pages, done)
     cols = str(s.query("SELECT DISTINCT name FROM system.columns WHERE database='millimetric' AND table LIKE '%_agg'", "CSV"))
