@@ -606,6 +606,14 @@ fn read_side_matches_the_oracle() {
     let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": old_range, "dimensions": ["visit:country", "event:page"], "source": "aggregates"}));
     assert_eq!((r.status, r.body["error"]["code"].clone()), (400, json!("not_in_aggregates")), "{:?}", r.body);
     println!("oracle: {checked} queries in all, {} of them from aggregates", agg_bodies.len());
+    // The sketch's error, as the aggregates use it (states merged from many rows), on this
+    // server: README states at most 1%.
+    for n in [1_000u64, 100_000, 2_000_000] {
+        let est: f64 = stack.query(&format!("SELECT uniqCombinedMerge(s) FROM (SELECT uniqCombinedState(concat('v', toString(number))) AS s FROM numbers({n}) GROUP BY number % 97)")).trim().parse().unwrap();
+        let err = (est - n as f64).abs() / n as f64;
+        println!("uniqCombined: {est} for {n} distinct visitors ({:.3}% off)", 100.0 * err);
+        assert!(err <= 0.01, "{n} visitors estimated {est}");
+    }
 
     refusals(&read);
     hostile_bodies(&read);

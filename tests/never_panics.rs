@@ -91,6 +91,8 @@ const QUERY_SEEDS: &[&str] = &[
     r#"{"metrics":["visitors","bounce_rate","percentage"],"date_range":"7d","dimensions":["visit:source","event:props:plan"],"filters":[["or",[["matches","event:page",["^/blog"]],["not",["is","visit:country",["DE"]]]]]],"compare":"previous_period","include":{"total_rows":true}}"#,
     r#"{"metrics":["conversion_rate"],"date_range":["2026-10-24","2026-10-26"],"timezone":"Asia/Kathmandu","dimensions":["time:hour"],"filters":[["is","event:name",["signup"]]],"order_by":[["time:hour","asc"]],"pagination":{"limit":5,"offset":2}}"#,
     r#"{"metrics":["pageviews"],"date_range":["2026-11-01T10:00:00+01:00","2026-11-01T12:00:00Z"],"compare":"year_over_year","dimensions":["time:month"]}"#,
+    r#"{"metrics":["visitors","events"],"date_range":"12mo","dimensions":["event:props:plan","time:week"],"filters":[["is","event:name",["signup"]]],"source":"aggregates","compare":"previous_period"}"#,
+    r#"{"metrics":["visitors","visit_duration","percentage"],"date_range":"6mo","dimensions":["visit:country"],"filters":[["contains","visit:city",["x"]]],"source":"auto","include":{"bots":true}}"#,
 ];
 
 /// Query bodies: random splices and flips of valid queries never panic the planner, and every
@@ -101,7 +103,7 @@ fn query_bodies_never_panic_or_name_another_project() {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let junk: &[&str] = &["'", "\\'", "proj_other", "\"site_id\":\"proj_other\",", "\u{0}", "[[", "]]", "\"", ",", "{", "}", "\"time:day\"", "\"event:props:'\"", "99999999999999999999", "-1"];
     let tables = Tables { database: "millimetric", table: "events" };
-    let (mut planned, mut refused) = (0, 0);
+    let (mut planned, mut refused, mut via_aggregates) = (0, 0, 0);
     for _ in 0..20_000 {
         let mut b = QUERY_SEEDS[rng.below(QUERY_SEEDS.len())].as_bytes().to_vec();
         for _ in 0..rng.below(3) {
@@ -118,10 +120,19 @@ fn query_bodies_never_panic_or_name_another_project() {
                 }
             }
         }
-        match plan(&b, "proj_dev", Some("Europe/Berlin"), tables, 1_796_032_800_000) {
+        // Planned, and (when aggregates answer) split at a rollup frontier mid-period.
+        let planned_at = match plan(&b, "proj_dev", Some("Europe/Berlin"), tables, 1_796_032_800_000) {
+            Ok(p) if p.wants_frontier() => {
+                via_aggregates += 1;
+                p.with_frontier(Some(1_795_000_000))
+            }
+            other => other,
+        };
+        match planned_at {
             Ok(p) => {
                 planned += 1;
-                for sql in [Some(&p.now.rows), p.now.total_rows.as_ref(), p.now.total_visitors.as_ref(), p.now.conversion_base.as_ref()].into_iter().flatten() {
+                let then = p.then.clone().unwrap_or_else(|| p.now.clone());
+                for sql in [Some(&p.now.rows), p.now.total_rows.as_ref(), p.now.total_visitors.as_ref(), p.now.conversion_base.as_ref(), Some(&then.rows)].into_iter().flatten() {
                     assert_eq!(sql.matches("project_id = 'proj_dev'").count(), sql.matches("project_id =").count(), "{sql}");
                     assert!(!sql.contains("project_id = 'proj_other'"));
                 }
@@ -133,5 +144,5 @@ fn query_bodies_never_panic_or_name_another_project() {
             }
         }
     }
-    assert!(planned > 2000 && refused > 2000, "planned {planned}, refused {refused}");
+    assert!(planned > 2000 && refused > 2000 && via_aggregates > 2000, "planned {planned}, refused {refused}, from aggregates {via_aggregates}");
 }
