@@ -179,7 +179,9 @@ fn retention_drops_weeks_past_their_window(stack: &Stack) {
     let mut want: Vec<String> = cases.iter().filter(|c| c.2).map(|(r, age, _)| format!("r{r}-{age}")).collect();
     want.sort();
     assert_eq!(left.trim(), want.join(","), "rows left after the retention run; worker log:\n{}", stack.logs());
-    assert_eq!(stack.query("SELECT count() FROM events WHERE project_id != 'retention-test'"), others, "recent events of other projects must stay");
+    // At least as many: an earlier step's event may still be landing from the queue.
+    let after: u64 = stack.query("SELECT count() FROM events WHERE project_id != 'retention-test'").trim().parse().unwrap();
+    assert!(after >= others.trim().parse::<u64>().unwrap(), "recent events of other projects must stay: {others} before, {after} after");
     // Three weeks of events, and the same three of their ids' index (event_ids); the rows have
     // no mm_aid, so visitor_days has none of those weeks.
     assert!(stack.log_shows("retention: dropped 6 week(s)", Duration::from_secs(15)), "the run says what it dropped:\n{}", stack.logs());
