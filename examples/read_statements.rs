@@ -47,7 +47,7 @@ fn main() {
     for s in rollup::insert_sql("millimetric", "events", &days, 7) {
         println!("{s}");
     }
-    for s in rollup::done_sql("millimetric", &days, 7, 1_795_000_000_000) {
+    for s in rollup::done_sql("millimetric", "events", &days, 7, 1_795_000_000_000) {
         println!("{s}");
     }
     println!("{}", rollup::run_done_sql("millimetric", 1_795_000_000_000, 1_795_000_000_000));

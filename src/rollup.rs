@@ -21,7 +21,7 @@
 //! Events inserted long after they were received (a dead-letter replay days later) reach the
 //! aggregates only if their day is rolled again: `cargo run --bin rollup -- --days A..B`.
 
-use crate::query::aggregates::{DONE_TABLE, RUNS_TABLE, VISITS_TABLE};
+use crate::query::aggregates::{DONE_TABLE, RUNS_TABLE};
 use crate::query::sql::{self, VISIT_ATTRS};
 use time::{Date, Duration, OffsetDateTime, Time};
 
@@ -89,7 +89,8 @@ pub fn parse_first_day(answer: &str) -> Result<Option<Date>, String> {
 /// Days up to `frontier` that received events since the last run (minus the margin).
 pub fn late_days_sql(database: &str, table: &str, state: &State, today: Date) -> Option<String> {
     let frontier = state.frontier?;
-    let since = (state.last_version_ms / 1000) as i64 - LATE_MARGIN_SECONDS;
+    // Never below 0: 18.16's toDateTime(-3600) wraps to 2106 (after a first run cut short).
+    let since = ((state.last_version_ms / 1000) as i64 - LATE_MARGIN_SECONDS).max(0);
     let oldest = day_start(today - Duration::days(LATE_DAYS + 1));
     Some(format!(
         "SELECT DISTINCT toString(toDate(timestamp, 'UTC')) FROM {database}.{table} WHERE received_at >= toDateTime({since}) \
@@ -173,16 +174,20 @@ pub fn insert_sql(database: &str, table: &str, days: &[Date], version: u64) -> [
     [per_visit, per_page, per_prop]
 }
 
-/// Recorded after the inserts, in order: each project the batch wrote rows for, on each day
-/// (from now on readers take that project's day from `version`; a project whose raw events
-/// of the day are gone keeps its earlier version), then the days themselves (project '').
-pub fn done_sql(database: &str, days: &[Date], version: u64, now_ms: i64) -> [String; 2] {
+/// Recorded after the inserts, in order: each project with raw events on each of the days
+/// (from now on readers take that project's day from `version`, even where no visit starts
+/// on it any more; a project whose raw events of the day are gone, by retention, keeps its
+/// earlier version), then the days themselves (project '').
+pub fn done_sql(database: &str, table: &str, days: &[Date], version: u64, now_ms: i64) -> [String; 2] {
     let at = now_ms / 1000;
     let rows: Vec<String> = days.iter().map(|d| format!("('', '{d}', {version}, {at})")).collect();
+    let (first, last) = (days[0], days[days.len() - 1]);
     [
         format!(
-            "INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) SELECT DISTINCT project_id, day, {version}, {at} FROM {database}.{VISITS_TABLE} \
-             WHERE day IN ({}) AND version = {version}",
+            "INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) SELECT DISTINCT project_id, toDate(timestamp, 'UTC') AS d, {version}, {at} FROM {database}.{table} \
+             WHERE timestamp >= toDateTime({}) AND timestamp < toDateTime({}) AND d IN ({})",
+            day_start(first),
+            day_start(last + Duration::days(1)),
             days_list(days)
         ),
         format!("INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) VALUES {}", rows.join(", ")),
@@ -249,8 +254,10 @@ mod tests {
             assert!(!s.contains("is_bot = 0"), "bots are rolled up too, as their own rows");
         }
         assert!(v.starts_with("INSERT INTO millimetric.visit_rollup") && p.starts_with("INSERT INTO millimetric.page_rollup") && q.starts_with("INSERT INTO millimetric.prop_rollup"));
-        let [projects, days] = done_sql("millimetric", &[date!(2026 - 11 - 02)], 77, 1_000_000_999);
-        assert!(projects.contains("SELECT DISTINCT project_id, day, 77, 1000000 FROM millimetric.visits_agg WHERE day IN (toDate('2026-11-02')) AND version = 77"), "{projects}");
+        let [projects, days] = done_sql("millimetric", "events", &[date!(2026 - 11 - 02)], 77, 1_000_000_999);
+        // The projects with raw events that day, not those whose visits start on it: a
+        // re-roll that moves a day's only visit to the day before must still supersede it.
+        assert!(projects.contains("SELECT DISTINCT project_id, toDate(timestamp, 'UTC') AS d, 77, 1000000 FROM millimetric.events WHERE timestamp >= toDateTime(1793577600) AND timestamp < toDateTime(1793664000) AND d IN (toDate('2026-11-02'))"), "{projects}");
         assert_eq!(days, "INSERT INTO millimetric.rollup_done (project_id, day, version, finished_at) VALUES ('', '2026-11-02', 77, 1000000)");
     }
 }

@@ -38,8 +38,10 @@ fn main() {
     let q = |sql: &str| ch.query(sql).unwrap_or_else(|e| fail(&e));
     let now_ms = || SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     let mut rolled = 0;
+    // The first round's start: late events received before it are what round 0 looked for.
+    let first_start = now_ms();
     for run in 0.. {
-        let start = now_ms();
+        let start = if run == 0 { first_start } else { now_ms() };
         let today = rollup::today(start).unwrap_or_else(|e| fail(&e));
         let batches = match &days {
             Some(range) => {
@@ -78,7 +80,7 @@ fn main() {
             for s in rollup::insert_sql(&database, &table, batch, version) {
                 q(&s);
             }
-            for sql in rollup::done_sql(&database, batch, version, now_ms()) {
+            for sql in rollup::done_sql(&database, &table, batch, version, now_ms()) {
                 q(&sql);
             }
             rolled += batch.len();
@@ -87,11 +89,13 @@ fn main() {
         if days.is_some() {
             break;
         }
-        // A complete run: the late events received before it started are dealt with.
-        q(&rollup::run_done_sql(&database, start as u64, now_ms()));
         if !all {
             break;
         }
+    }
+    if days.is_none() {
+        // A complete run: the late events received before it started are dealt with.
+        q(&rollup::run_done_sql(&database, first_start as u64, now_ms()));
     }
     println!("rollup: {rolled} day(s) rolled up");
 }

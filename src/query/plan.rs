@@ -73,14 +73,26 @@ impl Plan {
             timezone: &self.timezone,
             include_bots: self.query.include_bots,
         };
-        // Aggregates only where they hold some of the period: otherwise raw events, exact.
-        if let Some(t) = self.now_table.as_ref().filter(|_| c > self.range.from) {
+        // Aggregates only where they hold some of the period, and (unless asked for) only for
+        // a period that starts and ends on quarter hours (every zone's midnight does; `24h`
+        // and datetime pairs at other minutes would lose the part of an hour bucket before
+        // their start): otherwise raw events, exact.
+        let forced = self.query.source == SourceChoice::Aggregates;
+        let fits = |r: &Range| c > r.from && (forced || (r.from % 900 == 0 && r.to % 900 == 0));
+        // A period the aggregates do not answer is a raw one (meta says so).
+        if !fits(&self.range) {
+            self.now_table = None;
+        }
+        if !self.compared.as_ref().is_some_and(|r| fits(r)) {
+            self.then_table = None;
+        }
+        if let Some(t) = &self.now_table {
             let s = scope(&self.range);
             let st = sql::statements_with(&self.query, &|d, f| aggregates::grouped(t, &s, c, d, f));
             too_large(&st)?;
             self.now = st;
         }
-        if let (Some(t), Some(r)) = (&self.then_table, self.compared.as_ref().filter(|r| c > r.from)) {
+        if let (Some(t), Some(r)) = (&self.then_table, &self.compared) {
             let s = scope(r);
             self.then = Some(sql::statements_with(&unpaged(&self.query), &|d, f| aggregates::grouped(t, &s, c, d, f)));
         }
@@ -222,8 +234,11 @@ pub fn answer(plan: &Plan, now: &Raw, then: Option<&Raw>) -> Result<Value, Strin
         // The last day the aggregates hold (UTC); later days come from raw events.
         let day = jiff::Timestamp::from_second(c - 1).map_err(|e| e.to_string())?.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
         meta.insert("aggregates_through".into(), json!(day.to_string()));
-        if let Some(t) = plan.now_table.as_ref().filter(|_| plan.source(plan.now_table.as_ref(), &plan.range) != "raw_events") {
+        if let Some(t) = &plan.now_table {
             meta.insert("estimated".into(), json!(aggregates::estimated(t)));
+        }
+        if let Some(t) = &plan.then_table {
+            meta.insert("comparison_estimated".into(), json!(aggregates::estimated(t)));
         }
     }
     meta.insert("timezone".into(), json!(plan.timezone));
@@ -268,6 +283,22 @@ mod tests {
         let p = plan(br#"{"metrics":["visitors"],"date_range":"day"}"#, "proj_a", Some("not/a zone"), T, NOW).unwrap();
         assert_eq!(p.timezone, "UTC");
         assert_eq!(plan(br#"{"metrics":["visitors"],"date_range":"day","timezone":"Moon/Base"}"#, "p", None, T, NOW).unwrap_err().code, "invalid_timezone");
+    }
+
+    #[test]
+    fn aggregates_answer_only_periods_on_quarter_hours_unless_asked() {
+        // NOW is 10:00 UTC: `24h` starts at 10:00 yesterday (a whole hour), `7d` at midnight.
+        let cut = Some(NOW / 1000 - 10 * 3600);
+        let p = plan(br#"{"metrics":["visitors"],"date_range":"7d","compare":"previous_period"}"#, "p", None, T, NOW).unwrap().with_frontier(cut).unwrap();
+        assert!(p.now.rows.contains("visits_agg") && p.then.as_ref().unwrap().rows.contains("visits_agg"));
+        let odd = r#"{"metrics":["visitors"],"date_range":["2026-11-20T10:07:00Z","2026-11-25T00:00:00Z"]}"#;
+        let p = plan(odd.as_bytes(), "p", None, T, NOW).unwrap().with_frontier(cut).unwrap();
+        assert!(!p.now.rows.contains("visits_agg") && p.now_table.is_none(), "a range from 10:07 keeps raw events: {}", p.now.rows);
+        let forced = odd.replace("}", r#","source":"aggregates"}"#);
+        let p = plan(forced.as_bytes(), "p", None, T, NOW).unwrap().with_frontier(cut).unwrap();
+        assert!(p.now.rows.contains("visits_agg"));
+        let p = plan(br#"{"metrics":["visitors"],"date_range":"day"}"#, "p", None, T, NOW).unwrap().with_frontier(cut).unwrap();
+        assert!(p.now_table.is_none(), "today is after the cut: raw");
     }
 
     #[test]

@@ -94,7 +94,8 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
 /// events past retention.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    // Erasures first, so events of an erased visitor that arrived since are not rolled up.
+    // Erasures first, so events of an erased visitor that arrived since are mostly not rolled
+    // up (the deletes are mutations, applied shortly after: not a guarantee).
     erasures::reapply(&env).await;
     rollup_job::run(&env, event.schedule()).await;
     retention_job::run(&env, event.schedule()).await;

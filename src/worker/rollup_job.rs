@@ -37,7 +37,7 @@ async fn roll(env: &Env, now_ms: i64) -> Result<usize, String> {
         for sql in rollup::insert_sql(db, table, days, version) {
             clickhouse_sink::query(&cfg, &sql).await?;
         }
-        for sql in rollup::done_sql(db, days, version, worker::Date::now().as_millis() as i64) {
+        for sql in rollup::done_sql(db, table, days, version, worker::Date::now().as_millis() as i64) {
             clickhouse_sink::query(&cfg, &sql).await?;
         }
         rolled += days.len();
