@@ -123,9 +123,8 @@ fn utc_date(second: i64) -> String {
 /// `[s.from, to)`, in the partial form `sql::sketched` gives the raw part.
 fn from_table(table: &Table, s: &Scope, dims: &[Dimension], filter: Option<&Filter>, to: i64) -> String {
     let level = table.level();
-    let dim_cols: Vec<String> = dims.iter().enumerate().map(|(i, d)| format!("{} AS d{i}", sql::column(d, s.timezone, level))).collect();
-    let select_dims = if dim_cols.is_empty() { String::new() } else { format!("{}, ", dim_cols.join(", ")) };
-    let group_by = if dims.is_empty() { String::new() } else { format!(" GROUP BY {}", (0..dims.len()).map(|i| format!("d{i}")).collect::<Vec<_>>().join(", ")) };
+    let select_dims = sql::dim_columns(dims, s.timezone, level);
+    let (_, group_by) = sql::group_by(dims.len());
     let db = s.database;
     let mut conds = vec![
         format!("project_id = {}", string(s.project_id)),
@@ -171,8 +170,7 @@ pub fn grouped(table: &Table, s: &Scope, cut: i64, dims: &[Dimension], filter: O
         };
         parts.push(sql::sketched(&raw, dims, filter, extra.as_deref(), with_ks));
     }
-    let names: Vec<String> = (0..dims.len()).map(|i| format!("d{i}")).collect();
-    let (select_dims, group_by) = if names.is_empty() { (String::new(), String::new()) } else { (format!("{}, ", names.join(", ")), format!(" GROUP BY {}", names.join(", "))) };
+    let (select_dims, group_by) = sql::group_by(dims.len());
     let visits = if with_ks { "uniqCombinedMerge(ks)" } else { "sum(n)" };
     format!(
         "SELECT {select_dims}uniqCombinedMerge(vs) AS visitors, {visits} AS visits, sum(pageviews) AS pageviews, sum(events) AS events, sum(bounces) AS bounces, sum(duration) AS duration \

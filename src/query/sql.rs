@@ -192,12 +192,18 @@ pub fn visits(database: &str, table: &str, events_where: &str) -> String {
     )
 }
 
+/// The dimensions' expressions at a level, named `d0..dN`, as the head of a select list
+/// ("expr AS d0, expr AS d1, "; empty with no dimensions).
+pub fn dim_columns(dims: &[Dimension], tz: &str, level: Level) -> String {
+    dims.iter().enumerate().map(|(i, d)| format!("{} AS d{i}, ", column(d, tz, level))).collect()
+}
+
 /// One row per counted unit: a visit, or with event-level dimensions or filters a (visit,
 /// event-level values) pair over the visit's matching events: `d0..dN`, visitor, vstart, mpv
 /// (pageviews), mev (events), bounce, vduration. `extra` is one more condition on the events
 /// (None for a plain query).
 fn units(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, level: Level, extra: Option<&str>) -> String {
-    let dim_cols: Vec<String> = dims.iter().enumerate().map(|(i, d)| format!("{} AS d{i}", column(d, s.timezone, level))).collect();
+    let select_dims = dim_columns(dims, s.timezone, level);
     let dim_names: Vec<String> = (0..dims.len()).map(|i| format!("d{i}")).collect();
     let mut conds: Vec<String> = filter.map(|f| condition(f, s.timezone, level)).into_iter().chain(extra.map(String::from)).collect();
     // The raw part of an answer the aggregates share counts, as they do, the visits that start
@@ -209,7 +215,6 @@ fn units(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, level: Level, e
         scope_events(s)
     };
     let where_ = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    let select_dims = if dim_cols.is_empty() { String::new() } else { format!("{}, ", dim_cols.join(", ")) };
     let visits = visits(s.database, s.table, &events);
     if has_event_level(dims, filter, level) || extra.is_some() {
         // A visit's event tuple: 1 t, 2 event_type, 3 event_name, 4 url_host, 5 url_path, 6 prop_keys, 7 prop_values.
@@ -223,7 +228,9 @@ fn units(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, level: Level, e
     }
 }
 
-fn group_by(n: usize) -> (String, String) {
+/// `d0..dN` as the head of a select list ("d0, d1, ") and as a GROUP BY clause (" GROUP BY
+/// d0, d1"); both empty with no dimensions.
+pub fn group_by(n: usize) -> (String, String) {
     let names: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
     if names.is_empty() {
         (String::new(), String::new())
