@@ -237,8 +237,8 @@ fn post(read: &ReadWorker, key: Option<&str>, headers: &[(&str, &str)], body: &V
 #[test]
 #[ignore = "needs wrangler, ClickHouse and the MCP SDKs: run scripts/test"]
 fn mcp_clients_agree_with_the_stats_api() {
-    let stack = Stack::start("mcp", 61787, 61123);
-    let read = stack.start_read(61789);
+    let stack = Stack::start("mcp");
+    let read = stack.start_read();
     let n = seed(&stack);
     assert_eq!(stack.query("SELECT count() FROM events").trim(), n.to_string());
     let url = format!("http://127.0.0.1:{}/mcp", read.port);

@@ -15,7 +15,8 @@ use jiff::{Timestamp, ToSpan};
 use millimetric_edge::native::dev_keys::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use support::Stack;
+use std::time::Duration;
+use support::{ch_time, Stack};
 
 const ZONE: &str = "Europe/Berlin";
 
@@ -72,6 +73,107 @@ fn dst_day(today: Date) -> Date {
         }
     }
     unreachable!()
+}
+
+/// Where the test's events lie, in local (Berlin) days, all laid out from one anchor: today.
+/// A pure function of it, so `layout_keeps_its_windows_apart_on_every_day` runs it for every
+/// day of a year.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// The DST change the raw oracle's week straddles.
+    dst: Date,
+    /// The queried week, three days either side of `dst`.
+    first: Date,
+    last: Date,
+    /// Its previous period (events from here on) and the same week a year before.
+    prev_first: Date,
+    yoy_first: Date,
+    yoy_last: Date,
+    /// The 30-day events that the rollup keeps and retention drops, and the range asked of
+    /// the aggregates after that.
+    old_first: Date,
+    old_last: Date,
+    old_query: (Date, Date),
+    /// The first day with raw events when the daily job runs: the job must reach yesterday
+    /// from there in one run.
+    first_raw_at_cron: Date,
+}
+
+fn layout(today: Date) -> Layout {
+    let dst = dst_day(today);
+    let (first, last) = (dst.checked_sub(3.days()).unwrap(), dst.checked_add(3.days()).unwrap());
+    // Today's layout, as the test placed its events so far: the 30-day events from the run's
+    // clock, the raw oracle's weeks from the last DST change, all of it in the table at the cron.
+    let (old_first, old_last) = (today.checked_sub(75.days()).unwrap(), today.checked_sub(46.days()).unwrap());
+    Layout {
+        dst,
+        first,
+        last,
+        prev_first: first.checked_sub(7.days()).unwrap(),
+        yoy_first: first.checked_sub(1.year()).unwrap(),
+        yoy_last: last.checked_sub(1.year()).unwrap(),
+        old_first,
+        old_last,
+        old_query: (today.checked_sub(72.days()).unwrap(), today.checked_sub(48.days()).unwrap()),
+        first_raw_at_cron: first.checked_sub(1.year()).unwrap(),
+    }
+}
+
+/// Days from `a` to `b` (negative when `b` comes first).
+fn days_between(a: Date, b: Date) -> i64 {
+    (b - a).get_days() as i64
+}
+
+/// Two local-day windows (first and last day) do not meet: two whole days lie between them.
+/// Events spill a few hours past a window's end (a visit goes on), and UTC days straddle
+/// local ones.
+fn apart((a1, a2): (Date, Date), (b1, b2): (Date, Date)) -> bool {
+    days_between(a2, b1) > 2 || days_between(b2, a1) > 2
+}
+
+/// What must hold of the layout for `today`, or the first thing that does not.
+fn check_layout(today: Date) -> Result<(), String> {
+    let l = layout(today);
+    let raw_kept = [("the queried week and its previous period", (l.prev_first, l.last)), ("the year before", (l.yoy_first, l.yoy_last))];
+    for (name, w) in raw_kept {
+        if !apart(w, (l.old_first, l.old_last)) {
+            return Err(format!("{name} {w:?} meets the 30-day events ({}, {}): {l:?}", l.old_first, l.old_last));
+        }
+        if !apart(w, l.old_query) {
+            return Err(format!("{name} {w:?} meets the range asked of the aggregates {:?}: {l:?}", l.old_query));
+        }
+    }
+    if days_between(l.last, today) < 1 {
+        return Err(format!("the queried week must lie before today: {l:?}"));
+    }
+    if l.old_query.0 < l.old_first || l.old_query.1 > l.old_last {
+        return Err(format!("the aggregates' range lies outside the 30-day events: {l:?}"));
+    }
+    if days_between(l.old_last, today) < 32 {
+        return Err(format!("30-day events that retention would keep: {l:?}"));
+    }
+    let to_roll = days_between(l.first_raw_at_cron, today);
+    if to_roll > millimetric_edge::rollup::MAX_DAYS_PER_RUN as i64 {
+        return Err(format!("the daily job cannot reach yesterday in one run ({to_roll} days from {}): {l:?}", l.first_raw_at_cron));
+    }
+    Ok(())
+}
+
+#[test]
+fn layout_keeps_its_windows_apart_on_every_day() {
+    let today = Timestamp::now().to_zoned_datetime(TimeZone::get(ZONE).unwrap()).date();
+    let mut leap = today.year();
+    while !jiff::civil::date(leap, 1, 1).in_leap_year() {
+        leap += 1;
+    }
+    let year_from_today = (0..366).map(|n| today.checked_add(n.days()).unwrap());
+    let leap_year = (0..366).map(|n| jiff::civil::date(leap, 1, 1).checked_add(n.days()).unwrap());
+    let broken: Vec<String> = year_from_today.chain(leap_year).filter_map(|d| check_layout(d).err().map(|e| format!("{d}: {e}"))).collect();
+    let mut why: BTreeMap<&str, usize> = BTreeMap::new();
+    for b in &broken {
+        *why.entry(b[12..].split([':', '(']).next().unwrap_or("")).or_default() += 1;
+    }
+    assert!(broken.is_empty(), "{} of 732 days break the layout: {why:?}, e.g.\n{}", broken.len(), broken.iter().take(3).cloned().collect::<Vec<_>>().join("\n"));
 }
 
 fn attrs(rng: &mut Rng) -> [String; 15] {
@@ -158,10 +260,6 @@ fn generate(project: &'static str, rng: &mut Rng, start: i64, end: i64, visitors
             bot: false,
         });
     }
-}
-
-fn ch_time(t: i64) -> String {
-    Timestamp::from_second(t).unwrap().strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 fn row_json(e: &Ev) -> String {
@@ -408,17 +506,21 @@ fn got(answer: &Value) -> BTreeMap<Vec<String>, Vec<Value>> {
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn read_side_matches_the_oracle() {
-    let stack = Stack::start("read", 58787, 58123);
-    let read = stack.start_read(58789);
     let berlin = TimeZone::get(ZONE).unwrap();
-    let today = Timestamp::now().to_zoned_datetime(berlin.clone()).date();
-    let dst = dst_day(today);
+    // One anchor for every date below, and no midnight (Berlin's or UTC's, where the daily
+    // job cuts) passes while the test runs.
+    support::wait_clear_of_midnight(&[&berlin, &TimeZone::UTC], Duration::from_secs(15 * 60));
+    let now = Timestamp::now();
+    let today = now.to_zoned_datetime(berlin.clone()).date();
+    let plan = layout(today);
+    let stack = Stack::start("read");
+    let read = stack.start_read();
+    let (dst, first, last) = (plan.dst, plan.first, plan.last);
     // Seven local days around the change; the previous week and the year before get events too.
-    let (first, last) = (dst.checked_sub(3.days()).unwrap(), dst.checked_add(3.days()).unwrap());
     let midnight = |d: Date| d.to_zoned_datetime(berlin.clone()).unwrap().timestamp().as_second();
     let (from, to) = (midnight(first), midnight(last.tomorrow().unwrap()));
-    let (prev_from, prev_to) = (midnight(first.checked_sub(7.days()).unwrap()), from);
-    let (yoy_from, yoy_to) = (midnight(first.checked_sub(1.year()).unwrap()), midnight(last.checked_sub(1.year()).unwrap().tomorrow().unwrap()));
+    let (prev_from, prev_to) = (midnight(plan.prev_first), from);
+    let (yoy_from, yoy_to) = (midnight(plan.yoy_first), midnight(plan.yoy_last.tomorrow().unwrap()));
     let mut rng = Rng(0x5eed_1234_abcd_9876);
     let mut events = Vec::new();
     generate("proj_dev", &mut rng, prev_from, to, 140, &mut events);
@@ -542,15 +644,17 @@ fn read_side_matches_the_oracle() {
     println!("oracle: {checked} queries in all");
 
     // ---- Aggregates: days the daily job rolled up answer after their raw events are gone ----
-    let now_s = Timestamp::now().as_second();
+    // The raw oracle's events are done with: the daily job starts from the 30-day events (the
+    // year before lies further back than one run of it reaches).
     let mut old = Vec::new();
-    generate("proj_dev", &mut rng, now_s - 75 * 86_400, now_s - 45 * 86_400, 80, &mut old);
-    generate("proj_other", &mut rng, now_s - 75 * 86_400, now_s - 45 * 86_400, 20, &mut old);
+    let (old_from, old_to) = (midnight(plan.old_first), midnight(plan.old_last.tomorrow().unwrap()));
+    generate("proj_dev", &mut rng, old_from, old_to, 80, &mut old);
+    generate("proj_other", &mut rng, old_from, old_to, 20, &mut old);
     old.push(Ev { path: "/other-only".into(), ..old.last().unwrap().clone() });
     old.last_mut().unwrap().id = "proj_other-old-marker".into();
     // One visit across the rollup's cut (yesterday 23:50 UTC, today 00:10 UTC): the
     // aggregates hold it whole; the raw part of a long range must not count it again.
-    let cut = Timestamp::now().as_second().div_euclid(86_400) * 86_400;
+    let cut = now.as_second().div_euclid(86_400) * 86_400;
     for (i, t) in [cut - 600, cut + 600].into_iter().enumerate() {
         old.push(Ev { project: "proj_dev", id: format!("cross-cut-{i}"), t, pageview: true, name: "pageview".into(), path: "/cross-cut".into(), props: vec![], aid: "cross-cut-visitor".into(), bot: false, ..events[0].clone() });
     }
@@ -558,15 +662,13 @@ fn read_side_matches_the_oracle() {
     let body: String = old.iter().map(|e| if e.id.starts_with("cross-cut") { row_json(e) } else { row_json(e).replace("\"retention_days\":365", "\"retention_days\":30") }).collect::<Vec<_>>().join("\n");
     stack.query(&format!("INSERT INTO events FORMAT JSONEachRow\n{body}"));
     assert_eq!(stack.query("SELECT count() FROM events WHERE retention_days = 30").trim(), (old.len() - 2).to_string());
-    let everything: Vec<Ev> = events.iter().chain(&old).cloned().collect();
-    let today_berlin = Timestamp::now().to_zoned_datetime(berlin.clone()).date();
-    let (d1, d2) = (today_berlin.checked_sub(72.days()).unwrap(), today_berlin.checked_sub(48.days()).unwrap());
-    let (old_from, old_to) = (midnight(d1), midnight(d2.tomorrow().unwrap()));
+    let (d1, d2) = plan.old_query;
+    let (query_from, query_to) = (midnight(d1), midnight(d2.tomorrow().unwrap()));
     let old_range = json!([d1.to_string(), d2.to_string()]);
     let r = stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"");
     assert_eq!(r.status, 200, "{}", stack.logs());
     assert_eq!(stack.query("SELECT count() FROM events WHERE retention_days = 30").trim(), "0", "retention dropped the raw events: {}", stack.logs());
-    let yesterday_utc = Timestamp::now().to_zoned_datetime(TimeZone::UTC).date().yesterday().unwrap();
+    let yesterday_utc = now.to_zoned_datetime(TimeZone::UTC).date().yesterday().unwrap();
     assert_eq!(stack.query("SELECT toString(max(day)) FROM rollup_done").trim(), yesterday_utc.to_string(), "rolled up through yesterday: {}", stack.logs());
     let visit_metrics = &all[..7];
     let mut agg_bodies = vec![json!({"metrics": visit_metrics, "date_range": old_range, "timezone": ZONE})];
@@ -587,7 +689,7 @@ fn read_side_matches_the_oracle() {
         assert_eq!(r.status, 200, "{body}: {:?}", r.body);
         assert_eq!(r.body["meta"]["source"], "aggregates", "{body}: {:?}", r.body["meta"]);
         assert_eq!(r.body["meta"]["aggregates_through"], json!(yesterday_utc.to_string()));
-        let want = expect_by_start(&everything, "proj_dev", body, old_from, old_to, &berlin);
+        let want = expect_by_start(&old, "proj_dev", body, query_from, query_to, &berlin);
         assert!(!want.is_empty(), "the oracle found nothing for {body}");
         assert_eq!(got(&r.body), want, "from aggregates: {body}");
         assert!(!r.body.to_string().contains("/other-only"), "another project's page in {body}");

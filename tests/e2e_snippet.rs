@@ -17,26 +17,30 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use support::Stack;
 
-// Ports of this test binary alone (the Stack also uses +1000 for the inspector and ClickHouse
-// +877 for its native port).
-const EDGE_PORT: u16 = 21787;
-const CH_PORT: u16 = 21123;
-const PAGE_PORT: u16 = 21080;
+/// The page server's listener: its port is the OS's choice, held from the first use on.
+static PAGE: OnceLock<TcpListener> = OnceLock::new();
 /// The ingest host as the browser sees it: a recorder in front of the Worker.
-const INGEST_PORT: u16 = 21788;
+static INGEST: OnceLock<TcpListener> = OnceLock::new();
+
+fn held_listener(cell: &'static OnceLock<TcpListener>) -> &'static TcpListener {
+    cell.get_or_init(|| TcpListener::bind(("127.0.0.1", 0)).expect("a port from the OS"))
+}
+fn port_of(cell: &'static OnceLock<TcpListener>) -> u16 {
+    held_listener(cell).local_addr().expect("a bound listener").port()
+}
 /// A publishable key of the dev project whose allowed origin is the test page, with hash
 /// routing allowed, so what is stored shows what the snippet sent (the Worker keeps fragments).
 const KEY: &str = "pk_live_test_snippet_0001";
 
 fn site() -> String {
-    format!("http://www.site.test:{PAGE_PORT}")
+    format!("http://www.site.test:{}", port_of(&PAGE))
 }
 fn ingest() -> String {
-    format!("http://ingest.site.test:{INGEST_PORT}")
+    format!("http://ingest.site.test:{}", port_of(&INGEST))
 }
 
 /// Which snippet the page includes: the ingest host's own, or a broken copy served by the page
@@ -79,7 +83,7 @@ fn header(head: &str, name: &str) -> Option<String> {
 /// Serves the test page for every path (the page, its client-side routes, the forms' targets),
 /// and the broken copy of the snippet.
 fn serve_pages(template: String, build: Arc<Mutex<Build>>) {
-    let listener = TcpListener::bind(("127.0.0.1", PAGE_PORT)).unwrap_or_else(|e| panic!("port {PAGE_PORT}: {e}"));
+    let listener = held_listener(&PAGE).try_clone().expect("the page listener");
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
             let Some((head, _)) = read_request(&mut conn) else { continue };
@@ -128,8 +132,8 @@ fn read_answer(conn: &mut TcpStream, answer: &mut Vec<u8>) {
 /// The ingest host: every request passed on to the Worker one per connection, and recorded as
 /// it arrived (method, URL, Cookie header, content type, body, whether the answer set a
 /// cookie): what the browser really sent, which the Worker itself never logs.
-fn record_ingest(recorded: Arc<Mutex<Vec<Value>>>) {
-    let listener = TcpListener::bind(("127.0.0.1", INGEST_PORT)).unwrap_or_else(|e| panic!("port {INGEST_PORT}: {e}"));
+fn record_ingest(recorded: Arc<Mutex<Vec<Value>>>, edge_port: u16) {
+    let listener = held_listener(&INGEST).try_clone().expect("the ingest listener");
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
             let recorded = recorded.clone();
@@ -156,7 +160,7 @@ fn record_ingest(recorded: Arc<Mutex<Vec<Value>>>) {
                     r.len() - 1
                 };
                 let mut answer = Vec::new();
-                if let Ok(mut worker) = TcpStream::connect(("127.0.0.1", EDGE_PORT)) {
+                if let Ok(mut worker) = TcpStream::connect(("127.0.0.1", edge_port)) {
                     let _ = worker.write_all(forward.as_bytes());
                     let _ = worker.write_all(&body);
                     read_answer(&mut worker, &mut answer);
@@ -355,7 +359,7 @@ fn broken(snippet: &str, name: &str, from: &str, to: &str) -> Build {
 #[ignore = "needs wrangler, ClickHouse and Chromium: run scripts/test"]
 fn snippet_in_a_real_browser() {
     let record = KeyRecord { allowed_origins: vec![site()], hash_routing: true, ..KeyRecord::new(DEV_PROJECT, KeyKind::Publishable) };
-    let stack = Stack::start_with_keys("snippet-chromium", EDGE_PORT, CH_PORT, &[(KEY, record)]);
+    let stack = Stack::start_with_keys("snippet-chromium", &[(KEY, record)]);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
 
     let script = stack.request("GET", "/mm.js", &[], b"");
@@ -370,7 +374,7 @@ fn snippet_in_a_real_browser() {
     let build = Arc::new(Mutex::new(real));
     serve_pages(template, build.clone());
     let recorded = Arc::new(Mutex::new(Vec::new()));
-    record_ingest(recorded.clone());
+    record_ingest(recorded.clone(), stack.port);
 
     // The real snippet, from the ingest host: every promise kept.
     let run = browse(&stack, root, &recorded);

@@ -1,7 +1,10 @@
 //! End-to-end harness: a real ClickHouse server and `wrangler dev` (workerd) started by the
-//! test itself on ports of its own, with a fresh state directory; both are stopped by PID
-//! (process group) when the `Stack` is dropped, pass or fail.
+//! test itself on ports of its own (`ports`), with a fresh state directory; both are stopped
+//! by PID (process group) when the `Stack` is dropped, pass or fail.
 #![allow(dead_code)]
+
+pub mod ports;
+pub use ports::free_port;
 
 use millimetric_edge::native::clickhouse_client::Client;
 use millimetric_edge::keys::{key_hash, KeyRecord};
@@ -19,6 +22,8 @@ pub struct Stack {
     pub state: PathBuf,
     pub port: u16,
     pub ch_port: u16,
+    ch_tcp_port: u16,
+    inspector_port: u16,
     wrangler: Option<Child>,
     extra_vars: Vec<(String, String)>,
     geo_db: Option<PathBuf>,
@@ -62,6 +67,19 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// How often a server is started on new ports before its start counts as failed.
+const START_ATTEMPTS: u32 = 5;
+
+struct StartError {
+    port_taken: bool,
+    output: String,
+}
+
+/// Whether a server's output says it could not listen on its port.
+fn port_taken(logs: &str) -> bool {
+    logs.contains("Address already in use") || logs.contains("EADDRINUSE")
+}
+
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -69,30 +87,30 @@ fn run(cmd: &mut Command) -> String {
 }
 
 impl Stack {
-    /// `name` keeps state dirs apart; ports must be unique per test binary.
-    pub fn start(name: &str, port: u16, ch_port: u16) -> Stack {
-        Self::start_with(name, port, ch_port, &[])
+    /// `name` keeps state dirs apart; the ports are the harness's own (`ports::free_port`).
+    pub fn start(name: &str) -> Stack {
+        Self::start_with(name, &[])
     }
 
-    pub fn start_with(name: &str, port: u16, ch_port: u16, vars: &[(&str, &str)]) -> Stack {
+    pub fn start_with(name: &str, vars: &[(&str, &str)]) -> Stack {
         // MaxMind's test City database stands in for the production geo database: its data
         // never changes (81.2.69.142 is GB / England / London).
-        Self::start_with_geo(name, port, ch_port, vars, Some(&fixtures().join("mmdb/GeoIP2-City-Test.mmdb")))
+        Self::start_with_geo(name, vars, Some(&fixtures().join("mmdb/GeoIP2-City-Test.mmdb")))
     }
 
     /// With `geo_db` as the R2 object `city.mmdb` of the `GEO` bucket, or no such object
     /// (tests/e2e_geo.rs puts the real DB-IP Lite City database there, or none).
-    pub fn start_with_geo(name: &str, port: u16, ch_port: u16, vars: &[(&str, &str)], geo_db: Option<&Path>) -> Stack {
-        Self::start_full(name, port, ch_port, vars, geo_db, &[])
+    pub fn start_with_geo(name: &str, vars: &[(&str, &str)], geo_db: Option<&Path>) -> Stack {
+        Self::start_full(name, vars, geo_db, &[])
     }
 
     /// With key records of the test's own next to the dev keys (e.g. a publishable key whose
     /// allowed origin is the test's page).
-    pub fn start_with_keys(name: &str, port: u16, ch_port: u16, keys: &[(&str, KeyRecord)]) -> Stack {
-        Self::start_full(name, port, ch_port, &[], Some(&fixtures().join("mmdb/GeoIP2-City-Test.mmdb")), keys)
+    pub fn start_with_keys(name: &str, keys: &[(&str, KeyRecord)]) -> Stack {
+        Self::start_full(name, &[], Some(&fixtures().join("mmdb/GeoIP2-City-Test.mmdb")), keys)
     }
 
-    fn start_full(name: &str, port: u16, ch_port: u16, vars: &[(&str, &str)], geo_db: Option<&Path>, keys: &[(&str, KeyRecord)]) -> Stack {
+    fn start_full(name: &str, vars: &[(&str, &str)], geo_db: Option<&Path>, keys: &[(&str, KeyRecord)]) -> Stack {
         let root = root();
         assert!(
             root.join("node_modules/.bin/wrangler").exists(),
@@ -104,14 +122,16 @@ impl Stack {
         let mut stack = Stack {
             root,
             state,
-            port,
-            ch_port,
+            port: 0,
+            ch_port: 0,
+            ch_tcp_port: 0,
+            inspector_port: 0,
             wrangler: None,
             extra_vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             geo_db: geo_db.map(Path::to_path_buf),
             extra_keys: keys.iter().map(|(k, r)| (k.to_string(), r.clone())).collect(),
         };
-        stack.start_clickhouse();
+        stack.start_clickhouse_on_free_ports();
         let applied = millimetric_edge::native::migrate::run(&stack.ch_server(), "millimetric", &stack.root.join("migrations")).expect("migrations apply");
         assert!(!applied.is_empty(), "a fresh server gets every migration");
         stack.seed_keys();
@@ -120,25 +140,53 @@ impl Stack {
     }
 
     fn ch_env(&self, cmd: &mut Command) {
-        cmd.env("MM_CH_HTTP_PORT", self.ch_port.to_string()).env("MM_CH_STATE", self.state.join("clickhouse"));
+        cmd.env("MM_CH_HTTP_PORT", self.ch_port.to_string())
+            .env("MM_CH_TCP_PORT", self.ch_tcp_port.to_string())
+            .env("MM_CH_STATE", self.state.join("clickhouse"))
+            .env("MM_CH_EXCLUSIVE", "1");
     }
 
+    /// The first start: on new ports each time the ones picked turn out to be taken.
+    fn start_clickhouse_on_free_ports(&mut self) {
+        for attempt in 1..=START_ATTEMPTS {
+            (self.ch_port, self.ch_tcp_port) = (free_port(), free_port());
+            match self.try_start_clickhouse(None) {
+                Ok(()) => return,
+                Err(e) if attempt < START_ATTEMPTS && e.port_taken => eprintln!("clickhouse: ports taken, trying others:\n{}", e.output),
+                Err(e) => panic!("clickhouse did not start:\n{}", e.output),
+            }
+        }
+    }
+
+    /// A restart, on the ports the Worker already knows.
     pub fn start_clickhouse(&self) {
+        if let Err(e) = self.try_start_clickhouse(None) {
+            panic!("clickhouse did not start:\n{}", e.output);
+        }
+    }
+
+    fn try_start_clickhouse(&self, password: Option<&str>) -> Result<(), StartError> {
         let mut cmd = Command::new(self.root.join("scripts/clickhouse/ctl"));
         cmd.arg("start");
         self.ch_env(&mut cmd);
-        run(&mut cmd);
+        if let Some(p) = password {
+            cmd.env("MM_CH_PASSWORD", p);
+        }
+        let out = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
+        if out.status.success() {
+            return Ok(());
+        }
+        let output = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Err(StartError { port_taken: out.status.code() == Some(3), output })
     }
 
     /// Restart ClickHouse with the Worker's user under another password (a rotation the
     /// Worker's secret has not caught up with), or back under the right one.
     pub fn restart_clickhouse_with_password(&self, password: &str) {
         self.stop_clickhouse();
-        let mut cmd = Command::new(self.root.join("scripts/clickhouse/ctl"));
-        cmd.arg("start");
-        self.ch_env(&mut cmd);
-        cmd.env("MM_CH_PASSWORD", password);
-        run(&mut cmd);
+        if let Err(e) = self.try_start_clickhouse(Some(password)) {
+            panic!("clickhouse did not start:\n{}", e.output);
+        }
     }
 
     pub fn stop_clickhouse(&self) {
@@ -189,14 +237,13 @@ impl Stack {
         self.state.join("wrangler.log")
     }
 
-    /// Starts wrangler dev, again (up to three times) when its port was taken: the fixed test
-    /// ports lie in Linux's ephemeral range, so a passing connection (even this harness's own
-    /// /health poll, connecting to itself) can hold one for a moment.
+    /// Starts wrangler dev, on new ports each time the ones picked turn out to be taken.
     fn start_worker(&mut self) {
-        for attempt in 1..=3 {
+        for attempt in 1..=START_ATTEMPTS {
+            (self.port, self.inspector_port) = (free_port(), free_port());
             match self.try_start_worker() {
                 Ok(()) => return,
-                Err(logs) if attempt < 3 && logs.contains("Address already in use") => std::thread::sleep(Duration::from_secs(2)),
+                Err(logs) if attempt < START_ATTEMPTS && port_taken(&logs) => eprintln!("wrangler dev: ports taken, trying others"),
                 Err(logs) => panic!("wrangler dev exited:\n{logs}"),
             }
         }
@@ -213,7 +260,7 @@ impl Stack {
             .args(["dev", "--local", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
             // GET /__scheduled runs the Cron Trigger's handler (retention, erasures re-applied).
             .arg("--test-scheduled")
-            .args(["--port", &self.port.to_string(), "--inspector-port", &(self.port + 1000).to_string()])
+            .args(["--port", &self.port.to_string(), "--inspector-port", &self.inspector_port.to_string()])
             .arg("--persist-to")
             .arg(self.wrangler_state())
             .args(["--var", &format!("CLICKHOUSE_URL:http://127.0.0.1:{}", self.ch_port)])
@@ -464,7 +511,19 @@ pub struct ReadWorker {
 }
 
 impl Stack {
-    pub fn start_read(&self, port: u16) -> ReadWorker {
+    /// The read Worker, on new ports each time the ones picked turn out to be taken.
+    pub fn start_read(&self) -> ReadWorker {
+        for attempt in 1..=START_ATTEMPTS {
+            match self.try_start_read(free_port(), free_port()) {
+                Ok(read) => return read,
+                Err(logs) if attempt < START_ATTEMPTS && port_taken(&logs) => eprintln!("read Worker: ports taken, trying others"),
+                Err(logs) => panic!("the read Worker exited:\n{logs}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn try_start_read(&self, port: u16, inspector_port: u16) -> Result<ReadWorker, String> {
         let dir = self.root.join("workers/read");
         let log_path = self.state.join("read.log");
         let log = std::fs::File::create(&log_path).unwrap();
@@ -475,28 +534,30 @@ impl Stack {
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .args(["dev", "--local", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
-            .args(["--port", &port.to_string(), "--inspector-port", &(port + 1000).to_string()])
+            .args(["--port", &port.to_string(), "--inspector-port", &inspector_port.to_string()])
             .arg("--persist-to")
             .arg(self.wrangler_state())
             .args(["--var", &format!("CLICKHOUSE_URL:http://127.0.0.1:{}", self.ch_port)])
             .args(["--var", &format!("CLICKHOUSE_READ_PASSWORD:{CH_PASSWORD}")])
             .args(["--var", "MM_ENV:development"]);
         cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).process_group(0);
-        let mut child = cmd.spawn().expect("start wrangler dev for the read Worker");
+        let child = cmd.spawn().expect("start wrangler dev for the read Worker");
+        // Dropped on every way out but success: the whole group is stopped.
+        let mut read = ReadWorker { port, child, log: log_path };
         let url = format!("http://127.0.0.1:{port}/health");
         let deadline = Instant::now() + Duration::from_secs(240);
         while Instant::now() < deadline {
             if let Ok(r) = ureq::get(&url).timeout(Duration::from_secs(2)).call() {
                 if r.status() == 200 {
-                    return ReadWorker { port, child, log: log_path };
+                    return Ok(read);
                 }
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the read Worker exited ({status}):\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+            if let Ok(Some(status)) = read.child.try_wait() {
+                return Err(format!("({status})\n{}", read.logs()));
             }
             std::thread::sleep(Duration::from_millis(300));
         }
-        panic!("the read Worker did not answer /health in time:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+        panic!("the read Worker did not answer /health in time:\n{}", read.logs());
     }
 }
 
@@ -529,5 +590,60 @@ impl Drop for ReadWorker {
         }
         let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{pgid}")]).status();
         let _ = self.child.wait();
+    }
+}
+
+/// A Unix time as ClickHouse writes a `DateTime` (UTC): `YYYY-MM-DD hh:mm:ss`.
+pub fn ch_time(t: i64) -> String {
+    jiff::Timestamp::from_second(t).expect("a time in range").strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// How long to wait, at `now`, until no midnight of `zone` lies within `margin` either side.
+pub fn wait_for_midnight_to_pass(now: jiff::Timestamp, zone: &jiff::tz::TimeZone, margin: Duration) -> Duration {
+    let here = now.to_zoned_datetime(zone.clone());
+    let start = here.start_of_day().expect("a day has a start");
+    let next = here.tomorrow().and_then(|d| d.start_of_day()).expect("a day has a next");
+    let since = Duration::from_secs((now.as_second() - start.timestamp().as_second()).max(0) as u64);
+    let until = Duration::from_secs((next.timestamp().as_second() - now.as_second()).max(0) as u64);
+    if since < margin {
+        margin - since
+    } else if until < margin {
+        until + margin
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// For a test whose dates come from one reading of the clock: waits, if need be, until no
+/// midnight of these zones lies within `margin` of now, so no day turns while it runs (nor
+/// just before: what it placed "a few minutes ago" is still today).
+pub fn wait_clear_of_midnight(zones: &[&jiff::tz::TimeZone], margin: Duration) {
+    loop {
+        let now = jiff::Timestamp::now();
+        let wait = zones.iter().map(|z| wait_for_midnight_to_pass(now, z, margin)).max().unwrap_or(Duration::ZERO);
+        if wait.is_zero() {
+            return;
+        }
+        eprintln!("waiting {} s for a midnight to pass: this test's days must not turn while it runs", wait.as_secs());
+        std::thread::sleep(wait);
+    }
+}
+
+#[cfg(test)]
+mod midnight_tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_clears_midnight_by_the_margin_on_both_sides() {
+        let zone = jiff::tz::TimeZone::UTC;
+        let midnight = (jiff::Timestamp::now().as_second() / 86_400 + 1) * 86_400;
+        let m = Duration::from_secs(600);
+        let at = |s: i64| wait_for_midnight_to_pass(jiff::Timestamp::from_second(midnight + s).unwrap(), &zone, m);
+        assert_eq!(at(-601), Duration::ZERO);
+        assert_eq!(at(-599), Duration::from_secs(1199));
+        assert_eq!(at(0), Duration::from_secs(600));
+        assert_eq!(at(599), Duration::from_secs(1));
+        assert_eq!(at(600), Duration::ZERO);
+        assert_eq!(at(43_200), Duration::ZERO);
     }
 }
