@@ -99,23 +99,33 @@ struct Layout {
     first_raw_at_cron: Date,
 }
 
+/// The 30-day events end this many days before today, unless that meets the raw oracle's weeks.
+const OLD_ENDS_DAYS_AGO: i64 = 46;
+
 fn layout(today: Date) -> Layout {
     let dst = dst_day(today);
     let (first, last) = (dst.checked_sub(3.days()).unwrap(), dst.checked_add(3.days()).unwrap());
-    // Today's layout, as the test placed its events so far: the 30-day events from the run's
-    // clock, the raw oracle's weeks from the last DST change, all of it in the table at the cron.
-    let (old_first, old_last) = (today.checked_sub(75.days()).unwrap(), today.checked_sub(46.days()).unwrap());
+    let prev_first = first.checked_sub(7.days()).unwrap();
+    // Thirty days of events; when they would meet the raw oracle's two weeks, they end just
+    // before those instead.
+    let mut old_last = today.checked_sub(OLD_ENDS_DAYS_AGO.days()).unwrap();
+    let span = |end: Date| (end.checked_sub(29.days()).unwrap(), end);
+    if !apart(span(old_last), (prev_first, last)) {
+        old_last = prev_first.checked_sub(3.days()).unwrap();
+    }
+    let (old_first, old_last) = span(old_last);
     Layout {
         dst,
         first,
         last,
-        prev_first: first.checked_sub(7.days()).unwrap(),
+        prev_first,
         yoy_first: first.checked_sub(1.year()).unwrap(),
         yoy_last: last.checked_sub(1.year()).unwrap(),
         old_first,
         old_last,
-        old_query: (today.checked_sub(72.days()).unwrap(), today.checked_sub(48.days()).unwrap()),
-        first_raw_at_cron: first.checked_sub(1.year()).unwrap(),
+        old_query: (old_first.checked_add(3.days()).unwrap(), old_last.checked_sub(2.days()).unwrap()),
+        // The test empties the events table before it inserts the 30-day events.
+        first_raw_at_cron: old_first,
     }
 }
 
@@ -646,6 +656,7 @@ fn read_side_matches_the_oracle() {
     // ---- Aggregates: days the daily job rolled up answer after their raw events are gone ----
     // The raw oracle's events are done with: the daily job starts from the 30-day events (the
     // year before lies further back than one run of it reaches).
+    stack.query("TRUNCATE TABLE events");
     let mut old = Vec::new();
     let (old_from, old_to) = (midnight(plan.old_first), midnight(plan.old_last.tomorrow().unwrap()));
     generate("proj_dev", &mut rng, old_from, old_to, 80, &mut old);
