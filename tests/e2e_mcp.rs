@@ -14,12 +14,12 @@ use millimetric_edge::native::dev_keys::*;
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
-use support::{time_ago, ReadWorker, Stack};
+use support::{ch_time, ReadWorker, Stack};
 
 const DAY: u64 = 86_400;
 
-fn row(project: &str, id: &str, ago_s: u64, name: &str, path: &str, aid: &str, source: &str, props: &[(&str, &str)], bot: bool) -> String {
-    let (_, t) = time_ago(Duration::from_secs(ago_s));
+fn row(project: &str, id: &str, t: i64, name: &str, path: &str, aid: &str, source: &str, props: &[(&str, &str)], bot: bool) -> String {
+    let t = ch_time(t);
     json!({
         "project_id": project, "event_id": id, "timestamp": t, "received_at": t,
         "event_type": if name == "pageview" { "pageview" } else { "custom" }, "event_name": name, "anonymous_id": aid,
@@ -33,38 +33,60 @@ fn row(project: &str, id: &str, ago_s: u64, name: &str, path: &str, aid: &str, s
     .to_string()
 }
 
+/// When the seeded events happened, in seconds before `now`, all from that one anchor; proj_dev's
+/// days are UTC's. `layout_keeps_each_event_in_its_period` checks each at every time of day.
+mod layout {
+    use super::DAY;
+
+    /// This week's visitor `v` (0..24): 25 h to ~5.8 days ago, inside "7d" (today excluded).
+    pub fn this_week(v: u64) -> u64 {
+        DAY + 3600 + v * 5 * 3600
+    }
+    /// The week before's visitor `v` (0..10): inside "7d"'s previous period.
+    pub fn week_before(v: u64) -> u64 {
+        8 * DAY + v * 7200
+    }
+    /// Visitor `v` (0..3) of the last minutes (realtime): seconds ago, yet never before today's
+    /// midnight, or "7d" would count them (`since_midnight`: seconds of today gone at `now`).
+    pub fn just_now(v: u64, since_midnight: u64) -> u64 {
+        (5 + v * 10).min(since_midnight)
+    }
+}
+
 /// Events for proj_dev over the last two weeks (this week's 7 days and the week before), a
 /// few in the last minutes, bots, and another project's events that must never show.
-fn seed(stack: &Stack) -> usize {
+fn seed(stack: &Stack, now: i64) -> usize {
+    let at = |ago: u64| now - ago as i64;
+    let since_midnight = now.rem_euclid(DAY as i64) as u64;
     let mut rows = Vec::new();
     let pages = ["/", "/pricing", "/docs", "/blog/a"];
     let sources = ["", "Google", "ChatGPT"];
     for v in 0..24u64 {
         let aid = format!("v{v}");
-        let ago = DAY + 3600 + v * 5 * 3600; // 25 h to ~5.8 days ago: inside "7d"
+        let ago = layout::this_week(v);
         let n = 1 + v % 4;
         for i in 0..n {
-            rows.push(row("proj_dev", &format!("e{v}-{i}"), ago - i * 60, "pageview", pages[((v + i) % 4) as usize], &aid, sources[(v % 3) as usize], &[], false));
+            rows.push(row("proj_dev", &format!("e{v}-{i}"), at(ago - i * 60), "pageview", pages[((v + i) % 4) as usize], &aid, sources[(v % 3) as usize], &[], false));
         }
         if v % 3 == 0 {
-            rows.push(row("proj_dev", &format!("s{v}"), ago - 30, "signup", "/pricing", &aid, sources[(v % 3) as usize], &[("plan", if v % 2 == 0 { "pro" } else { "free" })], false));
+            rows.push(row("proj_dev", &format!("s{v}"), at(ago - 30), "signup", "/pricing", &aid, sources[(v % 3) as usize], &[("plan", if v % 2 == 0 { "pro" } else { "free" })], false));
         }
         if v % 5 == 0 {
-            rows.push(row("proj_dev", &format!("p{v}"), ago - 40, "purchase", "/pricing", &aid, "", &[("plan", "pro"), ("amount", "10")], false));
+            rows.push(row("proj_dev", &format!("p{v}"), at(ago - 40), "purchase", "/pricing", &aid, "", &[("plan", "pro"), ("amount", "10")], false));
         }
     }
     // The week before: fewer visitors (for the overview's change).
     for v in 0..10u64 {
-        rows.push(row("proj_dev", &format!("old{v}"), 8 * DAY + v * 7200, "pageview", "/", &format!("old{v}"), "Google", &[], false));
+        rows.push(row("proj_dev", &format!("old{v}"), at(layout::week_before(v)), "pageview", "/", &format!("old{v}"), "Google", &[], false));
     }
     // Right now: three visitors in the last minutes (realtime).
     for v in 0..3u64 {
-        rows.push(row("proj_dev", &format!("now{v}"), 5 + v * 10, "pageview", "/", &format!("now{v}"), "", &[], false));
+        rows.push(row("proj_dev", &format!("now{v}"), at(layout::just_now(v, since_midnight)), "pageview", "/", &format!("now{v}"), "", &[], false));
     }
     // Bots, and another project: never counted for proj_dev.
-    rows.push(row("proj_dev", "bot1", 2 * DAY, "bot_only_event", "/", "bot", "", &[("botkey", "x")], true));
-    rows.push(row("proj_other", "o1", 2 * DAY, "other_only_event", "/other-only", "o1", "", &[("secret_key", "y")], false));
-    rows.push(row("proj_other", "o2", 2 * DAY, "pageview", "/other-only", "o1", "", &[], false));
+    rows.push(row("proj_dev", "bot1", at(2 * DAY), "bot_only_event", "/", "bot", "", &[("botkey", "x")], true));
+    rows.push(row("proj_other", "o1", at(2 * DAY), "other_only_event", "/other-only", "o1", "", &[("secret_key", "y")], false));
+    rows.push(row("proj_other", "o2", at(2 * DAY), "pageview", "/other-only", "o1", "", &[], false));
     stack.query(&format!("INSERT INTO events FORMAT JSONEachRow\n{}", rows.join("\n")));
     rows.len()
 }
@@ -237,9 +259,12 @@ fn post(read: &ReadWorker, key: Option<&str>, headers: &[(&str, &str)], body: &V
 #[test]
 #[ignore = "needs wrangler, ClickHouse and the MCP SDKs: run scripts/test"]
 fn mcp_clients_agree_with_the_stats_api() {
+    // One anchor for every event; no UTC midnight passes while the test runs ("7d" would move).
+    support::wait_clear_of_midnight(&[&jiff::tz::TimeZone::UTC], Duration::from_secs(10 * 60));
+    let now = jiff::Timestamp::now().as_second();
     let stack = Stack::start("mcp");
     let read = stack.start_read();
-    let n = seed(&stack);
+    let n = seed(&stack, now);
     assert_eq!(stack.query("SELECT count() FROM events").trim(), n.to_string());
     let url = format!("http://127.0.0.1:{}/mcp", read.port);
 
@@ -375,4 +400,27 @@ fn mcp_clients_agree_with_the_stats_api() {
     // tools/list and explain_metrics run no query, so still answer.
     let r = post(&read, Some(DEV_OTHER_SECRET), &v, &list);
     assert_eq!(r.status, 200);
+}
+
+/// Every seeded event in its period, whatever the time of day the test starts at: "7d" is the
+/// 7 UTC days before today's, its previous period the 7 before those, realtime the last 30
+/// minutes (and today, which "7d" leaves out).
+#[test]
+fn layout_keeps_each_event_in_its_period() {
+    let day_of = |since_midnight: u64, ago: u64| (since_midnight as i64 - ago as i64).div_euclid(DAY as i64);
+    let times = (0..DAY).filter(|s| s % 60 == 0 || *s < 120 || *s > DAY - 120);
+    for s in times {
+        for v in 0..24 {
+            for ago in [layout::this_week(v), layout::this_week(v) - 3 * 60 - 40] {
+                assert!((-7..=-1).contains(&day_of(s, ago)), "this week's visitor {v} at {s} s past midnight: day {}", day_of(s, ago));
+            }
+        }
+        for v in 0..10 {
+            assert!((-14..=-8).contains(&day_of(s, layout::week_before(v))), "the week before's visitor {v} at {s} s past midnight");
+        }
+        for v in 0..3 {
+            let ago = layout::just_now(v, s);
+            assert!(day_of(s, ago) == 0 && ago <= 30 * 60, "visitor {v} of the last minutes at {s} s past midnight: {ago} s ago");
+        }
+    }
 }
