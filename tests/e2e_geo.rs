@@ -2,7 +2,6 @@
 //! Lite Country, IPv4+IPv6, fetched by scripts/setup) loaded from local R2 once, shared by
 //! concurrent first requests; a missing database remembered instead of looked for per event;
 //! a database too large for the isolate (DB-IP Lite City IPv4) refused, once.
-//! Ports 38877-38879 and 38133-38135 (inspector +1000), apart from the other e2e tests and benches.
 
 mod support;
 

@@ -259,11 +259,12 @@ fn post(read: &ReadWorker, key: Option<&str>, headers: &[(&str, &str)], body: &V
 #[test]
 #[ignore = "needs wrangler, ClickHouse and the MCP SDKs: run scripts/test"]
 fn mcp_clients_agree_with_the_stats_api() {
-    // One anchor for every event; no UTC midnight passes while the test runs ("7d" would move).
-    support::wait_clear_of_midnight(&[&jiff::tz::TimeZone::UTC], Duration::from_secs(10 * 60));
-    let now = jiff::Timestamp::now().as_second();
+    // One anchor for every event, read just before they go in (realtime counts the last
+    // minutes); no UTC midnight passes while the test runs ("7d" would move).
+    support::wait_clear_of_midnight(&[&jiff::tz::TimeZone::UTC], Duration::from_secs(5 * 60));
     let stack = Stack::start("mcp");
     let read = stack.start_read();
+    let now = jiff::Timestamp::now().as_second();
     let n = seed(&stack, now);
     assert_eq!(stack.query("SELECT count() FROM events").trim(), n.to_string());
     let url = format!("http://127.0.0.1:{}/mcp", read.port);

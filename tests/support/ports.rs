@@ -1,7 +1,7 @@
 //! Ports for the servers a test starts. Never a fixed number, and never one in Linux's
 //! ephemeral range (32768-60999), where any outgoing connection on the machine (thousands of
 //! them from an earlier test, lingering in TIME_WAIT) may hold it. Each test binary walks its
-//! own stretch of 10000-31999, chosen from its name, and takes a port only after binding it
+//! own stretch of 12000-31999 (bench/ keeps its fixed ports below), chosen from its name, and takes a port only after binding it
 //! once to see that it is free; this process never hands the same port out twice. A server
 //! may still lose the race for a port to another process: every start in this harness then
 //! tries again on new ports (`Stack::start_*`, `start_read`).
@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 /// Ports handed out from here: below the ephemeral range, and (with a ClickHouse TCP port
 /// beside an HTTP port) well away from the privileged ones.
-pub const LOWEST: u16 = 10_000;
+pub const LOWEST: u16 = 12_000;
 pub const ABOVE_HIGHEST: u16 = 32_000;
 /// Each binary starts its walk at one of these slots, so two binaries run side by side
 /// rarely even try the same port.
