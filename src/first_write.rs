@@ -88,13 +88,16 @@ fn is_server(r: &EventRow) -> bool {
     r.key_kind == "secret"
 }
 
+/// Per event id: the index of its earliest secret-key row and of its earliest other row.
+type EarliestCopies = (Option<usize>, Option<usize>);
+
 /// Which rows to insert: per (project, event id), the copy received first (ties: the earlier
 /// in the batch) that nothing stored blocks. A secret-key copy is blocked only by a stored
 /// secret-key copy; any other by any stored copy, or by a secret-key copy in the batch.
 /// Indexes into `rows`, in order.
 pub fn first_writes(rows: &[&EventRow], stored: &Stored) -> Vec<usize> {
     // Per id: the earliest secret-key row and the earliest other row.
-    let mut first: HashMap<(&str, &str), (Option<usize>, Option<usize>)> = HashMap::new();
+    let mut first: HashMap<(&str, &str), EarliestCopies> = HashMap::new();
     let earlier = |a: usize, b: Option<usize>| match b {
         // `received_at` is `YYYY-MM-DD hh:mm:ss`: text order is time order.
         Some(b) if rows[b].received_at <= rows[a].received_at => b,

@@ -8,6 +8,7 @@
 //! 2. days already rolled that received events since the last run (events may be sent up to
 //!    30 days late), with their neighbours (a late event can join or split a visit across
 //!    midnight).
+//!
 //! Each batch derives visits with the raw query's SQL (`query::sql::visits`) over the batch's
 //! days plus one day before (so a visit that began the evening before is not counted again)
 //! and two after (so a visit's late events are its own), keeps the visits that started on the
@@ -15,8 +16,9 @@
 //! (project, day)s and version last: until then readers see the days' previous version, and a
 //! failed batch is never half-visible; a project whose raw events of a re-rolled day are gone
 //! (retention) wrote nothing and keeps its earlier version. `rollup_runs` gets a run's start
-//! once all its batches are done: late events are those received since the last complete run. Rows of superseded versions stay (unread) until their month is dropped
-//! by hand; they hold sketches only.
+//! once all its batches are done: late events are those received since the last complete
+//! run. Rows of superseded versions stay (unread) until their month is dropped by hand; they
+//! hold sketches only.
 //!
 //! Events inserted long after they were received (a dead-letter replay days later) reach the
 //! aggregates only if their day is rolled again: `cargo run --bin rollup -- --days A..B`.

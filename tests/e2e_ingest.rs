@@ -303,7 +303,9 @@ fn browser_transport_variants(stack: &Stack) {
 
 fn refusals_are_clear_json(stack: &Stack) {
     let ev = json!({"url":"https://example.com/"});
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16, &str)> = vec![
+    // (key, extra headers, status, code)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (DEV_READ_ONLY, vec![], 403, "read_only_key"),
         ("sk_live_not_a_real_key_123", vec![], 401, "unknown_key"),
         (DEV_REVOKED, vec![], 401, "revoked_key"),

@@ -18,6 +18,7 @@ use support::{ch_time, ReadWorker, Stack};
 
 const DAY: u64 = 86_400;
 
+#[allow(clippy::too_many_arguments)] // one argument per column the test varies
 fn row(project: &str, id: &str, t: i64, name: &str, path: &str, aid: &str, source: &str, props: &[(&str, &str)], bot: bool) -> String {
     let t = ch_time(t);
     json!({
@@ -132,13 +133,13 @@ fn calls() -> Value {
     ])
 }
 
-fn call<'a>(out: &'a Value, i: usize) -> &'a Value {
+fn call(out: &Value, i: usize) -> &Value {
     let c = &out["calls"][i];
     assert_eq!(c["name"], calls()[i][0], "{out}");
     c
 }
 
-fn ok<'a>(out: &'a Value, i: usize) -> &'a Value {
+fn ok(out: &Value, i: usize) -> &Value {
     let c = call(out, i);
     assert_eq!(c["isError"], false, "{} failed: {c}", c["name"]);
     assert!(c["text"][0].as_str().is_some_and(|t| !t.is_empty()), "a summary for {}", c["name"]);

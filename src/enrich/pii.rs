@@ -48,7 +48,7 @@ pub fn is_pii_name(name: &str) -> bool {
             return true;
         }
         // auth, oauth, authorization, authcode, x-auth ... but not author/authors (blogs).
-        if rest.starts_with(b"auth") && !(rest.starts_with(b"author") && !rest.starts_with(b"authoriz")) {
+        if rest.starts_with(b"auth") && (!rest.starts_with(b"author") || rest.starts_with(b"authoriz")) {
             return true;
         }
     }
@@ -66,7 +66,7 @@ pub const MAX_DECODE_ROUNDS: usize = 6;
 /// The bool says whether the last form is stable.
 pub fn decoded_forms(v: &str, plus_is_space: bool) -> (Vec<String>, bool) {
     let mut forms = vec![v.to_string()];
-    if !v.contains('%') && !(plus_is_space && v.contains('+')) {
+    if !v.contains('%') && (!plus_is_space || !v.contains('+')) {
         return (forms, true);
     }
     let mut cur = if plus_is_space { v.replace('+', " ") } else { v.to_string() };

@@ -326,7 +326,7 @@ pub fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Written like a date (2026-11-22, 22.11.2026, 11/22/2026): not a phone number.

@@ -83,7 +83,7 @@ impl Plan {
         if !fits(&self.range) {
             self.now_table = None;
         }
-        if !self.compared.as_ref().is_some_and(|r| fits(r)) {
+        if !self.compared.as_ref().is_some_and(fits) {
             self.then_table = None;
         }
         if let Some(t) = &self.now_table {
