@@ -13,7 +13,11 @@ const UA: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/53
 fn main() {
     let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let principal = Principal::new("bench", KeyKind::Publishable);
-    let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: Some(UA.into()), edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")) };
+    let ctx = RequestContext {
+        received_ms: 1_795_000_000_000,
+        user_agent: Some(UA.into()),
+        edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")),
+    };
     let mut bytes = 0;
     let t = Instant::now();
     for _ in 0..n {

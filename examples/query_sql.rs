@@ -10,7 +10,8 @@ fn main() {
     let project = args.get(2).map(String::as_str).unwrap_or("proj_dev");
     let database = args.get(3).map(String::as_str).unwrap_or("millimetric");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let mut p = plan::plan(body.as_bytes(), project, None, plan::Tables { database, table: "events" }, now).unwrap_or_else(|e| panic!("{e}"));
+    let mut p =
+        plan::plan(body.as_bytes(), project, None, plan::Tables { database, table: "events" }, now).unwrap_or_else(|e| panic!("{e}"));
     if let (true, Some(day)) = (p.wants_frontier(), args.get(4)) {
         let cut = aggregates::parse_frontier(&format!("{day}\t1\n")).unwrap();
         p = p.with_frontier(cut).unwrap_or_else(|e| panic!("{e}"));

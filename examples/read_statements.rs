@@ -26,7 +26,15 @@ fn main() {
         let q = request::parse(b.as_bytes()).unwrap_or_else(|e| panic!("{b}: {e}"));
         let (tz_name, tz) = dates::time_zone(q.timezone.as_deref()).unwrap();
         let r = dates::resolve(&q.date_range, &tz, 1_795_000_000_000).unwrap();
-        let scope = sql::Scope { database: "millimetric", table: "events", project_id: "proj_modern", from: r.from, to: r.to, timezone: &tz_name, include_bots: q.include_bots };
+        let scope = sql::Scope {
+            database: "millimetric",
+            table: "events",
+            project_id: "proj_modern",
+            from: r.from,
+            to: r.to,
+            timezone: &tz_name,
+            include_bots: q.include_bots,
+        };
         let st = sql::statements(&q, &scope);
         for s in [Some(st.rows), st.total_rows, st.total_visitors, st.conversion_base].into_iter().flatten() {
             println!("{s}");
@@ -43,7 +51,12 @@ fn main() {
     let nov1 = time::macros::date!(2026 - 11 - 01);
     let days: Vec<time::Date> = (0..30).map(|i| nov1 + time::Duration::days(i)).collect();
     let state = rollup::State { frontier: Some(days[29]), last_version_ms: 1_795_000_000_000 };
-    println!("{}\n{}\n{}", rollup::state_sql("millimetric"), rollup::first_day_sql("millimetric", "events"), rollup::late_days_sql("millimetric", "events", &state, days[29]).unwrap());
+    println!(
+        "{}\n{}\n{}",
+        rollup::state_sql("millimetric"),
+        rollup::first_day_sql("millimetric", "events"),
+        rollup::late_days_sql("millimetric", "events", &state, days[29]).unwrap()
+    );
     for s in rollup::insert_sql("millimetric", "events", &days, 7) {
         println!("{s}");
     }

@@ -16,7 +16,9 @@ fn main() {
         let env = event::parse_envelope(b.as_bytes(), &LIMITS).expect("sample body");
         for ev in env.events {
             let ev = event::validate_event(ev, true, &LIMITS).expect("sample event");
-            let row = build_row(&principal, ev, &ctx, &|_| Some(Geo::new(Some("GB"), Some("England"), Some("London"))), &mut || "gen".into()).expect("row");
+            let row =
+                build_row(&principal, ev, &ctx, &|_| Some(Geo::new(Some("GB"), Some("England"), Some("London"))), &mut || "gen".into())
+                    .expect("row");
             print!("{}", millimetric_edge::row::to_json_each_row([&row]));
         }
     }

@@ -75,7 +75,10 @@ mod tests {
         let r = record("proj_a", Action::VisitorErasure, by_key(hash), 1_796_032_800_123, "ok".into(), None);
         assert_eq!(r.at, "2026-11-30T10:00:00.123Z");
         let json = serde_json::to_string(&r).unwrap();
-        assert_eq!(json, r#"{"project_id":"proj_a","action":"visitor_erasure","by":"key:a3f1c2d4e5b6","at":"2026-11-30T10:00:00.123Z","outcome":"ok"}"#);
+        assert_eq!(
+            json,
+            r#"{"project_id":"proj_a","action":"visitor_erasure","by":"key:a3f1c2d4e5b6","at":"2026-11-30T10:00:00.123Z","outcome":"ok"}"#
+        );
         let older = kv_key("proj_a", 1_000, "x");
         let newer = kv_key("proj_a", 2_000, "x");
         assert!(newer < older, "KV lists ascending: the newer record comes first");

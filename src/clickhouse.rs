@@ -164,13 +164,21 @@ pub fn query_url(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
 pub enum InsertOutcome {
     Stored,
     /// Worth trying again later: the server is down, overloaded, or timed out.
-    Retry { reason: String },
+    Retry {
+        reason: String,
+    },
     /// ClickHouse (or a proxy in front) refused our credentials: a rotated password, a
     /// revoked grant, a proxy's 401. An operator can fix it, so it is retried for
     /// AUTH_RETRY_SECONDS, with an alarm in the log each time, before it is dead-lettered.
-    AuthFailed { code: Option<u32>, reason: String },
+    AuthFailed {
+        code: Option<u32>,
+        reason: String,
+    },
     /// Retrying cannot fix it (schema mismatch, bad data): dead-letter it (replayable).
-    Fatal { code: Option<u32>, reason: String },
+    Fatal {
+        code: Option<u32>,
+        reason: String,
+    },
 }
 
 /// ClickHouse error codes about who we are, not what we sent.
@@ -191,8 +199,14 @@ pub const AUTH_RETRY_SECONDS: u64 = 6 * 3600;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailureAction {
     /// Try again after `delay_s`; `alarm`: a line for whoever watches the logs.
-    Retry { delay_s: u32, alarm: Option<String> },
-    DeadLetter { code: Option<u32>, reason: String },
+    Retry {
+        delay_s: u32,
+        alarm: Option<String>,
+    },
+    DeadLetter {
+        code: Option<u32>,
+        reason: String,
+    },
 }
 
 /// The decision for a message `age_s` seconds old whose insert ended in `outcome` (not Stored).
@@ -310,7 +324,9 @@ mod tests {
 
     #[test]
     fn each_role_has_its_own_credential_or_the_writers() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
         let split = vars(&[
             ("CLICKHOUSE_USER", "writer"),
             ("CLICKHOUSE_PASSWORD", "wpw"),
@@ -324,7 +340,12 @@ mod tests {
         assert_eq!(credentials(Role::Maintainer, split), ("maint".into(), "mpw".into()));
         // One user (local development): every role is the writer; never the writer's user
         // with another role's password, or the other way round.
-        let one = vars(&[("CLICKHOUSE_USER", "millimetric"), ("CLICKHOUSE_PASSWORD", "pw"), ("CLICKHOUSE_READ_USER", " "), ("CLICKHOUSE_MAINTENANCE_PASSWORD", "stray")]);
+        let one = vars(&[
+            ("CLICKHOUSE_USER", "millimetric"),
+            ("CLICKHOUSE_PASSWORD", "pw"),
+            ("CLICKHOUSE_READ_USER", " "),
+            ("CLICKHOUSE_MAINTENANCE_PASSWORD", "stray"),
+        ]);
         for role in [Role::Writer, Role::Reader, Role::Maintainer] {
             assert_eq!(credentials(role, one), ("millimetric".into(), "pw".into()), "{role:?}");
         }
@@ -363,7 +384,10 @@ mod tests {
         assert!(matches!(classify(Some(500), None, old), InsertOutcome::Fatal { code: Some(117), .. }));
         let modern = "Code: 516. DB::Exception: default: Authentication failed";
         assert!(matches!(classify(Some(516), None, modern), InsertOutcome::AuthFailed { code: Some(516), .. }));
-        assert!(matches!(classify(Some(401), None, "Code: 193, e.displayText() = wrong password"), InsertOutcome::AuthFailed { code: Some(193), .. }));
+        assert!(matches!(
+            classify(Some(401), None, "Code: 193, e.displayText() = wrong password"),
+            InsertOutcome::AuthFailed { code: Some(193), .. }
+        ));
         assert!(matches!(classify(Some(403), None, "<html>Forbidden</html>"), InsertOutcome::AuthFailed { code: None, .. }));
         assert!(matches!(classify(Some(500), Some("497"), "Not enough privileges"), InsertOutcome::AuthFailed { .. }));
         assert!(matches!(classify(Some(500), Some("252"), "Too many parts"), InsertOutcome::Retry { .. }));
@@ -377,7 +401,9 @@ mod tests {
     fn authentication_failures_are_retried_with_an_alarm_then_dead_lettered() {
         let auth = classify(Some(401), None, "Code: 193, e.displayText() = DB::Exception: Wrong password for user millimetric");
         match on_failure(&auth, 0) {
-            FailureAction::Retry { delay_s: 2, alarm: Some(a) } => assert!(a.starts_with("ALARM clickhouse_auth_failed") && a.contains("CLICKHOUSE_PASSWORD"), "{a}"),
+            FailureAction::Retry { delay_s: 2, alarm: Some(a) } => {
+                assert!(a.starts_with("ALARM clickhouse_auth_failed") && a.contains("CLICKHOUSE_PASSWORD"), "{a}")
+            }
             other => panic!("{other:?}"),
         }
         assert!(matches!(on_failure(&auth, AUTH_RETRY_SECONDS - 1), FailureAction::Retry { delay_s: 300, alarm: Some(_) }));

@@ -166,7 +166,9 @@ pub fn report(s: &Settings) -> Report {
 
     checks.push(match salt_problem(s.ip_hash_salt) {
         None => check("ip_hash_salt", Status::Ok, "IP_HASH_SALT is set, not a public value, and long enough."),
-        Some(p) if prod => check("ip_hash_salt", Status::Fail, format!("{}: browser events are refused with 503 config_error. {SALT_FIX}", p.describe())),
+        Some(p) if prod => {
+            check("ip_hash_salt", Status::Fail, format!("{}: browser events are refused with 503 config_error. {SALT_FIX}", p.describe()))
+        }
         Some(p) => check("ip_hash_salt", Status::Warn, format!("{} (allowed in local development only).", p.describe())),
     });
 
@@ -212,10 +214,14 @@ pub fn report(s: &Settings) -> Report {
                 if prod { Status::Warn } else { Status::Ok },
                 format!("{user_var} is not set: {does} use CLICKHOUSE_USER, which then needs more than INSERT."),
             ),
-            (Some(u), _) if Some(u) == set(s.clickhouse_user) => {
-                check(name, Status::Warn, format!("{user_var} is the same user as CLICKHOUSE_USER: {does} and inserts share one credential."))
+            (Some(u), _) if Some(u) == set(s.clickhouse_user) => check(
+                name,
+                Status::Warn,
+                format!("{user_var} is the same user as CLICKHOUSE_USER: {does} and inserts share one credential."),
+            ),
+            (Some(_), None) => {
+                check(name, fail, format!("{user_var} is set but {password_var} is not: `npx wrangler secret put {password_var}`."))
             }
-            (Some(_), None) => check(name, fail, format!("{user_var} is set but {password_var} is not: `npx wrangler secret put {password_var}`.")),
             (Some(_), Some(_)) => check(name, Status::Ok, format!("{user_var} and {password_var} are set ({does}).")),
         });
     }
@@ -333,7 +339,12 @@ mod tests {
 
     #[test]
     fn production_warnings_do_not_fail_the_report() {
-        let r = report(&Settings { clickhouse_read_user: None, clickhouse_maintenance_user: Some("millimetric_writer"), admin_token: Some("short"), ..production() });
+        let r = report(&Settings {
+            clickhouse_read_user: None,
+            clickhouse_maintenance_user: Some("millimetric_writer"),
+            admin_token: Some("short"),
+            ..production()
+        });
         assert!(r.ok, "{r:?}");
         assert_eq!(status(&r, "clickhouse_read_user"), Status::Warn);
         assert_eq!(status(&r, "clickhouse_maintenance_user"), Status::Warn);
@@ -361,7 +372,8 @@ mod tests {
     fn the_report_never_contains_a_secret() {
         let s = production();
         let json = serde_json::to_string(&report(&s)).unwrap();
-        for secret in [s.clickhouse_password, s.clickhouse_read_password, s.clickhouse_maintenance_password, s.ip_hash_salt, s.admin_token] {
+        for secret in [s.clickhouse_password, s.clickhouse_read_password, s.clickhouse_maintenance_password, s.ip_hash_salt, s.admin_token]
+        {
             assert!(!json.contains(secret.unwrap()), "{json}");
         }
         let weak = Settings { ip_hash_salt: Some("tooshort-salt"), admin_token: Some("short-token"), ..production() };

@@ -60,11 +60,13 @@ pub fn clean_text(s: String) -> String {
     if !s.chars().any(char::is_control) {
         return s;
     }
-    s.chars().filter_map(|c| match c {
-        '\t' | '\n' | '\r' => Some(' '),
-        c if c.is_control() => None,
-        c => Some(c),
-    }).collect()
+    s.chars()
+        .filter_map(|c| match c {
+            '\t' | '\n' | '\r' => Some(' '),
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect()
 }
 
 /// How much of a refused body the Worker still reads (and drops, holding one chunk at a time)
@@ -126,9 +128,7 @@ pub enum BodyEncoding {
 /// Content types we take: JSON, and text/plain because `navigator.sendBeacon` with a string
 /// body sends that and so avoids a CORS preflight.
 pub fn check_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
-    let essence = content_type
-        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    let essence = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase()).unwrap_or_default();
     match essence.as_str() {
         "application/json" | "text/plain" | "" => Ok(()),
         other => Err(ApiError::new(
@@ -163,7 +163,10 @@ pub fn decode_body(raw: &[u8], encoding: BodyEncoding, limits: &Limits) -> Resul
             let mut out = Vec::with_capacity(raw.len() * 4);
             let mut dec = flate2::read::GzDecoder::new(raw).take(limits.max_decoded_bytes as u64 + 1);
             dec.read_to_end(&mut out).map_err(|_| {
-                ApiError::bad_request("bad_gzip", "The body says Content-Encoding: gzip but is not valid gzip. Compress it with gzip or drop the header.")
+                ApiError::bad_request(
+                    "bad_gzip",
+                    "The body says Content-Encoding: gzip but is not valid gzip. Compress it with gzip or drop the header.",
+                )
             })?;
             if out.len() > limits.max_decoded_bytes {
                 return Err(too_large(limits));
@@ -174,7 +177,11 @@ pub fn decode_body(raw: &[u8], encoding: BodyEncoding, limits: &Limits) -> Resul
 }
 
 fn too_large_bytes(cap: usize) -> ApiError {
-    ApiError::new(413, "body_too_large", format!("The body is too large: at most {} KiB as sent. Split the batch into smaller requests.", cap / 1024))
+    ApiError::new(
+        413,
+        "body_too_large",
+        format!("The body is too large: at most {} KiB as sent. Split the batch into smaller requests.", cap / 1024),
+    )
 }
 
 /// The 413 for a body over the limits (also used when Content-Length already says so).
@@ -204,7 +211,10 @@ pub fn parse_envelope(json: &[u8], limits: &Limits) -> Result<Envelope, ApiError
         return Err(ApiError::bad_request("empty_body", "The body is empty. Send one event as a JSON object, or {\"batch\": [...]}."));
     }
     let mut value: Value = serde_json::from_slice(json).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("The body is not valid JSON ({e}). Send one event as a JSON object, or {{\"batch\": [...]}}."))
+        ApiError::bad_request(
+            "invalid_json",
+            format!("The body is not valid JSON ({e}). Send one event as a JSON object, or {{\"batch\": [...]}}."),
+        )
     })?;
     let obj = value
         .as_object_mut()
@@ -327,10 +337,9 @@ fn too_long(field: &str, max: usize) -> ApiError {
 /// export take exactly the ids this takes (visitors::parse_path uses it too).
 pub fn check_id(field: &str, v: Option<String>, limits: &Limits) -> Result<Option<String>, ApiError> {
     match v {
-        Some(s) if s.chars().any(char::is_control) => Err(ApiError::bad_request(
-            "invalid_id",
-            format!("`{field}` contains a control character. Ids must be printable text."),
-        )),
+        Some(s) if s.chars().any(char::is_control) => {
+            Err(ApiError::bad_request("invalid_id", format!("`{field}` contains a control character. Ids must be printable text.")))
+        }
         Some(s) if json_len(&s) > limits.max_id_bytes => Err(too_long(field, limits.max_id_bytes)),
         Some(s) if s.trim().is_empty() => Ok(None),
         other => Ok(other),
@@ -344,7 +353,10 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
         return Err(ApiError::bad_request("invalid_event", "Each event must be a JSON object."));
     }
     let w: WireEvent = serde_json::from_value(v).map_err(|e| {
-        ApiError::bad_request("invalid_event", format!("The event has a field of the wrong type ({e}). Check it against the API reference."))
+        ApiError::bad_request(
+            "invalid_event",
+            format!("The event has a field of the wrong type ({e}). Check it against the API reference."),
+        )
     })?;
     let name = bounded("name", w.name, limits.max_name_bytes)?;
     let kind = match w.kind.as_deref().map(str::trim) {
@@ -400,7 +412,10 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
                     if json_len(&s) > limits.max_prop_value_bytes {
                         return Err(ApiError::bad_request(
                             "prop_value_too_long",
-                            format!("Property `{k}` is longer than {} bytes (UTF-8, as stored in JSON). Shorten it.", limits.max_prop_value_bytes),
+                            format!(
+                                "Property `{k}` is longer than {} bytes (UTF-8, as stored in JSON). Shorten it.",
+                                limits.max_prop_value_bytes
+                            ),
                         ));
                     }
                     PropValue::Str(s)
@@ -494,7 +509,8 @@ mod tests {
         let e = ev(json!({"url":"https://a.com/x","mm_aid":"aid1","title":"X"})).unwrap();
         assert_eq!(e.kind, EventKind::Pageview);
         assert_eq!(e.anonymous_id.as_deref(), Some("aid1"));
-        let e = ev(json!({"type":"event","name":"signup","url":"https://a.com/x","props":{"plan":"pro","seats":3,"trial":true,"x":null}})).unwrap();
+        let e = ev(json!({"type":"event","name":"signup","url":"https://a.com/x","props":{"plan":"pro","seats":3,"trial":true,"x":null}}))
+            .unwrap();
         assert_eq!(e.kind, EventKind::Custom("signup".into()));
         assert_eq!(e.props.len(), 3);
         // Numbers are stored as the client spelled them (found by the snippet's browser test:

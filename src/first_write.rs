@@ -43,7 +43,9 @@ pub fn stored_ids_sql(database: &str, rows: &[&EventRow]) -> Vec<String> {
     let mut pairs: Vec<String> = rows.iter().map(|r| format!("({}, {})", sql::string(&r.project_id), sql::string(&r.event_id))).collect();
     pairs.sort();
     pairs.dedup();
-    let head = format!("SELECT project_id, event_id, max(key_kind = 'secret') AS server FROM {database}.{IDS_TABLE} WHERE (project_id, event_id) IN (");
+    let head = format!(
+        "SELECT project_id, event_id, max(key_kind = 'secret') AS server FROM {database}.{IDS_TABLE} WHERE (project_id, event_id) IN ("
+    );
     let tail = ") GROUP BY project_id, event_id FORMAT JSONEachRow";
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -187,7 +189,7 @@ mod tests {
         let mut squat = row("p", "order-124", "2026-11-22 09:59:00", "squat");
         squat.key_kind = "publishable".into();
         let real = row("p", "order-124", "2026-11-22 10:00:00", "real"); // sample(): secret
-        // The squat was stored first: the server's event still goes in.
+                                                                         // The squat was stored first: the server's event still goes in.
         let squatted: Stored = [(("p".to_string(), "order-124".to_string()), false)].into();
         assert_eq!(first_writes(&[&real], &squatted), vec![0]);
         // Both in one batch, the squat first: only the server's goes in.
@@ -218,14 +220,18 @@ mod tests {
             vec!["SELECT project_id, event_id, max(key_kind = 'secret') AS server FROM millimetric.event_ids WHERE (project_id, event_id) IN (('p', 'it\\'s'), ('p', 'x\\\\y')) GROUP BY project_id, event_id FORMAT JSONEachRow"]
         );
         // A large batch asks in statements ClickHouse will parse (max_query_size), every pair once.
-        let many: Vec<EventRow> = (0..10_000).map(|i| row("project-with-a-long-name", &format!("{i:0>100}"), "2026-11-22 10:00:00", "")).collect();
+        let many: Vec<EventRow> =
+            (0..10_000).map(|i| row("project-with-a-long-name", &format!("{i:0>100}"), "2026-11-22 10:00:00", "")).collect();
         let refs: Vec<&EventRow> = many.iter().collect();
         let statements = stored_ids_sql("millimetric", &refs);
         assert!(statements.len() > 1);
         assert!(statements.iter().all(|s| s.len() <= MAX_STATEMENT_BYTES));
         assert_eq!(statements.iter().map(|s| s.matches("('project-with").count()).sum::<usize>(), 10_000);
         assert!(stored_ids_sql("millimetric", &[]).is_empty());
-        let got = parse_stored_ids("{\"project_id\":\"p\",\"event_id\":\"it's\",\"server\":1}\n{\"project_id\":\"p\",\"event_id\":\"b\",\"server\":\"0\"}\n").unwrap();
+        let got = parse_stored_ids(
+            "{\"project_id\":\"p\",\"event_id\":\"it's\",\"server\":1}\n{\"project_id\":\"p\",\"event_id\":\"b\",\"server\":\"0\"}\n",
+        )
+        .unwrap();
         assert_eq!(got.get(&("p".to_string(), "it's".to_string())), Some(&true));
         assert_eq!(got.get(&("p".to_string(), "b".to_string())), Some(&false));
         assert!(parse_stored_ids("").unwrap().is_empty());

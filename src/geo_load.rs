@@ -60,12 +60,21 @@ pub struct Ticket(u64);
 enum State<T> {
     NotLoaded,
     /// `failures`: how many loads in a row failed before this one (for the next backoff).
-    Loading { ticket: Ticket, started_ms: i64, failures: u32 },
+    Loading {
+        ticket: Ticket,
+        started_ms: i64,
+        failures: u32,
+    },
     Loaded(T),
     /// No database, or one refused as too large, until `until_ms`.
-    Missing { until_ms: i64 },
+    Missing {
+        until_ms: i64,
+    },
     /// `failures` loads in a row failed; the next may start at `until_ms`.
-    Failed { until_ms: i64, failures: u32 },
+    Failed {
+        until_ms: i64,
+        failures: u32,
+    },
 }
 
 /// What a request should do now.

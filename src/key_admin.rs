@@ -57,7 +57,13 @@ impl Settings {
                 return Err(bad("invalid_settings", "`allowed_origins` takes at most 50 origins."));
             }
             if let Some(o) = os.iter().find(|o| !check_origin(o)) {
-                return Err(bad("invalid_settings", format!("`allowed_origins` has `{}`; an origin is scheme://host[:port] (https://*.example.com for subdomains, * for any).", o.chars().take(80).collect::<String>())));
+                return Err(bad(
+                    "invalid_settings",
+                    format!(
+                        "`allowed_origins` has `{}`; an origin is scheme://host[:port] (https://*.example.com for subdomains, * for any).",
+                        o.chars().take(80).collect::<String>()
+                    ),
+                ));
             }
         }
         if self.retention_days.is_some_and(|d| !RETENTION_CHOICES.contains(&d)) {
@@ -74,7 +80,13 @@ impl Settings {
         if let Some(Some(tz)) = &self.timezone {
             let shaped = !tz.is_empty() && tz.len() <= 64 && tz.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b));
             if !shaped {
-                return Err(bad("invalid_settings", format!("`timezone` `{}` is not an IANA time zone name such as Europe/Berlin.", tz.chars().take(64).collect::<String>())));
+                return Err(bad(
+                    "invalid_settings",
+                    format!(
+                        "`timezone` `{}` is not an IANA time zone name such as Europe/Berlin.",
+                        tz.chars().take(64).collect::<String>()
+                    ),
+                ));
             }
         }
         Ok(())
@@ -138,7 +150,9 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> 
 /// `POST /admin/keys`: which project, which kinds (default: all three), and their settings.
 pub fn parse_create(body: &[u8]) -> Result<(String, Vec<KeyKind>, Settings), ApiError> {
     let b: CreateBody = parse_json(body)?;
-    let ok = !b.project_id.is_empty() && b.project_id.len() <= 64 && b.project_id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    let ok = !b.project_id.is_empty()
+        && b.project_id.len() <= 64
+        && b.project_id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
     if !ok {
         return Err(bad("invalid_project", "`project_id` is 1 to 64 letters, digits, `_` or `-`."));
     }
@@ -155,7 +169,14 @@ pub fn parse_create(body: &[u8]) -> Result<(String, Vec<KeyKind>, Settings), Api
             .collect::<Result<Vec<_>, _>>()?,
     };
     let f = b.settings;
-    let s = Settings { allowed_origins: f.allowed_origins, allow_null_origin: f.allow_null_origin, retention_days: f.retention_days, hash_routing: f.hash_routing, events_per_minute: f.events_per_minute, timezone: f.timezone };
+    let s = Settings {
+        allowed_origins: f.allowed_origins,
+        allow_null_origin: f.allow_null_origin,
+        retention_days: f.retention_days,
+        hash_routing: f.hash_routing,
+        events_per_minute: f.events_per_minute,
+        timezone: f.timezone,
+    };
     s.check()?;
     Ok((b.project_id, kinds, s))
 }
@@ -174,7 +195,10 @@ pub fn parse_grace(body: &[u8]) -> Result<u64, ApiError> {
     let v: Value = parse_json(body)?;
     match v.get("grace_seconds") {
         None => Ok(DEFAULT_GRACE_SECONDS),
-        Some(g) => g.as_u64().filter(|g| *g <= MAX_GRACE_SECONDS).ok_or_else(|| bad("invalid_settings", format!("`grace_seconds` is 0 to {MAX_GRACE_SECONDS}."))),
+        Some(g) => g
+            .as_u64()
+            .filter(|g| *g <= MAX_GRACE_SECONDS)
+            .ok_or_else(|| bad("invalid_settings", format!("`grace_seconds` is 0 to {MAX_GRACE_SECONDS}."))),
     }
 }
 

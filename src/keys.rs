@@ -19,14 +19,8 @@ pub enum KeyKind {
 impl KeyKind {
     /// The kind a raw key claims by its prefix, or None when it has no known prefix.
     pub fn from_prefix(raw: &str) -> Option<KeyKind> {
-        let rest_ok = |rest: &str| {
-            !rest.is_empty() && rest.len() <= 128 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        };
-        for (prefix, kind) in [
-            ("pk_live_", KeyKind::Publishable),
-            ("sk_live_", KeyKind::Secret),
-            ("rk_live_", KeyKind::ReadOnly),
-        ] {
+        let rest_ok = |rest: &str| !rest.is_empty() && rest.len() <= 128 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        for (prefix, kind) in [("pk_live_", KeyKind::Publishable), ("sk_live_", KeyKind::Secret), ("rk_live_", KeyKind::ReadOnly)] {
             if let Some(rest) = raw.strip_prefix(prefix) {
                 return rest_ok(rest).then_some(kind);
             }
@@ -164,11 +158,7 @@ pub fn check_raw_key(raw: Option<&str>) -> Result<KeyKind, ApiError> {
         )
     })?;
     let kind = KeyKind::from_prefix(raw).ok_or_else(|| {
-        ApiError::new(
-            401,
-            "malformed_key",
-            "The API key is not of a known form. Keys start with pk_live_ (browser) or sk_live_ (server).",
-        )
+        ApiError::new(401, "malformed_key", "The API key is not of a known form. Keys start with pk_live_ (browser) or sk_live_ (server).")
     })?;
     if kind == KeyKind::ReadOnly {
         return Err(ApiError::new(
@@ -283,7 +273,11 @@ pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
         }
         match (a.split_once("://*."), origin.split_once("://")) {
             (Some((scheme, rest)), Some((o_scheme, o_rest))) => {
-                scheme == o_scheme && o_rest.strip_suffix(rest).and_then(|sub| sub.strip_suffix('.')).is_some_and(|sub| !sub.is_empty() && !sub.contains([':', '/']))
+                scheme == o_scheme
+                    && o_rest
+                        .strip_suffix(rest)
+                        .and_then(|sub| sub.strip_suffix('.'))
+                        .is_some_and(|sub| !sub.is_empty() && !sub.contains([':', '/']))
             }
             _ => false,
         }
@@ -425,17 +419,42 @@ mod tests {
 
     #[test]
     fn origins_match_exactly_as_browsers_serialize_them() {
-        let allowed: Vec<String> =
-            ["https://Example.com:443", "http://LOCALHOST:8080/", "https://shop.example.net:8443", "HTTPS://*.Example.org", "http://[::1]:80"].map(String::from).to_vec();
+        let allowed: Vec<String> = [
+            "https://Example.com:443",
+            "http://LOCALHOST:8080/",
+            "https://shop.example.net:8443",
+            "HTTPS://*.Example.org",
+            "http://[::1]:80",
+        ]
+        .map(String::from)
+        .to_vec();
         // the record's entries are normalised: browsers send lower case, no default port, no slash
-        for o in ["https://example.com", "http://localhost:8080", "https://shop.example.net:8443", "https://a.example.org", "https://a.b.example.org", "http://[::1]"] {
+        for o in [
+            "https://example.com",
+            "http://localhost:8080",
+            "https://shop.example.net:8443",
+            "https://a.example.org",
+            "https://a.b.example.org",
+            "http://[::1]",
+        ] {
             assert!(origin_allowed(&allowed, o), "{o}");
         }
         // what browsers never send does not match loosely
         for o in [
-            "https://example.com:443", "https://EXAMPLE.com", "HTTPS://example.com", "https://example.com/", "https://example.com.",
-            "https://shop.example.net", "http://example.com", "https://example.org", "https://.example.org", "https://a.example.org:443",
-            "https://badexample.org", "https://example.com.evil.net", "null", "",
+            "https://example.com:443",
+            "https://EXAMPLE.com",
+            "HTTPS://example.com",
+            "https://example.com/",
+            "https://example.com.",
+            "https://shop.example.net",
+            "http://example.com",
+            "https://example.org",
+            "https://.example.org",
+            "https://a.example.org:443",
+            "https://badexample.org",
+            "https://example.com.evil.net",
+            "null",
+            "",
         ] {
             assert!(!origin_allowed(&allowed, o), "{o}");
         }

@@ -16,14 +16,19 @@ pub fn parse_page(query: Option<&str>, default: u64, max: u64) -> Result<Page, A
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
             "limit" => {
-                page.limit = v.parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
-                    ApiError::bad_request("invalid_limit", format!("`limit` must be a whole number from 1 to {max}."))
-                })?
+                page.limit = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| ApiError::bad_request("invalid_limit", format!("`limit` must be a whole number from 1 to {max}.")))?
             }
             "cursor" if !v.is_empty() => page.cursor = Some(v.into_owned()),
             "cursor" => {}
             other => {
-                return Err(ApiError::bad_request("unknown_parameter", format!("`{other}` is not a parameter here; use `limit` and `cursor`.")))
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    format!("`{other}` is not a parameter here; use `limit` and `cursor`."),
+                ))
             }
         }
     }

@@ -32,7 +32,9 @@ pub fn build_row(
             "invalid_timestamp",
             "`timestamp` must be an RFC 3339 string (2026-11-22T10:00:00Z) or epoch milliseconds.",
         ),
-        TimestampError::TooOld => ApiError::bad_request("timestamp_out_of_range", "`timestamp` is more than 30 days in the past; such events are not taken."),
+        TimestampError::TooOld => {
+            ApiError::bad_request("timestamp_out_of_range", "`timestamp` is more than 30 days in the past; such events are not taken.")
+        }
     })?;
 
     let (page_url, page) = url_scrub::parse_and_scrub(&event.url, principal.hash_routing)
@@ -99,7 +101,11 @@ pub fn build_row(
         return Err(ApiError::new(
             413,
             "event_too_large",
-            format!("This event would take {} KiB stored; at most {} KiB are taken. `{largest}` is its largest part: shorten it.", bytes / 1024, MAX_ROW_BYTES / 1024),
+            format!(
+                "This event would take {} KiB stored; at most {} KiB are taken. `{largest}` is its largest part: shorten it.",
+                bytes / 1024,
+                MAX_ROW_BYTES / 1024
+            ),
         ));
     }
     Ok(row)
@@ -266,8 +272,9 @@ mod tests {
     #[test]
     fn worst_case_rows_fit_a_queue_message() {
         let q = |bytes: usize| "\"".repeat(bytes / 2);
-        let props: serde_json::Map<String, serde_json::Value> =
-            (0..LIMITS.max_props).map(|i| (format!("{i:02}{}", q(LIMITS.max_prop_key_bytes - 2)), json!(q(LIMITS.max_prop_value_bytes)))).collect();
+        let props: serde_json::Map<String, serde_json::Value> = (0..LIMITS.max_props)
+            .map(|i| (format!("{i:02}{}", q(LIMITS.max_prop_key_bytes - 2)), json!(q(LIMITS.max_prop_value_bytes))))
+            .collect();
         // 3-byte characters (640 of them, 1920 bytes), each stored as %XX%XX%XX (9 bytes).
         let heavy = "\u{20AC}".repeat((LIMITS.max_url_bytes - 80) / 3);
         let url = format!("https://a.com/{heavy}?utm_source={}&utm_campaign={}#x", "\u{20AC}".repeat(3), "\u{20AC}".repeat(3));
@@ -282,7 +289,10 @@ mod tests {
         let rows = vec![row; 100];
         let messages = crate::row::encode_messages(&rows, crate::row::MAX_MESSAGE_BYTES);
         assert!(messages.len() > 1);
-        assert!(messages.iter().all(|m| m.len() <= crate::row::MAX_MESSAGE_BYTES && m.len() < 128 * 1000), "a message over the queue's limit");
+        assert!(
+            messages.iter().all(|m| m.len() <= crate::row::MAX_MESSAGE_BYTES && m.len() < 128 * 1000),
+            "a message over the queue's limit"
+        );
     }
 
     /// The backstop: a row over MAX_ROW_BYTES (not reachable through today's field limits) is

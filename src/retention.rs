@@ -94,7 +94,7 @@ mod tests {
     #[test]
     fn a_week_goes_only_when_its_last_event_is_past_the_window() {
         let today = date!(2026 - 11 - 22); // a Sunday
-        // 30 days: the week of 2026-10-12 ends 2026-10-19 (exclusive); + 30 days = 2026-11-18.
+                                           // 30 days: the week of 2026-10-12 ends 2026-10-19 (exclusive); + 30 days = 2026-11-18.
         let done = part(30, date!(2026 - 10 - 12));
         // The week of 2026-10-19 ends 2026-10-26; + 30 = 2026-11-25: one of its events is 27 days old.
         let partly = part(30, date!(2026 - 10 - 19));

@@ -230,7 +230,11 @@ mod tests {
         let state = State { frontier: Some(date!(2026 - 11 - 29)), last_version_ms: 1_796_000_000_000 };
         let b = batches(&state, None, &[date!(2026 - 11 - 10), date!(2026 - 11 - 29)], date!(2026 - 12 - 01));
         assert_eq!(b[0], vec![date!(2026 - 11 - 30)]);
-        assert_eq!(b[1], vec![date!(2026 - 11 - 09), date!(2026 - 11 - 10), date!(2026 - 11 - 11), date!(2026 - 11 - 28), date!(2026 - 11 - 29)], "never past the frontier, never twice");
+        assert_eq!(
+            b[1],
+            vec![date!(2026 - 11 - 09), date!(2026 - 11 - 10), date!(2026 - 11 - 11), date!(2026 - 11 - 28), date!(2026 - 11 - 29)],
+            "never past the frontier, never twice"
+        );
         let sql = late_days_sql("db", "events", &state, date!(2026 - 12 - 01)).unwrap();
         assert!(sql.contains(&format!("received_at >= toDateTime({})", 1_796_000_000 - LATE_MARGIN_SECONDS)), "{sql}");
         assert!(late_days_sql("db", "events", &State::default(), date!(2026 - 12 - 01)).is_none());
@@ -239,7 +243,10 @@ mod tests {
     #[test]
     fn state_and_days_read_back() {
         assert_eq!(parse_state("0000-00-00\t0\t0\n").unwrap(), State::default());
-        assert_eq!(parse_state("2026-11-30\t1796000000000\t12\n").unwrap(), State { frontier: Some(date!(2026 - 11 - 30)), last_version_ms: 1_796_000_000_000 });
+        assert_eq!(
+            parse_state("2026-11-30\t1796000000000\t12\n").unwrap(),
+            State { frontier: Some(date!(2026 - 11 - 30)), last_version_ms: 1_796_000_000_000 }
+        );
         assert!(parse_state("garbage").is_err());
         assert_eq!(parse_first_day("1970-01-01\t0\n").unwrap(), None);
         assert_eq!(parse_first_day("2025-11-02\t5\n").unwrap(), Some(date!(2025 - 11 - 02)));
@@ -255,11 +262,18 @@ mod tests {
             assert!(s.contains("IN (toDate('2026-11-02'), toDate('2026-11-03'))") && s.contains("SELECT project_id, 77,"), "{s}");
             assert!(!s.contains("is_bot = 0"), "bots are rolled up too, as their own rows");
         }
-        assert!(v.starts_with("INSERT INTO millimetric.visit_rollup") && p.starts_with("INSERT INTO millimetric.page_rollup") && q.starts_with("INSERT INTO millimetric.prop_rollup"));
+        assert!(
+            v.starts_with("INSERT INTO millimetric.visit_rollup")
+                && p.starts_with("INSERT INTO millimetric.page_rollup")
+                && q.starts_with("INSERT INTO millimetric.prop_rollup")
+        );
         let [projects, days] = done_sql("millimetric", "events", &[date!(2026 - 11 - 02)], 77, 1_000_000_999);
         // The projects with raw events that day, not those whose visits start on it: a
         // re-roll that moves a day's only visit to the day before must still supersede it.
         assert!(projects.contains("SELECT DISTINCT project_id, toDate(timestamp, 'UTC') AS d, 77, 1000000 FROM millimetric.events WHERE timestamp >= toDateTime(1793577600) AND timestamp < toDateTime(1793664000) AND d IN (toDate('2026-11-02'))"), "{projects}");
-        assert_eq!(days, "INSERT INTO millimetric.rollup_done (project_id, day, version, finished_at) VALUES ('', '2026-11-02', 77, 1000000)");
+        assert_eq!(
+            days,
+            "INSERT INTO millimetric.rollup_done (project_id, day, version, finished_at) VALUES ('', '2026-11-02', 77, 1000000)"
+        );
     }
 }

@@ -106,13 +106,32 @@ impl EventRow {
     /// The row's text fields with their names, for sizing.
     fn text_fields(&self) -> [(&'static str, &str); 27] {
         [
-            ("project_id", &self.project_id), ("id", &self.event_id), ("timestamp", &self.timestamp),
-            ("received_at", &self.received_at), ("type", &self.event_type), ("name", &self.event_name),
-            ("mm_aid", &self.anonymous_id), ("url", &self.url_host), ("url", &self.url_path), ("url", &self.url_query),
-            ("url", &self.url_fragment), ("title", &self.title), ("referrer", &self.referrer), ("referrer", &self.referrer_host),
-            ("country", &self.country), ("region", &self.region), ("city", &self.city), ("browser", &self.browser),
-            ("os", &self.os), ("device_type", &self.device_type), ("source", &self.source), ("medium", &self.medium),
-            ("url", &self.utm_source), ("url", &self.utm_medium), ("url", &self.utm_campaign), ("url", &self.utm_term),
+            ("project_id", &self.project_id),
+            ("id", &self.event_id),
+            ("timestamp", &self.timestamp),
+            ("received_at", &self.received_at),
+            ("type", &self.event_type),
+            ("name", &self.event_name),
+            ("mm_aid", &self.anonymous_id),
+            ("url", &self.url_host),
+            ("url", &self.url_path),
+            ("url", &self.url_query),
+            ("url", &self.url_fragment),
+            ("title", &self.title),
+            ("referrer", &self.referrer),
+            ("referrer", &self.referrer_host),
+            ("country", &self.country),
+            ("region", &self.region),
+            ("city", &self.city),
+            ("browser", &self.browser),
+            ("os", &self.os),
+            ("device_type", &self.device_type),
+            ("source", &self.source),
+            ("medium", &self.medium),
+            ("url", &self.utm_source),
+            ("url", &self.utm_medium),
+            ("url", &self.utm_campaign),
+            ("url", &self.utm_term),
             ("url", &self.utm_content),
         ]
     }
@@ -178,7 +197,11 @@ impl RowBatch {
         if !self.rows.iter().any(theirs) {
             return None;
         }
-        Some(RowBatch { rows: self.rows.iter().filter(|r| !theirs(r)).cloned().collect(), failure: self.failure.clone(), raw: self.raw.clone() })
+        Some(RowBatch {
+            rows: self.rows.iter().filter(|r| !theirs(r)).cloned().collect(),
+            failure: self.failure.clone(),
+            raw: self.raw.clone(),
+        })
     }
 
     /// The dead letter of a message that is not a row batch: no rows, the reason, the body.
@@ -337,7 +360,8 @@ pub(crate) mod tests {
     /// without the newest fields still reads, with their defaults.
     #[test]
     fn a_message_in_the_previous_format_still_reads() {
-        let mut v: serde_json::Value = serde_json::from_str(&RowBatch { rows: vec![sample("old", 3)], failure: None, raw: None }.to_message()).unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_str(&RowBatch { rows: vec![sample("old", 3)], failure: None, raw: None }.to_message()).unwrap();
         let row = v["rows"][0].as_object_mut().unwrap();
         for newer in ["click_id_type", "click_id", "key_kind", "retention_days"] {
             row.remove(newer);

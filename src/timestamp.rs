@@ -36,8 +36,7 @@ pub fn resolve(client: Option<&serde_json::Value>, received_ms: i64) -> Result<i
 /// `YYYY-MM-DD hh:mm:ss` in UTC, what ClickHouse DateTime parses in JSONEachRow on every version.
 pub fn clickhouse_datetime(epoch_ms: i64) -> String {
     let t = OffsetDateTime::from_unix_timestamp(epoch_ms.div_euclid(1000)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    t.format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))
-        .unwrap_or_else(|_| "1970-01-01 00:00:00".to_string())
+    t.format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second]")).unwrap_or_else(|_| "1970-01-01 00:00:00".to_string())
 }
 
 #[cfg(test)]

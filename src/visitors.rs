@@ -6,9 +6,9 @@
 //! the project: a key never reaches another project's visitors.
 
 use crate::error::ApiError;
-use crate::sql;
 use crate::event::LIMITS;
 use crate::keys::{self, KeyKind, KeyRecord};
+use crate::sql;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -31,7 +31,10 @@ fn visitor_id(segment: &str) -> Result<String, ApiError> {
     let bad = || {
         ApiError::bad_request(
             "invalid_visitor_id",
-            format!("The visitor id in the path must be the `mm_aid` the events carried: 1 to {} bytes, percent-encoded.", LIMITS.max_id_bytes),
+            format!(
+                "The visitor id in the path must be the `mm_aid` the events carried: 1 to {} bytes, percent-encoded.",
+                LIMITS.max_id_bytes
+            ),
         )
     };
     if segment.contains('/') {
@@ -184,10 +187,19 @@ mod tests {
         assert_eq!(
             sql,
             vec![
-                ("a".to_string(), "ALTER TABLE millimetric.events DELETE WHERE project_id = 'a' AND anonymous_id IN ('v1', 'v2')".to_string()),
-                ("a".to_string(), "ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'a' AND anonymous_id IN ('v1', 'v2')".to_string()),
+                (
+                    "a".to_string(),
+                    "ALTER TABLE millimetric.events DELETE WHERE project_id = 'a' AND anonymous_id IN ('v1', 'v2')".to_string()
+                ),
+                (
+                    "a".to_string(),
+                    "ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'a' AND anonymous_id IN ('v1', 'v2')".to_string()
+                ),
                 ("b".to_string(), "ALTER TABLE millimetric.events DELETE WHERE project_id = 'b' AND anonymous_id IN ('w\\'1')".to_string()),
-                ("b".to_string(), "ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'b' AND anonymous_id IN ('w\\'1')".to_string()),
+                (
+                    "b".to_string(),
+                    "ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'b' AND anonymous_id IN ('w\\'1')".to_string()
+                ),
             ]
         );
         // A project with more erasures than one statement holds gets a few, none too long.
@@ -215,7 +227,17 @@ mod tests {
         assert_eq!(id("/visitors/%E8%A8%AA%E5%95%8F%E8%80%85/events"), "訪問者");
         // The longest id ingestion takes (128 bytes) is taken here too.
         assert_eq!(id(&format!("/visitors/{}", "é".repeat(64))).len(), 128);
-        for bad in ["/visitors/", "/visitors//events", "/visitors/a/b", "/visitors/%0A", "/visitors/%ZZ", "/visitors/%+1", "/visitors/%C3", &format!("/visitors/{}", "é".repeat(65)), &format!("/visitors/{}", "x".repeat(129))] {
+        for bad in [
+            "/visitors/",
+            "/visitors//events",
+            "/visitors/a/b",
+            "/visitors/%0A",
+            "/visitors/%ZZ",
+            "/visitors/%+1",
+            "/visitors/%C3",
+            &format!("/visitors/{}", "é".repeat(65)),
+            &format!("/visitors/{}", "x".repeat(129)),
+        ] {
             assert_eq!(parse_path(bad).unwrap().1.unwrap_err().code, "invalid_visitor_id", "{bad}");
         }
     }

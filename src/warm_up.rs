@@ -24,10 +24,12 @@ const SERVER_BATCH_GZ: &[u8] = include_bytes!("warm_up/server_batch.json.gz");
 
 /// A browser's pageview, sent with sendBeacon (text/plain).
 const BROWSER_EVENT: &str = r#"{"type":"pageview","url":"https://shop.example.com/products/blue-widget?utm_source=newsletter&utm_medium=email&utm_campaign=bf26&gclid=Cj0KCQiA1234567890&email=jane%40example.com#reviews","referrer":"https://www.google.com/search?q=blue+widget","title":"Blue widget | Example shop","mm_aid":"6f1d0f0e-3c1b-4e8a-9f36-1b2a3c4d5e6f","id":"2f6c1c1e-6a4b-4f0e-9c53-0d7c2f1b8a11","props":{"plan":"pro","seats":3}}"#;
-const BROWSER_UA: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+const BROWSER_UA: &str =
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 /// A key record as KV holds it.
-const KEY_RECORD: &str = r#"{"project_id":"warm-up","kind":"publishable","allowed_origins":["https://shop.example.com"],"retention_days":90}"#;
+const KEY_RECORD: &str =
+    r#"{"project_id":"warm-up","kind":"publishable","allowed_origins":["https://shop.example.com"],"retention_days":90}"#;
 
 /// 2026-11-22T10:00:05Z, a few seconds after the batch's own timestamp.
 const RECEIVED_MS: i64 = 1_795_341_605_000;

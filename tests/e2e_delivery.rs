@@ -145,10 +145,14 @@ fn dead_letters_replay_once(stack: &Stack) {
     let admin = format!("Bearer {ADMIN_TOKEN}");
     let auth = [("Authorization", admin.as_str())];
     // All four are there, listed a page at a time.
-    assert!(support::eventually(Duration::from_secs(60), || {
-        let r = stack.request("GET", "/admin/dead-letters?limit=100", &auth, b"");
-        r.body.to_string().contains("dlq-erased") && r.body["dead_letters"].as_array().is_some_and(|d| d.len() >= 3)
-    }), "the dead letters expected; log:\n{}", stack.logs());
+    assert!(
+        support::eventually(Duration::from_secs(60), || {
+            let r = stack.request("GET", "/admin/dead-letters?limit=100", &auth, b"");
+            r.body.to_string().contains("dlq-erased") && r.body["dead_letters"].as_array().is_some_and(|d| d.len() >= 3)
+        }),
+        "the dead letters expected; log:\n{}",
+        stack.logs()
+    );
     // A visitor erased while their events sit in the dead-letter store: gone from there too.
     let erase = stack.request("DELETE", "/visitors/gone-visitor", &[("Authorization", &format!("Bearer {DEV_SECRET}"))], b"");
     assert_eq!(erase.status, 202, "{:?}", erase.body);
@@ -164,18 +168,30 @@ fn dead_letters_replay_once(stack: &Stack) {
     let r = stack.request("POST", "/admin/dead-letters/replay", &auth, b"");
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert!(r.body["replayed"].as_u64().unwrap_or(0) >= 2, "{:?}", r.body);
-    assert_eq!(stack.wait_count("SELECT count() FROM events_dedup WHERE event_id IN ('dlq-1','dlq-2')", 2, Duration::from_secs(60)), 2, "{}", stack.logs());
+    assert_eq!(
+        stack.wait_count("SELECT count() FROM events_dedup WHERE event_id IN ('dlq-1','dlq-2')", 2, Duration::from_secs(60)),
+        2,
+        "{}",
+        stack.logs()
+    );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(stack.query("SELECT count() FROM events WHERE event_id = 'dlq-1'").trim(), "1", "stored once, not once per dead letter");
     assert_eq!(stack.query("SELECT title FROM events_dedup WHERE event_id = 'dlq-2'").trim(), "T");
-    assert_eq!(stack.query("SELECT count() FROM events WHERE event_id = 'dlq-erased'").trim(), "0", "a replay brought an erased visitor back");
+    assert_eq!(
+        stack.query("SELECT count() FROM events WHERE event_id = 'dlq-erased'").trim(),
+        "0",
+        "a replay brought an erased visitor back"
+    );
     // Nothing left to replay; a second replay stores nothing again.
     let again = stack.request("POST", "/admin/dead-letters/replay", &auth, b"");
     assert_eq!((again.status, again.body["replayed"].as_u64()), (200, Some(0)), "{:?}", again.body);
     assert_eq!(stack.request("POST", "/admin/dead-letters/replay", &[], b"").status, 401);
     // The replay is in proj_dev's audit log, with how many of its rows went back.
     let log = stack.request("GET", "/v1/audit", &[("Authorization", &format!("Bearer {DEV_SECRET}"))], b"");
-    let replays: Vec<&serde_json::Value> = log.body["audit"].as_array().map(|a| a.iter().filter(|r| r["record"]["action"] == "dead_letter_replay").collect()).unwrap_or_default();
+    let replays: Vec<&serde_json::Value> = log.body["audit"]
+        .as_array()
+        .map(|a| a.iter().filter(|r| r["record"]["action"] == "dead_letter_replay").collect())
+        .unwrap_or_default();
     assert!(replays.iter().any(|r| r["record"]["by"] == "admin" && r["record"]["rows"].as_u64().unwrap_or(0) >= 2), "{:?}", log.body);
 }
 
@@ -189,7 +205,12 @@ fn auth_failure_is_retried_with_an_alarm(stack: &Stack) {
     let letters = stack.request("GET", "/admin/dead-letters?limit=100", &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))], b"");
     assert!(!letters.body.to_string().contains("auth-1"), "dead-lettered at once: {:?}", letters.body);
     stack.restart_clickhouse_with_password(support::CH_PASSWORD);
-    assert_eq!(stack.wait_count("SELECT count() FROM events_dedup WHERE event_id = 'auth-1'", 1, Duration::from_secs(120)), 1, "{}", stack.logs());
+    assert_eq!(
+        stack.wait_count("SELECT count() FROM events_dedup WHERE event_id = 'auth-1'", 1, Duration::from_secs(120)),
+        1,
+        "{}",
+        stack.logs()
+    );
 }
 
 fn per_ip_limit(stack: &Stack) {

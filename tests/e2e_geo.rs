@@ -27,13 +27,25 @@ fn real_dbip_database_from_r2_loaded_once_for_concurrent_first_requests() {
     let stack = Stack::start_with_geo("geo-dbip", &[], Some(&db));
     // Eight server requests at once on a fresh isolate, each forwarding a visitor IP: the first
     // loads the database, the others wait for that load rather than start their own.
-    let ips = [("129.132.19.216", "CH"), ("8.8.8.8", "US"), ("133.11.0.1", "JP"), ("1.1.1.1", "AU"),
-        ("2001:67c:10ec::1", "CH"), ("2a00:1450:4001::1", "DE"), ("2001:200:180::1", "JP"), ("129.132.19.216", "CH")];
+    let ips = [
+        ("129.132.19.216", "CH"),
+        ("8.8.8.8", "US"),
+        ("133.11.0.1", "JP"),
+        ("1.1.1.1", "AU"),
+        ("2001:67c:10ec::1", "CH"),
+        ("2a00:1450:4001::1", "DE"),
+        ("2001:200:180::1", "JP"),
+        ("129.132.19.216", "CH"),
+    ];
     std::thread::scope(|s| {
-        let handles: Vec<_> = ips.iter().enumerate().map(|(i, (ip, _))| {
-            let stack = &stack;
-            s.spawn(move || stack.collect(DEV_SECRET, &[], &purchase(&format!("geo-{i}"), ip)))
-        }).collect();
+        let handles: Vec<_> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, (ip, _))| {
+                let stack = &stack;
+                s.spawn(move || stack.collect(DEV_SECRET, &[], &purchase(&format!("geo-{i}"), ip)))
+            })
+            .collect();
         for h in handles {
             let r = h.join().unwrap();
             assert_eq!(r.status, 202, "{:?}", r.body);
@@ -41,7 +53,9 @@ fn real_dbip_database_from_r2_loaded_once_for_concurrent_first_requests() {
     });
     let n = stack.wait_count("SELECT count() FROM events_dedup WHERE event_id LIKE 'geo-%'", 8, LAND);
     assert_eq!(n, 8, "{}", stack.logs());
-    let rows = stack.query("SELECT event_id, country, region, city FROM events_dedup WHERE event_id LIKE 'geo-%' ORDER BY event_id FORMAT TabSeparated");
+    let rows = stack.query(
+        "SELECT event_id, country, region, city FROM events_dedup WHERE event_id LIKE 'geo-%' ORDER BY event_id FORMAT TabSeparated",
+    );
     let rows: Vec<Vec<&str>> = rows.lines().map(|l| l.split('\t').collect()).collect();
     for (i, (ip, country)) in ips.iter().enumerate() {
         // Every request got database geo (none went on without it while the load ran): the
@@ -68,7 +82,12 @@ fn a_city_database_too_large_for_the_isolate_is_refused_once() {
     for i in 0..3 {
         assert_eq!(stack.collect(DEV_SECRET, &[], &purchase(&format!("big-{i}"), "8.8.8.8")).status, 202);
     }
-    assert_eq!(stack.wait_count("SELECT count() FROM events_dedup WHERE event_id LIKE 'big-%' AND country = ''", 3, LAND), 3, "{}", stack.logs());
+    assert_eq!(
+        stack.wait_count("SELECT count() FROM events_dedup WHERE event_id LIKE 'big-%' AND country = ''", 3, LAND),
+        3,
+        "{}",
+        stack.logs()
+    );
     let refused = "geo: `city.mmdb` is 63069790 bytes, more than the 25165824";
     assert!(stack.log_shows(refused, Duration::from_secs(5)), "{}", stack.logs());
     assert_eq!(count(&stack.logs(), refused), 1, "{}", stack.logs());

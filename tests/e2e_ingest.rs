@@ -44,8 +44,18 @@ fn visitor_export_and_erasure(stack: &Stack) {
     assert_eq!(stack.collect(DEV_SECRET, &[], &batch).status, 202);
     // The same visitor id in another project (written directly: one dev project exists).
     stack.query("INSERT INTO events (project_id, event_id, timestamp, received_at, anonymous_id, retention_days) VALUES ('proj_other', 'other-1', now(), now(), 'erase-me', 30)");
-    let count = |aid: &str, project: &str| stack.query(&format!("SELECT count() FROM events WHERE anonymous_id = '{aid}' AND project_id = '{project}'")).trim().parse::<u64>().unwrap();
-    let landed = stack.wait_count("SELECT count() FROM events_dedup WHERE anonymous_id IN ('erase-me', 'keep-me') AND project_id = 'proj_dev'", 4, LAND);
+    let count = |aid: &str, project: &str| {
+        stack
+            .query(&format!("SELECT count() FROM events WHERE anonymous_id = '{aid}' AND project_id = '{project}'"))
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let landed = stack.wait_count(
+        "SELECT count() FROM events_dedup WHERE anonymous_id IN ('erase-me', 'keep-me') AND project_id = 'proj_dev'",
+        4,
+        LAND,
+    );
     assert_eq!(landed, 4, "events did not land; worker log:\n{}", stack.logs());
 
     let bearer = |k: &str| format!("Bearer {k}");
@@ -79,7 +89,10 @@ fn visitor_export_and_erasure(stack: &Stack) {
     let sk = bearer(DEV_SECRET);
     assert_eq!(refused("GET", "/visitors/erase-me/events", &[("Authorization", &pk)]).code(), "secret_key_required");
     assert_eq!(refused("DELETE", "/visitors/erase-me", &[("Authorization", &rk)]).code(), "read_only_key");
-    assert_eq!(refused("DELETE", "/visitors/erase-me", &[("Authorization", &sk), ("Origin", "https://example.com")]).code(), "secret_key_in_browser");
+    assert_eq!(
+        refused("DELETE", "/visitors/erase-me", &[("Authorization", &sk), ("Origin", "https://example.com")]).code(),
+        "secret_key_in_browser"
+    );
     assert_eq!(refused("DELETE", "/visitors/erase-me", &[]).code(), "missing_key");
     assert_eq!(refused("DELETE", "/visitors/", &[("Authorization", &sk)]).code(), "invalid_visitor_id");
     assert_eq!(refused("POST", "/visitors/erase-me", &[("Authorization", &sk)]).status, 405);
@@ -90,7 +103,13 @@ fn visitor_export_and_erasure(stack: &Stack) {
     assert_eq!(r.body["status"], "erasing");
     support::eventually(LAND, || count("erase-me", DEV_PROJECT) == 0);
     assert_eq!(count("erase-me", DEV_PROJECT), 0, "the visitor's rows are gone from the raw table");
-    assert!(support::eventually(LAND, || stack.query("SELECT count() FROM visitor_days WHERE anonymous_id = 'erase-me' AND project_id = 'proj_dev'").trim() == "0"), "and from the days index");
+    assert!(
+        support::eventually(LAND, || stack
+            .query("SELECT count() FROM visitor_days WHERE anonymous_id = 'erase-me' AND project_id = 'proj_dev'")
+            .trim()
+            == "0"),
+        "and from the days index"
+    );
     assert_eq!(count("keep-me", DEV_PROJECT), 1, "another visitor's row stays");
     assert_eq!(count("erase-me", "proj_other"), 1, "the same id in another project stays");
     let r = stack.request("GET", "/visitors/erase-me/events", &[("Authorization", &sk)], b"");
@@ -112,7 +131,13 @@ fn visitor_export_and_erasure(stack: &Stack) {
     let records = log.body["audit"].as_array().cloned().unwrap_or_default();
     let actions: Vec<(String, String, String)> = records
         .iter()
-        .map(|r| (r["record"]["action"].as_str().unwrap_or("").into(), r["record"]["by"].as_str().unwrap_or("").into(), r["record"]["outcome"].as_str().unwrap_or("").into()))
+        .map(|r| {
+            (
+                r["record"]["action"].as_str().unwrap_or("").into(),
+                r["record"]["by"].as_str().unwrap_or("").into(),
+                r["record"]["outcome"].as_str().unwrap_or("").into(),
+            )
+        })
         .collect();
     let by = |k: &str| format!("key:{}", &millimetric_edge::keys::key_hash(k)[..12]);
     assert_eq!(
@@ -160,20 +185,24 @@ fn visitor_export_and_erasure(stack: &Stack) {
 /// then the Cron Trigger's handler runs under wrangler dev.
 fn retention_drops_weeks_past_their_window(stack: &Stack) {
     let now = time::OffsetDateTime::now_utc();
-    let at = |days_ago: i64| (now - time::Duration::days(days_ago)).format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]")).unwrap();
+    let at = |days_ago: i64| {
+        (now - time::Duration::days(days_ago))
+            .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))
+            .unwrap()
+    };
     // (retention class, age in days, kept?)
     let cases = [(30, 60, false), (30, 20, true), (90, 120, false), (90, 75, true), (365, 60, true), (365, 400, false)];
-    let values: Vec<String> = cases
-        .iter()
-        .map(|(r, age, _)| format!("('retention-test', 'r{r}-{age}', '{ts}', '{ts}', {r})", ts = at(*age)))
-        .collect();
+    let values: Vec<String> =
+        cases.iter().map(|(r, age, _)| format!("('retention-test', 'r{r}-{age}', '{ts}', '{ts}', {r})", ts = at(*age))).collect();
     stack.query(&format!("INSERT INTO events (project_id, event_id, timestamp, received_at, retention_days) VALUES {}", values.join(", ")));
     let others = stack.query("SELECT count() FROM events WHERE project_id != 'retention-test'");
 
     let r = stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"");
     assert_eq!(r.status, 200, "the scheduled handler did not run: {:?}\n{}", r.body, stack.logs());
     let want_kept = cases.iter().filter(|c| c.2).count() as u64;
-    let left = || stack.query("SELECT arrayStringConcat(groupArray(event_id), ',') FROM (SELECT event_id FROM events WHERE project_id = 'retention-test' ORDER BY event_id)");
+    let left = || {
+        stack.query("SELECT arrayStringConcat(groupArray(event_id), ',') FROM (SELECT event_id FROM events WHERE project_id = 'retention-test' ORDER BY event_id)")
+    };
     support::eventually(LAND, || left().trim().split(',').count() as u64 == want_kept);
     let left = left();
     let mut want: Vec<String> = cases.iter().filter(|c| c.2).map(|(r, age, _)| format!("r{r}-{age}")).collect();
@@ -185,7 +214,11 @@ fn retention_drops_weeks_past_their_window(stack: &Stack) {
     // Three weeks of events, and the same three of their ids' index (event_ids); the rows have
     // no mm_aid, so visitor_days has none of those weeks.
     assert!(stack.log_shows("retention: dropped 6 week(s)", Duration::from_secs(15)), "the run says what it dropped:\n{}", stack.logs());
-    assert_eq!(stack.query("SELECT count() FROM event_ids WHERE project_id = 'retention-test'").trim(), want_kept.to_string(), "ids go with their events");
+    assert_eq!(
+        stack.query("SELECT count() FROM event_ids WHERE project_id = 'retention-test'").trim(),
+        want_kept.to_string(),
+        "ids go with their events"
+    );
 
     // Again: nothing left to drop, nothing else touched.
     let r = stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"");
@@ -222,10 +255,8 @@ fn pageview_lands_in_clickhouse(stack: &Stack) {
     let id = r.body["ids"][0].as_str().expect("an event id").to_string();
     let n = stack.wait_count(&format!("SELECT count() FROM events_dedup WHERE event_id = '{id}'"), 1, LAND);
     assert_eq!(n, 1, "the pageview did not land in ClickHouse; worker log:\n{}", stack.logs());
-    let row: serde_json::Value = serde_json::from_str(
-        &stack.query(&format!("SELECT * FROM events_dedup WHERE event_id = '{id}' FORMAT JSONEachRow")),
-    )
-    .unwrap();
+    let row: serde_json::Value =
+        serde_json::from_str(&stack.query(&format!("SELECT * FROM events_dedup WHERE event_id = '{id}' FORMAT JSONEachRow"))).unwrap();
     assert_eq!(row["project_id"], "proj_dev");
     assert_eq!(row["event_type"], "pageview");
     assert_eq!(row["anonymous_id"], "visitor-1");
@@ -235,7 +266,10 @@ fn pageview_lands_in_clickhouse(stack: &Stack) {
     assert_eq!(row["url_fragment"], "");
     assert_eq!(row["referrer_host"], "news.ycombinator.com");
     assert_eq!((row["source"].as_str(), row["utm_source"].as_str()), (Some("hn"), Some("hn")));
-    assert_eq!((row["browser"].as_str(), row["os"].as_str(), row["device_type"].as_str()), (Some("Chrome"), Some("Windows"), Some("desktop")));
+    assert_eq!(
+        (row["browser"].as_str(), row["os"].as_str(), row["device_type"].as_str()),
+        (Some("Chrome"), Some("Windows"), Some("desktop"))
+    );
     assert_eq!(row["country"].as_str().map(str::len), Some(2), "edge geo fills the country: {row}");
     assert_eq!(row["key_kind"], "publishable");
 }
@@ -259,8 +293,10 @@ fn server_batch_with_one_bad_event(stack: &Stack) {
     assert_eq!(r.body["rejected"][0]["code"], "missing_name");
     let n = stack.wait_count("SELECT count() FROM events_dedup WHERE event_id IN ('srv-1','srv-3')", 2, LAND);
     assert_eq!(n, 2, "worker log:\n{}", stack.logs());
-    let row: serde_json::Value =
-        serde_json::from_str(&stack.query("SELECT event_name, prop_keys, prop_values, os, device_type, country FROM events_dedup WHERE event_id = 'srv-1' FORMAT JSONEachRow")).unwrap();
+    let row: serde_json::Value = serde_json::from_str(&stack.query(
+        "SELECT event_name, prop_keys, prop_values, os, device_type, country FROM events_dedup WHERE event_id = 'srv-1' FORMAT JSONEachRow",
+    ))
+    .unwrap();
     assert_eq!(row["event_name"], "signup");
     assert_eq!(row["prop_keys"], json!(["plan"]), "a password property is never stored");
     assert_eq!((row["os"].as_str(), row["device_type"].as_str()), (Some("iOS"), Some("mobile")));
@@ -269,7 +305,11 @@ fn server_batch_with_one_bad_event(stack: &Stack) {
 }
 
 fn forwarded_ip_gets_database_geo(stack: &Stack) {
-    let r = stack.collect(DEV_SECRET, &[], &json!({"type":"event","name":"purchase","id":"geo-1","url":"https://example.com/buy","ip":"81.2.69.142"}));
+    let r = stack.collect(
+        DEV_SECRET,
+        &[],
+        &json!({"type":"event","name":"purchase","id":"geo-1","url":"https://example.com/buy","ip":"81.2.69.142"}),
+    );
     assert_eq!(r.status, 202, "{:?}", r.body);
     assert_eq!(stack.wait_count("SELECT count() FROM events_dedup WHERE event_id = 'geo-1'", 1, LAND), 1, "{}", stack.logs());
     let row = stack.query("SELECT country, region, city FROM events_dedup WHERE event_id = 'geo-1' FORMAT TabSeparated");
@@ -279,7 +319,12 @@ fn forwarded_ip_gets_database_geo(stack: &Stack) {
 fn browser_transport_variants(stack: &Stack) {
     // sendBeacon: text/plain, key in the body.
     let body = json!({"key": DEV_PUBLISHABLE, "url":"https://example.com/beacon", "id":"beacon-1"}).to_string();
-    let r = stack.request("POST", "/collect", &[("Content-Type", "text/plain;charset=UTF-8"), ("Origin", "https://example.com"), ("User-Agent", CHROME)], body.as_bytes());
+    let r = stack.request(
+        "POST",
+        "/collect",
+        &[("Content-Type", "text/plain;charset=UTF-8"), ("Origin", "https://example.com"), ("User-Agent", CHROME)],
+        body.as_bytes(),
+    );
     assert_eq!(r.status, 202, "{:?}", r.body);
     // gzip body
     use std::io::Write;
@@ -367,7 +412,9 @@ fn first_write_of_an_id_wins(stack: &Stack) {
     let before = stack.log_len();
     assert_eq!(stack.collect(DEV_PUBLISHABLE, &browser(), &forged).status, 202, "the forger cannot tell");
     assert!(stack.log_shows_after(before, "(1 already stored)", LAND), "the batch writer saw the copy:\n{}", stack.logs());
-    let stored = stack.query("SELECT event_name, toString(timestamp), url_path, key_kind FROM events_dedup WHERE event_id = 'order-123' FORMAT TabSeparated");
+    let stored = stack.query(
+        "SELECT event_name, toString(timestamp), url_path, key_kind FROM events_dedup WHERE event_id = 'order-123' FORMAT TabSeparated",
+    );
     assert_eq!(stored.trim(), format!("purchase\t{paid_at_ch}\t/thanks\tsecret"), "the first write stands");
     assert_eq!(stack.query("SELECT count() FROM events WHERE event_id = 'order-123'").trim(), "1", "the copy never reached the table");
     // The public key takes an id first: the server's event is stored all the same.
@@ -377,8 +424,17 @@ fn first_write_of_an_id_wins(stack: &Stack) {
     std::thread::sleep(Duration::from_millis(1100));
     let real = json!({"type":"event","name":"purchase","id":"order-124","url":"https://example.com/thanks"});
     assert_eq!(stack.collect(DEV_SECRET, &[], &real).status, 202);
-    assert_eq!(stack.wait_count("SELECT count() FROM events WHERE event_id = 'order-124' AND key_kind = 'secret'", 1, LAND), 1, "{}", stack.logs());
-    assert_eq!(stack.query("SELECT event_name FROM events_dedup WHERE event_id = 'order-124'").trim(), "purchase", "queries show the server's");
+    assert_eq!(
+        stack.wait_count("SELECT count() FROM events WHERE event_id = 'order-124' AND key_kind = 'secret'", 1, LAND),
+        1,
+        "{}",
+        stack.logs()
+    );
+    assert_eq!(
+        stack.query("SELECT event_name FROM events_dedup WHERE event_id = 'order-124'").trim(),
+        "purchase",
+        "queries show the server's"
+    );
 
     // Sunday 23:59:59 UTC, then the retry on Monday 00:00:01: another day and another week's
     // partition, where ReplacingMergeTree never looks.

@@ -20,11 +20,15 @@ fn keys_cli(stack: &Stack, args: &[&str]) -> (bool, Value) {
         .output()
         .expect("run the keys command");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    (out.status.success(), serde_json::from_str(&text).unwrap_or_else(|_| panic!("keys {args:?}: {text}\n{}", String::from_utf8_lossy(&out.stderr))))
+    (
+        out.status.success(),
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("keys {args:?}: {text}\n{}", String::from_utf8_lossy(&out.stderr))),
+    )
 }
 
 fn send(stack: &Stack, key: &str, origin: Option<&str>) -> support::Reply {
-    let mut h = vec![("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")];
+    let mut h =
+        vec![("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")];
     if let Some(o) = origin {
         h.push(("Origin", o));
     }
@@ -47,10 +51,13 @@ fn until_refused(stack: &Stack, key: &str, limit: Duration) -> Option<f64> {
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn key_lifecycle_end_to_end() {
     let stack = Stack::start("keys");
-    let (ok, created) = keys_cli(&stack, &["create", "shop", "--origins", "https://old.shop.example", "--limit", "1000", "--timezone", "Europe/Berlin"]);
+    let (ok, created) =
+        keys_cli(&stack, &["create", "shop", "--origins", "https://old.shop.example", "--limit", "1000", "--timezone", "Europe/Berlin"]);
     assert!(ok, "{created}");
-    let key = |kind: &str| created["keys"].as_array().unwrap().iter().find(|k| k["kind"] == kind).unwrap()["key"].as_str().unwrap().to_string();
-    let hash = |kind: &str| created["keys"].as_array().unwrap().iter().find(|k| k["kind"] == kind).unwrap()["hash"].as_str().unwrap().to_string();
+    let key =
+        |kind: &str| created["keys"].as_array().unwrap().iter().find(|k| k["kind"] == kind).unwrap()["key"].as_str().unwrap().to_string();
+    let hash =
+        |kind: &str| created["keys"].as_array().unwrap().iter().find(|k| k["kind"] == kind).unwrap()["hash"].as_str().unwrap().to_string();
     let (pk, sk, rk) = (key("publishable"), key("secret"), key("read_only"));
     assert!(pk.starts_with("pk_live_") && sk.starts_with("sk_live_") && rk.starts_with("rk_live_"));
 
@@ -92,12 +99,18 @@ fn key_lifecycle_end_to_end() {
         assert!(t.elapsed() < Duration::from_secs(150), "the revoked key still works after 150 s");
         std::thread::sleep(Duration::from_secs(1));
     };
-    println!("keys: a rotated-out key refused after {rotated_after:.0} s, a revoked key after {revoked_after:.0} s (bound {} s)", millimetric_edge::key_admin::REVOCATION_BOUND_SECONDS);
+    println!(
+        "keys: a rotated-out key refused after {rotated_after:.0} s, a revoked key after {revoked_after:.0} s (bound {} s)",
+        millimetric_edge::key_admin::REVOCATION_BOUND_SECONDS
+    );
     assert!(revoked_after <= millimetric_edge::key_admin::REVOCATION_BOUND_SECONDS as f64);
 
     // Every change is in the project's audit log.
     let log = stack.request("GET", "/v1/audit?limit=100", &[("Authorization", &format!("Bearer {new_sk}"))], b"");
-    let changes = log.body["audit"].as_array().map(|a| a.iter().filter(|r| r["record"]["action"] == "key_change" && r["record"]["outcome"] == "ok").count()).unwrap_or(0);
+    let changes = log.body["audit"]
+        .as_array()
+        .map(|a| a.iter().filter(|r| r["record"]["action"] == "key_change" && r["record"]["outcome"] == "ok").count())
+        .unwrap_or(0);
     assert_eq!(changes, 4, "create, set, rotate, revoke: {:?}", log.body);
 
     // Bad input is a clear 400; a wrong or missing token 401; and an address is limited.
@@ -105,7 +118,12 @@ fn key_lifecycle_end_to_end() {
     assert!(!ok && bad["error"]["code"] == "invalid_project", "{bad}");
     let mut limited = false;
     for _ in 0..40 {
-        let r = stack.request("GET", "/admin/keys?project_id=shop", &[("Authorization", "Bearer wrong-token"), ("CF-Connecting-IP", "203.0.113.9")], b"");
+        let r = stack.request(
+            "GET",
+            "/admin/keys?project_id=shop",
+            &[("Authorization", "Bearer wrong-token"), ("CF-Connecting-IP", "203.0.113.9")],
+            b"",
+        );
         assert!(r.status == 401 || r.status == 429, "{:?}", r.body);
         limited |= r.status == 429;
     }

@@ -67,22 +67,72 @@ fn seed(stack: &Stack, now: i64) -> usize {
         let ago = layout::this_week(v);
         let n = 1 + v % 4;
         for i in 0..n {
-            rows.push(row("proj_dev", &format!("e{v}-{i}"), at(ago - i * 60), "pageview", pages[((v + i) % 4) as usize], &aid, sources[(v % 3) as usize], &[], false));
+            rows.push(row(
+                "proj_dev",
+                &format!("e{v}-{i}"),
+                at(ago - i * 60),
+                "pageview",
+                pages[((v + i) % 4) as usize],
+                &aid,
+                sources[(v % 3) as usize],
+                &[],
+                false,
+            ));
         }
         if v % 3 == 0 {
-            rows.push(row("proj_dev", &format!("s{v}"), at(ago - 30), "signup", "/pricing", &aid, sources[(v % 3) as usize], &[("plan", if v % 2 == 0 { "pro" } else { "free" })], false));
+            rows.push(row(
+                "proj_dev",
+                &format!("s{v}"),
+                at(ago - 30),
+                "signup",
+                "/pricing",
+                &aid,
+                sources[(v % 3) as usize],
+                &[("plan", if v % 2 == 0 { "pro" } else { "free" })],
+                false,
+            ));
         }
         if v % 5 == 0 {
-            rows.push(row("proj_dev", &format!("p{v}"), at(ago - 40), "purchase", "/pricing", &aid, "", &[("plan", "pro"), ("amount", "10")], false));
+            rows.push(row(
+                "proj_dev",
+                &format!("p{v}"),
+                at(ago - 40),
+                "purchase",
+                "/pricing",
+                &aid,
+                "",
+                &[("plan", "pro"), ("amount", "10")],
+                false,
+            ));
         }
     }
     // The week before: fewer visitors (for the overview's change).
     for v in 0..10u64 {
-        rows.push(row("proj_dev", &format!("old{v}"), at(layout::week_before(v)), "pageview", "/", &format!("old{v}"), "Google", &[], false));
+        rows.push(row(
+            "proj_dev",
+            &format!("old{v}"),
+            at(layout::week_before(v)),
+            "pageview",
+            "/",
+            &format!("old{v}"),
+            "Google",
+            &[],
+            false,
+        ));
     }
     // Right now: three visitors in the last minutes (realtime).
     for v in 0..3u64 {
-        rows.push(row("proj_dev", &format!("now{v}"), at(layout::just_now(v, since_midnight)), "pageview", "/", &format!("now{v}"), "", &[], false));
+        rows.push(row(
+            "proj_dev",
+            &format!("now{v}"),
+            at(layout::just_now(v, since_midnight)),
+            "pageview",
+            "/",
+            &format!("now{v}"),
+            "",
+            &[],
+            false,
+        ));
     }
     // Bots, and another project: never counted for proj_dev.
     rows.push(row("proj_dev", "bot1", at(2 * DAY), "bot_only_event", "/", "bot", "", &[("botkey", "x")], true));
@@ -93,13 +143,16 @@ fn seed(stack: &Stack, now: i64) -> usize {
 }
 
 fn cache_dir() -> std::path::PathBuf {
-    std::env::var_os("MM_CACHE").map(Into::into).unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/millimetric"))
+    std::env::var_os("MM_CACHE")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/millimetric"))
 }
 
 fn run_client(cmd: &mut Command) -> Value {
     let out = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{cmd:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{cmd:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn python(url: &str, key: &str, mode: &str, calls: &Value) -> Value {
@@ -191,7 +244,9 @@ fn check_against_the_api(read: &ReadWorker, out: &Value) {
 
     // top = one dimension ordered by the metric.
     let s = ok(out, 1);
-    let api = q(json!({"metrics": ["pageviews", "visitors", "percentage"], "date_range": "7d", "dimensions": ["event:page"], "order_by": [["pageviews", "desc"]], "pagination": {"limit": 3}, "include": {"total_rows": true}}));
+    let api = q(
+        json!({"metrics": ["pageviews", "visitors", "percentage"], "date_range": "7d", "dimensions": ["event:page"], "order_by": [["pageviews", "desc"]], "pagination": {"limit": 3}, "include": {"total_rows": true}}),
+    );
     let want: Vec<Value> = api["results"].as_array().unwrap().iter().map(|r| json!({"value": r["dimensions"][0], "pageviews": r["metrics"][0], "visitors": r["metrics"][1], "percentage": r["metrics"][2]})).collect();
     same!(s["rows"], json!(want), "top");
     assert_eq!(s["rows"].as_array().unwrap().len(), 3);
@@ -199,8 +254,11 @@ fn check_against_the_api(read: &ReadWorker, out: &Value) {
 
     // timeseries = the metric by time:day.
     let s = ok(out, 2);
-    let api = q(json!({"metrics": ["visitors"], "date_range": "7d", "dimensions": ["time:day"], "order_by": [["time:day", "asc"]], "pagination": {"limit": 10000}}));
-    let want: Vec<Value> = api["results"].as_array().unwrap().iter().map(|r| json!({"time": r["dimensions"][0], "value": r["metrics"][0]})).collect();
+    let api = q(
+        json!({"metrics": ["visitors"], "date_range": "7d", "dimensions": ["time:day"], "order_by": [["time:day", "asc"]], "pagination": {"limit": 10000}}),
+    );
+    let want: Vec<Value> =
+        api["results"].as_array().unwrap().iter().map(|r| json!({"time": r["dimensions"][0], "value": r["metrics"][0]})).collect();
     assert!(!want.is_empty());
     same!(s["points"], json!(want), "timeseries");
 
@@ -214,10 +272,22 @@ fn check_against_the_api(read: &ReadWorker, out: &Value) {
 
     // list_events = event:name's counts, less pageviews, with the keys seen.
     let s = ok(out, 4);
-    let api = q(json!({"metrics": ["events", "visitors"], "date_range": "7d", "dimensions": ["event:name"], "pagination": {"limit": 10000}}));
-    let mut want: Vec<(String, Value, Value)> = api["results"].as_array().unwrap().iter().filter(|r| r["dimensions"][0] != "pageview").map(|r| (r["dimensions"][0].as_str().unwrap().to_string(), norm(&r["metrics"][0]), norm(&r["metrics"][1]))).collect();
+    let api =
+        q(json!({"metrics": ["events", "visitors"], "date_range": "7d", "dimensions": ["event:name"], "pagination": {"limit": 10000}}));
+    let mut want: Vec<(String, Value, Value)> = api["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["dimensions"][0] != "pageview")
+        .map(|r| (r["dimensions"][0].as_str().unwrap().to_string(), norm(&r["metrics"][0]), norm(&r["metrics"][1])))
+        .collect();
     want.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut got: Vec<(String, Value, Value)> = s["events"].as_array().unwrap().iter().map(|e| (e["name"].as_str().unwrap().to_string(), norm(&e["events"]), norm(&e["visitors"]))).collect();
+    let mut got: Vec<(String, Value, Value)> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), norm(&e["events"]), norm(&e["visitors"])))
+        .collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got, want, "list_events");
     assert_eq!(got.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(), ["purchase", "signup"], "no bot's or other project's event");
@@ -309,21 +379,41 @@ fn mcp_clients_agree_with_the_stats_api() {
     };
     let listed = json_of(inspect(&["--method", "tools/list"]));
     assert_eq!(listed["tools"].as_array().unwrap().len(), 7, "{listed}");
-    let called = json_of(inspect(&["--method", "tools/call", "--tool-name", "top", "--tool-arg", "dimension=visit:source", "--tool-arg", "date_range=7d"]));
+    let called = json_of(inspect(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "top",
+        "--tool-arg",
+        "dimension=visit:source",
+        "--tool-arg",
+        "date_range=7d",
+    ]));
     let api = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors", "percentage"], "date_range": "7d", "dimensions": ["visit:source"], "order_by": [["visitors", "desc"]], "pagination": {"limit": 10}, "include": {"total_rows": true}})).body;
-    let want: Vec<Value> = api["results"].as_array().unwrap().iter().map(|r| json!({"value": r["dimensions"][0], "visitors": r["metrics"][0], "percentage": r["metrics"][1]})).collect();
+    let want: Vec<Value> = api["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!({"value": r["dimensions"][0], "visitors": r["metrics"][0], "percentage": r["metrics"][1]}))
+        .collect();
     same!(called["structuredContent"]["rows"], json!(want), "the Inspector's top");
     assert_eq!(called["structuredContent"]["rows"].as_array().unwrap().len(), 3, "{called}");
     println!("mcp inspector cli: tools listed and top checked");
 
     // Another project's key sees its own events only.
     let out = python(&url, DEV_OTHER_READ_ONLY, "auto", &json!([["list_events", {"date_range": "7d"}]]));
-    let names: Vec<&str> = out["calls"][0]["structuredContent"]["events"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        out["calls"][0]["structuredContent"]["events"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["other_only_event"]);
 
     // 2025-06-18 by hand: initialize, the initialized notification (202, no body), then requests
     // with the negotiated version in MCP-Protocol-Version. No session id is minted.
-    let r = post(&read, Some(DEV_READ_ONLY), &[], &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}));
+    let r = post(
+        &read,
+        Some(DEV_READ_ONLY),
+        &[],
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}),
+    );
     assert_eq!((r.status, r.body["result"]["protocolVersion"].clone()), (200, json!("2025-06-18")), "{:?}", r.body);
     assert!(r.header("Mcp-Session-Id").is_none());
     let v = [("MCP-Protocol-Version", "2025-06-18")];
@@ -331,10 +421,20 @@ fn mcp_clients_agree_with_the_stats_api() {
     assert_eq!((r.status, r.body.clone()), (202, json!("")));
     let r = post(&read, Some(DEV_READ_ONLY), &v, &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
     assert_eq!(r.body["result"]["tools"].as_array().unwrap().len(), 7);
-    let r = post(&read, Some(DEV_READ_ONLY), &v, &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "overview", "arguments": {"date_range": "7d"}}}));
+    let r = post(
+        &read,
+        Some(DEV_READ_ONLY),
+        &v,
+        &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "overview", "arguments": {"date_range": "7d"}}}),
+    );
     assert_eq!(r.body["result"]["structuredContent"]["metrics"]["visitors"]["value"].as_f64(), Some(24.0), "{:?}", r.body);
     assert!(r.body["result"].get("resultType").is_none());
-    let r = post(&read, Some(DEV_READ_ONLY), &v, &json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "no_such_tool"}}));
+    let r = post(
+        &read,
+        Some(DEV_READ_ONLY),
+        &v,
+        &json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "no_such_tool"}}),
+    );
     assert_eq!(r.body["error"]["code"], -32602, "an unknown tool is a protocol error");
 
     // Modern by hand: the headers must match the body; versions, unknown methods.
@@ -353,13 +453,31 @@ fn mcp_clients_agree_with_the_stats_api() {
     let r = modern("tools/call", Some("top"), json!({"name": "overview", "arguments": {}}), &[]);
     assert_eq!((r.status, r.body["error"]["code"].clone()), (400, json!(-32020)), "{:?}", r.body);
     let r = modern("tools/call", Some("=?base64?b3ZlcnZpZXc=?="), json!({"name": "overview", "arguments": {"date_range": "7d"}}), &[]);
-    assert_eq!((r.status, r.body["result"]["structuredContent"]["metrics"]["visitors"]["value"].as_f64()), (200, Some(24.0)), "{:?}", r.body);
+    assert_eq!(
+        (r.status, r.body["result"]["structuredContent"]["metrics"]["visitors"]["value"].as_f64()),
+        (200, Some(24.0)),
+        "{:?}",
+        r.body
+    );
     assert_eq!(r.body["result"]["resultType"], "complete");
     let r = modern("resources/list", None, json!({}), &[]);
     assert_eq!((r.status, r.body["error"]["code"].clone()), (404, json!(-32601)));
-    let r = post(&read, Some(DEV_READ_ONLY), &[("MCP-Protocol-Version", "3000-01-01"), ("Mcp-Method", "tools/list")], &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "3000-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}}));
-    assert_eq!((r.status, r.body["error"]["code"].clone(), r.body["error"]["data"]["requested"].clone()), (400, json!(-32022), json!("3000-01-01")));
-    let r = read.request("POST", "/mcp", &[("Authorization", &format!("Bearer {DEV_READ_ONLY}"))], b"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}]");
+    let r = post(
+        &read,
+        Some(DEV_READ_ONLY),
+        &[("MCP-Protocol-Version", "3000-01-01"), ("Mcp-Method", "tools/list")],
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "3000-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}}),
+    );
+    assert_eq!(
+        (r.status, r.body["error"]["code"].clone(), r.body["error"]["data"]["requested"].clone()),
+        (400, json!(-32022), json!("3000-01-01"))
+    );
+    let r = read.request(
+        "POST",
+        "/mcp",
+        &[("Authorization", &format!("Bearer {DEV_READ_ONLY}"))],
+        b"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}]",
+    );
     assert_eq!((r.status, r.body["error"]["code"].clone()), (400, json!(-32600)));
     let r = read.request("POST", "/mcp", &[("Authorization", &format!("Bearer {DEV_READ_ONLY}"))], b"{nope");
     assert_eq!((r.status, r.body["error"]["code"].clone()), (400, json!(-32700)));
@@ -377,12 +495,17 @@ fn mcp_clients_agree_with_the_stats_api() {
     for bad in ["rk_live_made_up_0001", "hello", DEV_REVOKED] {
         let r = post(&read, Some(bad), &v, &list);
         assert_eq!(r.status, 401, "{bad}");
-        assert!(r.header("WWW-Authenticate").is_some_and(|h| h.starts_with(r#"Bearer realm="millimetric", error="invalid_token""#)), "{bad}: {:?}", r.headers);
+        assert!(
+            r.header("WWW-Authenticate").is_some_and(|h| h.starts_with(r#"Bearer realm="millimetric", error="invalid_token""#)),
+            "{bad}: {:?}",
+            r.headers
+        );
     }
     let r = post(&read, Some(DEV_PUBLISHABLE), &v, &list);
     assert_eq!(r.status, 403);
     assert!(r.header("WWW-Authenticate").unwrap().contains("insufficient_scope"));
-    let r = read.request("POST", &format!("/mcp?key={DEV_READ_ONLY}"), &[("MCP-Protocol-Version", "2025-06-18")], list.to_string().as_bytes());
+    let r =
+        read.request("POST", &format!("/mcp?key={DEV_READ_ONLY}"), &[("MCP-Protocol-Version", "2025-06-18")], list.to_string().as_bytes());
     assert_eq!(r.status, 401, "a key in the URL is not a key");
 
     // The Stats API's rate limit (120 a minute per key) covers tool calls: run it down. The
@@ -390,7 +513,12 @@ fn mcp_clients_agree_with_the_stats_api() {
     // and never meet it (it happened); 250 within two minutes put more than 120 in one.
     let mut limited = None;
     for i in 0..250 {
-        let r = post(&read, Some(DEV_OTHER_SECRET), &v, &json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "realtime", "arguments": {}}}));
+        let r = post(
+            &read,
+            Some(DEV_OTHER_SECRET),
+            &v,
+            &json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "realtime", "arguments": {}}}),
+        );
         if r.status == 429 {
             limited = Some(r);
             break;

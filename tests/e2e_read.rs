@@ -37,11 +37,38 @@ struct Ev {
 
 /// The visit-level attributes, in the order of the row's columns below.
 const ATTRS: [&str; 15] = [
-    "source", "medium", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id_type", "country", "region", "city", "browser", "os", "device_type",
+    "source",
+    "medium",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "click_id_type",
+    "country",
+    "region",
+    "city",
+    "browser",
+    "os",
+    "device_type",
 ];
 const VISIT_DIMS: [&str; 15] = [
-    "visit:source", "visit:medium", "visit:referrer", "visit:utm_source", "visit:utm_medium", "visit:utm_campaign", "visit:utm_term", "visit:utm_content", "visit:click_id_type",
-    "visit:country", "visit:region", "visit:city", "visit:browser", "visit:os", "visit:device",
+    "visit:source",
+    "visit:medium",
+    "visit:referrer",
+    "visit:utm_source",
+    "visit:utm_medium",
+    "visit:utm_campaign",
+    "visit:utm_term",
+    "visit:utm_content",
+    "visit:click_id_type",
+    "visit:country",
+    "visit:region",
+    "visit:city",
+    "visit:browser",
+    "visit:os",
+    "visit:device",
 ];
 
 struct Rng(u64);
@@ -161,9 +188,13 @@ fn check_layout(today: Date) -> Result<(), String> {
     }
     // Retention drops whole UTC weeks: the last 30-day event's (a visit spills past the local
     // day, into the next UTC day) must go, on the UTC day that may still be yesterday's.
-    let utc = |d: Date| time::Date::from_calendar_date(d.year() as i32, time::Month::try_from(d.month() as u8).unwrap(), d.day() as u8).unwrap();
+    let utc =
+        |d: Date| time::Date::from_calendar_date(d.year() as i32, time::Month::try_from(d.month() as u8).unwrap(), d.day() as u8).unwrap();
     let last_utc_day = utc(l.old_last.tomorrow().unwrap());
-    let week = millimetric_edge::retention::Partition { retention_days: 30, week_start: last_utc_day - time::Duration::days(last_utc_day.weekday().number_days_from_monday().into()) };
+    let week = millimetric_edge::retention::Partition {
+        retention_days: 30,
+        week_start: last_utc_day - time::Duration::days(last_utc_day.weekday().number_days_from_monday().into()),
+    };
     if millimetric_edge::retention::expired(&[week], utc(today.yesterday().unwrap())).is_empty() {
         return Err(format!("30-day events that retention would keep (the week of {last_utc_day}): {l:?}"));
     }
@@ -188,7 +219,12 @@ fn layout_keeps_its_windows_apart_on_every_day() {
     for b in &broken {
         *why.entry(b[12..].split([':', '(']).next().unwrap_or("")).or_default() += 1;
     }
-    assert!(broken.is_empty(), "{} of 732 days break the layout: {why:?}, e.g.\n{}", broken.len(), broken.iter().take(3).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        broken.is_empty(),
+        "{} of 732 days break the layout: {why:?}, e.g.\n{}",
+        broken.len(),
+        broken.iter().take(3).cloned().collect::<Vec<_>>().join("\n")
+    );
 }
 
 fn attrs(rng: &mut Rng) -> [String; 15] {
@@ -201,7 +237,8 @@ fn attrs(rng: &mut Rng) -> [String; 15] {
     };
     let referrer = if source.is_empty() { String::new() } else { format!("https://{}.example/", source.to_lowercase().replace(' ', "")) };
     let utm = rng.below(3) == 0;
-    let (country, region, city) = [("DE", "Berlin", "Berlin"), ("GB", "England", "London"), ("US", "New York", "New York"), ("", "", "")][rng.below(4) as usize];
+    let (country, region, city) =
+        [("DE", "Berlin", "Berlin"), ("GB", "England", "London"), ("US", "New York", "New York"), ("", "", "")][rng.below(4) as usize];
     [
         source.into(),
         medium.into(),
@@ -237,7 +274,8 @@ fn generate(project: &'static str, rng: &mut Rng, start: i64, end: i64, visitors
             for i in 0..n {
                 let custom = (i > 0 || rng.below(6) == 0) && rng.below(3) == 0;
                 let name = if custom { rng.pick(&["signup", "purchase"]).to_string() } else { "pageview".to_string() };
-                let props = if custom && rng.below(4) != 0 { vec![("plan".to_string(), rng.pick(&["free", "pro"]).to_string())] } else { vec![] };
+                let props =
+                    if custom && rng.below(4) != 0 { vec![("plan".to_string(), rng.pick(&["free", "pro"]).to_string())] } else { vec![] };
                 out.push(Ev {
                     project,
                     id: format!("{aid}-e{}", out.len()),
@@ -377,7 +415,15 @@ fn holds(f: &Value, v: &Visit, e: &Ev, tz: &TimeZone) -> bool {
         op => {
             let x = value(a[1].as_str().unwrap(), v, e, tz);
             let vals: Vec<&str> = a[2].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
-            let re = |p: &str| if let Some(l) = p.strip_prefix('^') { x.starts_with(l) } else if let Some(l) = p.strip_suffix('$') { x.ends_with(l) } else { x.contains(p) };
+            let re = |p: &str| {
+                if let Some(l) = p.strip_prefix('^') {
+                    x.starts_with(l)
+                } else if let Some(l) = p.strip_suffix('$') {
+                    x.ends_with(l)
+                } else {
+                    x.contains(p)
+                }
+            };
             match op {
                 "is" => vals.contains(&x.as_str()),
                 "is_not" => !vals.contains(&x.as_str()),
@@ -470,7 +516,11 @@ fn metric(m: &str, c: &Comp, total_visitors: f64, base: f64) -> Value {
 }
 
 fn shown(v: &str) -> String {
-    if v.is_empty() { "(none)".into() } else { v.into() }
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.into()
+    }
 }
 
 /// The oracle's full answer to a query body: rows keyed by shown dimension values.
@@ -484,7 +534,8 @@ fn expect(events: &[Ev], project: &str, body: &Value, from: i64, to: i64, tz: &T
 /// events that carry it.
 fn expect_by_start(events: &[Ev], project: &str, body: &Value, from: i64, to: i64, tz: &TimeZone) -> BTreeMap<Vec<String>, Vec<Value>> {
     let bots = body["include"]["bots"].as_bool().unwrap_or(false);
-    let mut vs: Vec<Visit> = visits(events, project, i64::MIN, i64::MAX, bots).into_iter().filter(|v| v.first().t >= from && v.first().t < to).collect();
+    let mut vs: Vec<Visit> =
+        visits(events, project, i64::MIN, i64::MAX, bots).into_iter().filter(|v| v.first().t >= from && v.first().t < to).collect();
     vs.iter_mut().for_each(|v| v.by_start = true);
     let mut rows = answers(vs, body, tz);
     if body["dimensions"].as_array().is_some_and(|d| d.iter().any(|d| d.as_str().unwrap().starts_with("event:props:"))) {
@@ -514,7 +565,12 @@ fn got(answer: &Value) -> BTreeMap<Vec<String>, Vec<Value>> {
         .as_array()
         .unwrap_or_else(|| panic!("no results: {answer}"))
         .iter()
-        .map(|r| (r["dimensions"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect(), r["metrics"].as_array().unwrap().clone()))
+        .map(|r| {
+            (
+                r["dimensions"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect(),
+                r["metrics"].as_array().unwrap().clone(),
+            )
+        })
         .collect()
 }
 
@@ -559,7 +615,21 @@ fn read_side_matches_the_oracle() {
     let range = json!([first.to_string(), last.to_string()]);
     let all = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events", "percentage"];
     let mut dims: Vec<String> = VISIT_DIMS.iter().map(|s| s.to_string()).collect();
-    dims.extend(["event:page", "event:name", "event:hostname", "event:props:plan", "visit:entry_page", "visit:exit_page", "time:hour", "time:day", "time:week", "time:month"].map(String::from));
+    dims.extend(
+        [
+            "event:page",
+            "event:name",
+            "event:hostname",
+            "event:props:plan",
+            "visit:entry_page",
+            "visit:exit_page",
+            "time:hour",
+            "time:day",
+            "time:week",
+            "time:month",
+        ]
+        .map(String::from),
+    );
     let mut bodies: Vec<Value> = Vec::new();
     for d in &dims {
         bodies.push(json!({"metrics": all, "date_range": range, "dimensions": [d], "timezone": ZONE, "pagination": {"limit": 10000}}));
@@ -601,10 +671,15 @@ fn read_side_matches_the_oracle() {
         assert!(!r.body.to_string().contains("/other-only"), "another project's page in {body}");
         checked += 1;
     }
-    println!("oracle: {checked} queries matched exactly ({} events, {} of them proj_dev's)", events.len(), events.iter().filter(|e| e.project == "proj_dev").count());
+    println!(
+        "oracle: {checked} queries matched exactly ({} events, {} of them proj_dev's)",
+        events.len(),
+        events.iter().filter(|e| e.project == "proj_dev").count()
+    );
 
     // The answer echoes the query, its dates resolved (the DST day's offsets differ).
-    let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": [dst.to_string(), dst.to_string()], "timezone": ZONE}));
+    let r =
+        read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": [dst.to_string(), dst.to_string()], "timezone": ZONE}));
     assert_eq!(r.body["query"]["date_range"], json!([format!("{dst}T00:00:00+02:00"), format!("{dst}T23:59:59+01:00")]), "{:?}", r.body);
     assert_eq!(r.body["meta"]["source"], "raw_events");
 
@@ -616,7 +691,8 @@ fn read_side_matches_the_oracle() {
             assert_eq!(r.status, 200, "{body}: {:?}", r.body);
             let now = expect(&events, "proj_dev", &body, from, to, &berlin);
             let then = expect(&events, "proj_dev", &body, cmp_from, cmp_to, &berlin);
-            let cmp_first = if how == "previous_period" { first.checked_sub(7.days()).unwrap() } else { first.checked_sub(1.year()).unwrap() };
+            let cmp_first =
+                if how == "previous_period" { first.checked_sub(7.days()).unwrap() } else { first.checked_sub(1.year()).unwrap() };
             for row in r.body["results"].as_array().unwrap() {
                 let key: Vec<String> = row["dimensions"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect();
                 assert_eq!(row["metrics"].as_array().unwrap(), &now[&key], "{body}");
@@ -640,7 +716,10 @@ fn read_side_matches_the_oracle() {
     assert_eq!(r.status, 200);
 
     // The other project sees its own numbers, in its own time zone, and none of proj_dev's.
-    let r = read.query(DEV_OTHER_READ_ONLY, &json!({"metrics": ["visitors", "pageviews"], "date_range": range, "dimensions": ["event:page"], "pagination": {"limit": 10000}}));
+    let r = read.query(
+        DEV_OTHER_READ_ONLY,
+        &json!({"metrics": ["visitors", "pageviews"], "date_range": range, "dimensions": ["event:page"], "pagination": {"limit": 10000}}),
+    );
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["query"]["timezone"], DEV_OTHER_TIMEZONE);
     let ny = TimeZone::get(DEV_OTHER_TIMEZONE).unwrap();
@@ -676,10 +755,31 @@ fn read_side_matches_the_oracle() {
     // range must not count it again.
     let cut = now.as_second().div_euclid(86_400) * 86_400;
     for (i, t) in [cut - 120, cut + 120].into_iter().enumerate() {
-        old.push(Ev { project: "proj_dev", id: format!("cross-cut-{i}"), t, pageview: true, name: "pageview".into(), path: "/cross-cut".into(), props: vec![], aid: "cross-cut-visitor".into(), bot: false, ..events[0].clone() });
+        old.push(Ev {
+            project: "proj_dev",
+            id: format!("cross-cut-{i}"),
+            t,
+            pageview: true,
+            name: "pageview".into(),
+            path: "/cross-cut".into(),
+            props: vec![],
+            aid: "cross-cut-visitor".into(),
+            bot: false,
+            ..events[0].clone()
+        });
     }
     // Kept 30 days: the retention run that follows the rollup drops them.
-    let body: String = old.iter().map(|e| if e.id.starts_with("cross-cut") { row_json(e) } else { row_json(e).replace("\"retention_days\":365", "\"retention_days\":30") }).collect::<Vec<_>>().join("\n");
+    let body: String = old
+        .iter()
+        .map(|e| {
+            if e.id.starts_with("cross-cut") {
+                row_json(e)
+            } else {
+                row_json(e).replace("\"retention_days\":365", "\"retention_days\":30")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     stack.query(&format!("INSERT INTO events FORMAT JSONEachRow\n{body}"));
     assert_eq!(stack.query("SELECT count() FROM events WHERE retention_days = 30").trim(), (old.len() - 2).to_string());
     let (d1, d2) = plan.old_query;
@@ -687,16 +787,39 @@ fn read_side_matches_the_oracle() {
     let old_range = json!([d1.to_string(), d2.to_string()]);
     let r = stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"");
     assert_eq!(r.status, 200, "{}", stack.logs());
-    assert_eq!(stack.query("SELECT count() FROM events WHERE retention_days = 30").trim(), "0", "retention dropped the raw events: {}", stack.logs());
+    assert_eq!(
+        stack.query("SELECT count() FROM events WHERE retention_days = 30").trim(),
+        "0",
+        "retention dropped the raw events: {}",
+        stack.logs()
+    );
     let yesterday_utc = now.to_zoned_datetime(TimeZone::UTC).date().yesterday().unwrap();
-    assert_eq!(stack.query("SELECT toString(max(day)) FROM rollup_done").trim(), yesterday_utc.to_string(), "rolled up through yesterday: {}", stack.logs());
+    assert_eq!(
+        stack.query("SELECT toString(max(day)) FROM rollup_done").trim(),
+        yesterday_utc.to_string(),
+        "rolled up through yesterday: {}",
+        stack.logs()
+    );
     let visit_metrics = &all[..7];
     let mut agg_bodies = vec![json!({"metrics": visit_metrics, "date_range": old_range, "timezone": ZONE})];
-    for d in ["visit:country", "visit:source", "visit:entry_page", "visit:exit_page", "visit:device", "visit:utm_campaign", "time:day", "time:week", "time:hour"] {
-        agg_bodies.push(json!({"metrics": all, "date_range": old_range, "dimensions": [d], "timezone": ZONE, "pagination": {"limit": 10000}}));
+    for d in [
+        "visit:country",
+        "visit:source",
+        "visit:entry_page",
+        "visit:exit_page",
+        "visit:device",
+        "visit:utm_campaign",
+        "time:day",
+        "time:week",
+        "time:hour",
+    ] {
+        agg_bodies
+            .push(json!({"metrics": all, "date_range": old_range, "dimensions": [d], "timezone": ZONE, "pagination": {"limit": 10000}}));
     }
     agg_bodies.push(json!({"metrics": visit_metrics, "date_range": old_range, "dimensions": ["visit:browser", "time:day"], "timezone": ZONE, "filters": [["is", "visit:device", ["mobile"]], ["matches_not", "visit:country", ["^D"]]], "pagination": {"limit": 10000}}));
-    agg_bodies.push(json!({"metrics": ["visitors"], "date_range": old_range, "dimensions": ["visit:os"], "timezone": ZONE, "include": {"bots": true}}));
+    agg_bodies.push(
+        json!({"metrics": ["visitors"], "date_range": old_range, "dimensions": ["visit:os"], "timezone": ZONE, "include": {"bots": true}}),
+    );
     let page_metrics = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "events", "percentage"];
     for d in ["event:page", "event:name", "event:hostname"] {
         agg_bodies.push(json!({"metrics": page_metrics, "date_range": old_range, "dimensions": [d], "timezone": ZONE}));
@@ -717,15 +840,28 @@ fn read_side_matches_the_oracle() {
     }
     // The same days from raw events: gone.
     let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": old_range, "timezone": ZONE, "source": "raw_events"}));
-    assert_eq!((r.body["results"][0]["metrics"][0].clone(), r.body["meta"]["source"].clone()), (json!(0), json!("raw_events")), "{:?}", r.body);
+    assert_eq!(
+        (r.body["results"][0]["metrics"][0].clone(), r.body["meta"]["source"].clone()),
+        (json!(0), json!("raw_events")),
+        "{:?}",
+        r.body
+    );
     // A long range: the rolled-up days from aggregates, today from raw events, in one answer.
     let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors", "pageviews"], "date_range": "12mo", "timezone": ZONE}));
     assert_eq!(r.body["meta"]["source"], "aggregates_and_raw_events", "{:?}", r.body);
     assert_eq!(r.body["meta"]["estimated"], json!(["visitors"]));
     let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors", "visits", "pageviews"], "date_range": "12mo", "timezone": ZONE, "filters": [["is", "event:page", ["/cross-cut"]]]}));
-    assert_eq!((r.body["meta"]["source"].clone(), r.body["results"][0]["metrics"].clone()), (json!("aggregates_and_raw_events"), json!([1, 1, 2])), "one visit across the cut: {:?}", r.body);
+    assert_eq!(
+        (r.body["meta"]["source"].clone(), r.body["results"][0]["metrics"].clone()),
+        (json!("aggregates_and_raw_events"), json!([1, 1, 2])),
+        "one visit across the cut: {:?}",
+        r.body
+    );
     // What aggregates cannot answer says so.
-    let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": old_range, "dimensions": ["visit:country", "event:page"], "source": "aggregates"}));
+    let r = read.query(
+        DEV_READ_ONLY,
+        &json!({"metrics": ["visitors"], "date_range": old_range, "dimensions": ["visit:country", "event:page"], "source": "aggregates"}),
+    );
     assert_eq!((r.status, r.body["error"]["code"].clone()), (400, json!("not_in_aggregates")), "{:?}", r.body);
     println!("oracle: {checked} queries in all, {} of them from aggregates", agg_bodies.len());
     // The sketch's error, as the aggregates use it (states merged from many rows), on this
@@ -753,7 +889,8 @@ fn refusals(read: &support::ReadWorker) {
     assert_eq!((r.status, r.code()), (405, "method_not_allowed"));
     let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": "7d", "site_id": "proj_other"}));
     assert_eq!((r.status, r.code()), (400, "project_from_key"));
-    let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["matches", "event:page", ["(unclosed"]]]}));
+    let r = read
+        .query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["matches", "event:page", ["(unclosed"]]]}));
     assert_eq!((r.status, r.code()), (400, "invalid_filter"), "{:?}", r.body);
     let r = read.request("GET", "/v1/realtime", &[("Authorization", &format!("Bearer {DEV_READ_ONLY}"))], b"");
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -766,12 +903,30 @@ fn hostile_bodies(read: &support::ReadWorker) {
     let mut rng = Rng(42);
     let mut limited = false;
     let pieces = [
-        "\"metrics\":[\"visitors\"]", "\"metrics\":[\"bounce_rate\",\"percentage\"]", "\"date_range\":\"7d\"", "\"date_range\":[\"3026-01-01\",\"3025-01-01\"]",
-        "\"date_range\":\"all\"", "\"dimensions\":[\"event:props:' OR 1=1 --\"]", "\"dimensions\":[\"visit:country\",\"time:hour\"]", "\"filters\":[[\"is\",\"event:page\",[\"'); DROP TABLE events; --\"]]]",
-        "\"filters\":[[\"matches\",\"event:page\",[\".*\\\\\"]]]", "\"filters\":[[\"is\",\"visit:country\",[\"x\\u0000\"]]]", "\"timezone\":\"../../etc/passwd\"", "\"timezone\":\"Asia/Kathmandu\"",
-        "\"order_by\":[[\"visitors\",\"desc\"]]", "\"pagination\":{\"limit\":10000,\"offset\":999999}", "\"compare\":\"year_over_year\"", "\"site_id\":\"proj_other\"",
-        "\"include\":{\"bots\":true,\"total_rows\":true}", "\"metrics\":[]", "\"dimensions\":[\"event:props:plan\",\"event:page\",\"visit:source\",\"visit:os\"]", "\"filters\":[[\"not\",[\"not\",[\"is\",\"event:page\",[\"/\"]]]]]",
-        "\"source\":\"aggregates\"", "\"date_range\":\"12mo\"", "\"source\":\"raw_events\"", "\"dimensions\":[\"event:props:plan\"]",
+        "\"metrics\":[\"visitors\"]",
+        "\"metrics\":[\"bounce_rate\",\"percentage\"]",
+        "\"date_range\":\"7d\"",
+        "\"date_range\":[\"3026-01-01\",\"3025-01-01\"]",
+        "\"date_range\":\"all\"",
+        "\"dimensions\":[\"event:props:' OR 1=1 --\"]",
+        "\"dimensions\":[\"visit:country\",\"time:hour\"]",
+        "\"filters\":[[\"is\",\"event:page\",[\"'); DROP TABLE events; --\"]]]",
+        "\"filters\":[[\"matches\",\"event:page\",[\".*\\\\\"]]]",
+        "\"filters\":[[\"is\",\"visit:country\",[\"x\\u0000\"]]]",
+        "\"timezone\":\"../../etc/passwd\"",
+        "\"timezone\":\"Asia/Kathmandu\"",
+        "\"order_by\":[[\"visitors\",\"desc\"]]",
+        "\"pagination\":{\"limit\":10000,\"offset\":999999}",
+        "\"compare\":\"year_over_year\"",
+        "\"site_id\":\"proj_other\"",
+        "\"include\":{\"bots\":true,\"total_rows\":true}",
+        "\"metrics\":[]",
+        "\"dimensions\":[\"event:props:plan\",\"event:page\",\"visit:source\",\"visit:os\"]",
+        "\"filters\":[[\"not\",[\"not\",[\"is\",\"event:page\",[\"/\"]]]]]",
+        "\"source\":\"aggregates\"",
+        "\"date_range\":\"12mo\"",
+        "\"source\":\"raw_events\"",
+        "\"dimensions\":[\"event:props:plan\"]",
     ];
     for i in 0..150 {
         let body = if i % 10 == 9 {

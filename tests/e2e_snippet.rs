@@ -77,7 +77,9 @@ fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
 }
 
 fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().skip(1).find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+    head.lines()
+        .skip(1)
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
 }
 
 /// Serves the test page for every path (the page, its client-side routes, the forms' targets),
@@ -142,7 +144,9 @@ fn record_ingest(recorded: Arc<Mutex<Vec<Value>>>, edge_port: u16) {
                 let mut lines = head.trim_end().lines();
                 let request_line = lines.next().unwrap_or("").to_string();
                 let mut forward: String = format!("{request_line}\r\n");
-                for l in lines.filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.to_ascii_lowercase().starts_with("keep-alive:")) {
+                for l in lines
+                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.to_ascii_lowercase().starts_with("keep-alive:"))
+                {
                     forward.push_str(l);
                     forward.push_str("\r\n");
                 }
@@ -165,7 +169,9 @@ fn record_ingest(recorded: Arc<Mutex<Vec<Value>>>, edge_port: u16) {
                     let _ = worker.write_all(&body);
                     read_answer(&mut worker, &mut answer);
                 }
-                let answer_head = String::from_utf8_lossy(&answer[..answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(answer.len())]).to_string();
+                let answer_head =
+                    String::from_utf8_lossy(&answer[..answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(answer.len())])
+                        .to_string();
                 if let Some(r) = recorded.lock().unwrap().get_mut(index) {
                     r["setCookie"] = header(&answer_head, "set-cookie").is_some().into();
                 }
@@ -207,13 +213,29 @@ fn expected_events() -> Vec<(String, String)> {
 }
 
 fn kind(ev: &Value) -> String {
-    if ev["type"] == "pageview" { "pageview".into() } else { ev["name"].as_str().unwrap_or("?").into() }
+    if ev["type"] == "pageview" {
+        "pageview".into()
+    } else {
+        ev["name"].as_str().unwrap_or("?").into()
+    }
 }
 
 fn browse(stack: &Stack, root: &std::path::Path, recorded: &Mutex<Vec<Value>>) -> Run {
     recorded.lock().unwrap().clear();
-    let out = Command::new("node").arg(root.join("tests/snippet/drive.mjs")).arg(site()).arg(ingest()).current_dir(root).output().expect("run node");
-    assert!(out.status.success(), "the browser run failed:\n{}\n{}\nworker log:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr), stack.logs());
+    let out = Command::new("node")
+        .arg(root.join("tests/snippet/drive.mjs"))
+        .arg(site())
+        .arg(ingest())
+        .current_dir(root)
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "the browser run failed:\n{}\n{}\nworker log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        stack.logs()
+    );
     let seen: Value = serde_json::from_slice(&out.stdout).expect("drive.mjs prints JSON");
     let sent = recorded.lock().unwrap().clone();
     let events = sent
@@ -223,8 +245,13 @@ fn browse(stack: &Stack, root: &std::path::Path, recorded: &Mutex<Vec<Value>>) -
         .collect::<Vec<_>>();
     let aid = seen["aidBefore"].as_str().unwrap_or("").to_string();
     assert!(!aid.is_empty() && !aid.contains('\''), "mm_aid in localStorage: {seen}");
-    stack.wait_count(&format!("SELECT count() FROM events_dedup WHERE anonymous_id = '{aid}'"), events.len() as u64, Duration::from_secs(30));
-    let rows = stack.query(&format!("SELECT * FROM events_dedup WHERE anonymous_id = '{aid}' ORDER BY timestamp, received_at FORMAT JSONEachRow"));
+    stack.wait_count(
+        &format!("SELECT count() FROM events_dedup WHERE anonymous_id = '{aid}'"),
+        events.len() as u64,
+        Duration::from_secs(30),
+    );
+    let rows =
+        stack.query(&format!("SELECT * FROM events_dedup WHERE anonymous_id = '{aid}' ORDER BY timestamp, received_at FORMAT JSONEachRow"));
     let rows = rows.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     Run { seen, sent, events, rows }
 }
@@ -395,7 +422,8 @@ fn snippet_in_a_real_browser() {
     assert_eq!(seen["apiId"], aid.as_str());
 
     // Simple requests only (text/plain, no preflight), to the ingest host's /collect.
-    let snippet_requests: Vec<&Value> = run.sent.iter().filter(|r| r["url"] != format!("{}/health", ingest()) && r["url"] != format!("{}/mm.js", ingest())).collect();
+    let snippet_requests: Vec<&Value> =
+        run.sent.iter().filter(|r| r["url"] != format!("{}/health", ingest()) && r["url"] != format!("{}/mm.js", ingest())).collect();
     assert_eq!(snippet_requests.len(), run.events.len(), "only /collect: {:?}", run.sent);
     for r in &snippet_requests {
         assert_eq!(r["method"], "POST", "no preflight: {r}");
@@ -407,7 +435,11 @@ fn snippet_in_a_real_browser() {
     assert_eq!(sent, expected_events(), "{:#?}", run.events);
     let s = site();
     let pricing = &run.events[3];
-    assert_eq!((pricing["title"].as_str(), pricing["referrer"].as_str()), (Some("Pricing · Test"), Some(format!("{s}/?filter=filter-typed").as_str())), "{pricing}");
+    assert_eq!(
+        (pricing["title"].as_str(), pricing["referrer"].as_str()),
+        (Some("Pricing · Test"), Some(format!("{s}/?filter=filter-typed").as_str())),
+        "{pricing}"
+    );
     assert_eq!(run.events[0]["title"], "Home · Test");
     assert_eq!(run.events[10]["referrer"], format!("{s}/hash/#/first"));
 
@@ -419,7 +451,12 @@ fn snippet_in_a_real_browser() {
         .iter()
         .map(|r| {
             let k = if r["event_type"] == "pageview" { "pageview" } else { r["event_name"].as_str().unwrap() };
-            (k.to_string(), r["url_path"].as_str().unwrap().into(), r["url_query"].as_str().unwrap().into(), r["url_fragment"].as_str().unwrap().into())
+            (
+                k.to_string(),
+                r["url_path"].as_str().unwrap().into(),
+                r["url_query"].as_str().unwrap().into(),
+                r["url_fragment"].as_str().unwrap().into(),
+            )
         })
         .collect();
     let mut want: Vec<(String, String, String, String)> = [
@@ -442,7 +479,10 @@ fn snippet_in_a_real_browser() {
     want.sort();
     assert_eq!(got, want, "{:#?}", run.rows);
     let signup = run.rows.iter().find(|r| r["event_name"] == "signup").unwrap();
-    assert_eq!((signup["prop_keys"].clone(), signup["prop_values"].clone()), (serde_json::json!(["plan", "seats"]), serde_json::json!(["pro", "3"])));
+    assert_eq!(
+        (signup["prop_keys"].clone(), signup["prop_values"].clone()),
+        (serde_json::json!(["plan", "seats"]), serde_json::json!(["pro", "3"]))
+    );
     assert!(run.rows.iter().all(|r| r["project_id"] == DEV_PROJECT && r["browser"] == "Chrome"), "{:?}", run.rows);
     let title = run.rows.iter().find(|r| r["event_type"] == "pageview" && r["url_path"] == "/pricing").unwrap();
     assert_eq!(title["title"], "Pricing · Test");

@@ -60,8 +60,14 @@ fn dbip_city_coverage() {
         let o = ip.octets();
         // Public unicast only: no 0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12,
         // 192.168/16, 198.18/15, multicast or reserved (224/3).
-        if o[0] == 0 || o[0] == 10 || o[0] == 127 || o[0] >= 224 || (o[0] == 100 && (64..128).contains(&o[1]))
-            || (o[0] == 169 && o[1] == 254) || (o[0] == 172 && (16..32).contains(&o[1])) || (o[0] == 192 && o[1] == 168)
+        if o[0] == 0
+            || o[0] == 10
+            || o[0] == 127
+            || o[0] >= 224
+            || (o[0] == 100 && (64..128).contains(&o[1]))
+            || (o[0] == 169 && o[1] == 254)
+            || (o[0] == 172 && (16..32).contains(&o[1]))
+            || (o[0] == 192 && o[1] == 168)
             || (o[0] == 198 && (18..20).contains(&o[1]))
         {
             continue;
@@ -74,7 +80,12 @@ fn dbip_city_coverage() {
         }
     }
     let pct = |k: u32| 100.0 * k as f64 / n as f64;
-    println!("DB-IP Lite City IPv4, {n} sampled public addresses: country {:.1}%, region {:.1}%, city {:.1}%", pct(country), pct(region), pct(city));
+    println!(
+        "DB-IP Lite City IPv4, {n} sampled public addresses: country {:.1}%, region {:.1}%, city {:.1}%",
+        pct(country),
+        pct(region),
+        pct(city)
+    );
     assert!(pct(country) > 90.0 && pct(city) > 90.0, "coverage dropped: country {:.1}%, city {:.1}%", pct(country), pct(city));
 }
 
@@ -82,10 +93,17 @@ fn dbip_city_coverage() {
 #[ignore = "needs fixtures: run scripts/test (or scripts/setup first)"]
 fn dbip_country_resolves_ipv4_and_ipv6() {
     let db = load("dbip-country.mmdb");
-    for (ip, country) in [("8.8.8.8", "US"), ("193.0.14.129", "NL"), ("129.132.19.216", "CH"), ("133.11.0.1", "JP"), ("1.1.1.1", "AU"),
+    for (ip, country) in [
+        ("8.8.8.8", "US"),
+        ("193.0.14.129", "NL"),
+        ("129.132.19.216", "CH"),
+        ("133.11.0.1", "JP"),
+        ("1.1.1.1", "AU"),
         // IPv6: blocks of ETH Zurich, WIDE (Japan) and Google Frankfurt.
-        ("2001:67c:10ec::1", "CH"), ("2001:200:180::1", "JP"), ("2a00:1450:4001::1", "DE")]
-    {
+        ("2001:67c:10ec::1", "CH"),
+        ("2001:200:180::1", "JP"),
+        ("2a00:1450:4001::1", "DE"),
+    ] {
         let g = db.lookup(ip.parse().unwrap()).unwrap_or_else(|| panic!("{ip}: no geo"));
         assert_eq!((g.country.as_str(), g.region.as_str(), g.city.as_str()), (country, "", ""), "{ip}: country only");
     }

@@ -26,7 +26,10 @@ const SEEDS: &[&str] = &[
     r#"{"batch":[{"type":"event","name":"n","url":"https://a.com/","ip":"81.2.69.142","user_agent":"curl/8","timestamp":"2026-11-20T10:00:00Z"},{"url":"http://[::1]:8080/x?gclid=abc"}]}"#,
     r#"{"key":"pk_live_x","url":"https://xn--bcher-kva.example/ü?q=%E2%82%AC&phone=%2B44%2020%207946%200958","title":"\u0000\ud83d\ude00"}"#,
 ];
-const JUNK: &[&str] = &["{", "}", "[", "]", "\"", "\\", ",", ":", "null", "1e999", "-0", "\u{feff}", "%", "%zz", "?", "#", "@", "\u{0}", "ü", "[[[[[[[[", "{\"a\":"];
+const JUNK: &[&str] = &[
+    "{", "}", "[", "]", "\"", "\\", ",", ":", "null", "1e999", "-0", "\u{feff}", "%", "%zz", "?", "#", "@", "\u{0}", "ü", "[[[[[[[[",
+    "{\"a\":",
+];
 
 fn run(body: &[u8], enc: BodyEncoding) {
     let principal = Principal { hash_routing: true, ..Principal::new("p", KeyKind::Secret) };
@@ -101,7 +104,23 @@ const QUERY_SEEDS: &[&str] = &[
 fn query_bodies_never_panic_or_name_another_project() {
     use millimetric_edge::query::plan::{plan, Tables};
     let mut rng = Rng(0x1234_5678_9abc_def1);
-    let junk: &[&str] = &["'", "\\'", "proj_other", "\"site_id\":\"proj_other\",", "\u{0}", "[[", "]]", "\"", ",", "{", "}", "\"time:day\"", "\"event:props:'\"", "99999999999999999999", "-1"];
+    let junk: &[&str] = &[
+        "'",
+        "\\'",
+        "proj_other",
+        "\"site_id\":\"proj_other\",",
+        "\u{0}",
+        "[[",
+        "]]",
+        "\"",
+        ",",
+        "{",
+        "}",
+        "\"time:day\"",
+        "\"event:props:'\"",
+        "99999999999999999999",
+        "-1",
+    ];
     let tables = Tables { database: "millimetric", table: "events" };
     let (mut planned, mut refused, mut via_aggregates) = (0, 0, 0);
     for _ in 0..20_000 {
@@ -132,7 +151,16 @@ fn query_bodies_never_panic_or_name_another_project() {
             Ok(p) => {
                 planned += 1;
                 let then = p.then.clone().unwrap_or_else(|| p.now.clone());
-                for sql in [Some(&p.now.rows), p.now.total_rows.as_ref(), p.now.total_visitors.as_ref(), p.now.conversion_base.as_ref(), Some(&then.rows)].into_iter().flatten() {
+                for sql in [
+                    Some(&p.now.rows),
+                    p.now.total_rows.as_ref(),
+                    p.now.total_visitors.as_ref(),
+                    p.now.conversion_base.as_ref(),
+                    Some(&then.rows),
+                ]
+                .into_iter()
+                .flatten()
+                {
                     assert_eq!(sql.matches("project_id = 'proj_dev'").count(), sql.matches("project_id =").count(), "{sql}");
                     assert!(!sql.contains("project_id = 'proj_other'"));
                 }
@@ -144,5 +172,8 @@ fn query_bodies_never_panic_or_name_another_project() {
             }
         }
     }
-    assert!(planned > 2000 && refused > 2000 && via_aggregates > 2000, "planned {planned}, refused {refused}, from aggregates {via_aggregates}");
+    assert!(
+        planned > 2000 && refused > 2000 && via_aggregates > 2000,
+        "planned {planned}, refused {refused}, from aggregates {via_aggregates}"
+    );
 }

@@ -14,7 +14,14 @@ fn dates_in(text: &str) -> Vec<usize> {
         .filter(|&i| {
             (b[i..].starts_with(b"19") || b[i..].starts_with(b"20"))
                 && (i == 0 || !digit(i - 1))
-                && digit(i + 2) && digit(i + 3) && b[i + 4] == b'-' && digit(i + 5) && digit(i + 6) && b[i + 7] == b'-' && digit(i + 8) && digit(i + 9)
+                && digit(i + 2)
+                && digit(i + 3)
+                && b[i + 4] == b'-'
+                && digit(i + 5)
+                && digit(i + 6)
+                && b[i + 7] == b'-'
+                && digit(i + 8)
+                && digit(i + 9)
         })
         .collect()
 }

@@ -94,7 +94,8 @@ fn error_codes_match_the_source_both_ways() {
 #[test]
 fn event_fields_match_the_decoder() {
     let d = doc();
-    let documented: BTreeSet<&str> = d["components"]["schemas"]["Event"]["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+    let documented: BTreeSet<&str> =
+        d["components"]["schemas"]["Event"]["properties"].as_object().unwrap().keys().map(String::as_str).collect();
     let read: BTreeSet<&str> = EVENT_FIELDS.iter().copied().collect();
     assert_eq!(documented, read);
 }

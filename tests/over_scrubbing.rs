@@ -62,38 +62,116 @@ impl Rng {
     }
 }
 
-const SHOPS: &[&str] = &["shop.example", "www.store.example", "docs.product.example", "blog.example.org", "app.saas.example", "example.co.uk"];
+const SHOPS: &[&str] =
+    &["shop.example", "www.store.example", "docs.product.example", "blog.example.org", "app.saas.example", "example.co.uk"];
 const PRODUCTS: &[&str] = &[
-    "wireless-headphones", "organic-cotton-tshirt", "standing-desk-pro", "iphone-15-pro-max-256gb", "usb-c-cable-2m",
-    "espresso-machine-x200", "running-shoes-size-42", "4k-monitor-27-inch", "merino-wool-socks-3-pack", "cast-iron-skillet-12in",
-    "mechanical-keyboard-tkl", "noise-cancelling-earbuds", "yoga-mat-6mm", "led-desk-lamp", "smartwatch-series-9", "hiking-backpack-40l",
-    "air-fryer-5-5qt", "gaming-mouse-16000dpi", "ceramic-mug-350ml", "kids-bike-16-inch", "linen-bed-sheets-queen", "robot-vacuum-s8",
+    "wireless-headphones",
+    "organic-cotton-tshirt",
+    "standing-desk-pro",
+    "iphone-15-pro-max-256gb",
+    "usb-c-cable-2m",
+    "espresso-machine-x200",
+    "running-shoes-size-42",
+    "4k-monitor-27-inch",
+    "merino-wool-socks-3-pack",
+    "cast-iron-skillet-12in",
+    "mechanical-keyboard-tkl",
+    "noise-cancelling-earbuds",
+    "yoga-mat-6mm",
+    "led-desk-lamp",
+    "smartwatch-series-9",
+    "hiking-backpack-40l",
+    "air-fryer-5-5qt",
+    "gaming-mouse-16000dpi",
+    "ceramic-mug-350ml",
+    "kids-bike-16-inch",
+    "linen-bed-sheets-queen",
+    "robot-vacuum-s8",
 ];
-const CATEGORIES: &[&str] = &["electronics", "home-garden", "books", "sale", "new-arrivals", "women", "men", "kids", "outdoor", "kitchen", "gifts"];
+const CATEGORIES: &[&str] =
+    &["electronics", "home-garden", "books", "sale", "new-arrivals", "women", "men", "kids", "outdoor", "kitchen", "gifts"];
 const TERMS: &[&str] = &[
-    "red shoes", "laptop stand", "gift for dad", "size 10", "usb c hub", "coffee beans 1kg", "winter jacket women", "how to reset router",
-    "best budget phone 2026", "4k tv 55 inch", "dog food grain free", "python tutorial", "rust async book", "vegan protein powder",
-    "camping tent 4 person", "black friday deals", "iphone case", "ssd 2tb nvme", "office chair ergonomic", "birthday cake recipe",
-    "jquery 3.7.1", "node 22 lts", "error 404 fix", "pricing plans", "c++ templates", "what is 5g", "100% cotton", "50% off",
+    "red shoes",
+    "laptop stand",
+    "gift for dad",
+    "size 10",
+    "usb c hub",
+    "coffee beans 1kg",
+    "winter jacket women",
+    "how to reset router",
+    "best budget phone 2026",
+    "4k tv 55 inch",
+    "dog food grain free",
+    "python tutorial",
+    "rust async book",
+    "vegan protein powder",
+    "camping tent 4 person",
+    "black friday deals",
+    "iphone case",
+    "ssd 2tb nvme",
+    "office chair ergonomic",
+    "birthday cake recipe",
+    "jquery 3.7.1",
+    "node 22 lts",
+    "error 404 fix",
+    "pricing plans",
+    "c++ templates",
+    "what is 5g",
+    "100% cotton",
+    "50% off",
 ];
-const TOPICS: &[&str] = &["getting-started", "installation", "api-reference", "configuration", "deploy", "faq", "changelog", "migration-guide", "troubleshooting", "webhooks", "rate-limits", "sdk/javascript", "sdk/python"];
-const PARAMS: &[&str] = &["page", "sort", "color", "size", "category", "lang", "tab", "view", "variant", "from", "to", "version", "limit", "offset", "order", "filter", "currency", "ref"];
+const TOPICS: &[&str] = &[
+    "getting-started",
+    "installation",
+    "api-reference",
+    "configuration",
+    "deploy",
+    "faq",
+    "changelog",
+    "migration-guide",
+    "troubleshooting",
+    "webhooks",
+    "rate-limits",
+    "sdk/javascript",
+    "sdk/python",
+];
+const PARAMS: &[&str] = &[
+    "page", "sort", "color", "size", "category", "lang", "tab", "view", "variant", "from", "to", "version", "limit", "offset", "order",
+    "filter", "currency", "ref",
+];
 const SORTS: &[&str] = &["price_asc", "price_desc", "newest", "popular", "rating", "relevance"];
 const LANGS: &[&str] = &["en", "de", "fr", "es", "ja", "pt-BR", "zh-Hans"];
 const SOURCES: &[&str] = &["newsletter", "google", "twitter", "hn", "partner_blog", "email", "producthunt", "reddit"];
 const MEDIUMS: &[&str] = &["email", "cpc", "social", "referral", "affiliate", "organic"];
 const CAMPAIGNS: &[&str] = &["spring_sale_2026", "launch-v2", "black-friday", "q3_webinar", "retargeting_eu", "summer2026"];
 const SHOP_NAMES: &[&str] = &["Acme Store", "Northwind", "Contoso Docs", "The Daily Brew", "Millimetric"];
-const EVENTS: &[&str] = &["signup", "add_to_cart", "checkout_started", "purchase", "video_play", "plan_selected", "newsletter_subscribe", "search", "share", "trial_started", "file_download", "form_submit", "outbound_click"];
+const EVENTS: &[&str] = &[
+    "signup",
+    "add_to_cart",
+    "checkout_started",
+    "purchase",
+    "video_play",
+    "plan_selected",
+    "newsletter_subscribe",
+    "search",
+    "share",
+    "trial_started",
+    "file_download",
+    "form_submit",
+    "outbound_click",
+];
 const PLANS: &[&str] = &["free", "pro", "team", "enterprise", "starter"];
 const SIZES: &[&str] = &["XS", "S", "M", "L", "XL", "XXL", "42", "10.5", "one-size"];
 const COUPONS: &[&str] = &["SUMMER2026", "WELCOME10", "FREESHIP", "BF2026", "VIP25"];
 
 fn title_case(slug: &str) -> String {
-    slug.split(['-', '/']).map(|w| {
-        let mut c = w.chars();
-        c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
-    }).collect::<Vec<_>>().join(" ")
+    slug.split(['-', '/'])
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn enc(s: &str) -> String {
@@ -200,7 +278,14 @@ fn prop(r: &mut Rng) -> (String, Value) {
         17 => match r.below(4) {
             0 => ("commit", json!(r.hex(40))),
             1 => ("build", json!(format!("{}.{}.{}.{}", r.below(10), r.below(30), r.below(10), r.below(300)))),
-            2 => ("order_number", json!(format!("{}{}", 1 + r.below(9), (0..12 + r.below(4)).map(|_| char::from_digit(r.below(10) as u32, 10).unwrap()).collect::<String>()))),
+            2 => (
+                "order_number",
+                json!(format!(
+                    "{}{}",
+                    1 + r.below(9),
+                    (0..12 + r.below(4)).map(|_| char::from_digit(r.below(10) as u32, 10).unwrap()).collect::<String>()
+                )),
+            ),
             _ => ("object_id", json!(r.hex(24))),
         },
         18 => ("link", json!(format!("https://{}/products/{}?ref={}", r.pick(SHOPS), r.pick(PRODUCTS), r.pick(SOURCES)))),
@@ -258,7 +343,11 @@ fn ordinary_data_is_left_alone() {
         let row = build_row(&principal, event, &ctx, &|_| None, &mut || "id".into()).unwrap_or_else(|e| panic!("{ev}: {e}"));
 
         let parsed = url::Url::parse(&u).unwrap();
-        let want = (parsed.path().to_string(), parsed.query().unwrap_or("").to_string(), if hash { parsed.fragment().unwrap_or("").to_string() } else { String::new() });
+        let want = (
+            parsed.path().to_string(),
+            parsed.query().unwrap_or("").to_string(),
+            if hash { parsed.fragment().unwrap_or("").to_string() } else { String::new() },
+        );
         let got = (row.url_path.clone(), row.url_query.clone(), row.url_fragment.clone());
         count("url", got == want, format!("{u}\n      -> {}?{}#{}", got.0, got.1, got.2), &mut changed);
         items += 1;

@@ -121,7 +121,15 @@ fn phone_numbers_in_free_text_international_forms_included() {
     assert_eq!(query("https://shop.example/c?n=%2B1%20415%20555%200123&x=1"), "x=1");
     assert_eq!(query("https://shop.example/c?n=tel%3A%2B33123456789&x=1"), "x=1");
     // not phone numbers
-    for t in ["Released 2026-11-22", "Valid 22.11.2026", "Sizes 10 12 14 16", "SKU 12345-678", "Order 1700000000", "ISBN 978-3-16-148410-0", "v10.15.7"] {
+    for t in [
+        "Released 2026-11-22",
+        "Valid 22.11.2026",
+        "Sizes 10 12 14 16",
+        "SKU 12345-678",
+        "Order 1700000000",
+        "ISBN 978-3-16-148410-0",
+        "v10.15.7",
+    ] {
         assert_eq!(title(t), t);
     }
 }
@@ -161,7 +169,19 @@ const PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7x\n-----END
 
 #[test]
 fn secrets_with_well_known_shapes() {
-    let secrets = [GITHUB, GITHUB_FINE, STRIPE, SLACK, AWS, GOOGLE, GITLAB, OPENAI, JWT, "-----BEGIN OPENSSH PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----"];
+    let secrets = [
+        GITHUB,
+        GITHUB_FINE,
+        STRIPE,
+        SLACK,
+        AWS,
+        GOOGLE,
+        GITLAB,
+        OPENAI,
+        JWT,
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
+        "-----BEGIN EC PRIVATE KEY-----",
+    ];
     for s in secrets {
         let enc: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
         assert_eq!(query(&format!("https://shop.example/p?v={enc}&x=1")), "x=1", "{s}");
@@ -218,11 +238,15 @@ fn urls_nested_inside_parameters_are_scrubbed_recursively() {
         "next=https%3A%2F%2Fapp.example%2Fwelcome%3Fstep%3D2&x=1"
     );
     assert_eq!(query("https://shop.example/login?return_to=%2Faccount%3Ftoken%3Dabc%26tab%3D2"), "return_to=%2Faccount%3Ftab%3D2");
-    assert_eq!(query("https://shop.example/login?redirect=https://a.example/u/jane@example.com"), "redirect=https%3A%2F%2Fa.example%2Fu%2F%3Aredacted");
+    assert_eq!(
+        query("https://shop.example/login?redirect=https://a.example/u/jane@example.com"),
+        "redirect=https%3A%2F%2Fa.example%2Fu%2F%3Aredacted"
+    );
     assert_eq!(query("https://shop.example/go?url=%2F%2Fcdn.example%2Fx%3Fsid%3D1%26v%3D2"), "url=%2F%2Fcdn.example%2Fx%3Fv%3D2");
     // two levels deep
     let inner: String = url::form_urlencoded::byte_serialize(b"https://b.example/?email=jane@example.com&k=1").collect();
-    let outer: String = url::form_urlencoded::byte_serialize(format!("https://a.example/sso?return_to={inner}&lang=en").as_bytes()).collect();
+    let outer: String =
+        url::form_urlencoded::byte_serialize(format!("https://a.example/sso?return_to={inner}&lang=en").as_bytes()).collect();
     let q = query(&format!("https://shop.example/login?next={outer}"));
     assert!(!q.contains("jane") && !q.contains("email") && q.contains("lang%3Den") && q.contains("k%253D1"), "{q}");
     assert_eq!(
@@ -307,9 +331,36 @@ fn a_pii_laden_event_leaves_no_trace_in_the_row_or_queue_message() {
         let r = row_with(event.clone(), hash_routing);
         let s = stored(&r);
         for needle in [
-            "ann@", "bob@", "cy%40", "cy@", "zed", "dee", "eve@", "fay@", "gus@", "hal@", "ivy@", "example.com", "SESSION42ABC", "REFSESSION9",
-            "7946", "0958", "555-0199", "10.1.2.3", "198.51.100.7", "81.2.69.142", "2001:db8", "203.0.113.77", AWS, GITHUB, STRIPE,
-            SLACK, GOOGLE, "eyJ", "PRIVATE KEY", "MIIEp",
+            "ann@",
+            "bob@",
+            "cy%40",
+            "cy@",
+            "zed",
+            "dee",
+            "eve@",
+            "fay@",
+            "gus@",
+            "hal@",
+            "ivy@",
+            "example.com",
+            "SESSION42ABC",
+            "REFSESSION9",
+            "7946",
+            "0958",
+            "555-0199",
+            "10.1.2.3",
+            "198.51.100.7",
+            "81.2.69.142",
+            "2001:db8",
+            "203.0.113.77",
+            AWS,
+            GITHUB,
+            STRIPE,
+            SLACK,
+            GOOGLE,
+            "eyJ",
+            "PRIVATE KEY",
+            "MIIEp",
         ] {
             assert!(!s.contains(needle), "`{needle}` reached what is stored (hash routing {hash_routing}):\n{s}");
         }
@@ -329,7 +380,10 @@ fn relative_urls_in_props_and_parameter_routes_are_scrubbed() {
     principal.hash_routing = true;
     let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: None, edge_geo: Geo::default() };
     for (url, props) in [
-        ("https://a.example/#/access_token=ya29secret&token_type=Bearer", serde_json::json!({"next": "/account?password=hunter2&email_token=abc"})),
+        (
+            "https://a.example/#/access_token=ya29secret&token_type=Bearer",
+            serde_json::json!({"next": "/account?password=hunter2&email_token=abc"}),
+        ),
         ("https://a.example/#/cb/session_id=s3ss10n&x=1", serde_json::json!({"back": "//b.example/?session=abc&auth=zz"})),
     ] {
         let ev = validate_event(serde_json::json!({"type":"event","name":"n","url":url,"props":props}), true, &LIMITS).unwrap();

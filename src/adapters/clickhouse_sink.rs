@@ -43,7 +43,8 @@ pub async fn query(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> 
 /// authentication failure is an alarm, not a dead letter).
 pub async fn select(cfg: &ClickHouseConfig, sql: &str) -> Result<String, InsertOutcome> {
     let url = clickhouse::base_url(cfg).map_err(|reason| InsertOutcome::Fatal { code: None, reason })?;
-    let req = request(cfg, &url, Some(sql.to_string())).map_err(|e| InsertOutcome::Fatal { code: None, reason: format!("could not build the request: {e}") })?;
+    let req = request(cfg, &url, Some(sql.to_string()))
+        .map_err(|e| InsertOutcome::Fatal { code: None, reason: format!("could not build the request: {e}") })?;
     match Fetch::Request(req).send().await {
         Err(e) => Err(clickhouse::classify(None, None, &e.to_string())),
         Ok(mut resp) => {

@@ -10,7 +10,11 @@ use worker::{Date, Env};
 
 /// A 503 for a store or binding that did not answer: the client retries.
 pub fn unavailable(what: &str) -> ApiError {
-    ApiError::new(503, "temporarily_unavailable", format!("{what} is briefly unavailable. Retry the same request (with the same event ids) shortly."))
+    ApiError::new(
+        503,
+        "temporarily_unavailable",
+        format!("{what} is briefly unavailable. Retry the same request (with the same event ids) shortly."),
+    )
 }
 
 /// Known keys an isolate caches, and (apart, so a flood of these never evicts those) unknown.

@@ -47,21 +47,51 @@ fn main() {
         let val = rest.get(j + 1).cloned();
         let take = |v: Option<String>| v.unwrap_or_else(|| usage());
         match flag {
-            "--kinds" => { opts.insert("kinds".into(), json!(take(val).split(',').collect::<Vec<_>>())); j += 2; }
-            "--origins" => { opts.insert("allowed_origins".into(), json!(take(val).split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>())); j += 2; }
-            "--retention" => { opts.insert("retention_days".into(), json!(take(val).parse::<u16>().unwrap_or_else(|_| usage()))); j += 2; }
-            "--limit" => { opts.insert("events_per_minute".into(), json!(take(val).parse::<u32>().unwrap_or_else(|_| usage()))); j += 2; }
-            "--allow-null-origin" => { opts.insert("allow_null_origin".into(), json!(take(val) == "true")); j += 2; }
-            "--timezone" => { opts.insert("timezone".into(), json!(take(val))); j += 2; }
-            "--grace" => { opts.insert("grace_seconds".into(), json!(take(val).parse::<u64>().unwrap_or_else(|_| usage()))); j += 2; }
-            "--hash-routing" if cmd == "create" => { opts.insert("hash_routing".into(), json!(true)); j += 1; }
-            "--hash-routing" => { opts.insert("hash_routing".into(), json!(take(val) == "true")); j += 2; }
+            "--kinds" => {
+                opts.insert("kinds".into(), json!(take(val).split(',').collect::<Vec<_>>()));
+                j += 2;
+            }
+            "--origins" => {
+                opts.insert("allowed_origins".into(), json!(take(val).split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>()));
+                j += 2;
+            }
+            "--retention" => {
+                opts.insert("retention_days".into(), json!(take(val).parse::<u16>().unwrap_or_else(|_| usage())));
+                j += 2;
+            }
+            "--limit" => {
+                opts.insert("events_per_minute".into(), json!(take(val).parse::<u32>().unwrap_or_else(|_| usage())));
+                j += 2;
+            }
+            "--allow-null-origin" => {
+                opts.insert("allow_null_origin".into(), json!(take(val) == "true"));
+                j += 2;
+            }
+            "--timezone" => {
+                opts.insert("timezone".into(), json!(take(val)));
+                j += 2;
+            }
+            "--grace" => {
+                opts.insert("grace_seconds".into(), json!(take(val).parse::<u64>().unwrap_or_else(|_| usage())));
+                j += 2;
+            }
+            "--hash-routing" if cmd == "create" => {
+                opts.insert("hash_routing".into(), json!(true));
+                j += 1;
+            }
+            "--hash-routing" => {
+                opts.insert("hash_routing".into(), json!(take(val) == "true"));
+                j += 2;
+            }
             _ => usage(),
         }
     }
     let base = url.trim_end_matches('/');
     let (method, path, body) = match cmd {
-        "create" => { opts.insert("project_id".into(), json!(target)); ("POST", "/admin/keys".to_string(), Value::Object(opts)) }
+        "create" => {
+            opts.insert("project_id".into(), json!(target));
+            ("POST", "/admin/keys".to_string(), Value::Object(opts))
+        }
         "list" => ("GET", format!("/admin/keys?project_id={target}"), Value::Null),
         "rotate" => ("POST", format!("/admin/keys/{target}/rotate"), Value::Object(opts)),
         "revoke" => ("POST", format!("/admin/keys/{target}/revoke"), Value::Null),

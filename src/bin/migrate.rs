@@ -16,7 +16,9 @@ fn main() {
             "--database" => database = val(),
             "--user" => user = val(),
             "--dir" => dir = val(),
-            _ => fail(&format!("unknown argument {a}; usage: migrate [--url URL] [--database DB] [--user USER] [--dir DIR] (password: MM_CH_PASSWORD)")),
+            _ => fail(&format!(
+                "unknown argument {a}; usage: migrate [--url URL] [--database DB] [--user USER] [--dir DIR] (password: MM_CH_PASSWORD)"
+            )),
         }
     }
     let mut client = millimetric_edge::native::clickhouse_client::Client::new(&url);

@@ -24,7 +24,9 @@ fn main() {
             "--table" => table = val(),
             "--all" => all = true,
             "--days" => days = Some(val()),
-            _ => fail(&format!("unknown argument {a}; usage: rollup [--url URL] [--database DB] [--table T] [--all] [--days YYYY-MM-DD..YYYY-MM-DD]")),
+            _ => fail(&format!(
+                "unknown argument {a}; usage: rollup [--url URL] [--database DB] [--table T] [--all] [--days YYYY-MM-DD..YYYY-MM-DD]"
+            )),
         }
     }
     let name_ok = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
@@ -53,7 +55,9 @@ fn main() {
                 let state = rollup::parse_state(&q(&rollup::state_sql(&database))).unwrap_or_else(|e| fail(&e));
                 match state.frontier {
                     Some(f) if last <= f => {}
-                    Some(f) => fail(&format!("--days may only roll days up to {f}, the last one rolled up; run without --days for later ones")),
+                    Some(f) => {
+                        fail(&format!("--days may only roll days up to {f}, the last one rolled up; run without --days for later ones"))
+                    }
                     None => fail("nothing is rolled up yet: run without --days first"),
                 }
                 let mut all_days = Vec::new();
@@ -66,9 +70,17 @@ fn main() {
             }
             None => {
                 let state = rollup::parse_state(&q(&rollup::state_sql(&database))).unwrap_or_else(|e| fail(&e));
-                let first = if state.frontier.is_none() { rollup::parse_first_day(&q(&rollup::first_day_sql(&database, &table))).unwrap_or_else(|e| fail(&e)) } else { None };
+                let first = if state.frontier.is_none() {
+                    rollup::parse_first_day(&q(&rollup::first_day_sql(&database, &table))).unwrap_or_else(|e| fail(&e))
+                } else {
+                    None
+                };
                 // Late days once: a backfill's later rounds only roll new days.
-                let late = if run > 0 { Vec::new() } else { rollup::late_days_sql(&database, &table, &state, today).map(|s| rollup::parse_days(&q(&s))).unwrap_or_default() };
+                let late = if run > 0 {
+                    Vec::new()
+                } else {
+                    rollup::late_days_sql(&database, &table, &state, today).map(|s| rollup::parse_days(&q(&s))).unwrap_or_default()
+                };
                 rollup::batches(&state, first, &late, today)
             }
         };

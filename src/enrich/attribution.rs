@@ -2,7 +2,9 @@
 //! referrer. Rules: UTM beats the referrer; a same-site referrer is not a source; no referrer and
 //! no campaign is `direct`.
 
-use super::pii::{is_pii_value, looks_like_card, looks_like_email, looks_like_ip, looks_like_jwt, looks_like_known_secret, looks_like_phone};
+use super::pii::{
+    is_pii_value, looks_like_card, looks_like_email, looks_like_ip, looks_like_jwt, looks_like_known_secret, looks_like_phone,
+};
 use super::referrer_hosts;
 use url::Url;
 
@@ -56,7 +58,14 @@ fn clean_value(v: &str) -> String {
 fn clean_click_id(v: &str) -> String {
     let v = v.trim();
     let (forms, stable) = super::pii::decoded_forms(v, false);
-    let pii = |f: &String| looks_like_email(f) || looks_like_card(f) || looks_like_phone(f) || looks_like_jwt(f) || looks_like_ip(f) || looks_like_known_secret(f);
+    let pii = |f: &String| {
+        looks_like_email(f)
+            || looks_like_card(f)
+            || looks_like_phone(f)
+            || looks_like_jwt(f)
+            || looks_like_ip(f)
+            || looks_like_known_secret(f)
+    };
     if v.is_empty() || !stable || forms.iter().any(pii) {
         return String::new();
     }

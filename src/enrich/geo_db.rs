@@ -27,8 +27,16 @@ impl GeoDb {
         }
         let s = |p: &[maxminddb::PathElement<'_>]| found.decode_path::<String>(p).ok().flatten();
         let geo = match s(&path!["country", "iso_code"]) {
-            Some(country) => Geo::new(Some(&country), s(&path!["subdivisions", 0, "names", "en"]).as_deref(), s(&path!["city", "names", "en"]).as_deref()),
-            None => Geo::new(s(&path!["country_code"]).as_deref(), s(&path!["state1"]).as_deref(), s(&path!["city"]).as_deref().map(without_district)),
+            Some(country) => Geo::new(
+                Some(&country),
+                s(&path!["subdivisions", 0, "names", "en"]).as_deref(),
+                s(&path!["city", "names", "en"]).as_deref(),
+            ),
+            None => Geo::new(
+                s(&path!["country_code"]).as_deref(),
+                s(&path!["state1"]).as_deref(),
+                s(&path!["city"]).as_deref().map(without_district),
+            ),
         };
         (!geo.country.is_empty()).then_some(geo)
     }

@@ -311,9 +311,18 @@ mod tests {
     #[test]
     fn lookalikes_are_not_secrets() {
         for s in [
-            "ghp_ docs", "the sk_live_ prefix", "AKIA keys", "AKIAIOSFODNN7EXAMPLEX", "xoxb- tokens", "desk-lamp-2026",
-            "eyJ is base64", "550e8400-e29b-41d4-a716-446655440000", "how-we-build-things-at-scale-in-2026-part-2",
-            "507f1f77bcf86cd799439011", "summer-sale-2026", "sk_test_mode",
+            "ghp_ docs",
+            "the sk_live_ prefix",
+            "AKIA keys",
+            "AKIAIOSFODNN7EXAMPLEX",
+            "xoxb- tokens",
+            "desk-lamp-2026",
+            "eyJ is base64",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "how-we-build-things-at-scale-in-2026-part-2",
+            "507f1f77bcf86cd799439011",
+            "summer-sale-2026",
+            "sk_test_mode",
         ] {
             assert!(!contains_secret(s), "{s}: {:?}", secret_spans(s));
         }

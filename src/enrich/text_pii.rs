@@ -72,7 +72,8 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 // --- e-mail addresses ------------------------------------------------------------------------
 
 fn local_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '\'' | '!' | '#' | '$' | '&' | '*' | '=' | '?' | '^' | '`' | '{' | '|' | '}' | '~')
+    c.is_alphanumeric()
+        || matches!(c, '.' | '_' | '%' | '+' | '-' | '\'' | '!' | '#' | '$' | '&' | '*' | '=' | '?' | '^' | '`' | '{' | '|' | '}' | '~')
 }
 
 fn domain_char(c: char) -> bool {
@@ -179,7 +180,10 @@ fn is_ip(run: &str) -> bool {
     } else {
         // Octets of one to three digits up to 255, leading zeros allowed (`Ipv4Addr` refuses
         // `192.168.001.010`, which logs and `inet_aton` write).
-        run.split('.').count() == 4 && run.split('.').all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n <= 255))
+        run.split('.').count() == 4
+            && run
+                .split('.')
+                .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n <= 255))
     }
 }
 
@@ -320,7 +324,11 @@ pub fn luhn(digits: &[u8]) -> bool {
             let d = d as u32;
             if i % 2 == 1 {
                 let x = d * 2;
-                if x > 9 { x - 9 } else { x }
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
             } else {
                 d
             }
@@ -374,9 +382,7 @@ pub fn looks_like_phone(v: &str) -> bool {
     match lens.len() {
         0 | 1 => false,
         2 => trunk && (2..=5).contains(&lens[0]) && lens[1] >= 5,
-        _ => {
-            lens.iter().all(|&n| n <= 5) && (lens[lens.len() - 1] >= 3 || (trunk && lens.len() == 5 && lens.iter().all(|&n| n == 2)))
-        }
+        _ => lens.iter().all(|&n| n <= 5) && (lens[lens.len() - 1] >= 3 || (trunk && lens.len() == 5 && lens.iter().all(|&n| n == 2))),
     }
 }
 
@@ -409,7 +415,17 @@ mod tests {
     #[test]
     fn ips_standing_alone() {
         // With leading zeros (`inet_aton` and many logs write them), too.
-        for t in ["81.2.69.142", "x 10.0.0.1:8080 y", "[2001:db8::1]:443", "::1", "::ffff:192.0.2.1", "fe80::1%eth0", "1.1.1.1,8.8.8.8", "192.168.001.010", "ip=010.000.000.001"] {
+        for t in [
+            "81.2.69.142",
+            "x 10.0.0.1:8080 y",
+            "[2001:db8::1]:443",
+            "::1",
+            "::ffff:192.0.2.1",
+            "fe80::1%eth0",
+            "1.1.1.1,8.8.8.8",
+            "192.168.001.010",
+            "ip=010.000.000.001",
+        ] {
             assert!(looks_like_ip(t), "{t}");
         }
         for t in ["1.2.3", "v1.2.3.4", "10:30:00", "std::vector", "999.1.1.1", "1.2.3.4.5", "dead:beef", "abc::def"] {
@@ -433,12 +449,33 @@ mod tests {
     #[test]
     fn phones_but_not_ids_dates_or_sizes() {
         for p in [
-            "+44 20 7946 0958", "+14155550123", "(555) 123-4567", "555-123-4567", "555.123.4567", "+1 (415) 555-0123", "+49 (0)30 123456",
-            "0044 20 7946 0958", "+81-3-1234-5678", "01 23 45 67 89", "030 1234567", "020 7946 0958",
+            "+44 20 7946 0958",
+            "+14155550123",
+            "(555) 123-4567",
+            "555-123-4567",
+            "555.123.4567",
+            "+1 (415) 555-0123",
+            "+49 (0)30 123456",
+            "0044 20 7946 0958",
+            "+81-3-1234-5678",
+            "01 23 45 67 89",
+            "030 1234567",
+            "020 7946 0958",
         ] {
             assert!(looks_like_phone(p), "{p}");
         }
-        for p in ["1700000000", "2026-11-22", "22.11.2026", "11/22/2026", "12-34", "v1.2.3", "10 12 14 16", "12345-678", "978-3-16-148410-0", "1 299 000"] {
+        for p in [
+            "1700000000",
+            "2026-11-22",
+            "22.11.2026",
+            "11/22/2026",
+            "12-34",
+            "v1.2.3",
+            "10 12 14 16",
+            "12345-678",
+            "978-3-16-148410-0",
+            "1 299 000",
+        ] {
             assert!(!looks_like_phone(p), "{p}");
         }
     }

@@ -48,11 +48,7 @@ pub fn scrub_query(raw: &str) -> String {
 }
 
 fn scrub_query_at(raw: &str, depth: usize) -> String {
-    raw.split('&')
-        .filter(|pair| !pair.is_empty())
-        .filter_map(|pair| scrub_pair(pair, depth))
-        .collect::<Vec<_>>()
-        .join("&")
+    raw.split('&').filter(|pair| !pair.is_empty()).filter_map(|pair| scrub_pair(pair, depth)).collect::<Vec<_>>().join("&")
 }
 
 /// One `name=value` pair (of a query or a matrix parameter): None when it goes.
@@ -186,7 +182,9 @@ pub fn scrub_path(path: &str) -> String {
     for seg in segments {
         let (base, matrix) = seg.split_once(';').unwrap_or((seg, ""));
         let decoded = pii::decode_until_stable(base, false);
-        let redact = !base.is_empty() && !is_commit_hash(prev, &decoded) && (pii::is_pii_value(base) || (pii::is_pii_name(&pii::decode_until_stable(prev, false)) && id_like(&decoded)));
+        let redact = !base.is_empty()
+            && !is_commit_hash(prev, &decoded)
+            && (pii::is_pii_value(base) || (pii::is_pii_name(&pii::decode_until_stable(prev, false)) && id_like(&decoded)));
         let mut kept = if redact { REDACTED_SEGMENT.to_string() } else { base.to_string() };
         if !matrix.is_empty() {
             for param in matrix.split(';').filter(|p| !p.is_empty()) {
@@ -208,7 +206,8 @@ fn is_commit_hash(prev: &str, seg: &str) -> bool {
 
 /// An id rather than a word: a UUID, or letters and digits with a stretch of 8 or more.
 fn id_like(seg: &str) -> bool {
-    let is_uuid = seg.len() == 36 && seg.bytes().enumerate().all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() });
+    let is_uuid = seg.len() == 36
+        && seg.bytes().enumerate().all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() });
     let longest = seg.split(|c: char| !c.is_ascii_alphanumeric()).map(str::len).max().unwrap_or(0);
     is_uuid || (longest >= 8 && seg.bytes().any(|b| b.is_ascii_digit()) && seg.bytes().any(|b| b.is_ascii_alphabetic()))
 }
@@ -221,7 +220,11 @@ fn scrub_fragment(f: &str, depth: usize) -> String {
         Some((route, q)) => {
             let route = scrub_path(route);
             let q = scrub_query_at(q, depth);
-            if q.is_empty() { route } else { format!("{route}?{q}") }
+            if q.is_empty() {
+                route
+            } else {
+                format!("{route}?{q}")
+            }
         }
         None if f.contains('=') && !f.starts_with('/') => scrub_query_at(f, depth),
         // `#/access_token=...&state=...`: a route whose last part is parameters; they are

@@ -156,10 +156,22 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Valu
     let version_header = header("MCP-Protocol-Version").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let msg: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return Step::Answer(error(400, None, PARSE_ERROR, format!("Parse error: the body is not JSON ({e}). Send one JSON-RPC 2.0 message."), None)),
+        Err(e) => {
+            return Step::Answer(error(
+                400,
+                None,
+                PARSE_ERROR,
+                format!("Parse error: the body is not JSON ({e}). Send one JSON-RPC 2.0 message."),
+                None,
+            ))
+        }
     };
     let Some(obj) = msg.as_object() else {
-        let what = if msg.is_array() { "JSON-RPC batches are not supported: send one message per POST." } else { "The body must be one JSON-RPC 2.0 message (an object)." };
+        let what = if msg.is_array() {
+            "JSON-RPC batches are not supported: send one message per POST."
+        } else {
+            "The body must be one JSON-RPC 2.0 message (an object)."
+        };
         return Step::Answer(error(400, None, INVALID_REQUEST, format!("Invalid Request: {what}"), None));
     };
     let id = obj.get("id");
@@ -168,7 +180,13 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Valu
     }
     let Some(method) = obj.get("method").and_then(Value::as_str) else {
         // A response, or nothing: this server sends no requests, so expects no responses.
-        return Step::Answer(error(400, id, INVALID_REQUEST, "Invalid Request: a message needs a string `method`; this server sends no requests, so takes no responses.", None));
+        return Step::Answer(error(
+            400,
+            id,
+            INVALID_REQUEST,
+            "Invalid Request: a message needs a string `method`; this server sends no requests, so takes no responses.",
+            None,
+        ));
     };
     let params = match obj.get("params") {
         None => Map::new(),
@@ -194,12 +212,32 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Valu
     let era = if let Some(v) = meta_version {
         // Modern: the body's version, mirrored in the headers.
         let Some(v) = v.as_str() else {
-            return Step::Answer(error(400, Some(id), INVALID_PARAMS, format!("Invalid params: `_meta.{META_VERSION}` must be a string."), None));
+            return Step::Answer(error(
+                400,
+                Some(id),
+                INVALID_PARAMS,
+                format!("Invalid params: `_meta.{META_VERSION}` must be a string."),
+                None,
+            ));
         };
         match &version_header {
-            None => return Step::Answer(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the MCP-Protocol-Version header is missing.", None)),
+            None => {
+                return Step::Answer(error(
+                    400,
+                    Some(id),
+                    HEADER_MISMATCH,
+                    "Header mismatch: the MCP-Protocol-Version header is missing.",
+                    None,
+                ))
+            }
             Some(h) if h != v => {
-                return Step::Answer(error(400, Some(id), HEADER_MISMATCH, format!("Header mismatch: MCP-Protocol-Version header value '{h}' does not match body value '{v}'."), None))
+                return Step::Answer(error(
+                    400,
+                    Some(id),
+                    HEADER_MISMATCH,
+                    format!("Header mismatch: MCP-Protocol-Version header value '{h}' does not match body value '{v}'."),
+                    None,
+                ))
             }
             _ => {}
         }
@@ -209,21 +247,49 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Valu
         match header("Mcp-Method").and_then(|h| decode_header(h.trim())) {
             None => return Step::Answer(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the Mcp-Method header is missing.", None)),
             Some(h) if h != method => {
-                return Step::Answer(error(400, Some(id), HEADER_MISMATCH, format!("Header mismatch: Mcp-Method header value '{h}' does not match body value '{method}'."), None))
+                return Step::Answer(error(
+                    400,
+                    Some(id),
+                    HEADER_MISMATCH,
+                    format!("Header mismatch: Mcp-Method header value '{h}' does not match body value '{method}'."),
+                    None,
+                ))
             }
             _ => {}
         }
         if !meta.is_some_and(|m| m.get(META_CAPS).is_some_and(Value::is_object)) {
-            return Step::Answer(error(400, Some(id), INVALID_PARAMS, format!("Invalid params: `_meta` needs `{META_CAPS}` (an object) on every request."), None));
+            return Step::Answer(error(
+                400,
+                Some(id),
+                INVALID_PARAMS,
+                format!("Invalid params: `_meta` needs `{META_CAPS}` (an object) on every request."),
+                None,
+            ));
         }
         if matches!(method, "tools/call" | "resources/read" | "prompts/get") {
             let body_name = params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str).unwrap_or("");
             match header("Mcp-Name") {
-                None => return Step::Answer(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the Mcp-Name header is missing.", None)),
+                None => {
+                    return Step::Answer(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the Mcp-Name header is missing.", None))
+                }
                 Some(raw) => match decode_header(raw.trim()) {
-                    None => return Step::Answer(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the Mcp-Name header is not valid Base64 in its =?base64?...?= form.", None)),
+                    None => {
+                        return Step::Answer(error(
+                            400,
+                            Some(id),
+                            HEADER_MISMATCH,
+                            "Header mismatch: the Mcp-Name header is not valid Base64 in its =?base64?...?= form.",
+                            None,
+                        ))
+                    }
                     Some(h) if h != body_name => {
-                        return Step::Answer(error(400, Some(id), HEADER_MISMATCH, format!("Header mismatch: Mcp-Name header value '{h}' does not match body value '{body_name}'."), None))
+                        return Step::Answer(error(
+                            400,
+                            Some(id),
+                            HEADER_MISMATCH,
+                            format!("Header mismatch: Mcp-Name header value '{h}' does not match body value '{body_name}'."),
+                            None,
+                        ))
                     }
                     _ => {}
                 },
@@ -277,17 +343,37 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Valu
         }
         "tools/call" => {
             let Some(name) = params.get("name").and_then(Value::as_str) else {
-                return Step::Answer(error(status_for(&era, 400), Some(id), INVALID_PARAMS, "Invalid params: `tools/call` needs `name`, a string.", None));
+                return Step::Answer(error(
+                    status_for(&era, 400),
+                    Some(id),
+                    INVALID_PARAMS,
+                    "Invalid params: `tools/call` needs `name`, a string.",
+                    None,
+                ));
             };
             let arguments = match params.get("arguments") {
                 None | Some(Value::Null) => Map::new(),
                 Some(Value::Object(a)) => a.clone(),
-                Some(_) => return Step::Answer(error(status_for(&era, 400), Some(id), INVALID_PARAMS, "Invalid params: `arguments` must be an object.", None)),
+                Some(_) => {
+                    return Step::Answer(error(
+                        status_for(&era, 400),
+                        Some(id),
+                        INVALID_PARAMS,
+                        "Invalid params: `arguments` must be an object.",
+                        None,
+                    ))
+                }
             };
             let known = tools.as_array().is_some_and(|ts| ts.iter().any(|t| t["name"] == name));
             if !known {
                 let names: Vec<&str> = tools.as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
-                return Step::Answer(error(status_for(&era, 400), Some(id), INVALID_PARAMS, format!("Unknown tool: {name}. The tools are {}.", names.join(", ")), None));
+                return Step::Answer(error(
+                    status_for(&era, 400),
+                    Some(id),
+                    INVALID_PARAMS,
+                    format!("Unknown tool: {name}. The tools are {}.", names.join(", ")),
+                    None,
+                ));
             }
             Step::Call { id: id.clone(), era, name: name.to_string(), arguments }
         }
@@ -354,7 +440,10 @@ mod tests {
         let r = &o.body.as_ref().unwrap()["result"];
         assert_eq!(o.status, 200);
         assert_eq!(r["supportedVersions"], json!(["2026-07-28", "2025-11-25", "2025-06-18"]));
-        assert_eq!((r["resultType"].clone(), r["cacheScope"].clone(), r["ttlMs"].clone()), (json!("complete"), json!("public"), json!(3_600_000)));
+        assert_eq!(
+            (r["resultType"].clone(), r["cacheScope"].clone(), r["ttlMs"].clone()),
+            (json!("complete"), json!("public"), json!(3_600_000))
+        );
         assert_eq!(r["_meta"][META_SERVER]["name"], "millimetric");
         assert!(r["capabilities"]["tools"].is_object());
         let o = answer(modern("tools/list", None, json!({})));
@@ -379,14 +468,21 @@ mod tests {
         assert!(o.text().contains("'overview' does not match body value 'top'"));
         assert_eq!(code(&answer(modern("tools/call", None, json!({"name": "top"})))), HEADER_MISMATCH);
         // Mcp-Method differs.
-        let mut p = json!({}); p["_meta"] = meta();
-        let o = answer(post(&[("MCP-Protocol-Version", MODERN), ("Mcp-Method", "tools/call")], json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p})));
+        let mut p = json!({});
+        p["_meta"] = meta();
+        let o = answer(post(
+            &[("MCP-Protocol-Version", MODERN), ("Mcp-Method", "tools/call")],
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p}),
+        ));
         assert_eq!((o.status, code(&o)), (400, HEADER_MISMATCH));
         // Mcp-Method missing.
         let o = answer(post(&[("MCP-Protocol-Version", MODERN)], json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p})));
         assert_eq!(code(&o), HEADER_MISMATCH);
         // The version header differs from _meta, or is missing.
-        let o = answer(post(&[("MCP-Protocol-Version", "2025-11-25"), ("Mcp-Method", "tools/list")], json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p})));
+        let o = answer(post(
+            &[("MCP-Protocol-Version", "2025-11-25"), ("Mcp-Method", "tools/list")],
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p}),
+        ));
         assert_eq!((o.status, code(&o)), (400, HEADER_MISMATCH));
         let o = answer(post(&[("Mcp-Method", "tools/list")], json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p})));
         assert_eq!((o.status, code(&o)), (400, HEADER_MISMATCH));
@@ -398,38 +494,61 @@ mod tests {
     fn versions_are_negotiated() {
         // An unknown version in _meta (and the header): -32022 naming ours.
         let p = json!({"_meta": {META_VERSION: "1900-01-01", META_CAPS: {}}});
-        let o = answer(post(&[("MCP-Protocol-Version", "1900-01-01"), ("Mcp-Method", "tools/list")], json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p})));
+        let o = answer(post(
+            &[("MCP-Protocol-Version", "1900-01-01"), ("Mcp-Method", "tools/list")],
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p}),
+        ));
         assert_eq!((o.status, code(&o)), (400, UNSUPPORTED_VERSION));
         assert_eq!(o.body.as_ref().unwrap()["error"]["data"], json!({"supported": SUPPORTED, "requested": "1900-01-01"}));
         // A legacy version in modern form is not a modern version we speak.
         let p = json!({"_meta": {META_VERSION: "2025-11-25", META_CAPS: {}}});
-        let o = answer(post(&[("MCP-Protocol-Version", "2025-11-25"), ("Mcp-Method", "tools/list")], json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p})));
+        let o = answer(post(
+            &[("MCP-Protocol-Version", "2025-11-25"), ("Mcp-Method", "tools/list")],
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p}),
+        ));
         assert_eq!(code(&o), UNSUPPORTED_VERSION);
         // initialize: each legacy revision is echoed; anything else gets our latest.
-        for (asked, got) in [("2025-11-25", "2025-11-25"), ("2025-06-18", "2025-06-18"), ("2025-03-26", "2025-11-25"), ("2026-07-28", "2025-11-25")] {
-            let o = answer(post(&[], json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": asked, "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}})));
+        for (asked, got) in
+            [("2025-11-25", "2025-11-25"), ("2025-06-18", "2025-06-18"), ("2025-03-26", "2025-11-25"), ("2026-07-28", "2025-11-25")]
+        {
+            let o = answer(post(
+                &[],
+                json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": asked, "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}}),
+            ));
             let r = &o.body.as_ref().unwrap()["result"];
             assert_eq!((o.status, r["protocolVersion"].as_str().unwrap()), (200, got), "asked {asked}");
             assert!(r["capabilities"]["tools"].is_object() && r["serverInfo"]["name"] == "millimetric");
             assert!(r.get("resultType").is_none(), "legacy results are as that revision defines them");
         }
         // Missing _meta fields in the modern form: -32602, 400.
-        let o = answer(post(&[("MCP-Protocol-Version", MODERN), ("Mcp-Method", "tools/list")], json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {META_VERSION: MODERN}}})));
+        let o = answer(post(
+            &[("MCP-Protocol-Version", MODERN), ("Mcp-Method", "tools/list")],
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {META_VERSION: MODERN}}}),
+        ));
         assert_eq!((o.status, code(&o)), (400, INVALID_PARAMS));
-        let o = answer(post(&[("MCP-Protocol-Version", MODERN), ("Mcp-Method", "tools/list")], json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})));
+        let o = answer(post(
+            &[("MCP-Protocol-Version", MODERN), ("Mcp-Method", "tools/list")],
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        ));
         assert_eq!((o.status, code(&o)), (400, INVALID_PARAMS));
     }
 
     #[test]
     fn legacy_requests_after_initialize() {
         for v in LEGACY {
-            let o = answer(post(&[("MCP-Protocol-Version", v), ("Mcp-Session-Id", "ignored")], json!({"jsonrpc": "2.0", "id": "a", "method": "tools/list"})));
+            let o = answer(post(
+                &[("MCP-Protocol-Version", v), ("Mcp-Session-Id", "ignored")],
+                json!({"jsonrpc": "2.0", "id": "a", "method": "tools/list"}),
+            ));
             let r = &o.body.as_ref().unwrap()["result"];
             assert_eq!((o.status, r["tools"].clone()), (200, tools()));
             assert!(r.get("resultType").is_none() && r.get("ttlMs").is_none());
             let o = answer(post(&[("MCP-Protocol-Version", v)], json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})));
             assert_eq!(o.body.as_ref().unwrap()["result"], json!({}));
-            match post(&[("MCP-Protocol-Version", v)], json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "overview"}})) {
+            match post(
+                &[("MCP-Protocol-Version", v)],
+                json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "overview"}}),
+            ) {
                 Step::Call { era, arguments, .. } => assert_eq!((era, arguments.len()), (Era::Legacy(v.into()), 0)),
                 other => panic!("{other:?}"),
             }
@@ -452,8 +571,15 @@ mod tests {
         for h in [vec![], vec![("MCP-Protocol-Version", "2025-06-18")], vec![("MCP-Protocol-Version", MODERN)]] {
             assert_eq!(answer(post(&h, json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))), Out::accepted());
         }
-        assert_eq!(answer(post(&[], json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}))).body, None);
-        assert_eq!(answer(post(&[("MCP-Protocol-Version", "1999-01-01")], json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))).status, 400);
+        assert_eq!(
+            answer(post(&[], json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}))).body,
+            None
+        );
+        assert_eq!(
+            answer(post(&[("MCP-Protocol-Version", "1999-01-01")], json!({"jsonrpc": "2.0", "method": "notifications/initialized"})))
+                .status,
+            400
+        );
         // Not JSON, a batch, not JSON-RPC, a response, a bad id.
         let hs = |_: &str| None;
         let o = answer(handle(&hs, b"{not json", &tools()));
@@ -483,10 +609,17 @@ mod tests {
         let ok = super::super::tools::ToolResult::Ok { structured: json!({"visitors": 3}), summary: "3 visitors.".into() };
         let o = tool_result(&Era::Modern(MODERN.into()), &json!(1), &ok);
         let r = &o.body.as_ref().unwrap()["result"];
-        assert_eq!((r["structuredContent"].clone(), r["isError"].clone(), r["content"][0]["text"].clone()), (json!({"visitors": 3}), json!(false), json!("3 visitors.")));
+        assert_eq!(
+            (r["structuredContent"].clone(), r["isError"].clone(), r["content"][0]["text"].clone()),
+            (json!({"visitors": 3}), json!(false), json!("3 visitors."))
+        );
         assert_eq!(r["content"][1]["text"], "{\"visitors\":3}");
         assert_eq!(r["resultType"], "complete");
-        let o = tool_result(&Era::Legacy("2025-06-18".into()), &json!(1), &super::super::tools::ToolResult::Error("Use a date_range such as \"7d\".".into()));
+        let o = tool_result(
+            &Era::Legacy("2025-06-18".into()),
+            &json!(1),
+            &super::super::tools::ToolResult::Error("Use a date_range such as \"7d\".".into()),
+        );
         let r = &o.body.as_ref().unwrap()["result"];
         assert_eq!((o.status, r["isError"].clone()), (200, json!(true)));
         assert!(r.get("structuredContent").is_none());

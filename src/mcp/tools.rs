@@ -184,7 +184,13 @@ fn check_names(tool: &str, args: &Map<String, Value>, allowed: &[&str]) -> Resul
     Ok(())
 }
 
-fn string_arg<'a>(tool: &str, args: &'a Map<String, Value>, name: &str, default: &'a str, allowed: Option<&[&str]>) -> Result<&'a str, ToolResult> {
+fn string_arg<'a>(
+    tool: &str,
+    args: &'a Map<String, Value>,
+    name: &str,
+    default: &'a str,
+    allowed: Option<&[&str]>,
+) -> Result<&'a str, ToolResult> {
     let v = match args.get(name) {
         None | Some(Value::Null) => default,
         Some(Value::String(s)) => s.as_str(),
@@ -211,7 +217,8 @@ fn period(args: &Map<String, Value>, body: &mut Value, with_filters: bool) {
     }
 }
 
-const METRICS: [&str; 8] = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events", "conversion_rate"];
+const METRICS: [&str; 8] =
+    ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events", "conversion_rate"];
 
 /// A call's arguments to what the Worker runs, or a tool error saying what to change.
 pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolResult> {
@@ -311,9 +318,15 @@ pub fn finish_query(shape: &Shape, answer: &Value) -> ToolResult {
     match shape {
         Shape::Raw => {
             let n = results.len();
-            let first = results.first().map(|r| format!(" First row: dimensions {} metrics {}.", r["dimensions"], r["metrics"])).unwrap_or_default();
+            let first = results
+                .first()
+                .map(|r| format!(" First row: dimensions {} metrics {}.", r["dimensions"], r["metrics"]))
+                .unwrap_or_default();
             let total = answer["meta"]["total_rows"].as_u64().map(|t| format!(" of {t}")).unwrap_or_default();
-            ToolResult::Ok { structured: answer.clone(), summary: format!("{n}{total} rows for {when}, metrics {}.{first}", answer["query"]["metrics"]) }
+            ToolResult::Ok {
+                structured: answer.clone(),
+                summary: format!("{n}{total} rows for {when}, metrics {}.{first}", answer["query"]["metrics"]),
+            }
         }
         Shape::Overview => {
             let row = results.first();
@@ -336,7 +349,11 @@ pub fn finish_query(shape: &Shape, answer: &Value) -> ToolResult {
                     let c = &entry["change"];
                     let sign = if c.as_f64().is_some_and(|x| x >= 0.0) { "+" } else { "" };
                     let by = if *m == "bounce_rate" { " points" } else { "%" };
-                    if c.is_null() { " (no change figure)".to_string() } else { format!(" ({sign}{}{by})", num(c)) }
+                    if c.is_null() {
+                        " (no change figure)".to_string()
+                    } else {
+                        format!(" ({sign}{}{by})", num(c))
+                    }
                 } else {
                     String::new()
                 };
@@ -359,7 +376,8 @@ pub fn finish_query(shape: &Shape, answer: &Value) -> ToolResult {
             }
         }
         Shape::Top { dimension, metric } => {
-            let names: Vec<String> = answer["query"]["metrics"].as_array().into_iter().flatten().filter_map(|m| m.as_str().map(String::from)).collect();
+            let names: Vec<String> =
+                answer["query"]["metrics"].as_array().into_iter().flatten().filter_map(|m| m.as_str().map(String::from)).collect();
             let rows: Vec<Value> = results
                 .iter()
                 .map(|r| {
@@ -372,13 +390,20 @@ pub fn finish_query(shape: &Shape, answer: &Value) -> ToolResult {
                 })
                 .collect();
             let total = answer["meta"]["total_rows"].clone();
-            let list: Vec<String> = rows.iter().take(5).map(|r| format!("{} {} ({}%)", r["value"].as_str().unwrap_or(""), num(&r[metric.as_str()]), num(&r["percentage"]))).collect();
+            let list: Vec<String> = rows
+                .iter()
+                .take(5)
+                .map(|r| format!("{} {} ({}%)", r["value"].as_str().unwrap_or(""), num(&r[metric.as_str()]), num(&r["percentage"])))
+                .collect();
             let summary = if rows.is_empty() {
                 format!("No {dimension} values for {when}.")
             } else {
                 format!("Top {} of {} {dimension} values by {metric}, {when}: {}.", rows.len(), num(&total), list.join("; "))
             };
-            ToolResult::Ok { structured: json!({"dimension": dimension, "metric": metric, "date_range": answer["query"]["date_range"], "timezone": answer["meta"]["timezone"], "rows": rows, "total_rows": total}), summary }
+            ToolResult::Ok {
+                structured: json!({"dimension": dimension, "metric": metric, "date_range": answer["query"]["date_range"], "timezone": answer["meta"]["timezone"], "rows": rows, "total_rows": total}),
+                summary,
+            }
         }
         Shape::Timeseries { metric, interval } => {
             let points: Vec<Value> = results.iter().map(|r| json!({"time": r["dimensions"][0], "value": r["metrics"][0]})).collect();
@@ -388,11 +413,23 @@ pub fn finish_query(shape: &Shape, answer: &Value) -> ToolResult {
                 None => format!("No events in {when}: {metric} is 0 throughout."),
                 Some(p) => {
                     let sum: f64 = values.iter().sum();
-                    let total = if matches!(metric.as_str(), "visitors" | "visits" | "pageviews" | "events") { format!(", sum of buckets {sum}") } else { String::new() };
-                    format!("{metric} per {interval}, {when}: {} buckets with events{total}; peak {} at {}.", points.len(), num(&p["value"]), p["time"].as_str().unwrap_or(""))
+                    let total = if matches!(metric.as_str(), "visitors" | "visits" | "pageviews" | "events") {
+                        format!(", sum of buckets {sum}")
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{metric} per {interval}, {when}: {} buckets with events{total}; peak {} at {}.",
+                        points.len(),
+                        num(&p["value"]),
+                        p["time"].as_str().unwrap_or("")
+                    )
                 }
             };
-            ToolResult::Ok { structured: json!({"metric": metric, "interval": interval, "date_range": answer["query"]["date_range"], "timezone": answer["meta"]["timezone"], "points": points}), summary }
+            ToolResult::Ok {
+                structured: json!({"metric": metric, "interval": interval, "date_range": answer["query"]["date_range"], "timezone": answer["meta"]["timezone"], "points": points}),
+                summary,
+            }
         }
     }
 }
@@ -401,7 +438,10 @@ pub fn finish_query(shape: &Shape, answer: &Value) -> ToolResult {
 pub fn finish_realtime(answer: &Value) -> ToolResult {
     let minutes = answer["last_30_minutes"].as_array().cloned().unwrap_or_default();
     let pv: u64 = minutes.iter().filter_map(|m| m["pageviews"].as_u64()).sum();
-    ToolResult::Ok { structured: answer.clone(), summary: format!("{} current visitors (last 5 minutes); {pv} pageviews in the last 30 minutes.", num(&answer["current_visitors"])) }
+    ToolResult::Ok {
+        structured: answer.clone(),
+        summary: format!("{} current visitors (last 5 minutes); {pv} pageviews in the last 30 minutes.", num(&answer["current_visitors"])),
+    }
 }
 
 /// `list_events`' answer (from `query::events::answer`).
@@ -416,7 +456,11 @@ pub fn finish_events(answer: &Value) -> ToolResult {
             format!("{} ({} events, {} visitors; {keys})", e["name"].as_str().unwrap_or(""), num(&e["events"]), num(&e["visitors"]))
         })
         .collect();
-    let summary = if events.is_empty() { "No custom events in the period.".to_string() } else { format!("{} custom event names: {}.", events.len(), list.join("; ")) };
+    let summary = if events.is_empty() {
+        "No custom events in the period.".to_string()
+    } else {
+        format!("{} custom event names: {}.", events.len(), list.join("; "))
+    };
     ToolResult::Ok { structured: answer.clone(), summary }
 }
 
@@ -481,20 +525,40 @@ mod tests {
         );
         let Prepared::Query { body, .. } = prepare("overview", &args(json!({"compare": "none"}))).unwrap() else { panic!() };
         assert_eq!(body, json!({"metrics": COUNTS, "date_range": "30d"}));
-        let Prepared::Query { body, shape } = prepare("top", &args(json!({"dimension": "event:page", "metric": "pageviews", "limit": 5, "timezone": "Europe/Berlin"}))).unwrap() else { panic!() };
+        let Prepared::Query { body, shape } =
+            prepare("top", &args(json!({"dimension": "event:page", "metric": "pageviews", "limit": 5, "timezone": "Europe/Berlin"})))
+                .unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(
             body,
             json!({"metrics": ["pageviews", "visitors", "percentage"], "dimensions": ["event:page"], "order_by": [["pageviews", "desc"]], "pagination": {"limit": 5}, "include": {"total_rows": true}, "date_range": "30d", "timezone": "Europe/Berlin"})
         );
         assert_eq!(shape, Shape::Top { dimension: "event:page".into(), metric: "pageviews".into() });
-        let Prepared::Query { body, .. } = prepare("timeseries", &args(json!({"interval": "hour", "date_range": ["2026-11-01", "2026-11-02"]}))).unwrap() else { panic!() };
-        assert_eq!(body, json!({"metrics": ["visitors"], "dimensions": ["time:hour"], "order_by": [["time:hour", "asc"]], "pagination": {"limit": 10000}, "date_range": ["2026-11-01", "2026-11-02"]}));
+        let Prepared::Query { body, .. } =
+            prepare("timeseries", &args(json!({"interval": "hour", "date_range": ["2026-11-01", "2026-11-02"]}))).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            body,
+            json!({"metrics": ["visitors"], "dimensions": ["time:hour"], "order_by": [["time:hour", "asc"]], "pagination": {"limit": 10000}, "date_range": ["2026-11-01", "2026-11-02"]})
+        );
         let q = json!({"metrics": ["visitors"], "date_range": "day"});
         assert_eq!(prepare("query_stats", &args(q.clone())).unwrap(), Prepared::Query { body: q, shape: Shape::Raw });
         assert_eq!(prepare("realtime", &Map::new()).unwrap(), Prepared::Realtime);
-        assert_eq!(prepare("list_events", &args(json!({"date_range": "7d"}))).unwrap(), Prepared::ListEvents { probe: json!({"metrics": ["events"], "date_range": "7d"}) });
+        assert_eq!(
+            prepare("list_events", &args(json!({"date_range": "7d"}))).unwrap(),
+            Prepared::ListEvents { probe: json!({"metrics": ["events"], "date_range": "7d"}) }
+        );
         // Every body the tools spell is a query the Stats API takes.
-        for (t, a) in [("overview", json!({})), ("top", json!({"dimension": "visit:source"})), ("timeseries", json!({"interval": "week"})), ("list_events", json!({}))] {
+        for (t, a) in [
+            ("overview", json!({})),
+            ("top", json!({"dimension": "visit:source"})),
+            ("timeseries", json!({"interval": "week"})),
+            ("list_events", json!({})),
+        ] {
             let body = match prepare(t, &args(a)).unwrap() {
                 Prepared::Query { body, .. } => body,
                 Prepared::ListEvents { probe } => probe,
@@ -529,14 +593,26 @@ mod tests {
         assert_eq!(structured["metrics"]["bounce_rate"]["change"], json!(10.0));
         assert!(summary.contains("visitors 10 (+100%)") && summary.contains("bounce_rate 50.0% (+10.0 points)"), "{summary}");
         let answer = json!({"results": [{"dimensions": ["/"], "metrics": [7, 5, 62.5]}], "meta": {"total_rows": 3, "timezone": "UTC"}, "query": {"metrics": ["pageviews", "visitors", "percentage"], "date_range": ["a", "b"]}});
-        let ToolResult::Ok { structured, summary } = finish_query(&Shape::Top { dimension: "event:page".into(), metric: "pageviews".into() }, &answer) else { panic!() };
+        let ToolResult::Ok { structured, summary } =
+            finish_query(&Shape::Top { dimension: "event:page".into(), metric: "pageviews".into() }, &answer)
+        else {
+            panic!()
+        };
         assert_eq!(structured["rows"], json!([{"value": "/", "pageviews": 7, "visitors": 5, "percentage": 62.5}]));
         assert!(summary.contains("Top 1 of 3 event:page values by pageviews") && summary.contains("/ 7 (62.5%)"), "{summary}");
         let answer = json!({"results": [{"dimensions": ["2026-11-01"], "metrics": [3]}, {"dimensions": ["2026-11-03"], "metrics": [4]}], "meta": {}, "query": {"date_range": ["a", "b"]}});
-        let ToolResult::Ok { structured, summary } = finish_query(&Shape::Timeseries { metric: "visitors".into(), interval: "day".into() }, &answer) else { panic!() };
+        let ToolResult::Ok { structured, summary } =
+            finish_query(&Shape::Timeseries { metric: "visitors".into(), interval: "day".into() }, &answer)
+        else {
+            panic!()
+        };
         assert_eq!(structured["points"], json!([{"time": "2026-11-01", "value": 3}, {"time": "2026-11-03", "value": 4}]));
         assert!(summary.contains("peak 4 at 2026-11-03"), "{summary}");
-        let ToolResult::Ok { summary, .. } = finish_realtime(&json!({"current_visitors": 2, "last_30_minutes": [{"pageviews": 3}, {"pageviews": 1}]})) else { panic!() };
+        let ToolResult::Ok { summary, .. } =
+            finish_realtime(&json!({"current_visitors": 2, "last_30_minutes": [{"pageviews": 3}, {"pageviews": 1}]}))
+        else {
+            panic!()
+        };
         assert_eq!(summary, "2 current visitors (last 5 minutes); 4 pageviews in the last 30 minutes.");
         let ToolResult::Ok { structured, .. } = explain() else { panic!() };
         assert!(structured["definitions"]["bounce"].as_str().unwrap().starts_with("a visit with one pageview"));

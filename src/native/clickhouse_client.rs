@@ -13,7 +13,13 @@ pub struct Client {
 
 impl Client {
     pub fn new(base_url: &str) -> Client {
-        Client { base_url: base_url.trim_end_matches('/').to_string(), user: "default".into(), password: String::new(), database: None, timeout: Duration::from_secs(30) }
+        Client {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            user: "default".into(),
+            password: String::new(),
+            database: None,
+            timeout: Duration::from_secs(30),
+        }
     }
 
     pub fn with_database(mut self, db: &str) -> Client {

@@ -7,7 +7,11 @@ use crate::keys::{self, KeyKind, KeyRecord};
 /// The kind the key's prefix claims, if it may read at all (before any lookup).
 pub fn claimed_kind(raw_key: Option<&str>) -> Result<KeyKind, ApiError> {
     let raw = raw_key.map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {
-        ApiError::new(401, "missing_key", "No API key was sent. Send the project's rk_live_ (read-only) key as `Authorization: Bearer <key>`.")
+        ApiError::new(
+            401,
+            "missing_key",
+            "No API key was sent. Send the project's rk_live_ (read-only) key as `Authorization: Bearer <key>`.",
+        )
     })?;
     match KeyKind::from_prefix(raw) {
         Some(KeyKind::ReadOnly | KeyKind::Secret) => Ok(KeyKind::from_prefix(raw).expect("matched")),

@@ -116,7 +116,9 @@ pub fn estimated(table: &Table) -> &'static [&'static str] {
 
 /// The UTC date of a second, as ClickHouse spells a Date.
 fn utc_date(second: i64) -> String {
-    jiff::Timestamp::from_second(second).map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date().to_string()).unwrap_or_else(|_| "1970-01-01".into())
+    jiff::Timestamp::from_second(second)
+        .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date().to_string())
+        .unwrap_or_else(|_| "1970-01-01".into())
 }
 
 /// The aggregate part of a grouped statement: rows of `table` for visits that started in
@@ -130,7 +132,10 @@ fn from_table(table: &Table, s: &Scope, dims: &[Dimension], filter: Option<&Filt
         format!("project_id = {}", string(s.project_id)),
         format!("day >= toDate('{}') AND day <= toDate('{}')", utc_date(s.from), utc_date(to - 1)),
         format!("bucket >= toDateTime({}) AND bucket < toDateTime({to})", s.from),
-        format!("(day, version) IN (SELECT day, max(version) FROM {db}.{DONE_TABLE} WHERE project_id = {} GROUP BY day)", string(s.project_id)),
+        format!(
+            "(day, version) IN (SELECT day, max(version) FROM {db}.{DONE_TABLE} WHERE project_id = {} GROUP BY day)",
+            string(s.project_id)
+        ),
     ];
     if !s.include_bots {
         conds.push("is_bot = 0".into());
@@ -190,10 +195,28 @@ mod tests {
 
     #[test]
     fn each_query_goes_to_the_table_that_holds_all_its_dimensions() {
-        assert_eq!(table_for(&q(r#"{"metrics":["visitors","visit_duration"],"date_range":"12mo","dimensions":["visit:country","time:month"],"filters":[["is","visit:device",["mobile"]]]}"#)), Ok(Table::Visits));
-        assert_eq!(table_for(&q(r#"{"metrics":["visitors","bounce_rate"],"date_range":"12mo","dimensions":["event:page"],"filters":[["is","event:hostname",["a.com"]]]}"#)), Ok(Table::Pages));
-        assert_eq!(table_for(&q(r#"{"metrics":["conversion_rate"],"date_range":"12mo","filters":[["is","event:name",["signup"]]]}"#)), Ok(Table::Pages));
-        assert_eq!(table_for(&q(r#"{"metrics":["visitors","events"],"date_range":"12mo","dimensions":["event:props:plan"],"filters":[["is","event:name",["signup"]]]}"#)), Ok(Table::Props("plan".into())));
+        assert_eq!(
+            table_for(&q(
+                r#"{"metrics":["visitors","visit_duration"],"date_range":"12mo","dimensions":["visit:country","time:month"],"filters":[["is","visit:device",["mobile"]]]}"#
+            )),
+            Ok(Table::Visits)
+        );
+        assert_eq!(
+            table_for(&q(
+                r#"{"metrics":["visitors","bounce_rate"],"date_range":"12mo","dimensions":["event:page"],"filters":[["is","event:hostname",["a.com"]]]}"#
+            )),
+            Ok(Table::Pages)
+        );
+        assert_eq!(
+            table_for(&q(r#"{"metrics":["conversion_rate"],"date_range":"12mo","filters":[["is","event:name",["signup"]]]}"#)),
+            Ok(Table::Pages)
+        );
+        assert_eq!(
+            table_for(&q(
+                r#"{"metrics":["visitors","events"],"date_range":"12mo","dimensions":["event:props:plan"],"filters":[["is","event:name",["signup"]]]}"#
+            )),
+            Ok(Table::Props("plan".into()))
+        );
         for refused in [
             r#"{"metrics":["visitors"],"date_range":"12mo","dimensions":["visit:country","event:page"]}"#,
             r#"{"metrics":["visit_duration"],"date_range":"12mo","dimensions":["event:page"]}"#,
@@ -214,21 +237,46 @@ mod tests {
 
     #[test]
     fn a_split_period_reads_the_tables_before_the_cut_and_raw_events_after() {
-        let s = Scope { database: "millimetric", table: "events", project_id: "p'1", from: 1_000_000_800, to: 1_000_900_800, timezone: "Asia/Kathmandu", include_bots: false };
-        let query = q(r#"{"metrics":["visitors"],"date_range":"12mo","dimensions":["time:day","visit:source"],"filters":[["contains","visit:country",["D'E"]]]}"#);
+        let s = Scope {
+            database: "millimetric",
+            table: "events",
+            project_id: "p'1",
+            from: 1_000_000_800,
+            to: 1_000_900_800,
+            timezone: "Asia/Kathmandu",
+            include_bots: false,
+        };
+        let query = q(
+            r#"{"metrics":["visitors"],"date_range":"12mo","dimensions":["time:day","visit:source"],"filters":[["contains","visit:country",["D'E"]]]}"#,
+        );
         let sql = grouped(&Table::Visits, &s, 1_000_500_000, &query.dimensions, query.filter.as_ref());
-        assert!(sql.contains("FROM millimetric.visits_agg WHERE project_id = 'p\\'1'") && sql.contains("bucket < toDateTime(1000500000)"), "{sql}");
+        assert!(
+            sql.contains("FROM millimetric.visits_agg WHERE project_id = 'p\\'1'") && sql.contains("bucket < toDateTime(1000500000)"),
+            "{sql}"
+        );
         // The raw part reads a day before the cut and keeps the visits that start from it: a
         // visit that crosses the cut is the aggregates' alone (the review's double count).
-        assert!(sql.contains("timestamp >= toDateTime(1000413600) AND timestamp < toDateTime(1000900800)") && sql.contains("start >= 1000500000"), "{sql}");
+        assert!(
+            sql.contains("timestamp >= toDateTime(1000413600) AND timestamp < toDateTime(1000900800)")
+                && sql.contains("start >= 1000500000"),
+            "{sql}"
+        );
         assert!(sql.contains("FROM millimetric.rollup_done WHERE project_id = 'p\\'1' GROUP BY day"), "a project's own versions: {sql}");
-        assert!(sql.contains("toDate(bucket, 'Asia/Kathmandu')") && sql.contains("toDate(toDateTime(start), 'Asia/Kathmandu')"), "a visit's time is its start on both sides: {sql}");
+        assert!(
+            sql.contains("toDate(bucket, 'Asia/Kathmandu')") && sql.contains("toDate(toDateTime(start), 'Asia/Kathmandu')"),
+            "a visit's time is its start on both sides: {sql}"
+        );
         assert!(sql.contains("UNION ALL") && sql.contains("sum(n) AS visits") && !sql.contains("ks"), "{sql}");
         assert!(sql.contains("'D\\'E'") && sql.matches("is_bot = 0").count() == 2);
         // Wholly before the cut: no raw part; wholly after: no aggregates.
         assert!(!grouped(&Table::Visits, &s, s.to + 1, &[], None).contains("FINAL"));
         assert!(!grouped(&Table::Pages, &s, s.from, &[], None).contains("pages_agg"));
         let props = grouped(&Table::Props("pl'an".into()), &s, 1_000_500_000, &[Dimension::Prop("pl'an".into())], None);
-        assert!(props.contains("prop_key = 'pl\\'an'") && props.contains("has(ev.6, 'pl\\'an')") && props.contains("uniqCombinedMerge(ks) AS visits"), "{props}");
+        assert!(
+            props.contains("prop_key = 'pl\\'an'")
+                && props.contains("has(ev.6, 'pl\\'an')")
+                && props.contains("uniqCombinedMerge(ks) AS visits"),
+            "{props}"
+        );
     }
 }

@@ -30,7 +30,15 @@ fn bad(message: impl Into<String>) -> ApiError {
 /// names in any case; ClickHouse only in theirs). `Etc/Unknown` is no zone to read days in.
 pub fn time_zone(name: Option<&str>) -> Result<(String, TimeZone), ApiError> {
     let name = name.unwrap_or("UTC");
-    let refused = || ApiError::bad_request("invalid_timezone", format!("`timezone` `{}` is not an IANA time zone; use e.g. \"Europe/Berlin\" or \"UTC\".", name.chars().take(64).collect::<String>()));
+    let refused = || {
+        ApiError::bad_request(
+            "invalid_timezone",
+            format!(
+                "`timezone` `{}` is not an IANA time zone; use e.g. \"Europe/Berlin\" or \"UTC\".",
+                name.chars().take(64).collect::<String>()
+            ),
+        )
+    };
     let tz = TimeZone::get(name).map_err(|_| refused())?;
     let canonical = tz.iana_name().filter(|n| *n != "Etc/Unknown").map(str::to_string).ok_or_else(refused)?;
     Ok((canonical, tz))
@@ -53,7 +61,10 @@ pub fn days(first: Date, last: Date, tz: &TimeZone) -> Result<Range, ApiError> {
 
 fn check_length(r: &Range) -> Result<(), ApiError> {
     if r.to - r.from > MAX_DAYS * 86_400 + 7200 {
-        return Err(ApiError::bad_request("date_range_too_long", format!("`date_range` spans more than {MAX_DAYS} days; ask for a shorter one.")));
+        return Err(ApiError::bad_request(
+            "date_range_too_long",
+            format!("`date_range` spans more than {MAX_DAYS} days; ask for a shorter one."),
+        ));
     }
     Ok(())
 }
@@ -104,7 +115,9 @@ pub fn resolve(v: &Value, tz: &TimeZone, now_ms: i64) -> Result<Range, ApiError>
             }
             let (from, to) = match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
                 (Ok(x), Ok(y)) => (x.as_second(), y.as_second() + 1),
-                _ => return Err(bad("`date_range` pairs are two dates (\"2026-11-01\") or two date-times with an offset (\"2026-11-01T10:00:00+01:00\").")),
+                _ => return Err(bad(
+                    "`date_range` pairs are two dates (\"2026-11-01\") or two date-times with an offset (\"2026-11-01T10:00:00+01:00\").",
+                )),
             };
             if to <= from {
                 return Err(bad("`date_range` ends before it starts."));
@@ -148,9 +161,7 @@ pub fn compared(r: &Range, how: Compare, tz: &TimeZone) -> Result<Range, ApiErro
 /// inclusive to the second.
 pub fn labels(r: &Range, tz: &TimeZone) -> [String; 2] {
     let fmt = |s: i64| {
-        Timestamp::from_second(s)
-            .map(|t| t.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
-            .unwrap_or_default()
+        Timestamp::from_second(s).map(|t| t.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()).unwrap_or_default()
     };
     [fmt(r.from), fmt(r.to - 1)]
 }
@@ -217,7 +228,14 @@ mod tests {
     #[test]
     fn bad_ranges_say_what_to_send() {
         let utc = tz("UTC");
-        for v in [json!("8d"), json!(["2026-11-07", "2026-11-01"]), json!(["x", "y"]), json!(7), json!(["1990-01-01", "1990-01-02"]), json!(["2026-11-01T10:00:00", "2026-11-02T10:00:00"])] {
+        for v in [
+            json!("8d"),
+            json!(["2026-11-07", "2026-11-01"]),
+            json!(["x", "y"]),
+            json!(7),
+            json!(["1990-01-01", "1990-01-02"]),
+            json!(["2026-11-01T10:00:00", "2026-11-02T10:00:00"]),
+        ] {
             let e = resolve(&v, &utc, NOW).unwrap_err();
             assert_eq!(e.code, "invalid_date_range", "{v}");
             assert!(e.message.contains("date_range"), "{e}");

@@ -25,7 +25,13 @@ pub fn statement(tables: Tables, project_id: &str, from: i64, to: i64) -> String
 
 /// The period of a query body (dates and zone resolved as any query's), the statement for
 /// it, and the echo: (sql, the query's resolved date range, time zone).
-pub fn plan(probe: &[u8], project_id: &str, project_timezone: Option<&str>, tables: Tables, now_ms: i64) -> Result<(String, Value, String), ApiError> {
+pub fn plan(
+    probe: &[u8],
+    project_id: &str,
+    project_timezone: Option<&str>,
+    tables: Tables,
+    now_ms: i64,
+) -> Result<(String, Value, String), ApiError> {
     let p = plan::plan(probe, project_id, project_timezone, tables, now_ms)?;
     // The plan resolved this zone already; looked up again by its canonical name.
     let (_, tz) = super::dates::time_zone(Some(&p.timezone))?;
@@ -64,7 +70,14 @@ mod tests {
         assert!(sql.contains("project_id = 'p\\'x'"), "{sql}");
         assert!(sql.contains("timestamp >= toDateTime(100) AND timestamp < toDateTime(200)"));
         assert!(sql.contains("is_bot = 0") && sql.contains("event_type != 'pageview'") && sql.contains("FROM millimetric.events FINAL"));
-        let (sql, labels, tz) = plan(br#"{"metrics":["events"],"date_range":["2026-11-01","2026-11-02"],"timezone":"Europe/Berlin"}"#, "proj_a", None, T, 1_796_032_800_000).unwrap();
+        let (sql, labels, tz) = plan(
+            br#"{"metrics":["events"],"date_range":["2026-11-01","2026-11-02"],"timezone":"Europe/Berlin"}"#,
+            "proj_a",
+            None,
+            T,
+            1_796_032_800_000,
+        )
+        .unwrap();
         assert_eq!(labels, json!(["2026-11-01T00:00:00+01:00", "2026-11-02T23:59:59+01:00"]));
         assert_eq!(tz, "Europe/Berlin");
         assert!(sql.contains("project_id = 'proj_a'"));

@@ -3,12 +3,12 @@
 //! answers assembled into the response (`results`). Pure: the read Worker runs the
 //! statements and passes the answers back.
 
-pub mod dates;
-pub mod request;
-pub mod sql;
-pub mod results;
 pub mod access;
+pub mod aggregates;
+pub mod dates;
+pub mod events;
 pub mod plan;
 pub mod realtime;
-pub mod events;
-pub mod aggregates;
+pub mod request;
+pub mod results;
+pub mod sql;

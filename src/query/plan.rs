@@ -38,7 +38,9 @@ pub struct Plan {
 fn route(q: &Query) -> Result<Option<Table>, ApiError> {
     match q.source {
         SourceChoice::RawEvents => Ok(None),
-        SourceChoice::Aggregates => aggregates::table_for(q).map(Some).map_err(|why| ApiError::bad_request("not_in_aggregates", format!("`source`: {why}"))),
+        SourceChoice::Aggregates => {
+            aggregates::table_for(q).map(Some).map_err(|why| ApiError::bad_request("not_in_aggregates", format!("`source`: {why}")))
+        }
         SourceChoice::Auto => Ok(aggregates::table_for(q).ok()),
     }
 }
@@ -47,7 +49,10 @@ fn too_large(st: &Statements) -> Result<(), ApiError> {
     // ClickHouse parses at most max_query_size (256 KiB) of a statement; filters repeat their
     // column for every value, so a body well under 64 KiB could spell more.
     if [Some(&st.rows), st.conversion_base.as_ref()].into_iter().flatten().any(|s| s.len() > MAX_STATEMENT_BYTES) {
-        return Err(ApiError::bad_request("filters_too_large", "The filters are too large to run: use fewer conditions or values (or a `matches` pattern instead of many values)."));
+        return Err(ApiError::bad_request(
+            "filters_too_large",
+            "The filters are too large to run: use fewer conditions or values (or a `matches` pattern instead of many values).",
+        ));
     }
     Ok(())
 }
@@ -151,7 +156,20 @@ pub fn plan(body: &[u8], project_id: &str, project_timezone: Option<&str>, table
     let then_table = compared.as_ref().and(now_table.clone());
     let echo = echo(&query, &timezone, &range, compared.as_ref(), &tz);
     let tables = (tables.database.to_string(), tables.table.to_string());
-    Ok(Plan { query, timezone, range, compared, now, then, now_table, then_table, cut: None, project_id: project_id.to_string(), tables, echo })
+    Ok(Plan {
+        query,
+        timezone,
+        range,
+        compared,
+        now,
+        then,
+        now_table,
+        then_table,
+        cut: None,
+        project_id: project_id.to_string(),
+        tables,
+        echo,
+    })
 }
 
 fn echo(q: &Query, timezone: &str, range: &Range, compared: Option<&Range>, tz: &jiff::tz::TimeZone) -> Value {
@@ -273,7 +291,8 @@ mod tests {
 
     #[test]
     fn the_project_zone_is_the_default_and_the_echo_is_resolved() {
-        let p = plan(br#"{"metrics":["visitors"],"date_range":"day","compare":"previous_period"}"#, "proj_a", Some("Asia/Kolkata"), T, NOW).unwrap();
+        let p = plan(br#"{"metrics":["visitors"],"date_range":"day","compare":"previous_period"}"#, "proj_a", Some("Asia/Kolkata"), T, NOW)
+            .unwrap();
         assert_eq!(p.timezone, "Asia/Kolkata");
         assert_eq!(p.echo["date_range"], json!(["2026-11-30T00:00:00+05:30", "2026-11-30T23:59:59+05:30"]));
         assert_eq!(p.echo["comparison_date_range"], json!(["2026-11-29T00:00:00+05:30", "2026-11-29T23:59:59+05:30"]));
@@ -282,14 +301,20 @@ mod tests {
         assert_eq!(p.timezone, "UTC");
         let p = plan(br#"{"metrics":["visitors"],"date_range":"day"}"#, "proj_a", Some("not/a zone"), T, NOW).unwrap();
         assert_eq!(p.timezone, "UTC");
-        assert_eq!(plan(br#"{"metrics":["visitors"],"date_range":"day","timezone":"Moon/Base"}"#, "p", None, T, NOW).unwrap_err().code, "invalid_timezone");
+        assert_eq!(
+            plan(br#"{"metrics":["visitors"],"date_range":"day","timezone":"Moon/Base"}"#, "p", None, T, NOW).unwrap_err().code,
+            "invalid_timezone"
+        );
     }
 
     #[test]
     fn aggregates_answer_only_periods_on_quarter_hours_unless_asked() {
         // NOW is 10:00 UTC: `24h` starts at 10:00 yesterday (a whole hour), `7d` at midnight.
         let cut = Some(NOW / 1000 - 10 * 3600);
-        let p = plan(br#"{"metrics":["visitors"],"date_range":"7d","compare":"previous_period"}"#, "p", None, T, NOW).unwrap().with_frontier(cut).unwrap();
+        let p = plan(br#"{"metrics":["visitors"],"date_range":"7d","compare":"previous_period"}"#, "p", None, T, NOW)
+            .unwrap()
+            .with_frontier(cut)
+            .unwrap();
         assert!(p.now.rows.contains("visits_agg") && p.then.as_ref().unwrap().rows.contains("visits_agg"));
         let odd = r#"{"metrics":["visitors"],"date_range":["2026-11-20T10:07:00Z","2026-11-25T00:00:00Z"]}"#;
         let p = plan(odd.as_bytes(), "p", None, T, NOW).unwrap().with_frontier(cut).unwrap();
@@ -303,7 +328,14 @@ mod tests {
 
     #[test]
     fn answers_assemble_and_heavy_queries_say_how_to_narrow() {
-        let p = plan(br#"{"metrics":["visitors","percentage"],"date_range":"7d","dimensions":["visit:country"],"include":{"total_rows":true}}"#, "p", None, T, NOW).unwrap();
+        let p = plan(
+            br#"{"metrics":["visitors","percentage"],"date_range":"7d","dimensions":["visit:country"],"include":{"total_rows":true}}"#,
+            "p",
+            None,
+            T,
+            NOW,
+        )
+        .unwrap();
         let raw = Raw {
             rows: "{\"d0\":\"DE\",\"visitors\":\"3\",\"visits\":3,\"pageviews\":3,\"events\":3,\"bounces\":0,\"duration\":0}\n".into(),
             total_rows: Some("{\"total_rows\":\"1\"}".into()),

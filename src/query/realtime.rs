@@ -13,7 +13,9 @@ fn visitor() -> &'static str {
 
 /// (current visitors, per minute) statements for a project at `now_s` (UTC seconds).
 pub fn statements(database: &str, table: &str, project_id: &str, now_s: i64) -> (String, String) {
-    let scope = |since: i64| format!("FROM {database}.{table} FINAL WHERE project_id = {} AND timestamp >= toDateTime({since}) AND timestamp <= toDateTime({now_s}) AND is_bot = 0", string(project_id));
+    let scope = |since: i64| {
+        format!("FROM {database}.{table} FINAL WHERE project_id = {} AND timestamp >= toDateTime({since}) AND timestamp <= toDateTime({now_s}) AND is_bot = 0", string(project_id))
+    };
     let start = now_s - now_s.rem_euclid(60) - (MINUTES - 1) * 60;
     (
         format!("SELECT {} AS visitors {} FORMAT JSONEachRow", visitor(), scope(now_s - CURRENT_SECONDS)),
@@ -60,7 +62,9 @@ mod tests {
         let (cur, per) = statements("millimetric", "events", "p'x", now);
         assert!(cur.contains("'p\\'x'") && cur.contains(&format!("toDateTime({})", now - 300)) && cur.contains("is_bot = 0"));
         assert!(per.contains(&format!("toDateTime({})", 1_796_032_800 - 29 * 60)));
-        let out = answer("{\"visitors\":\"2\"}\n", &format!("{{\"minute\":{},\"visitors\":\"2\",\"pageviews\":\"5\"}}\n", 1_796_032_800), now).unwrap();
+        let out =
+            answer("{\"visitors\":\"2\"}\n", &format!("{{\"minute\":{},\"visitors\":\"2\",\"pageviews\":\"5\"}}\n", 1_796_032_800), now)
+                .unwrap();
         assert_eq!(out["current_visitors"], 2);
         let minutes = out["last_30_minutes"].as_array().unwrap();
         assert_eq!(minutes.len(), 30);

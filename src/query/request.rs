@@ -318,7 +318,12 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
 /// The body of `POST /v1/query`, checked. The project is the key's: a body that names one
 /// (`site_id`, `project_id`) is refused rather than ignored.
 pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| bad("invalid_json", format!("The body is not valid JSON ({e}). Send a query object, e.g. {{\"metrics\":[\"visitors\"],\"date_range\":\"7d\"}}.")))?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        bad(
+            "invalid_json",
+            format!("The body is not valid JSON ({e}). Send a query object, e.g. {{\"metrics\":[\"visitors\"],\"date_range\":\"7d\"}}."),
+        )
+    })?;
     let Some(obj) = v.as_object() else {
         return Err(bad("invalid_body", "The body must be a JSON object, e.g. {\"metrics\":[\"visitors\"],\"date_range\":\"7d\"}."));
     };
@@ -337,7 +342,8 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         }
     })?;
 
-    let metrics = w.metrics.ok_or_else(|| bad("missing_metrics", "`metrics` is required: a list such as [\"visitors\", \"pageviews\"]."))?;
+    let metrics =
+        w.metrics.ok_or_else(|| bad("missing_metrics", "`metrics` is required: a list such as [\"visitors\", \"pageviews\"]."))?;
     if metrics.is_empty() {
         return Err(bad("missing_metrics", "`metrics` is empty: name at least one, e.g. [\"visitors\"]."));
     }
@@ -386,13 +392,21 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         }
     }
     if ms.contains(&Metric::Percentage) && dims.is_empty() {
-        return Err(bad("percentage_needs_dimension", "`percentage` is each row's share of visitors: add a dimension, e.g. [\"visit:source\"]."));
+        return Err(bad(
+            "percentage_needs_dimension",
+            "`percentage` is each row's share of visitors: add a dimension, e.g. [\"visit:source\"].",
+        ));
     }
 
     let timezone = match w.timezone {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Some(s),
-        Some(other) => return Err(bad("invalid_timezone", format!("`timezone` must be an IANA name such as \"Europe/Berlin\", not {}.", short(&other)))),
+        Some(other) => {
+            return Err(bad(
+                "invalid_timezone",
+                format!("`timezone` must be an IANA name such as \"Europe/Berlin\", not {}.", short(&other)),
+            ))
+        }
     };
 
     let mut order_by = Vec::new();
@@ -400,7 +414,9 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         let pair = o.as_array().filter(|a| a.len() == 2);
         let (key, dir) = match pair {
             Some(a) => (a[0].as_str().unwrap_or(""), a[1].as_str().unwrap_or("")),
-            None => return Err(bad("invalid_order_by", "Each `order_by` entry is [name, \"asc\"|\"desc\"], e.g. [\"visitors\", \"desc\"].")),
+            None => {
+                return Err(bad("invalid_order_by", "Each `order_by` entry is [name, \"asc\"|\"desc\"], e.g. [\"visitors\", \"desc\"]."))
+            }
         };
         let desc = match dir {
             "desc" => true,
@@ -408,14 +424,20 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
             _ => return Err(bad("invalid_order_by", format!("`order_by` direction `{dir}` must be \"asc\" or \"desc\"."))),
         };
         if key == "conversion_rate" {
-            return Err(bad("invalid_order_by", "`order_by` cannot use `conversion_rate` yet (each row has its own denominator); order by `visitors`."));
+            return Err(bad(
+                "invalid_order_by",
+                "`order_by` cannot use `conversion_rate` yet (each row has its own denominator); order by `visitors`.",
+            ));
         }
         let k = if let Some(m) = Metric::parse(key).filter(|m| ms.contains(m)) {
             OrderKey::Metric(m)
         } else if let Some(i) = Dimension::parse(key).and_then(|d| dims.iter().position(|x| *x == d)) {
             OrderKey::Dimension(i)
         } else {
-            return Err(bad("invalid_order_by", format!("`order_by` names `{key}`, which is not one of the query's metrics or dimensions.")));
+            return Err(bad(
+                "invalid_order_by",
+                format!("`order_by` names `{key}`, which is not one of the query's metrics or dimensions."),
+            ));
         };
         order_by.push((k, desc));
     }
@@ -439,7 +461,9 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s == "previous_period" => Some(Compare::PreviousPeriod),
         Some(Value::String(s)) if s == "year_over_year" => Some(Compare::YearOverYear),
-        Some(other) => return Err(bad("invalid_compare", format!("`compare` is `{}`; use \"previous_period\" or \"year_over_year\".", short(&other)))),
+        Some(other) => {
+            return Err(bad("invalid_compare", format!("`compare` is `{}`; use \"previous_period\" or \"year_over_year\".", short(&other))))
+        }
     };
 
     let (mut include_bots, mut total_rows) = (false, false);
@@ -460,11 +484,28 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         Some(Value::String(s)) if s == "auto" => SourceChoice::Auto,
         Some(Value::String(s)) if s == "aggregates" => SourceChoice::Aggregates,
         Some(Value::String(s)) if s == "raw_events" => SourceChoice::RawEvents,
-        Some(other) => return Err(bad("invalid_source", format!("`source` is `{}`; use \"auto\", \"aggregates\" or \"raw_events\".", short(&other)))),
+        Some(other) => {
+            return Err(bad("invalid_source", format!("`source` is `{}`; use \"auto\", \"aggregates\" or \"raw_events\".", short(&other))))
+        }
     };
 
-    let date_range = w.date_range.ok_or_else(|| bad("missing_date_range", "`date_range` is required: \"day\", \"7d\", \"30d\", \"month\", ... or [\"2026-11-01\", \"2026-11-07\"]."))?;
-    Ok(Query { metrics: ms, dimensions: dims, filter, date_range, timezone, order_by, limit, offset, compare, include_bots, total_rows, source })
+    let date_range = w.date_range.ok_or_else(|| {
+        bad("missing_date_range", "`date_range` is required: \"day\", \"7d\", \"30d\", \"month\", ... or [\"2026-11-01\", \"2026-11-07\"].")
+    })?;
+    Ok(Query {
+        metrics: ms,
+        dimensions: dims,
+        filter,
+        date_range,
+        timezone,
+        order_by,
+        limit,
+        offset,
+        compare,
+        include_bots,
+        total_rows,
+        source,
+    })
 }
 
 fn short(v: &Value) -> String {
@@ -476,7 +517,9 @@ fn short(v: &Value) -> String {
 }
 
 fn parse_filter(v: &Value, depth: usize) -> Result<Filter, ApiError> {
-    let shape = || bad("invalid_filter", "A filter is [op, dimension, [values]] (op: is, is_not, contains, contains_not, matches, matches_not), or [\"and\"|\"or\", [filters]], or [\"not\", filter].");
+    let shape = || {
+        bad("invalid_filter", "A filter is [op, dimension, [values]] (op: is, is_not, contains, contains_not, matches, matches_not), or [\"and\"|\"or\", [filters]], or [\"not\", filter].")
+    };
     if depth > MAX_FILTER_DEPTH {
         return Err(bad("invalid_filter", format!("Filters nest at most {MAX_FILTER_DEPTH} deep.")));
     }
@@ -493,13 +536,24 @@ fn parse_filter(v: &Value, depth: usize) -> Result<Filter, ApiError> {
         }
         ("not", 2) => Ok(Filter::Not(Box::new(parse_filter(&a[1], depth + 1)?))),
         (op, 3) => {
-            let op = Op::parse(op).ok_or_else(|| bad("invalid_filter", format!("Filter operator `{op}` is not one of is, is_not, contains, contains_not, matches, matches_not.")))?;
+            let op = Op::parse(op).ok_or_else(|| {
+                bad(
+                    "invalid_filter",
+                    format!("Filter operator `{op}` is not one of is, is_not, contains, contains_not, matches, matches_not."),
+                )
+            })?;
             let name = a[1].as_str().unwrap_or("");
             let dimension = Dimension::parse(name).filter(|d| !matches!(d, Dimension::Time(_))).ok_or_else(|| {
-                bad("invalid_filter", format!("Filters take a dimension such as \"event:page\" or \"visit:country\", not `{}`.", short(&a[1])))
+                bad(
+                    "invalid_filter",
+                    format!("Filters take a dimension such as \"event:page\" or \"visit:country\", not `{}`.", short(&a[1])),
+                )
             })?;
             let values = a[2].as_array().filter(|x| !x.is_empty() && x.len() <= MAX_FILTER_VALUES).ok_or_else(|| {
-                bad("invalid_filter", format!("The filter on `{name}` needs a list of 1 to {MAX_FILTER_VALUES} values, e.g. [\"/pricing\"]."))
+                bad(
+                    "invalid_filter",
+                    format!("The filter on `{name}` needs a list of 1 to {MAX_FILTER_VALUES} values, e.g. [\"/pricing\"]."),
+                )
             })?;
             let values = values
                 .iter()
@@ -562,12 +616,20 @@ mod tests {
             (json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["eq", "event:page", ["/"]]]}), "invalid_filter", "eq"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["is", "time:day", ["x"]]]}), "invalid_filter", "time:day"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["is", "event:page", []]]}), "invalid_filter", "event:page"),
-            (json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["is", "event:page", [{"a":1}]]]}), "invalid_filter", "event:page"),
+            (
+                json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["is", "event:page", [{"a":1}]]]}),
+                "invalid_filter",
+                "event:page",
+            ),
             (json!({"metrics": ["conversion_rate"], "date_range": "7d"}), "conversion_needs_event", "event:name"),
             (json!({"metrics": ["percentage"], "date_range": "7d"}), "percentage_needs_dimension", "dimension"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "order_by": [["pageviews", "desc"]]}), "invalid_order_by", "pageviews"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "order_by": [["visitors", "down"]]}), "invalid_order_by", "down"),
-            (json!({"metrics": ["conversion_rate"], "date_range": "7d", "filters": [["is", "event:name", ["a"]]], "order_by": [["conversion_rate", "desc"]]}), "invalid_order_by", "conversion_rate"),
+            (
+                json!({"metrics": ["conversion_rate"], "date_range": "7d", "filters": [["is", "event:name", ["a"]]], "order_by": [["conversion_rate", "desc"]]}),
+                "invalid_order_by",
+                "conversion_rate",
+            ),
             (json!({"metrics": ["visitors"], "date_range": "7d", "pagination": {"limit": 0}}), "invalid_pagination", "limit"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "pagination": {"limit": 10001}}), "invalid_pagination", "limit"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "compare": "last_year"}), "invalid_compare", "compare"),
@@ -592,6 +654,9 @@ mod tests {
         let e = q(json!({"metrics": ["visitors"], "date_range": "7d", "filters": [f]})).unwrap_err();
         assert!(e.message.contains("deep"), "{e}");
         let many: Vec<String> = (0..101).map(|i| i.to_string()).collect();
-        assert_eq!(q(json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["is", "event:page", many]]})).unwrap_err().code, "invalid_filter");
+        assert_eq!(
+            q(json!({"metrics": ["visitors"], "date_range": "7d", "filters": [["is", "event:page", many]]})).unwrap_err().code,
+            "invalid_filter"
+        );
     }
 }

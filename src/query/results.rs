@@ -37,7 +37,8 @@ pub fn parse_rows(body: &str, n_dims: usize) -> Result<Vec<Row>, String> {
     body.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let v: Map<String, Value> = serde_json::from_str(l).map_err(|e| format!("unreadable row ({e}): {}", l.chars().take(200).collect::<String>()))?;
+            let v: Map<String, Value> =
+                serde_json::from_str(l).map_err(|e| format!("unreadable row ({e}): {}", l.chars().take(200).collect::<String>()))?;
             let c = |k: &str| number(v.get(k)).ok_or_else(|| format!("row without {k}: {}", l.chars().take(200).collect::<String>()));
             let dims = (0..n_dims)
                 .map(|i| match v.get(&format!("d{i}")) {
@@ -46,7 +47,15 @@ pub fn parse_rows(body: &str, n_dims: usize) -> Result<Vec<Row>, String> {
                     None => Err(format!("row without d{i}")),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Row { dims, visitors: c("visitors")?, visits: c("visits")?, pageviews: c("pageviews")?, events: c("events")?, bounces: c("bounces")?, duration: c("duration")? })
+            Ok(Row {
+                dims,
+                visitors: c("visitors")?,
+                visits: c("visits")?,
+                pageviews: c("pageviews")?,
+                events: c("events")?,
+                bounces: c("bounces")?,
+                duration: c("duration")?,
+            })
         })
         .collect()
 }
@@ -154,7 +163,10 @@ pub struct Answers {
 
 impl Answers {
     fn context(&self, bases: &HashMap<&[String], f64>, r: &Row) -> Context {
-        Context { total_visitors: self.total_visitors.unwrap_or(0.0), conversion_base: bases.get(r.dims.as_slice()).copied().unwrap_or(0.0) }
+        Context {
+            total_visitors: self.total_visitors.unwrap_or(0.0),
+            conversion_base: bases.get(r.dims.as_slice()).copied().unwrap_or(0.0),
+        }
     }
 
     fn bases(&self) -> HashMap<&[String], f64> {
@@ -176,7 +188,8 @@ pub fn assemble(q: &Query, now: &Answers, compared: Option<&Answers>, echo: Valu
     let now_bases = now.bases();
     let was_bases = compared.map(Answers::bases).unwrap_or_default();
     // The compared rows by match key: one lookup per row.
-    let was_rows: HashMap<Vec<String>, &Row> = compared.map(|w| w.rows.iter().map(|o| (match_key(q, &o.dims, w.start), o)).collect()).unwrap_or_default();
+    let was_rows: HashMap<Vec<String>, &Row> =
+        compared.map(|w| w.rows.iter().map(|o| (match_key(q, &o.dims, w.start), o)).collect()).unwrap_or_default();
     let results: Vec<Value> = now
         .rows
         .iter()
@@ -217,9 +230,13 @@ mod tests {
 
     #[test]
     fn rows_read_quoted_and_plain_numbers() {
-        let body = "{\"d0\":\"/a\",\"visitors\":\"3\",\"visits\":4,\"pageviews\":\"10\",\"events\":11,\"bounces\":\"1\",\"duration\":\"600\"}\n";
+        let body =
+            "{\"d0\":\"/a\",\"visitors\":\"3\",\"visits\":4,\"pageviews\":\"10\",\"events\":11,\"bounces\":\"1\",\"duration\":\"600\"}\n";
         let rows = parse_rows(body, 1).unwrap();
-        assert_eq!(rows[0], Row { dims: vec!["/a".into()], visitors: 3.0, visits: 4.0, pageviews: 10.0, events: 11.0, bounces: 1.0, duration: 600.0 });
+        assert_eq!(
+            rows[0],
+            Row { dims: vec!["/a".into()], visitors: 3.0, visits: 4.0, pageviews: 10.0, events: 11.0, bounces: 1.0, duration: 600.0 }
+        );
         assert!(parse_rows("{\"d0\":\"/a\"}", 1).is_err());
         assert!(parse_rows("Code: 241. Memory limit", 0).is_err());
         assert_eq!(parse_total_rows("{\"total_rows\":\"17\"}\n").unwrap(), 17);
@@ -228,7 +245,11 @@ mod tests {
     #[test]
     fn metrics_comparisons_and_none() {
         let q = parse(br#"{"metrics":["visitors","bounce_rate","visit_duration","views_per_visit","percentage"],"date_range":"7d","dimensions":["visit:source"]}"#).unwrap();
-        let now = Answers { rows: vec![row(&["hn"], 3.0, 4.0, 10.0, 1.0, 600.0), row(&[""], 1.0, 1.0, 1.0, 1.0, 0.0)], total_visitors: Some(4.0), ..Default::default() };
+        let now = Answers {
+            rows: vec![row(&["hn"], 3.0, 4.0, 10.0, 1.0, 600.0), row(&[""], 1.0, 1.0, 1.0, 1.0, 0.0)],
+            total_visitors: Some(4.0),
+            ..Default::default()
+        };
         let was = Answers { rows: vec![row(&["hn"], 2.0, 2.0, 2.0, 2.0, 0.0)], total_visitors: Some(2.0), ..Default::default() };
         let out = assemble(&q, &now, Some(&was), json!({}), Map::new());
         let first = &out["results"][0];

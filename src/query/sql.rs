@@ -115,7 +115,8 @@ pub fn condition(f: &Filter, tz: &str, level: Level) -> String {
             let col = column(dimension, tz, level);
             // "(none)" is how an empty value is shown: `is`/`is_not` on it find the empty ones.
             let none_is_empty = matches!(op, Op::Is | Op::IsNot);
-            let values: Vec<String> = values.iter().map(|v| if none_is_empty && v == "(none)" { String::new() } else { v.clone() }).collect();
+            let values: Vec<String> =
+                values.iter().map(|v| if none_is_empty && v == "(none)" { String::new() } else { v.clone() }).collect();
             let values = &values;
             let list = values.iter().map(|v| string(v)).collect::<Vec<_>>().join(", ");
             let any = |f: &dyn Fn(&str) -> String| format!("({})", values.iter().map(|v| f(&string(v))).collect::<Vec<_>>().join(" OR "));
@@ -181,9 +182,14 @@ pub fn visits(database: &str, table: &str, events_where: &str) -> String {
         attrs = attrs.join(", "),
         gap = VISIT_GAP_SECONDS,
     );
-    let mut fields: Vec<String> = ["t", "event_id", "event_type", "event_name", "url_host", "url_path", "prop_keys", "prop_values"].iter().enumerate().map(|(i, n)| format!("e.{} AS {n}", i + 1)).collect();
+    let mut fields: Vec<String> = ["t", "event_id", "event_type", "event_name", "url_host", "url_path", "prop_keys", "prop_values"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("e.{} AS {n}", i + 1))
+        .collect();
     fields.extend(attrs.iter().enumerate().map(|(i, n)| format!("e.{} AS {n}", i + 9)));
-    let with_visit = format!("SELECT project_id, is_bot, visitor, vi, {} FROM ({per_visitor}) ARRAY JOIN evs AS e, vis AS vi", fields.join(", "));
+    let with_visit =
+        format!("SELECT project_id, is_bot, visitor, vi, {} FROM ({per_visitor}) ARRAY JOIN evs AS e, vis AS vi", fields.join(", "));
     let first = VISIT_ATTRS.iter().map(|(c, v)| format!("argMin({c}, (t, event_id)) AS {v}")).collect::<Vec<_>>().join(", ");
     format!(
         "SELECT project_id, is_bot, visitor, vi, min(t) AS start, max(t) - min(t) AS duration, countIf(event_type = 'pageview') AS vpv, countIf(event_type != 'pageview') AS vce, \
@@ -339,13 +345,24 @@ mod tests {
     use crate::query::request::parse;
 
     fn scope() -> Scope<'static> {
-        Scope { database: "millimetric", table: "events", project_id: "p'1", from: 100, to: 200, timezone: "Asia/Kolkata", include_bots: false }
+        Scope {
+            database: "millimetric",
+            table: "events",
+            project_id: "p'1",
+            from: 100,
+            to: 200,
+            timezone: "Asia/Kolkata",
+            include_bots: false,
+        }
     }
 
     #[test]
     fn values_are_escaped_and_names_come_from_the_whitelist() {
-        let q = parse(br#"{"metrics":["visitors","percentage","conversion_rate"],"date_range":"7d","dimensions":["event:props:pl'an","visit:source"],
-            "filters":[["is","event:name",["sign'up"]],["contains","event:page",["x\\' OR 1=1 --"]]],"include":{"total_rows":true}}"#).unwrap();
+        let q = parse(
+            br#"{"metrics":["visitors","percentage","conversion_rate"],"date_range":"7d","dimensions":["event:props:pl'an","visit:source"],
+            "filters":[["is","event:name",["sign'up"]],["contains","event:page",["x\\' OR 1=1 --"]]],"include":{"total_rows":true}}"#,
+        )
+        .unwrap();
         let st = statements(&q, &scope());
         for sql in [&st.rows, st.total_rows.as_ref().unwrap(), st.total_visitors.as_ref().unwrap(), st.conversion_base.as_ref().unwrap()] {
             assert!(sql.contains("project_id = 'p\\'1'"), "{sql}");

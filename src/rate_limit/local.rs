@@ -28,7 +28,9 @@ pub struct LocalBudget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Admit,
-    Refuse { retry_after_s: u32 },
+    Refuse {
+        retry_after_s: u32,
+    },
     /// Send this to the key's object, then pass its answer to `LocalBudget::answer`.
     Ask(Ask),
 }

@@ -126,7 +126,13 @@ impl Outcome {
 fn run(s: Scenario, seed: u64) -> Outcome {
     let mut rng = Rng(seed ^ ((s.isolates as u64) << 32) ^ s.limit as u64);
     let weights: Vec<f64> = (0..s.isolates).map(|i| if i % 5 == 0 { 10.0 } else { 1.0 }).collect();
-    let cumulative: Vec<f64> = weights.iter().scan(0.0, |sum, w| { *sum += w; Some(*sum) }).collect();
+    let cumulative: Vec<f64> = weights
+        .iter()
+        .scan(0.0, |sum, w| {
+            *sum += w;
+            Some(*sum)
+        })
+        .collect();
     let mut fleet = Fleet {
         object: KeyBudget::default(),
         isolates: vec![LocalBudget::default(); s.isolates],

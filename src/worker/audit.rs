@@ -43,7 +43,8 @@ async fn run(req: &Request, env: &Env) -> Result<String, ApiError> {
     let raw_key = raw.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| {
         ApiError::new(401, "missing_key", "No API key was sent. Send the project's sk_live_ key as `Authorization: Bearer <key>`.")
     })?;
-    let claimed = KeyKind::from_prefix(raw_key).ok_or_else(|| ApiError::new(401, "malformed_key", "The API key is not of a known form. Use the project's sk_live_ key."))?;
+    let claimed = KeyKind::from_prefix(raw_key)
+        .ok_or_else(|| ApiError::new(401, "malformed_key", "The API key is not of a known form. Use the project's sk_live_ key."))?;
     if claimed != KeyKind::Secret {
         return Err(ApiError::new(403, "secret_key_required", "The audit log is read with the project's sk_live_ key, from a server."));
     }

@@ -1,16 +1,16 @@
 //! `POST /collect`: decode, authenticate, validate, enrich, queue. Answers 202 once the rows
 //! are on the queue; never waits on ClickHouse.
 
-use super::{config, http};
 use super::key_lookup::{ip_refusal, lookup_key, unavailable};
+use super::{config, http};
 use crate::enrich::geo::Geo;
 use crate::error::ApiError;
 use crate::event::{self, LIMITS};
 use crate::keys::{self, KeyKind};
 use crate::pipeline::{self, RequestContext};
 use crate::rate_limit;
-use std::time::Duration;
 use serde::Serialize;
+use std::time::Duration;
 use wasm_bindgen::JsCast;
 use worker::*;
 
@@ -87,7 +87,11 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
     *cors = principal.cors_origin.clone();
 
     if envelope.is_batch && principal.kind != KeyKind::Secret {
-        return Err(ApiError::bad_request("batch_needs_secret_key", "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request.").into());
+        return Err(ApiError::bad_request(
+            "batch_needs_secret_key",
+            "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request.",
+        )
+        .into());
     }
 
     // Per key, with the limit from the key's record, counted in events.
@@ -96,11 +100,8 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
         return Err(Refusal { error: rate_limit::too_many("key", wait), retry_after_s: Some(wait) });
     }
 
-    let ctx = RequestContext {
-        received_ms: Date::now().as_millis() as i64,
-        user_agent: header(req, "User-Agent"),
-        edge_geo: edge_geo(req),
-    };
+    let ctx =
+        RequestContext { received_ms: Date::now().as_millis() as i64, user_agent: header(req, "User-Agent"), edge_geo: edge_geo(req) };
     // Forwarded visitor IPs need the geo database; browser events use the edge's geo.
     let needs_geo = principal.kind == KeyKind::Secret && envelope.events.iter().any(|e| e.get("ip").is_some_and(|ip| !ip.is_null()));
     let geo_db = if needs_geo { super::geo::database(env).await } else { None };
@@ -122,7 +123,11 @@ async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut O
             return Err(ApiError::bad_request(r.code, r.message).into());
         }
         let detail = serde_json::to_string(&rejected).unwrap_or_default();
-        return Err(ApiError::bad_request("all_events_rejected", format!("No event in the batch was valid; fix them and resend: {detail}")).into());
+        return Err(ApiError::bad_request(
+            "all_events_rejected",
+            format!("No event in the batch was valid; fix them and resend: {detail}"),
+        )
+        .into());
     }
     let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
     let window = Duration::from_millis(config::var(env, "QUEUE_GROUP_COMMIT_MS").and_then(|v| v.parse().ok()).unwrap_or(5));

@@ -80,7 +80,9 @@ async fn stored_ids(cfg: &ClickHouseConfig, rows: &[&EventRow]) -> std::result::
     let mut stored = first_write::Stored::new();
     for sql in first_write::stored_ids_sql(&cfg.database, rows) {
         let body = clickhouse_sink::select(cfg, &sql).await.map_err(|o| match o {
-            InsertOutcome::Fatal { code, reason } => InsertOutcome::Retry { reason: format!("the stored-id lookup failed (code {code:?}): {reason}") },
+            InsertOutcome::Fatal { code, reason } => {
+                InsertOutcome::Retry { reason: format!("the stored-id lookup failed (code {code:?}): {reason}") }
+            }
             other => other,
         })?;
         stored.extend(first_write::parse_stored_ids(&body).map_err(|reason| InsertOutcome::Retry { reason })?);

@@ -6,8 +6,8 @@
 //! so a replay run twice, or cut short between the send and the removal, stores each event once.
 
 use super::{config, http};
-use crate::paging;
 use crate::error::ApiError;
+use crate::paging;
 use crate::row::{chunk_for_send_batch, encode_messages, Failure, RowBatch, MAX_MESSAGE_BYTES};
 use worker::*;
 
@@ -19,10 +19,9 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
     for m in batch.messages()? {
         // Something that is not a row batch keeps its body, as it came.
         let mut body = RowBatch::from_message(m.body()).unwrap_or_else(|reason| RowBatch::unreadable(m.body(), reason));
-        let failure = body.failure.get_or_insert_with(|| Failure {
-            code: None,
-            reason: "retried until the queue's max_retries without being stored".into(),
-        });
+        let failure = body
+            .failure
+            .get_or_insert_with(|| Failure { code: None, reason: "retried until the queue's max_retries without being stored".into() });
         console_error!("dead letter: {} rows not stored: code {:?}: {}", body.rows.len(), failure.code, failure.reason);
         let key = format!("{PREFIX}{:013}:{}", m.timestamp().as_millis(), m.id());
         let stored = match kv.put(&key, body.to_message()) {
@@ -76,10 +75,8 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
         Ok(x) => x,
         Err(e) => return fail(&e),
     };
-    let items: Vec<_> = items
-        .into_iter()
-        .map(|(id, b)| serde_json::json!({ "id": id, "failure": b.failure, "rows": b.rows, "raw": b.raw }))
-        .collect();
+    let items: Vec<_> =
+        items.into_iter().map(|(id, b)| serde_json::json!({ "id": id, "failure": b.failure, "rows": b.rows, "raw": b.raw })).collect();
     let body = serde_json::json!({ "dead_letters": items, "cursor": cursor, "list_complete": cursor.is_none() }).to_string();
     Ok(http::json(200, &body, None))
 }
@@ -157,9 +154,14 @@ pub async fn replay(req: Request, env: &Env) -> Result<Response> {
     // Each project whose rows were replayed sees it in its audit log.
     let now = Date::now().as_millis() as i64;
     for (project, n) in per_project {
-        super::audit::write(env, &crate::audit::record(&project, crate::audit::Action::DeadLetterReplay, "admin".into(), now, "ok".into(), Some(n))).await;
+        super::audit::write(
+            env,
+            &crate::audit::record(&project, crate::audit::Action::DeadLetterReplay, "admin".into(), now, "ok".into(), Some(n)),
+        )
+        .await;
     }
     console_log!("dead letters: replayed {replayed} ({rows} rows), kept {}", kept.len());
-    let body = serde_json::json!({ "replayed": replayed, "rows": rows, "kept": kept, "cursor": cursor, "list_complete": cursor.is_none() }).to_string();
+    let body = serde_json::json!({ "replayed": replayed, "rows": rows, "kept": kept, "cursor": cursor, "list_complete": cursor.is_none() })
+        .to_string();
     Ok(http::json(200, &body, None))
 }

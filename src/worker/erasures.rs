@@ -11,7 +11,11 @@ pub async fn reapply(env: &Env) {
     match run(env).await {
         Ok((0, _)) => {}
         Ok((n, failed)) if failed.is_empty() => console_log!("erasures: re-applied {n} recent erasure(s), one mutation per project"),
-        Ok((n, failed)) => console_error!("erasures: re-applied {n} recent erasure(s); {} project(s) failed and are tried again tomorrow: {}", failed.len(), failed.join("; ")),
+        Ok((n, failed)) => console_error!(
+            "erasures: re-applied {n} recent erasure(s); {} project(s) failed and are tried again tomorrow: {}",
+            failed.len(),
+            failed.join("; ")
+        ),
         Err(e) => console_error!("erasures: {e}"),
     }
 }

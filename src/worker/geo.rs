@@ -104,7 +104,9 @@ async fn load(env: &Env) -> Outcome<Rc<GeoDb>> {
     let size = object.size();
     // GEO_MAX_BYTES raises the limit for bench/geo-memory only, which measures databases that
     // do not fit; production keeps the policy's.
-    let max = super::config::var(env, "GEO_MAX_BYTES").and_then(|v| v.parse().ok()).unwrap_or_else(|| LOAD.with(|l| l.borrow().policy().max_bytes));
+    let max = super::config::var(env, "GEO_MAX_BYTES")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| LOAD.with(|l| l.borrow().policy().max_bytes));
     if size > max {
         console_error!("geo: `{GEO_DB_KEY}` is {size} bytes, more than the {max} an isolate can hold next to its requests; not loaded");
         return Outcome::TooLarge;

@@ -69,7 +69,11 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
         // Take the pending group only if it is still ours (it may have been failed as stale).
         let group = PENDING.with(|p| {
             let mut p = p.borrow_mut();
-            if p.as_ref().is_some_and(|g| Rc::ptr_eq(&g.outcome, &outcome)) { p.take() } else { None }
+            if p.as_ref().is_some_and(|g| Rc::ptr_eq(&g.outcome, &outcome)) {
+                p.take()
+            } else {
+                None
+            }
         });
         let Some(group) = group else {
             return outcome.borrow().clone().unwrap_or_else(|| Err("the group was abandoned".into()));

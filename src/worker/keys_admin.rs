@@ -33,7 +33,9 @@ fn random24() -> [u8; 24] {
     let mut b = [0u8; 24];
     let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).expect("crypto in workerd");
     let arr = js_sys::Uint8Array::new_with_length(24);
-    let f: js_sys::Function = wasm_bindgen::JsCast::dyn_into(js_sys::Reflect::get(&crypto, &"getRandomValues".into()).expect("getRandomValues")).expect("a function");
+    let f: js_sys::Function =
+        wasm_bindgen::JsCast::dyn_into(js_sys::Reflect::get(&crypto, &"getRandomValues".into()).expect("getRandomValues"))
+            .expect("a function");
     f.call1(&crypto, &arr).expect("getRandomValues works");
     arr.copy_to(&mut b);
     b
@@ -104,13 +106,19 @@ async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: 
             let grace = key_admin::parse_grace(body)?;
             let old = crate::keys::effective(get(env, hash).await?, now);
             if old.revoked {
-                return Err(ApiError::bad_request("invalid_settings", "This key is revoked (or past its grace): create a new key instead of rotating it."));
+                return Err(ApiError::bad_request(
+                    "invalid_settings",
+                    "This key is revoked (or past its grace): create a new key instead of rotating it.",
+                ));
             }
             let (ending, fresh) = key_admin::rotate(&old, now, grace);
             let raw = key_admin::new_raw_key(fresh.kind, &random24());
             put(env, &key_hash(&raw), &fresh).await?;
             put(env, hash, &ending).await?;
-            let result = Ok((201, json!({"key": key_admin::created(&raw, &fresh), "old": key_admin::listed(hash, &ending), "grace_seconds": grace})));
+            let result = Ok((
+                201,
+                json!({"key": key_admin::created(&raw, &fresh), "old": key_admin::listed(hash, &ending), "grace_seconds": grace}),
+            ));
             log(env, &old.project_id, &result).await;
             result
         }
@@ -119,7 +127,10 @@ async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: 
             let mut r = get(env, hash).await?;
             r.revoked = true;
             put(env, hash, &r).await?;
-            let result = Ok((200, json!({"key": key_admin::listed(hash, &r), "reaches_every_isolate_within_seconds": key_admin::REVOCATION_BOUND_SECONDS})));
+            let result = Ok((
+                200,
+                json!({"key": key_admin::listed(hash, &r), "reaches_every_isolate_within_seconds": key_admin::REVOCATION_BOUND_SECONDS}),
+            ));
             log(env, &r.project_id, &result).await;
             result
         }
@@ -133,6 +144,10 @@ async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: 
             log(env, &r.project_id, &result).await;
             result
         }
-        _ => Err(ApiError::new(405, "method_not_allowed", "Keys: POST /admin/keys, GET /admin/keys?project_id=, POST /admin/keys/{hash}/rotate|revoke, PATCH /admin/keys/{hash}.")),
+        _ => Err(ApiError::new(
+            405,
+            "method_not_allowed",
+            "Keys: POST /admin/keys, GET /admin/keys?project_id=, POST /admin/keys/{hash}/rotate|revoke, PATCH /admin/keys/{hash}.",
+        )),
     }
 }

@@ -9,8 +9,8 @@ mod dead_letters;
 mod erasures;
 mod geo;
 mod group_commit;
-mod keys_admin;
 mod key_limiter;
+mod keys_admin;
 mod retention_job;
 mod rollup_job;
 mod visitors;
@@ -51,11 +51,9 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
     match (req.method(), path.as_str()) {
         (Method::Post, "/collect") => collect::handle(req, env).await,
         (Method::Options, "/collect") => Ok(http::preflight(&req)),
-        (_, "/collect") => Ok(http::error(&crate::error::ApiError::new(
-            405,
-            "method_not_allowed",
-            "Send events with POST /collect.",
-        ), None)),
+        (_, "/collect") => {
+            Ok(http::error(&crate::error::ApiError::new(405, "method_not_allowed", "Send events with POST /collect."), None))
+        }
         (Method::Get, "/health") => Ok(http::json(200, r#"{"status":"ok"}"#, None)),
         (Method::Get, "/mm.js") => Ok(http::script(SNIPPET)),
         (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
@@ -68,10 +66,18 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (Method::Get, "/admin/config-check") => Ok(admin::config_check(&req, env)),
         _ => match crate::visitors::parse_path(&path) {
             Some((_, Err(e))) => Ok(http::error(&e, None)),
-            Some((action @ crate::visitors::Action::Export, Ok(id))) if req.method() == Method::Get => visitors::handle(req, env, action, id).await,
-            Some((action @ crate::visitors::Action::Erase, Ok(id))) if req.method() == Method::Delete => visitors::handle(req, env, action, id).await,
+            Some((action @ crate::visitors::Action::Export, Ok(id))) if req.method() == Method::Get => {
+                visitors::handle(req, env, action, id).await
+            }
+            Some((action @ crate::visitors::Action::Erase, Ok(id))) if req.method() == Method::Delete => {
+                visitors::handle(req, env, action, id).await
+            }
             Some(_) => Ok(http::error(
-                &crate::error::ApiError::new(405, "method_not_allowed", "Export with GET /visitors/{mm_aid}/events; erase with DELETE /visitors/{mm_aid}."),
+                &crate::error::ApiError::new(
+                    405,
+                    "method_not_allowed",
+                    "Export with GET /visitors/{mm_aid}/events; erase with DELETE /visitors/{mm_aid}.",
+                ),
                 None,
             )),
             None => Ok(http::error(&crate::error::ApiError::new(404, "not_found", "No such endpoint. Events go to POST /collect."), None)),

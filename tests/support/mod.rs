@@ -6,8 +6,8 @@
 pub mod ports;
 pub use ports::free_port;
 
-use millimetric_edge::native::clickhouse_client::Client;
 use millimetric_edge::keys::{key_hash, KeyRecord};
+use millimetric_edge::native::clickhouse_client::Client;
 use millimetric_edge::native::dev_keys;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -112,10 +112,7 @@ impl Stack {
 
     fn start_full(name: &str, vars: &[(&str, &str)], geo_db: Option<&Path>, keys: &[(&str, KeyRecord)]) -> Stack {
         let root = root();
-        assert!(
-            root.join("node_modules/.bin/wrangler").exists(),
-            "wrangler is not installed: run scripts/test (or scripts/setup) first"
-        );
+        assert!(root.join("node_modules/.bin/wrangler").exists(), "wrangler is not installed: run scripts/test (or scripts/setup) first");
         let state = std::env::temp_dir().join(format!("mm-e2e-{name}"));
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).unwrap();
@@ -132,7 +129,8 @@ impl Stack {
             extra_keys: keys.iter().map(|(k, r)| (k.to_string(), r.clone())).collect(),
         };
         stack.start_clickhouse_on_free_ports();
-        let applied = millimetric_edge::native::migrate::run(&stack.ch_server(), "millimetric", &stack.root.join("migrations")).expect("migrations apply");
+        let applied = millimetric_edge::native::migrate::run(&stack.ch_server(), "millimetric", &stack.root.join("migrations"))
+            .expect("migrations apply");
         assert!(!applied.is_empty(), "a fresh server gets every migration");
         stack.seed_keys();
         stack.start_worker();
@@ -495,7 +493,12 @@ impl Stack {
             let in_group = after.split_whitespace().nth(2) == Some(pgid.as_str());
             if in_group && stat.contains("(workerd)") {
                 let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-                total += status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                total += status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
             }
         }
         total

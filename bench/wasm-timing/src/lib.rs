@@ -9,7 +9,11 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen]
 pub fn enrich(body: &str, ua: &str, now_ms: f64) -> usize {
     let principal = Principal::new("bench", KeyKind::Publishable);
-    let ctx = RequestContext { received_ms: now_ms as i64, user_agent: Some(ua.to_string()), edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")) };
+    let ctx = RequestContext {
+        received_ms: now_ms as i64,
+        user_agent: Some(ua.to_string()),
+        edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")),
+    };
     let Ok(env) = event::parse_envelope(body.as_bytes(), &LIMITS) else { return 0 };
     let mut n = 0;
     for ev in env.events {

@@ -79,7 +79,11 @@ async fn charge(env: &Env, key_hash: &str) -> std::result::Result<(), ApiError> 
     if let Ok(limiter) = env.rate_limiter("QUERY_RATE_LIMITER") {
         if let Ok(outcome) = limiter.limit(format!("q:{key_hash}")).await {
             if !outcome.success {
-                return Err(ApiError::new(429, "rate_limited", "Too many queries for this key: 120 a minute. Wait (see Retry-After), then ask again."));
+                return Err(ApiError::new(
+                    429,
+                    "rate_limited",
+                    "Too many queries for this key: 120 a minute. Wait (see Retry-After), then ask again.",
+                ));
             }
         }
     }
@@ -101,7 +105,10 @@ async fn read(cfg: &millimetric_edge::clickhouse::ClickHouseConfig, sql: &str) -
     })
 }
 
-async fn run(cfg: &millimetric_edge::clickhouse::ClickHouseConfig, st: &millimetric_edge::query::sql::Statements) -> std::result::Result<plan::Raw, ApiError> {
+async fn run(
+    cfg: &millimetric_edge::clickhouse::ClickHouseConfig,
+    st: &millimetric_edge::query::sql::Statements,
+) -> std::result::Result<plan::Raw, ApiError> {
     let opt = |s: &Option<String>| s.clone();
     // The statements of one period go out together.
     let (rows, total_rows, total_visitors, conversion_base) = futures_util::join!(
@@ -131,7 +138,8 @@ fn store_config(env: &Env) -> std::result::Result<millimetric_edge::clickhouse::
 
 async fn query(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let who = reader(&req, env).await?;
-    let body = req.bytes().await.map_err(|_| ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again."))?;
+    let body =
+        req.bytes().await.map_err(|_| ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again."))?;
     if body.len() > MAX_BODY {
         return Err(ApiError::new(413, "body_too_large", "A query body is at most 64 KiB."));
     }
@@ -145,7 +153,8 @@ const MAX_BODY: usize = 64 * 1024;
 /// MCP tools both come through here.
 async fn run_query(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<Value, ApiError> {
     let cfg = store_config(env)?;
-    let mut p = plan::plan(body, &who.project_id, who.timezone.as_deref(), plan::Tables { database: &cfg.database, table: &cfg.table }, now_ms())?;
+    let mut p =
+        plan::plan(body, &who.project_id, who.timezone.as_deref(), plan::Tables { database: &cfg.database, table: &cfg.table }, now_ms())?;
     if p.wants_frontier() {
         // How far the rollup has got: aggregates before it, raw events after.
         let cut = aggregates::parse_frontier(&read(&cfg, &aggregates::frontier_sql(&cfg.database)).await?).map_err(|e| {
@@ -183,7 +192,13 @@ async fn run_realtime(env: &Env, who: &Reader) -> std::result::Result<Value, Api
 
 async fn run_events(env: &Env, who: &Reader, probe: &[u8]) -> std::result::Result<Value, ApiError> {
     let cfg = store_config(env)?;
-    let (sql, labels, timezone) = events::plan(probe, &who.project_id, who.timezone.as_deref(), plan::Tables { database: &cfg.database, table: &cfg.table }, now_ms())?;
+    let (sql, labels, timezone) = events::plan(
+        probe,
+        &who.project_id,
+        who.timezone.as_deref(),
+        plan::Tables { database: &cfg.database, table: &cfg.table },
+        now_ms(),
+    )?;
     let raw = read(&cfg, &sql).await?;
     events::answer(&raw, labels, &timezone).map_err(|e| {
         console_error!("read: {e}");
@@ -202,7 +217,11 @@ fn mcp_response(out: &protocol::Out) -> Response {
 
 /// GET (the legacy standalone stream) and DELETE (legacy session end): not offered.
 fn mcp_method_not_allowed() -> Response {
-    let mut r = http::json(405, &protocol::error(405, None, protocol::INVALID_REQUEST, "Method Not Allowed: send MCP messages with POST /mcp.", None).text(), None);
+    let mut r = http::json(
+        405,
+        &protocol::error(405, None, protocol::INVALID_REQUEST, "Method Not Allowed: send MCP messages with POST /mcp.", None).text(),
+        None,
+    );
     let _ = r.headers_mut().set("Allow", "POST");
     r
 }
@@ -234,7 +253,15 @@ async fn mcp(mut req: Request, env: &Env) -> Response {
     let body = match req.bytes().await {
         Ok(b) if b.len() <= MAX_BODY => b,
         Ok(_) => return mcp_response(&protocol::error(413, None, protocol::INVALID_REQUEST, "A message is at most 64 KiB.", None)),
-        Err(_) => return mcp_response(&protocol::error(400, None, protocol::PARSE_ERROR, "The request body could not be read. Send it again.", None)),
+        Err(_) => {
+            return mcp_response(&protocol::error(
+                400,
+                None,
+                protocol::PARSE_ERROR,
+                "The request body could not be read. Send it again.",
+                None,
+            ))
+        }
     };
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
@@ -254,9 +281,13 @@ async fn mcp(mut req: Request, env: &Env) -> Response {
         }
     }
     let result = match &prepared {
-        tools::Prepared::Query { body, shape } => run_query(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_query(shape, &a)),
+        tools::Prepared::Query { body, shape } => {
+            run_query(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_query(shape, &a))
+        }
         tools::Prepared::Realtime => run_realtime(env, &who).await.map(|a| tools::finish_realtime(&a)),
-        tools::Prepared::ListEvents { probe } => run_events(env, &who, probe.to_string().as_bytes()).await.map(|a| tools::finish_events(&a)),
+        tools::Prepared::ListEvents { probe } => {
+            run_events(env, &who, probe.to_string().as_bytes()).await.map(|a| tools::finish_events(&a))
+        }
         tools::Prepared::Explain => Ok(tools::explain()),
     };
     let result = result.unwrap_or_else(|e| tools::refused(&e));

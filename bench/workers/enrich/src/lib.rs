@@ -11,7 +11,11 @@ async fn fetch(mut req: Request, _env: Env, _ctx: Context) -> Result<Response> {
     let body = req.bytes().await?;
     let ua = req.headers().get("User-Agent")?;
     let principal = Principal::new("bench", KeyKind::Publishable);
-    let ctx = RequestContext { received_ms: Date::now().as_millis() as i64, user_agent: ua, edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")) };
+    let ctx = RequestContext {
+        received_ms: Date::now().as_millis() as i64,
+        user_agent: ua,
+        edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")),
+    };
     let json = event::decode_body(&body, event::BodyEncoding::Identity, &LIMITS).map_err(|e| Error::RustError(e.to_string()))?;
     let env = event::parse_envelope(&json, &LIMITS).map_err(|e| Error::RustError(e.to_string()))?;
     let mut out = String::new();
