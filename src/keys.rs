@@ -1,7 +1,6 @@
-//! API keys: their kinds, how they are stored (by SHA-256, never raw) and the decision
-//! whether a key may ingest a request.
+//! API keys: their kinds, how they are stored (by SHA-256, never raw), their records, and
+//! which browser origins a record allows. Who may do what with a key: `crate::auth`.
 
-use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -131,6 +130,8 @@ pub struct Principal {
     /// The origin to echo in CORS headers (publishable keys only).
     pub cors_origin: Option<String>,
     pub events_per_minute: Option<u32>,
+    /// The project's time zone setting, for the read side's days (None: UTC).
+    pub timezone: Option<String>,
 }
 
 impl Principal {
@@ -144,109 +145,15 @@ impl Principal {
             hash_routing: false,
             cors_origin: None,
             events_per_minute: None,
+            timezone: None,
         }
     }
-}
-
-/// Where the raw key was found missing or malformed, before any lookup.
-pub fn check_raw_key(raw: Option<&str>) -> Result<KeyKind, ApiError> {
-    let raw = raw.map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {
-        ApiError::new(
-            401,
-            "missing_key",
-            "No API key was sent. Send it as `Authorization: Bearer <key>` or as the `key` field of the body.",
-        )
-    })?;
-    let kind = KeyKind::from_prefix(raw).ok_or_else(|| {
-        ApiError::new(401, "malformed_key", "The API key is not of a known form. Keys start with pk_live_ (browser) or sk_live_ (server).")
-    })?;
-    if kind == KeyKind::ReadOnly {
-        return Err(ApiError::new(
-            403,
-            "read_only_key",
-            "rk_live_ keys are read-only and cannot send events. Use a pk_live_ key in the browser or an sk_live_ key on a server.",
-        ));
-    }
-    Ok(kind)
-}
-
-/// Decide whether the looked-up key may ingest this request.
-/// `record` is what KV held under the key's hash (None: unknown key);
-/// `origin` is the request's Origin header, present when a browser sent it.
-pub fn authorize(claimed: KeyKind, record: Option<KeyRecord>, origin: Option<&str>) -> Result<Principal, ApiError> {
-    let record = known_record(claimed, record)?;
-    // `null` is an origin like any other here: it reaches the decision.
-    let origin = origin.map(str::trim).filter(|o| !o.is_empty());
-    let cors_origin = match record.kind {
-        KeyKind::ReadOnly => {
-            return Err(ApiError::new(403, "read_only_key", "rk_live_ keys are read-only and cannot send events."));
-        }
-        KeyKind::Secret => {
-            if origin_present(origin) {
-                return Err(secret_key_in_browser());
-            }
-            None
-        }
-        KeyKind::Publishable => match origin {
-            Some("null") if record.allow_null_origin => Some("null".to_string()),
-            Some("null") => {
-                return Err(ApiError::new(
-                    403,
-                    "null_origin_not_allowed",
-                    "This request has `Origin: null` (a sandboxed iframe, a file:// page or a privacy redirect), which the pk_live_ key does not accept. Send from an allowed origin, or set `allow_null_origin` in the project's key record.",
-                ))
-            }
-            Some(o) if origin_allowed(&record.allowed_origins, o) => Some(o.to_string()),
-            Some(_) => {
-                return Err(ApiError::new(
-                    403,
-                    "origin_not_allowed",
-                    "This page's origin is not allowed for the pk_live_ key. Add it to the project's allowed origins.",
-                ))
-            }
-            // No Origin: a server or tool using the public key. Allowed: the key is public anyway,
-            // and browsers always send Origin on cross-origin POSTs.
-            None => None,
-        },
-    };
-    Ok(Principal {
-        project_id: record.project_id,
-        kind: record.kind,
-        retention_days: if RETENTION_CHOICES.contains(&record.retention_days) { record.retention_days } else { 90 },
-        hash_routing: record.hash_routing,
-        cors_origin,
-        events_per_minute: record.events_per_minute,
-    })
-}
-
-/// The key's record if it is usable at all: known, not revoked, and of the kind its prefix claims.
-pub fn known_record(claimed: KeyKind, record: Option<KeyRecord>) -> Result<KeyRecord, ApiError> {
-    let record = record.ok_or_else(|| {
-        ApiError::new(401, "unknown_key", "The API key is not known. Check that you copied it whole, and that it belongs to this project.")
-    })?;
-    if record.revoked {
-        return Err(ApiError::new(401, "revoked_key", "The API key was revoked. Create a new key for this project and use that."));
-    }
-    if record.kind != claimed {
-        // A record whose kind disagrees with the prefix is treated as unknown: never guess.
-        return Err(ApiError::new(401, "unknown_key", "The API key is not known. Check that you copied it whole."));
-    }
-    Ok(record)
 }
 
 /// Whether a request carries an Origin header in the sense that matters for keys: present and
 /// not blank. `null` counts (a browser sent it); an empty header is not one a browser sends.
 pub fn origin_present(origin: Option<&str>) -> bool {
     origin.is_some_and(|o| !o.trim().is_empty())
-}
-
-/// A secret key arrived with an Origin header: a browser has it, so it is exposed.
-pub fn secret_key_in_browser() -> ApiError {
-    ApiError::new(
-        403,
-        "secret_key_in_browser",
-        "A secret sk_live_ key was sent from a browser, so it is exposed: rotate it now, and use a pk_live_ key in browser code.",
-    )
 }
 
 /// Whether a browser's `Origin` may use a publishable key. The header is compared exactly, as
@@ -315,14 +222,6 @@ pub fn normalize_origin(entry: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn rec(kind: KeyKind) -> KeyRecord {
-        KeyRecord {
-            allowed_origins: vec!["https://example.com".into(), "https://*.example.org".into()],
-            retention_days: 30,
-            ..KeyRecord::new("proj_1", kind)
-        }
-    }
-
     #[test]
     fn prefixes_decide_kind() {
         assert_eq!(KeyKind::from_prefix("pk_live_abc123"), Some(KeyKind::Publishable));
@@ -337,84 +236,6 @@ mod tests {
     fn hash_is_sha256_hex() {
         // sha256("abc")
         assert_eq!(key_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    }
-
-    #[test]
-    fn raw_key_checks() {
-        assert_eq!(check_raw_key(None).unwrap_err().code, "missing_key");
-        assert_eq!(check_raw_key(Some("  ")).unwrap_err().code, "missing_key");
-        assert_eq!(check_raw_key(Some("hello")).unwrap_err().code, "malformed_key");
-        let e = check_raw_key(Some("rk_live_x1")).unwrap_err();
-        assert_eq!((e.status, e.code), (403, "read_only_key"));
-        assert_eq!(check_raw_key(Some("sk_live_x1")).unwrap(), KeyKind::Secret);
-    }
-
-    #[test]
-    fn unknown_and_revoked_keys_are_401() {
-        let e = authorize(KeyKind::Publishable, None, None).unwrap_err();
-        assert_eq!((e.status, e.code), (401, "unknown_key"));
-        let mut r = rec(KeyKind::Publishable);
-        r.revoked = true;
-        let e = authorize(KeyKind::Publishable, Some(r), None).unwrap_err();
-        assert_eq!((e.status, e.code), (401, "revoked_key"));
-        // prefix says secret, record says publishable
-        let e = authorize(KeyKind::Secret, Some(rec(KeyKind::Publishable)), None).unwrap_err();
-        assert_eq!(e.status, 401);
-    }
-
-    #[test]
-    fn publishable_key_only_from_allowed_origins() {
-        let p = authorize(KeyKind::Publishable, Some(rec(KeyKind::Publishable)), Some("https://example.com")).unwrap();
-        assert_eq!(p.cors_origin.as_deref(), Some("https://example.com"));
-        assert_eq!(p.retention_days, 30);
-        let p = authorize(KeyKind::Publishable, Some(rec(KeyKind::Publishable)), Some("https://shop.example.org")).unwrap();
-        assert_eq!(p.cors_origin.as_deref(), Some("https://shop.example.org"));
-        let e = authorize(KeyKind::Publishable, Some(rec(KeyKind::Publishable)), Some("https://evil.com")).unwrap_err();
-        assert_eq!((e.status, e.code), (403, "origin_not_allowed"));
-        // lookalike suffix is not a subdomain
-        assert!(!origin_allowed(&rec(KeyKind::Publishable).allowed_origins, "https://badexample.org"));
-        assert!(!origin_allowed(&rec(KeyKind::Publishable).allowed_origins, "http://shop.example.org"));
-    }
-
-    #[test]
-    fn secret_key_from_browser_is_refused_with_rotation_advice() {
-        let e = authorize(KeyKind::Secret, Some(rec(KeyKind::Secret)), Some("https://example.com")).unwrap_err();
-        assert_eq!((e.status, e.code), (403, "secret_key_in_browser"));
-        assert!(e.message.contains("rotate"));
-        assert!(authorize(KeyKind::Secret, Some(rec(KeyKind::Secret)), None).is_ok());
-    }
-
-    #[test]
-    fn null_origin_needs_the_record_to_allow_it() {
-        // Sandboxed iframes, file:// pages and privacy redirects send `Origin: null`.
-        for allowed in [vec!["https://example.com".to_string()], vec!["*".to_string()], vec![]] {
-            let r = KeyRecord { allowed_origins: allowed, ..rec(KeyKind::Publishable) };
-            let e = authorize(KeyKind::Publishable, Some(r), Some("null")).unwrap_err();
-            assert_eq!((e.status, e.code), (403, "null_origin_not_allowed"));
-            assert!(e.message.contains("allow_null_origin"), "{}", e.message);
-        }
-        let r = KeyRecord { allow_null_origin: true, ..rec(KeyKind::Publishable) };
-        let p = authorize(KeyKind::Publishable, Some(r.clone()), Some("null")).unwrap();
-        assert_eq!(p.cors_origin.as_deref(), Some("null"));
-        // allowing null allows nothing else
-        assert_eq!(authorize(KeyKind::Publishable, Some(r), Some("https://evil.com")).unwrap_err().code, "origin_not_allowed");
-        // records written before the field existed do not allow it
-        let old: KeyRecord = serde_json::from_str(r#"{"project_id":"p","kind":"publishable","allowed_origins":["*"]}"#).unwrap();
-        assert!(!old.allow_null_origin);
-    }
-
-    #[test]
-    fn a_secret_key_with_any_origin_is_exposed() {
-        for origin in ["null", "https://example.com", "file://", "chrome-extension://abc", " null "] {
-            let e = authorize(KeyKind::Secret, Some(rec(KeyKind::Secret)), Some(origin)).unwrap_err();
-            assert_eq!((e.status, e.code), (403, "secret_key_in_browser"), "{origin:?}");
-        }
-        // even a record that allows null for its browser key: a secret key is never from a browser
-        let r = KeyRecord { allow_null_origin: true, ..rec(KeyKind::Secret) };
-        assert_eq!(authorize(KeyKind::Secret, Some(r), Some("null")).unwrap_err().code, "secret_key_in_browser");
-        // an empty header is no Origin (browsers never send one empty)
-        assert!(authorize(KeyKind::Secret, Some(rec(KeyKind::Secret)), Some("")).is_ok());
-        assert!(origin_present(Some("null")) && !origin_present(Some("  ")) && !origin_present(None));
     }
 
     #[test]
@@ -465,11 +286,5 @@ mod tests {
         assert_eq!(normalize_origin("example.com"), None);
         // `*` still allows any origin a browser sends, but never null (see above)
         assert!(origin_allowed(&["*".to_string()], "https://anything.example"));
-    }
-
-    #[test]
-    fn read_only_record_never_ingests() {
-        let e = authorize(KeyKind::ReadOnly, Some(rec(KeyKind::ReadOnly)), None).unwrap_err();
-        assert_eq!(e.code, "read_only_key");
     }
 }

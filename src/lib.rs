@@ -3,8 +3,8 @@
 //! The pure core (everything but `worker`) takes values and returns values and is tested
 //! natively with `cargo test`. `worker` is the thin Cloudflare Workers adapter (wasm32 only).
 
-pub mod admin_auth;
 pub mod audit;
+pub mod auth;
 pub mod clickhouse;
 pub mod config_check;
 pub mod enrich;

@@ -7,7 +7,6 @@
 
 use crate::error::ApiError;
 use crate::event::LIMITS;
-use crate::keys::{self, KeyKind, KeyRecord};
 use crate::sql;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,41 +64,6 @@ fn percent_decode(segment: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// The project a key that passed `claimed_kind` may reach, once KV has answered for it. The
-/// record checks (unknown, revoked, kind mismatch) are the ingest path's; a secret key seen
-/// from a browser (any non-empty Origin, `null` included) must be rotated.
-pub fn authorize(claimed: KeyKind, record: Option<KeyRecord>, origin: Option<&str>) -> Result<String, ApiError> {
-    let record = keys::known_record(claimed, record)?;
-    if claimed == KeyKind::Secret && keys::origin_present(origin) {
-        return Err(keys::secret_key_in_browser());
-    }
-    Ok(record.project_id)
-}
-
-/// The kind the key's prefix claims, if it may ask for `action` at all (before any lookup):
-/// export with a secret or read-only key, erase with a secret key only, never with the public
-/// browser key.
-pub fn claimed_kind(action: Action, raw_key: Option<&str>) -> Result<KeyKind, ApiError> {
-    let raw = raw_key.map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {
-        ApiError::new(401, "missing_key", "No API key was sent. Send the project's sk_live_ key as `Authorization: Bearer <key>`.")
-    })?;
-    let kind = KeyKind::from_prefix(raw)
-        .ok_or_else(|| ApiError::new(401, "malformed_key", "The API key is not of a known form. Use the project's sk_live_ key."))?;
-    match (kind, action) {
-        (KeyKind::Secret, _) | (KeyKind::ReadOnly, Action::Export) => Ok(kind),
-        (KeyKind::ReadOnly, Action::Erase) => Err(ApiError::new(
-            403,
-            "read_only_key",
-            "rk_live_ keys are read-only: they can export a visitor's events but not erase them. Use the project's sk_live_ key.",
-        )),
-        (KeyKind::Publishable, _) => Err(ApiError::new(
-            403,
-            "secret_key_required",
-            "pk_live_ keys are public and only send events. Export and erasure take the project's sk_live_ key (export also an rk_live_ key), from a server.",
-        )),
-    }
 }
 
 /// The index of the days each visitor has events on (migrations/0003).
@@ -209,10 +173,6 @@ mod tests {
         assert_eq!(sql.iter().map(|(_, s)| s.matches("'0").count()).sum::<usize>(), 2 * 5000, "each id once per table");
     }
 
-    fn record(kind: KeyKind) -> Option<KeyRecord> {
-        Some(KeyRecord::new("proj_a", kind))
-    }
-
     #[test]
     fn paths_name_the_action_and_the_visitor() {
         assert_eq!(parse_path("/visitors/v-1/events").map(|(a, id)| (a, id.unwrap())), Some((Action::Export, "v-1".into())));
@@ -240,33 +200,6 @@ mod tests {
         ] {
             assert_eq!(parse_path(bad).unwrap().1.unwrap_err().code, "invalid_visitor_id", "{bad}");
         }
-    }
-
-    /// Both steps, as the adapter takes them: the prefix, then the record.
-    fn check(action: Action, raw_key: Option<&str>, record: Option<KeyRecord>, origin: Option<&str>) -> Result<String, ApiError> {
-        authorize(claimed_kind(action, raw_key)?, record, origin)
-    }
-
-    #[test]
-    fn only_server_keys_reach_visitors_and_only_secret_keys_erase() {
-        assert_eq!(check(Action::Erase, Some("sk_live_x"), record(KeyKind::Secret), None).unwrap(), "proj_a");
-        assert_eq!(check(Action::Export, Some("sk_live_x"), record(KeyKind::Secret), None).unwrap(), "proj_a");
-        assert_eq!(check(Action::Export, Some("rk_live_x"), record(KeyKind::ReadOnly), None).unwrap(), "proj_a");
-        let code = |a, k: &str, r, o| check(a, Some(k), r, o).unwrap_err().code;
-        assert_eq!(code(Action::Erase, "rk_live_x", record(KeyKind::ReadOnly), None), "read_only_key");
-        assert_eq!(code(Action::Export, "pk_live_x", record(KeyKind::Publishable), None), "secret_key_required");
-        assert_eq!(code(Action::Erase, "pk_live_x", record(KeyKind::Publishable), None), "secret_key_required");
-        assert_eq!(code(Action::Erase, "sk_live_x", record(KeyKind::Secret), Some("https://a.com")), "secret_key_in_browser");
-        // `Origin: null` is a browser too (a sandboxed iframe, a file:// page): it was let through
-        assert_eq!(code(Action::Erase, "sk_live_x", record(KeyKind::Secret), Some("null")), "secret_key_in_browser");
-        assert_eq!(code(Action::Export, "sk_live_x", record(KeyKind::Secret), Some("null")), "secret_key_in_browser");
-        assert_eq!(check(Action::Export, Some("sk_live_x"), record(KeyKind::Secret), Some("")).unwrap(), "proj_a");
-        assert_eq!(code(Action::Erase, "sk_live_x", None, None), "unknown_key");
-        assert_eq!(code(Action::Erase, "sk_live_x", record(KeyKind::ReadOnly), None), "unknown_key", "kind must match the record");
-        let revoked = record(KeyKind::Secret).map(|r| KeyRecord { revoked: true, ..r });
-        assert_eq!(code(Action::Erase, "sk_live_x", revoked, None), "revoked_key");
-        assert_eq!(check(Action::Erase, None, None, None).unwrap_err().code, "missing_key");
-        assert_eq!(code(Action::Erase, "live_x", None, None), "malformed_key");
     }
 
     #[test]

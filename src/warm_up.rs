@@ -10,6 +10,7 @@
 //! Everything here is the real code path with built-in inputs: nothing is stored, sent or
 //! kept, and a failure is only returned (a warm-up must never stop an isolate from starting).
 
+use crate::auth::{self, Route};
 use crate::enrich::geo::Geo;
 use crate::error::ApiError;
 use crate::event::{self, LIMITS};
@@ -54,10 +55,10 @@ pub fn warm_up() -> Result<Vec<EventRow>, WarmUpFailed> {
     event::check_content_type(Some("text/plain;charset=UTF-8"))?;
     let encoding = event::check_content_encoding(None)?;
     let raw_key = "pk_live_warm_up_0001";
-    let claimed = keys::check_raw_key(Some(raw_key))?;
+    let claimed = auth::claim(Route::Ingest, auth::bearer(Some("Bearer pk_live_warm_up_0001")))?;
     let _ = keys::key_hash(raw_key);
     let record: KeyRecord = serde_json::from_str(KEY_RECORD).map_err(|e| WarmUpFailed(e.to_string()))?;
-    let browser = keys::authorize(claimed, Some(record), Some("https://shop.example.com"))?;
+    let browser = auth::authorize(Route::Ingest, claimed, Some(record), Some("https://shop.example.com"))?;
     let _ = rate_limit::ip_limit_key("warm-up", "192.0.2.1");
     let ctx = RequestContext {
         received_ms: RECEIVED_MS,
@@ -71,7 +72,7 @@ pub fn warm_up() -> Result<Vec<EventRow>, WarmUpFailed> {
     }
 
     // Server: gzip batch, secret key, the forwarded UA (and IP, for a geo lookup that is absent).
-    let server = keys::Principal::new("warm-up", keys::check_raw_key(Some("sk_live_warm_up_0001"))?);
+    let server = keys::Principal::new("warm-up", auth::claim(Route::Ingest, Some("sk_live_warm_up_0001"))?);
     let json = event::decode_body(SERVER_BATCH_GZ, event::check_content_encoding(Some("gzip"))?, &LIMITS)?;
     let ctx = RequestContext { received_ms: RECEIVED_MS, ..RequestContext::default() };
     for raw in event::parse_envelope(&json, &LIMITS)?.events {

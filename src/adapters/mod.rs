@@ -2,6 +2,7 @@
 //! crate (the edge's `worker` module, and the read Worker in workers/read): responses,
 //! settings, the ClickHouse HTTP client, key lookup. They decide nothing the core can decide.
 
+pub mod auth;
 pub mod clickhouse_sink;
 pub mod config;
 pub mod http;

@@ -3,7 +3,6 @@
 //! answers assembled into the response (`results`). Pure: the read Worker runs the
 //! statements and passes the answers back.
 
-pub mod access;
 pub mod aggregates;
 pub mod dates;
 pub mod events;

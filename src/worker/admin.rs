@@ -1,18 +1,13 @@
 //! The admin endpoints' gate (`Authorization: Bearer <ADMIN_TOKEN>`, compared in constant
-//! time by `crate::admin_auth`) and `GET /admin/config-check`.
+//! time by `crate::auth::admin`) and `GET /admin/config-check`.
 
 use super::{config, http};
-use crate::error::ApiError;
 use worker::{console_error, Env, Request, Response};
 
 /// None when the request carries the ADMIN_TOKEN; else the 401 to answer with.
 pub fn refuse_unless_admin(req: &Request, env: &Env) -> Option<Response> {
     let given = req.headers().get("Authorization").ok().flatten();
-    if crate::admin_auth::allowed(config::var(env, "ADMIN_TOKEN").as_deref(), given.as_deref()) {
-        None
-    } else {
-        Some(http::error(&ApiError::new(401, "admin_token_required", "Send the ADMIN_TOKEN as a Bearer token."), None))
-    }
+    crate::auth::admin(config::var(env, "ADMIN_TOKEN").as_deref(), given.as_deref()).err().map(|e| http::error(&e, None))
 }
 
 /// Some(429) when this address has made more admin requests this minute than the

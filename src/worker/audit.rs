@@ -2,11 +2,12 @@
 //! listing a project's records, newest first, a page at a time, with its sk_live_ key.
 //! What goes in a record is crate::audit's.
 
-use super::key_lookup::{lookup_key, unavailable};
+use super::key_lookup::unavailable;
 use super::{config, http};
+use crate::adapters::auth::authenticate;
 use crate::audit::{self, Record};
+use crate::auth::Route;
 use crate::error::ApiError;
-use crate::keys::{self, KeyKind};
 use crate::paging;
 use worker::{console_error, Date, Env, Request, Response};
 
@@ -33,23 +34,13 @@ fn js_nonce() -> String {
 pub async fn list(req: Request, env: &Env) -> worker::Result<Response> {
     Ok(match run(&req, env).await {
         Ok(body) => http::json(200, &body, None),
+        Err(e) if e.status == 429 => http::rate_limited(&e, 60, None),
         Err(e) => http::error(&e, None),
     })
 }
 
 async fn run(req: &Request, env: &Env) -> Result<String, ApiError> {
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    let raw = header("Authorization").and_then(|h| h.strip_prefix("Bearer ").map(|k| k.trim().to_string()));
-    let raw_key = raw.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| {
-        ApiError::new(401, "missing_key", "No API key was sent. Send the project's sk_live_ key as `Authorization: Bearer <key>`.")
-    })?;
-    let claimed = KeyKind::from_prefix(raw_key)
-        .ok_or_else(|| ApiError::new(401, "malformed_key", "The API key is not of a known form. Use the project's sk_live_ key."))?;
-    if claimed != KeyKind::Secret {
-        return Err(ApiError::new(403, "secret_key_required", "The audit log is read with the project's sk_live_ key, from a server."));
-    }
-    let record = lookup_key(env, &keys::key_hash(raw.as_deref().unwrap_or_default())).await?;
-    let project = crate::visitors::authorize(claimed, record, header("Origin").as_deref())?;
+    let project = authenticate(req, env, Route::Audit, None).await?.principal.project_id;
     let url = req.url().map_err(|_| ApiError::bad_request("invalid_url", "The request URL could not be read."))?;
     let page = paging::parse_page(url.query(), 50, 100)?;
     let kv = env.kv(config::AUDIT_KV).map_err(|_| unavailable("The audit log"))?;

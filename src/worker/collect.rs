@@ -1,12 +1,13 @@
 //! `POST /collect`: decode, authenticate, validate, enrich, queue. Answers 202 once the rows
 //! are on the queue; never waits on ClickHouse.
 
-use super::key_lookup::{ip_refusal, lookup_key, unavailable};
+use super::key_lookup::unavailable;
 use super::{config, http};
+use crate::auth::Route;
 use crate::enrich::geo::Geo;
 use crate::error::ApiError;
 use crate::event::{self, LIMITS};
-use crate::keys::{self, KeyKind};
+use crate::keys::KeyKind;
 use crate::pipeline::{self, RequestContext};
 use crate::rate_limit;
 use serde::Serialize;
@@ -36,15 +37,16 @@ struct Refusal {
 }
 
 impl From<ApiError> for Refusal {
+    /// A 429 from a shared step (the per-address limit) waits out its minute.
     fn from(error: ApiError) -> Self {
-        Refusal { error, retry_after_s: None }
+        let retry_after_s = (error.status == 429).then_some(60);
+        Refusal { error, retry_after_s }
     }
 }
 
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
-    let origin = req.headers().get("Origin")?;
     let mut cors: Option<String> = None;
-    match ingest(&mut req, env, origin.as_deref(), &mut cors).await {
+    match ingest(&mut req, env, &mut cors).await {
         Ok(body) => Ok(http::json(202, &body, cors.as_deref())),
         Err(Refusal { error, retry_after_s: Some(wait) }) => Ok(http::rate_limited(&error, wait, cors.as_deref())),
         Err(Refusal { error, retry_after_s: None }) => {
@@ -60,30 +62,16 @@ fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
-async fn ingest(req: &mut Request, env: &Env, origin: Option<&str>, cors: &mut Option<String>) -> std::result::Result<String, Refusal> {
+async fn ingest(req: &mut Request, env: &Env, cors: &mut Option<String>) -> std::result::Result<String, Refusal> {
     event::check_content_type(header(req, "Content-Type").as_deref())?;
     let encoding = event::check_content_encoding(header(req, "Content-Encoding").as_deref())?;
     let raw = read_capped(req).await?;
-    // The connecting address: used for the per-IP limit (hashed) and nothing else; it is not
-    // passed on, stored or logged.
-    let client_ip = header(req, "CF-Connecting-IP");
     let json = event::decode_body(&raw, encoding, &LIMITS)?;
     let envelope = event::parse_envelope(&json, &LIMITS)?;
 
-    let bearer = header(req, "Authorization").and_then(|h| h.strip_prefix("Bearer ").map(|s| s.trim().to_string()));
-    let raw_key = bearer.or(envelope.key.clone());
-    let claimed = keys::check_raw_key(raw_key.as_deref())?;
-    let key_hash = keys::key_hash(raw_key.as_deref().unwrap_or_default());
-    // Per client IP, before the key is read from KV: every browser-key request (the connecting
-    // address is the visitor's; for server keys it is the customer's server, which the per-key
-    // limit covers), and every request whose key the isolate does not know as valid, so a
-    // flood of made-up keys costs a bounded number of KV reads (rate_limit::ip_limit_applies).
-    if let Some(wait) = ip_refusal(env, claimed, &key_hash, client_ip.as_deref()).await? {
-        return Err(Refusal { error: rate_limit::too_many("client address", wait), retry_after_s: Some(wait) });
-    }
-    drop(client_ip);
-    let record = lookup_key(env, &key_hash).await?;
-    let principal = keys::authorize(claimed, record, origin)?;
+    // The key (a Bearer token, else the body's `key`), the per-address limit, the key store.
+    let caller = crate::adapters::auth::authenticate(req, env, Route::Ingest, envelope.key.as_deref()).await?;
+    let (principal, key_hash) = (caller.principal, caller.key_hash);
     *cors = principal.cors_origin.clone();
 
     if envelope.is_batch && principal.kind != KeyKind::Secret {

@@ -1,11 +1,12 @@
 //! `GET /visitors/{mm_aid}/events` and `DELETE /visitors/{mm_aid}`: the adapter around
 //! `crate::visitors`, which decides who may do what and spells the SQL.
 
-use super::key_lookup::{ip_refusal, lookup_key, unavailable};
+use super::key_lookup::unavailable;
 use super::{clickhouse_sink, config, http, key_limiter};
+use crate::adapters::auth::authenticate;
 use crate::audit;
+use crate::auth::Route;
 use crate::error::ApiError;
-use crate::keys;
 use crate::rate_limit;
 use crate::visitors::{self, Action};
 use worker::{console_error, Env, Headers, Request, Response, ResponseBody};
@@ -23,16 +24,16 @@ pub async fn handle(req: Request, env: &Env, action: Action, visitor: String) ->
 }
 
 async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<Response, ApiError> {
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    let raw_key = header("Authorization").and_then(|h| h.strip_prefix("Bearer ").map(|k| k.trim().to_string()));
-    let claimed = visitors::claimed_kind(action, raw_key.as_deref())?;
-    let key_hash = keys::key_hash(raw_key.as_deref().unwrap_or_default());
-    // Keys the isolate does not know as valid pass the per-IP limit before KV is read.
-    if let Some(wait) = ip_refusal(env, claimed, &key_hash, header("CF-Connecting-IP").as_deref()).await? {
-        return Ok(http::rate_limited(&rate_limit::too_many("client address", wait), wait, None));
-    }
-    let record = lookup_key(env, &key_hash).await?;
-    let project = visitors::authorize(claimed, record, header("Origin").as_deref())?;
+    let route = match action {
+        Action::Export => Route::VisitorExport,
+        Action::Erase => Route::VisitorErasure,
+    };
+    let caller = match authenticate(req, env, route, None).await {
+        Ok(c) => c,
+        Err(e) if e.status == 429 => return Ok(http::rate_limited(&e, 60, None)),
+        Err(e) => return Err(e),
+    };
+    let (project, key_hash) = (caller.principal.project_id, caller.key_hash);
     // Its own window (and object), apart from the key's event limit.
     if let Some(wait) = key_limiter::check(env, &format!("{key_hash}/visitors"), 1, visitors::REQUESTS_PER_MINUTE).await {
         return Ok(http::rate_limited(&rate_limit::too_many("key", wait), wait, None));

@@ -3,11 +3,12 @@
 //! core checks the key's kind and the body, plans the SQL and assembles the answer
 //! (millimetric_edge::query), and frames MCP (millimetric_edge::mcp); this runs it.
 
-use millimetric_edge::adapters::{clickhouse_sink, config, http, key_lookup};
+use millimetric_edge::adapters::{auth, clickhouse_sink, config, http, key_lookup};
+use millimetric_edge::auth::Route;
 use millimetric_edge::clickhouse::Role;
 use millimetric_edge::error::ApiError;
 use millimetric_edge::mcp::{protocol, tools};
-use millimetric_edge::query::{access, aggregates, events, plan, realtime};
+use millimetric_edge::query::{aggregates, events, plan, realtime};
 use serde_json::Value;
 use worker::*;
 
@@ -55,23 +56,11 @@ async fn reader(req: &Request, env: &Env) -> std::result::Result<Reader, ApiErro
     Ok(who)
 }
 
-/// The key's project, without counting a query against its rate.
+/// The key's project, without counting a query against its rate: the one authentication
+/// path (millimetric_edge::adapters::auth) for the Query route.
 async fn authenticate(req: &Request, env: &Env) -> std::result::Result<Reader, ApiError> {
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    // The scheme is case-insensitive (RFC 9110): `bearer rk_live_...` is a Bearer token too.
-    let raw_key = header("Authorization").and_then(|h| {
-        let (scheme, token) = h.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
-    });
-    let claimed = access::claimed_kind(raw_key.as_deref())?;
-    let key_hash = millimetric_edge::keys::key_hash(raw_key.as_deref().unwrap_or_default());
-    if let Some(wait) = key_lookup::ip_refusal(env, claimed, &key_hash, header("CF-Connecting-IP").as_deref()).await? {
-        return Err(millimetric_edge::rate_limit::too_many("client address", wait));
-    }
-    let record = key_lookup::lookup_key(env, &key_hash).await?;
-    let origin = header("Origin").filter(|o| !o.trim().is_empty());
-    let (project_id, timezone) = access::authorize(claimed, record, origin.as_deref())?;
-    Ok(Reader { project_id, timezone, key_hash })
+    let caller = auth::authenticate(req, env, Route::Query, None).await?;
+    Ok(Reader { project_id: caller.principal.project_id, timezone: caller.principal.timezone, key_hash: caller.key_hash })
 }
 
 /// One query against the key's rate: 120 a minute.

@@ -1,0 +1,161 @@
+//! One authentication path, end to end: every route that takes a credential, with every kind
+//! of credential (each key kind, a lower-case `bearer`, none, a malformed, an unknown, a revoked
+//! and a rotated-out key, the admin token), without and with a browser's Origin, against both
+//! Workers under `wrangler dev`. Each cell's status and error code must be the policy's
+//! (src/auth.rs). Run by scripts/test (`cargo test -- --include-ignored`).
+
+mod support;
+
+use millimetric_edge::keys::{KeyKind, KeyRecord};
+use millimetric_edge::native::dev_keys::*;
+use serde_json::json;
+use support::{Reply, Stack, ADMIN_TOKEN};
+
+/// An allowed origin of the dev publishable key.
+const ORIGIN: &str = "https://example.com";
+/// An sk_live_ key rotated out: its grace ended a minute ago.
+const ROTATED_OUT: &str = "sk_live_test_rotated_out_0001";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cred {
+    Publishable,
+    Secret,
+    ReadOnly,
+    SecretLowerCaseBearer,
+    Missing,
+    Malformed,
+    Unknown,
+    Revoked,
+    RotatedOut,
+    AdminToken,
+}
+
+const CREDS: [Cred; 10] = [
+    Cred::Publishable,
+    Cred::Secret,
+    Cred::ReadOnly,
+    Cred::SecretLowerCaseBearer,
+    Cred::Missing,
+    Cred::Malformed,
+    Cred::Unknown,
+    Cred::Revoked,
+    Cred::RotatedOut,
+    Cred::AdminToken,
+];
+
+impl Cred {
+    fn authorization(self) -> Option<String> {
+        let bearer = |k: &str| Some(format!("Bearer {k}"));
+        match self {
+            Cred::Publishable => bearer(DEV_PUBLISHABLE),
+            Cred::Secret => bearer(DEV_SECRET),
+            Cred::ReadOnly => bearer(DEV_READ_ONLY),
+            Cred::SecretLowerCaseBearer => Some(format!("bearer {DEV_SECRET}")),
+            Cred::Missing => None,
+            Cred::Malformed => bearer("hello"),
+            Cred::Unknown => bearer("sk_live_not_a_real_key_1"),
+            Cred::Revoked => bearer(DEV_REVOKED),
+            Cred::RotatedOut => bearer(ROTATED_OUT),
+            Cred::AdminToken => bearer(ADMIN_TOKEN),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Route {
+    Collect,
+    Query,
+    Realtime,
+    Mcp,
+    Export,
+    Erase,
+    Audit,
+    Admin,
+}
+
+const ROUTES: [Route; 8] =
+    [Route::Collect, Route::Query, Route::Realtime, Route::Mcp, Route::Export, Route::Erase, Route::Audit, Route::Admin];
+
+/// What the policy says for one cell: the status, and the error code ("" for an answer).
+fn want(route: Route, cred: Cred, with_origin: bool) -> (u16, &'static str) {
+    use Cred::*;
+    if route == Route::Admin {
+        return if cred == AdminToken { (200, "") } else { (401, "admin_token_required") };
+    }
+    let ok = match route {
+        Route::Collect | Route::Erase => (202, ""),
+        _ => (200, ""),
+    };
+    match cred {
+        Missing => (401, "missing_key"),
+        Malformed | AdminToken => (401, "malformed_key"),
+        Unknown => (401, "unknown_key"),
+        Revoked | RotatedOut => (401, "revoked_key"),
+        Secret | SecretLowerCaseBearer if with_origin => (403, "secret_key_in_browser"),
+        Secret | SecretLowerCaseBearer => ok,
+        Publishable => match route {
+            Route::Collect => ok,
+            Route::Query | Route::Realtime | Route::Mcp => (403, "publishable_key_cannot_read"),
+            _ => (403, "secret_key_required"),
+        },
+        ReadOnly => match route {
+            Route::Collect | Route::Erase => (403, "read_only_key"),
+            Route::Audit => (403, "secret_key_required"),
+            _ => ok,
+        },
+    }
+}
+
+fn ask(stack: &Stack, read: &support::ReadWorker, route: Route, cred: Cred, with_origin: bool, n: usize) -> Reply {
+    let auth = cred.authorization();
+    let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    if with_origin {
+        headers.push(("Origin", ORIGIN));
+    }
+    let event = json!({"type": "pageview", "url": "https://example.com/auth-table", "id": format!("auth-table-{n}")}).to_string();
+    let query = json!({"metrics": ["visitors"], "date_range": "7d"}).to_string();
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    match route {
+        Route::Collect => stack.request("POST", "/collect", &headers, event.as_bytes()),
+        Route::Query => read.request("POST", "/v1/query", &headers, query.as_bytes()),
+        Route::Realtime => read.request("GET", "/v1/realtime", &headers, b""),
+        Route::Mcp => {
+            headers.extend([("Accept", "application/json, text/event-stream"), ("MCP-Protocol-Version", "2025-11-25")]);
+            read.request("POST", "/mcp", &headers, ping.as_bytes())
+        }
+        Route::Export => stack.request("GET", "/visitors/auth-table-visitor/events", &headers, b""),
+        Route::Erase => stack.request("DELETE", "/visitors/auth-table-visitor", &headers, b""),
+        Route::Audit => stack.request("GET", "/v1/audit", &headers, b""),
+        Route::Admin => stack.request("GET", "/admin/dead-letters", &headers, b""),
+    }
+}
+
+#[test]
+#[ignore = "needs wrangler and ClickHouse: run scripts/test"]
+fn every_route_authenticates_every_credential_one_way() {
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let rotated = KeyRecord { expires_at_ms: Some(now_ms - 60_000), ..KeyRecord::new(DEV_PROJECT, KeyKind::Secret) };
+    let stack = Stack::start_with_keys("auth", &[(ROTATED_OUT, rotated)]);
+    let read = stack.start_read();
+    let mut wrong = Vec::new();
+    let mut n = 0;
+    for route in ROUTES {
+        for cred in CREDS {
+            for with_origin in [false, true] {
+                n += 1;
+                let r = ask(&stack, &read, route, cred, with_origin, n);
+                let got = (r.status, r.code().to_string());
+                let (status, code) = want(route, cred, with_origin);
+                let cell = format!("{route:?} × {cred:?}{}", if with_origin { " + Origin" } else { "" });
+                println!("{cell:<55} {} {}", got.0, got.1);
+                if got != (status, code.to_string()) {
+                    wrong.push(format!("{cell}: want {status} {code}, got {} {} ({:?})", got.0, got.1, r.body));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {n} cells differ from the policy:\n{}", wrong.len(), wrong.join("\n"));
+}
