@@ -28,9 +28,10 @@ enum Cred {
     Revoked,
     RotatedOut,
     AdminToken,
+    AdminTokenLowerCaseBearer,
 }
 
-const CREDS: [Cred; 10] = [
+const CREDS: [Cred; 11] = [
     Cred::Publishable,
     Cred::Secret,
     Cred::ReadOnly,
@@ -41,6 +42,7 @@ const CREDS: [Cred; 10] = [
     Cred::Revoked,
     Cred::RotatedOut,
     Cred::AdminToken,
+    Cred::AdminTokenLowerCaseBearer,
 ];
 
 impl Cred {
@@ -57,6 +59,7 @@ impl Cred {
             Cred::Revoked => bearer(DEV_REVOKED),
             Cred::RotatedOut => bearer(ROTATED_OUT),
             Cred::AdminToken => bearer(ADMIN_TOKEN),
+            Cred::AdminTokenLowerCaseBearer => Some(format!("bearer {ADMIN_TOKEN}")),
         }
     }
 }
@@ -80,7 +83,7 @@ const ROUTES: [Route; 8] =
 fn want(route: Route, cred: Cred, with_origin: bool) -> (u16, &'static str) {
     use Cred::*;
     if route == Route::Admin {
-        return if cred == AdminToken { (200, "") } else { (401, "admin_token_required") };
+        return if matches!(cred, AdminToken | AdminTokenLowerCaseBearer) { (200, "") } else { (401, "admin_token_required") };
     }
     let ok = match route {
         Route::Collect | Route::Erase => (202, ""),
@@ -88,7 +91,7 @@ fn want(route: Route, cred: Cred, with_origin: bool) -> (u16, &'static str) {
     };
     match cred {
         Missing => (401, "missing_key"),
-        Malformed | AdminToken => (401, "malformed_key"),
+        Malformed | AdminToken | AdminTokenLowerCaseBearer => (401, "malformed_key"),
         Unknown => (401, "unknown_key"),
         Revoked | RotatedOut => (401, "revoked_key"),
         Secret | SecretLowerCaseBearer if with_origin => (403, "secret_key_in_browser"),
@@ -158,4 +161,25 @@ fn every_route_authenticates_every_credential_one_way() {
         }
     }
     assert!(wrong.is_empty(), "{} of {n} cells differ from the policy:\n{}", wrong.len(), wrong.join("\n"));
+    made_up_keys_from_one_address_are_refused_before_the_key_store(&stack);
+}
+
+/// Every route applies the per-address refusal before it reads the key store (GET /v1/audit
+/// once did not): a flood of made-up keys from one address meets a 429 within the limit
+/// (600 a minute; fixed minutes, so 1,300 requests put 650 in one).
+fn made_up_keys_from_one_address_are_refused_before_the_key_store(stack: &Stack) {
+    let mut limited = None;
+    for i in 0..1300 {
+        let auth = format!("Bearer sk_live_made_up_{i}");
+        let r = stack.request("GET", "/v1/audit", &[("Authorization", &auth), ("CF-Connecting-IP", "203.0.113.77")], b"");
+        if r.status == 429 {
+            assert_eq!(r.code(), "rate_limited", "{:?}", r.body);
+            assert!(r.header("Retry-After").is_some(), "{:?}", r.headers);
+            limited = Some(i);
+            break;
+        }
+        assert_eq!((r.status, r.code()), (401, "unknown_key"), "{:?}", r.body);
+    }
+    let at = limited.expect("1,300 made-up keys from one address and no 429 on GET /v1/audit");
+    assert!(at >= 500, "limited too early, after {at} requests");
 }

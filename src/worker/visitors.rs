@@ -1,5 +1,5 @@
 //! `GET /visitors/{mm_aid}/events` and `DELETE /visitors/{mm_aid}`: the adapter around
-//! `crate::visitors`, which decides who may do what and spells the SQL.
+//! `crate::visitors`, which spells the SQL (who may ask: `crate::auth`).
 
 use super::key_lookup::unavailable;
 use super::{clickhouse_sink, config, http, key_limiter};
