@@ -16,6 +16,7 @@ use millimetric_edge::native::dev_keys::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use support::rng::Rng;
 use support::{ch_time, Stack};
 
 const ZONE: &str = "Europe/Berlin";
@@ -70,22 +71,6 @@ const VISIT_DIMS: [&str; 15] = [
     "visit:os",
     "visit:device",
 ];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 /// The most recent last-Sunday-of-October (Europe/Berlin's clocks go back) at least three days
 /// before today: a fixed fact of the calendar relative to the run's clock, never a pinned date.
@@ -236,9 +221,9 @@ fn attrs(rng: &mut Rng) -> [String; 15] {
         _ => "referral",
     };
     let referrer = if source.is_empty() { String::new() } else { format!("https://{}.example/", source.to_lowercase().replace(' ', "")) };
-    let utm = rng.below(3) == 0;
+    let utm = rng.below_u64(3) == 0;
     let (country, region, city) =
-        [("DE", "Berlin", "Berlin"), ("GB", "England", "London"), ("US", "New York", "New York"), ("", "", "")][rng.below(4) as usize];
+        [("DE", "Berlin", "Berlin"), ("GB", "England", "London"), ("US", "New York", "New York"), ("", "", "")][rng.below_u64(4) as usize];
     [
         source.into(),
         medium.into(),
@@ -246,8 +231,8 @@ fn attrs(rng: &mut Rng) -> [String; 15] {
         if utm { rng.pick(&["nl", "hn"]).into() } else { String::new() },
         if utm { "email".into() } else { String::new() },
         if utm { rng.pick(&["launch", "black-friday"]).into() } else { String::new() },
-        if utm && rng.below(2) == 0 { "analytics".into() } else { String::new() },
-        if utm && rng.below(2) == 0 { "banner".into() } else { String::new() },
+        if utm && rng.below_u64(2) == 0 { "analytics".into() } else { String::new() },
+        if utm && rng.below_u64(2) == 0 { "banner".into() } else { String::new() },
         rng.pick(&["", "", "gclid", "fbclid"]).into(),
         country.into(),
         region.into(),
@@ -263,19 +248,22 @@ fn generate(project: &'static str, rng: &mut Rng, start: i64, end: i64, visitors
     let pages = ["/", "/pricing", "/blog/a", "/blog/b", "/docs"];
     for v in 0..visitors {
         let aid = format!("{project}-v{v}");
-        let bot = rng.below(10) == 0;
-        let mut t = start + rng.below((end - start) as u64 / 2) as i64;
-        for _visit in 0..1 + rng.below(3) {
+        let bot = rng.below_u64(10) == 0;
+        let mut t = start + rng.below_u64((end - start) as u64 / 2) as i64;
+        for _visit in 0..1 + rng.below_u64(3) {
             if t >= end {
                 break;
             }
             let first_attrs = attrs(rng);
-            let n = 1 + rng.below(5);
+            let n = 1 + rng.below_u64(5);
             for i in 0..n {
-                let custom = (i > 0 || rng.below(6) == 0) && rng.below(3) == 0;
+                let custom = (i > 0 || rng.below_u64(6) == 0) && rng.below_u64(3) == 0;
                 let name = if custom { rng.pick(&["signup", "purchase"]).to_string() } else { "pageview".to_string() };
-                let props =
-                    if custom && rng.below(4) != 0 { vec![("plan".to_string(), rng.pick(&["free", "pro"]).to_string())] } else { vec![] };
+                let props = if custom && rng.below_u64(4) != 0 {
+                    vec![("plan".to_string(), rng.pick(&["free", "pro"]).to_string())]
+                } else {
+                    vec![]
+                };
                 out.push(Ev {
                     project,
                     id: format!("{aid}-e{}", out.len()),
@@ -291,10 +279,10 @@ fn generate(project: &'static str, rng: &mut Rng, start: i64, end: i64, visitors
                     bot,
                 });
                 // Within a visit: under 30 minutes, sometimes 1799 s exactly.
-                t += if rng.below(8) == 0 { 1799 } else { 5 + rng.below(1500) as i64 };
+                t += if rng.below_u64(8) == 0 { 1799 } else { 5 + rng.below_u64(1500) as i64 };
             }
             // Between visits: 30 minutes or more, sometimes exactly 1800 s.
-            t += if rng.below(5) == 0 { 1800 } else { 1800 + rng.below(2 * 86_400) as i64 };
+            t += if rng.below_u64(5) == 0 { 1800 } else { 1800 + rng.below_u64(2 * 86_400) as i64 };
         }
     }
     // Server events without an mm_aid: each a visitor and a visit of its own.
@@ -302,7 +290,7 @@ fn generate(project: &'static str, rng: &mut Rng, start: i64, end: i64, visitors
         out.push(Ev {
             project,
             id: format!("{project}-anon-{i}"),
-            t: start + rng.below((end - start) as u64) as i64,
+            t: start + rng.below_u64((end - start) as u64) as i64,
             pageview: false,
             name: "purchase".into(),
             host: "example.com".into(),
@@ -865,7 +853,7 @@ fn read_side_matches_the_oracle() {
     assert_eq!((r.status, r.body["error"]["code"].clone()), (400, json!("not_in_aggregates")), "{:?}", r.body);
     println!("oracle: {checked} queries in all, {} of them from aggregates", agg_bodies.len());
     // The sketch's error, as the aggregates use it (states merged from many rows), on this
-    // server: README states at most 1%.
+    // server: docs/stats-api.md states at most 1%.
     for n in [1_000u64, 100_000, 2_000_000] {
         let est: f64 = stack.query(&format!("SELECT uniqCombinedMerge(s) FROM (SELECT uniqCombinedState(concat('v', toString(number))) AS s FROM numbers({n}) GROUP BY number % 97)")).trim().parse().unwrap();
         let err = (est - n as f64).abs() / n as f64;
@@ -931,10 +919,10 @@ fn hostile_bodies(read: &support::ReadWorker) {
     for i in 0..150 {
         let body = if i % 10 == 9 {
             // Bytes, not JSON.
-            (0..rng.below(200)).map(|_| (rng.below(95) as u8 + 32) as char).collect::<String>()
+            (0..rng.below_u64(200)).map(|_| (rng.below_u64(95) as u8 + 32) as char).collect::<String>()
         } else {
-            let n = 1 + rng.below(6);
-            let parts: Vec<&str> = (0..n).map(|_| pieces[rng.below(pieces.len() as u64) as usize]).collect();
+            let n = 1 + rng.below_u64(6);
+            let parts: Vec<&str> = (0..n).map(|_| pieces[rng.below_u64(pieces.len() as u64) as usize]).collect();
             format!("{{{}}}", parts.join(","))
         };
         let r = read.request("POST", "/v1/query", &[("Authorization", &format!("Bearer {DEV_READ_ONLY}"))], body.as_bytes());

@@ -8,18 +8,9 @@ use millimetric_edge::keys::{KeyKind, Principal};
 use millimetric_edge::pipeline::{build_row, RequestContext};
 use std::io::Write;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 const SEEDS: &[&str] = &[
     r#"{"type":"pageview","url":"https://a.com/p?utm_source=x&email=a%40b.com#f","referrer":"https://www.google.com/","mm_aid":"v","props":{"a":1,"b":"x","c":true}}"#,

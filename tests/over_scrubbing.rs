@@ -13,23 +13,24 @@ use millimetric_edge::keys::{KeyKind, Principal};
 use millimetric_edge::pipeline::{build_row, RequestContext};
 use serde_json::{json, Value};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len())]
-    }
-    fn hex(&mut self, n: usize) -> String {
-        (0..n).map(|_| char::from_digit(self.below(16) as u32, 16).unwrap()).collect()
-    }
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
+/// Ordinary values of the kinds real events carry, drawn from the tests' generator.
+trait Ordinary {
+    fn uuid(&mut self) -> String;
+    fn date(&mut self) -> String;
+    fn timestamp(&mut self) -> String;
+    fn semver(&mut self) -> String;
+    fn id(&mut self) -> String;
+    fn price(&mut self) -> String;
+    fn sku(&mut self) -> String;
+    fn color(&mut self) -> String;
+    fn epoch_ms(&mut self) -> String;
+}
+
+impl Ordinary for Rng {
     fn uuid(&mut self) -> String {
         format!("{}-{}-4{}-{}{}-{}", self.hex(8), self.hex(4), self.hex(3), self.pick(&["8", "9", "a", "b"]), self.hex(3), self.hex(12))
     }

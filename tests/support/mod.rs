@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod ports;
+pub mod rng;
 pub use ports::free_port;
 
 use millimetric_edge::keys::{key_hash, KeyRecord};
