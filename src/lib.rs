@@ -18,6 +18,7 @@ pub mod keys;
 pub mod mcp;
 pub mod migrations;
 pub mod paging;
+pub mod percent;
 pub mod pipeline;
 pub mod query;
 pub mod rate_limit;

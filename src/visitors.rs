@@ -39,31 +39,12 @@ fn visitor_id(segment: &str) -> Result<String, ApiError> {
     if segment.contains('/') {
         return Err(bad());
     }
-    let decoded = percent_decode(segment).ok_or_else(bad)?;
+    let decoded = crate::percent::decode_strict(segment).ok_or_else(bad)?;
     // Exactly the ids ingestion takes (event::check_id): an id that can be stored can be erased.
     match crate::event::check_id("mm_aid", Some(decoded), &LIMITS) {
         Ok(Some(id)) => Ok(id),
         _ => Err(bad()),
     }
-}
-
-/// A path segment's percent-escapes decoded as UTF-8; `+`, `&`, `#` and the rest stay as they
-/// are (a path is not a form). None for a broken escape or bytes that are not UTF-8.
-fn percent_decode(segment: &str) -> Option<String> {
-    let b = segment.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
-            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The index of the days each visitor has events on (migrations/0003).

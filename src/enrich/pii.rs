@@ -5,6 +5,7 @@
 //! numbers) and `secrets` (credentials of well-known shapes).
 
 use super::{secrets, text_pii};
+use crate::percent::decode_lossy;
 
 /// Parameter or property names that look like they carry personal data or credentials,
 /// in any case and separator style (`user_email`, `userEmail`, `E-Mail`, `access-token`).
@@ -137,43 +138,19 @@ pub fn decoded_forms(v: &str, plus_is_space: bool) -> (Vec<String>, bool) {
         forms.push(cur.clone());
     }
     for _ in 0..MAX_DECODE_ROUNDS {
-        let next = percent_decode(&cur);
+        let next = decode_lossy(&cur);
         if next == cur {
             return (forms, true);
         }
         forms.push(next.clone());
         cur = next;
     }
-    (forms, percent_decode(&cur) == cur)
+    (forms, decode_lossy(&cur) == cur)
 }
 
 /// The last form of `decoded_forms`: what the value means once fully decoded.
 pub fn decode_until_stable(v: &str, plus_is_space: bool) -> String {
     decoded_forms(v, plus_is_space).0.pop().expect("at least the raw form")
-}
-
-/// One round of percent-decoding (`%XX` only; a stray `%` stays). Invalid UTF-8 becomes U+FFFD.
-pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    if !bytes.contains(&b'%') {
-        return s.to_string();
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let h = (bytes[i + 1] as char).to_digit(16);
-            let l = (bytes[i + 2] as char).to_digit(16);
-            if let (Some(h), Some(l)) = (h, l) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Values that look like PII or secrets whatever their name: an e-mail address, phone or card
