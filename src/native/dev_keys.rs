@@ -1,4 +1,4 @@
-//! The fixed local-development keys written in the README, and their KV records.
+//! The fixed local-development keys written in README.md, and their KV records.
 //! Never used outside `wrangler dev --local`.
 
 use crate::keys::{key_hash, KeyKind, KeyRecord};

@@ -24,6 +24,8 @@
 //! aggregates only if their day is rolled again: `cargo run --bin rollup -- --days A..B`.
 
 use crate::query::aggregates::{DONE_TABLE, RUNS_TABLE};
+pub mod driver;
+
 use crate::query::sql::{self, VISIT_ATTRS};
 use time::{Date, Duration, OffsetDateTime, Time};
 
