@@ -34,7 +34,7 @@ impl AsyncInsert {
 }
 
 /// Which ClickHouse credential a statement goes out with. Each may be its own ClickHouse user
-/// with only the grants its statements need (README, "ClickHouse Cloud"):
+/// with only the grants its statements need (docs/deploy.md, "2. ClickHouse Cloud"):
 /// - `Writer` (CLICKHOUSE_USER): the batch writer's `INSERT INTO events` (and `SELECT
 ///   version()`, which needs no grant);
 /// - `Reader` (CLICKHOUSE_READ_USER): visitor export, `SELECT ... FROM events FINAL`;

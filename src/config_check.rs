@@ -188,7 +188,7 @@ pub fn report(s: &Settings) -> Report {
         None | Some("default") => check(
             "clickhouse_user",
             fail,
-            "CLICKHOUSE_USER is unset or `default` (an administrator): create an insert-only user for the batch writer (README, Deploy to Cloudflare).",
+            "CLICKHOUSE_USER is unset or `default` (an administrator): create an insert-only user for the batch writer (docs/deploy.md, \"Deploy to Cloudflare\").",
         ),
         Some(_) => check("clickhouse_user", Status::Ok, "CLICKHOUSE_USER is set (the batch writer's insert-only user)."),
     });

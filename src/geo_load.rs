@@ -27,7 +27,7 @@ pub struct Policy {
     pub stale_ms: i64,
     /// How long a request waits for another request's load before it goes on without geo.
     pub wait_ms: i64,
-    /// The largest database this isolate loads (see README, "Geo database and memory").
+    /// The largest database this isolate loads (see docs/performance.md, "Geo database and memory").
     pub max_bytes: u64,
 }
 
@@ -44,7 +44,7 @@ impl Default for Policy {
     }
 }
 
-/// 24 MiB. Measured inside workerd (bench/geo-memory, README "Geo database and memory"): at
+/// 24 MiB. Measured inside workerd (bench/geo-memory, docs/performance.md, "Geo database and memory"): at
 /// 20,000 events the Worker itself needs ~16 MiB of wasm memory and 15-35 MiB of JS heap next
 /// to the database, and an isolate has 128 MB (122 MiB) for both. DB-IP Lite Country (7.8 MiB,
 /// IPv4+IPv6) leaves ~80 MiB of room; DB-IP Lite City IPv4 (60.1 MiB; its search tree alone

@@ -144,7 +144,7 @@ pub fn kind_name(k: KeyKind) -> &'static str {
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| bad("invalid_body", format!("The body does not read ({e}). See README, \"Keys\".")))
+    serde_json::from_slice(body).map_err(|e| bad("invalid_body", format!("The body does not read ({e}). See docs/keys.md.")))
 }
 
 /// `POST /admin/keys`: which project, which kinds (default: all three), and their settings.

@@ -302,7 +302,7 @@ fn check_against_the_api(read: &ReadWorker, out: &Value) {
     same!(s["query"], api["query"], "query_stats echo");
     assert!(!s["results"].as_array().unwrap().is_empty());
 
-    // explain_metrics: README's definitions.
+    // explain_metrics: the definitions of docs/stats-api.md.
     let s = ok(out, 6);
     assert!(s["definitions"]["bounce"].as_str().unwrap().starts_with("a visit with one pageview and no custom event"));
 

@@ -1,6 +1,6 @@
 //! The real DB-IP Lite databases (CC BY 4.0, "IP Geolocation by DB-IP", https://db-ip.com),
 //! read natively the way the Worker reads them: Country (IPv4+IPv6), the production choice,
-//! and City IPv4, which resolves cities but does not fit an isolate (see README). Fetched by scripts/setup
+//! and City IPv4, which resolves cities but does not fit an isolate (see docs/performance.md). Fetched by scripts/setup
 //! into $MM_FIXTURES/dbip (never committed). DB-IP updates monthly and setup may fetch a newer
 //! month, so only what does not move is asserted: countries of long-lived institutional
 //! networks, a few regions and cities, and coverage. MaxMind's test database keeps the exact

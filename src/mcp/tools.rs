@@ -4,6 +4,7 @@
 //! `structuredContent` plus a short summary. Pure; tested natively.
 
 use crate::error::ApiError;
+use crate::query::request::{dimension_names, Metric};
 use serde_json::{json, Map, Value};
 
 /// What a tool call answers: structured content and a summary, or a sentence saying what to
@@ -39,7 +40,19 @@ pub enum Prepared {
 
 const PERIODS: &str = "A named period counted in `timezone` (`7d`, `28d`, `30d`, `91d` are the whole days before today, today excluded; `day` is today so far; `month`, `year`, `6mo`, `12mo` run through today; `24h` the last 24 hours; `all` the last 732 days), or a pair of local dates [\"2026-11-01\",\"2026-11-30\"] (inclusive) or RFC 3339 date-times.";
 const FILTERS: &str = "Optional. Stats API filters, each [operator, dimension, values] with operator is, is_not, contains, contains_not, matches, matches_not (RE2), combined with [\"and\",[...]], [\"or\",[...]], [\"not\",filter]. Example: [[\"is\",\"visit:country\",[\"DE\"]],[\"contains\",\"event:page\",[\"/blog\"]]].";
-const DIMENSIONS: &str = "event:page, event:name, event:hostname, event:props:<key>, visit:entry_page, visit:exit_page, visit:source, visit:medium, visit:referrer, visit:utm_source, visit:utm_medium, visit:utm_campaign, visit:utm_term, visit:utm_content, visit:click_id_type, visit:country, visit:region, visit:city, visit:browser, visit:os, visit:device";
+/// The dimensions a tool breaks down by, from the query's own list: all but the time buckets
+/// (those are the timeseries tool's `interval`).
+fn breakdown_dimensions() -> String {
+    dimension_names().into_iter().filter(|d| !d.starts_with("time:")).collect::<Vec<_>>().join(", ")
+}
+
+/// The metrics a row can be ranked or charted by, from the query's own list: all but
+/// `percentage` (a row's share, which `top` adds by itself).
+fn ranked_metrics() -> Vec<&'static str> {
+    Metric::ALL.iter().filter(|m| **m != Metric::Percentage).map(|m| m.name()).collect()
+}
+
+/// The overview's headline numbers.
 const COUNTS: [&str; 7] = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"];
 
 fn date_range_schema(default: &str) -> Value {
@@ -54,7 +67,7 @@ fn timezone_schema() -> Value {
 }
 
 fn metric_schema(desc: &str) -> Value {
-    json!({"type": "string", "enum": ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events", "conversion_rate"], "default": "visitors", "description": desc})
+    json!({"type": "string", "enum": ranked_metrics(), "default": "visitors", "description": desc})
 }
 
 fn annotations(title: &str) -> Value {
@@ -63,6 +76,8 @@ fn annotations(title: &str) -> Value {
 
 /// The tools, in a fixed order (`tools/list`).
 pub fn definitions() -> Value {
+    let (dimensions, every_dimension) = (breakdown_dimensions(), dimension_names().join(", "));
+    let every_metric: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
     let object = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required, "additionalProperties": false});
     json!([
         {
@@ -81,9 +96,9 @@ pub fn definitions() -> Value {
         {
             "name": "top",
             "title": "Top values of one dimension",
-            "description": format!("The top values of one dimension for a period, e.g. top pages, sources (AI assistants such as ChatGPT or Perplexity are sources with medium \"ai\"), countries, devices, UTM campaigns or a custom event's property. Each row has the value, the chosen metric, visitors, and percentage (the row's visitors as % of all visitors under the same filters). Visit dimensions (visit:*) are the visit's first event's; event dimensions count the matching events. An empty value shows as \"(none)\". `total_rows` says how many distinct values there are. Dimensions: {DIMENSIONS}. Default: visitors over the last 30 whole days, 10 rows. Example: {{\"dimension\":\"visit:source\",\"date_range\":\"7d\",\"limit\":5}} answers \"where did visitors come from last week?\""),
+            "description": format!("The top values of one dimension for a period, e.g. top pages, sources (AI assistants such as ChatGPT or Perplexity are sources with medium \"ai\"), countries, devices, UTM campaigns or a custom event's property. Each row has the value, the chosen metric, visitors, and percentage (the row's visitors as % of all visitors under the same filters). Visit dimensions (visit:*) are the visit's first event's; event dimensions count the matching events. An empty value shows as \"(none)\". `total_rows` says how many distinct values there are. Dimensions: {dimensions}. Default: visitors over the last 30 whole days, 10 rows. Example: {{\"dimension\":\"visit:source\",\"date_range\":\"7d\",\"limit\":5}} answers \"where did visitors come from last week?\""),
             "inputSchema": object(json!({
-                "dimension": {"type": "string", "description": format!("The dimension to break down by: {DIMENSIONS}. Example: \"event:page\".")},
+                "dimension": {"type": "string", "description": format!("The dimension to break down by: {dimensions}. Example: \"event:page\".")},
                 "metric": metric_schema("What to rank by. Default \"visitors\". conversion_rate needs an event:name filter, e.g. [[\"is\",\"event:name\",[\"signup\"]]]."),
                 "date_range": date_range_schema("30d"),
                 "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10, "description": "How many rows, 1 to 1000. Default 10."},
@@ -126,9 +141,9 @@ pub fn definitions() -> Value {
         {
             "name": "query_stats",
             "title": "Any Stats API query",
-            "description": format!("The whole Millimetric Stats API (POST /v1/query, the shape of Plausible's Stats API v2), for questions the other tools do not answer: several metrics and up to 4 dimensions at once, filters, ordering, paging, comparisons. The answer is the API's own: results [{{\"dimensions\":[...],\"metrics\":[...] in the order asked, \"comparison\":{{...}}}}], meta, and the normalised query with its dates resolved. Metrics: visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration (seconds), events, percentage, conversion_rate (needs an event:name filter). Dimensions: {DIMENSIONS}, time:hour, time:day, time:week, time:month. Bots are excluded unless include.bots. Example: {{\"metrics\":[\"visitors\",\"conversion_rate\"],\"date_range\":\"30d\",\"dimensions\":[\"visit:source\"],\"filters\":[[\"is\",\"event:name\",[\"signup\"]]]}} answers \"which sources convert to signups?\""),
+            "description": format!("The whole Millimetric Stats API (POST /v1/query, the shape of Plausible's Stats API v2), for questions the other tools do not answer: several metrics and up to 4 dimensions at once, filters, ordering, paging, comparisons. The answer is the API's own: results [{{\"dimensions\":[...],\"metrics\":[...] in the order asked, \"comparison\":{{...}}}}], meta, and the normalised query with its dates resolved. Metrics: visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration (seconds), events, percentage, conversion_rate (needs an event:name filter). Dimensions: {every_dimension}. Bots are excluded unless include.bots. Example: {{\"metrics\":[\"visitors\",\"conversion_rate\"],\"date_range\":\"30d\",\"dimensions\":[\"visit:source\"],\"filters\":[[\"is\",\"event:name\",[\"signup\"]]]}} answers \"which sources convert to signups?\""),
             "inputSchema": object(json!({
-                "metrics": {"type": "array", "items": {"type": "string", "enum": ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events", "percentage", "conversion_rate"]}, "minItems": 1, "description": "Required. The metrics, e.g. [\"visitors\",\"pageviews\"]."},
+                "metrics": {"type": "array", "items": {"type": "string", "enum": every_metric}, "minItems": 1, "description": "Required. The metrics, e.g. [\"visitors\",\"pageviews\"]."},
                 "date_range": {"description": format!("Required. {PERIODS}"), "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}]},
                 "dimensions": {"type": "array", "items": {"type": "string"}, "maxItems": 4, "description": "Optional. Up to 4 dimensions to group by, e.g. [\"visit:source\",\"event:page\"]."},
                 "filters": {"type": "array", "description": FILTERS},
@@ -144,7 +159,7 @@ pub fn definitions() -> Value {
         {
             "name": "explain_metrics",
             "title": "What the numbers mean",
-            "description": "The definitions Millimetric counts by, as its README states them: visitor, visit, visit dimensions, bounce and bounce_rate, visit_duration, pageviews and events, how event filters count, percentage and conversion_rate, rounding, dates and periods, comparisons, bots. No arguments. Example: {} answers \"what counts as a bounce here?\"",
+            "description": "The definitions Millimetric counts by, as docs/stats-api.md states them: visitor, visit, visit dimensions, bounce and bounce_rate, visit_duration, pageviews and events, how event filters count, percentage and conversion_rate, rounding, dates and periods, comparisons, bots. No arguments. Example: {} answers \"what counts as a bounce here?\"",
             "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
             "outputSchema": {"type": "object", "properties": {"definitions": {"type": "object"}}, "required": ["definitions"]},
             "annotations": annotations("What the numbers mean"),
@@ -152,7 +167,7 @@ pub fn definitions() -> Value {
     ])
 }
 
-/// The definitions, word for word from README's "Stats API" section (a test keeps them so).
+/// The definitions, word for word from docs/stats-api.md (a test keeps them so).
 pub const DEFINITIONS: [(&str, &str); 13] = [
     ("visitor", "a distinct `mm_aid` within the project; exact (`uniqExact` on raw events). A server event without an `mm_aid` is a visitor (and a visit) of its own."),
     ("visit", "one visitor's run of events with no gap of 30 minutes or more, derived at query time from `mm_aid` and timestamps, within the queried range (a visit that began before the range counts from its first event inside it). The snippet stores nothing new."),
@@ -217,9 +232,6 @@ fn period(args: &Map<String, Value>, body: &mut Value, with_filters: bool) {
     }
 }
 
-const METRICS: [&str; 8] =
-    ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events", "conversion_rate"];
-
 /// A call's arguments to what the Worker runs, or a tool error saying what to change.
 pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolResult> {
     match tool {
@@ -239,9 +251,9 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
             let dimension = match args.get("dimension") {
                 Some(Value::String(d)) if !d.starts_with("time:") => d.clone(),
                 Some(Value::String(d)) => return Err(fail(format!("`dimension` \"{d}\" is a time bucket: use the timeseries tool for a metric over time, or a dimension such as event:page or visit:source here."))),
-                _ => return Err(fail(format!("top needs `dimension`, a string such as \"event:page\" or \"visit:source\". Dimensions: {DIMENSIONS}."))),
+                _ => return Err(fail(format!("top needs `dimension`, a string such as \"event:page\" or \"visit:source\". Dimensions: {}.", breakdown_dimensions()))),
             };
-            let metric = string_arg(tool, args, "metric", "visitors", Some(&METRICS))?;
+            let metric = string_arg(tool, args, "metric", "visitors", Some(ranked_metrics().as_slice()))?;
             let limit = match args.get("limit") {
                 None | Some(Value::Null) => 10,
                 Some(v) => match v.as_u64() {
@@ -261,7 +273,7 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
         }
         "timeseries" => {
             check_names(tool, args, &["metric", "interval", "date_range", "filters", "timezone"])?;
-            let metric = string_arg(tool, args, "metric", "visitors", Some(&METRICS))?;
+            let metric = string_arg(tool, args, "metric", "visitors", Some(ranked_metrics().as_slice()))?;
             let interval = string_arg(tool, args, "interval", "day", Some(&["hour", "day", "week", "month"]))?;
             let dim = format!("time:{interval}");
             let mut body = json!({"metrics": [metric], "dimensions": [dim], "order_by": [[dim, "asc"]], "pagination": {"limit": 10000}});
@@ -479,6 +491,38 @@ pub fn explain() -> ToolResult {
 mod tests {
     use super::*;
 
+    /// The tools' lists of metrics and dimensions come from the query's enums: a metric or
+    /// dimension added there shows in the tools, and a tool never names one the query lacks.
+    #[test]
+    fn the_tools_name_exactly_the_query_s_metrics_and_dimensions() {
+        let tools = definitions();
+        let tool = |name: &str| tools.as_array().unwrap().iter().find(|t| t["name"] == name).unwrap().clone();
+        let names = |v: &Value| v.as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect::<Vec<_>>();
+        let every_metric: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_string()).collect();
+        let query = tool("query_stats");
+        assert_eq!(names(&query["inputSchema"]["properties"]["metrics"]["items"]["enum"]), every_metric);
+        let described = query["description"].as_str().unwrap();
+        for m in &every_metric {
+            assert!(described.contains(m.as_str()), "query_stats does not name the metric {m}");
+        }
+        for d in dimension_names() {
+            assert!(described.contains(d), "query_stats does not name the dimension {d}");
+        }
+        for name in ["top", "timeseries"] {
+            for m in names(&tool(name)["inputSchema"]["properties"]["metric"]["enum"]) {
+                assert!(every_metric.contains(&m), "{name} offers {m}, which the query does not know");
+            }
+        }
+        let top = tool("top");
+        for d in dimension_names().into_iter().filter(|d| !d.starts_with("time:")) {
+            assert!(top["description"].as_str().unwrap().contains(d), "top does not name the dimension {d}");
+            assert!(top["inputSchema"]["properties"]["dimension"]["description"].as_str().unwrap().contains(d));
+        }
+        for m in COUNTS {
+            assert!(every_metric.iter().any(|x| x == m), "the overview counts {m}, which the query does not know");
+        }
+    }
+
     fn args(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
     }
@@ -507,9 +551,9 @@ mod tests {
 
     #[test]
     fn definitions_are_readme_word_for_word() {
-        let readme = include_str!("../../README.md").split_whitespace().collect::<Vec<_>>().join(" ");
+        let readme = include_str!("../../docs/stats-api.md").split_whitespace().collect::<Vec<_>>().join(" ");
         for (k, v) in DEFINITIONS {
-            assert!(readme.contains(v), "README no longer says the `{k}` definition: {v}");
+            assert!(readme.contains(v), "docs/stats-api.md no longer says the `{k}` definition: {v}");
         }
     }
 
