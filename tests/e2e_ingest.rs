@@ -19,7 +19,7 @@ fn browser() -> Vec<(&'static str, &'static str)> {
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn ingest_end_to_end() {
-    let stack = Stack::start("ingest");
+    let stack = Stack::named("ingest").start();
     pageview_lands_in_clickhouse(&stack);
     server_batch_with_one_bad_event(&stack);
     forwarded_ip_gets_database_geo(&stack);

@@ -50,7 +50,7 @@ fn until_refused(stack: &Stack, key: &str, limit: Duration) -> Option<f64> {
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn key_lifecycle_end_to_end() {
-    let stack = Stack::start("keys");
+    let stack = Stack::named("keys").start();
     let (ok, created) =
         keys_cli(&stack, &["create", "shop", "--origins", "https://old.shop.example", "--limit", "1000", "--timezone", "Europe/Berlin"]);
     assert!(ok, "{created}");

@@ -333,7 +333,7 @@ fn mcp_clients_agree_with_the_stats_api() {
     // One anchor for every event, read just before they go in (realtime counts the last
     // minutes); no UTC midnight passes while the test runs ("7d" would move).
     support::wait_clear_of_midnight(&[&jiff::tz::TimeZone::UTC], Duration::from_secs(5 * 60));
-    let stack = Stack::start("mcp");
+    let stack = Stack::named("mcp").start();
     let read = stack.start_read();
     let now = jiff::Timestamp::now().as_second();
     let n = seed(&stack, now);

@@ -572,7 +572,7 @@ fn read_side_matches_the_oracle() {
     let now = Timestamp::now();
     let today = now.to_zoned_datetime(berlin.clone()).date();
     let plan = layout(today);
-    let stack = Stack::start("read");
+    let stack = Stack::named("read").start();
     let read = stack.start_read();
     // The raw oracle's weeks and the 30-day events stay apart (the layout test), so the
     // aggregates' range never holds a raw event the retention run keeps, even though the raw

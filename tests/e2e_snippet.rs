@@ -386,7 +386,7 @@ fn broken(snippet: &str, name: &str, from: &str, to: &str) -> Build {
 #[ignore = "needs wrangler, ClickHouse and Chromium: run scripts/test"]
 fn snippet_in_a_real_browser() {
     let record = KeyRecord { allowed_origins: vec![site()], hash_routing: true, ..KeyRecord::new(DEV_PROJECT, KeyKind::Publishable) };
-    let stack = Stack::start_with_keys("snippet-chromium", &[(KEY, record)]);
+    let stack = Stack::named("snippet-chromium").key(KEY, record).start();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
 
     let script = stack.request("GET", "/mm.js", &[], b"");

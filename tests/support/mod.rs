@@ -87,48 +87,62 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// What a test's stack starts with, and the one way to start it:
+/// `Stack::named("name")`, then any of `.var(k, v)`, `.geo(db)`, `.key(raw, record)`, `.start()`.
+pub struct StackSpec {
+    name: String,
+    vars: Vec<(String, String)>,
+    geo_db: Option<PathBuf>,
+    keys: Vec<(String, KeyRecord)>,
+}
+
+impl StackSpec {
+    /// A `--var` for the edge Worker (`MM_ENV` replaces the default `development`).
+    pub fn var(mut self, key: &str, value: &str) -> Self {
+        self.vars.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// `db` as the R2 object `city.mmdb` of the `GEO` bucket, or no such object (by default
+    /// MaxMind's test City database, whose data never changes: 81.2.69.142 is GB / England /
+    /// London).
+    pub fn geo(mut self, db: Option<&Path>) -> Self {
+        self.geo_db = db.map(Path::to_path_buf);
+        self
+    }
+
+    /// A key record of the test's own next to the dev keys (e.g. a publishable key whose
+    /// allowed origin is the test's page).
+    pub fn key(mut self, raw: &str, record: KeyRecord) -> Self {
+        self.keys.push((raw.to_string(), record));
+        self
+    }
+
+    /// ClickHouse with the migrations, the keys seeded, the edge Worker under `wrangler dev`.
+    pub fn start(self) -> Stack {
+        Stack::start_full(&self.name, self.vars, self.geo_db, self.keys)
+    }
+}
+
 impl Stack {
     /// `name` keeps state dirs apart; the ports are the harness's own (`ports::free_port`).
-    pub fn start(name: &str) -> Stack {
-        Self::start_with(name, &[])
+    pub fn named(name: &str) -> StackSpec {
+        StackSpec {
+            name: name.to_string(),
+            vars: Vec::new(),
+            geo_db: Some(fixtures().join("mmdb/GeoIP2-City-Test.mmdb")),
+            keys: Vec::new(),
+        }
     }
 
-    pub fn start_with(name: &str, vars: &[(&str, &str)]) -> Stack {
-        // MaxMind's test City database stands in for the production geo database: its data
-        // never changes (81.2.69.142 is GB / England / London).
-        Self::start_with_geo(name, vars, Some(&fixtures().join("mmdb/GeoIP2-City-Test.mmdb")))
-    }
-
-    /// With `geo_db` as the R2 object `city.mmdb` of the `GEO` bucket, or no such object
-    /// (tests/e2e_geo.rs puts the real DB-IP Lite City database there, or none).
-    pub fn start_with_geo(name: &str, vars: &[(&str, &str)], geo_db: Option<&Path>) -> Stack {
-        Self::start_full(name, vars, geo_db, &[])
-    }
-
-    /// With key records of the test's own next to the dev keys (e.g. a publishable key whose
-    /// allowed origin is the test's page).
-    pub fn start_with_keys(name: &str, keys: &[(&str, KeyRecord)]) -> Stack {
-        Self::start_full(name, &[], Some(&fixtures().join("mmdb/GeoIP2-City-Test.mmdb")), keys)
-    }
-
-    fn start_full(name: &str, vars: &[(&str, &str)], geo_db: Option<&Path>, keys: &[(&str, KeyRecord)]) -> Stack {
+    fn start_full(name: &str, extra_vars: Vec<(String, String)>, geo_db: Option<PathBuf>, extra_keys: Vec<(String, KeyRecord)>) -> Stack {
         let root = root();
         assert!(root.join("node_modules/.bin/wrangler").exists(), "wrangler is not installed: run scripts/test (or scripts/setup) first");
         let state = std::env::temp_dir().join(format!("mm-e2e-{name}"));
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).unwrap();
-        let mut stack = Stack {
-            root,
-            state,
-            port: 0,
-            ch_port: 0,
-            ch_tcp_port: 0,
-            inspector_port: 0,
-            wrangler: None,
-            extra_vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            geo_db: geo_db.map(Path::to_path_buf),
-            extra_keys: keys.iter().map(|(k, r)| (k.to_string(), r.clone())).collect(),
-        };
+        let mut stack =
+            Stack { root, state, port: 0, ch_port: 0, ch_tcp_port: 0, inspector_port: 0, wrangler: None, extra_vars, geo_db, extra_keys };
         stack.start_clickhouse_on_free_ports();
         let applied = millimetric_edge::native::migrate::run(&stack.ch_server(), "millimetric", &stack.root.join("migrations"))
             .expect("migrations apply");
