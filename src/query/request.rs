@@ -318,6 +318,25 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
 /// The body of `POST /v1/query`, checked. The project is the key's: a body that names one
 /// (`site_id`, `project_id`) is refused rather than ignored.
 pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
+    let w = wire(body)?;
+    let metrics = metrics(w.metrics)?;
+    let dimensions = dimensions(&w.dimensions)?;
+    let filter = filters(&w.filters)?;
+    metrics_have_what_they_need(&metrics, &dimensions, filter.as_ref())?;
+    let timezone = timezone(w.timezone)?;
+    let order_by = order_by(&w.order_by, &metrics, &dimensions)?;
+    let (limit, offset) = pagination(w.pagination)?;
+    let compare = compare(w.compare)?;
+    let (include_bots, total_rows) = include(w.include)?;
+    let source = source(w.source)?;
+    let date_range = w.date_range.ok_or_else(|| {
+        bad("missing_date_range", "`date_range` is required: \"day\", \"7d\", \"30d\", \"month\", ... or [\"2026-11-01\", \"2026-11-07\"].")
+    })?;
+    Ok(Query { metrics, dimensions, filter, date_range, timezone, order_by, limit, offset, compare, include_bots, total_rows, source })
+}
+
+/// The body as JSON fields: an object, no project named, no field the query does not take.
+fn wire(body: &[u8]) -> Result<Wire, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         bad(
             "invalid_json",
@@ -332,7 +351,7 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
             return Err(bad("project_from_key", format!("`{named}` is not taken: a query answers for its key's project only. Remove it.")));
         }
     }
-    let w: Wire = serde_json::from_value(v).map_err(|e| {
+    serde_json::from_value(v).map_err(|e| {
         let msg = e.to_string();
         let field = msg.split('`').nth(1).unwrap_or("").to_string();
         if msg.starts_with("unknown field") {
@@ -340,10 +359,12 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         } else {
             bad("invalid_field", format!("A field has the wrong type ({msg})."))
         }
-    })?;
+    })
+}
 
-    let metrics =
-        w.metrics.ok_or_else(|| bad("missing_metrics", "`metrics` is required: a list such as [\"visitors\", \"pageviews\"]."))?;
+/// `metrics`: required, known, each once.
+fn metrics(metrics: Option<Vec<Value>>) -> Result<Vec<Metric>, ApiError> {
+    let metrics = metrics.ok_or_else(|| bad("missing_metrics", "`metrics` is required: a list such as [\"visitors\", \"pageviews\"]."))?;
     if metrics.is_empty() {
         return Err(bad("missing_metrics", "`metrics` is empty: name at least one, e.g. [\"visitors\"]."));
     }
@@ -358,12 +379,16 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         }
         ms.push(metric);
     }
+    Ok(ms)
+}
 
-    if w.dimensions.len() > MAX_DIMENSIONS {
-        return Err(bad("invalid_dimension", format!("`dimensions` has {}; at most {MAX_DIMENSIONS} are taken.", w.dimensions.len())));
+/// `dimensions`: at most MAX_DIMENSIONS, known, each once, one time dimension at the most.
+fn dimensions(dimensions: &[Value]) -> Result<Vec<Dimension>, ApiError> {
+    if dimensions.len() > MAX_DIMENSIONS {
+        return Err(bad("invalid_dimension", format!("`dimensions` has {}; at most {MAX_DIMENSIONS} are taken.", dimensions.len())));
     }
     let mut dims = Vec::new();
-    for d in &w.dimensions {
+    for d in dimensions {
         let dim = d.as_str().and_then(Dimension::parse).ok_or_else(|| {
             bad("invalid_dimension", format!("`dimensions` has `{}`; use one of {}.", short(d), dimension_names().join(", ")))
         })?;
@@ -375,15 +400,23 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         }
         dims.push(dim);
     }
+    Ok(dims)
+}
 
-    let filter = match w.filters.len() {
+/// `filters`: each checked; several are all of them (`and`).
+fn filters(filters: &[Value]) -> Result<Option<Filter>, ApiError> {
+    Ok(match filters.len() {
         0 => None,
-        1 => Some(parse_filter(&w.filters[0], 0)?),
-        _ => Some(Filter::And(w.filters.iter().map(|f| parse_filter(f, 0)).collect::<Result<_, _>>()?)),
-    };
+        1 => Some(parse_filter(&filters[0], 0)?),
+        _ => Some(Filter::And(filters.iter().map(|f| parse_filter(f, 0)).collect::<Result<_, _>>()?)),
+    })
+}
 
+/// Metrics that need something else of the query: conversion_rate an event:name filter,
+/// percentage a dimension.
+fn metrics_have_what_they_need(ms: &[Metric], dimensions: &[Dimension], filter: Option<&Filter>) -> Result<(), ApiError> {
     if ms.contains(&Metric::ConversionRate) {
-        let names_event = filter.as_ref().is_some_and(|f| f.without_event_names().as_ref() != Some(f));
+        let names_event = filter.is_some_and(|f| f.without_event_names().as_ref() != Some(f));
         if !names_event {
             return Err(bad(
                 "conversion_needs_event",
@@ -391,14 +424,18 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
             ));
         }
     }
-    if ms.contains(&Metric::Percentage) && dims.is_empty() {
+    if ms.contains(&Metric::Percentage) && dimensions.is_empty() {
         return Err(bad(
             "percentage_needs_dimension",
             "`percentage` is each row's share of visitors: add a dimension, e.g. [\"visit:source\"].",
         ));
     }
+    Ok(())
+}
 
-    let timezone = match w.timezone {
+/// `timezone`: an IANA name's shape (`dates` resolves it).
+fn timezone(timezone: Option<Value>) -> Result<Option<String>, ApiError> {
+    Ok(match timezone {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Some(s),
         Some(other) => {
@@ -407,10 +444,13 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
                 format!("`timezone` must be an IANA name such as \"Europe/Berlin\", not {}.", short(&other)),
             ))
         }
-    };
+    })
+}
 
+/// `order_by`: [name, "asc"|"desc"] pairs over the query's own metrics and dimensions.
+fn order_by(entries: &[Value], ms: &[Metric], dims: &[Dimension]) -> Result<Vec<(OrderKey, bool)>, ApiError> {
     let mut order_by = Vec::new();
-    for o in &w.order_by {
+    for o in entries {
         let pair = o.as_array().filter(|a| a.len() == 2);
         let (key, dir) = match pair {
             Some(a) => (a[0].as_str().unwrap_or(""), a[1].as_str().unwrap_or("")),
@@ -441,9 +481,13 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         };
         order_by.push((k, desc));
     }
+    Ok(order_by)
+}
 
+/// `pagination`: limit 1 to MAX_LIMIT (DEFAULT_LIMIT), offset up to a million.
+fn pagination(pagination: Option<Value>) -> Result<(u64, u64), ApiError> {
     let (mut limit, mut offset) = (DEFAULT_LIMIT, 0);
-    if let Some(p) = w.pagination {
+    if let Some(p) = pagination {
         let p = p.as_object().ok_or_else(|| bad("invalid_pagination", "`pagination` is {\"limit\": N, \"offset\": N}."))?;
         for (k, v) in p {
             let n = v.as_u64();
@@ -456,18 +500,24 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
             }
         }
     }
+    Ok((limit, offset))
+}
 
-    let compare = match w.compare {
+fn compare(compare: Option<Value>) -> Result<Option<Compare>, ApiError> {
+    Ok(match compare {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s == "previous_period" => Some(Compare::PreviousPeriod),
         Some(Value::String(s)) if s == "year_over_year" => Some(Compare::YearOverYear),
         Some(other) => {
             return Err(bad("invalid_compare", format!("`compare` is `{}`; use \"previous_period\" or \"year_over_year\".", short(&other))))
         }
-    };
+    })
+}
 
+/// `include`: `bots` and `total_rows`, each true or false.
+fn include(include: Option<Value>) -> Result<(bool, bool), ApiError> {
     let (mut include_bots, mut total_rows) = (false, false);
-    if let Some(inc) = w.include {
+    if let Some(inc) = include {
         let inc = inc.as_object().ok_or_else(|| bad("invalid_include", "`include` is {\"total_rows\": true, \"bots\": true}."))?;
         for (k, v) in inc {
             let b = v.as_bool().ok_or_else(|| bad("invalid_include", format!("`include.{k}` must be true or false.")))?;
@@ -478,8 +528,11 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
             }
         }
     }
+    Ok((include_bots, total_rows))
+}
 
-    let source = match w.source {
+fn source(source: Option<Value>) -> Result<SourceChoice, ApiError> {
+    Ok(match source {
         None | Some(Value::Null) => SourceChoice::Auto,
         Some(Value::String(s)) if s == "auto" => SourceChoice::Auto,
         Some(Value::String(s)) if s == "aggregates" => SourceChoice::Aggregates,
@@ -487,24 +540,6 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
         Some(other) => {
             return Err(bad("invalid_source", format!("`source` is `{}`; use \"auto\", \"aggregates\" or \"raw_events\".", short(&other))))
         }
-    };
-
-    let date_range = w.date_range.ok_or_else(|| {
-        bad("missing_date_range", "`date_range` is required: \"day\", \"7d\", \"30d\", \"month\", ... or [\"2026-11-01\", \"2026-11-07\"].")
-    })?;
-    Ok(Query {
-        metrics: ms,
-        dimensions: dims,
-        filter,
-        date_range,
-        timezone,
-        order_by,
-        limit,
-        offset,
-        compare,
-        include_bots,
-        total_rows,
-        source,
     })
 }
 
