@@ -52,102 +52,112 @@ async fn put(env: &Env, hash: &str, r: &KeyRecord) -> Result<(), ApiError> {
     kv.put(hash, v).map_err(|_| unavailable("The key store"))?.execute().await.map_err(|_| unavailable("The key store"))
 }
 
-async fn log(env: &Env, project: &str, result: &Result<(u16, serde_json::Value), ApiError>) {
+async fn log(env: &Env, project: &str, result: &Answer) {
     let now = worker::Date::now().as_millis() as i64;
     super::audit::write(env, &audit::record(project, audit::Action::KeyChange, "admin".into(), now, audit::outcome(result), None)).await;
 }
 
-async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: &Env) -> Result<(u16, serde_json::Value), ApiError> {
+type Answer = Result<(u16, serde_json::Value), ApiError>;
+
+async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: &Env) -> Answer {
     let now = worker::Date::now().as_millis() as i64;
     match (method, rest.trim_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
-        (Method::Post, [""]) => {
-            let (project, kinds, settings) = key_admin::parse_create(body)?;
-            let mut out = Vec::new();
-            for kind in kinds {
-                let raw = key_admin::new_raw_key(kind, &random24());
-                let r = key_admin::new_record(&project, kind, &settings);
-                put(env, &key_hash(&raw), &r).await?;
-                out.push(key_admin::created(&raw, &r));
-            }
-            let result = Ok((201, json!({"keys": out, "note": "The raw keys are shown this once; only their hashes are kept."})));
-            log(env, &project, &result).await;
-            result
-        }
-        (Method::Get, [""]) => {
-            let project = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .find(|(k, _)| k == "project_id")
-                .map(|(_, v)| v.into_owned())
-                .ok_or_else(|| ApiError::bad_request("invalid_project", "Name the project: GET /admin/keys?project_id=..."))?;
-            let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
-            let mut keys = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut list = kv.list();
-                if let Some(c) = cursor.take() {
-                    list = list.cursor(c);
-                }
-                let page = list.execute().await.map_err(|_| unavailable("The key store"))?;
-                for k in page.keys {
-                    if let Some(r) = kv.get(&k.name).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))? {
-                        if r.project_id == project {
-                            keys.push(key_admin::listed(&k.name, &crate::keys::effective(r, now)));
-                        }
-                    }
-                }
-                match page.cursor {
-                    Some(c) if !page.list_complete => cursor = Some(c),
-                    _ => break,
-                }
-            }
-            Ok((200, json!({"project_id": project, "keys": keys})))
-        }
-        (Method::Post, [hash, "rotate"]) => {
-            let hash = key_admin::check_hash(hash)?;
-            let grace = key_admin::parse_grace(body)?;
-            let old = crate::keys::effective(get(env, hash).await?, now);
-            if old.revoked {
-                return Err(ApiError::bad_request(
-                    "invalid_settings",
-                    "This key is revoked (or past its grace): create a new key instead of rotating it.",
-                ));
-            }
-            let (ending, fresh) = key_admin::rotate(&old, now, grace);
-            let raw = key_admin::new_raw_key(fresh.kind, &random24());
-            put(env, &key_hash(&raw), &fresh).await?;
-            put(env, hash, &ending).await?;
-            let result = Ok((
-                201,
-                json!({"key": key_admin::created(&raw, &fresh), "old": key_admin::listed(hash, &ending), "grace_seconds": grace}),
-            ));
-            log(env, &old.project_id, &result).await;
-            result
-        }
-        (Method::Post, [hash, "revoke"]) => {
-            let hash = key_admin::check_hash(hash)?;
-            let mut r = get(env, hash).await?;
-            r.revoked = true;
-            put(env, hash, &r).await?;
-            let result = Ok((
-                200,
-                json!({"key": key_admin::listed(hash, &r), "reaches_every_isolate_within_seconds": key_admin::REVOCATION_BOUND_SECONDS}),
-            ));
-            log(env, &r.project_id, &result).await;
-            result
-        }
-        (Method::Patch, [hash]) => {
-            let hash = key_admin::check_hash(hash)?;
-            let settings = key_admin::parse_settings(body)?;
-            let mut r = get(env, hash).await?;
-            settings.apply(&mut r);
-            put(env, hash, &r).await?;
-            let result = Ok((200, json!({"key": key_admin::listed(hash, &r)})));
-            log(env, &r.project_id, &result).await;
-            result
-        }
+        (Method::Post, [""]) => create(env, body).await,
+        (Method::Get, [""]) => list(env, query, now).await,
+        (Method::Post, [hash, "rotate"]) => rotate(env, key_admin::check_hash(hash)?, body, now).await,
+        (Method::Post, [hash, "revoke"]) => revoke(env, key_admin::check_hash(hash)?).await,
+        (Method::Patch, [hash]) => update(env, key_admin::check_hash(hash)?, body).await,
         _ => Err(ApiError::new(
             405,
             "method_not_allowed",
             "Keys: POST /admin/keys, GET /admin/keys?project_id=, POST /admin/keys/{hash}/rotate|revoke, PATCH /admin/keys/{hash}.",
         )),
     }
+}
+
+/// `POST /admin/keys`: a project's keys, the raw keys in the answer this once.
+async fn create(env: &Env, body: &[u8]) -> Answer {
+    let (project, kinds, settings) = key_admin::parse_create(body)?;
+    let mut out = Vec::new();
+    for kind in kinds {
+        let raw = key_admin::new_raw_key(kind, &random24());
+        let r = key_admin::new_record(&project, kind, &settings);
+        put(env, &key_hash(&raw), &r).await?;
+        out.push(key_admin::created(&raw, &r));
+    }
+    let result = Ok((201, json!({"keys": out, "note": "The raw keys are shown this once; only their hashes are kept."})));
+    log(env, &project, &result).await;
+    result
+}
+
+/// `GET /admin/keys?project_id=`: the project's keys as they stand now (hashes and settings).
+async fn list(env: &Env, query: Option<&str>, now: i64) -> Answer {
+    let project = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "project_id")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| ApiError::bad_request("invalid_project", "Name the project: GET /admin/keys?project_id=..."))?;
+    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    let mut keys = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut list = kv.list();
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await.map_err(|_| unavailable("The key store"))?;
+        for k in page.keys {
+            if let Some(r) = kv.get(&k.name).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))? {
+                if r.project_id == project {
+                    keys.push(key_admin::listed(&k.name, &crate::keys::effective(r, now)));
+                }
+            }
+        }
+        match page.cursor {
+            Some(c) if !page.list_complete => cursor = Some(c),
+            _ => break,
+        }
+    }
+    Ok((200, json!({"project_id": project, "keys": keys})))
+}
+
+/// `POST /admin/keys/{hash}/rotate`: a new key; the old one works for `grace_seconds`.
+async fn rotate(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
+    let grace = key_admin::parse_grace(body)?;
+    let old = crate::keys::effective(get(env, hash).await?, now);
+    if old.revoked {
+        return Err(ApiError::bad_request(
+            "invalid_settings",
+            "This key is revoked (or past its grace): create a new key instead of rotating it.",
+        ));
+    }
+    let (ending, fresh) = key_admin::rotate(&old, now, grace);
+    let raw = key_admin::new_raw_key(fresh.kind, &random24());
+    put(env, &key_hash(&raw), &fresh).await?;
+    put(env, hash, &ending).await?;
+    let result =
+        Ok((201, json!({"key": key_admin::created(&raw, &fresh), "old": key_admin::listed(hash, &ending), "grace_seconds": grace})));
+    log(env, &old.project_id, &result).await;
+    result
+}
+
+/// `POST /admin/keys/{hash}/revoke`: at once.
+async fn revoke(env: &Env, hash: &str) -> Answer {
+    let mut r = get(env, hash).await?;
+    r.revoked = true;
+    put(env, hash, &r).await?;
+    let result =
+        Ok((200, json!({"key": key_admin::listed(hash, &r), "reaches_every_isolate_within_seconds": key_admin::REVOCATION_BOUND_SECONDS})));
+    log(env, &r.project_id, &result).await;
+    result
+}
+
+/// `PATCH /admin/keys/{hash}`: origins, limit, retention, hash routing, time zone.
+async fn update(env: &Env, hash: &str, body: &[u8]) -> Answer {
+    let settings = key_admin::parse_settings(body)?;
+    let mut r = get(env, hash).await?;
+    settings.apply(&mut r);
+    put(env, hash, &r).await?;
+    let result = Ok((200, json!({"key": key_admin::listed(hash, &r)})));
+    log(env, &r.project_id, &result).await;
+    result
 }
