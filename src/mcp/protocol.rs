@@ -150,14 +150,19 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// One POST to the MCP endpoint: `header` reads a request header (case-insensitively).
-/// `tools` is the `tools/list` answer's list.
-pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Value) -> Step {
-    let version_header = header("MCP-Protocol-Version").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+/// A JSON-RPC 2.0 message as sent: its id (None: a notification), method and params.
+struct Message {
+    id: Option<Value>,
+    method: String,
+    params: Map<String, Value>,
+}
+
+/// The body as one JSON-RPC message, or the protocol error to answer with.
+fn message(body: &[u8]) -> Result<Message, Out> {
     let msg: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
-            return Step::Answer(error(
+            return Err(error(
                 400,
                 None,
                 PARSE_ERROR,
@@ -172,15 +177,15 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Valu
         } else {
             "The body must be one JSON-RPC 2.0 message (an object)."
         };
-        return Step::Answer(error(400, None, INVALID_REQUEST, format!("Invalid Request: {what}"), None));
+        return Err(error(400, None, INVALID_REQUEST, format!("Invalid Request: {what}"), None));
     };
     let id = obj.get("id");
     if obj.get("jsonrpc") != Some(&json!("2.0")) {
-        return Step::Answer(error(400, id, INVALID_REQUEST, "Invalid Request: `jsonrpc` must be \"2.0\".", None));
+        return Err(error(400, id, INVALID_REQUEST, "Invalid Request: `jsonrpc` must be \"2.0\".", None));
     }
     let Some(method) = obj.get("method").and_then(Value::as_str) else {
         // A response, or nothing: this server sends no requests, so expects no responses.
-        return Step::Answer(error(
+        return Err(error(
             400,
             id,
             INVALID_REQUEST,
@@ -191,140 +196,171 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Valu
     let params = match obj.get("params") {
         None => Map::new(),
         Some(Value::Object(p)) => p.clone(),
-        Some(_) => return Step::Answer(error(400, id, INVALID_PARAMS, "Invalid params: `params` must be an object.", None)),
+        Some(_) => return Err(error(400, id, INVALID_PARAMS, "Invalid params: `params` must be an object.", None)),
     };
-    let Some(id) = id else {
-        // A notification. Nothing this server does depends on one; a version header it does
-        // not speak is still refused (2025-11-25: 400 for an unsupported MCP-Protocol-Version).
-        if let Some(v) = &version_header {
-            if !SUPPORTED.contains(&v.as_str()) {
-                return Step::Answer(unsupported(400, None, v));
-            }
-        }
-        return Step::Answer(Out::accepted());
+    Ok(Message { id: id.cloned(), method: method.to_string(), params })
+}
+
+/// One POST to the MCP endpoint: `header` reads a request header (case-insensitively).
+/// `tools` is the `tools/list` answer's list.
+pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Value) -> Step {
+    let version_header = header("MCP-Protocol-Version").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let Message { id, method, params } = match message(body) {
+        Ok(m) => m,
+        Err(out) => return Step::Answer(out),
     };
+    let Some(id) = id else { return Step::Answer(notification(version_header.as_deref())) };
     if !(id.is_string() || id.is_i64() || id.is_u64()) {
         return Step::Answer(error(400, None, INVALID_REQUEST, "Invalid Request: `id` must be a string or an integer.", None));
     }
+    match era(header, version_header.as_deref(), &id, &method, &params) {
+        Ok(era) => dispatch(era, &id, &method, &params, tools),
+        Err(out) => Step::Answer(out),
+    }
+}
+
+/// A notification. Nothing this server does depends on one; a version header it does not
+/// speak is still refused (2025-11-25: 400 for an unsupported MCP-Protocol-Version).
+fn notification(version_header: Option<&str>) -> Out {
+    match version_header {
+        Some(v) if !SUPPORTED.contains(&v) => unsupported(400, None, v),
+        _ => Out::accepted(),
+    }
+}
+
+/// Which protocol a request speaks: modern (`_meta` names the version, mirrored in headers),
+/// legacy (`initialize`, then the negotiated version in MCP-Protocol-Version). Err: the answer
+/// to give now, a refusal or the legacy handshake's own answer.
+fn era(
+    header: &dyn Fn(&str) -> Option<String>,
+    version_header: Option<&str>,
+    id: &Value,
+    method: &str,
+    params: &Map<String, Value>,
+) -> Result<Era, Out> {
     let meta = params.get("_meta").and_then(Value::as_object);
-    let meta_version = meta.and_then(|m| m.get(META_VERSION));
+    match meta.and_then(|m| m.get(META_VERSION)) {
+        Some(v) => modern(header, version_header, id, method, params, v),
+        None if method == "initialize" => Err(initialize(id, params)),
+        None => legacy(version_header, id),
+    }
+}
 
-    let era = if let Some(v) = meta_version {
-        // Modern: the body's version, mirrored in the headers.
-        let Some(v) = v.as_str() else {
-            return Step::Answer(error(
-                400,
-                Some(id),
-                INVALID_PARAMS,
-                format!("Invalid params: `_meta.{META_VERSION}` must be a string."),
-                None,
-            ));
-        };
-        match &version_header {
-            None => {
-                return Step::Answer(error(
-                    400,
-                    Some(id),
-                    HEADER_MISMATCH,
-                    "Header mismatch: the MCP-Protocol-Version header is missing.",
-                    None,
-                ))
-            }
-            Some(h) if h != v => {
-                return Step::Answer(error(
-                    400,
-                    Some(id),
-                    HEADER_MISMATCH,
-                    format!("Header mismatch: MCP-Protocol-Version header value '{h}' does not match body value '{v}'."),
-                    None,
-                ))
-            }
-            _ => {}
-        }
-        if v != MODERN {
-            return Step::Answer(unsupported(400, Some(id), v));
-        }
-        match header("Mcp-Method").and_then(|h| decode_header(h.trim())) {
-            None => return Step::Answer(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the Mcp-Method header is missing.", None)),
-            Some(h) if h != method => {
-                return Step::Answer(error(
-                    400,
-                    Some(id),
-                    HEADER_MISMATCH,
-                    format!("Header mismatch: Mcp-Method header value '{h}' does not match body value '{method}'."),
-                    None,
-                ))
-            }
-            _ => {}
-        }
-        if !meta.is_some_and(|m| m.get(META_CAPS).is_some_and(Value::is_object)) {
-            return Step::Answer(error(
-                400,
-                Some(id),
-                INVALID_PARAMS,
-                format!("Invalid params: `_meta` needs `{META_CAPS}` (an object) on every request."),
-                None,
-            ));
-        }
-        if matches!(method, "tools/call" | "resources/read" | "prompts/get") {
-            let body_name = params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str).unwrap_or("");
-            match header("Mcp-Name") {
-                None => {
-                    return Step::Answer(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the Mcp-Name header is missing.", None))
-                }
-                Some(raw) => match decode_header(raw.trim()) {
-                    None => {
-                        return Step::Answer(error(
-                            400,
-                            Some(id),
-                            HEADER_MISMATCH,
-                            "Header mismatch: the Mcp-Name header is not valid Base64 in its =?base64?...?= form.",
-                            None,
-                        ))
-                    }
-                    Some(h) if h != body_name => {
-                        return Step::Answer(error(
-                            400,
-                            Some(id),
-                            HEADER_MISMATCH,
-                            format!("Header mismatch: Mcp-Name header value '{h}' does not match body value '{body_name}'."),
-                            None,
-                        ))
-                    }
-                    _ => {}
-                },
-            }
-        }
-        Era::Modern(v.to_string())
-    } else if method == "initialize" {
-        // Legacy handshake: the client's version if we speak it, else our latest.
-        let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
-        let v = if LEGACY.contains(&asked) { asked } else { LEGACY[0] };
-        let era = Era::Legacy(v.to_string());
-        return Step::Answer(result(
-            &era,
-            id,
-            json!({"protocolVersion": v, "capabilities": {"tools": {"listChanged": false}}, "serverInfo": server_info(), "instructions": INSTRUCTIONS}),
-        ));
-    } else {
-        match version_header.as_deref() {
-            Some(v) if LEGACY.contains(&v) => Era::Legacy(v.to_string()),
-            Some(MODERN) => {
-                return Step::Answer(error(400, Some(id), INVALID_PARAMS, format!("Invalid params: a {MODERN} request carries `_meta.{META_VERSION}` and `_meta.{META_CAPS}`."), None))
-            }
-            Some(v) => return Step::Answer(unsupported(400, Some(id), v)),
-            None => {
-                return Step::Answer(error(
-                    400,
-                    Some(id),
-                    HEADER_MISMATCH,
-                    format!("The MCP-Protocol-Version header is missing. Send `_meta.{META_VERSION}` ({MODERN}) with the headers, or `initialize` first and then the negotiated version in MCP-Protocol-Version."),
-                    None,
-                ))
-            }
-        }
+/// A modern request: the body's version, mirrored in the headers.
+fn modern(
+    header: &dyn Fn(&str) -> Option<String>,
+    version_header: Option<&str>,
+    id: &Value,
+    method: &str,
+    params: &Map<String, Value>,
+    v: &Value,
+) -> Result<Era, Out> {
+    let meta = params.get("_meta").and_then(Value::as_object);
+    let Some(v) = v.as_str() else {
+        return Err(error(400, Some(id), INVALID_PARAMS, format!("Invalid params: `_meta.{META_VERSION}` must be a string."), None));
     };
+    match version_header {
+        None => return Err(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the MCP-Protocol-Version header is missing.", None)),
+        Some(h) if h != v => {
+            return Err(error(
+                400,
+                Some(id),
+                HEADER_MISMATCH,
+                format!("Header mismatch: MCP-Protocol-Version header value '{h}' does not match body value '{v}'."),
+                None,
+            ))
+        }
+        _ => {}
+    }
+    if v != MODERN {
+        return Err(unsupported(400, Some(id), v));
+    }
+    match header("Mcp-Method").and_then(|h| decode_header(h.trim())) {
+        None => return Err(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the Mcp-Method header is missing.", None)),
+        Some(h) if h != method => {
+            return Err(error(
+                400,
+                Some(id),
+                HEADER_MISMATCH,
+                format!("Header mismatch: Mcp-Method header value '{h}' does not match body value '{method}'."),
+                None,
+            ))
+        }
+        _ => {}
+    }
+    if !meta.is_some_and(|m| m.get(META_CAPS).is_some_and(Value::is_object)) {
+        return Err(error(
+            400,
+            Some(id),
+            INVALID_PARAMS,
+            format!("Invalid params: `_meta` needs `{META_CAPS}` (an object) on every request."),
+            None,
+        ));
+    }
+    if matches!(method, "tools/call" | "resources/read" | "prompts/get") {
+        let body_name = params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str).unwrap_or("");
+        match header("Mcp-Name") {
+            None => return Err(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the Mcp-Name header is missing.", None)),
+            Some(raw) => match decode_header(raw.trim()) {
+                None => {
+                    return Err(error(
+                        400,
+                        Some(id),
+                        HEADER_MISMATCH,
+                        "Header mismatch: the Mcp-Name header is not valid Base64 in its =?base64?...?= form.",
+                        None,
+                    ))
+                }
+                Some(h) if h != body_name => {
+                    return Err(error(
+                        400,
+                        Some(id),
+                        HEADER_MISMATCH,
+                        format!("Header mismatch: Mcp-Name header value '{h}' does not match body value '{body_name}'."),
+                        None,
+                    ))
+                }
+                _ => {}
+            },
+        }
+    }
+    Ok(Era::Modern(v.to_string()))
+}
 
+/// The legacy handshake: the client's version if we speak it, else our latest.
+fn initialize(id: &Value, params: &Map<String, Value>) -> Out {
+    let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
+    let v = if LEGACY.contains(&asked) { asked } else { LEGACY[0] };
+    let era = Era::Legacy(v.to_string());
+    result(
+        &era,
+        id,
+        json!({"protocolVersion": v, "capabilities": {"tools": {"listChanged": false}}, "serverInfo": server_info(), "instructions": INSTRUCTIONS}),
+    )
+}
+
+/// A legacy request after the handshake: the negotiated version in MCP-Protocol-Version.
+fn legacy(version_header: Option<&str>, id: &Value) -> Result<Era, Out> {
+    match version_header {
+        Some(v) if LEGACY.contains(&v) => Ok(Era::Legacy(v.to_string())),
+        Some(MODERN) => {
+            Err(error(400, Some(id), INVALID_PARAMS, format!("Invalid params: a {MODERN} request carries `_meta.{META_VERSION}` and `_meta.{META_CAPS}`."), None))
+        }
+        Some(v) => Err(unsupported(400, Some(id), v)),
+        None => {
+            Err(error(
+                400,
+                Some(id),
+                HEADER_MISMATCH,
+                format!("The MCP-Protocol-Version header is missing. Send `_meta.{META_VERSION}` ({MODERN}) with the headers, or `initialize` first and then the negotiated version in MCP-Protocol-Version."),
+                None,
+            ))
+        }
+    }
+}
+
+/// The method, in the request's protocol era.
+fn dispatch(era: Era, id: &Value, method: &str, params: &Map<String, Value>, tools: &Value) -> Step {
     match method {
         "server/discover" if matches!(era, Era::Modern(_)) => Step::Answer(result(
             &era,
