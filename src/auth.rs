@@ -52,8 +52,9 @@ impl Route {
 /// around the header's value is not part of it). None for any other scheme, or no token.
 pub fn bearer(authorization: Option<&str>) -> Option<&str> {
     let (scheme, token) = authorization?.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    let token = token.trim_start_matches(' ');
+    let one_token = !token.is_empty() && !token.contains(char::is_whitespace);
+    (scheme.eq_ignore_ascii_case("bearer") && one_token).then_some(token)
 }
 
 /// Before any lookup: the kind the raw key's prefix claims, if that kind may use `route` at all.
@@ -212,7 +213,17 @@ mod tests {
         for h in ["Bearer sk_live_a1", "bearer sk_live_a1", "BEARER  sk_live_a1 ", " Bearer sk_live_a1"] {
             assert_eq!(bearer(Some(h)), Some("sk_live_a1"), "{h:?}");
         }
-        for h in ["Basic sk_live_a1", "Bearer", "Bearer   ", "sk_live_a1", "Bearersk_live_a1", "Bearer\tsk_live_a1", ""] {
+        for h in [
+            "Basic sk_live_a1",
+            "Bearer",
+            "Bearer   ",
+            "sk_live_a1",
+            "Bearersk_live_a1",
+            "Bearer\tsk_live_a1",
+            "Bearer \tsk_live_a1",
+            "Bearer sk_live_a1 x",
+            "",
+        ] {
             assert_eq!(bearer(Some(h)), None, "{h:?}");
         }
         assert_eq!(bearer(None), None);
