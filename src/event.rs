@@ -358,81 +358,19 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
             format!("The event has a field of the wrong type ({e}). Check it against the API reference."),
         )
     })?;
-    let name = bounded("name", w.name, limits.max_name_bytes)?;
-    let kind = match w.kind.as_deref().map(str::trim) {
-        None | Some("pageview") => EventKind::Pageview,
-        Some("event") | Some("custom") => EventKind::Custom(name.ok_or_else(|| {
-            ApiError::bad_request("missing_name", "A custom event needs a `name`, e.g. {\"type\":\"event\",\"name\":\"signup\"}.")
-        })?),
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_type",
-                format!("`type` is `{other}`; it must be `pageview` or `event` (with a `name`)."),
-            ))
-        }
-    };
-    let url = bounded("url", w.url, limits.max_url_bytes)?
-        .ok_or_else(|| ApiError::bad_request("missing_url", "The event needs `url`: the full address of the page it happened on."))?;
-    // A cheap shape check here; the pipeline's one full parse refuses what this lets through.
-    let lower_start = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
-    if !(lower_start.starts_with("http://") || lower_start.starts_with("https://")) {
-        return Err(ApiError::bad_request("invalid_url", "`url` must be an absolute http(s) URL, e.g. https://example.com/pricing."));
-    }
+    let kind = event_kind(w.kind.as_deref(), bounded("name", w.name, limits.max_name_bytes)?)?;
+    let url = page_url(w.url, limits)?;
     if !server_fields_allowed && (w.ip.is_some() || w.user_agent.is_some()) {
         return Err(ApiError::bad_request(
             "server_fields_not_allowed",
             "`ip` and `user_agent` may only be sent with a secret sk_live_ key from a server; browsers' are taken from the request.",
         ));
     }
-    let ip = match w.ip.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
-        Some(s) if s.parse::<std::net::IpAddr>().is_err() => {
-            return Err(ApiError::bad_request("invalid_ip", "`ip` is not an IPv4 or IPv6 address. Send the visitor's address as text."))
-        }
-        other => other,
+    let ip = forwarded_ip(w.ip)?;
+    let props = match w.props {
+        Some(map) => props(map, limits)?,
+        None => Vec::new(),
     };
-    let mut props = Vec::new();
-    if let Some(map) = w.props {
-        if map.len() > limits.max_props {
-            return Err(ApiError::bad_request(
-                "too_many_props",
-                format!("`props` has {} entries; at most {} are taken.", map.len(), limits.max_props),
-            ));
-        }
-        for (k, v) in map {
-            let k = clean_text(k);
-            if k.trim().is_empty() || json_len(&k) > limits.max_prop_key_bytes {
-                return Err(ApiError::bad_request(
-                    "invalid_prop_key",
-                    format!("Property names must be 1 to {} bytes of printable text.", limits.max_prop_key_bytes),
-                ));
-            }
-            let pv = match v {
-                Value::String(s) => {
-                    let s = clean_text(s);
-                    if json_len(&s) > limits.max_prop_value_bytes {
-                        return Err(ApiError::bad_request(
-                            "prop_value_too_long",
-                            format!(
-                                "Property `{k}` is longer than {} bytes (UTF-8, as stored in JSON). Shorten it.",
-                                limits.max_prop_value_bytes
-                            ),
-                        ));
-                    }
-                    PropValue::Str(s)
-                }
-                Value::Number(n) => PropValue::Num(n),
-                Value::Bool(b) => PropValue::Bool(b),
-                Value::Null => continue,
-                Value::Array(_) | Value::Object(_) => {
-                    return Err(ApiError::bad_request(
-                        "nested_prop",
-                        format!("Property `{k}` is a list or object; properties must be flat strings, numbers or booleans."),
-                    ))
-                }
-            };
-            props.push((k, pv));
-        }
-    }
     Ok(Event {
         kind,
         url,
@@ -445,6 +383,90 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
         ip,
         user_agent: bounded("user_agent", w.user_agent, limits.max_user_agent_bytes)?,
     })
+}
+
+/// `type`: a pageview (the default), or a custom event, which needs its `name`.
+fn event_kind(kind: Option<&str>, name: Option<String>) -> Result<EventKind, ApiError> {
+    match kind.map(str::trim) {
+        None | Some("pageview") => Ok(EventKind::Pageview),
+        Some("event") | Some("custom") => Ok(EventKind::Custom(name.ok_or_else(|| {
+            ApiError::bad_request("missing_name", "A custom event needs a `name`, e.g. {\"type\":\"event\",\"name\":\"signup\"}.")
+        })?)),
+        Some(other) => {
+            Err(ApiError::bad_request("invalid_type", format!("`type` is `{other}`; it must be `pageview` or `event` (with a `name`).")))
+        }
+    }
+}
+
+/// `url`: required, bounded, absolute http(s). A cheap shape check here; the pipeline's one
+/// full parse refuses what this lets through.
+fn page_url(url: Option<String>, limits: &Limits) -> Result<String, ApiError> {
+    let url = bounded("url", url, limits.max_url_bytes)?
+        .ok_or_else(|| ApiError::bad_request("missing_url", "The event needs `url`: the full address of the page it happened on."))?;
+    let lower_start = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
+    if !(lower_start.starts_with("http://") || lower_start.starts_with("https://")) {
+        return Err(ApiError::bad_request("invalid_url", "`url` must be an absolute http(s) URL, e.g. https://example.com/pricing."));
+    }
+    Ok(url)
+}
+
+/// A server's forwarded visitor `ip`, if any: an IPv4 or IPv6 address.
+fn forwarded_ip(ip: Option<String>) -> Result<Option<String>, ApiError> {
+    match ip.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+        Some(s) if s.parse::<std::net::IpAddr>().is_err() => {
+            Err(ApiError::bad_request("invalid_ip", "`ip` is not an IPv4 or IPv6 address. Send the visitor's address as text."))
+        }
+        other => Ok(other),
+    }
+}
+
+/// `props`: at most `max_props`, flat, names and text values within their bounds; a null
+/// value is left out.
+fn props(map: serde_json::Map<String, Value>, limits: &Limits) -> Result<Vec<(String, PropValue)>, ApiError> {
+    if map.len() > limits.max_props {
+        return Err(ApiError::bad_request(
+            "too_many_props",
+            format!("`props` has {} entries; at most {} are taken.", map.len(), limits.max_props),
+        ));
+    }
+    let mut props = Vec::new();
+    for (k, v) in map {
+        let k = clean_text(k);
+        if k.trim().is_empty() || json_len(&k) > limits.max_prop_key_bytes {
+            return Err(ApiError::bad_request(
+                "invalid_prop_key",
+                format!("Property names must be 1 to {} bytes of printable text.", limits.max_prop_key_bytes),
+            ));
+        }
+        if let Some(pv) = prop_value(&k, v, limits)? {
+            props.push((k, pv));
+        }
+    }
+    Ok(props)
+}
+
+fn prop_value(k: &str, v: Value, limits: &Limits) -> Result<Option<PropValue>, ApiError> {
+    Ok(Some(match v {
+        Value::String(s) => {
+            let s = clean_text(s);
+            if json_len(&s) > limits.max_prop_value_bytes {
+                return Err(ApiError::bad_request(
+                    "prop_value_too_long",
+                    format!("Property `{k}` is longer than {} bytes (UTF-8, as stored in JSON). Shorten it.", limits.max_prop_value_bytes),
+                ));
+            }
+            PropValue::Str(s)
+        }
+        Value::Number(n) => PropValue::Num(n),
+        Value::Bool(b) => PropValue::Bool(b),
+        Value::Null => return Ok(None),
+        Value::Array(_) | Value::Object(_) => {
+            return Err(ApiError::bad_request(
+                "nested_prop",
+                format!("Property `{k}` is a list or object; properties must be flat strings, numbers or booleans."),
+            ))
+        }
+    }))
 }
 
 #[cfg(test)]
