@@ -328,121 +328,131 @@ pub fn finish_query(shape: &Shape, answer: &Value) -> ToolResult {
     let results = answer["results"].as_array().cloned().unwrap_or_default();
     let when = period_label(answer);
     match shape {
-        Shape::Raw => {
-            let n = results.len();
-            let first = results
-                .first()
-                .map(|r| format!(" First row: dimensions {} metrics {}.", r["dimensions"], r["metrics"]))
-                .unwrap_or_default();
-            let total = answer["meta"]["total_rows"].as_u64().map(|t| format!(" of {t}")).unwrap_or_default();
-            ToolResult::Ok {
-                structured: answer.clone(),
-                summary: format!("{n}{total} rows for {when}, metrics {}.{first}", answer["query"]["metrics"]),
-            }
+        Shape::Raw => raw_answer(answer, &results, &when),
+        Shape::Overview => overview(answer, &results, &when),
+        Shape::Top { dimension, metric } => top_rows(answer, &results, &when, dimension, metric),
+        Shape::Timeseries { metric, interval } => timeseries(answer, &results, &when, metric, interval),
+    }
+}
+
+/// query_stats: the API's own answer, with a line on how many rows it holds.
+fn raw_answer(answer: &Value, results: &[Value], when: &str) -> ToolResult {
+    let n = results.len();
+    let first =
+        results.first().map(|r| format!(" First row: dimensions {} metrics {}.", r["dimensions"], r["metrics"])).unwrap_or_default();
+    let total = answer["meta"]["total_rows"].as_u64().map(|t| format!(" of {t}")).unwrap_or_default();
+    ToolResult::Ok {
+        structured: answer.clone(),
+        summary: format!("{n}{total} rows for {when}, metrics {}.{first}", answer["query"]["metrics"]),
+    }
+}
+
+/// overview: each headline count with its previous value and change.
+fn overview(answer: &Value, results: &[Value], when: &str) -> ToolResult {
+    let row = results.first();
+    let mut metrics = Map::new();
+    let mut parts = Vec::new();
+    let compared = !answer["query"]["compare"].is_null();
+    for (i, m) in COUNTS.iter().enumerate() {
+        let value = row.map(|r| r["metrics"][i].clone()).unwrap_or(json!(0));
+        let mut entry = json!({"value": value});
+        if compared {
+            entry["previous"] = row.map(|r| r["comparison"]["metrics"][i].clone()).unwrap_or(json!(0));
+            entry["change"] = row.map(|r| r["comparison"]["change"][i].clone()).unwrap_or(Value::Null);
         }
-        Shape::Overview => {
-            let row = results.first();
-            let mut metrics = Map::new();
-            let mut parts = Vec::new();
-            let compared = !answer["query"]["compare"].is_null();
-            for (i, m) in COUNTS.iter().enumerate() {
-                let value = row.map(|r| r["metrics"][i].clone()).unwrap_or(json!(0));
-                let mut entry = json!({"value": value});
-                if compared {
-                    entry["previous"] = row.map(|r| r["comparison"]["metrics"][i].clone()).unwrap_or(json!(0));
-                    entry["change"] = row.map(|r| r["comparison"]["change"][i].clone()).unwrap_or(Value::Null);
-                }
-                let unit = match *m {
-                    "bounce_rate" => "%",
-                    "visit_duration" => " s",
-                    _ => "",
-                };
-                let change = if compared {
-                    let c = &entry["change"];
-                    let sign = if c.as_f64().is_some_and(|x| x >= 0.0) { "+" } else { "" };
-                    let by = if *m == "bounce_rate" { " points" } else { "%" };
-                    if c.is_null() {
-                        " (no change figure)".to_string()
-                    } else {
-                        format!(" ({sign}{}{by})", num(c))
-                    }
-                } else {
-                    String::new()
-                };
-                parts.push(format!("{m} {}{unit}{change}", num(&entry["value"])));
-                metrics.insert(m.to_string(), entry);
-            }
-            let against = match answer["query"]["compare"].as_str() {
-                Some("year_over_year") => ", against the same period a year before",
-                Some(_) => ", against the previous period",
-                None => "",
-            };
-            ToolResult::Ok {
-                structured: json!({
-                    "date_range": answer["query"]["date_range"],
-                    "comparison_date_range": answer["query"].get("comparison_date_range").cloned().unwrap_or(Value::Null),
-                    "timezone": answer["meta"]["timezone"],
-                    "metrics": metrics,
-                }),
-                summary: format!("{when}{against}: {}.", parts.join(", ")),
-            }
-        }
-        Shape::Top { dimension, metric } => {
-            let names: Vec<String> =
-                answer["query"]["metrics"].as_array().into_iter().flatten().filter_map(|m| m.as_str().map(String::from)).collect();
-            let rows: Vec<Value> = results
-                .iter()
-                .map(|r| {
-                    let mut row = Map::new();
-                    row.insert("value".into(), r["dimensions"][0].clone());
-                    for (i, n) in names.iter().enumerate() {
-                        row.insert(n.clone(), r["metrics"][i].clone());
-                    }
-                    Value::Object(row)
-                })
-                .collect();
-            let total = answer["meta"]["total_rows"].clone();
-            let list: Vec<String> = rows
-                .iter()
-                .take(5)
-                .map(|r| format!("{} {} ({}%)", r["value"].as_str().unwrap_or(""), num(&r[metric.as_str()]), num(&r["percentage"])))
-                .collect();
-            let summary = if rows.is_empty() {
-                format!("No {dimension} values for {when}.")
+        let unit = match *m {
+            "bounce_rate" => "%",
+            "visit_duration" => " s",
+            _ => "",
+        };
+        let change = if compared {
+            let c = &entry["change"];
+            let sign = if c.as_f64().is_some_and(|x| x >= 0.0) { "+" } else { "" };
+            let by = if *m == "bounce_rate" { " points" } else { "%" };
+            if c.is_null() {
+                " (no change figure)".to_string()
             } else {
-                format!("Top {} of {} {dimension} values by {metric}, {when}: {}.", rows.len(), num(&total), list.join("; "))
-            };
-            ToolResult::Ok {
-                structured: json!({"dimension": dimension, "metric": metric, "date_range": answer["query"]["date_range"], "timezone": answer["meta"]["timezone"], "rows": rows, "total_rows": total}),
-                summary,
+                format!(" ({sign}{}{by})", num(c))
             }
-        }
-        Shape::Timeseries { metric, interval } => {
-            let points: Vec<Value> = results.iter().map(|r| json!({"time": r["dimensions"][0], "value": r["metrics"][0]})).collect();
-            let values: Vec<f64> = points.iter().filter_map(|p| p["value"].as_f64()).collect();
-            let peak = points.iter().max_by(|a, b| a["value"].as_f64().unwrap_or(0.0).total_cmp(&b["value"].as_f64().unwrap_or(0.0)));
-            let summary = match peak {
-                None => format!("No events in {when}: {metric} is 0 throughout."),
-                Some(p) => {
-                    let sum: f64 = values.iter().sum();
-                    let total = if matches!(metric.as_str(), "visitors" | "visits" | "pageviews" | "events") {
-                        format!(", sum of buckets {sum}")
-                    } else {
-                        String::new()
-                    };
-                    format!(
-                        "{metric} per {interval}, {when}: {} buckets with events{total}; peak {} at {}.",
-                        points.len(),
-                        num(&p["value"]),
-                        p["time"].as_str().unwrap_or("")
-                    )
-                }
-            };
-            ToolResult::Ok {
-                structured: json!({"metric": metric, "interval": interval, "date_range": answer["query"]["date_range"], "timezone": answer["meta"]["timezone"], "points": points}),
-                summary,
+        } else {
+            String::new()
+        };
+        parts.push(format!("{m} {}{unit}{change}", num(&entry["value"])));
+        metrics.insert(m.to_string(), entry);
+    }
+    let against = match answer["query"]["compare"].as_str() {
+        Some("year_over_year") => ", against the same period a year before",
+        Some(_) => ", against the previous period",
+        None => "",
+    };
+    ToolResult::Ok {
+        structured: json!({
+            "date_range": answer["query"]["date_range"],
+            "comparison_date_range": answer["query"].get("comparison_date_range").cloned().unwrap_or(Value::Null),
+            "timezone": answer["meta"]["timezone"],
+            "metrics": metrics,
+        }),
+        summary: format!("{when}{against}: {}.", parts.join(", ")),
+    }
+}
+
+/// top: one row per value of the dimension, the metric, visitors and percentage.
+fn top_rows(answer: &Value, results: &[Value], when: &str, dimension: &str, metric: &str) -> ToolResult {
+    let names: Vec<String> =
+        answer["query"]["metrics"].as_array().into_iter().flatten().filter_map(|m| m.as_str().map(String::from)).collect();
+    let rows: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let mut row = Map::new();
+            row.insert("value".into(), r["dimensions"][0].clone());
+            for (i, n) in names.iter().enumerate() {
+                row.insert(n.clone(), r["metrics"][i].clone());
             }
+            Value::Object(row)
+        })
+        .collect();
+    let total = answer["meta"]["total_rows"].clone();
+    let list: Vec<String> = rows
+        .iter()
+        .take(5)
+        .map(|r| format!("{} {} ({}%)", r["value"].as_str().unwrap_or(""), num(&r[metric]), num(&r["percentage"])))
+        .collect();
+    let summary = if rows.is_empty() {
+        format!("No {dimension} values for {when}.")
+    } else {
+        format!("Top {} of {} {dimension} values by {metric}, {when}: {}.", rows.len(), num(&total), list.join("; "))
+    };
+    ToolResult::Ok {
+        structured: json!({"dimension": dimension, "metric": metric, "date_range": answer["query"]["date_range"], "timezone": answer["meta"]["timezone"], "rows": rows, "total_rows": total}),
+        summary,
+    }
+}
+
+/// timeseries: one point per bucket, and the peak.
+fn timeseries(answer: &Value, results: &[Value], when: &str, metric: &str, interval: &str) -> ToolResult {
+    let points: Vec<Value> = results.iter().map(|r| json!({"time": r["dimensions"][0], "value": r["metrics"][0]})).collect();
+    let values: Vec<f64> = points.iter().filter_map(|p| p["value"].as_f64()).collect();
+    let peak = points.iter().max_by(|a, b| a["value"].as_f64().unwrap_or(0.0).total_cmp(&b["value"].as_f64().unwrap_or(0.0)));
+    let summary = match peak {
+        None => format!("No events in {when}: {metric} is 0 throughout."),
+        Some(p) => {
+            let sum: f64 = values.iter().sum();
+            let total = if matches!(metric, "visitors" | "visits" | "pageviews" | "events") {
+                format!(", sum of buckets {sum}")
+            } else {
+                String::new()
+            };
+            format!(
+                "{metric} per {interval}, {when}: {} buckets with events{total}; peak {} at {}.",
+                points.len(),
+                num(&p["value"]),
+                p["time"].as_str().unwrap_or("")
+            )
         }
+    };
+    ToolResult::Ok {
+        structured: json!({"metric": metric, "interval": interval, "date_range": answer["query"]["date_range"], "timezone": answer["meta"]["timezone"], "points": points}),
+        summary,
     }
 }
 
