@@ -20,11 +20,21 @@ fn with_body(status: u16, body: &str, headers: Headers) -> Response {
         .unwrap_or_else(|_| Response::empty().expect("empty response").with_status(500))
 }
 
+/// Every limit here counts requests per minute: a 429 without a wait of its own says to wait
+/// out the minute.
+const MINUTE_S: u32 = 60;
+
+/// An error's answer. A 429 always says when to come back (`Retry-After`, a minute unless
+/// `rate_limited` names another wait).
 pub fn error(e: &ApiError, cors_origin: Option<&str>) -> Response {
-    json(e.status, &e.to_json(), cors_origin)
+    let mut r = json(e.status, &e.to_json(), cors_origin);
+    if e.status == 429 {
+        let _ = r.headers_mut().set("Retry-After", &MINUTE_S.to_string());
+    }
+    r
 }
 
-/// A 429 with `Retry-After`.
+/// A 429 with `Retry-After: retry_after_s`.
 pub fn rate_limited(e: &ApiError, retry_after_s: u32, cors_origin: Option<&str>) -> Response {
     let mut r = error(e, cors_origin);
     let _ = r.headers_mut().set("Retry-After", &retry_after_s.to_string());

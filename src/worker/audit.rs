@@ -34,7 +34,6 @@ fn js_nonce() -> String {
 pub async fn list(req: Request, env: &Env) -> worker::Result<Response> {
     Ok(match run(&req, env).await {
         Ok(body) => http::json(200, &body, None),
-        Err(e) if e.status == 429 => http::rate_limited(&e, 60, None),
         Err(e) => http::error(&e, None),
     })
 }

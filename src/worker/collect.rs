@@ -37,10 +37,8 @@ struct Refusal {
 }
 
 impl From<ApiError> for Refusal {
-    /// A 429 from a shared step (the per-address limit) waits out its minute.
     fn from(error: ApiError) -> Self {
-        let retry_after_s = (error.status == 429).then_some(60);
-        Refusal { error, retry_after_s }
+        Refusal { error, retry_after_s: None }
     }
 }
 

@@ -28,11 +28,7 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
         Action::Export => Route::VisitorExport,
         Action::Erase => Route::VisitorErasure,
     };
-    let caller = match authenticate(req, env, route, None).await {
-        Ok(c) => c,
-        Err(e) if e.status == 429 => return Ok(http::rate_limited(&e, 60, None)),
-        Err(e) => return Err(e),
-    };
+    let caller = authenticate(req, env, route, None).await?;
     let (project, key_hash) = (caller.principal.project_id, caller.key_hash);
     // Its own window (and object), apart from the key's event limit.
     if let Some(wait) = key_limiter::check(env, &format!("{key_hash}/visitors"), 1, visitors::REQUESTS_PER_MINUTE).await {

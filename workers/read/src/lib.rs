@@ -32,7 +32,6 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     };
     Ok(match answer {
         Ok(r) => r,
-        Err(e) if e.status == 429 => http::rate_limited(&e, 60, None),
         Err(e) => {
             if e.status >= 500 {
                 console_error!("read: {e}");
@@ -216,11 +215,8 @@ fn mcp_method_not_allowed() -> Response {
 }
 
 /// The key's refusals, as an OAuth resource server says them (RFC 6750): 401 and 403 carry
-/// `WWW-Authenticate`, a 429 `Retry-After`.
+/// `WWW-Authenticate`, a 429 `Retry-After` (as every 429 does: `http::error`).
 fn mcp_refusal(e: &ApiError) -> Response {
-    if e.status == 429 {
-        return http::rate_limited(e, 60, None);
-    }
     let mut r = http::error(e, None);
     let challenge = match (e.status, e.code) {
         (401, "missing_key") => Some(r#"Bearer realm="millimetric""#.to_string()),
