@@ -76,9 +76,25 @@ struct StartError {
     output: String,
 }
 
-/// Whether a server's output says it could not listen on its port.
-fn port_taken(logs: &str) -> bool {
-    logs.contains("Address already in use") || logs.contains("EADDRINUSE")
+impl StartError {
+    /// A server that exited with `logs`: its ports were taken if its output says it could not
+    /// listen on them.
+    fn from_logs(logs: String) -> StartError {
+        StartError { port_taken: logs.contains("Address already in use") || logs.contains("EADDRINUSE"), output: logs }
+    }
+}
+
+/// Starts `what` with `try_start`, which takes new ports each time it is called, again (up to
+/// START_ATTEMPTS times) while the ones it took turn out to be taken.
+fn start_on_free_ports<T>(what: &str, mut try_start: impl FnMut() -> Result<T, StartError>) -> T {
+    for attempt in 1..=START_ATTEMPTS {
+        match try_start() {
+            Ok(started) => return started,
+            Err(e) if attempt < START_ATTEMPTS && e.port_taken => eprintln!("{what}: ports taken, trying others:\n{}", e.output),
+            Err(e) => panic!("{what} did not start:\n{}", e.output),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -161,14 +177,10 @@ impl Stack {
 
     /// The first start: on new ports each time the ones picked turn out to be taken.
     fn start_clickhouse_on_free_ports(&mut self) {
-        for attempt in 1..=START_ATTEMPTS {
+        start_on_free_ports("clickhouse", || {
             (self.ch_port, self.ch_tcp_port) = (free_port(), free_port());
-            match self.try_start_clickhouse(None) {
-                Ok(()) => return,
-                Err(e) if attempt < START_ATTEMPTS && e.port_taken => eprintln!("clickhouse: ports taken, trying others:\n{}", e.output),
-                Err(e) => panic!("clickhouse did not start:\n{}", e.output),
-            }
-        }
+            self.try_start_clickhouse(None)
+        })
     }
 
     /// A restart, on the ports the Worker already knows.
@@ -252,14 +264,10 @@ impl Stack {
 
     /// Starts wrangler dev, on new ports each time the ones picked turn out to be taken.
     fn start_worker(&mut self) {
-        for attempt in 1..=START_ATTEMPTS {
+        start_on_free_ports("wrangler dev", || {
             (self.port, self.inspector_port) = (free_port(), free_port());
-            match self.try_start_worker() {
-                Ok(()) => return,
-                Err(logs) if attempt < START_ATTEMPTS && port_taken(&logs) => eprintln!("wrangler dev: ports taken, trying others"),
-                Err(logs) => panic!("wrangler dev exited:\n{logs}"),
-            }
-        }
+            self.try_start_worker().map_err(StartError::from_logs)
+        })
     }
 
     fn try_start_worker(&mut self) -> Result<(), String> {
@@ -531,14 +539,7 @@ pub struct ReadWorker {
 impl Stack {
     /// The read Worker, on new ports each time the ones picked turn out to be taken.
     pub fn start_read(&self) -> ReadWorker {
-        for attempt in 1..=START_ATTEMPTS {
-            match self.try_start_read(free_port(), free_port()) {
-                Ok(read) => return read,
-                Err(logs) if attempt < START_ATTEMPTS && port_taken(&logs) => eprintln!("read Worker: ports taken, trying others"),
-                Err(logs) => panic!("the read Worker exited:\n{logs}"),
-            }
-        }
-        unreachable!("the last attempt returns or panics")
+        start_on_free_ports("the read Worker", || self.try_start_read(free_port(), free_port()).map_err(StartError::from_logs))
     }
 
     fn try_start_read(&self, port: u16, inspector_port: u16) -> Result<ReadWorker, String> {
