@@ -2,7 +2,7 @@
 //! `cargo run --example query_sql -- '<query json>' [project] [database] [rollup frontier day]`.
 //! With a frontier day (YYYY-MM-DD, the last rolled-up UTC day), queries routed to
 //! aggregates read them up to it.
-use millimetric_edge::query::{aggregates, plan};
+use millimetric_core::query::{aggregates, plan};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

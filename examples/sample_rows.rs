@@ -1,9 +1,9 @@
 //! Prints JSONEachRow rows made by the real pipeline (for checking the schema against other
 //! ClickHouse versions: scripts/check-modern-clickhouse). `cargo run --example sample_rows`
-use millimetric_edge::enrich::geo::Geo;
-use millimetric_edge::event::{self, LIMITS};
-use millimetric_edge::keys::{KeyKind, Principal};
-use millimetric_edge::pipeline::{build_row, RequestContext};
+use millimetric_core::enrich::geo::Geo;
+use millimetric_core::ingest::event::{self, LIMITS};
+use millimetric_core::ingest::pipeline::{build_row, RequestContext};
+use millimetric_core::keys::{KeyKind, Principal};
 
 fn main() {
     let bodies = [
@@ -19,7 +19,7 @@ fn main() {
             let row =
                 build_row(&principal, ev, &ctx, &|_| Some(Geo::new(Some("GB"), Some("England"), Some("London"))), &mut || "gen".into())
                     .expect("row");
-            print!("{}", millimetric_edge::row::to_json_each_row([&row]));
+            print!("{}", millimetric_core::ingest::row::to_json_each_row([&row]));
         }
     }
 }

@@ -99,7 +99,7 @@ fn every_relative_link_of_readme_and_docs_leads_to_a_file() {
 fn every_pointer_into_the_docs_names_a_page_and_heading_that_exist() {
     let mut broken = Vec::new();
     let mut seen = 0;
-    for file in files(&["src", "workers/read/src", "scripts", "tests", "bench", "README.md", "docs", ".ci"]) {
+    for file in files(&["core", "tools", "workers", "scripts", "tests", "bench", "README.md", "docs", ".ci"]) {
         let text = std::fs::read_to_string(&file).unwrap();
         for (page, heading) in pointers(&text) {
             seen += 1;
@@ -122,7 +122,7 @@ fn every_pointer_into_the_docs_names_a_page_and_heading_that_exist() {
 #[test]
 fn nothing_points_into_readme_sections_any_more() {
     let mut found = Vec::new();
-    for file in files(&["src", "workers", "scripts", "bench", "tests", "docs", "wrangler.toml", ".ci"]) {
+    for file in files(&["core", "tools", "workers", "scripts", "bench", "tests", "docs", ".ci"]) {
         if file.ends_with("tests/doc_pointers.rs") {
             continue; // its own patterns
         }

@@ -2,12 +2,12 @@
 //! of credential (each key kind, a lower-case `bearer`, none, a malformed, an unknown, a revoked
 //! and a rotated-out key, the admin token), without and with a browser's Origin, against both
 //! Workers under `wrangler dev`. Each cell's status and error code must be the policy's
-//! (src/auth.rs). Run by scripts/test (`cargo test -- --include-ignored`).
+//! (core/src/keys/auth.rs). Run by scripts/test (`cargo test -- --include-ignored`).
 
 mod support;
 
-use millimetric_edge::keys::{KeyKind, KeyRecord};
-use millimetric_edge::native::dev_keys::*;
+use millimetric_core::keys::{KeyKind, KeyRecord};
+use millimetric_tools::dev_keys::*;
 use serde_json::json;
 use support::{Reply, Stack, ADMIN_TOKEN};
 

@@ -4,7 +4,7 @@
 
 mod support;
 
-use millimetric_edge::native::dev_keys::*;
+use millimetric_tools::dev_keys::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::{contains, Stack, ADMIN_TOKEN};

@@ -5,7 +5,7 @@
 
 mod support;
 
-use millimetric_edge::native::dev_keys::DEV_SECRET;
+use millimetric_tools::dev_keys::DEV_SECRET;
 use serde_json::json;
 use std::time::Duration;
 use support::Stack;

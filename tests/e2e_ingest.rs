@@ -4,7 +4,7 @@
 
 mod support;
 
-use millimetric_edge::native::dev_keys::*;
+use millimetric_tools::dev_keys::*;
 use serde_json::json;
 use std::time::Duration;
 use support::Stack;
@@ -139,7 +139,7 @@ fn visitor_export_and_erasure(stack: &Stack) {
             )
         })
         .collect();
-    let by = |k: &str| format!("key:{}", &millimetric_edge::keys::key_hash(k)[..12]);
+    let by = |k: &str| format!("key:{}", &millimetric_core::keys::key_hash(k)[..12]);
     assert_eq!(
         actions,
         vec![
@@ -175,7 +175,7 @@ fn visitor_export_and_erasure(stack: &Stack) {
     };
     assert_eq!((limited.status, limited.code()), (429, "rate_limited"), "after {ok}: {:?}", limited.body);
     assert!(limited.header("Retry-After").is_some_and(|s| s.parse::<u32>().is_ok_and(|n| n >= 1)));
-    // The limiter counts whole minutes (src/rate_limit/window.rs): 59 more when the first
+    // The limiter counts whole minutes (core/src/rate_limit/window.rs): 59 more when the first
     // export was in this minute, 60 when it fell in the one before. Never more.
     assert!(ok == 59 || ok == 60, "60 a minute in all, got {ok} more");
 }

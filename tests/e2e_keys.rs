@@ -101,9 +101,9 @@ fn key_lifecycle_end_to_end() {
     };
     println!(
         "keys: a rotated-out key refused after {rotated_after:.0} s, a revoked key after {revoked_after:.0} s (bound {} s)",
-        millimetric_edge::key_admin::REVOCATION_BOUND_SECONDS
+        millimetric_core::keys::admin::REVOCATION_BOUND_SECONDS
     );
-    assert!(revoked_after <= millimetric_edge::key_admin::REVOCATION_BOUND_SECONDS as f64);
+    assert!(revoked_after <= millimetric_core::keys::admin::REVOCATION_BOUND_SECONDS as f64);
 
     // Every change is in the project's audit log.
     let log = stack.request("GET", "/v1/audit?limit=100", &[("Authorization", &format!("Bearer {new_sk}"))], b"");

@@ -10,7 +10,7 @@
 
 mod support;
 
-use millimetric_edge::native::dev_keys::*;
+use millimetric_tools::dev_keys::*;
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;

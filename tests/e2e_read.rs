@@ -12,7 +12,7 @@ mod support;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
-use millimetric_edge::native::dev_keys::*;
+use millimetric_tools::dev_keys::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -176,15 +176,15 @@ fn check_layout(today: Date) -> Result<(), String> {
     let utc =
         |d: Date| time::Date::from_calendar_date(d.year() as i32, time::Month::try_from(d.month() as u8).unwrap(), d.day() as u8).unwrap();
     let last_utc_day = utc(l.old_last.tomorrow().unwrap());
-    let week = millimetric_edge::retention::Partition {
+    let week = millimetric_core::storage::retention::Partition {
         retention_days: 30,
         week_start: last_utc_day - time::Duration::days(last_utc_day.weekday().number_days_from_monday().into()),
     };
-    if millimetric_edge::retention::expired(&[week], utc(today.yesterday().unwrap())).is_empty() {
+    if millimetric_core::storage::retention::expired(&[week], utc(today.yesterday().unwrap())).is_empty() {
         return Err(format!("30-day events that retention would keep (the week of {last_utc_day}): {l:?}"));
     }
     let to_roll = days_between(l.first_raw_at_cron, today);
-    if to_roll > millimetric_edge::rollup::MAX_DAYS_PER_RUN as i64 {
+    if to_roll > millimetric_core::storage::rollup::MAX_DAYS_PER_RUN as i64 {
         return Err(format!("the daily job cannot reach yesterday in one run ({to_roll} days from {}): {l:?}", l.first_raw_at_cron));
     }
     Ok(())

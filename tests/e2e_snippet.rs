@@ -11,8 +11,8 @@
 
 mod support;
 
-use millimetric_edge::keys::{KeyKind, KeyRecord};
-use millimetric_edge::native::dev_keys::*;
+use millimetric_core::keys::{KeyKind, KeyRecord};
+use millimetric_tools::dev_keys::*;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -6,13 +6,13 @@
 //! networks, a few regions and cities, and coverage. MaxMind's test database keeps the exact
 //! per-network accuracy test (tests/geo_maxmind.rs).
 
-use millimetric_edge::enrich::geo_db::GeoDb;
-use millimetric_edge::geo_load::MAX_DATABASE_BYTES;
+use millimetric_core::enrich::geo_db::GeoDb;
+use millimetric_core::ingest::geo_load::MAX_DATABASE_BYTES;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 fn path(name: &str) -> PathBuf {
-    millimetric_edge::native::fixtures_dir().join("dbip").join(name)
+    millimetric_tools::fixtures_dir().join("dbip").join(name)
 }
 
 fn load(name: &str) -> GeoDb {

@@ -1,12 +1,12 @@
 //! Geo lookups against MaxMind's own test databases, checked against MaxMind's published
 //! source data for them (fixtures fetched by scripts/setup into $MM_FIXTURES/mmdb).
 
-use millimetric_edge::enrich::geo_db::GeoDb;
+use millimetric_core::enrich::geo_db::GeoDb;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 fn fixtures() -> PathBuf {
-    millimetric_edge::native::fixtures_dir().join("mmdb")
+    millimetric_tools::fixtures_dir().join("mmdb")
 }
 
 fn load(name: &str) -> GeoDb {

@@ -2,10 +2,10 @@
 //! truncations, junk splices, deep nesting, odd unicode), plain and gzipped, through the whole
 //! pure path the Worker runs. Deterministic (a fixed xorshift seed), so a failure reproduces.
 
-use millimetric_edge::enrich::geo::Geo;
-use millimetric_edge::event::{self, BodyEncoding, LIMITS};
-use millimetric_edge::keys::{KeyKind, Principal};
-use millimetric_edge::pipeline::{build_row, RequestContext};
+use millimetric_core::enrich::geo::Geo;
+use millimetric_core::ingest::event::{self, BodyEncoding, LIMITS};
+use millimetric_core::ingest::pipeline::{build_row, RequestContext};
+use millimetric_core::keys::{KeyKind, Principal};
 use std::io::Write;
 
 #[path = "support/rng.rs"]
@@ -30,7 +30,7 @@ fn run(body: &[u8], enc: BodyEncoding) {
     for ev in env.events {
         if let Ok(ev) = event::validate_event(ev, true, &LIMITS) {
             if let Ok(row) = build_row(&principal, ev, &ctx, &|_| None, &mut || "id".into()) {
-                let _ = millimetric_edge::row::to_json_each_row([&row]);
+                let _ = millimetric_core::ingest::row::to_json_each_row([&row]);
             }
         }
     }
@@ -93,7 +93,7 @@ const QUERY_SEEDS: &[&str] = &[
 /// statement it makes names the key's project and only that one.
 #[test]
 fn query_bodies_never_panic_or_name_another_project() {
-    use millimetric_edge::query::plan::{plan, Tables};
+    use millimetric_core::query::plan::{plan, Tables};
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let junk: &[&str] = &[
         "'",

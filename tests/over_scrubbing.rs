@@ -7,10 +7,10 @@
 //!
 //! `cargo test --test over_scrubbing -- --nocapture` shows the figures.
 
-use millimetric_edge::enrich::geo::Geo;
-use millimetric_edge::event::{validate_event, LIMITS};
-use millimetric_edge::keys::{KeyKind, Principal};
-use millimetric_edge::pipeline::{build_row, RequestContext};
+use millimetric_core::enrich::geo::Geo;
+use millimetric_core::ingest::event::{validate_event, LIMITS};
+use millimetric_core::ingest::pipeline::{build_row, RequestContext};
+use millimetric_core::keys::{KeyKind, Principal};
 use serde_json::{json, Value};
 
 #[path = "support/rng.rs"]

@@ -4,11 +4,11 @@
 //! carries event data are made from rows, so asserting on the row and the queue message
 //! (`row::encode_messages`) covers everything that is stored.
 
-use millimetric_edge::enrich::geo::Geo;
-use millimetric_edge::event::{validate_event, LIMITS};
-use millimetric_edge::keys::{KeyKind, Principal};
-use millimetric_edge::pipeline::{build_row, RequestContext};
-use millimetric_edge::row::{encode_messages, EventRow, MAX_MESSAGE_BYTES};
+use millimetric_core::enrich::geo::Geo;
+use millimetric_core::ingest::event::{validate_event, LIMITS};
+use millimetric_core::ingest::pipeline::{build_row, RequestContext};
+use millimetric_core::ingest::row::{encode_messages, EventRow, MAX_MESSAGE_BYTES};
+use millimetric_core::keys::{KeyKind, Principal};
 use serde_json::{json, Value};
 
 fn row_with(v: Value, hash_routing: bool) -> EventRow {
@@ -250,7 +250,7 @@ fn urls_nested_inside_parameters_are_scrubbed_recursively() {
     let q = query(&format!("https://shop.example/login?next={outer}"));
     assert!(!q.contains("jane") && !q.contains("email") && q.contains("lang%3Den") && q.contains("k%253D1"), "{q}");
     assert_eq!(
-        millimetric_edge::enrich::pii::decode_until_stable(&q, true),
+        millimetric_core::enrich::pii::decode_until_stable(&q, true),
         "next=https://a.example/sso?return_to=https://b.example/?k=1&lang=en"
     );
     // deeper than the bound (MAX_NESTED_DEPTH levels are scrubbed): the parameter that holds
@@ -261,12 +261,12 @@ fn urls_nested_inside_parameters_are_scrubbed_recursively() {
         deep = format!("https://n.example/?next={enc}");
     }
     let enc: String = url::form_urlencoded::byte_serialize(deep.as_bytes()).collect();
-    let q = millimetric_edge::enrich::pii::decode_until_stable(&query(&format!("https://shop.example/?next={enc}&x=1")), true);
-    assert_eq!(q.matches("n.example").count(), millimetric_edge::enrich::url_scrub::MAX_NESTED_DEPTH, "{q}");
+    let q = millimetric_core::enrich::pii::decode_until_stable(&query(&format!("https://shop.example/?next={enc}&x=1")), true);
+    assert_eq!(q.matches("n.example").count(), millimetric_core::enrich::url_scrub::MAX_NESTED_DEPTH, "{q}");
     assert!(!q.contains("z.example") && q.ends_with("&x=1"), "{q}");
     let enc: String = url::form_urlencoded::byte_serialize(b"https://n.example/?next=https%3A%2F%2Fn.example%2F%3Fnext%3Dhttps%253A%252F%252Fn.example%252F%253Fnext%253D%25252Fu%25252Fjane%252540example.com").collect();
     let q = query(&format!("https://shop.example/?next={enc}&x=1"));
-    assert!(!millimetric_edge::enrich::pii::decode_until_stable(&q, true).contains("jane"), "{q}");
+    assert!(!millimetric_core::enrich::pii::decode_until_stable(&q, true).contains("jane"), "{q}");
     // user info and IP hosts inside a nested URL
     assert_eq!(query("https://shop.example/?url=https%3A%2F%2Fjane%3Ahunter2%40a.example%2F"), "url=https%3A%2F%2Fa.example%2F");
     assert_eq!(query("https://shop.example/?url=http%3A%2F%2F10.0.0.7%2Fadmin&x=1"), "x=1");
@@ -372,10 +372,10 @@ fn a_pii_laden_event_leaves_no_trace_in_the_row_or_queue_message() {
 /// From the final review: relative URLs in properties and `#/key=value&...` routes leaked.
 #[test]
 fn relative_urls_in_props_and_parameter_routes_are_scrubbed() {
-    use millimetric_edge::enrich::geo::Geo;
-    use millimetric_edge::event::{validate_event, LIMITS};
-    use millimetric_edge::keys::{KeyKind, Principal};
-    use millimetric_edge::pipeline::{build_row, RequestContext};
+    use millimetric_core::enrich::geo::Geo;
+    use millimetric_core::ingest::event::{validate_event, LIMITS};
+    use millimetric_core::ingest::pipeline::{build_row, RequestContext};
+    use millimetric_core::keys::{KeyKind, Principal};
     let mut principal = Principal::new("p", KeyKind::Secret);
     principal.hash_routing = true;
     let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: None, edge_geo: Geo::default() };

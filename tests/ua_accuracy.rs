@@ -2,12 +2,12 @@
 //! ours), and the bot flag with the isbot corpora. Prints the rates; holds agreement >= 98%
 //! for every family we name. Fixtures are fetched by scripts/setup into $MM_FIXTURES.
 
-use millimetric_edge::enrich::{bots, user_agent};
+use millimetric_core::enrich::{bots, user_agent};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 fn fixtures() -> PathBuf {
-    millimetric_edge::native::fixtures_dir()
+    millimetric_tools::fixtures_dir()
 }
 
 fn read(rel: &str) -> String {

@@ -88,7 +88,7 @@ def no_ip_column():
 
 
 def retention_drop():
-    # The retention job (src/retention.rs) reads partition ids as `<days>-<YYYYMMDD>` and drops
+    # The retention job (core/src/storage/retention.rs) reads partition ids as `<days>-<YYYYMMDD>` and drops
     # with the key's value, `DROP PARTITION (<days>, 'YYYY-MM-DD')`: both must hold here too.
     import re
     ids = str(s.query("SELECT DISTINCT partition_id FROM system.parts WHERE database='millimetric' AND table='events' AND active", "TSV")).split()

@@ -7,9 +7,9 @@ pub mod ports;
 pub mod rng;
 pub use ports::free_port;
 
-use millimetric_edge::keys::{key_hash, KeyRecord};
-use millimetric_edge::native::clickhouse_client::Client;
-use millimetric_edge::native::dev_keys;
+use millimetric_core::keys::{key_hash, KeyRecord};
+use millimetric_tools::clickhouse_client::Client;
+use millimetric_tools::dev_keys;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -61,7 +61,7 @@ pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 pub fn fixtures() -> PathBuf {
-    millimetric_edge::native::fixtures_dir()
+    millimetric_tools::fixtures_dir()
 }
 
 fn root() -> PathBuf {
@@ -160,8 +160,8 @@ impl Stack {
         let mut stack =
             Stack { root, state, port: 0, ch_port: 0, ch_tcp_port: 0, inspector_port: 0, wrangler: None, extra_vars, geo_db, extra_keys };
         stack.start_clickhouse_on_free_ports();
-        let applied = millimetric_edge::native::migrate::run(&stack.ch_server(), "millimetric", &stack.root.join("migrations"))
-            .expect("migrations apply");
+        let applied =
+            millimetric_tools::migrate::run(&stack.ch_server(), "millimetric", &stack.root.join("migrations")).expect("migrations apply");
         assert!(!applied.is_empty(), "a fresh server gets every migration");
         stack.seed_keys();
         stack.start_worker();
@@ -241,7 +241,7 @@ impl Stack {
         }
         std::fs::write(&file, serde_json::to_string(&items).unwrap()).unwrap();
         run(Command::new(self.root.join("node_modules/.bin/wrangler"))
-            .current_dir(&self.root)
+            .current_dir(self.edge_dir())
             .env("WRANGLER_SEND_METRICS", "false")
             .args(["kv", "bulk", "put", "--local", "--binding", "KEYS", "--persist-to"])
             .arg(self.wrangler_state())
@@ -250,7 +250,7 @@ impl Stack {
         let Some(geo_db) = &self.geo_db else { return };
         assert!(geo_db.exists(), "{}: missing; run scripts/setup", geo_db.display());
         run(Command::new(self.root.join("node_modules/.bin/wrangler"))
-            .current_dir(&self.root)
+            .current_dir(self.edge_dir())
             .env("WRANGLER_SEND_METRICS", "false")
             .args(["r2", "object", "put", "millimetric-geo/city.mmdb", "--local", "--file"])
             .arg(geo_db)
@@ -273,7 +273,7 @@ impl Stack {
     fn try_start_worker(&mut self) -> Result<(), String> {
         let log = std::fs::File::create(self.log_path()).unwrap();
         let mut cmd = Command::new(self.root.join("node_modules/.bin/wrangler"));
-        cmd.current_dir(&self.root)
+        cmd.current_dir(self.edge_dir())
             .arg("--config")
             .arg(self.test_config())
             .env("WRANGLER_SEND_METRICS", "false")
@@ -287,7 +287,7 @@ impl Stack {
             .args(["--var", &format!("CLICKHOUSE_URL:http://127.0.0.1:{}", self.ch_port)])
             .args(["--var", &format!("CLICKHOUSE_PASSWORD:{CH_PASSWORD}")])
             .args(["--var", &format!("ADMIN_TOKEN:{ADMIN_TOKEN}")]);
-        // Local development (src/config_check.rs), unless a test says otherwise.
+        // Local development (core/src/config_check.rs), unless a test says otherwise.
         if !self.extra_vars.iter().any(|(k, _)| k == "MM_ENV") {
             cmd.args(["--var", "MM_ENV:development"]);
         }
@@ -316,7 +316,12 @@ impl Stack {
     /// no `[build]` section, so wrangler neither rebuilds nor restarts the Worker mid-test when a
     /// source file changes (it watches `src/` for its custom build).
     fn test_config(&self) -> PathBuf {
-        self.test_config_for(&self.root, "wrangler.toml")
+        self.test_config_for(&self.edge_dir(), "wrangler.toml")
+    }
+
+    /// The edge Worker's crate (its wrangler.toml and build/).
+    fn edge_dir(&self) -> PathBuf {
+        self.root.join("workers/edge")
     }
 
     /// The same for the Worker crate in `dir`, written to the state dir as `name`.

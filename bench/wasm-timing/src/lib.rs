@@ -1,8 +1,8 @@
 //! One exported call per event: the same path as the Worker's (decode, validate, enrich, row JSON).
-use millimetric_edge::enrich::geo::Geo;
-use millimetric_edge::event::{self, LIMITS};
-use millimetric_edge::keys::{KeyKind, Principal};
-use millimetric_edge::pipeline::{build_row, RequestContext};
+use millimetric_core::enrich::geo::Geo;
+use millimetric_core::ingest::event::{self, LIMITS};
+use millimetric_core::ingest::pipeline::{build_row, RequestContext};
+use millimetric_core::keys::{KeyKind, Principal};
 use wasm_bindgen::prelude::*;
 
 /// Enrich one event body as a browser-key request with `ua`; the row's JSON length (0 on error).
@@ -19,7 +19,7 @@ pub fn enrich(body: &str, ua: &str, now_ms: f64) -> usize {
     for ev in env.events {
         let Ok(ev) = event::validate_event(ev, false, &LIMITS) else { return 0 };
         let Ok(row) = build_row(&principal, ev, &ctx, &|_| None, &mut || "id".into()) else { return 0 };
-        n += millimetric_edge::row::to_json_each_row([&row]).len();
+        n += millimetric_core::ingest::row::to_json_each_row([&row]).len();
     }
     n
 }

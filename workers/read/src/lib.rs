@@ -1,14 +1,14 @@
 //! The read Worker: `POST /v1/query` (the Stats API), `GET /v1/realtime` and `POST /mcp` (the
 //! MCP server for AI agents), for a project's `rk_live_` or `sk_live_` key. A thin adapter: the
 //! core checks the key's kind and the body, plans the SQL and assembles the answer
-//! (millimetric_edge::query), and frames MCP (millimetric_edge::mcp); this runs it.
+//! (millimetric_core::query), and frames MCP (millimetric_core::mcp); this runs it.
 
-use millimetric_edge::adapters::{auth, clickhouse_sink, config, http, key_lookup};
-use millimetric_edge::auth::Route;
-use millimetric_edge::clickhouse::Role;
-use millimetric_edge::error::ApiError;
-use millimetric_edge::mcp::{protocol, tools};
-use millimetric_edge::query::{aggregates, events, plan, realtime};
+use millimetric_adapters::{auth, clickhouse_sink, config, http, key_lookup};
+use millimetric_core::error::ApiError;
+use millimetric_core::keys::auth::Route;
+use millimetric_core::mcp::{protocol, tools};
+use millimetric_core::query::{aggregates, events, plan, realtime};
+use millimetric_core::storage::clickhouse::Role;
 use serde_json::Value;
 use worker::*;
 
@@ -56,7 +56,7 @@ async fn reader(req: &Request, env: &Env) -> std::result::Result<Reader, ApiErro
 }
 
 /// The key's project, without counting a query against its rate: the one authentication
-/// path (millimetric_edge::adapters::auth) for the Query route.
+/// path (millimetric_adapters::auth) for the Query route.
 async fn authenticate(req: &Request, env: &Env) -> std::result::Result<Reader, ApiError> {
     let caller = auth::authenticate(req, env, Route::Query, None).await?;
     Ok(Reader { project_id: caller.principal.project_id, timezone: caller.principal.timezone, key_hash: caller.key_hash })
@@ -83,7 +83,7 @@ fn now_ms() -> i64 {
 }
 
 /// One statement on the read-only user with the per-query limits; Err as the client hears it.
-async fn read(cfg: &millimetric_edge::clickhouse::ClickHouseConfig, sql: &str) -> std::result::Result<String, ApiError> {
+async fn read(cfg: &millimetric_core::storage::clickhouse::ClickHouseConfig, sql: &str) -> std::result::Result<String, ApiError> {
     clickhouse_sink::read(cfg, sql).await.map_err(|(code, reason)| {
         let e = plan::refusal(code);
         if e.status >= 500 {
@@ -94,8 +94,8 @@ async fn read(cfg: &millimetric_edge::clickhouse::ClickHouseConfig, sql: &str) -
 }
 
 async fn run(
-    cfg: &millimetric_edge::clickhouse::ClickHouseConfig,
-    st: &millimetric_edge::query::sql::Statements,
+    cfg: &millimetric_core::storage::clickhouse::ClickHouseConfig,
+    st: &millimetric_core::query::sql::Statements,
 ) -> std::result::Result<plan::Raw, ApiError> {
     let opt = |s: &Option<String>| s.clone();
     // The statements of one period go out together.
@@ -108,14 +108,17 @@ async fn run(
     Ok(plan::Raw { rows: rows?, total_rows: total_rows?, total_visitors: total_visitors?, conversion_base: conversion_base? })
 }
 
-async fn maybe(cfg: &millimetric_edge::clickhouse::ClickHouseConfig, sql: Option<String>) -> std::result::Result<Option<String>, ApiError> {
+async fn maybe(
+    cfg: &millimetric_core::storage::clickhouse::ClickHouseConfig,
+    sql: Option<String>,
+) -> std::result::Result<Option<String>, ApiError> {
     match sql {
         Some(s) => read(cfg, &s).await.map(Some),
         None => Ok(None),
     }
 }
 
-fn store_config(env: &Env) -> std::result::Result<millimetric_edge::clickhouse::ClickHouseConfig, ApiError> {
+fn store_config(env: &Env) -> std::result::Result<millimetric_core::storage::clickhouse::ClickHouseConfig, ApiError> {
     let cfg = config::clickhouse(env, Role::Reader);
     cfg.check_names().map_err(|e| {
         console_error!("read: {e}");
@@ -194,7 +197,7 @@ async fn run_events(env: &Env, who: &Reader, probe: &[u8]) -> std::result::Resul
     })
 }
 
-// ---- MCP (POST /mcp): the protocol and tools are the core's (millimetric_edge::mcp) ----
+// ---- MCP (POST /mcp): the protocol and tools are the core's (millimetric_core::mcp) ----
 
 fn mcp_response(out: &protocol::Out) -> Response {
     match &out.body {

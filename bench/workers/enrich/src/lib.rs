@@ -1,9 +1,9 @@
 //! Full enrichment of each posted event with the real core: body decode, envelope, validation,
 //! URL scrubbing, attribution, UA and bot classification, row building and its JSON.
-use millimetric_edge::enrich::geo::Geo;
-use millimetric_edge::event::{self, LIMITS};
-use millimetric_edge::keys::{KeyKind, Principal};
-use millimetric_edge::pipeline::{build_row, RequestContext};
+use millimetric_core::enrich::geo::Geo;
+use millimetric_core::ingest::event::{self, LIMITS};
+use millimetric_core::ingest::pipeline::{build_row, RequestContext};
+use millimetric_core::keys::{KeyKind, Principal};
 use worker::*;
 
 #[event(fetch)]
@@ -22,7 +22,7 @@ async fn fetch(mut req: Request, _env: Env, _ctx: Context) -> Result<Response> {
     for ev in env.events {
         let ev = event::validate_event(ev, false, &LIMITS).map_err(|e| Error::RustError(e.to_string()))?;
         let row = build_row(&principal, ev, &ctx, &|_| None, &mut || "bench-id".into()).map_err(|e| Error::RustError(e.to_string()))?;
-        out = millimetric_edge::row::to_json_each_row([&row]);
+        out = millimetric_core::ingest::row::to_json_each_row([&row]);
     }
     Ok(Response::ok(out)?.with_status(202))
 }
@@ -30,5 +30,5 @@ async fn fetch(mut req: Request, _env: Env, _ctx: Context) -> Result<Response> {
 /// The same start-up warm-up as the edge Worker, so the first request is measured as it is there.
 #[event(start)]
 fn start() {
-    let _ = millimetric_edge::warm_up::warm_up();
+    let _ = millimetric_core::ingest::warm_up::warm_up();
 }

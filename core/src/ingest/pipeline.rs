@@ -1,0 +1,310 @@
+//! One validated event plus what the edge knows about the request, to one row.
+//! Pure: the Worker passes in the time, the edge geo, a geo lookup and an id source.
+
+use crate::enrich::{attribution, geo::Geo, pii, url_scrub, user_agent};
+use crate::error::ApiError;
+use crate::ingest::event::{Event, EventKind};
+use crate::ingest::row::{EventRow, MAX_ROW_BYTES};
+use crate::ingest::timestamp::{self, TimestampError};
+use crate::keys::{KeyKind, Principal};
+use std::net::IpAddr;
+
+/// What the edge knows about the request itself. No IP here: the per-IP limit and the
+/// geo lookup of the connecting address happen before, in the adapter.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub received_ms: i64,
+    /// The request's User-Agent header (used for browser-key events).
+    pub user_agent: Option<String>,
+    /// What the edge resolved for the connecting address (used for browser-key events).
+    pub edge_geo: Geo,
+}
+
+pub fn build_row(
+    principal: &Principal,
+    event: Event,
+    ctx: &RequestContext,
+    geo_lookup: &dyn Fn(IpAddr) -> Option<Geo>,
+    new_id: &mut dyn FnMut() -> String,
+) -> Result<EventRow, ApiError> {
+    let ts = timestamp::resolve(event.timestamp.as_ref(), ctx.received_ms).map_err(|e| match e {
+        TimestampError::Unparseable => ApiError::bad_request(
+            "invalid_timestamp",
+            "`timestamp` must be an RFC 3339 string (2026-11-22T10:00:00Z) or epoch milliseconds.",
+        ),
+        TimestampError::TooOld => {
+            ApiError::bad_request("timestamp_out_of_range", "`timestamp` is more than 30 days in the past; such events are not taken.")
+        }
+    })?;
+
+    let (page_url, page) = url_scrub::parse_and_scrub(&event.url, principal.hash_routing)
+        .ok_or_else(|| ApiError::bad_request("invalid_url", "`url` must be an absolute http(s) URL."))?;
+    let referrer = event.referrer.as_deref().and_then(|r| url_scrub::parse_and_scrub(r, false));
+    let attr = attribution::attribute(&page_url, referrer.as_ref().map(|(u, _)| u));
+
+    // Browser keys: the request's own UA and edge geo. Server keys: only what the SDK forwarded
+    // for the visitor (the request's own belong to the customer's server).
+    let (ua, geo) = match principal.kind {
+        KeyKind::Secret => {
+            // The IP is parsed, looked up, and dropped here; it is never copied into the row.
+            let geo = event.ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).and_then(geo_lookup).unwrap_or_default();
+            (event.user_agent.clone(), geo)
+        }
+        _ => (ctx.user_agent.clone(), ctx.edge_geo.clone()),
+    };
+    let ua = ua.map(|u| user_agent::classify(&u));
+
+    let (prop_keys, prop_values) = event.props.iter().filter_map(|(k, v)| scrub_prop(k, v.to_stored())).unzip();
+    let event_name = match &event.kind {
+        EventKind::Custom(name) => pii::redact_text(name),
+        EventKind::Pageview => event.kind.name().to_string(),
+    };
+
+    let row = EventRow {
+        project_id: principal.project_id.clone(),
+        event_id: event.client_id.clone().unwrap_or_else(new_id),
+        timestamp: timestamp::clickhouse_datetime(ts),
+        received_at: timestamp::clickhouse_datetime(ctx.received_ms),
+        event_type: event.kind.type_str().to_string(),
+        event_name,
+        anonymous_id: event.anonymous_id.unwrap_or_default(),
+        url_host: page.host,
+        url_path: page.path,
+        url_query: page.query,
+        url_fragment: page.fragment,
+        title: event.title.as_deref().map(pii::redact_text).unwrap_or_default(),
+        referrer: referrer.as_ref().map(|(u, c)| c.without_fragment(u.scheme())).unwrap_or_default(),
+        referrer_host: referrer.map(|(_, c)| c.host).unwrap_or_default(),
+        country: geo.country,
+        region: geo.region,
+        city: geo.city,
+        browser: ua.as_ref().map(|u| u.browser).unwrap_or("").to_string(),
+        os: ua.as_ref().map(|u| u.os).unwrap_or("").to_string(),
+        device_type: ua.as_ref().map(|u| u.device).unwrap_or("other").to_string(),
+        is_bot: ua.as_ref().map(|u| u.is_bot as u8).unwrap_or(0),
+        source: attr.source,
+        medium: attr.medium,
+        utm_source: attr.utm_source,
+        utm_medium: attr.utm_medium,
+        utm_campaign: attr.utm_campaign,
+        utm_term: attr.utm_term,
+        utm_content: attr.utm_content,
+        click_id_type: attr.click_id_type,
+        click_id: attr.click_id,
+        prop_keys,
+        prop_values,
+        key_kind: principal.kind.as_str().to_string(),
+        retention_days: principal.retention_days,
+    };
+    let (bytes, largest) = row.serialized_bound();
+    if bytes > MAX_ROW_BYTES {
+        return Err(ApiError::new(
+            413,
+            "event_too_large",
+            format!(
+                "This event would take {} KiB stored; at most {} KiB are taken. `{largest}` is its largest part: shorten it.",
+                bytes / 1024,
+                MAX_ROW_BYTES / 1024
+            ),
+        ));
+    }
+    Ok(row)
+}
+
+/// One custom property, as stored, or None when it goes. A property whose name is named or
+/// shaped like personal data (`user_email`, `jane@example.com`, a token) goes; a value that is
+/// a URL (absolute, `//host` or a path) is scrubbed like a nested URL (and goes if nothing may be kept); any other
+/// value that holds personal data or a secret goes, name and all.
+fn scrub_prop(key: &str, value: String) -> Option<(String, String)> {
+    if pii::is_pii_name(key) || pii::is_pii_value(key) {
+        return None;
+    }
+    // Absolute, scheme-relative and path URLs (`location.pathname + location.search` is a common
+    // property) are scrubbed as the page URL's nested ones are.
+    if url_scrub::looks_like_nested_url(&value) {
+        return match url_scrub::scrub_nested_value(&value, 1)? {
+            url_scrub::Nested::Unchanged => Some((key.to_string(), value)),
+            url_scrub::Nested::Scrubbed(s) => Some((key.to_string(), s)),
+        };
+    }
+    (!pii::is_pii_value(&value)).then(|| (key.to_string(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::event::{validate_event, LIMITS};
+    use serde_json::json;
+
+    fn principal(kind: KeyKind) -> Principal {
+        Principal::new("p1", kind)
+    }
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+    fn ctx() -> RequestContext {
+        RequestContext {
+            received_ms: 1_795_000_000_000,
+            user_agent: Some(CHROME.into()),
+            edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")),
+        }
+    }
+
+    #[test]
+    fn browser_pageview_row() {
+        let ev = validate_event(
+            json!({"url":"https://shop.com/p?email=a@b.com&utm_source=nl&gclid=abc#frag","referrer":"https://www.google.com/search?q=x","mm_aid":"aid","title":"P","props":{"plan":"pro","password":"hunter2","note":"call +44 20 7946 0958"}}),
+            false,
+            &LIMITS,
+        )
+        .unwrap();
+        let mut n = 0;
+        let row = build_row(&principal(KeyKind::Publishable), ev, &ctx(), &|_| panic!("no lookup for browser keys"), &mut || {
+            n += 1;
+            format!("gen{n}")
+        })
+        .unwrap();
+        assert_eq!(row.event_id, "gen1");
+        assert_eq!(row.url_query, "utm_source=nl&gclid=abc");
+        assert_eq!(row.url_fragment, "");
+        assert_eq!((row.country.as_str(), row.city.as_str()), ("DE", "Berlin"));
+        assert_eq!((row.browser.as_str(), row.os.as_str(), row.device_type.as_str()), ("Chrome", "Windows", "desktop"));
+        assert_eq!((row.source.as_str(), row.utm_source.as_str(), row.click_id.as_str()), ("nl", "nl", "abc"));
+        assert_eq!(row.referrer_host, "www.google.com");
+        assert_eq!(row.prop_keys, vec!["plan".to_string()]);
+        assert_eq!(row.timestamp, row.received_at);
+
+        // A card number sent as a JSON number is still a card number.
+        let ev = validate_event(json!({"url":"https://shop.com/","props":{"card":4242424242424242u64,"seats":3}}), false, &LIMITS).unwrap();
+        let row = build_row(&principal(KeyKind::Publishable), ev, &ctx(), &|_| None, &mut || "id".into()).unwrap();
+        assert_eq!((row.prop_keys, row.prop_values), (vec!["seats".to_string()], vec!["3".to_string()]));
+        assert_eq!(row.retention_days, 90);
+    }
+
+    #[test]
+    fn server_event_uses_forwarded_ip_and_ua_only() {
+        let ev = validate_event(
+            json!({"type":"event","name":"signup","id":"client-1","url":"https://a.com/","ip":"81.2.69.142","user_agent":"curl/8.0"}),
+            true,
+            &LIMITS,
+        )
+        .unwrap();
+        let looked_up = std::cell::Cell::new(None);
+        let row = build_row(
+            &principal(KeyKind::Secret),
+            ev,
+            &ctx(),
+            &|ip| {
+                looked_up.set(Some(ip));
+                Some(Geo::new(Some("GB"), Some("England"), Some("London")))
+            },
+            &mut || unreachable!("client id given"),
+        )
+        .unwrap();
+        assert_eq!(looked_up.get(), Some("81.2.69.142".parse().unwrap()));
+        assert_eq!(row.event_id, "client-1");
+        assert_eq!(row.country, "GB"); // not the edge's DE: that is the customer's server
+        assert_eq!((row.is_bot, row.device_type.as_str()), (1, "bot"));
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(!json.contains("81.2.69.142"), "the IP must not reach the row");
+    }
+
+    #[test]
+    fn only_coarse_user_agent_facts_reach_the_row() {
+        // The promise: coarse UA only, no fingerprinting. Neither the UA string nor any of
+        // its version numbers may be stored.
+        let ev = validate_event(json!({"url":"https://a.com/"}), false, &LIMITS).unwrap();
+        let row = build_row(&principal(KeyKind::Publishable), ev, &ctx(), &|_| None, &mut || "x".into()).unwrap();
+        let stored = serde_json::to_string(&row).unwrap();
+        for fragment in [CHROME, "131.0.0.0", "537.36", "Win64", "NT 10.0"] {
+            assert!(!stored.contains(fragment), "{fragment} reached the row: {stored}");
+        }
+        assert_eq!((row.browser.as_str(), row.os.as_str()), ("Chrome", "Windows"));
+    }
+
+    #[test]
+    fn server_event_without_forwarded_data_has_no_geo_or_ua() {
+        let ev = validate_event(json!({"type":"event","name":"renewal","url":"https://a.com/"}), true, &LIMITS).unwrap();
+        let row = build_row(&principal(KeyKind::Secret), ev, &ctx(), &|_| None, &mut || "x".into()).unwrap();
+        assert_eq!((row.country.as_str(), row.browser.as_str(), row.is_bot), ("", "", 0));
+    }
+
+    #[test]
+    fn bad_timestamp_is_refused() {
+        let ev = validate_event(json!({"url":"https://a.com/","timestamp":"nope"}), false, &LIMITS).unwrap();
+        let e = build_row(&principal(KeyKind::Publishable), ev, &ctx(), &|_| None, &mut || "x".into()).unwrap_err();
+        assert_eq!(e.code, "invalid_timestamp");
+    }
+
+    fn row_of(v: serde_json::Value) -> Result<EventRow, ApiError> {
+        let ev = validate_event(v, true, &LIMITS)?;
+        build_row(&principal(KeyKind::Secret), ev, &ctx(), &|_| None, &mut || "generated-id".into())
+    }
+
+    /// The review's case: 30 properties of 490 control characters (serde writes each as
+    /// `\u0001`, 6 bytes) and a 600-emoji URL made one publishable-key event a row of over
+    /// 100 KB. Control characters are now removed, and sizes count bytes.
+    #[test]
+    fn control_characters_and_emoji_cannot_inflate_a_row() {
+        let ctrl = "\u{1}".repeat(490);
+        let props: serde_json::Map<String, serde_json::Value> = (0..30).map(|i| (format!("k{i}"), json!(format!("v{ctrl}")))).collect();
+        let emoji_url = format!("https://a.com/{}", "\u{1F600}".repeat(600));
+        let e = validate_event(json!({"url": emoji_url, "props": props.clone()}), false, &LIMITS).unwrap_err();
+        assert_eq!((e.status, e.code), (400, "field_too_long"));
+        assert!(e.message.contains("`url`"), "{}", e.message);
+        // 400 emoji fit the URL's 2000 bytes; the properties lose their control characters.
+        let url = format!("https://a.com/{}", "\u{1F600}".repeat(400));
+        let row = row_of(json!({"url": url, "props": props, "title": format!("a\tb\u{0}c{ctrl}")})).unwrap();
+        assert!(row.prop_values.iter().all(|v| v == "v"), "{:?}", row.prop_values);
+        assert_eq!(row.title, "a bc");
+        let stored = serde_json::to_string(&row).unwrap();
+        assert!(stored.len() < 16 * 1024, "{} bytes", stored.len());
+        assert!(!stored.contains("\\u0001"));
+        // An id with a control character is refused, not silently changed.
+        assert_eq!(row_of(json!({"url":"https://a.com/","id":"a\u{1}b"})).unwrap_err().code, "invalid_id");
+        assert_eq!(row_of(json!({"url":"https://a.com/","mm_aid":"a\nb"})).unwrap_err().code, "invalid_id");
+    }
+
+    /// Every field at its byte bound, in the characters that cost the most once stored (quotes
+    /// and backslashes escape to two bytes; non-ASCII URL text is percent-encoded to three per
+    /// byte): the row stays under MAX_ROW_BYTES, the size bound holds, and a request of 100
+    /// such events makes queue messages each under the queue's 128 KB.
+    #[test]
+    fn worst_case_rows_fit_a_queue_message() {
+        let q = |bytes: usize| "\"".repeat(bytes / 2);
+        let props: serde_json::Map<String, serde_json::Value> = (0..LIMITS.max_props)
+            .map(|i| (format!("{i:02}{}", q(LIMITS.max_prop_key_bytes - 2)), json!(q(LIMITS.max_prop_value_bytes))))
+            .collect();
+        // 3-byte characters (640 of them, 1920 bytes), each stored as %XX%XX%XX (9 bytes).
+        let heavy = "\u{20AC}".repeat((LIMITS.max_url_bytes - 80) / 3);
+        let url = format!("https://a.com/{heavy}?utm_source={}&utm_campaign={}#x", "\u{20AC}".repeat(3), "\u{20AC}".repeat(3));
+        let event = json!({"type":"event","name": q(LIMITS.max_name_bytes), "url": url, "referrer": format!("https://r.com/{heavy}"),
+            "title": q(LIMITS.max_title_bytes), "mm_aid": "a".repeat(LIMITS.max_id_bytes), "id": "i".repeat(LIMITS.max_id_bytes), "props": props});
+        let row = row_of(event).unwrap();
+        let actual = serde_json::to_string(&row).unwrap().len();
+        let (bound, _) = row.serialized_bound();
+        assert!(actual <= bound, "the bound {bound} is below the real size {actual}");
+        println!("worst-case row: {actual} bytes serialized, bound {bound}");
+        assert!(bound <= MAX_ROW_BYTES, "a worst-case event ({bound} bytes) is refused: the field limits and MAX_ROW_BYTES disagree");
+        let rows = vec![row; 100];
+        let messages = crate::ingest::row::encode_messages(&rows, crate::ingest::row::MAX_MESSAGE_BYTES);
+        assert!(messages.len() > 1);
+        assert!(
+            messages.iter().all(|m| m.len() <= crate::ingest::row::MAX_MESSAGE_BYTES && m.len() < 128 * 1000),
+            "a message over the queue's limit"
+        );
+    }
+
+    /// The backstop: a row over MAX_ROW_BYTES (not reachable through today's field limits) is
+    /// refused alone with a 413 naming its largest part.
+    #[test]
+    fn an_oversized_row_is_refused_naming_the_field() {
+        let mut limits = LIMITS;
+        limits.max_prop_value_bytes = 10_000;
+        let props: serde_json::Map<String, serde_json::Value> = (0..8).map(|i| (format!("k{i}"), json!("x".repeat(9_000)))).collect();
+        let ev = validate_event(json!({"url":"https://a.com/","props":props}), true, &limits).unwrap();
+        let e = build_row(&principal(KeyKind::Secret), ev, &ctx(), &|_| None, &mut || "x".into()).unwrap_err();
+        assert_eq!((e.status, e.code), (413, "event_too_large"));
+        assert!(e.message.contains("`props`"), "{}", e.message);
+    }
+}

@@ -1,0 +1,674 @@
+//! The MCP tools: their definitions (JSON Schema input, `readOnlyHint`, descriptions written
+//! for a language model), each call's arguments mapped to a Stats API query body (run by the
+//! read Worker exactly as `POST /v1/query` runs it), and the answers turned into
+//! `structuredContent` plus a short summary. Pure; tested natively.
+
+use crate::error::ApiError;
+use crate::query::request::{dimension_names, Metric};
+use serde_json::{json, Map, Value};
+
+/// What a tool call answers: structured content and a summary, or a sentence saying what to
+/// change (a tool error, `isError: true`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolResult {
+    Ok { structured: Value, summary: String },
+    Error(String),
+}
+
+/// How a tool's `/v1/query` answer is reshaped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    Raw,
+    Overview,
+    Top { dimension: String, metric: String },
+    Timeseries { metric: String, interval: String },
+}
+
+/// What the Worker runs for a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    /// A Stats API query body, through the same code as `POST /v1/query`.
+    Query { body: Value, shape: Shape },
+    /// `GET /v1/realtime`'s answer.
+    Realtime,
+    /// Custom event names and property keys; `probe` is a query body whose plan gives the
+    /// period (dates and zone resolved as for any query).
+    ListEvents { probe: Value },
+    /// The definitions; no I/O.
+    Explain,
+}
+
+const PERIODS: &str = "A named period counted in `timezone` (`7d`, `28d`, `30d`, `91d` are the whole days before today, today excluded; `day` is today so far; `month`, `year`, `6mo`, `12mo` run through today; `24h` the last 24 hours; `all` the last 732 days), or a pair of local dates [\"2026-11-01\",\"2026-11-30\"] (inclusive) or RFC 3339 date-times.";
+const FILTERS: &str = "Optional. Stats API filters, each [operator, dimension, values] with operator is, is_not, contains, contains_not, matches, matches_not (RE2), combined with [\"and\",[...]], [\"or\",[...]], [\"not\",filter]. Example: [[\"is\",\"visit:country\",[\"DE\"]],[\"contains\",\"event:page\",[\"/blog\"]]].";
+/// The dimensions a tool breaks down by, from the query's own list: all but the time buckets
+/// (those are the timeseries tool's `interval`).
+fn breakdown_dimensions() -> String {
+    dimension_names().into_iter().filter(|d| !d.starts_with("time:")).collect::<Vec<_>>().join(", ")
+}
+
+/// The metrics a row can be ranked or charted by, from the query's own list: all but
+/// `percentage` (a row's share, which `top` adds by itself).
+fn ranked_metrics() -> Vec<&'static str> {
+    Metric::ALL.iter().filter(|m| **m != Metric::Percentage).map(|m| m.name()).collect()
+}
+
+/// The overview's headline numbers.
+const COUNTS: [&str; 7] = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"];
+
+fn date_range_schema(default: &str) -> Value {
+    json!({"description": format!("{PERIODS} Default \"{default}\"."), "default": default, "oneOf": [
+        {"type": "string", "enum": ["day", "24h", "7d", "28d", "30d", "91d", "month", "6mo", "12mo", "year", "all"]},
+        {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}
+    ]})
+}
+
+fn timezone_schema() -> Value {
+    json!({"type": "string", "description": "Optional IANA time zone for dates and time buckets, e.g. \"Europe/Berlin\". Default: the project's zone, else UTC."})
+}
+
+fn metric_schema(desc: &str) -> Value {
+    json!({"type": "string", "enum": ranked_metrics(), "default": "visitors", "description": desc})
+}
+
+fn annotations(title: &str) -> Value {
+    json!({"title": title, "readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false})
+}
+
+/// The tools, in a fixed order (`tools/list`).
+pub fn definitions() -> Value {
+    let (dimensions, every_dimension) = (breakdown_dimensions(), dimension_names().join(", "));
+    let every_metric: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+    let object = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required, "additionalProperties": false});
+    json!([
+        {
+            "name": "overview",
+            "title": "Overview of a period",
+            "description": "The headline numbers of the project's website for a period, against the previous period (or the same period a year before): visitors (distinct people), visits (sessions: a run of one visitor's events with gaps under 30 minutes), pageviews, views_per_visit, bounce_rate (% of visits with one pageview and no custom event), visit_duration (average seconds per visit) and events (pageviews plus custom events). `change` is the percent change for counts (null when the previous value is 0) and the difference in percentage points for bounce_rate. Bots are excluded. Default period: the last 30 whole days. Example: {\"date_range\":\"7d\"} answers \"how did last week go compared with the week before?\"",
+            "inputSchema": object(json!({
+                "date_range": date_range_schema("30d"),
+                "compare": {"type": "string", "enum": ["previous_period", "year_over_year", "none"], "default": "previous_period", "description": "What to compare with: the period just before (default), the same period a year earlier, or nothing."},
+                "filters": {"type": "array", "description": FILTERS},
+                "timezone": timezone_schema(),
+            }), &[]),
+            "outputSchema": {"type": "object", "properties": {"date_range": {"type": "array"}, "comparison_date_range": {}, "timezone": {"type": "string"}, "metrics": {"type": "object"}}, "required": ["date_range", "metrics"]},
+            "annotations": annotations("Overview of a period"),
+        },
+        {
+            "name": "top",
+            "title": "Top values of one dimension",
+            "description": format!("The top values of one dimension for a period, e.g. top pages, sources (AI assistants such as ChatGPT or Perplexity are sources with medium \"ai\"), countries, devices, UTM campaigns or a custom event's property. Each row has the value, the chosen metric, visitors, and percentage (the row's visitors as % of all visitors under the same filters). Visit dimensions (visit:*) are the visit's first event's; event dimensions count the matching events. An empty value shows as \"(none)\". `total_rows` says how many distinct values there are. Dimensions: {dimensions}. Default: visitors over the last 30 whole days, 10 rows. Example: {{\"dimension\":\"visit:source\",\"date_range\":\"7d\",\"limit\":5}} answers \"where did visitors come from last week?\""),
+            "inputSchema": object(json!({
+                "dimension": {"type": "string", "description": format!("The dimension to break down by: {dimensions}. Example: \"event:page\".")},
+                "metric": metric_schema("What to rank by. Default \"visitors\". conversion_rate needs an event:name filter, e.g. [[\"is\",\"event:name\",[\"signup\"]]]."),
+                "date_range": date_range_schema("30d"),
+                "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10, "description": "How many rows, 1 to 1000. Default 10."},
+                "filters": {"type": "array", "description": FILTERS},
+                "timezone": timezone_schema(),
+            }), &["dimension"]),
+            "outputSchema": {"type": "object", "properties": {"dimension": {"type": "string"}, "metric": {"type": "string"}, "rows": {"type": "array"}, "total_rows": {}}, "required": ["dimension", "rows"]},
+            "annotations": annotations("Top values of one dimension"),
+        },
+        {
+            "name": "timeseries",
+            "title": "A metric over time",
+            "description": "One metric per hour, day, week or month over a period, oldest first, in `timezone` (hour labels are \"YYYY-MM-DD hh:00:00\", day/week/month labels the bucket's first date; weeks start on Monday). Buckets without any event are omitted (read them as 0 for counts). A visit with events in two buckets counts in both. Default: daily visitors over the last 30 whole days. Example: {\"metric\":\"pageviews\",\"interval\":\"hour\",\"date_range\":\"day\"} answers \"how many pageviews per hour today?\"",
+            "inputSchema": object(json!({
+                "metric": metric_schema("The metric per bucket. Default \"visitors\"."),
+                "interval": {"type": "string", "enum": ["hour", "day", "week", "month"], "default": "day", "description": "Bucket size. Default \"day\"."},
+                "date_range": date_range_schema("30d"),
+                "filters": {"type": "array", "description": FILTERS},
+                "timezone": timezone_schema(),
+            }), &[]),
+            "outputSchema": {"type": "object", "properties": {"metric": {"type": "string"}, "interval": {"type": "string"}, "points": {"type": "array"}}, "required": ["metric", "interval", "points"]},
+            "annotations": annotations("A metric over time"),
+        },
+        {
+            "name": "realtime",
+            "title": "Visitors right now",
+            "description": "Current visitors (distinct visitors in the last 5 minutes) and, for each of the last 30 minutes (UTC, oldest first, empty minutes as 0), its visitors and pageviews. Bots are excluded. No arguments. Example: {} answers \"how many people are on the site right now?\"",
+            "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
+            "outputSchema": {"type": "object", "properties": {"current_visitors": {"type": "integer"}, "window_seconds": {"type": "integer"}, "last_30_minutes": {"type": "array"}}, "required": ["current_visitors", "last_30_minutes"]},
+            "annotations": annotations("Visitors right now"),
+        },
+        {
+            "name": "list_events",
+            "title": "Custom events seen",
+            "description": "The custom event names (not pageviews) seen in a period, most frequent first, each with its count of events, its distinct visitors, and the property keys it carried. Use the names in filters such as [[\"is\",\"event:name\",[\"signup\"]]] and the keys as dimensions such as \"event:props:plan\". Bots are excluded. Default period: the last 30 whole days. Example: {\"date_range\":\"7d\"} answers \"which custom events fired last week, and with which properties?\"",
+            "inputSchema": object(json!({"date_range": date_range_schema("30d"), "timezone": timezone_schema()}), &[]),
+            "outputSchema": {"type": "object", "properties": {"date_range": {"type": "array"}, "events": {"type": "array"}}, "required": ["events"]},
+            "annotations": annotations("Custom events seen"),
+        },
+        {
+            "name": "query_stats",
+            "title": "Any Stats API query",
+            "description": format!("The whole Millimetric Stats API (POST /v1/query, the shape of Plausible's Stats API v2), for questions the other tools do not answer: several metrics and up to 4 dimensions at once, filters, ordering, paging, comparisons. The answer is the API's own: results [{{\"dimensions\":[...],\"metrics\":[...] in the order asked, \"comparison\":{{...}}}}], meta, and the normalised query with its dates resolved. Metrics: visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration (seconds), events, percentage, conversion_rate (needs an event:name filter). Dimensions: {every_dimension}. Bots are excluded unless include.bots. Example: {{\"metrics\":[\"visitors\",\"conversion_rate\"],\"date_range\":\"30d\",\"dimensions\":[\"visit:source\"],\"filters\":[[\"is\",\"event:name\",[\"signup\"]]]}} answers \"which sources convert to signups?\""),
+            "inputSchema": object(json!({
+                "metrics": {"type": "array", "items": {"type": "string", "enum": every_metric}, "minItems": 1, "description": "Required. The metrics, e.g. [\"visitors\",\"pageviews\"]."},
+                "date_range": {"description": format!("Required. {PERIODS}"), "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}]},
+                "dimensions": {"type": "array", "items": {"type": "string"}, "maxItems": 4, "description": "Optional. Up to 4 dimensions to group by, e.g. [\"visit:source\",\"event:page\"]."},
+                "filters": {"type": "array", "description": FILTERS},
+                "timezone": timezone_schema(),
+                "order_by": {"type": "array", "description": "Optional. [[metric or dimension, \"asc\"|\"desc\"], ...], e.g. [[\"visitors\",\"desc\"]]."},
+                "pagination": {"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 10000}, "offset": {"type": "integer", "minimum": 0}}, "additionalProperties": false, "description": "Optional. Default limit 100."},
+                "compare": {"type": "string", "enum": ["previous_period", "year_over_year"], "description": "Optional. Adds each row's comparison and change."},
+                "include": {"type": "object", "properties": {"total_rows": {"type": "boolean"}, "bots": {"type": "boolean"}}, "additionalProperties": false, "description": "Optional. total_rows: count all rows before paging; bots: count bots too."},
+            }), &["metrics", "date_range"]),
+            "outputSchema": {"type": "object", "properties": {"results": {"type": "array"}, "meta": {"type": "object"}, "query": {"type": "object"}}, "required": ["results", "meta", "query"]},
+            "annotations": annotations("Any Stats API query"),
+        },
+        {
+            "name": "explain_metrics",
+            "title": "What the numbers mean",
+            "description": "The definitions Millimetric counts by, as docs/stats-api.md states them: visitor, visit, visit dimensions, bounce and bounce_rate, visit_duration, pageviews and events, how event filters count, percentage and conversion_rate, rounding, dates and periods, comparisons, bots. No arguments. Example: {} answers \"what counts as a bounce here?\"",
+            "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
+            "outputSchema": {"type": "object", "properties": {"definitions": {"type": "object"}}, "required": ["definitions"]},
+            "annotations": annotations("What the numbers mean"),
+        },
+    ])
+}
+
+/// The definitions, word for word from docs/stats-api.md (a test keeps them so).
+pub const DEFINITIONS: [(&str, &str); 13] = [
+    ("visitor", "a distinct `mm_aid` within the project; exact (`uniqExact` on raw events). A server event without an `mm_aid` is a visitor (and a visit) of its own."),
+    ("visit", "one visitor's run of events with no gap of 30 minutes or more, derived at query time from `mm_aid` and timestamps, within the queried range (a visit that began before the range counts from its first event inside it). The snippet stores nothing new."),
+    ("visit_dimensions", "(`visit:source`, `visit:utm_*`, `visit:country`, `visit:device`, ...) are the visit's first event's; `visit:entry_page` its first event's page and `visit:exit_page` its last's."),
+    ("bounce", "a visit with one pageview and no custom event. **bounce_rate**: % of visits."),
+    ("visit_duration", "last event minus first, in seconds, averaged over visits."),
+    ("pageviews_events", "**pageviews**, **events** (pageviews and custom events), **views_per_visit**."),
+    ("event_filters", "With event dimensions or filters (`event:page`, `event:name`, `event:hostname`, `event:props:<key>`, `time:*`): a visit counts where at least one of its events matches; pageviews and events count the matching events; bounce and duration stay the visit's. A time bucket counts a visit in each bucket it has events in."),
+    ("percentage", "the row's visitors / all visitors under the same filters."),
+    ("conversion_rate", "(needs `[\"is\",\"event:name\",[...]]`): the row's visitors / its visitors without that filter."),
+    ("rounding", "Derived metrics are rounded to 2 decimals; an empty dimension value shows as `(none)`."),
+    ("dates", "named periods count from today in `timezone` (`7d`, `28d`, `30d`, `91d`: the days before today; `day`, `month`, `year`, `6mo`, `12mo` through today; `24h`; `all`: 732 days); pairs are local dates (inclusive) or RFC 3339 date-times. A local day runs midnight to midnight, so across a DST change it has 23 or 25 hours. `timezone` defaults to the project's setting (`timezone` in its key records), else UTC."),
+    ("comparisons", "rows are matched by dimension values (time buckets by their offset from the period's start); `change` is the percent change for counts (null from zero) and the difference in points for percentages."),
+    ("bots", "Bots are excluded unless `\"include\": {\"bots\": true}`."),
+];
+
+fn fail(message: impl Into<String>) -> ToolResult {
+    ToolResult::Error(message.into())
+}
+
+/// The arguments a tool takes; any other is refused with the list.
+fn check_names(tool: &str, args: &Map<String, Value>, allowed: &[&str]) -> Result<(), ToolResult> {
+    for k in args.keys() {
+        if !allowed.contains(&k.as_str()) {
+            let list = if allowed.is_empty() { "none: call it with {}".to_string() } else { allowed.join(", ") };
+            return Err(fail(format!("`{k}` is not an argument of {tool}. Its arguments are {list}.")));
+        }
+    }
+    Ok(())
+}
+
+fn string_arg<'a>(
+    tool: &str,
+    args: &'a Map<String, Value>,
+    name: &str,
+    default: &'a str,
+    allowed: Option<&[&str]>,
+) -> Result<&'a str, ToolResult> {
+    let v = match args.get(name) {
+        None | Some(Value::Null) => default,
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => return Err(fail(format!("`{name}` of {tool} must be a string, not {other}."))),
+    };
+    if let Some(ok) = allowed {
+        if !ok.contains(&v) {
+            return Err(fail(format!("`{name}` of {tool} is \"{v}\"; use one of {}.", ok.join(", "))));
+        }
+    }
+    Ok(v)
+}
+
+/// The fields shared by the period tools, copied into a query body.
+fn period(args: &Map<String, Value>, body: &mut Value, with_filters: bool) {
+    body["date_range"] = args.get("date_range").filter(|v| !v.is_null()).cloned().unwrap_or(json!("30d"));
+    if let Some(tz) = args.get("timezone").filter(|v| !v.is_null()) {
+        body["timezone"] = tz.clone();
+    }
+    if with_filters {
+        if let Some(f) = args.get("filters").filter(|v| !v.is_null()) {
+            body["filters"] = f.clone();
+        }
+    }
+}
+
+/// A call's arguments to what the Worker runs, or a tool error saying what to change.
+pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolResult> {
+    match tool {
+        "query_stats" => Ok(Prepared::Query { body: Value::Object(args.clone()), shape: Shape::Raw }),
+        "overview" => {
+            check_names(tool, args, &["date_range", "compare", "filters", "timezone"])?;
+            let compare = string_arg(tool, args, "compare", "previous_period", Some(&["previous_period", "year_over_year", "none"]))?;
+            let mut body = json!({"metrics": COUNTS});
+            period(args, &mut body, true);
+            if compare != "none" {
+                body["compare"] = json!(compare);
+            }
+            Ok(Prepared::Query { body, shape: Shape::Overview })
+        }
+        "top" => {
+            check_names(tool, args, &["dimension", "metric", "date_range", "limit", "filters", "timezone"])?;
+            let dimension = match args.get("dimension") {
+                Some(Value::String(d)) if !d.starts_with("time:") => d.clone(),
+                Some(Value::String(d)) => return Err(fail(format!("`dimension` \"{d}\" is a time bucket: use the timeseries tool for a metric over time, or a dimension such as event:page or visit:source here."))),
+                _ => return Err(fail(format!("top needs `dimension`, a string such as \"event:page\" or \"visit:source\". Dimensions: {}.", breakdown_dimensions()))),
+            };
+            let metric = string_arg(tool, args, "metric", "visitors", Some(ranked_metrics().as_slice()))?;
+            let limit = match args.get("limit") {
+                None | Some(Value::Null) => 10,
+                Some(v) => match v.as_u64() {
+                    Some(n @ 1..=1000) => n,
+                    _ => return Err(fail(format!("`limit` of top is {v}; use a whole number from 1 to 1000."))),
+                },
+            };
+            let mut metrics = vec![metric];
+            for m in ["visitors", "percentage"] {
+                if !metrics.contains(&m) {
+                    metrics.push(m);
+                }
+            }
+            let mut body = json!({"metrics": metrics, "dimensions": [dimension], "order_by": [[metric, "desc"]], "pagination": {"limit": limit}, "include": {"total_rows": true}});
+            period(args, &mut body, true);
+            Ok(Prepared::Query { body, shape: Shape::Top { dimension, metric: metric.to_string() } })
+        }
+        "timeseries" => {
+            check_names(tool, args, &["metric", "interval", "date_range", "filters", "timezone"])?;
+            let metric = string_arg(tool, args, "metric", "visitors", Some(ranked_metrics().as_slice()))?;
+            let interval = string_arg(tool, args, "interval", "day", Some(&["hour", "day", "week", "month"]))?;
+            let dim = format!("time:{interval}");
+            let mut body = json!({"metrics": [metric], "dimensions": [dim], "order_by": [[dim, "asc"]], "pagination": {"limit": 10000}});
+            period(args, &mut body, true);
+            Ok(Prepared::Query { body, shape: Shape::Timeseries { metric: metric.to_string(), interval: interval.to_string() } })
+        }
+        "realtime" => {
+            check_names(tool, args, &[])?;
+            Ok(Prepared::Realtime)
+        }
+        "list_events" => {
+            check_names(tool, args, &["date_range", "timezone"])?;
+            let mut probe = json!({"metrics": ["events"]});
+            period(args, &mut probe, false);
+            Ok(Prepared::ListEvents { probe })
+        }
+        "explain_metrics" => {
+            check_names(tool, args, &[])?;
+            Ok(Prepared::Explain)
+        }
+        other => Err(fail(format!("There is no tool {other}."))),
+    }
+}
+
+/// A refusal of the Stats API, as a tool error the model can act on: the API's own sentence
+/// (it names the field to fix), and for a passing fault, that a retry is the fix.
+pub fn refused(e: &ApiError) -> ToolResult {
+    match e.status {
+        429 => fail(format!("{} (rate limit: 120 queries a minute per key)", e.message)),
+        s if s >= 500 => fail(format!("{} Nothing in the arguments needs to change.", e.message)),
+        _ => fail(format!("{} [{}]", e.message, e.code)),
+    }
+}
+
+fn num(v: &Value) -> String {
+    match v {
+        Value::Null => "n/a".into(),
+        Value::Number(n) => n.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn period_label(answer: &Value) -> String {
+    match answer["query"]["date_range"].as_array() {
+        Some(a) if a.len() == 2 => format!("{} to {}", a[0].as_str().unwrap_or(""), a[1].as_str().unwrap_or("")),
+        _ => "the period".into(),
+    }
+}
+
+/// A `/v1/query` answer, reshaped for the tool.
+pub fn finish_query(shape: &Shape, answer: &Value) -> ToolResult {
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    let when = period_label(answer);
+    match shape {
+        Shape::Raw => raw_answer(answer, &results, &when),
+        Shape::Overview => overview(answer, &results, &when),
+        Shape::Top { dimension, metric } => top_rows(answer, &results, &when, dimension, metric),
+        Shape::Timeseries { metric, interval } => timeseries(answer, &results, &when, metric, interval),
+    }
+}
+
+/// query_stats: the API's own answer, with a line on how many rows it holds.
+fn raw_answer(answer: &Value, results: &[Value], when: &str) -> ToolResult {
+    let n = results.len();
+    let first =
+        results.first().map(|r| format!(" First row: dimensions {} metrics {}.", r["dimensions"], r["metrics"])).unwrap_or_default();
+    let total = answer["meta"]["total_rows"].as_u64().map(|t| format!(" of {t}")).unwrap_or_default();
+    ToolResult::Ok {
+        structured: answer.clone(),
+        summary: format!("{n}{total} rows for {when}, metrics {}.{first}", answer["query"]["metrics"]),
+    }
+}
+
+/// overview: each headline count with its previous value and change.
+fn overview(answer: &Value, results: &[Value], when: &str) -> ToolResult {
+    let row = results.first();
+    let mut metrics = Map::new();
+    let mut parts = Vec::new();
+    let compared = !answer["query"]["compare"].is_null();
+    for (i, m) in COUNTS.iter().enumerate() {
+        let value = row.map(|r| r["metrics"][i].clone()).unwrap_or(json!(0));
+        let mut entry = json!({"value": value});
+        if compared {
+            entry["previous"] = row.map(|r| r["comparison"]["metrics"][i].clone()).unwrap_or(json!(0));
+            entry["change"] = row.map(|r| r["comparison"]["change"][i].clone()).unwrap_or(Value::Null);
+        }
+        let unit = match *m {
+            "bounce_rate" => "%",
+            "visit_duration" => " s",
+            _ => "",
+        };
+        let change = if compared {
+            let c = &entry["change"];
+            let sign = if c.as_f64().is_some_and(|x| x >= 0.0) { "+" } else { "" };
+            let by = if *m == "bounce_rate" { " points" } else { "%" };
+            if c.is_null() {
+                " (no change figure)".to_string()
+            } else {
+                format!(" ({sign}{}{by})", num(c))
+            }
+        } else {
+            String::new()
+        };
+        parts.push(format!("{m} {}{unit}{change}", num(&entry["value"])));
+        metrics.insert(m.to_string(), entry);
+    }
+    let against = match answer["query"]["compare"].as_str() {
+        Some("year_over_year") => ", against the same period a year before",
+        Some(_) => ", against the previous period",
+        None => "",
+    };
+    ToolResult::Ok {
+        structured: json!({
+            "date_range": answer["query"]["date_range"],
+            "comparison_date_range": answer["query"].get("comparison_date_range").cloned().unwrap_or(Value::Null),
+            "timezone": answer["meta"]["timezone"],
+            "metrics": metrics,
+        }),
+        summary: format!("{when}{against}: {}.", parts.join(", ")),
+    }
+}
+
+/// top: one row per value of the dimension, the metric, visitors and percentage.
+fn top_rows(answer: &Value, results: &[Value], when: &str, dimension: &str, metric: &str) -> ToolResult {
+    let names: Vec<String> =
+        answer["query"]["metrics"].as_array().into_iter().flatten().filter_map(|m| m.as_str().map(String::from)).collect();
+    let rows: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let mut row = Map::new();
+            row.insert("value".into(), r["dimensions"][0].clone());
+            for (i, n) in names.iter().enumerate() {
+                row.insert(n.clone(), r["metrics"][i].clone());
+            }
+            Value::Object(row)
+        })
+        .collect();
+    let total = answer["meta"]["total_rows"].clone();
+    let list: Vec<String> = rows
+        .iter()
+        .take(5)
+        .map(|r| format!("{} {} ({}%)", r["value"].as_str().unwrap_or(""), num(&r[metric]), num(&r["percentage"])))
+        .collect();
+    let summary = if rows.is_empty() {
+        format!("No {dimension} values for {when}.")
+    } else {
+        format!("Top {} of {} {dimension} values by {metric}, {when}: {}.", rows.len(), num(&total), list.join("; "))
+    };
+    ToolResult::Ok {
+        structured: json!({"dimension": dimension, "metric": metric, "date_range": answer["query"]["date_range"], "timezone": answer["meta"]["timezone"], "rows": rows, "total_rows": total}),
+        summary,
+    }
+}
+
+/// timeseries: one point per bucket, and the peak.
+fn timeseries(answer: &Value, results: &[Value], when: &str, metric: &str, interval: &str) -> ToolResult {
+    let points: Vec<Value> = results.iter().map(|r| json!({"time": r["dimensions"][0], "value": r["metrics"][0]})).collect();
+    let values: Vec<f64> = points.iter().filter_map(|p| p["value"].as_f64()).collect();
+    let peak = points.iter().max_by(|a, b| a["value"].as_f64().unwrap_or(0.0).total_cmp(&b["value"].as_f64().unwrap_or(0.0)));
+    let summary = match peak {
+        None => format!("No events in {when}: {metric} is 0 throughout."),
+        Some(p) => {
+            let sum: f64 = values.iter().sum();
+            let total = if matches!(metric, "visitors" | "visits" | "pageviews" | "events") {
+                format!(", sum of buckets {sum}")
+            } else {
+                String::new()
+            };
+            format!(
+                "{metric} per {interval}, {when}: {} buckets with events{total}; peak {} at {}.",
+                points.len(),
+                num(&p["value"]),
+                p["time"].as_str().unwrap_or("")
+            )
+        }
+    };
+    ToolResult::Ok {
+        structured: json!({"metric": metric, "interval": interval, "date_range": answer["query"]["date_range"], "timezone": answer["meta"]["timezone"], "points": points}),
+        summary,
+    }
+}
+
+/// `GET /v1/realtime`'s answer as the tool's.
+pub fn finish_realtime(answer: &Value) -> ToolResult {
+    let minutes = answer["last_30_minutes"].as_array().cloned().unwrap_or_default();
+    let pv: u64 = minutes.iter().filter_map(|m| m["pageviews"].as_u64()).sum();
+    ToolResult::Ok {
+        structured: answer.clone(),
+        summary: format!("{} current visitors (last 5 minutes); {pv} pageviews in the last 30 minutes.", num(&answer["current_visitors"])),
+    }
+}
+
+/// `list_events`' answer (from `query::events::answer`).
+pub fn finish_events(answer: &Value) -> ToolResult {
+    let events = answer["events"].as_array().cloned().unwrap_or_default();
+    let list: Vec<String> = events
+        .iter()
+        .take(10)
+        .map(|e| {
+            let keys: Vec<&str> = e["property_keys"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let keys = if keys.is_empty() { "no properties".to_string() } else { format!("properties {}", keys.join(", ")) };
+            format!("{} ({} events, {} visitors; {keys})", e["name"].as_str().unwrap_or(""), num(&e["events"]), num(&e["visitors"]))
+        })
+        .collect();
+    let summary = if events.is_empty() {
+        "No custom events in the period.".to_string()
+    } else {
+        format!("{} custom event names: {}.", events.len(), list.join("; "))
+    };
+    ToolResult::Ok { structured: answer.clone(), summary }
+}
+
+pub fn explain() -> ToolResult {
+    let mut d = Map::new();
+    for (k, v) in DEFINITIONS {
+        d.insert(k.into(), json!(v));
+    }
+    ToolResult::Ok {
+        structured: json!({"definitions": d}),
+        summary: "Visitor: a distinct anonymous id; visit: a visitor's run of events with no 30-minute gap; bounce: a visit with one pageview and no custom event; bots excluded. The full definitions are in the structured content.".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tools' lists of metrics and dimensions come from the query's enums: a metric or
+    /// dimension added there shows in the tools, and a tool never names one the query lacks.
+    #[test]
+    fn the_tools_name_exactly_the_query_s_metrics_and_dimensions() {
+        let tools = definitions();
+        let tool = |name: &str| tools.as_array().unwrap().iter().find(|t| t["name"] == name).unwrap().clone();
+        let names = |v: &Value| v.as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect::<Vec<_>>();
+        let every_metric: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_string()).collect();
+        let query = tool("query_stats");
+        assert_eq!(names(&query["inputSchema"]["properties"]["metrics"]["items"]["enum"]), every_metric);
+        let described = query["description"].as_str().unwrap();
+        for m in &every_metric {
+            assert!(described.contains(m.as_str()), "query_stats does not name the metric {m}");
+        }
+        for d in dimension_names() {
+            assert!(described.contains(d), "query_stats does not name the dimension {d}");
+        }
+        for name in ["top", "timeseries"] {
+            for m in names(&tool(name)["inputSchema"]["properties"]["metric"]["enum"]) {
+                assert!(every_metric.contains(&m), "{name} offers {m}, which the query does not know");
+            }
+        }
+        let top = tool("top");
+        for d in dimension_names().into_iter().filter(|d| !d.starts_with("time:")) {
+            assert!(top["description"].as_str().unwrap().contains(d), "top does not name the dimension {d}");
+            assert!(top["inputSchema"]["properties"]["dimension"]["description"].as_str().unwrap().contains(d));
+        }
+        for m in COUNTS {
+            assert!(every_metric.iter().any(|x| x == m), "the overview counts {m}, which the query does not know");
+        }
+    }
+
+    fn args(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn err(r: Result<Prepared, ToolResult>) -> String {
+        match r {
+            Err(ToolResult::Error(m)) => m,
+            other => panic!("expected a tool error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_tool_is_described_for_a_model() {
+        let defs = definitions();
+        let names: Vec<&str> = defs.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["overview", "top", "timeseries", "realtime", "list_events", "query_stats", "explain_metrics"]);
+        for t in defs.as_array().unwrap() {
+            assert_eq!(t["annotations"]["readOnlyHint"], true, "{}", t["name"]);
+            assert_eq!(t["inputSchema"]["type"], "object");
+            assert_eq!(t["outputSchema"]["type"], "object");
+            let d = t["description"].as_str().unwrap();
+            assert!(d.contains("Example: {"), "{} has an example", t["name"]);
+            assert!(d.len() > 150 && d.len() < 2000, "{}: {}", t["name"], d.len());
+        }
+    }
+
+    #[test]
+    fn definitions_are_readme_word_for_word() {
+        let readme = include_str!("../../../docs/stats-api.md").split_whitespace().collect::<Vec<_>>().join(" ");
+        for (k, v) in DEFINITIONS {
+            assert!(readme.contains(v), "docs/stats-api.md no longer says the `{k}` definition: {v}");
+        }
+    }
+
+    #[test]
+    fn arguments_map_to_query_bodies() {
+        let p = prepare("overview", &args(json!({"date_range": "7d", "filters": [["is", "visit:country", ["DE"]]]}))).unwrap();
+        assert_eq!(
+            p,
+            Prepared::Query {
+                body: json!({"metrics": COUNTS, "date_range": "7d", "filters": [["is", "visit:country", ["DE"]]], "compare": "previous_period"}),
+                shape: Shape::Overview
+            }
+        );
+        let Prepared::Query { body, .. } = prepare("overview", &args(json!({"compare": "none"}))).unwrap() else { panic!() };
+        assert_eq!(body, json!({"metrics": COUNTS, "date_range": "30d"}));
+        let Prepared::Query { body, shape } =
+            prepare("top", &args(json!({"dimension": "event:page", "metric": "pageviews", "limit": 5, "timezone": "Europe/Berlin"})))
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            body,
+            json!({"metrics": ["pageviews", "visitors", "percentage"], "dimensions": ["event:page"], "order_by": [["pageviews", "desc"]], "pagination": {"limit": 5}, "include": {"total_rows": true}, "date_range": "30d", "timezone": "Europe/Berlin"})
+        );
+        assert_eq!(shape, Shape::Top { dimension: "event:page".into(), metric: "pageviews".into() });
+        let Prepared::Query { body, .. } =
+            prepare("timeseries", &args(json!({"interval": "hour", "date_range": ["2026-11-01", "2026-11-02"]}))).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            body,
+            json!({"metrics": ["visitors"], "dimensions": ["time:hour"], "order_by": [["time:hour", "asc"]], "pagination": {"limit": 10000}, "date_range": ["2026-11-01", "2026-11-02"]})
+        );
+        let q = json!({"metrics": ["visitors"], "date_range": "day"});
+        assert_eq!(prepare("query_stats", &args(q.clone())).unwrap(), Prepared::Query { body: q, shape: Shape::Raw });
+        assert_eq!(prepare("realtime", &Map::new()).unwrap(), Prepared::Realtime);
+        assert_eq!(
+            prepare("list_events", &args(json!({"date_range": "7d"}))).unwrap(),
+            Prepared::ListEvents { probe: json!({"metrics": ["events"], "date_range": "7d"}) }
+        );
+        // Every body the tools spell is a query the Stats API takes.
+        for (t, a) in [
+            ("overview", json!({})),
+            ("top", json!({"dimension": "visit:source"})),
+            ("timeseries", json!({"interval": "week"})),
+            ("list_events", json!({})),
+        ] {
+            let body = match prepare(t, &args(a)).unwrap() {
+                Prepared::Query { body, .. } => body,
+                Prepared::ListEvents { probe } => probe,
+                _ => unreachable!(),
+            };
+            crate::query::request::parse(body.to_string().as_bytes()).unwrap_or_else(|e| panic!("{t}: {e}"));
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_tool_errors_that_say_what_to_change() {
+        assert!(err(prepare("top", &Map::new())).contains("needs `dimension`"));
+        assert!(err(prepare("top", &args(json!({"dimension": "time:day"})))).contains("timeseries"));
+        assert!(err(prepare("top", &args(json!({"dimension": "event:page", "limit": 0})))).contains("1 to 1000"));
+        assert!(err(prepare("top", &args(json!({"dimension": "event:page", "metric": "hits"})))).contains("use one of visitors"));
+        assert!(err(prepare("overview", &args(json!({"period": "7d"})))).contains("`period` is not an argument of overview"));
+        assert!(err(prepare("timeseries", &args(json!({"interval": "minute"})))).contains("hour, day, week, month"));
+        assert!(err(prepare("realtime", &args(json!({"x": 1})))).contains("call it with {}"));
+        let e = refused(&ApiError::bad_request("invalid_date_range", "`date_range` must be ..."));
+        assert_eq!(e, ToolResult::Error("`date_range` must be ... [invalid_date_range]".into()));
+    }
+
+    #[test]
+    fn answers_become_structured_content_and_a_summary() {
+        let answer = json!({
+            "results": [{"dimensions": [], "metrics": [10, 12, 30, 2.5, 50.0, 61, 35], "comparison": {"metrics": [5, 6, 10, 1.67, 40.0, 30, 12], "change": [100, 100, 200, 49.7, 10.0, 103.33, 191.67]}}],
+            "meta": {"timezone": "UTC"},
+            "query": {"metrics": COUNTS, "date_range": ["2026-11-23T00:00:00Z", "2026-11-29T23:59:59Z"], "comparison_date_range": ["a", "b"], "compare": "previous_period"},
+        });
+        let ToolResult::Ok { structured, summary } = finish_query(&Shape::Overview, &answer) else { panic!() };
+        assert_eq!(structured["metrics"]["visitors"], json!({"value": 10, "previous": 5, "change": 100}));
+        assert_eq!(structured["metrics"]["bounce_rate"]["change"], json!(10.0));
+        assert!(summary.contains("visitors 10 (+100%)") && summary.contains("bounce_rate 50.0% (+10.0 points)"), "{summary}");
+        let answer = json!({"results": [{"dimensions": ["/"], "metrics": [7, 5, 62.5]}], "meta": {"total_rows": 3, "timezone": "UTC"}, "query": {"metrics": ["pageviews", "visitors", "percentage"], "date_range": ["a", "b"]}});
+        let ToolResult::Ok { structured, summary } =
+            finish_query(&Shape::Top { dimension: "event:page".into(), metric: "pageviews".into() }, &answer)
+        else {
+            panic!()
+        };
+        assert_eq!(structured["rows"], json!([{"value": "/", "pageviews": 7, "visitors": 5, "percentage": 62.5}]));
+        assert!(summary.contains("Top 1 of 3 event:page values by pageviews") && summary.contains("/ 7 (62.5%)"), "{summary}");
+        let answer = json!({"results": [{"dimensions": ["2026-11-01"], "metrics": [3]}, {"dimensions": ["2026-11-03"], "metrics": [4]}], "meta": {}, "query": {"date_range": ["a", "b"]}});
+        let ToolResult::Ok { structured, summary } =
+            finish_query(&Shape::Timeseries { metric: "visitors".into(), interval: "day".into() }, &answer)
+        else {
+            panic!()
+        };
+        assert_eq!(structured["points"], json!([{"time": "2026-11-01", "value": 3}, {"time": "2026-11-03", "value": 4}]));
+        assert!(summary.contains("peak 4 at 2026-11-03"), "{summary}");
+        let ToolResult::Ok { summary, .. } =
+            finish_realtime(&json!({"current_visitors": 2, "last_30_minutes": [{"pageviews": 3}, {"pageviews": 1}]}))
+        else {
+            panic!()
+        };
+        assert_eq!(summary, "2 current visitors (last 5 minutes); 4 pageviews in the last 30 minutes.");
+        let ToolResult::Ok { structured, .. } = explain() else { panic!() };
+        assert!(structured["definitions"]["bounce"].as_str().unwrap().starts_with("a visit with one pageview"));
+    }
+}

@@ -1,0 +1,208 @@
+//! Export and erasure of one visitor's events, on request (the public promise: "erase and
+//! export by visitor"). A visitor is the snippet's anonymous id (`mm_aid`) within a project.
+//!
+//! `GET /visitors/{mm_aid}/events` answers the visitor's stored events as NDJSON (a secret or
+//! read-only key); `DELETE /visitors/{mm_aid}` deletes them (a secret key only). The key names
+//! the project: a key never reaches another project's visitors.
+
+use crate::error::ApiError;
+use crate::ingest::event::LIMITS;
+use crate::storage::sql;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Export,
+    Erase,
+}
+
+/// What the path asks for: `/visitors/{id}/events` (export) or `/visitors/{id}` (erase), with
+/// the id percent-decoded. None when the path is not under /visitors/ at all.
+pub fn parse_path(path: &str) -> Option<(Action, Result<String, ApiError>)> {
+    let rest = path.strip_prefix("/visitors/")?;
+    let (segment, action) = match rest.strip_suffix("/events") {
+        Some(id) => (id, Action::Export),
+        None => (rest, Action::Erase),
+    };
+    Some((action, visitor_id(segment)))
+}
+
+fn visitor_id(segment: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_visitor_id",
+            format!(
+                "The visitor id in the path must be the `mm_aid` the events carried: 1 to {} bytes, percent-encoded.",
+                LIMITS.max_id_bytes
+            ),
+        )
+    };
+    if segment.contains('/') {
+        return Err(bad());
+    }
+    let decoded = crate::percent::decode_strict(segment).ok_or_else(bad)?;
+    // Exactly the ids ingestion takes (event::check_id): an id that can be stored can be erased.
+    match crate::ingest::event::check_id("mm_aid", Some(decoded), &LIMITS) {
+        Ok(Some(id)) => Ok(id),
+        _ => Err(bad()),
+    }
+}
+
+/// The index of the days each visitor has events on (migrations/0003).
+pub const DAYS_TABLE: &str = "visitor_days";
+
+/// The visitor's events as ClickHouse answers them: one JSON object per line, oldest first,
+/// each event once however often it was retried (FINAL). Only the days the visitor has events
+/// on are read (visitor_days, then the sort key's day), not the project's whole table.
+pub fn export_sql(database: &str, table: &str, project_id: &str, visitor: &str) -> String {
+    let (p, v) = (sql::string(project_id), sql::string(visitor));
+    format!(
+        "SELECT * FROM {database}.{table} FINAL WHERE project_id = {p} AND toDate(timestamp) IN (SELECT day FROM {database}.{DAYS_TABLE} WHERE project_id = {p} AND anonymous_id = {v}) \
+         AND anonymous_id = {v} ORDER BY timestamp, event_id FORMAT JSONEachRow"
+    )
+}
+
+/// Deletes the visitor's events, and their days from visitor_days (mutations: ClickHouse
+/// rewrites the parts that hold them, in the background, usually within seconds).
+pub fn erase_sql(database: &str, table: &str, project_id: &str, visitor: &str) -> [String; 2] {
+    let (p, v) = (sql::string(project_id), sql::string(visitor));
+    [table, DAYS_TABLE].map(|t| format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {p} AND anonymous_id = {v}"))
+}
+
+/// The daily re-application of recent erasures, batched: one mutation per project (several
+/// only when its list of visitors would pass `max_bytes` of SQL), each deleting all of that
+/// project's erased visitors at once. Projects in order; ids deduplicated.
+pub fn erase_many_sql(database: &str, table: &str, erasures: &[(String, String)], max_bytes: usize) -> Vec<(String, String)> {
+    let mut by_project: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> = std::collections::BTreeMap::new();
+    for (p, v) in erasures {
+        by_project.entry(p).or_default().insert(v);
+    }
+    let mut out = Vec::new();
+    for ((project, visitors), t) in by_project.iter().flat_map(|pv| [(pv, table), (pv, DAYS_TABLE)]) {
+        let (project, visitors) = (*project, visitors.iter().copied());
+        let head = format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {} AND anonymous_id IN (", sql::string(project));
+        let mut cur: Vec<String> = Vec::new();
+        let mut len = head.len() + 1;
+        for v in visitors {
+            let lit = sql::string(v);
+            if !cur.is_empty() && len + lit.len() + 2 > max_bytes {
+                out.push((project.to_string(), format!("{head}{})", cur.join(", "))));
+                cur.clear();
+                len = head.len() + 1;
+            }
+            len += lit.len() + 2;
+            cur.push(lit);
+        }
+        if !cur.is_empty() {
+            out.push((project.to_string(), format!("{head}{})", cur.join(", "))));
+        }
+    }
+    out
+}
+
+/// Export and erasure requests a key may make per minute. Each erasure is a ClickHouse
+/// mutation (a rewrite of the parts that hold the rows), so a flood of them must not reach it.
+pub const REQUESTS_PER_MINUTE: u32 = 60;
+
+/// How long an erasure is re-applied by the daily job. An accepted event can sit in the queue
+/// while ClickHouse is down (100 retries, backoff up to 5 minutes: about 8 hours at most), so
+/// an event sent before the erasure can land after it; re-applying for 8 days catches it.
+pub const RECHECK_SECONDS: u64 = 8 * 24 * 3600;
+
+/// The erasure's record in KV: the project and the visitor, as a JSON pair (unambiguous
+/// whatever characters the id holds; at most ~300 bytes, under KV's 512).
+pub fn erasure_key(project_id: &str, visitor: &str) -> String {
+    serde_json::to_string(&[project_id, visitor]).expect("two strings serialize")
+}
+
+/// The pair back from a KV key; None for anything else.
+pub fn parse_erasure_key(key: &str) -> Option<(String, String)> {
+    let [project, visitor]: [String; 2] = serde_json::from_str(key).ok()?;
+    Some((project, visitor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_reapply_is_one_mutation_per_project() {
+        let e = |p: &str, v: &str| (p.to_string(), v.to_string());
+        let erasures = vec![e("a", "v1"), e("b", "w'1"), e("a", "v2"), e("a", "v1")];
+        let sql = erase_many_sql("millimetric", "events", &erasures, 128 * 1024);
+        assert_eq!(
+            sql,
+            vec![
+                (
+                    "a".to_string(),
+                    "ALTER TABLE millimetric.events DELETE WHERE project_id = 'a' AND anonymous_id IN ('v1', 'v2')".to_string()
+                ),
+                (
+                    "a".to_string(),
+                    "ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'a' AND anonymous_id IN ('v1', 'v2')".to_string()
+                ),
+                ("b".to_string(), "ALTER TABLE millimetric.events DELETE WHERE project_id = 'b' AND anonymous_id IN ('w\\'1')".to_string()),
+                (
+                    "b".to_string(),
+                    "ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'b' AND anonymous_id IN ('w\\'1')".to_string()
+                ),
+            ]
+        );
+        // A project with more erasures than one statement holds gets a few, none too long.
+        let many: Vec<(String, String)> = (0..5000).map(|i| e("a", &format!("{i:0>100}"))).collect();
+        let sql = erase_many_sql("millimetric", "events", &many, 128 * 1024);
+        assert!(sql.len() > 2 && sql.len() < 20 && sql.iter().all(|(_, s)| s.len() <= 128 * 1024));
+        assert_eq!(sql.iter().map(|(_, s)| s.matches("'0").count()).sum::<usize>(), 2 * 5000, "each id once per table");
+    }
+
+    #[test]
+    fn paths_name_the_action_and_the_visitor() {
+        assert_eq!(parse_path("/visitors/v-1/events").map(|(a, id)| (a, id.unwrap())), Some((Action::Export, "v-1".into())));
+        assert_eq!(parse_path("/visitors/v-1").map(|(a, id)| (a, id.unwrap())), Some((Action::Erase, "v-1".into())));
+        assert_eq!(parse_path("/visitors/a%20b%2Fc+d").map(|(_, id)| id.unwrap()), Some("a b/c+d".into()));
+        assert!(parse_path("/collect").is_none());
+        // Exactly the id, never a prefix of it: `&` and `#` once cut the id short (it was read
+        // as a form), and `+` must not turn into a space.
+        let id = |p: &str| parse_path(p).unwrap().1.unwrap();
+        assert_eq!(id("/visitors/a&b"), "a&b");
+        assert_eq!(id("/visitors/a%26b%23c%25d%2Be%C3%A9"), "a&b#c%d+eé");
+        assert_eq!(id("/visitors/%E8%A8%AA%E5%95%8F%E8%80%85/events"), "訪問者");
+        // The longest id ingestion takes (128 bytes) is taken here too.
+        assert_eq!(id(&format!("/visitors/{}", "é".repeat(64))).len(), 128);
+        for bad in [
+            "/visitors/",
+            "/visitors//events",
+            "/visitors/a/b",
+            "/visitors/%0A",
+            "/visitors/%ZZ",
+            "/visitors/%+1",
+            "/visitors/%C3",
+            &format!("/visitors/{}", "é".repeat(65)),
+            &format!("/visitors/{}", "x".repeat(129)),
+        ] {
+            assert_eq!(parse_path(bad).unwrap().1.unwrap_err().code, "invalid_visitor_id", "{bad}");
+        }
+    }
+
+    #[test]
+    fn erasure_records_round_trip() {
+        for (p, v) in [("proj_a", "v-1"), ("proj_a", "a\"b\\c\n]"), ("p", &"x".repeat(128))] {
+            let key = erasure_key(p, v);
+            assert!(key.len() <= 512, "KV keys are at most 512 bytes");
+            assert_eq!(parse_erasure_key(&key), Some((p.to_string(), v.to_string())));
+        }
+        assert_eq!(parse_erasure_key("proj_a/v-1"), None);
+        assert_eq!(parse_erasure_key(r#"["only one"]"#), None);
+    }
+
+    #[test]
+    fn values_cannot_escape_their_literal() {
+        assert_eq!(sql::string("v-1"), "'v-1'");
+        assert_eq!(sql::string(r"a'b\c"), r"'a\'b\\c'");
+        let [events, days] = erase_sql("millimetric", "events", "proj_a", "x' OR 1=1 --");
+        assert_eq!(events, r"ALTER TABLE millimetric.events DELETE WHERE project_id = 'proj_a' AND anonymous_id = 'x\' OR 1=1 --'");
+        assert_eq!(days, r"ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'proj_a' AND anonymous_id = 'x\' OR 1=1 --'");
+        let sql = export_sql("millimetric", "events", "proj_a", "v");
+        assert!(sql.starts_with("SELECT * FROM millimetric.events FINAL WHERE project_id = 'proj_a' AND toDate(timestamp) IN (SELECT day FROM millimetric.visitor_days WHERE project_id = 'proj_a' AND anonymous_id = 'v')"), "{sql}");
+        assert!(sql.contains(" AND anonymous_id = 'v' ORDER BY"), "{sql}");
+    }
+}

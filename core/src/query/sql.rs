@@ -1,0 +1,391 @@
+//! A checked query to ClickHouse SQL, on raw events. Runs on 18.16 (no window functions) and
+//! on modern servers. Only the closed set of column expressions below and `sql::string`
+//! values reach the text.
+//!
+//! Visits are derived here, from `mm_aid` and timestamps, within the queried range: a visitor's
+//! events sorted by time, a new visit wherever 30 minutes or more passed since the previous
+//! one (arrayDifference, arrayCumSum). A visit's attributes (entry page, source, UTMs, geo,
+//! device) are its first event's; its exit page is its last event's. An event without an
+//! `mm_aid` is a visitor and a visit of its own.
+//!
+//! Levels, inside out: events in range -> per visitor, events with their visit number ->
+//! one row per visit (attributes, counts, its events as an array) -> when the query has
+//! event-level dimensions or filters, one row per (visit, event-level dimension values) over
+//! the visit's matching events -> grouped by the dimensions. A visit counts where at least one
+//! of its events matches the event-level filters; pageviews and events count only the
+//! matching events; bounce and duration stay the visit's own.
+
+use super::request::{Dimension, Filter, Granularity, Metric, Op, OrderKey, Query};
+use crate::storage::sql::string;
+
+/// A gap of this many seconds or more starts a new visit.
+pub const VISIT_GAP_SECONDS: u32 = 1800;
+
+/// What the SQL is run over: one project's events in `[from, to)` (UTC seconds).
+#[derive(Debug, Clone)]
+pub struct Scope<'a> {
+    pub database: &'a str,
+    pub table: &'a str,
+    pub project_id: &'a str,
+    pub from: i64,
+    pub to: i64,
+    pub timezone: &'a str,
+    pub include_bots: bool,
+}
+
+/// The columns every grouped statement answers with, after `d0..dN` (the dimensions).
+pub const COMPONENTS: [&str; 6] = ["visitors", "visits", "pageviews", "events", "bounces", "duration"];
+
+/// Where a dimension's value is read from. `Raw` is the raw-events path of a query;
+/// `RawByStart` the same rows for the part of a query that aggregates share (a visit's time is
+/// its start, as in the aggregates); the others are the aggregate tables (core/src/query/aggregates.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Raw,
+    RawByStart,
+    Visits,
+    Pages,
+    Props,
+}
+
+fn is_event_level_at(d: &Dimension, level: Level) -> bool {
+    match level {
+        Level::RawByStart => d.is_event_level() && !matches!(d, Dimension::Time(_)),
+        _ => d.is_event_level(),
+    }
+}
+
+fn has_event_level(dims: &[Dimension], filter: Option<&Filter>, level: Level) -> bool {
+    dims.iter().any(|d| is_event_level_at(d, level)) || filter.is_some_and(|f| f.dimensions().iter().any(|d| is_event_level_at(d, level)))
+}
+
+fn time_column(g: Granularity, t: &str, tz: &str) -> String {
+    match g {
+        Granularity::Hour => format!("toString(toStartOfHour({t}, {tz}), {tz})", tz = string(tz)),
+        Granularity::Day => format!("toString(toDate({t}, {}))", string(tz)),
+        Granularity::Week => format!("toString(toMonday({t}, {}))", string(tz)),
+        Granularity::Month => format!("toString(toStartOfMonth({t}, {}))", string(tz)),
+    }
+}
+
+/// The expression for a dimension at a level (raw: `ev` is the event tuple, when expanded).
+/// Combinations a level does not hold are never asked (aggregates::table_for decides).
+pub fn column(d: &Dimension, tz: &str, level: Level) -> String {
+    let aggregate = matches!(level, Level::Visits | Level::Pages | Level::Props);
+    match (d, level) {
+        (Dimension::Time(g), Level::Raw) => time_column(*g, "toDateTime(ev.1)", tz),
+        (Dimension::Time(g), Level::RawByStart) => time_column(*g, "toDateTime(start)", tz),
+        (Dimension::Time(g), _) => time_column(*g, "bucket", tz),
+        (Dimension::Page, Level::Pages) => "page".into(),
+        (Dimension::Hostname, Level::Pages) => "host".into(),
+        (Dimension::Name, Level::Pages | Level::Props) => "event_name".into(),
+        (Dimension::Prop(_), Level::Props) => "prop_value".into(),
+        (Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_), _) if aggregate => "''".into(),
+        (Dimension::Page, _) => "ev.5".into(),
+        (Dimension::Name, _) => "ev.3".into(),
+        (Dimension::Hostname, _) => "ev.4".into(),
+        // arrayElement: 18.16 cannot parse a subscript after a tuple element (`ev.7[i]`).
+        (Dimension::Prop(k), _) => format!("arrayElement(ev.7, indexOf(ev.6, {}))", string(k)),
+        (Dimension::EntryPage, _) => "entry_page".into(),
+        (Dimension::ExitPage, _) => "exit_page".into(),
+        (Dimension::Source, _) => "v_source".into(),
+        (Dimension::Medium, _) => "v_medium".into(),
+        (Dimension::Referrer, _) => "v_referrer".into(),
+        (Dimension::UtmSource, _) => "v_utm_source".into(),
+        (Dimension::UtmMedium, _) => "v_utm_medium".into(),
+        (Dimension::UtmCampaign, _) => "v_utm_campaign".into(),
+        (Dimension::UtmTerm, _) => "v_utm_term".into(),
+        (Dimension::UtmContent, _) => "v_utm_content".into(),
+        (Dimension::ClickIdType, _) => "v_click_id_type".into(),
+        (Dimension::Country, _) => "v_country".into(),
+        (Dimension::Region, _) => "v_region".into(),
+        (Dimension::City, _) => "v_city".into(),
+        (Dimension::Browser, _) => "v_browser".into(),
+        (Dimension::Os, _) => "v_os".into(),
+        (Dimension::Device, _) => "v_device".into(),
+    }
+}
+
+pub fn condition(f: &Filter, tz: &str, level: Level) -> String {
+    match f {
+        Filter::And(fs) => format!("({})", fs.iter().map(|f| condition(f, tz, level)).collect::<Vec<_>>().join(" AND ")),
+        Filter::Or(fs) => format!("({})", fs.iter().map(|f| condition(f, tz, level)).collect::<Vec<_>>().join(" OR ")),
+        Filter::Not(f) => format!("(NOT {})", condition(f, tz, level)),
+        Filter::Cond { op, dimension, values } => {
+            let col = column(dimension, tz, level);
+            // "(none)" is how an empty value is shown: `is`/`is_not` on it find the empty ones.
+            let none_is_empty = matches!(op, Op::Is | Op::IsNot);
+            let values: Vec<String> =
+                values.iter().map(|v| if none_is_empty && v == "(none)" { String::new() } else { v.clone() }).collect();
+            let values = &values;
+            let list = values.iter().map(|v| string(v)).collect::<Vec<_>>().join(", ");
+            let any = |f: &dyn Fn(&str) -> String| format!("({})", values.iter().map(|v| f(&string(v))).collect::<Vec<_>>().join(" OR "));
+            match op {
+                Op::Is => format!("({col} IN ({list}))"),
+                Op::IsNot => format!("({col} NOT IN ({list}))"),
+                Op::Contains => any(&|v| format!("position({col}, {v}) > 0")),
+                Op::ContainsNot => format!("(NOT {})", any(&|v| format!("position({col}, {v}) > 0"))),
+                // Each pattern also against a constant, so ClickHouse compiles it even when no
+                // row is read (18.16 compiles lazily): a bad pattern is always the client's 400.
+                Op::Matches | Op::MatchesNot => {
+                    let compiled = values.iter().map(|v| format!("match('', {}) IN (0, 1)", string(v))).collect::<Vec<_>>().join(" AND ");
+                    let test = any(&|v| format!("match({col}, {v})"));
+                    let test = if *op == Op::Matches { test } else { format!("(NOT {test})") };
+                    format!("({compiled} AND {test})")
+                }
+            }
+        }
+    }
+}
+
+/// Attributes a visit takes from its first event: (column in events, name at visit level).
+pub const VISIT_ATTRS: &[(&str, &str)] = &[
+    ("source", "v_source"),
+    ("medium", "v_medium"),
+    ("referrer", "v_referrer"),
+    ("utm_source", "v_utm_source"),
+    ("utm_medium", "v_utm_medium"),
+    ("utm_campaign", "v_utm_campaign"),
+    ("utm_term", "v_utm_term"),
+    ("utm_content", "v_utm_content"),
+    ("click_id_type", "v_click_id_type"),
+    ("country", "v_country"),
+    ("region", "v_region"),
+    ("city", "v_city"),
+    ("browser", "v_browser"),
+    ("os", "v_os"),
+    ("device_type", "v_device"),
+];
+
+/// The raw events a query's scope reads: one project, `[from, to)`, bots left out unless asked.
+pub fn scope_events(s: &Scope) -> String {
+    let bots = if s.include_bots { "" } else { " AND is_bot = 0" };
+    format!("project_id = {} AND timestamp >= toDateTime({}) AND timestamp < toDateTime({}){bots}", string(s.project_id), s.from, s.to)
+}
+
+/// One row per visit of the events `events_where` selects: project_id, is_bot, visitor, vi
+/// (its number for the visitor), start (its first event's time), its attributes, counts,
+/// duration and (as `vevs`) its events. A bot-flagged event never joins a visit with other
+/// events. The rollup job (core/src/storage/rollup/) builds the aggregates from the same rows.
+pub fn visits(database: &str, table: &str, events_where: &str) -> String {
+    // Tuple fields: 1 t, 2 event_id, 3 event_type, 4 event_name, 5 url_host, 6 url_path,
+    // 7 prop_keys, 8 prop_values, then VISIT_ATTRS in order (9..).
+    let attrs: Vec<&str> = VISIT_ATTRS.iter().map(|(c, _)| *c).collect();
+    let events = format!(
+        "SELECT project_id, is_bot, if(anonymous_id = '', concat('~', event_id), anonymous_id) AS visitor, toUInt32(timestamp) AS t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values, {attrs} \
+         FROM {database}.{table} FINAL WHERE {events_where}",
+        attrs = attrs.join(", "),
+    );
+    let per_visitor = format!(
+        "SELECT project_id, is_bot, visitor, arraySort(x -> (x.1, x.2), groupArray((t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values, {attrs}))) AS evs, \
+         arrayCumSum(arrayMap(d -> toUInt32(d >= {gap}), arrayDifference(arrayMap(x -> x.1, evs)))) AS vis FROM ({events}) GROUP BY project_id, is_bot, visitor",
+        attrs = attrs.join(", "),
+        gap = VISIT_GAP_SECONDS,
+    );
+    let mut fields: Vec<String> = ["t", "event_id", "event_type", "event_name", "url_host", "url_path", "prop_keys", "prop_values"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("e.{} AS {n}", i + 1))
+        .collect();
+    fields.extend(attrs.iter().enumerate().map(|(i, n)| format!("e.{} AS {n}", i + 9)));
+    let with_visit =
+        format!("SELECT project_id, is_bot, visitor, vi, {} FROM ({per_visitor}) ARRAY JOIN evs AS e, vis AS vi", fields.join(", "));
+    let first = VISIT_ATTRS.iter().map(|(c, v)| format!("argMin({c}, (t, event_id)) AS {v}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "SELECT project_id, is_bot, visitor, vi, min(t) AS start, max(t) - min(t) AS duration, countIf(event_type = 'pageview') AS vpv, countIf(event_type != 'pageview') AS vce, \
+         argMin(url_path, (t, event_id)) AS entry_page, argMax(url_path, (t, event_id)) AS exit_page, {first}, \
+         groupArray((t, event_type, event_name, url_host, url_path, prop_keys, prop_values)) AS vevs FROM ({with_visit}) GROUP BY project_id, is_bot, visitor, vi"
+    )
+}
+
+/// The dimensions' expressions at a level, named `d0..dN`, as the head of a select list
+/// ("expr AS d0, expr AS d1, "; empty with no dimensions).
+pub fn dim_columns(dims: &[Dimension], tz: &str, level: Level) -> String {
+    dims.iter().enumerate().map(|(i, d)| format!("{} AS d{i}, ", column(d, tz, level))).collect()
+}
+
+/// One row per counted unit: a visit, or with event-level dimensions or filters a (visit,
+/// event-level values) pair over the visit's matching events: `d0..dN`, visitor, vstart, mpv
+/// (pageviews), mev (events), bounce, vduration. `extra` is one more condition on the events
+/// (None for a plain query).
+fn units(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, level: Level, extra: Option<&str>) -> String {
+    let select_dims = dim_columns(dims, s.timezone, level);
+    let dim_names: Vec<String> = (0..dims.len()).map(|i| format!("d{i}")).collect();
+    let mut conds: Vec<String> = filter.map(|f| condition(f, s.timezone, level)).into_iter().chain(extra.map(String::from)).collect();
+    // The raw part of an answer the aggregates share counts, as they do, the visits that start
+    // in it: a visit that began before it (a day of context is read) is the aggregates'.
+    let events = if level == Level::RawByStart {
+        conds.push(format!("start >= {}", s.from));
+        scope_events(&Scope { from: s.from - 86_400, ..s.clone() })
+    } else {
+        scope_events(s)
+    };
+    let where_ = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let visits = visits(s.database, s.table, &events);
+    if has_event_level(dims, filter, level) || extra.is_some() {
+        // A visit's event tuple: 1 t, 2 event_type, 3 event_name, 4 url_host, 5 url_path, 6 prop_keys, 7 prop_values.
+        let keys = dim_names.iter().map(String::as_str).chain(["is_bot", "visitor", "vi"]).collect::<Vec<_>>().join(", ");
+        format!(
+            "SELECT {select_dims}is_bot, visitor, any(start) AS vstart, countIf(ev.2 = 'pageview') AS mpv, count() AS mev, any(toUInt8(vpv = 1 AND vce = 0)) AS bounce, any(duration) AS vduration \
+             FROM ({visits}) ARRAY JOIN vevs AS ev{where_} GROUP BY {keys}"
+        )
+    } else {
+        format!("SELECT {select_dims}is_bot, visitor, start AS vstart, vpv AS mpv, vpv + vce AS mev, toUInt8(vpv = 1 AND vce = 0) AS bounce, duration AS vduration FROM ({visits}){where_}")
+    }
+}
+
+/// `d0..dN` as the head of a select list ("d0, d1, ") and as a GROUP BY clause (" GROUP BY
+/// d0, d1"); both empty with no dimensions.
+pub fn group_by(n: usize) -> (String, String) {
+    let names: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+    if names.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (format!("{}, ", names.join(", ")), format!(" GROUP BY {}", names.join(", ")))
+    }
+}
+
+/// The grouped statement: `d0..dN` and COMPONENTS per group, not yet ordered or paged.
+pub fn grouped(s: &Scope, dims: &[Dimension], filter: Option<&Filter>) -> String {
+    let (select_dims, group_by) = group_by(dims.len());
+    format!(
+        "SELECT {select_dims}uniqExact(visitor) AS visitors, count() AS visits, sum(mpv) AS pageviews, sum(mev) AS events, sum(bounce) AS bounces, sum(vduration) AS duration \
+         FROM ({units}){group_by}",
+        units = units(s, dims, filter, Level::Raw, None),
+    )
+}
+
+/// The raw part of a query that aggregates answer too, in the aggregates' partial form:
+/// `d0..dN`, vs (visitors' sketch), with `with_ks` ks (visits' sketch, keyed by visitor, start and
+/// is_bot, as the rollup keys them), n
+/// (visits), pageviews, events, bounces, duration. A visit's time is its start.
+pub fn sketched(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, extra: Option<&str>, with_ks: bool) -> String {
+    let (select_dims, group_by) = group_by(dims.len());
+    let ks = if with_ks { "uniqCombinedState(concat(visitor, '/', toString(vstart), '/', toString(is_bot))) AS ks, " } else { "" };
+    format!(
+        "SELECT {select_dims}uniqCombinedState(visitor) AS vs, {ks}toUInt64(count()) AS n, toUInt64(sum(mpv)) AS pageviews, \
+         toUInt64(sum(mev)) AS events, toUInt64(sum(bounce)) AS bounces, toUInt64(sum(vduration)) AS duration FROM ({units}){group_by}",
+        units = units(s, dims, filter, Level::RawByStart, extra),
+    )
+}
+
+/// The SQL expression a metric orders by (over COMPONENTS). Conversion rates and
+/// percentages order as their visitors do (their denominators are fixed per row or query).
+fn order_expr(m: Metric) -> &'static str {
+    match m {
+        Metric::Visitors | Metric::Percentage | Metric::ConversionRate => "visitors",
+        Metric::Visits => "visits",
+        Metric::Pageviews => "pageviews",
+        Metric::Events => "events",
+        Metric::ViewsPerVisit => "pageviews / visits",
+        Metric::BounceRate => "bounces / visits",
+        Metric::VisitDuration => "duration / visits",
+    }
+}
+
+/// The order a query's rows come in: as asked, then (so pages are stable) by the time
+/// dimension ascending or the first metric descending, then by every dimension ascending.
+pub fn order_by(q: &Query) -> String {
+    let mut keys: Vec<String> = q
+        .order_by
+        .iter()
+        .map(|(k, desc)| {
+            let e = match k {
+                OrderKey::Metric(m) => order_expr(*m).to_string(),
+                OrderKey::Dimension(i) => format!("d{i}"),
+            };
+            format!("{e} {}", if *desc { "DESC" } else { "ASC" })
+        })
+        .collect();
+    if q.order_by.is_empty() {
+        match q.dimensions.iter().position(|d| matches!(d, Dimension::Time(_))) {
+            Some(i) => keys.push(format!("d{i} ASC")),
+            None => keys.push(format!("{} DESC", order_expr(q.metrics[0]))),
+        }
+    }
+    keys.extend((0..q.dimensions.len()).map(|i| format!("d{i} ASC")));
+    keys.join(", ")
+}
+
+/// The statements one query needs, each answering in JSONEachRow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statements {
+    /// The page of rows asked for.
+    pub rows: String,
+    /// How many rows there are in all (when `include.total_rows`).
+    pub total_rows: Option<String>,
+    /// Total visitors with no dimensions (for `percentage`).
+    pub total_visitors: Option<String>,
+    /// Visitors per row without the `event:name` filters (for `conversion_rate`).
+    pub conversion_base: Option<String>,
+}
+
+pub fn statements(q: &Query, s: &Scope) -> Statements {
+    statements_with(q, &|dims, filter| grouped(s, dims, filter))
+}
+
+/// The statements, given how a grouped statement is spelled (raw events, or aggregates).
+pub fn statements_with(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>) -> String) -> Statements {
+    let body = grouped(&q.dimensions, q.filter.as_ref());
+    let format = " FORMAT JSONEachRow";
+    Statements {
+        rows: format!("{body} ORDER BY {} LIMIT {}, {}{format}", order_by(q), q.offset, q.limit),
+        total_rows: q.total_rows.then(|| format!("SELECT count() AS total_rows FROM ({body}){format}")),
+        total_visitors: q.metrics.contains(&Metric::Percentage).then(|| format!("{}{format}", grouped(&[], q.filter.as_ref()))),
+        conversion_base: q.metrics.contains(&Metric::ConversionRate).then(|| {
+            let base = q.filter.as_ref().and_then(Filter::without_event_names);
+            format!("{}{format}", grouped(&q.dimensions, base.as_ref()))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::request::parse;
+
+    fn scope() -> Scope<'static> {
+        Scope {
+            database: "millimetric",
+            table: "events",
+            project_id: "p'1",
+            from: 100,
+            to: 200,
+            timezone: "Asia/Kolkata",
+            include_bots: false,
+        }
+    }
+
+    #[test]
+    fn values_are_escaped_and_names_come_from_the_whitelist() {
+        let q = parse(
+            br#"{"metrics":["visitors","percentage","conversion_rate"],"date_range":"7d","dimensions":["event:props:pl'an","visit:source"],
+            "filters":[["is","event:name",["sign'up"]],["contains","event:page",["x\\' OR 1=1 --"]]],"include":{"total_rows":true}}"#,
+        )
+        .unwrap();
+        let st = statements(&q, &scope());
+        for sql in [&st.rows, st.total_rows.as_ref().unwrap(), st.total_visitors.as_ref().unwrap(), st.conversion_base.as_ref().unwrap()] {
+            assert!(sql.contains("project_id = 'p\\'1'"), "{sql}");
+            assert!(!sql.contains("'p'1'") && !sql.contains("sign'up") && !sql.contains("pl'an"), "an unescaped value: {sql}");
+            assert!(sql.contains("is_bot = 0"));
+            assert!(sql.ends_with("FORMAT JSONEachRow"));
+        }
+        assert!(st.rows.contains("'x\\\\\\' OR 1=1 --'"), "{}", st.rows);
+        assert!(st.rows.contains("arrayElement(ev.7, indexOf(ev.6, 'pl\\'an'))"), "{}", st.rows);
+        assert!(!st.conversion_base.as_ref().unwrap().contains("sign\\'up"), "the base drops the event:name filter");
+        assert!(st.rows.contains("LIMIT 0, 100"));
+    }
+
+    #[test]
+    fn visit_level_queries_skip_the_event_expansion() {
+        let q = parse(br#"{"metrics":["visitors","bounce_rate"],"date_range":"7d","dimensions":["visit:country"],"filters":[["is","visit:device",["mobile"]]]}"#).unwrap();
+        let st = statements(&q, &scope());
+        assert!(!st.rows.contains("ARRAY JOIN vevs"), "{}", st.rows);
+        assert!(st.rows.contains("ORDER BY visitors DESC, d0 ASC"));
+        let q = parse(br#"{"metrics":["pageviews"],"date_range":"7d","dimensions":["time:day"],"include":{"bots":true}}"#).unwrap();
+        let st = statements(&q, &Scope { include_bots: q.include_bots, ..scope() });
+        assert!(st.rows.contains("ARRAY JOIN vevs") && st.rows.contains("toDate(toDateTime(ev.1), 'Asia/Kolkata')"));
+        assert!(st.rows.contains("ORDER BY d0 ASC, d0 ASC"));
+        assert!(!st.rows.contains("is_bot = 0"), "bots are counted when asked");
+    }
+}

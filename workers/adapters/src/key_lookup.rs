@@ -1,0 +1,65 @@
+//! Who a key is: its KV record (through the isolate's cache), and the per-IP check that runs
+//! before KV is read for a key the isolate does not know as valid. Shared by every Worker.
+
+use super::config;
+use millimetric_core::error::ApiError;
+use millimetric_core::keys::cache::{Cached, KeyCache};
+use millimetric_core::keys::{KeyKind, KeyRecord};
+use millimetric_core::rate_limit;
+use worker::{Date, Env};
+
+/// A 503 for a store or binding that did not answer: the client retries.
+pub fn unavailable(what: &str) -> ApiError {
+    ApiError::new(
+        503,
+        "temporarily_unavailable",
+        format!("{what} is briefly unavailable. Retry the same request (with the same event ids) shortly."),
+    )
+}
+
+/// Known keys an isolate caches, and (apart, so a flood of these never evicts those) unknown.
+const MAX_KNOWN_KEYS: usize = 10_000;
+const MAX_UNKNOWN_KEYS: usize = 10_000;
+
+thread_local! {
+    /// Key records by key hash: KV is itself eventually consistent over about a minute, so an
+    /// isolate need not read it for every request (TTLs and eviction: millimetric_core::keys::cache).
+    static KEY_CACHE: std::cell::RefCell<KeyCache<KeyRecord>> =
+        std::cell::RefCell::new(KeyCache::new(MAX_KNOWN_KEYS, MAX_UNKNOWN_KEYS));
+}
+
+/// Some(retry_after_s) when the per-IP limit refuses the request, checked only where
+/// `rate_limit::ip_limit_applies` says so. The limiter sees a salted hash of the address, never
+/// the address. Fails open when the binding is missing or errs. Err: outside local development
+/// the salt is unsafe (503 config_error naming IP_HASH_SALT, logged like every 5xx): an IP is
+/// never hashed with a default salt.
+pub async fn ip_refusal(env: &Env, claimed: KeyKind, hash: &str, client_ip: Option<&str>) -> std::result::Result<Option<u32>, ApiError> {
+    let now = Date::now().as_millis() as i64;
+    // As the record stands now: a rotated-out key past its grace is no longer a valid key.
+    let cached = match KEY_CACHE.with(|c| c.borrow().get(hash, now)) {
+        Cached::Known(r) => Cached::Known(millimetric_core::keys::effective(r, now)),
+        other => other,
+    };
+    let Some(ip) = client_ip.filter(|_| rate_limit::ip_limit_applies(claimed, &cached)) else {
+        return Ok(None);
+    };
+    let limit_key = rate_limit::ip_limit_key(&config::ip_hash_salt(env)?, ip);
+    let Some(limiter) = env.rate_limiter(config::IP_RATE_LIMITER).ok() else { return Ok(None) };
+    let Some(outcome) = limiter.limit(limit_key).await.ok() else { return Ok(None) };
+    Ok((!outcome.success).then_some(60))
+}
+
+/// The record KV holds under `hash` (the SHA-256 of the raw key), through the isolate's cache,
+/// as it stands now (a rotated-out key past its grace reads as revoked: keys::effective).
+pub async fn lookup_key(env: &Env, hash: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
+    let now = Date::now().as_millis() as i64;
+    match KEY_CACHE.with(|c| c.borrow().get(hash, now)) {
+        Cached::Known(rec) => return Ok(Some(millimetric_core::keys::effective(rec, now))),
+        Cached::Unknown => return Ok(None),
+        Cached::Miss => {}
+    }
+    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    let rec = kv.get(hash).cache_ttl(60).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))?;
+    KEY_CACHE.with(|c| c.borrow_mut().put(hash, rec.clone(), now));
+    Ok(rec.map(|r| millimetric_core::keys::effective(r, now)))
+}

@@ -1,0 +1,9 @@
+//! Thin adapters from workerd's bindings to the core, shared by both Workers (workers/edge and
+//! workers/read): authentication, responses, settings, the ClickHouse HTTP sink, key lookup.
+//! They decide nothing the core can decide.
+
+pub mod auth;
+pub mod clickhouse_sink;
+pub mod config;
+pub mod http;
+pub mod key_lookup;

@@ -1,0 +1,178 @@
+//! `POST /collect`: decode, authenticate, validate, enrich, queue. Answers 202 once the rows
+//! are on the queue; never waits on ClickHouse.
+
+use super::key_lookup::unavailable;
+use super::{config, http};
+use millimetric_core::enrich::geo::Geo;
+use millimetric_core::error::ApiError;
+use millimetric_core::ingest::event::{self, LIMITS};
+use millimetric_core::ingest::pipeline::{self, RequestContext};
+use millimetric_core::keys::auth::Route;
+use millimetric_core::keys::KeyKind;
+use millimetric_core::rate_limit;
+use serde::Serialize;
+use std::time::Duration;
+use wasm_bindgen::JsCast;
+use worker::*;
+
+#[derive(Serialize)]
+struct Rejected {
+    index: usize,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    status: &'static str,
+    accepted: usize,
+    ids: Vec<String>,
+    rejected: Vec<Rejected>,
+}
+
+/// Why a request was refused: the error, and for 429 the wait to put in Retry-After.
+struct Refusal {
+    error: ApiError,
+    retry_after_s: Option<u32>,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal { error, retry_after_s: None }
+    }
+}
+
+pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
+    let mut cors: Option<String> = None;
+    match ingest(&mut req, env, &mut cors).await {
+        Ok(body) => Ok(http::json(202, &body, cors.as_deref())),
+        Err(Refusal { error, retry_after_s: Some(wait) }) => Ok(http::rate_limited(&error, wait, cors.as_deref())),
+        Err(Refusal { error, retry_after_s: None }) => {
+            if error.status >= 500 {
+                console_error!("collect: {error}");
+            }
+            Ok(http::error(&error, cors.as_deref()))
+        }
+    }
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+async fn ingest(req: &mut Request, env: &Env, cors: &mut Option<String>) -> std::result::Result<String, Refusal> {
+    event::check_content_type(header(req, "Content-Type").as_deref())?;
+    let encoding = event::check_content_encoding(header(req, "Content-Encoding").as_deref())?;
+    let raw = read_capped(req).await?;
+    let json = event::decode_body(&raw, encoding, &LIMITS)?;
+    let envelope = event::parse_envelope(&json, &LIMITS)?;
+
+    // The key (a Bearer token, else the body's `key`), the per-address limit, the key store.
+    let caller = millimetric_adapters::auth::authenticate(req, env, Route::Ingest, envelope.key.as_deref()).await?;
+    let (principal, key_hash) = (caller.principal, caller.key_hash);
+    *cors = principal.cors_origin.clone();
+
+    if envelope.is_batch && principal.kind != KeyKind::Secret {
+        return Err(ApiError::bad_request(
+            "batch_needs_secret_key",
+            "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request.",
+        )
+        .into());
+    }
+
+    // Per key, with the limit from the key's record, counted in events.
+    let limit = principal.events_per_minute.unwrap_or_else(|| rate_limit::default_events_per_minute(principal.kind));
+    if let Some(wait) = super::key_limiter::check(env, &key_hash, envelope.events.len() as u64, limit).await {
+        return Err(Refusal { error: rate_limit::too_many("key", wait), retry_after_s: Some(wait) });
+    }
+
+    let ctx =
+        RequestContext { received_ms: Date::now().as_millis() as i64, user_agent: header(req, "User-Agent"), edge_geo: edge_geo(req) };
+    // Forwarded visitor IPs need the geo database; browser events use the edge's geo.
+    let needs_geo = principal.kind == KeyKind::Secret && envelope.events.iter().any(|e| e.get("ip").is_some_and(|ip| !ip.is_null()));
+    let geo_db = if needs_geo { super::geo::database(env).await } else { None };
+    let lookup = |ip| geo_db.as_ref().and_then(|db| db.lookup(ip));
+    let mut rows = Vec::new();
+    let mut rejected = Vec::new();
+    let total = envelope.events.len();
+    for (index, raw_event) in envelope.events.into_iter().enumerate() {
+        let result = event::validate_event(raw_event, principal.kind == KeyKind::Secret, &LIMITS)
+            .and_then(|ev| pipeline::build_row(&principal, ev, &ctx, &lookup, &mut new_event_id));
+        match result {
+            Ok(row) => rows.push(row),
+            Err(e) => rejected.push(Rejected { index, code: e.code, message: e.message }),
+        }
+    }
+    if rows.is_empty() {
+        if total == 1 && !envelope.is_batch {
+            let r = rejected.pop().expect("one event, rejected");
+            return Err(ApiError::bad_request(r.code, r.message).into());
+        }
+        let detail = serde_json::to_string(&rejected).unwrap_or_default();
+        return Err(ApiError::bad_request(
+            "all_events_rejected",
+            format!("No event in the batch was valid; fix them and resend: {detail}"),
+        )
+        .into());
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
+    let window = Duration::from_millis(config::var(env, "QUEUE_GROUP_COMMIT_MS").and_then(|v| v.parse().ok()).unwrap_or(5));
+    super::group_commit::enqueue(env, rows, window).await.map_err(|_| unavailable("The event queue"))?;
+    Ok(serde_json::to_string(&Accepted { status: "accepted", accepted: ids.len(), ids, rejected }).unwrap_or_default())
+}
+
+/// The body, read chunk by chunk and refused once it passes the cap: a chunked body with no
+/// Content-Length is never buffered whole (an isolate has 128 MB for everything).
+async fn read_capped(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let declared = header(req, "Content-Length").and_then(|l| l.parse::<usize>().ok());
+    let mut body = event::CappedBody::new(&LIMITS, declared)?;
+    let unreadable = || ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again.");
+    if declared.is_some() {
+        // A declared length within the cap (CappedBody::new refused one over it; the runtime
+        // holds the body to that length): read it at once, the fast path for every beacon and
+        // SDK request. Only a body without Content-Length is read chunk by chunk.
+        let bytes = req.bytes().await.map_err(|_| unreadable())?;
+        body.push(&bytes)?;
+        return Ok(body.finish());
+    }
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new()); // no body at all
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| unreadable())?;
+        if let Err(too_large) = body.push(&chunk) {
+            // Read the rest and drop it, a chunk at a time, so the client gets the 413 on a
+            // clean connection (an abandoned upload reads as a crash to proxies in front,
+            // wrangler dev's among them); past event::MAX_DRAIN_BYTES, stop reading.
+            let mut drained = chunk.len();
+            while let Some(Ok(more)) = stream.next().await {
+                drained += more.len();
+                if drained > event::MAX_DRAIN_BYTES {
+                    break;
+                }
+            }
+            return Err(too_large);
+        }
+    }
+    Ok(body.finish())
+}
+
+fn edge_geo(req: &Request) -> Geo {
+    match req.cf() {
+        Some(cf) => Geo::new(cf.country().as_deref(), cf.region().as_deref(), cf.city().as_deref()),
+        None => Geo::default(),
+    }
+}
+
+/// A random v4 UUID from the runtime's CSPRNG (`crypto.randomUUID`).
+fn new_event_id() -> String {
+    let global = js_sys::global();
+    js_sys::Reflect::get(&global, &"crypto".into())
+        .ok()
+        .and_then(|c| {
+            let f: js_sys::Function = js_sys::Reflect::get(&c, &"randomUUID".into()).ok()?.dyn_into().ok()?;
+            f.call0(&c).ok()?.as_string()
+        })
+        .expect("crypto.randomUUID is available in workerd")
+}

@@ -1,0 +1,174 @@
+//! Dead letters: the dead-letter queue's consumer keeps each dead message in KV (with its
+//! reason, 30 days) and logs it. An operator holding ADMIN_TOKEN lists them a page at a time
+//! (`GET /admin/dead-letters?limit=&cursor=`) and, once the cause is fixed, replays them
+//! (`POST /admin/dead-letters/replay`): their rows go back on the events queue and their KV
+//! entries are removed. The batch writer stores only ids not yet stored (millimetric_core::ingest::first_write),
+//! so a replay run twice, or cut short between the send and the removal, stores each event once.
+
+use super::{config, http};
+use millimetric_core::error::ApiError;
+use millimetric_core::ingest::row::{chunk_for_send_batch, encode_messages, Failure, RowBatch, MAX_MESSAGE_BYTES};
+use millimetric_core::paging;
+use worker::*;
+
+const PREFIX: &str = "dlq:";
+const KEEP_SECONDS: u64 = 30 * 24 * 3600;
+
+pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
+    let kv = env.kv(config::DEAD_LETTERS_KV)?;
+    for m in batch.messages()? {
+        // Something that is not a row batch keeps its body, as it came.
+        let mut body = RowBatch::from_message(m.body()).unwrap_or_else(|reason| RowBatch::unreadable(m.body(), reason));
+        let failure = body
+            .failure
+            .get_or_insert_with(|| Failure { code: None, reason: "retried until the queue's max_retries without being stored".into() });
+        console_error!("dead letter: {} rows not stored: code {:?}: {}", body.rows.len(), failure.code, failure.reason);
+        let key = format!("{PREFIX}{:013}:{}", m.timestamp().as_millis(), m.id());
+        let stored = match kv.put(&key, body.to_message()) {
+            Ok(put) => put.expiration_ttl(KEEP_SECONDS).execute().await.map_err(Error::from),
+            Err(e) => Err(Error::from(e)),
+        };
+        match stored {
+            Ok(()) => m.ack(),
+            Err(e) => {
+                console_error!("dead letter: could not keep it in KV ({e}); retrying");
+                m.retry();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fail(e: &ApiError) -> Result<Response> {
+    Ok(http::error(e, None))
+}
+
+/// One page of dead letters from KV: (key, batch) in key order (oldest first), and the cursor
+/// of the next page (None on the last).
+async fn page(env: &Env, page: &paging::Page) -> std::result::Result<(Vec<(String, RowBatch)>, Option<String>), ApiError> {
+    let unavailable = || super::key_lookup::unavailable("The dead-letter store");
+    let kv = env.kv(config::DEAD_LETTERS_KV).map_err(|_| unavailable())?;
+    let mut list = kv.list().prefix(PREFIX.to_string()).limit(page.limit);
+    if let Some(c) = &page.cursor {
+        list = list.cursor(c.clone());
+    }
+    let listed = list.execute().await.map_err(|_| unavailable())?;
+    let mut items = Vec::new();
+    for k in listed.keys {
+        let Some(text) = kv.get(&k.name).text().await.map_err(|_| unavailable())? else { continue };
+        let batch = RowBatch::from_message(&text).unwrap_or_else(|reason| RowBatch::unreadable(&text, reason));
+        items.push((k.name, batch));
+    }
+    Ok((items, if listed.list_complete { None } else { listed.cursor }))
+}
+
+pub async fn list(req: Request, env: &Env) -> Result<Response> {
+    if let Some(refused) = super::admin::refuse_unless_admin(&req, env) {
+        return Ok(refused);
+    }
+    let url = req.url()?;
+    let p = match paging::parse_page(url.query(), 20, 100) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let (items, cursor) = match page(env, &p).await {
+        Ok(x) => x,
+        Err(e) => return fail(&e),
+    };
+    let items: Vec<_> =
+        items.into_iter().map(|(id, b)| serde_json::json!({ "id": id, "failure": b.failure, "rows": b.rows, "raw": b.raw })).collect();
+    let body = serde_json::json!({ "dead_letters": items, "cursor": cursor, "list_complete": cursor.is_none() }).to_string();
+    Ok(http::json(200, &body, None))
+}
+
+/// Erasure reaches the dead-letter store too: every dead letter holding the visitor's rows
+/// is rewritten without them (or removed when nothing is left), so no replay brings them back.
+/// Returns how many dead letters changed.
+pub async fn erase_visitor(env: &Env, project_id: &str, visitor: &str) -> std::result::Result<usize, ApiError> {
+    let unavailable = || super::key_lookup::unavailable("The dead-letter store");
+    let kv = env.kv(config::DEAD_LETTERS_KV).map_err(|_| unavailable())?;
+    let mut p = paging::Page { limit: 100, cursor: None };
+    let mut changed = 0;
+    loop {
+        let (items, cursor) = page(env, &p).await?;
+        for (id, batch) in items {
+            let Some(rest) = batch.without_visitor(project_id, visitor) else { continue };
+            if rest.rows.is_empty() && rest.raw.is_none() {
+                kv.delete(&id).await.map_err(|_| unavailable())?;
+            } else {
+                let put = kv.put(&id, rest.to_message()).map_err(|_| unavailable())?;
+                put.expiration_ttl(KEEP_SECONDS).execute().await.map_err(|_| unavailable())?;
+            }
+            changed += 1;
+        }
+        match cursor {
+            Some(c) => p.cursor = Some(c),
+            None => return Ok(changed),
+        }
+    }
+}
+
+/// Replays one page (up to 100 dead letters; `cursor` for the next): each one's rows go back
+/// on the events queue, then its KV entry goes. Dead letters with no rows (a body that was
+/// not a row batch) stay, listed in `kept`.
+pub async fn replay(req: Request, env: &Env) -> Result<Response> {
+    if let Some(refused) = super::admin::refuse_unless_admin(&req, env) {
+        return Ok(refused);
+    }
+    let url = req.url()?;
+    let p = match paging::parse_page(url.query(), 100, 100) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let (items, cursor) = match page(env, &p).await {
+        Ok(x) => x,
+        Err(e) => return fail(&e),
+    };
+    let unavailable = |what: &str| fail(&super::key_lookup::unavailable(what));
+    let Ok(queue) = env.queue(config::EVENTS_QUEUE) else { return unavailable("The event queue") };
+    let Ok(kv) = env.kv(config::DEAD_LETTERS_KV) else { return unavailable("The dead-letter store") };
+    let (mut replayed, mut rows, mut kept) = (0, 0, Vec::new());
+    let mut per_project: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for (id, batch) in items {
+        if batch.rows.is_empty() {
+            kept.push(serde_json::json!({ "id": id, "failure": batch.failure }));
+            continue;
+        }
+        for call in chunk_for_send_batch(encode_messages(&batch.rows, MAX_MESSAGE_BYTES)) {
+            if let Err(e) = queue.send_batch(call).await {
+                console_error!("dead letters: replay stopped, the queue refused ({e})");
+                return unavailable("The event queue");
+            }
+        }
+        // Sent: the batch writer stores what is not stored yet. A failure to delete leaves the
+        // entry for the next replay, which then stores nothing twice.
+        if let Err(e) = kv.delete(&id).await {
+            console_error!("dead letters: replayed {id} but could not remove it ({e})");
+        }
+        replayed += 1;
+        rows += batch.rows.len();
+        for r in &batch.rows {
+            *per_project.entry(r.project_id.clone()).or_default() += 1;
+        }
+    }
+    // Each project whose rows were replayed sees it in its audit log.
+    let now = Date::now().as_millis() as i64;
+    for (project, n) in per_project {
+        super::audit::write(
+            env,
+            &millimetric_core::privacy::audit::record(
+                &project,
+                millimetric_core::privacy::audit::Action::DeadLetterReplay,
+                "admin".into(),
+                now,
+                "ok".into(),
+                Some(n),
+            ),
+        )
+        .await;
+    }
+    console_log!("dead letters: replayed {replayed} ({rows} rows), kept {}", kept.len());
+    let body = serde_json::json!({ "replayed": replayed, "rows": rows, "kept": kept, "cursor": cursor, "list_complete": cursor.is_none() })
+        .to_string();
+    Ok(http::json(200, &body, None))
+}

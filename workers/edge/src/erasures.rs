@@ -1,0 +1,50 @@
+//! Re-applies the erasures of the last days (the daily Cron Trigger, with retention): an event
+//! a visitor sent just before being erased may still have been in the queue, and lands after
+//! the deletion ran. Each recorded erasure is deleted again until its KV record expires:
+//! one mutation per project, past any project's failure, with the failures reported.
+
+use super::{clickhouse_sink, config};
+use millimetric_core::privacy::visitors;
+use worker::{console_error, console_log, Env};
+
+pub async fn reapply(env: &Env) {
+    match run(env).await {
+        Ok((0, _)) => {}
+        Ok((n, failed)) if failed.is_empty() => console_log!("erasures: re-applied {n} recent erasure(s), one mutation per project"),
+        Ok((n, failed)) => console_error!(
+            "erasures: re-applied {n} recent erasure(s); {} project(s) failed and are tried again tomorrow: {}",
+            failed.len(),
+            failed.join("; ")
+        ),
+        Err(e) => console_error!("erasures: {e}"),
+    }
+}
+
+/// (erasures re-applied, "project: reason" for each project whose mutation failed). One
+/// project's failure does not stop the others.
+async fn run(env: &Env) -> Result<(usize, Vec<String>), String> {
+    let cfg = config::clickhouse(env, millimetric_core::storage::clickhouse::Role::Maintainer);
+    cfg.check_names()?;
+    let kv = env.kv(config::ERASURES_KV).map_err(|e| e.to_string())?;
+    let mut cursor: Option<String> = None;
+    let mut erasures = Vec::new();
+    loop {
+        let mut list = kv.list();
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await.map_err(|e| format!("could not list erasures: {e}"))?;
+        erasures.extend(page.keys.iter().filter_map(|k| visitors::parse_erasure_key(&k.name)));
+        match page.cursor {
+            Some(c) if !page.list_complete => cursor = Some(c),
+            _ => break,
+        }
+    }
+    let mut failed = Vec::new();
+    for (project, sql) in visitors::erase_many_sql(&cfg.database, &cfg.table, &erasures, 128 * 1024) {
+        if let Err(e) = clickhouse_sink::query(&cfg, &sql).await {
+            failed.push(format!("{project}: {e}"));
+        }
+    }
+    Ok((erasures.len(), failed))
+}

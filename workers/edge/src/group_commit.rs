@@ -1,0 +1,118 @@
+//! Group commit to the events queue: requests that arrive in the same isolate within a few
+//! milliseconds share one sendBatch. Every request still answers only after its own rows are
+//! on the queue (or with 503 if the send failed, so the client retries): nothing is
+//! acknowledged before it is durable. Fewer, fuller queue messages also make inserts larger.
+//!
+//! workerd forbids resolving one request's promises from another request, so the leader does
+//! not wake the others: each waiter checks the shared outcome on its own timer.
+
+use super::config;
+use millimetric_core::ingest::row::{chunk_for_send_batch, encode_messages, EventRow, MAX_MESSAGE_BYTES};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+use worker::{console_error, Date, Delay, Env};
+
+type Outcome = Rc<RefCell<Option<Result<(), String>>>>;
+
+struct Group {
+    rows: Vec<EventRow>,
+    outcome: Outcome,
+    started_ms: i64,
+}
+
+/// A group still pending this long after it started lost its leader (a cancelled request):
+/// the next request fails it (its waiters answer 503 and retry; nothing of it was sent) and
+/// starts a new one, so one cancelled request cannot stall the isolate.
+const STALE_MS: i64 = 1_000;
+
+thread_local! {
+    static PENDING: RefCell<Option<Group>> = const { RefCell::new(None) };
+    /// How long this isolate's recent sends took (ms, moving average): waiters sleep that long
+    /// after their group's send starts before they begin to poll, instead of polling through it.
+    static SEND_MS: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+}
+
+/// How long a waiter waits for its leader before answering 503 (the leader's request may have
+/// been cancelled); the client then retries with the same ids.
+const GIVE_UP: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(1);
+const MAX_EXPECTED_SEND_MS: i64 = 50;
+
+/// Put `rows` on the queue, together with whatever other requests of this isolate bring
+/// within `window`. Err(reason) when the queue did not take them.
+pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result<(), String> {
+    if window.is_zero() {
+        return send(env, rows).await;
+    }
+    let now = Date::now().as_millis() as i64;
+    let (outcome, leader, started) = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        if let Some(stale) = p.as_ref().filter(|g| now - g.started_ms > STALE_MS) {
+            *stale.outcome.borrow_mut() = Some(Err("the group lost its leader".into()));
+            *p = None;
+        }
+        match p.as_mut() {
+            Some(group) => {
+                group.rows.extend(rows);
+                (group.outcome.clone(), false, group.started_ms)
+            }
+            None => {
+                let outcome: Outcome = Rc::new(RefCell::new(None));
+                *p = Some(Group { rows, outcome: outcome.clone(), started_ms: now });
+                (outcome, true, now)
+            }
+        }
+    });
+    if leader {
+        Delay::from(window).await;
+        // Take the pending group only if it is still ours (it may have been failed as stale).
+        let group = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.as_ref().is_some_and(|g| Rc::ptr_eq(&g.outcome, &outcome)) {
+                p.take()
+            } else {
+                None
+            }
+        });
+        let Some(group) = group else {
+            return outcome.borrow().clone().unwrap_or_else(|| Err("the group was abandoned".into()));
+        };
+        let sent_at = Date::now().as_millis() as i64;
+        let result = send(env, group.rows).await;
+        let took = (Date::now().as_millis() as i64 - sent_at) as f64;
+        SEND_MS.with(|m| m.set(if m.get() == 0.0 { took } else { 0.8 * m.get() + 0.2 * took }));
+        *outcome.borrow_mut() = Some(result.clone());
+        return result;
+    }
+    // The leader sends when its window ends and the send takes about as long as the last ones:
+    // sleep until then, and only poll after that (each poll is a timer and a call into wasm).
+    // Capped, so one slow send (a queue hiccup) cannot make the next waiters oversleep.
+    let expected_send = (SEND_MS.with(|m| m.get()) as i64).min(MAX_EXPECTED_SEND_MS);
+    let until_done = (started + window.as_millis() as i64 + expected_send - now).max(0) as u64;
+    let mut waited = Duration::from_millis(until_done);
+    Delay::from(waited).await;
+    loop {
+        if let Some(result) = outcome.borrow().clone() {
+            return result;
+        }
+        if waited >= GIVE_UP {
+            return Err("the group's send did not finish".into());
+        }
+        Delay::from(POLL).await;
+        waited += POLL;
+    }
+}
+
+async fn send(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
+    let queue = env.queue(config::EVENTS_QUEUE).map_err(|e| e.to_string())?;
+    // One JSON string per message: a single crossing into JS instead of building an object
+    // field by field (the consumer parses it back with serde_json); each row serialized once.
+    for call in chunk_for_send_batch(encode_messages(&rows, MAX_MESSAGE_BYTES)) {
+        if let Err(e) = queue.send_batch(call).await {
+            console_error!("collect: queue send failed: {e}");
+            return Err(e.to_string());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! `/admin/keys`: the key lifecycle behind ADMIN_TOKEN (millimetric_core::keys::admin decides; this reads
+//! and writes KV `KEYS`). Every admin request counts against a per-address limit first (in
+//! worker::route), so guessing the token is slow; every change is in the project's audit log.
+//!
+//! - `POST /admin/keys` create a project's keys (raw keys in the answer, once)
+//! - `GET /admin/keys?project_id=` list (hashes and settings)
+//! - `POST /admin/keys/{hash}/rotate` a new key; the old one works for `grace_seconds`
+//! - `POST /admin/keys/{hash}/revoke` at once
+//! - `PATCH /admin/keys/{hash}` set origins, limit, retention, hash routing, time zone
+
+use super::key_lookup::unavailable;
+use super::{config, http};
+use millimetric_core::error::ApiError;
+use millimetric_core::keys::admin;
+use millimetric_core::keys::{key_hash, KeyRecord};
+use millimetric_core::privacy::audit;
+use serde_json::json;
+use worker::{Env, Method, Request, Response};
+
+pub async fn handle(mut req: Request, env: &Env, rest: &str) -> worker::Result<Response> {
+    if let Some(refused) = super::admin::refuse_unless_admin(&req, env) {
+        return Ok(refused);
+    }
+    let body = req.bytes().await.unwrap_or_default();
+    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
+    Ok(match run(req.method(), rest, &body, query.as_deref(), env).await {
+        Ok((status, v)) => http::json(status, &v.to_string(), None),
+        Err(e) => http::error(&e, None),
+    })
+}
+
+fn random24() -> [u8; 24] {
+    let mut b = [0u8; 24];
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).expect("crypto in workerd");
+    let arr = js_sys::Uint8Array::new_with_length(24);
+    let f: js_sys::Function =
+        wasm_bindgen::JsCast::dyn_into(js_sys::Reflect::get(&crypto, &"getRandomValues".into()).expect("getRandomValues"))
+            .expect("a function");
+    f.call1(&crypto, &arr).expect("getRandomValues works");
+    arr.copy_to(&mut b);
+    b
+}
+
+async fn get(env: &Env, hash: &str) -> Result<KeyRecord, ApiError> {
+    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    kv.get(hash).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))?.ok_or_else(|| admin::check_hash("").unwrap_err())
+}
+
+async fn put(env: &Env, hash: &str, r: &KeyRecord) -> Result<(), ApiError> {
+    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    let v = serde_json::to_string(r).map_err(|_| unavailable("The key store"))?;
+    kv.put(hash, v).map_err(|_| unavailable("The key store"))?.execute().await.map_err(|_| unavailable("The key store"))
+}
+
+async fn log(env: &Env, project: &str, result: &Answer) {
+    let now = worker::Date::now().as_millis() as i64;
+    super::audit::write(env, &audit::record(project, audit::Action::KeyChange, "admin".into(), now, audit::outcome(result), None)).await;
+}
+
+type Answer = Result<(u16, serde_json::Value), ApiError>;
+
+async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: &Env) -> Answer {
+    let now = worker::Date::now().as_millis() as i64;
+    match (method, rest.trim_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
+        (Method::Post, [""]) => create(env, body).await,
+        (Method::Get, [""]) => list(env, query, now).await,
+        (Method::Post, [hash, "rotate"]) => rotate(env, admin::check_hash(hash)?, body, now).await,
+        (Method::Post, [hash, "revoke"]) => revoke(env, admin::check_hash(hash)?).await,
+        (Method::Patch, [hash]) => update(env, admin::check_hash(hash)?, body).await,
+        _ => Err(ApiError::new(
+            405,
+            "method_not_allowed",
+            "Keys: POST /admin/keys, GET /admin/keys?project_id=, POST /admin/keys/{hash}/rotate|revoke, PATCH /admin/keys/{hash}.",
+        )),
+    }
+}
+
+/// `POST /admin/keys`: a project's keys, the raw keys in the answer this once.
+async fn create(env: &Env, body: &[u8]) -> Answer {
+    let (project, kinds, settings) = admin::parse_create(body)?;
+    let mut out = Vec::new();
+    for kind in kinds {
+        let raw = admin::new_raw_key(kind, &random24());
+        let r = admin::new_record(&project, kind, &settings);
+        put(env, &key_hash(&raw), &r).await?;
+        out.push(admin::created(&raw, &r));
+    }
+    let result = Ok((201, json!({"keys": out, "note": "The raw keys are shown this once; only their hashes are kept."})));
+    log(env, &project, &result).await;
+    result
+}
+
+/// `GET /admin/keys?project_id=`: the project's keys as they stand now (hashes and settings).
+async fn list(env: &Env, query: Option<&str>, now: i64) -> Answer {
+    let project = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "project_id")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| ApiError::bad_request("invalid_project", "Name the project: GET /admin/keys?project_id=..."))?;
+    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    let mut keys = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut list = kv.list();
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await.map_err(|_| unavailable("The key store"))?;
+        for k in page.keys {
+            if let Some(r) = kv.get(&k.name).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))? {
+                if r.project_id == project {
+                    keys.push(admin::listed(&k.name, &millimetric_core::keys::effective(r, now)));
+                }
+            }
+        }
+        match page.cursor {
+            Some(c) if !page.list_complete => cursor = Some(c),
+            _ => break,
+        }
+    }
+    Ok((200, json!({"project_id": project, "keys": keys})))
+}
+
+/// `POST /admin/keys/{hash}/rotate`: a new key; the old one works for `grace_seconds`.
+async fn rotate(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
+    let grace = admin::parse_grace(body)?;
+    let old = millimetric_core::keys::effective(get(env, hash).await?, now);
+    if old.revoked {
+        return Err(ApiError::bad_request(
+            "invalid_settings",
+            "This key is revoked (or past its grace): create a new key instead of rotating it.",
+        ));
+    }
+    let (ending, fresh) = admin::rotate(&old, now, grace);
+    let raw = admin::new_raw_key(fresh.kind, &random24());
+    put(env, &key_hash(&raw), &fresh).await?;
+    put(env, hash, &ending).await?;
+    let result = Ok((201, json!({"key": admin::created(&raw, &fresh), "old": admin::listed(hash, &ending), "grace_seconds": grace})));
+    log(env, &old.project_id, &result).await;
+    result
+}
+
+/// `POST /admin/keys/{hash}/revoke`: at once.
+async fn revoke(env: &Env, hash: &str) -> Answer {
+    let mut r = get(env, hash).await?;
+    r.revoked = true;
+    put(env, hash, &r).await?;
+    let result =
+        Ok((200, json!({"key": admin::listed(hash, &r), "reaches_every_isolate_within_seconds": admin::REVOCATION_BOUND_SECONDS})));
+    log(env, &r.project_id, &result).await;
+    result
+}
+
+/// `PATCH /admin/keys/{hash}`: origins, limit, retention, hash routing, time zone.
+async fn update(env: &Env, hash: &str, body: &[u8]) -> Answer {
+    let settings = admin::parse_settings(body)?;
+    let mut r = get(env, hash).await?;
+    settings.apply(&mut r);
+    put(env, hash, &r).await?;
+    let result = Ok((200, json!({"key": admin::listed(hash, &r)})));
+    log(env, &r.project_id, &result).await;
+    result
+}

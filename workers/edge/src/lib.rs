@@ -1,0 +1,111 @@
+//! The edge Worker: thin adapters from workerd's requests, queues, cron and bindings to the
+//! pure core (millimetric-core). Nothing here decides anything the core can decide.
+
+mod admin;
+mod audit;
+mod collect;
+mod consumer;
+mod dead_letters;
+mod erasures;
+mod geo;
+mod group_commit;
+mod key_limiter;
+mod keys_admin;
+mod retention_job;
+mod rollup_job;
+mod visitors;
+mod warm_up;
+
+// Shared with the read Worker (workers/adapters).
+use millimetric_adapters::{clickhouse_sink, config, http, key_lookup};
+use worker::*;
+
+/// Runs once when the isolate starts, before its first request.
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+    // Compile the ingest path now rather than inside the first request (see warm_up.rs).
+    // Its result is of no use here: a failure would show in the tests, not in production.
+    let _ = millimetric_core::ingest::warm_up::warm_up();
+    warm_up::routes();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    route(req, &env).await
+}
+
+/// The browser snippet, served from the ingest host so it posts back to it (snippet/mm.js).
+const SNIPPET: &str = include_str!("../../../snippet/mm.js");
+
+/// Every endpoint; `fetch` and the start-up warm-up both come in here.
+async fn route(req: Request, env: &Env) -> Result<Response> {
+    let path = req.path();
+    // Every admin request, whatever its path, counts against the per-address admin limit
+    // before its token is checked (so no admin endpoint is an unlimited token oracle).
+    if path.starts_with("/admin/") {
+        if let Some(refused) = admin::limit_admin(&req, env).await {
+            return Ok(refused);
+        }
+    }
+    match (req.method(), path.as_str()) {
+        (Method::Post, "/collect") => collect::handle(req, env).await,
+        (Method::Options, "/collect") => Ok(http::preflight(&req)),
+        (_, "/collect") => {
+            Ok(http::error(&millimetric_core::error::ApiError::new(405, "method_not_allowed", "Send events with POST /collect."), None))
+        }
+        (Method::Get, "/health") => Ok(http::json(200, r#"{"status":"ok"}"#, None)),
+        (Method::Get, "/mm.js") => Ok(http::script(SNIPPET)),
+        (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
+        (Method::Post, "/admin/dead-letters/replay") => dead_letters::replay(req, env).await,
+        (Method::Get, "/v1/audit") => audit::list(req, env).await,
+        (_, p) if p == "/admin/keys" || p.starts_with("/admin/keys/") => {
+            let rest = p["/admin/keys".len()..].to_string();
+            keys_admin::handle(req, env, &rest).await
+        }
+        (Method::Get, "/admin/config-check") => Ok(admin::config_check(&req, env)),
+        _ => match millimetric_core::privacy::visitors::parse_path(&path) {
+            Some((_, Err(e))) => Ok(http::error(&e, None)),
+            Some((action @ millimetric_core::privacy::visitors::Action::Export, Ok(id))) if req.method() == Method::Get => {
+                visitors::handle(req, env, action, id).await
+            }
+            Some((action @ millimetric_core::privacy::visitors::Action::Erase, Ok(id))) if req.method() == Method::Delete => {
+                visitors::handle(req, env, action, id).await
+            }
+            Some(_) => Ok(http::error(
+                &millimetric_core::error::ApiError::new(
+                    405,
+                    "method_not_allowed",
+                    "Export with GET /visitors/{mm_aid}/events; erase with DELETE /visitors/{mm_aid}.",
+                ),
+                None,
+            )),
+            None => Ok(http::error(
+                &millimetric_core::error::ApiError::new(404, "not_found", "No such endpoint. Events go to POST /collect."),
+                None,
+            )),
+        },
+    }
+}
+
+#[event(queue)]
+async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
+    if batch.queue() == config::dead_letter_queue_name(&env) {
+        dead_letters::consume(batch, &env).await
+    } else {
+        consumer::consume(batch, &env).await
+    }
+}
+
+/// The Cron Trigger (wrangler.toml `[triggers]`): once a day, delete again what recent
+/// erasures deleted (for events that were still queued), fold yesterday into the aggregates
+/// (before retention, so a day is rolled up before its raw events can expire), and drop raw
+/// events past retention.
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    // Erasures first, so events of an erased visitor that arrived since are mostly not rolled
+    // up (the deletes are mutations, applied shortly after: not a guarantee).
+    erasures::reapply(&env).await;
+    rollup_job::run(&env, event.schedule()).await;
+    retention_job::run(&env, event.schedule()).await;
+}

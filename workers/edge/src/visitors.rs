@@ -1,0 +1,100 @@
+//! `GET /visitors/{mm_aid}/events` and `DELETE /visitors/{mm_aid}`: the adapter around
+//! `millimetric_core::privacy::visitors`, which spells the SQL (who may ask: `millimetric_core::keys::auth`).
+
+use super::key_lookup::unavailable;
+use super::{clickhouse_sink, config, http, key_limiter};
+use millimetric_adapters::auth::authenticate;
+use millimetric_core::error::ApiError;
+use millimetric_core::keys::auth::Route;
+use millimetric_core::privacy::audit;
+use millimetric_core::privacy::visitors::{self, Action};
+use millimetric_core::rate_limit;
+use worker::{console_error, Env, Headers, Request, Response, ResponseBody};
+
+pub async fn handle(req: Request, env: &Env, action: Action, visitor: String) -> worker::Result<Response> {
+    match run(&req, env, action, &visitor).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => {
+            if e.status >= 500 {
+                console_error!("visitors: {e}");
+            }
+            Ok(http::error(&e, None))
+        }
+    }
+}
+
+async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<Response, ApiError> {
+    let route = match action {
+        Action::Export => Route::VisitorExport,
+        Action::Erase => Route::VisitorErasure,
+    };
+    let caller = authenticate(req, env, route, None).await?;
+    let (project, key_hash) = (caller.principal.project_id, caller.key_hash);
+    // Its own window (and object), apart from the key's event limit.
+    if let Some(wait) = key_limiter::check(env, &format!("{key_hash}/visitors"), 1, visitors::REQUESTS_PER_MINUTE).await {
+        return Ok(http::rate_limited(&rate_limit::too_many("key", wait), wait, None));
+    }
+    // Every export and erasure the project's key asked for is in its audit log, with how it went.
+    let result = act(env, action, visitor, &project).await;
+    let what = match action {
+        Action::Export => audit::Action::VisitorExport,
+        Action::Erase => audit::Action::VisitorErasure,
+    };
+    let now = worker::Date::now().as_millis() as i64;
+    super::audit::write(env, &audit::record(&project, what, audit::by_key(&key_hash), now, audit::outcome(&result), None)).await;
+    result
+}
+
+async fn act(env: &Env, action: Action, visitor: &str, project: &str) -> Result<Response, ApiError> {
+    let project = project.to_string();
+
+    // Export reads, erasure deletes: each with its own ClickHouse user where one is set.
+    let role = match action {
+        Action::Export => millimetric_core::storage::clickhouse::Role::Reader,
+        Action::Erase => millimetric_core::storage::clickhouse::Role::Maintainer,
+    };
+    let cfg = config::clickhouse(env, role);
+    cfg.check_names().map_err(|e| {
+        console_error!("visitors: {e}");
+        unavailable("The event store")
+    })?;
+    match action {
+        Action::Export => {
+            let sql = visitors::export_sql(&cfg.database, &cfg.table, &project, visitor);
+            let answer = clickhouse_sink::query_response(&cfg, &sql).await.map_err(|e| {
+                console_error!("visitors: export failed: {e}");
+                unavailable("The event store")
+            })?;
+            // ClickHouse's JSONEachRow is NDJSON: its body streams through, never held whole.
+            let body = match answer.body() {
+                ResponseBody::Stream(s) => ResponseBody::Stream(s.clone()),
+                ResponseBody::Body(b) => ResponseBody::Body(b.clone()),
+                ResponseBody::Empty => ResponseBody::Empty,
+            };
+            let headers = Headers::new();
+            let _ = headers.set("Content-Type", "application/x-ndjson");
+            let _ = headers.set("Cache-Control", "no-store");
+            Ok(Response::from_body(body).map_err(|_| unavailable("The event store"))?.with_headers(headers))
+        }
+        Action::Erase => {
+            // Recorded first, so the daily job re-applies it (and catches events that were
+            // still queued) even if the deletion below fails; the client's retry repeats both.
+            let kv = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
+            let put = kv.put(&visitors::erasure_key(&project, visitor), "").map_err(|_| unavailable("The erasure log"))?;
+            put.expiration_ttl(visitors::RECHECK_SECONDS).execute().await.map_err(|e| {
+                console_error!("visitors: could not record the erasure: {e}");
+                unavailable("The erasure log")
+            })?;
+            for sql in visitors::erase_sql(&cfg.database, &cfg.table, &project, visitor) {
+                clickhouse_sink::query(&cfg, &sql).await.map_err(|e| {
+                    console_error!("visitors: erase failed: {e}");
+                    unavailable("The event store")
+                })?;
+            }
+            // And from the dead-letter store, so no replay brings the rows back.
+            super::dead_letters::erase_visitor(env, &project, visitor).await?;
+            let body = serde_json::json!({"status": "erasing", "mm_aid": visitor}).to_string();
+            Ok(http::json(202, &body, None))
+        }
+    }
+}
