@@ -17,6 +17,7 @@ fn main() {
         received_ms: 1_795_000_000_000,
         user_agent: Some(UA.into()),
         edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")),
+        id_secret: None,
     };
     let mut bytes = 0;
     let t = Instant::now();

@@ -21,7 +21,15 @@ fn main() {
     bodies.push(r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["visit:source"],"filters":[["is","event:name",["signup"]]],"compare":"previous_period"}"#.into());
     bodies.push(r#"{"metrics":["visitors"],"date_range":["2026-11-01","2026-11-30"],"filters":[["or",[["is","visit:country",["GB"]],["not",["is","event:page",["/"]]]]]],"compare":"year_over_year","include":{"bots":true}}"#.into());
     // Visitor export (through the visitor_days index) and erasure.
-    println!("{}", millimetric_core::privacy::visitors::export_sql("millimetric", "events", "proj_modern", "v1"));
+    println!(
+        "{}",
+        millimetric_core::privacy::visitors::export_sql(
+            "millimetric",
+            "events",
+            "proj_modern",
+            &["v1", "mmh_0123456789abcdef0123456789abcdef"]
+        )
+    );
     for b in &bodies {
         let q = request::parse(b.as_bytes()).unwrap_or_else(|e| panic!("{b}: {e}"));
         let (tz_name, tz) = dates::time_zone(q.timezone.as_deref()).unwrap();

@@ -11,7 +11,7 @@ fn main() {
         r#"{"type":"event","name":"signup","id":"m-2","url":"https://shop.example.com/welcome","props":{"plan":"pro","seats":3},"ip":"81.2.69.142","user_agent":"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"}"#,
     ];
     let principal = Principal { retention_days: 30, ..Principal::new("proj_modern", KeyKind::Secret) };
-    let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: None, edge_geo: Geo::default() };
+    let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: None, edge_geo: Geo::default(), id_secret: None };
     for b in bodies {
         let env = event::parse_envelope(b.as_bytes(), &LIMITS).expect("sample body");
         for ev in env.events {

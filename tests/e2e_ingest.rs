@@ -30,6 +30,7 @@ fn ingest_end_to_end() {
     no_cookies_ever(&stack);
     retention_drops_weeks_past_their_window(&stack);
     visitor_export_and_erasure(&stack);
+    personal_ids_are_stored_as_keyed_hashes(&stack);
 }
 
 /// The promise: erase and export by visitor on request. Export with the project's secret or
@@ -473,4 +474,43 @@ fn retried_request_is_one_row(stack: &Stack) {
     // however many copies reached the table, queries see one.
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(stack.query("SELECT count() FROM events_dedup WHERE event_id = 'retry-1'").trim(), "1");
+}
+
+/// An e-mail address as `mm_aid` (and in an event id) reaches no row: it is stored as a keyed
+/// hash, per project. Export and erasure by the e-mail address, as the client knows it, still
+/// find the visitor's events.
+fn personal_ids_are_stored_as_keyed_hashes(stack: &Stack) {
+    let email = "jane.doe@example.com";
+    let event = |id: &str| json!({"type":"event","name":"purchase","url":"https://example.com/checkout","mm_aid": email, "id": id});
+    let batch = json!({"batch": [event("order-for-bob@example.com"), {"type":"pageview","url":"https://example.com/","mm_aid": email}]});
+    assert_eq!(stack.collect(DEV_SECRET, &[], &batch).status, 202);
+    assert_eq!(stack.collect(DEV_OTHER_SECRET, &[], &json!({"type":"pageview","url":"https://example.com/","mm_aid": email})).status, 202);
+    let hashed = "SELECT count() FROM events_dedup WHERE startsWith(anonymous_id, 'mmh_')";
+    assert_eq!(stack.wait_count(hashed, 3, LAND), 3, "the events did not land hashed; log:\n{}", stack.logs());
+
+    // No table holds the e-mail addresses, in any column.
+    for table in ["events", "event_ids", "visitor_days"] {
+        let dump = stack.query(&format!("SELECT * FROM {table} FORMAT JSONEachRow"));
+        for needle in ["jane.doe", "bob@example.com"] {
+            assert!(!dump.contains(needle), "{needle} stored in {table}:\n{dump}");
+        }
+    }
+    let ids = stack.query("SELECT project_id, anonymous_id FROM events_dedup WHERE startsWith(anonymous_id, 'mmh_') GROUP BY project_id, anonymous_id ORDER BY project_id");
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_eq!(ids.len(), 2, "one hash per project: {ids:?}");
+    assert_ne!(ids[0].split('\t').nth(1), ids[1].split('\t').nth(1), "the same e-mail hashes apart in two projects");
+
+    let sk = format!("Bearer {DEV_SECRET}");
+    let r = stack.request("GET", "/visitors/jane.doe%40example.com/events", &[("Authorization", &sk)], b"");
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let text = r.body.as_str().map(str::to_string).unwrap_or_else(|| r.body.to_string());
+    assert_eq!(text.lines().count(), 2, "export by the e-mail finds both events: {text}");
+    assert!(!text.contains("jane.doe") && text.contains("\"anonymous_id\":\"mmh_"), "{text}");
+
+    let r = stack.request("DELETE", "/visitors/jane.doe%40example.com", &[("Authorization", &sk)], b"");
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let left = "SELECT count() FROM events WHERE project_id = 'proj_dev' AND startsWith(anonymous_id, 'mmh_')";
+    assert!(support::eventually(LAND, || stack.query(left).trim() == "0"), "erasure by the e-mail deletes the hashed rows");
+    let other = "SELECT count() FROM events WHERE project_id = 'proj_other' AND startsWith(anonymous_id, 'mmh_')";
+    assert_eq!(stack.query(other).trim(), "1", "the other project's visitor stays");
 }

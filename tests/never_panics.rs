@@ -24,7 +24,12 @@ const JUNK: &[&str] = &[
 
 fn run(body: &[u8], enc: BodyEncoding) {
     let principal = Principal { hash_routing: true, ..Principal::new("p", KeyKind::Secret) };
-    let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: Some("Mozilla/5.0".into()), edge_geo: Geo::default() };
+    let ctx = RequestContext {
+        received_ms: 1_795_000_000_000,
+        user_agent: Some("Mozilla/5.0".into()),
+        edge_geo: Geo::default(),
+        id_secret: None,
+    };
     let Ok(json) = event::decode_body(body, enc, &LIMITS) else { return };
     let Ok(env) = event::parse_envelope(&json, &LIMITS) else { return };
     for ev in env.events {

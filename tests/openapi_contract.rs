@@ -23,7 +23,12 @@ fn request_examples_are_accepted_by_the_real_code() {
         let kind = if ex["x-key-kind"] == "secret" { KeyKind::Secret } else { KeyKind::Publishable };
         let env = parse_envelope(ex["value"].to_string().as_bytes(), &LIMITS).unwrap_or_else(|e| panic!("example {name}: {e}"));
         let principal = Principal::new("p", kind);
-        let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: Some("Mozilla/5.0".into()), edge_geo: Geo::default() };
+        let ctx = RequestContext {
+            received_ms: 1_795_000_000_000,
+            user_agent: Some("Mozilla/5.0".into()),
+            edge_geo: Geo::default(),
+            id_secret: None,
+        };
         for ev in env.events {
             let ev = validate_event(ev, kind == KeyKind::Secret, &LIMITS).unwrap_or_else(|e| panic!("example {name}: {e}"));
             build_row(&principal, ev, &ctx, &|_| None, &mut || "id".into()).unwrap_or_else(|e| panic!("example {name}: {e}"));

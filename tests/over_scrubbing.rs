@@ -28,6 +28,20 @@ trait Ordinary {
     fn sku(&mut self) -> String;
     fn color(&mut self) -> String;
     fn epoch_ms(&mut self) -> String;
+    fn time(&mut self) -> String;
+    fn size(&mut self) -> String;
+    fn isbn(&mut self) -> String;
+    fn order_number(&mut self) -> String;
+    fn iban_like_reference(&mut self) -> String;
+}
+
+/// ISO 13616's check: the first four characters moved to the end, letters as 10..35, mod 97.
+fn mod97(s: &str) -> u32 {
+    s[4..].chars().chain(s[..4].chars()).fold(0, |rem, c| match c.to_digit(36) {
+        Some(d) if d < 10 => (rem * 10 + d) % 97,
+        Some(d) => (rem * 100 + d) % 97,
+        None => rem,
+    })
 }
 
 impl Ordinary for Rng {
@@ -60,6 +74,29 @@ impl Ordinary for Rng {
     }
     fn epoch_ms(&mut self) -> String {
         (1_600_000_000_000u64 + self.next() % 200_000_000_000).to_string()
+    }
+    fn time(&mut self) -> String {
+        format!("{:02}:{:02}", self.below(24), 15 * self.below(4))
+    }
+    fn size(&mut self) -> String {
+        let n = [64, 128, 256, 512, 1, 2][self.below(6)];
+        format!("{n} {}", if n < 10 { "TB" } else { "GB" })
+    }
+    /// A valid ISBN-13, hyphenated as printed.
+    fn isbn(&mut self) -> String {
+        let d: Vec<u32> = [9, 7, 8].into_iter().chain((0..9).map(|_| self.below(10) as u32)).collect();
+        let sum: u32 = d.iter().enumerate().map(|(i, x)| if i % 2 == 0 { *x } else { 3 * x }).sum();
+        let s: String = d.iter().map(|x| char::from_digit(*x, 10).unwrap()).collect();
+        format!("{}-{}-{}-{}-{}", &s[..3], &s[3..4], &s[4..6], &s[6..12], (10 - sum % 10) % 10)
+    }
+    fn order_number(&mut self) -> String {
+        format!("{}-{}-{:06}", self.pick(&["INV", "ORD", "PO"]), 2019 + self.below(8), self.below(1_000_000))
+    }
+    /// Shaped like a German IBAN (country, two digits, 18 digits) but with check digits that fail.
+    fn iban_like_reference(&mut self) -> String {
+        let digits: String = (0..18).map(|_| char::from_digit(self.below(10) as u32, 10).unwrap()).collect();
+        let check = (0..100).find(|c| mod97(&format!("DE{c:02}{digits}")) != 1).unwrap();
+        format!("DE{check:02}{digits}")
     }
 }
 
@@ -181,7 +218,7 @@ fn enc(s: &str) -> String {
 
 fn url(r: &mut Rng) -> (String, bool) {
     let host = r.pick(SHOPS);
-    let path = match r.below(11) {
+    let path = match r.below(12) {
         0 => format!("/products/{}", r.pick(PRODUCTS)),
         1 => format!("/{}/{}", r.pick(CATEGORIES), r.pick(PRODUCTS)),
         2 => format!("/p/{}", r.id()),
@@ -192,6 +229,7 @@ fn url(r: &mut Rng) -> (String, bool) {
         7 => format!("/{}/releases/tag/v{}", r.pick(&["acme/widget", "org/tool"]), r.semver()),
         8 => format!("/item/{}", r.sku()),
         9 => format!("/{}/commit/{}", r.pick(&["acme/widget", "org/tool"]), r.hex(40)),
+        10 => format!("/users/{}/{}", r.pick(PRODUCTS), r.pick(&["posts", "settings", "followers"])),
         _ => format!("/{}", r.pick(CATEGORIES)),
     };
     let mut query = Vec::new();
@@ -231,7 +269,7 @@ fn url(r: &mut Rng) -> (String, bool) {
 
 fn title(r: &mut Rng) -> String {
     let shop = r.pick(SHOP_NAMES);
-    match r.below(12) {
+    match r.below(20) {
         0 => format!("{} – {shop}", title_case(r.pick(PRODUCTS))),
         1 => format!("Search results for “{}” | {shop}", r.pick(TERMS)),
         2 => format!("{} | Free shipping over ${}", title_case(r.pick(PRODUCTS)), 25 + r.below(75)),
@@ -243,7 +281,17 @@ fn title(r: &mut Rng) -> String {
         8 => format!("Webinar on {} at {:02}:{:02} UTC", r.date(), r.below(24), 15 * r.below(4)),
         9 => format!("{} {} now €{}", title_case(r.pick(PRODUCTS)), r.sku(), r.price()),
         10 => format!("Changelog {} → {}", r.semver(), r.semver()),
-        _ => format!("{} ({} reviews, {:.1} stars)", title_case(r.pick(PRODUCTS)), r.below(5000), 1.0 + r.below(40) as f64 / 10.0),
+        11 => format!("{} ({} reviews, {:.1} stars)", title_case(r.pick(PRODUCTS)), r.below(5000), 1.0 + r.below(40) as f64 / 10.0),
+        // versions with dates, times, sizes, prices, ISBNs, order numbers, and look-alikes of
+        // the rules for IBANs, home directories and CSRF names
+        12 => format!("Release notes {} ({})", r.semver(), r.date()),
+        13 => format!("{} {} ({}) – €{}", title_case(r.pick(PRODUCTS)), r.size(), 2019 + r.below(8), r.price()),
+        14 => format!("Open {}–{} ({}), call us", r.time(), r.time(), r.pick(&["Mon–Fri", "weekends", "CET"])),
+        15 => format!("ISBN {} – {}", r.isbn(), title_case(r.pick(TOPICS))),
+        16 => format!("Invoice {} of {} – {shop}", r.order_number(), r.date()),
+        17 => format!("Payment reference {} received", r.iban_like_reference()),
+        18 => format!("How {} protection works – {shop}", r.pick(&["CSRF", "XSRF", "csrf-token", "two-factor"])),
+        _ => format!("Users / {} · profile of {}", title_case(r.pick(CATEGORIES)), r.pick(PRODUCTS)),
     }
 }
 
@@ -256,7 +304,7 @@ fn event_name(r: &mut Rng) -> String {
 }
 
 fn prop(r: &mut Rng) -> (String, Value) {
-    let (k, v): (&str, Value) = match r.below(20) {
+    let (k, v): (&str, Value) = match r.below(23) {
         0 => ("plan", json!(r.pick(PLANS))),
         1 => ("seats", json!(1 + r.below(500))),
         2 => ("sku", json!(r.sku())),
@@ -290,6 +338,9 @@ fn prop(r: &mut Rng) -> (String, Value) {
             _ => ("object_id", json!(r.hex(24))),
         },
         18 => ("link", json!(format!("https://{}/products/{}?ref={}", r.pick(SHOPS), r.pick(PRODUCTS), r.pick(SOURCES)))),
+        19 => ("payment_ref", json!(r.iban_like_reference())),
+        20 => ("route", json!(format!("/users/{}/settings", r.pick(PRODUCTS)))),
+        21 => ("isbn", json!(r.isbn())),
         _ => ("category", json!(r.pick(CATEGORIES))),
     };
     (k.to_string(), v)
@@ -305,7 +356,7 @@ fn stored(v: &Value) -> String {
 #[test]
 fn ordinary_data_is_left_alone() {
     let mut r = Rng(0x2545_f491_4f6c_dd1d);
-    let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: None, edge_geo: Geo::default() };
+    let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: None, edge_geo: Geo::default(), id_secret: None };
     let mut items = 0usize;
     let mut changed: Vec<String> = Vec::new();
     let mut per_kind = std::collections::BTreeMap::<&str, (usize, usize)>::new();

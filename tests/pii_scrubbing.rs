@@ -9,11 +9,20 @@ use millimetric_core::ingest::event::{validate_event, LIMITS};
 use millimetric_core::ingest::pipeline::{build_row, RequestContext};
 use millimetric_core::ingest::row::{encode_messages, EventRow, MAX_MESSAGE_BYTES};
 use millimetric_core::keys::{KeyKind, Principal};
+use millimetric_core::privacy::pseudonym::{IdSecret, PREFIX};
 use serde_json::{json, Value};
+
+/// The identifier-hash secret these rows are built with (a test value, as ID_HASH_SECRET).
+const ID_SECRET: &str = "pii-scrubbing-test-id-hash-secret-0123456789";
 
 fn row_with(v: Value, hash_routing: bool) -> EventRow {
     let principal = Principal { hash_routing, ..Principal::new("p", KeyKind::Secret) };
-    let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: None, edge_geo: Geo::default() };
+    let ctx = RequestContext {
+        received_ms: 1_795_000_000_000,
+        user_agent: None,
+        edge_geo: Geo::default(),
+        id_secret: Some(IdSecret::new(ID_SECRET)),
+    };
     let ev = validate_event(v.clone(), true, &LIMITS).unwrap_or_else(|e| panic!("{v}: {e}"));
     build_row(&principal, ev, &ctx, &|_| None, &mut || "id".into()).unwrap_or_else(|e| panic!("{v}: {e}"))
 }
@@ -378,7 +387,12 @@ fn relative_urls_in_props_and_parameter_routes_are_scrubbed() {
     use millimetric_core::keys::{KeyKind, Principal};
     let mut principal = Principal::new("p", KeyKind::Secret);
     principal.hash_routing = true;
-    let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: None, edge_geo: Geo::default() };
+    let ctx = RequestContext {
+        received_ms: 1_795_000_000_000,
+        user_agent: None,
+        edge_geo: Geo::default(),
+        id_secret: Some(IdSecret::new(ID_SECRET)),
+    };
     for (url, props) in [
         (
             "https://a.example/#/access_token=ya29secret&token_type=Bearer",
@@ -393,4 +407,164 @@ fn relative_urls_in_props_and_parameter_routes_are_scrubbed() {
             assert!(!stored.contains(secret), "{secret} stored: {stored}");
         }
     }
+}
+
+// --- The classes Sentry Relay treats as personal (issue 21): IBANs, credentials in URLs,
+// account names in home-directory paths, and sensitive names. Each value goes into every place
+// an event carries text; its telling part must reach no place of the row.
+
+/// `value` in each place an event carries text, and what was stored there: a query value, a
+/// path segment, a hash-routing fragment, the title, a custom event name, a property value and
+/// key, and a UTM value (URL places get the value percent-encoded, as a browser sends it).
+fn in_every_place(value: &str) -> Vec<(&'static str, String)> {
+    let enc: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    let segment = enc.replace('+', "%20");
+    let all_props = |p: Value| props(p).into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    vec![
+        ("query value", query(&format!("https://shop.example/p?q={enc}&x=1"))),
+        ("path segment", path(&format!("https://shop.example/files/{segment}/x"))),
+        ("fragment", row_with(json!({ "url": format!("https://shop.example/#/s?q={enc}&x=1") }), true).url_fragment),
+        ("fragment route", row_with(json!({ "url": format!("https://shop.example/#/f/{segment}/x") }), true).url_fragment),
+        ("title", title(value)),
+        ("event name", name(value)),
+        ("property value", all_props(json!({ "note": value, "plan": "pro" }))),
+        ("property key", all_props(json!({ value: "1", "plan": "pro" }))),
+        ("utm value", row(json!({ "url": format!("https://shop.example/?utm_campaign={enc}") })).utm_campaign),
+    ]
+}
+
+/// `needle` (the telling part of `value`) reaches no place; the rest of each row is still there.
+fn gone_everywhere(value: &str, needle: &str) {
+    for (place, stored) in in_every_place(value) {
+        assert!(!stored.contains(needle), "{needle:?} of {value:?} stored in the {place}: {stored:?}");
+    }
+}
+
+#[test]
+fn ibans_in_every_place() {
+    for (value, needle) in [
+        ("DE89370400440532013000", "370400440532013000"),
+        ("pay GB82 WEST 1234 5698 7654 32 today", "1234 5698 7654"),
+        ("Refund to FR1420041010050500013M02606", "20041010050500013"),
+        ("iban NL91ABNA0417164300", "0417164300"),
+        ("NO9386011117947", "86011117947"),
+        ("LC72HEMM254988987389111701748958", "254988987389111701748958"),
+        ("RU0204452560040702810412345678901", "04452560040702810412345678901"),
+    ] {
+        gone_everywhere(value, needle);
+    }
+    assert_eq!(title("Refund to DE89370400440532013000 sent"), "Refund to [iban] sent");
+    assert_eq!(title("Pay DE89 3704 0044 0532 0130 00."), "Pay [iban].");
+}
+
+#[test]
+fn credentials_in_urls_in_every_place() {
+    for (value, needle) in [
+        ("postgres://app:Sup3rS3cret@db.internal:5432/prod", "Sup3rS3cret"),
+        ("see redis://cache:hunter22@10.0.0.5:6379/0", "hunter22"),
+        ("https://admin:pa55word@intranet.example.com/report", "pa55word"),
+        ("ftp://jdoe:letmein99@files.example.org/in", "letmein99"),
+        ("mongodb+srv://svc:Zq8kLm2p@cluster0.example.net/db", "Zq8kLm2p"),
+    ] {
+        gone_everywhere(value, needle);
+    }
+    assert_eq!(title("Failed pg://matt:pass@localhost/1"), "Failed pg://[credentials]@localhost/1");
+    assert_eq!(name("sync https://jane@example.com/x"), "sync https://[credentials]@example.com/x");
+}
+
+#[test]
+fn account_names_in_home_directory_paths_in_every_place() {
+    for (value, needle) in [
+        ("/Users/mwhitfield/Development/app/main.rs", "mwhitfield"),
+        ("Error in /home/okonkwo/.config/app.toml", "okonkwo"),
+        ("C:\\Users\\Ljubomir\\AppData\\Local\\app.log", "Ljubomir"),
+        ("C:\\Documents and Settings\\Brunhilde\\Desktop", "Brunhilde"),
+        ("C:\\Windows\\Profiles\\Anneliese\\Temp", "Anneliese"),
+    ] {
+        gone_everywhere(value, needle);
+    }
+    assert_eq!(title("Crash in /Users/mwhitfield/Development/app"), "Crash in /Users/[user]/Development/app");
+    // the page path itself: capital `Users` is a home directory, not a site's route
+    assert_eq!(path("https://shop.example/Users/mwhitfield/Desktop"), "/Users/:redacted/Desktop");
+}
+
+#[test]
+fn sensitive_names_in_parameters_and_properties() {
+    for key in
+        ["two-factor", "two_factor", "MYSQL_PWD", "csrf", "_csrf", "xsrf", "_xsrf", "fastcsrf", "_iris_csrf", "sentrysid", "_vercel_jwt"]
+    {
+        assert_eq!(query(&format!("https://shop.example/p?{key}=982451&x=1")), "x=1", "{key}");
+        assert_eq!(props(json!({ key: "982451", "plan": "pro" })), vec![("plan".into(), "pro".into())], "{key}");
+    }
+}
+
+/// Look-alikes of the new rules: ordinary values that must be kept as sent.
+#[test]
+fn look_alikes_of_ibans_credentials_home_paths_and_names_are_kept() {
+    for t in [
+        "Order DE89370400440532013001 shipped",     // IBAN shape, wrong check digits
+        "Ref NO9386011117945",                      // the same
+        "SKU AT1234567890123456",                   // too short for Austria
+        "Release notes 1.2.3 (2026-01-15)",         // a version and a date, not a phone
+        "iPhone 15 (2023) 256GB",                   // a model, a year, a size
+        "How CSRF protection works",                // a name in prose
+        "Two-factor authentication guide",          //
+        "Follow @jane on https://medium.com/@jane", // handles, not credentials
+        "npm i left-pad@1.3.0",                     //
+        "Users / Settings",                         // not a path
+        "ISBN 978-3-16-148410-0, 2nd ed.",          // an ISBN
+        "Invoice INV-2026-000123 – EUR 1,299.00",   // an order number and a price
+    ] {
+        assert_eq!(title(t), t, "title");
+        assert_eq!(name(t), t, "event name");
+    }
+    assert_eq!(path("https://shop.example/users/jane-doe/settings"), "/users/jane-doe/settings");
+    assert_eq!(path("https://shop.example/home/feed"), "/home/feed");
+    assert_eq!(query("https://shop.example/blog?topic=csrf&tag=2fa-guide"), "topic=csrf&tag=2fa-guide");
+    assert_eq!(
+        props(json!({ "order_ref": "DE89370400440532013001", "route": "/users/jane-doe/settings", "author": "Ann" })),
+        vec![
+            ("author".into(), "Ann".into()),
+            ("order_ref".into(), "DE89370400440532013001".into()),
+            ("route".into(), "/users/jane-doe/settings".into())
+        ]
+    );
+}
+
+/// Identifiers that are personal data never reach a row as sent: an e-mail address as `mm_aid`
+/// or in an event id becomes a keyed hash, different per project; opaque ids stay as sent.
+#[test]
+fn personal_identifiers_are_stored_as_keyed_hashes() {
+    let in_project = |project: &str, v: Value| {
+        let principal = Principal::new(project, KeyKind::Secret);
+        let ctx = RequestContext {
+            received_ms: 1_795_000_000_000,
+            user_agent: None,
+            edge_geo: Geo::default(),
+            id_secret: Some(IdSecret::new(ID_SECRET)),
+        };
+        build_row(&principal, validate_event(v, true, &LIMITS).unwrap(), &ctx, &|_| None, &mut || "id".into()).unwrap()
+    };
+    let event = json!({"type": "event", "name": "purchase", "url": "https://shop.example/", "mm_aid": "jane.doe@example.com", "id": "order-for-bob@example.com"});
+    let (a, b) = (in_project("p1", event.clone()), in_project("p2", event));
+    for r in [&a, &b] {
+        let all = stored(r);
+        assert!(!all.contains("jane.doe") && !all.contains("bob@example.com"), "{all}");
+        assert!(r.anonymous_id.starts_with(PREFIX) && r.event_id.starts_with(PREFIX), "{r:?}");
+    }
+    assert_ne!(a.anonymous_id, b.anonymous_id, "the same e-mail address in two projects");
+    assert_eq!(a.anonymous_id, in_project("p1", json!({"url": "https://shop.example/", "mm_aid": "jane.doe@example.com"})).anonymous_id);
+    for id in ["+44 20 7946 0958", "DE89370400440532013000", "81.2.69.142", "jane.doe%40example.com"] {
+        assert!(row(json!({"url": "https://shop.example/", "mm_aid": id})).anonymous_id.starts_with(PREFIX), "{id}");
+    }
+    for id in ["6f1d0f0e-3c1b-4e8a-9f36-1b2a3c4d5e6f", "k3J9xQ2mP7vL4nR8tW1yZ5bC6dF0gH3j", "ORD-2026-000123", "visitor-1"] {
+        let r = row(json!({"url": "https://shop.example/", "mm_aid": id, "id": id}));
+        assert_eq!((r.anonymous_id.as_str(), r.event_id.as_str()), (id, id), "opaque ids are kept");
+    }
+    // Without a secret (a deployment that lacks ID_HASH_SECRET) such an event is refused, not stored raw.
+    let principal = Principal::new("p1", KeyKind::Secret);
+    let ctx = RequestContext { received_ms: 1_795_000_000_000, user_agent: None, edge_geo: Geo::default(), id_secret: None };
+    let ev = validate_event(json!({"url": "https://shop.example/", "mm_aid": "jane.doe@example.com"}), true, &LIMITS).unwrap();
+    let refused = build_row(&principal, ev, &ctx, &|_| None, &mut || "id".into()).unwrap_err();
+    assert_eq!((refused.status, refused.code), (503, "config_error"));
 }

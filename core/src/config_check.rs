@@ -9,6 +9,7 @@
 //! production, including a deploy that forgot every variable.
 
 use crate::error::ApiError;
+use crate::privacy::pseudonym::IdSecret;
 use serde::Serialize;
 use std::net::IpAddr;
 use url::{Host, Url};
@@ -18,6 +19,9 @@ pub const DEFAULT_IP_HASH_SALT: &str = "millimetric-local-development-salt";
 
 /// Salts anyone can read in this repository: the fallback above and `.dev.vars.example`'s.
 const PUBLIC_SALTS: &[&str] = &[DEFAULT_IP_HASH_SALT, "local-development-salt"];
+
+/// The identifier-hash secret development falls back to (`privacy::pseudonym`). Public.
+pub const DEFAULT_ID_HASH_SECRET: &str = "millimetric-local-development-id-hash-secret";
 
 /// 32 characters: 128 bits as hex (`openssl rand -hex 32` gives 64). IPv4 is only 2^32
 /// addresses, so a short salt is all that stands between a limiter key and the IP.
@@ -64,20 +68,26 @@ pub enum SaltProblem {
 }
 
 impl SaltProblem {
-    pub fn describe(self) -> String {
+    /// The problem, naming the setting (`IP_HASH_SALT`, `ID_HASH_SECRET`).
+    pub fn describe(self, setting: &str) -> String {
         match self {
-            SaltProblem::Missing => "IP_HASH_SALT is not set".into(),
-            SaltProblem::Public => "IP_HASH_SALT is the public development salt from this repository".into(),
-            SaltProblem::TooShort => format!("IP_HASH_SALT is shorter than {MIN_SALT_CHARS} characters"),
+            SaltProblem::Missing => format!("{setting} is not set"),
+            SaltProblem::Public => format!("{setting} is the public development value from this repository"),
+            SaltProblem::TooShort => format!("{setting} is shorter than {MIN_SALT_CHARS} characters"),
         }
     }
 }
 
 pub fn salt_problem(salt: Option<&str>) -> Option<SaltProblem> {
-    let s = salt.map(str::trim).unwrap_or_default();
+    secret_problem(salt, PUBLIC_SALTS)
+}
+
+/// Missing, one of the `public` values, or shorter than MIN_SALT_CHARS.
+fn secret_problem(value: Option<&str>, public: &[&str]) -> Option<SaltProblem> {
+    let s = value.map(str::trim).unwrap_or_default();
     if s.is_empty() {
         Some(SaltProblem::Missing)
-    } else if PUBLIC_SALTS.contains(&s) {
+    } else if public.contains(&s) {
         Some(SaltProblem::Public)
     } else if s.chars().count() < MIN_SALT_CHARS {
         Some(SaltProblem::TooShort)
@@ -102,9 +112,25 @@ pub fn ip_hash_salt(environment: Environment, salt: Option<&str>) -> Result<Stri
             "config_error",
             format!(
                 "This deployment is misconfigured: {}, so it refuses to hash client IPs for the per-IP rate limit. {SALT_FIX}",
-                problem.describe()
+                problem.describe("IP_HASH_SALT")
             ),
         )),
+    }
+}
+
+/// How to fix an identifier-hash secret problem. Set it once: a new secret hashes the same
+/// e-mail address to another id, so export and erasure by it would miss the older events.
+pub const ID_SECRET_FIX: &str = "Set a random one, once, with `openssl rand -hex 32 | npx wrangler secret put ID_HASH_SECRET`.";
+
+/// The secret identifiers that are personal data are hashed with (`privacy::pseudonym`), or
+/// none: then such an id is refused with a 503 rather than stored. Development may use the
+/// public default; production never.
+pub fn id_hash_secret(environment: Environment, value: Option<&str>) -> Option<IdSecret> {
+    match (secret_problem(value, &[DEFAULT_ID_HASH_SECRET]), environment) {
+        (None, _) => value.map(IdSecret::new),
+        (Some(SaltProblem::Missing), Environment::Development) => Some(IdSecret::new(DEFAULT_ID_HASH_SECRET)),
+        (Some(_), Environment::Development) => value.map(IdSecret::new),
+        (Some(_), Environment::Production) => None,
     }
 }
 
@@ -120,6 +146,7 @@ pub struct Settings<'a> {
     pub clickhouse_maintenance_user: Option<&'a str>,
     pub clickhouse_maintenance_password: Option<&'a str>,
     pub ip_hash_salt: Option<&'a str>,
+    pub id_hash_secret: Option<&'a str>,
     pub admin_token: Option<&'a str>,
 }
 
@@ -166,10 +193,24 @@ pub fn report(s: &Settings) -> Report {
 
     checks.push(match salt_problem(s.ip_hash_salt) {
         None => check("ip_hash_salt", Status::Ok, "IP_HASH_SALT is set, not a public value, and long enough."),
-        Some(p) if prod => {
-            check("ip_hash_salt", Status::Fail, format!("{}: browser events are refused with 503 config_error. {SALT_FIX}", p.describe()))
-        }
-        Some(p) => check("ip_hash_salt", Status::Warn, format!("{} (allowed in local development only).", p.describe())),
+        Some(p) if prod => check(
+            "ip_hash_salt",
+            Status::Fail,
+            format!("{}: browser events are refused with 503 config_error. {SALT_FIX}", p.describe("IP_HASH_SALT")),
+        ),
+        Some(p) => check("ip_hash_salt", Status::Warn, format!("{} (allowed in local development only).", p.describe("IP_HASH_SALT"))),
+    });
+    checks.push(match secret_problem(s.id_hash_secret, &[DEFAULT_ID_HASH_SECRET]) {
+        None => check("id_hash_secret", Status::Ok, "ID_HASH_SECRET is set, not a public value, and long enough."),
+        Some(p) if prod => check(
+            "id_hash_secret",
+            Status::Fail,
+            format!(
+                "{}: events whose mm_aid or id holds personal data are refused with 503 config_error. {ID_SECRET_FIX}",
+                p.describe("ID_HASH_SECRET")
+            ),
+        ),
+        Some(p) => check("id_hash_secret", Status::Warn, format!("{} (allowed in local development only).", p.describe("ID_HASH_SECRET"))),
     });
 
     checks.push(match set(s.clickhouse_url) {
@@ -304,6 +345,7 @@ mod tests {
             clickhouse_maintenance_user: Some("millimetric_maintenance"),
             clickhouse_maintenance_password: Some("maintenance-secret-value"),
             ip_hash_salt: Some(GOOD_SALT),
+            id_hash_secret: Some("another-random-secret-0123456789abcdef"),
             admin_token: Some("a-long-admin-token-0123456789abcdef"),
         }
     }
@@ -335,6 +377,22 @@ mod tests {
         assert_eq!(status(&r, "clickhouse_read_user"), Status::Fail);
         let r = report(&Settings { admin_token: None, ..production() });
         assert_eq!(status(&r, "admin_token"), Status::Fail);
+        for secret in [None, Some(DEFAULT_ID_HASH_SECRET), Some("short")] {
+            let r = report(&Settings { id_hash_secret: secret, ..production() });
+            assert_eq!(status(&r, "id_hash_secret"), Status::Fail, "{secret:?}");
+            assert!(!r.ok);
+        }
+    }
+
+    #[test]
+    fn the_id_hash_secret_falls_back_only_in_development() {
+        let good = "another-random-secret-0123456789abcdef";
+        assert_eq!(id_hash_secret(Environment::Production, Some(good)), Some(IdSecret::new(good)));
+        assert_eq!(id_hash_secret(Environment::Production, None), None);
+        assert_eq!(id_hash_secret(Environment::Production, Some(DEFAULT_ID_HASH_SECRET)), None);
+        assert_eq!(id_hash_secret(Environment::Production, Some("short")), None);
+        assert_eq!(id_hash_secret(Environment::Development, None), Some(IdSecret::new(DEFAULT_ID_HASH_SECRET)));
+        assert_eq!(id_hash_secret(Environment::Development, Some("short")), Some(IdSecret::new("short")));
     }
 
     #[test]
@@ -372,8 +430,14 @@ mod tests {
     fn the_report_never_contains_a_secret() {
         let s = production();
         let json = serde_json::to_string(&report(&s)).unwrap();
-        for secret in [s.clickhouse_password, s.clickhouse_read_password, s.clickhouse_maintenance_password, s.ip_hash_salt, s.admin_token]
-        {
+        for secret in [
+            s.clickhouse_password,
+            s.clickhouse_read_password,
+            s.clickhouse_maintenance_password,
+            s.ip_hash_salt,
+            s.id_hash_secret,
+            s.admin_token,
+        ] {
             assert!(!json.contains(secret.unwrap()), "{json}");
         }
         let weak = Settings { ip_hash_salt: Some("tooshort-salt"), admin_token: Some("short-token"), ..production() };

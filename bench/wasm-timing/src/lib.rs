@@ -13,6 +13,7 @@ pub fn enrich(body: &str, ua: &str, now_ms: f64) -> usize {
         received_ms: now_ms as i64,
         user_agent: Some(ua.to_string()),
         edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")),
+        id_secret: None,
     };
     let Ok(env) = event::parse_envelope(body.as_bytes(), &LIMITS) else { return 0 };
     let mut n = 0;

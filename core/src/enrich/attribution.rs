@@ -2,9 +2,7 @@
 //! referrer. Rules: UTM beats the referrer; a same-site referrer is not a source; no referrer and
 //! no campaign is `direct`.
 
-use super::pii::{
-    is_pii_value, looks_like_card, looks_like_email, looks_like_ip, looks_like_jwt, looks_like_known_secret, looks_like_phone,
-};
+use super::pii::is_pii_value;
 use super::referrer_hosts;
 use url::Url;
 
@@ -52,21 +50,11 @@ fn clean_value(v: &str) -> String {
     v.chars().take(MAX_VALUE_CHARS).collect()
 }
 
-/// Click ids are long opaque strings by design, so the opaque-token rule does not apply to
-/// them; contact details, card numbers, IP addresses, JWTs and secrets of known shapes
-/// smuggled into one are still dropped, in any decoded form.
+/// Click ids are long opaque strings by design: dropped only when one smuggles personal data
+/// (`pii::is_personal_id`, every class but the opaque-token rule).
 fn clean_click_id(v: &str) -> String {
     let v = v.trim();
-    let (forms, stable) = super::pii::decoded_forms(v, false);
-    let pii = |f: &String| {
-        looks_like_email(f)
-            || looks_like_card(f)
-            || looks_like_phone(f)
-            || looks_like_jwt(f)
-            || looks_like_ip(f)
-            || looks_like_known_secret(f)
-    };
-    if v.is_empty() || !stable || forms.iter().any(pii) {
+    if v.is_empty() || super::pii::is_personal_id(v) {
         return String::new();
     }
     v.chars().take(MAX_VALUE_CHARS).collect()

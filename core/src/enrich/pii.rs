@@ -45,20 +45,25 @@ pub fn is_pii_name(name: &str) -> bool {
         b"otp",
         b"key",
         b"pass",
-        b"pwd",
         b"zip",
         b"zipcode",
         b"postcode",
-        b"iban",
         b"cvv",
         b"cvc",
         b"sig",
         b"signature",
         b"code",
         b"nonce",
-        b"jwt",
         b"bearer",
         b"ip",
+        // one-time codes, and session cookies of well-known services and frameworks
+        b"mfa",
+        b"sudo",
+        b"su",
+        b"sentrysid",
+        b"connectsid",
+        b"symfony",
+        b"setcookie",
     ];
     const CONTAINS: &[&[u8]] = &[
         b"email",
@@ -102,6 +107,17 @@ pub fn is_pii_name(name: &str) -> bool {
         b"msisdn",
         b"taxid",
         b"nationalid",
+        b"iban",
+        // database passwords (`MYSQL_PWD`, `PGPASSWORD`), one-time codes, CSRF tokens, JWT cookies
+        b"pwd",
+        b"twofactor",
+        b"2fa",
+        b"totp",
+        b"otpcode",
+        b"mfacode",
+        b"csrf",
+        b"xsrf",
+        b"jwt",
     ];
     if EXACT.contains(&n) {
         return true;
@@ -163,6 +179,19 @@ pub fn is_pii_value(v: &str) -> bool {
     }
     let (forms, stable) = decoded_forms(v, true);
     !stable || forms.iter().any(|f| text_pii::contains_pii(f))
+}
+
+/// Identifiers (click ids, visitor and event ids) are long opaque strings by design, so the
+/// opaque-token rule does not apply to them; every other class does, anywhere in any decoded
+/// form: contact details, card and bank account numbers, IP addresses, credentials in URLs,
+/// home-directory names, JWTs and secrets of known shapes. A value still changing after
+/// MAX_DECODE_ROUNDS counts as personal, as in `is_pii_value`.
+pub fn is_personal_id(v: &str) -> bool {
+    let (forms, stable) = decoded_forms(v.trim(), false);
+    !stable
+        || forms.iter().any(|f| {
+            text_pii::pii_spans(f).iter().any(|(_, kind)| *kind != text_pii::Kind::Secret) || secrets::contains_known_secret_shape(f)
+        })
 }
 
 /// Free text that is stored with its personal data redacted (titles, custom event names):
@@ -256,6 +285,51 @@ mod tests {
         }
     }
 
+    /// The names Sentry Relay treats as sensitive (its password-key rule and its session and
+    /// CSRF cookie names), plus one-time codes and deployment cookies of our own choosing.
+    #[test]
+    fn one_time_codes_database_passwords_session_and_csrf_names() {
+        for n in [
+            "two-factor",
+            "two_factor",
+            "twoFactorCode",
+            "2fa",
+            "2fa_code",
+            "totp",
+            "otp_code",
+            "mfa",
+            "mfa_code",
+            "MYSQL_PWD",
+            "mysql_pwd",
+            "PGPASSWORD",
+            "csrf",
+            "_csrf",
+            "xsrf",
+            "_xsrf",
+            "fastcsrf",
+            "_iris_csrf",
+            "csrf-token",
+            "XSRF-TOKEN",
+            "csrfmiddlewaretoken",
+            "sentrysid",
+            "sudo",
+            "su",
+            "symfony",
+            "connect.sid",
+            "_vercel_jwt",
+            "set-cookie",
+            "payee_iban",
+            "ibanNumber",
+        ] {
+            assert!(is_pii_name(n), "{n} should be PII");
+        }
+        for n in ["spot_price", "footprint", "hotpot", "cookie_consent", "source", "subject", "summary", "sudoku", "auXth", "jwt_docs_page"]
+        {
+            let expected = n == "jwt_docs_page"; // a name that holds `jwt` is taken for one: err on removing
+            assert_eq!(is_pii_name(n), expected, "{n}");
+        }
+    }
+
     #[test]
     fn emails() {
         assert!(looks_like_email("jane.doe@example.com"));
@@ -285,6 +359,12 @@ mod tests {
         assert!(!looks_like_phone("2026-11-22"));
         assert!(!looks_like_phone("12-34"));
         assert!(!looks_like_phone("v1.2.3"));
+        // a bracket is an area code only at the start, before the number
+        assert!(looks_like_phone("+49 (0)30 123456"));
+        assert!(looks_like_phone("(030) 1234567"));
+        for v in ["1.2.3 (2026-01-15)", "2.4.1 (1234567)", "12 (345) 6789", "(2023) 256", "(1234) 567", "15 (2023) 256"] {
+            assert!(!looks_like_phone(v), "{v}");
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Personal data inside free text: e-mail addresses, phone numbers (international forms
-//! included), card numbers, IPv4 and IPv6 addresses, and (from `secrets`) credentials. Each is
-//! found as a byte range, so a text can be judged (`contains_pii`) or redacted (`redact`:
-//! each match becomes a marker such as `[email]`, the rest of the text stays).
+//! included), card numbers, IPv4 and IPv6 addresses, and from their own files bank account
+//! numbers (`iban`), credentials in URLs (`url_credentials`), account names in home-directory
+//! paths (`home_paths`) and secrets of known shapes (`secrets`). Each is found as a byte range,
+//! so a text can be judged (`contains_pii`) or redacted (`redact`: each match becomes a marker
+//! such as `[email]`, the rest of the text stays).
 
-use super::secrets;
+use super::{home_paths, iban, secrets, url_credentials};
 use std::borrow::Cow;
 use std::net::Ipv6Addr;
 use std::ops::Range;
@@ -15,6 +17,9 @@ pub enum Kind {
     Card,
     Ip,
     Secret,
+    Iban,
+    Credentials,
+    User,
 }
 
 impl Kind {
@@ -26,15 +31,25 @@ impl Kind {
             Kind::Card => "[card]",
             Kind::Ip => "[ip]",
             Kind::Secret => "[secret]",
+            Kind::Iban => "[iban]",
+            Kind::Credentials => "[credentials]",
+            Kind::User => "[user]",
         }
     }
 }
 
-/// Every match in `text`, in order, overlaps merged (the earlier match's kind wins).
+/// Every match in `text`, in order, overlaps merged (the earlier match's kind wins; on the same
+/// start, the longer). An IBAN is listed before the secrets, so a 32-character one is an IBAN,
+/// not an opaque token; `user:pw@host` is credentials, not an e-mail address at `pw`.
 pub fn pii_spans(text: &str) -> Vec<(Range<usize>, Kind)> {
     let mut all: Vec<(Range<usize>, Kind)> = Vec::new();
+    all.extend(iban::iban_spans(text).into_iter().map(|r| (r, Kind::Iban)));
+    let credentials = url_credentials::credential_spans(text);
     all.extend(secrets::secret_spans(text).into_iter().map(|r| (r, Kind::Secret)));
-    all.extend(email_spans(text).into_iter().map(|r| (r, Kind::Email)));
+    let inside_credentials = |r: &Range<usize>| credentials.iter().any(|c| r.start < c.end + 1 && c.start < r.end);
+    all.extend(email_spans(text).into_iter().filter(|r| !inside_credentials(r)).map(|r| (r, Kind::Email)));
+    all.extend(credentials.iter().cloned().map(|r| (r, Kind::Credentials)));
+    all.extend(home_paths::home_path_spans(text).into_iter().map(|r| (r, Kind::User)));
     all.extend(ip_spans(text).into_iter().map(|r| (r, Kind::Ip)));
     all.extend(number_spans(text));
     all.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
@@ -372,7 +387,7 @@ pub fn looks_like_phone(v: &str) -> bool {
         return true;
     }
     if v.contains('(') {
-        return v.contains(')') && g.len() >= 2;
+        return bracketed_area_code(v);
     }
     let lens: Vec<usize> = g.iter().map(|g| g.len()).collect();
     let trunk = g[0].starts_with('0');
@@ -384,6 +399,18 @@ pub fn looks_like_phone(v: &str) -> bool {
         2 => trunk && (2..=5).contains(&lens[0]) && lens[1] >= 5,
         _ => lens.iter().all(|&n| n <= 5) && (lens[lens.len() - 1] >= 3 || (trunk && lens.len() == 5 && lens.iter().all(|&n| n == 2))),
     }
+}
+
+/// `(555) 123-4567`, `(030) 1234567`: a bracket opens the number and holds its area code (1 to
+/// 5 digits), and at least six digits follow. A bracket anywhere else is not a phone's:
+/// `1.2.3 (2026-01-15)` is a version and a date, `iPhone 15 (2023) 256` a model.
+fn bracketed_area_code(v: &str) -> bool {
+    let Some(rest) = v.strip_prefix('(') else { return false };
+    let Some((area, number)) = rest.split_once(')') else { return false };
+    (1..=5).contains(&area.len())
+        && area.bytes().all(|b| b.is_ascii_digit())
+        && number.bytes().all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.'))
+        && number.bytes().filter(u8::is_ascii_digit).count() >= 6
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! project routes by hash (then scrub it like a path and a query), and split what is left into
 //! the parts the events table stores. Parsing is the `url` crate's.
 
-use super::pii;
+use super::{home_paths, pii};
 use url::Url;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -182,9 +182,12 @@ pub fn scrub_path(path: &str) -> String {
     for seg in segments {
         let (base, matrix) = seg.split_once(';').unwrap_or((seg, ""));
         let decoded = pii::decode_until_stable(base, false);
+        let prev_decoded = pii::decode_until_stable(prev, false);
         let redact = !base.is_empty()
             && !is_commit_hash(prev, &decoded)
-            && (pii::is_pii_value(base) || (pii::is_pii_name(&pii::decode_until_stable(prev, false)) && id_like(&decoded)));
+            && (pii::is_pii_value(base)
+                || (pii::is_pii_name(&prev_decoded) && id_like(&decoded))
+                || home_paths::account_follows(&prev_decoded));
         let mut kept = if redact { REDACTED_SEGMENT.to_string() } else { base.to_string() };
         if !matrix.is_empty() {
             for param in matrix.split(';').filter(|p| !p.is_empty()) {

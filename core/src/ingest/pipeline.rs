@@ -7,6 +7,7 @@ use crate::ingest::event::{Event, EventKind};
 use crate::ingest::row::{EventRow, MAX_ROW_BYTES};
 use crate::ingest::timestamp::{self, TimestampError};
 use crate::keys::{KeyKind, Principal};
+use crate::privacy::pseudonym::{self, IdSecret};
 use std::net::IpAddr;
 
 /// What the edge knows about the request itself. No IP here: the per-IP limit and the
@@ -18,6 +19,9 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     /// What the edge resolved for the connecting address (used for browser-key events).
     pub edge_geo: Geo,
+    /// The deployment's secret for ids that are personal data (`privacy::pseudonym`); None
+    /// when it lacks a safe one, and then such an id is refused, never stored as sent.
+    pub id_secret: Option<IdSecret>,
 }
 
 pub fn build_row(
@@ -62,12 +66,18 @@ pub fn build_row(
 
     let row = EventRow {
         project_id: principal.project_id.clone(),
-        event_id: event.client_id.clone().unwrap_or_else(new_id),
+        event_id: match &event.client_id {
+            Some(id) => pseudonym::stored_id(ctx.id_secret.as_ref(), &principal.project_id, id)?,
+            None => new_id(),
+        },
         timestamp: timestamp::clickhouse_datetime(ts),
         received_at: timestamp::clickhouse_datetime(ctx.received_ms),
         event_type: event.kind.type_str().to_string(),
         event_name,
-        anonymous_id: event.anonymous_id.unwrap_or_default(),
+        anonymous_id: match &event.anonymous_id {
+            Some(id) => pseudonym::stored_id(ctx.id_secret.as_ref(), &principal.project_id, id)?,
+            None => String::new(),
+        },
         url_host: page.host,
         url_path: page.path,
         url_query: page.query,
@@ -147,6 +157,7 @@ mod tests {
             received_ms: 1_795_000_000_000,
             user_agent: Some(CHROME.into()),
             edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")),
+            id_secret: None,
         }
     }
 

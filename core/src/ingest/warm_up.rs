@@ -64,6 +64,7 @@ pub fn warm_up() -> Result<Vec<EventRow>, WarmUpFailed> {
         received_ms: RECEIVED_MS,
         user_agent: Some(BROWSER_UA.to_string()),
         edge_geo: Geo::new(Some("DE"), Some("BE"), Some("Berlin")),
+        id_secret: None,
     };
     let json = event::decode_body(BROWSER_EVENT.as_bytes(), encoding, &LIMITS)?;
     for raw in event::parse_envelope(&json, &LIMITS)?.events {

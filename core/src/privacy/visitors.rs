@@ -50,22 +50,31 @@ fn visitor_id(segment: &str) -> Result<String, ApiError> {
 /// The index of the days each visitor has events on (migrations/0003).
 pub const DAYS_TABLE: &str = "visitor_days";
 
+/// The ids a visitor's rows may carry: the id as stored (its keyed hash when it is personal
+/// data, `privacy::pseudonym`) and, when that differs, the id as given, which rows written
+/// before identifiers were hashed carry. As a ClickHouse list: `('mmh_...', 'jane@...')`.
+fn id_list(visitor_ids: &[&str]) -> String {
+    let mut ids: Vec<String> = visitor_ids.iter().map(|v| sql::string(v)).collect();
+    ids.dedup();
+    format!("({})", ids.join(", "))
+}
+
 /// The visitor's events as ClickHouse answers them: one JSON object per line, oldest first,
 /// each event once however often it was retried (FINAL). Only the days the visitor has events
 /// on are read (visitor_days, then the sort key's day), not the project's whole table.
-pub fn export_sql(database: &str, table: &str, project_id: &str, visitor: &str) -> String {
-    let (p, v) = (sql::string(project_id), sql::string(visitor));
+pub fn export_sql(database: &str, table: &str, project_id: &str, visitor_ids: &[&str]) -> String {
+    let (p, v) = (sql::string(project_id), id_list(visitor_ids));
     format!(
-        "SELECT * FROM {database}.{table} FINAL WHERE project_id = {p} AND toDate(timestamp) IN (SELECT day FROM {database}.{DAYS_TABLE} WHERE project_id = {p} AND anonymous_id = {v}) \
-         AND anonymous_id = {v} ORDER BY timestamp, event_id FORMAT JSONEachRow"
+        "SELECT * FROM {database}.{table} FINAL WHERE project_id = {p} AND toDate(timestamp) IN (SELECT day FROM {database}.{DAYS_TABLE} WHERE project_id = {p} AND anonymous_id IN {v}) \
+         AND anonymous_id IN {v} ORDER BY timestamp, event_id FORMAT JSONEachRow"
     )
 }
 
 /// Deletes the visitor's events, and their days from visitor_days (mutations: ClickHouse
 /// rewrites the parts that hold them, in the background, usually within seconds).
-pub fn erase_sql(database: &str, table: &str, project_id: &str, visitor: &str) -> [String; 2] {
-    let (p, v) = (sql::string(project_id), sql::string(visitor));
-    [table, DAYS_TABLE].map(|t| format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {p} AND anonymous_id = {v}"))
+pub fn erase_sql(database: &str, table: &str, project_id: &str, visitor_ids: &[&str]) -> [String; 2] {
+    let (p, v) = (sql::string(project_id), id_list(visitor_ids));
+    [table, DAYS_TABLE].map(|t| format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {p} AND anonymous_id IN {v}"))
 }
 
 /// The daily re-application of recent erasures, batched: one mutation per project (several
@@ -198,11 +207,15 @@ mod tests {
     fn values_cannot_escape_their_literal() {
         assert_eq!(sql::string("v-1"), "'v-1'");
         assert_eq!(sql::string(r"a'b\c"), r"'a\'b\\c'");
-        let [events, days] = erase_sql("millimetric", "events", "proj_a", "x' OR 1=1 --");
-        assert_eq!(events, r"ALTER TABLE millimetric.events DELETE WHERE project_id = 'proj_a' AND anonymous_id = 'x\' OR 1=1 --'");
-        assert_eq!(days, r"ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'proj_a' AND anonymous_id = 'x\' OR 1=1 --'");
-        let sql = export_sql("millimetric", "events", "proj_a", "v");
-        assert!(sql.starts_with("SELECT * FROM millimetric.events FINAL WHERE project_id = 'proj_a' AND toDate(timestamp) IN (SELECT day FROM millimetric.visitor_days WHERE project_id = 'proj_a' AND anonymous_id = 'v')"), "{sql}");
-        assert!(sql.contains(" AND anonymous_id = 'v' ORDER BY"), "{sql}");
+        let [events, days] = erase_sql("millimetric", "events", "proj_a", &["x' OR 1=1 --"]);
+        assert_eq!(events, r"ALTER TABLE millimetric.events DELETE WHERE project_id = 'proj_a' AND anonymous_id IN ('x\' OR 1=1 --')");
+        assert_eq!(days, r"ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'proj_a' AND anonymous_id IN ('x\' OR 1=1 --')");
+        let sql = export_sql("millimetric", "events", "proj_a", &["v"]);
+        assert!(sql.starts_with("SELECT * FROM millimetric.events FINAL WHERE project_id = 'proj_a' AND toDate(timestamp) IN (SELECT day FROM millimetric.visitor_days WHERE project_id = 'proj_a' AND anonymous_id IN ('v'))"), "{sql}");
+        assert!(sql.contains(" AND anonymous_id IN ('v') ORDER BY"), "{sql}");
+        // an id stored as its keyed hash: both forms are looked up, each once
+        let [events, _] = erase_sql("db", "events", "p", &["mmh_0123", "jane@example.com"]);
+        assert!(events.ends_with("anonymous_id IN ('mmh_0123', 'jane@example.com')"), "{events}");
+        assert!(export_sql("db", "events", "p", &["v", "v"]).contains("anonymous_id IN ('v') ORDER BY"));
     }
 }

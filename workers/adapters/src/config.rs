@@ -2,6 +2,7 @@
 
 use millimetric_core::config_check::{self, Report, Settings};
 use millimetric_core::error::ApiError;
+use millimetric_core::privacy::pseudonym::IdSecret;
 use millimetric_core::storage::clickhouse::{self, AsyncInsert, ClickHouseConfig, Role};
 use worker::Env;
 
@@ -51,6 +52,12 @@ pub fn ip_hash_salt(env: &Env) -> Result<String, ApiError> {
     config_check::ip_hash_salt(environment(env), var(env, "IP_HASH_SALT").as_deref())
 }
 
+/// The secret identifiers that are personal data are hashed with (`millimetric_core::privacy::pseudonym`):
+/// none outside local development unless ID_HASH_SECRET is set and safe.
+pub fn id_hash_secret(env: &Env) -> Option<IdSecret> {
+    config_check::id_hash_secret(environment(env), var(env, "ID_HASH_SECRET").as_deref())
+}
+
 /// Every configuration check, for `GET /admin/config-check` (no secret values in it).
 pub fn report(env: &Env) -> Report {
     let names = [
@@ -63,6 +70,7 @@ pub fn report(env: &Env) -> Report {
         "CLICKHOUSE_MAINTENANCE_USER",
         "CLICKHOUSE_MAINTENANCE_PASSWORD",
         "IP_HASH_SALT",
+        "ID_HASH_SECRET",
         "ADMIN_TOKEN",
     ];
     let v: Vec<Option<String>> = names.iter().map(|n| var(env, n)).collect();
@@ -77,6 +85,7 @@ pub fn report(env: &Env) -> Report {
         clickhouse_maintenance_user: at(6),
         clickhouse_maintenance_password: at(7),
         ip_hash_salt: at(8),
-        admin_token: at(9),
+        id_hash_secret: at(9),
+        admin_token: at(10),
     })
 }

@@ -86,8 +86,12 @@ async fn ingest(req: &mut Request, env: &Env, cors: &mut Option<String>) -> std:
         return Err(Refusal { error: rate_limit::too_many("key", wait), retry_after_s: Some(wait) });
     }
 
-    let ctx =
-        RequestContext { received_ms: Date::now().as_millis() as i64, user_agent: header(req, "User-Agent"), edge_geo: edge_geo(req) };
+    let ctx = RequestContext {
+        received_ms: Date::now().as_millis() as i64,
+        user_agent: header(req, "User-Agent"),
+        edge_geo: edge_geo(req),
+        id_secret: config::id_hash_secret(env),
+    };
     // Forwarded visitor IPs need the geo database; browser events use the edge's geo.
     let needs_geo = principal.kind == KeyKind::Secret && envelope.events.iter().any(|e| e.get("ip").is_some_and(|ip| !ip.is_null()));
     let geo_db = if needs_geo { super::geo::database(env).await } else { None };

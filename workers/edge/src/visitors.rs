@@ -6,8 +6,8 @@ use super::{clickhouse_sink, config, http, key_limiter};
 use millimetric_adapters::auth::authenticate;
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::Route;
-use millimetric_core::privacy::audit;
 use millimetric_core::privacy::visitors::{self, Action};
+use millimetric_core::privacy::{audit, pseudonym};
 use millimetric_core::rate_limit;
 use worker::{console_error, Env, Headers, Request, Response, ResponseBody};
 
@@ -30,12 +30,14 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
     };
     let caller = authenticate(req, env, route, None).await?;
     let (project, key_hash) = (caller.principal.project_id, caller.key_hash);
+    // The id as it was stored: one that is personal data (an e-mail address) as its keyed hash.
+    let stored = pseudonym::stored_id(config::id_hash_secret(env).as_ref(), &project, visitor)?;
     // Its own window (and object), apart from the key's event limit.
     if let Some(wait) = key_limiter::check(env, &format!("{key_hash}/visitors"), 1, visitors::REQUESTS_PER_MINUTE).await {
         return Ok(http::rate_limited(&rate_limit::too_many("key", wait), wait, None));
     }
     // Every export and erasure the project's key asked for is in its audit log, with how it went.
-    let result = act(env, action, visitor, &project).await;
+    let result = act(env, action, Visitor { given: visitor, stored: &stored }, &project).await;
     let what = match action {
         Action::Export => audit::Action::VisitorExport,
         Action::Erase => audit::Action::VisitorErasure,
@@ -45,7 +47,22 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
     result
 }
 
-async fn act(env: &Env, action: Action, visitor: &str, project: &str) -> Result<Response, ApiError> {
+/// A visitor's id as the client gave it (echoed back) and as it was stored (looked up, with the
+/// given one for rows written before identifiers were hashed).
+struct Visitor<'a> {
+    given: &'a str,
+    stored: &'a str,
+}
+
+impl Visitor<'_> {
+    fn ids(&self) -> Vec<&str> {
+        let mut ids = vec![self.stored, self.given];
+        ids.dedup();
+        ids
+    }
+}
+
+async fn act(env: &Env, action: Action, visitor: Visitor<'_>, project: &str) -> Result<Response, ApiError> {
     let project = project.to_string();
 
     // Export reads, erasure deletes: each with its own ClickHouse user where one is set.
@@ -60,7 +77,7 @@ async fn act(env: &Env, action: Action, visitor: &str, project: &str) -> Result<
     })?;
     match action {
         Action::Export => {
-            let sql = visitors::export_sql(&cfg.database, &cfg.table, &project, visitor);
+            let sql = visitors::export_sql(&cfg.database, &cfg.table, &project, &visitor.ids());
             let answer = clickhouse_sink::query_response(&cfg, &sql).await.map_err(|e| {
                 console_error!("visitors: export failed: {e}");
                 unavailable("The event store")
@@ -80,20 +97,22 @@ async fn act(env: &Env, action: Action, visitor: &str, project: &str) -> Result<
             // Recorded first, so the daily job re-applies it (and catches events that were
             // still queued) even if the deletion below fails; the client's retry repeats both.
             let kv = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
-            let put = kv.put(&visitors::erasure_key(&project, visitor), "").map_err(|_| unavailable("The erasure log"))?;
+            let put = kv.put(&visitors::erasure_key(&project, visitor.stored), "").map_err(|_| unavailable("The erasure log"))?;
             put.expiration_ttl(visitors::RECHECK_SECONDS).execute().await.map_err(|e| {
                 console_error!("visitors: could not record the erasure: {e}");
                 unavailable("The erasure log")
             })?;
-            for sql in visitors::erase_sql(&cfg.database, &cfg.table, &project, visitor) {
+            for sql in visitors::erase_sql(&cfg.database, &cfg.table, &project, &visitor.ids()) {
                 clickhouse_sink::query(&cfg, &sql).await.map_err(|e| {
                     console_error!("visitors: erase failed: {e}");
                     unavailable("The event store")
                 })?;
             }
             // And from the dead-letter store, so no replay brings the rows back.
-            super::dead_letters::erase_visitor(env, &project, visitor).await?;
-            let body = serde_json::json!({"status": "erasing", "mm_aid": visitor}).to_string();
+            for id in visitor.ids() {
+                super::dead_letters::erase_visitor(env, &project, id).await?;
+            }
+            let body = serde_json::json!({"status": "erasing", "mm_aid": visitor.given}).to_string();
             Ok(http::json(202, &body, None))
         }
     }

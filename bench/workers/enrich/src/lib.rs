@@ -15,6 +15,7 @@ async fn fetch(mut req: Request, _env: Env, _ctx: Context) -> Result<Response> {
         received_ms: Date::now().as_millis() as i64,
         user_agent: ua,
         edge_geo: Geo::new(Some("DE"), Some("Berlin"), Some("Berlin")),
+        id_secret: None,
     };
     let json = event::decode_body(&body, event::BodyEncoding::Identity, &LIMITS).map_err(|e| Error::RustError(e.to_string()))?;
     let env = event::parse_envelope(&json, &LIMITS).map_err(|e| Error::RustError(e.to_string()))?;
