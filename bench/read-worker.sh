@@ -21,7 +21,8 @@ start_clickhouse() {
 start_read_worker() {
   scripts/build-worker workers/read >/dev/null
   cargo run -q --bin dev-keys > "$TMP/keys.json"
-  node_modules/.bin/wrangler kv bulk put --local --persist-to "$TMP/state" --binding KEYS "$TMP/keys.json" >/dev/null 2>&1
+  node_modules/.bin/wrangler kv bulk put --config workers/read/wrangler.toml --local --persist-to "$TMP/state" --binding KEYS "$TMP/keys.json" >/dev/null 2>&1 \
+    || die "could not seed the dev keys into the read Worker's KV"
   python3 - "$MM_ROOT/workers/read" "$TMP/wrangler.toml" <<'PY'
 import sys
 src, out = sys.argv[1], sys.argv[2]
