@@ -519,6 +519,10 @@ fn look_alikes_of_ibans_credentials_home_paths_and_names_are_kept() {
         assert_eq!(name(t), t, "event name");
     }
     assert_eq!(path("https://shop.example/users/jane-doe/settings"), "/users/jane-doe/settings");
+    // a site's MVC routes under a capital `Users` (ASP.NET): an action, not an account
+    for route in ["/Users/Edit/5", "/Users/Create", "/Users/Index", "/Users/Details/42"] {
+        assert_eq!(path(&format!("https://shop.example{route}")), route);
+    }
     assert_eq!(path("https://shop.example/home/feed"), "/home/feed");
     assert_eq!(query("https://shop.example/blog?topic=csrf&tag=2fa-guide"), "topic=csrf&tag=2fa-guide");
     assert_eq!(
@@ -554,7 +558,13 @@ fn personal_identifiers_are_stored_as_keyed_hashes() {
     }
     assert_ne!(a.anonymous_id, b.anonymous_id, "the same e-mail address in two projects");
     assert_eq!(a.anonymous_id, in_project("p1", json!({"url": "https://shop.example/", "mm_aid": "jane.doe@example.com"})).anonymous_id);
-    for id in ["+44 20 7946 0958", "DE89370400440532013000", "81.2.69.142", "jane.doe%40example.com"] {
+    // also behind an opaque run that the token rule would take first (`tenant/<hex>/…`)
+    let token = "6f1d0f0e3c1b4e8a9f361b2a3c4d5e6f";
+    let behind_token = [format!("{token}/jane@example.com"), format!("{token}/81.2.69.142"), format!("t/{token}/DE89370400440532013000")];
+    for id in ["+44 20 7946 0958", "DE89370400440532013000", "81.2.69.142", "jane.doe%40example.com"]
+        .into_iter()
+        .chain(behind_token.iter().map(String::as_str))
+    {
         assert!(row(json!({"url": "https://shop.example/", "mm_aid": id})).anonymous_id.starts_with(PREFIX), "{id}");
     }
     for id in ["6f1d0f0e-3c1b-4e8a-9f36-1b2a3c4d5e6f", "k3J9xQ2mP7vL4nR8tW1yZ5bC6dF0gH3j", "ORD-2026-000123", "visitor-1"] {

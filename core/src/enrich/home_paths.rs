@@ -93,10 +93,35 @@ pub fn home_path_spans(text: &str) -> Vec<Range<usize>> {
     out
 }
 
-/// In a URL path judged segment by segment: the segment after `Users` (with its capital, as
-/// macOS and Windows spell it; a site's profile routes are `/users/`) is an account name.
-pub fn account_follows(prev_segment: &str) -> bool {
-    prev_segment == "Users"
+/// In a URL path judged segment by segment: the segment between `Users` (with its capital, as
+/// macOS and Windows spell it; a site's profile routes are `/users/`) and a folder every home
+/// directory has (`/Users/jdoe/Desktop`) is an account name. A site's own routes under
+/// `Users` (`/Users/Edit/5`, `/Users/Index`: ASP.NET's convention) are not.
+pub fn account_between(prev_segment: &str, next_segment: &str) -> bool {
+    const HOME_FOLDERS: &[&str] = &[
+        "Desktop",
+        "Documents",
+        "Downloads",
+        "Library",
+        "Pictures",
+        "Music",
+        "Movies",
+        "Videos",
+        "Public",
+        "AppData",
+        "Development",
+        "Developer",
+        "Projects",
+        "src",
+        "code",
+        "repos",
+        "workspace",
+        "go",
+        ".ssh",
+        ".config",
+        ".local",
+    ];
+    prev_segment == "Users" && HOME_FOLDERS.contains(&next_segment)
 }
 
 #[cfg(test)]

@@ -107,11 +107,9 @@ pub fn is_pii_name(name: &str) -> bool {
         b"msisdn",
         b"taxid",
         b"nationalid",
-        b"iban",
         // database passwords (`MYSQL_PWD`, `PGPASSWORD`), one-time codes, CSRF tokens, JWT cookies
         b"pwd",
         b"twofactor",
-        b"2fa",
         b"totp",
         b"otpcode",
         b"mfacode",
@@ -119,7 +117,7 @@ pub fn is_pii_name(name: &str) -> bool {
         b"xsrf",
         b"jwt",
     ];
-    if EXACT.contains(&n) {
+    if EXACT.contains(&n) || has_word(name, &["iban", "2fa"]) {
         return true;
     }
     for i in 0..n.len() {
@@ -133,6 +131,25 @@ pub fn is_pii_name(name: &str) -> bool {
         }
     }
     false
+}
+
+/// Whether one of `words` is a word of `name` of its own (split at separators and at a lower-case
+/// letter followed by a capital, compared ignoring case): short names that letters across a
+/// word boundary would spell (`ui_banner`, `v2_fast`) are not them.
+fn has_word(name: &str, words: &[&str]) -> bool {
+    let mut start = 0;
+    let mut prev_lower = false;
+    let ends = name.char_indices().filter_map(|(i, c)| {
+        let boundary = !c.is_alphanumeric() || (prev_lower && c.is_uppercase());
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        boundary.then_some(i)
+    });
+    let mut parts = Vec::new();
+    for end in ends.chain([name.len()]) {
+        parts.push(&name[start..end]);
+        start = end;
+    }
+    parts.iter().map(|p| p.trim_matches(|c: char| !c.is_alphanumeric())).any(|p| words.iter().any(|w| p.eq_ignore_ascii_case(w)))
 }
 
 /// How many rounds of percent-decoding a value gets. Real values are encoded once, sometimes
@@ -188,10 +205,7 @@ pub fn is_pii_value(v: &str) -> bool {
 /// MAX_DECODE_ROUNDS counts as personal, as in `is_pii_value`.
 pub fn is_personal_id(v: &str) -> bool {
     let (forms, stable) = decoded_forms(v.trim(), false);
-    !stable
-        || forms.iter().any(|f| {
-            text_pii::pii_spans(f).iter().any(|(_, kind)| *kind != text_pii::Kind::Secret) || secrets::contains_known_secret_shape(f)
-        })
+    !stable || forms.iter().any(|f| text_pii::holds_non_secret_match(f) || secrets::contains_known_secret_shape(f))
 }
 
 /// Free text that is stored with its personal data redacted (titles, custom event names):
@@ -322,6 +336,13 @@ mod tests {
             "ibanNumber",
         ] {
             assert!(is_pii_name(n), "{n} should be PII");
+        }
+        for n in ["has_2fa", "2fa_enabled", "customerIban", "IBAN", "bank-iban"] {
+            assert!(is_pii_name(n), "{n} should be PII");
+        }
+        // `iban` and `2fa` are words of their own, not letters across a word boundary
+        for n in ["ui_banner", "api_bandwidth", "wifi_band", "mini_bank", "v2_fast_checkout", "page2_faq", "level2_facet", "uiBanner"] {
+            assert!(!is_pii_name(n), "{n} is an ordinary name");
         }
         for n in ["spot_price", "footprint", "hotpot", "cookie_consent", "source", "subject", "summary", "sudoku", "auXth", "jwt_docs_page"]
         {

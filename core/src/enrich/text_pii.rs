@@ -42,6 +42,26 @@ impl Kind {
 /// start, the longer). An IBAN is listed before the secrets, so a 32-character one is an IBAN,
 /// not an opaque token; `user:pw@host` is credentials, not an e-mail address at `pw`.
 pub fn pii_spans(text: &str) -> Vec<(Range<usize>, Kind)> {
+    let mut all = every_match(text);
+    all.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
+    let mut out: Vec<(Range<usize>, Kind)> = Vec::new();
+    for (r, k) in all {
+        match out.last_mut() {
+            Some((last, _)) if r.start < last.end => last.end = last.end.max(r.end),
+            _ => out.push((r, k)),
+        }
+    }
+    out
+}
+
+/// Whether `text` holds a match of any kind but an opaque token, judged before overlaps merge:
+/// an e-mail address behind a long token (`<32 hex>/jane@example.com`) is still found.
+pub fn holds_non_secret_match(text: &str) -> bool {
+    every_match(text).iter().any(|(_, kind)| *kind != Kind::Secret)
+}
+
+/// Each scanner's matches, unordered and unmerged.
+fn every_match(text: &str) -> Vec<(Range<usize>, Kind)> {
     let mut all: Vec<(Range<usize>, Kind)> = Vec::new();
     all.extend(iban::iban_spans(text).into_iter().map(|r| (r, Kind::Iban)));
     let credentials = url_credentials::credential_spans(text);
@@ -52,15 +72,7 @@ pub fn pii_spans(text: &str) -> Vec<(Range<usize>, Kind)> {
     all.extend(home_paths::home_path_spans(text).into_iter().map(|r| (r, Kind::User)));
     all.extend(ip_spans(text).into_iter().map(|r| (r, Kind::Ip)));
     all.extend(number_spans(text));
-    all.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
-    let mut out: Vec<(Range<usize>, Kind)> = Vec::new();
-    for (r, k) in all {
-        match out.last_mut() {
-            Some((last, _)) if r.start < last.end => last.end = last.end.max(r.end),
-            _ => out.push((r, k)),
-        }
-    }
-    out
+    all
 }
 
 pub fn contains_pii(text: &str) -> bool {

@@ -179,7 +179,8 @@ pub fn scrub_path(path: &str) -> String {
     let segments: Vec<&str> = path.split('/').collect();
     let mut out = Vec::with_capacity(segments.len());
     let mut prev = "";
-    for seg in segments {
+    for (i, &seg) in segments.iter().enumerate() {
+        let next = segments.get(i + 1).copied().unwrap_or("");
         let (base, matrix) = seg.split_once(';').unwrap_or((seg, ""));
         let decoded = pii::decode_until_stable(base, false);
         let prev_decoded = pii::decode_until_stable(prev, false);
@@ -187,7 +188,7 @@ pub fn scrub_path(path: &str) -> String {
             && !is_commit_hash(prev, &decoded)
             && (pii::is_pii_value(base)
                 || (pii::is_pii_name(&prev_decoded) && id_like(&decoded))
-                || home_paths::account_follows(&prev_decoded));
+                || home_paths::account_between(&prev_decoded, next));
         let mut kept = if redact { REDACTED_SEGMENT.to_string() } else { base.to_string() };
         if !matrix.is_empty() {
             for param in matrix.split(';').filter(|p| !p.is_empty()) {
