@@ -240,22 +240,39 @@ impl Stack {
             items.push(serde_json::json!({ "key": key_hash(raw), "value": serde_json::to_string(rec).unwrap() }));
         }
         std::fs::write(&file, serde_json::to_string(&items).unwrap()).unwrap();
-        run(Command::new(self.root.join("node_modules/.bin/wrangler"))
-            .current_dir(self.edge_dir())
-            .env("WRANGLER_SEND_METRICS", "false")
-            .args(["kv", "bulk", "put", "--local", "--binding", "KEYS", "--persist-to"])
-            .arg(self.wrangler_state())
-            .arg(&file));
+        self.wrangler_local(&["kv", "bulk", "put", file.to_str().unwrap(), "--binding", "KEYS"]);
         // The geo database for forwarded IPs, in local R2 (bucket `millimetric-geo` of wrangler.toml).
         let Some(geo_db) = &self.geo_db else { return };
         assert!(geo_db.exists(), "{}: missing; run scripts/setup", geo_db.display());
+        self.wrangler_local(&["r2", "object", "put", "millimetric-geo/city.mmdb", "--file", geo_db.to_str().unwrap()]);
+    }
+
+    /// `wrangler ARGS --local --persist-to STATE` in the edge Worker's folder (its bindings).
+    fn wrangler_local(&self, args: &[&str]) -> String {
         run(Command::new(self.root.join("node_modules/.bin/wrangler"))
             .current_dir(self.edge_dir())
             .env("WRANGLER_SEND_METRICS", "false")
-            .args(["r2", "object", "put", "millimetric-geo/city.mmdb", "--local", "--file"])
-            .arg(geo_db)
-            .arg("--persist-to")
-            .arg(self.wrangler_state()));
+            .args(args)
+            .args(["--local", "--persist-to"])
+            .arg(self.wrangler_state()))
+    }
+
+    /// Every key of the edge Worker's KV `binding`, as its local state holds them.
+    pub fn kv_keys(&self, binding: &str) -> Vec<String> {
+        let out = self.wrangler_local(&["kv", "key", "list", "--binding", binding]);
+        let json = &out[out.find('[').unwrap_or(0)..];
+        let listed: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_else(|e| panic!("kv key list {binding}: {e}: {out}"));
+        listed.iter().filter_map(|k| k["name"].as_str().map(str::to_string)).collect()
+    }
+
+    /// The value under `key` in the edge Worker's KV `binding`.
+    pub fn kv_get(&self, binding: &str, key: &str) -> String {
+        self.wrangler_local(&["kv", "key", "get", key, "--binding", binding, "--text"])
+    }
+
+    /// Puts `value` under `key` in the edge Worker's KV `binding`.
+    pub fn kv_put(&self, binding: &str, key: &str, value: &str) {
+        self.wrangler_local(&["kv", "key", "put", key, value, "--binding", binding]);
     }
 
     pub fn log_path(&self) -> PathBuf {

@@ -9,11 +9,15 @@
 //!   keys --url URL revoke HASH
 //!   keys --url URL set HASH [--origins A,B] [--allow-null-origin true|false] [--retention N]
 //!        [--hash-routing true|false] [--limit N] [--timezone ZONE]
+//!   keys --url URL close PROJECT [--days 0..30]     the project's data deleted then (default 30)
+//!   keys --url URL closure PROJECT | reopen PROJECT  the closure scheduled, or cancelled
+//!   keys --url URL delete-project PROJECT           every key and all data of the project, now
 use serde_json::{json, Map, Value};
 
 fn usage() -> ! {
     eprintln!("usage: ADMIN_TOKEN=... keys --url URL create PROJECT [--kinds ...] [--origins ...] [--retention N] [--hash-routing] [--limit N] [--timezone Z]");
     eprintln!("       keys --url URL list PROJECT | rotate HASH [--grace S] | revoke HASH | set HASH [options]");
+    eprintln!("       keys --url URL close PROJECT [--days N] | closure PROJECT | reopen PROJECT | delete-project PROJECT");
     std::process::exit(2)
 }
 
@@ -71,6 +75,10 @@ fn main() {
                 opts.insert("timezone".into(), json!(take(val)));
                 j += 2;
             }
+            "--days" => {
+                opts.insert("delete_after_days".into(), json!(take(val).parse::<u32>().unwrap_or_else(|_| usage())));
+                j += 2;
+            }
             "--grace" => {
                 opts.insert("grace_seconds".into(), json!(take(val).parse::<u64>().unwrap_or_else(|_| usage())));
                 j += 2;
@@ -96,6 +104,10 @@ fn main() {
         "rotate" => ("POST", format!("/admin/keys/{target}/rotate"), Value::Object(opts)),
         "revoke" => ("POST", format!("/admin/keys/{target}/revoke"), Value::Null),
         "set" => ("PATCH", format!("/admin/keys/{target}"), Value::Object(opts)),
+        "close" => ("POST", format!("/admin/projects/{target}/closure"), Value::Object(opts)),
+        "closure" => ("GET", format!("/admin/projects/{target}/closure"), Value::Null),
+        "reopen" => ("DELETE", format!("/admin/projects/{target}/closure"), Value::Null),
+        "delete-project" => ("DELETE", format!("/admin/projects/{target}"), Value::Null),
         _ => usage(),
     };
     let req = ureq::request(method, &format!("{base}{path}")).set("Authorization", &format!("Bearer {token}"));

@@ -193,14 +193,26 @@ impl RowBatch {
     /// This batch without one visitor's rows (an erasure reaching the dead-letter store):
     /// None when it holds none of them.
     pub fn without_visitor(&self, project_id: &str, anonymous_id: &str) -> Option<RowBatch> {
-        let theirs = |r: &EventRow| r.project_id == project_id && r.anonymous_id == anonymous_id;
-        if !self.rows.iter().any(theirs) {
+        self.without(|r| r.project_id == project_id && r.anonymous_id == anonymous_id, None)
+    }
+
+    /// This batch without any row of the project (a project's deletion): None when it holds
+    /// none. An unreadable body that names the project goes whole: it cannot be told apart.
+    pub fn without_project(&self, project_id: &str) -> Option<RowBatch> {
+        let named = format!("\"project_id\":{}", serde_json::Value::from(project_id));
+        self.without(|r| r.project_id == project_id, Some(&named))
+    }
+
+    fn without(&self, theirs: impl Fn(&EventRow) -> bool, raw_naming: Option<&str>) -> Option<RowBatch> {
+        let unspaced = |raw: &str| raw.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>();
+        let raw_theirs = raw_naming.is_some_and(|n| self.raw.as_deref().is_some_and(|raw| unspaced(raw).contains(n)));
+        if !self.rows.iter().any(&theirs) && !raw_theirs {
             return None;
         }
         Some(RowBatch {
             rows: self.rows.iter().filter(|r| !theirs(r)).cloned().collect(),
             failure: self.failure.clone(),
-            raw: self.raw.clone(),
+            raw: if raw_theirs { None } else { self.raw.clone() },
         })
     }
 
@@ -354,6 +366,24 @@ pub(crate) mod tests {
         assert_eq!(batch.without_visitor("p", "v1").unwrap().rows, vec![b.clone()]);
         assert!(batch.without_visitor("p", "v3").is_none());
         assert!(batch.without_visitor("other", "v1").is_none(), "another project's visitor is another visitor");
+    }
+
+    #[test]
+    fn a_projects_deletion_takes_its_rows_and_only_its_rows_out_of_a_dead_letter() {
+        let mut a = sample("a", 1);
+        a.project_id = "proj_a".into();
+        let mut ab = sample("b", 1);
+        ab.project_id = "proj_ab".into();
+        let batch = RowBatch { rows: vec![a.clone(), ab.clone()], failure: None, raw: None };
+        assert_eq!(batch.without_project("proj_a").unwrap().rows, vec![ab.clone()], "a project id is not a prefix");
+        assert_eq!(batch.without_project("proj_ab").unwrap().rows, vec![a.clone()]);
+        assert!(batch.without_project("proj").is_none());
+        // An unreadable body goes whole once it names the project, however it is spaced.
+        for raw in [r#"{"rows":[{"project_id":"proj_a""#, r#"{ "project_id" : "proj_a" , "x"#] {
+            let dead = RowBatch::unreadable(raw, "cut short".into());
+            assert_eq!(dead.without_project("proj_a").unwrap().raw, None, "{raw}");
+            assert!(dead.without_project("proj_ab").is_none(), "{raw}");
+        }
     }
 
     /// A deploy that adds a row field must not lose what the previous deploy queued: a message

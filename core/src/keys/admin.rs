@@ -147,13 +147,15 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> 
     serde_json::from_slice(body).map_err(|e| bad("invalid_body", format!("The body does not read ({e}). See docs/keys.md.")))
 }
 
+/// What a project id may be: 1 to 64 letters, digits, `_` or `-` (it appears in KV keys and SQL).
+pub fn is_project_id(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// `POST /admin/keys`: which project, which kinds (default: all three), and their settings.
 pub fn parse_create(body: &[u8]) -> Result<(String, Vec<KeyKind>, Settings), ApiError> {
     let b: CreateBody = parse_json(body)?;
-    let ok = !b.project_id.is_empty()
-        && b.project_id.len() <= 64
-        && b.project_id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
-    if !ok {
+    if !is_project_id(&b.project_id) {
         return Err(bad("invalid_project", "`project_id` is 1 to 64 letters, digits, `_` or `-`."));
     }
     let kinds = match b.kinds {

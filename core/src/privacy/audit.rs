@@ -16,6 +16,10 @@ pub enum Action {
     VisitorErasure,
     DeadLetterReplay,
     KeyChange,
+    /// A project's closure scheduled or cancelled.
+    ProjectClosure,
+    /// A project's whole data deleted.
+    ProjectDeletion,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,11 +50,15 @@ pub fn outcome<T>(result: &Result<T, ApiError>) -> String {
 }
 
 pub fn record(project_id: &str, action: Action, by: String, at_ms: i64, outcome: String, rows: Option<u64>) -> Record {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(at_ms as i128 * 1_000_000)
+    Record { project_id: project_id.to_string(), action, by, at: rfc3339(at_ms), outcome, rows }
+}
+
+/// Epoch milliseconds as RFC 3339, UTC (empty when out of range).
+pub fn rfc3339(at_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(at_ms as i128 * 1_000_000)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default();
-    Record { project_id: project_id.to_string(), action, by, at, outcome, rows }
+        .unwrap_or_default()
 }
 
 /// The KV prefix of a project's records.

@@ -1,7 +1,9 @@
 //! What a visitor or an auditor may ask for: a visitor's export and erasure (`visitors`), and
 //! the audit log of admin actions and exports (`audit`); and identifiers that are personal data
-//! stored as keyed hashes (`pseudonym`).
+//! stored as keyed hashes (`pseudonym`); a project's whole data deleted at the end of a
+//! contract (`projects`).
 
 pub mod audit;
+pub mod projects;
 pub mod pseudonym;
 pub mod visitors;

@@ -7,3 +7,4 @@ pub mod clickhouse_sink;
 pub mod config;
 pub mod http;
 pub mod key_lookup;
+pub mod kv;

@@ -85,6 +85,17 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
 /// is rewritten without them (or removed when nothing is left), so no replay brings them back.
 /// Returns how many dead letters changed.
 pub async fn erase_visitor(env: &Env, project_id: &str, visitor: &str) -> std::result::Result<usize, ApiError> {
+    rewrite_each(env, |batch| batch.without_visitor(project_id, visitor)).await
+}
+
+/// A project's deletion reaches the dead-letter store too: every row of the project goes.
+pub async fn erase_project(env: &Env, project_id: &str) -> std::result::Result<usize, ApiError> {
+    rewrite_each(env, |batch| batch.without_project(project_id)).await
+}
+
+/// Every dead letter for which `without` answers a smaller batch is rewritten as that batch,
+/// or removed when nothing is left. Returns how many changed.
+async fn rewrite_each(env: &Env, without: impl Fn(&RowBatch) -> Option<RowBatch>) -> std::result::Result<usize, ApiError> {
     let unavailable = || super::key_lookup::unavailable("The dead-letter store");
     let kv = env.kv(config::DEAD_LETTERS_KV).map_err(|_| unavailable())?;
     let mut p = paging::Page { limit: 100, cursor: None };
@@ -92,7 +103,7 @@ pub async fn erase_visitor(env: &Env, project_id: &str, visitor: &str) -> std::r
     loop {
         let (items, cursor) = page(env, &p).await?;
         for (id, batch) in items {
-            let Some(rest) = batch.without_visitor(project_id, visitor) else { continue };
+            let Some(rest) = without(&batch) else { continue };
             if rest.rows.is_empty() && rest.raw.is_none() {
                 kv.delete(&id).await.map_err(|_| unavailable())?;
             } else {

@@ -4,6 +4,7 @@
 //! one mutation per project, past any project's failure, with the failures reported.
 
 use super::{clickhouse_sink, config};
+use millimetric_adapters::kv::all_keys;
 use millimetric_core::privacy::visitors;
 use worker::{console_error, console_log, Env};
 
@@ -26,20 +27,8 @@ async fn run(env: &Env) -> Result<(usize, Vec<String>), String> {
     let cfg = config::clickhouse(env, millimetric_core::storage::clickhouse::Role::Maintainer);
     cfg.check_names()?;
     let kv = env.kv(config::ERASURES_KV).map_err(|e| e.to_string())?;
-    let mut cursor: Option<String> = None;
-    let mut erasures = Vec::new();
-    loop {
-        let mut list = kv.list();
-        if let Some(c) = cursor.take() {
-            list = list.cursor(c);
-        }
-        let page = list.execute().await.map_err(|e| format!("could not list erasures: {e}"))?;
-        erasures.extend(page.keys.iter().filter_map(|k| visitors::parse_erasure_key(&k.name)));
-        match page.cursor {
-            Some(c) if !page.list_complete => cursor = Some(c),
-            _ => break,
-        }
-    }
+    let keys = all_keys(&kv, "").await?;
+    let erasures: Vec<_> = keys.iter().filter_map(|k| visitors::parse_erasure_key(k)).collect();
     let mut failed = Vec::new();
     for (project, sql) in visitors::erase_many_sql(&cfg.database, &cfg.table, &erasures, 128 * 1024) {
         if let Err(e) = clickhouse_sink::query(&cfg, &sql).await {

@@ -10,6 +10,7 @@
 
 use super::key_lookup::unavailable;
 use super::{config, http};
+use millimetric_adapters::kv::all_keys;
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::admin;
 use millimetric_core::keys::{key_hash, KeyRecord};
@@ -46,7 +47,7 @@ async fn get(env: &Env, hash: &str) -> Result<KeyRecord, ApiError> {
     kv.get(hash).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))?.ok_or_else(|| admin::check_hash("").unwrap_err())
 }
 
-async fn put(env: &Env, hash: &str, r: &KeyRecord) -> Result<(), ApiError> {
+pub async fn put(env: &Env, hash: &str, r: &KeyRecord) -> Result<(), ApiError> {
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     let v = serde_json::to_string(r).map_err(|_| unavailable("The key store"))?;
     kv.put(hash, v).map_err(|_| unavailable("The key store"))?.execute().await.map_err(|_| unavailable("The key store"))
@@ -78,6 +79,7 @@ async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: 
 /// `POST /admin/keys`: a project's keys, the raw keys in the answer this once.
 async fn create(env: &Env, body: &[u8]) -> Answer {
     let (project, kinds, settings) = admin::parse_create(body)?;
+    super::projects_admin::refuse_if_deleted(env, &project).await?;
     let mut out = Vec::new();
     for kind in kinds {
         let raw = admin::new_raw_key(kind, &random24());
@@ -96,28 +98,23 @@ async fn list(env: &Env, query: Option<&str>, now: i64) -> Answer {
         .find(|(k, _)| k == "project_id")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| ApiError::bad_request("invalid_project", "Name the project: GET /admin/keys?project_id=..."))?;
+    let keys = project_keys(env, &project).await?;
+    let keys: Vec<_> = keys.into_iter().map(|(hash, r)| admin::listed(&hash, &millimetric_core::keys::effective(r, now))).collect();
+    Ok((200, json!({"project_id": project, "keys": keys})))
+}
+
+/// Every key record of `project`, with its hash (a full scan of KV `KEYS`: admin only).
+pub async fn project_keys(env: &Env, project: &str) -> Result<Vec<(String, KeyRecord)>, ApiError> {
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     let mut keys = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut list = kv.list();
-        if let Some(c) = cursor.take() {
-            list = list.cursor(c);
-        }
-        let page = list.execute().await.map_err(|_| unavailable("The key store"))?;
-        for k in page.keys {
-            if let Some(r) = kv.get(&k.name).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))? {
-                if r.project_id == project {
-                    keys.push(admin::listed(&k.name, &millimetric_core::keys::effective(r, now)));
-                }
+    for hash in all_keys(&kv, "").await.map_err(|_| unavailable("The key store"))? {
+        if let Some(r) = kv.get(&hash).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))? {
+            if r.project_id == project {
+                keys.push((hash, r));
             }
         }
-        match page.cursor {
-            Some(c) if !page.list_complete => cursor = Some(c),
-            _ => break,
-        }
     }
-    Ok((200, json!({"project_id": project, "keys": keys})))
+    Ok(keys)
 }
 
 /// `POST /admin/keys/{hash}/rotate`: a new key; the old one works for `grace_seconds`.

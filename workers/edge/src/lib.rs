@@ -11,6 +11,7 @@ mod geo;
 mod group_commit;
 mod key_limiter;
 mod keys_admin;
+mod projects_admin;
 mod retention_job;
 mod rollup_job;
 mod visitors;
@@ -59,6 +60,10 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
         (Method::Post, "/admin/dead-letters/replay") => dead_letters::replay(req, env).await,
         (Method::Get, "/v1/audit") => audit::list(req, env).await,
+        (_, p) if p.starts_with("/admin/projects/") => {
+            let rest = p["/admin/projects/".len()..].to_string();
+            projects_admin::handle(req, env, &rest).await
+        }
         (_, p) if p == "/admin/keys" || p.starts_with("/admin/keys/") => {
             let rest = p["/admin/keys".len()..].to_string();
             keys_admin::handle(req, env, &rest).await
@@ -98,7 +103,8 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
 }
 
 /// The Cron Trigger (wrangler.toml `[triggers]`): once a day, delete again what recent
-/// erasures deleted (for events that were still queued), fold yesterday into the aggregates
+/// erasures deleted (for events that were still queued), carry out project closures that are
+/// due and re-apply recent project deletions, fold yesterday into the aggregates
 /// (before retention, so a day is rolled up before its raw events can expire), and drop raw
 /// events past retention.
 #[event(scheduled)]
@@ -106,6 +112,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     // Erasures first, so events of an erased visitor that arrived since are mostly not rolled
     // up (the deletes are mutations, applied shortly after: not a guarantee).
     erasures::reapply(&env).await;
+    projects_admin::run_due(&env).await;
     rollup_job::run(&env, event.schedule()).await;
     retention_job::run(&env, event.schedule()).await;
 }

@@ -1,0 +1,199 @@
+//! `/admin/projects/{id}`: a project's whole data deleted, now or at its closure, behind
+//! ADMIN_TOKEN (what goes and in which order: millimetric_core::privacy::projects).
+//!
+//! - `DELETE /admin/projects/{id}` deletes now
+//! - `POST /admin/projects/{id}/closure` schedules it (`{"delete_after_days": 0..30}`, default 30)
+//! - `GET /admin/projects/{id}/closure` the closure, if one is scheduled
+//! - `DELETE /admin/projects/{id}/closure` cancels it
+//!
+//! The daily cron (`run_due`) carries out closures that are due and re-applies recent
+//! deletions to rows that were still queued.
+
+use super::key_lookup::unavailable;
+use super::{clickhouse_sink, config, http, keys_admin};
+use millimetric_adapters::kv::all_keys;
+use millimetric_core::error::ApiError;
+use millimetric_core::privacy::projects::{self, Closure, KeyKind};
+use millimetric_core::privacy::{audit, visitors};
+use millimetric_core::storage::clickhouse::Role;
+use serde_json::json;
+use worker::{console_error, console_log, Date, Env, Method, Request, Response};
+
+type Answer = Result<(u16, serde_json::Value), ApiError>;
+
+pub async fn handle(mut req: Request, env: &Env, rest: &str) -> worker::Result<Response> {
+    if let Some(refused) = super::admin::refuse_unless_admin(&req, env) {
+        return Ok(refused);
+    }
+    let body = req.bytes().await.unwrap_or_default();
+    Ok(match run(req.method(), rest, &body, env).await {
+        Ok((status, v)) => http::json(status, &v.to_string(), None),
+        Err(e) => http::error(&e, None),
+    })
+}
+
+async fn run(method: Method, rest: &str, body: &[u8], env: &Env) -> Answer {
+    let now = Date::now().as_millis() as i64;
+    // The path exactly as documented: no trailing slash or extra segment is read as a shorter one.
+    match (method, rest.split('/').collect::<Vec<_>>().as_slice()) {
+        (Method::Delete, [id]) => {
+            let project = projects::check_project_id(id)?;
+            let result = delete_project(env, project).await;
+            log(env, project, audit::Action::ProjectDeletion, &result).await;
+            result
+        }
+        (method, [id, "closure"]) => {
+            let project = projects::check_project_id(id)?;
+            let result = closure(env, method, project, body, now).await;
+            log(env, project, audit::Action::ProjectClosure, &result).await;
+            result
+        }
+        _ => Err(ApiError::new(
+            405,
+            "method_not_allowed",
+            "Projects: DELETE /admin/projects/{id}; POST, GET or DELETE /admin/projects/{id}/closure.",
+        )),
+    }
+}
+
+async fn log(env: &Env, project: &str, action: audit::Action, result: &Answer) {
+    let now = Date::now().as_millis() as i64;
+    super::audit::write(env, &audit::record(project, action, "admin".into(), now, audit::outcome(result), None)).await;
+}
+
+fn closure_json(project: &str, c: Option<Closure>) -> serde_json::Value {
+    let at = audit::rfc3339;
+    match c {
+        Some(c) => json!({"project_id": project, "closure": {"requested_at": at(c.requested_ms), "deletion_due": at(c.due_ms)}}),
+        None => json!({"project_id": project, "closure": null}),
+    }
+}
+
+async fn closure(env: &Env, method: Method, project: &str, body: &[u8], now: i64) -> Answer {
+    let kv = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
+    let key = projects::closure_key(project);
+    match method {
+        Method::Post => {
+            let c = projects::parse_closure(body, now)?;
+            let put = kv.put(&key, serde_json::to_string(&c).unwrap_or_default()).map_err(|_| unavailable("The erasure log"))?;
+            put.execute().await.map_err(|_| unavailable("The erasure log"))?;
+            Ok((202, closure_json(project, Some(c))))
+        }
+        Method::Get => {
+            let c = kv.get(&key).json::<Closure>().await.map_err(|_| unavailable("The erasure log"))?;
+            Ok((200, closure_json(project, c)))
+        }
+        Method::Delete => {
+            kv.delete(&key).await.map_err(|_| unavailable("The erasure log"))?;
+            Ok((200, closure_json(project, None)))
+        }
+        _ => Err(ApiError::new(405, "method_not_allowed", "A closure is scheduled with POST, read with GET, cancelled with DELETE.")),
+    }
+}
+
+/// Deletes the project's whole data, in an order that never leaves it half-reachable: keys
+/// revoked (no new event), a tombstone (the daily job finishes what fails after it, and
+/// catches rows still queued; no key of the project may be created while it lasts), then the
+/// rest (`erase_all`).
+pub async fn delete_project(env: &Env, project: &str) -> Answer {
+    let keys = keys_admin::project_keys(env, project).await?;
+    for (hash, record) in &keys {
+        let mut revoked = record.clone();
+        revoked.revoked = true;
+        keys_admin::put(env, hash, &revoked).await?;
+    }
+    let erasures = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
+    let tomb = erasures.put(&projects::tombstone_key(project), "").map_err(|_| unavailable("The erasure log"))?;
+    tomb.expiration_ttl(projects::TOMBSTONE_SECONDS).execute().await.map_err(|_| unavailable("The erasure log"))?;
+    let mut deleted = erase_all(env, project).await?;
+    deleted["keys"] = keys.len().into();
+    Ok((
+        200,
+        json!({
+            "project_id": project,
+            "deleted": deleted,
+            "audit_kept_days": audit::KEEP_SECONDS / 86_400,
+            "note": "ClickHouse deletes the rows in the background (mutations, usually seconds); the daily job deletes again for 8 days any row that was still queued.",
+        }),
+    ))
+}
+
+/// Everything of a project that a deletion removes after its tombstone: its rows in ClickHouse,
+/// its dead letters, its erasure records and closure, and its key records. Safe to repeat: the
+/// daily job runs it again while the tombstone lasts, so a deletion that failed part way
+/// (ClickHouse or KV down) is finished there.
+async fn erase_all(env: &Env, project: &str) -> Result<serde_json::Value, ApiError> {
+    let tables = delete_rows(env, project).await.map_err(|e| {
+        console_error!("projects: deleting {project}'s rows failed (the daily job retries): {e}");
+        unavailable("The event store")
+    })?;
+    let dead_letters = super::dead_letters::erase_project(env, project).await?;
+    let erasures = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
+    let mut erasure_records = 0;
+    for key in all_keys(&erasures, "").await.map_err(|_| unavailable("The erasure log"))? {
+        let theirs = visitors::parse_erasure_key(&key).is_some_and(|(p, _)| p == project) || key == projects::closure_key(project);
+        if theirs {
+            erasures.delete(&key).await.map_err(|_| unavailable("The erasure log"))?;
+            erasure_records += 1;
+        }
+    }
+    let key_store = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    let keys = keys_admin::project_keys(env, project).await?;
+    for (hash, _) in &keys {
+        key_store.delete(hash).await.map_err(|_| unavailable("The key store"))?;
+    }
+    Ok(json!({"keys": keys.len(), "tables": tables, "dead_letters": dead_letters, "erasure_records": erasure_records}))
+}
+
+/// A project deleted less than 8 days ago keeps its id reserved: the daily job is still deleting
+/// its late rows, and would delete a new project's under the same id.
+pub async fn refuse_if_deleted(env: &Env, project: &str) -> Result<(), ApiError> {
+    let erasures = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
+    let tomb = erasures.get(&projects::tombstone_key(project)).text().await.map_err(|_| unavailable("The erasure log"))?;
+    match tomb {
+        Some(_) => Err(projects::id_reserved(project)),
+        None => Ok(()),
+    }
+}
+
+/// One mutation per table with a `project_id` column; the tables' names.
+async fn delete_rows(env: &Env, project: &str) -> Result<Vec<String>, String> {
+    let cfg = config::clickhouse(env, Role::Maintainer);
+    cfg.check_names()?;
+    let tables = projects::parse_tables(&clickhouse_sink::query(&cfg, &projects::tables_sql(&cfg.database)).await?);
+    for sql in projects::delete_sql(&cfg.database, &tables, project) {
+        clickhouse_sink::query(&cfg, &sql).await?;
+    }
+    Ok(tables)
+}
+
+/// The daily cron: closures that are due are carried out; recent deletions are applied again
+/// (rows that were still queued; a deletion that failed part way). One project's failure does
+/// not stop the others; it is logged and tried again the next day.
+pub async fn run_due(env: &Env) {
+    let now = Date::now().as_millis() as i64;
+    let Ok(kv) = env.kv(config::ERASURES_KV) else { return console_error!("projects: no ERASURES binding") };
+    let keys = match all_keys(&kv, "").await {
+        Ok(k) => k,
+        Err(e) => return console_error!("projects: {e}"),
+    };
+    for key in keys {
+        let Some((kind, project)) = projects::parse_key(&key) else { continue };
+        let outcome = match kind {
+            KeyKind::Closure => match kv.get(&key).json::<Closure>().await {
+                Ok(Some(c)) if c.is_due(now) => {
+                    let result = delete_project(env, project).await;
+                    log(env, project, audit::Action::ProjectDeletion, &result).await;
+                    result.map(|_| "closure carried out").map_err(|e| e.message)
+                }
+                Ok(_) => Ok("closure not due yet"),
+                Err(e) => Err(e.to_string()),
+            },
+            KeyKind::Tombstone => erase_all(env, project).await.map(|_| "deletion re-applied").map_err(|e| e.message),
+        };
+        match outcome {
+            Ok(what) => console_log!("projects: {project}: {what}"),
+            Err(e) => console_error!("projects: {project}: {e}; tried again tomorrow"),
+        }
+    }
+}
