@@ -486,6 +486,14 @@ fn account_names_in_home_directory_paths_in_every_place() {
     assert_eq!(title("Crash in /Users/mwhitfield/Development/app"), "Crash in /Users/[user]/Development/app");
     // the page path itself: capital `Users` is a home directory, not a site's route
     assert_eq!(path("https://shop.example/Users/mwhitfield/Desktop"), "/Users/:redacted/Desktop");
+    for (route, want) in [
+        ("/Users/jdoe/Sites/a.html", "/Users/:redacted/Sites/a.html"),
+        ("/Users/jdoe/projects/app", "/Users/:redacted/projects/app"),
+        ("/Users/jdoe/Desktop;x=1", "/Users/:redacted/Desktop;x=1"),
+        ("/Users/jdoe/%44esktop", "/Users/:redacted/%44esktop"),
+    ] {
+        assert_eq!(path(&format!("https://shop.example{route}")), want);
+    }
 }
 
 #[test]

@@ -93,35 +93,51 @@ pub fn home_path_spans(text: &str) -> Vec<Range<usize>> {
     out
 }
 
-/// In a URL path judged segment by segment: the segment between `Users` (with its capital, as
-/// macOS and Windows spell it; a site's profile routes are `/users/`) and a folder every home
-/// directory has (`/Users/jdoe/Desktop`) is an account name. A site's own routes under
-/// `Users` (`/Users/Edit/5`, `/Users/Index`: ASP.NET's convention) are not.
-pub fn account_between(prev_segment: &str, next_segment: &str) -> bool {
+/// In a URL path judged segment by segment (both segments percent-decoded, without matrix
+/// parameters): the segment between `Users` (with its capital, as macOS and Windows spell it;
+/// a site's profile routes are `/users/`) and a folder home directories have
+/// (`/Users/jdoe/Desktop`, any case: `is_home_folder`) is an account name. A site's own routes
+/// under `Users` (`/Users/Edit/5`, `/Users/Index`: ASP.NET's convention) are not, nor is
+/// `/Users/NAME` with nothing after it, which a site's route cannot be told apart from.
+pub const USERS_SEGMENT: &str = "Users";
+
+/// A folder that home directories have, the segment after an account name.
+pub fn is_home_folder(segment: &str) -> bool {
     const HOME_FOLDERS: &[&str] = &[
-        "Desktop",
-        "Documents",
-        "Downloads",
-        "Library",
-        "Pictures",
-        "Music",
-        "Movies",
-        "Videos",
-        "Public",
-        "AppData",
-        "Development",
-        "Developer",
-        "Projects",
+        "desktop",
+        "documents",
+        "downloads",
+        "library",
+        "pictures",
+        "music",
+        "movies",
+        "videos",
+        "public",
+        "appdata",
+        "applications",
+        "sites",
+        "onedrive",
+        "dropbox",
+        "icloud drive",
+        "google drive",
+        "development",
+        "developer",
+        "dev",
+        "projects",
         "src",
         "code",
         "repos",
+        "git",
+        "github",
         "workspace",
+        "work",
         "go",
         ".ssh",
         ".config",
         ".local",
+        ".cache",
     ];
-    prev_segment == "Users" && HOME_FOLDERS.contains(&next_segment)
+    HOME_FOLDERS.iter().any(|f| f.eq_ignore_ascii_case(segment))
 }
 
 #[cfg(test)]

@@ -133,23 +133,36 @@ pub fn is_pii_name(name: &str) -> bool {
     false
 }
 
-/// Whether one of `words` is a word of `name` of its own (split at separators and at a lower-case
-/// letter followed by a capital, compared ignoring case): short names that letters across a
-/// word boundary would spell (`ui_banner`, `v2_fast`) are not them.
+/// Whether one of `words` is a word of `name` of its own, in any case: it starts where a word
+/// starts (the name's start, after a separator, a lower-case letter before a capital, a letter
+/// before a digit or a digit before a letter: `has2FA`, `bankIBAN`) and ends where one ends
+/// (the end, a separator, a capital, a digit, or a plural `s` at the end: `IBANNumber`,
+/// `iban2`, `IBANs`). So short names are not spelled by letters across a word boundary
+/// (`ui_banner`, `v2_fast`) or inside a longer word (`Ibanez`).
 fn has_word(name: &str, words: &[&str]) -> bool {
-    let mut start = 0;
-    let mut prev_lower = false;
-    let ends = name.char_indices().filter_map(|(i, c)| {
-        let boundary = !c.is_alphanumeric() || (prev_lower && c.is_uppercase());
-        prev_lower = c.is_lowercase() || c.is_ascii_digit();
-        boundary.then_some(i)
-    });
-    let mut parts = Vec::new();
-    for end in ends.chain([name.len()]) {
-        parts.push(&name[start..end]);
-        start = end;
+    let b = name.as_bytes();
+    (0..b.len()).filter(|&i| word_starts(b, i)).any(|i| words.iter().any(|w| word_at(b, i, w.as_bytes())))
+}
+
+fn word_starts(b: &[u8], i: usize) -> bool {
+    let c = b[i];
+    if !c.is_ascii_alphanumeric() {
+        return false;
     }
-    parts.iter().map(|p| p.trim_matches(|c: char| !c.is_alphanumeric())).any(|p| words.iter().any(|w| p.eq_ignore_ascii_case(w)))
+    let Some(&p) = i.checked_sub(1).and_then(|j| b.get(j)) else { return true };
+    !p.is_ascii_alphanumeric() || (p.is_ascii_lowercase() && c.is_ascii_uppercase()) || p.is_ascii_digit() != c.is_ascii_digit()
+}
+
+fn word_at(b: &[u8], i: usize, w: &[u8]) -> bool {
+    let end = i + w.len();
+    if end > b.len() || !b[i..end].eq_ignore_ascii_case(w) {
+        return false;
+    }
+    match &b[end..] {
+        [] => true,
+        [s] if s.eq_ignore_ascii_case(&b's') => true,
+        [c, ..] => !c.is_ascii_alphanumeric() || c.is_ascii_uppercase() || c.is_ascii_digit() != b[end - 1].is_ascii_digit(),
+    }
 }
 
 /// How many rounds of percent-decoding a value gets. Real values are encoded once, sometimes
@@ -337,11 +350,25 @@ mod tests {
         ] {
             assert!(is_pii_name(n), "{n} should be PII");
         }
-        for n in ["has_2fa", "2fa_enabled", "customerIban", "IBAN", "bank-iban"] {
+        for n in ["has_2fa", "2fa_enabled", "customerIban", "IBAN", "bank-iban", "2FA", "has2FA", "enable2FA", "X-2FA-Code", "2FA_code"]
+            .into_iter()
+            .chain(["IBANNumber", "customerIBANNumber", "iban2", "IBANs", "bankIBAN", "ibanCode"])
+        {
             assert!(is_pii_name(n), "{n} should be PII");
         }
         // `iban` and `2fa` are words of their own, not letters across a word boundary
-        for n in ["ui_banner", "api_bandwidth", "wifi_band", "mini_bank", "v2_fast_checkout", "page2_faq", "level2_facet", "uiBanner"] {
+        for n in [
+            "ui_banner",
+            "api_bandwidth",
+            "wifi_band",
+            "mini_bank",
+            "v2_fast_checkout",
+            "page2_faq",
+            "level2_facet",
+            "uiBanner",
+            "ibanez",
+            "2fast",
+        ] {
             assert!(!is_pii_name(n), "{n} is an ordinary name");
         }
         for n in ["spot_price", "footprint", "hotpot", "cookie_consent", "source", "subject", "summary", "sudoku", "auXth", "jwt_docs_page"]

@@ -180,7 +180,7 @@ pub fn scrub_path(path: &str) -> String {
     let mut out = Vec::with_capacity(segments.len());
     let mut prev = "";
     for (i, &seg) in segments.iter().enumerate() {
-        let next = segments.get(i + 1).copied().unwrap_or("");
+        let next = segments.get(i + 1).map(|n| n.split(';').next().unwrap_or("")).unwrap_or("");
         let (base, matrix) = seg.split_once(';').unwrap_or((seg, ""));
         let decoded = pii::decode_until_stable(base, false);
         let prev_decoded = pii::decode_until_stable(prev, false);
@@ -188,7 +188,7 @@ pub fn scrub_path(path: &str) -> String {
             && !is_commit_hash(prev, &decoded)
             && (pii::is_pii_value(base)
                 || (pii::is_pii_name(&prev_decoded) && id_like(&decoded))
-                || home_paths::account_between(&prev_decoded, next));
+                || (prev_decoded == home_paths::USERS_SEGMENT && home_paths::is_home_folder(&pii::decode_until_stable(next, false))));
         let mut kept = if redact { REDACTED_SEGMENT.to_string() } else { base.to_string() };
         if !matrix.is_empty() {
             for param in matrix.split(';').filter(|p| !p.is_empty()) {
