@@ -56,6 +56,13 @@ fn kv_naming(stack: &Stack, project: &str) -> Vec<String> {
     found
 }
 
+/// When the shared dead letter expires: 10 days on (a dead letter is kept 30), on the day the
+/// test runs, so a rewrite that resets it to 30 days shows.
+fn dead_letter_expiry() -> u64 {
+    let day = 86_400;
+    (time::OffsetDateTime::now_utc().unix_timestamp() as u64 / day + 10) * day
+}
+
 /// Events for both projects, yesterday (rolled up into the aggregates by the cron) and now;
 /// a visitor's erasure record each; a dead letter holding rows of both.
 fn seed(stack: &Stack) {
@@ -71,10 +78,12 @@ fn seed(stack: &Stack) {
         let landed = format!("SELECT count() FROM events_dedup WHERE project_id = '{project}' AND anonymous_id = 'gone'");
         assert_eq!(stack.wait_count(&landed, 1, LAND), 1, "{project}'s events did not land:\n{}", stack.logs());
         assert_eq!(stack.request("DELETE", "/visitors/gone", &[("Authorization", &sk)], b"").status, 202);
+        let erased = support::eventually(LAND, || stack.query(&landed).trim() == "0");
+        assert!(erased, "the visitor's erasure (a mutation) did not land before the counts are taken");
     }
     let row = |p: &str| json!({"project_id": p, "event_id": format!("dl-{p}"), "timestamp": "2026-01-01 00:00:00", "received_at": "2026-01-01 00:00:00", "anonymous_id": "v9"});
     let dead = json!({"rows": [row(DEV_PROJECT), row(DEV_OTHER_PROJECT)], "failure": {"code": 27, "reason": "test"}});
-    stack.kv_put("DEAD_LETTERS", "dlq:0000000000001:test", &dead.to_string());
+    stack.kv_put_expiring("DEAD_LETTERS", "dlq:0000000000001:test", &dead.to_string(), dead_letter_expiry());
     assert_eq!(stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"").status, 200, "the daily job (rollup)");
     let aggregated = "SELECT count() FROM visits_agg WHERE project_id IN ('proj_dev', 'proj_other')";
     assert!(stack.wait_count(aggregated, 2, LAND) >= 2, "yesterday was not rolled up:\n{}", stack.logs());
@@ -123,6 +132,12 @@ fn project_deletion_end_to_end() {
     assert!(gone, "rows of the deleted project left: {:?}\n{}", rows_of(&stack, DEV_PROJECT), stack.logs());
     let left = kv_naming(&stack, DEV_PROJECT);
     assert_eq!(left, ["ERASURES: deleted:proj_dev"], "only the deletion's tombstone (8 days) may name it");
+    let now_s = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let expiry = stack.kv_expiration("ERASURES", "deleted:proj_dev");
+    assert!(
+        expiry.is_some_and(|e| e > now_s + 7 * 86_400 && e <= now_s + 8 * 86_400 + 60),
+        "a completed deletion's tombstone lasts 8 days: {expiry:?}"
+    );
     // Its keys are refused once every isolate's cache has let go of them (seconds). The probe's
     // body is invalid, so a key still accepted stores nothing (400, not 202).
     let listed = admin(&stack, "GET", "/admin/keys?project_id=proj_dev", b"");
@@ -132,7 +147,10 @@ fn project_deletion_end_to_end() {
     let again = admin(&stack, "POST", "/admin/keys", br#"{"project_id": "proj_dev"}"#);
     assert_eq!((again.status, again.code()), (409, "project_deleted"), "{:?}", again.body);
     // A deletion that failed part way (a key record and an erasure record left, as when KV
-    // failed after ClickHouse) is finished by the next daily run.
+    // failed after ClickHouse; its tombstone not completed, so without an expiry) is finished
+    // by the next daily run, which then starts the tombstone's 8 days.
+    stack.kv_put("ERASURES", "deleted:proj_dev", r#"{"completed_ms":null}"#);
+    assert_eq!(stack.kv_expiration("ERASURES", "deleted:proj_dev"), None);
     let leftover_key = stack.kv_keys("KEYS").into_iter().next().expect("the other project's keys");
     let mut record: serde_json::Value = serde_json::from_str(&stack.kv_get("KEYS", &leftover_key)).unwrap();
     record["project_id"] = "proj_dev".into();
@@ -141,6 +159,7 @@ fn project_deletion_end_to_end() {
     assert_eq!(kv_naming(&stack, DEV_PROJECT).len(), 3, "{:?}", kv_naming(&stack, DEV_PROJECT));
     assert_eq!(stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"").status, 200);
     assert!(support::eventually(LAND, || kv_naming(&stack, DEV_PROJECT).len() == 1), "{:?}", kv_naming(&stack, DEV_PROJECT));
+    assert!(stack.kv_expiration("ERASURES", "deleted:proj_dev").is_some(), "the finished deletion's tombstone expires");
     let refused =
         support::eventually(Duration::from_secs(150), || stack.collect(DEV_SECRET, &[], &json!({"url": "not a url"})).status == 401);
     assert!(refused, "the deleted project's key is still taken");
@@ -153,6 +172,8 @@ fn project_deletion_end_to_end() {
     assert!(kv_naming(&stack, DEV_OTHER_PROJECT).iter().any(|k| k.starts_with("ERASURES: [")), "its erasure record stays");
     let dead = stack.kv_get("DEAD_LETTERS", "dlq:0000000000001:test");
     assert!(dead.contains("dl-proj_other") && !dead.contains("dl-proj_dev"), "{dead}");
+    let kept_until = stack.kv_expiration("DEAD_LETTERS", "dlq:0000000000001:test");
+    assert_eq!(kept_until, Some(dead_letter_expiry()), "the other project's rows are kept no longer than before");
 
     // The audit log keeps the deletion (90 days, as the DPA requires).
     let audit: Vec<String> = stack.kv_keys("AUDIT").into_iter().filter(|k| k.starts_with("audit:proj_dev:")).collect();

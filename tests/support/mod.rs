@@ -275,6 +275,18 @@ impl Stack {
         self.wrangler_local(&["kv", "key", "put", key, value, "--binding", binding]);
     }
 
+    /// Puts `value` under `key`, dropped by KV at `expiration` (unix seconds).
+    pub fn kv_put_expiring(&self, binding: &str, key: &str, value: &str, expiration: u64) {
+        self.wrangler_local(&["kv", "key", "put", key, value, "--binding", binding, "--expiration", &expiration.to_string()]);
+    }
+
+    /// When KV drops `key` of `binding` (unix seconds), as its listing says.
+    pub fn kv_expiration(&self, binding: &str, key: &str) -> Option<u64> {
+        let out = self.wrangler_local(&["kv", "key", "list", "--binding", binding, "--prefix", key]);
+        let listed: Vec<serde_json::Value> = serde_json::from_str(&out[out.find('[').unwrap_or(0)..]).unwrap_or_default();
+        listed.iter().find(|k| k["name"] == key).and_then(|k| k["expiration"].as_u64())
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.state.join("wrangler.log")
     }

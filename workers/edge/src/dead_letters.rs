@@ -43,9 +43,12 @@ fn fail(e: &ApiError) -> Result<Response> {
     Ok(http::error(e, None))
 }
 
-/// One page of dead letters from KV: (key, batch) in key order (oldest first), and the cursor
-/// of the next page (None on the last).
-async fn page(env: &Env, page: &paging::Page) -> std::result::Result<(Vec<(String, RowBatch)>, Option<String>), ApiError> {
+/// A dead letter as KV lists it: its key, its batch, and when KV drops it (unix seconds).
+type Listed = (String, RowBatch, Option<u64>);
+
+/// One page of dead letters from KV in key order (oldest first), and the cursor of the next
+/// page (None on the last).
+async fn page(env: &Env, page: &paging::Page) -> std::result::Result<(Vec<Listed>, Option<String>), ApiError> {
     let unavailable = || super::key_lookup::unavailable("The dead-letter store");
     let kv = env.kv(config::DEAD_LETTERS_KV).map_err(|_| unavailable())?;
     let mut list = kv.list().prefix(PREFIX.to_string()).limit(page.limit);
@@ -57,7 +60,7 @@ async fn page(env: &Env, page: &paging::Page) -> std::result::Result<(Vec<(Strin
     for k in listed.keys {
         let Some(text) = kv.get(&k.name).text().await.map_err(|_| unavailable())? else { continue };
         let batch = RowBatch::from_message(&text).unwrap_or_else(|reason| RowBatch::unreadable(&text, reason));
-        items.push((k.name, batch));
+        items.push((k.name, batch, k.expiration));
     }
     Ok((items, if listed.list_complete { None } else { listed.cursor }))
 }
@@ -76,7 +79,7 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
         Err(e) => return fail(&e),
     };
     let items: Vec<_> =
-        items.into_iter().map(|(id, b)| serde_json::json!({ "id": id, "failure": b.failure, "rows": b.rows, "raw": b.raw })).collect();
+        items.into_iter().map(|(id, b, _)| serde_json::json!({ "id": id, "failure": b.failure, "rows": b.rows, "raw": b.raw })).collect();
     let body = serde_json::json!({ "dead_letters": items, "cursor": cursor, "list_complete": cursor.is_none() }).to_string();
     Ok(http::json(200, &body, None))
 }
@@ -94,7 +97,8 @@ pub async fn erase_project(env: &Env, project_id: &str) -> std::result::Result<u
 }
 
 /// Every dead letter for which `without` answers a smaller batch is rewritten as that batch,
-/// or removed when nothing is left. Returns how many changed.
+/// or removed when nothing is left. A rewritten one keeps the expiry it had: an erasure of one
+/// project's rows never keeps another project's longer. Returns how many changed.
 async fn rewrite_each(env: &Env, without: impl Fn(&RowBatch) -> Option<RowBatch>) -> std::result::Result<usize, ApiError> {
     let unavailable = || super::key_lookup::unavailable("The dead-letter store");
     let kv = env.kv(config::DEAD_LETTERS_KV).map_err(|_| unavailable())?;
@@ -102,13 +106,20 @@ async fn rewrite_each(env: &Env, without: impl Fn(&RowBatch) -> Option<RowBatch>
     let mut changed = 0;
     loop {
         let (items, cursor) = page(env, &p).await?;
-        for (id, batch) in items {
+        for (id, batch, expiration) in items {
             let Some(rest) = without(&batch) else { continue };
             if rest.rows.is_empty() && rest.raw.is_none() {
                 kv.delete(&id).await.map_err(|_| unavailable())?;
             } else {
                 let put = kv.put(&id, rest.to_message()).map_err(|_| unavailable())?;
-                put.expiration_ttl(KEEP_SECONDS).execute().await.map_err(|_| unavailable())?;
+                // KV takes an expiry at least 60 s ahead (a Worker's clock stands still between
+                // I/O: 120 s leaves room); one that near is as good as gone.
+                let soonest = Date::now().as_millis() / 1000 + 120;
+                let put = match expiration {
+                    Some(at) => put.expiration(at.max(soonest)),
+                    None => put.expiration_ttl(KEEP_SECONDS),
+                };
+                put.execute().await.map_err(|_| unavailable())?;
             }
             changed += 1;
         }
@@ -140,7 +151,7 @@ pub async fn replay(req: Request, env: &Env) -> Result<Response> {
     let Ok(kv) = env.kv(config::DEAD_LETTERS_KV) else { return unavailable("The dead-letter store") };
     let (mut replayed, mut rows, mut kept) = (0, 0, Vec::new());
     let mut per_project: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    for (id, batch) in items {
+    for (id, batch, _) in items {
         if batch.rows.is_empty() {
             kept.push(serde_json::json!({ "id": id, "failure": batch.failure }));
             continue;

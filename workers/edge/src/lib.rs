@@ -103,16 +103,18 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
 }
 
 /// The Cron Trigger (wrangler.toml `[triggers]`): once a day, delete again what recent
-/// erasures deleted (for events that were still queued), carry out project closures that are
-/// due and re-apply recent project deletions, fold yesterday into the aggregates
-/// (before retention, so a day is rolled up before its raw events can expire), and drop raw
-/// events past retention.
+/// erasures deleted (for events that were still queued), fold yesterday into the aggregates
+/// (before retention, so a day is rolled up before its raw events can expire), drop raw
+/// events past retention, then carry out project closures that are due and re-apply recent
+/// project deletions.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     // Erasures first, so events of an erased visitor that arrived since are mostly not rolled
     // up (the deletes are mutations, applied shortly after: not a guarantee).
     erasures::reapply(&env).await;
-    projects_admin::run_due(&env).await;
     rollup_job::run(&env, event.schedule()).await;
     retention_job::run(&env, event.schedule()).await;
+    // Deleted projects last: a rollup run after their deletes (mutations, applied in the
+    // background) could fold their not-yet-deleted events into new aggregate rows.
+    projects_admin::run_due(&env).await;
 }

@@ -13,7 +13,7 @@ use super::key_lookup::unavailable;
 use super::{clickhouse_sink, config, http, keys_admin};
 use millimetric_adapters::kv::all_keys;
 use millimetric_core::error::ApiError;
-use millimetric_core::privacy::projects::{self, Closure, KeyKind};
+use millimetric_core::privacy::projects::{self, Closure, KeyKind, Tombstone};
 use millimetric_core::privacy::{audit, visitors};
 use millimetric_core::storage::clickhouse::Role;
 use serde_json::json;
@@ -94,7 +94,7 @@ async fn closure(env: &Env, method: Method, project: &str, body: &[u8], now: i64
 /// Deletes the project's whole data, in an order that never leaves it half-reachable: keys
 /// revoked (no new event), a tombstone (the daily job finishes what fails after it, and
 /// catches rows still queued; no key of the project may be created while it lasts), then the
-/// rest (`erase_all`).
+/// rest (`erase_all`); then the tombstone's expiry starts.
 pub async fn delete_project(env: &Env, project: &str) -> Answer {
     let keys = keys_admin::project_keys(env, project).await?;
     for (hash, record) in &keys {
@@ -102,10 +102,9 @@ pub async fn delete_project(env: &Env, project: &str) -> Answer {
         revoked.revoked = true;
         keys_admin::put(env, hash, &revoked).await?;
     }
-    let erasures = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
-    let tomb = erasures.put(&projects::tombstone_key(project), "").map_err(|_| unavailable("The erasure log"))?;
-    tomb.expiration_ttl(projects::TOMBSTONE_SECONDS).execute().await.map_err(|_| unavailable("The erasure log"))?;
+    put_tombstone(env, project, Tombstone::default()).await?;
     let mut deleted = erase_all(env, project).await?;
+    put_tombstone(env, project, Tombstone { completed_ms: Some(Date::now().as_millis() as i64) }).await?;
     deleted["keys"] = keys.len().into();
     Ok((
         200,
@@ -116,6 +115,14 @@ pub async fn delete_project(env: &Env, project: &str) -> Answer {
             "note": "ClickHouse deletes the rows in the background (mutations, usually seconds); the daily job deletes again for 8 days any row that was still queued.",
         }),
     ))
+}
+
+/// The tombstone: without an expiry until the deletion completed, then for TOMBSTONE_SECONDS.
+async fn put_tombstone(env: &Env, project: &str, tomb: Tombstone) -> Result<(), ApiError> {
+    let erasures = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
+    let put = erasures.put(&projects::tombstone_key(project), tomb.to_value()).map_err(|_| unavailable("The erasure log"))?;
+    let put = if tomb.completed_ms.is_some() { put.expiration_ttl(projects::TOMBSTONE_SECONDS) } else { put };
+    put.execute().await.map_err(|_| unavailable("The erasure log"))
 }
 
 /// Everything of a project that a deletion removes after its tombstone: its rows in ClickHouse,
@@ -167,6 +174,20 @@ async fn delete_rows(env: &Env, project: &str) -> Result<Vec<String>, String> {
     Ok(tables)
 }
 
+/// A tombstone's daily run: the deletion again; the first time it runs to its end, the
+/// tombstone gets its expiry (TOMBSTONE_SECONDS from then).
+async fn finish(env: &Env, kv: &worker::kv::KvStore, key: &str, project: &str) -> Result<&'static str, ApiError> {
+    let tomb = kv.get(key).text().await.map_err(|_| unavailable("The erasure log"))?.map(|v| Tombstone::parse(&v));
+    erase_all(env, project).await?;
+    match tomb {
+        Some(Tombstone { completed_ms: None }) => {
+            put_tombstone(env, project, Tombstone { completed_ms: Some(Date::now().as_millis() as i64) }).await?;
+            Ok("deletion finished")
+        }
+        _ => Ok("deletion re-applied"),
+    }
+}
+
 /// The daily cron: closures that are due are carried out; recent deletions are applied again
 /// (rows that were still queued; a deletion that failed part way). One project's failure does
 /// not stop the others; it is logged and tried again the next day.
@@ -189,7 +210,7 @@ pub async fn run_due(env: &Env) {
                 Ok(_) => Ok("closure not due yet"),
                 Err(e) => Err(e.to_string()),
             },
-            KeyKind::Tombstone => erase_all(env, project).await.map(|_| "deletion re-applied").map_err(|e| e.message),
+            KeyKind::Tombstone => finish(env, &kv, &key, project).await.map_err(|e| e.message),
         };
         match outcome {
             Ok(what) => console_log!("projects: {project}: {what}"),
