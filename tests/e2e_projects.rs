@@ -81,7 +81,8 @@ fn seed(stack: &Stack) {
         let erased = support::eventually(LAND, || stack.query(&landed).trim() == "0");
         assert!(erased, "the visitor's erasure (a mutation) did not land before the counts are taken");
     }
-    let row = |p: &str| json!({"project_id": p, "event_id": format!("dl-{p}"), "timestamp": "2026-01-01 00:00:00", "received_at": "2026-01-01 00:00:00", "anonymous_id": "v9"});
+    let (_, an_hour_ago) = support::time_ago(Duration::from_secs(3600));
+    let row = |p: &str| json!({"project_id": p, "event_id": format!("dl-{p}"), "timestamp": an_hour_ago, "received_at": an_hour_ago, "anonymous_id": "v9"});
     let dead = json!({"rows": [row(DEV_PROJECT), row(DEV_OTHER_PROJECT)], "failure": {"code": 27, "reason": "test"}});
     stack.kv_put_expiring("DEAD_LETTERS", "dlq:0000000000001:test", &dead.to_string(), dead_letter_expiry());
     assert_eq!(stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"").status, 200, "the daily job (rollup)");
