@@ -148,6 +148,7 @@ pub struct Settings<'a> {
     pub ip_hash_salt: Option<&'a str>,
     pub id_hash_secret: Option<&'a str>,
     pub admin_token: Option<&'a str>,
+    pub error_monitor_dsn: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -277,6 +278,18 @@ pub fn report(s: &Settings) -> Report {
         Some(_) => check("admin_token", Status::Ok, "ADMIN_TOKEN is set."),
     });
 
+    checks.push(match set(s.error_monitor_dsn).map(crate::monitor::dsn::Dsn::parse) {
+        None => check("error_monitor", Status::Warn, "ERROR_MONITOR_DSN is not set: errors are only logged, nobody is told."),
+        Some(None) => {
+            check("error_monitor", Status::Warn, "ERROR_MONITOR_DSN is not a DSN (https://KEY@HOST/PROJECT): nothing is reported.")
+        }
+        Some(Some(_)) => check(
+            "error_monitor",
+            Status::Ok,
+            "ERROR_MONITOR_DSN is set: 5xx answers, dead letters and alarms are reported, without payloads.",
+        ),
+    });
+
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     Report { environment: env, ok, checks }
 }
@@ -347,6 +360,7 @@ mod tests {
             ip_hash_salt: Some(GOOD_SALT),
             id_hash_secret: Some("another-random-secret-0123456789abcdef"),
             admin_token: Some("a-long-admin-token-0123456789abcdef"),
+            error_monitor_dsn: Some("https://0123abcd@o1.ingest.sentry.io/42"),
         }
     }
 
@@ -375,6 +389,10 @@ mod tests {
         assert_eq!((status(&r, "clickhouse_user"), status(&r, "clickhouse_password")), (Status::Fail, Status::Fail));
         let r = report(&Settings { clickhouse_read_password: None, ..production() });
         assert_eq!(status(&r, "clickhouse_read_user"), Status::Fail);
+        for dsn in [None, Some("not a dsn")] {
+            let r = report(&Settings { error_monitor_dsn: dsn, ..production() });
+            assert_eq!((status(&r, "error_monitor"), r.ok), (Status::Warn, true), "{dsn:?}: works without one, says so");
+        }
         let r = report(&Settings { admin_token: None, ..production() });
         assert_eq!(status(&r, "admin_token"), Status::Fail);
         for secret in [None, Some(DEFAULT_ID_HASH_SECRET), Some("short")] {
@@ -436,6 +454,7 @@ mod tests {
             s.clickhouse_maintenance_password,
             s.ip_hash_salt,
             s.id_hash_secret,
+            s.error_monitor_dsn,
             s.admin_token,
         ] {
             assert!(!json.contains(secret.unwrap()), "{json}");

@@ -12,6 +12,8 @@ pub mod ingest;
 pub mod keys;
 /// The MCP protocol and tools over the Stats API.
 pub mod mcp;
+/// What the Workers report to an error monitor (Sentry's envelopes): never a payload.
+pub mod monitor;
 /// A visitor's export and erasure, and the audit log.
 pub mod privacy;
 /// The Stats API: request parsing, planning, SQL, results.

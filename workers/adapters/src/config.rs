@@ -72,6 +72,7 @@ pub fn report(env: &Env) -> Report {
         "IP_HASH_SALT",
         "ID_HASH_SECRET",
         "ADMIN_TOKEN",
+        "ERROR_MONITOR_DSN",
     ];
     let v: Vec<Option<String>> = names.iter().map(|n| var(env, n)).collect();
     let at = |i: usize| v[i].as_deref();
@@ -87,5 +88,6 @@ pub fn report(env: &Env) -> Report {
         ip_hash_salt: at(8),
         id_hash_secret: at(9),
         admin_token: at(10),
+        error_monitor_dsn: at(11),
     })
 }

@@ -8,3 +8,5 @@ pub mod config;
 pub mod http;
 pub mod key_lookup;
 pub mod kv;
+pub mod monitor;
+pub mod random;

@@ -7,6 +7,7 @@ use super::{config, http};
 use millimetric_adapters::auth::authenticate;
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::Route;
+use millimetric_core::monitor::report::Kind;
 use millimetric_core::paging;
 use millimetric_core::privacy::audit::{self, Record};
 use worker::{console_error, Date, Env, Request, Response};
@@ -24,6 +25,7 @@ pub async fn write(env: &Env, rec: &Record) {
     };
     if let Err(e) = result {
         console_error!("ALARM audit_write_failed: {:?} for {} not recorded: {e}", rec.action, rec.project_id);
+        millimetric_adapters::monitor::report_later(env, Kind::Alarm, "audit_write_failed", "audit");
     }
 }
 

@@ -12,7 +12,6 @@ use millimetric_core::keys::KeyKind;
 use millimetric_core::rate_limit;
 use serde::Serialize;
 use std::time::Duration;
-use wasm_bindgen::JsCast;
 use worker::*;
 
 #[derive(Serialize)]
@@ -101,7 +100,7 @@ async fn ingest(req: &mut Request, env: &Env, cors: &mut Option<String>) -> std:
     let total = envelope.events.len();
     for (index, raw_event) in envelope.events.into_iter().enumerate() {
         let result = event::validate_event(raw_event, principal.kind == KeyKind::Secret, &LIMITS)
-            .and_then(|ev| pipeline::build_row(&principal, ev, &ctx, &lookup, &mut new_event_id));
+            .and_then(|ev| pipeline::build_row(&principal, ev, &ctx, &lookup, &mut millimetric_adapters::random::uuid));
         match result {
             Ok(row) => rows.push(row),
             Err(e) => rejected.push(Rejected { index, code: e.code, message: e.message }),
@@ -167,16 +166,4 @@ fn edge_geo(req: &Request) -> Geo {
         Some(cf) => Geo::new(cf.country().as_deref(), cf.region().as_deref(), cf.city().as_deref()),
         None => Geo::default(),
     }
-}
-
-/// A random v4 UUID from the runtime's CSPRNG (`crypto.randomUUID`).
-fn new_event_id() -> String {
-    let global = js_sys::global();
-    js_sys::Reflect::get(&global, &"crypto".into())
-        .ok()
-        .and_then(|c| {
-            let f: js_sys::Function = js_sys::Reflect::get(&c, &"randomUUID".into()).ok()?.dyn_into().ok()?;
-            f.call0(&c).ok()?.as_string()
-        })
-        .expect("crypto.randomUUID is available in workerd")
 }

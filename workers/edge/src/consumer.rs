@@ -7,10 +7,11 @@
 use super::{clickhouse_sink, config};
 use millimetric_core::ingest::first_write;
 use millimetric_core::ingest::row::{EventRow, Failure, RowBatch};
+use millimetric_core::monitor::report::{self, Kind};
 use millimetric_core::storage::clickhouse::{is_data_error, on_failure, ClickHouseConfig, FailureAction, InsertOutcome};
 use worker::*;
 
-pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
+pub async fn consume(batch: MessageBatch<String>, env: &Env, ctx: &Context) -> Result<()> {
     let mut messages = Vec::new();
     for m in batch.messages()? {
         match RowBatch::from_message(m.body()) {
@@ -32,7 +33,7 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
         Err(outcome) => {
             console_log!("batch writer: {} messages, {} rows: {}", messages.len(), rows.len(), describe(&outcome));
             for (m, _) in &messages {
-                fail(env, m, None, &outcome).await;
+                fail(env, ctx, m, None, &outcome).await;
             }
             return Ok(());
         }
@@ -56,13 +57,13 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
                         first_write::record(&mut stored, &own);
                         m.ack()
                     }
-                    other => fail(env, m, Some(b), &other).await,
+                    other => fail(env, ctx, m, Some(b), &other).await,
                 }
             }
         }
         other => {
             for (m, b) in &messages {
-                fail(env, m, Some(b), &other).await;
+                fail(env, ctx, m, Some(b), &other).await;
             }
         }
     }
@@ -105,11 +106,15 @@ fn age_seconds(m: &Message<String>) -> u64 {
 
 /// What the core decides for a message whose insert failed: retry later (with an alarm when
 /// an operator must act) or dead-letter it with the reason.
-async fn fail(env: &Env, m: &Message<String>, batch: Option<&RowBatch>, outcome: &InsertOutcome) {
+async fn fail(env: &Env, ctx: &Context, m: &Message<String>, batch: Option<&RowBatch>, outcome: &InsertOutcome) {
     match on_failure(outcome, age_seconds(m)) {
         FailureAction::Retry { delay_s, alarm } => {
             if let Some(alarm) = alarm {
                 console_error!("{alarm}");
+                let code = report::alarm_code(&alarm).unwrap_or("alarm");
+                if let Some(send) = millimetric_adapters::monitor::report(env, Kind::Alarm, code, "queue:events", 1) {
+                    ctx.wait_until(send);
+                }
             }
             retry_in(m, delay_s);
         }

@@ -19,6 +19,7 @@ mod warm_up;
 
 // Shared with the read Worker (workers/adapters).
 use millimetric_adapters::{clickhouse_sink, config, http, key_lookup};
+use millimetric_core::monitor::report::Kind;
 use worker::*;
 
 /// Runs once when the isolate starts, before its first request.
@@ -32,8 +33,10 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    route(req, &env).await
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let path = req.path();
+    let answer = route(req, &env).await;
+    millimetric_adapters::monitor::watch(&env, &ctx, &path, answer).await
 }
 
 /// The browser snippet, served from the ingest host so it posts back to it (snippet/mm.js).
@@ -94,11 +97,20 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
 }
 
 #[event(queue)]
-async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
+async fn queue(batch: MessageBatch<String>, env: Env, ctx: Context) -> Result<()> {
     if batch.queue() == config::dead_letter_queue_name(&env) {
+        let messages = batch.messages().map(|m| m.len()).unwrap_or(0) as u64;
+        let report = millimetric_adapters::monitor::report(&env, Kind::DeadLetter, "dead_lettered", "queue:events", messages);
+        if let Some(send) = report {
+            ctx.wait_until(send);
+        }
         dead_letters::consume(batch, &env).await
     } else {
-        consumer::consume(batch, &env).await
+        let done = consumer::consume(batch, &env, &ctx).await;
+        for send in millimetric_adapters::monitor::pending() {
+            ctx.wait_until(send);
+        }
+        done
     }
 }
 
@@ -108,7 +120,7 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
 /// events past retention, then carry out project closures that are due and re-apply recent
 /// project deletions.
 #[event(scheduled)]
-async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     // Erasures first, so events of an erased visitor that arrived since are mostly not rolled
     // up (the deletes are mutations, applied shortly after: not a guarantee).
     erasures::reapply(&env).await;
@@ -117,4 +129,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     // Deleted projects last: a rollup run after their deletes (mutations, applied in the
     // background) could fold their not-yet-deleted events into new aggregate rows.
     projects_admin::run_due(&env).await;
+    for send in millimetric_adapters::monitor::pending() {
+        ctx.wait_until(send);
+    }
 }

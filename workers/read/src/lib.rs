@@ -18,12 +18,18 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let path = req.path();
+    let answer = route(req, &env).await;
+    millimetric_adapters::monitor::watch(&env, &ctx, &path, answer).await
+}
+
+async fn route(req: Request, env: &Env) -> Result<Response> {
     let path = req.path();
     let answer = match (req.method(), path.as_str()) {
-        (Method::Post, "/v1/query") => query(req, &env).await,
-        (Method::Get, "/v1/realtime") => live(req, &env).await,
-        (Method::Post, "/mcp") => return Ok(mcp(req, &env).await),
+        (Method::Post, "/v1/query") => query(req, env).await,
+        (Method::Get, "/v1/realtime") => live(req, env).await,
+        (Method::Post, "/mcp") => return Ok(mcp(req, env).await),
         (_, "/mcp") => return Ok(mcp_method_not_allowed()),
         (Method::Get, "/health") => return Ok(http::json(200, r#"{"status":"ok"}"#, None)),
         (_, "/v1/query") => Err(ApiError::new(405, "method_not_allowed", "Send queries with POST /v1/query.")),
