@@ -1,32 +1,40 @@
-//! Reports are rate-limited per isolate: at most PER_KEY a minute for one kind of error
-//! (kind, code, route) and GLOBAL a minute in all. What is held back is counted, and the next
-//! report of that kind carries the count, so a storm costs a few requests and loses no total.
+//! Reports are rate-limited per isolate: at most PER_KEY a minute for one kind of error and
+//! GLOBAL a minute in all. What is held back is counted; the next report of that kind carries
+//! the count, and `due` hands back, once their minute is over, the kinds held back that did not
+//! come again, so a storm costs a few requests and loses no total.
 
 use std::collections::HashMap;
 
 pub const PER_KEY: u32 = 3;
 pub const GLOBAL: u32 = 10;
-/// Kinds of error tracked at once; past it, a new kind waits for the next minute.
-const MAX_KEYS: usize = 64;
+/// Kinds of error tracked at once (a kind is a kind, code and route template: a bounded set);
+/// past it, within one minute, a new kind is dropped uncounted.
+const MAX_KEYS: usize = 512;
 const MINUTE_MS: i64 = 60_000;
 
-#[derive(Debug, Default)]
-pub struct Throttle {
+/// `T`: what the caller needs to send a held-back report later (the report itself).
+#[derive(Debug)]
+pub struct Throttle<T> {
     minute: i64,
     sent_this_minute: u32,
-    keys: HashMap<String, KeyState>,
+    keys: HashMap<String, KeyState<T>>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct KeyState {
+impl<T> Default for Throttle<T> {
+    fn default() -> Self {
+        Throttle { minute: 0, sent_this_minute: 0, keys: HashMap::new() }
+    }
+}
+
+#[derive(Debug)]
+struct KeyState<T> {
     sent_this_minute: u32,
     held_back: u64,
+    item: T,
 }
 
-impl Throttle {
-    /// Whether to send a report of `key` now, and if so how many occurrences it stands for
-    /// (`count` now, plus every one held back since the last report of that key).
-    pub fn admit(&mut self, key: &str, count: u64, now_ms: i64) -> Option<u64> {
+impl<T> Throttle<T> {
+    fn roll(&mut self, now_ms: i64) {
         let minute = now_ms.div_euclid(MINUTE_MS);
         if minute != self.minute {
             self.minute = minute;
@@ -34,17 +42,51 @@ impl Throttle {
             self.keys.retain(|_, s| s.held_back > 0);
             self.keys.values_mut().for_each(|s| s.sent_this_minute = 0);
         }
+    }
+
+    /// Whether to send a report of `key` now, and if so how many occurrences it stands for
+    /// (`count` now, plus every one held back since the last report of that key).
+    pub fn admit(&mut self, key: &str, item: T, count: u64, now_ms: i64) -> Option<u64> {
+        self.roll(now_ms);
         if !self.keys.contains_key(key) && self.keys.len() >= MAX_KEYS {
             return None;
         }
-        let state = self.keys.entry(key.to_string()).or_default();
-        if state.sent_this_minute >= PER_KEY || self.sent_this_minute >= GLOBAL {
+        let global_full = self.sent_this_minute >= GLOBAL;
+        let state = self.keys.entry(key.to_string()).or_insert(KeyState { sent_this_minute: 0, held_back: 0, item });
+        if state.sent_this_minute >= PER_KEY || global_full {
             state.held_back += count;
             return None;
         }
         state.sent_this_minute += 1;
         self.sent_this_minute += 1;
         Some(count + std::mem::take(&mut state.held_back))
+    }
+
+    /// Whether anything is held back (a cheap check before `due`).
+    pub fn holds_any(&self) -> bool {
+        self.keys.values().any(|s| s.held_back > 0)
+    }
+}
+
+impl<T: Clone> Throttle<T> {
+    /// Held-back kinds whose minute is over, to be sent now with their counts (within this
+    /// minute's budget; the rest wait for the next call).
+    pub fn due(&mut self, now_ms: i64) -> Vec<(T, u64)> {
+        let minute = now_ms.div_euclid(MINUTE_MS);
+        if minute == self.minute || !self.holds_any() {
+            return Vec::new();
+        }
+        self.roll(now_ms);
+        let mut out = Vec::new();
+        for state in self.keys.values_mut().filter(|s| s.held_back > 0) {
+            if self.sent_this_minute >= GLOBAL {
+                break;
+            }
+            state.sent_this_minute += 1;
+            self.sent_this_minute += 1;
+            out.push((state.item.clone(), std::mem::take(&mut state.held_back)));
+        }
+        out
     }
 }
 
@@ -57,20 +99,35 @@ mod tests {
     #[test]
     fn a_storm_costs_a_few_reports_a_minute_and_loses_no_count() {
         let mut t = Throttle::default();
-        let sent: Vec<u64> = (0..1000).filter_map(|i| t.admit("server_error:x:/collect", 1, T0 + i)).collect();
+        let sent: Vec<u64> = (0..1000).filter_map(|i| t.admit("server_error:x:/collect", (), 1, T0 + i)).collect();
         assert_eq!(sent, vec![1; PER_KEY as usize]);
         // the next minute's first report carries what was held back
-        assert_eq!(t.admit("server_error:x:/collect", 1, T0 + MINUTE_MS), Some(1 + 1000 - u64::from(PER_KEY)));
-        assert_eq!(t.admit("server_error:x:/collect", 1, T0 + MINUTE_MS + 1), Some(1));
+        assert_eq!(t.admit("server_error:x:/collect", (), 1, T0 + MINUTE_MS), Some(1 + 1000 - u64::from(PER_KEY)));
+        assert_eq!(t.admit("server_error:x:/collect", (), 1, T0 + MINUTE_MS + 1), Some(1));
+        assert!(t.due(T0 + 2 * MINUTE_MS).is_empty(), "nothing is held back any more");
     }
 
     #[test]
-    fn all_kinds_together_are_capped_too() {
+    fn kinds_held_back_that_do_not_come_again_are_due_once_their_minute_is_over() {
         let mut t = Throttle::default();
-        let sent = (0..100).filter(|i| t.admit(&format!("k{i}"), 1, T0).is_some()).count();
+        let sent = (0..11).filter(|i| t.admit(&format!("k{i}"), *i, 1, T0).is_some()).count();
         assert_eq!(sent, GLOBAL as usize);
-        // the next minute, the kinds held back are reported first, each with its count
-        let carried: Vec<u64> = (10..100).filter_map(|i| t.admit(&format!("k{i}"), 0, T0 + MINUTE_MS)).collect();
-        assert_eq!(carried, vec![1; GLOBAL as usize]);
+        assert!(t.due(T0 + 1).is_empty(), "not within its own minute");
+        assert_eq!(t.due(T0 + MINUTE_MS), vec![(10, 1)], "the eleventh, the next minute");
+        assert!(t.due(T0 + MINUTE_MS + 1).is_empty(), "once");
+    }
+
+    #[test]
+    fn all_kinds_together_are_capped_too_and_come_out_later() {
+        let mut t = Throttle::default();
+        let sent = (0..100).filter(|i| t.admit(&format!("k{i}"), *i, 1, T0).is_some()).count();
+        assert_eq!(sent, GLOBAL as usize);
+        let mut total = sent as u64;
+        for minute in 1..20 {
+            let due = t.due(T0 + minute * MINUTE_MS);
+            assert!(due.len() <= GLOBAL as usize);
+            total += due.iter().map(|(_, n)| n).sum::<u64>();
+        }
+        assert_eq!(total, 100, "every occurrence reported, ten a minute");
     }
 }

@@ -16,7 +16,7 @@ use worker::{console_error, Context, Date, Env, Fetch, Headers, Method, Request,
 type Sending = Pin<Box<dyn Future<Output = ()>>>;
 
 thread_local! {
-    static THROTTLE: RefCell<Throttle> = RefCell::new(Throttle::default());
+    static THROTTLE: RefCell<Throttle<Report>> = RefCell::new(Throttle::default());
     /// Reports made where no `Context` is at hand, sent when the answer is watched.
     static PENDING: RefCell<Vec<Sending>> = const { RefCell::new(Vec::new()) };
 }
@@ -29,27 +29,55 @@ pub fn report_later(env: &Env, kind: Kind, code: &str, route: &'static str) {
     }
 }
 
-/// The reports made with `report_later` not sent yet, for the caller's `wait_until`.
-pub fn pending() -> Vec<Sending> {
-    PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()))
+/// The reports made with `report_later` not sent yet, and those the throttle held back whose
+/// minute is over, for the caller's `wait_until`.
+pub fn pending(env: &Env) -> Vec<Sending> {
+    let mut out = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    out.extend(due(env));
+    out
 }
 
 /// The send of one report, for the caller's `wait_until`; None when nothing is to be sent (no
 /// DSN, or held back by the throttle: then it is counted into the next report).
 pub fn report(env: &Env, kind: Kind, code: &str, route: &'static str, count: u64) -> Option<impl Future<Output = ()> + 'static> {
-    let dsn = Dsn::parse(&config::var(env, "ERROR_MONITOR_DSN")?)?;
+    let dsn = dsn(env)?;
     let now = Date::now().as_millis() as i64;
     let mut r = Report::new(kind, code, route, count);
-    r.count = THROTTLE.with(|t| t.borrow_mut().admit(&r.key(), count, now))?;
+    r.count = THROTTLE.with(|t| t.borrow_mut().admit(&r.key(), r.clone(), count, now))?;
+    Some(sending(env, dsn, r, now))
+}
+
+fn dsn(env: &Env) -> Option<Dsn> {
+    Dsn::parse(&config::var(env, "ERROR_MONITOR_DSN")?)
+}
+
+/// Reports held back by the throttle whose minute is over (kinds that did not come again).
+fn due(env: &Env) -> Vec<Sending> {
+    if !THROTTLE.with(|t| t.borrow().holds_any()) {
+        return Vec::new();
+    }
+    let Some(dsn) = dsn(env) else { return Vec::new() };
+    let now = Date::now().as_millis() as i64;
+    let reports = THROTTLE.with(|t| t.borrow_mut().due(now));
+    reports
+        .into_iter()
+        .map(|(mut r, count)| {
+            r.count = count;
+            Box::pin(sending(env, dsn.clone(), r, now)) as Sending
+        })
+        .collect()
+}
+
+fn sending(env: &Env, dsn: Dsn, r: Report, now: i64) -> impl Future<Output = ()> + 'static {
     let release = config::var(env, "MM_RELEASE").unwrap_or_else(|| report::CLIENT.to_string());
     let environment = config::var(env, "MM_ENV").unwrap_or_else(|| "production".into());
     let event_id = super::random::uuid().replace('-', "");
     let body = report::envelope(&r, &event_id, now, &dsn.dsn, &release, &environment);
-    Some(async move {
+    async move {
         if let Err(e) = send(&dsn, body).await {
             console_error!("monitor: the report was not sent ({e})");
         }
-    })
+    }
 }
 
 /// A Worker's answer to a request for `path`, watched: a 5xx is reported with its error's code,
@@ -58,14 +86,14 @@ pub fn report(env: &Env, kind: Kind, code: &str, route: &'static str, count: u64
 pub async fn watch(env: &Env, ctx: &Context, path: &str, answer: Result<Response>) -> Result<Response> {
     let route = report::route_of(path);
     let (answer, sent) = match answer {
-        Ok(mut r) if r.status_code() >= 500 => {
+        Ok(mut r) if r.status_code() >= 500 && dsn(env).is_some() => {
             let code = error_code(&mut r).await;
             (Ok(r), report(env, Kind::ServerError, &code, route, 1))
         }
         Ok(r) => (Ok(r), None),
         Err(e) => (Err(e), report(env, Kind::Failure, "handler_error", route, 1)),
     };
-    for send in sent.into_iter().map(|s| Box::pin(s) as Sending).chain(pending()) {
+    for send in sent.into_iter().map(|s| Box::pin(s) as Sending).chain(pending(env)) {
         ctx.wait_until(send);
     }
     answer

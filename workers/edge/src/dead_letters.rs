@@ -14,8 +14,10 @@ use worker::*;
 const PREFIX: &str = "dlq:";
 const KEEP_SECONDS: u64 = 30 * 24 * 3600;
 
-pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
+/// Keeps each dead message; how many were kept (the others are retried).
+pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<u64> {
     let kv = env.kv(config::DEAD_LETTERS_KV)?;
+    let mut kept = 0;
     for m in batch.messages()? {
         // Something that is not a row batch keeps its body, as it came.
         let mut body = RowBatch::from_message(m.body()).unwrap_or_else(|reason| RowBatch::unreadable(m.body(), reason));
@@ -29,14 +31,17 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
             Err(e) => Err(Error::from(e)),
         };
         match stored {
-            Ok(()) => m.ack(),
+            Ok(()) => {
+                m.ack();
+                kept += 1;
+            }
             Err(e) => {
                 console_error!("dead letter: could not keep it in KV ({e}); retrying");
                 m.retry();
             }
         }
     }
-    Ok(())
+    Ok(kept)
 }
 
 fn fail(e: &ApiError) -> Result<Response> {

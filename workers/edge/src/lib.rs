@@ -99,15 +99,16 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
 #[event(queue)]
 async fn queue(batch: MessageBatch<String>, env: Env, ctx: Context) -> Result<()> {
     if batch.queue() == config::dead_letter_queue_name(&env) {
-        let messages = batch.messages().map(|m| m.len()).unwrap_or(0) as u64;
-        let report = millimetric_adapters::monitor::report(&env, Kind::DeadLetter, "dead_lettered", "queue:events", messages);
-        if let Some(send) = report {
-            ctx.wait_until(send);
+        let kept = dead_letters::consume(batch, &env).await?;
+        if kept > 0 {
+            if let Some(send) = millimetric_adapters::monitor::report(&env, Kind::DeadLetter, "dead_lettered", "queue:events", kept) {
+                ctx.wait_until(send);
+            }
         }
-        dead_letters::consume(batch, &env).await
+        Ok(())
     } else {
         let done = consumer::consume(batch, &env, &ctx).await;
-        for send in millimetric_adapters::monitor::pending() {
+        for send in millimetric_adapters::monitor::pending(&env) {
             ctx.wait_until(send);
         }
         done
@@ -129,7 +130,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     // Deleted projects last: a rollup run after their deletes (mutations, applied in the
     // background) could fold their not-yet-deleted events into new aggregate rows.
     projects_admin::run_due(&env).await;
-    for send in millimetric_adapters::monitor::pending() {
+    for send in millimetric_adapters::monitor::pending(&env) {
         ctx.wait_until(send);
     }
 }
