@@ -268,7 +268,9 @@ fn violations(run: &Run) -> Vec<(&'static str, String)> {
 
     // No form value: not the POST form's, not the search box's draft (which never becomes part
     // of an address), and the submitted query only as the URL of the page it loaded.
-    let anywhere = ["jane.doe", "4242", "hunter2", "draft-7c1f"];
+    // The card number as typed, form-encoded or run together: never a bare `4242`, which a
+    // random id holds one time in a few hundred.
+    let anywhere = ["jane.doe", "4242 4242", "4242+4242", "4242%204242", "42424242", "hunter2", "draft-7c1f"];
     for r in &run.sent {
         let text = format!("{} {}", r["url"], r["body"]);
         for secret in anywhere {
