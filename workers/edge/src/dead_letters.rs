@@ -70,18 +70,21 @@ async fn page(env: &Env, page: &paging::Page) -> std::result::Result<(Vec<Listed
     Ok((items, if listed.list_complete { None } else { listed.cursor }))
 }
 
-pub async fn list(req: Request, env: &Env) -> Result<Response> {
-    if let Some(refused) = super::admin::refuse_unless_admin(&req, env) {
-        return Ok(refused);
+/// The admin gate, then one page of dead letters (`?limit=&cursor=`, `default` and `max` a
+/// page): what both admin routes start with. Err: the answer to give instead.
+async fn admin_page(req: &Request, env: &Env, default: u64, max: u64) -> std::result::Result<(Vec<Listed>, Option<String>), Response> {
+    if let Some(refused) = super::admin::refuse_unless_admin(req, env) {
+        return Err(refused);
     }
-    let url = req.url()?;
-    let p = match paging::parse_page(url.query(), 20, 100) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
-    let (items, cursor) = match page(env, &p).await {
+    let url = req.url().map_err(|_| http::error(&ApiError::bad_request("invalid_url", "The request URL could not be read."), None))?;
+    let p = paging::parse_page(url.query(), default, max).map_err(|e| http::error(&e, None))?;
+    page(env, &p).await.map_err(|e| http::error(&e, None))
+}
+
+pub async fn list(req: Request, env: &Env) -> Result<Response> {
+    let (items, cursor) = match admin_page(&req, env, 20, 100).await {
         Ok(x) => x,
-        Err(e) => return fail(&e),
+        Err(answer) => return Ok(answer),
     };
     let items: Vec<_> =
         items.into_iter().map(|(id, b, _)| serde_json::json!({ "id": id, "failure": b.failure, "rows": b.rows, "raw": b.raw })).collect();
@@ -139,17 +142,9 @@ async fn rewrite_each(env: &Env, without: impl Fn(&RowBatch) -> Option<RowBatch>
 /// on the events queue, then its KV entry goes. Dead letters with no rows (a body that was
 /// not a row batch) stay, listed in `kept`.
 pub async fn replay(req: Request, env: &Env) -> Result<Response> {
-    if let Some(refused) = super::admin::refuse_unless_admin(&req, env) {
-        return Ok(refused);
-    }
-    let url = req.url()?;
-    let p = match paging::parse_page(url.query(), 100, 100) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
-    let (items, cursor) = match page(env, &p).await {
+    let (items, cursor) = match admin_page(&req, env, 100, 100).await {
         Ok(x) => x,
-        Err(e) => return fail(&e),
+        Err(answer) => return Ok(answer),
     };
     let unavailable = |what: &str| fail(&super::key_lookup::unavailable(what));
     let Ok(queue) = env.queue(config::EVENTS_QUEUE) else { return unavailable("The event queue") };
