@@ -103,9 +103,8 @@ pub async fn delete_project(env: &Env, project: &str) -> Answer {
         keys_admin::put(env, hash, &revoked).await?;
     }
     put_tombstone(env, project, Tombstone::default()).await?;
-    let mut deleted = erase_all(env, project).await?;
+    let deleted = erase_all(env, project, keys.into_iter().map(|(hash, _)| hash).collect()).await?;
     put_tombstone(env, project, Tombstone { completed_ms: Some(Date::now().as_millis() as i64) }).await?;
-    deleted["keys"] = keys.len().into();
     Ok((
         200,
         json!({
@@ -128,8 +127,9 @@ async fn put_tombstone(env: &Env, project: &str, tomb: Tombstone) -> Result<(), 
 /// Everything of a project that a deletion removes after its tombstone: its rows in ClickHouse,
 /// its dead letters, its erasure records and closure, and its key records. Safe to repeat: the
 /// daily job runs it again while the tombstone lasts, so a deletion that failed part way
-/// (ClickHouse or KV down) is finished there.
-async fn erase_all(env: &Env, project: &str) -> Result<serde_json::Value, ApiError> {
+/// (ClickHouse or KV down) is finished there. `key_hashes`: the project's key records (listed
+/// once per run: a full scan of KV `KEYS`).
+async fn erase_all(env: &Env, project: &str, key_hashes: Vec<String>) -> Result<serde_json::Value, ApiError> {
     let tables = delete_rows(env, project).await.map_err(|e| {
         console_error!("projects: deleting {project}'s rows failed (the daily job retries): {e}");
         unavailable("The event store")
@@ -145,11 +145,10 @@ async fn erase_all(env: &Env, project: &str) -> Result<serde_json::Value, ApiErr
         }
     }
     let key_store = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
-    let keys = keys_admin::project_keys(env, project).await?;
-    for (hash, _) in &keys {
+    for hash in &key_hashes {
         key_store.delete(hash).await.map_err(|_| unavailable("The key store"))?;
     }
-    Ok(json!({"keys": keys.len(), "tables": tables, "dead_letters": dead_letters, "erasure_records": erasure_records}))
+    Ok(json!({"keys": key_hashes.len(), "tables": tables, "dead_letters": dead_letters, "erasure_records": erasure_records}))
 }
 
 /// A project deleted less than 8 days ago keeps its id reserved: the daily job is still deleting
@@ -178,7 +177,8 @@ async fn delete_rows(env: &Env, project: &str) -> Result<Vec<String>, String> {
 /// tombstone gets its expiry (TOMBSTONE_SECONDS from then).
 async fn finish(env: &Env, kv: &worker::kv::KvStore, key: &str, project: &str) -> Result<&'static str, ApiError> {
     let tomb = kv.get(key).text().await.map_err(|_| unavailable("The erasure log"))?.map(|v| Tombstone::parse(&v));
-    erase_all(env, project).await?;
+    let key_hashes = keys_admin::project_keys(env, project).await?.into_iter().map(|(hash, _)| hash).collect();
+    erase_all(env, project, key_hashes).await?;
     match tomb {
         Some(Tombstone { completed_ms: None }) => {
             put_tombstone(env, project, Tombstone { completed_ms: Some(Date::now().as_millis() as i64) }).await?;
