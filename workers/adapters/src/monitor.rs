@@ -84,14 +84,14 @@ fn sending(env: &Env, dsn: Dsn, r: Report, now: i64) -> impl Future<Output = ()>
 /// a handler that failed (workerd answers 500 for it) as a failure; in the background. The
 /// answer goes back as it was.
 pub async fn watch(env: &Env, ctx: &Context, path: &str, answer: Result<Response>) -> Result<Response> {
-    let route = report::route_of(path);
+    // The route template only for an answer that is reported: not on every request's path.
     let (answer, sent) = match answer {
         Ok(mut r) if r.status_code() >= 500 && dsn(env).is_some() => {
             let code = error_code(&mut r).await;
-            (Ok(r), report(env, Kind::ServerError, &code, route, 1))
+            (Ok(r), report(env, Kind::ServerError, &code, report::route_of(path), 1))
         }
         Ok(r) => (Ok(r), None),
-        Err(e) => (Err(e), report(env, Kind::Failure, "handler_error", route, 1)),
+        Err(e) => (Err(e), report(env, Kind::Failure, "handler_error", report::route_of(path), 1)),
     };
     for send in sent.into_iter().map(|s| Box::pin(s) as Sending).chain(pending(env)) {
         ctx.wait_until(send);
