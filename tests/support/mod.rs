@@ -259,10 +259,19 @@ impl Stack {
 
     /// Every key of the edge Worker's KV `binding`, as its local state holds them.
     pub fn kv_keys(&self, binding: &str) -> Vec<String> {
-        let out = self.wrangler_local(&["kv", "key", "list", "--binding", binding]);
+        self.kv_list(binding, "").iter().filter_map(|k| k["name"].as_str().map(str::to_string)).collect()
+    }
+
+    /// The edge Worker's KV `binding` as its local state lists it (`name`, `expiration`), the
+    /// keys starting with `prefix`.
+    fn kv_list(&self, binding: &str, prefix: &str) -> Vec<serde_json::Value> {
+        let mut args = vec!["kv", "key", "list", "--binding", binding];
+        if !prefix.is_empty() {
+            args.extend(["--prefix", prefix]);
+        }
+        let out = self.wrangler_local(&args);
         let json = &out[out.find('[').unwrap_or(0)..];
-        let listed: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_else(|e| panic!("kv key list {binding}: {e}: {out}"));
-        listed.iter().filter_map(|k| k["name"].as_str().map(str::to_string)).collect()
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("kv key list {binding}: {e}: {out}"))
     }
 
     /// The value under `key` in the edge Worker's KV `binding`.
@@ -282,9 +291,7 @@ impl Stack {
 
     /// When KV drops `key` of `binding` (unix seconds), as its listing says.
     pub fn kv_expiration(&self, binding: &str, key: &str) -> Option<u64> {
-        let out = self.wrangler_local(&["kv", "key", "list", "--binding", binding, "--prefix", key]);
-        let listed: Vec<serde_json::Value> = serde_json::from_str(&out[out.find('[').unwrap_or(0)..]).unwrap_or_default();
-        listed.iter().find(|k| k["name"] == key).and_then(|k| k["expiration"].as_u64())
+        self.kv_list(binding, key).iter().find(|k| k["name"] == key).and_then(|k| k["expiration"].as_u64())
     }
 
     pub fn log_path(&self) -> PathBuf {
