@@ -79,6 +79,33 @@ fn main() {
         r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"filters":[["is","event:name",["signup"]]],"source":"aggregates"}"#,
         r#"{"metrics":["visitors","visits","pageviews","events"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:props:plan","time:week"],"filters":[["is_not","event:props:plan",["free"]]],"source":"aggregates","include":{"bots":true}}"#,
     ];
+    // Usage (core/src/usage): the cron's snapshot of the sample rows' days, then every read,
+    // for one project and for all; a counters flush and its read.
+    use millimetric_core::usage::{sql as usage, tally};
+    let (nov20, dec1) = (nov1 + time::Duration::days(19), time::macros::date!(2026 - 12 - 01));
+    for s in usage::snapshot_sql("millimetric", "events", nov20 + time::Duration::days(1), 9) {
+        println!("{s}");
+    }
+    for scope in [usage::Scope::Project("proj_modern"), usage::Scope::All] {
+        println!("{}", usage::stored_snapshot_sql("millimetric", scope, nov1, dec1));
+        println!("{}", usage::stored_live_sql("millimetric", "events", scope, nov1, dec1));
+        println!("{}", usage::counters_sql("millimetric", scope, nov1, dec1));
+    }
+    let mut t = tally::Tally::default();
+    t.add(
+        tally::Slot {
+            project_id: "proj_modern".into(),
+            day: nov20.to_string(),
+            counter: millimetric_core::usage::Counter::Query,
+            dim: "stats".into(),
+        },
+        2,
+        0,
+    );
+    for f in t.take("flush-1".into()) {
+        println!("{}", usage::counters_insert("millimetric", f.rows().trim()).replace('\n', " "));
+    }
+
     for b in agg_bodies {
         for cut_day in ["2026-11-30", "2026-11-15"] {
             let cut = aggregates::parse_frontier(&format!("{cut_day}\t1\n")).unwrap();

@@ -64,7 +64,8 @@ fn dead_letter_expiry() -> u64 {
 }
 
 /// Events for both projects, yesterday (rolled up into the aggregates by the cron) and now;
-/// a visitor's erasure record each; a dead letter holding rows of both.
+/// a visitor's erasure record each, an export counted in usage and a quota; a dead letter
+/// holding rows of both.
 fn seed(stack: &Stack) {
     let yesterday = time::OffsetDateTime::now_utc() - time::Duration::days(1);
     let ms = (yesterday.unix_timestamp() * 1000).to_string();
@@ -80,6 +81,13 @@ fn seed(stack: &Stack) {
         assert_eq!(stack.request("DELETE", "/visitors/gone", &[("Authorization", &sk)], b"").status, 202);
         let erased = support::eventually(LAND, || stack.query(&landed).trim() == "0");
         assert!(erased, "the visitor's erasure (a mutation) did not land before the counts are taken");
+        // Usage: an export (counted in usage_counts) and a capped quota with its flag in KV.
+        assert_eq!(stack.request("GET", "/visitors/v1/events", &[("Authorization", &sk)], b"").status, 200);
+        let quota = admin(stack, "PUT", &format!("/admin/projects/{project}/quota"), br#"{"monthly_events": 1000, "hard_cap": true}"#);
+        assert_eq!(quota.status, 200, "{:?}", quota.body);
+        stack.kv_put("KEYS", &format!("quota_reached:{project}"), "1970-01");
+        let counted = format!("SELECT count() FROM usage_counts WHERE project_id = '{project}'");
+        assert_eq!(stack.wait_count(&counted, 1, LAND), 1, "{project}'s export was not counted:\n{}", stack.logs());
     }
     let (_, an_hour_ago) = support::time_ago(Duration::from_secs(3600));
     let row = |p: &str| json!({"project_id": p, "event_id": format!("dl-{p}"), "timestamp": an_hour_ago, "received_at": an_hour_ago, "anonymous_id": "v9"});

@@ -22,6 +22,8 @@ pub mod query;
 pub mod rate_limit;
 /// ClickHouse: statements, inserts, migrations, retention, the daily rollup.
 pub mod storage;
+/// Usage per project and day (what is billed), and monthly quotas.
+pub mod usage;
 
 pub mod config_check;
 pub mod error;

@@ -320,9 +320,12 @@ impl Stack {
             .args(["--port", &self.port.to_string(), "--inspector-port", &self.inspector_port.to_string()])
             .arg("--persist-to")
             .arg(self.wrangler_state())
-            .args(["--var", &format!("CLICKHOUSE_URL:http://127.0.0.1:{}", self.ch_port)])
             .args(["--var", &format!("CLICKHOUSE_PASSWORD:{CH_PASSWORD}")])
             .args(["--var", &format!("ADMIN_TOKEN:{ADMIN_TOKEN}")]);
+        // ClickHouse as the harness started it, unless a test puts something in between.
+        if !self.extra_vars.iter().any(|(k, _)| k == "CLICKHOUSE_URL") {
+            cmd.args(["--var", &format!("CLICKHOUSE_URL:http://127.0.0.1:{}", self.ch_port)]);
+        }
         // Local development (core/src/config_check.rs), unless a test says otherwise.
         if !self.extra_vars.iter().any(|(k, _)| k == "MM_ENV") {
             cmd.args(["--var", "MM_ENV:development"]);
@@ -599,6 +602,7 @@ impl Stack {
             .arg(self.wrangler_state())
             .args(["--var", &format!("CLICKHOUSE_URL:http://127.0.0.1:{}", self.ch_port)])
             .args(["--var", &format!("CLICKHOUSE_READ_PASSWORD:{CH_PASSWORD}")])
+            .args(["--var", &format!("CLICKHOUSE_USAGE_PASSWORD:{CH_PASSWORD}")])
             .args(["--var", "MM_ENV:development"]);
         cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).process_group(0);
         let child = cmd.spawn().expect("start wrangler dev for the read Worker");

@@ -12,12 +12,16 @@
 //!   keys --url URL close PROJECT [--days 0..30]     the project's data deleted then (default 30)
 //!   keys --url URL closure PROJECT | reopen PROJECT  the closure scheduled, or cancelled
 //!   keys --url URL delete-project PROJECT           every key and all data of the project, now
+//!   keys --url URL quota PROJECT [--monthly N|none] [--hard-cap true|false]
+//!        without options: the quota and this month's use; with them: set (both, or none)
+//!   keys --url URL usage all [--from YYYY-MM-DD] [--to YYYY-MM-DD]  every project's usage
 use serde_json::{json, Map, Value};
 
 fn usage() -> ! {
     eprintln!("usage: ADMIN_TOKEN=... keys --url URL create PROJECT [--kinds ...] [--origins ...] [--retention N] [--hash-routing] [--limit N] [--timezone Z]");
     eprintln!("       keys --url URL list PROJECT | rotate HASH [--grace S] | revoke HASH | set HASH [options]");
     eprintln!("       keys --url URL close PROJECT [--days N] | closure PROJECT | reopen PROJECT | delete-project PROJECT");
+    eprintln!("       keys --url URL quota PROJECT [--monthly N|none] [--hard-cap true|false] | usage all [--from D] [--to D]");
     std::process::exit(2)
 }
 
@@ -83,6 +87,20 @@ fn main() {
                 opts.insert("grace_seconds".into(), json!(take(val).parse::<u64>().unwrap_or_else(|_| usage())));
                 j += 2;
             }
+            "--monthly" => {
+                let v = take(val);
+                let n = if v == "none" { Value::Null } else { json!(v.parse::<u64>().unwrap_or_else(|_| usage())) };
+                opts.insert("monthly_events".into(), n);
+                j += 2;
+            }
+            "--hard-cap" => {
+                opts.insert("hard_cap".into(), json!(take(val) == "true"));
+                j += 2;
+            }
+            "--from" | "--to" => {
+                opts.insert(flag[2..].into(), json!(take(val)));
+                j += 2;
+            }
             "--hash-routing" if cmd == "create" => {
                 opts.insert("hash_routing".into(), json!(true));
                 j += 1;
@@ -108,6 +126,12 @@ fn main() {
         "closure" => ("GET", format!("/admin/projects/{target}/closure"), Value::Null),
         "reopen" => ("DELETE", format!("/admin/projects/{target}/closure"), Value::Null),
         "delete-project" => ("DELETE", format!("/admin/projects/{target}"), Value::Null),
+        "quota" if opts.is_empty() => ("GET", format!("/admin/projects/{target}/quota"), Value::Null),
+        "quota" => ("PUT", format!("/admin/projects/{target}/quota"), Value::Object(opts)),
+        "usage" if target == "all" => {
+            let q: Vec<String> = opts.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+            ("GET", format!("/admin/usage?{}", q.join("&")), Value::Null)
+        }
         _ => usage(),
     };
     let req = ureq::request(method, &format!("{base}{path}")).set("Authorization", &format!("Bearer {token}"));

@@ -105,6 +105,7 @@ pub fn build_row(
         prop_values,
         key_kind: principal.kind.as_str().to_string(),
         retention_days: principal.retention_days,
+        ingest_route: "collect".into(),
     };
     let (bytes, largest) = row.serialized_bound();
     if bytes > MAX_ROW_BYTES {

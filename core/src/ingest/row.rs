@@ -44,6 +44,9 @@ pub struct EventRow {
     pub prop_values: Vec<String>,
     pub key_kind: String,
     pub retention_days: u16,
+    /// Which way the event came in (`collect`; the SDK-compatible routes set theirs): usage by
+    /// route (core/src/usage). A message from before the field existed came through /collect.
+    pub ingest_route: String,
 }
 
 impl Default for EventRow {
@@ -83,6 +86,7 @@ impl Default for EventRow {
             prop_values: Vec::new(),
             key_kind: String::new(),
             retention_days: 30,
+            ingest_route: "collect".into(),
         }
     }
 }
@@ -393,12 +397,13 @@ pub(crate) mod tests {
         let mut v: serde_json::Value =
             serde_json::from_str(&RowBatch { rows: vec![sample("old", 3)], failure: None, raw: None }.to_message()).unwrap();
         let row = v["rows"][0].as_object_mut().unwrap();
-        for newer in ["click_id_type", "click_id", "key_kind", "retention_days"] {
+        for newer in ["click_id_type", "click_id", "key_kind", "retention_days", "ingest_route"] {
             row.remove(newer);
         }
         let batch = RowBatch::from_message(&v.to_string()).expect("an older message reads");
         assert_eq!(batch.rows[0].event_id, "old");
         assert_eq!((batch.rows[0].retention_days, batch.rows[0].click_id.as_str()), (30, ""));
+        assert_eq!(batch.rows[0].ingest_route, "collect");
         // And a newer deploy's message (a field this one does not know) reads too.
         let mut v = v.clone();
         v["rows"][0]["added_later"] = serde_json::json!("x");

@@ -47,6 +47,8 @@ pub enum Role {
     Writer,
     Reader,
     Maintainer,
+    /// Usage counters (core/src/usage): INSERT on `usage_counts` only, from both Workers.
+    Counter,
 }
 
 impl Role {
@@ -55,6 +57,7 @@ impl Role {
             Role::Writer => "CLICKHOUSE_USER",
             Role::Reader => "CLICKHOUSE_READ_USER",
             Role::Maintainer => "CLICKHOUSE_MAINTENANCE_USER",
+            Role::Counter => "CLICKHOUSE_USAGE_USER",
         }
     }
 
@@ -63,6 +66,7 @@ impl Role {
             Role::Writer => "CLICKHOUSE_PASSWORD",
             Role::Reader => "CLICKHOUSE_READ_PASSWORD",
             Role::Maintainer => "CLICKHOUSE_MAINTENANCE_PASSWORD",
+            Role::Counter => "CLICKHOUSE_USAGE_PASSWORD",
         }
     }
 }

@@ -10,3 +10,4 @@ pub mod key_lookup;
 pub mod kv;
 pub mod monitor;
 pub mod random;
+pub mod usage;

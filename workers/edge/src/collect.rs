@@ -3,6 +3,7 @@
 
 use super::key_lookup::unavailable;
 use super::{config, http};
+use millimetric_adapters::usage;
 use millimetric_core::enrich::geo::Geo;
 use millimetric_core::error::ApiError;
 use millimetric_core::ingest::event::{self, LIMITS};
@@ -10,6 +11,7 @@ use millimetric_core::ingest::pipeline::{self, RequestContext};
 use millimetric_core::keys::auth::Route;
 use millimetric_core::keys::KeyKind;
 use millimetric_core::rate_limit;
+use millimetric_core::usage::Counter;
 use serde::Serialize;
 use std::time::Duration;
 use worker::*;
@@ -41,25 +43,39 @@ impl From<ApiError> for Refusal {
     }
 }
 
+/// Whose request it turned out to be, once its key was known: the CORS origin to answer with,
+/// and the project and event count a refusal is counted against (usage).
+#[derive(Default)]
+struct Seen {
+    cors: Option<String>,
+    project: Option<(String, usize)>,
+}
+
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
-    let mut cors: Option<String> = None;
-    match ingest(&mut req, env, &mut cors).await {
-        Ok(body) => Ok(http::json(202, &body, cors.as_deref())),
-        Err(Refusal { error, retry_after_s: Some(wait) }) => Ok(http::rate_limited(&error, wait, cors.as_deref())),
-        Err(Refusal { error, retry_after_s: None }) => {
-            if error.status >= 500 {
-                console_error!("collect: {error}");
-            }
-            Ok(http::error(&error, cors.as_deref()))
-        }
+    let mut seen = Seen::default();
+    let answer = ingest(&mut req, env, &mut seen).await;
+    let cors = seen.cors.as_deref();
+    let (error, retry_after_s) = match answer {
+        Ok(body) => return Ok(http::json(202, &body, cors)),
+        Err(Refusal { error, retry_after_s }) => (error, retry_after_s),
+    };
+    if let Some((project, events)) = &seen.project {
+        usage::count(project, Counter::Refused, error.code, *events as u64);
     }
+    if let Some(wait) = retry_after_s {
+        return Ok(http::rate_limited(&error, wait, cors));
+    }
+    if error.status >= 500 {
+        console_error!("collect: {error}");
+    }
+    Ok(http::error(&error, cors))
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
-async fn ingest(req: &mut Request, env: &Env, cors: &mut Option<String>) -> std::result::Result<String, Refusal> {
+async fn ingest(req: &mut Request, env: &Env, seen: &mut Seen) -> std::result::Result<String, Refusal> {
     event::check_content_type(header(req, "Content-Type").as_deref())?;
     let encoding = event::check_content_encoding(header(req, "Content-Encoding").as_deref())?;
     let raw = read_capped(req).await?;
@@ -69,7 +85,8 @@ async fn ingest(req: &mut Request, env: &Env, cors: &mut Option<String>) -> std:
     // The key (a Bearer token, else the body's `key`), the per-address limit, the key store.
     let caller = millimetric_adapters::auth::authenticate(req, env, Route::Ingest, envelope.key.as_deref()).await?;
     let (principal, key_hash) = (caller.principal, caller.key_hash);
-    *cors = principal.cors_origin.clone();
+    seen.cors = principal.cors_origin.clone();
+    seen.project = Some((principal.project_id.clone(), envelope.events.len()));
 
     if envelope.is_batch && principal.kind != KeyKind::Secret {
         return Err(ApiError::bad_request(
@@ -79,6 +96,10 @@ async fn ingest(req: &mut Request, env: &Env, cors: &mut Option<String>) -> std:
         .into());
     }
 
+    // A capped project past its monthly quota (the batch writer sets the flag).
+    if let Some(wait) = super::quota::refusal(env, &principal.project_id).await {
+        return Err(Refusal { error: millimetric_core::usage::quota::exceeded(), retry_after_s: Some(wait) });
+    }
     // Per key, with the limit from the key's record, counted in events.
     let limit = principal.events_per_minute.unwrap_or_else(|| rate_limit::default_events_per_minute(principal.kind));
     if let Some(wait) = super::key_limiter::check(env, &key_hash, envelope.events.len() as u64, limit).await {
@@ -106,7 +127,11 @@ async fn ingest(req: &mut Request, env: &Env, cors: &mut Option<String>) -> std:
             Err(e) => rejected.push(Rejected { index, code: e.code, message: e.message }),
         }
     }
+    for r in &rejected {
+        usage::count(&principal.project_id, Counter::Refused, r.code, 1);
+    }
     if rows.is_empty() {
+        seen.project = None; // each rejected event is counted above, by its own code
         if total == 1 && !envelope.is_batch {
             let r = rejected.pop().expect("one event, rejected");
             return Err(ApiError::bad_request(r.code, r.message).into());

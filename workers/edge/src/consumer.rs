@@ -65,8 +65,11 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env, ctx: &Context) -> R
             for (m, b) in &messages {
                 fail(env, ctx, m, Some(b), &other).await;
             }
+            return Ok(());
         }
     }
+    // Capped projects that this batch may have taken past their quota (at most once a minute each).
+    super::quota::after_store(env, messages.iter().flat_map(|(_, b)| b.rows.iter().map(|r| r.project_id.clone())).collect()).await;
     Ok(())
 }
 

@@ -107,7 +107,9 @@ async fn list(env: &Env, query: Option<&str>, now: i64) -> Answer {
 pub async fn project_keys(env: &Env, project: &str) -> Result<Vec<(String, KeyRecord)>, ApiError> {
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     let mut keys = Vec::new();
-    for hash in all_keys(&kv, "").await.map_err(|_| unavailable("The key store"))? {
+    // Only key records: the namespace also holds projects' quota records (usage::quota).
+    let hashes = all_keys(&kv, "").await.map_err(|_| unavailable("The key store"))?.into_iter().filter(|h| admin::check_hash(h).is_ok());
+    for hash in hashes {
         if let Some(r) = kv.get(&hash).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))? {
             if r.project_id == project {
                 keys.push((hash, r));

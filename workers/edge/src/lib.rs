@@ -12,8 +12,10 @@ mod group_commit;
 mod key_limiter;
 mod keys_admin;
 mod projects_admin;
+mod quota;
 mod retention_job;
 mod rollup_job;
+mod usage_job;
 mod visitors;
 mod warm_up;
 
@@ -36,6 +38,9 @@ fn start() {
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     let answer = route(req, &env).await;
+    if let Some(flush) = millimetric_adapters::usage::flush_later(&env) {
+        ctx.wait_until(flush);
+    }
     millimetric_adapters::monitor::watch(&env, &ctx, &path, answer).await
 }
 
@@ -72,6 +77,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             keys_admin::handle(req, env, &rest).await
         }
         (Method::Get, "/admin/config-check") => Ok(admin::config_check(&req, env)),
+        (Method::Get, "/admin/usage") => usage_job::admin_view(req, env).await,
         _ => match millimetric_core::privacy::visitors::parse_path(&path) {
             Some((_, Err(e))) => Ok(http::error(&e, None)),
             Some((action @ millimetric_core::privacy::visitors::Action::Export, Ok(id))) if req.method() == Method::Get => {
@@ -117,7 +123,8 @@ async fn queue(batch: MessageBatch<String>, env: Env, ctx: Context) -> Result<()
 
 /// The Cron Trigger (wrangler.toml `[triggers]`): once a day, delete again what recent
 /// erasures deleted (for events that were still queued), fold yesterday into the aggregates
-/// (before retention, so a day is rolled up before its raw events can expire), drop raw
+/// (before retention, so a day is rolled up before its raw events can expire), snapshot the
+/// last days' usage, drop raw
 /// events past retention, then carry out project closures that are due and re-apply recent
 /// project deletions.
 #[event(scheduled)]
@@ -126,6 +133,8 @@ async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     // up (the deletes are mutations, applied shortly after: not a guarantee).
     erasures::reapply(&env).await;
     rollup_job::run(&env, event.schedule()).await;
+    // Usage before retention too: a day's count is taken while its raw events are all there.
+    usage_job::run(&env, event.schedule()).await;
     retention_job::run(&env, event.schedule()).await;
     // Deleted projects last: a rollup run after their deletes (mutations, applied in the
     // background) could fold their not-yet-deleted events into new aggregate rows.

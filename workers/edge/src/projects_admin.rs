@@ -5,6 +5,8 @@
 //! - `POST /admin/projects/{id}/closure` schedules it (`{"delete_after_days": 0..30}`, default 30)
 //! - `GET /admin/projects/{id}/closure` the closure, if one is scheduled
 //! - `DELETE /admin/projects/{id}/closure` cancels it
+//! - `PUT /admin/projects/{id}/quota` sets the monthly event quota (`{"monthly_events": N |
+//!   null, "hard_cap": bool}`); `GET` reads it with this month's use (millimetric_core::usage::quota)
 //!
 //! The daily cron (`run_due`) carries out closures that are due and re-applies recent
 //! deletions to rows that were still queued.
@@ -12,10 +14,12 @@
 use super::key_lookup::unavailable;
 use super::{clickhouse_sink, config, http, keys_admin};
 use millimetric_adapters::kv::all_keys;
+use millimetric_adapters::usage;
 use millimetric_core::error::ApiError;
 use millimetric_core::privacy::projects::{self, Closure, KeyKind, Tombstone};
 use millimetric_core::privacy::{audit, visitors};
 use millimetric_core::storage::clickhouse::Role;
+use millimetric_core::usage::quota;
 use serde_json::json;
 use worker::{console_error, console_log, Date, Env, Method, Request, Response};
 
@@ -48,10 +52,19 @@ async fn run(method: Method, rest: &str, body: &[u8], env: &Env) -> Answer {
             log(env, project, audit::Action::ProjectClosure, &result).await;
             result
         }
+        (method @ (Method::Get | Method::Put), [id, "quota"]) => {
+            let project = projects::check_project_id(id)?;
+            if method == Method::Get {
+                return quota(env, project, now).await;
+            }
+            let result = set_quota(env, project, body, now).await;
+            log(env, project, audit::Action::KeyChange, &result).await;
+            result
+        }
         _ => Err(ApiError::new(
             405,
             "method_not_allowed",
-            "Projects: DELETE /admin/projects/{id}; POST, GET or DELETE /admin/projects/{id}/closure.",
+            "Projects: DELETE /admin/projects/{id}; POST, GET or DELETE /admin/projects/{id}/closure; GET or PUT /admin/projects/{id}/quota.",
         )),
     }
 }
@@ -91,6 +104,32 @@ async fn closure(env: &Env, method: Method, project: &str, body: &[u8], now: i64
     }
 }
 
+/// The quota and where the project stands this month.
+async fn quota(env: &Env, project: &str, now: i64) -> Answer {
+    let unavailable_store = |e: String| {
+        console_error!("projects: quota of {project}: {e}");
+        unavailable("The event store")
+    };
+    let q = usage::quota_of(env, project).await.map_err(|_| unavailable("The key store"))?;
+    let cfg = config::clickhouse(env, Role::Reader);
+    cfg.check_names().map_err(unavailable_store)?;
+    let used = usage::used_this_month(&cfg, project, now).await.map_err(unavailable_store)?;
+    Ok((200, json!({"project_id": project, "quota": quota::status(&q, used, quota::month(now).2)})))
+}
+
+/// A new quota replaces the old; the cap's flag is cleared, and the batch writer sets it again
+/// within a minute if the project is still over a capped quota.
+async fn set_quota(env: &Env, project: &str, body: &[u8], now: i64) -> Answer {
+    let q = quota::parse(body)?;
+    refuse_if_deleted(env, project).await?;
+    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    let put =
+        kv.put(&quota::record_key(project), serde_json::to_string(&q).unwrap_or_default()).map_err(|_| unavailable("The key store"))?;
+    put.execute().await.map_err(|_| unavailable("The key store"))?;
+    kv.delete(&quota::reached_key(project)).await.map_err(|_| unavailable("The key store"))?;
+    quota(env, project, now).await
+}
+
 /// Deletes the project's whole data, in an order that never leaves it half-reachable: keys
 /// revoked (no new event), a tombstone (the daily job finishes what fails after it, and
 /// catches rows still queued; no key of the project may be created while it lasts), then the
@@ -124,8 +163,9 @@ async fn put_tombstone(env: &Env, project: &str, tomb: Tombstone) -> Result<(), 
     put.execute().await.map_err(|_| unavailable("The erasure log"))
 }
 
-/// Everything of a project that a deletion removes after its tombstone: its rows in ClickHouse,
-/// its dead letters, its erasure records and closure, and its key records. Safe to repeat: the
+/// Everything of a project that a deletion removes after its tombstone: its rows in ClickHouse
+/// (usage included), its dead letters, its erasure records and closure, its key records and
+/// quota. Safe to repeat: the
 /// daily job runs it again while the tombstone lasts, so a deletion that failed part way
 /// (ClickHouse or KV down) is finished there. `key_hashes`: the project's key records (listed
 /// once per run: a full scan of KV `KEYS`).
@@ -145,8 +185,8 @@ async fn erase_all(env: &Env, project: &str, key_hashes: Vec<String>) -> Result<
         }
     }
     let key_store = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
-    for hash in &key_hashes {
-        key_store.delete(hash).await.map_err(|_| unavailable("The key store"))?;
+    for key in key_hashes.iter().cloned().chain([quota::record_key(project), quota::reached_key(project)]) {
+        key_store.delete(&key).await.map_err(|_| unavailable("The key store"))?;
     }
     Ok(json!({"keys": key_hashes.len(), "tables": tables, "dead_letters": dead_letters, "erasure_records": erasure_records}))
 }

@@ -44,6 +44,9 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
     };
     let now = worker::Date::now().as_millis() as i64;
     super::audit::write(env, &audit::record(&project, what, audit::by_key(&key_hash), now, audit::outcome(&result), None)).await;
+    if action == Action::Export && result.as_ref().is_ok_and(|r| r.status_code() == 200) {
+        millimetric_adapters::usage::count(&project, millimetric_core::usage::Counter::Export, "visitor", 1);
+    }
     result
 }
 

@@ -1,14 +1,16 @@
-//! The read Worker: `POST /v1/query` (the Stats API), `GET /v1/realtime` and `POST /mcp` (the
+//! The read Worker: `POST /v1/query` (the Stats API), `GET /v1/realtime`, `GET /v1/usage` and `POST /mcp` (the
 //! MCP server for AI agents), for a project's `rk_live_` or `sk_live_` key. A thin adapter: the
 //! core checks the key's kind and the body, plans the SQL and assembles the answer
 //! (millimetric_core::query), and frames MCP (millimetric_core::mcp); this runs it.
 
-use millimetric_adapters::{auth, clickhouse_sink, config, http, key_lookup};
+use millimetric_adapters::{auth, clickhouse_sink, config, http, key_lookup, usage};
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::Route;
 use millimetric_core::mcp::{protocol, tools};
 use millimetric_core::query::{aggregates, events, plan, realtime};
 use millimetric_core::storage::clickhouse::Role;
+use millimetric_core::usage::sql::Scope;
+use millimetric_core::usage::{quota, report, Counter};
 use serde_json::Value;
 use worker::*;
 
@@ -21,6 +23,9 @@ fn start() {
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     let answer = route(req, &env).await;
+    if let Some(flush) = millimetric_adapters::usage::flush_later(&env) {
+        ctx.wait_until(flush);
+    }
     millimetric_adapters::monitor::watch(&env, &ctx, &path, answer).await
 }
 
@@ -29,11 +34,13 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
     let answer = match (req.method(), path.as_str()) {
         (Method::Post, "/v1/query") => query(req, env).await,
         (Method::Get, "/v1/realtime") => live(req, env).await,
+        (Method::Get, "/v1/usage") => usage(req, env).await,
         (Method::Post, "/mcp") => return Ok(mcp(req, env).await),
         (_, "/mcp") => return Ok(mcp_method_not_allowed()),
         (Method::Get, "/health") => return Ok(http::json(200, r#"{"status":"ok"}"#, None)),
         (_, "/v1/query") => Err(ApiError::new(405, "method_not_allowed", "Send queries with POST /v1/query.")),
         (_, "/v1/realtime") => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/realtime.")),
+        (_, "/v1/usage") => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD.")),
         _ => Err(ApiError::new(404, "not_found", "No such endpoint. Queries go to POST /v1/query.")),
     };
     Ok(match answer {
@@ -141,6 +148,7 @@ async fn query(mut req: Request, env: &Env) -> std::result::Result<Response, Api
         return Err(ApiError::new(413, "body_too_large", "A query body is at most 64 KiB."));
     }
     let answer = run_query(env, &who, &body).await?;
+    usage::count(&who.project_id, Counter::Query, "stats", 1);
     Ok(http::json(200, &answer.to_string(), None))
 }
 
@@ -173,7 +181,28 @@ async fn run_query(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<
 
 async fn live(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let who = reader(&req, env).await?;
-    Ok(http::json(200, &run_realtime(env, &who).await?.to_string(), None))
+    let answer = run_realtime(env, &who).await?;
+    usage::count(&who.project_id, Counter::Query, "realtime", 1);
+    Ok(http::json(200, &answer.to_string(), None))
+}
+
+/// `GET /v1/usage?from=&to=`: the key's project's usage per UTC day (millimetric_core::usage),
+/// and where it stands against its monthly quota.
+async fn usage(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let who = reader(&req, env).await?;
+    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
+    let range = report::parse_range(query.as_deref(), now_ms())?;
+    let cfg = store_config(env)?;
+    let unavailable = |e: String| {
+        console_error!("read: usage: {e}");
+        key_lookup::unavailable("The event store")
+    };
+    let gathered = usage::gather(&cfg, Scope::Project(&who.project_id), range).await.map_err(unavailable)?;
+    let mut answer = gathered.project_json(&who.project_id, range);
+    let q = usage::quota_of(env, &who.project_id).await.map_err(unavailable)?;
+    let used = usage::used_this_month(&cfg, &who.project_id, now_ms()).await.map_err(unavailable)?;
+    answer["quota"] = serde_json::to_value(quota::status(&q, used, quota::month(now_ms()).2)).unwrap_or_default();
+    Ok(http::json(200, &answer.to_string(), None))
 }
 
 async fn run_realtime(env: &Env, who: &Reader) -> std::result::Result<Value, ApiError> {
@@ -284,6 +313,9 @@ async fn mcp(mut req: Request, env: &Env) -> Response {
         }
         tools::Prepared::Explain => Ok(tools::explain()),
     };
+    if result.is_ok() && !matches!(prepared, tools::Prepared::Explain) {
+        usage::count(&who.project_id, Counter::Query, "mcp", 1);
+    }
     let result = result.unwrap_or_else(|e| tools::refused(&e));
     mcp_response(&protocol::tool_result(&era, &id, &result))
 }
