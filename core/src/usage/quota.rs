@@ -5,9 +5,10 @@
 //!
 //! The edge never counts to decide this. The batch writer, after storing a project's events,
 //! counts its month so far (at most once a minute per project and isolate) and, when a capped
-//! project has reached its quota, writes a flag (`reached_key`) that the edge reads like a key
-//! record (cached up to a minute). So the cap takes hold within about a minute of being
-//! reached, and the events of that minute are stored and show as overage.
+//! project has reached its quota, writes a flag (`reached_key`, naming the quota it was reached
+//! against) that the edge reads like a key record (cached up to a minute), with the quota. So
+//! the cap takes hold within about a minute of being reached, and the events of that minute
+//! are stored and show as overage; a raised quota lifts it as soon as the edge reads it.
 
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
@@ -101,9 +102,26 @@ pub fn is_reached(q: &Quota, used: u64) -> bool {
     q.hard_cap && q.monthly_events.is_some_and(|l| used >= l)
 }
 
-/// Whether the flag's value (a month) refuses events in `now_ms`'s month.
-pub fn flag_applies(value: &str, now_ms: i64) -> bool {
-    value.trim() == month(now_ms).2
+/// What the batch writer sets when a capped project has reached its quota: the month, and the
+/// quota it was reached against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    pub month: String,
+    pub monthly_events: u64,
+}
+
+/// The flag's value for a capped quota reached in `now_ms`'s month.
+pub fn flag_value(q: &Quota, now_ms: i64) -> String {
+    let flag = Flag { month: month(now_ms).2, monthly_events: q.monthly_events.unwrap_or(0) };
+    serde_json::to_string(&flag).unwrap_or_default()
+}
+
+/// Whether a flag refuses events now: set this month, against the quota as it stands (a quota
+/// raised, or its cap turned off, since the flag was set no longer refuses, whatever a
+/// lagging reader wrote; a new month starts clear).
+pub fn flag_refuses(value: &str, q: &Quota, now_ms: i64) -> bool {
+    let Ok(flag) = serde_json::from_str::<Flag>(value) else { return false };
+    q.hard_cap && q.monthly_events == Some(flag.monthly_events) && flag.month == month(now_ms).2
 }
 
 /// The refusal, with Retry-After to the month's end.
@@ -134,6 +152,18 @@ mod tests {
     }
 
     #[test]
+    fn a_flag_refuses_only_against_the_quota_it_was_reached_on() {
+        let now = now_ms();
+        let q = Quota { monthly_events: Some(5), hard_cap: true };
+        let flag = flag_value(&q, now);
+        assert!(flag_refuses(&flag, &q, now));
+        assert!(!flag_refuses(&flag, &Quota { monthly_events: Some(6), hard_cap: true }, now), "raised");
+        assert!(!flag_refuses(&flag, &Quota { monthly_events: Some(5), hard_cap: false }, now), "cap off");
+        assert!(!flag_refuses(&flag, &Quota::default(), now), "no quota");
+        assert!(!flag_refuses("2026-12", &q, now), "an unreadable flag refuses nothing");
+    }
+
+    #[test]
     fn overage_is_shown_and_only_a_hard_cap_refuses() {
         let soft = Quota { monthly_events: Some(100), hard_cap: false };
         let s = status(&soft, 130, "m".into());
@@ -158,10 +188,12 @@ mod tests {
                 assert!(first <= today && today <= last && first.day() == 1, "{today}");
                 assert_eq!((last + Duration::days(1)).day(), 1, "{today}: the last day is the month's last");
                 assert_eq!(name, format!("{:04}-{:02}", today.year(), today.month() as u8));
-                assert!(flag_applies(&name, t));
+                let q = Quota { monthly_events: Some(5), hard_cap: true };
+                let flag = flag_value(&q, t);
+                assert!(flag.contains(&name) && flag_refuses(&flag, &q, t));
                 let left = seconds_left_in_month(t);
                 assert!((1..=31 * 86_400).contains(&left), "{today}: {left}");
-                assert!(!flag_applies(&name, t + left as i64 * 1000), "{today}: the flag ends with its month");
+                assert!(!flag_refuses(&flag, &q, t + left as i64 * 1000), "{today}: the flag ends with its month");
             }
         }
     }

@@ -7,14 +7,14 @@
 //!   `events.by_key_kind` and `events.by_route` split `stored`;
 //! - `refused`: events refused after the key was known, by error code (one per event);
 //! - `queries`: Stats API (`stats`), realtime (`realtime`) and MCP tool calls (`mcp`);
-//! - `exports`: visitor exports (`visitor`).
+//! - `exports`: visitor exports (`visitor`) and finished project exports (`project`).
 
 use super::Counter;
 use crate::error::ApiError;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use time::{Date, Duration};
+use time::Date;
 
 /// The longest range one request may ask for.
 pub const MAX_DAYS: i64 = 400;
@@ -50,6 +50,14 @@ pub fn parse_range(query: Option<&str>, now_ms: i64) -> Result<Range, ApiError> 
                     other.chars().take(40).collect::<String>()
                 )))
             }
+        }
+    }
+    // ClickHouse's Date holds 1970 to 2105 (2149 on modern servers); nothing is stored outside.
+    let (first_day, last_day) =
+        (Date::from_calendar_date(1970, time::Month::January, 1), Date::from_calendar_date(2105, time::Month::December, 31));
+    if let (Ok(first_day), Ok(last_day)) = (first_day, last_day) {
+        if range.from < first_day || range.to > last_day {
+            return Err(bad("Days run from 1970-01-01 to 2105-12-31."));
         }
     }
     if range.to < range.from {
@@ -159,7 +167,17 @@ impl Usage {
 
     /// A project's billable events over everything added.
     pub fn billable(&self, project_id: &str) -> u64 {
-        self.projects.get(project_id).map_or(0, |days| days.values().map(|d| d.events.billable).sum())
+        self.billable_between(project_id, Date::MIN, Date::MAX)
+    }
+
+    /// A project's billable events on `from..=to`.
+    pub fn billable_between(&self, project_id: &str, from: Date, to: Date) -> u64 {
+        if from > to {
+            return 0;
+        }
+        let (from, to) = (from.to_string(), to.to_string());
+        let days = self.projects.get(project_id);
+        days.map_or(0, |days| days.range(from..=to).map(|(_, d)| d.events.billable).sum())
     }
 
     /// One project's usage over `range`: every day listed (zeros included), and the totals.
@@ -175,7 +193,10 @@ impl Usage {
             let mut v = serde_json::to_value(&day).unwrap_or(Value::Null);
             v["date"] = json!(d.to_string());
             listed.push(v);
-            d += Duration::days(1);
+            match d.next_day() {
+                Some(n) => d = n,
+                None => break,
+            }
         }
         json!({"project_id": project_id, "from": range.from.to_string(), "to": range.to.to_string(), "totals": total, "days": listed})
     }
@@ -198,6 +219,7 @@ impl Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::Duration;
 
     fn now_ms() -> i64 {
         time::OffsetDateTime::now_utc().unix_timestamp() * 1000
@@ -217,6 +239,9 @@ mod tests {
             "from=yesterday".to_string(),
             format!("from={}&to={t}", t - Duration::days(MAX_DAYS)),
             "project=x".to_string(),
+            "from=9999-12-31&to=9999-12-31".to_string(),
+            "from=1900-01-01&to=1900-01-02".to_string(),
+            "from=-0001-01-01".to_string(),
         ] {
             assert_eq!(parse_range(Some(&bad), now).unwrap_err().code, "invalid_usage_range", "{bad}");
         }

@@ -36,17 +36,23 @@ fn midnight(d: Date) -> String {
     format!("toDateTime('{d} 00:00:00', 'UTC')")
 }
 
+/// The day after `d` (the last representable day stays itself: ranges are checked long before).
+fn next(d: Date) -> Date {
+    d.next_day().unwrap_or(d)
+}
+
 /// One row per stored (project, event id) first received on `from..=to`: its day, whether a
-/// server key sent it, its ingest route and bot flag. The `timestamp` bounds only let the
-/// primary key narrow the scan: an event's time lies at most 30 days before its receipt and
-/// five minutes after (ingest::timestamp).
+/// server key sent it (and the server copy's bot flag, which queries show), its ingest route.
+/// The `timestamp` bounds only let the primary key narrow the scan: an event's time lies at
+/// most 30 days before its receipt and five minutes after (ingest::timestamp).
 fn distinct_events(database: &str, table: &str, scope: Scope, from: Date, to: Date) -> String {
-    let end = to + Duration::days(1);
+    let end = next(to);
     let ts_from = format!("{} - {}", midnight(from), MAX_PAST_MS / 1000 + 86_400);
     let ts_to = format!("{} + {}", midnight(end), MAX_FUTURE_MS / 1000 + 3_600);
     format!(
         "SELECT project_id, event_id, toDate(min(received_at)) AS day, \
-         if(max(key_kind = 'secret') = 1, 'secret', any(key_kind)) AS key_kind, any(ingest_route) AS ingest_route, max(is_bot) AS is_bot \
+         if(max(key_kind = 'secret') = 1, 'secret', any(key_kind)) AS kind, any(ingest_route) AS route, \
+         argMax(is_bot, key_kind = 'secret') AS bot \
          FROM {database}.{table} WHERE {scope}received_at >= {} AND received_at < {} AND timestamp >= {ts_from} AND timestamp < {ts_to} \
          GROUP BY project_id, event_id",
         midnight(from),
@@ -55,36 +61,75 @@ fn distinct_events(database: &str, table: &str, scope: Scope, from: Date, to: Da
     )
 }
 
+/// The columns of a stored-events answer, from `usage_daily`.
 const STORED_COLUMNS: &str = "project_id, toString(day) AS date, key_kind, ingest_route, is_bot";
+/// The same from `distinct_events` (whose names differ from the raw columns they come from:
+/// ClickHouse would read an alias named like a column inside that column's own aggregates).
+const DISTINCT_COLUMNS: &str = "project_id, toString(day) AS date, kind AS key_kind, route AS ingest_route, bot AS is_bot";
 
-/// The days of `from..=to` that a finished snapshot covers (the markers, project '').
-fn snapshotted_days(database: &str, from: Date, to: Date) -> String {
-    format!("SELECT day FROM {database}.{DAILY_TABLE} WHERE project_id = '' AND day >= {} AND day <= {}", day(from), day(to))
-}
-
-/// Stored events of the days no snapshot covers yet, counted from the rows (today, and any
-/// day the cron has not reached).
-pub fn stored_live_sql(database: &str, table: &str, scope: Scope, from: Date, to: Date) -> String {
+/// The finished snapshots of `from..=to`: each (day, version) marked (project ''). Read once
+/// per answer, and handed to both statements below, so a snapshot finishing in between counts
+/// no day twice and misses none.
+pub fn marked_sql(database: &str, from: Date, to: Date) -> String {
     format!(
-        "SELECT {STORED_COLUMNS}, count() AS n FROM ({}) WHERE day NOT IN ({}) \
-         GROUP BY project_id, day, key_kind, ingest_route, is_bot FORMAT JSONEachRow",
-        distinct_events(database, table, scope, from, to),
-        snapshotted_days(database, from, to)
-    )
-}
-
-/// Stored events of snapshotted days: each day's latest finished snapshot.
-pub fn stored_snapshot_sql(database: &str, scope: Scope, from: Date, to: Date) -> String {
-    format!(
-        "SELECT {STORED_COLUMNS}, n FROM {database}.{DAILY_TABLE} WHERE {}project_id != '' AND day >= {} AND day <= {} \
-         AND (day, version) IN (SELECT day, max(version) FROM {database}.{DAILY_TABLE} WHERE project_id = '' AND day >= {} AND day <= {} GROUP BY day) \
-         FORMAT JSONEachRow",
-        scope.filter(),
-        day(from),
-        day(to),
+        "SELECT toString(day) AS date, version FROM {database}.{DAILY_TABLE} WHERE project_id = '' AND day >= {} AND day <= {} FORMAT JSONEachRow",
         day(from),
         day(to)
     )
+}
+
+/// `marked_sql`'s answer: (day, version) pairs.
+pub fn parse_marked(answer: &str) -> Result<Vec<(String, u64)>, String> {
+    let mut out = Vec::new();
+    for line in answer.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("usage: unreadable marker: {e}"))?;
+        let date = v["date"].as_str().filter(|d| is_day(d)).ok_or("usage: a marker without a date")?;
+        let version = v["version"]
+            .as_u64()
+            .or_else(|| v["version"].as_str().and_then(|s| s.parse().ok()))
+            .ok_or("usage: a marker without a version")?;
+        out.push((date.to_string(), version));
+    }
+    Ok(out)
+}
+
+/// `YYYY-MM-DD` (what is put in SQL text from an answer).
+fn is_day(s: &str) -> bool {
+    s.len() == 10 && s.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
+}
+
+/// Stored events of the days no snapshot covers (`marked`), counted from the rows: today,
+/// and any day the cron has not reached.
+pub fn stored_live_sql(database: &str, table: &str, scope: Scope, from: Date, to: Date, marked: &[(String, u64)]) -> String {
+    let mut days: Vec<&str> = marked.iter().map(|(d, _)| d.as_str()).filter(|d| is_day(d)).collect();
+    days.sort_unstable();
+    days.dedup();
+    let skip = if days.is_empty() { String::new() } else { format!(" WHERE date NOT IN ('{}')", days.join("', '")) };
+    format!(
+        "SELECT {DISTINCT_COLUMNS}, count() AS n FROM ({}){skip} \
+         GROUP BY project_id, day, kind, route, bot FORMAT JSONEachRow",
+        distinct_events(database, table, scope, from, to)
+    )
+}
+
+/// Stored events of snapshotted days. A day's count never goes down once taken: of a project's
+/// marked snapshots of a day, the one with the most events is read (a later one may miss rows
+/// that retention or an erasure removed since; never rows it lacked before). None: no day of
+/// the range is snapshotted.
+pub fn stored_snapshot_sql(database: &str, scope: Scope, marked: &[(String, u64)]) -> Option<String> {
+    let pairs: Vec<String> = marked.iter().filter(|(d, _)| is_day(d)).map(|(d, v)| format!("('{d}', {v})")).collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let f = scope.filter();
+    Some(format!(
+        "SELECT {STORED_COLUMNS}, n FROM {database}.{DAILY_TABLE} WHERE {f}project_id != '' AND (project_id, day, version) IN (\
+         SELECT project_id, day, argMax(version, total) FROM (\
+         SELECT project_id, day, version, sum(n) AS total FROM {database}.{DAILY_TABLE} \
+         WHERE {f}project_id != '' AND (toString(day), version) IN ({}) GROUP BY project_id, day, version) \
+         GROUP BY project_id, day) FORMAT JSONEachRow",
+        pairs.join(", ")
+    ))
 }
 
 /// The days a cron run snapshots: the `SNAPSHOT_DAYS` closed days before `today`, so an event
@@ -94,15 +139,15 @@ pub const SNAPSHOT_DAYS: i64 = 7;
 /// The snapshot of `today - SNAPSHOT_DAYS ..= today - 1`, under `version`, then its markers:
 /// until those are written readers count the days live, so a failed run is never half seen.
 pub fn snapshot_sql(database: &str, table: &str, today: Date, version: u64) -> [String; 2] {
-    let (from, to) = (today - Duration::days(SNAPSHOT_DAYS), today - Duration::days(1));
+    let (from, to) = (today.saturating_sub(Duration::days(SNAPSHOT_DAYS)), today.saturating_sub(Duration::days(1)));
     let rows = format!(
         "INSERT INTO {database}.{DAILY_TABLE} (project_id, day, key_kind, ingest_route, is_bot, version, n) \
-         SELECT project_id, day, key_kind, ingest_route, is_bot, {version}, count() FROM ({}) \
-         GROUP BY project_id, day, key_kind, ingest_route, is_bot",
+         SELECT project_id, day, kind, route, bot, {version}, count() FROM ({}) \
+         GROUP BY project_id, day, kind, route, bot",
         distinct_events(database, table, Scope::All, from, to)
     );
     let markers: Vec<String> =
-        (1..=SNAPSHOT_DAYS).map(|k| format!("('', {}, '', '', 0, {version}, 0)", day(today - Duration::days(k)))).collect();
+        (1..=SNAPSHOT_DAYS).map(|k| format!("('', {}, '', '', 0, {version}, 0)", day(today.saturating_sub(Duration::days(k))))).collect();
     let done = format!(
         "INSERT INTO {database}.{DAILY_TABLE} (project_id, day, key_kind, ingest_route, is_bot, version, n) VALUES {}",
         markers.join(", ")
@@ -139,9 +184,9 @@ mod tests {
     #[test]
     fn a_project_scope_quotes_its_id_and_the_admin_scope_has_none() {
         let t = today();
-        let one = stored_live_sql("db", "events", Scope::Project("p'1"), t, t);
+        let one = stored_live_sql("db", "events", Scope::Project("p'1"), t, t, &[]);
         assert!(one.contains("project_id = 'p\\'1' AND received_at >="), "{one}");
-        let all = stored_live_sql("db", "events", Scope::All, t, t);
+        let all = stored_live_sql("db", "events", Scope::All, t, t, &[]);
         assert!(all.contains("WHERE received_at >="), "no project filter: {all}");
         assert!(counters_sql("db", Scope::Project("p"), t, t).contains("GROUP BY project_id, day, metric, dim, source_id"));
     }
@@ -149,11 +194,28 @@ mod tests {
     #[test]
     fn stored_events_are_counted_once_per_event_id_by_the_day_they_arrived() {
         let t = today();
-        let s = stored_live_sql("db", "events", Scope::All, t - Duration::days(2), t);
+        let marked = vec![((t - Duration::days(1)).to_string(), 7), ((t - Duration::days(1)).to_string(), 9)];
+        let s = stored_live_sql("db", "events", Scope::All, t - Duration::days(2), t, &marked);
         assert!(s.contains("GROUP BY project_id, event_id"), "{s}");
         assert!(s.contains("toDate(min(received_at)) AS day"), "{s}");
+        assert!(s.contains("argMax(is_bot, key_kind = 'secret')"), "the server copy's bot flag: {s}");
         assert!(s.contains(&format!("received_at < toDateTime('{} 00:00:00', 'UTC')", t + Duration::days(1))), "{s}");
-        assert!(s.contains("day NOT IN (SELECT day FROM db.usage_daily WHERE project_id = ''"), "{s}");
+        assert!(s.contains(&format!("WHERE date NOT IN ('{}')", t - Duration::days(1))), "snapshotted days once: {s}");
+        let snap = stored_snapshot_sql("db", Scope::All, &marked).unwrap();
+        assert!(snap.contains(&format!("IN (('{0}', 7), ('{0}', 9))", t - Duration::days(1))), "{snap}");
+        assert!(snap.contains("argMax(version, total)"), "the fullest snapshot of a day: {snap}");
+        assert_eq!(stored_snapshot_sql("db", Scope::All, &[]), None);
+    }
+
+    #[test]
+    fn markers_are_read_and_only_dates_reach_sql() {
+        let m = parse_marked("{\"date\":\"2026-01-02\",\"version\":\"5\"}\n").unwrap();
+        assert_eq!(m, vec![("2026-01-02".to_string(), 5)]);
+        assert!(parse_marked("{\"date\":\"x') OR 1\",\"version\":1}").is_err());
+        let t = today();
+        let sneaky = vec![("2026-01-02') OR ('1".to_string(), 1)];
+        assert!(!stored_live_sql("db", "e", Scope::All, t, t, &sneaky).contains("OR ('1"));
+        assert_eq!(stored_snapshot_sql("db", Scope::All, &sneaky), None);
     }
 
     #[test]

@@ -62,30 +62,43 @@ pub fn flush_later(env: &Env) -> Option<impl Future<Output = ()> + 'static> {
     })
 }
 
-/// Usage over `range` for `scope`: the snapshots, the days counted live, the counters.
-pub async fn gather(cfg: &ClickHouseConfig, scope: Scope<'_>, range: Range) -> Result<Usage, String> {
+/// How a statement is sent: with the read side's per-query limits (a customer's request) or
+/// as the Worker's own (a quota check, the admin view).
+#[derive(Clone, Copy)]
+pub enum Limits {
+    PerQuery,
+    Own,
+}
+
+async fn run(cfg: &ClickHouseConfig, limits: Limits, sql: Option<String>) -> Result<String, String> {
+    let Some(sql) = sql else { return Ok(String::new()) };
+    match limits {
+        Limits::PerQuery => super::clickhouse_sink::read(cfg, &sql).await.map_err(|(code, e)| format!("code {code:?}: {e}")),
+        Limits::Own => super::clickhouse_sink::select(cfg, &sql).await.map_err(|e| format!("{e:?}")),
+    }
+}
+
+/// Usage over `range` for `scope`: the finished snapshots (read first, once), the days counted
+/// live, the counters.
+pub async fn gather(cfg: &ClickHouseConfig, limits: Limits, scope: Scope<'_>, range: Range) -> Result<Usage, String> {
     let (db, table) = (&cfg.database, &cfg.table);
-    let statements = [
-        sql::stored_snapshot_sql(db, scope, range.from, range.to),
-        sql::stored_live_sql(db, table, scope, range.from, range.to),
-        sql::counters_sql(db, scope, range.from, range.to),
-    ];
+    let marked = sql::parse_marked(&run(cfg, limits, Some(sql::marked_sql(db, range.from, range.to))).await?)?;
     let (snap, live, counters) = futures_util::join!(
-        super::clickhouse_sink::select(cfg, &statements[0]),
-        super::clickhouse_sink::select(cfg, &statements[1]),
-        super::clickhouse_sink::select(cfg, &statements[2]),
+        run(cfg, limits, sql::stored_snapshot_sql(db, scope, &marked)),
+        run(cfg, limits, Some(sql::stored_live_sql(db, table, scope, range.from, range.to, &marked))),
+        run(cfg, limits, Some(sql::counters_sql(db, scope, range.from, range.to))),
     );
     let mut usage = Usage::default();
-    usage.add_stored(&snap.map_err(|e| format!("{e:?}"))?)?;
-    usage.add_stored(&live.map_err(|e| format!("{e:?}"))?)?;
-    usage.add_counters(&counters.map_err(|e| format!("{e:?}"))?)?;
+    usage.add_stored(&snap?)?;
+    usage.add_stored(&live?)?;
+    usage.add_counters(&counters?)?;
     Ok(usage)
 }
 
 /// Billable events of the project this month so far (UTC).
 pub async fn used_this_month(cfg: &ClickHouseConfig, project_id: &str, now_ms: i64) -> Result<u64, String> {
     let (from, to, _) = quota::month(now_ms);
-    Ok(gather(cfg, Scope::Project(project_id), Range { from, to }).await?.billable(project_id))
+    Ok(gather(cfg, Limits::Own, Scope::Project(project_id), Range { from, to }).await?.billable(project_id))
 }
 
 /// The project's quota as stored in KV `KEYS` (the default, none, when unset).

@@ -143,6 +143,8 @@ async fn ingest(req: &mut Request, env: &Env, seen: &mut Seen) -> std::result::R
         )
         .into());
     }
+    // From here a refusal (the queue down) is of the rows only: the rejected are counted above.
+    seen.project = Some((principal.project_id.clone(), rows.len()));
     let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
     let window = Duration::from_millis(config::var(env, "QUEUE_GROUP_COMMIT_MS").and_then(|v| v.parse().ok()).unwrap_or(5));
     super::group_commit::enqueue(env, rows, window).await.map_err(|_| unavailable("The event queue"))?;

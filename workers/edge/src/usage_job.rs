@@ -41,7 +41,7 @@ pub async fn admin_view(req: worker::Request, env: &Env) -> worker::Result<worke
     };
     let cfg = config::clickhouse(env, Role::Reader);
     let gathered = match cfg.check_names() {
-        Ok(()) => millimetric_adapters::usage::gather(&cfg, sql::Scope::All, range).await,
+        Ok(()) => millimetric_adapters::usage::gather(&cfg, millimetric_adapters::usage::Limits::Own, sql::Scope::All, range).await,
         Err(e) => Err(e),
     };
     Ok(match gathered {

@@ -197,11 +197,18 @@ async fn usage(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         console_error!("read: usage: {e}");
         key_lookup::unavailable("The event store")
     };
-    let gathered = usage::gather(&cfg, Scope::Project(&who.project_id), range).await.map_err(unavailable)?;
+    let gathered = usage::gather(&cfg, usage::Limits::PerQuery, Scope::Project(&who.project_id), range).await.map_err(unavailable)?;
     let mut answer = gathered.project_json(&who.project_id, range);
     let q = usage::quota_of(env, &who.project_id).await.map_err(unavailable)?;
-    let used = usage::used_this_month(&cfg, &who.project_id, now_ms()).await.map_err(unavailable)?;
-    answer["quota"] = serde_json::to_value(quota::status(&q, used, quota::month(now_ms()).2)).unwrap_or_default();
+    // This month's use from the same answer when the range covers the month so far.
+    let (first, _, month) = quota::month(now_ms());
+    let today = report::parse_range(None, now_ms())?.to;
+    let used = if range.from <= first && range.to >= today {
+        gathered.billable_between(&who.project_id, first, today)
+    } else {
+        usage::used_this_month(&cfg, &who.project_id, now_ms()).await.map_err(unavailable)?
+    };
+    answer["quota"] = serde_json::to_value(quota::status(&q, used, month)).unwrap_or_default();
     Ok(http::json(200, &answer.to_string(), None))
 }
 
