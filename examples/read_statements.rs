@@ -86,10 +86,20 @@ fn main() {
     for s in usage::snapshot_sql("millimetric", "events", nov20 + time::Duration::days(1), 9) {
         println!("{s}");
     }
+    println!("{}", usage::marked_sql("millimetric", nov1, dec1));
+    let marked = vec![("2026-11-18".to_string(), 9), ("2026-11-19".to_string(), 9)];
     for scope in [usage::Scope::Project("proj_modern"), usage::Scope::All] {
-        println!("{}", usage::stored_snapshot_sql("millimetric", scope, nov1, dec1));
-        println!("{}", usage::stored_live_sql("millimetric", "events", scope, nov1, dec1));
+        println!("{}", usage::stored_snapshot_sql("millimetric", scope, &marked).expect("days marked"));
+        println!("{}", usage::stored_live_sql("millimetric", "events", scope, nov1, dec1, &marked));
         println!("{}", usage::counters_sql("millimetric", scope, nov1, dec1));
+    }
+    // A project's export: its plan, a part, the aggregates as CSV.
+    use millimetric_core::privacy::exports;
+    let job = exports::Job::new("0123456789abcdef0123456789abcdef", "proj_modern", "admin".into(), 1_796_000_000_000);
+    println!("{}", exports::plan_sql("millimetric", "events", &job));
+    println!("{}", exports::events_sql("millimetric", "events", &job, "2026-11-18", ""));
+    for table in exports::AGGREGATES {
+        println!("{}", exports::aggregates_sql("millimetric", table, "proj_modern"));
     }
     let mut t = tally::Tally::default();
     t.add(

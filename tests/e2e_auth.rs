@@ -74,10 +74,22 @@ enum Route {
     Erase,
     Audit,
     Admin,
+    Usage,
+    ProjectExports,
 }
 
-const ROUTES: [Route; 8] =
-    [Route::Collect, Route::Query, Route::Realtime, Route::Mcp, Route::Export, Route::Erase, Route::Audit, Route::Admin];
+const ROUTES: [Route; 10] = [
+    Route::Collect,
+    Route::Query,
+    Route::Realtime,
+    Route::Mcp,
+    Route::Export,
+    Route::Erase,
+    Route::Audit,
+    Route::Admin,
+    Route::Usage,
+    Route::ProjectExports,
+];
 
 /// What the policy says for one cell: the status, and the error code ("" for an answer).
 fn want(route: Route, cred: Cred, with_origin: bool) -> (u16, &'static str) {
@@ -98,12 +110,12 @@ fn want(route: Route, cred: Cred, with_origin: bool) -> (u16, &'static str) {
         Secret | SecretLowerCaseBearer => ok,
         Publishable => match route {
             Route::Collect => ok,
-            Route::Query | Route::Realtime | Route::Mcp => (403, "publishable_key_cannot_read"),
+            Route::Query | Route::Realtime | Route::Mcp | Route::Usage => (403, "publishable_key_cannot_read"),
             _ => (403, "secret_key_required"),
         },
         ReadOnly => match route {
             Route::Collect | Route::Erase => (403, "read_only_key"),
-            Route::Audit => (403, "secret_key_required"),
+            Route::Audit | Route::ProjectExports => (403, "secret_key_required"),
             _ => ok,
         },
     }
@@ -133,6 +145,8 @@ fn ask(stack: &Stack, read: &support::ReadWorker, route: Route, cred: Cred, with
         Route::Erase => stack.request("DELETE", "/visitors/auth-table-visitor", &headers, b""),
         Route::Audit => stack.request("GET", "/v1/audit", &headers, b""),
         Route::Admin => stack.request("GET", "/admin/dead-letters", &headers, b""),
+        Route::Usage => read.request("GET", "/v1/usage", &headers, b""),
+        Route::ProjectExports => stack.request("GET", "/v1/exports", &headers, b""),
     }
 }
 

@@ -64,8 +64,8 @@ fn dead_letter_expiry() -> u64 {
 }
 
 /// Events for both projects, yesterday (rolled up into the aggregates by the cron) and now;
-/// a visitor's erasure record each, an export counted in usage and a quota; a dead letter
-/// holding rows of both.
+/// a visitor's erasure record each, a visitor export counted in usage, a quota and a whole
+/// export in R2; a dead letter holding rows of both.
 fn seed(stack: &Stack) {
     let yesterday = time::OffsetDateTime::now_utc() - time::Duration::days(1);
     let ms = (yesterday.unix_timestamp() * 1000).to_string();
@@ -88,6 +88,15 @@ fn seed(stack: &Stack) {
         stack.kv_put("KEYS", &format!("quota_reached:{project}"), "1970-01");
         let counted = format!("SELECT count() FROM usage_counts WHERE project_id = '{project}'");
         assert_eq!(stack.wait_count(&counted, 1, LAND), 1, "{project}'s export was not counted:\n{}", stack.logs());
+    }
+    // A whole export of each, in R2.
+    for project in [DEV_PROJECT, DEV_OTHER_PROJECT] {
+        assert_eq!(admin(stack, "POST", &format!("/admin/projects/{project}/exports"), b"").status, 202);
+        let done = support::eventually(LAND, || {
+            let l = admin(stack, "GET", &format!("/admin/projects/{project}/exports"), b"");
+            l.body["exports"][0]["status"] == "done" && l.body["objects"].as_u64().unwrap_or(0) >= 3
+        });
+        assert!(done, "{project}'s export did not finish:\n{}", stack.logs());
     }
     let (_, an_hour_ago) = support::time_ago(Duration::from_secs(3600));
     let row = |p: &str| json!({"project_id": p, "event_id": format!("dl-{p}"), "timestamp": an_hour_ago, "received_at": an_hour_ago, "anonymous_id": "v9"});
@@ -141,6 +150,13 @@ fn project_deletion_end_to_end() {
     assert!(gone, "rows of the deleted project left: {:?}\n{}", rows_of(&stack, DEV_PROJECT), stack.logs());
     let left = kv_naming(&stack, DEV_PROJECT);
     assert_eq!(left, ["ERASURES: deleted:proj_dev"], "only the deletion's tombstone (8 days) may name it");
+    let exports = |p: &str| admin(&stack, "GET", &format!("/admin/projects/{p}/exports"), b"").body;
+    assert_eq!(
+        (exports(DEV_PROJECT)["objects"].as_u64(), exports(DEV_PROJECT)["exports"].clone()),
+        (Some(0), json!([])),
+        "no export part left in R2"
+    );
+    assert!(exports(DEV_OTHER_PROJECT)["objects"].as_u64().unwrap_or(0) >= 3, "the other project's export stays");
     let now_s = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
     let expiry = stack.kv_expiration("ERASURES", "deleted:proj_dev");
     assert!(
@@ -194,5 +210,6 @@ fn project_deletion_end_to_end() {
     assert!(r.body["deleted"]["keys"].as_u64().unwrap() >= 2, "{:?}", r.body);
     assert!(support::eventually(LAND, || rows_of(&stack, DEV_OTHER_PROJECT).iter().all(|(_, n)| *n == 0)));
     assert_eq!(kv_naming(&stack, DEV_OTHER_PROJECT), ["ERASURES: deleted:proj_other"]);
+    assert_eq!(exports(DEV_OTHER_PROJECT)["objects"].as_u64(), Some(0));
     assert_eq!(stack.kv_keys("DEAD_LETTERS"), Vec::<String>::new(), "the shared dead letter had nothing else: it is gone");
 }

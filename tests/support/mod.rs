@@ -315,6 +315,8 @@ impl Stack {
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .args(["dev", "--local", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
+            // MM_WRANGLER_LOG=debug: wrangler's own log too (its proxy, the inspector), by hand.
+            .env("WRANGLER_LOG", std::env::var("MM_WRANGLER_LOG").unwrap_or_else(|_| "log".into()))
             // GET /__scheduled runs the Cron Trigger's handler (retention, erasures re-applied).
             .arg("--test-scheduled")
             .args(["--port", &self.port.to_string(), "--inspector-port", &self.inspector_port.to_string()])

@@ -33,6 +33,8 @@ pub enum Route {
     VisitorErasure,
     /// `GET /v1/audit`.
     Audit,
+    /// A project's whole export: `/v1/exports`.
+    ProjectExport,
 }
 
 impl Route {
@@ -42,7 +44,7 @@ impl Route {
             Route::Ingest => "a pk_live_ key (browser) or an sk_live_ key (server)",
             Route::Query => "the project's rk_live_ (read-only) key",
             Route::VisitorExport => "the project's sk_live_ key or its rk_live_ key",
-            Route::VisitorErasure | Route::Audit => "the project's sk_live_ key",
+            Route::VisitorErasure | Route::Audit | Route::ProjectExport => "the project's sk_live_ key",
         }
     }
 }
@@ -79,12 +81,17 @@ fn may_use(route: Route, kind: KeyKind) -> Result<(), ApiError> {
         (Route::Audit, KeyKind::ReadOnly) => {
             Err(ApiError::new(403, "secret_key_required", "The audit log is read with the project's sk_live_ key, from a server."))
         }
+        (Route::ProjectExport, KeyKind::ReadOnly) => Err(ApiError::new(
+            403,
+            "secret_key_required",
+            "A project's export holds every raw event: start and download it with the project's sk_live_ key, from a server.",
+        )),
         (Route::Query, KeyKind::Publishable) => Err(ApiError::new(
             403,
             "publishable_key_cannot_read",
             "pk_live_ keys are public and only send events. Read with the project's rk_live_ (read-only) key, from a server or an agent.",
         )),
-        (Route::VisitorExport | Route::VisitorErasure | Route::Audit, KeyKind::Publishable) => Err(ApiError::new(
+        (Route::VisitorExport | Route::VisitorErasure | Route::Audit | Route::ProjectExport, KeyKind::Publishable) => Err(ApiError::new(
             403,
             "secret_key_required",
             format!("pk_live_ keys are public and only send events. This endpoint takes {}, from a server.", route.wants()),

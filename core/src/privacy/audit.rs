@@ -20,6 +20,8 @@ pub enum Action {
     ProjectClosure,
     /// A project's whole data deleted.
     ProjectDeletion,
+    /// A project's whole data exported (started, resumed), or a part of it downloaded.
+    ProjectExport,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

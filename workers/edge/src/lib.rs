@@ -7,6 +7,7 @@ mod collect;
 mod consumer;
 mod dead_letters;
 mod erasures;
+mod exports;
 mod geo;
 mod group_commit;
 mod key_limiter;
@@ -68,6 +69,10 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
         (Method::Post, "/admin/dead-letters/replay") => dead_letters::replay(req, env).await,
         (Method::Get, "/v1/audit") => audit::list(req, env).await,
+        (_, p) if p == "/v1/exports" || p.starts_with("/v1/exports/") => {
+            let rest = p["/v1/exports".len()..].to_string();
+            exports::handle(req, env, &rest).await
+        }
         (_, p) if p.starts_with("/admin/projects/") => {
             let rest = p["/admin/projects/".len()..].to_string();
             projects_admin::handle(req, env, &rest).await
@@ -104,6 +109,14 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<String>, env: Env, ctx: Context) -> Result<()> {
+    if batch.queue() == config::var(&env, "EXPORT_QUEUE_NAME").unwrap_or_else(|| "millimetric-exports".into()) {
+        let done = exports::consume(batch, &env).await;
+        // A finished export is counted in usage: its flush, as a request's would be.
+        if let Some(flush) = millimetric_adapters::usage::flush_later(&env) {
+            ctx.wait_until(flush);
+        }
+        return done;
+    }
     if batch.queue() == config::dead_letter_queue_name(&env) {
         let kept = dead_letters::consume(batch, &env).await?;
         if kept > 0 {
@@ -139,6 +152,8 @@ async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     // Deleted projects last: a rollup run after their deletes (mutations, applied in the
     // background) could fold their not-yet-deleted events into new aggregate rows.
     projects_admin::run_due(&env).await;
+    // Exports past their week: parts and records deleted.
+    exports::expire(&env).await;
     for send in millimetric_adapters::monitor::pending(&env) {
         ctx.wait_until(send);
     }

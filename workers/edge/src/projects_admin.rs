@@ -5,6 +5,7 @@
 //! - `POST /admin/projects/{id}/closure` schedules it (`{"delete_after_days": 0..30}`, default 30)
 //! - `GET /admin/projects/{id}/closure` the closure, if one is scheduled
 //! - `DELETE /admin/projects/{id}/closure` cancels it
+//! - `POST` / `GET /admin/projects/{id}/exports` starts or lists its exports (super::exports)
 //! - `PUT /admin/projects/{id}/quota` sets the monthly event quota (`{"monthly_events": N |
 //!   null, "hard_cap": bool}`); `GET` reads it with this month's use (millimetric_core::usage::quota)
 //!
@@ -28,6 +29,13 @@ type Answer = Result<(u16, serde_json::Value), ApiError>;
 pub async fn handle(mut req: Request, env: &Env, rest: &str) -> worker::Result<Response> {
     if let Some(refused) = super::admin::refuse_unless_admin(&req, env) {
         return Ok(refused);
+    }
+    if let Some(id) = rest.strip_suffix("/exports").filter(|id| !id.contains('/')) {
+        let answer = match projects::check_project_id(id) {
+            Ok(project) => super::exports::admin(req.method(), env, project).await,
+            Err(e) => Err(e),
+        };
+        return Ok(answer.unwrap_or_else(|e| http::error(&e, None)));
     }
     let body = req.bytes().await.unwrap_or_default();
     Ok(match run(req.method(), rest, &body, env).await {
@@ -164,8 +172,8 @@ async fn put_tombstone(env: &Env, project: &str, tomb: Tombstone) -> Result<(), 
 }
 
 /// Everything of a project that a deletion removes after its tombstone: its rows in ClickHouse
-/// (usage included), its dead letters, its erasure records and closure, its key records and
-/// quota. Safe to repeat: the
+/// (usage included), its dead letters, its erasure records and closure, its exports (parts in
+/// R2 and records), its key records and quota. Safe to repeat: the
 /// daily job runs it again while the tombstone lasts, so a deletion that failed part way
 /// (ClickHouse or KV down) is finished there. `key_hashes`: the project's key records (listed
 /// once per run: a full scan of KV `KEYS`).
@@ -184,11 +192,14 @@ async fn erase_all(env: &Env, project: &str, key_hashes: Vec<String>) -> Result<
             erasure_records += 1;
         }
     }
+    let export_parts = super::exports::erase_project(env, project).await?;
     let key_store = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     for key in key_hashes.iter().cloned().chain([quota::record_key(project), quota::reached_key(project)]) {
         key_store.delete(&key).await.map_err(|_| unavailable("The key store"))?;
     }
-    Ok(json!({"keys": key_hashes.len(), "tables": tables, "dead_letters": dead_letters, "erasure_records": erasure_records}))
+    Ok(
+        json!({"keys": key_hashes.len(), "tables": tables, "dead_letters": dead_letters, "erasure_records": erasure_records, "export_parts": export_parts}),
+    )
 }
 
 /// A project deleted less than 8 days ago keeps its id reserved: the daily job is still deleting

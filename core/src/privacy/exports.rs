@@ -1,0 +1,378 @@
+//! A project's whole data returned (DPA section 4): an export job that writes, to R2, every raw
+//! event still kept as gzipped NDJSON split by UTC day (and within a day into parts of at most
+//! `PART_ROWS` rows), then the aggregates as gzipped CSV. The job runs in the background one
+//! step at a time (a queue message each); its state here is all it needs to go on, so a step
+//! that fails is simply run again, and a message for a step already done is stale.
+//!
+//! What is exported is what was stored when the job started (`as_of`): each event id once, as
+//! queries read it (`FINAL`), received no later than that. Parts are named by day and index,
+//! so a step run twice overwrites its own part; pages within a day go by event id (the table's
+//! sort key), so none is read twice or skipped however ClickHouse merges meanwhile.
+//! Parts are kept `KEEP_SECONDS` (the daily cron deletes older ones), and a project's deletion
+//! deletes them all.
+
+use crate::error::ApiError;
+use crate::storage::sql;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Rows per part: about 60 MB of NDJSON, 6 MB gzipped; what one step holds in memory.
+pub const PART_ROWS: u64 = 100_000;
+/// How long parts and the job's record are kept.
+pub const KEEP_SECONDS: u64 = 7 * 86_400;
+/// Jobs a project may have at once (running or kept).
+pub const MAX_JOBS: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Done,
+}
+
+/// A part written: its name (under the job), rows and gzipped bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    pub name: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Where the job stands: the next step is computed from it (`next`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub project_id: String,
+    /// Who asked (`key:<hash prefix>` or `admin`), as the audit log names them.
+    pub by: String,
+    pub created_ms: i64,
+    /// Events received up to this time (`YYYY-MM-DD hh:mm:ss`, UTC) are exported.
+    pub as_of: String,
+    pub status: Status,
+    /// The step to run next; a message naming another is stale.
+    pub step: u32,
+    /// Planned: each UTC day with events, and its rows. None until planned.
+    pub days: Option<Vec<(String, u64)>>,
+    /// Within `days`: the day being exported, the last event id written of it, the next part.
+    pub day_index: usize,
+    pub after_event_id: String,
+    pub part_index: u32,
+    pub parts: Vec<Part>,
+    pub rows_done: u64,
+    /// Aggregate tables written (by `AGGREGATES` order).
+    pub aggregates_done: usize,
+    pub last_error: Option<String>,
+    pub finished_ms: Option<i64>,
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// List the days and their rows.
+    Plan,
+    /// One part of one day: rows after `after_event_id`, at most PART_ROWS.
+    Events {
+        day: String,
+        after_event_id: String,
+        name: String,
+    },
+    /// One aggregate table as CSV.
+    Aggregates {
+        table: &'static str,
+        name: String,
+    },
+    Finished,
+}
+
+/// The aggregate tables exported, with the statement's column list and grouping.
+pub const AGGREGATES: [&str; 2] = ["visits_agg", "pages_agg"];
+
+impl Job {
+    pub fn new(id: &str, project_id: &str, by: String, now_ms: i64) -> Job {
+        Job {
+            id: id.to_string(),
+            project_id: project_id.to_string(),
+            by,
+            created_ms: now_ms,
+            as_of: crate::ingest::timestamp::clickhouse_datetime(now_ms),
+            status: Status::Running,
+            step: 0,
+            days: None,
+            day_index: 0,
+            after_event_id: String::new(),
+            part_index: 0,
+            parts: Vec::new(),
+            rows_done: 0,
+            aggregates_done: 0,
+            last_error: None,
+            finished_ms: None,
+        }
+    }
+
+    pub fn next(&self) -> Step {
+        let Some(days) = &self.days else { return Step::Plan };
+        if let Some((day, _)) = days.get(self.day_index) {
+            return Step::Events { day: day.clone(), after_event_id: self.after_event_id.clone(), name: part_name(day, self.part_index) };
+        }
+        match AGGREGATES.get(self.aggregates_done) {
+            Some(table) => Step::Aggregates { table, name: format!("aggregates/{table}.csv.gz") },
+            None => Step::Finished,
+        }
+    }
+
+    /// The plan's answer (`plan_sql`).
+    pub fn planned(&mut self, answer: &str) -> Result<(), String> {
+        let mut days = Vec::new();
+        for line in answer.lines().filter(|l| !l.trim().is_empty()) {
+            let v: Value = serde_json::from_str(line).map_err(|e| format!("export plan: unreadable row: {e}"))?;
+            let day = v["date"].as_str().ok_or("export plan: a row without `date`")?.to_string();
+            let n = v["n"].as_u64().or_else(|| v["n"].as_str().and_then(|s| s.parse().ok())).ok_or("export plan: a row without `n`")?;
+            days.push((day, n));
+        }
+        self.days = Some(days);
+        self.step += 1;
+        Ok(())
+    }
+
+    /// A part of the current day written, `rows` of them, the last with `last_event_id`. A
+    /// part short of PART_ROWS ends its day.
+    pub fn wrote_events(&mut self, part: Part, last_event_id: Option<String>) {
+        let full = part.rows >= PART_ROWS;
+        self.rows_done += part.rows;
+        if part.rows > 0 || self.part_index == 0 {
+            self.parts.push(part);
+        }
+        match (full, last_event_id) {
+            (true, Some(id)) => {
+                self.after_event_id = id;
+                self.part_index += 1;
+            }
+            _ => {
+                self.day_index += 1;
+                self.after_event_id.clear();
+                self.part_index = 0;
+            }
+        }
+        self.step += 1;
+        self.last_error = None;
+    }
+
+    pub fn wrote_aggregates(&mut self, part: Part, now_ms: i64) {
+        self.parts.push(part);
+        self.aggregates_done += 1;
+        self.step += 1;
+        self.last_error = None;
+        if self.next() == Step::Finished {
+            self.status = Status::Done;
+            self.finished_ms = Some(now_ms);
+        }
+    }
+
+    /// Whether its parts are past KEEP_SECONDS.
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        now_ms - self.created_ms > KEEP_SECONDS as i64 * 1000
+    }
+
+    /// The job as its owner reads it: progress, and each part's download path.
+    pub fn to_json(&self) -> Value {
+        let rows_total: Option<u64> = self.days.as_ref().map(|d| d.iter().map(|(_, n)| n).sum());
+        let days_total = self.days.as_ref().map(Vec::len);
+        let parts: Vec<Value> = self
+            .parts
+            .iter()
+            .map(|p| json!({"name": p.name, "rows": p.rows, "bytes": p.bytes, "download": format!("/v1/exports/{}/parts/{}", self.id, p.name)}))
+            .collect();
+        json!({
+            "id": self.id,
+            "project_id": self.project_id,
+            "status": self.status,
+            "created_at": crate::privacy::audit::rfc3339(self.created_ms),
+            "as_of": self.as_of,
+            "progress": {
+                "days_done": self.day_index.min(days_total.unwrap_or(0)),
+                "days_total": days_total,
+                "rows_done": self.rows_done,
+                "rows_total": rows_total,
+                "aggregates_done": self.aggregates_done,
+                "aggregates_total": AGGREGATES.len(),
+            },
+            "parts": parts,
+            "last_error": self.last_error,
+            "finished_at": self.finished_ms.map(crate::privacy::audit::rfc3339),
+            "expires_at": crate::privacy::audit::rfc3339(self.created_ms + KEEP_SECONDS as i64 * 1000),
+        })
+    }
+}
+
+/// `events/YYYY-MM-DD-NNNN.ndjson.gz`.
+pub fn part_name(day: &str, index: u32) -> String {
+    format!("events/{day}-{index:04}.ndjson.gz")
+}
+
+/// Where a job keeps its state (KV `ERASURES`, beside closures and tombstones).
+pub fn state_key(project_id: &str, id: &str) -> String {
+    format!("{}{id}", state_prefix(project_id))
+}
+
+pub fn state_prefix(project_id: &str) -> String {
+    format!("export:{project_id}:")
+}
+
+/// Where a part is in R2 (bucket `EXPORTS`).
+pub fn object_key(project_id: &str, id: &str, name: &str) -> String {
+    format!("{}{id}/{name}", object_prefix(project_id))
+}
+
+/// Every object of a project's exports: what its deletion deletes.
+pub fn object_prefix(project_id: &str) -> String {
+    format!("exports/{project_id}/")
+}
+
+/// An export id as the API takes it: the id a job was given (32 lower-case hex digits).
+pub fn check_id(id: &str) -> Result<&str, ApiError> {
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(id)
+    } else {
+        Err(ApiError::new(
+            404,
+            "unknown_export",
+            "No export has that id. Start one with POST /v1/exports, and read its id from the answer.",
+        ))
+    }
+}
+
+/// The message that runs one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepMessage {
+    pub project_id: String,
+    pub id: String,
+    pub step: u32,
+}
+
+/// The days a project has events on, and their rows.
+pub fn plan_sql(database: &str, table: &str, job: &Job) -> String {
+    format!(
+        "SELECT toString(toDate(timestamp)) AS date, count() AS n FROM {database}.{table} FINAL WHERE project_id = {} AND received_at <= {} \
+         GROUP BY date ORDER BY date FORMAT JSONEachRow",
+        sql::string(&job.project_id),
+        sql::string(&job.as_of)
+    )
+}
+
+/// One part: the day's rows after `after_event_id`, by event id, at most PART_ROWS.
+pub fn events_sql(database: &str, table: &str, job: &Job, day: &str, after_event_id: &str) -> String {
+    format!(
+        "SELECT * FROM {database}.{table} FINAL WHERE project_id = {} AND toDate(timestamp) = toDate({}) AND received_at <= {} \
+         AND event_id > {} ORDER BY event_id LIMIT {PART_ROWS} FORMAT JSONEachRow",
+        sql::string(&job.project_id),
+        sql::string(day),
+        sql::string(&job.as_of),
+        sql::string(after_event_id)
+    )
+}
+
+/// One aggregate table as CSV with a header: each day's latest finished rollup, sketches
+/// merged to numbers, per the table's dimensions.
+pub fn aggregates_sql(database: &str, table: &str, project_id: &str) -> String {
+    let p = sql::string(project_id);
+    let (columns, group) = match table {
+        "pages_agg" => (
+            "is_bot, host, page, event_name, uniqCombinedMerge(visitors) AS visitors, uniqCombinedMerge(visits) AS visits, \
+             sumMerge(pageviews) AS pageviews, sumMerge(events) AS events, sumMerge(bounces) AS bounces",
+            "date, is_bot, host, page, event_name",
+        ),
+        _ => (
+            "is_bot, v_source AS source, v_medium AS medium, v_utm_campaign AS utm_campaign, v_country AS country, v_device AS device, \
+             entry_page, uniqCombinedMerge(visitors) AS visitors, sumMerge(visits) AS visits, sumMerge(pageviews) AS pageviews, \
+             sumMerge(events) AS events, sumMerge(bounces) AS bounces, sumMerge(duration) AS duration",
+            "date, is_bot, source, medium, utm_campaign, country, device, entry_page",
+        ),
+    };
+    format!(
+        "SELECT toString(day) AS date, {columns} FROM {database}.{table} WHERE project_id = {p} \
+         AND (day, version) IN (SELECT day, max(version) FROM {database}.{done} WHERE project_id = {p} GROUP BY day) \
+         GROUP BY {group} ORDER BY {group} FORMAT CSVWithNames",
+        done = crate::query::aggregates::DONE_TABLE
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now_ms() -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp() * 1000
+    }
+
+    fn part(name: &str, rows: u64) -> Part {
+        Part { name: name.into(), rows, bytes: rows * 10 }
+    }
+
+    #[test]
+    fn a_job_plans_then_writes_each_day_in_parts_then_the_aggregates() {
+        let now = now_ms();
+        let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now);
+        assert_eq!(job.next(), Step::Plan);
+        job.planned("{\"date\":\"2026-01-01\",\"n\":\"150000\"}\n{\"date\":\"2026-01-02\",\"n\":3}\n").unwrap();
+        let Step::Events { day, after_event_id, name } = job.next() else { panic!("{:?}", job.next()) };
+        assert_eq!((day.as_str(), after_event_id.as_str(), name.as_str()), ("2026-01-01", "", "events/2026-01-01-0000.ndjson.gz"));
+        job.wrote_events(part(&name, PART_ROWS), Some("m".into()));
+        let Step::Events { day, after_event_id, name } = job.next() else { panic!() };
+        assert_eq!((day.as_str(), after_event_id.as_str(), name.as_str()), ("2026-01-01", "m", "events/2026-01-01-0001.ndjson.gz"));
+        job.wrote_events(part(&name, 50_000), Some("z".into()));
+        assert!(matches!(job.next(), Step::Events { ref day, ref after_event_id, .. } if day == "2026-01-02" && after_event_id.is_empty()));
+        job.wrote_events(part("events/2026-01-02-0000.ndjson.gz", 3), Some("c".into()));
+        assert_eq!(job.rows_done, 150_003);
+        for table in AGGREGATES {
+            assert!(matches!(job.next(), Step::Aggregates { table: t, .. } if t == table));
+            job.wrote_aggregates(part(&format!("aggregates/{table}.csv.gz"), 1), now);
+        }
+        assert_eq!((job.next(), job.status, job.step), (Step::Finished, Status::Done, 1 + 3 + 2));
+        let v = job.to_json();
+        assert_eq!(v["progress"]["rows_total"], 150_003);
+        assert_eq!(v["parts"].as_array().unwrap().len(), 5);
+        assert_eq!(v["parts"][0]["download"], "/v1/exports/0123456789abcdef0123456789abcdef/parts/events/2026-01-01-0000.ndjson.gz");
+    }
+
+    #[test]
+    fn a_full_part_that_was_the_days_last_leaves_an_empty_part_and_moves_on() {
+        let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now_ms());
+        job.planned("{\"date\":\"2026-01-01\",\"n\":100000}\n").unwrap();
+        job.wrote_events(part("events/2026-01-01-0000.ndjson.gz", PART_ROWS), Some("x".into()));
+        job.wrote_events(part("events/2026-01-01-0001.ndjson.gz", 0), None);
+        assert_eq!(job.parts.len(), 1, "an empty second part is not listed");
+        assert!(matches!(job.next(), Step::Aggregates { .. }));
+    }
+
+    #[test]
+    fn a_project_with_no_events_still_gets_its_aggregates() {
+        let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now_ms());
+        job.planned("").unwrap();
+        assert!(matches!(job.next(), Step::Aggregates { .. }));
+    }
+
+    #[test]
+    fn statements_quote_values_and_page_by_event_id() {
+        let job = Job::new("0123456789abcdef0123456789abcdef", "p'1", "admin".into(), now_ms());
+        let s = events_sql("db", "events", &job, "2026-01-01", "a'b");
+        assert!(s.contains("project_id = 'p\\'1'") && s.contains("event_id > 'a\\'b' ORDER BY event_id LIMIT 100000"), "{s}");
+        assert!(plan_sql("db", "events", &job).contains("FINAL WHERE project_id = 'p\\'1' AND received_at <= '"));
+        for t in AGGREGATES {
+            let a = aggregates_sql("db", t, "p'1");
+            assert!(a.contains("FORMAT CSVWithNames") && a.contains("FROM db.rollup_done WHERE project_id = 'p\\'1'"), "{a}");
+        }
+    }
+
+    #[test]
+    fn ids_are_checked_and_jobs_expire_after_a_week() {
+        assert!(check_id("0123456789abcdef0123456789abcdef").is_ok());
+        for bad in ["", "../x", "0123456789ABCDEF0123456789abcdef", "0123456789abcdef0123456789abcde"] {
+            assert_eq!(check_id(bad).unwrap_err().code, "unknown_export");
+        }
+        let now = now_ms();
+        let job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now - KEEP_SECONDS as i64 * 1000);
+        assert!(!job.is_expired(now));
+        assert!(job.is_expired(now + 1));
+        assert!(object_key("p", "i", "events/x").starts_with(&object_prefix("p")));
+    }
+}
