@@ -10,7 +10,9 @@ use std::io::Write;
 pub struct PartWriter {
     gz: GzEncoder<Vec<u8>>,
     lines: u64,
-    /// Bytes since the last newline.
+    /// Bytes written (whole lines only).
+    written: u64,
+    /// Bytes since the last newline: not written until their line is whole.
     partial: Vec<u8>,
     last_line: Vec<u8>,
 }
@@ -19,7 +21,7 @@ impl Default for PartWriter {
     fn default() -> Self {
         // Fast: a part is compressed inside one queue step's CPU time; the levels above cost far
         // more CPU for a few percent of size on NDJSON.
-        PartWriter { gz: GzEncoder::new(Vec::new(), Compression::fast()), lines: 0, partial: Vec::new(), last_line: Vec::new() }
+        PartWriter { gz: GzEncoder::new(Vec::new(), Compression::fast()), lines: 0, written: 0, partial: Vec::new(), last_line: Vec::new() }
     }
 }
 
@@ -32,32 +34,50 @@ pub struct Finished {
 }
 
 impl PartWriter {
+    /// Takes the next chunk of the answer; whole lines are compressed, the rest waits.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), String> {
-        self.gz.write_all(chunk).map_err(|e| format!("gzip: {e}"))?;
         let Some(last) = chunk.iter().rposition(|&b| b == b'\n') else {
             self.partial.extend_from_slice(chunk);
             return Ok(());
         };
-        self.lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        let whole = &chunk[..=last];
+        self.lines += whole.iter().filter(|&&b| b == b'\n').count() as u64;
         let before = &chunk[..last];
-        match before.iter().rposition(|&b| b == b'\n') {
-            Some(prev) => self.last_line = before[prev + 1..].to_vec(),
-            None => {
-                self.partial.extend_from_slice(before);
-                self.last_line = std::mem::take(&mut self.partial);
-            }
-        }
-        self.partial.clear();
+        let last_line = match before.iter().rposition(|&b| b == b'\n') {
+            Some(prev) => before[prev + 1..].to_vec(),
+            None => [self.partial.as_slice(), before].concat(),
+        };
+        let waiting = std::mem::take(&mut self.partial);
+        self.write(&waiting)?;
+        self.write(whole)?;
+        self.last_line = last_line;
         self.partial.extend_from_slice(&chunk[last + 1..]);
         Ok(())
     }
 
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.written += bytes.len() as u64;
+        self.gz.write_all(bytes).map_err(|e| format!("gzip: {e}"))
+    }
+
+    /// Bytes of whole lines written so far (a part is cut once this passes its limit).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The part as the answer ended: a last line without its newline still counts.
     pub fn finish(mut self) -> Result<Finished, String> {
         if !self.partial.is_empty() {
-            // A last line without its newline still counts.
             self.lines += 1;
-            self.last_line = std::mem::take(&mut self.partial);
+            let line = std::mem::take(&mut self.partial);
+            self.write(&line)?;
+            self.last_line = line;
         }
+        self.cut()
+    }
+
+    /// The part cut short at its last whole line (the rest of the answer is not read).
+    pub fn cut(self) -> Result<Finished, String> {
         let last_event_id =
             serde_json::from_slice::<serde_json::Value>(&self.last_line).ok().and_then(|v| v["event_id"].as_str().map(str::to_string));
         let gzipped = self.gz.finish().map_err(|e| format!("gzip: {e}"))?;
@@ -88,6 +108,24 @@ mod tests {
             assert_eq!(out, body, "chunks of {step}");
             assert_eq!((f.lines, f.last_event_id.as_deref()), (500, Some("e00499")), "chunks of {step}");
         }
+    }
+
+    #[test]
+    fn a_part_cut_short_holds_whole_lines_only() {
+        let body = rows(100);
+        let mut w = PartWriter::default();
+        w.push(&body[..1000]).unwrap();
+        let written = w.written();
+        assert!(written > 0 && written < 1000, "a partial line waits: {written}");
+        let f = w.cut().unwrap();
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&f.gzipped[..]).read_to_end(&mut out).unwrap();
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(out.len() as u64, written);
+        let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len() as u64, f.lines);
+        let last: serde_json::Value = serde_json::from_slice(lines.last().unwrap()).unwrap();
+        assert_eq!(f.last_event_id.as_deref(), last["event_id"].as_str());
     }
 
     #[test]

@@ -4,20 +4,25 @@
 //! step at a time (a queue message each); its state here is all it needs to go on, so a step
 //! that fails is simply run again, and a message for a step already done is stale.
 //!
-//! What is exported is what was stored when the job started (`as_of`): each event id once, as
-//! queries read it (`FINAL`), received no later than that. Parts are named by day and index,
+//! What is exported is what was stored when the job started (`as_of`): each event id once (a
+//! day's copies of an id collapse to the one received last by then, as queries read them).
+//! Parts are named by day and index,
 //! so a step run twice overwrites its own part; pages within a day go by event id (the table's
 //! sort key), so none is read twice or skipped however ClickHouse merges meanwhile.
 //! Parts are kept `KEEP_SECONDS` (the daily cron deletes older ones), and a project's deletion
 //! deletes them all.
 
 use crate::error::ApiError;
+use crate::query::aggregates::{latest_versions, PAGES_TABLE, PROPS_TABLE, VISITS_TABLE};
 use crate::storage::sql;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// Rows per part: about 60 MB of NDJSON, 6 MB gzipped; what one step holds in memory.
+/// Rows per part at most (about 60 MB of NDJSON for typical events, 2 MB gzipped).
 pub const PART_ROWS: u64 = 100_000;
+/// NDJSON per part at most, whatever the rows hold (events may carry up to 64 KiB each): a
+/// part ends at the last whole row past this, so a step holds at most this much gzipped.
+pub const PART_BYTES: u64 = 32 << 20;
 /// How long parts and the job's record are kept.
 pub const KEEP_SECONDS: u64 = 7 * 86_400;
 /// Jobs a project may have at once (running or kept).
@@ -84,8 +89,8 @@ pub enum Step {
     Finished,
 }
 
-/// The aggregate tables exported, with the statement's column list and grouping.
-pub const AGGREGATES: [&str; 2] = ["visits_agg", "pages_agg"];
+/// The aggregate tables exported, each whole (every dimension it keeps, by hour).
+pub const AGGREGATES: [&str; 3] = [VISITS_TABLE, PAGES_TABLE, PROPS_TABLE];
 
 impl Job {
     pub fn new(id: &str, project_id: &str, by: String, now_ms: i64) -> Job {
@@ -134,10 +139,10 @@ impl Job {
         Ok(())
     }
 
-    /// A part of the current day written, `rows` of them, the last with `last_event_id`. A
-    /// part short of PART_ROWS ends its day.
-    pub fn wrote_events(&mut self, part: Part, last_event_id: Option<String>) {
-        let full = part.rows >= PART_ROWS;
+    /// A part of the current day written, `rows` of them, the last with `last_event_id`;
+    /// `full`: it stopped at PART_ROWS or PART_BYTES, so the day may go on. A part that is not
+    /// full ends its day.
+    pub fn wrote_events(&mut self, part: Part, last_event_id: Option<String>, full: bool) {
         self.rows_done += part.rows;
         if part.rows > 0 || self.part_index == 0 {
             self.parts.push(part);
@@ -249,21 +254,23 @@ pub struct StepMessage {
     pub step: u32,
 }
 
-/// The days a project has events on, and their rows.
+/// The days a project has events on, and their events (ids).
 pub fn plan_sql(database: &str, table: &str, job: &Job) -> String {
     format!(
-        "SELECT toString(toDate(timestamp)) AS date, count() AS n FROM {database}.{table} FINAL WHERE project_id = {} AND received_at <= {} \
+        "SELECT toString(toDate(timestamp)) AS date, uniqExact(event_id) AS n FROM {database}.{table} WHERE project_id = {} AND received_at <= {} \
          GROUP BY date ORDER BY date FORMAT JSONEachRow",
         sql::string(&job.project_id),
         sql::string(&job.as_of)
     )
 }
 
-/// One part: the day's rows after `after_event_id`, by event id, at most PART_ROWS.
+/// One part: the day's events after `after_event_id`, by event id, at most PART_ROWS; of an
+/// id's copies the one received last by `as_of` (FINAL would keep a later copy, then drop it
+/// with the cutoff).
 pub fn events_sql(database: &str, table: &str, job: &Job, day: &str, after_event_id: &str) -> String {
     format!(
-        "SELECT * FROM {database}.{table} FINAL WHERE project_id = {} AND toDate(timestamp) = toDate({}) AND received_at <= {} \
-         AND event_id > {} ORDER BY event_id LIMIT {PART_ROWS} FORMAT JSONEachRow",
+        "SELECT * FROM {database}.{table} WHERE project_id = {} AND toDate(timestamp) = toDate({}) AND received_at <= {} \
+         AND event_id > {} ORDER BY event_id, received_at DESC LIMIT 1 BY event_id LIMIT {PART_ROWS} FORMAT JSONEachRow",
         sql::string(&job.project_id),
         sql::string(day),
         sql::string(&job.as_of),
@@ -271,28 +278,32 @@ pub fn events_sql(database: &str, table: &str, job: &Job, day: &str, after_event
     )
 }
 
-/// One aggregate table as CSV with a header: each day's latest finished rollup, sketches
-/// merged to numbers, per the table's dimensions.
+/// One aggregate table as CSV with a header: each day's latest finished rollup, every
+/// dimension the table keeps (by hour: `bucket`), sketches merged to numbers.
 pub fn aggregates_sql(database: &str, table: &str, project_id: &str) -> String {
-    let p = sql::string(project_id);
-    let (columns, group) = match table {
-        "pages_agg" => (
-            "is_bot, host, page, event_name, uniqCombinedMerge(visitors) AS visitors, uniqCombinedMerge(visits) AS visits, \
-             sumMerge(pageviews) AS pageviews, sumMerge(events) AS events, sumMerge(bounces) AS bounces",
-            "date, is_bot, host, page, event_name",
+    let (dims, metrics) = match table {
+        PAGES_TABLE => (
+            "is_bot, host, page, event_name",
+            "uniqCombinedMerge(visitors) AS visitors, uniqCombinedMerge(visits) AS visits, sumMerge(pageviews) AS pageviews, \
+             sumMerge(events) AS events, sumMerge(bounces) AS bounces",
+        ),
+        PROPS_TABLE => (
+            "is_bot, event_name, prop_key, prop_value",
+            "uniqCombinedMerge(visitors) AS visitors, uniqCombinedMerge(visits) AS visits, sumMerge(pageviews) AS pageviews, \
+             sumMerge(events) AS events",
         ),
         _ => (
-            "is_bot, v_source AS source, v_medium AS medium, v_utm_campaign AS utm_campaign, v_country AS country, v_device AS device, \
-             entry_page, uniqCombinedMerge(visitors) AS visitors, sumMerge(visits) AS visits, sumMerge(pageviews) AS pageviews, \
+            "is_bot, entry_page, exit_page, v_source, v_medium, v_referrer, v_utm_source, v_utm_medium, v_utm_campaign, v_utm_term, \
+             v_utm_content, v_click_id_type, v_country, v_region, v_city, v_browser, v_os, v_device",
+            "uniqCombinedMerge(visitors) AS visitors, sumMerge(visits) AS visits, sumMerge(pageviews) AS pageviews, \
              sumMerge(events) AS events, sumMerge(bounces) AS bounces, sumMerge(duration) AS duration",
-            "date, is_bot, source, medium, utm_campaign, country, device, entry_page",
         ),
     };
     format!(
-        "SELECT toString(day) AS date, {columns} FROM {database}.{table} WHERE project_id = {p} \
-         AND (day, version) IN (SELECT day, max(version) FROM {database}.{done} WHERE project_id = {p} GROUP BY day) \
-         GROUP BY {group} ORDER BY {group} FORMAT CSVWithNames",
-        done = crate::query::aggregates::DONE_TABLE
+        "SELECT toString(day) AS date, toString(bucket) AS hour, {dims}, {metrics} FROM {database}.{table} \
+         WHERE project_id = {} AND {} GROUP BY date, hour, {dims} ORDER BY date, hour, {dims} FORMAT CSVWithNames",
+        sql::string(project_id),
+        latest_versions(database, project_id)
     )
 }
 
@@ -316,21 +327,21 @@ mod tests {
         job.planned("{\"date\":\"2026-01-01\",\"n\":\"150000\"}\n{\"date\":\"2026-01-02\",\"n\":3}\n").unwrap();
         let Step::Events { day, after_event_id, name } = job.next() else { panic!("{:?}", job.next()) };
         assert_eq!((day.as_str(), after_event_id.as_str(), name.as_str()), ("2026-01-01", "", "events/2026-01-01-0000.ndjson.gz"));
-        job.wrote_events(part(&name, PART_ROWS), Some("m".into()));
+        job.wrote_events(part(&name, PART_ROWS), Some("m".into()), true);
         let Step::Events { day, after_event_id, name } = job.next() else { panic!() };
         assert_eq!((day.as_str(), after_event_id.as_str(), name.as_str()), ("2026-01-01", "m", "events/2026-01-01-0001.ndjson.gz"));
-        job.wrote_events(part(&name, 50_000), Some("z".into()));
+        job.wrote_events(part(&name, 50_000), Some("z".into()), false);
         assert!(matches!(job.next(), Step::Events { ref day, ref after_event_id, .. } if day == "2026-01-02" && after_event_id.is_empty()));
-        job.wrote_events(part("events/2026-01-02-0000.ndjson.gz", 3), Some("c".into()));
+        job.wrote_events(part("events/2026-01-02-0000.ndjson.gz", 3), Some("c".into()), false);
         assert_eq!(job.rows_done, 150_003);
         for table in AGGREGATES {
             assert!(matches!(job.next(), Step::Aggregates { table: t, .. } if t == table));
             job.wrote_aggregates(part(&format!("aggregates/{table}.csv.gz"), 1), now);
         }
-        assert_eq!((job.next(), job.status, job.step), (Step::Finished, Status::Done, 1 + 3 + 2));
+        assert_eq!((job.next(), job.status, job.step), (Step::Finished, Status::Done, 1 + 3 + 3));
         let v = job.to_json();
         assert_eq!(v["progress"]["rows_total"], 150_003);
-        assert_eq!(v["parts"].as_array().unwrap().len(), 5);
+        assert_eq!(v["parts"].as_array().unwrap().len(), 6);
         assert_eq!(v["parts"][0]["download"], "/v1/exports/0123456789abcdef0123456789abcdef/parts/events/2026-01-01-0000.ndjson.gz");
     }
 
@@ -338,10 +349,20 @@ mod tests {
     fn a_full_part_that_was_the_days_last_leaves_an_empty_part_and_moves_on() {
         let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now_ms());
         job.planned("{\"date\":\"2026-01-01\",\"n\":100000}\n").unwrap();
-        job.wrote_events(part("events/2026-01-01-0000.ndjson.gz", PART_ROWS), Some("x".into()));
-        job.wrote_events(part("events/2026-01-01-0001.ndjson.gz", 0), None);
+        job.wrote_events(part("events/2026-01-01-0000.ndjson.gz", PART_ROWS), Some("x".into()), true);
+        job.wrote_events(part("events/2026-01-01-0001.ndjson.gz", 0), None, false);
         assert_eq!(job.parts.len(), 1, "an empty second part is not listed");
         assert!(matches!(job.next(), Step::Aggregates { .. }));
+    }
+
+    #[test]
+    fn a_part_cut_by_its_bytes_goes_on_in_the_same_day() {
+        let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now_ms());
+        job.planned("{\"date\":\"2026-01-01\",\"n\":900}\n").unwrap();
+        job.wrote_events(part("events/2026-01-01-0000.ndjson.gz", 400), Some("k".into()), true);
+        assert!(
+            matches!(job.next(), Step::Events { ref after_event_id, ref name, .. } if after_event_id == "k" && name.ends_with("-0001.ndjson.gz"))
+        );
     }
 
     #[test]
@@ -355,8 +376,14 @@ mod tests {
     fn statements_quote_values_and_page_by_event_id() {
         let job = Job::new("0123456789abcdef0123456789abcdef", "p'1", "admin".into(), now_ms());
         let s = events_sql("db", "events", &job, "2026-01-01", "a'b");
-        assert!(s.contains("project_id = 'p\\'1'") && s.contains("event_id > 'a\\'b' ORDER BY event_id LIMIT 100000"), "{s}");
-        assert!(plan_sql("db", "events", &job).contains("FINAL WHERE project_id = 'p\\'1' AND received_at <= '"));
+        assert!(
+            s.contains("project_id = 'p\\'1'")
+                && s.contains("event_id > 'a\\'b' ORDER BY event_id, received_at DESC LIMIT 1 BY event_id LIMIT 100000"),
+            "{s}"
+        );
+        assert!(!s.contains("FINAL"), "the cutoff applies before copies collapse: {s}");
+        assert!(plan_sql("db", "events", &job)
+            .contains("uniqExact(event_id) AS n FROM db.events WHERE project_id = 'p\\'1' AND received_at <= '"));
         for t in AGGREGATES {
             let a = aggregates_sql("db", t, "p'1");
             assert!(a.contains("FORMAT CSVWithNames") && a.contains("FROM db.rollup_done WHERE project_id = 'p\\'1'"), "{a}");

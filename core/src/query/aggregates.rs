@@ -121,6 +121,14 @@ fn utc_date(second: i64) -> String {
         .unwrap_or_else(|_| "1970-01-01".into())
 }
 
+/// The condition that keeps, of a project's aggregate rows, each day's latest finished rollup.
+pub fn latest_versions(database: &str, project_id: &str) -> String {
+    format!(
+        "(day, version) IN (SELECT day, max(version) FROM {database}.{DONE_TABLE} WHERE project_id = {} GROUP BY day)",
+        string(project_id)
+    )
+}
+
 /// The aggregate part of a grouped statement: rows of `table` for visits that started in
 /// `[s.from, to)`, in the partial form `sql::sketched` gives the raw part.
 fn from_table(table: &Table, s: &Scope, dims: &[Dimension], filter: Option<&Filter>, to: i64) -> String {
@@ -132,10 +140,7 @@ fn from_table(table: &Table, s: &Scope, dims: &[Dimension], filter: Option<&Filt
         format!("project_id = {}", string(s.project_id)),
         format!("day >= toDate('{}') AND day <= toDate('{}')", utc_date(s.from), utc_date(to - 1)),
         format!("bucket >= toDateTime({}) AND bucket < toDateTime({to})", s.from),
-        format!(
-            "(day, version) IN (SELECT day, max(version) FROM {db}.{DONE_TABLE} WHERE project_id = {} GROUP BY day)",
-            string(s.project_id)
-        ),
+        latest_versions(db, s.project_id),
     ];
     if !s.include_bots {
         conds.push("is_bot = 0".into());

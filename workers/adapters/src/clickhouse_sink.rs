@@ -21,27 +21,28 @@ fn request(cfg: &ClickHouseConfig, url: &str, body: Option<String>) -> worker::R
     Request::new_with_init(url, &init)
 }
 
-/// Runs one statement; Ok(the answer, its body not yet read) on 200, else Err with what
-/// ClickHouse said.
-pub async fn query_response(cfg: &ClickHouseConfig, sql: &str) -> Result<Response, String> {
-    let url = clickhouse::query_url(cfg, sql)?;
-    let req = request(cfg, &url, None).map_err(|e| format!("could not build the request: {e}"))?;
-    let mut resp = Fetch::Request(req).send().await.map_err(|e| format!("ClickHouse unreachable: {e}"))?;
-    match resp.status_code() {
-        200 => Ok(resp),
-        status => Err(format!("ClickHouse answered {status}: {}", resp.text().await.unwrap_or_default().trim())),
-    }
+/// How ClickHouse sends an answer over the wire.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    /// For a large answer (a project's export): gzipped by ClickHouse (`enable_http_compression`),
+    /// about a tenth of the bytes, decoded by the runtime as it is read; and sent only once the
+    /// query has finished (`wait_end_of_query`), so an error half way is an error status, never
+    /// a 200 whose body ends in one.
+    Gzip,
 }
 
-/// Runs one statement whose answer is large (a project's export): ClickHouse gzips it on the
-/// wire (`enable_http_compression`), about a tenth of the bytes between the two; the runtime
-/// decodes it as it is read. Ok(the answer, its body not yet read) on 200, else Err with what
+/// Runs one statement; Ok(the answer, its body not yet read) on 200, else Err with what
 /// ClickHouse said.
-pub async fn query_response_compressed(cfg: &ClickHouseConfig, sql: &str) -> Result<Response, String> {
+pub async fn query_response(cfg: &ClickHouseConfig, sql: &str, compression: Compression) -> Result<Response, String> {
     let mut url = clickhouse::query_url(cfg, sql)?;
-    url.push_str("&enable_http_compression=1");
+    if compression == Compression::Gzip {
+        url.push_str("&enable_http_compression=1&wait_end_of_query=1");
+    }
     let req = request(cfg, &url, None).map_err(|e| format!("could not build the request: {e}"))?;
-    req.headers().set("Accept-Encoding", "gzip").map_err(|e| format!("could not build the request: {e}"))?;
+    if compression == Compression::Gzip {
+        req.headers().set("Accept-Encoding", "gzip").map_err(|e| format!("could not build the request: {e}"))?;
+    }
     let mut resp = Fetch::Request(req).send().await.map_err(|e| format!("ClickHouse unreachable: {e}"))?;
     match resp.status_code() {
         200 => Ok(resp),
@@ -51,7 +52,7 @@ pub async fn query_response_compressed(cfg: &ClickHouseConfig, sql: &str) -> Res
 
 /// Runs one statement; Ok(the answer's text) on 200, else Err with what ClickHouse said.
 pub async fn query(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
-    query_response(cfg, sql).await?.text().await.map_err(|e| format!("ClickHouse's answer could not be read: {e}"))
+    query_response(cfg, sql, Compression::None).await?.text().await.map_err(|e| format!("ClickHouse's answer could not be read: {e}"))
 }
 
 /// Runs one SELECT, the statement in the body (it may be long); Ok(the answer's text), else

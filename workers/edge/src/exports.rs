@@ -14,6 +14,7 @@
 use super::key_lookup::unavailable;
 use super::{clickhouse_sink, config, http, key_limiter};
 use futures_util::StreamExt;
+use millimetric_adapters::clickhouse_sink::Compression;
 use millimetric_adapters::kv::all_keys;
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::Route;
@@ -154,8 +155,9 @@ async fn load(env: &Env, project: &str, id: &str) -> Result<Job, ApiError> {
 async fn save(env: &Env, job: &Job) -> Result<(), ApiError> {
     let kv = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The export log"))?;
     let value = serde_json::to_string(job).map_err(|_| unavailable("The export log"))?;
-    // A day past the parts' own week, so the daily cron finds the job to delete its parts.
-    let ttl = exports::KEEP_SECONDS + 86_400;
+    // Weeks past the parts' own week, so the daily cron finds the job to delete its parts even
+    // after some of its runs failed.
+    let ttl = exports::KEEP_SECONDS + 30 * 86_400;
     let put = kv.put(&exports::state_key(&job.project_id, &job.id), value).map_err(|_| unavailable("The export log"))?;
     put.expiration_ttl(ttl).execute().await.map_err(|_| unavailable("The export log"))
 }
@@ -207,6 +209,11 @@ async fn run_message(env: &Env, m: &Message<String>, msg: StepMessage) {
     if msg.step < job.step || job.status == Status::Done {
         return m.ack();
     }
+    // A project deleted meanwhile: its deletion took the parts, and no step may bring them back.
+    if super::projects_admin::refuse_if_deleted(env, &job.project_id).await.is_err() {
+        let _ = erase_project(env, &job.project_id).await;
+        return m.ack();
+    }
     let mut next = job.clone();
     match run_step(env, &mut next).await {
         Ok(()) => {
@@ -215,6 +222,14 @@ async fn run_message(env: &Env, m: &Message<String>, msg: StepMessage) {
             let queued = if next.status == Status::Running { enqueue(env, &next, 0).await } else { Ok(()) };
             match queued {
                 Ok(()) if save(env, &next).await.is_ok() => {
+                    // Read by tests/e2e_exports.rs: memory holds one part, whatever the project.
+                    console_log!(
+                        "exports: {}: export {} step {} done; wasm memory {:.1} MiB",
+                        next.project_id,
+                        next.id,
+                        job.step,
+                        super::geo::wasm_memory_mib()
+                    );
                     if next.status == Status::Done {
                         millimetric_adapters::usage::count(&next.project_id, Counter::Export, "project", 1);
                         console_log!(
@@ -251,13 +266,17 @@ async fn run_step(env: &Env, job: &mut Job) -> Result<(), String> {
         }
         Step::Events { day, after_event_id, name } => {
             let sql = exports::events_sql(&cfg.database, &cfg.table, job, &day, &after_event_id);
-            let (part, last) = write_part(env, &cfg, &sql, job, &name).await?;
-            job.wrote_events(part, last);
+            let (part, last, cut) = write_part(env, &cfg, &sql, job, &name, Some(exports::PART_BYTES)).await?;
+            if part.rows > 0 && last.is_none() {
+                return Err("ClickHouse's answer did not end with a whole event; the step runs again".into());
+            }
+            let full = cut || part.rows >= exports::PART_ROWS;
+            job.wrote_events(part, last, full);
             Ok(())
         }
         Step::Aggregates { table, name } => {
             let sql = exports::aggregates_sql(&cfg.database, table, &job.project_id);
-            let (mut part, _) = write_part(env, &cfg, &sql, job, &name).await?;
+            let (mut part, _, _) = write_part(env, &cfg, &sql, job, &name, None).await?;
             part.rows = part.rows.saturating_sub(1); // the header
             job.wrote_aggregates(part, now_ms());
             Ok(())
@@ -266,19 +285,32 @@ async fn run_step(env: &Env, job: &mut Job) -> Result<(), String> {
     }
 }
 
-/// One statement's answer, streamed through gzip into the part's object.
-async fn write_part(env: &Env, cfg: &ClickHouseConfig, sql: &str, job: &Job, name: &str) -> Result<(Part, Option<String>), String> {
-    let mut resp = clickhouse_sink::query_response_compressed(cfg, sql).await?;
+/// One statement's answer, streamed through gzip into the part's object; cut at the last whole
+/// line past `cut_bytes` (then the third value is true, and the rest is not read).
+async fn write_part(
+    env: &Env,
+    cfg: &ClickHouseConfig,
+    sql: &str,
+    job: &Job,
+    name: &str,
+    cut_bytes: Option<u64>,
+) -> Result<(Part, Option<String>, bool), String> {
+    let mut resp = clickhouse_sink::query_response(cfg, sql, Compression::Gzip).await?;
     let mut stream = resp.stream().map_err(|e| format!("ClickHouse's answer: {e}"))?;
     let mut writer = PartWriter::default();
+    let mut cut = false;
     while let Some(chunk) = stream.next().await {
         writer.push(&chunk.map_err(|e| format!("ClickHouse's answer broke off: {e}"))?)?;
+        if cut_bytes.is_some_and(|limit| writer.written() >= limit) {
+            cut = true;
+            break;
+        }
     }
-    let done = writer.finish()?;
+    let done = if cut { writer.cut()? } else { writer.finish()? };
     let bytes = done.gzipped.len() as u64;
     let bucket = env.bucket(BUCKET).map_err(|e| e.to_string())?;
     bucket.put(exports::object_key(&job.project_id, &job.id, name), done.gzipped).execute().await.map_err(|e| format!("R2: {e}"))?;
-    Ok((Part { name: name.to_string(), rows: done.lines, bytes }, done.last_event_id))
+    Ok((Part { name: name.to_string(), rows: done.lines, bytes }, done.last_event_id, cut))
 }
 
 // ---- expiry and deletion ----

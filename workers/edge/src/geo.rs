@@ -61,8 +61,8 @@ pub async fn database(env: &Env) -> Option<Rc<GeoDb>> {
 }
 
 /// Wasm linear memory in MiB (it only ever grows): logged around the load, and read by
-/// bench/geo-memory.
-fn wasm_memory_mib() -> f64 {
+/// bench/geo-memory; logged after each export step too (super::exports).
+pub(crate) fn wasm_memory_mib() -> f64 {
     (core::arch::wasm32::memory_size(0) * 65_536) as f64 / (1024.0 * 1024.0)
 }
 

@@ -81,7 +81,7 @@ async fn act(env: &Env, action: Action, visitor: Visitor<'_>, project: &str) -> 
     match action {
         Action::Export => {
             let sql = visitors::export_sql(&cfg.database, &cfg.table, &project, &visitor.ids());
-            let answer = clickhouse_sink::query_response(&cfg, &sql).await.map_err(|e| {
+            let answer = clickhouse_sink::query_response(&cfg, &sql, clickhouse_sink::Compression::None).await.map_err(|e| {
                 console_error!("visitors: export failed: {e}");
                 unavailable("The event store")
             })?;
