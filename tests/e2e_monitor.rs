@@ -81,6 +81,7 @@ fn errors_are_reported_without_payloads() {
     let stack = Stack::named("monitor")
         .var("ERROR_MONITOR_DSN", &format!("http://publickey1@127.0.0.1:{port}/42"))
         .var("MM_RELEASE", "edge@test")
+        .var("MM_TEST_PANIC", "1")
         .start();
     let received = || got.lock().unwrap().clone();
 
@@ -129,6 +130,16 @@ fn errors_are_reported_without_payloads() {
         total() == 12
     });
     assert!(added_up, "the reports' counts add up to 12: {:?}", server_errors());
+    // A panic (the test route quotes its URL in the message): reported as kind `panic` with the
+    // route template only, and the Worker answers again afterwards.
+    let r = stack.request("GET", &format!("/__test/panic?email={EMAIL}&visitor={VISITOR}"), &[], b"");
+    assert_eq!(r.status, 500, "{:?}", r.body);
+    let panicked = support::eventually(Duration::from_secs(30), || received().iter().any(|r| event_of(r)["tags"]["kind"] == "panic"));
+    assert!(panicked, "no panic report; got {:?}\n{}", received(), stack.logs());
+    let panic = received().iter().map(event_of).find(|e| e["tags"]["kind"] == "panic").unwrap();
+    assert_eq!((panic["tags"]["code"].as_str(), panic["tags"]["route"].as_str()), (Some("panic"), Some("other")), "{panic}");
+    assert_eq!(stack.request("GET", "/health", &[], b"").status, 200, "the Worker answers after a panic");
+
     let all = received();
     let server_errors = server_errors();
     let e = &server_errors[0];

@@ -17,6 +17,9 @@ pub enum Kind {
     DeadLetter,
     /// A condition the Workers log as `ALARM {code}` (credentials refused, audit not written).
     Alarm,
+    /// A Rust panic: the request or job it happened in failed (workerd answers 500 and the
+    /// isolate's wasm is started afresh). The panic's message is never sent: it may quote input.
+    Panic,
 }
 
 impl Kind {
@@ -26,6 +29,7 @@ impl Kind {
             Kind::Failure => "failure",
             Kind::DeadLetter => "dead_letter",
             Kind::Alarm => "alarm",
+            Kind::Panic => "panic",
         }
     }
 }
@@ -63,7 +67,10 @@ pub fn route_of(path: &str) -> &'static str {
         "/v1/query",
         "/v1/realtime",
         "/v1/audit",
+        "/v1/usage",
+        "/v1/exports",
         "/mcp",
+        "/admin/usage",
         "/admin/keys",
         "/admin/dead-letters",
         "/admin/dead-letters/replay",
@@ -81,6 +88,11 @@ pub fn route_of(path: &str) -> &'static str {
         ["admin", "keys", _, "revoke"] => "/admin/keys/{hash}/revoke",
         ["admin", "projects", _] => "/admin/projects/{id}",
         ["admin", "projects", _, "closure"] => "/admin/projects/{id}/closure",
+        ["admin", "projects", _, "quota"] => "/admin/projects/{id}/quota",
+        ["admin", "projects", _, "exports"] => "/admin/projects/{id}/exports",
+        ["v1", "exports", _] => "/v1/exports/{id}",
+        ["v1", "exports", _, "resume"] => "/v1/exports/{id}/resume",
+        ["v1", "exports", _, "parts", ..] => "/v1/exports/{id}/parts/{name}",
         _ => "other",
     }
 }

@@ -12,6 +12,18 @@ pub const GLOBAL: u32 = 10;
 const MAX_KEYS: usize = 512;
 const MINUTE_MS: i64 = 60_000;
 
+/// Panic reports a minute, per isolate. A panic resets the isolate's wasm, and this throttle's
+/// state with it, so the adapter keeps the window outside wasm (`admit_panic`).
+pub const PANICS_PER_MINUTE: u32 = 3;
+
+/// Whether one more panic report fits the window `(minute, sent)` kept since the last one;
+/// Some(the new window) when it does.
+pub fn admit_panic(window: Option<(i64, u32)>, now_ms: i64) -> Option<(i64, u32)> {
+    let minute = now_ms.div_euclid(MINUTE_MS);
+    let sent = window.filter(|(m, _)| *m == minute).map_or(0, |(_, n)| n);
+    (sent < PANICS_PER_MINUTE).then_some((minute, sent + 1))
+}
+
 /// `T`: what the caller needs to send a held-back report later (the report itself).
 #[derive(Debug)]
 pub struct Throttle<T> {
@@ -93,6 +105,17 @@ impl<T: Clone> Throttle<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panic_reports_are_three_a_minute() {
+        let t = 7 * MINUTE_MS;
+        let mut w = None;
+        for _ in 0..PANICS_PER_MINUTE {
+            w = Some(admit_panic(w, t).expect("within the minute's three"));
+        }
+        assert_eq!(admit_panic(w, t + 1_000), None, "the fourth in the minute is not sent");
+        assert_eq!(admit_panic(w, t + MINUTE_MS), Some((8, 1)), "a new minute starts afresh");
+    }
 
     const T0: i64 = 1_796_032_800_000;
 

@@ -41,6 +41,12 @@ pub const IP_RATE_LIMITER: &str = "IP_RATE_LIMITER";
 pub const EVENTS_QUEUE: &str = "EVENTS_QUEUE";
 pub const DEAD_LETTER_QUEUE: &str = "DEAD_LETTER_QUEUE";
 
+/// Whether this is local development (MM_ENV=development with a loopback ClickHouse): the
+/// only place test-only routes answer.
+pub fn is_local_development(env: &Env) -> bool {
+    environment(env) == config_check::Environment::Development
+}
+
 fn environment(env: &Env) -> config_check::Environment {
     config_check::environment(var(env, "MM_ENV").as_deref(), var(env, "CLICKHOUSE_URL").as_deref())
 }

@@ -80,6 +80,104 @@ fn sending(env: &Env, dsn: Dsn, r: Report, now: i64) -> impl Future<Output = ()>
     }
 }
 
+// ---- panics ----
+//
+// A panic aborts the wasm instance: nothing in Rust runs after the hook, and the isolate's
+// wasm (this module's state included) is started afresh for the next event. So the hook sends
+// the report with the runtime's own `fetch`, kept alive by the event's `waitUntil`, and keeps
+// its per-minute window on the JS global, which outlives the reset.
+
+struct Armed {
+    /// The event's ExecutionContext (its `waitUntil`), as the runtime's object.
+    ctx: JsValue,
+    route: String,
+}
+
+thread_local! {
+    /// The event now running (the last one started, when several overlap): what a panic reports against.
+    static ARMED: RefCell<Option<Armed>> = const { RefCell::new(None) };
+    /// The DSN, release and environment, read once per isolate (None inside: no DSN).
+    static PANIC_SETTINGS: RefCell<Option<Option<(Dsn, String, String)>>> = const { RefCell::new(None) };
+}
+
+/// At the start of a request (its path) or a job (`queue:...`): what a panic in it reports.
+/// Nothing without a DSN.
+pub fn arm(env: &Env, ctx: &Context, route: &str) {
+    let enabled = PANIC_SETTINGS.with(|s| {
+        let mut s = s.borrow_mut();
+        s.get_or_insert_with(|| {
+            let release = config::var(env, "MM_RELEASE").unwrap_or_else(|| report::CLIENT.to_string());
+            let environment = config::var(env, "MM_ENV").unwrap_or_else(|| "production".into());
+            dsn(env).map(|d| (d, release, environment))
+        })
+        .is_some()
+    });
+    if enabled {
+        let js: &JsValue = ctx.as_ref().as_ref();
+        ARMED.with(|a| *a.borrow_mut() = Some(Armed { ctx: js.clone(), route: route.to_string() }));
+    }
+}
+
+/// The panic hook: the message to the log (as before), and a report (kind `panic`, the route
+/// template, never the message) to the monitor.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        report_panic();
+    }));
+}
+
+const PANIC_WINDOW: &str = "__millimetric_panic_reports";
+
+fn report_panic() {
+    let Some((dsn, release, environment)) = PANIC_SETTINGS.with(|s| s.try_borrow().ok().and_then(|s| s.clone().flatten())) else { return };
+    let Some((ctx, route)) = ARMED.with(|a| a.try_borrow().ok().and_then(|a| a.as_ref().map(|a| (a.ctx.clone(), a.route.clone())))) else {
+        return;
+    };
+    let now = Date::now().as_millis() as i64;
+    let global = js_sys::global();
+    let key = JsValue::from_str(PANIC_WINDOW);
+    // Array.from would throw on `undefined` (the first panic): only an array is read.
+    let window = js_sys::Reflect::get(&global, &key).ok().and_then(|v| {
+        use wasm_bindgen::JsCast;
+        let pair = v.dyn_into::<js_sys::Array>().ok()?;
+        Some((pair.get(0).as_f64()? as i64, pair.get(1).as_f64()? as u32))
+    });
+    let Some((minute, sent)) = millimetric_core::monitor::throttle::admit_panic(window, now) else { return };
+    let _ = js_sys::Reflect::set(&global, &key, &js_sys::Array::of2(&(minute as f64).into(), &(sent as f64).into()));
+    let r = Report::new(Kind::Panic, "panic", report::route_of(&route), 1);
+    let event_id = super::random::uuid().replace('-', "");
+    let body = report::envelope(&r, &event_id, now, &dsn.dsn, &release, &environment);
+    if let Some(promise) = js_fetch(&dsn, &body) {
+        wait_until(&ctx, &promise);
+    }
+}
+
+/// `ctx.waitUntil(promise)` on the runtime's object.
+fn wait_until(ctx: &JsValue, promise: &js_sys::Promise) {
+    use wasm_bindgen::JsCast;
+    let method = js_sys::Reflect::get(ctx, &"waitUntil".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    if let Some(method) = method {
+        let _ = method.call1(ctx, promise);
+    }
+}
+
+/// `fetch(envelope_url, {POST, headers, body})` straight on the runtime: no Rust future can run
+/// once the hook returns.
+fn js_fetch(dsn: &Dsn, body: &str) -> Option<js_sys::Promise> {
+    use wasm_bindgen::JsCast;
+    let global = js_sys::global();
+    let fetch: js_sys::Function = js_sys::Reflect::get(&global, &"fetch".into()).ok()?.dyn_into().ok()?;
+    let headers = js_sys::Object::new();
+    js_sys::Reflect::set(&headers, &"Content-Type".into(), &"application/x-sentry-envelope".into()).ok()?;
+    js_sys::Reflect::set(&headers, &"X-Sentry-Auth".into(), &dsn.auth_header(report::CLIENT).into()).ok()?;
+    let init = js_sys::Object::new();
+    js_sys::Reflect::set(&init, &"method".into(), &"POST".into()).ok()?;
+    js_sys::Reflect::set(&init, &"headers".into(), &headers).ok()?;
+    js_sys::Reflect::set(&init, &"body".into(), &body.into()).ok()?;
+    fetch.call2(&global, &dsn.envelope_url.as_str().into(), &init).ok()?.dyn_into().ok()
+}
+
 /// A Worker's answer to a request for `path`, watched: a 5xx is reported with its error's code,
 /// a handler that failed (workerd answers 500 for it) as a failure; in the background. The
 /// answer goes back as it was.

@@ -28,7 +28,8 @@ use worker::*;
 /// Runs once when the isolate starts, before its first request.
 #[event(start)]
 fn start() {
-    console_error_panic_hook::set_once();
+    // The log line as before, and a report to the error monitor (never the message).
+    millimetric_adapters::monitor::install_panic_hook();
     // Compile the ingest path now rather than inside the first request (see warm_up.rs).
     // Its result is of no use here: a failure would show in the tests, not in production.
     let _ = millimetric_core::ingest::warm_up::warm_up();
@@ -38,6 +39,7 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
+    millimetric_adapters::monitor::arm(&env, &ctx, &path);
     let answer = route(req, &env).await;
     if let Some(flush) = millimetric_adapters::usage::flush_later(&env) {
         ctx.wait_until(flush);
@@ -65,6 +67,12 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             Ok(http::error(&millimetric_core::error::ApiError::new(405, "method_not_allowed", "Send events with POST /collect."), None))
         }
         (Method::Get, "/health") => Ok(http::json(200, r#"{"status":"ok"}"#, None)),
+        // Local development only, and only when asked for: a panic, to test its report.
+        (Method::Get, "/__test/panic")
+            if config::is_local_development(env) && config::var(env, "MM_TEST_PANIC").as_deref() == Some("1") =>
+        {
+            panic!("a test panic (it may quote input: {})", req.url().map(|u| u.to_string()).unwrap_or_default())
+        }
         (Method::Get, "/mm.js") => Ok(http::script(SNIPPET)),
         (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
         (Method::Post, "/admin/dead-letters/replay") => dead_letters::replay(req, env).await,
@@ -109,6 +117,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<String>, env: Env, ctx: Context) -> Result<()> {
+    millimetric_adapters::monitor::arm(&env, &ctx, &format!("queue:{}", batch.queue()));
     if batch.queue() == config::var(&env, "EXPORT_QUEUE_NAME").unwrap_or_else(|| "millimetric-exports".into()) {
         let done = exports::consume(batch, &env).await;
         // A finished export is counted in usage: its flush, as a request's would be.

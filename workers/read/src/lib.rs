@@ -16,12 +16,14 @@ use worker::*;
 
 #[event(start)]
 fn start() {
-    console_error_panic_hook::set_once();
+    // The log line as before, and a report to the error monitor (never the message).
+    millimetric_adapters::monitor::install_panic_hook();
 }
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
+    millimetric_adapters::monitor::arm(&env, &ctx, &path);
     let answer = route(req, &env).await;
     if let Some(flush) = millimetric_adapters::usage::flush_later(&env) {
         ctx.wait_until(flush);
