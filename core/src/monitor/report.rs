@@ -75,6 +75,9 @@ pub fn route_of(path: &str) -> &'static str {
         "/admin/dead-letters",
         "/admin/dead-letters/replay",
         "/admin/config-check",
+        "queue:events",
+        "queue:exports",
+        "queue:dead_letters",
     ];
     if let Some(p) = EXACT.iter().find(|p| **p == path) {
         return p;

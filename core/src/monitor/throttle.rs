@@ -16,12 +16,25 @@ const MINUTE_MS: i64 = 60_000;
 /// state with it, so the adapter keeps the window outside wasm (`admit_panic`).
 pub const PANICS_PER_MINUTE: u32 = 3;
 
-/// Whether one more panic report fits the window `(minute, sent)` kept since the last one;
-/// Some(the new window) when it does.
-pub fn admit_panic(window: Option<(i64, u32)>, now_ms: i64) -> Option<(i64, u32)> {
+/// The panic window, kept outside wasm: the minute, reports sent in it, and panics held back
+/// since the last report (the next report carries them in its count).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PanicWindow {
+    pub minute: i64,
+    pub sent: u32,
+    pub held: u64,
+}
+
+/// One more panic at `now_ms`: Some(the count to report: this panic and those held back) when
+/// a report fits the minute; and the window after it, either way.
+pub fn admit_panic(w: PanicWindow, now_ms: i64) -> (Option<u64>, PanicWindow) {
     let minute = now_ms.div_euclid(MINUTE_MS);
-    let sent = window.filter(|(m, _)| *m == minute).map_or(0, |(_, n)| n);
-    (sent < PANICS_PER_MINUTE).then_some((minute, sent + 1))
+    let sent = if w.minute == minute { w.sent } else { 0 };
+    if sent < PANICS_PER_MINUTE {
+        (Some(w.held + 1), PanicWindow { minute, sent: sent + 1, held: 0 })
+    } else {
+        (None, PanicWindow { minute, sent, held: w.held + 1 })
+    }
 }
 
 /// `T`: what the caller needs to send a held-back report later (the report itself).
@@ -107,14 +120,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn panic_reports_are_three_a_minute() {
+    fn panic_reports_are_three_a_minute_and_the_held_back_are_counted_in_the_next() {
         let t = 7 * MINUTE_MS;
-        let mut w = None;
+        let mut w = PanicWindow::default();
         for _ in 0..PANICS_PER_MINUTE {
-            w = Some(admit_panic(w, t).expect("within the minute's three"));
+            let (count, next) = admit_panic(w, t);
+            assert_eq!(count, Some(1), "within the minute's three");
+            w = next;
         }
-        assert_eq!(admit_panic(w, t + 1_000), None, "the fourth in the minute is not sent");
-        assert_eq!(admit_panic(w, t + MINUTE_MS), Some((8, 1)), "a new minute starts afresh");
+        for _ in 0..2 {
+            let (count, next) = admit_panic(w, t + 1_000);
+            assert_eq!(count, None, "past three in the minute: held back");
+            w = next;
+        }
+        let (count, next) = admit_panic(w, t + MINUTE_MS);
+        assert_eq!((count, next), (Some(3), PanicWindow { minute: 8, sent: 1, held: 0 }), "the next report carries the two held back");
     }
 
     const T0: i64 = 1_796_032_800_000;

@@ -6,7 +6,7 @@
 use super::config;
 use millimetric_core::monitor::dsn::Dsn;
 use millimetric_core::monitor::report::{self, Kind, Report};
-use millimetric_core::monitor::throttle::Throttle;
+use millimetric_core::monitor::throttle::{admit_panic, PanicWindow, Throttle};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -137,20 +137,35 @@ fn report_panic() {
     let now = Date::now().as_millis() as i64;
     let global = js_sys::global();
     let key = JsValue::from_str(PANIC_WINDOW);
-    // Array.from would throw on `undefined` (the first panic): only an array is read.
-    let window = js_sys::Reflect::get(&global, &key).ok().and_then(|v| {
-        use wasm_bindgen::JsCast;
-        let pair = v.dyn_into::<js_sys::Array>().ok()?;
-        Some((pair.get(0).as_f64()? as i64, pair.get(1).as_f64()? as u32))
-    });
-    let Some((minute, sent)) = millimetric_core::monitor::throttle::admit_panic(window, now) else { return };
-    let _ = js_sys::Reflect::set(&global, &key, &js_sys::Array::of2(&(minute as f64).into(), &(sent as f64).into()));
-    let r = Report::new(Kind::Panic, "panic", report::route_of(&route), 1);
+    // The window as [minute, sent, held]; Array.from would throw on `undefined` (the first
+    // panic), so only an array is read.
+    let window = js_sys::Reflect::get(&global, &key)
+        .ok()
+        .and_then(|v| {
+            use wasm_bindgen::JsCast;
+            let a = v.dyn_into::<js_sys::Array>().ok()?;
+            Some(PanicWindow { minute: a.get(0).as_f64()? as i64, sent: a.get(1).as_f64()? as u32, held: a.get(2).as_f64()? as u64 })
+        })
+        .unwrap_or_default();
+    let (count, next) = admit_panic(window, now);
+    let stored = js_sys::Array::of3(&(next.minute as f64).into(), &(next.sent as f64).into(), &(next.held as f64).into());
+    let _ = js_sys::Reflect::set(&global, &key, &stored);
+    let Some(count) = count else { return };
+    let r = Report::new(Kind::Panic, "panic", report::route_of(&route), count);
     let event_id = super::random::uuid().replace('-', "");
     let body = report::envelope(&r, &event_id, now, &dsn.dsn, &release, &environment);
-    if let Some(promise) = js_fetch(&dsn, &body) {
+    if let Some(promise) = js_fetch(&dsn, &body).and_then(|p| quiet(&global, p)) {
         wait_until(&ctx, &promise);
     }
+}
+
+/// The promise with its rejection handled (by the global `Boolean`: a monitor that is down is
+/// a lost report, not an "uncaught in promise" in the log).
+fn quiet(global: &js_sys::Object, promise: js_sys::Promise) -> Option<js_sys::Promise> {
+    use wasm_bindgen::JsCast;
+    let boolean = js_sys::Reflect::get(global, &"Boolean".into()).ok()?;
+    let catch: js_sys::Function = js_sys::Reflect::get(&promise, &"catch".into()).ok()?.dyn_into().ok()?;
+    catch.call1(&promise, &boolean).ok()?.dyn_into().ok()
 }
 
 /// `ctx.waitUntil(promise)` on the runtime's object.

@@ -117,7 +117,15 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<String>, env: Env, ctx: Context) -> Result<()> {
-    millimetric_adapters::monitor::arm(&env, &ctx, &format!("queue:{}", batch.queue()));
+    let queue_name = batch.queue();
+    let route = if queue_name == config::dead_letter_queue_name(&env) {
+        "queue:dead_letters"
+    } else if queue_name.contains("export") {
+        "queue:exports"
+    } else {
+        "queue:events"
+    };
+    millimetric_adapters::monitor::arm(&env, &ctx, route);
     if batch.queue() == config::var(&env, "EXPORT_QUEUE_NAME").unwrap_or_else(|| "millimetric-exports".into()) {
         let done = exports::consume(batch, &env).await;
         // A finished export is counted in usage: its flush, as a request's would be.
