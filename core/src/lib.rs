@@ -29,3 +29,6 @@ pub mod config_check;
 pub mod error;
 pub mod paging;
 pub mod percent;
+
+#[cfg(test)]
+mod sim_rng;

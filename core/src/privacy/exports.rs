@@ -14,6 +14,7 @@
 
 use crate::error::ApiError;
 use crate::query::aggregates::{latest_versions, PAGES_TABLE, PROPS_TABLE, VISITS_TABLE};
+use crate::storage::clickhouse::json_u64;
 use crate::storage::sql;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -131,7 +132,7 @@ impl Job {
         for line in answer.lines().filter(|l| !l.trim().is_empty()) {
             let v: Value = serde_json::from_str(line).map_err(|e| format!("export plan: unreadable row: {e}"))?;
             let day = v["date"].as_str().ok_or("export plan: a row without `date`")?.to_string();
-            let n = v["n"].as_u64().or_else(|| v["n"].as_str().and_then(|s| s.parse().ok())).ok_or("export plan: a row without `n`")?;
+            let n = json_u64(&v["n"]).ok_or("export plan: a row without `n`")?;
             days.push((day, n));
         }
         self.days = Some(days);

@@ -28,11 +28,7 @@ pub fn statements(database: &str, table: &str, project_id: &str, now_s: i64) -> 
 }
 
 fn num(v: &Value, k: &str) -> u64 {
-    match &v[k] {
-        Value::Number(n) => n.as_u64().unwrap_or(0),
-        Value::String(s) => s.parse().unwrap_or(0),
-        _ => 0,
-    }
+    crate::storage::clickhouse::json_u64(&v[k]).unwrap_or(0)
 }
 
 /// The answer: every one of the 30 minutes, empty ones as zeros, oldest first.

@@ -163,6 +163,12 @@ pub fn query_url(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
     Ok(url.into())
 }
 
+/// A count in a JSONEachRow answer: ClickHouse writes 64-bit integers quoted by default
+/// (`output_format_json_quote_64bit_integers`), smaller ones bare.
+pub fn json_u64(v: &serde_json::Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
 /// What to do with a batch after ClickHouse answered (or did not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InsertOutcome {

@@ -11,6 +11,7 @@
 
 use super::Counter;
 use crate::error::ApiError;
+use crate::storage::clickhouse::json_u64;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -106,11 +107,6 @@ fn add_all(to: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
     }
 }
 
-/// ClickHouse writes 64-bit numbers quoted in JSON by default.
-fn num(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-}
-
 fn text<'a>(v: &'a Value, field: &str) -> Result<&'a str, String> {
     v[field].as_str().ok_or_else(|| format!("usage: a row without `{field}`"))
 }
@@ -131,8 +127,8 @@ impl Usage {
     pub fn add_stored(&mut self, answer: &str) -> Result<(), String> {
         for line in answer.lines().filter(|l| !l.trim().is_empty()) {
             let v: Value = serde_json::from_str(line).map_err(|e| format!("usage: unreadable row: {e}"))?;
-            let n = num(&v["n"]).ok_or("usage: a row without `n`")?;
-            let bot = num(&v["is_bot"]).unwrap_or(0) != 0;
+            let n = json_u64(&v["n"]).ok_or("usage: a row without `n`")?;
+            let bot = json_u64(&v["is_bot"]).unwrap_or(0) != 0;
             let (kind, route) = (text(&v, "key_kind")?.to_string(), text(&v, "ingest_route")?.to_string());
             let e = &mut self.day(&v)?.events;
             e.stored += n;
@@ -151,7 +147,7 @@ impl Usage {
     pub fn add_counters(&mut self, answer: &str) -> Result<(), String> {
         for line in answer.lines().filter(|l| !l.trim().is_empty()) {
             let v: Value = serde_json::from_str(line).map_err(|e| format!("usage: unreadable row: {e}"))?;
-            let n = num(&v["n"]).ok_or("usage: a row without `n`")?;
+            let n = json_u64(&v["n"]).ok_or("usage: a row without `n`")?;
             let dim = text(&v, "dim")?.to_string();
             let Some(counter) = Counter::parse(text(&v, "metric")?) else { continue };
             let day = self.day(&v)?;

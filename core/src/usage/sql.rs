@@ -9,6 +9,7 @@
 
 use super::{COUNTS_TABLE, DAILY_TABLE};
 use crate::ingest::timestamp::{MAX_FUTURE_MS, MAX_PAST_MS};
+use crate::storage::clickhouse::json_u64;
 use crate::storage::sql;
 use time::{Date, Duration};
 
@@ -84,10 +85,7 @@ pub fn parse_marked(answer: &str) -> Result<Vec<(String, u64)>, String> {
     for line in answer.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("usage: unreadable marker: {e}"))?;
         let date = v["date"].as_str().filter(|d| is_day(d)).ok_or("usage: a marker without a date")?;
-        let version = v["version"]
-            .as_u64()
-            .or_else(|| v["version"].as_str().and_then(|s| s.parse().ok()))
-            .ok_or("usage: a marker without a version")?;
+        let version = json_u64(&v["version"]).ok_or("usage: a marker without a version")?;
         out.push((date.to_string(), version));
     }
     Ok(out)
