@@ -32,6 +32,11 @@ pub fn dead_letter_queue_name(env: &Env) -> String {
     var_or(env, "DEAD_LETTER_QUEUE_NAME", "millimetric-events-dlq")
 }
 
+/// The queue a project export's steps go through (workers/edge/src/exports.rs).
+pub fn export_queue_name(env: &Env) -> String {
+    var_or(env, "EXPORT_QUEUE_NAME", "millimetric-exports")
+}
+
 pub const KEYS_KV: &str = "KEYS";
 pub const DEAD_LETTERS_KV: &str = "DEAD_LETTERS";
 pub const ERASURES_KV: &str = "ERASURES";

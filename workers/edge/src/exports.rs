@@ -101,7 +101,7 @@ async fn start(env: &Env, project: &str, by: String) -> Answer {
     let job = Job::new(&id, project, by.clone(), now_ms());
     let result = async {
         save(env, &job).await?;
-        enqueue(env, &job, 0).await
+        enqueue(env, &job).await
     }
     .await;
     audit_log(env, project, by, &result, None).await;
@@ -118,7 +118,7 @@ async fn list(env: &Env, project: &str) -> Answer {
 
 async fn resume(env: &Env, project: &str, id: &str, by: String) -> Answer {
     let job = load(env, project, id).await?;
-    let result = if job.status == Status::Done { Ok(()) } else { enqueue(env, &job, 0).await };
+    let result = if job.status == Status::Done { Ok(()) } else { enqueue(env, &job).await };
     audit_log(env, project, by, &result, None).await;
     result?;
     Ok(json_answer(202, &job.to_json()))
@@ -173,12 +173,11 @@ async fn jobs_of(env: &Env, project: &str) -> Result<Vec<Job>, ApiError> {
     Ok(jobs)
 }
 
-async fn enqueue(env: &Env, job: &Job, delay_s: u32) -> Result<(), ApiError> {
+async fn enqueue(env: &Env, job: &Job) -> Result<(), ApiError> {
     let queue = env.queue(EXPORTS_QUEUE).map_err(|_| unavailable("The export queue"))?;
     let body = serde_json::to_string(&StepMessage { project_id: job.project_id.clone(), id: job.id.clone(), step: job.step })
         .map_err(|_| unavailable("The export queue"))?;
-    let message = worker::MessageBuilder::new(body).delay_seconds(delay_s).build();
-    queue.send(message).await.map_err(|_| unavailable("The export queue"))
+    queue.send(body).await.map_err(|_| unavailable("The export queue"))
 }
 
 // ---- the steps (the exports queue's consumer) ----
@@ -219,7 +218,7 @@ async fn run_message(env: &Env, m: &Message<String>, msg: StepMessage) {
         Ok(()) => {
             // The next step's message before the state: if saving fails this step runs again
             // (its part overwritten), and a message that arrives early waits for the state.
-            let queued = if next.status == Status::Running { enqueue(env, &next, 0).await } else { Ok(()) };
+            let queued = if next.status == Status::Running { enqueue(env, &next).await } else { Ok(()) };
             match queued {
                 Ok(()) if save(env, &next).await.is_ok() => {
                     // Read by tests/e2e_exports.rs: memory holds one part, whatever the project.

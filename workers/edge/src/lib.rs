@@ -117,37 +117,41 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<String>, env: Env, ctx: Context) -> Result<()> {
+    // Which queue, decided once: the route reports name, and the consumer it goes to.
     let queue_name = batch.queue();
-    let route = if queue_name == config::dead_letter_queue_name(&env) {
-        "queue:dead_letters"
-    } else if queue_name.contains("export") {
+    let route = if queue_name == config::export_queue_name(&env) {
         "queue:exports"
+    } else if queue_name == config::dead_letter_queue_name(&env) {
+        "queue:dead_letters"
     } else {
         "queue:events"
     };
     millimetric_adapters::monitor::arm(&env, &ctx, route);
-    if batch.queue() == config::var(&env, "EXPORT_QUEUE_NAME").unwrap_or_else(|| "millimetric-exports".into()) {
-        let done = exports::consume(batch, &env).await;
-        // A finished export is counted in usage: its flush, as a request's would be.
-        if let Some(flush) = millimetric_adapters::usage::flush_later(&env) {
-            ctx.wait_until(flush);
+    match route {
+        "queue:exports" => {
+            let done = exports::consume(batch, &env).await;
+            // A finished export is counted in usage: its flush, as a request's would be.
+            if let Some(flush) = millimetric_adapters::usage::flush_later(&env) {
+                ctx.wait_until(flush);
+            }
+            done
         }
-        return done;
-    }
-    if batch.queue() == config::dead_letter_queue_name(&env) {
-        let kept = dead_letters::consume(batch, &env).await?;
-        if kept > 0 {
-            if let Some(send) = millimetric_adapters::monitor::report(&env, Kind::DeadLetter, "dead_lettered", "queue:events", kept) {
+        "queue:dead_letters" => {
+            let kept = dead_letters::consume(batch, &env).await?;
+            if kept > 0 {
+                if let Some(send) = millimetric_adapters::monitor::report(&env, Kind::DeadLetter, "dead_lettered", "queue:events", kept) {
+                    ctx.wait_until(send);
+                }
+            }
+            Ok(())
+        }
+        _ => {
+            let done = consumer::consume(batch, &env, &ctx).await;
+            for send in millimetric_adapters::monitor::pending(&env) {
                 ctx.wait_until(send);
             }
+            done
         }
-        Ok(())
-    } else {
-        let done = consumer::consume(batch, &env, &ctx).await;
-        for send in millimetric_adapters::monitor::pending(&env) {
-            ctx.wait_until(send);
-        }
-        done
     }
 }
 
