@@ -22,6 +22,7 @@ fn ingest_end_to_end() {
     let stack = Stack::named("ingest").start();
     pageview_lands_in_clickhouse(&stack);
     server_batch_with_one_bad_event(&stack);
+    revenue_is_stored_exactly(&stack);
     forwarded_ip_gets_database_geo(&stack);
     browser_transport_variants(&stack);
     refusals_are_clear_json(&stack);
@@ -273,6 +274,35 @@ fn pageview_lands_in_clickhouse(stack: &Stack) {
     );
     assert_eq!(row["country"].as_str().map(str::len), Some(2), "edge geo fills the country: {row}");
     assert_eq!(row["key_kind"], "publishable");
+}
+
+/// Revenue lands as the exact decimal it was sent as (never through a float), with its
+/// currency; a bad amount or currency is that event's refusal alone.
+fn revenue_is_stored_exactly(stack: &Stack) {
+    let r = stack.collect(
+        DEV_SECRET,
+        &[],
+        &json!({"batch":[
+            {"type":"event","name":"purchase","id":"rev-1","url":"https://example.com/buy","revenue":{"amount":"123456789012.123456","currency":"eur"}},
+            {"type":"event","name":"purchase","id":"rev-2","url":"https://example.com/buy","revenue":{"amount":0.1,"currency":"USD"}},
+            {"type":"event","name":"purchase","id":"rev-3","url":"https://example.com/buy","revenue":{"amount":"19.99","currency":"EURO"}},
+            {"type":"event","name":"purchase","id":"rev-4","url":"https://example.com/buy","revenue":{"amount":"1e3","currency":"EUR"}},
+            {"type":"event","name":"signup","id":"rev-5","url":"https://example.com/buy"}
+        ]}),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.body["accepted"], 3);
+    assert_eq!(
+        (r.body["rejected"][0]["code"].as_str(), r.body["rejected"][1]["code"].as_str()),
+        (Some("invalid_currency"), Some("invalid_revenue"))
+    );
+    let n = stack.wait_count("SELECT count() FROM events_dedup WHERE event_id IN ('rev-1','rev-2','rev-5')", 3, LAND);
+    assert_eq!(n, 3, "worker log:\n{}", stack.logs());
+    let stored = stack.query("SELECT event_id, toString(revenue_amount), revenue_currency, toTypeName(revenue_amount) FROM events_dedup WHERE event_id LIKE 'rev-%' ORDER BY event_id FORMAT TSV");
+    assert_eq!(
+        stored,
+        "rev-1\t123456789012.123456\tEUR\tDecimal(18, 6)\nrev-2\t0.100000\tUSD\tDecimal(18, 6)\nrev-5\t0.000000\t\tDecimal(18, 6)\n"
+    );
 }
 
 fn server_batch_with_one_bad_event(stack: &Stack) {

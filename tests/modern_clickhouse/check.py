@@ -68,8 +68,8 @@ def dedup():
 
 
 def columns():
-    got = str(s.query("SELECT country, retention_days, prop_keys FROM millimetric.events_dedup WHERE event_id='m-2'", "TSV")).strip()
-    assert got == "GB\t30\t['plan','seats']", got
+    got = str(s.query("SELECT country, retention_days, prop_keys, toString(revenue_amount), revenue_currency FROM millimetric.events_dedup WHERE event_id='m-2'", "TSV")).strip()
+    assert got == "GB\t30\t['plan','seats']\t123456789012.123456\tEUR", got
 
 
 def unknown_field_is_refused():

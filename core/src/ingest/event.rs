@@ -257,6 +257,8 @@ pub struct Event {
     /// Server-key events only: the visitor's IP and user agent, forwarded by the SDK.
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// What the event earned (or refunded): `{"amount": "19.99", "currency": "EUR"}`.
+    pub revenue: Option<super::revenue::Revenue>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,7 +302,8 @@ impl PropValue {
 }
 
 /// The fields an event may carry (docs/openapi.json's `Event` lists exactly these).
-pub const EVENT_FIELDS: &[&str] = &["type", "name", "url", "referrer", "title", "mm_aid", "id", "timestamp", "props", "ip", "user_agent"];
+pub const EVENT_FIELDS: &[&str] =
+    &["type", "name", "url", "referrer", "title", "mm_aid", "id", "timestamp", "props", "ip", "user_agent", "revenue"];
 
 #[derive(Deserialize)]
 struct WireEvent {
@@ -317,6 +320,7 @@ struct WireEvent {
     props: Option<serde_json::Map<String, Value>>,
     ip: Option<String>,
     user_agent: Option<String>,
+    revenue: Option<Value>,
 }
 
 /// Free text, cleaned (`clean_text`) and bounded in JSON bytes; blank counts as absent.
@@ -382,6 +386,7 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
         props,
         ip,
         user_agent: bounded("user_agent", w.user_agent, limits.max_user_agent_bytes)?,
+        revenue: w.revenue.as_ref().map(super::revenue::parse).transpose()?,
     })
 }
 
@@ -569,7 +574,7 @@ mod tests {
         let base = || json!({"type":"event","name":"n","url":"https://a.com/"});
         let plain = validate_event(base(), true, &LIMITS).unwrap();
         let samples = json!({"type":"pageview","name":"other","url":"https://b.com/","referrer":"https://r.com/","title":"T",
-            "mm_aid":"a","id":"i","timestamp":1,"props":{"k":"v"},"ip":"1.2.3.4","user_agent":"ua"});
+            "mm_aid":"a","id":"i","timestamp":1,"props":{"k":"v"},"ip":"1.2.3.4","user_agent":"ua","revenue":{"amount":"1","currency":"EUR"}});
         for f in EVENT_FIELDS {
             let mut v = base();
             v[*f] = samples[*f].clone();

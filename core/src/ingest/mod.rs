@@ -1,4 +1,4 @@
-//! An event's way in, top to bottom: the event contract (`event`), its time (`timestamp`), the
+//! An event's way in, top to bottom: the event contract (`event`, with its `revenue`), its time (`timestamp`), the
 //! pipeline that enriches it into a row (`pipeline`, `row`), and the rule that the first write
 //! of an id wins (`first_write`). `geo_load` and `warm_up` are the isolate's start-up decisions.
 
@@ -6,6 +6,7 @@ pub mod event;
 pub mod first_write;
 pub mod geo_load;
 pub mod pipeline;
+pub mod revenue;
 pub mod row;
 pub mod timestamp;
 pub mod warm_up;

@@ -106,6 +106,8 @@ pub fn build_row(
         key_kind: principal.kind.as_str().to_string(),
         retention_days: principal.retention_days,
         ingest_route: "collect".into(),
+        revenue_amount: event.revenue.as_ref().map(|r| r.amount.clone()).unwrap_or_default(),
+        revenue_currency: event.revenue.as_ref().map(|r| r.currency.clone()).unwrap_or_default(),
     };
     let (bytes, largest) = row.serialized_bound();
     if bytes > MAX_ROW_BYTES {

@@ -47,6 +47,9 @@ pub struct EventRow {
     /// Which way the event came in (`collect`; the SDK-compatible routes set theirs): usage by
     /// route (core/src/usage). A message from before the field existed came through /collect.
     pub ingest_route: String,
+    /// What the event earned: a decimal (0 without revenue) and its ISO 4217 currency ('').
+    pub revenue_amount: super::revenue::Amount,
+    pub revenue_currency: String,
 }
 
 impl Default for EventRow {
@@ -87,6 +90,8 @@ impl Default for EventRow {
             key_kind: String::new(),
             retention_days: 30,
             ingest_route: "collect".into(),
+            revenue_amount: Default::default(),
+            revenue_currency: String::new(),
         }
     }
 }
