@@ -1,7 +1,9 @@
-//! Prints the SQL a Stats API query becomes, through the planner:
+//! Prints the SQL a Stats API query (or a funnel, a body with `steps`, or attribution, one with
+//! `goal`) becomes, through the planner:
 //! `cargo run --example query_sql -- '<query json>' [project] [database] [rollup frontier day]`.
 //! With a frontier day (YYYY-MM-DD, the last rolled-up UTC day), queries routed to
 //! aggregates read them up to it.
+use millimetric_core::conversions::{attribution, funnel};
 use millimetric_core::query::{aggregates, plan};
 
 fn main() {
@@ -10,6 +12,20 @@ fn main() {
     let project = args.get(2).map(String::as_str).unwrap_or("proj_dev");
     let database = args.get(3).map(String::as_str).unwrap_or("millimetric");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    if body.contains("\"steps\"") {
+        // A funnel (POST /v1/funnel): its one statement.
+        let tables = plan::Tables { database, table: "events" };
+        let f = funnel::plan(body.as_bytes(), project, None, tables, now).unwrap_or_else(|e| panic!("{e}"));
+        println!("{}", f.sql);
+        return;
+    }
+    if body.contains("\"goal\"") {
+        // Attribution (POST /v1/attribution): its one statement.
+        let tables = plan::Tables { database, table: "events" };
+        let a = attribution::plan(body.as_bytes(), project, None, tables, now).unwrap_or_else(|e| panic!("{e}"));
+        println!("{}", a.sql);
+        return;
+    }
     let mut p =
         plan::plan(body.as_bytes(), project, None, plan::Tables { database, table: "events" }, now).unwrap_or_else(|e| panic!("{e}"));
     if let (true, Some(day)) = (p.wants_frontier(), args.get(4)) {

@@ -128,4 +128,28 @@ fn main() {
             }
         }
     }
+    conversions();
+}
+
+/// The conversion queries' statements: a funnel each way (ordered and strict, by visitor and
+/// by visit, with and without a breakdown and filters), and attribution by every model.
+fn conversions() {
+    use millimetric_core::conversions::{attribution, funnel};
+    let funnels = [
+        r#"{"steps":[{"page":"/welcome"},{"event":"signup","props":{"plan":"pro"}},{"page":"/docs/*"}],"date_range":["2026-11-01","2026-11-30"],"breakdown":"visit:source"}"#,
+        r#"{"steps":[{"page":"/*"},{"event":"signup"}],"date_range":["2026-11-01","2026-11-30"],"order":"strict","by":"visit","window":"30m","filters":[["is","visit:country",["GB"]],["contains","event:page",["e"]]],"include":{"bots":true}}"#,
+    ];
+    for b in funnels {
+        let f = funnel::request::parse(b.as_bytes(), None, 1_796_000_000_000).unwrap_or_else(|e| panic!("{b}: {e}"));
+        let s = f.common.scope("millimetric", "events", "proj_modern");
+        println!("{}", funnel::sql::statement(&f, &s));
+    }
+    for model in attribution::request::Model::ALL {
+        let b = format!(
+            r#"{{"goal":{{"event":"signup","props":{{"plan":"pro"}}}},"date_range":["2026-11-01","2026-11-30"],"model":"{}","count":"all","channel":"visit:utm_campaign","filters":[["is","visit:country",["GB"]]]}}"#,
+            model.name()
+        );
+        let a = attribution::request::parse(b.as_bytes(), None, 1_796_000_000_000).unwrap_or_else(|e| panic!("{b}: {e}"));
+        println!("{}", attribution::sql::statement(&a, &a.common.scope("millimetric", "events", "proj_modern")));
+    }
 }

@@ -135,7 +135,17 @@ fn ask(stack: &Stack, read: &support::ReadWorker, route: Route, cred: Cred, with
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
     match route {
         Route::Collect => stack.request("POST", "/collect", &headers, event.as_bytes()),
-        Route::Query => read.request("POST", "/v1/query", &headers, query.as_bytes()),
+        // Every Query path answers alike: a path that differs from /v1/query shows as its own answer.
+        Route::Query => {
+            let stats = read.request("POST", "/v1/query", &headers, query.as_bytes());
+            let conversions = [
+                ("/v1/funnel", json!({"steps": [{"page": "/"}, {"event": "signup"}], "date_range": "7d"})),
+                ("/v1/attribution", json!({"goal": {"event": "signup"}, "date_range": "7d"})),
+            ];
+            let answers: Vec<Reply> =
+                conversions.iter().map(|(path, body)| read.request("POST", path, &headers, body.to_string().as_bytes())).collect();
+            answers.into_iter().find(|r| (r.status, r.code()) != (stats.status, stats.code())).unwrap_or(stats)
+        }
         Route::Realtime => read.request("GET", "/v1/realtime", &headers, b""),
         Route::Mcp => {
             headers.extend([("Accept", "application/json, text/event-stream"), ("MCP-Protocol-Version", "2025-11-25")]);

@@ -183,6 +183,8 @@ fn calls() -> Value {
         ["explain_metrics", {}],
         ["top", {"dimension": "time:day"}],
         ["query_stats", {"metrics": ["visitors"], "date_range": "fortnight"}],
+        ["funnel", {"steps": [{"page": "/*"}, {"event": "signup"}, {"event": "purchase"}], "date_range": "7d", "window": "7d", "breakdown": "visit:source"}],
+        ["attribution", {"goal": {"event": "signup"}, "date_range": "7d", "model": "linear"}],
     ])
 }
 
@@ -217,7 +219,12 @@ macro_rules! same {
 /// Every tool's numbers against `/v1/query` (or `/v1/realtime`) for the same question.
 fn check_against_the_api(read: &ReadWorker, out: &Value) {
     let tools: Vec<&str> = out["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(tools, ["overview", "top", "timeseries", "realtime", "list_events", "query_stats", "explain_metrics"], "{}", out["sdk"]);
+    assert_eq!(
+        tools,
+        ["overview", "top", "timeseries", "realtime", "list_events", "query_stats", "funnel", "attribution", "explain_metrics"],
+        "{}",
+        out["sdk"]
+    );
     for t in out["tools"].as_array().unwrap() {
         assert_eq!(t["readOnlyHint"], true, "{t}");
         assert_eq!(t["inputSchema"]["type"], "object");
@@ -314,6 +321,32 @@ fn check_against_the_api(read: &ReadWorker, out: &Value) {
     assert_eq!(e["isError"], true);
     assert!(e["text"][0].as_str().unwrap().contains("date_range"), "{e}");
     assert!(!out.to_string().contains("other-only") && !out.to_string().contains("bot_only_event"));
+
+    // funnel = POST /v1/funnel itself.
+    let s = ok(out, 9);
+    let r = read.request(
+        "POST",
+        "/v1/funnel",
+        &[("Authorization", &format!("Bearer {DEV_READ_ONLY}")), ("Content-Type", "application/json")],
+        calls()[9][1].to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    same!(s["steps"], r.body["steps"], "funnel");
+    same!(s["breakdown"], r.body["breakdown"], "funnel breakdown");
+    assert!(s["steps"][0]["visitors"].as_f64().unwrap() > 0.0, "nobody entered the funnel: {s}");
+
+    // attribution = POST /v1/attribution itself.
+    let s = ok(out, 10);
+    let r = read.request(
+        "POST",
+        "/v1/attribution",
+        &[("Authorization", &format!("Bearer {DEV_READ_ONLY}")), ("Content-Type", "application/json")],
+        calls()[10][1].to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    same!(s["channels"], r.body["channels"], "attribution");
+    same!(s["total"], r.body["total"], "attribution total");
+    assert!(s["total"]["conversions"].as_f64().unwrap() > 0.0, "no conversions: {s}");
 }
 
 /// One raw JSON-RPC POST to /mcp.
@@ -378,7 +411,11 @@ fn mcp_clients_agree_with_the_stats_api() {
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("the Inspector printed no JSON ({e}): {stdout}"))
     };
     let listed = json_of(inspect(&["--method", "tools/list"]));
-    assert_eq!(listed["tools"].as_array().unwrap().len(), 7, "{listed}");
+    assert_eq!(
+        listed["tools"].as_array().unwrap().len(),
+        millimetric_core::mcp::tools::definitions().as_array().unwrap().len(),
+        "{listed}"
+    );
     let called = json_of(inspect(&[
         "--method",
         "tools/call",
@@ -420,7 +457,7 @@ fn mcp_clients_agree_with_the_stats_api() {
     let r = post(&read, Some(DEV_READ_ONLY), &v, &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     assert_eq!((r.status, r.body.clone()), (202, json!("")));
     let r = post(&read, Some(DEV_READ_ONLY), &v, &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
-    assert_eq!(r.body["result"]["tools"].as_array().unwrap().len(), 7);
+    assert_eq!(r.body["result"]["tools"].as_array().unwrap().len(), millimetric_core::mcp::tools::definitions().as_array().unwrap().len());
     let r = post(
         &read,
         Some(DEV_READ_ONLY),

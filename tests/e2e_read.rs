@@ -16,44 +16,12 @@ use millimetric_tools::dev_keys::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use support::events::{dst_day, row_json, Ev};
 use support::rng::Rng;
-use support::{ch_time, Stack};
+use support::Stack;
 
 const ZONE: &str = "Europe/Berlin";
 
-#[derive(Clone, Debug)]
-struct Ev {
-    project: &'static str,
-    id: String,
-    t: i64,
-    pageview: bool,
-    name: String,
-    host: String,
-    path: String,
-    props: Vec<(String, String)>,
-    aid: String,
-    attrs: [String; 15],
-    bot: bool,
-}
-
-/// The visit-level attributes, in the order of the row's columns below.
-const ATTRS: [&str; 15] = [
-    "source",
-    "medium",
-    "referrer",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "click_id_type",
-    "country",
-    "region",
-    "city",
-    "browser",
-    "os",
-    "device_type",
-];
 const VISIT_DIMS: [&str; 15] = [
     "visit:source",
     "visit:medium",
@@ -71,21 +39,6 @@ const VISIT_DIMS: [&str; 15] = [
     "visit:os",
     "visit:device",
 ];
-
-/// The most recent last-Sunday-of-October (Europe/Berlin's clocks go back) at least three days
-/// before today: a fixed fact of the calendar relative to the run's clock, never a pinned date.
-fn dst_day(today: Date) -> Date {
-    for year in [today.year(), today.year() - 1] {
-        let mut d = jiff::civil::date(year, 10, 31);
-        while d.weekday() != jiff::civil::Weekday::Sunday {
-            d = d.yesterday().unwrap();
-        }
-        if d < today.checked_sub(3.days()).unwrap() {
-            return d;
-        }
-    }
-    unreachable!()
-}
 
 /// Where the test's events lie, in local (Berlin) days, all laid out from one anchor: today.
 /// A pure function of it, so `layout_keeps_its_windows_apart_on_every_day` runs it for every
@@ -301,20 +254,6 @@ fn generate(project: &'static str, rng: &mut Rng, start: i64, end: i64, visitors
             bot: false,
         });
     }
-}
-
-fn row_json(e: &Ev) -> String {
-    let mut v = json!({
-        "project_id": e.project, "event_id": e.id, "timestamp": ch_time(e.t), "received_at": ch_time(e.t),
-        "event_type": if e.pageview { "pageview" } else { "custom" }, "event_name": e.name, "anonymous_id": e.aid,
-        "url_host": e.host, "url_path": e.path, "url_query": "", "url_fragment": "", "title": "", "referrer_host": "",
-        "is_bot": e.bot as u8, "click_id": "", "prop_keys": e.props.iter().map(|p| &p.0).collect::<Vec<_>>(),
-        "prop_values": e.props.iter().map(|p| &p.1).collect::<Vec<_>>(), "key_kind": "secret", "retention_days": 365,
-    });
-    for (k, val) in ATTRS.iter().zip(&e.attrs) {
-        v[*k] = json!(val);
-    }
-    v.to_string()
 }
 
 // ---- The oracle: the definitions, applied to the generated events ----

@@ -4,6 +4,8 @@
 //!
 //! One folder per concern, in the order an event travels (docs/architecture.md):
 
+/// Conversion analytics: goals, funnels.
+pub mod conversions;
 /// What the edge adds to an event: geo, coarse user agent, bots, attribution, PII scrubbing.
 pub mod enrich;
 /// An event's way in: the contract, the pipeline to a row, the first write winning.

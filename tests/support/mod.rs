@@ -3,6 +3,7 @@
 //! by PID (process group) when the `Stack` is dropped, pass or fail.
 #![allow(dead_code)]
 
+pub mod events;
 pub mod ports;
 pub mod rng;
 pub use ports::free_port;

@@ -34,6 +34,10 @@ pub enum Prepared {
     /// Custom event names and property keys; `probe` is a query body whose plan gives the
     /// period (dates and zone resolved as for any query).
     ListEvents { probe: Value },
+    /// A `POST /v1/funnel` body, through the same code as the endpoint.
+    Funnel { body: Value },
+    /// A `POST /v1/attribution` body, through the same code as the endpoint.
+    Attribution { body: Value },
     /// The definitions; no I/O.
     Explain,
 }
@@ -155,6 +159,40 @@ pub fn definitions() -> Value {
             }), &["metrics", "date_range"]),
             "outputSchema": {"type": "object", "properties": {"results": {"type": "array"}, "meta": {"type": "object"}, "query": {"type": "object"}}, "required": ["results", "meta", "query"]},
             "annotations": annotations("Any Stats API query"),
+        },
+        {
+            "name": "funnel",
+            "title": "Funnel: where visitors drop off",
+            "description": "How many visitors go through 2 to 8 ordered steps, and where the others drop off. A step is a goal: {\"event\":\"signup\"} (a custom event by name) or {\"page\":\"/blog/*\"} (a pageview whose path matches; * is any characters), either with \"props\" conditions such as {\"plan\":\"pro\"}. A visitor reaches step k when their events hold steps 1..k in time order (each at or after the previous one; other events may come between; equal timestamps count in step order), with step k at most `window` after step 1. Each visitor counts once, at the furthest step reached from any start. With \"order\":\"strict\" each step must be the visitor's very next event; with \"by\":\"visit\" each visit is counted alone. Per step: visitors, conversion_rate (% of step 1), conversion_rate_from_previous, dropoff and median_seconds_from_previous. `breakdown` splits by a visit dimension of the visit where step 1 happened, e.g. \"visit:source\". Bots are excluded. Default: the last 30 whole days, window \"1d\". Example: {\"steps\":[{\"page\":\"/pricing\"},{\"event\":\"signup\"}],\"date_range\":\"30d\",\"window\":\"1h\"} answers \"how many pricing-page visitors sign up within the hour?\"",
+            "inputSchema": object(json!({
+                "steps": {"type": "array", "minItems": 2, "maxItems": 8, "description": "The goals in order, 2 to 8. Each {\"event\": name} or {\"page\": pattern}, optionally with \"props\": {name: value}.", "items": {"type": "object"}},
+                "window": {"type": "string", "default": "1d", "description": "How long after step 1 the last step may come: minutes, hours or days from \"1m\" to \"90d\". Default \"1d\"."},
+                "by": {"type": "string", "enum": ["visitor", "visit"], "default": "visitor", "description": "Count visitors across their visits (default), or each visit alone."},
+                "order": {"type": "string", "enum": ["ordered", "strict"], "default": "ordered", "description": "ordered: other events may come between steps (default); strict: each step is the next event."},
+                "breakdown": {"type": "string", "description": "Optional visit dimension to split by, e.g. \"visit:source\", \"visit:utm_campaign\", \"visit:country\"."},
+                "date_range": date_range_schema("30d"),
+                "filters": {"type": "array", "description": FILTERS},
+                "timezone": timezone_schema(),
+            }), &["steps"]),
+            "outputSchema": {"type": "object", "properties": {"steps": {"type": "array"}, "breakdown": {"type": "array"}, "query": {"type": "object"}}, "required": ["steps"]},
+            "annotations": annotations("Funnel: where visitors drop off"),
+        },
+        {
+            "name": "attribution",
+            "title": "Attribution: which channels bring conversions",
+            "description": "Which channels brought the visitors who converted on a goal, across their visits. A goal is {\"event\":\"signup\"} or {\"page\":\"/thanks\"}, optionally with \"props\". For each conversion in the period, the visitor's touches are their visits that started within `lookback` before it (default \"30d\", at most \"90d\"; it may reach before the period), the converting visit included; each touch is the visit's source, medium, campaign and click id. `model` shares one conversion among them: last_non_direct (default: the latest touch that is not direct, else direct), last_touch, first_touch, linear (equal shares), position_based (40% first, 40% last, 20% shared by those between), time_decay (a touch's weight halves every 7 days before the conversion). By default each visitor's first conversion in the period counts; \"count\":\"all\" counts every one. Per channel value (`channel`: visit:source default, visit:medium, visit:utm_campaign, visit:click_id_type): credited conversions (2 decimals), share (%), credited revenue per currency when the goal's events carry revenue, and visitors the channel brought in the period. Bots are excluded. Example: {\"goal\":{\"event\":\"purchase\"},\"date_range\":\"30d\",\"model\":\"linear\",\"channel\":\"visit:utm_campaign\"} answers \"which campaigns earned last month's purchases?\"",
+            "inputSchema": object(json!({
+                "goal": {"type": "object", "description": "The conversion: {\"event\": name} or {\"page\": pattern}, optionally with \"props\": {name: value}."},
+                "model": {"type": "string", "enum": ["last_non_direct", "last_touch", "first_touch", "linear", "position_based", "time_decay"], "default": "last_non_direct", "description": "How one conversion is shared among its touches."},
+                "lookback": {"type": "string", "default": "30d", "description": "How far before a conversion a visit still counts as a touch: \"1h\" to \"90d\". Default \"30d\"."},
+                "count": {"type": "string", "enum": ["first", "all"], "default": "first", "description": "Each visitor's first conversion in the period (default), or every one."},
+                "channel": {"type": "string", "enum": ["visit:source", "visit:medium", "visit:utm_campaign", "visit:click_id_type"], "default": "visit:source", "description": "What credit goes to."},
+                "date_range": date_range_schema("30d"),
+                "filters": {"type": "array", "description": FILTERS},
+                "timezone": timezone_schema(),
+            }), &["goal"]),
+            "outputSchema": {"type": "object", "properties": {"channels": {"type": "array"}, "total": {"type": "object"}, "query": {"type": "object"}}, "required": ["channels", "total"]},
+            "annotations": annotations("Attribution: which channels bring conversions"),
         },
         {
             "name": "explain_metrics",
@@ -289,6 +327,22 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
             let mut probe = json!({"metrics": ["events"]});
             period(args, &mut probe, false);
             Ok(Prepared::ListEvents { probe })
+        }
+        "funnel" => {
+            check_names(tool, args, &["steps", "window", "by", "order", "breakdown", "date_range", "filters", "timezone"])?;
+            let mut body = Value::Object(args.clone());
+            if body.get("date_range").is_none_or(Value::is_null) {
+                body["date_range"] = json!("30d");
+            }
+            Ok(Prepared::Funnel { body })
+        }
+        "attribution" => {
+            check_names(tool, args, &["goal", "model", "lookback", "count", "channel", "date_range", "filters", "timezone"])?;
+            let mut body = Value::Object(args.clone());
+            if body.get("date_range").is_none_or(Value::is_null) {
+                body["date_range"] = json!("30d");
+            }
+            Ok(Prepared::Attribution { body })
         }
         "explain_metrics" => {
             check_names(tool, args, &[])?;
@@ -486,6 +540,36 @@ pub fn finish_events(answer: &Value) -> ToolResult {
     ToolResult::Ok { structured: answer.clone(), summary }
 }
 
+/// `POST /v1/funnel`'s answer as the tool's: the answer, and the steps in a sentence.
+pub fn finish_funnel(answer: &Value) -> ToolResult {
+    let who = answer["meta"]["counted"].as_str().unwrap_or("visitors");
+    let steps = answer["steps"].as_array().cloned().unwrap_or_default();
+    let said: Vec<String> = steps
+        .iter()
+        .map(|s| format!("step {} {}: {} {who} ({}% of step 1)", num(&s["step"]), s["goal"], num(&s[who]), num(&s["conversion_rate"])))
+        .collect();
+    ToolResult::Ok { structured: answer.clone(), summary: format!("Funnel over {}: {}.", period_label(answer), said.join("; ")) }
+}
+
+/// `POST /v1/attribution`'s answer as the tool's: the answer, and the top channels in a sentence.
+pub fn finish_attribution(answer: &Value) -> ToolResult {
+    let rows = answer["channels"].as_array().cloned().unwrap_or_default();
+    let top: Vec<String> = rows
+        .iter()
+        .take(5)
+        .map(|r| format!("{} {} ({}%)", r["value"].as_str().unwrap_or(""), num(&r["conversions"]), num(&r["share"])))
+        .collect();
+    let summary = format!(
+        "{} conversions over {} by {} ({}); top channels: {}.",
+        num(&answer["total"]["conversions"]),
+        period_label(answer),
+        answer["query"]["channel"].as_str().unwrap_or("channel"),
+        answer["query"]["model"].as_str().unwrap_or("model"),
+        if top.is_empty() { "none".to_string() } else { top.join(", ") }
+    );
+    ToolResult::Ok { structured: answer.clone(), summary }
+}
+
 pub fn explain() -> ToolResult {
     let mut d = Map::new();
     for (k, v) in DEFINITIONS {
@@ -548,7 +632,10 @@ mod tests {
     fn every_tool_is_described_for_a_model() {
         let defs = definitions();
         let names: Vec<&str> = defs.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["overview", "top", "timeseries", "realtime", "list_events", "query_stats", "explain_metrics"]);
+        assert_eq!(
+            names,
+            ["overview", "top", "timeseries", "realtime", "list_events", "query_stats", "funnel", "attribution", "explain_metrics"]
+        );
         for t in defs.as_array().unwrap() {
             assert_eq!(t["annotations"]["readOnlyHint"], true, "{}", t["name"]);
             assert_eq!(t["inputSchema"]["type"], "object");

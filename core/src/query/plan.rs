@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use serde_json::{json, Map, Value};
 
 /// Under ClickHouse's default max_query_size (256 KiB), with room.
-const MAX_STATEMENT_BYTES: usize = 200 * 1024;
+pub(crate) const MAX_STATEMENT_BYTES: usize = 200 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Plan {

@@ -311,7 +311,7 @@ struct Wire {
     source: Option<Value>,
 }
 
-fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(code, message)
 }
 
@@ -404,7 +404,7 @@ fn dimensions(dimensions: &[Value]) -> Result<Vec<Dimension>, ApiError> {
 }
 
 /// `filters`: each checked; several are all of them (`and`).
-fn filters(filters: &[Value]) -> Result<Option<Filter>, ApiError> {
+pub(crate) fn filters(filters: &[Value]) -> Result<Option<Filter>, ApiError> {
     Ok(match filters.len() {
         0 => None,
         1 => Some(parse_filter(&filters[0], 0)?),
@@ -434,7 +434,7 @@ fn metrics_have_what_they_need(ms: &[Metric], dimensions: &[Dimension], filter: 
 }
 
 /// `timezone`: an IANA name's shape (`dates` resolves it).
-fn timezone(timezone: Option<Value>) -> Result<Option<String>, ApiError> {
+pub(crate) fn timezone(timezone: Option<Value>) -> Result<Option<String>, ApiError> {
     Ok(match timezone {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Some(s),
@@ -485,7 +485,7 @@ fn order_by(entries: &[Value], ms: &[Metric], dims: &[Dimension]) -> Result<Vec<
 }
 
 /// `pagination`: limit 1 to MAX_LIMIT (DEFAULT_LIMIT), offset up to a million.
-fn pagination(pagination: Option<Value>) -> Result<(u64, u64), ApiError> {
+pub(crate) fn pagination(pagination: Option<Value>) -> Result<(u64, u64), ApiError> {
     let (mut limit, mut offset) = (DEFAULT_LIMIT, 0);
     if let Some(p) = pagination {
         let p = p.as_object().ok_or_else(|| bad("invalid_pagination", "`pagination` is {\"limit\": N, \"offset\": N}."))?;
@@ -543,7 +543,7 @@ fn source(source: Option<Value>) -> Result<SourceChoice, ApiError> {
     })
 }
 
-fn short(v: &Value) -> String {
+pub(crate) fn short(v: &Value) -> String {
     let s = match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),

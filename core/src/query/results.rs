@@ -175,7 +175,7 @@ impl Answers {
 }
 
 /// Display form of a dimension value: an empty one is "(none)".
-fn shown(v: &str) -> Value {
+pub fn shown(v: &str) -> Value {
     if v.is_empty() {
         json!("(none)")
     } else {

@@ -168,9 +168,14 @@ pub fn scope_events(s: &Scope) -> String {
 /// duration and (as `vevs`) its events. A bot-flagged event never joins a visit with other
 /// events. The rollup job (core/src/storage/rollup/) builds the aggregates from the same rows.
 pub fn visits(database: &str, table: &str, events_where: &str) -> String {
+    visits_with(database, table, events_where, &[])
+}
+
+/// `visits`, with more of each event's columns in `vevs` (its fields 8.. in the order given).
+pub fn visits_with(database: &str, table: &str, events_where: &str, extra: &[&str]) -> String {
     // Tuple fields: 1 t, 2 event_id, 3 event_type, 4 event_name, 5 url_host, 6 url_path,
-    // 7 prop_keys, 8 prop_values, then VISIT_ATTRS in order (9..).
-    let attrs: Vec<&str> = VISIT_ATTRS.iter().map(|(c, _)| *c).collect();
+    // 7 prop_keys, 8 prop_values, then VISIT_ATTRS in order (9..), then `extra`.
+    let attrs: Vec<&str> = VISIT_ATTRS.iter().map(|(c, _)| *c).chain(extra.iter().copied()).collect();
     let events = format!(
         "SELECT project_id, is_bot, if(anonymous_id = '', concat('~', event_id), anonymous_id) AS visitor, toUInt32(timestamp) AS t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values, {attrs} \
          FROM {database}.{table} FINAL WHERE {events_where}",
@@ -188,13 +193,18 @@ pub fn visits(database: &str, table: &str, events_where: &str) -> String {
         .map(|(i, n)| format!("e.{} AS {n}", i + 1))
         .collect();
     fields.extend(attrs.iter().enumerate().map(|(i, n)| format!("e.{} AS {n}", i + 9)));
+    let vevs: Vec<&str> = ["t", "event_type", "event_name", "url_host", "url_path", "prop_keys", "prop_values"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
     let with_visit =
         format!("SELECT project_id, is_bot, visitor, vi, {} FROM ({per_visitor}) ARRAY JOIN evs AS e, vis AS vi", fields.join(", "));
     let first = VISIT_ATTRS.iter().map(|(c, v)| format!("argMin({c}, (t, event_id)) AS {v}")).collect::<Vec<_>>().join(", ");
     format!(
         "SELECT project_id, is_bot, visitor, vi, min(t) AS start, max(t) - min(t) AS duration, countIf(event_type = 'pageview') AS vpv, countIf(event_type != 'pageview') AS vce, \
          argMin(url_path, (t, event_id)) AS entry_page, argMax(url_path, (t, event_id)) AS exit_page, {first}, \
-         groupArray((t, event_type, event_name, url_host, url_path, prop_keys, prop_values)) AS vevs FROM ({with_visit}) GROUP BY project_id, is_bot, visitor, vi"
+         groupArray(({vevs})) AS vevs FROM ({with_visit}) GROUP BY project_id, is_bot, visitor, vi",
+        vevs = vevs.join(", "),
     )
 }
 

@@ -1,9 +1,10 @@
-//! The read Worker: `POST /v1/query` (the Stats API), `GET /v1/realtime`, `GET /v1/usage` and `POST /mcp` (the
+//! The read Worker: `POST /v1/query` (the Stats API), `POST /v1/funnel`, `POST /v1/attribution`, `GET /v1/realtime`, `GET /v1/usage` and `POST /mcp` (the
 //! MCP server for AI agents), for a project's `rk_live_` or `sk_live_` key. A thin adapter: the
 //! core checks the key's kind and the body, plans the SQL and assembles the answer
 //! (millimetric_core::query), and frames MCP (millimetric_core::mcp); this runs it.
 
 use millimetric_adapters::{auth, clickhouse_sink, config, http, key_lookup, usage};
+use millimetric_core::conversions::{attribution, funnel};
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::Route;
 use millimetric_core::mcp::{protocol, tools};
@@ -35,12 +36,16 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
     let path = req.path();
     let answer = match (req.method(), path.as_str()) {
         (Method::Post, "/v1/query") => query(req, env).await,
+        (Method::Post, "/v1/funnel") => funnel(req, env).await,
+        (Method::Post, "/v1/attribution") => attribution(req, env).await,
         (Method::Get, "/v1/realtime") => live(req, env).await,
         (Method::Get, "/v1/usage") => usage(req, env).await,
         (Method::Post, "/mcp") => return Ok(mcp(req, env).await),
         (_, "/mcp") => return Ok(mcp_method_not_allowed()),
         (Method::Get, "/health") => return Ok(http::json(200, r#"{"status":"ok"}"#, None)),
         (_, "/v1/query") => Err(ApiError::new(405, "method_not_allowed", "Send queries with POST /v1/query.")),
+        (_, "/v1/funnel") => Err(ApiError::new(405, "method_not_allowed", "Send funnels with POST /v1/funnel.")),
+        (_, "/v1/attribution") => Err(ApiError::new(405, "method_not_allowed", "Ask with POST /v1/attribution.")),
         (_, "/v1/realtime") => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/realtime.")),
         (_, "/v1/usage") => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD.")),
         _ => Err(ApiError::new(404, "not_found", "No such endpoint. Queries go to POST /v1/query.")),
@@ -142,16 +147,64 @@ fn store_config(env: &Env) -> std::result::Result<millimetric_core::storage::cli
     Ok(cfg)
 }
 
-async fn query(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
-    let who = reader(&req, env).await?;
+/// A query's body, at most MAX_BODY.
+async fn body_of(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
     let body =
         req.bytes().await.map_err(|_| ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again."))?;
     if body.len() > MAX_BODY {
         return Err(ApiError::new(413, "body_too_large", "A query body is at most 64 KiB."));
     }
+    Ok(body)
+}
+
+async fn query(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let who = reader(&req, env).await?;
+    let body = body_of(&mut req).await?;
     let answer = run_query(env, &who, &body).await?;
     usage::count(&who.project_id, Counter::Query, "stats", 1);
     Ok(http::json(200, &answer.to_string(), None))
+}
+
+async fn funnel(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let who = reader(&req, env).await?;
+    let body = body_of(&mut req).await?;
+    let answer = run_funnel(env, &who, &body).await?;
+    usage::count(&who.project_id, Counter::Query, "funnel", 1);
+    Ok(http::json(200, &answer.to_string(), None))
+}
+
+async fn attribution(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let who = reader(&req, env).await?;
+    let body = body_of(&mut req).await?;
+    let answer = run_attribution(env, &who, &body).await?;
+    usage::count(&who.project_id, Counter::Query, "attribution", 1);
+    Ok(http::json(200, &answer.to_string(), None))
+}
+
+/// One attribution body, for the key's project, to its answer (`POST /v1/attribution`, and the
+/// MCP tool `attribution`).
+async fn run_attribution(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<Value, ApiError> {
+    let cfg = store_config(env)?;
+    let tables = plan::Tables { database: &cfg.database, table: &cfg.table };
+    let p = attribution::plan(body, &who.project_id, who.timezone.as_deref(), tables, now_ms())?;
+    let raw = read(&cfg, &p.sql).await?;
+    attribution::answer::answer(&p.attribution, &raw).map_err(|e| {
+        console_error!("read: {e}");
+        key_lookup::unavailable("The event store")
+    })
+}
+
+/// One funnel body, for the key's project, to its answer: `POST /v1/funnel` and the MCP
+/// tool `funnel` both come through here.
+async fn run_funnel(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<Value, ApiError> {
+    let cfg = store_config(env)?;
+    let tables = plan::Tables { database: &cfg.database, table: &cfg.table };
+    let p = funnel::plan(body, &who.project_id, who.timezone.as_deref(), tables, now_ms())?;
+    let raw = read(&cfg, &p.sql).await?;
+    funnel::answer::answer(&p.funnel, &raw).map_err(|e| {
+        console_error!("read: {e}");
+        key_lookup::unavailable("The event store")
+    })
 }
 
 const MAX_BODY: usize = 64 * 1024;
@@ -319,6 +372,10 @@ async fn mcp(mut req: Request, env: &Env) -> Response {
         tools::Prepared::Realtime => run_realtime(env, &who).await.map(|a| tools::finish_realtime(&a)),
         tools::Prepared::ListEvents { probe } => {
             run_events(env, &who, probe.to_string().as_bytes()).await.map(|a| tools::finish_events(&a))
+        }
+        tools::Prepared::Funnel { body } => run_funnel(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_funnel(&a)),
+        tools::Prepared::Attribution { body } => {
+            run_attribution(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_attribution(&a))
         }
         tools::Prepared::Explain => Ok(tools::explain()),
     };

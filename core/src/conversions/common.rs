@@ -1,0 +1,178 @@
+//! What every conversion query shares with `POST /v1/query`: the body as one JSON object with
+//! known fields and no project named, `date_range` and `timezone` resolved the same way,
+//! `filters` in the same form, `include.bots`.
+
+use crate::error::ApiError;
+use crate::query::dates::{self, Range};
+use crate::query::request::{bad, filters, short, timezone, Filter};
+use crate::query::sql::Scope;
+use jiff::tz::TimeZone;
+use serde_json::{json, Map, Value};
+
+/// The fields every conversion query takes besides its own.
+pub const SHARED_FIELDS: [&str; 4] = ["date_range", "timezone", "filters", "include"];
+
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub filter: Option<Filter>,
+    pub timezone: String,
+    pub tz: TimeZone,
+    pub range: Range,
+    pub include_bots: bool,
+}
+
+/// The body as an object of known fields (`own` and SHARED_FIELDS). `example` is a whole
+/// body, shown when the body is not one.
+pub fn object(body: &[u8], own: &[&str], example: &str) -> Result<Map<String, Value>, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| bad("invalid_json", format!("The body is not valid JSON ({e}). Send an object, e.g. {example}.")))?;
+    let Value::Object(obj) = v else {
+        return Err(bad("invalid_body", format!("The body must be a JSON object, e.g. {example}.")));
+    };
+    for named in ["site_id", "project_id", "project"] {
+        if obj.contains_key(named) {
+            return Err(bad("project_from_key", format!("`{named}` is not taken: a query answers for its key's project only. Remove it.")));
+        }
+    }
+    if let Some(k) = obj.keys().find(|k| !own.contains(&k.as_str()) && !SHARED_FIELDS.contains(&k.as_str())) {
+        let mut fields: Vec<&str> = own.to_vec();
+        fields.extend(SHARED_FIELDS);
+        return Err(bad("unknown_field", format!("`{k}` is not a field of this query. Use {}.", fields.join(", "))));
+    }
+    Ok(obj)
+}
+
+/// The shared fields, checked and resolved: the query's zone, else the project's, else UTC.
+pub fn common(obj: &Map<String, Value>, project_timezone: Option<&str>, now_ms: i64) -> Result<Common, ApiError> {
+    let fs: Vec<Value> = match obj.get("filters") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(other) => return Err(bad("invalid_filter", format!("`filters` is a list of filters, not `{}`.", short(other)))),
+    };
+    let filter = filters(&fs)?;
+    let (timezone, tz) = match timezone(obj.get("timezone").cloned())? {
+        Some(name) => dates::time_zone(Some(&name))?,
+        None => dates::time_zone(project_timezone).or_else(|_| dates::time_zone(None))?,
+    };
+    let date_range = obj.get("date_range").ok_or_else(|| {
+        bad("missing_date_range", "`date_range` is required: \"day\", \"7d\", \"30d\", \"month\", ... or [\"2026-11-01\", \"2026-11-07\"].")
+    })?;
+    let range = dates::resolve(date_range, &tz, now_ms)?;
+    let include_bots = include_bots(obj.get("include"))?;
+    Ok(Common { filter, timezone, tz, range, include_bots })
+}
+
+/// A span of time: a number and a unit, `m` minutes, `h` hours or `d` days ("30m", "12h",
+/// "7d"), from `min` to `max` seconds; None if it is not one (`duration_refused` says why).
+pub fn duration(v: &Value, min: u32, max: u32) -> Option<u32> {
+    let s = v.as_str()?;
+    let unit = match s.chars().last()? {
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    let n: u64 = s[..s.len() - 1].parse().ok()?;
+    n.checked_mul(unit).filter(|s| (min as u64..=max as u64).contains(s)).map(|s| s as u32)
+}
+
+/// What to fix in a `field` that is not a `duration`.
+pub fn duration_refused(field: &str, v: &Value, min: u32, max: u32) -> String {
+    format!(
+        "`{field}` is `{}`; use minutes, hours or days from {} to {}, e.g. \"30m\", \"12h\", \"7d\".",
+        short(v),
+        spelled(min),
+        spelled(max)
+    )
+}
+
+/// Seconds as the largest whole unit: "90d", "1h", "1m".
+fn spelled(secs: u32) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("\"{}d\"", s / 86_400),
+        s if s % 3600 == 0 => format!("\"{}h\"", s / 3600),
+        s => format!("\"{}m\"", s / 60),
+    }
+}
+
+fn include_bots(v: Option<&Value>) -> Result<bool, ApiError> {
+    let Some(v) = v else { return Ok(false) };
+    let refused = || bad("invalid_include", "`include` is {\"bots\": true} or {\"bots\": false}.");
+    let obj = v.as_object().ok_or_else(refused)?;
+    if obj.keys().any(|k| k != "bots") {
+        return Err(refused());
+    }
+    match obj.get("bots") {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(refused()),
+    }
+}
+
+impl Common {
+    /// The events this query reads, as the Stats API scopes them.
+    pub fn scope<'a>(&'a self, database: &'a str, table: &'a str, project_id: &'a str) -> Scope<'a> {
+        Scope {
+            database,
+            table,
+            project_id,
+            from: self.range.from,
+            to: self.range.to,
+            timezone: &self.timezone,
+            include_bots: self.include_bots,
+        }
+    }
+
+    /// The shared fields as the answer echoes them, the date range resolved.
+    pub fn echo(&self) -> Value {
+        json!({
+            "date_range": dates::labels(&self.range, &self.tz),
+            "timezone": self.timezone,
+            "filters": self.filter.as_ref().map(|f| match f.to_json() {
+                Value::Array(a) if a.first() == Some(&json!("and")) => a[1].clone(),
+                one => json!([one]),
+            }).unwrap_or(json!([])),
+            "include": {"bots": self.include_bots},
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_fields_are_checked_as_the_stats_api_checks_them() {
+        let ok = object(
+            br#"{"steps":[],"date_range":"7d","filters":[["is","visit:country",["DE"]]],"include":{"bots":true}}"#,
+            &["steps"],
+            "{}",
+        )
+        .unwrap();
+        let c = common(&ok, Some("Europe/Berlin"), 1_796_032_800_000).unwrap();
+        assert_eq!((c.timezone.as_str(), c.include_bots), ("Europe/Berlin", true));
+        assert_eq!(c.echo()["filters"], json!([["is", "visit:country", ["DE"]]]));
+        let cases: [(&[u8], &str); 5] = [
+            (b"[1]", "invalid_body"),
+            (b"{", "invalid_json"),
+            (br#"{"site_id":"x"}"#, "project_from_key"),
+            (br#"{"metrics":["visitors"]}"#, "unknown_field"),
+            (br#"{"date_range":"7d","include":{"total_rows":true}}"#, "invalid_include"),
+        ];
+        for (body, code) in cases {
+            let e = object(body, &["steps"], "{}").and_then(|o| common(&o, None, 0)).unwrap_err();
+            assert_eq!(e.code, code, "{}", String::from_utf8_lossy(body));
+        }
+        let none = object(br#"{"steps":[]}"#, &["steps"], "{}").unwrap();
+        assert_eq!(common(&none, None, 0).unwrap_err().code, "missing_date_range");
+        assert_eq!(duration(&json!("1m"), 60, 90 * 86_400), Some(60));
+        assert_eq!(duration(&json!("90d"), 60, 90 * 86_400), Some(90 * 86_400));
+        for bad in [json!("91d"), json!("59s"), json!("d"), json!("é"), json!(30), json!("99999999999999999999d")] {
+            assert_eq!(duration(&bad, 86_400, 90 * 86_400), None, "{bad}");
+        }
+        assert!(duration_refused("lookback", &json!("91d"), 86_400, 90 * 86_400)
+            .contains("`lookback` is `91d`; use minutes, hours or days from \"1d\" to \"90d\""));
+        let bad_filter = object(br#"{"date_range":"7d","filters":{"a":1}}"#, &[], "{}").unwrap();
+        assert_eq!(common(&bad_filter, None, 0).unwrap_err().code, "invalid_filter");
+    }
+}

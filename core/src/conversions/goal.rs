@@ -1,0 +1,243 @@
+//! A goal: what counts as a conversion. A custom event by name (`{"event": "signup"}`) or a
+//! pageview whose path matches a pattern (`{"page": "/blog/*"}`, `*` any characters, `/`
+//! included), either with property conditions (`"props": {"plan": "pro"}`: the event carries
+//! each key with exactly that value). Checked here; spelled into SQL only through `sql::string`.
+
+use crate::error::ApiError;
+use crate::query::request::{bad, short};
+use crate::storage::sql::string;
+use serde_json::{json, Map, Value};
+
+pub const MAX_PROPS: usize = 10;
+const MAX_NAME: usize = 200;
+const MAX_PATTERN: usize = 2000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Event(String),
+    Page(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Goal {
+    pub target: Target,
+    pub props: Vec<(String, String)>,
+}
+
+/// The columns a goal is tested on, as expressions of the statement it sits in.
+#[derive(Debug, Clone, Copy)]
+pub struct Columns<'a> {
+    pub event_type: &'a str,
+    pub event_name: &'a str,
+    pub path: &'a str,
+    pub prop_keys: &'a str,
+    pub prop_values: &'a str,
+}
+
+/// A visit's event tuple (`sql::visits`' `vevs`, expanded as `ev`).
+pub const VISIT_EVENT: Columns<'static> =
+    Columns { event_type: "ev.2", event_name: "ev.3", path: "ev.5", prop_keys: "ev.6", prop_values: "ev.7" };
+
+fn refused(what: &str, v: &Value) -> ApiError {
+    bad(
+        "invalid_goal",
+        format!(
+            "{what} is `{}`; a goal is {{\"event\": \"signup\"}} or {{\"page\": \"/blog/*\"}}, optionally with \"props\": {{\"plan\": \"pro\"}}.",
+            short(v)
+        ),
+    )
+}
+
+fn text(v: &Value, max: usize) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+impl Goal {
+    /// One goal as a client wrote it; `what` names it in a refusal (e.g. "`steps[2]`").
+    pub fn parse(v: &Value, what: &str) -> Result<Goal, ApiError> {
+        let obj = v.as_object().ok_or_else(|| refused(what, v))?;
+        if let Some(k) = obj.keys().find(|k| !["event", "page", "props"].contains(&k.as_str())) {
+            return Err(bad("invalid_goal", format!("{what} has `{k}`; a goal takes event or page, and props.")));
+        }
+        let target = match (obj.get("event"), obj.get("page")) {
+            (Some(e), None) => Target::Event(text(e, MAX_NAME).ok_or_else(|| refused(&format!("{what}.event"), e))?),
+            (None, Some(p)) => {
+                let p = text(p, MAX_PATTERN).filter(|p| p.starts_with('/') || p.starts_with('*')).ok_or_else(|| {
+                    bad("invalid_goal", format!("{what}.page must be a path pattern such as \"/pricing\" or \"/blog/*\"."))
+                })?;
+                Target::Page(p)
+            }
+            _ => return Err(refused(what, v)),
+        };
+        Ok(Goal { target, props: props(obj.get("props"), what)? })
+    }
+
+    /// The goal as it is echoed in answers.
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        match &self.target {
+            Target::Event(e) => o.insert("event".into(), json!(e)),
+            Target::Page(p) => o.insert("page".into(), json!(p)),
+        };
+        if !self.props.is_empty() {
+            o.insert("props".into(), Value::Object(self.props.iter().map(|(k, v)| (k.clone(), json!(v))).collect()));
+        }
+        Value::Object(o)
+    }
+
+    /// Whether an event is this goal, in SQL over `c`.
+    pub fn condition(&self, c: Columns) -> String {
+        let mut parts = vec![match &self.target {
+            Target::Event(e) => format!("{} = {}", c.event_name, string(e)),
+            Target::Page(p) => format!("{} = 'pageview' AND match({}, {})", c.event_type, c.path, string(&pattern_regex(p))),
+        }];
+        for (k, v) in &self.props {
+            parts.push(format!(
+                "has({keys}, {k}) AND arrayElement({vals}, indexOf({keys}, {k})) = {v}",
+                keys = c.prop_keys,
+                vals = c.prop_values,
+                k = string(k),
+                v = string(v)
+            ));
+        }
+        format!("({})", parts.join(" AND "))
+    }
+
+    /// Whether an event is this goal, in Rust (the same definition, for callers without SQL).
+    pub fn matches(&self, event_type: &str, event_name: &str, path: &str, props: &[(String, String)]) -> bool {
+        let target = match &self.target {
+            Target::Event(e) => event_name == e,
+            Target::Page(p) => event_type == "pageview" && wildcard(p, path),
+        };
+        target && self.props.iter().all(|(k, v)| props.iter().find(|(pk, _)| pk == k).is_some_and(|(_, pv)| pv == v))
+    }
+}
+
+fn props(v: Option<&Value>, what: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let obj = v.as_object().filter(|o| o.len() <= MAX_PROPS).ok_or_else(|| {
+        bad(
+            "invalid_goal",
+            format!("{what}.props is an object of at most {MAX_PROPS} property names and values, e.g. {{\"plan\": \"pro\"}}."),
+        )
+    })?;
+    obj.iter()
+        .map(|(k, val)| {
+            let value = match val {
+                Value::String(s) if s.len() <= MAX_PATTERN => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return Err(bad("invalid_goal", format!("{what}.props.{k} must be a string, number or boolean."))),
+            };
+            if k.is_empty() || k.len() > 64 {
+                return Err(bad("invalid_goal", format!("{what}.props has a property name of {} bytes; 1 to 64 are taken.", k.len())));
+            }
+            Ok((k.clone(), value))
+        })
+        .collect()
+}
+
+/// A page pattern as an anchored RE2 expression: `*` is any characters, everything else
+/// itself (ASCII punctuation escaped).
+pub fn pattern_regex(p: &str) -> String {
+    let mut re = String::from("^");
+    for ch in p.chars() {
+        match ch {
+            '*' => re.push_str(".*"),
+            c if c.is_ascii_punctuation() => {
+                re.push('\\');
+                re.push(c);
+            }
+            c => re.push(c),
+        }
+    }
+    re.push('$');
+    re
+}
+
+/// `*` any characters (none included), everything else itself.
+fn wildcard(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !s.starts_with(first) || !s[first.len()..].ends_with(last) || s.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &s[first.len()..s.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn goal(v: Value) -> Result<Goal, ApiError> {
+        Goal::parse(&v, "`goal`")
+    }
+
+    #[test]
+    fn goals_parse_and_echo() {
+        let g = goal(json!({"event": "purchase", "props": {"plan": "pro", "seats": 3}})).unwrap();
+        assert_eq!(g.target, Target::Event("purchase".into()));
+        assert_eq!(g.to_json(), json!({"event": "purchase", "props": {"plan": "pro", "seats": "3"}}));
+        assert_eq!(goal(json!({"page": "/blog/*"})).unwrap().target, Target::Page("/blog/*".into()));
+        for bad in [
+            json!("signup"),
+            json!({}),
+            json!({"event": "a", "page": "/"}),
+            json!({"event": ""}),
+            json!({"page": "pricing"}),
+            json!({"event": "a", "props": {"k": {"x": 1}}}),
+            json!({"event": "a", "props": [1]}),
+            json!({"event": "a", "name": "A"}),
+        ] {
+            let e = goal(bad.clone()).unwrap_err();
+            assert_eq!((e.status, e.code), (400, "invalid_goal"), "{bad}");
+            assert!(e.message.contains("`goal`"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn patterns_mean_the_same_in_sql_and_here() {
+        assert_eq!(pattern_regex("/a.b/*"), "^\\/a\\.b\\/.*$");
+        let cases = [
+            ("/blog/*", "/blog/x/y", true),
+            ("/blog/*", "/blog/", true),
+            ("/blog/*", "/blog", false),
+            ("/pricing", "/pricing", true),
+            ("/pricing", "/pricing/x", false),
+            ("*/edit", "/a/b/edit", true),
+            ("/a*b*c", "/abc", true),
+            ("/a*b*c", "/acb", false),
+            ("/a*a", "/a", false),
+        ];
+        for (p, s, want) in cases {
+            assert_eq!(wildcard(p, s), want, "{p} on {s}");
+        }
+        let g = goal(json!({"page": "/blog/*", "props": {"k": "v"}})).unwrap();
+        let sql = g.condition(VISIT_EVENT);
+        assert!(sql.contains("ev.2 = 'pageview' AND match(ev.5, '^\\\\/blog\\\\/.*$')"), "{sql}");
+        assert!(sql.contains("has(ev.6, 'k') AND arrayElement(ev.7, indexOf(ev.6, 'k')) = 'v'"), "{sql}");
+        assert!(g.matches("pageview", "pageview", "/blog/x", &[("k".into(), "v".into())]));
+        assert!(!g.matches("pageview", "pageview", "/blog/x", &[("k".into(), "w".into())]));
+        assert!(!g.matches("custom", "x", "/blog/x", &[("k".into(), "v".into())]));
+    }
+
+    #[test]
+    fn quotes_never_reach_sql_unescaped() {
+        let g = goal(json!({"event": "a' OR 1=1 --", "props": {"k'": "v'"}})).unwrap();
+        let sql = g.condition(VISIT_EVENT);
+        assert!(!sql.contains("'a' OR") && sql.contains("'a\\' OR 1=1 --'") && sql.contains("'k\\''"), "{sql}");
+    }
+}
