@@ -1,9 +1,9 @@
-//! Prints the SQL a Stats API query (or a funnel, a body with `steps`, or attribution, one with
-//! `goal`) becomes, through the planner:
+//! Prints the SQL a Stats API query (or a funnel, a body with `steps`; retention, `period`;
+//! paths, `start`; attribution, `goal`) becomes, through the planner:
 //! `cargo run --example query_sql -- '<query json>' [project] [database] [rollup frontier day]`.
 //! With a frontier day (YYYY-MM-DD, the last rolled-up UTC day), queries routed to
 //! aggregates read them up to it.
-use millimetric_core::conversions::{attribution, funnel};
+use millimetric_core::conversions::{attribution, funnel, paths, retention};
 use millimetric_core::query::{aggregates, plan};
 
 fn main() {
@@ -17,6 +17,20 @@ fn main() {
         let tables = plan::Tables { database, table: "events" };
         let f = funnel::plan(body.as_bytes(), project, None, tables, now).unwrap_or_else(|e| panic!("{e}"));
         println!("{}", f.sql);
+        return;
+    }
+    if body.contains("\"period\"") {
+        // Retention (POST /v1/retention).
+        let tables = plan::Tables { database, table: "events" };
+        let r = retention::plan(body.as_bytes(), project, None, tables, now).unwrap_or_else(|e| panic!("{e}"));
+        println!("{}", r.sql);
+        return;
+    }
+    if body.contains("\"start\"") {
+        // Paths (POST /v1/paths).
+        let tables = plan::Tables { database, table: "events" };
+        let p = paths::plan(body.as_bytes(), project, None, tables, now).unwrap_or_else(|e| panic!("{e}"));
+        println!("{}", p.sql);
         return;
     }
     if body.contains("\"goal\"") {

@@ -132,9 +132,10 @@ fn main() {
 }
 
 /// The conversion queries' statements: a funnel each way (ordered and strict, by visitor and
-/// by visit, with and without a breakdown and filters), and attribution by every model.
+/// by visit, with and without a breakdown and filters), attribution by every model, retention
+/// by each period, and paths both ways.
 fn conversions() {
-    use millimetric_core::conversions::{attribution, funnel};
+    use millimetric_core::conversions::{attribution, funnel, paths, retention};
     let funnels = [
         r#"{"steps":[{"page":"/welcome"},{"event":"signup","props":{"plan":"pro"}},{"page":"/docs/*"}],"date_range":["2026-11-01","2026-11-30"],"breakdown":"visit:source"}"#,
         r#"{"steps":[{"page":"/*"},{"event":"signup"}],"date_range":["2026-11-01","2026-11-30"],"order":"strict","by":"visit","window":"30m","filters":[["is","visit:country",["GB"]],["contains","event:page",["e"]]],"include":{"bots":true}}"#,
@@ -151,5 +152,20 @@ fn conversions() {
         );
         let a = attribution::request::parse(b.as_bytes(), None, 1_796_000_000_000).unwrap_or_else(|e| panic!("{b}: {e}"));
         println!("{}", attribution::sql::statement(&a, &a.common.scope("millimetric", "events", "proj_modern")));
+    }
+    for b in [
+        r#"{"date_range":["2026-10-01","2026-11-30"],"period":"week","timezone":"Europe/Berlin","cohort_goal":{"event":"signup"},"return_goal":{"page":"/*"},"filters":[["is","visit:country",["GB"]]]}"#,
+        r#"{"date_range":["2026-11-01","2026-11-30"],"period":"day"}"#,
+        r#"{"date_range":["2026-01-01","2026-11-30"],"period":"month","include":{"bots":true}}"#,
+    ] {
+        let r = retention::request::parse(b.as_bytes(), None, 1_796_000_000_000).unwrap_or_else(|e| panic!("{b}: {e}"));
+        println!("{}", retention::sql::statement(&r, &r.common.scope("millimetric", "events", "proj_modern")));
+    }
+    for b in [
+        r#"{"start":{"page":"/welcome"},"date_range":["2026-11-01","2026-11-30"],"depth":3,"filters":[["is","visit:country",["GB"]],["is_not","event:page",["/x"]]]}"#,
+        r#"{"start":{"event":"signup","props":{"plan":"pro"}},"date_range":["2026-11-01","2026-11-30"],"direction":"previous","depth":1}"#,
+    ] {
+        let p = paths::request::parse(b.as_bytes(), None, 1_796_000_000_000).unwrap_or_else(|e| panic!("{b}: {e}"));
+        println!("{}", paths::sql::statement(&p, &p.common.scope("millimetric", "events", "proj_modern")));
     }
 }

@@ -141,6 +141,8 @@ fn ask(stack: &Stack, read: &support::ReadWorker, route: Route, cred: Cred, with
             let conversions = [
                 ("/v1/funnel", json!({"steps": [{"page": "/"}, {"event": "signup"}], "date_range": "7d"})),
                 ("/v1/attribution", json!({"goal": {"event": "signup"}, "date_range": "7d"})),
+                ("/v1/retention", json!({"date_range": "7d"})),
+                ("/v1/paths", json!({"start": {"page": "/"}, "date_range": "7d"})),
             ];
             let answers: Vec<Reply> =
                 conversions.iter().map(|(path, body)| read.request("POST", path, &headers, body.to_string().as_bytes())).collect();

@@ -391,12 +391,18 @@ fn funnels_match_the_oracle() {
         );
         assert_eq!(r.body["steps"], steps, "funnel {body}");
         assert_eq!(r.body.get("breakdown").cloned().unwrap_or(Value::Null), breakdown, "funnel breakdown {body}");
-        // The other project's events with the same visitor ids would change these counts.
-        let (theirs, _) = expect(&events, "proj_other", &case, from, to);
-        assert_ne!(theirs, steps, "the two projects' answers should differ for {body}");
+        // Had the other project's events (the same visitor ids among them) counted, the
+        // answer would differ: so the match above shows they did not.
+        let (leaky, _) = expect(&as_one_project(&events), "proj_dev", &case, from, to);
+        assert_ne!(r.body["steps"], leaky, "the other project's events would not change {body}: the check is blind");
     }
     the_cases_count_as_documented(&events, from, to);
     refusals(&read, &headers);
+}
+
+/// Every event as if it were proj_dev's: what an answer that leaked the other project would count.
+fn as_one_project(events: &[Ev]) -> Vec<Ev> {
+    events.iter().map(|e| Ev { project: "proj_dev", ..e.clone() }).collect()
 }
 
 /// The definitions on the crafted visitors alone, spelled out (so a wrong oracle shows too).
@@ -455,6 +461,7 @@ fn row_with_revenue(e: &Ev, revenues: &Revenues) -> String {
 fn campaign(source: &str, campaign: &str) -> [String; 15] {
     let mut a = attrs(source, if source == "Google" { "GB" } else { "DE" });
     a[5] = campaign.into();
+    a[8] = if source == "Google" { "gclid".into() } else { String::new() };
     a
 }
 
@@ -510,6 +517,10 @@ fn attribution_cases(project: &'static str, t0: i64, from: i64, out: &mut Vec<Ev
         visit("between", t0 - (4 - i as i64) * day, campaign(src, camp), out);
     }
     buy("between", t0 - day + 90, campaign("", ""), "120.5", "EUR", out);
+    // A refund: a negative amount, credited as such.
+    visit("refund", t0 - 2 * day, campaign("Newsletter", "spring"), out);
+    visit("refund", t0, campaign("", ""), out);
+    buy("refund", t0 + 30, campaign("", ""), "-19.99", "EUR", out);
     // Converts twice, in two currencies.
     visit("twice", t0 - 2 * day, campaign("Google", "launch"), out);
     buy("twice", t0 - 2 * day + 30, campaign("Google", "launch"), "10", "EUR", out);
@@ -547,17 +558,24 @@ fn weights(model: &str, tt: &[&Touch], t: i64) -> Vec<f64> {
 }
 
 fn micros(s: &str) -> i128 {
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    int.parse::<i128>().unwrap() * 1_000_000 + format!("{frac:0<6}").parse::<i128>().unwrap()
+    let (neg, digits) = s.strip_prefix('-').map_or((false, s), |d| (true, d));
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let m = int.parse::<i128>().unwrap() * 1_000_000 + format!("{frac:0<6}").parse::<i128>().unwrap();
+    if neg {
+        -m
+    } else {
+        m
+    }
 }
 
 fn decimal(m: i128) -> String {
-    let frac = format!("{:06}", m % 1_000_000);
+    let sign = if m < 0 { "-" } else { "" };
+    let frac = format!("{:06}", m.abs() % 1_000_000);
     let frac = frac.trim_end_matches('0');
     if frac.is_empty() {
-        format!("{}", m / 1_000_000)
+        format!("{sign}{}", m.abs() / 1_000_000)
     } else {
-        format!("{}.{frac}", m / 1_000_000)
+        format!("{sign}{}.{frac}", m.abs() / 1_000_000)
     }
 }
 
@@ -578,7 +596,13 @@ fn expect_attribution(
         None => 30 * 86_400,
     };
     let all = body["count"] == "all";
-    let (channel, country) = (if body["channel"] == "visit:utm_campaign" { 5 } else { 0 }, body["filters"][0][2][0].as_str());
+    let channel = match body["channel"].as_str() {
+        Some("visit:utm_campaign") => 5,
+        Some("visit:medium") => 1,
+        Some("visit:click_id_type") => 8,
+        _ => 0,
+    };
+    let country = body["filters"][0][2][0].as_str();
     let goal = body["goal"]["event"].as_str().unwrap();
     let mut per_visitor: BTreeMap<String, Vec<&Ev>> = BTreeMap::new();
     for e in events.iter().filter(|e| e.project == project && !e.bot && e.t >= from - lookback && e.t < to) {
@@ -588,7 +612,9 @@ fn expect_attribution(
     for evs in per_visitor.values_mut() {
         evs.sort_by(|a, b| (a.t, &a.id).cmp(&(b.t, &b.id)));
         let mut touches: Vec<Touch> = Vec::new();
-        let mut convs: Vec<(i64, String, String, i64)> = Vec::new();
+        // (time, event id, amount, currency, the converting visit's start): the first is the
+        // lowest (time, event id).
+        let mut convs: Vec<(i64, String, String, String, i64)> = Vec::new();
         for (i, e) in evs.iter().enumerate() {
             if i == 0 || e.t - evs[i - 1].t >= GAP {
                 touches.push(Touch { start: e.t, value: e.attrs[channel].clone(), direct: e.attrs[0].is_empty() });
@@ -597,10 +623,10 @@ fn expect_attribution(
             let first_of_visit = evs.iter().find(|x| x.t == visit.start).unwrap();
             if e.name == goal && e.t >= from && country.is_none_or(|c| first_of_visit.attrs[9] == c) {
                 let (amount, cur) = revenues.get(&e.id).cloned().unwrap_or(("0".into(), String::new()));
-                convs.push((e.t, amount, cur, visit.start));
+                convs.push((e.t, e.id.clone(), amount, cur, visit.start));
             }
         }
-        convs.sort_by(|a, b| (a.0, micros(&a.1), &a.2, a.3).cmp(&(b.0, micros(&b.1), &b.2, b.3)));
+        convs.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut brought: Vec<&str> = touches.iter().filter(|x| x.start >= from && x.start < to).map(|x| x.value.as_str()).collect();
         brought.sort();
         brought.dedup();
@@ -608,18 +634,18 @@ fn expect_attribution(
             channels.entry(b.to_string()).or_insert((0.0, BTreeMap::new(), 0)).2 += 1;
         }
         for c in convs.iter().take(if all { usize::MAX } else { 1 }) {
-            let tt: Vec<&Touch> = touches.iter().filter(|x| (x.start >= c.0 - lookback && x.start <= c.0) || x.start == c.3).collect();
+            let tt: Vec<&Touch> = touches.iter().filter(|x| (x.start >= c.0 - lookback && x.start <= c.0) || x.start == c.4).collect();
             let w = weights(model, &tt, c.0);
             assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{model}: weights {w:?} do not sum to 1");
             conversions += 1;
-            if !c.2.is_empty() {
-                *revenue.entry(c.2.clone()).or_default() += micros(&c.1);
+            if !c.3.is_empty() {
+                *revenue.entry(c.3.clone()).or_default() += micros(&c.2);
             }
             for (x, wi) in tt.iter().zip(w) {
                 let ch = channels.entry(x.value.clone()).or_insert((0.0, BTreeMap::new(), 0));
                 ch.0 += wi;
-                if !c.2.is_empty() {
-                    *ch.1.entry(c.2.clone()).or_insert(0.0) += wi * micros(&c.1) as f64 / 1e6;
+                if !c.3.is_empty() {
+                    *ch.1.entry(c.3.clone()).or_insert(0.0) += wi * micros(&c.2) as f64 / 1e6;
                 }
             }
         }
@@ -670,6 +696,9 @@ fn attribution_matches_the_oracle() {
     bodies.push(json!({"goal": purchase, "date_range": range, "timezone": ZONE, "model": "time_decay", "lookback": "90d", "pagination": {"limit": 10000}}));
     bodies.push(json!({"goal": {"event": "signup"}, "date_range": range, "timezone": ZONE, "model": "last_touch", "lookback": "1d", "pagination": {"limit": 10000}}));
     bodies.push(json!({"goal": purchase, "date_range": range, "timezone": ZONE, "filters": [["is", "visit:country", ["DE"]]], "pagination": {"limit": 10000}}));
+    bodies.push(json!({"goal": purchase, "date_range": range, "timezone": ZONE, "model": "last_touch", "channel": "visit:medium", "pagination": {"limit": 10000}}));
+    bodies.push(json!({"goal": purchase, "date_range": range, "timezone": ZONE, "model": "linear", "channel": "visit:click_id_type", "count": "all", "pagination": {"limit": 10000}}));
+    let mut blind = 0;
     for body in &bodies {
         let r = read.request("POST", "/v1/attribution", &headers, body.to_string().as_bytes());
         assert_eq!(r.status, 200, "{body}: {:?}\n{}", r.body, read.logs());
@@ -701,8 +730,14 @@ fn attribution_matches_the_oracle() {
         }
         // Every model's weights sum to 1 per conversion: the credit adds up to the conversions.
         assert!((credited_sum - conversions as f64).abs() <= 0.01 * got.len() as f64, "{body}: credited {credited_sum} of {conversions}");
-        assert!(!r.body.to_string().contains("proj_other"));
+        // Had the other project's events counted, would the answer (which matched the oracle)
+        // differ? Where it would, the match shows they did not.
+        let leaky = expect_attribution(&as_one_project(&events), &revenues, "proj_dev", body, from, to);
+        if leaky == (channels, conversions, revenue) {
+            blind += 1;
+        }
     }
+    assert!(blind <= 2, "{blind} of {} bodies could not tell the other project's events from none", bodies.len());
     for (body, code) in [
         (json!({"goal": purchase, "date_range": "7d", "model": "u_shaped"}), "invalid_model"),
         (json!({"goal": purchase, "date_range": "7d", "lookback": "91d"}), "invalid_lookback"),
@@ -712,4 +747,271 @@ fn attribution_matches_the_oracle() {
         let r = read.request("POST", "/v1/attribution", &headers, body.to_string().as_bytes());
         assert_eq!((r.status, r.code()), (400, code), "{body}: {:?}", r.body);
     }
+}
+
+// ---- Retention ----
+
+/// Visitors who come and go over nine weeks: pages, sign-ups, app pages.
+fn regulars(project: &'static str, rng: &mut Rng, from: i64, to: i64, n: usize, out: &mut Vec<Ev>) {
+    for v in 0..n {
+        let aid = format!("{project}-r{v}");
+        let mut t = from - 3 * 86_400 + rng.below_u64((to - from) as u64) as i64;
+        while t < to + 86_400 {
+            let e = match rng.below_u64(5) {
+                0 => custom(project, &aid, format!("{aid}-{}", out.len()), t, "signup", None, attrs("", "DE")),
+                1 | 2 => pageview(project, &aid, format!("{aid}-{}", out.len()), t, "/app/home", attrs("", "DE")),
+                _ => pageview(project, &aid, format!("{aid}-{}", out.len()), t, "/", attrs("Google", "GB")),
+            };
+            out.push(e);
+            t += rng.pick_gap();
+        }
+    }
+}
+
+trait Gap {
+    fn pick_gap(&mut self) -> i64;
+}
+
+impl Gap for Rng {
+    /// Minutes, a day or so, or a couple of weeks.
+    fn pick_gap(&mut self) -> i64 {
+        match self.below_u64(4) {
+            0 => 60 + self.below_u64(3600) as i64,
+            1 | 2 => 86_400 + self.below_u64(86_400) as i64,
+            _ => 7 * 86_400 + self.below_u64(14 * 86_400) as i64,
+        }
+    }
+}
+
+/// The oracle's triangle: cohort day -> (size, visitors back per period offset).
+fn expect_retention(events: &[Ev], project: &str, body: &Value, from: i64, to: i64, tz: &TimeZone) -> Value {
+    use jiff::civil::Date;
+    let period = body["period"].as_str().unwrap_or("week");
+    let start_of = |d: Date| match period {
+        "day" => d,
+        "week" => d.checked_sub((d.weekday().to_monday_zero_offset() as i64).days()).unwrap(),
+        _ => d.first_of_month(),
+    };
+    let offset = |a: Date, b: Date| match period {
+        "day" => (b - a).get_days() as i64,
+        "week" => (start_of(b) - start_of(a)).get_days() as i64 / 7,
+        _ => (b.year() as i64 - a.year() as i64) * 12 + b.month() as i64 - a.month() as i64,
+    };
+    let local = |t: i64| Timestamp::from_second(t).unwrap().to_zoned_datetime(tz.clone()).date();
+    let is = |goal: &Value, e: &Ev| match (goal["event"].as_str(), goal["page"].as_str()) {
+        (Some(name), _) => e.name == name,
+        (_, Some(p)) => e.pageview && p.strip_suffix('*').map_or(e.path == p, |pre| e.path.starts_with(pre)),
+        _ => true,
+    };
+    let mut per_visitor: BTreeMap<&str, Vec<&Ev>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.project == project && !e.bot && e.t >= from && e.t < to) {
+        per_visitor.entry(&e.aid).or_default().push(e);
+    }
+    let mut cohorts: BTreeMap<Date, (u64, BTreeMap<i64, u64>)> = BTreeMap::new();
+    for evs in per_visitor.values() {
+        let Some(first) = evs.iter().filter(|e| is(&body["cohort_goal"], e)).map(|e| e.t).min() else { continue };
+        let cohort = local(first);
+        let c = cohorts.entry(start_of(cohort)).or_default();
+        c.0 += 1;
+        let mut back: Vec<i64> =
+            evs.iter().filter(|e| is(&body["return_goal"], e)).map(|e| offset(cohort, local(e.t))).filter(|k| *k >= 0).collect();
+        back.sort();
+        back.dedup();
+        for k in back {
+            *c.1.entry(k).or_default() += 1;
+        }
+    }
+    let last = local(to - 1);
+    json!(cohorts
+        .iter()
+        .map(|(d, (size, back))| {
+            let retention: Vec<Value> = (0..=offset(*d, last))
+                .map(|k| {
+                    let n = back.get(&k).copied().unwrap_or(0);
+                    json!({"period": k, "visitors": n, "percentage": ((n as f64 * 100.0 / *size as f64) * 100.0).round() / 100.0})
+                })
+                .collect();
+            json!({"cohort": d.to_string(), "size": size, "retention": retention})
+        })
+        .collect::<Vec<_>>())
+}
+
+#[test]
+#[ignore = "needs wrangler and ClickHouse: run scripts/test"]
+fn retention_matches_the_oracle() {
+    let berlin = TimeZone::get(ZONE).unwrap();
+    let today = Timestamp::now().to_zoned_datetime(berlin.clone()).date();
+    // Four weeks before Berlin's autumn DST change to three days after it, laid out from today.
+    let dst = dst_day(today);
+    let (first, last) = (dst.checked_sub(27.days()).unwrap(), dst.checked_add(3.days()).unwrap());
+    let midnight = |d: jiff::civil::Date| d.to_zoned_datetime(berlin.clone()).unwrap().timestamp().as_second();
+    let (from, to) = (midnight(first), midnight(last.tomorrow().unwrap()));
+    let stack = Stack::named("retention").start();
+    let read = stack.start_read();
+    let mut rng = Rng(0x4e7e_5eed_0042_9999);
+    let mut events = Vec::new();
+    regulars("proj_dev", &mut rng, from, to, 150, &mut events);
+    regulars("proj_other", &mut rng, from, to, 40, &mut events);
+    // A Sunday's last second and the Monday's first, in Berlin (in UTC both are Sunday): the
+    // weeks are Berlin's. And an hour of the DST day that happens twice.
+    let monday = dst.checked_add(1.days()).unwrap();
+    for (i, t) in
+        [midnight(monday) - 1, midnight(monday), midnight(dst) + 2 * 3600 + 1800, midnight(dst) + 3 * 3600 + 1800].iter().enumerate()
+    {
+        events.push(pageview("proj_dev", "midnight", format!("midnight-{i}"), *t, "/app/home", attrs("", "DE")));
+    }
+    let body: String = events.iter().map(row_json).collect::<Vec<_>>().join("\n");
+    stack.query(&format!("INSERT INTO events FORMAT JSONEachRow\n{body}"));
+    let auth = format!("Bearer {DEV_READ_ONLY}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let range = json!([first.to_string(), last.to_string()]);
+    let dst_week = json!([dst.checked_sub(3.days()).unwrap().to_string(), last.to_string()]);
+    let month = json!([first.first_of_month().checked_sub(1.months()).unwrap().to_string(), last.to_string()]);
+    let bodies = [
+        json!({"date_range": range, "timezone": ZONE, "period": "week"}),
+        json!({"date_range": range, "timezone": ZONE, "period": "week", "cohort_goal": {"event": "signup"}, "return_goal": {"page": "/app/*"}}),
+        json!({"date_range": dst_week, "timezone": ZONE, "period": "day"}),
+        json!({"date_range": month, "timezone": ZONE, "period": "month", "return_goal": {"event": "signup"}}),
+        json!({"date_range": range, "timezone": "UTC", "period": "week"}),
+    ];
+    for body in &bodies {
+        let r = read.request("POST", "/v1/retention", &headers, body.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{body}: {:?}\n{}", r.body, read.logs());
+        let tz = TimeZone::get(body["timezone"].as_str().unwrap()).unwrap();
+        let (f, t) = {
+            let d = |v: &Value| v.as_str().unwrap().parse::<jiff::civil::Date>().unwrap();
+            let m = |x: jiff::civil::Date| x.to_zoned_datetime(tz.clone()).unwrap().timestamp().as_second();
+            (m(d(&body["date_range"][0])), m(d(&body["date_range"][1]).tomorrow().unwrap()))
+        };
+        let want = expect_retention(&events, "proj_dev", body, f, t, &tz);
+        assert!(want.as_array().unwrap().len() >= 2, "the oracle found few cohorts for {body}");
+        assert_eq!(r.body["cohorts"], want, "retention {body}");
+    }
+    // The midnight visitor alone: back the next week in Berlin (Monday 00:00), not in UTC (where
+    // that second is still Sunday), so the oracle's weeks are the zone's.
+    let alone: Vec<Ev> = events.iter().filter(|e| e.aid == "midnight").cloned().collect();
+    let back_next_week = |zone: &str| {
+        let tz = TimeZone::get(zone).unwrap();
+        let body = json!({"period": "week"});
+        expect_retention(&alone, "proj_dev", &body, from, to, &tz)[0]["retention"][1]["visitors"].clone()
+    };
+    assert_eq!((back_next_week(ZONE), back_next_week("UTC")), (json!(1), json!(0)));
+    let r = read.request("POST", "/v1/retention", &headers, json!({"date_range": "all", "period": "day"}).to_string().as_bytes());
+    assert_eq!((r.status, r.code()), (400, "range_too_long"), "{:?}", r.body);
+}
+
+// ---- Paths ----
+
+/// The oracle's paths for a start: (paths in the answer's order, total visits, total visitors).
+fn expect_paths(events: &[Ev], project: &str, body: &Value, from: i64, to: i64) -> Value {
+    let bots = body["include"]["bots"] == true;
+    let next = body["direction"] != "previous";
+    let depth = body["depth"].as_u64().unwrap_or(3) as usize;
+    let start = &body["start"];
+    let is_start = |e: &Ev| match (start["event"].as_str(), start["page"].as_str()) {
+        (Some(name), _) => e.name == name,
+        (_, Some(p)) => e.pageview && p.strip_suffix('*').map_or(e.path == p, |pre| e.path.starts_with(pre)),
+        _ => false,
+    };
+    let mut per_visitor: BTreeMap<(String, bool), Vec<&Ev>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.project == project && e.t >= from && e.t < to && (bots || !e.bot)) {
+        let visitor = if e.aid.is_empty() { format!("~{}", e.id) } else { e.aid.clone() };
+        per_visitor.entry((visitor, e.bot)).or_default().push(e);
+    }
+    let mut found: BTreeMap<Vec<String>, (u64, std::collections::BTreeSet<String>)> = BTreeMap::new();
+    let (mut visits, mut visitors) = (0u64, std::collections::BTreeSet::new());
+    for ((aid, _), mut evs) in per_visitor {
+        evs.sort_by(|a, b| (a.t, &a.id).cmp(&(b.t, &b.id)));
+        let mut split: Vec<Vec<&Ev>> = Vec::new();
+        for (i, e) in evs.iter().enumerate() {
+            if i == 0 || e.t - evs[i - 1].t >= GAP {
+                split.push(Vec::new());
+            }
+            split.last_mut().unwrap().push(e);
+        }
+        for mut visit in split {
+            // A visit's events in the statement's fixed order: the whole event, time first.
+            let key = |e: &Ev| {
+                (e.t, if e.pageview { "pageview" } else { "custom" }, e.name.clone(), e.host.clone(), e.path.clone(), e.props.clone())
+            };
+            visit.sort_by_key(|e| key(e));
+            let Some(a) = visit.iter().position(|e| is_start(e)) else { continue };
+            let mut pages: Vec<&Ev> = if next { visit[a + 1..].to_vec() } else { visit[..a].iter().rev().copied().collect() };
+            pages.retain(|e| e.pageview);
+            let mut seq: Vec<String> = vec![if visit[a].pageview { visit[a].path.clone() } else { String::new() }];
+            seq.extend(pages.iter().map(|e| e.path.clone()));
+            let mut path: Vec<String> = (1..seq.len()).filter(|i| seq[*i] != seq[i - 1]).map(|i| seq[i].clone()).take(depth).collect();
+            if path.len() < depth {
+                path.push(if next { "(exit)" } else { "(entrance)" }.into());
+            }
+            visits += 1;
+            visitors.insert(aid.clone());
+            let f = found.entry(path).or_default();
+            f.0 += 1;
+            f.1.insert(aid.clone());
+        }
+    }
+    let mut rows: Vec<(Vec<String>, u64, u64)> = found.into_iter().map(|(p, (n, v))| (p, n, v.len() as u64)).collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let paths: Vec<Value> = rows
+        .into_iter()
+        .map(|(mut p, n, v)| {
+            if !next {
+                p.reverse();
+            }
+            json!({"steps": p, "visits": n, "visitors": v, "share": ((n as f64 * 100.0 / visits as f64) * 100.0).round() / 100.0})
+        })
+        .collect();
+    json!({"paths": paths, "total": {"visits": visits, "visitors": visitors.len()}})
+}
+
+#[test]
+#[ignore = "needs wrangler and ClickHouse: run scripts/test"]
+fn paths_match_the_oracle() {
+    let berlin = TimeZone::get(ZONE).unwrap();
+    let today = Timestamp::now().to_zoned_datetime(berlin.clone()).date();
+    let dst = dst_day(today);
+    let (first, last) = (dst.checked_sub(3.days()).unwrap(), dst.checked_add(3.days()).unwrap());
+    let midnight = |d: jiff::civil::Date| d.to_zoned_datetime(berlin.clone()).unwrap().timestamp().as_second();
+    let (from, to) = (midnight(first), midnight(last.tomorrow().unwrap()));
+    let stack = Stack::named("paths").start();
+    let read = stack.start_read();
+    let mut rng = Rng(0x9a75_5eed_0042_3333);
+    let mut events = Vec::new();
+    generate("proj_dev", &mut rng, from, to, 150, &mut events);
+    generate("proj_other", &mut rng, from, to, 40, &mut events);
+    // A reload (the same page again at once) is one step; a visit that ends is an exit.
+    let t0 = midnight(dst) + 2 * 3600 + 1800;
+    for (i, path) in ["/pricing", "/pricing", "/blog/x", "/pricing", "/"].iter().enumerate() {
+        events.push(pageview("proj_dev", "reloads", format!("reloads-{i}"), t0 + i as i64 * 60, path, attrs("", "DE")));
+    }
+    let body: String = events.iter().map(row_json).collect::<Vec<_>>().join("\n");
+    stack.query(&format!("INSERT INTO events FORMAT JSONEachRow\n{body}"));
+    let auth = format!("Bearer {DEV_READ_ONLY}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let range = json!([first.to_string(), last.to_string()]);
+    let bodies = [
+        json!({"start": {"page": "/pricing"}, "date_range": range, "timezone": ZONE}),
+        json!({"start": {"page": "/pricing"}, "date_range": range, "timezone": ZONE, "depth": 1}),
+        json!({"start": {"event": "signup"}, "date_range": range, "timezone": ZONE, "direction": "previous", "depth": 2}),
+        json!({"start": {"page": "/*"}, "date_range": range, "timezone": ZONE, "depth": 2, "include": {"bots": true}}),
+        json!({"start": {"page": "/blog/x"}, "date_range": range, "timezone": ZONE, "direction": "previous"}),
+    ];
+    for body in &bodies {
+        let mut asked = body.clone();
+        asked["pagination"] = json!({"limit": 10000});
+        let r = read.request("POST", "/v1/paths", &headers, asked.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{body}: {:?}\n{}", r.body, read.logs());
+        let want = expect_paths(&events, "proj_dev", body, from, to);
+        assert!(want["total"]["visits"].as_u64().unwrap() > 5, "the oracle found few starts for {body}");
+        assert_eq!(r.body["total"], want["total"], "paths total {body}");
+        assert_eq!(r.body["paths"], want["paths"], "paths {body}");
+    }
+    // The reload visitor alone: /pricing, /pricing, /blog/x, /pricing, / is one path.
+    let alone: Vec<Ev> = events.iter().filter(|e| e.aid == "reloads").cloned().collect();
+    let want = expect_paths(&alone, "proj_dev", &bodies[0], from, to);
+    assert_eq!(want["paths"][0]["steps"], json!(["/blog/x", "/pricing", "/"]));
+    let r =
+        read.request("POST", "/v1/paths", &headers, json!({"start": {"page": "/"}, "date_range": "7d", "depth": 4}).to_string().as_bytes());
+    assert_eq!((r.status, r.code()), (400, "invalid_depth"), "{:?}", r.body);
 }

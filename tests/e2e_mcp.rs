@@ -185,6 +185,8 @@ fn calls() -> Value {
         ["query_stats", {"metrics": ["visitors"], "date_range": "fortnight"}],
         ["funnel", {"steps": [{"page": "/*"}, {"event": "signup"}, {"event": "purchase"}], "date_range": "7d", "window": "7d", "breakdown": "visit:source"}],
         ["attribution", {"goal": {"event": "signup"}, "date_range": "7d", "model": "linear"}],
+        ["retention", {"period": "day", "date_range": "7d"}],
+        ["paths", {"start": {"page": "/*"}, "depth": 2, "date_range": "7d"}],
     ])
 }
 
@@ -221,7 +223,19 @@ fn check_against_the_api(read: &ReadWorker, out: &Value) {
     let tools: Vec<&str> = out["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(
         tools,
-        ["overview", "top", "timeseries", "realtime", "list_events", "query_stats", "funnel", "attribution", "explain_metrics"],
+        [
+            "overview",
+            "top",
+            "timeseries",
+            "realtime",
+            "list_events",
+            "query_stats",
+            "funnel",
+            "attribution",
+            "retention",
+            "paths",
+            "explain_metrics"
+        ],
         "{}",
         out["sdk"]
     );
@@ -347,6 +361,33 @@ fn check_against_the_api(read: &ReadWorker, out: &Value) {
     same!(s["channels"], r.body["channels"], "attribution");
     same!(s["total"], r.body["total"], "attribution total");
     assert!(s["total"]["conversions"].as_f64().unwrap() > 0.0, "no conversions: {s}");
+
+    // retention = POST /v1/retention itself.
+    let s = ok(out, 11);
+    let r = read.request(
+        "POST",
+        "/v1/retention",
+        &[("Authorization", &format!("Bearer {DEV_READ_ONLY}")), ("Content-Type", "application/json")],
+        calls()[11][1].to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    same!(s["cohorts"], r.body["cohorts"], "retention");
+    assert!(!s["cohorts"].as_array().unwrap().is_empty(), "no cohorts: {s}");
+
+    // paths = POST /v1/paths itself (the tool asks for 20 paths).
+    let s = ok(out, 12);
+    let mut body = calls()[12][1].clone();
+    body["pagination"] = json!({"limit": 20});
+    let r = read.request(
+        "POST",
+        "/v1/paths",
+        &[("Authorization", &format!("Bearer {DEV_READ_ONLY}")), ("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    same!(s["paths"], r.body["paths"], "paths");
+    same!(s["total"], r.body["total"], "paths total");
+    assert!(s["total"]["visits"].as_f64().unwrap() > 0.0, "no visit reached the start: {s}");
 }
 
 /// One raw JSON-RPC POST to /mcp.

@@ -33,7 +33,12 @@ pub fn run(server: &Client, database: &str, dir: &Path) -> Result<Vec<u32>, Stri
     let mut done = Vec::new();
     for m in migrations::pending(&all, &applied)? {
         for stmt in &m.statements {
-            db.query(stmt).map_err(|e| format!("migration {:04}_{}: {e}", m.version, m.name))?;
+            match db.query(stmt) {
+                Err(e) if migrations::already_done(stmt, &e) => {}
+                r => {
+                    r.map_err(|e| format!("migration {:04}_{}: {e}", m.version, m.name))?;
+                }
+            }
         }
         db.query(&format!(
             "INSERT INTO schema_migrations (version, name, checksum) VALUES ({}, '{}', '{}')",

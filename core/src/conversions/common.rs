@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use crate::query::dates::{self, Range};
-use crate::query::request::{bad, filters, short, timezone, Filter};
+use crate::query::request::{bad, filters, short, timezone, Dimension, Filter};
 use crate::query::sql::Scope;
 use jiff::tz::TimeZone;
 use serde_json::{json, Map, Value};
@@ -62,6 +62,18 @@ pub fn common(obj: &Map<String, Value>, project_timezone: Option<&str>, now_ms: 
     Ok(Common { filter, timezone, tz, range, include_bots })
 }
 
+/// ` AND length(<column>) >= 0` for each visit column the filter reads: always true, it names
+/// them outside a lambda, since 18.16 keeps of a subquery only the columns named so and a
+/// filter tested inside `arrayFilter(ev -> ...)` reads them from within one.
+pub fn name_visit_columns(filter: Option<&Filter>, timezone: &str) -> String {
+    filter
+        .iter()
+        .flat_map(|f| f.dimensions())
+        .filter(|d| !d.is_event_level())
+        .map(|d| format!(" AND length({}) >= 0", crate::query::sql::column(d, timezone, crate::query::sql::Level::Raw)))
+        .collect()
+}
+
 /// A span of time: a number and a unit, `m` minutes, `h` hours or `d` days ("30m", "12h",
 /// "7d"), from `min` to `max` seconds; None if it is not one (`duration_refused` says why).
 pub fn duration(v: &Value, min: u32, max: u32) -> Option<u32> {
@@ -110,6 +122,12 @@ fn include_bots(v: Option<&Value>) -> Result<bool, ApiError> {
 }
 
 impl Common {
+    /// The visit attributes these dimensions and the filter read (`sql::visits_with` carries
+    /// only those).
+    pub fn visit_attrs<'a>(&'a self, dims: &'a [Dimension]) -> Vec<(&'static str, &'static str)> {
+        crate::query::sql::visit_attrs_for(dims.iter().chain(self.filter.iter().flat_map(|f| f.dimensions())))
+    }
+
     /// The events this query reads, as the Stats API scopes them.
     pub fn scope<'a>(&'a self, database: &'a str, table: &'a str, project_id: &'a str) -> Scope<'a> {
         Scope {

@@ -402,12 +402,13 @@ pub(crate) mod tests {
         let mut v: serde_json::Value =
             serde_json::from_str(&RowBatch { rows: vec![sample("old", 3)], failure: None, raw: None }.to_message()).unwrap();
         let row = v["rows"][0].as_object_mut().unwrap();
-        for newer in ["click_id_type", "click_id", "key_kind", "retention_days", "ingest_route"] {
+        for newer in ["click_id_type", "click_id", "key_kind", "retention_days", "ingest_route", "revenue_amount", "revenue_currency"] {
             row.remove(newer);
         }
         let batch = RowBatch::from_message(&v.to_string()).expect("an older message reads");
         assert_eq!(batch.rows[0].event_id, "old");
         assert_eq!((batch.rows[0].retention_days, batch.rows[0].click_id.as_str()), (30, ""));
+        assert_eq!((batch.rows[0].revenue_amount.as_str(), batch.rows[0].revenue_currency.as_str()), ("0", ""));
         assert_eq!(batch.rows[0].ingest_route, "collect");
         // And a newer deploy's message (a field this one does not know) reads too.
         let mut v = v.clone();

@@ -34,7 +34,7 @@ const META_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_SERVER: &str = "io.modelcontextprotocol/serverInfo";
 
 pub const SERVER_NAME: &str = "millimetric";
-pub const INSTRUCTIONS: &str = "Millimetric web analytics for the project of the API key you connected with. Start with `overview` for a period's headline numbers, `top` for the top pages, sources, countries and so on, `timeseries` for trends, `realtime` for right now, `list_events` for custom events and their properties, `query_stats` for anything else, `funnel` for where visitors drop off between steps, `attribution` for which channels bring conversions, and `explain_metrics` for what a visit or a bounce means. All numbers exclude bots.";
+pub const INSTRUCTIONS: &str = "Millimetric web analytics for the project of the API key you connected with. Start with `overview` for a period's headline numbers, `top` for the top pages, sources, countries and so on, `timeseries` for trends, `realtime` for right now, `list_events` for custom events and their properties, `query_stats` for anything else, `funnel` for where visitors drop off between steps, `attribution` for which channels bring conversions, `retention` for whether visitors come back, `paths` for where they go next, and `explain_metrics` for what a visit or a bounce means. All numbers exclude bots.";
 
 /// The era a request is served in, with its protocol version.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,6 +38,10 @@ pub enum Prepared {
     Funnel { body: Value },
     /// A `POST /v1/attribution` body, through the same code as the endpoint.
     Attribution { body: Value },
+    /// A `POST /v1/retention` body, through the same code as the endpoint.
+    Retention { body: Value },
+    /// A `POST /v1/paths` body, through the same code as the endpoint.
+    Paths { body: Value },
     /// The definitions; no I/O.
     Explain,
 }
@@ -173,6 +177,8 @@ pub fn definitions() -> Value {
                 "date_range": date_range_schema("30d"),
                 "filters": {"type": "array", "description": FILTERS},
                 "timezone": timezone_schema(),
+                "include": {"type": "object", "description": "Optional: {\"bots\": true} to count bots too."},
+                "pagination": {"type": "object", "description": "Optional: {\"limit\": N, \"offset\": N} over the answer's rows."},
             }), &["steps"]),
             "outputSchema": {"type": "object", "properties": {"steps": {"type": "array"}, "breakdown": {"type": "array"}, "query": {"type": "object"}}, "required": ["steps"]},
             "annotations": annotations("Funnel: where visitors drop off"),
@@ -190,9 +196,44 @@ pub fn definitions() -> Value {
                 "date_range": date_range_schema("30d"),
                 "filters": {"type": "array", "description": FILTERS},
                 "timezone": timezone_schema(),
+                "include": {"type": "object", "description": "Optional: {\"bots\": true} to count bots too."},
+                "pagination": {"type": "object", "description": "Optional: {\"limit\": N, \"offset\": N} over the answer's rows."},
             }), &["goal"]),
             "outputSchema": {"type": "object", "properties": {"channels": {"type": "array"}, "total": {"type": "object"}, "query": {"type": "object"}}, "required": ["channels", "total"]},
             "annotations": annotations("Attribution: which channels bring conversions"),
+        },
+        {
+            "name": "retention",
+            "title": "Retention: do visitors come back",
+            "description": "Whether visitors come back, as a cohort triangle. Visitors are grouped by the calendar period (day, week from Monday, or month, in `timezone`) of their first event in the range, or of the first time they reached `cohort_goal`; each cohort shows its size and, for each period from its own to the range's last, how many came back (any event, or `return_goal`) and the percentage. Goals are {\"event\":\"signup\"} or {\"page\":\"/app/*\"}, optionally with \"props\". Reads raw events only, so it reaches back as far as the project's raw retention. At most 92 days, 53 weeks or 24 months. Bots are excluded. Default: weekly over the last 91 days. Example: {\"period\":\"week\",\"date_range\":\"91d\",\"cohort_goal\":{\"event\":\"signup\"}} answers \"of each week's sign-ups, how many came back in the weeks after?\"",
+            "inputSchema": object(json!({
+                "period": {"type": "string", "enum": ["day", "week", "month"], "default": "week", "description": "The calendar period cohorts and returns are counted in."},
+                "cohort_goal": {"type": "object", "description": "Optional: cohorts by the first time a visitor reached this goal, instead of their first event."},
+                "return_goal": {"type": "object", "description": "Optional: what counts as coming back, instead of any event."},
+                "date_range": date_range_schema("91d"),
+                "filters": {"type": "array", "description": FILTERS},
+                "timezone": timezone_schema(),
+                "include": {"type": "object", "description": "Optional: {\"bots\": true} to count bots too."},
+            }), &[]),
+            "outputSchema": {"type": "object", "properties": {"cohorts": {"type": "array"}, "query": {"type": "object"}}, "required": ["cohorts"]},
+            "annotations": annotations("Retention: do visitors come back"),
+        },
+        {
+            "name": "paths",
+            "title": "Paths: where visitors go next",
+            "description": "Where visitors go after (or came from before) a page or goal, within a visit: the most common sequences of the next 1 to 3 pages, with visits, visitors and share of the visits that reached the start. `start` is {\"page\":\"/pricing\"} or {\"event\":\"signup\"}, optionally with \"props\"; the first such event of a visit is its start. A page viewed again at once counts as one step; a path that ends before `depth` pages ends with \"(exit)\" (or, with \"direction\":\"previous\", starts with \"(entrance)\"). Steps are listed in the order they were viewed. Bots are excluded. Default: the next 3 pages over the last 30 whole days, 20 paths. Example: {\"start\":{\"page\":\"/pricing\"},\"depth\":2,\"date_range\":\"30d\"} answers \"where do people go after the pricing page?\"",
+            "inputSchema": object(json!({
+                "start": {"type": "object", "description": "The page or goal paths start (or end) at: {\"page\": pattern} or {\"event\": name}."},
+                "direction": {"type": "string", "enum": ["next", "previous"], "default": "next", "description": "The pages after the start (default), or before it."},
+                "depth": {"type": "integer", "minimum": 1, "maximum": 3, "default": 3, "description": "How many pages each path holds, 1 to 3."},
+                "date_range": date_range_schema("30d"),
+                "filters": {"type": "array", "description": FILTERS},
+                "timezone": timezone_schema(),
+                "include": {"type": "object", "description": "Optional: {\"bots\": true} to count bots too."},
+                "pagination": {"type": "object", "description": "Optional: {\"limit\": N, \"offset\": N} over the answer's rows."},
+            }), &["start"]),
+            "outputSchema": {"type": "object", "properties": {"paths": {"type": "array"}, "total": {"type": "object"}, "query": {"type": "object"}}, "required": ["paths", "total"]},
+            "annotations": annotations("Paths: where visitors go next"),
         },
         {
             "name": "explain_metrics",
@@ -329,7 +370,11 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
             Ok(Prepared::ListEvents { probe })
         }
         "funnel" => {
-            check_names(tool, args, &["steps", "window", "by", "order", "breakdown", "date_range", "filters", "timezone"])?;
+            check_names(
+                tool,
+                args,
+                &["steps", "window", "by", "order", "breakdown", "date_range", "filters", "timezone", "include", "pagination"],
+            )?;
             let mut body = Value::Object(args.clone());
             if body.get("date_range").is_none_or(Value::is_null) {
                 body["date_range"] = json!("30d");
@@ -337,12 +382,35 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
             Ok(Prepared::Funnel { body })
         }
         "attribution" => {
-            check_names(tool, args, &["goal", "model", "lookback", "count", "channel", "date_range", "filters", "timezone"])?;
+            check_names(
+                tool,
+                args,
+                &["goal", "model", "lookback", "count", "channel", "date_range", "filters", "timezone", "include", "pagination"],
+            )?;
             let mut body = Value::Object(args.clone());
             if body.get("date_range").is_none_or(Value::is_null) {
                 body["date_range"] = json!("30d");
             }
             Ok(Prepared::Attribution { body })
+        }
+        "retention" => {
+            check_names(tool, args, &["period", "cohort_goal", "return_goal", "date_range", "filters", "timezone", "include"])?;
+            let mut body = Value::Object(args.clone());
+            if body.get("date_range").is_none_or(Value::is_null) {
+                body["date_range"] = json!("91d");
+            }
+            Ok(Prepared::Retention { body })
+        }
+        "paths" => {
+            check_names(tool, args, &["start", "direction", "depth", "date_range", "filters", "timezone", "include", "pagination"])?;
+            let mut body = Value::Object(args.clone());
+            if body.get("date_range").is_none_or(Value::is_null) {
+                body["date_range"] = json!("30d");
+            }
+            if body.get("pagination").is_none_or(Value::is_null) {
+                body["pagination"] = json!({"limit": 20});
+            }
+            Ok(Prepared::Paths { body })
         }
         "explain_metrics" => {
             check_names(tool, args, &[])?;
@@ -570,6 +638,47 @@ pub fn finish_attribution(answer: &Value) -> ToolResult {
     ToolResult::Ok { structured: answer.clone(), summary }
 }
 
+/// `POST /v1/retention`'s answer as the tool's: the triangle, and period 1's retention per cohort.
+pub fn finish_retention(answer: &Value) -> ToolResult {
+    let cohorts = answer["cohorts"].as_array().cloned().unwrap_or_default();
+    let period = answer["meta"]["period"].as_str().unwrap_or("period");
+    let said: Vec<String> = cohorts
+        .iter()
+        .take(8)
+        .map(|c| match c["retention"].get(1) {
+            Some(p1) => {
+                format!("{} ({}): {}% back the next {period}", c["cohort"].as_str().unwrap_or(""), num(&c["size"]), num(&p1["percentage"]))
+            }
+            None => format!("{} ({}): no later {period} yet", c["cohort"].as_str().unwrap_or(""), num(&c["size"])),
+        })
+        .collect();
+    let summary = if cohorts.is_empty() {
+        "No visitors in the period.".to_string()
+    } else {
+        format!("{} cohorts by {period}: {}.", cohorts.len(), said.join("; "))
+    };
+    ToolResult::Ok { structured: answer.clone(), summary }
+}
+
+/// `POST /v1/paths`' answer as the tool's: the answer, and the top paths in a sentence.
+pub fn finish_paths(answer: &Value) -> ToolResult {
+    let paths = answer["paths"].as_array().cloned().unwrap_or_default();
+    let said: Vec<String> = paths
+        .iter()
+        .take(5)
+        .map(|p| {
+            let steps: Vec<&str> = p["steps"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            format!("{} ({} visits, {}%)", steps.join(" > "), num(&p["visits"]), num(&p["share"]))
+        })
+        .collect();
+    let summary = if paths.is_empty() {
+        "No visit reached the start in the period.".to_string()
+    } else {
+        format!("{} visits reached the start; top paths: {}.", num(&answer["total"]["visits"]), said.join("; "))
+    };
+    ToolResult::Ok { structured: answer.clone(), summary }
+}
+
 pub fn explain() -> ToolResult {
     let mut d = Map::new();
     for (k, v) in DEFINITIONS {
@@ -634,7 +743,19 @@ mod tests {
         let names: Vec<&str> = defs.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
         assert_eq!(
             names,
-            ["overview", "top", "timeseries", "realtime", "list_events", "query_stats", "funnel", "attribution", "explain_metrics"]
+            [
+                "overview",
+                "top",
+                "timeseries",
+                "realtime",
+                "list_events",
+                "query_stats",
+                "funnel",
+                "attribution",
+                "retention",
+                "paths",
+                "explain_metrics"
+            ]
         );
         for t in defs.as_array().unwrap() {
             assert_eq!(t["annotations"]["readOnlyHint"], true, "{}", t["name"]);

@@ -24,7 +24,8 @@ pub struct Row {
     pub duration: f64,
 }
 
-fn number(v: Option<&Value>) -> Option<f64> {
+/// A number in a JSONEachRow answer (quoted when 64-bit).
+pub(crate) fn number(v: Option<&Value>) -> Option<f64> {
     match v? {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.parse().ok(),
@@ -66,11 +67,12 @@ pub fn parse_total_rows(body: &str) -> Result<u64, String> {
     number(v.get("total_rows")).map(|n| n as u64).ok_or_else(|| "no total_rows".into())
 }
 
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
+/// a / b, 0 when b is 0.
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {
         a / b
     } else {

@@ -168,23 +168,31 @@ pub fn scope_events(s: &Scope) -> String {
 /// duration and (as `vevs`) its events. A bot-flagged event never joins a visit with other
 /// events. The rollup job (core/src/storage/rollup/) builds the aggregates from the same rows.
 pub fn visits(database: &str, table: &str, events_where: &str) -> String {
-    visits_with(database, table, events_where, &[])
+    visits_with(database, table, events_where, VISIT_ATTRS, &[])
 }
 
-/// `visits`, with more of each event's columns in `vevs` (its fields 8.. in the order given).
-pub fn visits_with(database: &str, table: &str, events_where: &str, extra: &[&str]) -> String {
+/// The visit attributes (of VISIT_ATTRS, in its order) that these dimensions read: what a
+/// query that needs only some of them carries through `visits_with`.
+pub fn visit_attrs_for<'a>(dims: impl IntoIterator<Item = &'a Dimension>) -> Vec<(&'static str, &'static str)> {
+    let names: Vec<String> = dims.into_iter().map(|d| column(d, "UTC", Level::Raw)).collect();
+    VISIT_ATTRS.iter().filter(|(_, v)| names.iter().any(|n| n == v)).copied().collect()
+}
+
+/// `visits`, carrying only the visit attributes `attrs` (a subset of VISIT_ATTRS: the fewer,
+/// the lighter), with more of each event's columns in `vevs` (its fields 8.. in `extra`'s order).
+pub fn visits_with(database: &str, table: &str, events_where: &str, visit_attrs: &[(&str, &str)], extra: &[&str]) -> String {
     // Tuple fields: 1 t, 2 event_id, 3 event_type, 4 event_name, 5 url_host, 6 url_path,
-    // 7 prop_keys, 8 prop_values, then VISIT_ATTRS in order (9..), then `extra`.
-    let attrs: Vec<&str> = VISIT_ATTRS.iter().map(|(c, _)| *c).chain(extra.iter().copied()).collect();
+    // 7 prop_keys, 8 prop_values, then the visit attributes (9..), then `extra`.
+    // `event_id` is carried anyway; an extra that names it only puts it in `vevs`.
+    let attrs: Vec<&str> = visit_attrs.iter().map(|(c, _)| *c).chain(extra.iter().copied().filter(|c| *c != "event_id")).collect();
+    let more: String = attrs.iter().map(|a| format!(", {a}")).collect();
     let events = format!(
-        "SELECT project_id, is_bot, if(anonymous_id = '', concat('~', event_id), anonymous_id) AS visitor, toUInt32(timestamp) AS t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values, {attrs} \
-         FROM {database}.{table} FINAL WHERE {events_where}",
-        attrs = attrs.join(", "),
+        "SELECT project_id, is_bot, if(anonymous_id = '', concat('~', event_id), anonymous_id) AS visitor, toUInt32(timestamp) AS t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values{more} \
+         FROM {database}.{table} FINAL WHERE {events_where}"
     );
     let per_visitor = format!(
-        "SELECT project_id, is_bot, visitor, arraySort(x -> (x.1, x.2), groupArray((t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values, {attrs}))) AS evs, \
+        "SELECT project_id, is_bot, visitor, arraySort(x -> (x.1, x.2), groupArray((t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values{more}))) AS evs, \
          arrayCumSum(arrayMap(d -> toUInt32(d >= {gap}), arrayDifference(arrayMap(x -> x.1, evs)))) AS vis FROM ({events}) GROUP BY project_id, is_bot, visitor",
-        attrs = attrs.join(", "),
         gap = VISIT_GAP_SECONDS,
     );
     let mut fields: Vec<String> = ["t", "event_id", "event_type", "event_name", "url_host", "url_path", "prop_keys", "prop_values"]
@@ -199,10 +207,10 @@ pub fn visits_with(database: &str, table: &str, events_where: &str, extra: &[&st
         .collect();
     let with_visit =
         format!("SELECT project_id, is_bot, visitor, vi, {} FROM ({per_visitor}) ARRAY JOIN evs AS e, vis AS vi", fields.join(", "));
-    let first = VISIT_ATTRS.iter().map(|(c, v)| format!("argMin({c}, (t, event_id)) AS {v}")).collect::<Vec<_>>().join(", ");
+    let first: String = visit_attrs.iter().map(|(c, v)| format!("argMin({c}, (t, event_id)) AS {v}, ")).collect();
     format!(
         "SELECT project_id, is_bot, visitor, vi, min(t) AS start, max(t) - min(t) AS duration, countIf(event_type = 'pageview') AS vpv, countIf(event_type != 'pageview') AS vce, \
-         argMin(url_path, (t, event_id)) AS entry_page, argMax(url_path, (t, event_id)) AS exit_page, {first}, \
+         argMin(url_path, (t, event_id)) AS entry_page, argMax(url_path, (t, event_id)) AS exit_page, {first}\
          groupArray(({vevs})) AS vevs FROM ({with_visit}) GROUP BY project_id, is_bot, visitor, vi",
         vevs = vevs.join(", "),
     )

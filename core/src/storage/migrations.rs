@@ -85,6 +85,13 @@ pub fn pending<'a>(all: &'a [Migration], applied: &[(u32, String)]) -> Result<Ve
     Ok(all.iter().filter(|m| !applied.iter().any(|(v, _)| *v == m.version)).collect())
 }
 
+/// Whether a statement's failure means a rerun found it already done: an `ADD COLUMN` whose
+/// column exists (18.16 has no `ADD COLUMN IF NOT EXISTS`), so a migration that failed part-way
+/// can be run again from its first statement.
+pub fn already_done(statement: &str, error: &str) -> bool {
+    statement.contains(" ADD COLUMN ") && error.contains("column with this name already exists")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +129,17 @@ mod tests {
         assert!(pending(&all, &both).unwrap().is_empty());
         assert!(pending(&all, &[(1, "edited".into())]).is_err());
         assert!(load(vec![("0001_a.sql".into(), "".into()), ("0001_b.sql".into(), "".into())]).is_err());
+    }
+
+    #[test]
+    fn a_column_added_before_a_failure_is_done_on_the_rerun() {
+        let add = "ALTER TABLE events ADD COLUMN revenue_amount Decimal(18, 6) DEFAULT 0";
+        let (old, modern) = (
+            "Code: 44, e.displayText() = DB::Exception: Cannot add column revenue_amount: column with this name already exists",
+            "Code: 15. DB::Exception: Cannot add column `revenue_amount`: column with this name already exists. (DUPLICATE_COLUMN)",
+        );
+        assert!(already_done(add, old) && already_done(add, modern));
+        assert!(!already_done(add, "Code: 497. ACCESS_DENIED"));
+        assert!(!already_done("CREATE TABLE x (a UInt8) ENGINE = Memory", old));
     }
 }

@@ -1,10 +1,10 @@
-//! The read Worker: `POST /v1/query` (the Stats API), `POST /v1/funnel`, `POST /v1/attribution`, `GET /v1/realtime`, `GET /v1/usage` and `POST /mcp` (the
+//! The read Worker: `POST /v1/query` (the Stats API), `POST /v1/funnel`, `POST /v1/attribution`, `POST /v1/retention`, `POST /v1/paths`, `GET /v1/realtime`, `GET /v1/usage` and `POST /mcp` (the
 //! MCP server for AI agents), for a project's `rk_live_` or `sk_live_` key. A thin adapter: the
 //! core checks the key's kind and the body, plans the SQL and assembles the answer
 //! (millimetric_core::query), and frames MCP (millimetric_core::mcp); this runs it.
 
 use millimetric_adapters::{auth, clickhouse_sink, config, http, key_lookup, usage};
-use millimetric_core::conversions::{attribution, funnel};
+use millimetric_core::conversions::{attribution, funnel, paths, retention};
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::Route;
 use millimetric_core::mcp::{protocol, tools};
@@ -38,6 +38,8 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (Method::Post, "/v1/query") => query(req, env).await,
         (Method::Post, "/v1/funnel") => funnel(req, env).await,
         (Method::Post, "/v1/attribution") => attribution(req, env).await,
+        (Method::Post, "/v1/retention") => retention(req, env).await,
+        (Method::Post, "/v1/paths") => paths(req, env).await,
         (Method::Get, "/v1/realtime") => live(req, env).await,
         (Method::Get, "/v1/usage") => usage(req, env).await,
         (Method::Post, "/mcp") => return Ok(mcp(req, env).await),
@@ -46,6 +48,8 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (_, "/v1/query") => Err(ApiError::new(405, "method_not_allowed", "Send queries with POST /v1/query.")),
         (_, "/v1/funnel") => Err(ApiError::new(405, "method_not_allowed", "Send funnels with POST /v1/funnel.")),
         (_, "/v1/attribution") => Err(ApiError::new(405, "method_not_allowed", "Ask with POST /v1/attribution.")),
+        (_, "/v1/retention") => Err(ApiError::new(405, "method_not_allowed", "Ask with POST /v1/retention.")),
+        (_, "/v1/paths") => Err(ApiError::new(405, "method_not_allowed", "Ask with POST /v1/paths.")),
         (_, "/v1/realtime") => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/realtime.")),
         (_, "/v1/usage") => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD.")),
         _ => Err(ApiError::new(404, "not_found", "No such endpoint. Queries go to POST /v1/query.")),
@@ -179,6 +183,48 @@ async fn attribution(mut req: Request, env: &Env) -> std::result::Result<Respons
     let answer = run_attribution(env, &who, &body).await?;
     usage::count(&who.project_id, Counter::Query, "attribution", 1);
     Ok(http::json(200, &answer.to_string(), None))
+}
+
+async fn retention(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let who = reader(&req, env).await?;
+    let body = body_of(&mut req).await?;
+    let answer = run_retention(env, &who, &body).await?;
+    usage::count(&who.project_id, Counter::Query, "retention", 1);
+    Ok(http::json(200, &answer.to_string(), None))
+}
+
+/// One retention body, for the key's project, to its triangle (`POST /v1/retention`, and the
+/// MCP tool `retention`).
+async fn run_retention(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<Value, ApiError> {
+    let cfg = store_config(env)?;
+    let tables = plan::Tables { database: &cfg.database, table: &cfg.table };
+    let p = retention::plan(body, &who.project_id, who.timezone.as_deref(), tables, now_ms())?;
+    let raw = read(&cfg, &p.sql).await?;
+    retention::answer::answer(&p.retention, &raw).map_err(|e| {
+        console_error!("read: {e}");
+        key_lookup::unavailable("The event store")
+    })
+}
+
+async fn paths(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let who = reader(&req, env).await?;
+    let body = body_of(&mut req).await?;
+    let answer = run_paths(env, &who, &body).await?;
+    usage::count(&who.project_id, Counter::Query, "paths", 1);
+    Ok(http::json(200, &answer.to_string(), None))
+}
+
+/// One paths body, for the key's project, to its answer (`POST /v1/paths`, and the MCP tool
+/// `paths`).
+async fn run_paths(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<Value, ApiError> {
+    let cfg = store_config(env)?;
+    let tables = plan::Tables { database: &cfg.database, table: &cfg.table };
+    let p = paths::plan(body, &who.project_id, who.timezone.as_deref(), tables, now_ms())?;
+    let raw = read(&cfg, &p.sql).await?;
+    paths::answer::answer(&p.paths, &raw).map_err(|e| {
+        console_error!("read: {e}");
+        key_lookup::unavailable("The event store")
+    })
 }
 
 /// One attribution body, for the key's project, to its answer (`POST /v1/attribution`, and the
@@ -374,6 +420,10 @@ async fn mcp(mut req: Request, env: &Env) -> Response {
             run_events(env, &who, probe.to_string().as_bytes()).await.map(|a| tools::finish_events(&a))
         }
         tools::Prepared::Funnel { body } => run_funnel(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_funnel(&a)),
+        tools::Prepared::Paths { body } => run_paths(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_paths(&a)),
+        tools::Prepared::Retention { body } => {
+            run_retention(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_retention(&a))
+        }
         tools::Prepared::Attribution { body } => {
             run_attribution(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_attribution(&a))
         }

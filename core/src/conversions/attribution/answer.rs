@@ -4,17 +4,13 @@
 
 use super::request::Attribution;
 use crate::ingest::revenue::{format_micros, micros};
-use crate::query::results::shown;
+use crate::query::results::{number, ratio, round2, shown};
 use crate::storage::clickhouse::json_u64;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
 fn float(v: &Value) -> Option<f64> {
-    v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    number(Some(v))
 }
 
 #[derive(Default)]
@@ -56,7 +52,7 @@ pub fn answer(a: &Attribution, raw: &str) -> Result<Value, String> {
             let mut row = json!({
                 "value": shown(v),
                 "conversions": round2(c.credited),
-                "share": if conversions == 0 { 0.0 } else { round2(c.credited * 100.0 / conversions as f64) },
+                "share": round2(100.0 * ratio(c.credited, conversions as f64)),
                 "visitors": c.visitors,
             });
             if with_revenue {

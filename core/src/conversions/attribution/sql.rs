@@ -13,26 +13,30 @@
 //!    themselves (counted once, at their first touch), their exact revenue, and visitors brought.
 
 use super::request::{Attribution, Model, HALF_LIFE};
+use crate::conversions::common::name_visit_columns;
 use crate::conversions::goal::VISIT_EVENT;
+use crate::query::request::Dimension;
 use crate::query::sql::{self, Level, Scope};
 
-/// The weight of touch `i` (1-based) of `n` in `tt` (the conversion `c`'s touches), by model.
-fn weight(m: Model, tt: &str) -> String {
-    let n = format!("length({tt})");
+/// At most this many conversions of one visitor are credited (with `"count": "all"`).
+pub const MAX_CONVERSIONS_PER_VISITOR: u32 = 1000;
+
+/// The weight of touch `x`, the `i`-th (1-based) of a conversion's `q`: (conversion, touches,
+/// n, the last non-direct touch's index, the sum of the touches' decays), by model.
+fn weight(m: Model) -> String {
     match m {
         Model::FirstTouch => "toFloat64(i = 1)".into(),
-        Model::LastTouch => format!("toFloat64(i = {n})"),
-        Model::LastNonDirect => {
-            let back = format!("arrayFirstIndex(y -> y.3 = 1, arrayReverse({tt}))");
-            format!("toFloat64(i = if({back} = 0, {n}, toUInt64({n} + 1 - {back})))")
-        }
-        Model::Linear => format!("1 / {n}"),
-        Model::PositionBased => format!("multiIf({n} = 1, 1., {n} = 2, 0.5, i = 1 OR i = {n}, 0.4, 0.2 / ({n} - 2))"),
-        Model::TimeDecay => {
-            let decay = |v: &str| format!("pow(2, (toFloat64({v}.1) - toFloat64(c.1)) / {HALF_LIFE})");
-            format!("{} / arraySum(y -> {}, {tt})", decay("x"), decay("y"))
-        }
+        Model::LastTouch => "toFloat64(i = q.3)".into(),
+        Model::LastNonDirect => "toFloat64(i = q.4)".into(),
+        Model::Linear => "1 / q.3".into(),
+        Model::PositionBased => "multiIf(q.3 = 1, 1., q.3 = 2, 0.5, i = 1 OR i = q.3, 0.4, 0.2 / (q.3 - 2))".into(),
+        Model::TimeDecay => format!("{} / q.5", decay("x", "q.1")),
     }
+}
+
+/// A touch's decay before its conversion: it halves every HALF_LIFE seconds.
+fn decay(touch: &str, conversion: &str) -> String {
+    format!("pow(2, (toFloat64({touch}.1) - toFloat64(tupleElement({conversion}, 1))) / {HALF_LIFE})")
 }
 
 /// The statement: rows of `ch` (the channel value), `cur` (a conversion's currency, '' without
@@ -41,43 +45,49 @@ fn weight(m: Model, tt: &str) -> String {
 pub fn statement(a: &Attribution, s: &Scope) -> String {
     let (from, to, lookback) = (s.from, s.to, a.lookback);
     let wide = Scope { from: s.from - i64::from(lookback), ..s.clone() };
-    let visits = sql::visits_with(s.database, s.table, &sql::scope_events(&wide), &["revenue_amount", "revenue_currency"]);
+    let attrs = a.common.visit_attrs(&[Dimension::Source, a.channel.clone()]);
+    let visits =
+        sql::visits_with(s.database, s.table, &sql::scope_events(&wide), &attrs, &["revenue_amount", "revenue_currency", "event_id"]);
     let ch = sql::column(&a.channel, s.timezone, Level::Raw);
     let filter = a.common.filter.as_ref().map(|f| format!(" AND {}", sql::condition(f, s.timezone, Level::Raw))).unwrap_or_default();
     let goal = a.goal.condition(VISIT_EVENT);
-    // ev: 1 t, ..., 8 revenue_amount, 9 revenue_currency.
-    // A visit's conversions are picked before the visits are grouped (18.16 cannot see a
-    // visit's columns from a lambda inside an aggregate function), and every column a lambda
-    // reads is also named outside one (18.16 keeps of a subquery only the columns named so).
-    let named: String = a
-        .common
-        .filter
-        .iter()
-        .flat_map(|f| f.dimensions())
-        .filter(|d| !d.is_event_level())
-        .map(|d| format!(" AND length({}) >= 0", sql::column(d, s.timezone, Level::Raw)))
-        .collect();
+    let named = name_visit_columns(a.common.filter.as_ref(), s.timezone);
+    // ev: 1 t, ..., 8 revenue_amount, 9 revenue_currency, 10 event_id. A conversion: (t,
+    // event_id, amount, currency, its visit's start), so the first is the lowest (t, id). A
+    // visit's conversions are picked before the visits are grouped: 18.16 cannot see a visit's
+    // columns from a lambda inside an aggregate function.
     let per_visit = format!(
         "SELECT visitor, start, {ch} AS ch, toUInt8(v_source != '') AS nd, \
-         arrayMap(ev -> (ev.1, ev.8, concat(ev.9, ''), start), arrayFilter(ev -> {goal} AND ev.1 >= {from} AND ev.1 < {to}{filter}, vevs)) AS cs \
+         arrayMap(ev -> (ev.1, ev.10, ev.8, concat(ev.9, ''), start), arrayFilter(ev -> {goal} AND ev.1 >= {from} AND ev.1 < {to}{filter}, vevs)) AS cs \
          FROM ({visits}) WHERE notEmpty(vevs){named}"
     );
     let per_visitor = format!(
         "SELECT visitor, arraySort(groupArray((start, ch, nd))) AS touches, arraySort(groupArrayArray(cs)) AS convs, \
          groupUniqArrayIf(ch, start >= {from} AND start < {to}) AS brought FROM ({per_visit}) GROUP BY visitor"
     );
-    let counted = if a.count_all { "convs" } else { "arraySlice(convs, 1, 1)" };
-    let tt = format!("arrayFilter(x -> (toInt64(x.1) >= toInt64(c.1) - {lookback} AND x.1 <= c.1) OR x.1 = c.4, touches)");
+    let counted =
+        if a.count_all { format!("arraySlice(convs, 1, {MAX_CONVERSIONS_PER_VISITOR})") } else { "arraySlice(convs, 1, 1)".into() };
+    // Per conversion, once: its touches, their count, the last non-direct one, the decays' sum.
+    let touches = format!(
+        "arrayMap(c -> (c, arrayFilter(x -> (toInt64(x.1) >= toInt64(c.1) - {lookback} AND x.1 <= c.1) OR x.1 = c.5, touches)), {counted})"
+    );
+    let last_non_direct = "arrayFirstIndex(y -> y.3 = 1, arrayReverse(p.2))";
+    let context = format!(
+        "arrayMap(p -> (p.1, p.2, length(p.2), if({last_non_direct} = 0, length(p.2), toUInt64(length(p.2) + 1 - {last_non_direct})), arraySum(y -> {}, p.2)), {touches})",
+        decay("y", "p.1")
+    );
+    // Each visitor with something to count (the WHERE also names the columns the lambdas read).
+    let per_conversion =
+        format!("SELECT {context} AS ctx, brought FROM ({per_visitor}) WHERE notEmpty(touches) AND (notEmpty(convs) OR notEmpty(brought))");
     let credits = format!(
-        "arrayReduce('groupArrayArray', arrayMap(c -> arrayMap((x, i) -> (x.2, toFloat64({w}), c.2, c.3, toUInt8(i = 1)), {tt}, arrayEnumerate({tt})), {counted}))",
-        w = weight(a.model, &tt),
+        "arrayReduce('groupArrayArray', arrayMap(q -> arrayMap((x, i) -> (x.2, toFloat64({w}), tupleElement(q.1, 3), tupleElement(q.1, 4), toUInt8(i = 1)), q.2, arrayEnumerate(q.2)), ctx))",
+        w = weight(a.model),
     );
     let items = format!("arrayConcat({credits}, arrayMap(b -> (b, toFloat64(0), toDecimal64(0, 6), '', toUInt8(2)), brought))");
-    // The WHERE skips visitors with nothing to count, and names the columns the lambdas read.
     format!(
         "SELECT it.1 AS ch, it.4 AS cur, sum(it.2) AS credited, sum(toFloat64(it.3) * it.2) AS credited_revenue, countIf(it.5 = 1) AS conversions, \
-         toString(sumIf(it.3, it.5 = 1)) AS revenue, countIf(it.5 = 2) AS visitors FROM ({per_visitor}) ARRAY JOIN {items} AS it \
-         WHERE notEmpty(touches) AND (notEmpty(convs) OR notEmpty(brought)) GROUP BY ch, cur FORMAT JSONEachRow"
+         toString(sumIf(it.3, it.5 = 1)) AS revenue, countIf(it.5 = 2) AS visitors FROM ({per_conversion}) ARRAY JOIN {items} AS it \
+         WHERE notEmpty(ctx) OR notEmpty(brought) GROUP BY ch, cur FORMAT JSONEachRow"
     )
 }
 
@@ -100,8 +110,16 @@ mod tests {
                 && sql.contains("(v_country IN ('DE'))")
         );
         assert!(sql.contains("v_utm_campaign") && sql.contains("arraySlice(convs, 1, 1)") && sql.ends_with("FORMAT JSONEachRow"));
+        assert!(
+            sql.contains("arraySlice(convs, 1, 1)") && sql.contains("ev.10") && sql.contains("event_id"),
+            "the first by (t, event id): {sql}"
+        );
+        let all = parse(br#"{"goal":{"event":"a"},"date_range":"7d","count":"all","model":"time_decay"}"#, None, 0).unwrap();
+        let sql = statement(&all, &all.common.scope("millimetric", "events", "p"));
+        assert!(sql.contains("arraySlice(convs, 1, 1000)") && sql.contains("/ 604800) / q.5"), "{sql}");
+        // Each model's weight names only the conversion's precomputed context.
         for m in Model::ALL {
-            assert!(!weight(m, "tt").is_empty());
+            assert!(!weight(m).contains("arrayFilter"), "{m:?} recomputes the touches per touch");
         }
     }
 }

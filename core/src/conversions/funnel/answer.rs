@@ -3,16 +3,12 @@
 //! seconds from the previous step.
 
 use super::request::{By, Funnel};
-use crate::query::results::shown;
+use crate::query::results::{ratio, round2, shown};
 use crate::storage::clickhouse::json_u64;
 use serde_json::{json, Value};
 
 fn rate(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        (part as f64 * 10_000.0 / whole as f64).round() / 100.0
-    }
+    round2(100.0 * ratio(part as f64, whole as f64))
 }
 
 fn seconds(v: &Value) -> Option<i64> {

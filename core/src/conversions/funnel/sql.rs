@@ -17,6 +17,12 @@
 //!    both rows (an ARRAY JOIN of the two).
 
 use super::request::{By, Funnel, Order};
+
+/// Of one visitor (or visit), the first this many events are read, and the first this many of
+/// them that are step 1 are tried as starts: one visitor's flood of events bounds its own work
+/// (starts x events) instead of the query's.
+pub const MAX_EVENTS: u32 = 10_000;
+pub const MAX_STARTS: u32 = 100;
 use crate::conversions::goal::VISIT_EVENT;
 use crate::query::sql::{self, Level, Scope};
 
@@ -38,7 +44,8 @@ pub fn statement(f: &Funnel, s: &Scope) -> String {
         wheres.push("mask > 0".into());
     }
     let where_ = if wheres.is_empty() { String::new() } else { format!(" WHERE {}", wheres.join(" AND ")) };
-    let visits = sql::visits(s.database, s.table, &sql::scope_events(s));
+    let attrs = f.common.visit_attrs(f.breakdown.as_slice());
+    let visits = sql::visits_with(s.database, s.table, &sql::scope_events(s), &attrs, &[]);
     let events = format!(
         "SELECT visitor, is_bot, vi, {bd} AS bd, ev.1 AS t, {rank} AS rank, ({mask}) AS mask FROM ({visits}) ARRAY JOIN vevs AS ev{where_}"
     );
@@ -47,7 +54,7 @@ pub fn statement(f: &Funnel, s: &Scope) -> String {
         By::Visit => "visitor, is_bot, vi",
     };
     let w = f.window;
-    let mut steps = vec!["arrayFilter(k -> bitAnd(ms[k], 1) != 0, arrayEnumerate(ms)) AS j1".to_string()];
+    let mut steps = vec![format!("arraySlice(arrayFilter(k -> bitAnd(ms[k], 1) != 0, arrayEnumerate(ms)), 1, {MAX_STARTS}) AS j1")];
     for k in 2..=n {
         let bit = 1u32 << (k - 1);
         let next = match f.order {
@@ -61,7 +68,7 @@ pub fn statement(f: &Funnel, s: &Scope) -> String {
     let js: Vec<String> = (1..=n).map(|k| format!("j{k}")).collect();
     let times = (1..=n).map(|k| format!("if(lvl >= {k}, ts[j{k}[bi]], 0) AS t{k}")).collect::<Vec<_>>().join(", ");
     let per_group = format!(
-        "SELECT arraySort(x -> (x.1, x.2, x.3, x.4), groupArray((t, rank, mask, bd))) AS evs, arrayMap(x -> x.1, evs) AS ts, arrayMap(x -> x.3, evs) AS ms, \
+        "SELECT arraySlice(arraySort(x -> (x.1, x.2, x.3, x.4), groupArray((t, rank, mask, bd))), 1, {MAX_EVENTS}) AS evs, arrayMap(x -> x.1, evs) AS ts, arrayMap(x -> x.3, evs) AS ms, \
          {steps}, arrayMap(({args}) -> {reached}, {js}) AS lv, if(empty(j1), 0, arrayReduce('max', lv)) AS lvl, arrayFirstIndex(l -> l = lvl, lv) AS bi, \
          {times}, if(lvl >= 1, tupleElement(arrayElement(evs, arrayElement(j1, bi)), 4), '') AS bd0 FROM ({events}) GROUP BY {key}",
         steps = steps.join(", "),

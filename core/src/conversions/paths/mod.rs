@@ -1,0 +1,28 @@
+//! `POST /v1/paths`: the body checked (`request`), one statement (`sql`), the answer
+//! (`answer`). `plan` ties them together without I/O; the read Worker runs the statement.
+
+pub mod answer;
+pub mod request;
+pub mod sql;
+
+use crate::error::ApiError;
+use crate::query::plan::{Tables, MAX_STATEMENT_BYTES};
+use request::Paths;
+
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub paths: Paths,
+    pub sql: String,
+}
+
+pub fn plan(body: &[u8], project_id: &str, project_timezone: Option<&str>, tables: Tables, now_ms: i64) -> Result<Planned, ApiError> {
+    let paths = request::parse(body, project_timezone, now_ms)?;
+    let sql = sql::statement(&paths, &paths.common.scope(tables.database, tables.table, project_id));
+    if sql.len() > MAX_STATEMENT_BYTES {
+        return Err(ApiError::bad_request(
+            "filters_too_large",
+            "The start and filters are too large to run: use fewer conditions or values.",
+        ));
+    }
+    Ok(Planned { paths, sql })
+}

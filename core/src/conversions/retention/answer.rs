@@ -1,0 +1,73 @@
+//! ClickHouse's retention rows (`sql::statement`) to the triangle: per cohort (oldest first),
+//! its size and, for every period from its own to the range's last, the visitors back and
+//! their share of the cohort.
+
+use super::request::{offset, Retention};
+use crate::query::results::{ratio, round2};
+use crate::storage::clickhouse::json_u64;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn date(s: &str) -> Result<jiff::civil::Date, String> {
+    s.parse().map_err(|e| format!("unreadable cohort date {s} ({e})"))
+}
+
+pub fn answer(r: &Retention, raw: &str) -> Result<Value, String> {
+    let mut cohorts: BTreeMap<String, (u64, BTreeMap<i64, u64>)> = BTreeMap::new();
+    for line in raw.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).map_err(|e| format!("unreadable retention row ({e})"))?;
+        let cohort = v["cohort"].as_str().ok_or("a retention row without cohort")?.to_string();
+        let k = v["k"].as_i64().or_else(|| v["k"].as_str().and_then(|s| s.parse().ok())).ok_or("a retention row without k")?;
+        let n = json_u64(&v["n"]).ok_or("a retention row without n")?;
+        let entry = cohorts.entry(cohort).or_default();
+        if k < 0 {
+            entry.0 = n;
+        } else {
+            entry.1.insert(k, n);
+        }
+    }
+    let last =
+        jiff::Timestamp::from_second(r.common.range.to - 1).map_err(|e| e.to_string())?.to_zoned_datetime(r.common.tz.clone()).date();
+    let rows: Vec<Value> = cohorts
+        .iter()
+        .map(|(cohort, (size, back))| {
+            let periods = offset(r.period, date(cohort)?, last).max(0);
+            let retention: Vec<Value> = (0..=periods)
+                .map(|k| {
+                    let n = back.get(&k).copied().unwrap_or(0);
+                    let pct = round2(100.0 * ratio(n as f64, *size as f64));
+                    json!({"period": k, "visitors": n, "percentage": pct})
+                })
+                .collect();
+            Ok(json!({"cohort": cohort, "size": size, "retention": retention}))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(json!({"cohorts": rows, "meta": {"source": "raw_events", "period": r.period.name()}, "query": r.echo()}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversions::retention::request::parse;
+
+    #[test]
+    fn a_triangle_with_every_period_to_the_range_end() {
+        let r = parse(br#"{"date_range":["2026-11-02","2026-11-22"],"period":"week"}"#, None, 0).unwrap();
+        let raw = [
+            r#"{"cohort":"2026-11-02","k":"-1","n":"4"}"#,
+            r#"{"cohort":"2026-11-02","k":"0","n":"4"}"#,
+            r#"{"cohort":"2026-11-02","k":"2","n":"1"}"#,
+            r#"{"cohort":"2026-11-16","k":-1,"n":"3"}"#,
+            r#"{"cohort":"2026-11-16","k":0,"n":"3"}"#,
+        ]
+        .join("\n");
+        let a = answer(&r, &raw).unwrap();
+        assert_eq!(a["cohorts"][0]["size"], 4);
+        assert_eq!(a["cohorts"][0]["retention"].as_array().unwrap().len(), 3, "weeks 0, 1, 2 to the range's end");
+        assert_eq!(a["cohorts"][0]["retention"][1], json!({"period": 1, "visitors": 0, "percentage": 0.0}));
+        assert_eq!(a["cohorts"][0]["retention"][2], json!({"period": 2, "visitors": 1, "percentage": 25.0}));
+        assert_eq!(a["cohorts"][1]["retention"].as_array().unwrap().len(), 1);
+        assert_eq!(answer(&r, "").unwrap()["cohorts"], json!([]));
+        assert!(answer(&r, "Code: 1").is_err());
+    }
+}
