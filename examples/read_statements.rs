@@ -20,6 +20,9 @@ fn main() {
     }
     bodies.push(r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["visit:source"],"filters":[["is","event:name",["signup"]]],"compare":"previous_period"}"#.into());
     bodies.push(r#"{"metrics":["visitors"],"date_range":["2026-11-01","2026-11-30"],"filters":[["or",[["is","visit:country",["GB"]],["not",["is","event:page",["/"]]]]]],"compare":"year_over_year","include":{"bots":true}}"#.into());
+    // Revenue by currency with an inline goal, ordered by it; a goal's conversion rate, ordered by it.
+    bodies.push(r#"{"metrics":["total_revenue","average_revenue","visitors"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:revenue_currency","visit:source"],"goal":{"event":"signup","props":{"plan":"pro"}},"order_by":[["total_revenue","desc"]],"compare":"previous_period"}"#.into());
+    bodies.push(r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["visit:source","visit:country"],"goal":{"page":"/welcome*"},"filters":[["is","visit:device",["mobile"]]],"order_by":[["conversion_rate","desc"]],"include":{"total_rows":true}}"#.into());
     // Visitor export (through the visitor_days index) and erasure.
     println!(
         "{}",

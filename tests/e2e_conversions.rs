@@ -738,6 +738,7 @@ fn attribution_matches_the_oracle() {
         }
     }
     assert!(blind <= 2, "{blind} of {} bodies could not tell the other project's events from none", bodies.len());
+    revenue_and_goals_in_the_stats_api(&read, &headers, &events, &revenues, &range, from, to);
     for (body, code) in [
         (json!({"goal": purchase, "date_range": "7d", "model": "u_shaped"}), "invalid_model"),
         (json!({"goal": purchase, "date_range": "7d", "lookback": "91d"}), "invalid_lookback"),
@@ -1014,4 +1015,77 @@ fn paths_match_the_oracle() {
     let r =
         read.request("POST", "/v1/paths", &headers, json!({"start": {"page": "/"}, "date_range": "7d", "depth": 4}).to_string().as_bytes());
     assert_eq!((r.status, r.code()), (400, "invalid_depth"), "{:?}", r.body);
+}
+
+/// `/v1/query` with revenue metrics and an inline goal: revenue per currency, exact, against the
+/// events; mixed currencies refused; `conversion_rate` of a goal, ordered by it.
+fn revenue_and_goals_in_the_stats_api(
+    read: &support::ReadWorker,
+    headers: &[(&str, &str)],
+    events: &[Ev],
+    revenues: &Revenues,
+    range: &Value,
+    from: i64,
+    to: i64,
+) {
+    let ask = |body: Value| read.request("POST", "/v1/query", headers, body.to_string().as_bytes());
+    let purchase = json!({"event": "purchase"});
+    let r = ask(json!({"metrics": ["total_revenue", "average_revenue", "events"], "date_range": range, "timezone": ZONE,
+        "dimensions": ["event:revenue_currency"], "goal": purchase}));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mut want: BTreeMap<String, (i128, u64)> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.project == "proj_dev" && !e.bot && e.t >= from && e.t < to && e.name == "purchase") {
+        let (amount, cur) = &revenues[&e.id];
+        let w = want.entry(cur.clone()).or_default();
+        w.0 += micros(amount);
+        w.1 += 1;
+    }
+    assert!(want.len() == 2, "both currencies: {want:?}");
+    let got: BTreeMap<String, Value> = r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row["dimensions"][0].as_str().unwrap().to_string(), row["metrics"].clone()))
+        .collect();
+    for (cur, (total, n)) in &want {
+        let cents = (total.abs() * 2 / (*n as i128 * 10_000) + 1) / 2 * total.signum();
+        assert_eq!(got[cur][0], json!({"value": decimal(*total), "currency": cur}), "total_revenue {cur}");
+        assert_eq!(got[cur][1], json!({"value": decimal(cents * 10_000), "currency": cur}), "average_revenue {cur}");
+        assert_eq!(got[cur][2], json!(n), "events {cur}");
+    }
+    // Both currencies in one row: refused, never converted.
+    let r = ask(json!({"metrics": ["total_revenue"], "date_range": range, "timezone": ZONE, "goal": purchase}));
+    assert_eq!((r.status, r.code()), (400, "mixed_currencies"), "{:?}", r.body);
+    assert_eq!(
+        ask(json!({"metrics": ["total_revenue"], "date_range": range, "goal": purchase, "source": "aggregates"})).code(),
+        "not_in_aggregates"
+    );
+    // A page goal's conversion rate, ordered by it: each row's visitors on the page over its visitors.
+    let by_source = |body: Value| -> BTreeMap<String, f64> {
+        let r = ask(body);
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| (row["dimensions"][0].as_str().unwrap().to_string(), row["metrics"][0].as_f64().unwrap()))
+            .collect()
+    };
+    let base = by_source(json!({"metrics": ["visitors"], "date_range": range, "timezone": ZONE, "dimensions": ["visit:source"]}));
+    let on_page = by_source(
+        json!({"metrics": ["visitors"], "date_range": range, "timezone": ZONE, "dimensions": ["visit:source"], "filters": [["is", "event:page", ["/"]]]}),
+    );
+    let r = ask(json!({"metrics": ["conversion_rate", "visitors"], "date_range": range, "timezone": ZONE, "dimensions": ["visit:source"],
+        "goal": {"page": "/"}, "order_by": [["conversion_rate", "asc"]]}));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let rows = r.body["results"].as_array().unwrap();
+    assert!(rows.len() >= 3, "{rows:?}");
+    let mut last = -1.0;
+    for row in rows {
+        let (source, rate) = (row["dimensions"][0].as_str().unwrap(), row["metrics"][0].as_f64().unwrap());
+        assert_eq!(row["metrics"][1].as_f64().unwrap(), on_page[source], "visitors who reached the goal, {source}");
+        assert_eq!(rate, (on_page[source] * 100.0 / base[source] * 100.0).round() / 100.0, "the rate of {source}");
+        assert!(rate >= last, "ordered by conversion rate: {rows:?}");
+        last = rate;
+    }
 }

@@ -122,6 +122,13 @@ fn include_bots(v: Option<&Value>) -> Result<bool, ApiError> {
 }
 
 impl Common {
+    /// Whether these goals or the filter read events' properties (`sql::visits_with` reads
+    /// them only then).
+    pub fn reads_props<'a>(&self, goals: impl IntoIterator<Item = &'a crate::query::goal::Goal>) -> bool {
+        goals.into_iter().any(|g| !g.props.is_empty())
+            || self.filter.as_ref().is_some_and(|f| f.dimensions().iter().any(|d| matches!(d, Dimension::Prop(_))))
+    }
+
     /// The visit attributes these dimensions and the filter read (`sql::visits_with` carries
     /// only those).
     pub fn visit_attrs<'a>(&'a self, dims: &'a [Dimension]) -> Vec<(&'static str, &'static str)> {

@@ -107,7 +107,7 @@ pub fn definitions() -> Value {
             "description": format!("The top values of one dimension for a period, e.g. top pages, sources (AI assistants such as ChatGPT or Perplexity are sources with medium \"ai\"), countries, devices, UTM campaigns or a custom event's property. Each row has the value, the chosen metric, visitors, and percentage (the row's visitors as % of all visitors under the same filters). Visit dimensions (visit:*) are the visit's first event's; event dimensions count the matching events. An empty value shows as \"(none)\". `total_rows` says how many distinct values there are. Dimensions: {dimensions}. Default: visitors over the last 30 whole days, 10 rows. Example: {{\"dimension\":\"visit:source\",\"date_range\":\"7d\",\"limit\":5}} answers \"where did visitors come from last week?\""),
             "inputSchema": object(json!({
                 "dimension": {"type": "string", "description": format!("The dimension to break down by: {dimensions}. Example: \"event:page\".")},
-                "metric": metric_schema("What to rank by. Default \"visitors\". conversion_rate needs an event:name filter, e.g. [[\"is\",\"event:name\",[\"signup\"]]]."),
+                "metric": metric_schema("What to rank by. Default \"visitors\". conversion_rate needs an event:name filter, e.g. [[\"is\",\"event:name\",[\"signup\"]]] (or use query_stats with a `goal`)."),
                 "date_range": date_range_schema("30d"),
                 "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10, "description": "How many rows, 1 to 1000. Default 10."},
                 "filters": {"type": "array", "description": FILTERS},
@@ -149,7 +149,7 @@ pub fn definitions() -> Value {
         {
             "name": "query_stats",
             "title": "Any Stats API query",
-            "description": format!("The whole Millimetric Stats API (POST /v1/query, the shape of Plausible's Stats API v2), for questions the other tools do not answer: several metrics and up to 4 dimensions at once, filters, ordering, paging, comparisons. The answer is the API's own: results [{{\"dimensions\":[...],\"metrics\":[...] in the order asked, \"comparison\":{{...}}}}], meta, and the normalised query with its dates resolved. Metrics: visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration (seconds), events, percentage, conversion_rate (needs an event:name filter). Dimensions: {every_dimension}. Bots are excluded unless include.bots. Example: {{\"metrics\":[\"visitors\",\"conversion_rate\"],\"date_range\":\"30d\",\"dimensions\":[\"visit:source\"],\"filters\":[[\"is\",\"event:name\",[\"signup\"]]]}} answers \"which sources convert to signups?\""),
+            "description": format!("The whole Millimetric Stats API (POST /v1/query, the shape of Plausible's Stats API v2), for questions the other tools do not answer: several metrics and up to 4 dimensions at once, filters, ordering, paging, comparisons. The answer is the API's own: results [{{\"dimensions\":[...],\"metrics\":[...] in the order asked, \"comparison\":{{...}}}}], meta, and the normalised query with its dates resolved. Metrics: visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration (seconds), events, percentage, conversion_rate (needs a `goal` such as {{\"page\":\"/thanks\"}} or {{\"event\":\"signup\"}}, or an event:name filter; orderable), total_revenue and average_revenue (each {{\"value\": exact decimal text, \"currency\"}}; never converted, so a query whose rows would mix currencies must add the dimension event:revenue_currency). Dimensions: {every_dimension}. Bots are excluded unless include.bots. Example: {{\"metrics\":[\"visitors\",\"conversion_rate\"],\"date_range\":\"30d\",\"dimensions\":[\"visit:source\"],\"filters\":[[\"is\",\"event:name\",[\"signup\"]]]}} answers \"which sources convert to signups?\""),
             "inputSchema": object(json!({
                 "metrics": {"type": "array", "items": {"type": "string", "enum": every_metric}, "minItems": 1, "description": "Required. The metrics, e.g. [\"visitors\",\"pageviews\"]."},
                 "date_range": {"description": format!("Required. {PERIODS}"), "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}]},
@@ -160,6 +160,7 @@ pub fn definitions() -> Value {
                 "pagination": {"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 10000}, "offset": {"type": "integer", "minimum": 0}}, "additionalProperties": false, "description": "Optional. Default limit 100."},
                 "compare": {"type": "string", "enum": ["previous_period", "year_over_year"], "description": "Optional. Adds each row's comparison and change."},
                 "include": {"type": "object", "properties": {"total_rows": {"type": "boolean"}, "bots": {"type": "boolean"}}, "additionalProperties": false, "description": "Optional. total_rows: count all rows before paging; bots: count bots too."},
+                "goal": {"type": "object", "description": "Optional. What conversion_rate measures: {\"event\": name} or {\"page\": pattern with * wildcards}, optionally with \"props\": {name: value}."},
             }), &["metrics", "date_range"]),
             "outputSchema": {"type": "object", "properties": {"results": {"type": "array"}, "meta": {"type": "object"}, "query": {"type": "object"}}, "required": ["results", "meta", "query"]},
             "annotations": annotations("Any Stats API query"),
@@ -247,7 +248,7 @@ pub fn definitions() -> Value {
 }
 
 /// The definitions, word for word from docs/stats-api.md (a test keeps them so).
-pub const DEFINITIONS: [(&str, &str); 13] = [
+pub const DEFINITIONS: [(&str, &str); 14] = [
     ("visitor", "a distinct `mm_aid` within the project; exact (`uniqExact` on raw events). A server event without an `mm_aid` is a visitor (and a visit) of its own."),
     ("visit", "one visitor's run of events with no gap of 30 minutes or more, derived at query time from `mm_aid` and timestamps, within the queried range (a visit that began before the range counts from its first event inside it). The snippet stores nothing new."),
     ("visit_dimensions", "(`visit:source`, `visit:utm_*`, `visit:country`, `visit:device`, ...) are the visit's first event's; `visit:entry_page` its first event's page and `visit:exit_page` its last's."),
@@ -256,7 +257,8 @@ pub const DEFINITIONS: [(&str, &str); 13] = [
     ("pageviews_events", "**pageviews**, **events** (pageviews and custom events), **views_per_visit**."),
     ("event_filters", "With event dimensions or filters (`event:page`, `event:name`, `event:hostname`, `event:props:<key>`, `time:*`): a visit counts where at least one of its events matches; pageviews and events count the matching events; bounce and duration stay the visit's. A time bucket counts a visit in each bucket it has events in."),
     ("percentage", "the row's visitors / all visitors under the same filters."),
-    ("conversion_rate", "(needs `[\"is\",\"event:name\",[...]]`): the row's visitors / its visitors without that filter."),
+    ("conversion_rate", "(needs a `goal`, or `[\"is\",\"event:name\",[...]]`): the row's visitors who reached the goal / its visitors without it."),
+    ("revenue", "the exact decimal as text, or null for a row without revenue; of the events the row counts (so with a `goal`, the goal's). Raw events only. Nothing is converted between currencies: a query whose rows would each hold more than one answers `400 mixed_currencies`; add the dimension `event:revenue_currency` (or filter on one)."),
     ("rounding", "Derived metrics are rounded to 2 decimals; an empty dimension value shows as `(none)`."),
     ("dates", "named periods count from today in `timezone` (`7d`, `28d`, `30d`, `91d`: the days before today; `day`, `month`, `year`, `6mo`, `12mo` through today; `24h`; `all`: 732 days); pairs are local dates (inclusive) or RFC 3339 date-times. A local day runs midnight to midnight, so across a DST change it has 23 or 25 hours. `timezone` defaults to the project's setting (`timezone` in its key records), else UTC."),
     ("comparisons", "rows are matched by dimension values (time buckets by their offset from the period's start); `change` is the percent change for counts (null from zero) and the difference in points for percentages."),

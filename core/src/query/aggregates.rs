@@ -65,6 +65,11 @@ impl Table {
 
 /// Which table answers `q`, or (Err) a sentence saying why none does.
 pub fn table_for(q: &Query) -> Result<Table, String> {
+    if q.wants_revenue() {
+        return Err(
+            "Revenue is read from raw events only (the aggregates hold no amounts); use \"source\": \"auto\" or \"raw_events\".".into()
+        );
+    }
     let mut dims: Vec<&Dimension> = q.dimensions.iter().filter(|d| !matches!(d, Dimension::Time(_))).collect();
     if let Some(f) = &q.filter {
         dims.extend(f.dimensions());

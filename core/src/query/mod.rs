@@ -6,6 +6,7 @@
 pub mod aggregates;
 pub mod dates;
 pub mod events;
+pub mod goal;
 pub mod plan;
 pub mod realtime;
 pub mod request;

@@ -189,7 +189,7 @@ fn echo(q: &Query, timezone: &str, range: &Range, compared: Option<&Range>, tz: 
         "dimensions": q.dimensions.iter().map(Dimension::name).collect::<Vec<_>>(),
         "date_range": dates::labels(range, tz),
         "timezone": timezone,
-        "filters": q.filter.as_ref().map(|f| match f.to_json() {
+        "filters": q.filter_without_goal.as_ref().map(|f| match f.to_json() {
             Value::Array(a) if a.first() == Some(&json!("and")) => a[1].clone(),
             one => json!([one]),
         }).unwrap_or(json!([])),
@@ -198,6 +198,7 @@ fn echo(q: &Query, timezone: &str, range: &Range, compared: Option<&Range>, tz: 
         "compare": q.compare.map(Compare::name),
         "include": {"total_rows": q.total_rows, "bots": q.include_bots},
         "source": q.source.name(),
+        "goal": q.goal.as_ref().map(super::goal::Goal::to_json),
     });
     if let Some(c) = compared {
         e["comparison_date_range"] = json!(dates::labels(c, tz));
@@ -233,6 +234,15 @@ fn parse(q: &Query, raw: &Raw, range: &Range, tz: &jiff::tz::TimeZone) -> Result
             }
         }),
     })
+}
+
+/// What in ClickHouse's answer is the client's to fix: revenue in two currencies in one row.
+/// Asked before `answer`.
+pub fn refused_answer(plan: &Plan, now: &Raw) -> Option<ApiError> {
+    if !plan.query.wants_revenue() {
+        return None;
+    }
+    results::mixed_currencies(&results::parse_rows(&now.rows, plan.query.dimensions.len()).ok()?)
 }
 
 /// The response. Err: an answer did not read (a server fault, not the client's).

@@ -2,6 +2,7 @@
 //! field by field into a `Query` the planner can trust. Every name that reaches SQL comes from
 //! the closed enums here; every value is kept as text for `sql::string`.
 
+use super::goal::Goal;
 use crate::error::ApiError;
 use serde::Deserialize;
 use serde_json::Value;
@@ -17,10 +18,12 @@ pub enum Metric {
     Events,
     Percentage,
     ConversionRate,
+    TotalRevenue,
+    AverageRevenue,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 11] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -30,6 +33,8 @@ impl Metric {
         Metric::Events,
         Metric::Percentage,
         Metric::ConversionRate,
+        Metric::TotalRevenue,
+        Metric::AverageRevenue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,7 +48,14 @@ impl Metric {
             Metric::Events => "events",
             Metric::Percentage => "percentage",
             Metric::ConversionRate => "conversion_rate",
+            Metric::TotalRevenue => "total_revenue",
+            Metric::AverageRevenue => "average_revenue",
         }
+    }
+
+    /// Revenue metrics: read from raw events only, one currency a row.
+    pub fn is_revenue(self) -> bool {
+        matches!(self, Metric::TotalRevenue | Metric::AverageRevenue)
     }
 
     fn parse(s: &str) -> Option<Metric> {
@@ -72,6 +84,7 @@ pub enum Dimension {
     Name,
     Hostname,
     Prop(String),
+    RevenueCurrency,
     // Visit-level: the visit's first event's value (exit page: its last).
     EntryPage,
     ExitPage,
@@ -98,6 +111,7 @@ const NAMED: &[(&str, Dimension)] = &[
     ("event:page", Dimension::Page),
     ("event:name", Dimension::Name),
     ("event:hostname", Dimension::Hostname),
+    ("event:revenue_currency", Dimension::RevenueCurrency),
     ("visit:entry_page", Dimension::EntryPage),
     ("visit:exit_page", Dimension::ExitPage),
     ("visit:source", Dimension::Source),
@@ -146,7 +160,10 @@ impl Dimension {
 
     /// Event-level dimensions need each event's value; visit-level ones only the visit's.
     pub fn is_event_level(&self) -> bool {
-        matches!(self, Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_) | Dimension::Time(_))
+        matches!(
+            self,
+            Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_) | Dimension::RevenueCurrency | Dimension::Time(_)
+        )
     }
 }
 
@@ -264,6 +281,29 @@ pub struct Query {
     pub include_bots: bool,
     pub total_rows: bool,
     pub source: SourceChoice,
+    /// The conversion `conversion_rate` measures, given inline; `filter` then includes it.
+    pub goal: Option<Goal>,
+    /// The filters as sent, without the goal's.
+    pub filter_without_goal: Option<Filter>,
+}
+
+impl Query {
+    /// Whether the query reads events' revenue: a revenue metric, or the currency as a
+    /// dimension or in a filter.
+    pub fn wants_revenue(&self) -> bool {
+        self.metrics.iter().any(|m| m.is_revenue())
+            || self.dimensions.contains(&Dimension::RevenueCurrency)
+            || self.filter.as_ref().is_some_and(|f| f.dimensions().contains(&&Dimension::RevenueCurrency))
+    }
+
+    /// What a row's `conversion_rate` divides by: the filters without the goal, or (with no goal)
+    /// without their `is event:name` conditions.
+    pub fn conversion_base(&self) -> Option<Filter> {
+        match self.goal {
+            Some(_) => self.filter_without_goal.clone(),
+            None => self.filter.as_ref().and_then(Filter::without_event_names),
+        }
+    }
 }
 
 /// Where the answer may come from: `auto` reads aggregates for the days the rollup holds
@@ -309,6 +349,7 @@ struct Wire {
     compare: Option<Value>,
     include: Option<Value>,
     source: Option<Value>,
+    goal: Option<Value>,
 }
 
 pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -321,8 +362,14 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
     let w = wire(body)?;
     let metrics = metrics(w.metrics)?;
     let dimensions = dimensions(&w.dimensions)?;
-    let filter = filters(&w.filters)?;
-    metrics_have_what_they_need(&metrics, &dimensions, filter.as_ref())?;
+    let filter_without_goal = filters(&w.filters)?;
+    let goal = w.goal.as_ref().filter(|g| !g.is_null()).map(|g| Goal::parse(g, "`goal`")).transpose()?;
+    let filter = match (&filter_without_goal, &goal) {
+        (f, None) => f.clone(),
+        (None, Some(g)) => Some(g.to_filter()),
+        (Some(f), Some(g)) => Some(Filter::And(vec![f.clone(), g.to_filter()])),
+    };
+    metrics_have_what_they_need(&metrics, &dimensions, filter.as_ref(), goal.is_some())?;
     let timezone = timezone(w.timezone)?;
     let order_by = order_by(&w.order_by, &metrics, &dimensions)?;
     let (limit, offset) = pagination(w.pagination)?;
@@ -332,7 +379,22 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
     let date_range = w.date_range.ok_or_else(|| {
         bad("missing_date_range", "`date_range` is required: \"day\", \"7d\", \"30d\", \"month\", ... or [\"2026-11-01\", \"2026-11-07\"].")
     })?;
-    Ok(Query { metrics, dimensions, filter, date_range, timezone, order_by, limit, offset, compare, include_bots, total_rows, source })
+    Ok(Query {
+        metrics,
+        dimensions,
+        filter,
+        date_range,
+        timezone,
+        order_by,
+        limit,
+        offset,
+        compare,
+        include_bots,
+        total_rows,
+        source,
+        goal,
+        filter_without_goal,
+    })
 }
 
 /// The body as JSON fields: an object, no project named, no field the query does not take.
@@ -355,7 +417,7 @@ fn wire(body: &[u8]) -> Result<Wire, ApiError> {
         let msg = e.to_string();
         let field = msg.split('`').nth(1).unwrap_or("").to_string();
         if msg.starts_with("unknown field") {
-            bad("unknown_field", format!("`{field}` is not a query field. Use metrics, date_range, dimensions, filters, timezone, order_by, pagination, compare, include, source."))
+            bad("unknown_field", format!("`{field}` is not a query field. Use metrics, date_range, dimensions, filters, goal, timezone, order_by, pagination, compare, include, source."))
         } else {
             bad("invalid_field", format!("A field has the wrong type ({msg})."))
         }
@@ -414,13 +476,13 @@ pub(crate) fn filters(filters: &[Value]) -> Result<Option<Filter>, ApiError> {
 
 /// Metrics that need something else of the query: conversion_rate an event:name filter,
 /// percentage a dimension.
-fn metrics_have_what_they_need(ms: &[Metric], dimensions: &[Dimension], filter: Option<&Filter>) -> Result<(), ApiError> {
+fn metrics_have_what_they_need(ms: &[Metric], dimensions: &[Dimension], filter: Option<&Filter>, has_goal: bool) -> Result<(), ApiError> {
     if ms.contains(&Metric::ConversionRate) {
         let names_event = filter.is_some_and(|f| f.without_event_names().as_ref() != Some(f));
-        if !names_event {
+        if !names_event && !has_goal {
             return Err(bad(
                 "conversion_needs_event",
-                "`conversion_rate` needs the event it measures: add a filter [\"is\", \"event:name\", [\"signup\"]].",
+                "`conversion_rate` needs what it measures: a `goal` such as {\"page\": \"/thanks\"} or {\"event\": \"signup\"}, or a filter [\"is\", \"event:name\", [\"signup\"]].",
             ));
         }
     }
@@ -463,12 +525,6 @@ fn order_by(entries: &[Value], ms: &[Metric], dims: &[Dimension]) -> Result<Vec<
             "asc" => false,
             _ => return Err(bad("invalid_order_by", format!("`order_by` direction `{dir}` must be \"asc\" or \"desc\"."))),
         };
-        if key == "conversion_rate" {
-            return Err(bad(
-                "invalid_order_by",
-                "`order_by` cannot use `conversion_rate` yet (each row has its own denominator); order by `visitors`.",
-            ));
-        }
         let k = if let Some(m) = Metric::parse(key).filter(|m| ms.contains(m)) {
             OrderKey::Metric(m)
         } else if let Some(i) = Dimension::parse(key).and_then(|d| dims.iter().position(|x| *x == d)) {
@@ -637,6 +693,18 @@ mod tests {
     }
 
     #[test]
+    fn a_goal_is_what_conversion_rate_measures() {
+        let query = q(json!({"metrics": ["visitors", "conversion_rate"], "date_range": "7d", "dimensions": ["visit:source"],
+            "filters": [["is", "visit:country", ["DE"]]], "goal": {"event": "purchase", "props": {"plan": "pro"}}, "order_by": [["conversion_rate", "desc"]]}))
+        .unwrap();
+        assert_eq!(query.order_by, vec![(OrderKey::Metric(Metric::ConversionRate), true)]);
+        assert_eq!(query.conversion_base(), query.filter_without_goal);
+        assert_eq!(query.filter.as_ref().unwrap().to_json()[0], "and");
+        let page = q(json!({"metrics": ["conversion_rate"], "date_range": "7d", "goal": {"page": "/thanks"}})).unwrap();
+        assert_eq!(page.conversion_base(), None, "no filters: every visitor is the base");
+    }
+
+    #[test]
     fn every_mistake_names_its_field() {
         let cases: Vec<(Value, &str, &str)> = vec![
             (json!({"date_range": "7d"}), "missing_metrics", "metrics"),
@@ -660,11 +728,7 @@ mod tests {
             (json!({"metrics": ["percentage"], "date_range": "7d"}), "percentage_needs_dimension", "dimension"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "order_by": [["pageviews", "desc"]]}), "invalid_order_by", "pageviews"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "order_by": [["visitors", "down"]]}), "invalid_order_by", "down"),
-            (
-                json!({"metrics": ["conversion_rate"], "date_range": "7d", "filters": [["is", "event:name", ["a"]]], "order_by": [["conversion_rate", "desc"]]}),
-                "invalid_order_by",
-                "conversion_rate",
-            ),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "goal": {"page": "x"}}), "invalid_goal", "goal"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "pagination": {"limit": 0}}), "invalid_pagination", "limit"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "pagination": {"limit": 10001}}), "invalid_pagination", "limit"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "compare": "last_year"}), "invalid_compare", "compare"),

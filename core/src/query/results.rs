@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// One grouped row: dimension values and the components.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row {
     pub dims: Vec<String>,
     pub visitors: f64,
@@ -22,6 +22,11 @@ pub struct Row {
     pub events: f64,
     pub bounces: f64,
     pub duration: f64,
+    /// With revenue: the matching events' revenue (millionths, exact), how many carried any,
+    /// and their currencies.
+    pub revenue: i128,
+    pub revenue_events: u64,
+    pub currencies: Vec<String>,
 }
 
 /// A number in a JSONEachRow answer (quoted when 64-bit).
@@ -48,6 +53,15 @@ pub fn parse_rows(body: &str, n_dims: usize) -> Result<Vec<Row>, String> {
                     None => Err(format!("row without d{i}")),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let revenue = match v.get("revenue").and_then(Value::as_str) {
+                Some(t) => crate::ingest::revenue::micros(t).ok_or_else(|| format!("unreadable revenue {t}"))?,
+                None => 0,
+            };
+            let currencies = v
+                .get("currencies")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
+                .unwrap_or_default();
             Ok(Row {
                 dims,
                 visitors: c("visitors")?,
@@ -56,6 +70,9 @@ pub fn parse_rows(body: &str, n_dims: usize) -> Result<Vec<Row>, String> {
                 events: c("events")?,
                 bounces: c("bounces")?,
                 duration: c("duration")?,
+                revenue,
+                revenue_events: number(v.get("revenue_events")).unwrap_or(0.0) as u64,
+                currencies,
             })
         })
         .collect()
@@ -99,7 +116,40 @@ pub fn metric_value(m: Metric, r: &Row, ctx: Context) -> Value {
         Metric::VisitDuration => json!(round2(ratio(r.duration, r.visits))),
         Metric::Percentage => json!(round2(100.0 * ratio(r.visitors, ctx.total_visitors))),
         Metric::ConversionRate => json!(round2(100.0 * ratio(r.visitors, ctx.conversion_base))),
+        Metric::TotalRevenue => revenue_value(r, r.revenue),
+        Metric::AverageRevenue => revenue_value(r, average(r.revenue, r.revenue_events)),
     }
+}
+
+/// A revenue metric: `{"value": "12.5", "currency": "EUR"}` (exact decimal text), or null for a
+/// row whose events carried none. `mixed_currencies` refuses a query before a row holds two.
+fn revenue_value(r: &Row, micros: i128) -> Value {
+    match r.currencies.as_slice() {
+        [currency] => json!({"value": crate::ingest::revenue::format_micros(micros), "currency": currency}),
+        _ => Value::Null,
+    }
+}
+
+/// `total / n`, in millionths rounded half away from zero to a cent (10,000 millionths).
+fn average(total: i128, n: u64) -> i128 {
+    if n == 0 {
+        return 0;
+    }
+    let cents = (total.abs() * 2 / (n as i128 * 10_000) + 1) / 2;
+    total.signum() * cents * 10_000
+}
+
+/// A query whose rows would each sum more than one currency: revenue is never converted at a
+/// made-up rate, so the client groups by currency instead.
+pub fn mixed_currencies(rows: &[Row]) -> Option<crate::error::ApiError> {
+    let mixed = rows.iter().find(|r| r.currencies.len() > 1)?;
+    Some(crate::error::ApiError::bad_request(
+        "mixed_currencies",
+        format!(
+            "These rows hold revenue in {}: add the dimension \"event:revenue_currency\" (or filter on one currency) so that each row has one.",
+            mixed.currencies.join(" and ")
+        ),
+    ))
 }
 
 /// How a row of one period is matched with a row of the other: the dimension values, with a
@@ -142,7 +192,9 @@ fn bucket_offset(g: Granularity, label: &str, start: Start) -> Option<i64> {
 
 /// The change from `was` to `now`: percent for counts (None from zero), points for percentages.
 fn change(m: Metric, now: &Value, was: &Value) -> Value {
-    let (a, b) = (now.as_f64().unwrap_or(0.0), was.as_f64().unwrap_or(0.0));
+    // A revenue metric's value is an object with the amount as text.
+    let num = |v: &Value| v.as_f64().or_else(|| v["value"].as_str().and_then(|s| s.parse().ok())).unwrap_or(0.0);
+    let (a, b) = (num(now), num(was));
     if m.is_percent() {
         json!(round2(a - b))
     } else if b == 0.0 {
@@ -200,7 +252,7 @@ pub fn assemble(q: &Query, now: &Answers, compared: Option<&Answers>, echo: Valu
             let mut out = json!({ "dimensions": r.dims.iter().map(|d| shown(d)).collect::<Vec<_>>(), "metrics": metrics });
             if let Some(was) = compared {
                 let other = was_rows.get(&match_key(q, &r.dims, now.start)).copied();
-                let zero = Row { dims: vec![], visitors: 0.0, visits: 0.0, pageviews: 0.0, events: 0.0, bounces: 0.0, duration: 0.0 };
+                let zero = Row::default();
                 let o = other.unwrap_or(&zero);
                 let ctx = other.map(|o| was.context(&was_bases, o)).unwrap_or_default();
                 let then: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, o, ctx)).collect();
@@ -227,7 +279,16 @@ mod tests {
     use crate::query::request::parse;
 
     fn row(dims: &[&str], visitors: f64, visits: f64, pageviews: f64, bounces: f64, duration: f64) -> Row {
-        Row { dims: dims.iter().map(|s| s.to_string()).collect(), visitors, visits, pageviews, events: pageviews + 1.0, bounces, duration }
+        Row {
+            dims: dims.iter().map(|s| s.to_string()).collect(),
+            visitors,
+            visits,
+            pageviews,
+            events: pageviews + 1.0,
+            bounces,
+            duration,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -237,11 +298,40 @@ mod tests {
         let rows = parse_rows(body, 1).unwrap();
         assert_eq!(
             rows[0],
-            Row { dims: vec!["/a".into()], visitors: 3.0, visits: 4.0, pageviews: 10.0, events: 11.0, bounces: 1.0, duration: 600.0 }
+            Row {
+                dims: vec!["/a".into()],
+                visitors: 3.0,
+                visits: 4.0,
+                pageviews: 10.0,
+                events: 11.0,
+                bounces: 1.0,
+                duration: 600.0,
+                ..Default::default()
+            }
         );
         assert!(parse_rows("{\"d0\":\"/a\"}", 1).is_err());
         assert!(parse_rows("Code: 241. Memory limit", 0).is_err());
         assert_eq!(parse_total_rows("{\"total_rows\":\"17\"}\n").unwrap(), 17);
+    }
+
+    #[test]
+    fn revenue_is_exact_per_currency_or_refused_when_mixed() {
+        let body = "{\"d0\":\"EUR\",\"visitors\":1,\"visits\":1,\"pageviews\":0,\"events\":3,\"bounces\":0,\"duration\":0,\"revenue_sum\":40.01,\"revenue\":\"40.010000\",\"revenue_events\":\"3\",\"currencies\":[\"EUR\"]}\n";
+        let rows = parse_rows(body, 1).unwrap();
+        let ctx = Context::default();
+        assert_eq!(metric_value(Metric::TotalRevenue, &rows[0], ctx), json!({"value": "40.01", "currency": "EUR"}));
+        assert_eq!(
+            metric_value(Metric::AverageRevenue, &rows[0], ctx),
+            json!({"value": "13.34", "currency": "EUR"}),
+            "13.3366... to the cent"
+        );
+        assert_eq!(average(-40_010_000, 3), -13_340_000);
+        assert_eq!(metric_value(Metric::TotalRevenue, &Row::default(), ctx), Value::Null, "no revenue: null");
+        assert!(mixed_currencies(&rows).is_none());
+        let two = Row { currencies: vec!["EUR".into(), "USD".into()], ..Row::default() };
+        let e = mixed_currencies(&[two]).unwrap();
+        assert_eq!((e.status, e.code), (400, "mixed_currencies"));
+        assert!(e.message.contains("event:revenue_currency") && e.message.contains("EUR and USD"));
     }
 
     #[test]

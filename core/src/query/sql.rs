@@ -80,7 +80,11 @@ pub fn column(d: &Dimension, tz: &str, level: Level) -> String {
         (Dimension::Hostname, Level::Pages) => "host".into(),
         (Dimension::Name, Level::Pages | Level::Props) => "event_name".into(),
         (Dimension::Prop(_), Level::Props) => "prop_value".into(),
-        (Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_), _) if aggregate => "''".into(),
+        (Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_) | Dimension::RevenueCurrency, _) if aggregate => {
+            "''".into()
+        }
+        // Only in the events of visits read with REVENUE (`units` does when the query wants it).
+        (Dimension::RevenueCurrency, _) => "ev.9".into(),
         (Dimension::Page, _) => "ev.5".into(),
         (Dimension::Name, _) => "ev.3".into(),
         (Dimension::Hostname, _) => "ev.4".into(),
@@ -168,7 +172,7 @@ pub fn scope_events(s: &Scope) -> String {
 /// duration and (as `vevs`) its events. A bot-flagged event never joins a visit with other
 /// events. The rollup job (core/src/storage/rollup/) builds the aggregates from the same rows.
 pub fn visits(database: &str, table: &str, events_where: &str) -> String {
-    visits_with(database, table, events_where, VISIT_ATTRS, &[])
+    visits_with(database, table, events_where, VISIT_ATTRS, &[], true)
 }
 
 /// The visit attributes (of VISIT_ATTRS, in its order) that these dimensions read: what a
@@ -179,15 +183,17 @@ pub fn visit_attrs_for<'a>(dims: impl IntoIterator<Item = &'a Dimension>) -> Vec
 }
 
 /// `visits`, carrying only the visit attributes `attrs` (a subset of VISIT_ATTRS: the fewer,
-/// the lighter), with more of each event's columns in `vevs` (its fields 8.. in `extra`'s order).
-pub fn visits_with(database: &str, table: &str, events_where: &str, visit_attrs: &[(&str, &str)], extra: &[&str]) -> String {
+/// the lighter), with more of each event's columns in `vevs` (its fields 8.. in `extra`'s order),
+/// and without reading properties unless `props` (their fields are then empty arrays).
+pub fn visits_with(database: &str, table: &str, events_where: &str, visit_attrs: &[(&str, &str)], extra: &[&str], props: bool) -> String {
     // Tuple fields: 1 t, 2 event_id, 3 event_type, 4 event_name, 5 url_host, 6 url_path,
     // 7 prop_keys, 8 prop_values, then the visit attributes (9..), then `extra`.
     // `event_id` is carried anyway; an extra that names it only puts it in `vevs`.
     let attrs: Vec<&str> = visit_attrs.iter().map(|(c, _)| *c).chain(extra.iter().copied().filter(|c| *c != "event_id")).collect();
     let more: String = attrs.iter().map(|a| format!(", {a}")).collect();
+    let props = if props { "prop_keys, prop_values" } else { "emptyArrayString() AS prop_keys, emptyArrayString() AS prop_values" };
     let events = format!(
-        "SELECT project_id, is_bot, if(anonymous_id = '', concat('~', event_id), anonymous_id) AS visitor, toUInt32(timestamp) AS t, event_id, event_type, event_name, url_host, url_path, prop_keys, prop_values{more} \
+        "SELECT project_id, is_bot, if(anonymous_id = '', concat('~', event_id), anonymous_id) AS visitor, toUInt32(timestamp) AS t, event_id, event_type, event_name, url_host, url_path, {props}{more} \
          FROM {database}.{table} FINAL WHERE {events_where}"
     );
     let per_visitor = format!(
@@ -222,11 +228,15 @@ pub fn dim_columns(dims: &[Dimension], tz: &str, level: Level) -> String {
     dims.iter().enumerate().map(|(i, d)| format!("{} AS d{i}, ", column(d, tz, level))).collect()
 }
 
+/// The events' revenue columns, as `visits_with` carries them (a visit's event tuple's 8 and 9).
+pub const REVENUE: [&str; 2] = ["revenue_amount", "revenue_currency"];
+
 /// One row per counted unit: a visit, or with event-level dimensions or filters a (visit,
 /// event-level values) pair over the visit's matching events: `d0..dN`, visitor, vstart, mpv
-/// (pageviews), mev (events), bounce, vduration. `extra` is one more condition on the events
-/// (None for a plain query).
-fn units(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, level: Level, extra: Option<&str>) -> String {
+/// (pageviews), mev (events), bounce, vduration; with `revenue`, also mrev (the matching events'
+/// revenue), mrevn (how many had any) and mcur (their currencies). `extra` is one more
+/// condition on the events (None for a plain query).
+fn units(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, level: Level, extra: Option<&str>, revenue: bool) -> String {
     let select_dims = dim_columns(dims, s.timezone, level);
     let dim_names: Vec<String> = (0..dims.len()).map(|i| format!("d{i}")).collect();
     let mut conds: Vec<String> = filter.map(|f| condition(f, s.timezone, level)).into_iter().chain(extra.map(String::from)).collect();
@@ -239,12 +249,18 @@ fn units(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, level: Level, e
         scope_events(s)
     };
     let where_ = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    let visits = visits(s.database, s.table, &events);
-    if has_event_level(dims, filter, level) || extra.is_some() {
-        // A visit's event tuple: 1 t, 2 event_type, 3 event_name, 4 url_host, 5 url_path, 6 prop_keys, 7 prop_values.
+    let visits = visits_with(s.database, s.table, &events, VISIT_ATTRS, if revenue { &REVENUE } else { &[] }, true);
+    if has_event_level(dims, filter, level) || extra.is_some() || revenue {
+        // A visit's event tuple: 1 t, 2 event_type, 3 event_name, 4 url_host, 5 url_path, 6 prop_keys, 7 prop_values
+        // (with revenue: 8 revenue_amount, 9 revenue_currency).
         let keys = dim_names.iter().map(String::as_str).chain(["is_bot", "visitor", "vi"]).collect::<Vec<_>>().join(", ");
+        let money = if revenue {
+            ", sumIf(ev.8, ev.9 != '') AS mrev, countIf(ev.9 != '') AS mrevn, groupUniqArrayIf(ev.9, ev.9 != '') AS mcur"
+        } else {
+            ""
+        };
         format!(
-            "SELECT {select_dims}is_bot, visitor, any(start) AS vstart, countIf(ev.2 = 'pageview') AS mpv, count() AS mev, any(toUInt8(vpv = 1 AND vce = 0)) AS bounce, any(duration) AS vduration \
+            "SELECT {select_dims}is_bot, visitor, any(start) AS vstart, countIf(ev.2 = 'pageview') AS mpv, count() AS mev, any(toUInt8(vpv = 1 AND vce = 0)) AS bounce, any(duration) AS vduration{money} \
              FROM ({visits}) ARRAY JOIN vevs AS ev{where_} GROUP BY {keys}"
         )
     } else {
@@ -263,13 +279,19 @@ pub fn group_by(n: usize) -> (String, String) {
     }
 }
 
-/// The grouped statement: `d0..dN` and COMPONENTS per group, not yet ordered or paged.
-pub fn grouped(s: &Scope, dims: &[Dimension], filter: Option<&Filter>) -> String {
+/// The grouped statement: `d0..dN` and COMPONENTS per group, not yet ordered or paged; with
+/// `revenue`, also revenue_sum, revenue (its exact text), revenue_events and currencies.
+pub fn grouped(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, revenue: bool) -> String {
     let (select_dims, group_by) = group_by(dims.len());
+    let money = if revenue {
+        ", sum(mrev) AS revenue_sum, toString(sum(mrev)) AS revenue, sum(mrevn) AS revenue_events, groupUniqArrayArray(mcur) AS currencies"
+    } else {
+        ""
+    };
     format!(
-        "SELECT {select_dims}uniqExact(visitor) AS visitors, count() AS visits, sum(mpv) AS pageviews, sum(mev) AS events, sum(bounce) AS bounces, sum(vduration) AS duration \
+        "SELECT {select_dims}uniqExact(visitor) AS visitors, count() AS visits, sum(mpv) AS pageviews, sum(mev) AS events, sum(bounce) AS bounces, sum(vduration) AS duration{money} \
          FROM ({units}){group_by}",
-        units = units(s, dims, filter, Level::Raw, None),
+        units = units(s, dims, filter, Level::Raw, None, revenue),
     )
 }
 
@@ -283,14 +305,24 @@ pub fn sketched(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, extra: O
     format!(
         "SELECT {select_dims}uniqCombinedState(visitor) AS vs, {ks}toUInt64(count()) AS n, toUInt64(sum(mpv)) AS pageviews, \
          toUInt64(sum(mev)) AS events, toUInt64(sum(bounce)) AS bounces, toUInt64(sum(vduration)) AS duration FROM ({units}){group_by}",
-        units = units(s, dims, filter, Level::RawByStart, extra),
+        units = units(s, dims, filter, Level::RawByStart, extra, false),
     )
 }
 
-/// The SQL expression a metric orders by (over COMPONENTS). Conversion rates and
-/// percentages order as their visitors do (their denominators are fixed per row or query).
-fn order_expr(m: Metric) -> &'static str {
+/// Whether the rows are ordered by conversion rate: each row's own denominator is then joined
+/// to it (`base_visitors`), so the order and the page are ClickHouse's, exact.
+fn ordered_by_rate(q: &Query) -> bool {
+    !q.dimensions.is_empty() && q.order_by.iter().any(|(k, _)| *k == OrderKey::Metric(Metric::ConversionRate))
+}
+
+/// The SQL expression a metric orders by (over COMPONENTS). Percentages order as their
+/// visitors do (the denominator is the query's); a conversion rate by visitors over the row's
+/// `base_visitors` when they are joined (else there is one row, or one denominator).
+fn order_expr(m: Metric, rate_joined: bool) -> &'static str {
     match m {
+        Metric::ConversionRate if rate_joined => "if(base_visitors > 0, visitors / base_visitors, 0)",
+        Metric::TotalRevenue => "revenue_sum",
+        Metric::AverageRevenue => "if(revenue_events > 0, revenue_sum / revenue_events, 0)",
         Metric::Visitors | Metric::Percentage | Metric::ConversionRate => "visitors",
         Metric::Visits => "visits",
         Metric::Pageviews => "pageviews",
@@ -309,7 +341,7 @@ pub fn order_by(q: &Query) -> String {
         .iter()
         .map(|(k, desc)| {
             let e = match k {
-                OrderKey::Metric(m) => order_expr(*m).to_string(),
+                OrderKey::Metric(m) => order_expr(*m, ordered_by_rate(q)).to_string(),
                 OrderKey::Dimension(i) => format!("d{i}"),
             };
             format!("{e} {}", if *desc { "DESC" } else { "ASC" })
@@ -318,7 +350,7 @@ pub fn order_by(q: &Query) -> String {
     if q.order_by.is_empty() {
         match q.dimensions.iter().position(|d| matches!(d, Dimension::Time(_))) {
             Some(i) => keys.push(format!("d{i} ASC")),
-            None => keys.push(format!("{} DESC", order_expr(q.metrics[0]))),
+            None => keys.push(format!("{} DESC", order_expr(q.metrics[0], false))),
         }
     }
     keys.extend((0..q.dimensions.len()).map(|i| format!("d{i} ASC")));
@@ -339,21 +371,31 @@ pub struct Statements {
 }
 
 pub fn statements(q: &Query, s: &Scope) -> Statements {
-    statements_with(q, &|dims, filter| grouped(s, dims, filter))
+    statements_with(q, &|dims, filter| grouped(s, dims, filter, q.wants_revenue()))
 }
 
 /// The statements, given how a grouped statement is spelled (raw events, or aggregates).
 pub fn statements_with(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>) -> String) -> Statements {
     let body = grouped(&q.dimensions, q.filter.as_ref());
     let format = " FORMAT JSONEachRow";
+    let ordered = if ordered_by_rate(q) {
+        let keys = (0..q.dimensions.len()).map(|i| format!("d{i}")).collect::<Vec<_>>().join(", ");
+        let base = grouped(&q.dimensions, q.conversion_base().as_ref());
+        // Aliased: a modern server requires it of joined subqueries.
+        format!(
+            "SELECT * FROM ({body}) AS rows ANY LEFT JOIN (SELECT {keys}, visitors AS base_visitors FROM ({base})) AS base USING ({keys})"
+        )
+    } else {
+        body.clone()
+    };
     Statements {
-        rows: format!("{body} ORDER BY {} LIMIT {}, {}{format}", order_by(q), q.offset, q.limit),
+        rows: format!("{ordered} ORDER BY {} LIMIT {}, {}{format}", order_by(q), q.offset, q.limit),
         total_rows: q.total_rows.then(|| format!("SELECT count() AS total_rows FROM ({body}){format}")),
         total_visitors: q.metrics.contains(&Metric::Percentage).then(|| format!("{}{format}", grouped(&[], q.filter.as_ref()))),
-        conversion_base: q.metrics.contains(&Metric::ConversionRate).then(|| {
-            let base = q.filter.as_ref().and_then(Filter::without_event_names);
-            format!("{}{format}", grouped(&q.dimensions, base.as_ref()))
-        }),
+        conversion_base: q
+            .metrics
+            .contains(&Metric::ConversionRate)
+            .then(|| format!("{}{format}", grouped(&q.dimensions, q.conversion_base().as_ref()))),
     }
 }
 
@@ -395,8 +437,39 @@ mod tests {
     }
 
     #[test]
+    fn revenue_is_read_from_each_event_and_grouped_by_currency() {
+        let q = parse(br#"{"metrics":["total_revenue","average_revenue"],"date_range":"7d","dimensions":["event:revenue_currency"],"goal":{"event":"purchase"},"order_by":[["total_revenue","desc"]]}"#).unwrap();
+        let st = statements(&q, &scope());
+        assert!(st.rows.contains("prop_values, revenue_amount, revenue_currency)) AS vevs"), "{}", st.rows);
+        assert!(
+            st.rows.contains("ev.9 AS d0")
+                && st.rows.contains("sumIf(ev.8, ev.9 != '') AS mrev")
+                && st.rows.contains("toString(sum(mrev)) AS revenue"),
+            "{}",
+            st.rows
+        );
+        assert!(st.rows.contains("ORDER BY revenue_sum DESC"), "{}", st.rows);
+    }
+
+    #[test]
+    fn conversion_rate_orders_by_each_row_s_own_denominator() {
+        let q = parse(br#"{"metrics":["visitors","conversion_rate"],"date_range":"7d","dimensions":["visit:source"],"goal":{"page":"/thanks"},"filters":[["is","visit:country",["DE"]]],"order_by":[["conversion_rate","desc"]]}"#).unwrap();
+        let st = statements(&q, &scope());
+        assert!(
+            st.rows.contains("ANY LEFT JOIN (SELECT d0, visitors AS base_visitors FROM (")
+                && st.rows.contains("USING (d0) ORDER BY if(base_visitors > 0, visitors / base_visitors, 0) DESC"),
+            "{}",
+            st.rows
+        );
+        let base = st.conversion_base.unwrap();
+        assert!(base.contains("(v_country IN ('DE'))") && !base.contains("thanks"), "the base is the filters without the goal: {base}");
+        assert!(st.rows.contains("match(ev.5, '^\\\\/thanks$')") && st.rows.contains("(ev.3 IN ('pageview'))"), "{}", st.rows);
+    }
+
+    #[test]
     fn visit_level_queries_skip_the_event_expansion() {
         let q = parse(br#"{"metrics":["visitors","bounce_rate"],"date_range":"7d","dimensions":["visit:country"],"filters":[["is","visit:device",["mobile"]]]}"#).unwrap();
+        assert!(!statements(&q, &scope()).rows.contains("revenue"), "revenue is read only when asked for");
         let st = statements(&q, &scope());
         assert!(!st.rows.contains("ARRAY JOIN vevs"), "{}", st.rows);
         assert!(st.rows.contains("ORDER BY visitors DESC, d0 ASC"));

@@ -270,6 +270,9 @@ async fn run_query(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<
         p = p.with_frontier(cut)?;
     }
     let now = run(&cfg, &p.now).await?;
+    if let Some(e) = plan::refused_answer(&p, &now) {
+        return Err(e);
+    }
     let then = match &p.then {
         Some(st) => Some(run(&cfg, st).await?),
         None => None,

@@ -3,8 +3,8 @@
 //! goes to, and the fields every query shares.
 
 use super::super::common::{self, Common};
-use super::super::goal::Goal;
 use crate::error::ApiError;
+use crate::query::goal::Goal;
 use crate::query::request::{bad, pagination, short, Dimension};
 use serde_json::{json, Value};
 

@@ -14,7 +14,7 @@
 
 use super::request::{Attribution, Model, HALF_LIFE};
 use crate::conversions::common::name_visit_columns;
-use crate::conversions::goal::VISIT_EVENT;
+use crate::query::goal::VISIT_EVENT;
 use crate::query::request::Dimension;
 use crate::query::sql::{self, Level, Scope};
 
@@ -46,8 +46,14 @@ pub fn statement(a: &Attribution, s: &Scope) -> String {
     let (from, to, lookback) = (s.from, s.to, a.lookback);
     let wide = Scope { from: s.from - i64::from(lookback), ..s.clone() };
     let attrs = a.common.visit_attrs(&[Dimension::Source, a.channel.clone()]);
-    let visits =
-        sql::visits_with(s.database, s.table, &sql::scope_events(&wide), &attrs, &["revenue_amount", "revenue_currency", "event_id"]);
+    let visits = sql::visits_with(
+        s.database,
+        s.table,
+        &sql::scope_events(&wide),
+        &attrs,
+        &["revenue_amount", "revenue_currency", "event_id"],
+        a.common.reads_props([&a.goal]),
+    );
     let ch = sql::column(&a.channel, s.timezone, Level::Raw);
     let filter = a.common.filter.as_ref().map(|f| format!(" AND {}", sql::condition(f, s.timezone, Level::Raw))).unwrap_or_default();
     let goal = a.goal.condition(VISIT_EVENT);

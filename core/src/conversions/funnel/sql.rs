@@ -23,7 +23,7 @@ use super::request::{By, Funnel, Order};
 /// (starts x events) instead of the query's.
 pub const MAX_EVENTS: u32 = 10_000;
 pub const MAX_STARTS: u32 = 100;
-use crate::conversions::goal::VISIT_EVENT;
+use crate::query::goal::VISIT_EVENT;
 use crate::query::sql::{self, Level, Scope};
 
 /// The statement's columns: `total` (1: the whole funnel, first; 0: a breakdown value's),
@@ -45,7 +45,7 @@ pub fn statement(f: &Funnel, s: &Scope) -> String {
     }
     let where_ = if wheres.is_empty() { String::new() } else { format!(" WHERE {}", wheres.join(" AND ")) };
     let attrs = f.common.visit_attrs(f.breakdown.as_slice());
-    let visits = sql::visits_with(s.database, s.table, &sql::scope_events(s), &attrs, &[]);
+    let visits = sql::visits_with(s.database, s.table, &sql::scope_events(s), &attrs, &[], f.common.reads_props(&f.steps));
     let events = format!(
         "SELECT visitor, is_bot, vi, {bd} AS bd, ev.1 AS t, {rank} AS rank, ({mask}) AS mask FROM ({visits}) ARRAY JOIN vevs AS ev{where_}"
     );

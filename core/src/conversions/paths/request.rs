@@ -2,8 +2,8 @@
 //! or before it), the `depth` (1 to 3 pages), and the fields every query shares.
 
 use super::super::common::{self, Common};
-use super::super::goal::Goal;
 use crate::error::ApiError;
+use crate::query::goal::Goal;
 use crate::query::request::{bad, pagination, short};
 use serde_json::{json, Value};
 

@@ -8,7 +8,7 @@
 
 use super::request::Paths;
 use crate::conversions::common::name_visit_columns;
-use crate::conversions::goal::VISIT_EVENT;
+use crate::query::goal::VISIT_EVENT;
 use crate::query::sql::{self, Level, Scope};
 
 pub const EXIT: &str = "(exit)";
@@ -16,7 +16,8 @@ pub const ENTRANCE: &str = "(entrance)";
 
 /// The statement: rows of `total`, `path` (nearest step first), `visits`, `visitors`.
 pub fn statement(p: &Paths, s: &Scope) -> String {
-    let visits = sql::visits_with(s.database, s.table, &sql::scope_events(s), &p.common.visit_attrs(&[]), &[]);
+    let visits =
+        sql::visits_with(s.database, s.table, &sql::scope_events(s), &p.common.visit_attrs(&[]), &[], p.common.reads_props([&p.start]));
     let keep = p.common.filter.as_ref().map(|f| sql::condition(f, s.timezone, Level::Raw)).unwrap_or_else(|| "1".into());
     let named = name_visit_columns(p.common.filter.as_ref(), s.timezone);
     let goal = p.start.condition(VISIT_EVENT);

@@ -4,8 +4,8 @@
 //! shares.
 
 use super::super::common::{self, Common};
-use super::super::goal::Goal;
 use crate::error::ApiError;
+use crate::query::goal::Goal;
 use crate::query::request::{bad, short};
 use jiff::ToSpan;
 use serde_json::{json, Value};

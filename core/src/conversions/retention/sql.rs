@@ -6,7 +6,7 @@
 //! period (offset k >= 0).
 
 use super::request::{Period, Retention};
-use crate::conversions::goal::VISIT_EVENT;
+use crate::query::goal::VISIT_EVENT;
 use crate::query::sql::{self, Level, Scope};
 use crate::storage::sql::string;
 
@@ -23,10 +23,11 @@ fn period(p: Period, t: &str, tz: &str) -> (String, String) {
 /// The statement: rows of `cohort` (the period's first day), `k` (-1: the cohort's size; else
 /// the periods since the cohort's) and `n` (visitors).
 pub fn statement(r: &Retention, s: &Scope) -> String {
-    let goal = |g: &Option<crate::conversions::goal::Goal>| g.as_ref().map(|g| g.condition(VISIT_EVENT)).unwrap_or_else(|| "1".into());
+    let goal = |g: &Option<crate::query::goal::Goal>| g.as_ref().map(|g| g.condition(VISIT_EVENT)).unwrap_or_else(|| "1".into());
     let (c, back) = (goal(&r.cohort_goal), goal(&r.return_goal));
     let where_ = r.common.filter.as_ref().map(|f| format!(" WHERE {}", sql::condition(f, s.timezone, Level::Raw))).unwrap_or_default();
-    let visits = sql::visits_with(s.database, s.table, &sql::scope_events(s), &r.common.visit_attrs(&[]), &[]);
+    let props = r.common.reads_props(r.cohort_goal.iter().chain(r.return_goal.iter()));
+    let visits = sql::visits_with(s.database, s.table, &sql::scope_events(s), &r.common.visit_attrs(&[]), &[], props);
     let events =
         format!("SELECT visitor, ev.1 AS t, toUInt8({c}) AS c, toUInt8({back}) AS b FROM ({visits}) ARRAY JOIN vevs AS ev{where_}");
     let (num_t, _) = period(r.period, "toDateTime(t)", s.timezone);

@@ -4,7 +4,7 @@
 //! each key with exactly that value). Checked here; spelled into SQL only through `sql::string`.
 
 use crate::error::ApiError;
-use crate::query::request::{bad, short};
+use crate::query::request::{bad, short, Dimension, Filter, Op};
 use crate::storage::sql::string;
 use serde_json::{json, Map, Value};
 
@@ -86,6 +86,25 @@ impl Goal {
             o.insert("props".into(), Value::Object(self.props.iter().map(|(k, v)| (k.clone(), json!(v))).collect()));
         }
         Value::Object(o)
+    }
+
+    /// The goal as a Stats API filter on events (`/v1/query`'s `goal`): its name (`pageview` and
+    /// the page pattern for a page goal) and each property.
+    pub fn to_filter(&self) -> Filter {
+        let is = |dimension: Dimension, v: &str| Filter::Cond { op: Op::Is, dimension, values: vec![v.to_string()] };
+        let mut all = match &self.target {
+            Target::Event(e) => vec![is(Dimension::Name, e)],
+            Target::Page(p) => vec![
+                is(Dimension::Name, "pageview"),
+                Filter::Cond { op: Op::Matches, dimension: Dimension::Page, values: vec![pattern_regex(p)] },
+            ],
+        };
+        all.extend(self.props.iter().map(|(k, v)| is(Dimension::Prop(k.clone()), v)));
+        if all.len() == 1 {
+            all.remove(0)
+        } else {
+            Filter::And(all)
+        }
     }
 
     /// Whether an event is this goal, in SQL over `c`.
@@ -203,6 +222,19 @@ mod tests {
         assert!(sql.contains("has(ev.6, 'k') AND arrayElement(ev.7, indexOf(ev.6, 'k')) = 'v'"), "{sql}");
         // What the patterns match on the server: tests/e2e_conversions.rs (`/*`, `/app/*`) and
         // bench/query (`/p/1*`) run them against ClickHouse.
+    }
+
+    #[test]
+    fn a_goal_is_a_filter_on_events() {
+        let g = goal(json!({"page": "/blog/*", "props": {"plan": "pro"}})).unwrap();
+        assert_eq!(
+            g.to_filter().to_json(),
+            json!([
+                "and",
+                [["is", "event:name", ["pageview"]], ["matches", "event:page", ["^\\/blog\\/.*$"]], ["is", "event:props:plan", ["pro"]]]
+            ])
+        );
+        assert_eq!(goal(json!({"event": "signup"})).unwrap().to_filter().to_json(), json!(["is", "event:name", ["signup"]]));
     }
 
     #[test]
