@@ -1048,10 +1048,35 @@ fn revenue_and_goals_in_the_stats_api(
         .map(|row| (row["dimensions"][0].as_str().unwrap().to_string(), row["metrics"].clone()))
         .collect();
     for (cur, (total, n)) in &want {
-        let cents = (total.abs() * 2 / (*n as i128 * 10_000) + 1) / 2 * total.signum();
+        // The average to the cent, half away from zero, in floating point (the service's is exact).
+        let average = (*total as f64 / 1e6 / *n as f64 * 100.0).round() / 100.0;
         assert_eq!(got[cur][0], json!({"value": decimal(*total), "currency": cur}), "total_revenue {cur}");
-        assert_eq!(got[cur][1], json!({"value": decimal(cents * 10_000), "currency": cur}), "average_revenue {cur}");
+        assert_eq!(got[cur][1]["value"].as_str().unwrap().parse::<f64>().unwrap(), average, "average_revenue {cur}");
         assert_eq!(got[cur][2], json!(n), "events {cur}");
+    }
+    // Ordered by the average: its values descend.
+    let r = ask(
+        json!({"metrics": ["average_revenue"], "date_range": range, "timezone": ZONE, "dimensions": ["event:revenue_currency"], "goal": purchase,
+        "order_by": [["average_revenue", "desc"]]}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let averages: Vec<f64> =
+        r.body["results"].as_array().unwrap().iter().map(|row| row["metrics"][0]["value"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(averages.len() == 2 && averages[0] >= averages[1], "{averages:?}");
+    // A currency filter is no revenue metric: nothing to refuse; and every conversion query reads it.
+    let not_usd = json!([["is_not", "event:revenue_currency", ["USD"]]]);
+    assert_eq!(
+        ask(json!({"metrics": ["visitors"], "date_range": range, "filters": [["is_not", "event:revenue_currency", ["(none)"]]]})).status,
+        200
+    );
+    for (path, body) in [
+        ("/v1/funnel", json!({"steps": [{"page": "/"}, {"event": "purchase"}], "date_range": range, "filters": not_usd})),
+        ("/v1/retention", json!({"date_range": range, "filters": not_usd})),
+        ("/v1/paths", json!({"start": {"page": "/"}, "date_range": range, "filters": not_usd})),
+        ("/v1/attribution", json!({"goal": purchase, "date_range": range, "filters": not_usd})),
+    ] {
+        let r = read.request("POST", path, headers, body.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{path} {body}: {:?}", r.body);
     }
     // Both currencies in one row: refused, never converted.
     let r = ask(json!({"metrics": ["total_revenue"], "date_range": range, "timezone": ZONE, "goal": purchase}));
@@ -1080,6 +1105,11 @@ fn revenue_and_goals_in_the_stats_api(
     assert_eq!(r.status, 200, "{:?}", r.body);
     let rows = r.body["results"].as_array().unwrap();
     assert!(rows.len() >= 3, "{rows:?}");
+    // The page is ClickHouse's, after the order: offset 1, limit 1 is the second row.
+    let page =
+        ask(json!({"metrics": ["conversion_rate", "visitors"], "date_range": range, "timezone": ZONE, "dimensions": ["visit:source"],
+        "goal": {"page": "/"}, "order_by": [["conversion_rate", "asc"]], "pagination": {"limit": 1, "offset": 1}}));
+    assert_eq!(page.body["results"], json!([rows[1]]), "{:?}", page.body);
     let mut last = -1.0;
     for row in rows {
         let (source, rate) = (row["dimensions"][0].as_str().unwrap(), row["metrics"][0].as_f64().unwrap());

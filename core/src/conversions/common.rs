@@ -122,6 +122,15 @@ fn include_bots(v: Option<&Value>) -> Result<bool, ApiError> {
 }
 
 impl Common {
+    /// The events' revenue columns when the filter reads the currency (`sql::visits_with`'s
+    /// `extra`: the tuple's 8 and 9, where `event:revenue_currency` is read).
+    pub fn revenue_columns(&self) -> &'static [&'static str] {
+        match self.filter.as_ref().is_some_and(|f| f.dimensions().contains(&&Dimension::RevenueCurrency)) {
+            true => &crate::query::sql::REVENUE,
+            false => &[],
+        }
+    }
+
     /// Whether these goals or the filter read events' properties (`sql::visits_with` reads
     /// them only then).
     pub fn reads_props<'a>(&self, goals: impl IntoIterator<Item = &'a crate::query::goal::Goal>) -> bool {
@@ -153,10 +162,7 @@ impl Common {
         json!({
             "date_range": dates::labels(&self.range, &self.tz),
             "timezone": self.timezone,
-            "filters": self.filter.as_ref().map(|f| match f.to_json() {
-                Value::Array(a) if a.first() == Some(&json!("and")) => a[1].clone(),
-                one => json!([one]),
-            }).unwrap_or(json!([])),
+            "filters": Filter::list_json(self.filter.as_ref()),
             "include": {"bots": self.include_bots},
         })
     }

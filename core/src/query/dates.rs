@@ -157,6 +157,11 @@ pub fn compared(r: &Range, how: Compare, tz: &TimeZone) -> Result<Range, ApiErro
     }
 }
 
+/// The Monday of `d`'s week (weeks start on Monday, as ClickHouse's toMonday).
+pub fn monday(d: Date) -> Date {
+    d.checked_sub((d.weekday().to_monday_zero_offset() as i64).days()).unwrap_or(d)
+}
+
 /// `[first, last]` as the answer echoes it: local date-times with their offsets, last
 /// inclusive to the second.
 pub fn labels(r: &Range, tz: &TimeZone) -> [String; 2] {

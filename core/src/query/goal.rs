@@ -88,14 +88,15 @@ impl Goal {
         Value::Object(o)
     }
 
-    /// The goal as a Stats API filter on events (`/v1/query`'s `goal`): its name (`pageview` and
-    /// the page pattern for a page goal) and each property.
+    /// The goal as a Stats API filter on events (`/v1/query`'s `goal`), meaning what `condition`
+    /// means: its name (for a page goal, a pageview and the page pattern) and each property
+    /// (never empty, so `is` finds exactly the events that carry it).
     pub fn to_filter(&self) -> Filter {
         let is = |dimension: Dimension, v: &str| Filter::Cond { op: Op::Is, dimension, values: vec![v.to_string()] };
         let mut all = match &self.target {
             Target::Event(e) => vec![is(Dimension::Name, e)],
             Target::Page(p) => vec![
-                is(Dimension::Name, "pageview"),
+                is(Dimension::EventType, "pageview"),
                 Filter::Cond { op: Op::Matches, dimension: Dimension::Page, values: vec![pattern_regex(p)] },
             ],
         };
@@ -137,13 +138,15 @@ fn props(v: Option<&Value>, what: &str) -> Result<Vec<(String, String)>, ApiErro
     obj.iter()
         .map(|(k, val)| {
             let value = match val {
-                Value::String(s) if s.len() <= MAX_PATTERN && !s.chars().any(char::is_control) => s.clone(),
+                Value::String(s) if !s.is_empty() && s != "(none)" && s.len() <= MAX_PATTERN && !s.chars().any(char::is_control) => {
+                    s.clone()
+                }
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 _ => {
                     return Err(bad(
                         "invalid_goal",
-                        format!("{what}.props.{k} must be a string (without control characters), number or boolean."),
+                        format!("{what}.props.{k} must be a non-empty string (without control characters), a number or a boolean."),
                     ))
                 }
             };
@@ -203,6 +206,8 @@ mod tests {
             json!({"event": "a", "props": [1]}),
             json!({"event": "a", "name": "A"}),
             json!({"event": "a", "props": {"k": "x\u{0}"}}),
+            json!({"event": "a", "props": {"k": ""}}),
+            json!({"event": "a", "props": {"k": "(none)"}}),
             json!({"event": "a", "props": {"k\u{1}": "x"}}),
         ] {
             let e = goal(bad.clone()).unwrap_err();
@@ -229,10 +234,7 @@ mod tests {
         let g = goal(json!({"page": "/blog/*", "props": {"plan": "pro"}})).unwrap();
         assert_eq!(
             g.to_filter().to_json(),
-            json!([
-                "and",
-                [["is", "event:name", ["pageview"]], ["matches", "event:page", ["^\\/blog\\/.*$"]], ["is", "event:props:plan", ["pro"]]]
-            ])
+            json!(["and", [["is", "", ["pageview"]], ["matches", "event:page", ["^\\/blog\\/.*$"]], ["is", "event:props:plan", ["pro"]]]])
         );
         assert_eq!(goal(json!({"event": "signup"})).unwrap().to_filter().to_json(), json!(["is", "event:name", ["signup"]]));
     }

@@ -189,10 +189,7 @@ fn echo(q: &Query, timezone: &str, range: &Range, compared: Option<&Range>, tz: 
         "dimensions": q.dimensions.iter().map(Dimension::name).collect::<Vec<_>>(),
         "date_range": dates::labels(range, tz),
         "timezone": timezone,
-        "filters": q.filter_without_goal.as_ref().map(|f| match f.to_json() {
-            Value::Array(a) if a.first() == Some(&json!("and")) => a[1].clone(),
-            one => json!([one]),
-        }).unwrap_or(json!([])),
+        "filters": request::Filter::list_json(q.filter_without_goal.as_ref()),
         "order_by": order,
         "pagination": {"limit": q.limit, "offset": q.offset},
         "compare": q.compare.map(Compare::name),
@@ -236,13 +233,16 @@ fn parse(q: &Query, raw: &Raw, range: &Range, tz: &jiff::tz::TimeZone) -> Result
     })
 }
 
-/// What in ClickHouse's answer is the client's to fix: revenue in two currencies in one row.
-/// Asked before `answer`.
-pub fn refused_answer(plan: &Plan, now: &Raw) -> Option<ApiError> {
-    if !plan.query.wants_revenue() {
+/// What in ClickHouse's answer is the client's to fix: revenue metrics over two currencies in
+/// one row, of either period. Asked before `answer`.
+pub fn refused_answer(plan: &Plan, now: &Raw, then: Option<&Raw>) -> Option<ApiError> {
+    if !plan.query.metrics.iter().any(|m| m.is_revenue()) {
         return None;
     }
-    results::mixed_currencies(&results::parse_rows(&now.rows, plan.query.dimensions.len()).ok()?)
+    [Some(now), then]
+        .into_iter()
+        .flatten()
+        .find_map(|raw| results::mixed_currencies(&results::parse_rows(&raw.rows, plan.query.dimensions.len()).ok()?))
 }
 
 /// The response. Err: an answer did not read (a server fault, not the client's).

@@ -85,6 +85,8 @@ pub enum Dimension {
     Hostname,
     Prop(String),
     RevenueCurrency,
+    /// `pageview` or `custom`: not a dimension a client names; a page goal's filter uses it.
+    EventType,
     // Visit-level: the visit's first event's value (exit page: its last).
     EntryPage,
     ExitPage,
@@ -162,7 +164,13 @@ impl Dimension {
     pub fn is_event_level(&self) -> bool {
         matches!(
             self,
-            Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_) | Dimension::RevenueCurrency | Dimension::Time(_)
+            Dimension::Page
+                | Dimension::Name
+                | Dimension::Hostname
+                | Dimension::Prop(_)
+                | Dimension::RevenueCurrency
+                | Dimension::EventType
+                | Dimension::Time(_)
         )
     }
 }
@@ -232,6 +240,16 @@ impl Filter {
             // Inside or/not an event:name condition changes the set it belongs to: kept.
             Filter::Or(_) | Filter::Not(_) => Some(self.clone()),
         }
+    }
+
+    /// A query's filters as the echo lists them: several are `and`'s list, one is one, none `[]`.
+    pub fn list_json(filter: Option<&Filter>) -> Value {
+        filter
+            .map(|f| match f.to_json() {
+                Value::Array(a) if a.first() == Some(&serde_json::json!("and")) => a[1].clone(),
+                one => serde_json::json!([one]),
+            })
+            .unwrap_or(serde_json::json!([]))
     }
 
     /// Back to the wire form, for the echoed query.

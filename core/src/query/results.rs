@@ -176,23 +176,22 @@ pub struct Start {
 /// A time bucket's position from the period's start: hours, days, weeks (Monday-based, from
 /// the Monday of the start's week) or months.
 fn bucket_offset(g: Granularity, label: &str, start: Start) -> Option<i64> {
-    use jiff::ToSpan;
     let date: jiff::civil::Date = label.get(..10)?.parse().ok()?;
     let days = |from: jiff::civil::Date| (date - from).get_days() as i64;
     Some(match g {
         Granularity::Hour => days(start.date) * 24 + label.get(11..13)?.parse::<i64>().ok()? - start.hour as i64,
         Granularity::Day => days(start.date),
-        Granularity::Week => {
-            let monday = start.date.checked_sub((start.date.weekday().to_monday_zero_offset() as i64).days()).ok()?;
-            days(monday).div_euclid(7)
-        }
+        Granularity::Week => days(super::dates::monday(start.date)).div_euclid(7),
         Granularity::Month => (date.year() as i64 - start.date.year() as i64) * 12 + date.month() as i64 - start.date.month() as i64,
     })
 }
 
 /// The change from `was` to `now`: percent for counts (None from zero), points for percentages.
 fn change(m: Metric, now: &Value, was: &Value) -> Value {
-    // A revenue metric's value is an object with the amount as text.
+    // A revenue metric's value is an object with the amount as text; two currencies have no change.
+    if now["currency"].is_string() && was["currency"].is_string() && now["currency"] != was["currency"] {
+        return Value::Null;
+    }
     let num = |v: &Value| v.as_f64().or_else(|| v["value"].as_str().and_then(|s| s.parse().ok())).unwrap_or(0.0);
     let (a, b) = (num(now), num(was));
     if m.is_percent() {

@@ -89,7 +89,14 @@ pub fn pending<'a>(all: &'a [Migration], applied: &[(u32, String)]) -> Result<Ve
 /// column exists (18.16 has no `ADD COLUMN IF NOT EXISTS`), so a migration that failed part-way
 /// can be run again from its first statement.
 pub fn already_done(statement: &str, error: &str) -> bool {
-    statement.contains(" ADD COLUMN ") && error.contains("column with this name already exists")
+    // One column a statement, named in the error (`b` or `` `b` ``): an ALTER that adds two
+    // would be refused whole, and passing it would leave the second unadded.
+    let mut adds = statement.split(" ADD COLUMN ").skip(1);
+    let (Some(added), None) = (adds.next(), adds.next()) else { return false };
+    let column = added.split_whitespace().next().unwrap_or("");
+    !column.is_empty()
+        && error.contains("column with this name already exists")
+        && (error.contains(&format!("column {column}:")) || error.contains(&format!("column `{column}`")))
 }
 
 #[cfg(test)]
@@ -140,6 +147,8 @@ mod tests {
         );
         assert!(already_done(add, old) && already_done(add, modern));
         assert!(!already_done(add, "Code: 497. ACCESS_DENIED"));
+        assert!(!already_done("ALTER TABLE events ADD COLUMN other UInt8", old), "another column's error");
+        assert!(!already_done("ALTER TABLE events ADD COLUMN revenue_amount UInt8, ADD COLUMN b UInt8", old), "two columns at once");
         assert!(!already_done("CREATE TABLE x (a UInt8) ENGINE = Memory", old));
     }
 }

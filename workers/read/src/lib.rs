@@ -270,13 +270,13 @@ async fn run_query(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<
         p = p.with_frontier(cut)?;
     }
     let now = run(&cfg, &p.now).await?;
-    if let Some(e) = plan::refused_answer(&p, &now) {
-        return Err(e);
-    }
     let then = match &p.then {
         Some(st) => Some(run(&cfg, st).await?),
         None => None,
     };
+    if let Some(e) = plan::refused_answer(&p, &now, then.as_ref()) {
+        return Err(e);
+    }
     plan::answer(&p, &now, then.as_ref()).map_err(|e| {
         console_error!("read: {e}");
         key_lookup::unavailable("The event store")

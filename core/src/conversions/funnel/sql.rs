@@ -45,7 +45,8 @@ pub fn statement(f: &Funnel, s: &Scope) -> String {
     }
     let where_ = if wheres.is_empty() { String::new() } else { format!(" WHERE {}", wheres.join(" AND ")) };
     let attrs = f.common.visit_attrs(f.breakdown.as_slice());
-    let visits = sql::visits_with(s.database, s.table, &sql::scope_events(s), &attrs, &[], f.common.reads_props(&f.steps));
+    let visits =
+        sql::visits_with(s.database, s.table, &sql::scope_events(s), &attrs, f.common.revenue_columns(), f.common.reads_props(&f.steps));
     let events = format!(
         "SELECT visitor, is_bot, vi, {bd} AS bd, ev.1 AS t, {rank} AS rank, ({mask}) AS mask FROM ({visits}) ARRAY JOIN vevs AS ev{where_}"
     );

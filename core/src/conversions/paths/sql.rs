@@ -10,14 +10,21 @@ use super::request::Paths;
 use crate::conversions::common::name_visit_columns;
 use crate::query::goal::VISIT_EVENT;
 use crate::query::sql::{self, Level, Scope};
+use crate::storage::sql::string;
 
 pub const EXIT: &str = "(exit)";
 pub const ENTRANCE: &str = "(entrance)";
 
 /// The statement: rows of `total`, `path` (nearest step first), `visits`, `visitors`.
 pub fn statement(p: &Paths, s: &Scope) -> String {
-    let visits =
-        sql::visits_with(s.database, s.table, &sql::scope_events(s), &p.common.visit_attrs(&[]), &[], p.common.reads_props([&p.start]));
+    let visits = sql::visits_with(
+        s.database,
+        s.table,
+        &sql::scope_events(s),
+        &p.common.visit_attrs(&[]),
+        p.common.revenue_columns(),
+        p.common.reads_props([&p.start]),
+    );
     let keep = p.common.filter.as_ref().map(|f| sql::condition(f, s.timezone, Level::Raw)).unwrap_or_else(|| "1".into());
     let named = name_visit_columns(p.common.filter.as_ref(), s.timezone);
     let goal = p.start.condition(VISIT_EVENT);
@@ -25,11 +32,8 @@ pub fn statement(p: &Paths, s: &Scope) -> String {
     let per_visit = format!(
         "SELECT visitor, arraySort(arrayFilter(ev -> {keep}, vevs)) AS evs, arrayFirstIndex(ev -> {goal}, evs) AS a FROM ({visits}) WHERE notEmpty(vevs){named}"
     );
-    let (pages, end) = if p.next {
-        ("arraySlice(evs, a + 1)", sql_string(EXIT))
-    } else {
-        ("arrayReverse(arraySlice(evs, 1, a - 1))", sql_string(ENTRANCE))
-    };
+    let (pages, end) =
+        if p.next { ("arraySlice(evs, a + 1)", string(EXIT)) } else { ("arrayReverse(arraySlice(evs, 1, a - 1))", string(ENTRANCE)) };
     let depth = p.depth;
     let steps = format!(
         "SELECT visitor, arrayConcat([if(tupleElement(arrayElement(evs, a), 2) = 'pageview', tupleElement(arrayElement(evs, a), 5), '')], \
@@ -42,10 +46,6 @@ pub fn statement(p: &Paths, s: &Scope) -> String {
          GROUP BY g ORDER BY total DESC, visits DESC, path ASC LIMIT {} FORMAT JSONEachRow",
         p.offset + p.limit + 1
     )
-}
-
-fn sql_string(s: &str) -> String {
-    crate::storage::sql::string(s)
 }
 
 #[cfg(test)]

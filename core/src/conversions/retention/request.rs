@@ -5,9 +5,9 @@
 
 use super::super::common::{self, Common};
 use crate::error::ApiError;
+use crate::query::dates::monday;
 use crate::query::goal::Goal;
 use crate::query::request::{bad, short};
-use jiff::ToSpan;
 use serde_json::{json, Value};
 
 pub const EXAMPLE: &str = r#"{"date_range":["2026-09-01","2026-11-30"],"period":"week"}"#;
@@ -101,10 +101,7 @@ pub fn offset(p: Period, a: jiff::civil::Date, b: jiff::civil::Date) -> i64 {
     let days = |x: jiff::civil::Date, y: jiff::civil::Date| (y - x).get_days() as i64;
     match p {
         Period::Day => days(a, b),
-        Period::Week => {
-            let monday = |d: jiff::civil::Date| d.checked_sub(i64::from(d.weekday().to_monday_zero_offset()).days()).unwrap_or(d);
-            days(monday(a), monday(b)).div_euclid(7)
-        }
+        Period::Week => days(monday(a), monday(b)).div_euclid(7),
         Period::Month => (b.year() as i64 - a.year() as i64) * 12 + (b.month() as i64 - a.month() as i64),
     }
 }

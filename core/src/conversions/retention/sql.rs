@@ -27,7 +27,8 @@ pub fn statement(r: &Retention, s: &Scope) -> String {
     let (c, back) = (goal(&r.cohort_goal), goal(&r.return_goal));
     let where_ = r.common.filter.as_ref().map(|f| format!(" WHERE {}", sql::condition(f, s.timezone, Level::Raw))).unwrap_or_default();
     let props = r.common.reads_props(r.cohort_goal.iter().chain(r.return_goal.iter()));
-    let visits = sql::visits_with(s.database, s.table, &sql::scope_events(s), &r.common.visit_attrs(&[]), &[], props);
+    let visits =
+        sql::visits_with(s.database, s.table, &sql::scope_events(s), &r.common.visit_attrs(&[]), r.common.revenue_columns(), props);
     let events =
         format!("SELECT visitor, ev.1 AS t, toUInt8({c}) AS c, toUInt8({back}) AS b FROM ({visits}) ARRAY JOIN vevs AS ev{where_}");
     let (num_t, _) = period(r.period, "toDateTime(t)", s.timezone);
