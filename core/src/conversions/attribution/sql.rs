@@ -44,12 +44,19 @@ fn decay(touch: &str, conversion: &str) -> String {
 /// `revenue` (their exact sum, as text) and `visitors` (brought).
 pub fn statement(a: &Attribution, s: &Scope) -> String {
     let (from, to, lookback) = (s.from, s.to, a.lookback);
+    // The range's events, and of the lookback before it only those of visitors with an event
+    // in the range: no one else converts in it, and the lookback is most of what is read.
     let wide = Scope { from: s.from - i64::from(lookback), ..s.clone() };
+    let in_range = format!("SELECT anonymous_id FROM {}.{} WHERE {} AND anonymous_id != ''", s.database, s.table, sql::scope_events(s));
+    let events = format!(
+        "{} AND (timestamp >= toDateTime({from}) OR (anonymous_id != '' AND anonymous_id IN ({in_range})))",
+        sql::scope_events(&wide)
+    );
     let attrs = a.common.visit_attrs(&[Dimension::Source, a.channel.clone()]);
     let visits = sql::visits_with(
         s.database,
         s.table,
-        &sql::scope_events(&wide),
+        &events,
         &attrs,
         &["revenue_amount", "revenue_currency", "event_id"],
         a.common.reads_props([&a.goal]),
@@ -108,6 +115,7 @@ mod tests {
         let s = a.common.scope("millimetric", "events", "p'1");
         let sql = statement(&a, &s);
         assert!(sql.contains(&format!("timestamp >= toDateTime({})", s.from - 7 * 86_400)), "the lookback is read: {sql}");
+        assert!(sql.contains(&format!("OR (anonymous_id != '' AND anonymous_id IN (SELECT anonymous_id FROM millimetric.events WHERE project_id = 'p\\'1' AND timestamp >= toDateTime({})", s.from)), "of the range's visitors: {sql}");
         assert!(sql.contains(&format!("ev.1 >= {} AND ev.1 < {}", s.from, s.to)), "conversions in the range only: {sql}");
         assert!(
             sql.contains("project_id = 'p\\'1'")
