@@ -80,6 +80,7 @@ fn main() {
         r#"{"metrics":["visitors","visits","pageviews","views_per_visit","bounce_rate","visit_duration","events","percentage"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["visit:country","time:day"],"filters":[["contains","visit:source",["o"]]],"include":{"total_rows":true},"source":"aggregates"}"#,
         r#"{"metrics":["visitors","visits","pageviews","bounce_rate","events","percentage"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:page"],"filters":[["matches","event:hostname",["^ex"]]],"source":"aggregates","compare":"previous_period"}"#,
         r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"filters":[["is","event:name",["signup"]]],"source":"aggregates"}"#,
+        r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"goal":{"page":"/welcome*"},"source":"aggregates"}"#,
         r#"{"metrics":["visitors","visits","pageviews","events"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:props:plan","time:week"],"filters":[["is_not","event:props:plan",["free"]]],"source":"aggregates","include":{"bots":true}}"#,
     ];
     // Usage (core/src/usage): the cron's snapshot of the sample rows' days, then every read,

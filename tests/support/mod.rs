@@ -98,6 +98,9 @@ fn start_on_free_ports<T>(what: &str, mut try_start: impl FnMut() -> Result<T, S
     unreachable!("the last attempt returns or panics")
 }
 
+/// How many times a `wrangler --local` state command is tried when the local state answers 500.
+const LOCAL_STATE_ATTEMPTS: usize = 4;
+
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -249,13 +252,37 @@ impl Stack {
     }
 
     /// `wrangler ARGS --local --persist-to STATE` in the edge Worker's folder (its bindings).
+    /// The CLI reads the state the running `wrangler dev` writes; now and then its local KV
+    /// answers `500 Internal Server Error` mid-write, so that (and only that) is asked again.
     fn wrangler_local(&self, args: &[&str]) -> String {
-        run(Command::new(self.root.join("node_modules/.bin/wrangler"))
-            .current_dir(self.edge_dir())
-            .env("WRANGLER_SEND_METRICS", "false")
-            .args(args)
-            .args(["--local", "--persist-to"])
-            .arg(self.wrangler_state()))
+        let attempt = || {
+            Command::new(self.root.join("node_modules/.bin/wrangler"))
+                .current_dir(self.edge_dir())
+                .env("WRANGLER_SEND_METRICS", "false")
+                .args(args)
+                .args(["--local", "--persist-to"])
+                .arg(self.wrangler_state())
+                .output()
+                .unwrap_or_else(|e| panic!("could not run wrangler {args:?}: {e}"))
+        };
+        for _ in 1..LOCAL_STATE_ATTEMPTS {
+            let out = attempt();
+            let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            if out.status.success() || !said.contains("500 Internal Server Error") {
+                assert!(out.status.success(), "wrangler {args:?} failed:\n{said}");
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            eprintln!("wrangler {args:?}: the local state answered 500; asking again");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let out = attempt();
+        assert!(
+            out.status.success(),
+            "wrangler {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Every key of the edge Worker's KV `binding`, as its local state holds them.

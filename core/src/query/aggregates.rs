@@ -77,7 +77,7 @@ pub fn table_for(q: &Query) -> Result<Table, String> {
     if dims.iter().all(|d| !d.is_event_level()) {
         return Ok(Table::Visits);
     }
-    if dims.iter().all(|d| matches!(d, Dimension::Page | Dimension::Name | Dimension::Hostname)) {
+    if dims.iter().all(|d| matches!(d, Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::EventType)) {
         if q.metrics.contains(&Metric::VisitDuration) {
             return Err("Aggregates hold visit_duration by visit-level dimensions only; with event:page, event:name or event:hostname drop visit_duration.".into());
         }
@@ -221,6 +221,22 @@ mod tests {
             table_for(&q(r#"{"metrics":["conversion_rate"],"date_range":"12mo","filters":[["is","event:name",["signup"]]]}"#)),
             Ok(Table::Pages)
         );
+        // A page goal: its pageviews are the pages table's, past raw retention too.
+        let page_goal =
+            q(r#"{"metrics":["visitors","conversion_rate"],"date_range":"12mo","dimensions":["visit:source"],"goal":{"page":"/thanks"}}"#);
+        assert_eq!(table_for(&page_goal), Err("Aggregates answer visit-level dimensions together, event:page/event:name/event:hostname together, or one event:props key with event:name; this query combines others.".into()));
+        assert_eq!(
+            table_for(&q(r#"{"metrics":["visitors","conversion_rate"],"date_range":"12mo","goal":{"page":"/thanks"}}"#)),
+            Ok(Table::Pages)
+        );
+        let sql = grouped(
+            &Table::Pages,
+            &Scope { database: "millimetric", table: "events", project_id: "p", from: 0, to: 86_400, timezone: "UTC", include_bots: false },
+            86_400,
+            &[],
+            q(r#"{"metrics":["visitors"],"date_range":"12mo","goal":{"page":"/thanks"}}"#).filter.as_ref(),
+        );
+        assert!(sql.contains("(if(event_name = 'pageview', 'pageview', 'custom') IN ('pageview'))"), "{sql}");
         assert_eq!(
             table_for(&q(
                 r#"{"metrics":["visitors","events"],"date_range":"12mo","dimensions":["event:props:plan"],"filters":[["is","event:name",["signup"]]]}"#

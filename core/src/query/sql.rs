@@ -79,6 +79,8 @@ pub fn column(d: &Dimension, tz: &str, level: Level) -> String {
         (Dimension::Page, Level::Pages) => "page".into(),
         (Dimension::Hostname, Level::Pages) => "host".into(),
         (Dimension::Name, Level::Pages | Level::Props) => "event_name".into(),
+        // The pages table keeps names, not types: a pageview's name is `pageview`.
+        (Dimension::EventType, Level::Pages) => "if(event_name = 'pageview', 'pageview', 'custom')".into(),
         (Dimension::Prop(_), Level::Props) => "prop_value".into(),
         (
             Dimension::Page
