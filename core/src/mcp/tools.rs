@@ -3,6 +3,7 @@
 //! read Worker exactly as `POST /v1/query` runs it), and the answers turned into
 //! `structuredContent` plus a short summary. Pure; tested natively.
 
+use crate::conversions::Kind;
 use crate::error::ApiError;
 use crate::query::request::{dimension_names, Metric};
 use serde_json::{json, Map, Value};
@@ -34,14 +35,8 @@ pub enum Prepared {
     /// Custom event names and property keys; `probe` is a query body whose plan gives the
     /// period (dates and zone resolved as for any query).
     ListEvents { probe: Value },
-    /// A `POST /v1/funnel` body, through the same code as the endpoint.
-    Funnel { body: Value },
-    /// A `POST /v1/attribution` body, through the same code as the endpoint.
-    Attribution { body: Value },
-    /// A `POST /v1/retention` body, through the same code as the endpoint.
-    Retention { body: Value },
-    /// A `POST /v1/paths` body, through the same code as the endpoint.
-    Paths { body: Value },
+    /// A conversion query's body (`POST /v1/funnel`, ...), through the same code as its endpoint.
+    Conversion { kind: Kind, body: Value },
     /// The definitions; no I/O.
     Explain,
 }
@@ -381,7 +376,7 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
             if body.get("date_range").is_none_or(Value::is_null) {
                 body["date_range"] = json!("30d");
             }
-            Ok(Prepared::Funnel { body })
+            Ok(Prepared::Conversion { kind: Kind::Funnel, body })
         }
         "attribution" => {
             check_names(
@@ -393,7 +388,7 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
             if body.get("date_range").is_none_or(Value::is_null) {
                 body["date_range"] = json!("30d");
             }
-            Ok(Prepared::Attribution { body })
+            Ok(Prepared::Conversion { kind: Kind::Attribution, body })
         }
         "retention" => {
             check_names(tool, args, &["period", "cohort_goal", "return_goal", "date_range", "filters", "timezone", "include"])?;
@@ -401,7 +396,7 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
             if body.get("date_range").is_none_or(Value::is_null) {
                 body["date_range"] = json!("91d");
             }
-            Ok(Prepared::Retention { body })
+            Ok(Prepared::Conversion { kind: Kind::Retention, body })
         }
         "paths" => {
             check_names(tool, args, &["start", "direction", "depth", "date_range", "filters", "timezone", "include", "pagination"])?;
@@ -412,7 +407,7 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
             if body.get("pagination").is_none_or(Value::is_null) {
                 body["pagination"] = json!({"limit": 20});
             }
-            Ok(Prepared::Paths { body })
+            Ok(Prepared::Conversion { kind: Kind::Paths, body })
         }
         "explain_metrics" => {
             check_names(tool, args, &[])?;
@@ -610,8 +605,18 @@ pub fn finish_events(answer: &Value) -> ToolResult {
     ToolResult::Ok { structured: answer.clone(), summary }
 }
 
+/// A conversion query's answer as its tool's.
+pub fn finish_conversion(kind: Kind, answer: &Value) -> ToolResult {
+    match kind {
+        Kind::Funnel => finish_funnel(answer),
+        Kind::Attribution => finish_attribution(answer),
+        Kind::Retention => finish_retention(answer),
+        Kind::Paths => finish_paths(answer),
+    }
+}
+
 /// `POST /v1/funnel`'s answer as the tool's: the answer, and the steps in a sentence.
-pub fn finish_funnel(answer: &Value) -> ToolResult {
+fn finish_funnel(answer: &Value) -> ToolResult {
     let who = answer["meta"]["counted"].as_str().unwrap_or("visitors");
     let steps = answer["steps"].as_array().cloned().unwrap_or_default();
     let said: Vec<String> = steps
@@ -622,7 +627,7 @@ pub fn finish_funnel(answer: &Value) -> ToolResult {
 }
 
 /// `POST /v1/attribution`'s answer as the tool's: the answer, and the top channels in a sentence.
-pub fn finish_attribution(answer: &Value) -> ToolResult {
+fn finish_attribution(answer: &Value) -> ToolResult {
     let rows = answer["channels"].as_array().cloned().unwrap_or_default();
     let top: Vec<String> = rows
         .iter()
@@ -641,7 +646,7 @@ pub fn finish_attribution(answer: &Value) -> ToolResult {
 }
 
 /// `POST /v1/retention`'s answer as the tool's: the triangle, and period 1's retention per cohort.
-pub fn finish_retention(answer: &Value) -> ToolResult {
+fn finish_retention(answer: &Value) -> ToolResult {
     let cohorts = answer["cohorts"].as_array().cloned().unwrap_or_default();
     let period = answer["meta"]["period"].as_str().unwrap_or("period");
     let said: Vec<String> = cohorts
@@ -663,7 +668,7 @@ pub fn finish_retention(answer: &Value) -> ToolResult {
 }
 
 /// `POST /v1/paths`' answer as the tool's: the answer, and the top paths in a sentence.
-pub fn finish_paths(answer: &Value) -> ToolResult {
+fn finish_paths(answer: &Value) -> ToolResult {
     let paths = answer["paths"].as_array().cloned().unwrap_or_default();
     let said: Vec<String> = paths
         .iter()

@@ -4,7 +4,7 @@
 //! (millimetric_core::query), and frames MCP (millimetric_core::mcp); this runs it.
 
 use millimetric_adapters::{auth, clickhouse_sink, config, http, key_lookup, usage};
-use millimetric_core::conversions::{attribution, funnel, paths, retention};
+use millimetric_core::conversions;
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::Route;
 use millimetric_core::mcp::{protocol, tools};
@@ -34,24 +34,18 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 
 async fn route(req: Request, env: &Env) -> Result<Response> {
     let path = req.path();
-    let answer = match (req.method(), path.as_str()) {
-        (Method::Post, "/v1/query") => query(req, env).await,
-        (Method::Post, "/v1/funnel") => funnel(req, env).await,
-        (Method::Post, "/v1/attribution") => attribution(req, env).await,
-        (Method::Post, "/v1/retention") => retention(req, env).await,
-        (Method::Post, "/v1/paths") => paths(req, env).await,
-        (Method::Get, "/v1/realtime") => live(req, env).await,
-        (Method::Get, "/v1/usage") => usage(req, env).await,
-        (Method::Post, "/mcp") => return Ok(mcp(req, env).await),
-        (_, "/mcp") => return Ok(mcp_method_not_allowed()),
-        (Method::Get, "/health") => return Ok(http::json(200, r#"{"status":"ok"}"#, None)),
-        (_, "/v1/query") => Err(ApiError::new(405, "method_not_allowed", "Send queries with POST /v1/query.")),
-        (_, "/v1/funnel") => Err(ApiError::new(405, "method_not_allowed", "Send funnels with POST /v1/funnel.")),
-        (_, "/v1/attribution") => Err(ApiError::new(405, "method_not_allowed", "Ask with POST /v1/attribution.")),
-        (_, "/v1/retention") => Err(ApiError::new(405, "method_not_allowed", "Ask with POST /v1/retention.")),
-        (_, "/v1/paths") => Err(ApiError::new(405, "method_not_allowed", "Ask with POST /v1/paths.")),
-        (_, "/v1/realtime") => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/realtime.")),
-        (_, "/v1/usage") => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD.")),
+    let answer = match (req.method(), path.as_str(), conversions::Kind::from_path(&path)) {
+        (Method::Post, _, Some(kind)) => conversion_query(req, env, kind).await,
+        (_, _, Some(_)) => Err(ApiError::new(405, "method_not_allowed", format!("Ask with POST {path}."))),
+        (Method::Post, "/v1/query", None) => query(req, env).await,
+        (Method::Get, "/v1/realtime", None) => live(req, env).await,
+        (Method::Get, "/v1/usage", None) => usage(req, env).await,
+        (Method::Post, "/mcp", None) => return Ok(mcp(req, env).await),
+        (_, "/mcp", None) => return Ok(mcp_method_not_allowed()),
+        (Method::Get, "/health", None) => return Ok(http::json(200, r#"{"status":"ok"}"#, None)),
+        (_, "/v1/query", None) => Err(ApiError::new(405, "method_not_allowed", "Send queries with POST /v1/query.")),
+        (_, "/v1/realtime", None) => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/realtime.")),
+        (_, "/v1/usage", None) => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD.")),
         _ => Err(ApiError::new(404, "not_found", "No such endpoint. Queries go to POST /v1/query.")),
     };
     Ok(match answer {
@@ -169,85 +163,23 @@ async fn query(mut req: Request, env: &Env) -> std::result::Result<Response, Api
     Ok(http::json(200, &answer.to_string(), None))
 }
 
-async fn funnel(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+/// `POST /v1/funnel`, `/v1/attribution`, `/v1/retention`, `/v1/paths` (millimetric_core::conversions).
+async fn conversion_query(mut req: Request, env: &Env, kind: conversions::Kind) -> std::result::Result<Response, ApiError> {
     let who = reader(&req, env).await?;
     let body = body_of(&mut req).await?;
-    let answer = run_funnel(env, &who, &body).await?;
-    usage::count(&who.project_id, Counter::Query, "funnel", 1);
+    let answer = run_conversion(env, &who, kind, &body).await?;
+    usage::count(&who.project_id, Counter::Query, kind.name(), 1);
     Ok(http::json(200, &answer.to_string(), None))
 }
 
-async fn attribution(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
-    let who = reader(&req, env).await?;
-    let body = body_of(&mut req).await?;
-    let answer = run_attribution(env, &who, &body).await?;
-    usage::count(&who.project_id, Counter::Query, "attribution", 1);
-    Ok(http::json(200, &answer.to_string(), None))
-}
-
-async fn retention(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
-    let who = reader(&req, env).await?;
-    let body = body_of(&mut req).await?;
-    let answer = run_retention(env, &who, &body).await?;
-    usage::count(&who.project_id, Counter::Query, "retention", 1);
-    Ok(http::json(200, &answer.to_string(), None))
-}
-
-/// One retention body, for the key's project, to its triangle (`POST /v1/retention`, and the
-/// MCP tool `retention`).
-async fn run_retention(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<Value, ApiError> {
+/// One conversion query's body, for the key's project, to its answer: its endpoint and its MCP
+/// tool both come through here.
+async fn run_conversion(env: &Env, who: &Reader, kind: conversions::Kind, body: &[u8]) -> std::result::Result<Value, ApiError> {
     let cfg = store_config(env)?;
     let tables = plan::Tables { database: &cfg.database, table: &cfg.table };
-    let p = retention::plan(body, &who.project_id, who.timezone.as_deref(), tables, now_ms())?;
-    let raw = read(&cfg, &p.sql).await?;
-    retention::answer::answer(&p.retention, &raw).map_err(|e| {
-        console_error!("read: {e}");
-        key_lookup::unavailable("The event store")
-    })
-}
-
-async fn paths(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
-    let who = reader(&req, env).await?;
-    let body = body_of(&mut req).await?;
-    let answer = run_paths(env, &who, &body).await?;
-    usage::count(&who.project_id, Counter::Query, "paths", 1);
-    Ok(http::json(200, &answer.to_string(), None))
-}
-
-/// One paths body, for the key's project, to its answer (`POST /v1/paths`, and the MCP tool
-/// `paths`).
-async fn run_paths(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<Value, ApiError> {
-    let cfg = store_config(env)?;
-    let tables = plan::Tables { database: &cfg.database, table: &cfg.table };
-    let p = paths::plan(body, &who.project_id, who.timezone.as_deref(), tables, now_ms())?;
-    let raw = read(&cfg, &p.sql).await?;
-    paths::answer::answer(&p.paths, &raw).map_err(|e| {
-        console_error!("read: {e}");
-        key_lookup::unavailable("The event store")
-    })
-}
-
-/// One attribution body, for the key's project, to its answer (`POST /v1/attribution`, and the
-/// MCP tool `attribution`).
-async fn run_attribution(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<Value, ApiError> {
-    let cfg = store_config(env)?;
-    let tables = plan::Tables { database: &cfg.database, table: &cfg.table };
-    let p = attribution::plan(body, &who.project_id, who.timezone.as_deref(), tables, now_ms())?;
-    let raw = read(&cfg, &p.sql).await?;
-    attribution::answer::answer(&p.attribution, &raw).map_err(|e| {
-        console_error!("read: {e}");
-        key_lookup::unavailable("The event store")
-    })
-}
-
-/// One funnel body, for the key's project, to its answer: `POST /v1/funnel` and the MCP
-/// tool `funnel` both come through here.
-async fn run_funnel(env: &Env, who: &Reader, body: &[u8]) -> std::result::Result<Value, ApiError> {
-    let cfg = store_config(env)?;
-    let tables = plan::Tables { database: &cfg.database, table: &cfg.table };
-    let p = funnel::plan(body, &who.project_id, who.timezone.as_deref(), tables, now_ms())?;
-    let raw = read(&cfg, &p.sql).await?;
-    funnel::answer::answer(&p.funnel, &raw).map_err(|e| {
+    let p = conversions::plan(kind, body, &who.project_id, who.timezone.as_deref(), tables, now_ms())?;
+    let raw = read(&cfg, p.sql()).await?;
+    p.answer(&raw).map_err(|e| {
         console_error!("read: {e}");
         key_lookup::unavailable("The event store")
     })
@@ -422,13 +354,8 @@ async fn mcp(mut req: Request, env: &Env) -> Response {
         tools::Prepared::ListEvents { probe } => {
             run_events(env, &who, probe.to_string().as_bytes()).await.map(|a| tools::finish_events(&a))
         }
-        tools::Prepared::Funnel { body } => run_funnel(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_funnel(&a)),
-        tools::Prepared::Paths { body } => run_paths(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_paths(&a)),
-        tools::Prepared::Retention { body } => {
-            run_retention(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_retention(&a))
-        }
-        tools::Prepared::Attribution { body } => {
-            run_attribution(env, &who, body.to_string().as_bytes()).await.map(|a| tools::finish_attribution(&a))
+        tools::Prepared::Conversion { kind, body } => {
+            run_conversion(env, &who, *kind, body.to_string().as_bytes()).await.map(|a| tools::finish_conversion(*kind, &a))
         }
         tools::Prepared::Explain => Ok(tools::explain()),
     };
