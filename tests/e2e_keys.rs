@@ -6,25 +6,9 @@
 
 mod support;
 
-use serde_json::{json, Value};
-use std::process::Command;
+use serde_json::json;
 use std::time::{Duration, Instant};
-use support::{Stack, ADMIN_TOKEN};
-
-fn keys_cli(stack: &Stack, args: &[&str]) -> (bool, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_keys"))
-        .env("ADMIN_TOKEN", ADMIN_TOKEN)
-        .arg("--url")
-        .arg(stack.url(""))
-        .args(args)
-        .output()
-        .expect("run the keys command");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    (
-        out.status.success(),
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("keys {args:?}: {text}\n{}", String::from_utf8_lossy(&out.stderr))),
-    )
-}
+use support::Stack;
 
 fn send(stack: &Stack, key: &str, origin: Option<&str>) -> support::Reply {
     let mut h =
@@ -52,7 +36,7 @@ fn until_refused(stack: &Stack, key: &str, limit: Duration) -> Option<f64> {
 fn key_lifecycle_end_to_end() {
     let stack = Stack::named("keys").start();
     let (ok, created) =
-        keys_cli(&stack, &["create", "shop", "--origins", "https://old.shop.example", "--limit", "1000", "--timezone", "Europe/Berlin"]);
+        stack.keys_cli(&["create", "shop", "--origins", "https://old.shop.example", "--limit", "1000", "--timezone", "Europe/Berlin"]);
     assert!(ok, "{created}");
     let key =
         |kind: &str| created["keys"].as_array().unwrap().iter().find(|k| k["kind"] == kind).unwrap()["key"].as_str().unwrap().to_string();
@@ -62,7 +46,7 @@ fn key_lifecycle_end_to_end() {
     assert!(pk.starts_with("pk_live_") && sk.starts_with("sk_live_") && rk.starts_with("rk_live_"));
 
     // Settings before first use: the browser key's origin moves.
-    let (ok, set) = keys_cli(&stack, &["set", &hash("publishable"), "--origins", "https://shop.example"]);
+    let (ok, set) = stack.keys_cli(&["set", &hash("publishable"), "--origins", "https://shop.example"]);
     assert!(ok, "{set}");
     assert_eq!(send(&stack, &pk, Some("https://shop.example")).status, 202);
     assert_eq!(send(&stack, &pk, Some("https://old.shop.example")).code(), "origin_not_allowed");
@@ -70,7 +54,7 @@ fn key_lifecycle_end_to_end() {
     assert_eq!(send(&stack, &rk, None).code(), "read_only_key");
 
     // The listing: hashes and settings, never a raw key.
-    let (ok, listed) = keys_cli(&stack, &["list", "shop"]);
+    let (ok, listed) = stack.keys_cli(&["list", "shop"]);
     assert!(ok && listed["keys"].as_array().map(Vec::len) == Some(3), "{listed}");
     for raw in [&pk, &sk, &rk] {
         assert!(!listed.to_string().contains(raw.as_str()), "a raw key in the listing");
@@ -79,7 +63,7 @@ fn key_lifecycle_end_to_end() {
 
     // Rotation: a new secret key works at once; the old one until its grace (0 s here) has
     // passed and the isolate has looked again.
-    let (ok, rotated) = keys_cli(&stack, &["rotate", &hash("secret"), "--grace", "0"]);
+    let (ok, rotated) = stack.keys_cli(&["rotate", &hash("secret"), "--grace", "0"]);
     assert!(ok, "{rotated}");
     let new_sk = rotated["key"]["key"].as_str().unwrap().to_string();
     assert_eq!(send(&stack, &new_sk, None).status, 202);
@@ -89,7 +73,7 @@ fn key_lifecycle_end_to_end() {
     // Revocation of a key in use (its record just cached by the isolate): measured until the
     // isolate refuses it.
     assert_eq!(send(&stack, &pk, Some("https://shop.example")).status, 202);
-    let (ok, revoked) = keys_cli(&stack, &["revoke", &hash("publishable")]);
+    let (ok, revoked) = stack.keys_cli(&["revoke", &hash("publishable")]);
     assert!(ok, "{revoked}");
     let t = Instant::now();
     let revoked_after = loop {
@@ -114,7 +98,7 @@ fn key_lifecycle_end_to_end() {
     assert_eq!(changes, 4, "create, set, rotate, revoke: {:?}", log.body);
 
     // Bad input is a clear 400; a wrong or missing token 401; and an address is limited.
-    let (ok, bad) = keys_cli(&stack, &["create", "bad project"]);
+    let (ok, bad) = stack.keys_cli(&["create", "bad project"]);
     assert!(!ok && bad["error"]["code"] == "invalid_project", "{bad}");
     let mut limited = false;
     for _ in 0..40 {

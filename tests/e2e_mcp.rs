@@ -142,27 +142,14 @@ fn seed(stack: &Stack, now: i64) -> usize {
     rows.len()
 }
 
-fn cache_dir() -> std::path::PathBuf {
-    std::env::var_os("MM_CACHE")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/millimetric"))
-}
-
-fn run_client(cmd: &mut Command) -> Value {
-    let out = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{cmd:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
-
 fn python(url: &str, key: &str, mode: &str, calls: &Value) -> Value {
-    let py = cache_dir().join("mcp-venv/bin/python");
+    let py = support::cache_dir().join("mcp-venv/bin/python");
     assert!(py.exists(), "{}: missing; run scripts/setup (it installs the Python MCP SDK)", py.display());
-    run_client(Command::new(py).arg(root().join("tests/mcp/client.py")).args([url, key, mode, &calls.to_string()]))
+    support::run_json(Command::new(py).arg(root().join("tests/mcp/client.py")).args([url, key, mode, &calls.to_string()]))
 }
 
 fn node(url: &str, key: &str, calls: &Value) -> Value {
-    run_client(Command::new("node").current_dir(root()).arg("tests/mcp/client.mjs").args([url, key, &calls.to_string()]))
+    support::run_json(Command::new("node").current_dir(root()).arg("tests/mcp/client.mjs").args([url, key, &calls.to_string()]))
 }
 
 fn root() -> std::path::PathBuf {
@@ -436,7 +423,7 @@ fn mcp_clients_agree_with_the_stats_api() {
 
     // The MCP Inspector's CLI (npm @modelcontextprotocol/inspector 2.12.0, installed by
     // scripts/setup into the cache: its tree cannot go into package-lock).
-    let inspector = cache_dir().join("mcp-inspector-2.12.0/node_modules/.bin/mcp-inspector");
+    let inspector = support::cache_dir().join("mcp-inspector-2.12.0/node_modules/.bin/mcp-inspector");
     let inspect = |args: &[&str]| -> (String, String, bool) {
         let out = Command::new(&inspector)
             .current_dir(root())

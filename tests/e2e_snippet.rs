@@ -14,11 +14,12 @@ mod support;
 use millimetric_core::keys::{KeyKind, KeyRecord};
 use millimetric_tools::dev_keys::*;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use support::proxy::{forward, header, read_request};
 use support::Stack;
 
 /// The page server's listener: its port is the OS's choice, held from the first use on.
@@ -52,36 +53,6 @@ struct Build {
     script: String,
 }
 
-/// One HTTP request from `conn`: its head and its body (by Content-Length).
-fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut req = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
-        if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&req[..head_end]).to_string();
-    let length: usize = header(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    while req.len() < head_end + length {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
-    }
-    Some((head, req[head_end..].to_vec()))
-}
-
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines()
-        .skip(1)
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
-}
-
 /// Serves the test page for every path (the page, its client-side routes, the forms' targets),
 /// and the broken copy of the snippet.
 fn serve_pages(template: String, build: Arc<Mutex<Build>>) {
@@ -104,33 +75,6 @@ fn serve_pages(template: String, build: Arc<Mutex<Build>>) {
     });
 }
 
-/// One whole HTTP answer: its head, then a Content-Length or chunked body (wrangler dev may
-/// keep the connection open after it).
-fn read_answer(conn: &mut TcpStream, answer: &mut Vec<u8>) {
-    let mut buf = [0u8; 8192];
-    loop {
-        if let Some(i) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&answer[..i + 4]).to_string();
-            let body = &answer[i + 4..];
-            if let Some(n) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
-                if body.len() >= n {
-                    return;
-                }
-            } else if header(&head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-                if body.ends_with(b"0\r\n\r\n") {
-                    return;
-                }
-            } else if head.starts_with("HTTP/1.1 204") || head.starts_with("HTTP/1.1 304") {
-                return;
-            }
-        }
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
 /// The ingest host: every request passed on to the Worker one per connection, and recorded as
 /// it arrived (method, URL, Cookie header, content type, body, whether the answer set a
 /// cookie): what the browser really sent, which the Worker itself never logs.
@@ -141,16 +85,7 @@ fn record_ingest(recorded: Arc<Mutex<Vec<Value>>>, edge_port: u16) {
             let recorded = recorded.clone();
             std::thread::spawn(move || {
                 let Some((head, body)) = read_request(&mut conn) else { return };
-                let mut lines = head.trim_end().lines();
-                let request_line = lines.next().unwrap_or("").to_string();
-                let mut forward: String = format!("{request_line}\r\n");
-                for l in lines
-                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.to_ascii_lowercase().starts_with("keep-alive:"))
-                {
-                    forward.push_str(l);
-                    forward.push_str("\r\n");
-                }
-                forward.push_str("Connection: close\r\n\r\n");
+                let request_line = head.lines().next().unwrap_or("").to_string();
                 let mut parts = request_line.split_whitespace();
                 let index = {
                     let mut r = recorded.lock().unwrap();
@@ -163,12 +98,7 @@ fn record_ingest(recorded: Arc<Mutex<Vec<Value>>>, edge_port: u16) {
                     }));
                     r.len() - 1
                 };
-                let mut answer = Vec::new();
-                if let Ok(mut worker) = TcpStream::connect(("127.0.0.1", edge_port)) {
-                    let _ = worker.write_all(forward.as_bytes());
-                    let _ = worker.write_all(&body);
-                    read_answer(&mut worker, &mut answer);
-                }
+                let answer = forward(edge_port, &head, &body);
                 let answer_head =
                     String::from_utf8_lossy(&answer[..answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(answer.len())])
                         .to_string();

@@ -4,7 +4,9 @@
 //!
 //! One folder per concern, in the order an event travels (docs/architecture.md):
 
-/// Conversion analytics: goals, funnels.
+/// Other vendors' ingest protocols (Segment, PostHog, Plausible) as `/collect` events.
+pub mod compat;
+/// Conversion analytics: goals, revenue, funnels, attribution, retention, paths.
 pub mod conversions;
 /// What the edge adds to an event: geo, coarse user agent, bots, attribution, PII scrubbing.
 pub mod enrich;

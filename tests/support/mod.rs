@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod ports;
+pub mod proxy;
 pub mod rng;
 pub use ports::free_port;
 
@@ -65,8 +66,21 @@ pub fn fixtures() -> PathBuf {
     millimetric_tools::fixtures_dir()
 }
 
-fn root() -> PathBuf {
+pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where scripts/setup keeps what it installs (`MM_CACHE`, else ~/.cache/millimetric).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("MM_CACHE").map(Into::into).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/millimetric"))
+}
+
+/// A client program that prints one JSON value: run, checked, its JSON.
+pub fn run_json(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{cmd:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// How often a server is started on new ports before its start counts as failed.
@@ -438,6 +452,22 @@ impl Stack {
     /// through wrangler's own pipe, so one may land after the effect it reports is visible.
     pub fn log_shows(&self, needle: &str, timeout: Duration) -> bool {
         eventually(timeout, || self.logs().contains(needle))
+    }
+
+    /// The `keys` command against this stack's admin API: whether it succeeded, and its JSON.
+    pub fn keys_cli(&self, args: &[&str]) -> (bool, serde_json::Value) {
+        let out = Command::new(env!("CARGO_BIN_EXE_keys"))
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
+            .arg("--url")
+            .arg(self.url(""))
+            .args(args)
+            .output()
+            .expect("run the keys command");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (
+            out.status.success(),
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("keys {args:?}: {text}\n{}", String::from_utf8_lossy(&out.stderr))),
+        )
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -8,7 +8,8 @@
 //!   keys --url URL rotate HASH [--grace SECONDS]
 //!   keys --url URL revoke HASH
 //!   keys --url URL set HASH [--origins A,B] [--allow-null-origin true|false] [--retention N]
-//!        [--hash-routing true|false] [--limit N] [--timezone ZONE]
+//!        [--hash-routing true|false] [--limit N] [--timezone ZONE] [--domains A,B]
+//!        (--domains: a pk_live_ key's sites, for Plausible's Events API; on create too)
 //!   keys --url URL close PROJECT [--days 0..30]     the project's data deleted then (default 30)
 //!   keys --url URL closure PROJECT | reopen PROJECT  the closure scheduled, or cancelled
 //!   keys --url URL delete-project PROJECT           every key and all data of the project, now
@@ -57,6 +58,10 @@ fn main() {
         match flag {
             "--kinds" => {
                 opts.insert("kinds".into(), json!(take(val).split(',').collect::<Vec<_>>()));
+                j += 2;
+            }
+            "--domains" => {
+                opts.insert("domains".into(), json!(take(val).split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>()));
                 j += 2;
             }
             "--origins" => {

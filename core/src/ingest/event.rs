@@ -25,6 +25,9 @@ pub struct Limits {
     pub max_props: usize,
     pub max_prop_key_bytes: usize,
     pub max_prop_value_bytes: usize,
+    /// Whether a custom event needs `url`. `/collect` asks for one on every event; the other
+    /// vendors' protocols (`compat`) send server-side events with no page, stored with none.
+    pub custom_events_need_url: bool,
 }
 
 pub const LIMITS: Limits = Limits {
@@ -39,6 +42,7 @@ pub const LIMITS: Limits = Limits {
     max_props: 32,
     max_prop_key_bytes: 64,
     max_prop_value_bytes: 500,
+    custom_events_need_url: true,
 };
 
 /// The bytes `s` takes inside a JSON string as serde_json writes it: `"` and `\` take two,
@@ -247,10 +251,14 @@ pub fn parse_envelope(json: &[u8], limits: &Limits) -> Result<Envelope, ApiError
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub kind: EventKind,
-    pub url: String,
+    /// None only for a custom event without a page, where `Limits::custom_events_need_url` allows it.
+    pub url: Option<String>,
     pub referrer: Option<String>,
     pub title: Option<String>,
     pub anonymous_id: Option<String>,
+    /// The customer's own id of a signed-in person (an e-mail, a database id): never stored;
+    /// its keyed hash is the visitor id when no `mm_aid` came (`privacy::pseudonym::user_visitor_id`).
+    pub user_id: Option<String>,
     pub client_id: Option<String>,
     pub timestamp: Option<Value>,
     pub props: Vec<(String, PropValue)>,
@@ -303,7 +311,7 @@ impl PropValue {
 
 /// The fields an event may carry (docs/openapi.json's `Event` lists exactly these).
 pub const EVENT_FIELDS: &[&str] =
-    &["type", "name", "url", "referrer", "title", "mm_aid", "id", "timestamp", "props", "ip", "user_agent", "revenue"];
+    &["type", "name", "url", "referrer", "title", "mm_aid", "user_id", "id", "timestamp", "props", "ip", "user_agent", "revenue"];
 
 #[derive(Deserialize)]
 struct WireEvent {
@@ -314,6 +322,7 @@ struct WireEvent {
     referrer: Option<String>,
     title: Option<String>,
     mm_aid: Option<String>,
+    user_id: Option<String>,
     id: Option<String>,
     timestamp: Option<Value>,
     #[serde(default)]
@@ -363,7 +372,10 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
         )
     })?;
     let kind = event_kind(w.kind.as_deref(), bounded("name", w.name, limits.max_name_bytes)?)?;
-    let url = page_url(w.url, limits)?;
+    let url = match (&kind, w.url) {
+        (EventKind::Custom(_), None) if !limits.custom_events_need_url => None,
+        (_, url) => Some(page_url(url, limits)?),
+    };
     if !server_fields_allowed && (w.ip.is_some() || w.user_agent.is_some()) {
         return Err(ApiError::bad_request(
             "server_fields_not_allowed",
@@ -381,6 +393,7 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
         referrer: bounded("referrer", w.referrer, limits.max_url_bytes)?,
         title: bounded("title", w.title, limits.max_title_bytes)?,
         anonymous_id: check_id("mm_aid", w.mm_aid, limits)?,
+        user_id: check_id("user_id", w.user_id, limits)?,
         client_id: check_id("id", w.id, limits)?,
         timestamp: w.timestamp,
         props,

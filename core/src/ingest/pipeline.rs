@@ -41,10 +41,19 @@ pub fn build_row(
         }
     })?;
 
-    let (page_url, page) = url_scrub::parse_and_scrub(&event.url, principal.hash_routing)
-        .ok_or_else(|| ApiError::bad_request("invalid_url", "`url` must be an absolute http(s) URL."))?;
+    let page_url = match &event.url {
+        Some(url) => Some(
+            url_scrub::parse_and_scrub(url, principal.hash_routing)
+                .ok_or_else(|| ApiError::bad_request("invalid_url", "`url` must be an absolute http(s) URL."))?,
+        ),
+        None => None, // a server's custom event with no page (compat protocols only)
+    };
     let referrer = event.referrer.as_deref().and_then(|r| url_scrub::parse_and_scrub(r, false));
-    let attr = attribution::attribute(&page_url, referrer.as_ref().map(|(u, _)| u));
+    let attr = match &page_url {
+        Some((url, _)) => attribution::attribute(url, referrer.as_ref().map(|(u, _)| u)),
+        None => Default::default(),
+    };
+    let page = page_url.map(|(_, page)| page).unwrap_or_default();
 
     // Browser keys: the request's own UA and edge geo. Server keys: only what the SDK forwarded
     // for the visitor (the request's own belong to the customer's server).
@@ -74,9 +83,10 @@ pub fn build_row(
         received_at: timestamp::clickhouse_datetime(ctx.received_ms),
         event_type: event.kind.type_str().to_string(),
         event_name,
-        anonymous_id: match &event.anonymous_id {
-            Some(id) => pseudonym::stored_id(ctx.id_secret.as_ref(), &principal.project_id, id)?,
-            None => String::new(),
+        anonymous_id: match (&event.anonymous_id, &event.user_id) {
+            (Some(id), _) => pseudonym::stored_id(ctx.id_secret.as_ref(), &principal.project_id, id)?,
+            (None, Some(user)) => pseudonym::user_visitor_id(ctx.id_secret.as_ref(), &principal.project_id, user)?,
+            (None, None) => String::new(),
         },
         url_host: page.host,
         url_path: page.path,

@@ -20,17 +20,22 @@ pub enum TimestampError {
 pub fn resolve(client: Option<&serde_json::Value>, received_ms: i64) -> Result<i64, TimestampError> {
     let ms = match client {
         None | Some(serde_json::Value::Null) => return Ok(received_ms),
-        Some(serde_json::Value::Number(n)) => n.as_i64().ok_or(TimestampError::Unparseable)?,
-        Some(serde_json::Value::String(s)) => {
-            let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| TimestampError::Unparseable)?;
-            (t.unix_timestamp_nanos() / 1_000_000) as i64
-        }
-        Some(_) => return Err(TimestampError::Unparseable),
+        Some(v) => epoch_ms(v).ok_or(TimestampError::Unparseable)?,
     };
     if ms < received_ms - MAX_PAST_MS {
         return Err(TimestampError::TooOld);
     }
     Ok(if ms > received_ms + MAX_FUTURE_MS { received_ms } else { ms })
+}
+
+/// A client's time, RFC 3339 text or epoch milliseconds, as epoch milliseconds; None for
+/// anything else.
+pub fn epoch_ms(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => OffsetDateTime::parse(s, &Rfc3339).ok().map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64),
+        _ => None,
+    }
 }
 
 /// `YYYY-MM-DD hh:mm:ss` in UTC, what ClickHouse DateTime parses in JSONEachRow on every version.

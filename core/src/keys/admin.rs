@@ -38,6 +38,8 @@ pub struct Settings {
     pub events_per_minute: Option<Option<u32>>,
     #[serde(default, deserialize_with = "some")]
     pub timezone: Option<Option<String>>,
+    /// Browser keys: the site domains Plausible's Events API finds the project by.
+    pub domains: Option<Vec<String>>,
 }
 
 fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
@@ -62,6 +64,20 @@ impl Settings {
                     format!(
                         "`allowed_origins` has `{}`; an origin is scheme://host[:port] (https://*.example.com for subdomains, * for any).",
                         o.chars().take(80).collect::<String>()
+                    ),
+                ));
+            }
+        }
+        if let Some(ds) = &self.domains {
+            if ds.len() > 50 {
+                return Err(bad("invalid_settings", "`domains` takes at most 50 domains."));
+            }
+            if let Some(d) = ds.iter().find(|d| crate::keys::normalize_domain(d).is_none()) {
+                return Err(bad(
+                    "invalid_settings",
+                    format!(
+                        "`domains` has `{}`; a domain is a host name such as example.com, with no scheme, port or path.",
+                        d.chars().take(80).collect::<String>()
                     ),
                 ));
             }
@@ -111,7 +127,26 @@ impl Settings {
         if let Some(tz) = &self.timezone {
             r.timezone = tz.clone();
         }
+        if let Some(ds) = &self.domains {
+            let mut ds: Vec<String> = ds.iter().filter_map(|d| crate::keys::normalize_domain(d)).collect();
+            ds.sort();
+            ds.dedup();
+            r.domains = ds;
+        }
     }
+}
+
+/// The domain index entries a change of record `before` → `after` (None: a new key) adds and
+/// removes. Only a live publishable key may register domains: Plausible's script carries no key.
+pub fn domain_changes(before: Option<&KeyRecord>, after: &KeyRecord) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    if !after.domains.is_empty() && after.kind != KeyKind::Publishable {
+        return Err(bad("invalid_settings", "`domains` are for pk_live_ (browser) keys: Plausible's script sends its events with no key."));
+    }
+    let old: &[String] = before.map(|b| b.domains.as_slice()).unwrap_or_default();
+    let live = if after.revoked { &[][..] } else { after.domains.as_slice() };
+    let added = live.iter().filter(|d| !old.contains(d)).cloned().collect();
+    let removed = old.iter().filter(|d| !live.contains(d)).cloned().collect();
+    Ok((added, removed))
 }
 
 #[derive(Deserialize)]
@@ -133,6 +168,7 @@ struct FlatSettings {
     events_per_minute: Option<Option<u32>>,
     #[serde(default, deserialize_with = "some")]
     timezone: Option<Option<String>>,
+    domains: Option<Vec<String>>,
 }
 
 pub fn kind_name(k: KeyKind) -> &'static str {
@@ -178,6 +214,7 @@ pub fn parse_create(body: &[u8]) -> Result<(String, Vec<KeyKind>, Settings), Api
         hash_routing: f.hash_routing,
         events_per_minute: f.events_per_minute,
         timezone: f.timezone,
+        domains: f.domains,
     };
     s.check()?;
     Ok((b.project_id, kinds, s))
@@ -230,6 +267,9 @@ pub fn new_raw_key(kind: KeyKind, random: &[u8; 24]) -> String {
 pub fn new_record(project_id: &str, kind: KeyKind, s: &Settings) -> KeyRecord {
     let mut r = KeyRecord::new(project_id, kind);
     s.apply(&mut r);
+    if kind != KeyKind::Publishable {
+        r.domains.clear(); // a project's create names its site's domains for its browser key
+    }
     r
 }
 
@@ -239,6 +279,7 @@ pub fn rotate(old: &KeyRecord, now_ms: i64, grace_seconds: u64) -> (KeyRecord, K
     let until = now_ms + grace_seconds as i64 * 1000;
     let mut ending = old.clone();
     ending.expires_at_ms = Some(ending.expires_at_ms.map_or(until, |t| t.min(until)));
+    ending.domains.clear(); // the new key takes over the project's domains at once
     let mut fresh = old.clone();
     fresh.expires_at_ms = None;
     fresh.revoked = false;
@@ -250,7 +291,7 @@ pub fn listed(hash: &str, r: &KeyRecord) -> Value {
     json!({
         "hash": hash, "project_id": r.project_id, "kind": kind_name(r.kind), "revoked": r.revoked,
         "expires_at_ms": r.expires_at_ms, "allowed_origins": r.allowed_origins, "allow_null_origin": r.allow_null_origin, "retention_days": r.retention_days,
-        "hash_routing": r.hash_routing, "events_per_minute": r.events_per_minute, "timezone": r.timezone,
+        "hash_routing": r.hash_routing, "events_per_minute": r.events_per_minute, "timezone": r.timezone, "domains": r.domains,
     })
 }
 
@@ -321,5 +362,26 @@ mod tests {
         let mut set = old.clone();
         parse_settings(br#"{"allowed_origins":["*"],"events_per_minute":null,"hash_routing":true}"#).unwrap().apply(&mut set);
         assert_eq!((set.allowed_origins, set.events_per_minute, set.hash_routing), (vec!["*".to_string()], None, true));
+    }
+
+    #[test]
+    fn domains_are_a_browser_keys_and_their_index_follows_every_change() {
+        let s = parse_settings(br#"{"domains":["Shop.Example.com","example.com","example.com"]}"#).unwrap();
+        let pk = new_record("p", KeyKind::Publishable, &s);
+        assert_eq!(pk.domains, vec!["example.com".to_string(), "shop.example.com".to_string()]);
+        assert!(new_record("p", KeyKind::Secret, &s).domains.is_empty());
+        assert_eq!(domain_changes(None, &pk).unwrap(), (pk.domains.clone(), vec![]));
+        let mut moved = pk.clone();
+        moved.domains = vec!["example.com".into(), "new.com".into()];
+        assert_eq!(domain_changes(Some(&pk), &moved).unwrap(), (vec!["new.com".to_string()], vec!["shop.example.com".to_string()]));
+        let revoked = KeyRecord { revoked: true, ..moved.clone() };
+        assert_eq!(domain_changes(Some(&moved), &revoked).unwrap().1, moved.domains);
+        let sk = KeyRecord { domains: vec!["a.com".into()], ..KeyRecord::new("p", KeyKind::Secret) };
+        assert_eq!(domain_changes(None, &sk).unwrap_err().code, "invalid_settings");
+        for bad in ["https://a.com", "a.com:8080", "a.com/x", "", "a..com"] {
+            assert_eq!(parse_settings(format!(r#"{{"domains":["{bad}"]}}"#).as_bytes()).unwrap_err().code, "invalid_settings", "{bad}");
+        }
+        let (ending, fresh) = rotate(&pk, 0, 60);
+        assert!(ending.domains.is_empty() && fresh.domains == pk.domains);
     }
 }

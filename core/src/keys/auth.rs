@@ -59,6 +59,20 @@ pub fn bearer(authorization: Option<&str>) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && one_token).then_some(token)
 }
 
+/// The user of an `Authorization: Basic` header: Segment's SDKs send the write key so, with
+/// an empty password. None for any other scheme, or what does not decode.
+pub fn basic_user(authorization: Option<&str>) -> Option<String> {
+    use base64::Engine;
+    let (scheme, encoded) = authorization?.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let user = text.split(':').next().unwrap_or_default().trim();
+    (!user.is_empty()).then(|| user.to_string())
+}
+
 /// Before any lookup: the kind the raw key's prefix claims, if that kind may use `route` at all.
 pub fn claim(route: Route, raw_key: Option<&str>) -> Result<KeyKind, ApiError> {
     let raw = raw_key.map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| missing_key(route))?;
@@ -205,6 +219,17 @@ mod tests {
             allowed_origins: vec!["https://example.com".into(), "https://*.example.org".into()],
             retention_days: 30,
             ..KeyRecord::new("proj_1", kind)
+        }
+    }
+
+    #[test]
+    fn basic_auth_gives_segments_write_key() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert_eq!(basic_user(Some(&format!("Basic {}", b64("sk_live_x:")))).as_deref(), Some("sk_live_x"));
+        assert_eq!(basic_user(Some(&format!("basic  {}", b64("pk_live_y:ignored")))).as_deref(), Some("pk_live_y"));
+        for h in [format!("Bearer {}", b64("sk_live_x:")), "Basic %%%".into(), format!("Basic {}", b64(":pw"))] {
+            assert_eq!(basic_user(Some(&h)), None, "{h}");
         }
     }
 

@@ -89,6 +89,23 @@ pub struct KeyRecord {
     /// When a rotated-out key stops working (epoch ms); None: until revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at_ms: Option<i64>,
+    /// Publishable keys: the site domains Plausible's Events API names this key's project by
+    /// (`d`), lower case (`normalize_domain`). KV also holds `domain_index_key(d)` → this key's hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
+}
+
+/// Where KV `KEYS` holds the hash of the key that registered `domain`.
+pub fn domain_index_key(domain: &str) -> String {
+    format!("domain:{domain}")
+}
+
+/// A site domain as Plausible's script sends it (`example.com`, `shop.example.co.uk`): lower
+/// case, no scheme, port or path, labels of letters, digits and hyphens. None for anything else.
+pub fn normalize_domain(d: &str) -> Option<String> {
+    let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    (d.len() <= 253 && d.split('.').all(label_ok)).then_some(d)
 }
 
 /// The record as it stands at `now_ms`: a rotated-out key past its grace is revoked.
@@ -118,6 +135,7 @@ impl KeyRecord {
             timezone: None,
             expires_at_ms: None,
             allow_null_origin: false,
+            domains: vec![],
         }
     }
 }

@@ -64,13 +64,20 @@ pub fn stored_id(secret: Option<&IdSecret>, project: &str, id: &str) -> Result<S
     if !pii::is_personal_id(id) {
         return Ok(id.to_string());
     }
+    user_visitor_id(secret, project, id)
+}
+
+/// The visitor id of a signed-in person's own id (`user_id` on `/collect`, a Segment `userId`,
+/// a PostHog `distinct_id`): always its keyed hash, whatever it looks like, since the customer's
+/// user ids are personal data in their own systems. Erasure by that id finds it (`visitors`).
+pub fn user_visitor_id(secret: Option<&IdSecret>, project: &str, id: &str) -> Result<String, ApiError> {
     match secret {
         Some(s) => Ok(keyed_hash(s, project, id)),
         None => Err(ApiError::new(
             503,
             "config_error",
             "This deployment is misconfigured: ID_HASH_SECRET is not set, so it cannot store an id that holds personal data \
-             (an e-mail address, a phone number ...) as a keyed hash. Set one with `openssl rand -hex 32 | npx wrangler secret put ID_HASH_SECRET`.",
+             (an e-mail address, a phone number, a user id ...) as a keyed hash. Set one with `openssl rand -hex 32 | npx wrangler secret put ID_HASH_SECRET`.",
         )),
     }
 }

@@ -3,10 +3,10 @@
 //! any key-store read (so a flood of made-up keys costs a bounded number of reads), the key
 //! looked up, and the core's policy asked (`millimetric_core::keys::auth`).
 
-use super::key_lookup::{ip_refusal, lookup_key};
+use super::key_lookup::{domain_ip_refusal, ip_refusal, lookup_domain, lookup_key};
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::{self, Route};
-use millimetric_core::keys::{self, Principal};
+use millimetric_core::keys::{self, KeyKind, Principal};
 use millimetric_core::rate_limit;
 use worker::{Env, Request};
 
@@ -19,11 +19,16 @@ pub struct Caller {
 /// `body_key`: the key a request body carried (ingest only), used when no Bearer token came.
 /// Err: the refusal to answer with (429 from the per-address limit: Retry-After 60).
 pub async fn authenticate(req: &Request, env: &Env, route: Route, body_key: Option<&str>) -> Result<Caller, ApiError> {
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    let authorization = header("Authorization");
+    let authorization = req.headers().get("Authorization").ok().flatten();
     let raw_key = auth::bearer(authorization.as_deref()).or(body_key);
     let claimed = auth::claim(route, raw_key)?;
-    let key_hash = keys::key_hash(raw_key.unwrap_or_default());
+    authenticate_hash(req, env, route, claimed, keys::key_hash(raw_key.unwrap_or_default())).await
+}
+
+/// The same decision for a key known by its hash alone: a Plausible event's site domain names
+/// the pk_live_ key that registered it (`domain_key`).
+pub async fn authenticate_hash(req: &Request, env: &Env, route: Route, claimed: KeyKind, key_hash: String) -> Result<Caller, ApiError> {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
     // The connecting address: used for the per-address limit (hashed) and nothing else; it is
     // not passed on, stored or logged.
     let client_ip = header("CF-Connecting-IP");
@@ -34,4 +39,20 @@ pub async fn authenticate(req: &Request, env: &Env, route: Route, body_key: Opti
     let record = lookup_key(env, &key_hash).await?;
     let principal = auth::authorize(route, claimed, record, header("Origin").as_deref())?;
     Ok(Caller { principal, key_hash })
+}
+
+/// The hash of the pk_live_ key that registered `domain` (KV `KEYS`, `keys::domain_index_key`),
+/// through the isolate's cache; a domain not known costs a per-address check before KV is read.
+pub async fn domain_key(req: &Request, env: &Env, domain: &str) -> Result<String, ApiError> {
+    let index = keys::domain_index_key(domain);
+    let client_ip = req.headers().get("CF-Connecting-IP").ok().flatten();
+    if let Some(wait) = domain_ip_refusal(env, &index, client_ip.as_deref()).await? {
+        return Err(rate_limit::too_many("client address", wait));
+    }
+    lookup_domain(env, &index).await?.ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_domain",
+            format!("No project registered the site `{domain}`. Add it to the project's pk_live_ key: `keys set HASH --domains {domain}`."),
+        )
+    })
 }

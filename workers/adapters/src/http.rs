@@ -47,8 +47,9 @@ pub fn preflight(req: &Request) -> Response {
     let headers = Headers::new();
     let origin = req.headers().get("Origin").ok().flatten().unwrap_or_else(|| "*".to_string());
     let _ = headers.set("Access-Control-Allow-Origin", &origin);
-    let _ = headers.set("Access-Control-Allow-Methods", "POST, OPTIONS");
-    let _ = headers.set("Access-Control-Allow-Headers", "Content-Type, Content-Encoding, Authorization");
+    let _ = headers.set("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    // X-Retry-Count: Segment's analytics-next sends it on every retry.
+    let _ = headers.set("Access-Control-Allow-Headers", "Content-Type, Content-Encoding, Authorization, X-Retry-Count");
     let _ = headers.set("Access-Control-Max-Age", "86400");
     let _ = headers.set("Vary", "Origin");
     Response::empty().expect("empty response").with_status(204).with_headers(headers)

@@ -22,6 +22,10 @@ const MAX_KNOWN_KEYS: usize = 10_000;
 const MAX_UNKNOWN_KEYS: usize = 10_000;
 
 thread_local! {
+    /// Site domains (Plausible's `d`) to the hash of the key that registered them, kept as key
+    /// records are (`keys::cache`).
+    static DOMAIN_CACHE: std::cell::RefCell<KeyCache<String>> =
+        std::cell::RefCell::new(KeyCache::new(MAX_KNOWN_KEYS, MAX_UNKNOWN_KEYS));
     /// Key records by key hash: KV is itself eventually consistent over about a minute, so an
     /// isolate need not read it for every request (TTLs and eviction: millimetric_core::keys::cache).
     static KEY_CACHE: std::cell::RefCell<KeyCache<KeyRecord>> =
@@ -62,4 +66,27 @@ pub async fn lookup_key(env: &Env, hash: &str) -> std::result::Result<Option<Key
     let rec = kv.get(hash).cache_ttl(60).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))?;
     KEY_CACHE.with(|c| c.borrow_mut().put(hash, rec.clone(), now));
     Ok(rec.map(|r| millimetric_core::keys::effective(r, now)))
+}
+
+/// The per-address check for a domain the isolate does not know: as for an unknown key.
+pub async fn domain_ip_refusal(env: &Env, index: &str, client_ip: Option<&str>) -> std::result::Result<Option<u32>, ApiError> {
+    let now = Date::now().as_millis() as i64;
+    if matches!(DOMAIN_CACHE.with(|c| c.borrow().get(index, now)), Cached::Known(_)) {
+        return Ok(None);
+    }
+    ip_refusal(env, KeyKind::Publishable, index, client_ip).await
+}
+
+/// The key hash KV holds under a domain's index entry, through the isolate's cache.
+pub async fn lookup_domain(env: &Env, index: &str) -> std::result::Result<Option<String>, ApiError> {
+    let now = Date::now().as_millis() as i64;
+    match DOMAIN_CACHE.with(|c| c.borrow().get(index, now)) {
+        Cached::Known(hash) => return Ok(Some(hash)),
+        Cached::Unknown => return Ok(None),
+        Cached::Miss => {}
+    }
+    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    let hash = kv.get(index).cache_ttl(60).text().await.map_err(|_| unavailable("The key store"))?;
+    DOMAIN_CACHE.with(|c| c.borrow_mut().put(index, hash.clone(), now));
+    Ok(hash)
 }

@@ -24,17 +24,17 @@ struct Rejected {
 }
 
 #[derive(Serialize)]
-struct Accepted {
+pub(crate) struct Accepted {
     status: &'static str,
-    accepted: usize,
+    pub accepted: usize,
     ids: Vec<String>,
     rejected: Vec<Rejected>,
 }
 
 /// Why a request was refused: the error, and for 429 the wait to put in Retry-After.
-struct Refusal {
-    error: ApiError,
-    retry_after_s: Option<u32>,
+pub(crate) struct Refusal {
+    pub error: ApiError,
+    pub retry_after_s: Option<u32>,
 }
 
 impl From<ApiError> for Refusal {
@@ -46,52 +46,87 @@ impl From<ApiError> for Refusal {
 /// Whose request it turned out to be, once its key was known: the CORS origin to answer with,
 /// and the project and event count a refusal is counted against (usage).
 #[derive(Default)]
-struct Seen {
-    cors: Option<String>,
-    project: Option<(String, usize)>,
+pub(crate) struct Seen {
+    pub cors: Option<String>,
+    pub project: Option<(String, usize)>,
 }
+
+/// How a way in differs from `/collect`: the route its rows and usage name, its bounds, and
+/// whether a browser key may send a batch (posthog-js batches; our snippet never does).
+pub(crate) struct Way {
+    pub route: &'static str,
+    pub limits: &'static event::Limits,
+    pub browser_batches: bool,
+}
+
+const COLLECT: Way = Way { route: "collect", limits: &LIMITS, browser_batches: false };
 
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     let mut seen = Seen::default();
     let answer = ingest(&mut req, env, &mut seen).await;
+    Ok(respond(answer.map(|a| (202, serde_json::to_string(&a).unwrap_or_default())), &seen))
+}
+
+/// The answer to an ingest request: its success as given, or the refusal (counted in usage
+/// against the project, once its key was known).
+pub(crate) fn respond(answer: std::result::Result<(u16, String), Refusal>, seen: &Seen) -> Response {
     let cors = seen.cors.as_deref();
     let (error, retry_after_s) = match answer {
-        Ok(body) => return Ok(http::json(202, &body, cors)),
+        Ok((status, body)) => return http::json(status, &body, cors),
         Err(Refusal { error, retry_after_s }) => (error, retry_after_s),
     };
     if let Some((project, events)) = &seen.project {
         usage::count(project, Counter::Refused, error.code, *events as u64);
     }
     if let Some(wait) = retry_after_s {
-        return Ok(http::rate_limited(&error, wait, cors));
+        return http::rate_limited(&error, wait, cors);
     }
     if error.status >= 500 {
         console_error!("collect: {error}");
     }
-    Ok(http::error(&error, cors))
+    http::error(&error, cors)
 }
 
-fn header(req: &Request, name: &str) -> Option<String> {
+pub(crate) fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
-async fn ingest(req: &mut Request, env: &Env, seen: &mut Seen) -> std::result::Result<String, Refusal> {
+async fn ingest(req: &mut Request, env: &Env, seen: &mut Seen) -> std::result::Result<Accepted, Refusal> {
     event::check_content_type(header(req, "Content-Type").as_deref())?;
     let encoding = event::check_content_encoding(header(req, "Content-Encoding").as_deref())?;
-    let raw = read_capped(req).await?;
+    let raw = read_capped(req, &LIMITS).await?;
     let json = event::decode_body(&raw, encoding, &LIMITS)?;
     let envelope = event::parse_envelope(&json, &LIMITS)?;
 
     // The key (a Bearer token, else the body's `key`), the per-address limit, the key store.
     let caller = millimetric_adapters::auth::authenticate(req, env, Route::Ingest, envelope.key.as_deref()).await?;
+    let events = envelope.events.into_iter().map(Ok).collect();
+    accept(req, env, seen, caller, events, envelope.is_batch, &COLLECT).await
+}
+
+/// Events of an authenticated caller, each still `/collect` JSON (or already refused, by a
+/// vendor protocol's translation): the limits, the pipeline to rows, and the queue. Every way
+/// in ends here.
+pub(crate) async fn accept(
+    req: &Request,
+    env: &Env,
+    seen: &mut Seen,
+    caller: millimetric_adapters::auth::Caller,
+    events: Vec<std::result::Result<serde_json::Value, ApiError>>,
+    is_batch: bool,
+    way: &Way,
+) -> std::result::Result<Accepted, Refusal> {
     let (principal, key_hash) = (caller.principal, caller.key_hash);
     seen.cors = principal.cors_origin.clone();
-    seen.project = Some((principal.project_id.clone(), envelope.events.len()));
+    seen.project = Some((principal.project_id.clone(), events.len()));
 
-    if envelope.is_batch && principal.kind != KeyKind::Secret {
+    if is_batch && principal.kind != KeyKind::Secret && (!way.browser_batches || events.len() > LIMITS.max_batch_events) {
         return Err(ApiError::bad_request(
             "batch_needs_secret_key",
-            "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request.",
+            format!(
+                "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request{}.",
+                if way.browser_batches { format!(", or at most {} in a batch", LIMITS.max_batch_events) } else { String::new() }
+            ),
         )
         .into());
     }
@@ -102,7 +137,7 @@ async fn ingest(req: &mut Request, env: &Env, seen: &mut Seen) -> std::result::R
     }
     // Per key, with the limit from the key's record, counted in events.
     let limit = principal.events_per_minute.unwrap_or_else(|| rate_limit::default_events_per_minute(principal.kind));
-    if let Some(wait) = super::key_limiter::check(env, &key_hash, envelope.events.len() as u64, limit).await {
+    if let Some(wait) = super::key_limiter::check(env, &key_hash, events.len() as u64, limit).await {
         return Err(Refusal { error: rate_limit::too_many("key", wait), retry_after_s: Some(wait) });
     }
 
@@ -113,17 +148,21 @@ async fn ingest(req: &mut Request, env: &Env, seen: &mut Seen) -> std::result::R
         id_secret: config::id_hash_secret(env),
     };
     // Forwarded visitor IPs need the geo database; browser events use the edge's geo.
-    let needs_geo = principal.kind == KeyKind::Secret && envelope.events.iter().any(|e| e.get("ip").is_some_and(|ip| !ip.is_null()));
+    let needs_geo = principal.kind == KeyKind::Secret && events.iter().flatten().any(|e| e.get("ip").is_some_and(|ip| !ip.is_null()));
     let geo_db = if needs_geo { super::geo::database(env).await } else { None };
     let lookup = |ip| geo_db.as_ref().and_then(|db| db.lookup(ip));
     let mut rows = Vec::new();
     let mut rejected = Vec::new();
-    let total = envelope.events.len();
-    for (index, raw_event) in envelope.events.into_iter().enumerate() {
-        let result = event::validate_event(raw_event, principal.kind == KeyKind::Secret, &LIMITS)
+    let total = events.len();
+    for (index, raw_event) in events.into_iter().enumerate() {
+        let result = raw_event
+            .and_then(|raw| event::validate_event(raw, principal.kind == KeyKind::Secret, way.limits))
             .and_then(|ev| pipeline::build_row(&principal, ev, &ctx, &lookup, &mut millimetric_adapters::random::uuid));
         match result {
-            Ok(row) => rows.push(row),
+            Ok(mut row) => {
+                row.ingest_route = way.route.into();
+                rows.push(row)
+            }
             Err(e) => rejected.push(Rejected { index, code: e.code, message: e.message }),
         }
     }
@@ -132,7 +171,7 @@ async fn ingest(req: &mut Request, env: &Env, seen: &mut Seen) -> std::result::R
     }
     if rows.is_empty() {
         seen.project = None; // each rejected event is counted above, by its own code
-        if total == 1 && !envelope.is_batch {
+        if total == 1 && !is_batch {
             let r = rejected.pop().expect("one event, rejected");
             return Err(ApiError::bad_request(r.code, r.message).into());
         }
@@ -148,15 +187,15 @@ async fn ingest(req: &mut Request, env: &Env, seen: &mut Seen) -> std::result::R
     let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
     let window = Duration::from_millis(config::var(env, "QUEUE_GROUP_COMMIT_MS").and_then(|v| v.parse().ok()).unwrap_or(5));
     super::group_commit::enqueue(env, rows, window).await.map_err(|_| unavailable("The event queue"))?;
-    Ok(serde_json::to_string(&Accepted { status: "accepted", accepted: ids.len(), ids, rejected }).unwrap_or_default())
+    Ok(Accepted { status: "accepted", accepted: ids.len(), ids, rejected })
 }
 
 /// The body, read chunk by chunk and refused once it passes the cap: a chunked body with no
 /// Content-Length is never buffered whole (an isolate has 128 MB for everything).
-async fn read_capped(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_capped(req: &mut Request, limits: &event::Limits) -> std::result::Result<Vec<u8>, ApiError> {
     use futures_util::StreamExt;
     let declared = header(req, "Content-Length").and_then(|l| l.parse::<usize>().ok());
-    let mut body = event::CappedBody::new(&LIMITS, declared)?;
+    let mut body = event::CappedBody::new(limits, declared)?;
     let unreadable = || ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again.");
     if declared.is_some() {
         // A declared length within the cap (CappedBody::new refused one over it; the runtime

@@ -84,6 +84,7 @@ async fn create(env: &Env, body: &[u8]) -> Answer {
     for kind in kinds {
         let raw = admin::new_raw_key(kind, &random24());
         let r = admin::new_record(&project, kind, &settings);
+        index_domains(env, &key_hash(&raw), None, &r).await?;
         put(env, &key_hash(&raw), &r).await?;
         out.push(admin::created(&raw, &r));
     }
@@ -131,6 +132,7 @@ async fn rotate(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
     }
     let (ending, fresh) = admin::rotate(&old, now, grace);
     let raw = admin::new_raw_key(fresh.kind, &random24());
+    index_domains(env, &key_hash(&raw), None, &fresh).await?;
     put(env, &key_hash(&raw), &fresh).await?;
     put(env, hash, &ending).await?;
     let result = Ok((201, json!({"key": admin::created(&raw, &fresh), "old": admin::listed(hash, &ending), "grace_seconds": grace})));
@@ -140,22 +142,63 @@ async fn rotate(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
 
 /// `POST /admin/keys/{hash}/revoke`: at once.
 async fn revoke(env: &Env, hash: &str) -> Answer {
-    let mut r = get(env, hash).await?;
-    r.revoked = true;
-    put(env, hash, &r).await?;
+    let r = put_revoked(env, hash, &get(env, hash).await?).await?;
     let result =
         Ok((200, json!({"key": admin::listed(hash, &r), "reaches_every_isolate_within_seconds": admin::REVOCATION_BOUND_SECONDS})));
     log(env, &r.project_id, &result).await;
     result
 }
 
+/// Key `hash` revoked, and the sites it registered let go (a project's deletion revokes so too).
+pub async fn put_revoked(env: &Env, hash: &str, before: &KeyRecord) -> Result<KeyRecord, ApiError> {
+    let r = KeyRecord { revoked: true, ..before.clone() };
+    index_domains(env, hash, Some(before), &r).await?;
+    put(env, hash, &r).await?;
+    Ok(r)
+}
+
 /// `PATCH /admin/keys/{hash}`: origins, limit, retention, hash routing, time zone.
 async fn update(env: &Env, hash: &str, body: &[u8]) -> Answer {
     let settings = admin::parse_settings(body)?;
-    let mut r = get(env, hash).await?;
+    let before = get(env, hash).await?;
+    let mut r = before.clone();
     settings.apply(&mut r);
+    index_domains(env, hash, Some(&before), &r).await?;
     put(env, hash, &r).await?;
     let result = Ok((200, json!({"key": admin::listed(hash, &r)})));
     log(env, &r.project_id, &result).await;
     result
+}
+
+/// KV's domain index (`keys::domain_index_key`) as key `hash`'s record goes from `before` to
+/// `after`: its new domains point to it, its dropped ones no longer do. A domain another
+/// project's live key holds is refused (409), so no project can take another's site.
+async fn index_domains(env: &Env, hash: &str, before: Option<&KeyRecord>, after: &KeyRecord) -> Result<(), ApiError> {
+    let (added, removed) = admin::domain_changes(before, after)?;
+    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    let store = |_| unavailable("The key store");
+    for domain in &added {
+        let index = millimetric_core::keys::domain_index_key(domain);
+        if let Some(holder) = kv.get(&index).text().await.map_err(store)?.filter(|h| h != hash) {
+            let held = kv.get(&holder).json::<KeyRecord>().await.map_err(store)?;
+            if held.is_some_and(|r| r.project_id != after.project_id && !r.revoked) {
+                return Err(ApiError::new(
+                    409,
+                    "domain_taken",
+                    format!("Another project's key holds the site `{domain}`. Revoke that key or drop the domain there first."),
+                ));
+            }
+        }
+    }
+    for domain in &added {
+        kv.put(&millimetric_core::keys::domain_index_key(domain), hash).map_err(store)?.execute().await.map_err(store)?;
+    }
+    for domain in &removed {
+        let index = millimetric_core::keys::domain_index_key(domain);
+        // Only while it still names this key (a rotation moved it on already).
+        if kv.get(&index).text().await.map_err(store)?.as_deref() == Some(hash) {
+            kv.delete(&index).await.map_err(store)?;
+        }
+    }
+    Ok(())
 }

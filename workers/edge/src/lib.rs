@@ -4,6 +4,7 @@
 mod admin;
 mod audit;
 mod collect;
+mod compat;
 mod consumer;
 mod dead_letters;
 mod erasures;
@@ -91,6 +92,12 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         }
         (Method::Get, "/admin/config-check") => Ok(admin::config_check(&req, env)),
         (Method::Get, "/admin/usage") => usage_job::admin_view(req, env).await,
+        // Segment's, PostHog's and Plausible's own paths, for their SDKs.
+        (Method::Options, p) if millimetric_core::compat::route(p).is_some() => Ok(http::preflight(&req)),
+        (_, p) if millimetric_core::compat::route(p).is_some() => {
+            let endpoint = millimetric_core::compat::route(p).expect("matched just above");
+            compat::handle(req, env, endpoint).await
+        }
         _ => match millimetric_core::privacy::visitors::parse_path(&path) {
             Some((_, Err(e))) => Ok(http::error(&e, None)),
             Some((action @ millimetric_core::privacy::visitors::Action::Export, Ok(id))) if req.method() == Method::Get => {

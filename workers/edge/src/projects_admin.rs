@@ -145,9 +145,7 @@ async fn set_quota(env: &Env, project: &str, body: &[u8], now: i64) -> Answer {
 pub async fn delete_project(env: &Env, project: &str) -> Answer {
     let keys = keys_admin::project_keys(env, project).await?;
     for (hash, record) in &keys {
-        let mut revoked = record.clone();
-        revoked.revoked = true;
-        keys_admin::put(env, hash, &revoked).await?;
+        keys_admin::put_revoked(env, hash, record).await?;
     }
     put_tombstone(env, project, Tombstone::default()).await?;
     let deleted = erase_all(env, project, keys.into_iter().map(|(hash, _)| hash).collect()).await?;

@@ -31,13 +31,16 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
     let caller = authenticate(req, env, route, None).await?;
     let (project, key_hash) = (caller.principal.project_id, caller.key_hash);
     // The id as it was stored: one that is personal data (an e-mail address) as its keyed hash.
-    let stored = pseudonym::stored_id(config::id_hash_secret(env).as_ref(), &project, visitor)?;
+    let secret = config::id_hash_secret(env);
+    let stored = pseudonym::stored_id(secret.as_ref(), &project, visitor)?;
+    // And as a signed-in person's id (`user_id`, a Segment userId, a PostHog distinct_id) is stored.
+    let as_user = pseudonym::user_visitor_id(secret.as_ref(), &project, visitor).ok();
     // Its own window (and object), apart from the key's event limit.
     if let Some(wait) = key_limiter::check(env, &format!("{key_hash}/visitors"), 1, visitors::REQUESTS_PER_MINUTE).await {
         return Ok(http::rate_limited(&rate_limit::too_many("key", wait), wait, None));
     }
     // Every export and erasure the project's key asked for is in its audit log, with how it went.
-    let result = act(env, action, Visitor { given: visitor, stored: &stored }, &project).await;
+    let result = act(env, action, Visitor { given: visitor, stored: &stored, as_user: as_user.as_deref() }, &project).await;
     let what = match action {
         Action::Export => audit::Action::VisitorExport,
         Action::Erase => audit::Action::VisitorErasure,
@@ -51,15 +54,19 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
 }
 
 /// A visitor's id as the client gave it (echoed back) and as it was stored (looked up, with the
-/// given one for rows written before identifiers were hashed).
+/// given one for rows written before identifiers were hashed), and the keyed hash it is stored
+/// as when it came as a user id.
 struct Visitor<'a> {
     given: &'a str,
     stored: &'a str,
+    as_user: Option<&'a str>,
 }
 
 impl Visitor<'_> {
     fn ids(&self) -> Vec<&str> {
         let mut ids = vec![self.stored, self.given];
+        ids.extend(self.as_user);
+        ids.sort();
         ids.dedup();
         ids
     }
@@ -100,11 +107,13 @@ async fn act(env: &Env, action: Action, visitor: Visitor<'_>, project: &str) -> 
             // Recorded first, so the daily job re-applies it (and catches events that were
             // still queued) even if the deletion below fails; the client's retry repeats both.
             let kv = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
-            let put = kv.put(&visitors::erasure_key(&project, visitor.stored), "").map_err(|_| unavailable("The erasure log"))?;
-            put.expiration_ttl(visitors::RECHECK_SECONDS).execute().await.map_err(|e| {
-                console_error!("visitors: could not record the erasure: {e}");
-                unavailable("The erasure log")
-            })?;
+            for id in [Some(visitor.stored), visitor.as_user].into_iter().flatten() {
+                let put = kv.put(&visitors::erasure_key(&project, id), "").map_err(|_| unavailable("The erasure log"))?;
+                put.expiration_ttl(visitors::RECHECK_SECONDS).execute().await.map_err(|e| {
+                    console_error!("visitors: could not record the erasure: {e}");
+                    unavailable("The erasure log")
+                })?;
+            }
             for sql in visitors::erase_sql(&cfg.database, &cfg.table, &project, &visitor.ids()) {
                 clickhouse_sink::query(&cfg, &sql).await.map_err(|e| {
                     console_error!("visitors: erase failed: {e}");

@@ -1,0 +1,114 @@
+//! The bodies other vendors' SDKs send, to JSON: gzip (by header, by `compression=`, or by its
+//! magic bytes, as posthog-js sends it with no header), base64 (`compression=base64`), and a
+//! form body `data=<base64 or JSON>`. Bounded as `/collect`'s are (`ingest::event::decode_body`).
+
+use crate::error::ApiError;
+use crate::ingest::event::{decode_body, BodyEncoding, Limits};
+use base64::Engine;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// How the request said its body was sent.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Framing {
+    /// `Content-Encoding: gzip`.
+    pub gzip_header: bool,
+    /// The `compression` query parameter (`gzip`, `gzip-js`, `base64`; PostHog's names).
+    pub compression: Option<String>,
+    /// `Content-Type: application/x-www-form-urlencoded`.
+    pub form: bool,
+}
+
+/// The body's JSON text, whatever of the above it came in.
+pub fn decode(raw: &[u8], framing: &Framing, limits: &Limits) -> Result<Vec<u8>, ApiError> {
+    let compression = framing.compression.as_deref().map(str::to_ascii_lowercase);
+    if matches!(compression.as_deref(), Some("lz64" | "lz-string")) {
+        return Err(ApiError::new(
+            415,
+            "unsupported_encoding",
+            "lz64 (lz-string) bodies are not accepted. Configure the SDK for gzip or no compression (posthog-js: `disable_compression: false`).",
+        ));
+    }
+    let raw = if framing.form { form_data(raw)? } else { raw.to_vec() };
+    let raw = if compression.as_deref() == Some("base64") || (framing.form && !looks_like_json(&raw) && !is_gzip(&raw)) {
+        base64_decode(&raw)?
+    } else {
+        raw
+    };
+    let gzip = framing.gzip_header || matches!(compression.as_deref(), Some("gzip" | "gzip-js")) || is_gzip(&raw);
+    decode_body(&raw, if gzip { BodyEncoding::Gzip } else { BodyEncoding::Identity }, limits)
+}
+
+fn is_gzip(raw: &[u8]) -> bool {
+    raw.starts_with(&GZIP_MAGIC)
+}
+
+fn looks_like_json(raw: &[u8]) -> bool {
+    matches!(raw.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['))
+}
+
+/// The `data` field of a form body, percent-decoded.
+fn form_data(raw: &[u8]) -> Result<Vec<u8>, ApiError> {
+    url::form_urlencoded::parse(raw)
+        .find(|(k, _)| k == "data")
+        .map(|(_, v)| v.into_owned().into_bytes())
+        .ok_or_else(|| ApiError::bad_request("invalid_body", "A form body must carry the events in its `data` field."))
+}
+
+fn base64_decode(raw: &[u8]) -> Result<Vec<u8>, ApiError> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let text: Vec<u8> = raw.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    [&base64::alphabet::STANDARD, &base64::alphabet::URL_SAFE]
+        .into_iter()
+        .find_map(|alphabet| GeneralPurpose::new(alphabet, config).decode(&text).ok())
+        .ok_or_else(|| ApiError::bad_request("invalid_body", "The body says it is base64 but is not. Send JSON, gzip or base64 of either."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compat::LIMITS;
+    use flate2::{write::GzEncoder, Compression};
+    use std::io::Write;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    const JSON: &[u8] = br#"{"event":"x"}"#;
+
+    #[test]
+    fn every_framing_decodes_to_the_same_json() {
+        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        let form = |d: &str| format!("data={}", url::form_urlencoded::byte_serialize(d.as_bytes()).collect::<String>()).into_bytes();
+        let plain = Framing::default();
+        let sniffed = decode(&gz(JSON), &plain, &LIMITS).unwrap();
+        assert_eq!(sniffed, JSON, "gzip with no header is found by its magic bytes");
+        let cases: Vec<(Vec<u8>, Framing)> = vec![
+            (JSON.to_vec(), plain.clone()),
+            (gz(JSON), Framing { gzip_header: true, ..Default::default() }),
+            (gz(JSON), Framing { compression: Some("gzip-js".into()), ..Default::default() }),
+            (b64(JSON).into_bytes(), Framing { compression: Some("base64".into()), ..Default::default() }),
+            (form(&b64(JSON)), Framing { form: true, ..Default::default() }),
+            (form(std::str::from_utf8(JSON).unwrap()), Framing { form: true, ..Default::default() }),
+        ];
+        for (raw, framing) in cases {
+            assert_eq!(decode(&raw, &framing, &LIMITS).unwrap(), JSON, "{framing:?}");
+        }
+    }
+
+    #[test]
+    fn bad_framings_are_clear_refusals() {
+        let lz = Framing { compression: Some("lz64".into()), ..Default::default() };
+        assert_eq!(decode(JSON, &lz, &LIMITS).unwrap_err().status, 415);
+        let b64 = Framing { compression: Some("base64".into()), ..Default::default() };
+        assert_eq!(decode(b"%%%", &b64, &LIMITS).unwrap_err().code, "invalid_body");
+        let form = Framing { form: true, ..Default::default() };
+        assert_eq!(decode(b"other=1", &form, &LIMITS).unwrap_err().code, "invalid_body");
+        let bomb = gz(&vec![b' '; LIMITS.max_decoded_bytes + 1]);
+        assert_eq!(decode(&bomb, &Framing::default(), &LIMITS).unwrap_err().code, "body_too_large");
+    }
+}

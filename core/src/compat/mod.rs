@@ -1,0 +1,230 @@
+//! Other vendors' ingest protocols, so that an app's existing Segment, PostHog or Plausible
+//! tracking moves here by changing one host name. Each protocol's body becomes `/collect`
+//! events (JSON, as a client would have sent them), which then take exactly `/collect`'s way
+//! in: the same key rules, limits, validation, scrubbing, enrichment, rows and queue.
+//!
+//! Top to bottom: which endpoint a path is (`route`), the body's framing (`body`), one
+//! translator per protocol (`segment`, `posthog`, `plausible`), and what they share here:
+//! properties made flat and bounded (`flat_props`), clock-skew correction (`skew_corrected`),
+//! and the fields a browser key may not forward (`for_key`).
+
+pub mod body;
+pub mod plausible;
+pub mod posthog;
+pub mod segment;
+
+use crate::error::ApiError;
+use crate::ingest::event::{self, json_len, Limits};
+use crate::keys::KeyKind;
+use serde_json::{Map, Value};
+
+/// `/collect`'s bounds, but with the vendors' batch sizes (Segment's 2,500 messages and
+/// 500 KB), and custom events that need no page (server-side `track` calls have none).
+pub const LIMITS: Limits =
+    Limits { max_batch_events: 2_500, max_decoded_bytes: 2 * 1024 * 1024, custom_events_need_url: false, ..event::LIMITS };
+
+/// Which protocol a request speaks: also its `ingest_route` in rows and usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Segment,
+    PostHog,
+    Plausible,
+}
+
+impl Protocol {
+    pub fn route_name(self) -> &'static str {
+        match self {
+            Protocol::Segment => "segment",
+            Protocol::PostHog => "posthog",
+            Protocol::Plausible => "plausible",
+        }
+    }
+}
+
+/// What a path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Events to store, in `protocol`'s body; for Segment, the call the path names.
+    Ingest(Protocol, Option<segment::Call>),
+    /// PostHog's feature-flag and remote-config requests (`/flags`, `/decide`,
+    /// `/array/{token}/config`): answered "no flags, nothing to record" so posthog-js carries on.
+    PostHogFlags,
+    /// Requests an SDK makes that carry nothing we keep (PostHog `/engage`, session recordings,
+    /// logs; Segment's SDK metrics): answered as the vendor would, nothing read or stored.
+    Ignored(Protocol),
+}
+
+/// The endpoint of a path, with or without its trailing slash; None for no compat path.
+pub fn route(path: &str) -> Option<Endpoint> {
+    let p = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+    if let Some(call) = p.strip_prefix("/v1/").and_then(segment::Call::from_path) {
+        return Some(Endpoint::Ingest(Protocol::Segment, Some(call)));
+    }
+    Some(match p {
+        "/v1/m" | "/m" => Endpoint::Ignored(Protocol::Segment),
+        "/e" | "/i/v0/e" | "/batch" | "/capture" | "/track" => Endpoint::Ingest(Protocol::PostHog, None),
+        "/engage" | "/s" | "/i/v1/logs" | "/i/v1/metrics" => Endpoint::Ignored(Protocol::PostHog),
+        "/flags" | "/decide" => Endpoint::PostHogFlags,
+        p if p.starts_with("/array/") && (p.ends_with("/config") || p.ends_with("/config.js")) => Endpoint::PostHogFlags,
+        "/api/event" => Endpoint::Ingest(Protocol::Plausible, None),
+        _ => return None,
+    })
+}
+
+/// A body, translated: the key it carried (None for Plausible, found by its domain), and each
+/// message in order.
+#[derive(Debug)]
+pub struct Incoming {
+    pub key: Option<String>,
+    pub messages: Vec<Message>,
+    pub is_batch: bool,
+}
+
+/// One message of a body.
+#[derive(Debug)]
+pub enum Message {
+    /// A `/collect` event.
+    Event(Value),
+    /// Taken and answered, nothing stored: an identify, a person-property update, an engagement ping.
+    Nothing,
+    /// Refused on its own (the rest of a batch goes on).
+    Refused(ApiError),
+}
+
+/// The answer each SDK counts as success, so it neither retries nor logs an error: Segment's
+/// `{"success": true}` (200), PostHog's exact `{"status": 1}` (200; its Python SDK retries even
+/// a 202), Plausible's `ok` (202).
+pub fn success(protocol: Protocol) -> (u16, &'static str) {
+    match protocol {
+        Protocol::Segment => (200, r#"{"success":true}"#),
+        Protocol::PostHog => (200, r#"{"status":1}"#),
+        Protocol::Plausible => (202, "ok"),
+    }
+}
+
+/// PostHog's flags and remote config, empty: no flags, no session recording, no autocapture,
+/// no surveys, so posthog-js asks for nothing more and records nothing it would send elsewhere.
+pub const POSTHOG_FLAGS: &str = r#"{"featureFlags":{},"featureFlagPayloads":{},"flags":{},"errorsWhileComputingFlags":false,"quotaLimited":[],"sessionRecording":false,"autocapture_opt_out":true,"capturePerformance":false,"heatmaps":false,"surveys":false,"siteApps":[],"toolbarParams":{},"supportedCompression":["gzip","gzip-js"],"config":{"enable_collect_everything":false}}"#;
+
+/// An event as a key of `kind` may send it: a browser key's request gives its own address and
+/// user agent, so a forwarded `ip` or `user_agent` (Segment's `context.ip`, PostHog's `$ip`) is
+/// dropped rather than refused: the SDK sets them on its own.
+pub fn for_key(kind: KeyKind, mut event: Value) -> Value {
+    if kind != KeyKind::Secret {
+        if let Some(obj) = event.as_object_mut() {
+            obj.remove("ip");
+            obj.remove("user_agent");
+        }
+    }
+    event
+}
+
+/// A vendor's properties as `/collect` props: only flat strings, numbers and booleans, within
+/// `/collect`'s bounds, and at most `max_props` of them. What does not fit is left out, never
+/// refused: SDKs send nested objects (a cart's products) and their own fields, and refusing
+/// the event for them would lose it. `skip` names the keys a protocol reads itself.
+pub fn flat_props(properties: Option<&Value>, skip: &dyn Fn(&str) -> bool, limits: &Limits) -> Map<String, Value> {
+    let mut out = Map::new();
+    let Some(Value::Object(map)) = properties else { return out };
+    for (k, v) in map {
+        if out.len() == limits.max_props {
+            break;
+        }
+        let key_fits = !k.trim().is_empty() && json_len(k) <= limits.max_prop_key_bytes;
+        let value_fits = match v {
+            Value::String(s) => json_len(s) <= limits.max_prop_value_bytes,
+            Value::Number(_) | Value::Bool(_) => true,
+            _ => false,
+        };
+        if key_fits && value_fits && !skip(k) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// The event's time as the vendors correct it for a client's wrong clock: `received - (sent -
+/// happened)` when both client times parse; else the client time; else None (the edge's time).
+pub fn skew_corrected(happened: Option<&Value>, sent: Option<&Value>, received_ms: i64) -> Option<i64> {
+    let happened = happened.and_then(crate::ingest::timestamp::epoch_ms)?;
+    match sent.and_then(crate::ingest::timestamp::epoch_ms) {
+        Some(sent) => Some(received_ms - (sent - happened).max(0)),
+        None => Some(happened),
+    }
+}
+
+/// Text at `path` inside `v` (a string, or a number written out); None for anything else.
+pub fn text_at(v: &Value, path: &[&str]) -> Option<String> {
+    match path.iter().try_fold(v, |v, k| v.get(k))? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The body as a JSON value, or the same refusal `/collect` gives.
+pub fn json_body(json: &[u8]) -> Result<Value, ApiError> {
+    if json.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("empty_body", "The body is empty. Send the SDK's JSON body."));
+    }
+    serde_json::from_slice(json)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("The body is not valid JSON ({e}). Send the SDK's JSON body.")))
+}
+
+/// 413 for a batch over `max`.
+pub fn batch_too_large(n: usize, max: usize) -> ApiError {
+    ApiError::new(413, "batch_too_large", format!("The batch has {n} messages; at most {max} are taken per request. Split it."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_vendor_path_routes_with_or_without_its_slash() {
+        for p in ["/e", "/e/", "/i/v0/e/", "/batch/", "/capture", "/track/"] {
+            assert_eq!(route(p), Some(Endpoint::Ingest(Protocol::PostHog, None)), "{p}");
+        }
+        for p in ["/v1/track", "/v1/t", "/v1/page/", "/v1/p", "/v1/screen", "/v1/identify", "/v1/i", "/v1/group", "/v1/alias", "/v1/batch"]
+        {
+            assert!(matches!(route(p), Some(Endpoint::Ingest(Protocol::Segment, Some(_)))), "{p}");
+        }
+        assert_eq!(route("/api/event"), Some(Endpoint::Ingest(Protocol::Plausible, None)));
+        assert_eq!(route("/flags/"), Some(Endpoint::PostHogFlags));
+        assert_eq!(route("/array/phc_x/config.js"), Some(Endpoint::PostHogFlags));
+        assert_eq!(route("/engage/"), Some(Endpoint::Ignored(Protocol::PostHog)));
+        for p in ["/collect", "/v1/query", "/v1/audit", "/v1/exports", "/", "/v1/", "/api/events"] {
+            assert_eq!(route(p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn properties_are_made_flat_and_bounded_not_refused() {
+        let long = "x".repeat(LIMITS.max_prop_value_bytes + 1);
+        let props = json!({"plan":"pro","seats":3,"trial":true,"cart":{"a":1},"items":[1],"none":null,"long":long,"$lib":"web"});
+        let out = flat_props(Some(&props), &|k| k.starts_with('$'), &LIMITS);
+        assert_eq!(Value::Object(out), json!({"plan":"pro","seats":3,"trial":true}));
+        let many: Map<String, Value> = (0..50).map(|i| (format!("k{i:02}"), json!(i))).collect();
+        assert_eq!(flat_props(Some(&Value::Object(many)), &|_| false, &LIMITS).len(), LIMITS.max_props);
+    }
+
+    #[test]
+    fn clock_skew_is_corrected_as_the_vendors_do() {
+        let received = 1_800_000_000_000;
+        // The client's clock is an hour fast: it sent 10 s after the event, by its clock.
+        let happened = json!(received + 3_600_000 - 10_000);
+        let sent = json!(received + 3_600_000);
+        assert_eq!(skew_corrected(Some(&happened), Some(&sent), received), Some(received - 10_000));
+        // No send time: the client time as it is (a server SDK importing history).
+        assert_eq!(skew_corrected(Some(&json!(received - 5_000)), None, received), Some(received - 5_000));
+        assert_eq!(skew_corrected(None, Some(&sent), received), None);
+    }
+
+    #[test]
+    fn a_browser_key_forwards_no_address_or_user_agent() {
+        let ev = json!({"url":"https://a.com/","ip":"81.2.69.142","user_agent":"x"});
+        assert_eq!(for_key(KeyKind::Publishable, ev.clone()), json!({"url":"https://a.com/"}));
+        assert_eq!(for_key(KeyKind::Secret, ev.clone()), ev);
+    }
+}

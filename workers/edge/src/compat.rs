@@ -1,0 +1,117 @@
+//! Segment's, PostHog's and Plausible's ingest endpoints: the body read and decoded, the
+//! vendor's messages translated (millimetric_core::compat), the key found, and the events
+//! handed to `/collect`'s own way in (`collect::accept`). Answers as each SDK expects.
+
+use super::collect::{self, Refusal, Seen, Way};
+use super::http;
+use millimetric_adapters::auth::{authenticate, authenticate_hash, domain_key, Caller};
+use millimetric_core::compat::{self, body, plausible, posthog, segment, Endpoint, Incoming, Message, Protocol};
+use millimetric_core::error::ApiError;
+use millimetric_core::keys::auth::{self, Route};
+use millimetric_core::keys::KeyKind;
+use serde_json::Value;
+use worker::*;
+
+pub async fn handle(mut req: Request, env: &Env, endpoint: Endpoint) -> Result<Response> {
+    let any_origin = collect::header(&req, "Origin").unwrap_or_else(|| "*".into());
+    let (protocol, call) = match endpoint {
+        // Nothing in them is the caller's data: any page may read them.
+        Endpoint::PostHogFlags => return Ok(http::json(200, compat::POSTHOG_FLAGS, Some(&any_origin))),
+        Endpoint::Ignored(protocol) => return Ok(http::json(compat::success(protocol).0, compat::success(protocol).1, Some(&any_origin))),
+        Endpoint::Ingest(protocol, call) => (protocol, call),
+    };
+    let mut seen = Seen::default();
+    let answer = if req.method() == Method::Post {
+        receive(&mut req, env, &mut seen, protocol, call).await.map(|()| compat::success(protocol)).map(|(s, b)| (s, b.to_string()))
+    } else {
+        Err(ApiError::new(405, "method_not_allowed", "Send events with POST.").into())
+    };
+    Ok(collect::respond(answer, &seen))
+}
+
+async fn receive(
+    req: &mut Request,
+    env: &Env,
+    seen: &mut Seen,
+    protocol: Protocol,
+    call: Option<segment::Call>,
+) -> std::result::Result<(), Refusal> {
+    let received_ms = Date::now().as_millis() as i64;
+    let framing = body::Framing {
+        gzip_header: collect::header(req, "Content-Encoding").is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")),
+        compression: req.url().ok().and_then(|u| u.query_pairs().find(|(k, _)| k == "compression").map(|(_, v)| v.into_owned())),
+        form: collect::header(req, "Content-Type").is_some_and(|t| t.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")),
+    };
+    let raw = collect::read_capped(req, &compat::LIMITS).await?;
+    let json = body::decode(&raw, &framing, &compat::LIMITS)?;
+    let authorization = collect::header(req, "Authorization");
+    let (incoming, domain) = match (protocol, call) {
+        (Protocol::Segment, Some(call)) => {
+            (segment::parse(call, &json, auth::basic_user(authorization.as_deref()).as_deref(), received_ms)?, None)
+        }
+        (Protocol::PostHog, _) => (posthog::parse(&json, received_ms)?, None),
+        (_, _) => {
+            let r = plausible::parse(&json)?;
+            (Incoming { key: None, messages: vec![r.message], is_batch: false }, Some(r.domain))
+        }
+    };
+    let caller = match &domain {
+        Some(d) if auth::bearer(authorization.as_deref()).is_none() => plausible_site(req, env, d).await?,
+        _ => authenticate(req, env, Route::Ingest, incoming.key.as_deref()).await?,
+    };
+    let kind = caller.principal.kind;
+    let mut events: Vec<std::result::Result<Value, ApiError>> = incoming
+        .messages
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Event(v) => Some(Ok(compat::for_key(kind, v))),
+            Message::Nothing => None,
+            Message::Refused(e) => Some(Err(e)),
+        })
+        .collect();
+    if let Some(d) = &domain {
+        events.iter_mut().flatten().for_each(|e| plausible_visitor(req, kind, d, received_ms, e));
+    }
+    if events.is_empty() {
+        seen.cors = caller.principal.cors_origin; // an identify: answered, nothing kept
+        return Ok(());
+    }
+    let way = Way { route: protocol.route_name(), limits: &compat::LIMITS, browser_batches: true };
+    collect::accept(req, env, seen, caller, events, incoming.is_batch, &way).await.map(|_| ())
+}
+
+/// A Plausible event with no key: the pk_live_ key that registered its site, with that key's
+/// origin rules, and a page on the site it names.
+async fn plausible_site(req: &Request, env: &Env, domain: &str) -> std::result::Result<Caller, ApiError> {
+    let hash = domain_key(req, env, domain).await?;
+    let caller = authenticate_hash(req, env, Route::Ingest, KeyKind::Publishable, hash).await?;
+    match caller.principal.cors_origin.as_deref() {
+        Some(origin) if !plausible::origin_is_domain(origin, domain) => Err(ApiError::new(
+            403,
+            "origin_not_allowed",
+            format!("This page's origin is not on the site `{domain}` the event names. Send `d` as the site's registered domain."),
+        )),
+        _ => Ok(caller),
+    }
+}
+
+/// Plausible's events carry no visitor id: the day's seed from the address and user agent
+/// (millimetric_core::compat::plausible::daily_visitor), stored only as its keyed hash. A
+/// server with an sk_live_ key forwards its visitor's (`X-Forwarded-For`, `User-Agent`), used
+/// for geo and device too; for anyone else X-Forwarded-For is ignored.
+fn plausible_visitor(req: &Request, kind: KeyKind, domain: &str, received_ms: i64, event: &mut Value) {
+    let user_agent = collect::header(req, "User-Agent").unwrap_or_default();
+    let forwarded = collect::header(req, "X-Forwarded-For").and_then(|f| f.split(',').next().map(|ip| ip.trim().to_string()));
+    let ip = match (kind, forwarded) {
+        (KeyKind::Secret, Some(ip)) => ip,
+        _ => collect::header(req, "CF-Connecting-IP").unwrap_or_default(),
+    };
+    let Some(obj) = event.as_object_mut() else { return };
+    if kind == KeyKind::Secret {
+        if !ip.is_empty() {
+            obj.insert("ip".into(), Value::from(ip.clone()));
+        }
+        obj.insert("user_agent".into(), Value::from(user_agent.clone()));
+    }
+    obj.insert("user_id".into(), Value::from(plausible::daily_visitor(received_ms, domain, &ip, &user_agent)));
+}
