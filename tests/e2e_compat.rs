@@ -18,10 +18,12 @@ mod support;
 use millimetric_tools::dev_keys::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::TcpListener;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::proxy::{self, Fault, Seen};
+use support::proxy::{self, header, read_request, Fault, Seen};
 use support::Stack;
 
 fn run_id() -> String {
@@ -168,11 +170,280 @@ fn server_sdks(stack: &Stack, run: &str) -> Vec<Seen> {
     seen
 }
 
+/// The browser SDKs' key: a pk_live_ key of the dev project whose allowed origin is the test
+/// site (its port is the OS's choice, known before the stack starts).
+const PK: &str = "pk_live_test_compat_0001";
+
+/// The test site: each SDK's page for every path under its prefix (a client-side route too),
+/// and the SDKs' files from node_modules.
+fn serve_site(listener: TcpListener, ingest: String) {
+    let root = support::root();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let Some((head, _)) = read_request(&mut conn) else { continue };
+            let path = head.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_string();
+            let file = |rel: &str| std::fs::read(root.join(rel)).ok();
+            let (ctype, body) = match path.as_str() {
+                "/vendor/posthog.js" => ("application/javascript", file("node_modules/posthog-js/dist/array.full.no-external.js")),
+                "/vendor/plausible.js" => ("application/javascript", file("node_modules/@plausible-analytics/tracker/plausible.js")),
+                p if p.starts_with("/vendor/segment/") && !p.contains("..") => (
+                    "application/javascript",
+                    file(&format!("node_modules/@segment/analytics-next/dist/umd/{}", &p["/vendor/segment/".len()..])),
+                ),
+                p => match ["ph", "pl", "seg"].into_iter().find(|sdk| p.starts_with(&format!("/{sdk}/"))) {
+                    Some(sdk) => {
+                        let page = std::fs::read_to_string(root.join(format!("tests/compat/pages/{sdk}.html"))).unwrap();
+                        let host = ingest.trim_start_matches("http://");
+                        let page = page.replace("@KEY@", PK).replace("@INGEST_HOST@", host).replace("@INGEST@", &ingest);
+                        ("text/html; charset=utf-8", Some(page.into_bytes()))
+                    }
+                    None => ("text/plain", None),
+                },
+            };
+            let (status, body) = match body {
+                Some(b) => ("200 OK", b),
+                None => ("404 Not Found", b"not found".to_vec()),
+            };
+            let head = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(&body);
+        }
+    });
+}
+
+/// A request's body as JSON text, whatever framing the SDK chose (posthog-js gzips with no header).
+fn decoded(r: &Seen) -> String {
+    let framing = millimetric_core::compat::body::Framing::default();
+    let json = millimetric_core::compat::body::decode(&r.body, &framing, &millimetric_core::compat::LIMITS).unwrap_or_default();
+    String::from_utf8_lossy(&json).into_owned()
+}
+
+/// The run's rows of one browser SDK's pages.
+fn page_rows(stack: &Stack, sdk: &str, run: &str, route: &str, want: u64) -> Vec<Value> {
+    let cond = format!("ingest_route = '{route}' AND url_path LIKE '/{sdk}/{run}/%'");
+    stack.wait_count(&format!("SELECT count() FROM events WHERE {cond}"), want, Duration::from_secs(30));
+    stack
+        .query(&format!("SELECT * FROM events WHERE {cond} ORDER BY timestamp, event_name FORMAT JSONEachRow"))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn browsers(stack: &Stack, run: &str, site: &str, site_listener: TcpListener) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let port = proxy::start(stack.port, Arc::new(|_: &str, _: &[u8]| Fault::None), seen.clone());
+    let ingest = format!("http://ingest.site.test:{port}");
+    serve_site(site_listener, ingest.clone());
+    // Plausible's site is its domain, registered on the key with the keys command.
+    let (ok, set) = stack.keys_cli(&["set", &millimetric_core::keys::key_hash(PK), "--domains", "site.test"]);
+    assert!(ok && set["key"]["domains"] == json!(["site.test"]), "{set}");
+    let out =
+        support::run_json(Command::new("node").current_dir(support::root()).arg("tests/compat/browser.mjs").args([site, &ingest, run]));
+    println!("compat: browsers: {out}");
+    let seen = seen.lock().unwrap().clone();
+
+    for (sdk, route, signup) in [("ph", "posthog", "signup"), ("pl", "plausible", "Signup"), ("seg", "segment", "Signup")] {
+        let rows = page_rows(stack, sdk, run, route, 3);
+        let pages: BTreeSet<(String, String)> = named(&rows, "pageview")
+            .iter()
+            .map(|r| (r["url_path"].as_str().unwrap().to_string(), r["title"].as_str().unwrap().to_string()))
+            .collect();
+        let base = format!("/{sdk}/{run}/");
+        let want_pages: BTreeSet<String> = [base.clone(), format!("{base}next")].into();
+        assert_eq!(
+            pages.iter().map(|(p, _)| p.clone()).collect::<BTreeSet<_>>(),
+            want_pages,
+            "{sdk}: the first pageview and the client-side navigation: {rows:?}"
+        );
+        assert_eq!(named(&rows, "pageview").len(), 2, "{sdk}: one row per pageview: {rows:?}");
+        let signups = named(&rows, signup);
+        let [s] = signups.as_slice() else { panic!("{sdk}: one {signup}: {rows:?}") };
+        assert_eq!(prop(s, "plan"), Some("pro"), "{sdk}: the event's property");
+        assert!(
+            s["prop_keys"].as_array().unwrap().iter().all(|k| !k.as_str().unwrap().starts_with('$')),
+            "{sdk}: the SDK's own properties are not stored"
+        );
+        let first = rows.iter().find(|r| r["url_path"] == base.as_str()).unwrap();
+        assert_eq!(first["source"], "browser-test", "{sdk}: attribution from the page URL");
+        let visitors: BTreeSet<&str> = rows.iter().map(|r| r["anonymous_id"].as_str().unwrap()).collect();
+        assert_eq!(visitors.len(), 1, "{sdk}: one visitor for the whole visit: {visitors:?}");
+        assert!(!visitors.iter().next().unwrap().is_empty());
+        assert!(rows
+            .iter()
+            .all(|r| r["browser"] == "Chrome" || r["browser"] == "Headless Chrome" || !r["browser"].as_str().unwrap().is_empty()));
+        assert_private(&rows, sdk);
+        if sdk != "ph" {
+            assert_eq!((s["revenue_amount"].to_string(), s["revenue_currency"].as_str()), ("9.5".into(), Some("EUR")), "{sdk}: revenue");
+        }
+        // No cookie set on the page by the SDK, and none sent to the ingest host.
+        assert_eq!(out[sdk]["cookie"], "site_session=cookie-secret-8842", "{sdk}: a cookie on the page");
+    }
+    let to_ingest: Vec<&Seen> = seen.iter().filter(|r| r.path() != "/health").collect();
+    assert!(to_ingest.len() >= 9, "{to_ingest:?}");
+    for r in &to_ingest {
+        assert_eq!(
+            header(&r.head, "cookie"),
+            None,
+            "a cookie reached the ingest host: {}\nthe pages' requests: {}",
+            r.head,
+            out["requests"]
+        );
+        assert_eq!(header(&r.answer_head, "set-cookie"), None, "the ingest host set a cookie: {}", r.answer_head);
+        assert!((200..300).contains(&r.status), "{} answered {}", r.head.lines().next().unwrap_or(""), r.status);
+        assert!(!decoded(r).contains("jane.doe"), "a form value was sent: {}", decoded(r));
+    }
+    let control = seen.iter().find(|r| r.path() == "/health").expect("the page's own credentialed request");
+    assert!(header(&control.head, "cookie").is_some(), "control: a credentialed request carries the site's cookie");
+    let flags = seen.iter().filter(|r| r.path().starts_with("/flags") || r.path().starts_with("/decide")).count();
+    assert!(flags <= 3, "posthog-js asked for flags {flags} times: a retry loop");
+}
+
+fn basic(key: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:")))
+}
+
+fn post(stack: &Stack, path: &str, headers: &[(&str, &str)], body: &[u8]) -> support::Reply {
+    stack.request("POST", path, headers, body)
+}
+
+/// Each protocol's answers, as its SDKs' retry rules need them: exact successes, 400/413 for
+/// what a retry cannot fix, 429 with Retry-After for limits, and the key rules of `/collect`.
+fn answers(stack: &Stack, run: &str, site: &str) {
+    let json_ct = ("Content-Type", "application/json");
+    let sk = basic(DEV_SECRET);
+    let tagged = json!({"sdk": "answers", "run": run});
+    // Successes, exactly as the SDKs want them.
+    let ph = json!({"api_key": DEV_SECRET, "event": "x", "distinct_id": "answers-1", "properties": tagged});
+    let r = post(stack, "/e/", &[json_ct], ph.to_string().as_bytes());
+    assert_eq!((r.status, &r.body), (200, &json!({"status": 1})), "PostHog: exactly 200 {{\"status\": 1}}");
+    let r = post(
+        stack,
+        "/v1/track",
+        &[json_ct, ("Authorization", &sk)],
+        json!({"event": "x", "userId": "u", "properties": tagged}).to_string().as_bytes(),
+    );
+    assert_eq!((r.status, &r.body), (200, &json!({"success": true})), "Segment");
+    let r = post(
+        stack,
+        "/v1/track",
+        &[json_ct],
+        json!({"writeKey": DEV_SECRET, "event": "y", "userId": "u", "properties": tagged}).to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "Segment: writeKey in the body: {:?}", r.body);
+    let r = post(stack, "/v1/identify", &[json_ct, ("Authorization", &sk)], br#"{"userId":"u","traits":{"email":"jane@example.com"}}"#);
+    assert_eq!(r.status, 200, "identify: answered, nothing kept");
+    {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(ph.to_string());
+        let form = format!("data={}", url::form_urlencoded::byte_serialize(b64.as_bytes()).collect::<String>());
+        let r = post(stack, "/e", &[("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes());
+        assert_eq!(r.status, 200, "PostHog: a form body of base64: {:?}", r.body);
+        let r = post(stack, "/i/v0/e/?compression=base64", &[("Content-Type", "text/plain")], b64.as_bytes());
+        assert_eq!(r.status, 200, "PostHog: compression=base64: {:?}", r.body);
+    }
+    for path in ["/decide/?v=3", "/flags?v=2", "/engage/"] {
+        let r = post(stack, path, &[json_ct], b"{}");
+        assert_eq!(r.status, 200, "{path}");
+    }
+    assert_eq!(post(stack, "/flags?v=2", &[json_ct], b"{}").body["featureFlags"], json!({}));
+    // Permanent refusals: 400 or 413, each a JSON error with a code.
+    let big = json!({"event": "x", "userId": "u", "properties": {"blob": "y".repeat(33 * 1024)}});
+    let r = post(stack, "/v1/track", &[json_ct, ("Authorization", &sk)], big.to_string().as_bytes());
+    assert_eq!((r.status, r.code()), (400, "message_too_large"), "{:?}", r.body);
+    let many = json!({"batch": vec![json!({"type": "track", "event": "e", "userId": "u"}); 2_501]});
+    let r = post(stack, "/v1/batch", &[json_ct, ("Authorization", &sk)], many.to_string().as_bytes());
+    assert_eq!((r.status, r.code()), (413, "batch_too_large"));
+    let r = post(stack, "/v1/batch", &[json_ct, ("Authorization", &sk)], &vec![b' '; 600 * 1024]);
+    assert_eq!(r.status, 413, "a body over 512 KiB");
+    let r = post(stack, "/batch/", &[json_ct], b"{not json");
+    assert_eq!((r.status, r.code()), (400, "invalid_json"));
+    let r = post(stack, "/e/", &[json_ct], json!({"event": "x", "distinct_id": "d"}).to_string().as_bytes());
+    assert_eq!((r.status, r.code()), (401, "missing_key"));
+    let r = post(stack, "/e/", &[json_ct], json!({"event": "x", "distinct_id": "d", "api_key": DEV_READ_ONLY}).to_string().as_bytes());
+    assert_eq!((r.status, r.code()), (403, "read_only_key"));
+    let r = post(
+        stack,
+        "/v1/t",
+        &[json_ct, ("Authorization", &basic(PK)), ("Origin", "https://evil.example")],
+        br#"{"event":"x","userId":"u"}"#,
+    );
+    assert_eq!((r.status, r.code()), (403, "origin_not_allowed"), "a browser key from an origin it does not allow");
+    let r = post(stack, "/v1/t", &[json_ct, ("Authorization", &sk), ("Origin", site)], br#"{"event":"x","userId":"u"}"#);
+    assert_eq!((r.status, r.code()), (403, "secret_key_in_browser"));
+    let browser_batch = Value::Array(vec![json!({"event": "e", "distinct_id": "d", "properties": {"token": PK}}); 101]);
+    let r = post(stack, "/batch/", &[json_ct, ("Origin", site)], browser_batch.to_string().as_bytes());
+    assert_eq!((r.status, r.code()), (400, "batch_needs_secret_key"));
+    assert_eq!(stack.request("GET", "/e/", &[], b"").status, 405);
+    // Limits: 429 with Retry-After (the limited key takes 5 events a minute).
+    let six = json!({"batch": vec![json!({"type": "track", "event": "e", "userId": "u"}); 6]});
+    let r = post(stack, "/v1/batch", &[json_ct, ("Authorization", &basic(DEV_LIMITED_SECRET))], six.to_string().as_bytes());
+    assert_eq!((r.status, r.code()), (429, "rate_limited"), "{:?}", r.body);
+    assert!(r.header("Retry-After").is_some_and(|s| s.parse::<u32>().is_ok_and(|s| s > 0)));
+    // CORS that lets the browser SDKs send their own headers.
+    let r = stack.request("OPTIONS", "/v1/t", &[("Origin", site), ("Access-Control-Request-Method", "POST")], b"");
+    let allowed = r.header("Access-Control-Allow-Headers").unwrap_or("").to_ascii_lowercase();
+    assert!(r.status == 204 && ["authorization", "content-type", "x-retry-count"].iter().all(|h| allowed.contains(h)), "{allowed}");
+    // Plausible: the site by its domain, with its key's origin rules; X-Forwarded-For only
+    // with a server key.
+    let pl = |d: &str, page: &str| json!({"n": "pageview", "u": format!("https://site.test/{run}/{page}"), "d": d}).to_string();
+    let r = post(stack, "/api/event", &[("Content-Type", "text/plain")], pl("unknown.test", "x").as_bytes());
+    assert_eq!((r.status, r.code()), (400, "unknown_domain"));
+    let r =
+        post(stack, "/api/event", &[("Content-Type", "text/plain"), ("Origin", "https://evil.example")], pl("site.test", "x").as_bytes());
+    assert_eq!((r.status, r.code()), (403, "origin_not_allowed"));
+    let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let forwarded = [("Content-Type", "text/plain"), ("X-Forwarded-For", "81.2.69.142"), ("User-Agent", ua)];
+    let r = post(stack, "/api/event", &forwarded, pl("site.test", "ignored-xff").as_bytes());
+    assert_eq!((r.status, &r.body), (202, &json!("ok")), "Plausible: 202 ok");
+    let bearer = format!("Bearer {DEV_SECRET}");
+    let with_key = [forwarded[0], forwarded[1], forwarded[2], ("Authorization", bearer.as_str())];
+    assert_eq!(post(stack, "/api/event", &with_key, pl("site.test", "server-xff").as_bytes()).status, 202);
+    let cond = format!("ingest_route = 'plausible' AND url_path LIKE '/{run}/%'");
+    stack.wait_count(&format!("SELECT count() FROM events WHERE {cond}"), 2, Duration::from_secs(30));
+    let rows = stack.query(&format!("SELECT url_path, country, browser, os FROM events WHERE {cond} ORDER BY url_path FORMAT JSONEachRow"));
+    let rows: Vec<Value> = rows.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = rows.iter().map(|r| json!([r["url_path"], r["country"], r["browser"], r["os"]])).collect();
+    assert_eq!(rows[0][0], format!("/{run}/ignored-xff"));
+    assert_ne!(rows[0][1], "GB", "X-Forwarded-For without an sk_live_ key was taken as the visitor's address");
+    assert_eq!(rows[1], json!([format!("/{run}/server-xff"), "GB", "Chrome", "Windows"]), "with an sk_live_ key it is the visitor's");
+}
+
+/// Erasure by the id the customer knows: a user id (a Segment userId, a PostHog distinct_id),
+/// stored only as its keyed hash, finds that hash.
+fn erasure_by_user_id(stack: &Stack, run: &str) {
+    let count = |id: &str| {
+        let hash = stack.query(&format!("SELECT count() FROM events WHERE prop_values[indexOf(prop_keys, 'run')] = '{run}' AND event_name = 'bulk' AND prop_values[indexOf(prop_keys, 'sdk')] LIKE 'posthog-%' AND position(anonymous_id, 'mmh_') = 1 AND prop_values[indexOf(prop_keys, 'i')] IN ({id})"));
+        hash.trim().parse::<u64>().unwrap()
+    };
+    // `ph-bulk-{run}-3` sent events i = 3, 13, ..., 113 from each PostHog SDK.
+    let ids = (0..12).map(|k| format!("'{}'", 3 + 10 * k)).collect::<Vec<_>>().join(",");
+    assert_eq!(count(&ids), 24, "before");
+    let bearer = format!("Bearer {DEV_SECRET}");
+    let r = stack.request("DELETE", &format!("/visitors/ph-bulk-{run}-3"), &[("Authorization", &bearer)], b"");
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert!(support::eventually(Duration::from_secs(30), || count(&ids) == 0), "erasure by a PostHog distinct_id left rows");
+    let signed_up = || {
+        stack.query(&format!("SELECT count() FROM events WHERE prop_values[indexOf(prop_keys, 'run')] = '{run}' AND event_name IN ('Signed Up', 'signed up')")).trim().to_string()
+    };
+    assert_eq!(signed_up(), "4");
+    let r = stack.request("DELETE", &format!("/visitors/jane+{run}@example.com"), &[("Authorization", &bearer)], b"");
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert!(support::eventually(Duration::from_secs(30), || signed_up() == "0"), "erasure by an e-mail user id left rows");
+}
+
 #[test]
 #[ignore = "needs wrangler, ClickHouse, Chromium and the vendors' SDKs: run scripts/test"]
 fn vendor_sdks_end_to_end() {
-    let stack = Stack::named("compat").start();
+    let site_listener = TcpListener::bind(("127.0.0.1", 0)).expect("a port from the OS");
+    let site = format!("http://www.site.test:{}", site_listener.local_addr().unwrap().port());
+    let pk = millimetric_core::keys::KeyRecord {
+        allowed_origins: vec![site.clone()],
+        ..millimetric_core::keys::KeyRecord::new(DEV_PROJECT, millimetric_core::keys::KeyKind::Publishable)
+    };
+    let stack = Stack::named("compat").key(PK, pk).start();
     let run = run_id();
+    browsers(&stack, &run, &site, site_listener);
     let seen = server_sdks(&stack, &run);
     check_segment(&stack, &run, "segment-python", &format!("anon-{run}-py"), &seen);
     check_segment(&stack, &run, "segment-node", &format!("anon-{run}-node"), &seen);
@@ -181,4 +452,6 @@ fn vendor_sdks_end_to_end() {
     let person = stack.query("SELECT count() FROM events WHERE event_name IN ('$set', '$identify', 'identify') OR has(prop_keys, 'email')");
     assert_eq!(person.trim(), "0", "identify stored something");
     println!("compat: server SDKs: {} requests, all stored once", seen.len());
+    answers(&stack, &run, &site);
+    erasure_by_user_id(&stack, &run);
 }

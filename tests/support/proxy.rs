@@ -69,6 +69,8 @@ pub struct Seen {
     pub head: String,
     pub body: Vec<u8>,
     pub status: u16,
+    /// The head of the answer the client got.
+    pub answer_head: String,
 }
 
 impl Seen {
@@ -98,7 +100,7 @@ pub fn start(upstream_port: u16, decide: Arc<Decide>, log: Arc<Mutex<Vec<Seen>>>
             std::thread::spawn(move || {
                 let Some((head, body)) = read_request(&mut conn) else { return };
                 let answer = forward(upstream_port, &head, &body);
-                let status = match decide(&head, &body) {
+                let (status, answer_head) = match decide(&head, &body) {
                     Fault::AfterForwarding(status) => {
                         let text = r#"{"error":{"code":"temporarily_unavailable","message":"injected by the test proxy"}}"#;
                         let reply = format!(
@@ -106,14 +108,16 @@ pub fn start(upstream_port: u16, decide: Arc<Decide>, log: Arc<Mutex<Vec<Seen>>>
                             text.len()
                         );
                         let _ = conn.write_all(reply.as_bytes());
-                        status
+                        (status, reply)
                     }
                     Fault::None => {
                         let _ = conn.write_all(&answer);
-                        String::from_utf8_lossy(&answer).split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+                        let text = String::from_utf8_lossy(&answer);
+                        let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
+                        (head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), head)
                     }
                 };
-                log.lock().unwrap().push(Seen { head, body, status });
+                log.lock().unwrap().push(Seen { head, body, status, answer_head });
             });
         }
     });
