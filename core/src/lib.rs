@@ -29,6 +29,7 @@ pub mod storage;
 /// Usage per project and day (what is billed), and monthly quotas.
 pub mod usage;
 
+pub mod base64_text;
 pub mod config_check;
 pub mod error;
 pub mod paging;

@@ -4,7 +4,6 @@
 
 use crate::error::ApiError;
 use crate::ingest::event::{decode_body, BodyEncoding, Limits};
-use base64::Engine;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -56,12 +55,7 @@ fn form_data(raw: &[u8]) -> Result<Vec<u8>, ApiError> {
 }
 
 fn base64_decode(raw: &[u8]) -> Result<Vec<u8>, ApiError> {
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    let text: Vec<u8> = raw.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-    [&base64::alphabet::STANDARD, &base64::alphabet::URL_SAFE]
-        .into_iter()
-        .find_map(|alphabet| GeneralPurpose::new(alphabet, config).decode(&text).ok())
+    crate::base64_text::decode(raw)
         .ok_or_else(|| ApiError::bad_request("invalid_body", "The body says it is base64 but is not. Send JSON, gzip or base64 of either."))
 }
 
@@ -69,19 +63,13 @@ fn base64_decode(raw: &[u8]) -> Result<Vec<u8>, ApiError> {
 mod tests {
     use super::*;
     use crate::compat::LIMITS;
-    use flate2::{write::GzEncoder, Compression};
-    use std::io::Write;
-
-    fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = GzEncoder::new(Vec::new(), Compression::default());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
+    use crate::ingest::event::tests::gz;
 
     const JSON: &[u8] = br#"{"event":"x"}"#;
 
     #[test]
     fn every_framing_decodes_to_the_same_json() {
+        use base64::Engine;
         let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
         let form = |d: &str| format!("data={}", url::form_urlencoded::byte_serialize(d.as_bytes()).collect::<String>()).into_bytes();
         let plain = Framing::default();

@@ -23,6 +23,12 @@ use serde_json::{Map, Value};
 pub const LIMITS: Limits =
     Limits { max_batch_events: 2_500, max_decoded_bytes: 2 * 1024 * 1024, custom_events_need_url: false, ..event::LIMITS };
 
+/// Segment's own bounds on a body: 500 KB (its SDKs keep their batches under it).
+pub const SEGMENT_LIMITS: Limits = Limits { max_body_bytes: 500 * 1024, ..LIMITS };
+
+/// posthog-python's batches reach 5 MiB uncompressed (its own bound); PostHog takes them.
+pub const POSTHOG_LIMITS: Limits = Limits { max_body_bytes: 5 * 1024 * 1024, max_decoded_bytes: 8 * 1024 * 1024, ..LIMITS };
+
 /// Which protocol a request speaks: also its `ingest_route` in rows and usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -32,6 +38,15 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The bounds on a body of this protocol (the events' own are `LIMITS`' in each).
+    pub fn limits(self) -> &'static Limits {
+        match self {
+            Protocol::Segment => &SEGMENT_LIMITS,
+            Protocol::PostHog => &POSTHOG_LIMITS,
+            Protocol::Plausible => &LIMITS,
+        }
+    }
+
     pub fn route_name(self) -> &'static str {
         match self {
             Protocol::Segment => "segment",
@@ -130,7 +145,7 @@ pub fn flat_props(properties: Option<&Value>, skip: &dyn Fn(&str) -> bool, limit
         if out.len() == limits.max_props {
             break;
         }
-        let key_fits = !k.trim().is_empty() && json_len(k) <= limits.max_prop_key_bytes;
+        let key_fits = !k.trim().is_empty() && !k.chars().any(char::is_control) && json_len(k) <= limits.max_prop_key_bytes;
         let value_fits = match v {
             Value::String(s) => json_len(s) <= limits.max_prop_value_bytes,
             Value::Number(_) | Value::Bool(_) => true,
@@ -148,9 +163,31 @@ pub fn flat_props(properties: Option<&Value>, skip: &dyn Fn(&str) -> bool, limit
 pub fn skew_corrected(happened: Option<&Value>, sent: Option<&Value>, received_ms: i64) -> Option<i64> {
     let happened = happened.and_then(crate::ingest::timestamp::epoch_ms)?;
     match sent.and_then(crate::ingest::timestamp::epoch_ms) {
-        Some(sent) => Some(received_ms - (sent - happened).max(0)),
+        Some(sent) => Some(received_ms.saturating_sub(sent.saturating_sub(happened).max(0))),
         None => Some(happened),
     }
+}
+
+/// Text for a field of `max` bytes (as stored), or None when it is longer: the field is left
+/// out rather than the event refused.
+pub fn bounded(text: Option<String>, max: usize) -> Option<String> {
+    text.filter(|t| json_len(t) <= max)
+}
+
+/// A vendor's revenue as `/collect`'s `{amount, currency}`, or None when it cannot be read
+/// (`"N/A"`, an unknown currency, out of range): the event is kept without it. A JSON float is
+/// the amount it means to the micro unit (JavaScript's `0.1 + 0.2` sends 0.30000000000000004).
+pub fn revenue(amount: &Value, currency: Option<String>) -> Option<Value> {
+    let amount = match amount {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            let f = n.as_f64().filter(|f| f.abs() < 1e12)?;
+            let text = format!("{f:.6}");
+            Value::from(text.trim_end_matches('0').trim_end_matches('.'))
+        }
+        other => other.clone(),
+    };
+    let revenue = serde_json::json!({"amount": amount, "currency": currency?});
+    crate::ingest::revenue::parse(&revenue).ok().map(|_| revenue)
 }
 
 /// Text at `path` inside `v` (a string, or a number written out); None for anything else.
@@ -164,11 +201,7 @@ pub fn text_at(v: &Value, path: &[&str]) -> Option<String> {
 
 /// The body as a JSON value, or the same refusal `/collect` gives.
 pub fn json_body(json: &[u8]) -> Result<Value, ApiError> {
-    if json.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("empty_body", "The body is empty. Send the SDK's JSON body."));
-    }
-    serde_json::from_slice(json)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("The body is not valid JSON ({e}). Send the SDK's JSON body.")))
+    event::json_value(json, "Send the SDK's JSON body.")
 }
 
 /// 413 for a batch over `max`.
@@ -186,8 +219,21 @@ mod tests {
         for p in ["/e", "/e/", "/i/v0/e/", "/batch/", "/capture", "/track/"] {
             assert_eq!(route(p), Some(Endpoint::Ingest(Protocol::PostHog, None)), "{p}");
         }
-        for p in ["/v1/track", "/v1/t", "/v1/page/", "/v1/p", "/v1/screen", "/v1/identify", "/v1/i", "/v1/group", "/v1/alias", "/v1/batch"]
-        {
+        // analytics-next posts its batches (delivery strategy "batching") to `/b`.
+        let segment = [
+            "/v1/track",
+            "/v1/t",
+            "/v1/page/",
+            "/v1/p",
+            "/v1/screen",
+            "/v1/identify",
+            "/v1/i",
+            "/v1/group",
+            "/v1/alias",
+            "/v1/batch",
+            "/v1/b",
+        ];
+        for p in segment {
             assert!(matches!(route(p), Some(Endpoint::Ingest(Protocol::Segment, Some(_)))), "{p}");
         }
         assert_eq!(route("/api/event"), Some(Endpoint::Ingest(Protocol::Plausible, None)));
@@ -205,6 +251,9 @@ mod tests {
         let props = json!({"plan":"pro","seats":3,"trial":true,"cart":{"a":1},"items":[1],"none":null,"long":long,"$lib":"web"});
         let out = flat_props(Some(&props), &|k| k.starts_with('$'), &LIMITS);
         assert_eq!(Value::Object(out), json!({"plan":"pro","seats":3,"trial":true}));
+        // A name that is not printable text as sent would refuse the whole event: left out.
+        let odd = json!({"\u{1}": "x", "tab\there": 1, "ok": 2});
+        assert_eq!(Value::Object(flat_props(Some(&odd), &|_| false, &LIMITS)), json!({"ok": 2}));
         let many: Map<String, Value> = (0..50).map(|i| (format!("k{i:02}"), json!(i))).collect();
         assert_eq!(flat_props(Some(&Value::Object(many)), &|_| false, &LIMITS).len(), LIMITS.max_props);
     }
@@ -219,6 +268,10 @@ mod tests {
         // No send time: the client time as it is (a server SDK importing history).
         assert_eq!(skew_corrected(Some(&json!(received - 5_000)), None, received), Some(received - 5_000));
         assert_eq!(skew_corrected(None, Some(&sent), received), None);
+        // Hostile clocks overflow nothing.
+        let (min, max) = (json!(i64::MIN), json!(i64::MAX));
+        assert!(skew_corrected(Some(&min), Some(&max), received).is_some());
+        assert!(skew_corrected(Some(&max), Some(&min), i64::MIN).is_some());
     }
 
     #[test]

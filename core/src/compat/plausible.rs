@@ -26,9 +26,15 @@ pub fn parse(json: &[u8]) -> Result<Received, ApiError> {
         return Err(ApiError::bad_request("invalid_body", "The body must be a JSON object: {\"n\", \"u\", \"d\", ...}."));
     }
     let domain = text_at(&body, &["d"])
-        .and_then(|d| d.split(',').next().map(|d| d.trim().to_ascii_lowercase()))
+        .and_then(|d| d.split(',').next().map(|d| d.trim().to_string()))
         .filter(|d| !d.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing_domain", "`d` must name the site's domain, as registered with the project's key."))?;
+    let domain = crate::keys::normalize_domain(&domain).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_domain",
+            "`d` is not a domain: send the site's host name, such as example.com, as registered with the project's key.",
+        )
+    })?;
     let name =
         text_at(&body, &["n"]).ok_or_else(|| ApiError::bad_request("missing_name", "`n` must name the event: `pageview` or your own."))?;
     if name == "engagement" {
@@ -49,7 +55,8 @@ pub fn parse(json: &[u8]) -> Result<Received, ApiError> {
     };
     ev.insert("props".into(), Value::Object(flat_props(props.as_ref(), &|_| false, &LIMITS)));
     if let Some(r) = body.get("revenue").or_else(|| body.get("$")).filter(|r| r.is_object()) {
-        ev.insert("revenue".into(), json!({"amount": r.get("amount"), "currency": r.get("currency")}));
+        let revenue = r.get("amount").and_then(|amount| super::revenue(amount, text_at(r, &["currency"])));
+        ev.insert("revenue".into(), json!(revenue));
     }
     ev.retain(|_, v| !v.is_null());
     Ok(Received { domain, message: Message::Event(Value::Object(ev)) })
@@ -106,6 +113,13 @@ mod tests {
         assert_eq!(parse(br#"{"n":"pageview","u":"https://a.com/"}"#).unwrap_err().code, "missing_domain");
         assert_eq!(parse(br#"{"u":"https://a.com/","d":"a.com"}"#).unwrap_err().code, "missing_name");
         assert_eq!(parse(b"[]").unwrap_err().code, "invalid_body");
+        // The domain is looked up as registered (keys::normalize_domain), and bounded.
+        assert_eq!(parse(br#"{"n":"pageview","u":"https://a.com/","d":"A.com."}"#).unwrap().domain, "a.com");
+        let long = format!(r#"{{"n":"pageview","u":"https://a.com/","d":"{}.com"}}"#, "a".repeat(600));
+        assert_eq!(parse(long.as_bytes()).unwrap_err().code, "invalid_domain");
+        // Revenue that cannot be read is left out, not the event.
+        let bad = json!({"n":"Buy","u":"https://a.com/","d":"a.com","revenue":{"amount":"lots","currency":"USD"}});
+        assert!(event(parse(bad.to_string().as_bytes()).unwrap()).get("revenue").is_none());
     }
 
     #[test]

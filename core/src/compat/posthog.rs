@@ -59,19 +59,22 @@ fn message(e: &Value, batch_sent_at: Option<&Value>, received_ms: i64) -> Messag
         return Message::Nothing;
     }
     let prop = |k: &str| text_at(e, &["properties", k]);
+    if name == "$screen" && prop("$current_url").is_none() {
+        return Message::Nothing; // an app's screen: no page to count
+    }
     let mut ev = Map::new();
     let pageview = name == "$pageview" || name == "$screen";
     if pageview {
         ev.insert("type".into(), json!("pageview"));
-        ev.insert("title".into(), json!(prop("title")));
-        ev.insert("referrer".into(), json!(prop("$referrer").filter(|r| r != "$direct")));
+        ev.insert("title".into(), json!(super::bounded(prop("title"), LIMITS.max_title_bytes)));
+        ev.insert("referrer".into(), json!(super::bounded(prop("$referrer").filter(|r| r != "$direct"), LIMITS.max_url_bytes)));
     } else {
         ev.insert("type".into(), json!("event"));
         ev.insert("name".into(), json!(name));
     }
     let offset = e.get("offset").and_then(Value::as_i64);
     let happened = match offset {
-        Some(offset) => Some(received_ms - offset.max(0)),
+        Some(offset) => Some(received_ms.saturating_sub(offset.max(0))),
         None => skew_corrected(e.get("timestamp"), e.get("sent_at").or(batch_sent_at), received_ms),
     };
     let distinct_id = text_at(e, &["distinct_id"]).or_else(|| prop("distinct_id"));
@@ -144,6 +147,12 @@ mod tests {
         assert!(ev.get("url").is_none() && ev.get("mm_aid").is_none());
         assert!(inc.messages[1..4].iter().all(|m| matches!(m, Message::Nothing)));
         assert!(matches!(&inc.messages[4], Message::Refused(e) if e.code == "missing_name"));
+    }
+
+    #[test]
+    fn a_mobile_screen_without_a_url_stores_nothing() {
+        let inc = events(json!({"event":"$screen","distinct_id":"d","properties":{"$screen_name":"Home"}}));
+        assert!(matches!(inc.messages[0], Message::Nothing));
     }
 
     #[test]

@@ -41,7 +41,7 @@ impl Call {
             "identify" | "i" => Call::Identify,
             "group" | "g" => Call::Group,
             "alias" | "a" => Call::Alias,
-            "batch" | "import" => Call::Batch,
+            "batch" | "b" | "import" => Call::Batch,
             _ => return None,
         })
     }
@@ -83,8 +83,9 @@ pub fn parse(call: Call, json: &[u8], basic_user: Option<&str>, received_ms: i64
 /// One message; `call` is the path's (single calls) or None (a batch's message names its `type`).
 fn message(call: Option<Call>, m: Value, batch_sent_at: Option<&Value>, received_ms: i64) -> Message {
     if serde_json::to_vec(&m).map_or(0, |b| b.len()) > MAX_MESSAGE_BYTES {
+        // 400, as Segment answers it: analytics-node drops a 400 and retries a 413.
         return Message::Refused(ApiError::new(
-            413,
+            400,
             "message_too_large",
             format!("A message is over Segment's {} KB. Send fewer or shorter properties.", MAX_MESSAGE_BYTES / 1024),
         ));
@@ -104,16 +105,16 @@ fn message(call: Option<Call>, m: Value, batch_sent_at: Option<&Value>, received
             Some(name) => Message::Event(track(&m, name, batch_sent_at, received_ms)),
             None => Message::Refused(ApiError::bad_request("missing_name", "A track call needs `event`, its name.")),
         },
+        Call::Screen if page_field(&m, "url").is_none() => Message::Nothing, // an app's screen: no page to count
         Call::Page | Call::Screen => Message::Event(page(&m, batch_sent_at, received_ms)),
     }
 }
 
 fn track(m: &Value, name: String, batch_sent_at: Option<&Value>, received_ms: i64) -> Value {
     let properties = m.get("properties");
-    let revenue = properties.and_then(|p| p.get("revenue")).filter(|r| !r.is_null()).map(|amount| {
-        let currency = text_at(m, &["properties", "currency"]).unwrap_or_else(|| "USD".to_string());
-        json!({"amount": amount, "currency": currency})
-    });
+    let currency = text_at(m, &["properties", "currency"]).unwrap_or_else(|| "USD".to_string());
+    let revenue =
+        properties.and_then(|p| p.get("revenue")).filter(|r| !r.is_null()).and_then(|amount| super::revenue(amount, Some(currency)));
     let mut ev = common(m, batch_sent_at, received_ms);
     ev.insert("type".into(), json!("event"));
     ev.insert("name".into(), json!(name));
@@ -132,10 +133,15 @@ fn track(m: &Value, name: String, batch_sent_at: Option<&Value>, received_ms: i6
 /// `page` and `screen`: where the page is, from `context.page` (analytics.js) or the
 /// properties (server SDKs put `url`, `referrer`, `title` there).
 fn page(m: &Value, batch_sent_at: Option<&Value>, received_ms: i64) -> Value {
-    let field = |name: &str| text_at(m, &["context", "page", name]).or_else(|| text_at(m, &["properties", name]));
+    let field = |name: &str| page_field(m, name);
     let mut ev = common(m, batch_sent_at, received_ms);
     ev.insert("type".into(), json!("pageview"));
-    for (ours, value) in [("url", field("url").map(|u| with_campaign(&u, m))), ("referrer", field("referrer")), ("title", field("title"))] {
+    let fields = [
+        ("url", field("url").map(|u| with_campaign(&u, m))),
+        ("referrer", super::bounded(field("referrer"), LIMITS.max_url_bytes)),
+        ("title", super::bounded(field("title"), LIMITS.max_title_bytes)),
+    ];
+    for (ours, value) in fields {
         if let Some(v) = value {
             ev.insert(ours.into(), json!(v));
         }
@@ -143,6 +149,11 @@ fn page(m: &Value, batch_sent_at: Option<&Value>, received_ms: i64) -> Value {
     let page_fields = |k: &str| matches!(k, "url" | "referrer" | "title" | "path" | "search");
     ev.insert("props".into(), Value::Object(flat_props(m.get("properties"), &page_fields, &LIMITS)));
     Value::Object(ev)
+}
+
+/// A page's `url`, `referrer` or `title`: in `context.page`, else in the properties.
+fn page_field(m: &Value, name: &str) -> Option<String> {
+    text_at(m, &["context", "page", name]).or_else(|| text_at(m, &["properties", name]))
 }
 
 /// What every message carries: ids, time, and a server's forwarded address and user agent.
@@ -227,6 +238,15 @@ mod tests {
         assert_eq!(ev["revenue"], json!({"amount":5,"currency":"USD"}));
         assert!(ev.get("url").is_none());
         assert!(matches!(one(Call::Track, json!({"userId":"1"})), Message::Refused(e) if e.code == "missing_name"));
+        // A float as JavaScript's arithmetic leaves it is the amount it means, to the micro unit;
+        // revenue that cannot be read is left out, never the event with it.
+        let ev =
+            event(one(Call::Track, json!({"event":"Paid","userId":"1","properties":{"revenue":0.30000000000000004,"currency":"EUR"}})));
+        assert_eq!(ev["revenue"], json!({"amount":"0.3","currency":"EUR"}));
+        for bad in [json!({"revenue":"N/A"}), json!({"revenue":5,"currency":"EURO"}), json!({"revenue":1e300})] {
+            let ev = event(one(Call::Track, json!({"event":"Paid","userId":"1","properties":bad})));
+            assert!(ev.get("revenue").is_none(), "{bad}");
+        }
     }
 
     #[test]
@@ -243,6 +263,14 @@ mod tests {
         let ev = event(one(Call::Page, python));
         assert_eq!((ev["url"].as_str(), ev["title"].as_str(), ev.get("mm_aid")), (Some("https://a.com/p"), Some("P"), None));
         assert_eq!(ev["props"], json!({}));
+    }
+
+    #[test]
+    fn a_screen_without_a_url_stores_nothing_and_a_long_title_is_left_out() {
+        assert!(matches!(one(Call::Screen, json!({"anonymousId":"a","name":"Home"})), Message::Nothing));
+        let long = "t".repeat(LIMITS.max_title_bytes + 1);
+        let ev = event(one(Call::Page, json!({"anonymousId":"a","properties":{"url":"https://a.com/","title":long}})));
+        assert!(ev.get("title").is_none());
     }
 
     #[test]
@@ -275,7 +303,7 @@ mod tests {
     #[test]
     fn segments_limits_hold() {
         let big = json!({"event":"x","properties":{"blob":"y".repeat(MAX_MESSAGE_BYTES)}});
-        assert!(matches!(one(Call::Track, big), Message::Refused(e) if e.status == 413));
+        assert!(matches!(one(Call::Track, big), Message::Refused(e) if e.status == 400 && e.code == "message_too_large"));
         let many = json!({"batch": vec![json!({"type":"track","event":"e"}); LIMITS.max_batch_events + 1]});
         assert_eq!(parse(Call::Batch, many.to_string().as_bytes(), None, NOW).unwrap_err().code, "batch_too_large");
         let full = json!({"batch": vec![json!({"type":"track","event":"e"}); LIMITS.max_batch_events]});

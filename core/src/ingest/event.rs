@@ -210,16 +210,18 @@ pub struct Envelope {
     pub is_batch: bool,
 }
 
-pub fn parse_envelope(json: &[u8], limits: &Limits) -> Result<Envelope, ApiError> {
+/// A body as JSON, or the refusal every way in gives (empty, not JSON); `what_to_send` ends the
+/// sentence.
+pub fn json_value(json: &[u8], what_to_send: &str) -> Result<Value, ApiError> {
     if json.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("empty_body", "The body is empty. Send one event as a JSON object, or {\"batch\": [...]}."));
+        return Err(ApiError::bad_request("empty_body", format!("The body is empty. {what_to_send}")));
     }
-    let mut value: Value = serde_json::from_slice(json).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!("The body is not valid JSON ({e}). Send one event as a JSON object, or {{\"batch\": [...]}}."),
-        )
-    })?;
+    serde_json::from_slice(json)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("The body is not valid JSON ({e}). {what_to_send}")))
+}
+
+pub fn parse_envelope(json: &[u8], limits: &Limits) -> Result<Envelope, ApiError> {
+    let mut value = json_value(json, "Send one event as a JSON object, or {\"batch\": [...]}.")?;
     let obj = value
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("invalid_body", "The body must be a JSON object: one event, or {\"batch\": [...]}."))?;
@@ -488,7 +490,7 @@ fn prop_value(k: &str, v: Value, limits: &Limits) -> Result<Option<PropValue>, A
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -506,15 +508,17 @@ mod tests {
         assert_eq!(check_content_encoding(Some("br")).unwrap_err().status, 415);
     }
 
-    #[test]
-    fn gzip_bodies_decode_and_are_bounded() {
+    /// `data` gzipped, for tests of bodies (here and in `compat::body`).
+    pub(crate) fn gz(data: &[u8]) -> Vec<u8> {
         use flate2::{write::GzEncoder, Compression};
         use std::io::Write;
-        let gz = |data: &[u8]| {
-            let mut e = GzEncoder::new(Vec::new(), Compression::default());
-            e.write_all(data).unwrap();
-            e.finish().unwrap()
-        };
+        let mut e = GzEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_bodies_decode_and_are_bounded() {
         let body = br#"{"url":"https://a.com/"}"#;
         assert_eq!(decode_body(&gz(body), BodyEncoding::Gzip, &LIMITS).unwrap(), body);
         // a zip bomb: small compressed, too large decoded
@@ -587,7 +591,7 @@ mod tests {
         let base = || json!({"type":"event","name":"n","url":"https://a.com/"});
         let plain = validate_event(base(), true, &LIMITS).unwrap();
         let samples = json!({"type":"pageview","name":"other","url":"https://b.com/","referrer":"https://r.com/","title":"T",
-            "mm_aid":"a","id":"i","timestamp":1,"props":{"k":"v"},"ip":"1.2.3.4","user_agent":"ua","revenue":{"amount":"1","currency":"EUR"}});
+            "mm_aid":"a","user_id":"u","id":"i","timestamp":1,"props":{"k":"v"},"ip":"1.2.3.4","user_agent":"ua","revenue":{"amount":"1","currency":"EUR"}});
         for f in EVENT_FIELDS {
             let mut v = base();
             v[*f] = samples[*f].clone();

@@ -62,12 +62,11 @@ pub fn bearer(authorization: Option<&str>) -> Option<&str> {
 /// The user of an `Authorization: Basic` header: Segment's SDKs send the write key so, with
 /// an empty password. None for any other scheme, or what does not decode.
 pub fn basic_user(authorization: Option<&str>) -> Option<String> {
-    use base64::Engine;
     let (scheme, encoded) = authorization?.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = crate::base64_text::decode(encoded.as_bytes())?;
     let text = String::from_utf8(decoded).ok()?;
     let user = text.split(':').next().unwrap_or_default().trim();
     (!user.is_empty()).then(|| user.to_string())

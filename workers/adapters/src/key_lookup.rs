@@ -57,15 +57,7 @@ pub async fn ip_refusal(env: &Env, claimed: KeyKind, hash: &str, client_ip: Opti
 /// as it stands now (a rotated-out key past its grace reads as revoked: keys::effective).
 pub async fn lookup_key(env: &Env, hash: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
     let now = Date::now().as_millis() as i64;
-    match KEY_CACHE.with(|c| c.borrow().get(hash, now)) {
-        Cached::Known(rec) => return Ok(Some(millimetric_core::keys::effective(rec, now))),
-        Cached::Unknown => return Ok(None),
-        Cached::Miss => {}
-    }
-    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
-    let rec = kv.get(hash).cache_ttl(60).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))?;
-    KEY_CACHE.with(|c| c.borrow_mut().put(hash, rec.clone(), now));
-    Ok(rec.map(|r| millimetric_core::keys::effective(r, now)))
+    Ok(cached(&KEY_CACHE, env, hash).await?.map(|r| millimetric_core::keys::effective(r, now)))
 }
 
 /// The per-address check for a domain the isolate does not know: as for an unknown key.
@@ -77,16 +69,26 @@ pub async fn domain_ip_refusal(env: &Env, index: &str, client_ip: Option<&str>) 
     ip_refusal(env, KeyKind::Publishable, index, client_ip).await
 }
 
-/// The key hash KV holds under a domain's index entry, through the isolate's cache.
+/// The key hash KV holds (as a JSON string) under a domain's index entry, through the cache.
 pub async fn lookup_domain(env: &Env, index: &str) -> std::result::Result<Option<String>, ApiError> {
+    cached(&DOMAIN_CACHE, env, index).await
+}
+
+/// What KV `KEYS` holds under `key` (JSON), through `cache`: an isolate need not read KV, itself
+/// eventually consistent over about a minute, for every request.
+async fn cached<V: Clone + serde::de::DeserializeOwned>(
+    cache: &'static std::thread::LocalKey<std::cell::RefCell<KeyCache<V>>>,
+    env: &Env,
+    key: &str,
+) -> std::result::Result<Option<V>, ApiError> {
     let now = Date::now().as_millis() as i64;
-    match DOMAIN_CACHE.with(|c| c.borrow().get(index, now)) {
-        Cached::Known(hash) => return Ok(Some(hash)),
+    match cache.with(|c| c.borrow().get(key, now)) {
+        Cached::Known(v) => return Ok(Some(v)),
         Cached::Unknown => return Ok(None),
         Cached::Miss => {}
     }
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
-    let hash = kv.get(index).cache_ttl(60).text().await.map_err(|_| unavailable("The key store"))?;
-    DOMAIN_CACHE.with(|c| c.borrow_mut().put(index, hash.clone(), now));
-    Ok(hash)
+    let value = kv.get(key).cache_ttl(60).json::<V>().await.map_err(|_| unavailable("The key store"))?;
+    cache.with(|c| c.borrow_mut().put(key, value.clone(), now));
+    Ok(value)
 }

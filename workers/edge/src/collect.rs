@@ -152,7 +152,7 @@ pub(crate) async fn accept(
     let geo_db = if needs_geo { super::geo::database(env).await } else { None };
     let lookup = |ip| geo_db.as_ref().and_then(|db| db.lookup(ip));
     let mut rows = Vec::new();
-    let mut rejected = Vec::new();
+    let mut refused: Vec<(usize, ApiError)> = Vec::new();
     let total = events.len();
     for (index, raw_event) in events.into_iter().enumerate() {
         let result = raw_event
@@ -163,18 +163,26 @@ pub(crate) async fn accept(
                 row.ingest_route = way.route.into();
                 rows.push(row)
             }
-            Err(e) => rejected.push(Rejected { index, code: e.code, message: e.message }),
+            Err(e) => refused.push((index, e)),
         }
     }
-    for r in &rejected {
-        usage::count(&principal.project_id, Counter::Refused, r.code, 1);
+    // Our own failure (a 5xx: a deployment without ID_HASH_SECRET) refuses the whole request,
+    // so the client sends it again once that is fixed: no event is dropped for it.
+    if let Some((_, e)) = refused.iter().find(|(_, e)| e.status >= 500) {
+        return Err(e.clone().into());
+    }
+    for (_, e) in &refused {
+        usage::count(&principal.project_id, Counter::Refused, e.code, 1);
     }
     if rows.is_empty() {
         seen.project = None; // each rejected event is counted above, by its own code
         if total == 1 && !is_batch {
-            let r = rejected.pop().expect("one event, rejected");
-            return Err(ApiError::bad_request(r.code, r.message).into());
+            let (_, e) = refused.pop().expect("one event, refused");
+            return Err(e.into()); // with its own status (400, or 413 for an event too large)
         }
+    }
+    let rejected: Vec<Rejected> = refused.into_iter().map(|(index, e)| Rejected { index, code: e.code, message: e.message }).collect();
+    if rows.is_empty() {
         let detail = serde_json::to_string(&rejected).unwrap_or_default();
         return Err(ApiError::bad_request(
             "all_events_rejected",

@@ -42,8 +42,8 @@ async fn receive(
         compression: req.url().ok().and_then(|u| u.query_pairs().find(|(k, _)| k == "compression").map(|(_, v)| v.into_owned())),
         form: collect::header(req, "Content-Type").is_some_and(|t| t.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")),
     };
-    let raw = collect::read_capped(req, &compat::LIMITS).await?;
-    let json = body::decode(&raw, &framing, &compat::LIMITS)?;
+    let raw = collect::read_capped(req, protocol.limits()).await?;
+    let json = body::decode(&raw, &framing, protocol.limits())?;
     let authorization = collect::header(req, "Authorization");
     let (incoming, domain) = match (protocol, call) {
         (Protocol::Segment, Some(call)) => {
@@ -104,6 +104,8 @@ fn plausible_visitor(req: &Request, kind: KeyKind, domain: &str, received_ms: i6
     let forwarded = collect::header(req, "X-Forwarded-For").and_then(|f| f.split(',').next().map(|ip| ip.trim().to_string()));
     let ip = match (kind, forwarded) {
         (KeyKind::Secret, Some(ip)) => ip,
+        // A server that forwards no address: the connecting one is its own, not its visitor's.
+        (KeyKind::Secret, None) => String::new(),
         _ => collect::header(req, "CF-Connecting-IP").unwrap_or_default(),
     };
     let Some(obj) = event.as_object_mut() else { return };

@@ -132,9 +132,10 @@ async fn rotate(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
     }
     let (ending, fresh) = admin::rotate(&old, now, grace);
     let raw = admin::new_raw_key(fresh.kind, &random24());
-    index_domains(env, &key_hash(&raw), None, &fresh).await?;
+    // The old record lets its domains go first, so the new key can take them over.
     put(env, &key_hash(&raw), &fresh).await?;
     put(env, hash, &ending).await?;
+    index_domains(env, &key_hash(&raw), None, &fresh).await?;
     let result = Ok((201, json!({"key": admin::created(&raw, &fresh), "old": admin::listed(hash, &ending), "grace_seconds": grace})));
     log(env, &old.project_id, &result).await;
     result
@@ -171,32 +172,35 @@ async fn update(env: &Env, hash: &str, body: &[u8]) -> Answer {
 }
 
 /// KV's domain index (`keys::domain_index_key`) as key `hash`'s record goes from `before` to
-/// `after`: its new domains point to it, its dropped ones no longer do. A domain another
-/// project's live key holds is refused (409), so no project can take another's site.
+/// `after`: its new domains point to it, its dropped ones no longer do. A domain another live
+/// key still lists, of any project, is refused (409): one key per site, so no project can take
+/// another's, and dropping a domain from one key never unregisters another's.
 async fn index_domains(env: &Env, hash: &str, before: Option<&KeyRecord>, after: &KeyRecord) -> Result<(), ApiError> {
     let (added, removed) = admin::domain_changes(before, after)?;
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     let store = |_| unavailable("The key store");
     for domain in &added {
         let index = millimetric_core::keys::domain_index_key(domain);
-        if let Some(holder) = kv.get(&index).text().await.map_err(store)?.filter(|h| h != hash) {
+        if let Some(holder) = kv.get(&index).json::<String>().await.map_err(store)?.filter(|h| h != hash) {
             let held = kv.get(&holder).json::<KeyRecord>().await.map_err(store)?;
-            if held.is_some_and(|r| r.project_id != after.project_id && !r.revoked) {
+            let now = worker::Date::now().as_millis() as i64;
+            if held.map(|r| millimetric_core::keys::effective(r, now)).is_some_and(|r| !r.revoked && r.domains.contains(domain)) {
                 return Err(ApiError::new(
                     409,
                     "domain_taken",
-                    format!("Another project's key holds the site `{domain}`. Revoke that key or drop the domain there first."),
+                    format!("Another key holds the site `{domain}`. Drop the domain from that key (or revoke it) first."),
                 ));
             }
         }
     }
     for domain in &added {
-        kv.put(&millimetric_core::keys::domain_index_key(domain), hash).map_err(store)?.execute().await.map_err(store)?;
+        let index = millimetric_core::keys::domain_index_key(domain);
+        kv.put(&index, serde_json::to_string(hash).unwrap_or_default()).map_err(store)?.execute().await.map_err(store)?;
     }
     for domain in &removed {
         let index = millimetric_core::keys::domain_index_key(domain);
         // Only while it still names this key (a rotation moved it on already).
-        if kv.get(&index).text().await.map_err(store)?.as_deref() == Some(hash) {
+        if kv.get(&index).json::<String>().await.map_err(store)?.as_deref() == Some(hash) {
             kv.delete(&index).await.map_err(store)?;
         }
     }
