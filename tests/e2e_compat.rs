@@ -585,6 +585,35 @@ impl Traffic {
     }
 }
 
+/// A site is one live key's: another key cannot take it, a rotation hands it to the new key,
+/// a revocation lets it go (the index in KV `KEYS` follows each step).
+fn domain_rules(stack: &Stack, run: &str) {
+    let domain = format!("{run}.rules.test");
+    let index = || {
+        let listed = stack.kv_keys("KEYS").contains(&format!("domain:{domain}"));
+        listed.then(|| stack.kv_get("KEYS", &format!("domain:{domain}")).trim().trim_matches('"').to_string())
+    };
+    let project = format!("rules_{run}");
+    let (ok, created) = stack.keys_cli(&["create", &project, "--kinds", "publishable", "--domains", &domain]);
+    assert!(ok, "{created}");
+    let first = created["keys"][0]["hash"].as_str().unwrap().to_string();
+    assert_eq!(index(), Some(first.clone()));
+    for other in [project.as_str(), "rules_other"] {
+        let (ok, taken) = stack.keys_cli(&["create", other, "--kinds", "publishable", "--domains", &domain]);
+        assert!(!ok && taken["error"]["code"] == "domain_taken", "{other}: {taken}");
+    }
+    let (ok, rotated) = stack.keys_cli(&["rotate", &first]);
+    assert!(ok, "{rotated}");
+    let second = rotated["key"]["hash"].as_str().unwrap().to_string();
+    assert_eq!((rotated["key"]["domains"].clone(), rotated["old"]["domains"].clone()), (json!([domain]), json!([])));
+    assert_eq!(index(), Some(second.clone()), "the rotation hands the site to the new key");
+    let (ok, revoked) = stack.keys_cli(&["revoke", &second]);
+    assert!(ok, "{revoked}");
+    assert_eq!(index(), None, "the revocation lets the site go");
+    let (ok, retaken) = stack.keys_cli(&["create", "rules_other", "--kinds", "publishable", "--domains", &domain]);
+    assert!(ok, "a site let go can be registered again: {retaken}");
+}
+
 /// The Stats API answers the same for the same traffic, whichever protocol carried it: one
 /// project each for /collect, Segment, PostHog and Plausible.
 fn same_numbers_as_collect(stack: &Stack, run: &str) {
@@ -680,6 +709,7 @@ fn vendor_sdks_end_to_end() {
     assert_eq!(person.trim(), "0", "identify stored something");
     println!("compat: server SDKs: {} requests, all stored once", seen.len());
     answers(&stack, &run, &site);
+    domain_rules(&stack, &run);
     same_numbers_as_collect(&stack, &run);
     // Nothing of a visitor's address or a person's identity anywhere the Worker wrote: its logs,
     // queue messages, KV (keys, erasures) and caches. (Before the erasures below, whose own

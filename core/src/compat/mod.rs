@@ -26,8 +26,9 @@ pub const LIMITS: Limits =
 /// Segment's own bounds on a body: 500 KB (its SDKs keep their batches under it).
 pub const SEGMENT_LIMITS: Limits = Limits { max_body_bytes: 500 * 1024, ..LIMITS };
 
-/// posthog-python's batches reach 5 MiB uncompressed (its own bound); PostHog takes them.
-pub const POSTHOG_LIMITS: Limits = Limits { max_body_bytes: 5 * 1024 * 1024, max_decoded_bytes: 8 * 1024 * 1024, ..LIMITS };
+/// posthog-python adds events to a batch until it passes 5 MiB, each at most 900 KiB, so a full
+/// batch is up to about 6 MiB uncompressed.
+pub const POSTHOG_LIMITS: Limits = Limits { max_body_bytes: 7 * 1024 * 1024, max_decoded_bytes: 10 * 1024 * 1024, ..LIMITS };
 
 /// Which protocol a request speaks: also its `ingest_route` in rows and usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,15 +180,24 @@ pub fn bounded(text: Option<String>, max: usize) -> Option<String> {
 /// the amount it means to the micro unit (JavaScript's `0.1 + 0.2` sends 0.30000000000000004).
 pub fn revenue(amount: &Value, currency: Option<String>) -> Option<Value> {
     let amount = match amount {
-        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
-            let f = n.as_f64().filter(|f| f.abs() < 1e12)?;
-            let text = format!("{f:.6}");
-            Value::from(text.trim_end_matches('0').trim_end_matches('.'))
-        }
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => Value::from(float_amount(n)?),
         other => other.clone(),
     };
     let revenue = serde_json::json!({"amount": amount, "currency": currency?});
     crate::ingest::revenue::parse(&revenue).ok().map(|_| revenue)
+}
+
+/// A float amount as text: its shortest digits (serde_json writes the shortest that reads back
+/// as the same float, so 8765432109.87 stays that), rounded to the micro unit only when they
+/// run longer (0.30000000000000004 is 0.3). None for an amount that rounds to zero but is not.
+fn float_amount(n: &serde_json::Number) -> Option<String> {
+    let f = n.as_f64().filter(|f| f.is_finite() && f.abs() < 1e12)?;
+    let shortest = n.to_string();
+    let fits = !shortest.contains(['e', 'E']) && shortest.split('.').nth(1).is_none_or(|frac| frac.len() <= 6);
+    let text = if fits { shortest } else { format!("{f:.6}") };
+    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
+    let zero = text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.');
+    (!zero || f == 0.0).then_some(text)
 }
 
 /// Text at `path` inside `v` (a string, or a number written out); None for anything else.

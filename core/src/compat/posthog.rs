@@ -79,12 +79,13 @@ fn message(e: &Value, batch_sent_at: Option<&Value>, received_ms: i64) -> Messag
     };
     let distinct_id = text_at(e, &["distinct_id"]).or_else(|| prop("distinct_id"));
     let fields = [
-        ("url", prop("$current_url")),
+        // A custom event needs no page: one too long to store is left out, not the event.
+        ("url", if pageview { prop("$current_url") } else { super::bounded(prop("$current_url"), LIMITS.max_url_bytes) }),
         ("id", text_at(e, &["uuid"])),
         ("mm_aid", prop("$device_id")),
         ("user_id", distinct_id),
         ("ip", prop("$ip")),
-        ("user_agent", prop("$raw_user_agent")),
+        ("user_agent", super::bounded(prop("$raw_user_agent"), LIMITS.max_user_agent_bytes)),
     ];
     for (k, v) in fields {
         ev.insert(k.into(), json!(v));

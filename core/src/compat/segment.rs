@@ -118,8 +118,9 @@ fn track(m: &Value, name: String, batch_sent_at: Option<&Value>, received_ms: i6
     let mut ev = common(m, batch_sent_at, received_ms);
     ev.insert("type".into(), json!("event"));
     ev.insert("name".into(), json!(name));
-    let url = text_at(m, &["context", "page", "url"]);
-    if let Some(url) = url.map(|u| with_campaign(&u, m)) {
+    // A custom event needs no page: one too long to store is left out, not the event.
+    let url = text_at(m, &["context", "page", "url"]).map(|u| with_campaign(&u, m));
+    if let Some(url) = super::bounded(url, LIMITS.max_url_bytes) {
         ev.insert("url".into(), json!(url));
     }
     let skip = |k: &str| revenue.is_some() && (k == "revenue" || k == "currency");
@@ -167,7 +168,7 @@ fn common(m: &Value, batch_sent_at: Option<&Value>, received_ms: i64) -> Map<Str
         ("user_id", text_at(m, &["userId"]).map(Value::from)),
         ("timestamp", skew_corrected(happened, sent, received_ms).map(Value::from)),
         ("ip", text_at(m, &["context", "ip"]).map(Value::from)),
-        ("user_agent", text_at(m, &["context", "userAgent"]).map(Value::from)),
+        ("user_agent", super::bounded(text_at(m, &["context", "userAgent"]), LIMITS.max_user_agent_bytes).map(Value::from)),
     ];
     for (k, v) in fields {
         if let Some(v) = v {
@@ -243,7 +244,12 @@ mod tests {
         let ev =
             event(one(Call::Track, json!({"event":"Paid","userId":"1","properties":{"revenue":0.30000000000000004,"currency":"EUR"}})));
         assert_eq!(ev["revenue"], json!({"amount":"0.3","currency":"EUR"}));
-        for bad in [json!({"revenue":"N/A"}), json!({"revenue":5,"currency":"EURO"}), json!({"revenue":1e300})] {
+        // A float's own digits, none invented: /collect stores 8765432109.87 exactly too.
+        for (sent, stored) in [(json!(8765432109.87), "8765432109.87"), (json!(99999999999.99), "99999999999.99"), (json!(-2.5), "-2.5")] {
+            let ev = event(one(Call::Track, json!({"event":"Paid","userId":"1","properties":{"revenue":sent,"currency":"EUR"}})));
+            assert_eq!(ev["revenue"]["amount"], stored);
+        }
+        for bad in [json!({"revenue":"N/A"}), json!({"revenue":5,"currency":"EURO"}), json!({"revenue":1e300}), json!({"revenue":1e-7})] {
             let ev = event(one(Call::Track, json!({"event":"Paid","userId":"1","properties":bad})));
             assert!(ev.get("revenue").is_none(), "{bad}");
         }
@@ -263,6 +269,14 @@ mod tests {
         let ev = event(one(Call::Page, python));
         assert_eq!((ev["url"].as_str(), ev["title"].as_str(), ev.get("mm_aid")), (Some("https://a.com/p"), Some("P"), None));
         assert_eq!(ev["props"], json!({}));
+    }
+
+    #[test]
+    fn an_overlong_page_or_user_agent_of_a_custom_event_is_left_out() {
+        let url = format!("https://a.com/{}", "x".repeat(LIMITS.max_url_bytes));
+        let ua = "u".repeat(LIMITS.max_user_agent_bytes + 1);
+        let ev = event(one(Call::Track, json!({"event":"E","userId":"1","context":{"page":{"url":url},"userAgent":ua}})));
+        assert!(ev.get("url").is_none() && ev.get("user_agent").is_none(), "{ev}");
     }
 
     #[test]

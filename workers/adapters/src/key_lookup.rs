@@ -57,7 +57,8 @@ pub async fn ip_refusal(env: &Env, claimed: KeyKind, hash: &str, client_ip: Opti
 /// as it stands now (a rotated-out key past its grace reads as revoked: keys::effective).
 pub async fn lookup_key(env: &Env, hash: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {
     let now = Date::now().as_millis() as i64;
-    Ok(cached(&KEY_CACHE, env, hash).await?.map(|r| millimetric_core::keys::effective(r, now)))
+    let record = cached(&KEY_CACHE, env, hash, |t| serde_json::from_str::<KeyRecord>(&t).ok()).await?;
+    Ok(record.map(|r| millimetric_core::keys::effective(r, now)))
 }
 
 /// The per-address check for a domain the isolate does not know: as for an unknown key.
@@ -69,17 +70,25 @@ pub async fn domain_ip_refusal(env: &Env, index: &str, client_ip: Option<&str>) 
     ip_refusal(env, KeyKind::Publishable, index, client_ip).await
 }
 
-/// The key hash KV holds (as a JSON string) under a domain's index entry, through the cache.
+/// The key hash a domain's index entry holds, through the isolate's cache.
 pub async fn lookup_domain(env: &Env, index: &str) -> std::result::Result<Option<String>, ApiError> {
-    cached(&DOMAIN_CACHE, env, index).await
+    cached(&DOMAIN_CACHE, env, index, parse_domain_entry).await
 }
 
-/// What KV `KEYS` holds under `key` (JSON), through `cache`: an isolate need not read KV, itself
-/// eventually consistent over about a minute, for every request.
-async fn cached<V: Clone + serde::de::DeserializeOwned>(
+/// A domain index entry: the key's hash (64 hex digits), bare or as a JSON string.
+pub fn parse_domain_entry(text: String) -> Option<String> {
+    let hash = text.trim().trim_matches('"');
+    millimetric_core::keys::admin::check_hash(hash).ok().map(str::to_string)
+}
+
+/// What KV `KEYS` holds under `key`, read by `parse`, through `cache`: an isolate need not read
+/// KV, itself eventually consistent over about a minute, for every request. A value that does
+/// not parse is the key store failing (503), never a key that is not there.
+async fn cached<V: Clone>(
     cache: &'static std::thread::LocalKey<std::cell::RefCell<KeyCache<V>>>,
     env: &Env,
     key: &str,
+    parse: fn(String) -> Option<V>,
 ) -> std::result::Result<Option<V>, ApiError> {
     let now = Date::now().as_millis() as i64;
     match cache.with(|c| c.borrow().get(key, now)) {
@@ -88,7 +97,11 @@ async fn cached<V: Clone + serde::de::DeserializeOwned>(
         Cached::Miss => {}
     }
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
-    let value = kv.get(key).cache_ttl(60).json::<V>().await.map_err(|_| unavailable("The key store"))?;
+    let text = kv.get(key).cache_ttl(60).text().await.map_err(|_| unavailable("The key store"))?;
+    let value = match text {
+        Some(t) => Some(parse(t).ok_or_else(|| unavailable("The key store"))?),
+        None => None,
+    };
     cache.with(|c| c.borrow_mut().put(key, value.clone(), now));
     Ok(value)
 }

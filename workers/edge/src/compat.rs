@@ -113,7 +113,8 @@ fn plausible_visitor(req: &Request, kind: KeyKind, domain: &str, received_ms: i6
         if !ip.is_empty() {
             obj.insert("ip".into(), Value::from(ip.clone()));
         }
-        obj.insert("user_agent".into(), Value::from(user_agent.clone()));
+        let bounded = compat::bounded(Some(user_agent.clone()), compat::LIMITS.max_user_agent_bytes);
+        obj.insert("user_agent".into(), Value::from(bounded));
     }
     obj.insert("user_id".into(), Value::from(plausible::daily_visitor(received_ms, domain, &ip, &user_agent)));
 }

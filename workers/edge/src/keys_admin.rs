@@ -132,10 +132,11 @@ async fn rotate(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
     }
     let (ending, fresh) = admin::rotate(&old, now, grace);
     let raw = admin::new_raw_key(fresh.kind, &random24());
-    // The old record lets its domains go first, so the new key can take them over.
+    // The new key takes the old one's domains over: checked before anything is written.
+    let handover = domain_plan(env, &key_hash(&raw), None, &fresh, Some(hash)).await?;
     put(env, &key_hash(&raw), &fresh).await?;
     put(env, hash, &ending).await?;
-    index_domains(env, &key_hash(&raw), None, &fresh).await?;
+    apply_domain_plan(env, &key_hash(&raw), handover).await?;
     let result = Ok((201, json!({"key": admin::created(&raw, &fresh), "old": admin::listed(hash, &ending), "grace_seconds": grace})));
     log(env, &old.project_id, &result).await;
     result
@@ -176,33 +177,55 @@ async fn update(env: &Env, hash: &str, body: &[u8]) -> Answer {
 /// key still lists, of any project, is refused (409): one key per site, so no project can take
 /// another's, and dropping a domain from one key never unregisters another's.
 async fn index_domains(env: &Env, hash: &str, before: Option<&KeyRecord>, after: &KeyRecord) -> Result<(), ApiError> {
+    let plan = domain_plan(env, hash, before, after, None).await?;
+    apply_domain_plan(env, hash, plan).await
+}
+
+/// The domains key `hash` gains and drops, once none it gains is another live key's (a
+/// rotation's old key, `handed_from`, hands them over). Reads only.
+async fn domain_plan(
+    env: &Env,
+    hash: &str,
+    before: Option<&KeyRecord>,
+    after: &KeyRecord,
+    handed_from: Option<&str>,
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let (added, removed) = admin::domain_changes(before, after)?;
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     let store = |_| unavailable("The key store");
+    let now = worker::Date::now().as_millis() as i64;
     for domain in &added {
-        let index = millimetric_core::keys::domain_index_key(domain);
-        if let Some(holder) = kv.get(&index).json::<String>().await.map_err(store)?.filter(|h| h != hash) {
-            let held = kv.get(&holder).json::<KeyRecord>().await.map_err(store)?;
-            let now = worker::Date::now().as_millis() as i64;
-            if held.map(|r| millimetric_core::keys::effective(r, now)).is_some_and(|r| !r.revoked && r.domains.contains(domain)) {
-                return Err(ApiError::new(
-                    409,
-                    "domain_taken",
-                    format!("Another key holds the site `{domain}`. Drop the domain from that key (or revoke it) first."),
-                ));
-            }
+        let holder = index_holder(&kv, domain).await?.filter(|h| h != hash && Some(h.as_str()) != handed_from);
+        let Some(holder) = holder else { continue };
+        let held = kv.get(&holder).json::<KeyRecord>().await.map_err(store)?;
+        if held.map(|r| millimetric_core::keys::effective(r, now)).is_some_and(|r| !r.revoked && r.domains.contains(domain)) {
+            return Err(ApiError::new(
+                409,
+                "domain_taken",
+                format!("Another key holds the site `{domain}`. Drop the domain from that key (or revoke it) first."),
+            ));
         }
     }
+    Ok((added, removed))
+}
+
+async fn apply_domain_plan(env: &Env, hash: &str, (added, removed): (Vec<String>, Vec<String>)) -> Result<(), ApiError> {
+    let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    let store = |_| unavailable("The key store");
     for domain in &added {
-        let index = millimetric_core::keys::domain_index_key(domain);
-        kv.put(&index, serde_json::to_string(hash).unwrap_or_default()).map_err(store)?.execute().await.map_err(store)?;
+        kv.put(&millimetric_core::keys::domain_index_key(domain), hash).map_err(store)?.execute().await.map_err(store)?;
     }
     for domain in &removed {
-        let index = millimetric_core::keys::domain_index_key(domain);
         // Only while it still names this key (a rotation moved it on already).
-        if kv.get(&index).json::<String>().await.map_err(store)?.as_deref() == Some(hash) {
-            kv.delete(&index).await.map_err(store)?;
+        if index_holder(&kv, domain).await?.as_deref() == Some(hash) {
+            kv.delete(&millimetric_core::keys::domain_index_key(domain)).await.map_err(store)?;
         }
     }
     Ok(())
+}
+
+/// The key hash a domain's index entry names (`key_lookup::parse_domain_entry`).
+async fn index_holder(kv: &worker::kv::KvStore, domain: &str) -> Result<Option<String>, ApiError> {
+    let text = kv.get(&millimetric_core::keys::domain_index_key(domain)).text().await.map_err(|_| unavailable("The key store"))?;
+    Ok(text.and_then(millimetric_adapters::key_lookup::parse_domain_entry))
 }
