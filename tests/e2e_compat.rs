@@ -214,13 +214,12 @@ fn serve_site(listener: TcpListener, ingest: String) {
 
 /// A request's body as JSON text, in the framing its head names (posthog-js gzips with none).
 fn decoded(r: &Seen) -> String {
-    let framing = millimetric_core::compat::body::Framing {
-        gzip_header: header(&r.head, "content-encoding").is_some_and(|e| e.eq_ignore_ascii_case("gzip")),
-        compression: url::Url::parse(&format!("http://x{}", r.path()))
-            .ok()
-            .and_then(|u| u.query_pairs().find(|(k, _)| k == "compression").map(|(_, v)| v.into_owned())),
-        form: header(&r.head, "content-type").is_some_and(|t| t.starts_with("application/x-www-form-urlencoded")),
-    };
+    let query = r.path().split_once('?').map(|(_, q)| q);
+    let framing = millimetric_core::compat::body::Framing::of_request(
+        header(&r.head, "content-encoding").as_deref(),
+        header(&r.head, "content-type").as_deref(),
+        query,
+    );
     let limits = millimetric_core::compat::POSTHOG_LIMITS;
     let json = millimetric_core::compat::body::decode(&r.body, &framing, &limits).unwrap_or_else(|_| r.body.clone());
     String::from_utf8_lossy(&json).into_owned()

@@ -4,6 +4,7 @@
 
 use crate::error::ApiError;
 use crate::ingest::event::{decode_body, BodyEncoding, Limits};
+use std::borrow::Cow;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -18,6 +19,19 @@ pub struct Framing {
     pub form: bool,
 }
 
+impl Framing {
+    /// What a request's `Content-Encoding`, `Content-Type` and query string say of its body.
+    pub fn of_request(content_encoding: Option<&str>, content_type: Option<&str>, query: Option<&str>) -> Framing {
+        Framing {
+            gzip_header: content_encoding.is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")),
+            compression: url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .find(|(k, _)| k == "compression")
+                .map(|(_, v)| v.into_owned()),
+            form: content_type.is_some_and(|t| t.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")),
+        }
+    }
+}
+
 /// The body's JSON text, whatever of the above it came in.
 pub fn decode(raw: &[u8], framing: &Framing, limits: &Limits) -> Result<Vec<u8>, ApiError> {
     let compression = framing.compression.as_deref().map(str::to_ascii_lowercase);
@@ -28,9 +42,10 @@ pub fn decode(raw: &[u8], framing: &Framing, limits: &Limits) -> Result<Vec<u8>,
             "lz64 (lz-string) bodies are not accepted. Configure the SDK for gzip or no compression (posthog-js: `disable_compression: false`).",
         ));
     }
-    let raw = if framing.form { form_data(raw)? } else { raw.to_vec() };
+    // Copied only where a step changes it (decode_body makes the one copy of a plain body).
+    let raw: Cow<[u8]> = if framing.form { Cow::Owned(form_data(raw)?) } else { Cow::Borrowed(raw) };
     let raw = if compression.as_deref() == Some("base64") || (framing.form && !looks_like_json(&raw) && !is_gzip(&raw)) {
-        base64_decode(&raw)?
+        Cow::Owned(base64_decode(&raw)?)
     } else {
         raw
     };
@@ -86,6 +101,14 @@ mod tests {
         for (raw, framing) in cases {
             assert_eq!(decode(&raw, &framing, &LIMITS).unwrap(), JSON, "{framing:?}");
         }
+    }
+
+    #[test]
+    fn the_framing_is_read_from_the_request() {
+        let f =
+            Framing::of_request(Some(" GZIP"), Some("Application/X-WWW-Form-Urlencoded; charset=utf-8"), Some("v=3&compression=gzip-js"));
+        assert_eq!(f, Framing { gzip_header: true, compression: Some("gzip-js".into()), form: true });
+        assert_eq!(Framing::of_request(None, Some("text/plain"), None), Framing::default());
     }
 
     #[test]

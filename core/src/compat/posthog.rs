@@ -25,10 +25,8 @@ pub fn parse(json: &[u8], received_ms: i64) -> Result<Incoming, ApiError> {
         Value::Object(mut obj) => match obj.remove("batch") {
             Some(Value::Array(events)) => (Value::Object(obj), events, true),
             Some(_) => return Err(ApiError::bad_request("invalid_field", "`batch` must be an array of events.")),
-            None => {
-                let single = Value::Object(obj);
-                (single.clone(), vec![single], false)
-            }
+            // One event: its own token and `sent_at` are read with it (below), as a batch's are.
+            None => (Value::Null, vec![Value::Object(obj)], false),
         },
         _ => return Err(ApiError::bad_request("invalid_body", "The body must be an event, an array of events, or {\"batch\": [...]}.")),
     };

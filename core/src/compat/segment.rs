@@ -65,7 +65,7 @@ pub fn parse(call: Call, json: &[u8], basic_user: Option<&str>, received_ms: i64
     let Value::Object(mut obj) = body else {
         return Err(ApiError::bad_request("invalid_body", "The body must be a JSON object: one message, or {\"batch\": [...]}."));
     };
-    let key = basic_user.map(str::to_string).or_else(|| text_at(&Value::Object(obj.clone()), &["writeKey"]));
+    let key = basic_user.map(str::to_string).or_else(|| obj.get("writeKey").and_then(|k| text_at(k, &[])));
     if call != Call::Batch {
         return Ok(Incoming { key, messages: vec![message(Some(call), Value::Object(obj), None, received_ms)], is_batch: false });
     }

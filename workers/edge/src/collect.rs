@@ -26,7 +26,7 @@ struct Rejected {
 #[derive(Serialize)]
 pub(crate) struct Accepted {
     status: &'static str,
-    pub accepted: usize,
+    accepted: usize,
     ids: Vec<String>,
     rejected: Vec<Rejected>,
 }

@@ -17,7 +17,10 @@ pub async fn handle(mut req: Request, env: &Env, endpoint: Endpoint) -> Result<R
     let (protocol, call) = match endpoint {
         // Nothing in them is the caller's data: any page may read them.
         Endpoint::PostHogFlags => return Ok(http::json(200, compat::POSTHOG_FLAGS, Some(&any_origin))),
-        Endpoint::Ignored(protocol) => return Ok(http::json(compat::success(protocol).0, compat::success(protocol).1, Some(&any_origin))),
+        Endpoint::Ignored(protocol) => {
+            let (status, body) = compat::success(protocol);
+            return Ok(http::json(status, body, Some(&any_origin)));
+        }
         Endpoint::Ingest(protocol, call) => (protocol, call),
     };
     let mut seen = Seen::default();
@@ -37,11 +40,9 @@ async fn receive(
     call: Option<segment::Call>,
 ) -> std::result::Result<(), Refusal> {
     let received_ms = Date::now().as_millis() as i64;
-    let framing = body::Framing {
-        gzip_header: collect::header(req, "Content-Encoding").is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")),
-        compression: req.url().ok().and_then(|u| u.query_pairs().find(|(k, _)| k == "compression").map(|(_, v)| v.into_owned())),
-        form: collect::header(req, "Content-Type").is_some_and(|t| t.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")),
-    };
+    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
+    let (encoding, content_type) = (collect::header(req, "Content-Encoding"), collect::header(req, "Content-Type"));
+    let framing = body::Framing::of_request(encoding.as_deref(), content_type.as_deref(), query.as_deref());
     let raw = collect::read_capped(req, protocol.limits()).await?;
     let json = body::decode(&raw, &framing, protocol.limits())?;
     let authorization = collect::header(req, "Authorization");
