@@ -4,6 +4,7 @@
 
 use crate::error::ApiError;
 use crate::query::dates::{self, Range};
+use crate::query::plan::MAX_STATEMENT_BYTES;
 use crate::query::request::{bad, filters, short, timezone, Dimension, Filter};
 use crate::query::sql::Scope;
 use jiff::tz::TimeZone;
@@ -19,6 +20,15 @@ pub struct Common {
     pub tz: TimeZone,
     pub range: Range,
     pub include_bots: bool,
+}
+
+/// A conversion statement, or `too_large` (a 400 `filters_too_large` saying what to shorten)
+/// when it is longer than ClickHouse parses (`query::plan::MAX_STATEMENT_BYTES`).
+pub fn checked_statement(sql: String, too_large: &str) -> Result<String, ApiError> {
+    if sql.len() > MAX_STATEMENT_BYTES {
+        return Err(ApiError::bad_request("filters_too_large", too_large));
+    }
+    Ok(sql)
 }
 
 /// The body as an object of known fields (`own` and SHARED_FIELDS). `example` is a whole

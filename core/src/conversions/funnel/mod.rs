@@ -7,7 +7,7 @@ pub mod request;
 pub mod sql;
 
 use crate::error::ApiError;
-use crate::query::plan::{Tables, MAX_STATEMENT_BYTES};
+use crate::query::plan::Tables;
 use request::Funnel;
 
 /// A checked funnel and its statement.
@@ -20,13 +20,10 @@ pub struct Planned {
 pub fn plan(body: &[u8], project_id: &str, project_timezone: Option<&str>, tables: Tables, now_ms: i64) -> Result<Planned, ApiError> {
     let funnel = request::parse(body, project_timezone, now_ms)?;
     let scope = funnel.common.scope(tables.database, tables.table, project_id);
-    let sql = sql::statement(&funnel, &scope);
-    if sql.len() > MAX_STATEMENT_BYTES {
-        return Err(ApiError::bad_request(
-            "filters_too_large",
-            "The steps and filters are too large to run: use fewer conditions or values (or a `matches` pattern instead of many values).",
-        ));
-    }
+    let sql = super::common::checked_statement(
+        sql::statement(&funnel, &scope),
+        "The steps and filters are too large to run: use fewer conditions or values (or a `matches` pattern instead of many values).",
+    )?;
     Ok(Planned { funnel, sql })
 }
 

@@ -6,7 +6,7 @@ pub mod request;
 pub mod sql;
 
 use crate::error::ApiError;
-use crate::query::plan::{Tables, MAX_STATEMENT_BYTES};
+use crate::query::plan::Tables;
 use request::Paths;
 
 #[derive(Debug, Clone)]
@@ -17,12 +17,9 @@ pub struct Planned {
 
 pub fn plan(body: &[u8], project_id: &str, project_timezone: Option<&str>, tables: Tables, now_ms: i64) -> Result<Planned, ApiError> {
     let paths = request::parse(body, project_timezone, now_ms)?;
-    let sql = sql::statement(&paths, &paths.common.scope(tables.database, tables.table, project_id));
-    if sql.len() > MAX_STATEMENT_BYTES {
-        return Err(ApiError::bad_request(
-            "filters_too_large",
-            "The start and filters are too large to run: use fewer conditions or values.",
-        ));
-    }
+    let sql = super::common::checked_statement(
+        sql::statement(&paths, &paths.common.scope(tables.database, tables.table, project_id)),
+        "The start and filters are too large to run: use fewer conditions or values.",
+    )?;
     Ok(Planned { paths, sql })
 }
