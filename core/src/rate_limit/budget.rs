@@ -130,6 +130,12 @@ impl KeyBudget {
             self.counted.add(now_ms, cost);
             return Answer { admitted: true, extra: 0, allowance: 0, valid_ms: 0, retry_after_ms: 0 };
         }
+        if self.last_id == 0 {
+            // A restarted object must never hand out an id its last life did: an isolate still
+            // holding that one would settle it against another isolate's allowance. Ids start
+            // from the clock, 2^20 a millisecond: beyond any id an earlier life could reach.
+            self.last_id = (now_ms.max(0) as u64) << 20;
+        }
         self.last_id += 1;
         let id = self.last_id;
         let held = Held { events: cost + extra, granted_ms: now_ms, counted_at_ms: now_ms + valid_ms + SETTLE_GRACE_MS };
@@ -233,6 +239,21 @@ mod tests {
         // the same allowance handed back twice counts once
         b.ask(T0 + 4_000, &ask(1, 6000, Some(settle), 1, 0));
         assert_eq!(b.busy(T0 + 4_000), 31 + 1 + 1);
+    }
+
+    #[test]
+    fn a_restarted_object_never_hands_out_an_id_its_last_life_did() {
+        let mut before = KeyBudget::default();
+        let held = before.ask(T0, &ask(1, 6000, None, 20, 2_000));
+        assert!(held.allowance > 0);
+        // Restarted (evicted, redeployed) a second later: its first allowance goes elsewhere,
+        // and the isolate still holding `held` settles it with its next ask.
+        let mut after = KeyBudget::default();
+        let other = after.ask(T0 + 1_000, &ask(1, 6000, None, 20, 2_000));
+        assert!(other.allowance > held.allowance, "ids {} then {}", held.allowance, other.allowance);
+        let third = after.ask(T0 + 2_000, &ask(1, 6000, Some(Settle { allowance: held.allowance, used: 0 }), 1, 1_000));
+        let own = usize::from(third.allowance > 0);
+        assert_eq!(after.allowances(), 1 + own, "the other isolate's allowance is still out, not settled by a stranger's");
     }
 
     #[test]

@@ -9,6 +9,9 @@ pub mod budget;
 pub mod local;
 pub mod window;
 
+#[cfg(test)]
+mod eviction;
+
 pub use budget::{Answer, Ask, KeyBudget, Settle};
 pub use local::{LocalBudget, Step};
 pub use window::{Decision, SlidingWindow};
