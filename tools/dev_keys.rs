@@ -11,6 +11,8 @@ pub const DEV_READ_ONLY: &str = "rk_live_dev_readonly_0001";
 pub const DEV_LIMITED_SECRET: &str = "sk_live_dev_limited_0001";
 /// A key with a very high per-key limit, for load benchmarks.
 pub const DEV_BENCH_SECRET: &str = "sk_live_dev_bench_0001";
+/// Its browser twin, for the browser shapes of `bench/cost`.
+pub const DEV_BENCH_PUBLISHABLE: &str = "pk_live_dev_bench_0001";
 /// Another project, for tests that one project's numbers never show in another's answers;
 /// its days are New York's (the project time zone setting).
 pub const DEV_OTHER_PROJECT: &str = "proj_other";
@@ -30,6 +32,8 @@ pub fn records() -> Vec<(&'static str, KeyRecord)> {
     limited.events_per_minute = Some(5);
     let mut bench = record("proj_bench", KeyKind::Secret);
     bench.events_per_minute = Some(100_000_000);
+    let mut bench_browser = record("proj_bench", KeyKind::Publishable);
+    bench_browser.events_per_minute = Some(100_000_000);
     let mut revoked = record(DEV_PROJECT, KeyKind::Secret);
     revoked.revoked = true;
     let mut other_secret = record(DEV_OTHER_PROJECT, KeyKind::Secret);
@@ -44,6 +48,7 @@ pub fn records() -> Vec<(&'static str, KeyRecord)> {
         (DEV_READ_ONLY, record(DEV_PROJECT, KeyKind::ReadOnly)),
         (DEV_LIMITED_SECRET, limited),
         (DEV_BENCH_SECRET, bench),
+        (DEV_BENCH_PUBLISHABLE, bench_browser),
         (DEV_REVOKED, revoked),
     ]
 }

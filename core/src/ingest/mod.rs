@@ -1,7 +1,9 @@
 //! An event's way in, top to bottom: the event contract (`event`, with its `revenue`), its time (`timestamp`), the
 //! pipeline that enriches it into a row (`pipeline`, `row`), and the rule that the first write
-//! of an id wins (`first_write`). `geo_load` and `warm_up` are the isolate's start-up decisions.
+//! of an id wins (`first_write`), and where accepted rows are written (`delivery`: straight
+//! into ClickHouse, the queue as the fallback). `geo_load` and `warm_up` are the isolate's start-up decisions.
 
+pub mod delivery;
 pub mod event;
 pub mod first_write;
 pub mod geo_load;

@@ -12,6 +12,7 @@ thread_local! {
 }
 
 fn request(cfg: &ClickHouseConfig, url: &str, body: Option<String>) -> worker::Result<Request> {
+    crate::meter::add("clickhouse.statements", 1);
     let headers = Headers::new();
     headers.set("X-ClickHouse-User", &cfg.user)?;
     headers.set("X-ClickHouse-Key", &cfg.password)?;

@@ -97,6 +97,7 @@ async fn cached<V: Clone>(
         Cached::Miss => {}
     }
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
+    crate::meter::add("kv.reads", 1);
     let text = kv.get(key).cache_ttl(60).text().await.map_err(|_| unavailable("The key store"))?;
     let value = match text {
         Some(t) => Some(parse(t).ok_or_else(|| unavailable("The key store"))?),

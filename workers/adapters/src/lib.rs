@@ -8,6 +8,7 @@ pub mod config;
 pub mod http;
 pub mod key_lookup;
 pub mod kv;
+pub mod meter;
 pub mod monitor;
 pub mod random;
 pub mod usage;

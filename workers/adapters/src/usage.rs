@@ -104,6 +104,7 @@ pub async fn used_this_month(cfg: &ClickHouseConfig, project_id: &str, now_ms: i
 /// The project's quota as stored in KV `KEYS` (the default, none, when unset).
 pub async fn quota_of(env: &Env, project_id: &str) -> Result<Quota, String> {
     let kv = env.kv(config::KEYS_KV).map_err(|e| e.to_string())?;
+    crate::meter::add("kv.reads", 1);
     let v = kv.get(&quota::record_key(project_id)).text().await.map_err(|e| e.to_string())?;
     match v {
         None => Ok(Quota::default()),

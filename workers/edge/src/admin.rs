@@ -26,6 +26,21 @@ pub async fn limit_admin(req: &Request, env: &Env) -> Option<Response> {
     (!outcome.success).then(|| http::rate_limited(&millimetric_core::rate_limit::too_many("client address", 60), 60, None))
 }
 
+/// The isolate's counts of billable operations (millimetric_adapters::meter), for `bench/cost`:
+/// in local development only, where one isolate serves everything.
+pub fn meter(req: &Request, env: &Env) -> Response {
+    if let Some(refused) = refuse_unless_admin(req, env) {
+        return refused;
+    }
+    if !config::is_local_development(env) {
+        return http::error(
+            &millimetric_core::error::ApiError::new(404, "not_found", "The meter is only kept in local development."),
+            None,
+        );
+    }
+    http::json(200, &millimetric_adapters::meter::snapshot().to_string(), None)
+}
+
 /// Every configuration check as JSON (`millimetric_core::config_check::report`): 200 when none failed,
 /// 503 when one did, so `curl -f` after a deploy fails loudly. No secret values in it.
 pub fn config_check(req: &Request, env: &Env) -> Response {

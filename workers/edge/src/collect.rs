@@ -1,5 +1,5 @@
-//! `POST /collect`: decode, authenticate, validate, enrich, queue. Answers 202 once the rows
-//! are on the queue; never waits on ClickHouse.
+//! `POST /collect`: decode, authenticate, validate, enrich, store. Answers 202 once the rows
+//! are in ClickHouse or, when it fails or is slow, on the queue (group_commit).
 
 use super::key_lookup::unavailable;
 use super::{config, http};

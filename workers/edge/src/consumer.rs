@@ -1,19 +1,22 @@
 //! The batch writer: a Queue consumer that turns up to 100 messages (each the rows of one
-//! request) into one ClickHouse insert. First it asks which event ids are stored already, so
-//! the first write of an id wins and a retried request is stored once (millimetric_core::ingest::first_write).
+//! request, or of a group that could not be inserted straight away) into one ClickHouse insert,
+//! through `writer`, so the first write of an id wins and a retried request is stored once.
 //! Acks only what is stored; retries with backoff what may succeed later (authentication
 //! failures with an alarm, for a bounded time); dead-letters what cannot, replayably.
 
+use super::writer::{self, Written};
 use super::{clickhouse_sink, config};
+use millimetric_adapters::meter;
 use millimetric_core::ingest::first_write;
 use millimetric_core::ingest::row::{EventRow, Failure, RowBatch};
 use millimetric_core::monitor::report::{self, Kind};
-use millimetric_core::storage::clickhouse::{is_data_error, on_failure, ClickHouseConfig, FailureAction, InsertOutcome};
+use millimetric_core::storage::clickhouse::{is_data_error, on_failure, FailureAction, InsertOutcome};
 use worker::*;
 
 pub async fn consume(batch: MessageBatch<String>, env: &Env, ctx: &Context) -> Result<()> {
     let mut messages = Vec::new();
     for m in batch.messages()? {
+        meter::queue_message("queue.read", "queue.read_units", m.body().len());
         match RowBatch::from_message(m.body()) {
             Ok(b) => messages.push((m, b)),
             // Not ours to fix by retrying: keep it, body and reason, in the dead-letter store.
@@ -28,23 +31,17 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env, ctx: &Context) -> R
     }
     let cfg = config::clickhouse(env, millimetric_core::storage::clickhouse::Role::Writer);
     let rows: Vec<&EventRow> = messages.iter().flat_map(|(_, b)| b.rows.iter()).collect();
-    let mut stored = match stored_ids(&cfg, &rows).await {
-        Ok(stored) => stored,
-        Err(outcome) => {
-            console_log!("batch writer: {} messages, {} rows: {}", messages.len(), rows.len(), describe(&outcome));
-            for (m, _) in &messages {
-                fail(env, ctx, m, None, &outcome).await;
-            }
-            return Ok(());
+    let Written { outcome, stored, skipped } = writer::first_writes(&cfg, &rows).await;
+    let Some(mut stored) = stored else {
+        console_log!("batch writer: {} messages, {} rows: {}", messages.len(), rows.len(), describe(&outcome));
+        for (m, _) in &messages {
+            fail(env, ctx, m, None, &outcome).await;
         }
+        return Ok(());
     };
-    let keep = first_write::first_writes(&rows, &stored);
-    let fresh: Vec<&EventRow> = keep.iter().map(|&i| rows[i]).collect();
-    let skipped = rows.len() - fresh.len();
-    let outcome = if fresh.is_empty() { InsertOutcome::Stored } else { clickhouse_sink::insert(&cfg, &fresh).await };
     console_log!("batch writer: {} messages, {} rows ({} already stored): {}", messages.len(), rows.len(), skipped, describe(&outcome));
     match outcome {
-        InsertOutcome::Stored => messages.iter().for_each(|(m, _)| m.ack()),
+        InsertOutcome::Stored => messages.iter().for_each(|(m, _)| ack(m)),
         InsertOutcome::Fatal { code, .. } if is_data_error(code) && messages.len() > 1 => {
             // One bad row fails the whole insert: try each message alone so the good ones land.
             // Each decides on its own rows against what is stored so far (not against copies
@@ -55,7 +52,7 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env, ctx: &Context) -> R
                 match if own.is_empty() { InsertOutcome::Stored } else { clickhouse_sink::insert(&cfg, &own).await } {
                     InsertOutcome::Stored => {
                         first_write::record(&mut stored, &own);
-                        m.ack()
+                        ack(m)
                     }
                     other => fail(env, ctx, m, Some(b), &other).await,
                 }
@@ -71,27 +68,6 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env, ctx: &Context) -> R
     // Capped projects that this batch may have taken past their quota (at most once a minute each).
     super::quota::after_store(env, messages.iter().flat_map(|(_, b)| b.rows.iter().map(|r| r.project_id.clone())).collect()).await;
     Ok(())
-}
-
-/// Which of the rows' ids are stored already. Err: the lookup failed, and the batch is handled
-/// as a failed insert (nothing is inserted blind). A lookup ClickHouse refuses for what it is
-/// (event_ids missing: the Worker deployed before migration 0002) says nothing about the
-/// rows, so it is retried, never dead-lettered.
-async fn stored_ids(cfg: &ClickHouseConfig, rows: &[&EventRow]) -> std::result::Result<first_write::Stored, InsertOutcome> {
-    if let Err(reason) = cfg.check_names() {
-        return Err(InsertOutcome::Fatal { code: None, reason });
-    }
-    let mut stored = first_write::Stored::new();
-    for sql in first_write::stored_ids_sql(&cfg.database, rows) {
-        let body = clickhouse_sink::select(cfg, &sql).await.map_err(|o| match o {
-            InsertOutcome::Fatal { code, reason } => {
-                InsertOutcome::Retry { reason: format!("the stored-id lookup failed (code {code:?}): {reason}") }
-            }
-            other => other,
-        })?;
-        stored.extend(first_write::parse_stored_ids(&body).map_err(|reason| InsertOutcome::Retry { reason })?);
-    }
-    Ok(stored)
 }
 
 fn describe(o: &InsertOutcome) -> String {
@@ -129,7 +105,14 @@ async fn fail(env: &Env, ctx: &Context, m: &Message<String>, batch: Option<&RowB
     }
 }
 
+/// Done with a message: the queue deletes it (a billed operation per 64 KB).
+fn ack(m: &Message<String>) {
+    meter::queue_message("queue.deleted", "queue.deleted_units", m.body().len());
+    m.ack()
+}
+
 fn retry_in(m: &Message<String>, delay_s: u32) {
+    meter::add("queue.retried", 1);
     let opts = QueueRetryOptionsBuilder::new().with_delay_seconds(delay_s).build();
     m.retry_with_options(&opts);
 }
@@ -143,7 +126,7 @@ async fn dead_letter(env: &Env, m: &Message<String>, batch: RowBatch, failure: F
         Err(e) => Err(e),
     };
     match sent {
-        Ok(()) => m.ack(),
+        Ok(()) => ack(m),
         Err(e) => {
             console_error!("batch writer: could not dead-letter a message ({e}); retrying it instead");
             retry_in(m, millimetric_core::storage::clickhouse::retry_delay_seconds(age_seconds(m)));

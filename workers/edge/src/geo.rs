@@ -90,6 +90,7 @@ async fn load(env: &Env) -> Outcome<Rc<GeoDb>> {
             return Outcome::Missing;
         }
     };
+    millimetric_adapters::meter::add("r2.class_b", 1);
     let object = match bucket.get(GEO_DB_KEY).execute().await {
         Ok(Some(o)) => o,
         Ok(None) => {

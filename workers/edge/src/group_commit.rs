@@ -1,17 +1,22 @@
-//! Group commit to the events queue: requests that arrive in the same isolate within a few
-//! milliseconds share one sendBatch. Every request still answers only after its own rows are
-//! on the queue (or with 503 if the send failed, so the client retries): nothing is
-//! acknowledged before it is durable. Fewer, fuller queue messages also make inserts larger.
+//! Group commit: requests that arrive in the same isolate within a few milliseconds share one
+//! write, straight into ClickHouse or, when it fails or is slow, onto the events queue
+//! (millimetric_core::ingest::delivery decides). Every request still answers only after its own
+//! rows are stored or on the queue (or with 503 if neither took them, so the client retries):
+//! nothing is acknowledged before it is durable. Fewer, larger writes also make inserts larger.
 //!
 //! workerd forbids resolving one request's promises from another request, so the leader does
 //! not wake the others: each waiter checks the shared outcome on its own timer.
 
-use super::config;
+use super::{config, writer};
+use futures_util::future::{select, Either};
+use millimetric_adapters::meter;
+use millimetric_core::ingest::delivery::{self, Breaker, Ended, Mode, Path};
 use millimetric_core::ingest::row::{chunk_for_send_batch, encode_messages, EventRow, MAX_MESSAGE_BYTES};
+use millimetric_core::storage::clickhouse::{InsertOutcome, Role};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, Date, Delay, Env};
+use worker::{console_error, console_log, Date, Delay, Env, MessageBuilder};
 
 type Outcome = Rc<RefCell<Option<Result<(), String>>>>;
 
@@ -31,19 +36,24 @@ thread_local! {
     /// How long this isolate's recent sends took (ms, moving average): waiters sleep that long
     /// after their group's send starts before they begin to poll, instead of polling through it.
     static SEND_MS: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+    /// Whether groups go straight into ClickHouse now (millimetric_core::ingest::delivery).
+    static BREAKER: RefCell<Breaker> = RefCell::new(Breaker::default());
 }
 
 /// How long a waiter waits for its leader before answering 503 (the leader's request may have
-/// been cancelled); the client then retries with the same ids.
-const GIVE_UP: Duration = Duration::from_secs(10);
+/// been cancelled); the client then retries with the same ids. Longer than a leader waits on
+/// ClickHouse before it hands its group to the queue.
+const GIVE_UP: Duration = Duration::from_millis(delivery::GIVE_UP_MS as u64 + 10_000);
 const POLL: Duration = Duration::from_millis(1);
+/// Polls back off to this, so a group waiting on a frozen ClickHouse costs little CPU.
+const MAX_POLL: Duration = Duration::from_millis(50);
 const MAX_EXPECTED_SEND_MS: i64 = 50;
 
-/// Put `rows` on the queue, together with whatever other requests of this isolate bring
-/// within `window`. Err(reason) when the queue did not take them.
+/// Store `rows`, together with whatever other requests of this isolate bring within `window`.
+/// Err(reason) when neither ClickHouse nor the queue took them.
 pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result<(), String> {
     if window.is_zero() {
-        return send(env, rows).await;
+        return deliver(env, rows).await;
     }
     let now = Date::now().as_millis() as i64;
     let (outcome, leader, started) = PENDING.with(|p| {
@@ -79,7 +89,7 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
             return outcome.borrow().clone().unwrap_or_else(|| Err("the group was abandoned".into()));
         };
         let sent_at = Date::now().as_millis() as i64;
-        let result = send(env, group.rows).await;
+        let result = deliver(env, group.rows).await;
         let took = (Date::now().as_millis() as i64 - sent_at) as f64;
         SEND_MS.with(|m| m.set(if m.get() == 0.0 { took } else { 0.8 * m.get() + 0.2 * took }));
         *outcome.borrow_mut() = Some(result.clone());
@@ -92,6 +102,7 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
     let until_done = (started + window.as_millis() as i64 + expected_send - now).max(0) as u64;
     let mut waited = Duration::from_millis(until_done);
     Delay::from(waited).await;
+    let mut poll = POLL;
     loop {
         if let Some(result) = outcome.borrow().clone() {
             return result;
@@ -99,16 +110,70 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
         if waited >= GIVE_UP {
             return Err("the group's send did not finish".into());
         }
-        Delay::from(POLL).await;
-        waited += POLL;
+        Delay::from(poll).await;
+        waited += poll;
+        if waited > Duration::from_millis(MAX_EXPECTED_SEND_MS as u64) {
+            poll = (poll * 2).min(MAX_POLL);
+        }
     }
 }
 
-async fn send(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
+/// One group's rows, stored: straight into ClickHouse when the breaker allows, else (or when
+/// that fails) onto the queue. Ok only once one of them has them.
+async fn deliver(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
+    let mode = Mode::parse(config::var(env, "INGEST_WRITE").as_deref());
+    let ticket = match BREAKER.with(|b| b.borrow_mut().choose(mode, now_ms())) {
+        Path::Queue => return send(env, &rows, None).await,
+        Path::Direct(ticket) => ticket,
+    };
+    let cfg = config::clickhouse(env, Role::Writer);
+    let refs: Vec<&EventRow> = rows.iter().collect();
+    let insert = Box::pin(writer::first_writes(&cfg, &refs));
+    let ended = match select(insert, Delay::from(Duration::from_millis(delivery::GIVE_UP_MS as u64))).await {
+        Either::Left((written, _)) => match written.outcome {
+            InsertOutcome::Stored => {
+                if written.skipped > 0 {
+                    console_log!("direct write: {} rows ({} already stored): stored", rows.len(), written.skipped);
+                }
+                Ended::Stored
+            }
+            failed => {
+                console_error!("collect: a direct insert failed, the queue takes its rows: {failed:?}");
+                Ended::Failed
+            }
+        },
+        Either::Right(_) => Ended::GaveUp,
+    };
+    BREAKER.with(|b| b.borrow_mut().finished(ticket, ended, now_ms()));
+    match ended {
+        Ended::Stored => {
+            meter::add("direct.groups", 1);
+            let projects = rows.iter().map(|r| r.project_id.clone()).collect();
+            super::quota::after_store(env, projects).await;
+            Ok(())
+        }
+        Ended::Failed => send(env, &rows, None).await,
+        // ClickHouse may still complete that insert: the queue's copy waits until it has.
+        Ended::GaveUp => send(env, &rows, Some(delivery::HANDOFF_DELAY_S)).await,
+    }
+}
+
+fn now_ms() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+async fn send(env: &Env, rows: &[EventRow], delay_s: Option<u32>) -> Result<(), String> {
     let queue = env.queue(config::EVENTS_QUEUE).map_err(|e| e.to_string())?;
     // One JSON string per message: a single crossing into JS instead of building an object
     // field by field (the consumer parses it back with serde_json); each row serialized once.
-    for call in chunk_for_send_batch(encode_messages(&rows, MAX_MESSAGE_BYTES)) {
+    for call in chunk_for_send_batch(encode_messages(rows, MAX_MESSAGE_BYTES)) {
+        for m in &call {
+            meter::queue_message("queue.written", "queue.written_units", m.len());
+        }
+        let call = call.into_iter().map(|m| match delay_s {
+            Some(d) => MessageBuilder::new(m).delay_seconds(d).build(),
+            None => MessageBuilder::new(m).build(),
+        });
         if let Err(e) = queue.send_batch(call).await {
             console_error!("collect: queue send failed: {e}");
             return Err(e.to_string());

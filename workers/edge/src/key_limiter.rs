@@ -70,6 +70,7 @@ pub async fn check(env: &Env, key_hash: &str, cost: u64, limit: u32) -> Option<u
 }
 
 async fn send(env: &Env, key_hash: &str, ask: &Ask) -> Result<Answer> {
+    millimetric_adapters::meter::add("durable_object.requests", 1);
     let stub = env.durable_object(super::config::KEY_LIMITER)?.get_by_name(key_hash)?;
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;

@@ -226,6 +226,7 @@ async fn apply_domain_plan(env: &Env, hash: &str, (added, removed): (Vec<String>
 
 /// The key hash a domain's index entry names (`key_lookup::parse_domain_entry`).
 async fn index_holder(kv: &worker::kv::KvStore, domain: &str) -> Result<Option<String>, ApiError> {
+    millimetric_adapters::meter::add("kv.reads", 1);
     let text = kv.get(&millimetric_core::keys::domain_index_key(domain)).text().await.map_err(|_| unavailable("The key store"))?;
     Ok(text.and_then(millimetric_adapters::key_lookup::parse_domain_entry))
 }

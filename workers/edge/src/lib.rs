@@ -20,6 +20,7 @@ mod rollup_job;
 mod usage_job;
 mod visitors;
 mod warm_up;
+mod writer;
 
 // Shared with the read Worker (workers/adapters).
 use millimetric_adapters::{clickhouse_sink, config, http, key_lookup};
@@ -40,12 +41,28 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
+    millimetric_adapters::meter::invoked(&metered_route(&path));
     millimetric_adapters::monitor::arm(&env, &ctx, &path);
     let answer = route(req, &env).await;
     if let Some(flush) = millimetric_adapters::usage::flush_later(&env) {
         ctx.wait_until(flush);
     }
     millimetric_adapters::monitor::watch(&env, &ctx, &path, answer).await
+}
+
+/// The route an invocation is counted under (millimetric_adapters::meter): bounded names only.
+fn metered_route(path: &str) -> String {
+    use millimetric_core::compat::Endpoint;
+    match path {
+        "/collect" | "/mm.js" | "/health" => format!("fetch {path}"),
+        p if p.starts_with("/admin/") => "fetch /admin".into(),
+        p => match millimetric_core::compat::route(p) {
+            Some(Endpoint::Ingest(protocol, _)) => format!("fetch {}", protocol.route_name()),
+            Some(Endpoint::Ignored(protocol)) => format!("fetch {} (ignored)", protocol.route_name()),
+            Some(Endpoint::PostHogFlags) => "fetch posthog flags".into(),
+            None => "fetch other".into(),
+        },
+    }
 }
 
 /// The browser snippet, served from the ingest host so it posts back to it (snippet/mm.js).
@@ -91,6 +108,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             keys_admin::handle(req, env, &rest).await
         }
         (Method::Get, "/admin/config-check") => Ok(admin::config_check(&req, env)),
+        (Method::Get, "/admin/meter") => Ok(admin::meter(&req, env)),
         (Method::Get, "/admin/usage") => usage_job::admin_view(req, env).await,
         // Segment's, PostHog's and Plausible's own paths, for their SDKs.
         (Method::Options, p) if millimetric_core::compat::route(p).is_some() => Ok(http::preflight(&req)),
@@ -134,6 +152,7 @@ async fn queue(batch: MessageBatch<String>, env: Env, ctx: Context) -> Result<()
         "queue:events"
     };
     millimetric_adapters::monitor::arm(&env, &ctx, route);
+    millimetric_adapters::meter::invoked(route);
     match route {
         "queue:exports" => {
             let done = exports::consume(batch, &env).await;
@@ -172,6 +191,7 @@ async fn queue(batch: MessageBatch<String>, env: Env, ctx: Context) -> Result<()
 async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     // Erasures first, so events of an erased visitor that arrived since are mostly not rolled
     // up (the deletes are mutations, applied shortly after: not a guarantee).
+    millimetric_adapters::meter::invoked("scheduled");
     erasures::reapply(&env).await;
     rollup_job::run(&env, event.schedule()).await;
     // Usage before retention too: a day's count is taken while its raw events are all there.

@@ -47,7 +47,11 @@ async fn cached<V: Clone, F: std::future::Future<Output = Option<Option<V>>>>(
 /// does not answer lets the event in (it shows as overage), never refuses it.
 pub async fn refusal(env: &Env, project_id: &str) -> Option<u32> {
     let kv = env.kv(config::KEYS_KV).ok()?;
-    let flag = cached(&FLAGS, project_id, || async { kv.get(&quota::reached_key(project_id)).text().await.ok() }).await?;
+    let flag = cached(&FLAGS, project_id, || async {
+        millimetric_adapters::meter::add("kv.reads", 1);
+        kv.get(&quota::reached_key(project_id)).text().await.ok()
+    })
+    .await?;
     let q = cached(&QUOTAS, project_id, || async { quota_of(env, project_id).await.ok().map(Some) }).await?;
     let now = now_ms();
     quota::flag_refuses(&flag, &q, now).then(|| quota::seconds_left_in_month(now).min(u32::MAX as u64) as u32)

@@ -1,0 +1,177 @@
+//! Where an isolate's group of accepted rows goes: straight into ClickHouse, or onto the
+//! events queue, whose batch writer stores it later.
+//!
+//! Straight in is the cheap way: a queue message costs three billed operations (written, read,
+//! deleted) and a browser event rarely shares one, while an insert costs Cloudflare nothing.
+//! The queue stays as the fallback whenever ClickHouse fails or is slow, so a client never
+//! waits on an outage and nothing is acknowledged before it is durable: either ClickHouse
+//! answered the insert, or the queue took the rows.
+//!
+//! `Breaker` decides per isolate. It sends a group straight in unless ClickHouse failed or was
+//! slow within the last `COOL_OFF_MS`, or an insert of this isolate has now been in flight for
+//! longer than `SLOW_MS`. After the cool-off one group tries again; while ClickHouse is still
+//! down that group alone pays for finding out (a refused connection fails at once).
+//!
+//! An insert nobody answers is waited on for `GIVE_UP_MS`, then its rows go to the queue
+//! *delayed* by `HANDOFF_DELAY_S`: a frozen server that wakes up and completes that insert
+//! does so long before the batch writer looks up those ids, so it finds them stored and the
+//! first write still wins, with no second copy.
+
+/// An insert in flight longer than this is slow: the next groups take the queue.
+pub const SLOW_MS: i64 = 1_000;
+/// After a failed or slow insert, groups take the queue for this long.
+pub const COOL_OFF_MS: i64 = 10_000;
+/// How long a group waits on an insert ClickHouse does not answer before its rows go to the
+/// queue instead (delayed by HANDOFF_DELAY_S).
+pub const GIVE_UP_MS: i64 = 20_000;
+/// How long rows handed over after GIVE_UP_MS wait in the queue before the batch writer may
+/// see them: longer than a frozen server takes to finish what it had received.
+pub const HANDOFF_DELAY_S: u32 = 120;
+
+/// How rows are written, from the `INGEST_WRITE` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Straight into ClickHouse, the queue as the fallback (the default).
+    Direct,
+    /// Every group through the queue (as before direct writes).
+    Queue,
+}
+
+impl Mode {
+    pub fn parse(setting: Option<&str>) -> Mode {
+        match setting.map(|s| s.trim().to_ascii_lowercase()) {
+            Some(s) if s == "queue" => Mode::Queue,
+            _ => Mode::Direct,
+        }
+    }
+}
+
+/// Where one group goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// Insert it; hand `Ticket` back to `Breaker::finished` with how it went.
+    Direct(Ticket),
+    Queue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket(u64);
+
+/// How a direct insert ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Stored,
+    Failed,
+    /// Not answered within GIVE_UP_MS.
+    GaveUp,
+}
+
+#[derive(Debug, Default)]
+pub struct Breaker {
+    open_until_ms: i64,
+    /// Inserts in flight: ticket and start.
+    in_flight: Vec<(u64, i64)>,
+    next: u64,
+}
+
+impl Breaker {
+    pub fn choose(&mut self, mode: Mode, now_ms: i64) -> Path {
+        if mode == Mode::Queue || now_ms < self.open_until_ms {
+            return Path::Queue;
+        }
+        if self.in_flight.iter().any(|&(_, start)| now_ms - start > SLOW_MS) {
+            self.open_until_ms = now_ms + COOL_OFF_MS;
+            return Path::Queue;
+        }
+        self.next += 1;
+        self.in_flight.push((self.next, now_ms));
+        Path::Direct(Ticket(self.next))
+    }
+
+    pub fn finished(&mut self, ticket: Ticket, ended: Ended, now_ms: i64) {
+        let started = self.in_flight.iter().find(|(t, _)| *t == ticket.0).map(|&(_, s)| s);
+        self.in_flight.retain(|(t, _)| *t != ticket.0);
+        let slow = started.is_some_and(|s| now_ms - s > SLOW_MS);
+        if ended != Ended::Stored || slow {
+            self.open_until_ms = self.open_until_ms.max(now_ms + COOL_OFF_MS);
+        }
+    }
+
+    /// Whether groups take the queue now (for the isolate's log and the meter).
+    pub fn is_open(&self, now_ms: i64) -> bool {
+        now_ms < self.open_until_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(p: Path) -> Ticket {
+        match p {
+            Path::Direct(t) => t,
+            Path::Queue => panic!("expected a direct insert"),
+        }
+    }
+
+    #[test]
+    fn healthy_inserts_go_straight_in() {
+        let mut b = Breaker::default();
+        for i in 0..100 {
+            let t = ticket(b.choose(Mode::Direct, i * 10));
+            b.finished(t, Ended::Stored, i * 10 + 5);
+        }
+        assert!(!b.is_open(1_000));
+    }
+
+    #[test]
+    fn queue_mode_never_inserts() {
+        assert_eq!(Breaker::default().choose(Mode::Queue, 0), Path::Queue);
+        assert_eq!(Mode::parse(Some(" Queue ")), Mode::Queue);
+        assert_eq!(Mode::parse(Some("direct")), Mode::Direct);
+        assert_eq!(Mode::parse(None), Mode::Direct);
+    }
+
+    #[test]
+    fn a_failure_sends_groups_to_the_queue_until_the_cool_off_ends_then_one_tries_again() {
+        let mut b = Breaker::default();
+        let t = ticket(b.choose(Mode::Direct, 0));
+        b.finished(t, Ended::Failed, 3);
+        assert_eq!(b.choose(Mode::Direct, 4), Path::Queue);
+        assert_eq!(b.choose(Mode::Direct, 3 + COOL_OFF_MS - 1), Path::Queue);
+        let probe = ticket(b.choose(Mode::Direct, 3 + COOL_OFF_MS));
+        b.finished(probe, Ended::Stored, 3 + COOL_OFF_MS + 5);
+        assert!(matches!(b.choose(Mode::Direct, 3 + COOL_OFF_MS + 6), Path::Direct(_)));
+    }
+
+    #[test]
+    fn an_insert_in_flight_too_long_diverts_the_next_groups_before_it_ends() {
+        let mut b = Breaker::default();
+        let hung = ticket(b.choose(Mode::Direct, 0));
+        assert!(matches!(b.choose(Mode::Direct, SLOW_MS), Path::Direct(_)), "not slow yet");
+        assert_eq!(b.choose(Mode::Direct, SLOW_MS + 1), Path::Queue);
+        // Still queued while the cool-off lasts, even if the hung insert then succeeds late.
+        b.finished(hung, Ended::Stored, 5_000);
+        assert_eq!(b.choose(Mode::Direct, 5_001), Path::Queue);
+        assert!(b.is_open(5_000 + COOL_OFF_MS - 1));
+    }
+
+    #[test]
+    fn a_slow_success_opens_the_breaker_too() {
+        let mut b = Breaker::default();
+        let t = ticket(b.choose(Mode::Direct, 0));
+        b.finished(t, Ended::Stored, SLOW_MS + 1);
+        assert_eq!(b.choose(Mode::Direct, SLOW_MS + 2), Path::Queue);
+    }
+
+    #[test]
+    fn a_given_up_insert_is_handed_over_later_than_any_retry_and_the_wait_fits_the_waiters() {
+        let mut b = Breaker::default();
+        let t = ticket(b.choose(Mode::Direct, 0));
+        b.finished(t, Ended::GaveUp, GIVE_UP_MS);
+        assert!(b.is_open(GIVE_UP_MS + 1));
+        // The handed-over rows wait far longer than the insert was waited on.
+        const { assert!(HANDOFF_DELAY_S as i64 * 1_000 > 5 * GIVE_UP_MS) };
+        const { assert!(SLOW_MS < GIVE_UP_MS && COOL_OFF_MS < GIVE_UP_MS) };
+    }
+}
