@@ -64,12 +64,23 @@ fn per_key_limit_isolated(stack: &Stack) {
     assert_eq!(stack.query("SELECT count() FROM events_dedup WHERE event_id = 'lim-over'").trim(), "0");
 }
 
+/// The Worker's meter (GET /admin/meter, local development only): billable operations so far.
+fn meter(stack: &Stack, what: &str) -> u64 {
+    let r = stack.request("GET", "/admin/meter", &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))], b"");
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["operations"][what].as_u64().unwrap_or(0)
+}
+
 fn no_loss_while_clickhouse_is_down(stack: &Stack) {
     const N: usize = 60;
     let mut sent = 0;
     let mut stopped = false;
+    let (direct_before, queued_before) = (meter(stack, "direct.groups"), meter(stack, "queue.written"));
     while sent < N {
         if sent == 10 && !stopped {
+            // So far each group went straight into ClickHouse, none through the queue.
+            assert!(meter(stack, "direct.groups") > direct_before, "no group was written straight in");
+            assert_eq!(meter(stack, "queue.written"), queued_before, "a group took the queue while ClickHouse was up");
             stack.stop_clickhouse();
             stopped = true;
         }
@@ -89,6 +100,7 @@ fn no_loss_while_clickhouse_is_down(stack: &Stack) {
         sent += n;
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(meter(stack, "queue.written") > queued_before, "while ClickHouse was down the queue took the groups");
     std::thread::sleep(Duration::from_secs(3));
     stack.start_clickhouse();
     let n = stack.wait_count("SELECT count() FROM events_dedup WHERE event_id LIKE 'noloss-%'", N as u64, Duration::from_secs(120));

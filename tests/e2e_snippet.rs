@@ -323,10 +323,14 @@ fn snippet_in_a_real_browser() {
 
     let script = stack.request("GET", "/mm.js", &[], b"");
     assert_eq!(script.status, 200);
-    assert_eq!(script.header("Content-Type"), Some("application/javascript; charset=utf-8"));
+    // A static asset (workers/edge/wrangler.toml [assets]), with snippet/_headers' headers.
+    let ctype = script.header("Content-Type").unwrap_or_default();
+    assert!(ctype.starts_with("application/javascript") || ctype.starts_with("text/javascript"), "Content-Type {ctype}");
+    assert_eq!(script.header("Cache-Control"), Some("public, max-age=3600"));
+    assert_eq!(script.header("Access-Control-Allow-Origin"), Some("*"));
     let served = script.body.as_str().expect("the snippet's text").to_string();
     let source = std::fs::read_to_string(root.join("snippet/mm.js")).unwrap();
-    assert!(served == source, "the Worker serves another mm.js than snippet/mm.js: rebuild it (scripts/build-worker)");
+    assert!(served == source, "the edge serves another mm.js than snippet/mm.js");
 
     let template = std::fs::read_to_string(root.join("tests/snippet/page.html")).unwrap();
     let real = Build { src: format!("{}/mm.js", ingest()), attrs: String::new(), script: String::new() };

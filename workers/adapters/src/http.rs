@@ -54,12 +54,3 @@ pub fn preflight(req: &Request) -> Response {
     let _ = headers.set("Vary", "Origin");
     Response::empty().expect("empty response").with_status(204).with_headers(headers)
 }
-
-/// A static script (the browser snippet): cached for an hour, loadable from any site.
-pub fn script(source: &str) -> Response {
-    let headers = Headers::new();
-    let _ = headers.set("Content-Type", "application/javascript; charset=utf-8");
-    let _ = headers.set("Cache-Control", "public, max-age=3600");
-    let _ = headers.set("Access-Control-Allow-Origin", "*");
-    with_body(200, source, headers)
-}

@@ -123,7 +123,10 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
 async fn deliver(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
     let mode = Mode::parse(config::var(env, "INGEST_WRITE").as_deref());
     let ticket = match BREAKER.with(|b| b.borrow_mut().choose(mode, now_ms())) {
-        Path::Queue => return send(env, &rows, None).await,
+        Path::Queue => {
+            meter::add("queued.groups", 1);
+            return send(env, &rows, None).await;
+        }
         Path::Direct(ticket) => ticket,
     };
     let cfg = config::clickhouse(env, Role::Writer);
@@ -152,9 +155,15 @@ async fn deliver(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
             super::quota::after_store(env, projects).await;
             Ok(())
         }
-        Ended::Failed => send(env, &rows, None).await,
+        Ended::Failed => {
+            meter::add("direct.failed", 1);
+            send(env, &rows, None).await
+        }
         // ClickHouse may still complete that insert: the queue's copy waits until it has.
-        Ended::GaveUp => send(env, &rows, Some(delivery::HANDOFF_DELAY_S)).await,
+        Ended::GaveUp => {
+            meter::add("direct.given_up", 1);
+            send(env, &rows, Some(delivery::HANDOFF_DELAY_S)).await
+        }
     }
 }
 

@@ -54,7 +54,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 fn metered_route(path: &str) -> String {
     use millimetric_core::compat::Endpoint;
     match path {
-        "/collect" | "/mm.js" | "/health" => format!("fetch {path}"),
+        "/collect" | "/health" => format!("fetch {path}"),
         p if p.starts_with("/admin/") => "fetch /admin".into(),
         p => match millimetric_core::compat::route(p) {
             Some(Endpoint::Ingest(protocol, _)) => format!("fetch {}", protocol.route_name()),
@@ -64,9 +64,6 @@ fn metered_route(path: &str) -> String {
         },
     }
 }
-
-/// The browser snippet, served from the ingest host so it posts back to it (snippet/mm.js).
-const SNIPPET: &str = include_str!("../../../snippet/mm.js");
 
 /// Every endpoint; `fetch` and the start-up warm-up both come in here.
 async fn route(req: Request, env: &Env) -> Result<Response> {
@@ -91,7 +88,6 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         {
             panic!("a test panic (it may quote input: {})", req.url().map(|u| u.to_string()).unwrap_or_default())
         }
-        (Method::Get, "/mm.js") => Ok(http::script(SNIPPET)),
         (Method::Get, "/admin/dead-letters") => dead_letters::list(req, env).await,
         (Method::Post, "/admin/dead-letters/replay") => dead_letters::replay(req, env).await,
         (Method::Get, "/v1/audit") => audit::list(req, env).await,
