@@ -1,7 +1,9 @@
-"""Traffic for the benchmarks that drive the local stack (bench/cost, bench/faults): plain HTTP
-on 127.0.0.1, requests sent at a steady rate from a pool of threads, each answer recorded."""
+"""What the benchmarks that drive the local stack share (bench/cost, bench/faults, bench/query,
+bench/mcp): plain HTTP on 127.0.0.1, requests sent at a steady rate from a pool of threads, each
+answer recorded; workerd's CPU time."""
 import http.client
 import json
+import os
 import queue
 import random
 import threading
@@ -23,6 +25,21 @@ def call(port, method, path, body=None, headers=None, timeout=60):
 
 def clickhouse(port, sql):
     return call(port, "POST", "/", sql.encode())[1].decode().strip()
+
+
+def workerd_ticks(pgid):
+    """CPU time (utime + stime, in clock ticks) of the workerd processes in process group `pgid`
+    (one `wrangler dev` and what it started)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if comm == "workerd" and rest[2] == str(pgid):
+            total += int(rest[11]) + int(rest[12])
+    return total
 
 
 def visitor_address():

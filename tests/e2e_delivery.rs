@@ -78,9 +78,9 @@ fn no_loss_while_clickhouse_is_down(stack: &Stack) {
     let (direct_before, queued_before) = (meter(stack, "direct.groups"), meter(stack, "queue.written"));
     while sent < N {
         if sent == 10 && !stopped {
-            // So far each group went straight into ClickHouse, none through the queue.
+            // While ClickHouse is up, groups go straight in (a slow insert on a busy machine
+            // may send some to the queue: that is the breaker's job).
             assert!(meter(stack, "direct.groups") > direct_before, "no group was written straight in");
-            assert_eq!(meter(stack, "queue.written"), queued_before, "a group took the queue while ClickHouse was up");
             stack.stop_clickhouse();
             stopped = true;
         }
@@ -106,7 +106,8 @@ fn no_loss_while_clickhouse_is_down(stack: &Stack) {
     let n = stack.wait_count("SELECT count() FROM events_dedup WHERE event_id LIKE 'noloss-%'", N as u64, Duration::from_secs(120));
     assert_eq!(n, N as u64, "every accepted event must be stored after ClickHouse returns; log:\n{}", stack.logs());
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(stack.query("SELECT count() FROM events_dedup WHERE event_id LIKE 'noloss-%'").trim(), N.to_string(), "and none twice");
+    // Raw rows, not events_dedup (whose FINAL would hide a second copy).
+    assert_eq!(stack.query("SELECT count() FROM events WHERE event_id LIKE 'noloss-%'").trim(), N.to_string(), "and none twice");
     assert!(stack.log_shows("will retry", Duration::from_secs(15)), "the writer should have retried while ClickHouse was down");
     // Batching: at least one insert carried many rows.
     let most = stack

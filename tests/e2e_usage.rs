@@ -169,7 +169,8 @@ fn send_each_kind_of_copy(stack: &Stack, proxy: &DropOneAnswer) -> u64 {
         assert_eq!(r.status, 202, "{:?}", r.body);
     }
     assert_eq!(stack.wait_count("SELECT count() FROM events WHERE event_id = 'u-retry'", 1, Duration::from_secs(30)), 1);
-    // A redelivery: the insert lands, its answer is lost, the queue delivers the message again.
+    // A redelivery: the insert lands, its answer is lost, the queue delivers the rows again
+    // (after delivery::HANDOFF_DELAY_S: an insert whose answer was lost may still land).
     proxy.armed.store(true, Ordering::SeqCst);
     let batch: Vec<Value> =
         (1..=3).map(|i| json!({"type":"event","name":"order","id": format!("u-redeliver-{i}"),"url":"https://example.com/o"})).collect();
@@ -177,7 +178,7 @@ fn send_each_kind_of_copy(stack: &Stack, proxy: &DropOneAnswer) -> u64 {
     assert_eq!(r.status, 202, "{:?}", r.body);
     assert!(support::eventually(Duration::from_secs(60), || proxy.dropped.load(Ordering::SeqCst) == 1), "no insert answer was dropped");
     assert!(
-        stack.log_shows("3 rows (3 already stored)", Duration::from_secs(90)),
+        stack.log_shows("3 rows (3 already stored)", Duration::from_secs(240)),
         "the message was not delivered again after its insert landed:\n{}",
         stack.logs()
     );

@@ -9,13 +9,17 @@
 //!
 //! `Breaker` decides per isolate. It sends a group straight in unless ClickHouse failed or was
 //! slow within the last `COOL_OFF_MS`, or an insert of this isolate has now been in flight for
-//! longer than `SLOW_MS`. After the cool-off one group tries again; while ClickHouse is still
-//! down that group alone pays for finding out (a refused connection fails at once).
+//! longer than `SLOW_MS`. After the cool-off one group tries again, alone: the groups behind it
+//! take the queue until it is answered, so while ClickHouse is still down, or frozen, that group
+//! alone pays for finding out.
 //!
 //! An insert nobody answers is waited on for `GIVE_UP_MS`, then its rows go to the queue
 //! *delayed* by `HANDOFF_DELAY_S`: a frozen server that wakes up and completes that insert
 //! does so long before the batch writer looks up those ids, so it finds them stored and the
-//! first write still wins, with no second copy.
+//! first write still wins, with no second copy. So do the rows of an insert that failed in a
+//! way that does not say it was refused (`queue_delay_s`).
+
+use crate::storage::clickhouse::InsertOutcome;
 
 /// An insert in flight longer than this is slow: the next groups take the queue.
 pub const SLOW_MS: i64 = 1_000;
@@ -27,6 +31,20 @@ pub const GIVE_UP_MS: i64 = 20_000;
 /// How long rows handed over after GIVE_UP_MS wait in the queue before the batch writer may
 /// see them: longer than a frozen server takes to finish what it had received.
 pub const HANDOFF_DELAY_S: u32 = 120;
+
+/// How long a group's rows wait in the queue before the batch writer may see them, by how its
+/// direct insert ended. An insert not answered, or failed in a way that does not say it was
+/// refused (a lost connection, a 5xx: `Retry`) once it was sent, may still land: its rows wait
+/// HANDOFF_DELAY_S. One refused for what it is, or never sent (its id lookup failed), can be
+/// written again at once.
+pub fn queue_delay_s(ended: Ended, outcome: &InsertOutcome, insert_sent: bool) -> Option<u32> {
+    let may_land = match ended {
+        Ended::Stored => false,
+        Ended::GaveUp => true,
+        Ended::Failed => insert_sent && matches!(outcome, InsertOutcome::Retry { .. }),
+    };
+    may_land.then_some(HANDOFF_DELAY_S)
+}
 
 /// How rows are written, from the `INGEST_WRITE` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,28 +90,58 @@ pub struct Breaker {
     /// Inserts in flight: ticket and start.
     in_flight: Vec<(u64, i64)>,
     next: u64,
+    /// Opened since the last insert that went well: after the cool-off one group probes.
+    tripped: bool,
+    probe: Option<u64>,
 }
 
 impl Breaker {
     pub fn choose(&mut self, mode: Mode, now_ms: i64) -> Path {
-        if mode == Mode::Queue || now_ms < self.open_until_ms {
+        self.forget_lost(now_ms);
+        if mode == Mode::Queue || now_ms < self.open_until_ms || self.probe.is_some() {
             return Path::Queue;
         }
         if self.in_flight.iter().any(|&(_, start)| now_ms - start > SLOW_MS) {
-            self.open_until_ms = now_ms + COOL_OFF_MS;
+            self.open(now_ms);
             return Path::Queue;
         }
         self.next += 1;
         self.in_flight.push((self.next, now_ms));
+        if self.tripped {
+            self.probe = Some(self.next);
+        }
         Path::Direct(Ticket(self.next))
+    }
+
+    /// An insert whose request was cancelled (its client went away) never reports back: once it
+    /// is past the time its leader would have given up, count it as given up then.
+    fn forget_lost(&mut self, now_ms: i64) {
+        let lost: Vec<(u64, i64)> = self.in_flight.iter().copied().filter(|&(_, start)| now_ms - start > GIVE_UP_MS + SLOW_MS).collect();
+        for (ticket, start) in lost {
+            self.in_flight.retain(|&(t, _)| t != ticket);
+            if self.probe == Some(ticket) {
+                self.probe = None;
+            }
+            self.open(start + GIVE_UP_MS);
+        }
+    }
+
+    fn open(&mut self, now_ms: i64) {
+        self.open_until_ms = self.open_until_ms.max(now_ms + COOL_OFF_MS);
+        self.tripped = true;
     }
 
     pub fn finished(&mut self, ticket: Ticket, ended: Ended, now_ms: i64) {
         let started = self.in_flight.iter().find(|(t, _)| *t == ticket.0).map(|&(_, s)| s);
         self.in_flight.retain(|(t, _)| *t != ticket.0);
         let slow = started.is_some_and(|s| now_ms - s > SLOW_MS);
+        if self.probe == Some(ticket.0) {
+            self.probe = None;
+        }
         if ended != Ended::Stored || slow {
-            self.open_until_ms = self.open_until_ms.max(now_ms + COOL_OFF_MS);
+            self.open(now_ms);
+        } else if self.probe.is_none() && !self.is_open(now_ms) {
+            self.tripped = false;
         }
     }
 
@@ -145,6 +193,20 @@ mod tests {
     }
 
     #[test]
+    fn after_the_cool_off_one_group_probes_and_the_others_take_the_queue_until_it_is_answered() {
+        let mut b = Breaker::default();
+        let t = ticket(b.choose(Mode::Direct, 0));
+        b.finished(t, Ended::Failed, 0);
+        let probe = ticket(b.choose(Mode::Direct, COOL_OFF_MS));
+        // A frozen server holds the probe: the groups behind it must not pile up on it too.
+        assert_eq!(b.choose(Mode::Direct, COOL_OFF_MS + 10), Path::Queue);
+        assert_eq!(b.choose(Mode::Direct, COOL_OFF_MS + 500), Path::Queue);
+        b.finished(probe, Ended::Stored, COOL_OFF_MS + 600);
+        assert!(matches!(b.choose(Mode::Direct, COOL_OFF_MS + 601), Path::Direct(_)));
+        assert!(matches!(b.choose(Mode::Direct, COOL_OFF_MS + 602), Path::Direct(_)), "closed again: no more probing");
+    }
+
+    #[test]
     fn an_insert_in_flight_too_long_diverts_the_next_groups_before_it_ends() {
         let mut b = Breaker::default();
         let hung = ticket(b.choose(Mode::Direct, 0));
@@ -154,6 +216,43 @@ mod tests {
         b.finished(hung, Ended::Stored, 5_000);
         assert_eq!(b.choose(Mode::Direct, 5_001), Path::Queue);
         assert!(b.is_open(5_000 + COOL_OFF_MS - 1));
+    }
+
+    #[test]
+    fn an_insert_whose_request_vanished_stops_counting_after_the_give_up_time() {
+        // The leader's request was cancelled mid-insert: `finished` never comes.
+        let mut b = Breaker::default();
+        let _lost = b.choose(Mode::Direct, 0);
+        assert_eq!(b.choose(Mode::Direct, SLOW_MS + 1), Path::Queue);
+        // Counted as given up at GIVE_UP_MS, so the cool-off runs from there.
+        assert_eq!(b.choose(Mode::Direct, GIVE_UP_MS + SLOW_MS + 1), Path::Queue);
+        let after = GIVE_UP_MS + COOL_OFF_MS + SLOW_MS + 1;
+        let probe = ticket(b.choose(Mode::Direct, after));
+        b.finished(probe, Ended::Stored, after + 5);
+        assert!(matches!(b.choose(Mode::Direct, after + 6), Path::Direct(_)), "the lost insert no longer holds the breaker open");
+    }
+
+    #[test]
+    fn a_probe_whose_request_vanished_does_not_hold_the_breaker_forever() {
+        let mut b = Breaker::default();
+        let t = ticket(b.choose(Mode::Direct, 0));
+        b.finished(t, Ended::Failed, 0);
+        let _lost_probe = b.choose(Mode::Direct, COOL_OFF_MS);
+        assert_eq!(b.choose(Mode::Direct, COOL_OFF_MS + 1), Path::Queue);
+        let later = COOL_OFF_MS + GIVE_UP_MS + COOL_OFF_MS + 1;
+        assert!(matches!(b.choose(Mode::Direct, later), Path::Direct(_)));
+    }
+
+    #[test]
+    fn rows_that_may_still_land_wait_in_the_queue_and_refused_ones_do_not() {
+        let retry = InsertOutcome::Retry { reason: "connection lost".into() };
+        let refused = InsertOutcome::Fatal { code: Some(117), reason: "unknown field".into() };
+        let auth = InsertOutcome::AuthFailed { code: Some(516), reason: "password".into() };
+        assert_eq!(queue_delay_s(Ended::GaveUp, &retry, true), Some(HANDOFF_DELAY_S));
+        assert_eq!(queue_delay_s(Ended::Failed, &retry, true), Some(HANDOFF_DELAY_S), "sent, then the connection broke");
+        assert_eq!(queue_delay_s(Ended::Failed, &retry, false), None, "the lookup failed: nothing was sent");
+        assert_eq!(queue_delay_s(Ended::Failed, &refused, true), None);
+        assert_eq!(queue_delay_s(Ended::Failed, &auth, true), None);
     }
 
     #[test]

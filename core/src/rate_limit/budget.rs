@@ -106,6 +106,8 @@ impl KeyBudget {
     pub fn ask(&mut self, now_ms: i64, ask: &Ask) -> Answer {
         self.lapse_until(now_ms);
         for s in &ask.settle {
+            // An id of an earlier life of this object, still held: never hand it out again.
+            self.last_id = self.last_id.max(s.allowance);
             if let Some(held) = self.take(s.allowance) {
                 self.counted.add_at(now_ms, held.granted_ms, s.used.min(held.events));
             }
@@ -130,13 +132,12 @@ impl KeyBudget {
             self.counted.add(now_ms, cost);
             return Answer { admitted: true, extra: 0, allowance: 0, valid_ms: 0, retry_after_ms: 0 };
         }
-        if self.last_id == 0 {
-            // A restarted object must never hand out an id its last life did: an isolate still
-            // holding that one would settle it against another isolate's allowance. Ids start
-            // from the clock, 2^20 a millisecond: beyond any id an earlier life could reach.
-            self.last_id = (now_ms.max(0) as u64) << 20;
-        }
-        self.last_id += 1;
+        // A restarted object must never hand out an id its last life did: an isolate still
+        // holding that one would settle it against another isolate's allowance. Ids follow the
+        // clock, 2^20 a second, so a later life's are beyond an earlier one's (and beyond every
+        // id settled so far, above), and stay under 2^53, which JavaScript numbers hold exactly,
+        // until the year 2242.
+        self.last_id = self.last_id.max(((now_ms.max(0) / 1_000) as u64) << 20) + 1;
         let id = self.last_id;
         let held = Held { events: cost + extra, granted_ms: now_ms, counted_at_ms: now_ms + valid_ms + SETTLE_GRACE_MS };
         self.held.insert(id, held);
@@ -246,6 +247,10 @@ mod tests {
         let mut before = KeyBudget::default();
         let held = before.ask(T0, &ask(1, 6000, None, 20, 2_000));
         assert!(held.allowance > 0);
+        // Ids cross into JavaScript (the Durable Object's request and answer): whole numbers
+        // past 2^53 would not survive it, this century or the next.
+        let in_2200 = 7_258_118_400_000;
+        assert!(KeyBudget::default().ask(in_2200, &ask(1, 6000, None, 20, 2_000)).allowance < 1 << 53);
         // Restarted (evicted, redeployed) a second later: its first allowance goes elsewhere,
         // and the isolate still holding `held` settles it with its next ask.
         let mut after = KeyBudget::default();

@@ -55,7 +55,7 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
     if window.is_zero() {
         return deliver(env, rows).await;
     }
-    let now = Date::now().as_millis() as i64;
+    let now = now_ms();
     let (outcome, leader, started) = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         if let Some(stale) = p.as_ref().filter(|g| now - g.started_ms > STALE_MS) {
@@ -88,9 +88,9 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
         let Some(group) = group else {
             return outcome.borrow().clone().unwrap_or_else(|| Err("the group was abandoned".into()));
         };
-        let sent_at = Date::now().as_millis() as i64;
+        let sent_at = now_ms();
         let result = deliver(env, group.rows).await;
-        let took = (Date::now().as_millis() as i64 - sent_at) as f64;
+        let took = (now_ms() - sent_at) as f64;
         SEND_MS.with(|m| m.set(if m.get() == 0.0 { took } else { 0.8 * m.get() + 0.2 * took }));
         *outcome.borrow_mut() = Some(result.clone());
         return result;
@@ -132,37 +132,37 @@ async fn deliver(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
     let cfg = config::clickhouse(env, Role::Writer);
     let refs: Vec<&EventRow> = rows.iter().collect();
     let insert = Box::pin(writer::first_writes(&cfg, &refs));
-    let ended = match select(insert, Delay::from(Duration::from_millis(delivery::GIVE_UP_MS as u64))).await {
+    let (ended, delay_s) = match select(insert, Delay::from(Duration::from_millis(delivery::GIVE_UP_MS as u64))).await {
         Either::Left((written, _)) => match written.outcome {
             InsertOutcome::Stored => {
                 if written.skipped > 0 {
                     console_log!("direct write: {} rows ({} already stored): stored", rows.len(), written.skipped);
                 }
-                Ended::Stored
+                (Ended::Stored, None)
             }
             failed => {
                 console_error!("collect: a direct insert failed, the queue takes its rows: {failed:?}");
-                Ended::Failed
+                (Ended::Failed, delivery::queue_delay_s(Ended::Failed, &failed, written.stored.is_some()))
             }
         },
-        Either::Right(_) => Ended::GaveUp,
+        Either::Right(_) => (Ended::GaveUp, Some(delivery::HANDOFF_DELAY_S)),
     };
     BREAKER.with(|b| b.borrow_mut().finished(ticket, ended, now_ms()));
     match ended {
         Ended::Stored => {
             meter::add("direct.groups", 1);
-            let projects = rows.iter().map(|r| r.project_id.clone()).collect();
-            super::quota::after_store(env, projects).await;
+            super::quota::stored(rows.iter().map(|r| r.project_id.clone()));
             Ok(())
         }
+        // ClickHouse may still complete an insert it did not refuse: then the queue's copy
+        // waits until it has (delivery::queue_delay_s).
         Ended::Failed => {
             meter::add("direct.failed", 1);
-            send(env, &rows, None).await
+            send(env, &rows, delay_s).await
         }
-        // ClickHouse may still complete that insert: the queue's copy waits until it has.
         Ended::GaveUp => {
             meter::add("direct.given_up", 1);
-            send(env, &rows, Some(delivery::HANDOFF_DELAY_S)).await
+            send(env, &rows, delay_s).await
         }
     }
 }

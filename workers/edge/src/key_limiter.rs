@@ -19,7 +19,9 @@ impl DurableObject for KeyLimiter {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let Ok(ask) = req.json::<Ask>().await else {
+        // serde_json on the text, not through a JavaScript object: ids are u64.
+        let Ok(ask) = req.text().await.map_err(|e| e.to_string()).and_then(|t| serde_json::from_str::<Ask>(&t).map_err(|e| e.to_string()))
+        else {
             return Response::error("expected a rate_limit::Ask", 400);
         };
         let now = Date::now().as_millis() as i64;
@@ -78,5 +80,5 @@ async fn send(env: &Env, key_hash: &str, ask: &Ask) -> Result<Answer> {
     let body = serde_json::to_string(ask).map_err(|e| Error::RustError(e.to_string()))?;
     init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
     let mut resp = stub.fetch_with_request(Request::new_with_init("https://limiter/ask", &init)?).await?;
-    resp.json::<Answer>().await
+    serde_json::from_str::<Answer>(&resp.text().await?).map_err(|e| Error::RustError(e.to_string()))
 }

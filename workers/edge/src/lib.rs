@@ -47,6 +47,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     if let Some(flush) = millimetric_adapters::usage::flush_later(&env) {
         ctx.wait_until(flush);
     }
+    if let Some(check) = quota::check_later(&env) {
+        ctx.wait_until(check);
+    }
     millimetric_adapters::monitor::watch(&env, &ctx, &path, answer).await
 }
 

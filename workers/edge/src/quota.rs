@@ -19,6 +19,9 @@ thread_local! {
     static QUOTAS: RefCell<KeyCache<Quota>> = RefCell::new(KeyCache::new(10_000, 10_000));
     /// When the batch writer last counted a project's month.
     static CHECKED: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+    /// Projects whose rows this isolate's requests stored straight into ClickHouse, to check
+    /// once the answer is sent (`check_later`).
+    static STORED: RefCell<BTreeSet<String>> = const { RefCell::new(BTreeSet::new()) };
 }
 
 fn now_ms() -> i64 {
@@ -62,6 +65,18 @@ fn check_every_ms(env: &Env) -> i64 {
     config::var(env, "QUOTA_CHECK_MS").and_then(|v| v.parse().ok()).unwrap_or(60_000)
 }
 
+/// Rows of these projects were stored by a request: checked after its answer (`check_later`).
+pub fn stored(projects: impl IntoIterator<Item = String>) {
+    STORED.with(|s| s.borrow_mut().extend(projects));
+}
+
+/// The checks `stored` asked for, to run after the answer (`ctx.wait_until`); None when none.
+pub fn check_later(env: &Env) -> Option<impl std::future::Future<Output = ()> + 'static> {
+    let projects = STORED.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let env = env.clone();
+    (!projects.is_empty()).then_some(async move { after_store(&env, projects).await })
+}
+
 /// After a batch is stored: for each of its projects not counted lately, set or clear the
 /// flag. Errors are logged; the next batch tries again.
 pub async fn after_store(env: &Env, projects: BTreeSet<String>) {
@@ -78,23 +93,42 @@ pub async fn after_store(env: &Env, projects: BTreeSet<String>) {
     }
 }
 
+/// Deletes the project's flag if there is one: a delete is billed as a write, so only when this
+/// isolate's view of the flag (read on a miss) has one.
+async fn clear_flag(kv: &worker::kv::KvStore, project_id: &str, key: &str) -> Result<(), String> {
+    let flag = cached(&FLAGS, project_id, || async {
+        millimetric_adapters::meter::add("kv.reads", 1);
+        kv.get(key).text().await.ok()
+    });
+    if flag.await.is_none() {
+        return Ok(());
+    }
+    millimetric_adapters::meter::add("kv.writes", 1);
+    kv.delete(key).await.map_err(|e| e.to_string())?;
+    FLAGS.with(|c| c.borrow_mut().put(project_id, None, now_ms()));
+    Ok(())
+}
+
 async fn check(env: &Env, project_id: &str, now: i64) -> Result<(), String> {
     let q = quota_of(env, project_id).await?;
     let kv = env.kv(config::KEYS_KV).map_err(|e| e.to_string())?;
     let key = quota::reached_key(project_id);
     if !q.hard_cap {
         // No cap: no flag (one left from a cap since turned off goes).
-        return kv.delete(&key).await.map_err(|e| e.to_string());
+        return clear_flag(&kv, project_id, &key).await;
     }
     // Counting reads what the writer may not (received_at, usage_*): the reader's grant.
     let cfg = config::clickhouse(env, Role::Reader);
     let used = used_this_month(&cfg, project_id, now).await?;
     if !quota::is_reached(&q, used) {
-        return kv.delete(&key).await.map_err(|e| e.to_string());
+        return clear_flag(&kv, project_id, &key).await;
     }
     let ttl = quota::seconds_left_in_month(now) + 86_400;
-    let put = kv.put(&key, quota::flag_value(&q, now)).map_err(|e| e.to_string())?;
+    let flag = quota::flag_value(&q, now);
+    millimetric_adapters::meter::add("kv.writes", 1);
+    let put = kv.put(&key, flag.clone()).map_err(|e| e.to_string())?;
     put.expiration_ttl(ttl).execute().await.map_err(|e| e.to_string())?;
+    FLAGS.with(|c| c.borrow_mut().put(project_id, Some(flag), now));
     console_log!("quota: project {project_id} used {used} of {:?}; events are refused until the month ends", q.monthly_events);
     Ok(())
 }
