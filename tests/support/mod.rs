@@ -422,6 +422,10 @@ impl Stack {
             }
             if t.starts_with("main = ") {
                 out.push_str(&format!("main = {:?}\n", dir.join("build/index.js").display().to_string()));
+            } else if let Some(relative) = t.strip_prefix("directory = ") {
+                // The static assets' folder, relative to the crate, not to the state dir.
+                let folder = dir.join(relative.trim_matches('"'));
+                out.push_str(&format!("directory = {:?}\n", folder.display().to_string()));
             } else {
                 out.push_str(line);
                 out.push('\n');
