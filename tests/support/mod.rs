@@ -411,21 +411,24 @@ impl Stack {
     fn test_config_for(&self, dir: &Path, name: &str) -> PathBuf {
         let original = std::fs::read_to_string(dir.join("wrangler.toml")).expect("wrangler.toml");
         let mut out = String::new();
-        let mut in_build = false;
+        let (mut in_build, mut in_assets) = (false, false);
         for line in original.lines() {
             let t = line.trim();
             if t.starts_with('[') {
                 in_build = t == "[build]";
+                in_assets = t == "[assets]";
             }
             if in_build {
                 continue;
             }
             if t.starts_with("main = ") {
                 out.push_str(&format!("main = {:?}\n", dir.join("build/index.js").display().to_string()));
-            } else if let Some(relative) = t.strip_prefix("directory = ") {
+            } else if let Some(relative) = t.strip_prefix("directory").filter(|_| in_assets).and_then(|r| r.trim_start().strip_prefix('='))
+            {
                 // The static assets' folder, relative to the crate, not to the state dir.
-                let folder = dir.join(relative.trim_matches('"'));
-                out.push_str(&format!("directory = {:?}\n", folder.display().to_string()));
+                let relative = relative.trim().trim_start_matches(['"', '\'']);
+                let relative = &relative[..relative.find(['"', '\'']).unwrap_or(relative.len())];
+                out.push_str(&format!("directory = {:?}\n", dir.join(relative).display().to_string()));
             } else {
                 out.push_str(line);
                 out.push('\n');

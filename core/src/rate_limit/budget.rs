@@ -40,6 +40,8 @@ pub const MIN_REFUSAL_MS: i64 = 1_000;
 /// Rates are measured over at least this long, so two events a millisecond apart do not look
 /// like thousands a second.
 pub const MIN_RATE_SPAN_MS: i64 = 2_000;
+/// Allowance ids a millisecond (see `KeyBudget::ask`).
+const ID_BLOCK: u64 = 1 << 20;
 /// Live allowances the object keeps track of; past this it admits without handing out more.
 pub const MAX_ALLOWANCES: usize = 4_096;
 
@@ -106,8 +108,9 @@ impl KeyBudget {
     pub fn ask(&mut self, now_ms: i64, ask: &Ask) -> Answer {
         self.lapse_until(now_ms);
         for s in &ask.settle {
-            // An id of an earlier life of this object, still held: never hand it out again.
-            self.last_id = self.last_id.max(s.allowance);
+            // An id of an earlier life of this object, still held: never hand out another of
+            // its millisecond's block.
+            self.last_id = self.last_id.max(s.allowance | (ID_BLOCK - 1));
             if let Some(held) = self.take(s.allowance) {
                 self.counted.add_at(now_ms, held.granted_ms, s.used.min(held.events));
             }
@@ -134,10 +137,10 @@ impl KeyBudget {
         }
         // A restarted object must never hand out an id its last life did: an isolate still
         // holding that one would settle it against another isolate's allowance. Ids follow the
-        // clock, 2^20 a second, so a later life's are beyond an earlier one's (and beyond every
-        // id settled so far, above), and stay under 2^53, which JavaScript numbers hold exactly,
-        // until the year 2242.
-        self.last_id = self.last_id.max(((now_ms.max(0) / 1_000) as u64) << 20) + 1;
+        // clock, a block of 2^20 a millisecond, so a later life's are beyond an earlier one's
+        // (and beyond every id settled so far, above). They cross as JSON read by serde_json
+        // on both sides (workers/edge/src/key_limiter.rs), so all 64 bits arrive.
+        self.last_id = self.last_id.max((now_ms.max(0) as u64) * ID_BLOCK).saturating_add(1);
         let id = self.last_id;
         let held = Held { events: cost + extra, granted_ms: now_ms, counted_at_ms: now_ms + valid_ms + SETTLE_GRACE_MS };
         self.held.insert(id, held);
@@ -247,16 +250,13 @@ mod tests {
         let mut before = KeyBudget::default();
         let held = before.ask(T0, &ask(1, 6000, None, 20, 2_000));
         assert!(held.allowance > 0);
-        // Ids cross into JavaScript (the Durable Object's request and answer): whole numbers
-        // past 2^53 would not survive it, this century or the next.
-        let in_2200 = 7_258_118_400_000;
-        assert!(KeyBudget::default().ask(in_2200, &ask(1, 6000, None, 20, 2_000)).allowance < 1 << 53);
-        // Restarted (evicted, redeployed) a second later: its first allowance goes elsewhere,
+
+        // Restarted (evicted, redeployed) moments later: its first allowance goes elsewhere,
         // and the isolate still holding `held` settles it with its next ask.
         let mut after = KeyBudget::default();
-        let other = after.ask(T0 + 1_000, &ask(1, 6000, None, 20, 2_000));
+        let other = after.ask(T0 + 300, &ask(1, 6000, None, 20, 2_000));
         assert!(other.allowance > held.allowance, "ids {} then {}", held.allowance, other.allowance);
-        let third = after.ask(T0 + 2_000, &ask(1, 6000, Some(Settle { allowance: held.allowance, used: 0 }), 1, 1_000));
+        let third = after.ask(T0 + 600, &ask(1, 6000, Some(Settle { allowance: held.allowance, used: 0 }), 1, 1_000));
         let own = usize::from(third.allowance > 0);
         assert_eq!(after.allowances(), 1 + own, "the other isolate's allowance is still out, not settled by a stranger's");
     }

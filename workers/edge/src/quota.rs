@@ -1,7 +1,8 @@
 //! Monthly quotas at the edge (millimetric_core::usage::quota decides). The edge only reads the
 //! flag a capped project over its quota has, and then the quota it stands against (KV `KEYS`,
-//! each cached per isolate like a key record); the batch writer counts and sets or clears the
-//! flag, at most once a minute per project and isolate (QUOTA_CHECK_MS).
+//! each cached per isolate like a key record). After rows are stored, by a request (once it has
+//! answered: `stored`, `check_later`) or by the batch writer (`after_store`), the isolate counts
+//! and sets or clears the flag, at most once a minute per project and isolate (QUOTA_CHECK_MS).
 
 use super::config;
 use millimetric_adapters::usage::{quota_of, used_this_month};
