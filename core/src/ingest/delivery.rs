@@ -49,7 +49,12 @@ pub fn queue_delay_s(ended: Ended, outcome: &InsertOutcome, insert_sent: bool) -
 /// How rows are written, from the `INGEST_WRITE` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Straight into ClickHouse, the queue as the fallback (the default).
+    /// Straight into ClickHouse where the server takes async inserts (21.11 and newer,
+    /// ClickHouse Cloud), else through the queue (the default). A server without them makes one
+    /// part per insert: a group a few milliseconds long per isolate would swamp its merges (on
+    /// 18.16 here, inserts stalled for seconds under load), while async inserts gather them.
+    Auto,
+    /// Straight into ClickHouse whatever the server, the queue as the fallback.
     Direct,
     /// Every group through the queue (as before direct writes).
     Queue,
@@ -57,9 +62,20 @@ pub enum Mode {
 
 impl Mode {
     pub fn parse(setting: Option<&str>) -> Mode {
-        match setting.map(|s| s.trim().to_ascii_lowercase()) {
-            Some(s) if s == "queue" => Mode::Queue,
-            _ => Mode::Direct,
+        match setting.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+            Some("queue") => Mode::Queue,
+            Some("direct") => Mode::Direct,
+            _ => Mode::Auto,
+        }
+    }
+
+    /// Whether groups go straight in, given whether the server takes async inserts (None: not
+    /// known yet, until its first answer).
+    pub fn writes_direct(self, async_inserts: Option<bool>) -> bool {
+        match self {
+            Mode::Queue => false,
+            Mode::Direct => true,
+            Mode::Auto => async_inserts != Some(false),
         }
     }
 }
@@ -126,6 +142,15 @@ impl Breaker {
         }
     }
 
+    /// A ticket whose group did not try an insert after all (the server turned out not to take
+    /// async inserts): no longer in flight, and no news about ClickHouse.
+    pub fn release(&mut self, ticket: Ticket) {
+        self.in_flight.retain(|&(t, _)| t != ticket.0);
+        if self.probe == Some(ticket.0) {
+            self.probe = None;
+        }
+    }
+
     fn open(&mut self, now_ms: i64) {
         self.open_until_ms = self.open_until_ms.max(now_ms + COOL_OFF_MS);
         self.tripped = true;
@@ -177,7 +202,26 @@ mod tests {
         assert_eq!(Breaker::default().choose(Mode::Queue, 0), Path::Queue);
         assert_eq!(Mode::parse(Some(" Queue ")), Mode::Queue);
         assert_eq!(Mode::parse(Some("direct")), Mode::Direct);
-        assert_eq!(Mode::parse(None), Mode::Direct);
+        assert_eq!(Mode::parse(None), Mode::Auto);
+        assert_eq!(Mode::parse(Some("auto")), Mode::Auto);
+    }
+
+    #[test]
+    fn auto_inserts_straight_in_only_where_the_server_takes_async_inserts() {
+        assert!(Mode::Auto.writes_direct(Some(true)));
+        assert!(!Mode::Auto.writes_direct(Some(false)), "18.16: one part per group would swamp its merges");
+        assert!(Mode::Direct.writes_direct(Some(false)));
+        assert!(!Mode::Queue.writes_direct(Some(true)));
+        // Not known yet (no answer so far): try, so the server's answer is learnt.
+        assert!(Mode::Auto.writes_direct(None));
+    }
+
+    #[test]
+    fn a_released_ticket_leaves_the_breaker_as_it_was() {
+        let mut b = Breaker::default();
+        let t = ticket(b.choose(Mode::Auto, 0));
+        b.release(t);
+        assert!(matches!(b.choose(Mode::Auto, 5_000), Path::Direct(_)), "not counted as in flight, nor as a failure");
     }
 
     #[test]

@@ -102,12 +102,27 @@ async fn server_version(cfg: &ClickHouseConfig) -> Option<String> {
     Some(v)
 }
 
+/// Whether inserts go out as async inserts (CLICKHOUSE_ASYNC_INSERT, `auto`: by the server's
+/// version, asked once per isolate). None: not known, the server did not answer.
+pub async fn async_inserts(cfg: &ClickHouseConfig) -> Option<bool> {
+    match cfg.async_insert {
+        AsyncInsert::On => Some(true),
+        AsyncInsert::Off => Some(false),
+        AsyncInsert::Auto => server_version(cfg).await.map(|v| clickhouse::server_supports_async_insert(&v)),
+    }
+}
+
+/// The same, from what this isolate knows already (None: it has not asked yet).
+pub fn known_async_inserts(cfg: &ClickHouseConfig) -> Option<bool> {
+    match cfg.async_insert {
+        AsyncInsert::On => Some(true),
+        AsyncInsert::Off => Some(false),
+        AsyncInsert::Auto => SERVER_VERSION.with(|v| v.borrow().as_deref().map(clickhouse::server_supports_async_insert)),
+    }
+}
+
 pub async fn insert(cfg: &ClickHouseConfig, rows: &[&EventRow]) -> InsertOutcome {
-    let use_async = match cfg.async_insert {
-        AsyncInsert::On => true,
-        AsyncInsert::Off => false,
-        AsyncInsert::Auto => server_version(cfg).await.map(|v| clickhouse::server_supports_async_insert(&v)).unwrap_or(false),
-    };
+    let use_async = async_inserts(cfg).await.unwrap_or(false);
     let url = match clickhouse::insert_url(cfg, use_async) {
         Ok(u) => u,
         Err(reason) => return InsertOutcome::Fatal { code: None, reason },

@@ -9,6 +9,7 @@
 
 use super::{config, writer};
 use futures_util::future::{select, Either};
+use millimetric_adapters::clickhouse_sink;
 use millimetric_adapters::meter;
 use millimetric_core::ingest::delivery::{self, Breaker, Ended, Mode, Path};
 use millimetric_core::ingest::row::{chunk_for_send_batch, encode_messages, EventRow, MAX_MESSAGE_BYTES};
@@ -122,18 +123,34 @@ pub async fn enqueue(env: &Env, rows: Vec<EventRow>, window: Duration) -> Result
 /// that fails) onto the queue. Ok only once one of them has them.
 async fn deliver(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
     let mode = Mode::parse(config::var(env, "INGEST_WRITE").as_deref());
-    let ticket = match BREAKER.with(|b| b.borrow_mut().choose(mode, now_ms())) {
+    let cfg = config::clickhouse(env, Role::Writer);
+    let chosen = if mode.writes_direct(clickhouse_sink::known_async_inserts(&cfg)) {
+        BREAKER.with(|b| b.borrow_mut().choose(mode, now_ms()))
+    } else {
+        Path::Queue
+    };
+    let ticket = match chosen {
         Path::Queue => {
             meter::add("queued.groups", 1);
             return send(env, &rows, None).await;
         }
         Path::Direct(ticket) => ticket,
     };
-    let cfg = config::clickhouse(env, Role::Writer);
     let refs: Vec<&EventRow> = rows.iter().collect();
-    let insert = Box::pin(writer::first_writes(&cfg, &refs));
-    let (ended, delay_s) = match select(insert, Delay::from(Duration::from_millis(delivery::GIVE_UP_MS as u64))).await {
-        Either::Left((written, _)) => match written.outcome {
+    // In `auto`, the first group of an isolate learns whether the server takes async inserts.
+    let attempt = Box::pin(async {
+        if !mode.writes_direct(clickhouse_sink::async_inserts(&cfg).await) {
+            return None;
+        }
+        Some(writer::first_writes(&cfg, &refs).await)
+    });
+    let (ended, delay_s) = match select(attempt, Delay::from(Duration::from_millis(delivery::GIVE_UP_MS as u64))).await {
+        Either::Left((None, _)) => {
+            BREAKER.with(|b| b.borrow_mut().release(ticket));
+            meter::add("queued.groups", 1);
+            return send(env, &rows, None).await;
+        }
+        Either::Left((Some(written), _)) => match written.outcome {
             InsertOutcome::Stored => {
                 if written.skipped > 0 {
                     console_log!("direct write: {} rows ({} already stored): stored", rows.len(), written.skipped);
