@@ -37,11 +37,12 @@ pub const HANDOFF_DELAY_S: u32 = 120;
 /// refused (a lost connection, a 5xx: `Retry`) once it was sent, may still land: its rows wait
 /// HANDOFF_DELAY_S. One refused for what it is, or never sent (its id lookup failed), can be
 /// written again at once.
-pub fn queue_delay_s(ended: Ended, outcome: &InsertOutcome, insert_sent: bool) -> Option<u32> {
+/// `failure`: what ClickHouse answered to a failed insert.
+pub fn queue_delay_s(ended: Ended, failure: Option<&InsertOutcome>, insert_sent: bool) -> Option<u32> {
     let may_land = match ended {
         Ended::Stored => false,
         Ended::GaveUp => true,
-        Ended::Failed => insert_sent && matches!(outcome, InsertOutcome::Retry { .. }),
+        Ended::Failed => insert_sent && matches!(failure, Some(InsertOutcome::Retry { .. })),
     };
     may_land.then_some(HANDOFF_DELAY_S)
 }
@@ -292,11 +293,11 @@ mod tests {
         let retry = InsertOutcome::Retry { reason: "connection lost".into() };
         let refused = InsertOutcome::Fatal { code: Some(117), reason: "unknown field".into() };
         let auth = InsertOutcome::AuthFailed { code: Some(516), reason: "password".into() };
-        assert_eq!(queue_delay_s(Ended::GaveUp, &retry, true), Some(HANDOFF_DELAY_S));
-        assert_eq!(queue_delay_s(Ended::Failed, &retry, true), Some(HANDOFF_DELAY_S), "sent, then the connection broke");
-        assert_eq!(queue_delay_s(Ended::Failed, &retry, false), None, "the lookup failed: nothing was sent");
-        assert_eq!(queue_delay_s(Ended::Failed, &refused, true), None);
-        assert_eq!(queue_delay_s(Ended::Failed, &auth, true), None);
+        assert_eq!(queue_delay_s(Ended::GaveUp, None, true), Some(HANDOFF_DELAY_S));
+        assert_eq!(queue_delay_s(Ended::Failed, Some(&retry), true), Some(HANDOFF_DELAY_S), "sent, then the connection broke");
+        assert_eq!(queue_delay_s(Ended::Failed, Some(&retry), false), None, "the lookup failed: nothing was sent");
+        assert_eq!(queue_delay_s(Ended::Failed, Some(&refused), true), None);
+        assert_eq!(queue_delay_s(Ended::Failed, Some(&auth), true), None);
     }
 
     #[test]

@@ -105,10 +105,9 @@ async fn server_version(cfg: &ClickHouseConfig) -> Option<String> {
 /// Whether inserts go out as async inserts (CLICKHOUSE_ASYNC_INSERT, `auto`: by the server's
 /// version, asked once per isolate). None: not known, the server did not answer.
 pub async fn async_inserts(cfg: &ClickHouseConfig) -> Option<bool> {
-    match cfg.async_insert {
-        AsyncInsert::On => Some(true),
-        AsyncInsert::Off => Some(false),
-        AsyncInsert::Auto => server_version(cfg).await.map(|v| clickhouse::server_supports_async_insert(&v)),
+    match known_async_inserts(cfg) {
+        Some(known) => Some(known),
+        None => server_version(cfg).await.map(|v| clickhouse::server_supports_async_insert(&v)),
     }
 }
 

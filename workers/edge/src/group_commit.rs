@@ -144,7 +144,8 @@ async fn deliver(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
         }
         Some(writer::first_writes(&cfg, &refs).await)
     });
-    let (ended, delay_s) = match select(attempt, Delay::from(Duration::from_millis(delivery::GIVE_UP_MS as u64))).await {
+    // How it ended, ClickHouse's answer to a failed insert, and whether the insert was sent.
+    let (ended, failure, sent) = match select(attempt, Delay::from(Duration::from_millis(delivery::GIVE_UP_MS as u64))).await {
         Either::Left((None, _)) => {
             BREAKER.with(|b| b.borrow_mut().release(ticket));
             meter::add("queued.groups", 1);
@@ -155,33 +156,25 @@ async fn deliver(env: &Env, rows: Vec<EventRow>) -> Result<(), String> {
                 if written.skipped > 0 {
                     console_log!("direct write: {} rows ({} already stored): stored", rows.len(), written.skipped);
                 }
-                (Ended::Stored, None)
+                (Ended::Stored, None, true)
             }
             failed => {
                 console_error!("collect: a direct insert failed, the queue takes its rows: {failed:?}");
-                (Ended::Failed, delivery::queue_delay_s(Ended::Failed, &failed, written.stored.is_some()))
+                (Ended::Failed, Some(failed), written.stored.is_some())
             }
         },
-        Either::Right(_) => (Ended::GaveUp, Some(delivery::HANDOFF_DELAY_S)),
+        Either::Right(_) => (Ended::GaveUp, None, true),
     };
     BREAKER.with(|b| b.borrow_mut().finished(ticket, ended, now_ms()));
-    match ended {
-        Ended::Stored => {
-            meter::add("direct.groups", 1);
-            super::quota::stored(rows.iter().map(|r| r.project_id.clone()));
-            Ok(())
-        }
-        // ClickHouse may still complete an insert it did not refuse: then the queue's copy
-        // waits until it has (delivery::queue_delay_s).
-        Ended::Failed => {
-            meter::add("direct.failed", 1);
-            send(env, &rows, delay_s).await
-        }
-        Ended::GaveUp => {
-            meter::add("direct.given_up", 1);
-            send(env, &rows, delay_s).await
-        }
+    if ended == Ended::Stored {
+        meter::add("direct.groups", 1);
+        super::quota::stored(rows.iter().map(|r| r.project_id.clone()));
+        return Ok(());
     }
+    meter::add(if ended == Ended::GaveUp { "direct.given_up" } else { "direct.failed" }, 1);
+    // ClickHouse may still complete an insert it did not refuse: then the queue's copy waits
+    // until it has.
+    send(env, &rows, delivery::queue_delay_s(ended, failure.as_ref(), sent)).await
 }
 
 fn now_ms() -> i64 {

@@ -51,11 +51,7 @@ async fn cached<V: Clone, F: std::future::Future<Output = Option<Option<V>>>>(
 /// does not answer lets the event in (it shows as overage), never refuses it.
 pub async fn refusal(env: &Env, project_id: &str) -> Option<u32> {
     let kv = env.kv(config::KEYS_KV).ok()?;
-    let flag = cached(&FLAGS, project_id, || async {
-        millimetric_adapters::meter::add("kv.reads", 1);
-        kv.get(&quota::reached_key(project_id)).text().await.ok()
-    })
-    .await?;
+    let flag = flag(&kv, project_id).await?;
     let q = cached(&QUOTAS, project_id, || async { quota_of(env, project_id).await.ok().map(Some) }).await?;
     let now = now_ms();
     quota::flag_refuses(&flag, &q, now).then(|| quota::seconds_left_in_month(now).min(u32::MAX as u64) as u32)
@@ -64,6 +60,15 @@ pub async fn refusal(env: &Env, project_id: &str) -> Option<u32> {
 /// How often the batch writer counts one project's month, per isolate (default a minute).
 fn check_every_ms(env: &Env) -> i64 {
     config::var(env, "QUOTA_CHECK_MS").and_then(|v| v.parse().ok()).unwrap_or(60_000)
+}
+
+/// The project's flag, as KV has it (None: none), through the isolate's cache.
+async fn flag(kv: &worker::kv::KvStore, project_id: &str) -> Option<String> {
+    cached(&FLAGS, project_id, || async {
+        millimetric_adapters::meter::add("kv.reads", 1);
+        kv.get(&quota::reached_key(project_id)).text().await.ok()
+    })
+    .await
 }
 
 /// Rows of these projects were stored by a request: checked after its answer (`check_later`).
@@ -97,11 +102,7 @@ pub async fn after_store(env: &Env, projects: BTreeSet<String>) {
 /// Deletes the project's flag if there is one: a delete is billed as a write, so only when this
 /// isolate's view of the flag (read on a miss) has one.
 async fn clear_flag(kv: &worker::kv::KvStore, project_id: &str, key: &str) -> Result<(), String> {
-    let flag = cached(&FLAGS, project_id, || async {
-        millimetric_adapters::meter::add("kv.reads", 1);
-        kv.get(key).text().await.ok()
-    });
-    if flag.await.is_none() {
+    if flag(kv, project_id).await.is_none() {
         return Ok(());
     }
     millimetric_adapters::meter::add("kv.writes", 1);
