@@ -25,8 +25,10 @@ const CAPPED: &str = "sk_live_capped_secret_0001";
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 /// Between the edge Worker and ClickHouse: passes everything through, except that once armed it
-/// drops ClickHouse's answer to the next insert into `events` (the rows are written; the
-/// batch writer sees a broken connection and the queue delivers the message again).
+/// drops ClickHouse's answer to the next insert into `events` of the redelivered batch (its ids
+/// start with REDELIVERED; the rows are written; the batch writer sees a broken connection and
+/// the queue delivers the message again). Only that insert: another still on its way (a copy of
+/// u-retry) would take the drop instead.
 struct DropOneAnswer {
     port: u16,
     target: Arc<AtomicU16>,
@@ -50,10 +52,14 @@ impl DropOneAnswer {
     }
 }
 
+const REDELIVERED: &str = "u-redeliver-";
+
 fn pipe(client: TcpStream, target: u16, armed: Arc<AtomicBool>, dropped: Arc<AtomicUsize>) {
     let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else { return };
-    let insert_asked = Arc::new(AtomicBool::new(false));
-    let (mut c_in, mut u_out, asked) = (client.try_clone().unwrap(), upstream.try_clone().unwrap(), insert_asked.clone());
+    // What the request on this connection so far was: an insert into `events`, carrying the batch.
+    let (insert_asked, carries_batch) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (mut c_in, mut u_out) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+    let (asked, carries) = (insert_asked.clone(), carries_batch.clone());
     std::thread::spawn(move || {
         let mut buf = [0u8; 65536];
         while let Ok(n) = c_in.read(&mut buf) {
@@ -62,6 +68,9 @@ fn pipe(client: TcpStream, target: u16, armed: Arc<AtomicBool>, dropped: Arc<Ato
             }
             if support::contains(&buf[..n], "INSERT+INTO+millimetric.events+") {
                 asked.store(true, Ordering::SeqCst);
+            }
+            if support::contains(&buf[..n], REDELIVERED) {
+                carries.store(true, Ordering::SeqCst);
             }
         }
         let _ = u_out.shutdown(Shutdown::Write);
@@ -72,7 +81,8 @@ fn pipe(client: TcpStream, target: u16, armed: Arc<AtomicBool>, dropped: Arc<Ato
         if n == 0 {
             break;
         }
-        if insert_asked.swap(false, Ordering::SeqCst) && armed.swap(false, Ordering::SeqCst) {
+        let batch_inserted = insert_asked.swap(false, Ordering::SeqCst) & carries_batch.swap(false, Ordering::SeqCst);
+        if batch_inserted && armed.swap(false, Ordering::SeqCst) {
             dropped.fetch_add(1, Ordering::SeqCst);
             let _ = c_out.shutdown(Shutdown::Both);
             let _ = u_in.shutdown(Shutdown::Both);
@@ -173,7 +183,7 @@ fn send_each_kind_of_copy(stack: &Stack, proxy: &DropOneAnswer) -> u64 {
     // (after delivery::HANDOFF_DELAY_S: an insert whose answer was lost may still land).
     proxy.armed.store(true, Ordering::SeqCst);
     let batch: Vec<Value> =
-        (1..=3).map(|i| json!({"type":"event","name":"order","id": format!("u-redeliver-{i}"),"url":"https://example.com/o"})).collect();
+        (1..=3).map(|i| json!({"type":"event","name":"order","id": format!("{REDELIVERED}{i}"),"url":"https://example.com/o"})).collect();
     let r = stack.collect(SECRET, &[], &json!({ "batch": batch }));
     assert_eq!(r.status, 202, "{:?}", r.body);
     assert!(support::eventually(Duration::from_secs(60), || proxy.dropped.load(Ordering::SeqCst) == 1), "no insert answer was dropped");
