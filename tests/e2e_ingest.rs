@@ -101,19 +101,18 @@ fn visitor_export_and_erasure(stack: &Stack) {
     assert_eq!(refused("DELETE", "/visitors/", &[("Authorization", &sk)]).code(), "invalid_visitor_id");
     assert_eq!(refused("POST", "/visitors/erase-me", &[("Authorization", &sk)]).status, 405);
     assert_eq!(count("erase-me", DEV_PROJECT), 3, "refused requests erase nothing");
+    let days = format!(
+        "SELECT count() FROM visitor_day_hashes WHERE visitor_hash = {} AND project_id = 'proj_dev'",
+        millimetric_core::storage::sql::id_hash("erase-me")
+    );
+    assert_ne!(stack.query(&days).trim(), "0", "the days index holds the visitor's days, by the hash the export asks for");
 
     let r = stack.request("DELETE", "/visitors/erase-me", &[("Authorization", &sk)], b"");
     assert_eq!(r.status, 202, "{:?}", r.body);
     assert_eq!(r.body["status"], "erasing");
     support::eventually(LAND, || count("erase-me", DEV_PROJECT) == 0);
     assert_eq!(count("erase-me", DEV_PROJECT), 0, "the visitor's rows are gone from the raw table");
-    assert!(
-        support::eventually(LAND, || stack
-            .query("SELECT count() FROM visitor_days WHERE anonymous_id = 'erase-me' AND project_id = 'proj_dev'")
-            .trim()
-            == "0"),
-        "and from the days index"
-    );
+    assert!(support::eventually(LAND, || stack.query(&days).trim() == "0"), "and from the days index");
     assert_eq!(count("keep-me", DEV_PROJECT), 1, "another visitor's row stays");
     assert_eq!(count("erase-me", "proj_other"), 1, "the same id in another project stays");
     let r = stack.request("GET", "/visitors/erase-me/events", &[("Authorization", &sk)], b"");
@@ -215,11 +214,11 @@ fn retention_drops_weeks_past_their_window(stack: &Stack) {
     // At least as many: an earlier step's event may still be landing from the queue.
     let after: u64 = stack.query("SELECT count() FROM events WHERE project_id != 'retention-test'").trim().parse().unwrap();
     assert!(after >= others.trim().parse::<u64>().unwrap(), "recent events of other projects must stay: {others} before, {after} after");
-    // Three weeks of events, and the same three of their ids' index (event_ids); the rows have
-    // no mm_aid, so visitor_days has none of those weeks.
+    // Three weeks of events, and the same three of their ids' index (event_id_hashes); the rows
+    // have no mm_aid, so visitor_day_hashes has none of those weeks.
     assert!(stack.log_shows("retention: dropped 6 week(s)", Duration::from_secs(15)), "the run says what it dropped:\n{}", stack.logs());
     assert_eq!(
-        stack.query("SELECT count() FROM event_ids WHERE project_id = 'retention-test'").trim(),
+        stack.query("SELECT count() FROM event_id_hashes WHERE project_id = 'retention-test'").trim(),
         want_kept.to_string(),
         "ids go with their events"
     );
@@ -521,7 +520,7 @@ fn personal_ids_are_stored_as_keyed_hashes(stack: &Stack) {
     assert_eq!(stack.wait_count(hashed, 3, LAND), 3, "the events did not land hashed; log:\n{}", stack.logs());
 
     // No table holds the e-mail addresses, in any column.
-    for table in ["events", "event_ids", "visitor_days"] {
+    for table in ["events", "event_id_hashes", "visitor_day_hashes"] {
         let dump = stack.query(&format!("SELECT * FROM {table} FORMAT JSONEachRow"));
         for needle in ["jane.doe", "bob@example.com"] {
             assert!(!dump.contains(needle), "{needle} stored in {table}:\n{dump}");

@@ -7,6 +7,7 @@ Then runs every kind of statement the read side sends (and the batch writer's st
 on those rows.
 usage: python check.py <migrations dir> <rows.jsonl> <read statements, one per line>
 """
+import hashlib
 import os
 import sys
 import tempfile
@@ -121,10 +122,25 @@ def aggregates_filled():
     assert "visitor" not in [c.strip('"') for c in cols.split()], "no visitor id in an aggregate table: " + cols
 
 
+def id_hash(text):
+    # core/src/storage/sql.rs id_hash: the first half of the text's SHA-256, as a literal.
+    return "unhex('%s')" % hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def stored_id_lookup():
-    got = str(s.query("SELECT project_id, event_id, max(key_kind = 'secret') AS server FROM millimetric.event_ids "
-                      "WHERE (project_id, event_id) IN (('proj_modern', 'm-1'), ('proj_modern', 'nope')) GROUP BY project_id, event_id FORMAT JSONEachRow"))
-    assert '"event_id":"m-1"' in got and '"server":1' in got and "nope" not in got, got
+    # first_write::stored_ids_sql's statement, asked with the hash computed as the Worker does.
+    got = str(s.query("SELECT project_id, lower(hex(id_hash)) AS hash, max(key_kind = 'secret') AS server FROM millimetric.event_id_hashes "
+                      f"WHERE (project_id, id_hash) IN (('proj_modern', {id_hash('m-1')}), ('proj_modern', {id_hash('nope')})) "
+                      "GROUP BY project_id, id_hash FORMAT JSONEachRow"))
+    want = hashlib.sha256(b"m-1").hexdigest()[:32]
+    assert f'"hash":"{want}"' in got and '"server":1' in got and got.count("hash") == 1, got
+
+
+def visitor_days_by_hash():
+    # privacy::visitors' day lookup and erasure of the days index, with the Worker's hash.
+    anon = str(s.query("SELECT any(anonymous_id) FROM millimetric.events WHERE project_id = 'proj_modern' AND anonymous_id != ''", "TSV")).strip()
+    days = f"SELECT count() FROM millimetric.visitor_day_hashes WHERE project_id = 'proj_modern' AND visitor_hash IN ({id_hash(anon)})"
+    assert anon and int(str(s.query(days, "TSV")).strip()) > 0, (anon, days)
 
 
 check(f"migrations apply on ClickHouse {chdb.__version__ if hasattr(chdb, '__version__') else ''}", apply)
@@ -134,7 +150,8 @@ check("dedup view", dedup)
 check("row values", columns)
 check("unknown field refused", unknown_field_is_refused)
 check("no ip column", no_ip_column)
-check("the stored-id lookup (event_ids, filled by its view)", stored_id_lookup)
+check("the stored-id lookup (event_id_hashes, filled by its view)", stored_id_lookup)
+check("a visitor's days found by the id's hash (visitor_day_hashes)", visitor_days_by_hash)
 check("every read-side statement runs", read_side)
 check("the rollup's views fill the aggregates", aggregates_filled)
 check("retention drops a partition by its value", retention_drop)

@@ -6,9 +6,10 @@
 //! ReplacingMergeTree never looks).
 //!
 //! So the batch writer asks, before each insert, which of its (project, event id) pairs are
-//! already stored, and inserts only the first copy of each pair that is not. `event_ids`
-//! (migrations/0002) answers that by primary key: one small row per stored event, filled by a
-//! materialized view in the same insert as `events`, and dropped with the same partitions.
+//! already stored, and inserts only the first copy of each pair that is not. `event_id_hashes`
+//! (migrations/0007) answers that by primary key: one small row per stored event, keyed by a
+//! 16-byte hash of the id (`sql::id_hash`), filled by a materialized view in the same insert as
+//! `events`, and dropped with the same partitions.
 //!
 //! One exception, so the public key cannot block a server's events: anyone with the page's
 //! `pk_live_` key can send an id first (order-124, before the server does). A browser-key copy
@@ -30,7 +31,7 @@ use std::collections::HashMap;
 /// Stored ids: (project, event id) -> whether a secret-key copy is among them.
 pub type Stored = HashMap<(String, String), bool>;
 
-pub const IDS_TABLE: &str = "event_ids";
+pub const IDS_TABLE: &str = "event_id_hashes";
 
 /// ClickHouse parses at most `max_query_size` (256 KiB by default) of a statement: a batch of
 /// many rows asks in several statements, each under this.
@@ -40,13 +41,13 @@ const MAX_STATEMENT_BYTES: usize = 128 * 1024;
 /// for a large batch; their answers together). Names must be plain identifiers
 /// (ClickHouseConfig::check_names).
 pub fn stored_ids_sql(database: &str, rows: &[&EventRow]) -> Vec<String> {
-    let mut pairs: Vec<String> = rows.iter().map(|r| format!("({}, {})", sql::string(&r.project_id), sql::string(&r.event_id))).collect();
+    let mut pairs: Vec<String> = rows.iter().map(|r| format!("({}, {})", sql::string(&r.project_id), sql::id_hash(&r.event_id))).collect();
     pairs.sort();
     pairs.dedup();
     let head = format!(
-        "SELECT project_id, event_id, max(key_kind = 'secret') AS server FROM {database}.{IDS_TABLE} WHERE (project_id, event_id) IN ("
+        "SELECT project_id, lower(hex(id_hash)) AS hash, max(key_kind = 'secret') AS server FROM {database}.{IDS_TABLE} WHERE (project_id, id_hash) IN ("
     );
-    let tail = ") GROUP BY project_id, event_id FORMAT JSONEachRow";
+    let tail = ") GROUP BY project_id, id_hash FORMAT JSONEachRow";
     let mut out = Vec::new();
     let mut cur = String::new();
     for p in pairs {
@@ -68,20 +69,25 @@ pub fn stored_ids_sql(database: &str, rows: &[&EventRow]) -> Vec<String> {
 #[derive(serde::Deserialize)]
 struct StoredId {
     project_id: String,
-    event_id: String,
+    hash: String,
     /// 0 or 1; ClickHouse may quote it.
     server: serde_json::Value,
 }
 
-/// ClickHouse's answer to `stored_ids_sql`. Err on anything else: the caller retries the
-/// batch rather than risk inserting copies.
-pub fn parse_stored_ids(body: &str) -> Result<Stored, String> {
+/// ClickHouse's answer to `stored_ids_sql` about `rows`: their ids whose hashes it names.
+/// Err on anything else, a hash among them included: the caller retries the batch rather than
+/// risk inserting copies.
+pub fn parse_stored_ids(body: &str, rows: &[&EventRow]) -> Result<Stored, String> {
+    let asked: HashMap<(&str, String), &str> =
+        rows.iter().map(|r| ((r.project_id.as_str(), sql::id_hash_hex(&r.event_id)), r.event_id.as_str())).collect();
     body.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let s = serde_json::from_str::<StoredId>(l).map_err(|e| format!("unexpected answer to the id lookup ({e})"))?;
             let server = s.server.as_u64().or_else(|| s.server.as_str().and_then(|x| x.parse().ok())).unwrap_or(0) > 0;
-            Ok(((s.project_id, s.event_id), server))
+            let id =
+                *asked.get(&(s.project_id.as_str(), s.hash.to_ascii_lowercase())).ok_or("the id lookup named an id it was not asked")?;
+            Ok(((s.project_id, id.to_string()), server))
         })
         .collect()
 }
@@ -212,12 +218,15 @@ mod tests {
 
     #[test]
     fn the_lookup_escapes_ids_and_reads_the_answer() {
-        let a = row("p", "it's", "2026-11-22 10:00:00", "");
-        let b = row("p", "x\\y", "2026-11-22 10:00:00", "");
-        let sql = stored_ids_sql("millimetric", &[&a, &b, &a]);
+        let a = row("p'", "it's", "2026-11-22 10:00:00", "");
+        let b = row("p'", "x\\y", "2026-11-22 10:00:00", "");
+        let asked = stored_ids_sql("millimetric", &[&a, &b, &a]);
+        let (ha, hb) = (sql::id_hash("it's"), sql::id_hash("x\\y"));
+        let mut pairs = [format!("('p\\'', {ha})"), format!("('p\\'', {hb})")];
+        pairs.sort();
         assert_eq!(
-            sql,
-            vec!["SELECT project_id, event_id, max(key_kind = 'secret') AS server FROM millimetric.event_ids WHERE (project_id, event_id) IN (('p', 'it\\'s'), ('p', 'x\\\\y')) GROUP BY project_id, event_id FORMAT JSONEachRow"]
+            asked,
+            vec![format!("SELECT project_id, lower(hex(id_hash)) AS hash, max(key_kind = 'secret') AS server FROM millimetric.event_id_hashes WHERE (project_id, id_hash) IN ({}) GROUP BY project_id, id_hash FORMAT JSONEachRow", pairs.join(", "))]
         );
         // A large batch asks in statements ClickHouse will parse (max_query_size), every pair once.
         let many: Vec<EventRow> =
@@ -228,13 +237,20 @@ mod tests {
         assert!(statements.iter().all(|s| s.len() <= MAX_STATEMENT_BYTES));
         assert_eq!(statements.iter().map(|s| s.matches("('project-with").count()).sum::<usize>(), 10_000);
         assert!(stored_ids_sql("millimetric", &[]).is_empty());
-        let got = parse_stored_ids(
-            "{\"project_id\":\"p\",\"event_id\":\"it's\",\"server\":1}\n{\"project_id\":\"p\",\"event_id\":\"b\",\"server\":\"0\"}\n",
-        )
-        .unwrap();
-        assert_eq!(got.get(&("p".to_string(), "it's".to_string())), Some(&true));
-        assert_eq!(got.get(&("p".to_string(), "b".to_string())), Some(&false));
-        assert!(parse_stored_ids("").unwrap().is_empty());
-        assert!(parse_stored_ids("Code: 60. Table doesn't exist").is_err());
+        // The answer names hashes (ClickHouse's hex may be upper case): back to the ids asked.
+        let answer = format!(
+            "{{\"project_id\":\"p'\",\"hash\":\"{}\",\"server\":1}}\n{{\"project_id\":\"p'\",\"hash\":\"{}\",\"server\":\"0\"}}\n",
+            sql::id_hash_hex("it's"),
+            sql::id_hash_hex("x\\y").to_uppercase()
+        );
+        let got = parse_stored_ids(&answer, &[&a, &b]).unwrap();
+        assert_eq!(got.get(&("p'".to_string(), "it's".to_string())), Some(&true));
+        assert_eq!(got.get(&("p'".to_string(), "x\\y".to_string())), Some(&false));
+        assert!(parse_stored_ids("", &[&a]).unwrap().is_empty());
+        assert!(parse_stored_ids("Code: 60. Table doesn't exist", &[&a]).is_err());
+        // A hash of an id not asked, or of another project's: not an answer to trust.
+        assert!(parse_stored_ids(&answer, &[&a]).is_err());
+        let elsewhere = answer.replace("\"p'\"", "\"q\"");
+        assert!(parse_stored_ids(&elsewhere, &[&a, &b]).is_err());
     }
 }

@@ -202,8 +202,8 @@ mod tests {
 
     #[test]
     fn every_table_with_a_project_column_loses_the_projects_rows() {
-        let tables = parse_tables("event_ids\nevents\nvisits_agg\n.inner.x\n\n");
-        assert_eq!(tables, ["event_ids", "events", "visits_agg", ".inner.x"]);
+        let tables = parse_tables("event_id_hashes\nevents\nvisits_agg\n.inner.x\n\n");
+        assert_eq!(tables, ["event_id_hashes", "events", "visits_agg", ".inner.x"]);
         let sql = delete_sql("millimetric", &tables, "p'1");
         assert_eq!(sql[1], r"ALTER TABLE millimetric.`events` DELETE WHERE project_id = 'p\'1'");
         assert_eq!(sql[3], r"ALTER TABLE millimetric.`.inner.x` DELETE WHERE project_id = 'p\'1'");

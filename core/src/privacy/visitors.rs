@@ -47,34 +47,48 @@ fn visitor_id(segment: &str) -> Result<String, ApiError> {
     }
 }
 
-/// The index of the days each visitor has events on (migrations/0003).
-pub const DAYS_TABLE: &str = "visitor_days";
+/// The index of the days each visitor has events on, keyed by a hash of the visitor's id
+/// (migrations/0007, `sql::id_hash`).
+pub const DAYS_TABLE: &str = "visitor_day_hashes";
 
-/// The ids a visitor's rows may carry: the id as stored (its keyed hash when it is personal
-/// data, `privacy::pseudonym`) and, when that differs, the id as given, which rows written
-/// before identifiers were hashed carry. As a ClickHouse list: `('mmh_...', 'jane@...')`.
-fn id_list(visitor_ids: &[&str]) -> String {
-    let mut ids: Vec<String> = visitor_ids.iter().map(|v| sql::string(v)).collect();
+/// How `table` names a visitor: the events by the id, the days index by its hash; with the
+/// literal that spells an id for that column.
+fn visitor_column(table: &str) -> (&'static str, fn(&str) -> String) {
+    if table == DAYS_TABLE {
+        ("visitor_hash", sql::id_hash)
+    } else {
+        ("anonymous_id", sql::string)
+    }
+}
+
+/// The rows of `table` that carry any of the ids a visitor's rows may carry: the id as stored
+/// (its keyed hash when it is personal data, `privacy::pseudonym`) and, when that differs, the
+/// id as given, which rows written before identifiers were hashed carry. As a condition:
+/// `anonymous_id IN ('mmh_...', 'jane@...')`.
+fn visitor_in(table: &str, visitor_ids: &[&str]) -> String {
+    let (column, literal) = visitor_column(table);
+    let mut ids: Vec<String> = visitor_ids.iter().map(|v| literal(v)).collect();
     ids.dedup();
-    format!("({})", ids.join(", "))
+    format!("{column} IN ({})", ids.join(", "))
 }
 
 /// The visitor's events as ClickHouse answers them: one JSON object per line, oldest first,
 /// each event once however often it was retried (FINAL). Only the days the visitor has events
-/// on are read (visitor_days, then the sort key's day), not the project's whole table.
+/// on are read (the days index, then the sort key's day), not the project's whole table.
 pub fn export_sql(database: &str, table: &str, project_id: &str, visitor_ids: &[&str]) -> String {
-    let (p, v) = (sql::string(project_id), id_list(visitor_ids));
+    let p = sql::string(project_id);
+    let (days, events) = (visitor_in(DAYS_TABLE, visitor_ids), visitor_in(table, visitor_ids));
     format!(
-        "SELECT * FROM {database}.{table} FINAL WHERE project_id = {p} AND toDate(timestamp) IN (SELECT day FROM {database}.{DAYS_TABLE} WHERE project_id = {p} AND anonymous_id IN {v}) \
-         AND anonymous_id IN {v} ORDER BY timestamp, event_id FORMAT JSONEachRow"
+        "SELECT * FROM {database}.{table} FINAL WHERE project_id = {p} AND toDate(timestamp) IN (SELECT day FROM {database}.{DAYS_TABLE} WHERE project_id = {p} AND {days}) \
+         AND {events} ORDER BY timestamp, event_id FORMAT JSONEachRow"
     )
 }
 
-/// Deletes the visitor's events, and their days from visitor_days (mutations: ClickHouse
+/// Deletes the visitor's events, and their days from the days index (mutations: ClickHouse
 /// rewrites the parts that hold them, in the background, usually within seconds).
 pub fn erase_sql(database: &str, table: &str, project_id: &str, visitor_ids: &[&str]) -> [String; 2] {
-    let (p, v) = (sql::string(project_id), id_list(visitor_ids));
-    [table, DAYS_TABLE].map(|t| format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {p} AND anonymous_id IN {v}"))
+    let p = sql::string(project_id);
+    [table, DAYS_TABLE].map(|t| format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {p} AND {}", visitor_in(t, visitor_ids)))
 }
 
 /// The daily re-application of recent erasures, batched: one mutation per project (several
@@ -88,11 +102,12 @@ pub fn erase_many_sql(database: &str, table: &str, erasures: &[(String, String)]
     let mut out = Vec::new();
     for ((project, visitors), t) in by_project.iter().flat_map(|pv| [(pv, table), (pv, DAYS_TABLE)]) {
         let (project, visitors) = (*project, visitors.iter().copied());
-        let head = format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {} AND anonymous_id IN (", sql::string(project));
+        let (column, literal) = visitor_column(t);
+        let head = format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {} AND {column} IN (", sql::string(project));
         let mut cur: Vec<String> = Vec::new();
         let mut len = head.len() + 1;
         for v in visitors {
-            let lit = sql::string(v);
+            let lit = literal(v);
             if !cur.is_empty() && len + lit.len() + 2 > max_bytes {
                 out.push((project.to_string(), format!("{head}{})", cur.join(", "))));
                 cur.clear();
@@ -147,12 +162,19 @@ mod tests {
                 ),
                 (
                     "a".to_string(),
-                    "ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'a' AND anonymous_id IN ('v1', 'v2')".to_string()
+                    format!(
+                        "ALTER TABLE millimetric.visitor_day_hashes DELETE WHERE project_id = 'a' AND visitor_hash IN ({}, {})",
+                        sql::id_hash("v1"),
+                        sql::id_hash("v2")
+                    )
                 ),
                 ("b".to_string(), "ALTER TABLE millimetric.events DELETE WHERE project_id = 'b' AND anonymous_id IN ('w\\'1')".to_string()),
                 (
                     "b".to_string(),
-                    "ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'b' AND anonymous_id IN ('w\\'1')".to_string()
+                    format!(
+                        "ALTER TABLE millimetric.visitor_day_hashes DELETE WHERE project_id = 'b' AND visitor_hash IN ({})",
+                        sql::id_hash("w'1")
+                    )
                 ),
             ]
         );
@@ -160,7 +182,10 @@ mod tests {
         let many: Vec<(String, String)> = (0..5000).map(|i| e("a", &format!("{i:0>100}"))).collect();
         let sql = erase_many_sql("millimetric", "events", &many, 128 * 1024);
         assert!(sql.len() > 2 && sql.len() < 20 && sql.iter().all(|(_, s)| s.len() <= 128 * 1024));
-        assert_eq!(sql.iter().map(|(_, s)| s.matches("'0").count()).sum::<usize>(), 2 * 5000, "each id once per table");
+        let ids = |table: &str, mark: &str| {
+            sql.iter().filter(|(_, s)| s.contains(&format!(".{table} "))).map(|(_, s)| s.matches(mark).count()).sum::<usize>()
+        };
+        assert_eq!((ids("events", "'0"), ids(DAYS_TABLE, "unhex('")), (5000, 5000), "each id once per table");
     }
 
     #[test]
@@ -209,9 +234,21 @@ mod tests {
         assert_eq!(sql::string(r"a'b\c"), r"'a\'b\\c'");
         let [events, days] = erase_sql("millimetric", "events", "proj_a", &["x' OR 1=1 --"]);
         assert_eq!(events, r"ALTER TABLE millimetric.events DELETE WHERE project_id = 'proj_a' AND anonymous_id IN ('x\' OR 1=1 --')");
-        assert_eq!(days, r"ALTER TABLE millimetric.visitor_days DELETE WHERE project_id = 'proj_a' AND anonymous_id IN ('x\' OR 1=1 --')");
+        let hashed = sql::id_hash("x' OR 1=1 --");
+        assert_eq!(
+            days,
+            format!("ALTER TABLE millimetric.visitor_day_hashes DELETE WHERE project_id = 'proj_a' AND visitor_hash IN ({hashed})")
+        );
+        assert!(hashed.starts_with("unhex('") && hashed[7..].chars().take_while(|c| c.is_ascii_hexdigit()).count() == 32, "{hashed}");
         let sql = export_sql("millimetric", "events", "proj_a", &["v"]);
-        assert!(sql.starts_with("SELECT * FROM millimetric.events FINAL WHERE project_id = 'proj_a' AND toDate(timestamp) IN (SELECT day FROM millimetric.visitor_days WHERE project_id = 'proj_a' AND anonymous_id IN ('v'))"), "{sql}");
+        let days = format!(
+            "(SELECT day FROM millimetric.visitor_day_hashes WHERE project_id = 'proj_a' AND visitor_hash IN ({}))",
+            sql::id_hash("v")
+        );
+        assert!(
+            sql.starts_with(&format!("SELECT * FROM millimetric.events FINAL WHERE project_id = 'proj_a' AND toDate(timestamp) IN {days}")),
+            "{sql}"
+        );
         assert!(sql.contains(" AND anonymous_id IN ('v') ORDER BY"), "{sql}");
         // an id stored as its keyed hash: both forms are looked up, each once
         let [events, _] = erase_sql("db", "events", "p", &["mmh_0123", "jane@example.com"]);

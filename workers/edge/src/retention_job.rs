@@ -1,5 +1,5 @@
 //! The daily retention run (a Cron Trigger, see wrangler.toml): lists the partitions of the
-//! events table (and of event_ids), drops the weeks past their window (`millimetric_core::storage::retention` decides which), and
+//! events table (and of its id and day indexes), drops the weeks past their window (`millimetric_core::storage::retention` decides which), and
 //! logs what it did. A failed run changes nothing it did not finish; the next run picks up.
 
 use super::{clickhouse_sink, config};

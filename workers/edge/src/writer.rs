@@ -29,7 +29,7 @@ pub async fn first_writes(cfg: &ClickHouseConfig, rows: &[&EventRow]) -> Written
 
 /// Which of the rows' ids are stored already. Err: the lookup failed, and the rows are handled
 /// as a failed insert (nothing is inserted blind). A lookup ClickHouse refuses for what it is
-/// (event_ids missing: the Worker deployed before migration 0002) says nothing about the
+/// (its index missing: the Worker deployed before migration 0007) says nothing about the
 /// rows, so it is retried, never dead-lettered.
 async fn stored_ids(cfg: &ClickHouseConfig, rows: &[&EventRow]) -> Result<Stored, InsertOutcome> {
     if let Err(reason) = cfg.check_names() {
@@ -43,7 +43,7 @@ async fn stored_ids(cfg: &ClickHouseConfig, rows: &[&EventRow]) -> Result<Stored
             }
             other => other,
         })?;
-        stored.extend(first_write::parse_stored_ids(&body).map_err(|reason| InsertOutcome::Retry { reason })?);
+        stored.extend(first_write::parse_stored_ids(&body, rows).map_err(|reason| InsertOutcome::Retry { reason })?);
     }
     Ok(stored)
 }
