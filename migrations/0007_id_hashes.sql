@@ -4,11 +4,12 @@
 -- as clients send them, `event_ids` took 36 compressed bytes an event and `visitor_days` 8.6
 -- (bench/storage). Works on 18.16 and modern servers.
 --
--- Each index is made anew under a new name, its view started, then filled from `events`, and
--- only then is the old one dropped: a row inserted at any moment is in the new index, by the
--- view or by the fill (a row that both wrote is one row once merged, and the lookups group).
--- Deploy the Workers after this migration (docs/deploy.md): until then, an old Worker's id
--- lookup finds no `event_ids` and retries its batch, and its export answers an error.
+-- Each index is made anew under a new name, its view started, then filled from `events`. The
+-- old indexes stay, still filled, for the Workers deployed before this: migration 0008 drops
+-- them once the new Workers are out (docs/deploy.md: `migrate --through 7`, deploy, `migrate`),
+-- and first fills in again what was inserted around this one (an insert that began before a
+-- view existed and ended after its fill read `events`). A row that two fills wrote is one row
+-- once merged, and the lookups group.
 
 -- One row per stored event id: what the writer asks before each insert (first write wins,
 -- core/src/ingest/first_write.rs). `day` places the row in `events`' partition, so the
@@ -30,9 +31,6 @@ AS SELECT project_id, toFixedString(substring(SHA256(event_id), 1, 16), 16) AS i
 
 INSERT INTO event_id_hashes SELECT project_id, toFixedString(substring(SHA256(event_id), 1, 16), 16), toDate(timestamp), key_kind, retention_days FROM events;
 
-DROP TABLE IF EXISTS event_ids_mv;
-DROP TABLE IF EXISTS event_ids;
-
 -- The days each visitor has events on, so exporting or erasing one visitor reads only those
 -- days of `events` (core/src/privacy/visitors.rs). Erasure deletes the visitor's hash from it.
 CREATE TABLE IF NOT EXISTS visitor_day_hashes
@@ -50,6 +48,3 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS visitor_day_hashes_mv TO visitor_day_hash
 AS SELECT project_id, toFixedString(substring(SHA256(anonymous_id), 1, 16), 16) AS visitor_hash, toDate(timestamp) AS day, retention_days FROM events WHERE anonymous_id != '';
 
 INSERT INTO visitor_day_hashes SELECT DISTINCT project_id, toFixedString(substring(SHA256(anonymous_id), 1, 16), 16), toDate(timestamp), retention_days FROM events WHERE anonymous_id != '';
-
-DROP TABLE IF EXISTS visitor_days_mv;
-DROP TABLE IF EXISTS visitor_days;

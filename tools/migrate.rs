@@ -6,6 +6,13 @@ use std::path::Path;
 
 /// Create the database if needed and apply pending migrations. Returns the versions applied.
 pub fn run(server: &Client, database: &str, dir: &Path) -> Result<Vec<u32>, String> {
+    run_through(server, database, dir, None)
+}
+
+/// As `run`, applying only the pending migrations up to version `last` when it is given: a
+/// schema change the running Workers must not see yet waits for the next run
+/// (docs/deploy.md: 0007 before the Workers are deployed, 0008 after).
+pub fn run_through(server: &Client, database: &str, dir: &Path, last: Option<u32>) -> Result<Vec<u32>, String> {
     if !database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || database.is_empty() {
         return Err(format!("invalid database name {database:?}"));
     }
@@ -31,7 +38,7 @@ pub fn run(server: &Client, database: &str, dir: &Path) -> Result<Vec<u32>, Stri
         })
         .collect();
     let mut done = Vec::new();
-    for m in migrations::pending(&all, &applied)? {
+    for m in migrations::pending(&all, &applied)?.into_iter().filter(|m| !matches!(last, Some(n) if m.version > n)) {
         for stmt in &m.statements {
             match db.query(stmt) {
                 Err(e) if migrations::already_done(stmt, &e) => {}

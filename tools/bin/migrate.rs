@@ -1,5 +1,6 @@
-//! `cargo run --bin migrate -- [--url URL] [--database DB] [--user USER] [--dir migrations]`
-//! Applies pending ClickHouse migrations; prints what it applied. The password comes from the
+//! `cargo run --bin migrate -- [--url URL] [--database DB] [--user USER] [--dir migrations] [--through N]`
+//! Applies pending ClickHouse migrations (with `--through N`, only those up to version N);
+//! prints what it applied. The password comes from the
 //! environment (`MM_CH_PASSWORD`), never the command line, where `ps` would show it.
 //! ClickHouse Cloud: `--url https://HOST:8443 --user millimetric_migrator`.
 
@@ -7,15 +8,23 @@ use millimetric_tools::clickhouse_settings::{exit, Settings};
 
 fn main() {
     let mut dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations").to_string();
-    let ch = Settings::from_env_and_args("migrate", "[--dir DIR]", |flag, value| match flag {
+    let mut through = None;
+    let ch = Settings::from_env_and_args("migrate", "[--dir DIR] [--through VERSION]", |flag, value| match flag {
         "--dir" => {
             dir = value();
+            true
+        }
+        "--through" => {
+            let v = value();
+            through = Some(
+                v.parse::<u32>().unwrap_or_else(|_| exit("migrate", &format!("--through takes a migration's version number, not {v:?}"))),
+            );
             true
         }
         _ => false,
     });
     let database = ch.database.clone();
-    match millimetric_tools::migrate::run(&ch.client(), &database, std::path::Path::new(&dir)) {
+    match millimetric_tools::migrate::run_through(&ch.client(), &database, std::path::Path::new(&dir), through) {
         Ok(v) if v.is_empty() => println!("migrations: {database} is up to date"),
         Ok(v) => println!("migrations: applied {v:?} to {database}"),
         Err(e) => exit("migrate", &e),
