@@ -8,7 +8,7 @@
 //! So the batch writer asks, before each insert, which of its (project, event id) pairs are
 //! already stored, and inserts only the first copy of each pair that is not. `event_id_hashes`
 //! (migrations/0007) answers that by primary key: one small row per stored event, keyed by a
-//! 16-byte hash of the id (`sql::id_hash`), filled by a materialized view in the same insert as
+//! 12-byte hash of the id (`sql::id_hash`), filled by a materialized view in the same insert as
 //! `events`, and dropped with the same partitions.
 //!
 //! One exception, so the public key cannot block a server's events: anyone with the page's

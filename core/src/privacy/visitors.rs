@@ -239,7 +239,10 @@ mod tests {
             days,
             format!("ALTER TABLE millimetric.visitor_day_hashes DELETE WHERE project_id = 'proj_a' AND visitor_hash IN ({hashed})")
         );
-        assert!(hashed.starts_with("unhex('") && hashed[7..].chars().take_while(|c| c.is_ascii_hexdigit()).count() == 32, "{hashed}");
+        assert!(
+            hashed.starts_with("unhex('") && hashed[7..].chars().take_while(|c| c.is_ascii_hexdigit()).count() == 2 * sql::ID_HASH_BYTES,
+            "{hashed}"
+        );
         let sql = export_sql("millimetric", "events", "proj_a", &["v"]);
         let days = format!(
             "(SELECT day FROM millimetric.visitor_day_hashes WHERE project_id = 'proj_a' AND visitor_hash IN ({}))",
