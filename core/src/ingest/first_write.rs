@@ -13,14 +13,15 @@
 //!
 //! One exception, so the public key cannot block a server's events: anyone with the page's
 //! `pk_live_` key can send an id first (order-124, before the server does). A browser-key copy
-//! never blocks a secret-key one: the server's event is stored too, and where both are in one
-//! day's sort key, queries (FINAL, newest `received_at`) show the server's. A browser-key copy
-//! of an id already stored by any key is never stored.
+//! never blocks a secret-key one: the server's event is stored too, and where both carry one
+//! day and one visitor id (the sort key, migrations/0009), queries (FINAL, newest
+//! `received_at`) show the server's; otherwise both show, as two events would. A browser-key
+//! copy of an id already stored by any key is never stored.
 //!
 //! What this cannot see: two copies of one id in two batches that the queue hands to two
 //! consumer invocations at the same moment. Each then finds the other not yet stored. Copies
-//! in one partition still collapse in what queries read (`events_dedup`, FINAL), to the one
-//! received last; only copies that also straddle a week boundary would both show. Retries
+//! of one event in one partition still collapse in what queries read (`events_dedup`, FINAL),
+//! to the one received last; only copies that also straddle a week boundary would both show. Retries
 //! come seconds apart and batches close within a second, so this needs a retry inside the same
 //! second as the first copy's insert.
 

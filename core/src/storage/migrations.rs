@@ -85,10 +85,28 @@ pub fn pending<'a>(all: &'a [Migration], applied: &[(u32, String)]) -> Result<Ve
     Ok(all.iter().filter(|m| !applied.iter().any(|(v, _)| *v == m.version)).collect())
 }
 
-/// Whether a statement's failure means a rerun found it already done: an `ADD COLUMN` whose
-/// column exists (18.16 has no `ADD COLUMN IF NOT EXISTS`), so a migration that failed part-way
-/// can be run again from its first statement.
+/// Whether a statement's failure means a rerun found it already done, so a migration that
+/// failed part-way can be run again from its first statement: an `ADD COLUMN` whose column
+/// exists (18.16 has no `ADD COLUMN IF NOT EXISTS`), or a `RENAME TABLE a TO b` (one table)
+/// whose `a` is gone or whose `b` is there (18.16 checks `b` first). A migration that renames
+/// checks before that neither both are there (0009's guard); the statements after a rename read
+/// `b`, so a rerun in any other state stops at them.
 pub fn already_done(statement: &str, error: &str) -> bool {
+    rename_done(statement, error) || column_added(statement, error)
+}
+
+fn rename_done(statement: &str, error: &str) -> bool {
+    let Some(pair) = statement.strip_prefix("RENAME TABLE ") else { return false };
+    let Some((from, to)) = pair.split_once(" TO ") else { return false };
+    let (from, to) = (from.trim(), to.trim());
+    let names = |table: &str, what: &str| error.contains(&format!(".{table} {what}")) || error.contains(&format!(".`{table}` {what}"));
+    !from.is_empty()
+        && !to.is_empty()
+        && !pair.contains(',')
+        && ((error.contains("Code: 60") && names(from, "doesn't exist")) || (error.contains("Code: 57") && names(to, "already exists")))
+}
+
+fn column_added(statement: &str, error: &str) -> bool {
     // One column a statement, named in the error (`b` or `` `b` ``): an ALTER that adds two
     // would be refused whole, and passing it would leave the second unadded.
     let mut adds = statement.split(" ADD COLUMN ").skip(1);
@@ -150,5 +168,26 @@ mod tests {
         assert!(!already_done("ALTER TABLE events ADD COLUMN other UInt8", old), "another column's error");
         assert!(!already_done("ALTER TABLE events ADD COLUMN revenue_amount UInt8, ADD COLUMN b UInt8", old), "two columns at once");
         assert!(!already_done("CREATE TABLE x (a UInt8) ENGINE = Memory", old));
+    }
+
+    #[test]
+    fn a_table_renamed_before_a_failure_is_done_on_the_rerun() {
+        let rename = "RENAME TABLE events TO events_by_day";
+        let (old, modern) = (
+            "Code: 60, e.displayText() = DB::Exception: Table millimetric.events doesn't exist., e.what() = DB::Exception",
+            "Code: 60. DB::Exception: Table `millimetric`.`events` doesn't exist. (UNKNOWN_TABLE)",
+        );
+        assert!(already_done(rename, old) && already_done(rename, modern));
+        let there = "Code: 57, e.displayText() = DB::Exception: Table millimetric.events_by_day already exists., e.what() = DB::Exception";
+        assert!(already_done(rename, there), "18.16 names the target first");
+        assert!(already_done(
+            rename,
+            "Code: 57. DB::Exception: Table `millimetric`.`events_by_day` already exists. (TABLE_ALREADY_EXISTS)"
+        ));
+        assert!(!already_done("RENAME TABLE events_by_day TO events", there), "the source's name is not the target's");
+        assert!(!already_done("RENAME TABLE other TO events_by_day", old), "another table's error");
+        assert!(!already_done("RENAME TABLE events_x TO y", old), "a name that only starts alike");
+        assert!(!already_done("RENAME TABLE events TO a, b TO c", old), "two renames at once");
+        assert!(!already_done("DROP TABLE events", old));
     }
 }

@@ -60,7 +60,8 @@ mod tests {
         assert_eq!(id_hash("abc"), "unhex('ba7816bf8f01cfea414140de')");
         let views_and_fills = include_str!("../../../migrations/0007_id_hashes.sql");
         let catch_up = include_str!("../../../migrations/0008_drop_old_id_indexes.sql");
-        for (migration, hashes) in [(views_and_fills, 2), (catch_up, 1)] {
+        let views_again = include_str!("../../../migrations/0009_events_by_visitor.sql");
+        for (migration, hashes) in [(views_and_fills, 2), (catch_up, 1), (views_again, 2)] {
             for column in ["event_id", "anonymous_id"] {
                 assert_eq!(migration.matches(&id_hash_of(column)).count(), hashes, "{column} is hashed as id_hash_of does");
             }
