@@ -2,21 +2,27 @@
 -- was (project_id, day, event_id). Clients' event ids are random, so sorting by them put every
 -- column of a day in random order; a visitor's rows now lie together, and their visitor id,
 -- country, browser, source and times compress to a fraction (bench/storage). Queries still
--- find a project's days by the key's start. A row stays one row per (day, visitor, event id)
--- in what FINAL reads; the writer stores the first write of an id however the key is laid out
--- (core/src/ingest/first_write.rs).
+-- find a project's days by the key's start. FINAL folds copies of an event that share a day
+-- and a visitor id; the writer stores only the first write of an id however the key is laid
+-- out (core/src/ingest/first_write.rs).
 --
 -- ClickHouse cannot change a sort key in place, so the table is made anew and the rows copied.
 -- `events` is renamed away first: until the copy is in place, inserts find no `events` and are
--- retried from the queue (none is lost; docs/deploy.md), reads fail, and erasures answer 503
--- (none half done). The id indexes' views are made again on the new table, and what arrived
--- since they were dropped is hashed in again. The migration can be run again after a failure
--- at any step: a rename already done is passed (storage::migrations::already_done), the copy
--- starts from an empty table, and once the old table is dropped a rerun copies the new one.
-DROP TABLE IF EXISTS event_id_hashes_mv;
-DROP TABLE IF EXISTS visitor_day_hashes_mv;
+-- retried (an unknown table is retried, never dead-lettered: storage::clickhouse::classify),
+-- so none is lost; reads fail, and erasures answer 503 with nothing half done. The id
+-- indexes' views are made again on the new table, and every row is hashed into the indexes
+-- again, whatever arrived while they were away (a row written twice is one row once merged).
+--
+-- It can be run again after a failure at any step: a rename already done is passed
+-- (storage::migrations::already_done), and the copy starts from a new, empty table. Once the
+-- copy is `events`, a rerun copies that. One state stops it: the copy renamed to `events` and
+-- the old table still there (the first statement): check `events`, drop `events_by_day`, and
+-- run it again.
+SELECT throwIf((SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN ('events', 'events_by_day')) = 2);
 
-CREATE TABLE IF NOT EXISTS events_by_visitor
+DROP TABLE IF EXISTS events_by_visitor;
+
+CREATE TABLE events_by_visitor
 (
     project_id String,
     event_id String,
@@ -60,19 +66,23 @@ ENGINE = ReplacingMergeTree(received_at)
 PARTITION BY (retention_days, toMonday(timestamp))
 ORDER BY (project_id, toDate(timestamp), anonymous_id, event_id);
 
--- A rerun stops here if both the old table and its copy are in place: the copy was renamed to
--- `events` but the old table not yet dropped. Check `events`, drop `events_by_day`, run again.
-SELECT throwIf((SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN ('events', 'events_by_day')) = 2);
-
 RENAME TABLE events TO events_by_day;
 
-TRUNCATE TABLE events_by_visitor;
+DROP TABLE IF EXISTS event_id_hashes_mv;
+DROP TABLE IF EXISTS visitor_day_hashes_mv;
 
-INSERT INTO events_by_visitor SELECT * FROM events_by_day;
+-- An insert under way when `events` was renamed may still commit into the old table: ClickHouse
+-- Cloud renames without waiting for it. The Worker waits 20 s for an insert, then hands its rows
+-- to the queue; so when the old table took rows in the last minute, wait 30 s before copying.
+SELECT sleepEachRow(1) FROM numbers(30)
+WHERE (SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'events_by_day' AND active AND modification_time > now() - 60) > 0
+SETTINGS max_block_size = 1;
+
+-- By name, not position: a server upgraded column by column may hold them in another order.
+INSERT INTO events_by_visitor (project_id, event_id, timestamp, received_at, event_type, event_name, anonymous_id, url_host, url_path, url_query, url_fragment, title, referrer, referrer_host, country, region, city, browser, os, device_type, is_bot, source, medium, utm_source, utm_medium, utm_campaign, utm_term, utm_content, click_id_type, click_id, prop_keys, prop_values, key_kind, retention_days, ingest_route, revenue_amount, revenue_currency)
+SELECT project_id, event_id, timestamp, received_at, event_type, event_name, anonymous_id, url_host, url_path, url_query, url_fragment, title, referrer, referrer_host, country, region, city, browser, os, device_type, is_bot, source, medium, utm_source, utm_medium, utm_campaign, utm_term, utm_content, click_id_type, click_id, prop_keys, prop_values, key_kind, retention_days, ingest_route, revenue_amount, revenue_currency FROM events_by_day;
 
 RENAME TABLE events_by_visitor TO events;
-
-DROP TABLE IF EXISTS events_by_day;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS event_id_hashes_mv TO event_id_hashes
 AS SELECT project_id, toFixedString(substring(SHA256(event_id), 1, 12), 12) AS id_hash, toDate(timestamp) AS day, key_kind, retention_days FROM events;
@@ -80,11 +90,12 @@ AS SELECT project_id, toFixedString(substring(SHA256(event_id), 1, 12), 12) AS i
 CREATE MATERIALIZED VIEW IF NOT EXISTS visitor_day_hashes_mv TO visitor_day_hashes
 AS SELECT project_id, toFixedString(substring(SHA256(anonymous_id), 1, 12), 12) AS visitor_hash, toDate(timestamp) AS day, retention_days FROM events WHERE anonymous_id != '';
 
-INSERT INTO event_id_hashes SELECT project_id, toFixedString(substring(SHA256(event_id), 1, 12), 12), toDate(timestamp), key_kind, retention_days FROM events
-WHERE received_at >= now() - 86400;
+INSERT INTO event_id_hashes SELECT project_id, toFixedString(substring(SHA256(event_id), 1, 12), 12), toDate(timestamp), key_kind, retention_days FROM events;
 
 INSERT INTO visitor_day_hashes SELECT DISTINCT project_id, toFixedString(substring(SHA256(anonymous_id), 1, 12), 12), toDate(timestamp), retention_days FROM events
-WHERE anonymous_id != '' AND received_at >= now() - 86400;
+WHERE anonymous_id != '';
+
+DROP TABLE IF EXISTS events_by_day;
 
 -- The dedup view, made again over the new table (18.16 fixed its `*` when it was made).
 DROP TABLE IF EXISTS events_dedup;

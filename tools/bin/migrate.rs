@@ -24,7 +24,10 @@ fn main() {
         _ => false,
     });
     let database = ch.database.clone();
-    match millimetric_tools::migrate::run_through(&ch.client(), &database, std::path::Path::new(&dir), through) {
+    // A migration that copies a table (0009) takes as long as the table is large.
+    let mut client = ch.client();
+    client.timeout = std::time::Duration::from_secs(3600);
+    match millimetric_tools::migrate::run_through(&client, &database, std::path::Path::new(&dir), through) {
         Ok(v) if v.is_empty() => println!("migrations: {database} is up to date"),
         Ok(v) => println!("migrations: applied {v:?} to {database}"),
         Err(e) => exit("migrate", &e),

@@ -239,6 +239,8 @@ pub fn on_failure(outcome: &InsertOutcome, age_s: u64) -> FailureAction {
     }
 }
 
+const UNKNOWN_TABLE: u32 = 60;
+
 /// ClickHouse error codes that retrying will not fix.
 const FATAL_CODES: &[u32] = &[
     6,   // CANNOT_PARSE_TEXT
@@ -249,7 +251,6 @@ const FATAL_CODES: &[u32] = &[
     38,  // CANNOT_PARSE_DATE
     41,  // CANNOT_PARSE_DATETIME
     53,  // TYPE_MISMATCH
-    60,  // UNKNOWN_TABLE
     62,  // SYNTAX_ERROR
     70,  // CANNOT_CONVERT_TYPE
     72,  // CANNOT_PARSE_NUMBER
@@ -285,7 +286,10 @@ pub fn classify(status: Option<u16>, header_code: Option<&str>, body: &str) -> I
     if code.is_some_and(|c| AUTH_CODES.contains(&c)) || matches!(status, 401 | 403) {
         return InsertOutcome::AuthFailed { code, reason };
     }
-    let fatal = code.map(|c| FATAL_CODES.contains(&c)).unwrap_or(false) || status == 404;
+    // A missing table is retried: migration 0009 renames `events` away while it copies it,
+    // and the rows must wait for it, not go to the dead letters. A misnamed table retries
+    // until the queue gives the message up to its dead-letter queue all the same.
+    let fatal = code.map(|c| FATAL_CODES.contains(&c)).unwrap_or(false) || (status == 404 && code != Some(UNKNOWN_TABLE));
     if fatal {
         InsertOutcome::Fatal { code, reason }
     } else {
@@ -403,6 +407,15 @@ mod tests {
         assert!(matches!(classify(Some(500), Some("252"), "Too many parts"), InsertOutcome::Retry { .. }));
         assert!(matches!(classify(Some(503), None, "Service Unavailable"), InsertOutcome::Retry { .. }));
         assert!(is_data_error(Some(27)) && !is_data_error(Some(117)));
+        // `events` renamed away while migration 0009 copies it: retried, never dead-lettered
+        // (18.16 answers an unknown table with HTTP 404).
+        let gone = "Code: 60, e.displayText() = DB::Exception: Table millimetric.events doesn't exist., e.what() = DB::Exception";
+        assert!(matches!(classify(Some(404), None, gone), InsertOutcome::Retry { .. }));
+        assert!(matches!(
+            classify(Some(404), Some("60"), "Table `millimetric`.`events` doesn't exist. (UNKNOWN_TABLE)"),
+            InsertOutcome::Retry { .. }
+        ));
+        assert!(matches!(classify(Some(404), Some("81"), "Database millimetric doesn't exist"), InsertOutcome::Fatal { .. }));
     }
 
     /// A rotated password is not a reason to give data up: retried with an alarm for

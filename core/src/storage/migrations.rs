@@ -170,6 +170,35 @@ mod tests {
         assert!(!already_done("CREATE TABLE x (a UInt8) ENGINE = Memory", old));
     }
 
+    /// Migration 0009 rebuilds `events`: its new table must have every column the old one had
+    /// (0001's, then each one added since), and its copy must carry each of them by name.
+    #[test]
+    fn the_rebuilt_events_table_keeps_every_column() {
+        let files = [
+            include_str!("../../../migrations/0001_create_events.sql"),
+            include_str!("../../../migrations/0005_usage.sql"),
+            include_str!("../../../migrations/0006_revenue.sql"),
+        ];
+        let block = |sql: &str, start: &str| -> Vec<String> {
+            let from = sql.find(start).expect("the CREATE") + start.len();
+            let body = &sql[from..from + sql[from..].find("\n)").expect("its end")];
+            body.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| *w != "(").map(str::to_string).collect()
+        };
+        let mut had = block(files[0], "CREATE TABLE IF NOT EXISTS events\n");
+        for sql in &files[1..] {
+            had.extend(sql.split("ALTER TABLE events ADD COLUMN ").skip(1).map(|rest| rest.split_whitespace().next().unwrap().to_string()));
+        }
+        let rebuild = include_str!("../../../migrations/0009_events_by_visitor.sql");
+        assert_eq!(block(rebuild, "CREATE TABLE events_by_visitor\n"), had, "the new table's columns");
+        let copy = rebuild.split("INSERT INTO events_by_visitor (").nth(1).expect("the copy");
+        let (into, select) = copy.split_once(")\nSELECT ").expect("columns, then SELECT");
+        let select = select.split(" FROM events_by_day").next().unwrap();
+        for list in [into, select] {
+            assert_eq!(list.split(", ").collect::<Vec<_>>(), had, "the copy names every column");
+        }
+        assert_eq!(had.len(), 37);
+    }
+
     #[test]
     fn a_table_renamed_before_a_failure_is_done_on_the_rerun() {
         let rename = "RENAME TABLE events TO events_by_day";
