@@ -72,10 +72,12 @@ DROP TABLE IF EXISTS event_id_hashes_mv;
 DROP TABLE IF EXISTS visitor_day_hashes_mv;
 
 -- An insert under way when `events` was renamed may still commit into the old table: ClickHouse
--- Cloud renames without waiting for it. The Worker waits 20 s for an insert, then hands its rows
--- to the queue; so when the old table took rows in the last minute, wait 30 s before copying.
-SELECT sleepEachRow(1) FROM numbers(30)
-WHERE (SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'events_by_day' AND active AND modification_time > now() - 60) > 0
+-- Cloud renames without waiting for it, and its views have already hashed its ids, so a later
+-- copy of it would be skipped. The Worker waits 20 s for an insert, then hands its rows to the
+-- queue 120 s later (core/src/ingest/delivery.rs); so when the old table holds rows, wait 150 s
+-- before copying. (A fresh database has none and does not wait.)
+SELECT sleepEachRow(1) FROM numbers(150)
+WHERE (SELECT count() FROM events_by_day) > 0
 SETTINGS max_block_size = 1;
 
 -- By name, not position: a server upgraded column by column may hold them in another order.

@@ -20,8 +20,9 @@
 //!
 //! What this cannot see: two copies of one id in two batches that the queue hands to two
 //! consumer invocations at the same moment. Each then finds the other not yet stored. Copies
-//! of one event in one partition still collapse in what queries read (`events_dedup`, FINAL),
-//! to the one received last; only copies that also straddle a week boundary would both show. Retries
+//! of one event that share a day and a visitor id still collapse in what queries read
+//! (`events_dedup`, FINAL), to the one received last; copies on two days, or with two visitor
+//! ids, would both show. Retries
 //! come seconds apart and batches close within a second, so this needs a retry inside the same
 //! second as the first copy's insert.
 

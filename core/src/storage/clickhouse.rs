@@ -184,6 +184,12 @@ pub enum InsertOutcome {
         code: Option<u32>,
         reason: String,
     },
+    /// The table is not there: migration 0009 renames `events` away while it copies it, or
+    /// `CLICKHOUSE_TABLE` names no table. Retried with an alarm, like AuthFailed, for
+    /// AUTH_RETRY_SECONDS, then dead-lettered with the reason.
+    MissingTable {
+        reason: String,
+    },
     /// Retrying cannot fix it (schema mismatch, bad data): dead-letter it (replayable).
     Fatal {
         code: Option<u32>,
@@ -234,6 +240,18 @@ pub fn on_failure(outcome: &InsertOutcome, age_s: u64) -> FailureAction {
         InsertOutcome::AuthFailed { code, reason } => FailureAction::DeadLetter {
             code: *code,
             reason: format!("authentication kept failing for {} h: {reason}", AUTH_RETRY_SECONDS / 3600),
+        },
+        InsertOutcome::MissingTable { reason } if age_s < AUTH_RETRY_SECONDS => FailureAction::Retry {
+            delay_s: retry_delay_seconds(age_s),
+            alarm: Some(format!(
+                "ALARM clickhouse_table_missing: {reason}; retrying for up to {} h from each message's first attempt, then dead-lettering. \
+                 Expected while migration 0009 copies `events`; otherwise check CLICKHOUSE_TABLE and the migrations.",
+                AUTH_RETRY_SECONDS / 3600
+            )),
+        },
+        InsertOutcome::MissingTable { reason } => FailureAction::DeadLetter {
+            code: Some(UNKNOWN_TABLE),
+            reason: format!("the table was missing for {} h: {reason}", AUTH_RETRY_SECONDS / 3600),
         },
         InsertOutcome::Fatal { code, reason } => FailureAction::DeadLetter { code: *code, reason: reason.clone() },
     }
@@ -286,10 +304,12 @@ pub fn classify(status: Option<u16>, header_code: Option<&str>, body: &str) -> I
     if code.is_some_and(|c| AUTH_CODES.contains(&c)) || matches!(status, 401 | 403) {
         return InsertOutcome::AuthFailed { code, reason };
     }
-    // A missing table is retried: migration 0009 renames `events` away while it copies it,
-    // and the rows must wait for it, not go to the dead letters. A misnamed table retries
-    // until the queue gives the message up to its dead-letter queue all the same.
-    let fatal = code.map(|c| FATAL_CODES.contains(&c)).unwrap_or(false) || (status == 404 && code != Some(UNKNOWN_TABLE));
+    // A missing table is waited for, not dead-lettered at once: migration 0009 renames
+    // `events` away while it copies it (18.16 answers it with HTTP 404).
+    if code == Some(UNKNOWN_TABLE) {
+        return InsertOutcome::MissingTable { reason };
+    }
+    let fatal = code.map(|c| FATAL_CODES.contains(&c)).unwrap_or(false) || status == 404;
     if fatal {
         InsertOutcome::Fatal { code, reason }
     } else {
@@ -407,14 +427,17 @@ mod tests {
         assert!(matches!(classify(Some(500), Some("252"), "Too many parts"), InsertOutcome::Retry { .. }));
         assert!(matches!(classify(Some(503), None, "Service Unavailable"), InsertOutcome::Retry { .. }));
         assert!(is_data_error(Some(27)) && !is_data_error(Some(117)));
-        // `events` renamed away while migration 0009 copies it: retried, never dead-lettered
-        // (18.16 answers an unknown table with HTTP 404).
+        // `events` renamed away while migration 0009 copies it: waited for, not dead-lettered
+        // at once (18.16 answers an unknown table with HTTP 404).
         let gone = "Code: 60, e.displayText() = DB::Exception: Table millimetric.events doesn't exist., e.what() = DB::Exception";
-        assert!(matches!(classify(Some(404), None, gone), InsertOutcome::Retry { .. }));
-        assert!(matches!(
-            classify(Some(404), Some("60"), "Table `millimetric`.`events` doesn't exist. (UNKNOWN_TABLE)"),
-            InsertOutcome::Retry { .. }
-        ));
+        assert!(matches!(classify(Some(404), None, gone), InsertOutcome::MissingTable { .. }));
+        let modern = classify(Some(404), Some("60"), "Table `millimetric`.`events` doesn't exist. (UNKNOWN_TABLE)");
+        assert!(matches!(modern, InsertOutcome::MissingTable { .. }));
+        // With an alarm each time, then dead-lettered with the reason.
+        assert!(matches!(on_failure(&modern, 60), FailureAction::Retry { alarm: Some(a), .. } if a.contains("clickhouse_table_missing")));
+        assert!(
+            matches!(on_failure(&modern, AUTH_RETRY_SECONDS), FailureAction::DeadLetter { code: Some(60), reason } if reason.contains("missing"))
+        );
         assert!(matches!(classify(Some(404), Some("81"), "Database millimetric doesn't exist"), InsertOutcome::Fatal { .. }));
     }
 

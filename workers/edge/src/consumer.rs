@@ -75,6 +75,7 @@ fn describe(o: &InsertOutcome) -> String {
         InsertOutcome::Stored => "stored".into(),
         InsertOutcome::Retry { reason } => format!("will retry ({reason})"),
         InsertOutcome::AuthFailed { code, reason } => format!("authentication failed, code {code:?} ({reason})"),
+        InsertOutcome::MissingTable { reason } => format!("table missing ({reason})"),
         InsertOutcome::Fatal { code, reason } => format!("fatal, code {code:?} ({reason})"),
     }
 }
