@@ -227,33 +227,38 @@ pub enum FailureAction {
 
 /// The decision for a message `age_s` seconds old whose insert ended in `outcome` (not Stored).
 pub fn on_failure(outcome: &InsertOutcome, age_s: u64) -> FailureAction {
+    let hours = AUTH_RETRY_SECONDS / 3600;
     match outcome {
         InsertOutcome::Stored | InsertOutcome::Retry { .. } => FailureAction::Retry { delay_s: retry_delay_seconds(age_s), alarm: None },
-        InsertOutcome::AuthFailed { code, reason } if age_s < AUTH_RETRY_SECONDS => FailureAction::Retry {
-            delay_s: retry_delay_seconds(age_s),
-            alarm: Some(format!(
+        InsertOutcome::AuthFailed { code, reason } => retried_with_an_alarm(
+            age_s,
+            format!(
                 "ALARM clickhouse_auth_failed: ClickHouse refused the batch writer's credentials (code {code:?}: {reason}); \
-                 retrying for up to {} h from each message's first attempt, then dead-lettering. Fix CLICKHOUSE_USER / CLICKHOUSE_PASSWORD or the proxy.",
-                AUTH_RETRY_SECONDS / 3600
-            )),
-        },
-        InsertOutcome::AuthFailed { code, reason } => FailureAction::DeadLetter {
-            code: *code,
-            reason: format!("authentication kept failing for {} h: {reason}", AUTH_RETRY_SECONDS / 3600),
-        },
-        InsertOutcome::MissingTable { reason } if age_s < AUTH_RETRY_SECONDS => FailureAction::Retry {
-            delay_s: retry_delay_seconds(age_s),
-            alarm: Some(format!(
-                "ALARM clickhouse_table_missing: {reason}; retrying for up to {} h from each message's first attempt, then dead-lettering. \
-                 Expected while migration 0009 copies `events`; otherwise check CLICKHOUSE_TABLE and the migrations.",
-                AUTH_RETRY_SECONDS / 3600
-            )),
-        },
-        InsertOutcome::MissingTable { reason } => FailureAction::DeadLetter {
-            code: Some(UNKNOWN_TABLE),
-            reason: format!("the table was missing for {} h: {reason}", AUTH_RETRY_SECONDS / 3600),
-        },
+                 retrying for up to {hours} h from each message's first attempt, then dead-lettering. Fix CLICKHOUSE_USER / CLICKHOUSE_PASSWORD or the proxy."
+            ),
+            *code,
+            format!("authentication kept failing for {hours} h: {reason}"),
+        ),
+        InsertOutcome::MissingTable { reason } => retried_with_an_alarm(
+            age_s,
+            format!(
+                "ALARM clickhouse_table_missing: {reason}; retrying for up to {hours} h from each message's first attempt, then dead-lettering. \
+                 Expected while migration 0009 copies `events`; otherwise check CLICKHOUSE_TABLE and the migrations."
+            ),
+            Some(UNKNOWN_TABLE),
+            format!("the table was missing for {hours} h: {reason}"),
+        ),
         InsertOutcome::Fatal { code, reason } => FailureAction::DeadLetter { code: *code, reason: reason.clone() },
+    }
+}
+
+/// A failure an operator can fix: retried with `alarm` in the log each time until the message
+/// is AUTH_RETRY_SECONDS old, then dead-lettered with `code` and `given_up` as the reason.
+fn retried_with_an_alarm(age_s: u64, alarm: String, code: Option<u32>, given_up: String) -> FailureAction {
+    if age_s < AUTH_RETRY_SECONDS {
+        FailureAction::Retry { delay_s: retry_delay_seconds(age_s), alarm: Some(alarm) }
+    } else {
+        FailureAction::DeadLetter { code, reason: given_up }
     }
 }
 
