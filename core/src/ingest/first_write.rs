@@ -39,13 +39,20 @@ pub const IDS_TABLE: &str = "event_id_hashes";
 /// many rows asks in several statements, each under this.
 const MAX_STATEMENT_BYTES: usize = 128 * 1024;
 
-/// The statements that list which of `rows`' (project, event id) pairs are stored (several
-/// for a large batch; their answers together). Names must be plain identifiers
-/// (ClickHouseConfig::check_names).
-pub fn stored_ids_sql(database: &str, rows: &[&EventRow]) -> Vec<String> {
-    let mut pairs: Vec<String> = rows.iter().map(|r| format!("({}, {})", sql::string(&r.project_id), sql::id_hash(&r.event_id))).collect();
+/// The (project, event id) pairs a batch asks about, keyed by (project, the id's hash as
+/// `sql::id_hash_hex` prints it): each id hashed once, for the statements and their answers.
+pub type Asked<'a> = HashMap<(&'a str, String), &'a str>;
+
+pub fn asked<'a>(rows: &[&'a EventRow]) -> Asked<'a> {
+    rows.iter().map(|r| ((r.project_id.as_str(), sql::id_hash_hex(&r.event_id)), r.event_id.as_str())).collect()
+}
+
+/// The statements that list which of the `asked` pairs are stored (several for a large batch;
+/// their answers together). Names must be plain identifiers (ClickHouseConfig::check_names).
+pub fn stored_ids_sql(database: &str, asked: &Asked) -> Vec<String> {
+    let mut pairs: Vec<String> =
+        asked.keys().map(|(project, hash)| format!("({}, {})", sql::string(project), sql::id_hash_literal(hash))).collect();
     pairs.sort();
-    pairs.dedup();
     let head = format!(
         "SELECT project_id, lower(hex(id_hash)) AS hash, max(key_kind = 'secret') AS server FROM {database}.{IDS_TABLE} WHERE (project_id, id_hash) IN ("
     );
@@ -76,12 +83,10 @@ struct StoredId {
     server: serde_json::Value,
 }
 
-/// ClickHouse's answer to `stored_ids_sql` about `rows`: their ids whose hashes it names.
-/// Err on anything else, a hash among them included: the caller retries the batch rather than
+/// ClickHouse's answer to `stored_ids_sql`: the ids `asked` whose hashes it names. Err on
+/// anything else, a hash not asked about included: the caller retries the batch rather than
 /// risk inserting copies.
-pub fn parse_stored_ids(body: &str, rows: &[&EventRow]) -> Result<Stored, String> {
-    let asked: HashMap<(&str, String), &str> =
-        rows.iter().map(|r| ((r.project_id.as_str(), sql::id_hash_hex(&r.event_id)), r.event_id.as_str())).collect();
+pub fn parse_stored_ids(body: &str, asked: &Asked) -> Result<Stored, String> {
     body.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -222,37 +227,37 @@ mod tests {
     fn the_lookup_escapes_ids_and_reads_the_answer() {
         let a = row("p'", "it's", "2026-11-22 10:00:00", "");
         let b = row("p'", "x\\y", "2026-11-22 10:00:00", "");
-        let asked = stored_ids_sql("millimetric", &[&a, &b, &a]);
+        let statements = stored_ids_sql("millimetric", &asked(&[&a, &b, &a]));
         let (ha, hb) = (sql::id_hash("it's"), sql::id_hash("x\\y"));
         let mut pairs = [format!("('p\\'', {ha})"), format!("('p\\'', {hb})")];
         pairs.sort();
         assert_eq!(
-            asked,
+            statements,
             vec![format!("SELECT project_id, lower(hex(id_hash)) AS hash, max(key_kind = 'secret') AS server FROM millimetric.event_id_hashes WHERE (project_id, id_hash) IN ({}) GROUP BY project_id, id_hash FORMAT JSONEachRow", pairs.join(", "))]
         );
         // A large batch asks in statements ClickHouse will parse (max_query_size), every pair once.
         let many: Vec<EventRow> =
             (0..10_000).map(|i| row("project-with-a-long-name", &format!("{i:0>100}"), "2026-11-22 10:00:00", "")).collect();
         let refs: Vec<&EventRow> = many.iter().collect();
-        let statements = stored_ids_sql("millimetric", &refs);
+        let statements = stored_ids_sql("millimetric", &asked(&refs));
         assert!(statements.len() > 1);
         assert!(statements.iter().all(|s| s.len() <= MAX_STATEMENT_BYTES));
         assert_eq!(statements.iter().map(|s| s.matches("('project-with").count()).sum::<usize>(), 10_000);
-        assert!(stored_ids_sql("millimetric", &[]).is_empty());
+        assert!(stored_ids_sql("millimetric", &asked(&[])).is_empty());
         // The answer names hashes (ClickHouse's hex may be upper case): back to the ids asked.
         let answer = format!(
             "{{\"project_id\":\"p'\",\"hash\":\"{}\",\"server\":1}}\n{{\"project_id\":\"p'\",\"hash\":\"{}\",\"server\":\"0\"}}\n",
             sql::id_hash_hex("it's"),
             sql::id_hash_hex("x\\y").to_uppercase()
         );
-        let got = parse_stored_ids(&answer, &[&a, &b]).unwrap();
+        let got = parse_stored_ids(&answer, &asked(&[&a, &b])).unwrap();
         assert_eq!(got.get(&("p'".to_string(), "it's".to_string())), Some(&true));
         assert_eq!(got.get(&("p'".to_string(), "x\\y".to_string())), Some(&false));
-        assert!(parse_stored_ids("", &[&a]).unwrap().is_empty());
-        assert!(parse_stored_ids("Code: 60. Table doesn't exist", &[&a]).is_err());
+        assert!(parse_stored_ids("", &asked(&[&a])).unwrap().is_empty());
+        assert!(parse_stored_ids("Code: 60. Table doesn't exist", &asked(&[&a])).is_err());
         // A hash of an id not asked, or of another project's: not an answer to trust.
-        assert!(parse_stored_ids(&answer, &[&a]).is_err());
+        assert!(parse_stored_ids(&answer, &asked(&[&a])).is_err());
         let elsewhere = answer.replace("\"p'\"", "\"q\"");
-        assert!(parse_stored_ids(&elsewhere, &[&a, &b]).is_err());
+        assert!(parse_stored_ids(&elsewhere, &asked(&[&a, &b])).is_err());
     }
 }

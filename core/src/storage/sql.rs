@@ -32,7 +32,12 @@ pub fn id_hash_of(column: &str) -> String {
 
 /// ... and the same hash of `id`, computed here, as a literal to compare with that column.
 pub fn id_hash(id: &str) -> String {
-    format!("unhex('{}')", id_hash_hex(id))
+    id_hash_literal(&id_hash_hex(id))
+}
+
+/// A hash `id_hash_hex` printed, as that literal.
+pub fn id_hash_literal(hex: &str) -> String {
+    format!("unhex('{hex}')")
 }
 
 /// The hash as ClickHouse's `lower(hex(...))` prints it.

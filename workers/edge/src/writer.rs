@@ -36,14 +36,15 @@ async fn stored_ids(cfg: &ClickHouseConfig, rows: &[&EventRow]) -> Result<Stored
         return Err(InsertOutcome::Fatal { code: None, reason });
     }
     let mut stored = Stored::new();
-    for sql in first_write::stored_ids_sql(&cfg.database, rows) {
+    let asked = first_write::asked(rows);
+    for sql in first_write::stored_ids_sql(&cfg.database, &asked) {
         let body = clickhouse_sink::select(cfg, &sql).await.map_err(|o| match o {
             InsertOutcome::Fatal { code, reason } => {
                 InsertOutcome::Retry { reason: format!("the stored-id lookup failed (code {code:?}): {reason}") }
             }
             other => other,
         })?;
-        stored.extend(first_write::parse_stored_ids(&body, rows).map_err(|reason| InsertOutcome::Retry { reason })?);
+        stored.extend(first_write::parse_stored_ids(&body, &asked).map_err(|reason| InsertOutcome::Retry { reason })?);
     }
     Ok(stored)
 }
