@@ -4,10 +4,26 @@ use millimetric_core::config_check::{self, Report, Settings};
 use millimetric_core::error::ApiError;
 use millimetric_core::privacy::pseudonym::IdSecret;
 use millimetric_core::storage::clickhouse::{self, AsyncInsert, ClickHouseConfig, Role};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use worker::Env;
 
+thread_local! {
+    /// Every setting this isolate has read, by name (None: not set). An isolate's environment
+    /// never changes (new values are a new deployment, served by new isolates), so each name
+    /// crosses into JavaScript once, not on every request (a request reads a dozen).
+    static READ: RefCell<HashMap<String, Option<String>>> = RefCell::new(HashMap::new());
+    static ENVIRONMENT: Cell<Option<config_check::Environment>> = const { Cell::new(None) };
+}
+
+/// A [vars] value or a secret, as a string; None when the Worker has neither.
 pub fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|v| v.to_string()))
+    if let Some(known) = READ.with(|r| r.borrow().get(name).cloned()) {
+        return known;
+    }
+    let value = env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|v| v.to_string()));
+    READ.with(|r| r.borrow_mut().insert(name.to_string(), value.clone()));
+    value
 }
 
 fn var_or(env: &Env, name: &str, default: &str) -> String {
@@ -52,8 +68,20 @@ pub fn is_local_development(env: &Env) -> bool {
     environment(env) == config_check::Environment::Development
 }
 
+/// Decided once per isolate, like the settings it reads (`var`): it parses a URL.
 fn environment(env: &Env) -> config_check::Environment {
-    config_check::environment(var(env, "MM_ENV").as_deref(), var(env, "CLICKHOUSE_URL").as_deref())
+    if let Some(known) = ENVIRONMENT.with(Cell::get) {
+        return known;
+    }
+    let decided = config_check::environment(var(env, "MM_ENV").as_deref(), var(env, "CLICKHOUSE_URL").as_deref());
+    ENVIRONMENT.with(|e| e.set(Some(decided)));
+    decided
+}
+
+/// Where bench/load cuts `POST /collect` short (`MM_BENCH_STOP_AFTER`); always None outside
+/// local development (`config_check::bench_stop`).
+pub fn bench_stop(env: &Env) -> Option<config_check::BenchStop> {
+    config_check::bench_stop(environment(env), is_local_development(env).then(|| var(env, "MM_BENCH_STOP_AFTER")).flatten().as_deref())
 }
 
 /// Salt for hashing client IPs before the per-IP limiter sees them (a secret in production).
