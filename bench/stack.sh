@@ -5,13 +5,18 @@
 wait_port() { local i; for i in $(seq 1 6000); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.02; done; die "nothing listens on $1"; }
 
 # stack_clickhouse PORT: ClickHouse on PORT (state under $TMP/ch), migrated, and the dev keys
-# in the edge Worker's local KV (persisted under $TMP/w).
+# in the edge Worker's local KV (persisted under $TMP/w; stack_keys for another).
 stack_clickhouse() {
   cargo build -q --release --bin migrate --bin dev-keys
   MM_CH_HTTP_PORT=$1 MM_CH_STATE="$TMP/ch" scripts/clickhouse/ctl start >/dev/null
   "$CARGO_TARGET_DIR/release/migrate" --url "http://127.0.0.1:$1" --database millimetric >/dev/null
   "$CARGO_TARGET_DIR/release/dev-keys" > "$TMP/keys.json"
-  node_modules/.bin/wrangler kv bulk put --config workers/edge/wrangler.toml --local --persist-to "$TMP/w" --binding KEYS "$TMP/keys.json" >/dev/null 2>&1
+  stack_keys w
+}
+
+# stack_keys NAME: the dev keys in the local KV an edge Worker persisting under $TMP/NAME reads.
+stack_keys() {
+  node_modules/.bin/wrangler kv bulk put --config workers/edge/wrangler.toml --local --persist-to "$TMP/$1" --binding KEYS "$TMP/keys.json" >/dev/null 2>&1
 }
 
 # stack_worker DIR PORT NAME [wrangler args...]: `wrangler dev` of the Worker in DIR on PORT (its

@@ -294,6 +294,31 @@ pub fn report(s: &Settings) -> Report {
     Report { environment: env, ok, checks }
 }
 
+/// Where bench/load's stage runs cut `POST /collect` short (`MM_BENCH_STOP_AFTER`): the request
+/// is answered as accepted right after that step, so a run shows what the steps up to it cost.
+/// Local development only: anywhere else the setting is ignored, as it would drop accepted events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchStop {
+    /// After the body is parsed and the key authenticated.
+    Auth,
+    /// After the quota and the per-key limit too.
+    Limits,
+    /// After the rows are built too: everything but their write.
+    Rows,
+}
+
+pub fn bench_stop(environment: Environment, value: Option<&str>) -> Option<BenchStop> {
+    if environment != Environment::Development {
+        return None;
+    }
+    match value?.trim() {
+        "auth" => Some(BenchStop::Auth),
+        "limits" => Some(BenchStop::Limits),
+        "rows" => Some(BenchStop::Rows),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,5 +487,19 @@ mod tests {
         let weak = Settings { ip_hash_salt: Some("tooshort-salt"), admin_token: Some("short-token"), ..production() };
         let json = serde_json::to_string(&report(&weak)).unwrap();
         assert!(!json.contains("tooshort-salt") && !json.contains("short-token"), "{json}");
+    }
+
+    #[test]
+    fn bench_stops_only_in_local_development() {
+        assert_eq!(bench_stop(Environment::Development, Some("rows")), Some(BenchStop::Rows));
+        assert_eq!(bench_stop(Environment::Development, Some("auth")), Some(BenchStop::Auth));
+        assert_eq!(bench_stop(Environment::Development, Some("limits")), Some(BenchStop::Limits));
+        assert_eq!(bench_stop(Environment::Development, Some("everything")), None);
+        assert_eq!(bench_stop(Environment::Development, None), None);
+        // Production never drops an accepted event, whatever the setting says.
+        for v in ["auth", "limits", "rows"] {
+            assert_eq!(bench_stop(Environment::Production, Some(v)), None);
+        }
+        assert_eq!(environment(Some("development"), Some("https://ch.example.com:8443")), Environment::Production);
     }
 }

@@ -4,6 +4,7 @@
 use super::key_lookup::unavailable;
 use super::{config, http};
 use millimetric_adapters::usage;
+use millimetric_core::config_check::BenchStop;
 use millimetric_core::enrich::geo::Geo;
 use millimetric_core::error::ApiError;
 use millimetric_core::ingest::event::{self, LIMITS};
@@ -29,6 +30,13 @@ pub(crate) struct Accepted {
     accepted: usize,
     ids: Vec<String>,
     rejected: Vec<Rejected>,
+}
+
+impl Accepted {
+    /// The answer of a request bench/load cut short (local development only: `config::bench_stop`).
+    fn for_bench(events: usize) -> Self {
+        Accepted { status: "accepted", accepted: events, ids: Vec::new(), rejected: Vec::new() }
+    }
 }
 
 /// Why a request was refused: the error, and for 429 the wait to put in Retry-After.
@@ -100,6 +108,9 @@ async fn ingest(req: &mut Request, env: &Env, seen: &mut Seen) -> std::result::R
 
     // The key (a Bearer token, else the body's `key`), the per-address limit, the key store.
     let caller = millimetric_adapters::auth::authenticate(req, env, Route::Ingest, envelope.key.as_deref()).await?;
+    if config::bench_stop(env) == Some(BenchStop::Auth) {
+        return Ok(Accepted::for_bench(envelope.events.len()));
+    }
     let events = envelope.events.into_iter().map(Ok).collect();
     accept(req, env, seen, caller, events, envelope.is_batch, &COLLECT).await
 }
@@ -141,6 +152,9 @@ pub(crate) async fn accept(
         return Err(Refusal { error: rate_limit::too_many("key", wait), retry_after_s: Some(wait) });
     }
 
+    if config::bench_stop(env) == Some(BenchStop::Limits) {
+        return Ok(Accepted::for_bench(events.len()));
+    }
     let ctx = RequestContext {
         received_ms: Date::now().as_millis() as i64,
         user_agent: header(req, "User-Agent"),
@@ -193,6 +207,9 @@ pub(crate) async fn accept(
     // From here a refusal (the queue down) is of the rows only: the rejected are counted above.
     seen.project = Some((principal.project_id.clone(), rows.len()));
     let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
+    if config::bench_stop(env) == Some(BenchStop::Rows) {
+        return Ok(Accepted::for_bench(rows.len()));
+    }
     let window = Duration::from_millis(config::var(env, "QUEUE_GROUP_COMMIT_MS").and_then(|v| v.parse().ok()).unwrap_or(5));
     super::group_commit::enqueue(env, rows, window).await.map_err(|_| unavailable("The event queue"))?;
     Ok(Accepted { status: "accepted", accepted: ids.len(), ids, rejected })
