@@ -78,10 +78,10 @@ fn environment(env: &Env) -> config_check::Environment {
     decided
 }
 
-/// Where bench/load cuts `POST /collect` short (`MM_BENCH_STOP_AFTER`); always None outside
+/// Where bench/load cuts an ingest request short (`MM_BENCH_STOP_AFTER`); always None outside
 /// local development (`config_check::bench_stop`).
 pub fn bench_stop(env: &Env) -> Option<config_check::BenchStop> {
-    config_check::bench_stop(environment(env), is_local_development(env).then(|| var(env, "MM_BENCH_STOP_AFTER")).flatten().as_deref())
+    config_check::bench_stop(environment(env), var(env, "MM_BENCH_STOP_AFTER").as_deref())
 }
 
 /// Salt for hashing client IPs before the per-IP limiter sees them (a secret in production).
