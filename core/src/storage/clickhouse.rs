@@ -262,7 +262,10 @@ fn retried_with_an_alarm(age_s: u64, alarm: String, code: Option<u32>, given_up:
     }
 }
 
-const UNKNOWN_TABLE: u32 = 60;
+/// ClickHouse's code for a table that does not exist.
+pub const UNKNOWN_TABLE: u32 = 60;
+/// ClickHouse's code for a table that exists already (a CREATE or RENAME onto it).
+pub const TABLE_ALREADY_EXISTS: u32 = 57;
 
 /// ClickHouse error codes that retrying will not fix.
 const FATAL_CODES: &[u32] = &[

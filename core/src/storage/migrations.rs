@@ -1,6 +1,7 @@
 //! ClickHouse schema migrations: ordered SQL files in `migrations/`, applied once each and
 //! recorded in `schema_migrations`. This module plans; `native::migrate` talks to the server.
 
+use super::clickhouse;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,10 +101,12 @@ fn rename_done(statement: &str, error: &str) -> bool {
     let Some((from, to)) = pair.split_once(" TO ") else { return false };
     let (from, to) = (from.trim(), to.trim());
     let names = |table: &str, what: &str| error.contains(&format!(".{table} {what}")) || error.contains(&format!(".`{table}` {what}"));
+    let code = clickhouse::error_code(error);
     !from.is_empty()
         && !to.is_empty()
         && !pair.contains(',')
-        && ((error.contains("Code: 60") && names(from, "doesn't exist")) || (error.contains("Code: 57") && names(to, "already exists")))
+        && ((code == Some(clickhouse::UNKNOWN_TABLE) && names(from, "doesn't exist"))
+            || (code == Some(clickhouse::TABLE_ALREADY_EXISTS) && names(to, "already exists")))
 }
 
 fn column_added(statement: &str, error: &str) -> bool {
