@@ -211,7 +211,11 @@ pub(crate) async fn accept(
         return Ok(Accepted::for_bench(rows.len()));
     }
     let window = Duration::from_millis(config::var(env, "QUEUE_GROUP_COMMIT_MS").and_then(|v| v.parse().ok()).unwrap_or(5));
-    super::group_commit::enqueue(env, rows, window).await.map_err(|_| unavailable("The event queue"))?;
+    let started = Date::now().as_millis();
+    let written = super::group_commit::enqueue(env, rows, window).await;
+    // How long the request waited for its write (bench/load reads it from the meter).
+    millimetric_adapters::meter::waited("collect.write", Date::now().as_millis().saturating_sub(started));
+    written.map_err(|_| unavailable("The event queue"))?;
     Ok(Accepted { status: "accepted", accepted: ids.len(), ids, rejected })
 }
 
