@@ -31,7 +31,7 @@ const requests = Number(requestsArg);
 const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-const name = (n) => `${n.callFrame.functionName.replace(/::h[0-9a-f]{16}$/, "") || "(anonymous)"} ${n.callFrame.url.split("/").pop().split("-")[0]}`;
+const name = (n) => `${n.callFrame.functionName.replace(/::h[0-9a-f]{16}$/, "") || "(anonymous)"} ${n.callFrame.url.split("/").pop().split("-")[0]}${process.env.MM_LINES && n.callFrame.url ? `:${n.callFrame.lineNumber}:${n.callFrame.columnNumber}` : ""}`;
 const inclusive = new Map();
 let busy = 0;
 for (const s of profile.samples) {
@@ -42,4 +42,10 @@ for (const s of profile.samples) {
 }
 console.log(`profile: ${profile.samples.length} samples, ${busy} busy, over ${requests} requests: ${(busy / requests).toFixed(3)} busy samples a request`);
 for (const [k, c] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, Number(top)))
+  console.log(`  ${((c / requests) * 1000).toFixed(1).padStart(7)} per 1,000 requests  ${k.slice(0, 140)}`);
+// Self time: where the samples end, so the leaves that cost most stand out.
+const self = new Map();
+for (const s of profile.samples) self.set(name(nodes.get(s)), (self.get(name(nodes.get(s))) ?? 0) + 1);
+console.log("self (the function a sample ended in):");
+for (const [k, c] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(top)))
   console.log(`  ${((c / requests) * 1000).toFixed(1).padStart(7)} per 1,000 requests  ${k.slice(0, 140)}`);
