@@ -45,7 +45,10 @@ for (const [k, c] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, Number(
   console.log(`  ${((c / requests) * 1000).toFixed(1).padStart(7)} per 1,000 requests  ${k.slice(0, 140)}`);
 // Self time: where the samples end, so the leaves that cost most stand out.
 const self = new Map();
-for (const s of profile.samples) self.set(name(nodes.get(s)), (self.get(name(nodes.get(s))) ?? 0) + 1);
+for (const s of profile.samples) {
+  const k = name(nodes.get(s));
+  self.set(k, (self.get(k) ?? 0) + 1);
+}
 console.log("self (the function a sample ended in):");
 for (const [k, c] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(top)))
   console.log(`  ${((c / requests) * 1000).toFixed(1).padStart(7)} per 1,000 requests  ${k.slice(0, 140)}`);
