@@ -142,12 +142,7 @@ pub fn email_spans(text: &str) -> Vec<Range<usize>> {
         let end = d + domain.len();
         let labels: Vec<&str> = domain.split('.').collect();
         let tld = labels.last().copied().unwrap_or("");
-        if start < at
-            && labels.len() >= 2
-            && labels.iter().all(|l| !l.is_empty() && !l.starts_with('-'))
-            && tld.chars().count() >= 2
-            && tld.chars().all(char::is_alphabetic)
-        {
+        if start < at && labels.len() >= 2 && labels.iter().all(|l| !l.is_empty() && !l.starts_with('-')) && tld_ok(tld) {
             if out.last().is_some_and(|r: &Range<usize>| r.end > start) {
                 continue; // `a@b.com@c.com`: already covered
             }
@@ -155,6 +150,16 @@ pub fn email_spans(text: &str) -> Vec<Range<usize>> {
         }
     }
     out
+}
+
+/// A top-level domain: letters (`com`, `рф`), or an internationalised one in its ASCII form
+/// (`xn--p1ai`).
+fn tld_ok(tld: &str) -> bool {
+    let ace = tld.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--"))
+        && tld.len() > 4
+        && !tld.ends_with('-')
+        && tld.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ace || (tld.chars().count() >= 2 && tld.chars().all(char::is_alphabetic))
 }
 
 pub fn looks_like_email(v: &str) -> bool {
@@ -187,12 +192,24 @@ pub fn ip_spans(text: &str) -> Vec<Range<usize>> {
             run = &run[..run.len() - 1];
         }
         let run_end = i + run.len();
-        if boundary_ok(s, i, run_end) && is_ip(run) {
-            out.push(i..run_end);
+        if let Some(start) = ip_start(s, run, i, run_end) {
+            out.push(start..run_end);
         }
         i = end.max(i + 1);
     }
     out
+}
+
+/// Where the address in `run` (at `start..end` of `s`) begins: the run itself, or else what
+/// follows one of its colons (`ip:81.2.69.14`, `fe:1.2.3.4`: a colon is not part of a word).
+fn ip_start(s: &[u8], run: &str, start: usize, end: usize) -> Option<usize> {
+    if boundary_ok(s, start, end) && is_ip(run) {
+        return Some(start);
+    }
+    run.match_indices(':')
+        .map(|(c, _)| c + 1)
+        .find(|&at| at < run.len() && boundary_ok(s, start + at, end) && is_ip(&run[at..]))
+        .map(|at| start + at)
 }
 
 fn is_ip(run: &str) -> bool {
@@ -448,6 +465,37 @@ mod tests {
         }
         for t in ["@handle", "a@b", "pkg@1.2.3", "x@.com", "user@host", "a @ b.com"] {
             assert!(email_spans(t).is_empty(), "{t}");
+        }
+    }
+
+    /// Review finding: an address right after a colon (`ip:81.2.69.14`, `addr:2a02:1234::1`)
+    /// started a run at the colon, which was judged whole and skipped.
+    #[test]
+    fn ips_right_after_a_colon() {
+        for (t, want) in [
+            ("ip:81.2.69.14", "81.2.69.14"),
+            ("Blocked ip:81.2.69.14 today", "81.2.69.14"),
+            ("addr:2a02:1234::1", "2a02:1234::1"),
+            ("from:10.0.0.1:8080", "10.0.0.1:8080"),
+            ("fe:1.2.3.4", "1.2.3.4"),
+        ] {
+            let s = ip_spans(t);
+            assert_eq!(s.len(), 1, "{t}: {s:?}");
+            assert_eq!(&t[s[0].clone()], want, "{t}");
+        }
+        assert_eq!(redact("Blocked ip:81.2.69.14"), "Blocked ip:[ip]");
+        for t in ["12:34:56", "aa:bb:cc:dd:ee:ff", "v:1.2.3", "time 10:30"] {
+            assert!(ip_spans(t).is_empty(), "{t}");
+        }
+    }
+
+    /// Review finding: internationalised top-level domains in their ASCII form (`xn--p1ai`, .рф).
+    #[test]
+    fn emails_under_a_punycode_top_level_domain() {
+        for t in ["ivan@mail.xn--p1ai", "write to ivan@mail.XN--P1AI."] {
+            let s = email_spans(t);
+            assert_eq!(s.len(), 1, "{t}");
+            assert!(t[s[0].clone()].to_ascii_lowercase().ends_with("xn--p1ai"), "{t}");
         }
     }
 
