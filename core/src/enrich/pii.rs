@@ -225,17 +225,26 @@ pub fn is_personal_id(v: &str) -> bool {
 /// each match becomes a marker (`[email]`, `[phone]`, `[card]`, `[ip]`, `[secret]`), the rest
 /// is kept as sent. When the text only shows personal data once percent-decoded
 /// (`jane%40example.com`), the decoded text is what is redacted and stored; a text that never
-/// decodes to a stable form is replaced by `[redacted]`.
+/// decodes to a stable form is replaced by `[redacted]`. Every decoded form is judged, not only
+/// the last: `jane%40example.com%2531` shows an address one round in, and a digit glued onto
+/// its domain (`jane@example.com1`) once fully decoded.
 pub fn redact_text(v: &str) -> String {
-    let redacted = text_pii::redact(v);
-    let (forms, stable) = decoded_forms(&redacted, false);
-    if !stable {
-        return "[redacted]".to_string();
+    const GONE: &str = "[redacted]";
+    let mut cur = text_pii::redact(v).into_owned();
+    let mut decoded = false;
+    for _ in 0..=MAX_DECODE_ROUNDS {
+        let (mut forms, stable) = decoded_forms(&cur, false);
+        if !stable {
+            return GONE.to_string();
+        }
+        // Redact the first decoded form that shows something, then judge what that leaves.
+        match forms.iter().skip(1).find(|f| text_pii::contains_pii(f)) {
+            Some(shown) => cur = text_pii::redact(shown).into_owned(),
+            None => return if decoded { forms.pop().expect("at least the raw form") } else { cur },
+        }
+        decoded = true;
     }
-    if forms.iter().skip(1).any(|f| text_pii::contains_pii(f)) {
-        return text_pii::redact(forms.last().expect("at least the raw form")).into_owned();
-    }
-    redacted.into_owned()
+    GONE.to_string()
 }
 
 pub use super::text_pii::{looks_like_card, looks_like_email, looks_like_ip, looks_like_phone, luhn};
@@ -259,6 +268,19 @@ pub fn looks_like_token(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review finding: personal data seen in an intermediate decoded form only (the last form
+    /// glues a decoded digit onto the domain: `jane@example.com1`) was stored.
+    #[test]
+    fn text_redacts_personal_data_seen_in_any_decoded_form() {
+        for t in ["Invoice jane%40example.com%2531", "Invoice jane%2540example.com%252531"] {
+            let r = redact_text(t);
+            assert!(!r.contains("jane@") && !r.contains("jane%40") && !r.contains("jane%2540"), "{t} -> {r}");
+        }
+        assert_eq!(redact_text("Invoice jane%40example.com"), "Invoice [email]");
+        assert_eq!(redact_text("50%25 off"), "50%25 off");
+        assert!(is_personal_id("ivan@mail.xn--p1ai") && is_personal_id("ip:81.2.69.14"));
+    }
 
     #[test]
     fn names_in_any_case_and_separator_style() {

@@ -89,7 +89,9 @@ pub fn scrub_nested_value(decoded: &str, depth: usize) -> Option<Nested> {
     if pii::is_pii_value(&scrubbed) {
         return None;
     }
-    if Some(&scrubbed) == nested(decoded, depth, false).as_ref() {
+    // Unchanged only when the value as sent shows nothing either: the `url` crate resolves dot
+    // segments, so `/account/jane@example.com/../orders` rebuilds the same both ways.
+    if Some(&scrubbed) == nested(decoded, depth, false).as_ref() && !pii::is_pii_value(decoded) {
         return Some(Nested::Unchanged);
     }
     Some(Nested::Scrubbed(scrubbed))
