@@ -75,6 +75,7 @@ fn meter(stack: &Stack, what: &str) -> u64 {
 
 fn no_loss_while_clickhouse_is_down(stack: &Stack) {
     const N: usize = 60;
+    const HEAVY: usize = 8;
     let mut sent = 0;
     let mut stopped = false;
     let (direct_before, queued_before) = (meter(stack, "direct.groups"), meter(stack, "queue.written"));
@@ -102,16 +103,29 @@ fn no_loss_while_clickhouse_is_down(stack: &Stack) {
         sent += n;
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Events of the largest shape, every character of their text a quote: a row writes each as
+    // `\"`, and a queue message sent as JSON would escape that again, past the queue's 128 KB.
+    // Field limits count bytes as JSON writes them: `n` bytes of quotes are n / 2 of them.
+    let quotes = |n: usize| "\"".repeat(n / 2);
+    let heavy: Vec<_> = (0..HEAVY)
+        .map(|i| {
+            let props: serde_json::Map<String, serde_json::Value> = (0..32).map(|p| (format!("{p:02}{}", quotes(62)), json!(quotes(500)))).collect();
+            json!({"type":"event","name": quotes(200),"title": quotes(1000),"url":"https://example.com/q","id": format!("noloss-heavy-{i}"),"props": props})
+        })
+        .collect();
+    let r = stack.collect(DEV_SECRET, &[], &json!({ "batch": heavy }));
+    assert_eq!(r.status, 202, "the largest events fit the queue's limits: {:?}", r.body);
+    sent += HEAVY;
     assert!(meter(stack, "queue.written") > queued_before, "while ClickHouse was down the queue took the groups");
     std::thread::sleep(Duration::from_secs(3));
     stack.start_clickhouse();
     // A second copy has the first's sort key: a merge would fold them before they are counted.
     stack.query("SYSTEM STOP MERGES");
-    let n = stack.wait_count("SELECT count() FROM events_dedup WHERE event_id LIKE 'noloss-%'", N as u64, Duration::from_secs(120));
-    assert_eq!(n, N as u64, "every accepted event must be stored after ClickHouse returns; log:\n{}", stack.logs());
+    let n = stack.wait_count("SELECT count() FROM events_dedup WHERE event_id LIKE 'noloss-%'", sent as u64, Duration::from_secs(120));
+    assert_eq!(n, sent as u64, "every accepted event must be stored after ClickHouse returns; log:\n{}", stack.logs());
     std::thread::sleep(Duration::from_secs(3));
     // Raw rows, not events_dedup (whose FINAL would hide a second copy).
-    assert_eq!(stack.query("SELECT count() FROM events WHERE event_id LIKE 'noloss-%'").trim(), N.to_string(), "and none twice");
+    assert_eq!(stack.query("SELECT count() FROM events WHERE event_id LIKE 'noloss-%'").trim(), sent.to_string(), "and none twice");
     stack.query("SYSTEM START MERGES");
     assert!(stack.log_shows("will retry", Duration::from_secs(15)), "the writer should have retried while ClickHouse was down");
     // Batching: at least one insert carried many rows.

@@ -238,7 +238,8 @@ pub struct Failure {
     pub reason: String,
 }
 
-/// Queues take at most 128 KB a message; leave room for the envelope.
+/// Queues take at most 128 KB a message; leave room for the envelope. The edge sends every
+/// message as text (`row_queue` in the edge Worker), so the queue counts exactly these bytes.
 pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
 
 /// Rows as queue message bodies: as few as fit `max_bytes` each, in order, every row serialized

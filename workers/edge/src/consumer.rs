@@ -123,7 +123,7 @@ fn retry_in(m: &Message<String>, delay_s: u32) {
 async fn dead_letter(env: &Env, m: &Message<String>, batch: RowBatch, failure: Failure) {
     let body = RowBatch { rows: batch.rows, failure: Some(failure), raw: batch.raw }.to_message();
     let sent = match env.queue(config::DEAD_LETTER_QUEUE) {
-        Ok(q) => q.send(body).await,
+        Ok(q) => q.send(super::row_queue::text(body, None)).await,
         Err(e) => Err(e),
     };
     match sent {

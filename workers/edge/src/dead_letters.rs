@@ -7,7 +7,7 @@
 
 use super::{config, http};
 use millimetric_core::error::ApiError;
-use millimetric_core::ingest::row::{chunk_for_send_batch, encode_messages, Failure, RowBatch, MAX_MESSAGE_BYTES};
+use millimetric_core::ingest::row::{Failure, RowBatch};
 use millimetric_core::paging;
 use worker::*;
 
@@ -156,11 +156,9 @@ pub async fn replay(req: Request, env: &Env) -> Result<Response> {
             kept.push(serde_json::json!({ "id": id, "failure": batch.failure }));
             continue;
         }
-        for call in chunk_for_send_batch(encode_messages(&batch.rows, MAX_MESSAGE_BYTES)) {
-            if let Err(e) = queue.send_batch(call).await {
-                console_error!("dead letters: replay stopped, the queue refused ({e})");
-                return unavailable("The event queue");
-            }
+        if let Err(e) = super::row_queue::send_rows(&queue, &batch.rows, None).await {
+            console_error!("dead letters: replay stopped, the queue refused ({e})");
+            return unavailable("The event queue");
         }
         // Sent: the batch writer stores what is not stored yet. A failure to delete leaves the
         // entry for the next replay, which then stores nothing twice.

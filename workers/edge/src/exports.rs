@@ -177,7 +177,7 @@ async fn enqueue(env: &Env, job: &Job) -> Result<(), ApiError> {
     let queue = env.queue(EXPORTS_QUEUE).map_err(|_| unavailable("The export queue"))?;
     let body = serde_json::to_string(&StepMessage { project_id: job.project_id.clone(), id: job.id.clone(), step: job.step })
         .map_err(|_| unavailable("The export queue"))?;
-    queue.send(body).await.map_err(|_| unavailable("The export queue"))
+    queue.send(super::row_queue::text(body, None)).await.map_err(|_| unavailable("The export queue"))
 }
 
 // ---- the steps (the exports queue's consumer) ----

@@ -12,12 +12,12 @@ use futures_util::future::{select, Either};
 use millimetric_adapters::clickhouse_sink;
 use millimetric_adapters::meter;
 use millimetric_core::ingest::delivery::{self, Breaker, Ended, Mode, Path};
-use millimetric_core::ingest::row::{chunk_for_send_batch, encode_messages, EventRow, MAX_MESSAGE_BYTES};
+use millimetric_core::ingest::row::EventRow;
 use millimetric_core::storage::clickhouse::{InsertOutcome, Role};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, console_log, Date, Delay, Env, MessageBuilder};
+use worker::{console_error, console_log, Date, Delay, Env};
 
 type Outcome = Rc<RefCell<Option<Result<(), String>>>>;
 
@@ -183,20 +183,10 @@ fn now_ms() -> i64 {
 
 async fn send(env: &Env, rows: &[EventRow], delay_s: Option<u32>) -> Result<(), String> {
     let queue = env.queue(config::EVENTS_QUEUE).map_err(|e| e.to_string())?;
-    // One JSON string per message: a single crossing into JS instead of building an object
-    // field by field (the consumer parses it back with serde_json); each row serialized once.
-    for call in chunk_for_send_batch(encode_messages(rows, MAX_MESSAGE_BYTES)) {
-        for m in &call {
-            meter::queue_message("queue.written", "queue.written_units", m.len());
-        }
-        let call = call.into_iter().map(|m| match delay_s {
-            Some(d) => MessageBuilder::new(m).delay_seconds(d).build(),
-            None => MessageBuilder::new(m).build(),
-        });
-        if let Err(e) = queue.send_batch(call).await {
-            console_error!("collect: queue send failed: {e}");
-            return Err(e.to_string());
-        }
-    }
-    Ok(())
+    // One string per message: a single crossing into JS instead of building an object field by
+    // field (the consumer parses it back with serde_json); each row serialized once.
+    super::row_queue::send_rows(&queue, rows, delay_s).await.map_err(|e| {
+        console_error!("collect: queue send failed: {e}");
+        e.to_string()
+    })
 }

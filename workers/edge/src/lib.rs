@@ -17,6 +17,7 @@ mod projects_admin;
 mod quota;
 mod retention_job;
 mod rollup_job;
+mod row_queue;
 mod usage_job;
 mod visitors;
 mod warm_up;
