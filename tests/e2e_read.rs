@@ -801,7 +801,27 @@ fn read_side_matches_the_oracle() {
     }
 
     refusals(&read);
+    bodies_are_capped_as_they_arrive(&read);
     hostile_bodies(&read);
+}
+
+/// A query or MCP body is at most 64 KiB, counted as it arrives. Review finding: the read
+/// Worker read a body whole before its size check, so a chunked body (no Content-Length) of any
+/// size was buffered in the isolate, whose 128 MB a large enough one ends.
+fn bodies_are_capped_as_they_arrive(read: &support::ReadWorker) {
+    let auth = format!("Bearer {DEV_READ_ONLY}");
+    let headers =
+        [("Authorization", auth.as_str()), ("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
+    let before = read.workerd_rss_kib();
+    assert!(before > 0, "workerd's memory could not be read");
+    for path in ["/v1/query", "/mcp", "/v1/funnel", "/v1/query"] {
+        let (status, body, _) = read.post_chunked(path, &headers, 64 * 1024 * 1024);
+        assert_eq!(status, 413, "{path}: {body}");
+        assert!(body.contains("64 KiB"), "{path}: a JSON answer saying the limit: {body}");
+    }
+    let after = read.workerd_rss_kib();
+    println!("read workerd RSS before {before} KiB, after four chunked 64 MiB bodies {after} KiB");
+    assert!(after < before + 48 * 1024, "workerd grew from {before} KiB to {after} KiB");
 }
 
 fn refusals(read: &support::ReadWorker) {

@@ -583,60 +583,69 @@ pub fn time_ago(ago: Duration) -> (String, String) {
 }
 
 impl Stack {
-    /// POST `total` bytes to `path` as a chunked body (no Content-Length), in 64 KiB chunks,
-    /// over a raw socket so an early answer is read even if the server stops reading. Returns
-    /// the status, the answer's body, and how many bytes were written before the server
-    /// answered or closed.
     pub fn post_chunked(&self, path: &str, headers: &[(&str, &str)], total: usize) -> (u16, String, usize) {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut head = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n");
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        let chunk = vec![b' '; 64 * 1024];
-        let mut sent = 0;
-        s.set_nonblocking(false).unwrap();
-        while sent < total {
-            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
-            if s.write_all(&framed).is_err() {
-                break;
-            }
-            sent += chunk.len();
-        }
-        let _ = s.write_all(b"0\r\n\r\n");
-        let mut answer = Vec::new();
-        let _ = s.read_to_end(&mut answer);
-        let text = String::from_utf8_lossy(&answer).to_string();
-        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-        (status, body, sent)
+        post_chunked(self.port, path, headers, total)
     }
 
     /// Resident memory (KiB) of the workerd processes this stack's wrangler started.
     pub fn workerd_rss_kib(&self) -> u64 {
-        let pgid = self.wrangler.as_ref().map(|c| c.id().to_string()).unwrap_or_default();
-        let mut total = 0;
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // pid (comm) state ppid pgrp ...
-            let Some(after) = stat.rsplit_once(')').map(|(_, r)| r.to_string()) else { continue };
-            let in_group = after.split_whitespace().nth(2) == Some(pgid.as_str());
-            if in_group && stat.contains("(workerd)") {
-                let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-                total += status
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-        total
+        workerd_rss_kib(self.wrangler.as_ref().map(|c| c.id()).unwrap_or_default())
     }
+}
+
+/// POST `total` bytes to `path` on the local Worker at `port` as a chunked body (no
+/// Content-Length), in 64 KiB chunks, over a raw socket so an early answer is read even if the
+/// server stops reading. Returns the status, the answer's body, and how many bytes were written
+/// before the server answered or closed.
+pub fn post_chunked(port: u16, path: &str, headers: &[(&str, &str)], total: usize) -> (u16, String, usize) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    s.set_nonblocking(false).unwrap();
+    while sent < total {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+        if s.write_all(&framed).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body, sent)
+}
+
+/// Resident memory (KiB) of the workerd processes in process group `pgid` (a wrangler's).
+pub fn workerd_rss_kib(pgid: u32) -> u64 {
+    let pgid = pgid.to_string();
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid pgrp ...
+        let Some(after) = stat.rsplit_once(')').map(|(_, r)| r.to_string()) else { continue };
+        let in_group = after.split_whitespace().nth(2) == Some(pgid.as_str());
+        if in_group && stat.contains("(workerd)") {
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            total += status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
 }
 
 /// The read Worker (workers/read) under its own `wrangler dev`, beside a Stack's edge Worker:
@@ -693,6 +702,15 @@ impl Stack {
 }
 
 impl ReadWorker {
+    pub fn post_chunked(&self, path: &str, headers: &[(&str, &str)], total: usize) -> (u16, String, usize) {
+        post_chunked(self.port, path, headers, total)
+    }
+
+    /// Resident memory (KiB) of this Worker's workerd processes.
+    pub fn workerd_rss_kib(&self) -> u64 {
+        workerd_rss_kib(self.child.id())
+    }
+
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         http_request(&format!("http://127.0.0.1:{}{path}", self.port), method, headers, body)
     }

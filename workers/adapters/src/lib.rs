@@ -1,8 +1,9 @@
 //! Thin adapters from workerd's bindings to the core, shared by both Workers (workers/edge and
-//! workers/read): authentication, responses, settings, the ClickHouse HTTP sink, key lookup.
+//! workers/read): authentication, request bodies, responses, settings, the ClickHouse HTTP sink, key lookup.
 //! They decide nothing the core can decide.
 
 pub mod auth;
+pub mod body;
 pub mod clickhouse_sink;
 pub mod config;
 pub mod http;

@@ -3,7 +3,7 @@
 
 use super::key_lookup::unavailable;
 use super::{config, http};
-use millimetric_adapters::usage;
+use millimetric_adapters::{body, usage};
 use millimetric_core::config_check::BenchStop;
 use millimetric_core::enrich::geo::Geo;
 use millimetric_core::error::ApiError;
@@ -102,7 +102,7 @@ pub(crate) fn header(req: &Request, name: &str) -> Option<String> {
 async fn ingest(req: &mut Request, env: &Env, seen: &mut Seen) -> std::result::Result<Accepted, Refusal> {
     event::check_content_type(header(req, "Content-Type").as_deref())?;
     let encoding = event::check_content_encoding(header(req, "Content-Encoding").as_deref())?;
-    let raw = read_capped(req, &LIMITS).await?;
+    let raw = body::read_capped(req, &LIMITS).await?;
     let json = event::decode_body(&raw, encoding, &LIMITS)?;
     let envelope = event::parse_envelope(&json, &LIMITS)?;
 
@@ -217,43 +217,6 @@ pub(crate) async fn accept(
     millimetric_adapters::meter::waited("collect.write", Date::now().as_millis().saturating_sub(started));
     written.map_err(|_| unavailable("The event queue"))?;
     Ok(Accepted { status: "accepted", accepted: ids.len(), ids, rejected })
-}
-
-/// The body, read chunk by chunk and refused once it passes the cap: a chunked body with no
-/// Content-Length is never buffered whole (an isolate has 128 MB for everything).
-pub(crate) async fn read_capped(req: &mut Request, limits: &event::Limits) -> std::result::Result<Vec<u8>, ApiError> {
-    use futures_util::StreamExt;
-    let declared = header(req, "Content-Length").and_then(|l| l.parse::<usize>().ok());
-    let mut body = event::CappedBody::new(limits, declared)?;
-    let unreadable = || ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again.");
-    if declared.is_some() {
-        // A declared length within the cap (CappedBody::new refused one over it; the runtime
-        // holds the body to that length): read it at once, the fast path for every beacon and
-        // SDK request. Only a body without Content-Length is read chunk by chunk.
-        let bytes = req.bytes().await.map_err(|_| unreadable())?;
-        body.push(&bytes)?;
-        return Ok(body.finish());
-    }
-    let Ok(mut stream) = req.stream() else {
-        return Ok(Vec::new()); // no body at all
-    };
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| unreadable())?;
-        if let Err(too_large) = body.push(&chunk) {
-            // Read the rest and drop it, a chunk at a time, so the client gets the 413 on a
-            // clean connection (an abandoned upload reads as a crash to proxies in front,
-            // wrangler dev's among them); past event::MAX_DRAIN_BYTES, stop reading.
-            let mut drained = chunk.len();
-            while let Some(Ok(more)) = stream.next().await {
-                drained += more.len();
-                if drained > event::MAX_DRAIN_BYTES {
-                    break;
-                }
-            }
-            return Err(too_large);
-        }
-    }
-    Ok(body.finish())
 }
 
 fn edge_geo(req: &Request) -> Geo {

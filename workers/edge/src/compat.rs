@@ -43,7 +43,7 @@ async fn receive(
     let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
     let (encoding, content_type) = (collect::header(req, "Content-Encoding"), collect::header(req, "Content-Type"));
     let framing = body::Framing::of_request(encoding.as_deref(), content_type.as_deref(), query.as_deref());
-    let raw = collect::read_capped(req, protocol.limits()).await?;
+    let raw = millimetric_adapters::body::read_capped(req, protocol.limits()).await?;
     let json = body::decode(&raw, &framing, protocol.limits())?;
     let authorization = collect::header(req, "Authorization");
     let (incoming, domain) = match (protocol, call) {

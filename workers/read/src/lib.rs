@@ -3,7 +3,7 @@
 //! core checks the key's kind and the body, plans the SQL and assembles the answer
 //! (millimetric_core::query), and frames MCP (millimetric_core::mcp); this runs it.
 
-use millimetric_adapters::{auth, clickhouse_sink, config, http, key_lookup, usage};
+use millimetric_adapters::{auth, body, clickhouse_sink, config, http, key_lookup, usage};
 use millimetric_core::conversions;
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::Route;
@@ -145,14 +145,13 @@ fn store_config(env: &Env) -> std::result::Result<millimetric_core::storage::cli
     Ok(cfg)
 }
 
-/// A query's body, at most MAX_BODY.
+/// A query's or MCP message's body, at most MAX_BODY, never buffered past it.
 async fn body_of(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
-    let body =
-        req.bytes().await.map_err(|_| ApiError::bad_request("unreadable_body", "The request body could not be read. Send it again."))?;
-    if body.len() > MAX_BODY {
-        return Err(ApiError::new(413, "body_too_large", "A query body is at most 64 KiB."));
-    }
-    Ok(body)
+    let limits = millimetric_core::ingest::event::Limits { max_body_bytes: MAX_BODY, ..millimetric_core::ingest::event::LIMITS };
+    body::read_capped(req, &limits).await.map_err(|e| match e.status {
+        413 => ApiError::new(413, "body_too_large", "A query body is at most 64 KiB."),
+        _ => e,
+    })
 }
 
 async fn query(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
@@ -316,9 +315,11 @@ async fn mcp(mut req: Request, env: &Env) -> Response {
         Ok(w) => w,
         Err(e) => return mcp_refusal(&e),
     };
-    let body = match req.bytes().await {
-        Ok(b) if b.len() <= MAX_BODY => b,
-        Ok(_) => return mcp_response(&protocol::error(413, None, protocol::INVALID_REQUEST, "A message is at most 64 KiB.", None)),
+    let body = match body_of(&mut req).await {
+        Ok(b) => b,
+        Err(e) if e.status == 413 => {
+            return mcp_response(&protocol::error(413, None, protocol::INVALID_REQUEST, "A message is at most 64 KiB.", None))
+        }
         Err(_) => {
             return mcp_response(&protocol::error(
                 400,
