@@ -225,6 +225,9 @@ fn dead_letters_replay_once(stack: &Stack) {
         .map(|a| a.iter().filter(|r| r["record"]["action"] == "dead_letter_replay").collect())
         .unwrap_or_default();
     assert!(replays.iter().any(|r| r["record"]["by"] == "admin" && r["record"]["rows"].as_u64().unwrap_or(0) >= 2), "{:?}", log.body);
+    // Listing them showed the project's rows to the operator: that is in its log too.
+    let reads = log.body["audit"].as_array().map(|a| a.iter().filter(|r| r["record"]["action"] == "dead_letter_read").count());
+    assert!(reads.unwrap_or(0) >= 1, "the operator's listing of proj_dev's dead letters is not in its audit log: {:?}", log.body);
 }
 
 /// A rotated password: the batch writer retries with an alarm in the log instead of

@@ -1,7 +1,8 @@
 //! The audit log the DPA promises ("audit logs for admin actions and data exports, retained
-//! 90 days"): one record per visitor export, visitor erasure, dead-letter replay and key
-//! change, with the project, the action, which key (a prefix of its hash, never the key), when,
-//! and the outcome. Never an IP, never the visitor's id (an erasure's record must not keep the
+//! 90 days"): one record per visitor export and erasure, project export, closure and deletion,
+//! key change, and dead letters an operator read or replayed, with the project, the action,
+//! which key (a prefix of its hash, never the key), when, and the outcome: `ok`, or the code of
+//! a refusal given once the project was known. Never an IP, never the visitor's id (an erasure's record must not keep the
 //! id it erased). Kept in KV for 90 days; listed newest first with the project's sk_live_ key.
 
 use crate::error::ApiError;
@@ -15,6 +16,8 @@ pub enum Action {
     VisitorExport,
     VisitorErasure,
     DeadLetterReplay,
+    /// Dead letters shown to an operator (`GET /admin/dead-letters`): their rows are the project's.
+    DeadLetterRead,
     KeyChange,
     /// A project's closure scheduled or cancelled.
     ProjectClosure,
@@ -53,6 +56,17 @@ pub fn outcome<T>(result: &Result<T, ApiError>) -> String {
 
 pub fn record(project_id: &str, action: Action, by: String, at_ms: i64, outcome: String, rows: Option<u64>) -> Record {
     Record { project_id: project_id.to_string(), action, by, at: rfc3339(at_ms), outcome, rows }
+}
+
+/// One record per project among `project_ids` (one entry a row), with its count of rows: what
+/// an operator's action over many projects' rows (dead letters read or replayed) leaves in
+/// each project's log.
+pub fn per_project<'a>(project_ids: impl IntoIterator<Item = &'a str>, action: Action, by: &str, at_ms: i64, outcome: &str) -> Vec<Record> {
+    let mut rows: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for p in project_ids {
+        *rows.entry(p).or_default() += 1;
+    }
+    rows.into_iter().map(|(p, n)| record(p, action, by.to_string(), at_ms, outcome.to_string(), Some(n))).collect()
 }
 
 /// Epoch milliseconds as RFC 3339, UTC (empty when out of range).
@@ -94,5 +108,15 @@ mod tests {
         assert!(newer < older, "KV lists ascending: the newer record comes first");
         assert!(newer.starts_with(&prefix("proj_a")) && !newer.starts_with(&prefix("proj_ab")));
         assert_eq!(outcome::<()>(&Err(ApiError::new(403, "read_only_key", "x"))), "read_only_key");
+    }
+
+    #[test]
+    fn an_action_over_many_projects_rows_is_one_record_per_project() {
+        let recs = per_project(["b", "a", "b", "b"], Action::DeadLetterRead, "admin", 1_000, "ok");
+        let got: Vec<(&str, Option<u64>)> = recs.iter().map(|r| (r.project_id.as_str(), r.rows)).collect();
+        assert_eq!(got, [("a", Some(1)), ("b", Some(3))]);
+        assert!(recs.iter().all(|r| r.action == Action::DeadLetterRead && r.by == "admin" && r.outcome == "ok"));
+        assert!(per_project([], Action::DeadLetterReplay, "admin", 1_000, "ok").is_empty());
+        assert_eq!(serde_json::to_value(Action::DeadLetterRead).unwrap(), "dead_letter_read");
     }
 }

@@ -4,11 +4,13 @@
 //! (`POST /admin/dead-letters/replay`): their rows go back on the events queue and their KV
 //! entries are removed. The batch writer stores only ids not yet stored (millimetric_core::ingest::first_write),
 //! so a replay run twice, or cut short between the send and the removal, stores each event once.
+//! Both the listing and the replay are in the audit log of each project whose rows they touched.
 
 use super::{config, http};
 use millimetric_core::error::ApiError;
-use millimetric_core::ingest::row::{Failure, RowBatch};
+use millimetric_core::ingest::row::{EventRow, Failure, RowBatch};
 use millimetric_core::paging;
+use millimetric_core::privacy::audit::{self, Action};
 use worker::*;
 
 const PREFIX: &str = "dlq:";
@@ -86,6 +88,8 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
         Ok(x) => x,
         Err(answer) => return Ok(answer),
     };
+    // Each project whose rows are shown sees it in its audit log.
+    audit_rows(env, items.iter().flat_map(|(_, b, _)| &b.rows), Action::DeadLetterRead).await;
     let items: Vec<_> =
         items.into_iter().map(|(id, b, _)| serde_json::json!({ "id": id, "failure": b.failure, "rows": b.rows, "raw": b.raw })).collect();
     let body = serde_json::json!({ "dead_letters": items, "cursor": cursor, "list_complete": cursor.is_none() }).to_string();
@@ -138,6 +142,14 @@ async fn rewrite_each(env: &Env, without: impl Fn(&RowBatch) -> Option<RowBatch>
     }
 }
 
+/// `action` by the operator over `rows`, in the log of each project they belong to.
+async fn audit_rows(env: &Env, rows: impl Iterator<Item = &EventRow>, action: Action) {
+    let now = Date::now().as_millis() as i64;
+    for record in audit::per_project(rows.map(|r| r.project_id.as_str()), action, "admin", now, "ok") {
+        super::audit::write(env, &record).await;
+    }
+}
+
 /// Replays one page (up to 100 dead letters; `cursor` for the next): each one's rows go back
 /// on the events queue, then its KV entry goes. Dead letters with no rows (a body that was
 /// not a row batch) stay, listed in `kept`.
@@ -149,8 +161,7 @@ pub async fn replay(req: Request, env: &Env) -> Result<Response> {
     let unavailable = |what: &str| fail(&super::key_lookup::unavailable(what));
     let Ok(queue) = env.queue(config::EVENTS_QUEUE) else { return unavailable("The event queue") };
     let Ok(kv) = env.kv(config::DEAD_LETTERS_KV) else { return unavailable("The dead-letter store") };
-    let (mut replayed, mut rows, mut kept) = (0, 0, Vec::new());
-    let mut per_project: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let (mut replayed, mut kept, mut sent) = (0, Vec::new(), Vec::new());
     for (id, batch, _) in items {
         if batch.rows.is_empty() {
             kept.push(serde_json::json!({ "id": id, "failure": batch.failure }));
@@ -158,6 +169,8 @@ pub async fn replay(req: Request, env: &Env) -> Result<Response> {
         }
         if let Err(e) = super::row_queue::send_rows(&queue, &batch.rows, None).await {
             console_error!("dead letters: replay stopped, the queue refused ({e})");
+            // What went back before the queue refused is replayed all the same: logged too.
+            audit_rows(env, sent.iter(), Action::DeadLetterReplay).await;
             return unavailable("The event queue");
         }
         // Sent: the batch writer stores what is not stored yet. A failure to delete leaves the
@@ -166,27 +179,11 @@ pub async fn replay(req: Request, env: &Env) -> Result<Response> {
             console_error!("dead letters: replayed {id} but could not remove it ({e})");
         }
         replayed += 1;
-        rows += batch.rows.len();
-        for r in &batch.rows {
-            *per_project.entry(r.project_id.clone()).or_default() += 1;
-        }
+        sent.extend(batch.rows);
     }
     // Each project whose rows were replayed sees it in its audit log.
-    let now = Date::now().as_millis() as i64;
-    for (project, n) in per_project {
-        super::audit::write(
-            env,
-            &millimetric_core::privacy::audit::record(
-                &project,
-                millimetric_core::privacy::audit::Action::DeadLetterReplay,
-                "admin".into(),
-                now,
-                "ok".into(),
-                Some(n),
-            ),
-        )
-        .await;
-    }
+    audit_rows(env, sent.iter(), Action::DeadLetterReplay).await;
+    let rows = sent.len();
     console_log!("dead letters: replayed {replayed} ({rows} rows), kept {}", kept.len());
     let body = serde_json::json!({ "replayed": replayed, "rows": rows, "kept": kept, "cursor": cursor, "list_complete": cursor.is_none() })
         .to_string();

@@ -50,11 +50,16 @@ pub async fn handle(req: Request, env: &Env, rest: &str) -> worker::Result<Respo
 
 async fn keyed(req: Request, env: &Env, rest: &str) -> Answer {
     let caller = millimetric_adapters::auth::authenticate(&req, env, Route::ProjectExport, None).await?;
-    if let Some(wait) = key_limiter::check(env, &format!("{}/exports", caller.key_hash), 1, REQUESTS_PER_MINUTE).await {
-        return Ok(http::rate_limited(&millimetric_core::rate_limit::too_many("key", wait), wait, None));
-    }
     let (project, by) = (caller.principal.project_id, audit::by_key(&caller.key_hash));
     let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    if let Some(wait) = key_limiter::check(env, &format!("{}/exports", caller.key_hash), 1, REQUESTS_PER_MINUTE).await {
+        let refusal = millimetric_core::rate_limit::too_many("key", wait);
+        // Starting, resuming and downloading are logged, refused or not; reading progress is not.
+        if req.method() == Method::Post || segments.get(1) == Some(&"parts") {
+            audit_log(env, &project, by, refusal.code.to_string(), None).await;
+        }
+        return Ok(http::rate_limited(&refusal, wait, None));
+    }
     match (req.method(), segments.as_slice()) {
         (Method::Post, [""]) => start(env, &project, by).await,
         (Method::Get, [""]) => list(env, &project).await,
@@ -82,12 +87,20 @@ fn json_answer(status: u16, v: &serde_json::Value) -> Response {
     http::json(status, &v.to_string(), None)
 }
 
-async fn audit_log(env: &Env, project: &str, by: String, outcome: &Result<(), ApiError>, rows: Option<u64>) {
-    let record = audit::record(project, audit::Action::ProjectExport, by, now_ms(), audit::outcome(outcome), rows);
+async fn audit_log(env: &Env, project: &str, by: String, outcome: String, rows: Option<u64>) {
+    let record = audit::record(project, audit::Action::ProjectExport, by, now_ms(), outcome, rows);
     super::audit::write(env, &record).await;
 }
 
 async fn start(env: &Env, project: &str, by: String) -> Answer {
+    let result = start_job(env, project, &by).await;
+    audit_log(env, project, by, audit::outcome(&result), None).await;
+    let job = result?;
+    console_log!("exports: {project}: export {} started", job.id);
+    Ok(json_answer(202, &job.to_json()))
+}
+
+async fn start_job(env: &Env, project: &str, by: &str) -> Result<Job, ApiError> {
     super::projects_admin::refuse_if_deleted(env, project).await?;
     let jobs = jobs_of(env, project).await?;
     if jobs.len() >= exports::MAX_JOBS {
@@ -98,16 +111,10 @@ async fn start(env: &Env, project: &str, by: String) -> Answer {
         ));
     }
     let id = millimetric_adapters::random::uuid().replace('-', "");
-    let job = Job::new(&id, project, by.clone(), now_ms());
-    let result = async {
-        save(env, &job).await?;
-        enqueue(env, &job).await
-    }
-    .await;
-    audit_log(env, project, by, &result, None).await;
-    result?;
-    console_log!("exports: {project}: export {id} started");
-    Ok(json_answer(202, &job.to_json()))
+    let job = Job::new(&id, project, by.to_string(), now_ms());
+    save(env, &job).await?;
+    enqueue(env, &job).await?;
+    Ok(job)
 }
 
 async fn list(env: &Env, project: &str) -> Answer {
@@ -117,11 +124,16 @@ async fn list(env: &Env, project: &str) -> Answer {
 }
 
 async fn resume(env: &Env, project: &str, id: &str, by: String) -> Answer {
-    let job = load(env, project, id).await?;
-    let result = if job.status == Status::Done { Ok(()) } else { enqueue(env, &job).await };
-    audit_log(env, project, by, &result, None).await;
-    result?;
-    Ok(json_answer(202, &job.to_json()))
+    let result = async {
+        let job = load(env, project, id).await?;
+        if job.status != Status::Done {
+            enqueue(env, &job).await?;
+        }
+        Ok(job)
+    }
+    .await;
+    audit_log(env, project, by, audit::outcome(&result), None).await;
+    Ok(json_answer(202, &result?.to_json()))
 }
 
 async fn download(env: &Env, project: &str, id: &str, name: &str, by: String) -> Answer {
@@ -135,7 +147,7 @@ async fn download(env: &Env, project: &str, id: &str, name: &str, by: String) ->
         return Err(ApiError::new(404, "unknown_part", "The part is gone: parts are kept 7 days. Start a new export."));
     };
     let stream = body.stream().map_err(store_down("The export store"))?;
-    audit_log(env, project, by, &Ok(()), Some(part.rows)).await;
+    audit_log(env, project, by, "ok".into(), Some(part.rows)).await;
     // The bytes as stored: a .gz file (NDJSON or CSV inside), never re-encoded on the way.
     let headers = Headers::new();
     let _ = headers.set("Content-Type", "application/gzip");

@@ -1,6 +1,7 @@
 //! `/admin/keys`: the key lifecycle behind ADMIN_TOKEN (millimetric_core::keys::admin decides; this reads
 //! and writes KV `KEYS`). Every admin request counts against a per-address limit first (in
-//! worker::route), so guessing the token is slow; every change is in the project's audit log.
+//! worker::route), so guessing the token is slow; every change, and every refusal once the key's
+//! project is known, is in the project's audit log.
 //!
 //! - `POST /admin/keys` create a project's keys (raw keys in the answer, once)
 //! - `GET /admin/keys?project_id=` list (hashes and settings)
@@ -13,7 +14,7 @@ use super::{config, http};
 use millimetric_adapters::kv::all_keys;
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::admin;
-use millimetric_core::keys::{key_hash, KeyRecord};
+use millimetric_core::keys::{key_hash, KeyKind, KeyRecord};
 use millimetric_core::privacy::audit;
 use serde_json::json;
 use worker::{Env, Method, Request, Response};
@@ -79,18 +80,22 @@ async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: 
 /// `POST /admin/keys`: a project's keys, the raw keys in the answer this once.
 async fn create(env: &Env, body: &[u8]) -> Answer {
     let (project, kinds, settings) = admin::parse_create(body)?;
-    super::projects_admin::refuse_if_deleted(env, &project).await?;
+    let result = create_keys(env, &project, kinds, &settings).await;
+    log(env, &project, &result).await;
+    result
+}
+
+async fn create_keys(env: &Env, project: &str, kinds: Vec<KeyKind>, settings: &admin::Settings) -> Answer {
+    super::projects_admin::refuse_if_deleted(env, project).await?;
     let mut out = Vec::new();
     for kind in kinds {
         let raw = admin::new_raw_key(kind, &random24());
-        let r = admin::new_record(&project, kind, &settings);
+        let r = admin::new_record(project, kind, settings);
         index_domains(env, &key_hash(&raw), None, &r).await?;
         put(env, &key_hash(&raw), &r).await?;
         out.push(admin::created(&raw, &r));
     }
-    let result = Ok((201, json!({"keys": out, "note": "The raw keys are shown this once; only their hashes are kept."})));
-    log(env, &project, &result).await;
-    result
+    Ok((201, json!({"keys": out, "note": "The raw keys are shown this once; only their hashes are kept."})))
 }
 
 /// `GET /admin/keys?project_id=`: the project's keys as they stand now (hashes and settings).
@@ -122,32 +127,37 @@ pub async fn project_keys(env: &Env, project: &str) -> Result<Vec<(String, KeyRe
 
 /// `POST /admin/keys/{hash}/rotate`: a new key; the old one works for `grace_seconds`.
 async fn rotate(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
-    let grace = admin::parse_grace(body)?;
     let old = millimetric_core::keys::effective(get(env, hash).await?, now);
+    let result = rotate_key(env, hash, &old, body, now).await;
+    log(env, &old.project_id, &result).await;
+    result
+}
+
+async fn rotate_key(env: &Env, hash: &str, old: &KeyRecord, body: &[u8], now: i64) -> Answer {
+    let grace = admin::parse_grace(body)?;
     if old.revoked {
         return Err(ApiError::bad_request(
             "invalid_settings",
             "This key is revoked (or past its grace): create a new key instead of rotating it.",
         ));
     }
-    let (ending, fresh) = admin::rotate(&old, now, grace);
+    let (ending, fresh) = admin::rotate(old, now, grace);
     let raw = admin::new_raw_key(fresh.kind, &random24());
     // The new key takes the old one's domains over: checked before anything is written.
     let handover = domain_plan(env, &key_hash(&raw), None, &fresh, Some(hash)).await?;
     put(env, &key_hash(&raw), &fresh).await?;
     put(env, hash, &ending).await?;
     apply_domain_plan(env, &key_hash(&raw), handover).await?;
-    let result = Ok((201, json!({"key": admin::created(&raw, &fresh), "old": admin::listed(hash, &ending), "grace_seconds": grace})));
-    log(env, &old.project_id, &result).await;
-    result
+    Ok((201, json!({"key": admin::created(&raw, &fresh), "old": admin::listed(hash, &ending), "grace_seconds": grace})))
 }
 
 /// `POST /admin/keys/{hash}/revoke`: at once.
 async fn revoke(env: &Env, hash: &str) -> Answer {
-    let r = put_revoked(env, hash, &get(env, hash).await?).await?;
-    let result =
-        Ok((200, json!({"key": admin::listed(hash, &r), "reaches_every_isolate_within_seconds": admin::REVOCATION_BOUND_SECONDS})));
-    log(env, &r.project_id, &result).await;
+    let before = get(env, hash).await?;
+    let result = put_revoked(env, hash, &before)
+        .await
+        .map(|r| (200, json!({"key": admin::listed(hash, &r), "reaches_every_isolate_within_seconds": admin::REVOCATION_BOUND_SECONDS})));
+    log(env, &before.project_id, &result).await;
     result
 }
 
@@ -161,15 +171,19 @@ pub async fn put_revoked(env: &Env, hash: &str, before: &KeyRecord) -> Result<Ke
 
 /// `PATCH /admin/keys/{hash}`: origins, limit, retention, hash routing, time zone.
 async fn update(env: &Env, hash: &str, body: &[u8]) -> Answer {
-    let settings = admin::parse_settings(body)?;
     let before = get(env, hash).await?;
+    let result = update_key(env, hash, &before, body).await;
+    log(env, &before.project_id, &result).await;
+    result
+}
+
+async fn update_key(env: &Env, hash: &str, before: &KeyRecord, body: &[u8]) -> Answer {
+    let settings = admin::parse_settings(body)?;
     let mut r = before.clone();
     settings.apply(&mut r);
-    index_domains(env, hash, Some(&before), &r).await?;
+    index_domains(env, hash, Some(before), &r).await?;
     put(env, hash, &r).await?;
-    let result = Ok((200, json!({"key": admin::listed(hash, &r)})));
-    log(env, &r.project_id, &result).await;
-    result
+    Ok((200, json!({"key": admin::listed(hash, &r)})))
 }
 
 /// KV's domain index (`keys::domain_index_key`) as key `hash`'s record goes from `before` to

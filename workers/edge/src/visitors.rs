@@ -30,27 +30,47 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
     };
     let caller = authenticate(req, env, route, None).await?;
     let (project, key_hash) = (caller.principal.project_id, caller.key_hash);
-    // The id as it was stored: one that is personal data (an e-mail address) as its keyed hash.
-    let secret = config::id_hash_secret(env);
-    let stored = pseudonym::stored_id(secret.as_ref(), &project, visitor)?;
-    // And as a signed-in person's id (`user_id`, a Segment userId, a PostHog distinct_id) is stored.
-    let as_user = pseudonym::user_visitor_id(secret.as_ref(), &project, visitor).ok();
-    // Its own window (and object), apart from the key's event limit.
-    if let Some(wait) = key_limiter::check(env, &format!("{key_hash}/visitors"), 1, visitors::REQUESTS_PER_MINUTE).await {
-        return Ok(http::rate_limited(&rate_limit::too_many("key", wait), wait, None));
-    }
-    // Every export and erasure the project's key asked for is in its audit log, with how it went.
-    let result = act(env, action, Visitor { given: visitor, stored: &stored, as_user: as_user.as_deref() }, &project).await;
+    // Every export and erasure the project's key asked for is in its audit log, with how it
+    // went: refusals from here on too.
+    let result = limited_act(env, action, &project, &key_hash, visitor).await;
     let what = match action {
         Action::Export => audit::Action::VisitorExport,
         Action::Erase => audit::Action::VisitorErasure,
     };
     let now = worker::Date::now().as_millis() as i64;
-    super::audit::write(env, &audit::record(&project, what, audit::by_key(&key_hash), now, audit::outcome(&result), None)).await;
-    if action == Action::Export && result.as_ref().is_ok_and(|r| r.status_code() == 200) {
-        millimetric_adapters::usage::count(&project, millimetric_core::usage::Counter::Export, "visitor", 1);
+    let outcome = match &result {
+        Ok(Answer::Limited(e, _)) => e.code.to_string(),
+        other => audit::outcome(other),
+    };
+    super::audit::write(env, &audit::record(&project, what, audit::by_key(&key_hash), now, outcome, None)).await;
+    match result? {
+        Answer::Limited(e, wait) => Ok(http::rate_limited(&e, wait, None)),
+        Answer::Done(r) => {
+            if action == Action::Export && r.status_code() == 200 {
+                millimetric_adapters::usage::count(&project, millimetric_core::usage::Counter::Export, "visitor", 1);
+            }
+            Ok(r)
+        }
     }
-    result
+}
+
+/// What the key's request came to: done, or refused by its limit for `u32` seconds.
+enum Answer {
+    Done(Response),
+    Limited(ApiError, u32),
+}
+
+async fn limited_act(env: &Env, action: Action, project: &str, key_hash: &str, visitor: &str) -> Result<Answer, ApiError> {
+    // The id as it was stored: one that is personal data (an e-mail address) as its keyed hash.
+    let secret = config::id_hash_secret(env);
+    let stored = pseudonym::stored_id(secret.as_ref(), project, visitor)?;
+    // And as a signed-in person's id (`user_id`, a Segment userId, a PostHog distinct_id) is stored.
+    let as_user = pseudonym::user_visitor_id(secret.as_ref(), project, visitor).ok();
+    // Its own window (and object), apart from the key's event limit.
+    if let Some(wait) = key_limiter::check(env, &format!("{key_hash}/visitors"), 1, visitors::REQUESTS_PER_MINUTE).await {
+        return Ok(Answer::Limited(rate_limit::too_many("key", wait), wait));
+    }
+    act(env, action, Visitor { given: visitor, stored: &stored, as_user: as_user.as_deref() }, project).await.map(Answer::Done)
 }
 
 /// A visitor's id as the client gave it (echoed back) and as it was stored (looked up, with the
