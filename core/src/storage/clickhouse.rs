@@ -163,6 +163,16 @@ pub fn query_url(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
     Ok(url.into())
 }
 
+/// The URL of a statement that names a visitor (an export's or an erasure's ids): `query_url`,
+/// kept out of ClickHouse's own query log (`system.query_log`, on by default in modern servers
+/// and ClickHouse Cloud), so an erased visitor's id does not outlive the erasure there. The
+/// read user's `readonly = 2` lets a statement set it.
+pub fn unlogged_query_url(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
+    let mut url = Url::parse(&query_url(cfg, sql)?).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))?;
+    url.query_pairs_mut().append_pair("log_queries", "0");
+    Ok(url.into())
+}
+
 /// A count in a JSONEachRow answer: ClickHouse writes 64-bit integers quoted by default
 /// (`output_format_json_quote_64bit_integers`), smaller ones bare.
 pub fn json_u64(v: &serde_json::Value) -> Option<u64> {
@@ -362,6 +372,14 @@ mod tests {
         let mut bad = cfg();
         bad.table = "events; DROP TABLE x".into();
         assert!(insert_url(&bad, false).is_err());
+    }
+
+    #[test]
+    fn statements_naming_a_visitor_stay_out_of_the_query_log() {
+        let sql = "SELECT * FROM millimetric.events WHERE anonymous_id IN ('jane@example.com')";
+        let q: Vec<(String, String)> = Url::parse(&unlogged_query_url(&cfg(), sql).unwrap()).unwrap().query_pairs().into_owned().collect();
+        assert!(q.contains(&("query".into(), sql.into())) && q.contains(&("log_queries".into(), "0".into())), "{q:?}");
+        assert!(!query_url(&cfg(), sql).unwrap().contains("log_queries"));
     }
 
     #[test]

@@ -36,7 +36,21 @@ pub enum Compression {
 /// Runs one statement; Ok(the answer, its body not yet read) on 200, else Err with what
 /// ClickHouse said.
 pub async fn query_response(cfg: &ClickHouseConfig, sql: &str, compression: Compression) -> Result<Response, String> {
-    let mut url = clickhouse::query_url(cfg, sql)?;
+    respond(cfg, clickhouse::query_url(cfg, sql)?, compression).await
+}
+
+/// `query_response` for a statement that names a visitor: kept out of ClickHouse's query log
+/// (clickhouse::unlogged_query_url).
+pub async fn query_response_unlogged(cfg: &ClickHouseConfig, sql: &str) -> Result<Response, String> {
+    respond(cfg, clickhouse::unlogged_query_url(cfg, sql)?, Compression::None).await
+}
+
+/// `query` for a statement that names a visitor: kept out of ClickHouse's query log.
+pub async fn query_unlogged(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
+    text(query_response_unlogged(cfg, sql).await?).await
+}
+
+async fn respond(cfg: &ClickHouseConfig, mut url: String, compression: Compression) -> Result<Response, String> {
     if compression == Compression::Gzip {
         url.push_str("&enable_http_compression=1&wait_end_of_query=1");
     }
@@ -53,7 +67,11 @@ pub async fn query_response(cfg: &ClickHouseConfig, sql: &str, compression: Comp
 
 /// Runs one statement; Ok(the answer's text) on 200, else Err with what ClickHouse said.
 pub async fn query(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
-    query_response(cfg, sql, Compression::None).await?.text().await.map_err(|e| format!("ClickHouse's answer could not be read: {e}"))
+    text(query_response(cfg, sql, Compression::None).await?).await
+}
+
+async fn text(mut resp: Response) -> Result<String, String> {
+    resp.text().await.map_err(|e| format!("ClickHouse's answer could not be read: {e}"))
 }
 
 /// Runs one SELECT, the statement in the body (it may be long); Ok(the answer's text), else

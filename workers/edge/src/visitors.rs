@@ -108,7 +108,7 @@ async fn act(env: &Env, action: Action, visitor: Visitor<'_>, project: &str) -> 
     match action {
         Action::Export => {
             let sql = visitors::export_sql(&cfg.database, &cfg.table, &project, &visitor.ids());
-            let answer = clickhouse_sink::query_response(&cfg, &sql, clickhouse_sink::Compression::None).await.map_err(|e| {
+            let answer = clickhouse_sink::query_response_unlogged(&cfg, &sql).await.map_err(|e| {
                 console_error!("visitors: export failed: {e}");
                 unavailable("The event store")
             })?;
@@ -135,7 +135,7 @@ async fn act(env: &Env, action: Action, visitor: Visitor<'_>, project: &str) -> 
                 })?;
             }
             for sql in visitors::erase_sql(&cfg.database, &cfg.table, &project, &visitor.ids()) {
-                clickhouse_sink::query(&cfg, &sql).await.map_err(|e| {
+                clickhouse_sink::query_unlogged(&cfg, &sql).await.map_err(|e| {
                     console_error!("visitors: erase failed: {e}");
                     unavailable("The event store")
                 })?;
