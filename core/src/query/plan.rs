@@ -280,7 +280,15 @@ pub fn answer(plan: &Plan, now: &Raw, then: Option<&Raw>) -> Result<Value, Strin
 /// A ClickHouse refusal of a read, as the client should hear it: a query over the per-query
 /// limits is too heavy (say how to narrow it); a regular expression ClickHouse cannot compile
 /// is the filter's fault; anything else is ours (503, retry).
-pub fn refusal(code: Option<u32>) -> ApiError {
+pub fn refusal(code: Option<u32>, reason: &str) -> ApiError {
+    // A zone the parser knows (jiff's current database) that the server's own zone data lacks:
+    // the same query fails every time, so it is the client's to change, not to retry.
+    if reason.contains("Cannot load time zone") {
+        return ApiError::bad_request(
+            "invalid_timezone",
+            "The event store does not know this `timezone`. Use another IANA name for the same zone (an older spelling, such as Europe/Kiev for Europe/Kyiv) or UTC.",
+        );
+    }
     match code {
         Some(62 | 168 | 158 | 159 | 160 | 241 | 307 | 396) => ApiError::new(
             422,
@@ -357,17 +365,26 @@ mod tests {
         assert_eq!((out["meta"]["total_rows"].clone(), out["meta"]["source"].clone()), (json!(1), json!("raw_events")));
         assert_eq!(out["query"]["dimensions"], json!(["visit:country"]));
         assert!(answer(&p, &Raw { rows: "Code: 159. Timeout".into(), ..raw }, None).is_err());
-        let e = refusal(Some(159));
+        let e = refusal(Some(159), "Code: 159. Timeout exceeded");
         assert_eq!((e.status, e.code), (422, "query_too_heavy"));
         assert!(e.message.contains("date_range"));
-        assert_eq!(refusal(Some(427)).code, "invalid_filter");
-        assert_eq!(refusal(Some(62)).status, 422, "max_query_size exceeded is the query's size, not our fault");
+        assert_eq!(refusal(Some(427), "").code, "invalid_filter");
+        assert_eq!(refusal(Some(62), "").status, 422, "max_query_size exceeded is the query's size, not our fault");
         // The review's case: 132 conditions of 100 values on a long property key, under 64 KiB
         // of body, spelled 1.6 MB of SQL.
         let key = "k".repeat(64);
         let cond = serde_json::json!(["contains", format!("event:props:{key}"), (0..100).map(|i| i.to_string()).collect::<Vec<_>>()]);
         let body = serde_json::json!({"metrics": ["visitors"], "date_range": "7d", "filters": vec![cond; 50]});
         assert_eq!(plan(body.to_string().as_bytes(), "p", None, T, NOW).unwrap_err().code, "filters_too_large");
-        assert_eq!(refusal(None).status, 503);
+        assert_eq!(refusal(None, "ClickHouse unreachable").status, 503);
+        // Review finding: a zone the parser takes but the server's zone data lacks failed the
+        // same way every time, answered "retry shortly".
+        for reason in [
+            "Poco::Exception. Code: 1000, e.code() = 0, e.displayText() = Exception: Cannot load time zone America/Ciudad_Juarez",
+            "Code: 36. DB::Exception: Cannot load time zone Europe/Kyiv: while executing ... (BAD_ARGUMENTS)",
+        ] {
+            let e = refusal(Some(1000), reason);
+            assert_eq!((e.status, e.code), (400, "invalid_timezone"), "{reason}");
+        }
     }
 }

@@ -103,7 +103,7 @@ fn now_ms() -> i64 {
 /// One statement on the read-only user with the per-query limits; Err as the client hears it.
 async fn read(cfg: &millimetric_core::storage::clickhouse::ClickHouseConfig, sql: &str) -> std::result::Result<String, ApiError> {
     clickhouse_sink::read(cfg, sql).await.map_err(|(code, reason)| {
-        let e = plan::refusal(code);
+        let e = plan::refusal(code, &reason);
         if e.status >= 500 {
             console_error!("read: ClickHouse refused a query (code {code:?}): {reason}");
         }
