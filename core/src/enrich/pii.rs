@@ -116,6 +116,12 @@ pub fn is_pii_name(name: &str) -> bool {
         b"csrf",
         b"xsrf",
         b"jwt",
+        // the name of a card's or an account's holder, or on a bill or a parcel
+        b"cardholder",
+        b"nameoncard",
+        b"accountholder",
+        b"billingname",
+        b"shippingname",
     ];
     if EXACT.contains(&n) || has_word(name, &["iban", "2fa"]) {
         return true;
@@ -326,6 +332,14 @@ mod tests {
             "apiKey",
             "cc_number",
             "zip",
+            // a card's or an account's holder, by name (review finding: kept before)
+            "cardholder_name",
+            "cardHolder",
+            "name_on_card",
+            "nameOnCard",
+            "billing_name",
+            "shippingName",
+            "account_holder",
         ] {
             assert!(is_pii_name(n), "{n} should be PII");
         }

@@ -191,25 +191,39 @@ pub fn ip_spans(text: &str) -> Vec<Range<usize>> {
         while run.ends_with('.') || (run.ends_with(':') && !run.ends_with("::")) {
             run = &run[..run.len() - 1];
         }
-        let run_end = i + run.len();
-        if let Some(start) = ip_start(s, run, i, run_end) {
-            out.push(start..run_end);
-        }
+        ips_in_run(s, run, i, &mut out);
         i = end.max(i + 1);
     }
     out
 }
 
-/// Where the address in `run` (at `start..end` of `s`) begins: the run itself, or else what
-/// follows one of its colons (`ip:81.2.69.14`, `fe:1.2.3.4`: a colon is not part of a word).
-fn ip_start(s: &[u8], run: &str, start: usize, end: usize) -> Option<usize> {
+/// The addresses in `run` (hex digits, colons and dots at `start` of `s`): the run itself, or
+/// else addresses beside its colons, since a colon is not part of a word: IPv4 pieces
+/// (`ip:81.2.69.14`, `81.2.69.14:bad`), or an IPv6 address ending the run (`addr:2a02:1234::1`).
+/// Only the last `LONGEST` characters are tried as such an ending, so a long run of colons costs
+/// linear time.
+fn ips_in_run(s: &[u8], run: &str, start: usize, out: &mut Vec<Range<usize>>) {
+    const LONGEST: usize = 64;
+    let end = start + run.len();
     if boundary_ok(s, start, end) && is_ip(run) {
-        return Some(start);
+        out.push(start..end);
+        return;
     }
-    run.match_indices(':')
-        .map(|(c, _)| c + 1)
-        .find(|&at| at < run.len() && boundary_ok(s, start + at, end) && is_ip(&run[at..]))
-        .map(|at| start + at)
+    let before = out.len();
+    let mut at = start;
+    for piece in run.split(':') {
+        if piece.contains('.') && boundary_ok(s, at, at + piece.len()) && is_ip(piece) {
+            out.push(at..at + piece.len());
+        }
+        at += piece.len() + 1;
+    }
+    if out.len() > before {
+        return;
+    }
+    let ending = run.match_indices(':').map(|(c, _)| c + 1).filter(|&a| a < run.len() && run.len() - a <= LONGEST);
+    if let Some(a) = ending.into_iter().find(|&a| is_ip(&run[a..])) {
+        out.push(start + a..end);
+    }
 }
 
 fn is_ip(run: &str) -> bool {
@@ -476,17 +490,26 @@ mod tests {
             ("ip:81.2.69.14", "81.2.69.14"),
             ("Blocked ip:81.2.69.14 today", "81.2.69.14"),
             ("addr:2a02:1234::1", "2a02:1234::1"),
-            ("from:10.0.0.1:8080", "10.0.0.1:8080"),
+            ("from:10.0.0.1:8080", "10.0.0.1"),
             ("fe:1.2.3.4", "1.2.3.4"),
+            // review finding: an address before a colon and a hex word
+            ("Blocked 81.2.69.14:bad", "81.2.69.14"),
+            ("ip:81.2.69.14:dead", "81.2.69.14"),
+            ("ad:81.2.69.14:be", "81.2.69.14"),
         ] {
             let s = ip_spans(t);
             assert_eq!(s.len(), 1, "{t}: {s:?}");
             assert_eq!(&t[s[0].clone()], want, "{t}");
         }
         assert_eq!(redact("Blocked ip:81.2.69.14"), "Blocked ip:[ip]");
-        for t in ["12:34:56", "aa:bb:cc:dd:ee:ff", "v:1.2.3", "time 10:30"] {
+        for t in ["12:34:56", "aa:bb:cc:dd:ee:ff", "v:1.2.3", "time 10:30", "12:34:56.789"] {
             assert!(ip_spans(t).is_empty(), "{t}");
         }
+        // Two addresses in one run are both found.
+        assert_eq!(ip_spans("1.2.3.4:x:5.6.7.8").len(), 2);
+        // A long run of colons and digits (a hostile title): only its last characters are tried
+        // as an address's ending (each ending tried once made this quadratic).
+        assert!(ip_spans(&"12345:".repeat(20_000)).is_empty());
     }
 
     /// Review finding: internationalised top-level domains in their ASCII form (`xn--p1ai`, .рф).

@@ -63,6 +63,9 @@ fn scrub_pair(pair: &str, depth: usize) -> Option<String> {
     let (forms, _) = pii::decoded_forms(value, true);
     if let Some(nested_url) = forms.iter().skip(usize::from(forms.len() > 1)).find(|f| looks_like_nested_url(f)) {
         return match scrub_nested_value(nested_url, depth + 1)? {
+            // Judged decoded, where `+` is a space: `/call/+14155550123` shows its number only
+            // as sent, and then nothing of it is kept.
+            Nested::Unchanged if pii::is_pii_value(value) => None,
             Nested::Unchanged => Some(pair.to_string()),
             Nested::Scrubbed(scrubbed) => {
                 let enc: String = url::form_urlencoded::byte_serialize(scrubbed.as_bytes()).collect();

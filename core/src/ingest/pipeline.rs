@@ -267,13 +267,14 @@ mod tests {
 
     /// Review findings: a nested URL whose dot segments hide personal data (the `url` crate
     /// resolves `..`, so its scrubbed and unscrubbed rebuilds agreed and the raw value was
-    /// kept), and addresses right after a colon, in every field a row stores.
+    /// kept) or whose raw form does (`+1415...`, a space once a query is decoded), and addresses
+    /// right after a colon, in every field a row stores.
     #[test]
     fn personal_data_hidden_by_dot_segments_or_a_colon_is_not_stored() {
         let ctx = RequestContext { id_secret: Some(IdSecret::new("a-test-secret-of-32-characters-or-more")), ..ctx() };
         let ev = validate_event(
             json!({"type":"event","name":"Blocked ip:81.2.69.14",
-            "url":"https://a.com/lookup/ip:8.8.8.8?q=ip:81.2.69.14&next=/account/jane@example.com/../orders",
+            "url":"https://a.com/lookup/ip:8.8.8.8?q=ip:81.2.69.14&next=/account/jane@example.com/../orders&call=/call/+14155550123&to=https://b.com/?to=+14155550123",
             "title":"Login from:81.2.69.14","mm_aid":"ip:81.2.69.14",
             "props":{"next":"/account/jane@example.com/../orders","back":"https://b.com/u/81.2.69.142/../x","client":"addr:2a02:1234::1"}}),
             true,
@@ -283,7 +284,7 @@ mod tests {
         let row = build_row(&principal(KeyKind::Secret), ev, &ctx, &|_| None, &mut || "generated-id".into()).unwrap();
         assert_ne!(row.anonymous_id, "ip:81.2.69.14", "an id holding an address is stored as its keyed hash");
         let stored = serde_json::to_string(&row).unwrap();
-        for leak in ["81.2.69.14", "8.8.8.8", "jane@example.com", "81.2.69.142", "2a02:1234"] {
+        for leak in ["81.2.69.14", "8.8.8.8", "jane@example.com", "81.2.69.142", "2a02:1234", "4155550123"] {
             assert!(!stored.contains(leak), "{leak} stored: {stored}");
         }
         assert!(row.prop_keys.contains(&"next".to_string()), "what is left of a nested URL stays: {stored}");
