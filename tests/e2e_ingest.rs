@@ -555,4 +555,9 @@ fn personal_ids_are_stored_as_keyed_hashes(stack: &Stack) {
     assert!(support::eventually(LAND, || stack.query(left).trim() == "0"), "erasure by the e-mail deletes the hashed rows");
     let other = "SELECT count() FROM events WHERE project_id = 'proj_other' AND startsWith(anonymous_id, 'mmh_')";
     assert_eq!(stack.query(other).trim(), "1", "the other project's visitor stays");
+    // The e-mail is in no statement ClickHouse keeps: not the erasure's mutation, not the log.
+    stack.query("SYSTEM FLUSH LOGS");
+    let kept = "SELECT (SELECT count() FROM system.mutations WHERE command LIKE '%jane.doe%') + \
+                (SELECT count() FROM system.query_log WHERE user != 'default' AND query LIKE '%jane.doe%')";
+    assert_eq!(stack.query(kept).trim(), "0", "the e-mail outlives its erasure in ClickHouse's own tables");
 }

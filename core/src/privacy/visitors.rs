@@ -64,12 +64,29 @@ fn visitor_column(table: &str) -> (&'static str, fn(&str) -> String) {
 /// The rows of `table` that carry any of the ids a visitor's rows may carry: the id as stored
 /// (its keyed hash when it is personal data, `privacy::pseudonym`) and, when that differs, the
 /// id as given, which rows written before identifiers were hashed carry. As a condition:
-/// `anonymous_id IN ('mmh_...', 'jane@...')`.
+/// `anonymous_id IN ('mmh_...', 'v-1')`. An id that is personal data (an e-mail address the
+/// client named the visitor by) is matched by its hash, never spelled: a statement's text
+/// outlives it in the server's logs and, for an erasure, in `system.mutations`.
 fn visitor_in(table: &str, visitor_ids: &[&str]) -> String {
     let (column, literal) = visitor_column(table);
-    let mut ids: Vec<String> = visitor_ids.iter().map(|v| literal(v)).collect();
-    ids.dedup();
-    format!("{column} IN ({})", ids.join(", "))
+    let (personal, plain): (Vec<&str>, Vec<&str>) =
+        visitor_ids.iter().partition(|v| column == "anonymous_id" && crate::enrich::pii::is_personal_id(v));
+    let list = |ids: Vec<String>| {
+        let mut ids = ids;
+        ids.dedup();
+        ids.join(", ")
+    };
+    let mut parts = Vec::new();
+    if !plain.is_empty() || personal.is_empty() {
+        parts.push(format!("{column} IN ({})", list(plain.iter().map(|v| literal(v)).collect())));
+    }
+    if !personal.is_empty() {
+        parts.push(format!("{} IN ({})", sql::id_hash_of(column), list(personal.iter().map(|v| sql::id_hash(v)).collect())));
+    }
+    match parts.as_slice() {
+        [one] => one.clone(),
+        _ => format!("({})", parts.join(" OR ")),
+    }
 }
 
 /// The visitor's events as ClickHouse answers them: one JSON object per line, oldest first,
@@ -217,6 +234,24 @@ mod tests {
         }
     }
 
+    /// Review finding: an erasure named the id as given (an e-mail address) in its statement,
+    /// whose text ClickHouse keeps in `system.mutations` and its logs after the rows are gone.
+    #[test]
+    fn an_id_that_is_personal_data_is_never_spelled_in_a_statement() {
+        let ids = ["mmh_0123abcd", "jane@example.com"];
+        let [events, days] = erase_sql("millimetric", "events", "proj_a", &ids);
+        let export = export_sql("millimetric", "events", "proj_a", &ids);
+        for sql in [&events, &days, &export] {
+            assert!(!sql.contains("jane@"), "{sql}");
+        }
+        assert!(events.contains("anonymous_id IN ('mmh_0123abcd')") && events.contains(&sql::id_hash("jane@example.com")), "{events}");
+        assert!(events.contains(&format!("{} IN (", sql::id_hash_of("anonymous_id"))), "{events}");
+        let [plain, _] = erase_sql("millimetric", "events", "proj_a", &["v-1"]);
+        assert!(plain.ends_with("AND anonymous_id IN ('v-1')"), "{plain}");
+        let [only, _] = erase_sql("millimetric", "events", "proj_a", &["jane@example.com"]);
+        assert!(only.ends_with(&format!("AND {} IN ({})", sql::id_hash_of("anonymous_id"), sql::id_hash("jane@example.com"))), "{only}");
+    }
+
     #[test]
     fn erasure_records_round_trip() {
         for (p, v) in [("proj_a", "v-1"), ("proj_a", "a\"b\\c\n]"), ("p", &"x".repeat(128))] {
@@ -253,9 +288,11 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains(" AND anonymous_id IN ('v') ORDER BY"), "{sql}");
-        // an id stored as its keyed hash: both forms are looked up, each once
+        // an id stored as its keyed hash: both forms are looked up, each once, the one that is
+        // personal data by its hash
         let [events, _] = erase_sql("db", "events", "p", &["mmh_0123", "jane@example.com"]);
-        assert!(events.ends_with("anonymous_id IN ('mmh_0123', 'jane@example.com')"), "{events}");
+        let hashed = format!("{} IN ({})", sql::id_hash_of("anonymous_id"), sql::id_hash("jane@example.com"));
+        assert!(events.ends_with(&format!("(anonymous_id IN ('mmh_0123') OR {hashed})")), "{events}");
         assert!(export_sql("db", "events", "p", &["v", "v"]).contains("anonymous_id IN ('v') ORDER BY"));
     }
 }
