@@ -2,7 +2,8 @@
 //! 90 days"): one record per visitor export and erasure, project export, closure and deletion,
 //! key change, and dead letters an operator read or replayed, with the project, the action,
 //! which key (a prefix of its hash, never the key), when, and the outcome: `ok`, or the code of
-//! a refusal given once the project was known. Never an IP, never the visitor's id (an erasure's record must not keep the
+//! a refusal given once the project was known (a rate limit's aside, so a client retrying in a
+//! loop cannot fill the log). Never an IP, never the visitor's id (an erasure's record must not keep the
 //! id it erased). Kept in KV for 90 days; listed newest first with the project's sk_live_ key.
 
 use crate::error::ApiError;

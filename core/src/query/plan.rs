@@ -286,7 +286,7 @@ pub fn refusal(code: Option<u32>, reason: &str) -> ApiError {
     if reason.contains("Cannot load time zone") {
         return ApiError::bad_request(
             "invalid_timezone",
-            "The event store does not know this `timezone`. Use another IANA name for the same zone (an older spelling, such as Europe/Kiev for Europe/Kyiv) or UTC.",
+            "The event store does not know this time zone (the query's `timezone`, or the key's default). Ask with another IANA name for the same zone (an older spelling, such as Europe/Kiev for Europe/Kyiv) or UTC.",
         );
     }
     match code {

@@ -1,4 +1,5 @@
-//! Request bodies, read under a cap: both Workers take bodies only through here.
+//! Request bodies, read under a cap: every body a key's request sends (ingest, queries, MCP) is
+//! read through here. Only the admin routes, behind ADMIN_TOKEN, read theirs whole.
 
 use millimetric_core::error::ApiError;
 use millimetric_core::ingest::event::{self, Limits};

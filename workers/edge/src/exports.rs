@@ -52,13 +52,10 @@ async fn keyed(req: Request, env: &Env, rest: &str) -> Answer {
     let caller = millimetric_adapters::auth::authenticate(&req, env, Route::ProjectExport, None).await?;
     let (project, by) = (caller.principal.project_id, audit::by_key(&caller.key_hash));
     let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    // A rate limit's refusal is not logged: a client retrying in a loop would write a record
+    // each time, the cost the limit is there to bound.
     if let Some(wait) = key_limiter::check(env, &format!("{}/exports", caller.key_hash), 1, REQUESTS_PER_MINUTE).await {
-        let refusal = millimetric_core::rate_limit::too_many("key", wait);
-        // Starting, resuming and downloading are logged, refused or not; reading progress is not.
-        if req.method() == Method::Post || segments.get(1) == Some(&"parts") {
-            audit_log(env, &project, by, refusal.code.to_string(), None).await;
-        }
-        return Ok(http::rate_limited(&refusal, wait, None));
+        return Ok(http::rate_limited(&millimetric_core::rate_limit::too_many("key", wait), wait, None));
     }
     match (req.method(), segments.as_slice()) {
         (Method::Post, [""]) => start(env, &project, by).await,
@@ -137,6 +134,20 @@ async fn resume(env: &Env, project: &str, id: &str, by: String) -> Answer {
 }
 
 async fn download(env: &Env, project: &str, id: &str, name: &str, by: String) -> Answer {
+    let found = part_stream(env, project, id, name).await;
+    let rows = found.as_ref().ok().map(|(rows, _)| *rows);
+    audit_log(env, project, by, audit::outcome(&found), rows).await;
+    let (_, stream) = found?;
+    // The bytes as stored: a .gz file (NDJSON or CSV inside), never re-encoded on the way.
+    let headers = Headers::new();
+    let _ = headers.set("Content-Type", "application/gzip");
+    let file = name.rsplit('/').next().unwrap_or(name);
+    let _ = headers.set("Content-Disposition", &format!("attachment; filename=\"{file}\""));
+    Ok(Response::from_stream(stream).map_err(store_down("The export store"))?.with_headers(headers))
+}
+
+/// Part `name` of export `id`: its rows and its stored bytes, as a stream.
+async fn part_stream(env: &Env, project: &str, id: &str, name: &str) -> Result<(u64, worker::ByteStream), ApiError> {
     let job = load(env, project, id).await?;
     let Some(part) = job.parts.iter().find(|p| p.name == name) else {
         return Err(ApiError::new(404, "unknown_part", "This export has no part of that name: GET /v1/exports/{id} lists them."));
@@ -146,14 +157,7 @@ async fn download(env: &Env, project: &str, id: &str, name: &str, by: String) ->
     let Some(body) = object.as_ref().and_then(|o| o.body()) else {
         return Err(ApiError::new(404, "unknown_part", "The part is gone: parts are kept 7 days. Start a new export."));
     };
-    let stream = body.stream().map_err(store_down("The export store"))?;
-    audit_log(env, project, by, "ok".into(), Some(part.rows)).await;
-    // The bytes as stored: a .gz file (NDJSON or CSV inside), never re-encoded on the way.
-    let headers = Headers::new();
-    let _ = headers.set("Content-Type", "application/gzip");
-    let file = name.rsplit('/').next().unwrap_or(name);
-    let _ = headers.set("Content-Disposition", &format!("attachment; filename=\"{file}\""));
-    Ok(Response::from_stream(stream).map_err(store_down("The export store"))?.with_headers(headers))
+    Ok((part.rows, body.stream().map_err(store_down("The export store"))?))
 }
 
 // ---- state ----

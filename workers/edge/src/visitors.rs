@@ -32,26 +32,23 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
     let (project, key_hash) = (caller.principal.project_id, caller.key_hash);
     // Every export and erasure the project's key asked for is in its audit log, with how it
     // went: refusals from here on too.
-    let result = limited_act(env, action, &project, &key_hash, visitor).await;
+    // A rate limit's refusal is not logged: a client retrying in a loop would write a record
+    // each time, the cost the limit is there to bound.
+    let result = match limited_act(env, action, &project, &key_hash, visitor).await {
+        Ok(Answer::Limited(e, wait)) => return Ok(http::rate_limited(&e, wait, None)),
+        Ok(Answer::Done(r)) => Ok(r),
+        Err(e) => Err(e),
+    };
     let what = match action {
         Action::Export => audit::Action::VisitorExport,
         Action::Erase => audit::Action::VisitorErasure,
     };
     let now = worker::Date::now().as_millis() as i64;
-    let outcome = match &result {
-        Ok(Answer::Limited(e, _)) => e.code.to_string(),
-        other => audit::outcome(other),
-    };
-    super::audit::write(env, &audit::record(&project, what, audit::by_key(&key_hash), now, outcome, None)).await;
-    match result? {
-        Answer::Limited(e, wait) => Ok(http::rate_limited(&e, wait, None)),
-        Answer::Done(r) => {
-            if action == Action::Export && r.status_code() == 200 {
-                millimetric_adapters::usage::count(&project, millimetric_core::usage::Counter::Export, "visitor", 1);
-            }
-            Ok(r)
-        }
+    super::audit::write(env, &audit::record(&project, what, audit::by_key(&key_hash), now, audit::outcome(&result), None)).await;
+    if action == Action::Export && result.as_ref().is_ok_and(|r| r.status_code() == 200) {
+        millimetric_adapters::usage::count(&project, millimetric_core::usage::Counter::Export, "visitor", 1);
     }
+    result
 }
 
 /// What the key's request came to: done, or refused by its limit for `u32` seconds.

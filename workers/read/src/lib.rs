@@ -104,7 +104,8 @@ fn now_ms() -> i64 {
 async fn read(cfg: &millimetric_core::storage::clickhouse::ClickHouseConfig, sql: &str) -> std::result::Result<String, ApiError> {
     clickhouse_sink::read(cfg, sql).await.map_err(|(code, reason)| {
         let e = plan::refusal(code, &reason);
-        if e.status >= 500 {
+        // A zone the server lacks is the client's to change, but may be the server's zone data.
+        if e.status >= 500 || e.code == "invalid_timezone" {
             console_error!("read: ClickHouse refused a query (code {code:?}): {reason}");
         }
         e
