@@ -64,6 +64,9 @@ pub fn is_pii_name(name: &str) -> bool {
         b"connectsid",
         b"symfony",
         b"setcookie",
+        // a card holder's name: the autofill name (`cc-name`) and `card[name]`
+        b"ccname",
+        b"cardname",
     ];
     const CONTAINS: &[&[u8]] = &[
         b"email",
@@ -122,6 +125,7 @@ pub fn is_pii_name(name: &str) -> bool {
         b"accountholder",
         b"billingname",
         b"shippingname",
+        b"holdername",
     ];
     if EXACT.contains(&n) || has_word(name, &["iban", "2fa"]) {
         return true;
@@ -340,6 +344,9 @@ mod tests {
             "billing_name",
             "shippingName",
             "account_holder",
+            "cc-name",
+            "card[name]",
+            "holderName",
         ] {
             assert!(is_pii_name(n), "{n} should be PII");
         }

@@ -199,11 +199,9 @@ pub fn ip_spans(text: &str) -> Vec<Range<usize>> {
 
 /// The addresses in `run` (hex digits, colons and dots at `start` of `s`): the run itself, or
 /// else addresses beside its colons, since a colon is not part of a word: IPv4 pieces
-/// (`ip:81.2.69.14`, `81.2.69.14:bad`), or an IPv6 address ending the run (`addr:2a02:1234::1`).
-/// Only the last `LONGEST` characters are tried as such an ending, so a long run of colons costs
-/// linear time.
+/// (`ip:81.2.69.14`, `81.2.69.14:bad`) and an IPv6 address ending the run (`addr:2a02:1234::1`).
+/// Overlapping finds (an IPv4 address ending an IPv6 one) are merged by `pii_spans`.
 fn ips_in_run(s: &[u8], run: &str, start: usize, out: &mut Vec<Range<usize>>) {
-    const LONGEST: usize = 64;
     let end = start + run.len();
     if boundary_ok(s, start, end) && is_ip(run) {
         out.push(start..end);
@@ -217,13 +215,22 @@ fn ips_in_run(s: &[u8], run: &str, start: usize, out: &mut Vec<Range<usize>>) {
         }
         at += piece.len() + 1;
     }
-    if out.len() > before {
-        return;
+    if let Some(a) = ipv6_endings(run).find(|&a| boundary_ok(s, start + a, end) && is_ip(&run[a..])) {
+        // In place of the pieces it holds (`10.0.0.1:8080`, or `::ffff:81.2.69.14`).
+        let ending = start + a..end;
+        let outside: Vec<_> = out.drain(before..).filter(|r| r.start < ending.start || r.end > ending.end).collect();
+        out.extend(outside);
+        out.push(ending);
     }
-    let ending = run.match_indices(':').map(|(c, _)| c + 1).filter(|&a| a < run.len() && run.len() - a <= LONGEST);
-    if let Some(a) = ending.into_iter().find(|&a| is_ip(&run[a..])) {
-        out.push(start + a..end);
-    }
+}
+
+/// Where an address ending `run` after one of its colons may start: only within its last
+/// `LONGEST` characters (an IPv6 address with a zone is shorter), so a long run of colons costs
+/// linear time, not a try at every colon.
+fn ipv6_endings(run: &str) -> impl Iterator<Item = usize> + '_ {
+    const LONGEST: usize = 64;
+    let from = run.len().saturating_sub(LONGEST + 1);
+    run[from..].match_indices(':').map(move |(c, _)| from + c + 1).filter(|&a| a < run.len())
 }
 
 fn is_ip(run: &str) -> bool {
@@ -490,7 +497,7 @@ mod tests {
             ("ip:81.2.69.14", "81.2.69.14"),
             ("Blocked ip:81.2.69.14 today", "81.2.69.14"),
             ("addr:2a02:1234::1", "2a02:1234::1"),
-            ("from:10.0.0.1:8080", "10.0.0.1"),
+            ("from:10.0.0.1:8080", "10.0.0.1:8080"),
             ("fe:1.2.3.4", "1.2.3.4"),
             // review finding: an address before a colon and a hex word
             ("Blocked 81.2.69.14:bad", "81.2.69.14"),
@@ -509,7 +516,14 @@ mod tests {
         assert_eq!(ip_spans("1.2.3.4:x:5.6.7.8").len(), 2);
         // A long run of colons and digits (a hostile title): only its last characters are tried
         // as an address's ending (each ending tried once made this quadratic).
-        assert!(ip_spans(&"12345:".repeat(20_000)).is_empty());
+        let hostile = "12345:".repeat(20_000);
+        assert!(ip_spans(&hostile).is_empty());
+        assert!(ipv6_endings(&hostile).count() <= 11, "{} endings tried", ipv6_endings(&hostile).count());
+        // An IPv4 piece and an IPv6 ending in one run: neither is kept (second review).
+        assert_eq!(redact("81.2.69.14:2a02:1234::1"), "[ip]:[ip]");
+        assert_eq!(redact("ip:2a02:1234::81.2.69.14"), "ip:[ip]");
+        // An ending glued to a word is not an address.
+        assert_eq!(redact("x ab::cd::1st"), "x ab::cd::1st");
     }
 
     /// Review finding: internationalised top-level domains in their ASCII form (`xn--p1ai`, .рф).

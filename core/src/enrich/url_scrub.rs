@@ -4,7 +4,7 @@
 //! project routes by hash (then scrub it like a path and a query), and split what is left into
 //! the parts the events table stores. Parsing is the `url` crate's.
 
-use super::{home_paths, pii};
+use super::{home_paths, pii, text_pii};
 use url::Url;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,10 +62,12 @@ fn scrub_pair(pair: &str, depth: usize) -> Option<String> {
     // form after one round): decoding further would undo the nested URL's own encoding.
     let (forms, _) = pii::decoded_forms(value, true);
     if let Some(nested_url) = forms.iter().skip(usize::from(forms.len() > 1)).find(|f| looks_like_nested_url(f)) {
+        // Scrubbed decoded, where `+` is a space: `/call/+14155550123` shows its number only as
+        // sent, and then nothing of it is kept.
+        if text_pii::contains_pii(value) && !pii::is_pii_value(nested_url) {
+            return None;
+        }
         return match scrub_nested_value(nested_url, depth + 1)? {
-            // Judged decoded, where `+` is a space: `/call/+14155550123` shows its number only
-            // as sent, and then nothing of it is kept.
-            Nested::Unchanged if pii::is_pii_value(value) => None,
             Nested::Unchanged => Some(pair.to_string()),
             Nested::Scrubbed(scrubbed) => {
                 let enc: String = url::form_urlencoded::byte_serialize(scrubbed.as_bytes()).collect();

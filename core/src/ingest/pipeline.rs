@@ -274,7 +274,7 @@ mod tests {
         let ctx = RequestContext { id_secret: Some(IdSecret::new("a-test-secret-of-32-characters-or-more")), ..ctx() };
         let ev = validate_event(
             json!({"type":"event","name":"Blocked ip:81.2.69.14",
-            "url":"https://a.com/lookup/ip:8.8.8.8?q=ip:81.2.69.14&next=/account/jane@example.com/../orders&call=/call/+14155550123&to=https://b.com/?to=+14155550123",
+            "url":"https://a.com/lookup/ip:8.8.8.8?q=ip:81.2.69.14&next=/account/jane@example.com/../orders&call=/call/+14155550123&to=https://b.com/?to=+14155550123&x=/call/+14155550123?token=x",
             "title":"Login from:81.2.69.14","mm_aid":"ip:81.2.69.14",
             "props":{"next":"/account/jane@example.com/../orders","back":"https://b.com/u/81.2.69.142/../x","client":"addr:2a02:1234::1"}}),
             true,
