@@ -219,10 +219,11 @@ fn small_project_with_a_failed_step(stack: &Stack) {
     let unknown = stack.request("GET", "/v1/exports/00000000000000000000000000000000", &[("Authorization", &sk(DEV_SECRET))], b"");
     assert_eq!((unknown.status, unknown.code()), (404, "unknown_export"));
 
-    // Audited: the start, the resume and the downloads.
+    // Audited: the start, the resume and the downloads, the refused one with its code.
     let log = stack.request("GET", "/v1/audit", &[("Authorization", &sk(DEV_SECRET))], b"");
     let records: Vec<&Value> = log.body["audit"].as_array().unwrap().iter().filter(|r| r["record"]["action"] == "project_export").collect();
-    assert_eq!(records.len(), 3, "the start, the resume, one download: {:#}", log.body);
+    assert_eq!(records.len(), 4, "the start, the resume, one download, one refused: {:#}", log.body);
+    assert!(records.iter().any(|r| r["record"]["outcome"] == "unknown_part"), "the refused download: {:#}", log.body);
     assert!(records.iter().any(|r| r["record"]["rows"].is_u64()), "a download's record holds its rows: {:#}", log.body);
     // Counted in usage once it finished.
     assert!(

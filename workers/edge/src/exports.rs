@@ -134,16 +134,18 @@ async fn resume(env: &Env, project: &str, id: &str, by: String) -> Answer {
 }
 
 async fn download(env: &Env, project: &str, id: &str, name: &str, by: String) -> Answer {
-    let found = part_stream(env, project, id, name).await;
-    let rows = found.as_ref().ok().map(|(rows, _)| *rows);
-    audit_log(env, project, by, audit::outcome(&found), rows).await;
-    let (_, stream) = found?;
-    // The bytes as stored: a .gz file (NDJSON or CSV inside), never re-encoded on the way.
-    let headers = Headers::new();
-    let _ = headers.set("Content-Type", "application/gzip");
-    let file = name.rsplit('/').next().unwrap_or(name);
-    let _ = headers.set("Content-Disposition", &format!("attachment; filename=\"{file}\""));
-    Ok(Response::from_stream(stream).map_err(store_down("The export store"))?.with_headers(headers))
+    let answer = async {
+        let (rows, stream) = part_stream(env, project, id, name).await?;
+        // The bytes as stored: a .gz file (NDJSON or CSV inside), never re-encoded on the way.
+        let headers = Headers::new();
+        let _ = headers.set("Content-Type", "application/gzip");
+        let file = name.rsplit('/').next().unwrap_or(name);
+        let _ = headers.set("Content-Disposition", &format!("attachment; filename=\"{file}\""));
+        Ok((rows, Response::from_stream(stream).map_err(store_down("The export store"))?.with_headers(headers)))
+    }
+    .await;
+    audit_log(env, project, by, audit::outcome(&answer), answer.as_ref().ok().map(|(rows, _)| *rows)).await;
+    answer.map(|(_, response)| response)
 }
 
 /// Part `name` of export `id`: its rows and its stored bytes, as a stream.
