@@ -70,23 +70,23 @@ fn visitor_column(table: &str) -> (&'static str, fn(&str) -> String) {
 fn visitor_in(table: &str, visitor_ids: &[&str]) -> String {
     let (column, literal) = visitor_column(table);
     let (personal, plain): (Vec<&str>, Vec<&str>) =
-        visitor_ids.iter().partition(|v| column == "anonymous_id" && crate::enrich::pii::is_personal_id(v));
-    let list = |ids: Vec<String>| {
-        let mut ids = ids;
-        ids.dedup();
-        ids.join(", ")
-    };
-    let mut parts = Vec::new();
-    if !plain.is_empty() || personal.is_empty() {
-        parts.push(format!("{column} IN ({})", list(plain.iter().map(|v| literal(v)).collect())));
+        visitor_ids.iter().partition(|v| table != DAYS_TABLE && crate::enrich::pii::is_personal_id(v));
+    let spelled = format!("{column} IN ({})", joined(plain.iter().map(|v| literal(v))));
+    if personal.is_empty() {
+        return spelled;
     }
-    if !personal.is_empty() {
-        parts.push(format!("{} IN ({})", sql::id_hash_of(column), list(personal.iter().map(|v| sql::id_hash(v)).collect())));
+    let hashed = format!("{} IN ({})", sql::id_hash_of(column), joined(personal.iter().map(|v| sql::id_hash(v))));
+    if plain.is_empty() {
+        return hashed;
     }
-    match parts.as_slice() {
-        [one] => one.clone(),
-        _ => format!("({})", parts.join(" OR ")),
-    }
+    format!("({spelled} OR {hashed})")
+}
+
+/// SQL literals, a run of repeats written once, comma-separated.
+fn joined(literals: impl Iterator<Item = String>) -> String {
+    let mut literals: Vec<String> = literals.collect();
+    literals.dedup();
+    literals.join(", ")
 }
 
 /// The visitor's events as ClickHouse answers them: one JSON object per line, oldest first,

@@ -158,9 +158,7 @@ pub fn read_url(cfg: &ClickHouseConfig) -> Result<String, String> {
 
 /// The URL of a read-only query (used for `SELECT version()`).
 pub fn query_url(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
-    let mut url = Url::parse(&cfg.url).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))?;
-    url.query_pairs_mut().append_pair("query", sql);
-    Ok(url.into())
+    query_url_with(cfg, sql, &[])
 }
 
 /// The URL of a statement that names a visitor (an export's or an erasure's ids): `query_url`,
@@ -168,8 +166,13 @@ pub fn query_url(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
 /// and ClickHouse Cloud), so an erased visitor's id does not outlive the erasure there. The
 /// read user's `readonly = 2` lets a statement set it.
 pub fn unlogged_query_url(cfg: &ClickHouseConfig, sql: &str) -> Result<String, String> {
-    let mut url = Url::parse(&query_url(cfg, sql)?).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))?;
-    url.query_pairs_mut().append_pair("log_queries", "0");
+    query_url_with(cfg, sql, &[("log_queries", "0")])
+}
+
+/// The URL of statement `sql` with `settings`.
+fn query_url_with(cfg: &ClickHouseConfig, sql: &str, settings: &[(&str, &str)]) -> Result<String, String> {
+    let mut url = Url::parse(&cfg.url).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))?;
+    url.query_pairs_mut().append_pair("query", sql).extend_pairs(settings);
     Ok(url.into())
 }
 
