@@ -463,27 +463,37 @@ fn bracketed_area_code(v: &str) -> bool {
         && number.bytes().filter(u8::is_ascii_digit).count() >= 6
 }
 
+/// For the scanners' tests: `find` finds exactly one span in each case's text, and it is the
+/// case's expected part.
+#[cfg(test)]
+pub(crate) fn assert_finds_one(find: fn(&str) -> Vec<Range<usize>>, cases: &[(&str, &str)]) {
+    for (t, want) in cases {
+        let s = find(t);
+        assert_eq!(s.len(), 1, "{t}: {s:?}");
+        assert_eq!(&t[s[0].clone()], *want, "{t}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn emails_with_punctuation_around_them() {
-        for (t, want) in [
-            ("<jane@example.com>", "jane@example.com"),
-            ("(jane.doe@mail.example.co.uk).", "jane.doe@mail.example.co.uk"),
-            ("mailto:a+b@x.io", "a+b@x.io"),
-            ("\"o'brien@example.ie\",", "o'brien@example.ie"),
-            ("{ops@example.io}", "ops@example.io"),
-            ("josé@exämple.de!", "josé@exämple.de"),
-            // A full-width at sign (U+FF20), as East Asian keyboards type it.
-            ("mail jane＠example.com now", "jane＠example.com"),
-            ("(tanaka＠mail.example.jp)", "tanaka＠mail.example.jp"),
-        ] {
-            let s = email_spans(t);
-            assert_eq!(s.len(), 1, "{t}");
-            assert_eq!(&t[s[0].clone()], want);
-        }
+        assert_finds_one(
+            email_spans,
+            &[
+                ("<jane@example.com>", "jane@example.com"),
+                ("(jane.doe@mail.example.co.uk).", "jane.doe@mail.example.co.uk"),
+                ("mailto:a+b@x.io", "a+b@x.io"),
+                ("\"o'brien@example.ie\",", "o'brien@example.ie"),
+                ("{ops@example.io}", "ops@example.io"),
+                ("josé@exämple.de!", "josé@exämple.de"),
+                // A full-width at sign (U+FF20), as East Asian keyboards type it.
+                ("mail jane＠example.com now", "jane＠example.com"),
+                ("(tanaka＠mail.example.jp)", "tanaka＠mail.example.jp"),
+            ],
+        );
         for t in ["@handle", "a@b", "pkg@1.2.3", "x@.com", "user@host", "a @ b.com"] {
             assert!(email_spans(t).is_empty(), "{t}");
         }
@@ -493,21 +503,20 @@ mod tests {
     /// started a run at the colon, which was judged whole and skipped.
     #[test]
     fn ips_right_after_a_colon() {
-        for (t, want) in [
-            ("ip:81.2.69.14", "81.2.69.14"),
-            ("Blocked ip:81.2.69.14 today", "81.2.69.14"),
-            ("addr:2a02:1234::1", "2a02:1234::1"),
-            ("from:10.0.0.1:8080", "10.0.0.1:8080"),
-            ("fe:1.2.3.4", "1.2.3.4"),
-            // review finding: an address before a colon and a hex word
-            ("Blocked 81.2.69.14:bad", "81.2.69.14"),
-            ("ip:81.2.69.14:dead", "81.2.69.14"),
-            ("ad:81.2.69.14:be", "81.2.69.14"),
-        ] {
-            let s = ip_spans(t);
-            assert_eq!(s.len(), 1, "{t}: {s:?}");
-            assert_eq!(&t[s[0].clone()], want, "{t}");
-        }
+        assert_finds_one(
+            ip_spans,
+            &[
+                ("ip:81.2.69.14", "81.2.69.14"),
+                ("Blocked ip:81.2.69.14 today", "81.2.69.14"),
+                ("addr:2a02:1234::1", "2a02:1234::1"),
+                ("from:10.0.0.1:8080", "10.0.0.1:8080"),
+                ("fe:1.2.3.4", "1.2.3.4"),
+                // review finding: an address before a colon and a hex word
+                ("Blocked 81.2.69.14:bad", "81.2.69.14"),
+                ("ip:81.2.69.14:dead", "81.2.69.14"),
+                ("ad:81.2.69.14:be", "81.2.69.14"),
+            ],
+        );
         assert_eq!(redact("Blocked ip:81.2.69.14"), "Blocked ip:[ip]");
         for t in ["12:34:56", "aa:bb:cc:dd:ee:ff", "v:1.2.3", "time 10:30", "12:34:56.789"] {
             assert!(ip_spans(t).is_empty(), "{t}");
