@@ -3,8 +3,9 @@
 //! key change, and dead letters an operator read or replayed, with the project, the action,
 //! which key (a prefix of its hash, never the key), when, and the outcome: `ok`, or the code of
 //! a refusal given once the project was known (a rate limit's aside, so a client retrying in a
-//! loop cannot fill the log). Never an IP, never the visitor's id (an erasure's record must not keep the
-//! id it erased). Kept in KV for 90 days; listed newest first with the project's sk_live_ key.
+//! loop cannot fill the log). Never an IP, never the visitor's id (an erasure's record must not
+//! keep the id it erased). Kept in KV for 90 days; listed newest first with the project's
+//! sk_live_ key.
 
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};

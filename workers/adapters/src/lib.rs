@@ -1,5 +1,6 @@
 //! Thin adapters from workerd's bindings to the core, shared by both Workers (workers/edge and
-//! workers/read): authentication, request bodies, responses, settings, the ClickHouse HTTP sink, key lookup.
+//! workers/read): authentication, request bodies, responses, settings, the ClickHouse HTTP sink,
+//! key lookup.
 //! They decide nothing the core can decide.
 
 pub mod auth;

@@ -50,13 +50,13 @@ pub async fn handle(req: Request, env: &Env, rest: &str) -> worker::Result<Respo
 
 async fn keyed(req: Request, env: &Env, rest: &str) -> Answer {
     let caller = millimetric_adapters::auth::authenticate(&req, env, Route::ProjectExport, None).await?;
-    let (project, by) = (caller.principal.project_id, audit::by_key(&caller.key_hash));
-    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
     // A rate limit's refusal is not logged: a client retrying in a loop would write a record
     // each time, the cost the limit is there to bound.
     if let Some(wait) = key_limiter::check(env, &format!("{}/exports", caller.key_hash), 1, REQUESTS_PER_MINUTE).await {
         return Ok(http::rate_limited(&millimetric_core::rate_limit::too_many("key", wait), wait, None));
     }
+    let (project, by) = (caller.principal.project_id, audit::by_key(&caller.key_hash));
+    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
     match (req.method(), segments.as_slice()) {
         (Method::Post, [""]) => start(env, &project, by).await,
         (Method::Get, [""]) => list(env, &project).await,

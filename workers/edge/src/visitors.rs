@@ -31,9 +31,8 @@ async fn run(req: &Request, env: &Env, action: Action, visitor: &str) -> Result<
     let caller = authenticate(req, env, route, None).await?;
     let (project, key_hash) = (caller.principal.project_id, caller.key_hash);
     // Every export and erasure the project's key asked for is in its audit log, with how it
-    // went: refusals from here on too.
-    // A rate limit's refusal is not logged: a client retrying in a loop would write a record
-    // each time, the cost the limit is there to bound.
+    // went, refusals from here on included, but for a rate limit's: a client retrying in a loop
+    // would write a record each time, the cost the limit is there to bound.
     let result = match limited_act(env, action, &project, &key_hash, visitor).await {
         Ok(Answer::Limited(e, wait)) => return Ok(http::rate_limited(&e, wait, None)),
         Ok(Answer::Done(r)) => Ok(r),
