@@ -14,11 +14,10 @@ use jiff::{Timestamp, ToSpan};
 use millimetric_tools::dev_keys::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use support::events::{dst_day, row_json, Ev};
+use support::events::{row_json, DstDays, Ev, ZONE};
 use support::rng::Rng;
 use support::Stack;
 
-const ZONE: &str = "Europe/Berlin";
 const GAP: i64 = 1800;
 
 fn attrs(source: &str, country: &str) -> [String; 15] {
@@ -356,13 +355,10 @@ fn all_cases() -> Vec<Case> {
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn funnels_match_the_oracle() {
-    let berlin = TimeZone::get(ZONE).unwrap();
-    let today = Timestamp::now().to_zoned_datetime(berlin.clone()).date();
     // A week that holds Berlin's autumn DST change (a 25-hour day), laid out from today.
-    let dst = dst_day(today);
-    let (first, last) = (dst.checked_sub(3.days()).unwrap(), dst.checked_add(3.days()).unwrap());
-    let midnight = |d: jiff::civil::Date| d.to_zoned_datetime(berlin.clone()).unwrap().timestamp().as_second();
-    let (from, to) = (midnight(first), midnight(last.tomorrow().unwrap()));
+    let days = DstDays::around(3, 3);
+    let DstDays { dst, first, last, from, to } = days;
+    let midnight = |d| days.midnight(d);
     let stack = Stack::named("conversions").start();
     let read = stack.start_read();
     let mut rng = Rng(0xf00d_5eed_0042_7777);
@@ -662,12 +658,9 @@ fn close(a: &Value, b: f64, what: &str) {
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn attribution_matches_the_oracle() {
-    let berlin = TimeZone::get(ZONE).unwrap();
-    let today = Timestamp::now().to_zoned_datetime(berlin.clone()).date();
-    let dst = dst_day(today);
-    let (first, last) = (dst.checked_sub(3.days()).unwrap(), dst.checked_add(3.days()).unwrap());
-    let midnight = |d: jiff::civil::Date| d.to_zoned_datetime(berlin.clone()).unwrap().timestamp().as_second();
-    let (from, to) = (midnight(first), midnight(last.tomorrow().unwrap()));
+    let days = DstDays::around(3, 3);
+    let DstDays { dst, first, last, from, to } = days;
+    let midnight = |d| days.midnight(d);
     let stack = Stack::named("attribution").start();
     let read = stack.start_read();
     let mut rng = Rng(0xa77_5eed_0042_1234);
@@ -840,13 +833,10 @@ fn expect_retention(events: &[Ev], project: &str, body: &Value, from: i64, to: i
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn retention_matches_the_oracle() {
-    let berlin = TimeZone::get(ZONE).unwrap();
-    let today = Timestamp::now().to_zoned_datetime(berlin.clone()).date();
     // Four weeks before Berlin's autumn DST change to three days after it, laid out from today.
-    let dst = dst_day(today);
-    let (first, last) = (dst.checked_sub(27.days()).unwrap(), dst.checked_add(3.days()).unwrap());
-    let midnight = |d: jiff::civil::Date| d.to_zoned_datetime(berlin.clone()).unwrap().timestamp().as_second();
-    let (from, to) = (midnight(first), midnight(last.tomorrow().unwrap()));
+    let days = DstDays::around(27, 3);
+    let DstDays { dst, first, last, from, to } = days;
+    let midnight = |d| days.midnight(d);
     let stack = Stack::named("retention").start();
     let read = stack.start_read();
     let mut rng = Rng(0x4e7e_5eed_0042_9999);
@@ -969,12 +959,9 @@ fn expect_paths(events: &[Ev], project: &str, body: &Value, from: i64, to: i64) 
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn paths_match_the_oracle() {
-    let berlin = TimeZone::get(ZONE).unwrap();
-    let today = Timestamp::now().to_zoned_datetime(berlin.clone()).date();
-    let dst = dst_day(today);
-    let (first, last) = (dst.checked_sub(3.days()).unwrap(), dst.checked_add(3.days()).unwrap());
-    let midnight = |d: jiff::civil::Date| d.to_zoned_datetime(berlin.clone()).unwrap().timestamp().as_second();
-    let (from, to) = (midnight(first), midnight(last.tomorrow().unwrap()));
+    let days = DstDays::around(3, 3);
+    let DstDays { dst, first, last, from, to } = days;
+    let midnight = |d| days.midnight(d);
     let stack = Stack::named("paths").start();
     let read = stack.start_read();
     let mut rng = Rng(0x9a75_5eed_0042_3333);

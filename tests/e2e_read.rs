@@ -16,11 +16,9 @@ use millimetric_tools::dev_keys::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use support::events::{dst_day, row_json, Ev};
+use support::events::{dst_day, row_json, Ev, ZONE};
 use support::rng::Rng;
 use support::Stack;
-
-const ZONE: &str = "Europe/Berlin";
 
 const VISIT_DIMS: [&str; 15] = [
     "visit:source",

@@ -3,7 +3,8 @@
 
 use super::ch_time;
 use jiff::civil::Date;
-use jiff::ToSpan;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
 use serde_json::json;
 
 #[derive(Clone, Debug)]
@@ -53,6 +54,40 @@ pub fn dst_day(today: Date) -> Date {
         }
     }
     unreachable!()
+}
+
+/// The zone whose DST change the read-side tests lay their days around.
+pub const ZONE: &str = "Europe/Berlin";
+
+/// Local days around the last DST change in [`ZONE`] (see [`dst_day`]), laid out from the run's
+/// clock: `first..=last`, and the same days as Unix seconds, `from..to`.
+#[derive(Clone, Copy)]
+pub struct DstDays {
+    pub dst: Date,
+    pub first: Date,
+    pub last: Date,
+    pub from: i64,
+    pub to: i64,
+}
+
+impl DstDays {
+    /// From `before` days before the DST day to `after` days after it.
+    pub fn around(before: i64, after: i64) -> DstDays {
+        let today = Timestamp::now().to_zoned_datetime(zone()).date();
+        let dst = dst_day(today);
+        let (first, last) = (dst.checked_sub(before.days()).unwrap(), dst.checked_add(after.days()).unwrap());
+        let at_midnight = |d: Date| d.to_zoned_datetime(zone()).unwrap().timestamp().as_second();
+        DstDays { dst, first, last, from: at_midnight(first), to: at_midnight(last.tomorrow().unwrap()) }
+    }
+
+    /// The Unix second at which `day` starts in [`ZONE`].
+    pub fn midnight(&self, day: Date) -> i64 {
+        day.to_zoned_datetime(zone()).unwrap().timestamp().as_second()
+    }
+}
+
+fn zone() -> TimeZone {
+    TimeZone::get(ZONE).unwrap()
 }
 
 pub fn row_json(e: &Ev) -> String {
