@@ -181,71 +181,126 @@ mod tests {
         time_zone(Some(name)).unwrap().1
     }
 
-    /// 2026-11-30 10:00:00 UTC, a Monday.
-    const NOW: i64 = 1_796_032_800_000;
+    /// 10:00 UTC on the day `n` days after the run's own today (UTC), in milliseconds.
+    fn ten_utc(n: i64) -> i64 {
+        let today = Timestamp::now().to_zoned_datetime(TimeZone::UTC).date();
+        let day = today.checked_add(n.days()).unwrap();
+        day.to_zoned_datetime(TimeZone::UTC).unwrap().timestamp().as_millisecond() + 10 * 3_600_000
+    }
+
+    fn today_utc(now_ms: i64) -> Date {
+        Timestamp::from_millisecond(now_ms).unwrap().to_zoned_datetime(TimeZone::UTC).date()
+    }
+
+    /// The first of the month `back` months before `d`'s, by month arithmetic of its own.
+    fn first_of_month_back(d: Date, back: i32) -> Date {
+        let m = d.year() as i32 * 12 + d.month() as i32 - 1 - back;
+        date(m.div_euclid(12) as i16, (m.rem_euclid(12) + 1) as i8, 1)
+    }
+
+    /// The last Sunday of `month` in `year` (Europe/Berlin changes its clocks on it).
+    fn last_sunday(year: i16, month: i8) -> Date {
+        let mut d = date(year, month, 1).last_of_month();
+        while d.weekday() != jiff::civil::Weekday::Sunday {
+            d = d.yesterday().unwrap();
+        }
+        d
+    }
 
     #[test]
-    fn named_periods_count_from_today_in_the_zone() {
-        let utc = tz("UTC");
-        assert_eq!(resolve(&json!("day"), &utc, NOW).unwrap().days, Some((date(2026, 11, 30), date(2026, 11, 30))));
-        assert_eq!(resolve(&json!("7d"), &utc, NOW).unwrap().days, Some((date(2026, 11, 23), date(2026, 11, 29))));
-        assert_eq!(resolve(&json!("30d"), &utc, NOW).unwrap().days, Some((date(2026, 10, 31), date(2026, 11, 29))));
-        assert_eq!(resolve(&json!("month"), &utc, NOW).unwrap().days, Some((date(2026, 11, 1), date(2026, 11, 30))));
-        assert_eq!(resolve(&json!("6mo"), &utc, NOW).unwrap().days, Some((date(2026, 6, 1), date(2026, 11, 30))));
-        assert_eq!(resolve(&json!("year"), &utc, NOW).unwrap().days, Some((date(2026, 1, 1), date(2026, 11, 30))));
-        let h = resolve(&json!("24h"), &utc, NOW).unwrap();
-        assert_eq!((h.to - h.from, h.days), (86_401, None));
-        // At 10:00 UTC it is 23:00 in Auckland (+13) and already 1 December on Kiritimati (+14).
-        assert_eq!(resolve(&json!("day"), &tz("Pacific/Auckland"), NOW).unwrap().days, Some((date(2026, 11, 30), date(2026, 11, 30))));
-        assert_eq!(resolve(&json!("day"), &tz("Pacific/Kiritimati"), NOW).unwrap().days, Some((date(2026, 12, 1), date(2026, 12, 1))));
+    fn named_periods_count_from_today_in_the_zone_on_every_day_of_a_year() {
+        let (utc, auckland, kiritimati) = (tz("UTC"), tz("Pacific/Auckland"), tz("Pacific/Kiritimati"));
+        for n in 0..366 {
+            let now = ten_utc(n);
+            let today = today_utc(now);
+            let days_of = |period: &str, zone: &TimeZone| resolve(&json!(period), zone, now).unwrap().days.unwrap();
+            let before = |k: i64| today.checked_sub(k.days()).unwrap();
+            assert_eq!(days_of("day", &utc), (today, today));
+            assert_eq!(days_of("7d", &utc), (before(7), before(1)), "{today}");
+            assert_eq!(days_of("30d", &utc), (before(30), before(1)), "{today}");
+            assert_eq!(days_of("month", &utc), (first_of_month_back(today, 0), today), "{today}");
+            assert_eq!(days_of("6mo", &utc), (first_of_month_back(today, 5), today), "{today}");
+            assert_eq!(days_of("12mo", &utc), (first_of_month_back(today, 11), today), "{today}");
+            assert_eq!(days_of("year", &utc), (date(today.year(), 1, 1), today), "{today}");
+            // At 10:00 UTC it is 22:00 or 23:00 the same day in Auckland (+12, +13 in its
+            // summer) and already the next day on Kiritimati (+14, no DST).
+            assert_eq!(days_of("day", &auckland), (today, today), "{today}");
+            let tomorrow = today.tomorrow().unwrap();
+            assert_eq!(days_of("day", &kiritimati), (tomorrow, tomorrow), "{today}");
+            let h = resolve(&json!("24h"), &utc, now).unwrap();
+            assert_eq!((h.to - h.from, h.days, h.to), (86_401, None, now / 1000 + 1));
+        }
     }
 
     #[test]
     fn days_follow_the_local_calendar_across_dst() {
         let berlin = tz("Europe/Berlin");
-        // 25 October 2026: clocks go back, the day has 25 hours.
-        let r = resolve(&json!(["2026-10-25", "2026-10-25"]), &berlin, NOW).unwrap();
+        let now = ten_utc(0);
+        let year = today_utc(now).year();
+        // The last Sunday of October: clocks go back, the day has 25 hours.
+        let autumn = last_sunday(year, 10).to_string();
+        let r = resolve(&json!([autumn, autumn]), &berlin, now).unwrap();
         assert_eq!(r.to - r.from, 25 * 3600);
-        assert_eq!(labels(&r, &berlin), ["2026-10-25T00:00:00+02:00".to_string(), "2026-10-25T23:59:59+01:00".to_string()]);
-        let r = resolve(&json!(["2026-03-29", "2026-03-29"]), &berlin, NOW).unwrap();
+        assert_eq!(labels(&r, &berlin), [format!("{autumn}T00:00:00+02:00"), format!("{autumn}T23:59:59+01:00")]);
+        // The last Sunday of March: clocks go forward, 23 hours.
+        let spring = last_sunday(year, 3).to_string();
+        let r = resolve(&json!([spring, spring]), &berlin, now).unwrap();
         assert_eq!(r.to - r.from, 23 * 3600);
-        // Kolkata (+5:30) and Kathmandu (+5:45) midnights are not on the hour in UTC.
-        let r = resolve(&json!(["2026-11-01", "2026-11-01"]), &tz("Asia/Kathmandu"), NOW).unwrap();
+        // Kathmandu's midnight (+5:45) is not on the hour in UTC.
+        let day = today_utc(now).to_string();
+        let r = resolve(&json!([day, day]), &tz("Asia/Kathmandu"), now).unwrap();
         assert_eq!(r.from % 3600, 15 * 60);
     }
 
     #[test]
-    fn pairs_and_comparisons() {
+    fn pairs_and_comparisons_on_every_day_of_a_year() {
         let utc = tz("UTC");
-        let r = resolve(&json!(["2026-11-01T10:00:00+01:00", "2026-11-01T10:59:59Z"]), &utc, NOW).unwrap();
-        assert_eq!(r.to - r.from, 2 * 3600);
-        let week = resolve(&json!("7d"), &utc, NOW).unwrap();
-        let prev = compared(&week, Compare::PreviousPeriod, &utc).unwrap();
-        assert_eq!(prev.days, Some((date(2026, 11, 16), date(2026, 11, 22))));
-        assert_eq!(prev.to, week.from);
-        let yoy = compared(&week, Compare::YearOverYear, &utc).unwrap();
-        assert_eq!(yoy.days, Some((date(2025, 11, 23), date(2025, 11, 29))));
-        let leap = resolve(&json!(["2028-02-29", "2028-02-29"]), &utc, NOW).unwrap();
-        assert_eq!(compared(&leap, Compare::YearOverYear, &utc).unwrap().days, Some((date(2027, 2, 28), date(2027, 2, 28))));
-        assert_eq!(compared(&r, Compare::PreviousPeriod, &utc).unwrap().to, r.from);
+        for n in 0..366 {
+            let now = ten_utc(n);
+            let today = today_utc(now);
+            let before = |k: i64| today.checked_sub(k.days()).unwrap();
+            let r = resolve(&json!([format!("{today}T10:00:00+01:00"), format!("{today}T10:59:59Z")]), &utc, now).unwrap();
+            assert_eq!(r.to - r.from, 2 * 3600);
+            assert_eq!(compared(&r, Compare::PreviousPeriod, &utc).unwrap().to, r.from);
+            let week = resolve(&json!("7d"), &utc, now).unwrap();
+            let prev = compared(&week, Compare::PreviousPeriod, &utc).unwrap();
+            assert_eq!(prev.days, Some((before(14), before(8))), "{today}");
+            assert_eq!(prev.to, week.from);
+            let yoy = compared(&week, Compare::YearOverYear, &utc).unwrap().days.unwrap();
+            for (was, is) in [(yoy.0, before(7)), (yoy.1, before(1))] {
+                // The same month and day a year before; 29 February becomes the 28th.
+                let leap_day = (is.month(), is.day()) == (2, 29);
+                let want = date(is.year() - 1, is.month(), if leap_day { 28 } else { is.day() });
+                assert_eq!(was, want, "{today}");
+            }
+        }
+        let next_leap_year = (today_utc(ten_utc(0)).year()..).find(|y| date(*y, 3, 1).yesterday().unwrap().day() == 29).unwrap();
+        let leap = date(next_leap_year, 2, 29).to_string();
+        let leap = resolve(&json!([leap, leap]), &utc, ten_utc(0)).unwrap();
+        let back = date(next_leap_year - 1, 2, 28);
+        assert_eq!(compared(&leap, Compare::YearOverYear, &utc).unwrap().days, Some((back, back)));
     }
 
     #[test]
     fn bad_ranges_say_what_to_send() {
         let utc = tz("UTC");
+        let now = ten_utc(0);
+        let today = today_utc(now);
+        let day = |back: i64| today.checked_sub(back.days()).unwrap().to_string();
         for v in [
             json!("8d"),
-            json!(["2026-11-07", "2026-11-01"]),
+            json!([day(0), day(6)]),
             json!(["x", "y"]),
             json!(7),
             json!(["1990-01-01", "1990-01-02"]),
-            json!(["2026-11-01T10:00:00", "2026-11-02T10:00:00"]),
+            json!([format!("{}T10:00:00", day(1)), format!("{}T10:00:00", day(0))]),
         ] {
-            let e = resolve(&v, &utc, NOW).unwrap_err();
+            let e = resolve(&v, &utc, now).unwrap_err();
             assert_eq!(e.code, "invalid_date_range", "{v}");
             assert!(e.message.contains("date_range"), "{e}");
         }
-        assert_eq!(resolve(&json!(["2020-01-01", "2026-01-01"]), &utc, NOW).unwrap_err().code, "date_range_too_long");
+        assert_eq!(resolve(&json!([day(800), day(0)]), &utc, now).unwrap_err().code, "date_range_too_long");
+        assert!(resolve(&json!([day(731), day(0)]), &utc, now).is_ok(), "732 days are taken");
         assert_eq!(time_zone(Some("Mars/Olympus")).unwrap_err().code, "invalid_timezone");
         assert_eq!(time_zone(Some("Etc/Unknown")).unwrap_err().code, "invalid_timezone");
         // The review's case: a name in another case reached ClickHouse, which knows only the
