@@ -36,13 +36,17 @@ pub enum Compression {
 /// Runs one statement; Ok(the answer, its body not yet read) on 200, else Err with what
 /// ClickHouse said.
 pub async fn query_response(cfg: &ClickHouseConfig, sql: &str, compression: Compression) -> Result<Response, String> {
-    respond(cfg, clickhouse::query_url(cfg, sql)?, compression).await
+    let url = match compression {
+        Compression::None => clickhouse::statement_url(cfg)?,
+        Compression::Gzip => clickhouse::statement_url_with(cfg, &[("enable_http_compression", "1"), ("wait_end_of_query", "1")])?,
+    };
+    respond(cfg, url, sql, compression).await
 }
 
 /// `query_response` for a statement that names a visitor: kept out of ClickHouse's query log
-/// (clickhouse::unlogged_query_url).
+/// (clickhouse::unlogged_statement_url).
 pub async fn query_response_unlogged(cfg: &ClickHouseConfig, sql: &str) -> Result<Response, String> {
-    respond(cfg, clickhouse::unlogged_query_url(cfg, sql)?, Compression::None).await
+    respond(cfg, clickhouse::unlogged_statement_url(cfg)?, sql, Compression::None).await
 }
 
 /// `query` for a statement that names a visitor: kept out of ClickHouse's query log.
@@ -50,11 +54,9 @@ pub async fn query_unlogged(cfg: &ClickHouseConfig, sql: &str) -> Result<String,
     text(query_response_unlogged(cfg, sql).await?).await
 }
 
-async fn respond(cfg: &ClickHouseConfig, mut url: String, compression: Compression) -> Result<Response, String> {
-    if compression == Compression::Gzip {
-        url.push_str("&enable_http_compression=1&wait_end_of_query=1");
-    }
-    let req = request(cfg, &url, None).map_err(|e| format!("could not build the request: {e}"))?;
+/// Posts `sql` (in the body) to `url`.
+async fn respond(cfg: &ClickHouseConfig, url: String, sql: &str, compression: Compression) -> Result<Response, String> {
+    let req = request(cfg, &url, Some(sql.to_string())).map_err(|e| format!("could not build the request: {e}"))?;
     if compression == Compression::Gzip {
         req.headers().set("Accept-Encoding", "gzip").map_err(|e| format!("could not build the request: {e}"))?;
     }
@@ -78,7 +80,7 @@ async fn text(mut resp: Response) -> Result<String, String> {
 /// how the core classifies the failure (the same classes as an insert's, so an
 /// authentication failure is an alarm, not a dead letter).
 pub async fn select(cfg: &ClickHouseConfig, sql: &str) -> Result<String, InsertOutcome> {
-    let url = clickhouse::base_url(cfg).map_err(|reason| InsertOutcome::Fatal { code: None, reason })?;
+    let url = clickhouse::statement_url(cfg).map_err(|reason| InsertOutcome::Fatal { code: None, reason })?;
     let req = request(cfg, &url, Some(sql.to_string()))
         .map_err(|e| InsertOutcome::Fatal { code: None, reason: format!("could not build the request: {e}") })?;
     match Fetch::Request(req).send().await {
