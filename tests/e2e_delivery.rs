@@ -190,6 +190,7 @@ fn dead_letters_replay_once(stack: &Stack) {
     assert_eq!(erase.status, 202, "{:?}", erase.body);
     let listed = stack.request("GET", "/admin/dead-letters?limit=100", &auth, b"");
     assert!(!listed.body.to_string().contains("gone-visitor"), "an erased visitor's row stayed in a dead letter: {:?}", listed.body);
+    erased_visitors_dead_lettered_later_go_at_the_daily_run(stack, &auth);
     let first = stack.request("GET", "/admin/dead-letters?limit=1", &auth, b"");
     assert_eq!(first.body["dead_letters"].as_array().map(Vec::len), Some(1), "{:?}", first.body);
     let cursor = first.body["cursor"].as_str().expect("a cursor to the next page").to_string();
@@ -228,6 +229,29 @@ fn dead_letters_replay_once(stack: &Stack) {
     // Listing them showed the project's rows to the operator: that is in its log too.
     let reads = log.body["audit"].as_array().map(|a| a.iter().filter(|r| r["record"]["action"] == "dead_letter_read").count());
     assert!(reads.unwrap_or(0) >= 1, "the operator's listing of proj_dev's dead letters is not in its audit log: {:?}", log.body);
+}
+
+/// An event of the erased visitor that was still in the queue at the erasure can be
+/// dead-lettered after it (ClickHouse refused it for hours): the daily re-application of the
+/// erasure takes it out of the dead-letter store too, and an unreadable dead letter that names
+/// the visitor goes whole.
+fn erased_visitors_dead_lettered_later_go_at_the_daily_run(stack: &Stack, auth: &[(&str, &str)]) {
+    let now = support::ch_time(time::OffsetDateTime::now_utc().unix_timestamp());
+    let row =
+        json!({"project_id": DEV_PROJECT, "event_id": "dlq-late", "anonymous_id": "gone-visitor", "timestamp": now, "received_at": now});
+    let late = json!({"rows": [row], "failure": {"code": null, "reason": "dead-lettered after the erasure"}});
+    let raw = format!(r#"{{"rows":[{{"project_id":"{DEV_PROJECT}","anonymous_id":"gone-visitor","url_path":"/cut"#);
+    let unreadable = json!({"rows": [], "failure": {"code": null, "reason": "not a row batch"}, "raw": raw});
+    stack.kv_put("DEAD_LETTERS", "dlq:9999999999998:late", &late.to_string());
+    stack.kv_put("DEAD_LETTERS", "dlq:9999999999999:unreadable", &unreadable.to_string());
+    let listed = stack.request("GET", "/admin/dead-letters?limit=100", auth, b"").body.to_string();
+    assert!(listed.contains("dlq-late") && listed.contains("/cut"), "the test's dead letters read back: {listed}");
+    assert_eq!(stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"").status, 200);
+    let gone = support::eventually(Duration::from_secs(30), || {
+        !stack.request("GET", "/admin/dead-letters?limit=100", auth, b"").body.to_string().contains("gone-visitor")
+    });
+    assert!(gone, "the daily run left the erased visitor in the dead-letter store:\n{}", stack.logs());
+    assert!(!stack.kv_keys("DEAD_LETTERS").iter().any(|k| k.ends_with(":late") || k.ends_with(":unreadable")), "nothing else was in them");
 }
 
 /// A rotated password: the batch writer retries with an alarm in the log instead of

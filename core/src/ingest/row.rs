@@ -202,19 +202,30 @@ impl RowBatch {
     /// This batch without one visitor's rows (an erasure reaching the dead-letter store):
     /// None when it holds none of them.
     pub fn without_visitor(&self, project_id: &str, anonymous_id: &str) -> Option<RowBatch> {
-        self.without(|r| r.project_id == project_id && r.anonymous_id == anonymous_id, None)
+        self.without_visitors(&[(project_id.to_string(), anonymous_id.to_string())].into())
+    }
+
+    /// This batch without the rows of any of `erased` (project, visitor id) pairs: None when it
+    /// holds none. An unreadable body that names an erased visitor's project and id goes
+    /// whole: its rows cannot be told apart.
+    pub fn without_visitors(&self, erased: &std::collections::BTreeSet<(String, String)>) -> Option<RowBatch> {
+        self.without(
+            |r| erased.contains(&(r.project_id.clone(), r.anonymous_id.clone())),
+            |raw| erased.iter().any(|(p, v)| raw.contains(&project_named(p)) && raw.contains(&unspaced(&json_string(v)))),
+        )
     }
 
     /// This batch without any row of the project (a project's deletion): None when it holds
     /// none. An unreadable body that names the project goes whole: it cannot be told apart.
     pub fn without_project(&self, project_id: &str) -> Option<RowBatch> {
-        let named = format!("\"project_id\":{}", serde_json::Value::from(project_id));
-        self.without(|r| r.project_id == project_id, Some(&named))
+        let named = project_named(project_id);
+        self.without(|r| r.project_id == project_id, |raw| raw.contains(&named))
     }
 
-    fn without(&self, theirs: impl Fn(&EventRow) -> bool, raw_naming: Option<&str>) -> Option<RowBatch> {
-        let unspaced = |raw: &str| raw.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>();
-        let raw_theirs = raw_naming.is_some_and(|n| self.raw.as_deref().is_some_and(|raw| unspaced(raw).contains(n)));
+    /// `theirs` picks the rows to drop; `raw_theirs` judges an unreadable body, its spaces
+    /// taken out.
+    fn without(&self, theirs: impl Fn(&EventRow) -> bool, raw_theirs: impl Fn(&str) -> bool) -> Option<RowBatch> {
+        let raw_theirs = self.raw.as_deref().is_some_and(|raw| raw_theirs(&unspaced(raw)));
         if !self.rows.iter().any(&theirs) && !raw_theirs {
             return None;
         }
@@ -229,6 +240,19 @@ impl RowBatch {
     pub fn unreadable(body: &str, reason: String) -> RowBatch {
         RowBatch { rows: vec![], failure: Some(Failure { code: None, reason }), raw: Some(body.to_string()) }
     }
+}
+
+fn unspaced(text: &str) -> String {
+    text.chars().filter(|c| !c.is_ascii_whitespace()).collect()
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+/// How a row batch's JSON, unspaced, names a project.
+fn project_named(project_id: &str) -> String {
+    format!("\"project_id\":{}", json_string(project_id))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -376,6 +400,23 @@ pub(crate) mod tests {
         assert_eq!(batch.without_visitor("p", "v1").unwrap().rows, vec![b.clone()]);
         assert!(batch.without_visitor("p", "v3").is_none());
         assert!(batch.without_visitor("other", "v1").is_none(), "another project's visitor is another visitor");
+        let both = [("p".to_string(), "v1".to_string()), ("p".to_string(), "v2".to_string())].into();
+        assert_eq!(batch.without_visitors(&both).unwrap().rows, vec![]);
+    }
+
+    #[test]
+    fn erasure_takes_an_unreadable_dead_letter_that_names_the_visitor() {
+        // A body that no longer reads as a row batch still holds the visitor's id, URL and
+        // properties: it goes whole once it names the visitor's project and id.
+        for raw in [
+            r#"{"rows":[{"project_id":"p","anonymous_id":"visitor-42","url_path":"/x""#,
+            r#"{ "project_id" : "p", "anonymous_id" : "visitor-42" "#,
+        ] {
+            let dead = RowBatch::unreadable(raw, "cut short".into());
+            assert_eq!(dead.without_visitor("p", "visitor-42").unwrap().raw, None, "{raw}");
+            assert!(dead.without_visitor("p", "visitor-4").is_none(), "{raw}: an id is not a prefix");
+            assert!(dead.without_visitor("q", "visitor-42").is_none(), "{raw}: another project's visitor");
+        }
     }
 
     #[test]

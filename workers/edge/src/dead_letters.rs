@@ -11,6 +11,7 @@ use millimetric_core::error::ApiError;
 use millimetric_core::ingest::row::{EventRow, Failure, RowBatch};
 use millimetric_core::paging;
 use millimetric_core::privacy::audit::{self, Action};
+use std::collections::BTreeSet;
 use worker::*;
 
 const PREFIX: &str = "dlq:";
@@ -96,11 +97,14 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
     Ok(http::json(200, &body, None))
 }
 
-/// Erasure reaches the dead-letter store too: every dead letter holding the visitor's rows
-/// is rewritten without them (or removed when nothing is left), so no replay brings them back.
-/// Returns how many dead letters changed.
-pub async fn erase_visitor(env: &Env, project_id: &str, visitor: &str) -> std::result::Result<usize, ApiError> {
-    rewrite_each(env, |batch| batch.without_visitor(project_id, visitor)).await
+/// Erasure reaches the dead-letter store too: every dead letter holding rows of the `erased`
+/// (project, visitor id) pairs is rewritten without them (or removed when nothing is left), so
+/// no replay brings them back. Returns how many dead letters changed.
+pub async fn erase_visitors(env: &Env, erased: &BTreeSet<(String, String)>) -> std::result::Result<usize, ApiError> {
+    if erased.is_empty() {
+        return Ok(0);
+    }
+    rewrite_each(env, |batch| batch.without_visitors(erased)).await
 }
 
 /// A project's deletion reaches the dead-letter store too: every row of the project goes.

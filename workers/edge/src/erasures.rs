@@ -1,7 +1,9 @@
 //! Re-applies the erasures of the last days (the daily Cron Trigger, with retention): an event
 //! a visitor sent just before being erased may still have been in the queue, and lands after
-//! the deletion ran. Each recorded erasure is deleted again until its KV record expires:
-//! one mutation per project, past any project's failure, with the failures reported.
+//! the deletion ran, or is dead-lettered after it (a replay would store it again). Each
+//! recorded erasure is deleted again until its KV record expires: one mutation per project,
+//! past any project's failure, and one pass over the dead-letter store, with the failures
+//! reported.
 
 use super::{clickhouse_sink, config};
 use millimetric_adapters::kv::all_keys;
@@ -35,6 +37,9 @@ async fn run(env: &Env) -> Result<(usize, Vec<String>), String> {
         if let Err(e) = clickhouse_sink::query_unlogged(&cfg, &sql).await {
             failed.push(format!("{project}: {e}"));
         }
+    }
+    if let Err(e) = super::dead_letters::erase_visitors(env, &erasures.iter().cloned().collect()).await {
+        failed.push(format!("the dead-letter store: {}", e.message));
     }
     Ok((erasures.len(), failed))
 }

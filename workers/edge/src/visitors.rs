@@ -137,9 +137,8 @@ async fn act(env: &Env, action: Action, visitor: Visitor<'_>, project: &str) -> 
                 })?;
             }
             // And from the dead-letter store, so no replay brings the rows back.
-            for id in visitor.ids() {
-                super::dead_letters::erase_visitor(env, &project, id).await?;
-            }
+            let erased = visitor.ids().iter().map(|id| (project.clone(), id.to_string())).collect();
+            super::dead_letters::erase_visitors(env, &erased).await?;
             let body = serde_json::json!({"status": "erasing", "mm_aid": visitor.given}).to_string();
             Ok(http::json(202, &body, None))
         }
