@@ -149,31 +149,32 @@ fn project_deletion_end_to_end() {
     let gone = support::eventually(LAND, || rows_of(&stack, DEV_PROJECT).iter().all(|(_, n)| *n == 0));
     assert!(gone, "rows of the deleted project left: {:?}\n{}", rows_of(&stack, DEV_PROJECT), stack.logs());
     let left = kv_naming(&stack, DEV_PROJECT);
-    assert_eq!(left, ["ERASURES: deleted:proj_dev"], "only the deletion's tombstone (8 days) may name it");
+    assert_eq!(left, ["ERASURES: deleted:proj_dev"], "only the deletion's tombstone (90 days) may name it");
     let exports = |p: &str| admin(&stack, "GET", &format!("/admin/projects/{p}/exports"), b"").body;
+    let dev_exports = exports(DEV_PROJECT);
     assert_eq!(
-        (exports(DEV_PROJECT)["objects"].as_u64(), exports(DEV_PROJECT)["exports"].clone()),
+        (dev_exports["objects"].as_u64(), dev_exports["exports"].clone()),
         (Some(0), json!([])),
-        "no export part left in R2"
+        "no export part left in R2: {dev_exports}"
     );
     assert!(exports(DEV_OTHER_PROJECT)["objects"].as_u64().unwrap_or(0) >= 3, "the other project's export stays");
     let now_s = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
     let expiry = stack.kv_expiration("ERASURES", "deleted:proj_dev");
     assert!(
-        expiry.is_some_and(|e| e > now_s + 7 * 86_400 && e <= now_s + 8 * 86_400 + 60),
-        "a completed deletion's tombstone lasts 8 days: {expiry:?}"
+        expiry.is_some_and(|e| e > now_s + 89 * 86_400 && e <= now_s + 90 * 86_400 + 60),
+        "a completed deletion's tombstone lasts as long as the project's audit records, 90 days: {expiry:?}"
     );
     // Its keys are refused once every isolate's cache has let go of them (seconds). The probe's
     // body is invalid, so a key still accepted stores nothing (400, not 202).
     let listed = admin(&stack, "GET", "/admin/keys?project_id=proj_dev", b"");
     assert_eq!(listed.body["keys"], json!([]), "no key record of the project is left");
     // While its tombstone lasts, the id is reserved: the daily job would delete a new
-    // project's rows under it.
+    // project's rows under it, and its keys would read the old project's audit records.
     let again = admin(&stack, "POST", "/admin/keys", br#"{"project_id": "proj_dev"}"#);
     assert_eq!((again.status, again.code()), (409, "project_deleted"), "{:?}", again.body);
     // A deletion that failed part way (a key record and an erasure record left, as when KV
     // failed after ClickHouse; its tombstone not completed, so without an expiry) is finished
-    // by the next daily run, which then starts the tombstone's 8 days.
+    // by the next daily run, which then starts the tombstone's 90 days.
     stack.kv_put("ERASURES", "deleted:proj_dev", r#"{"completed_ms":null}"#);
     assert_eq!(stack.kv_expiration("ERASURES", "deleted:proj_dev"), None);
     let leftover_key = stack.kv_keys("KEYS").into_iter().next().expect("the other project's keys");

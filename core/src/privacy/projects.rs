@@ -23,8 +23,14 @@ use serde::{Deserialize, Serialize};
 pub const MAX_CLOSURE_DAYS: u32 = 30;
 const DAY_MS: i64 = 86_400_000;
 
-/// How long a deletion is re-applied by the daily job (the same bound as a visitor's erasure).
-pub const TOMBSTONE_SECONDS: u64 = crate::privacy::visitors::RECHECK_SECONDS;
+/// How long a deletion's tombstone lasts once the deletion ran to its end, and with it the
+/// reservation of the project's id: as long as the project's audit records (keys made anew
+/// for the id would read them).
+pub const TOMBSTONE_SECONDS: u64 = crate::privacy::audit::KEEP_SECONDS;
+
+/// How long after it first ran to its end a deletion is re-applied by the daily job (the same
+/// bound as a visitor's erasure: events still queued land within it).
+pub const REAPPLY_MS: i64 = crate::privacy::visitors::RECHECK_SECONDS as i64 * 1000;
 
 /// A scheduled closure: when it was asked for, and when the deletion is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +64,7 @@ pub fn id_reserved(project_id: &str) -> ApiError {
         409,
         "project_deleted",
         format!(
-            "Project `{project_id}` was deleted in the last {} days, and its id stays reserved while its late events are deleted. Choose another project id, or wait.",
+            "Project `{project_id}` was deleted in the last {} days; its id stays reserved while its late events are deleted and its audit records are kept. Choose another project id.",
             TOMBSTONE_SECONDS / 86_400
         ),
     )
@@ -102,6 +108,12 @@ pub struct Tombstone {
 }
 
 impl Tombstone {
+    /// Whether the daily job runs the deletion again at `now_ms`: until it has once run to its
+    /// end, then for REAPPLY_MS. After that the tombstone only reserves the id.
+    pub fn reapplies(&self, now_ms: i64) -> bool {
+        self.completed_ms.is_none_or(|done| now_ms - done < REAPPLY_MS)
+    }
+
     /// A tombstone's value as stored; an unreadable one counts as not completed.
     pub fn parse(value: &str) -> Tombstone {
         serde_json::from_str(value).unwrap_or_default()
@@ -187,6 +199,15 @@ mod tests {
         assert_eq!(Tombstone::parse(&done.to_value()), done);
         assert_eq!(Tombstone::parse(&Tombstone::default().to_value()).completed_ms, None);
         assert_eq!(Tombstone::parse("").completed_ms, None, "unreadable: not completed, so it is finished again");
+    }
+
+    #[test]
+    fn a_tombstone_reserves_the_id_as_long_as_the_audit_records_and_reapplies_eight_days() {
+        assert_eq!(TOMBSTONE_SECONDS, crate::privacy::audit::KEEP_SECONDS);
+        let done = Tombstone { completed_ms: Some(NOW) };
+        assert!(Tombstone::default().reapplies(NOW + 100 * DAY_MS), "not completed: finished again, however late");
+        assert!(done.reapplies(NOW) && done.reapplies(NOW + 8 * DAY_MS - 1));
+        assert!(!done.reapplies(NOW + 8 * DAY_MS) && !done.reapplies(NOW + 89 * DAY_MS));
     }
 
     #[test]

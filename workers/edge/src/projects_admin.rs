@@ -200,8 +200,9 @@ async fn erase_all(env: &Env, project: &str, key_hashes: Vec<String>) -> Result<
     )
 }
 
-/// A project deleted less than 8 days ago keeps its id reserved: the daily job is still deleting
-/// its late rows, and would delete a new project's under the same id.
+/// A project deleted less than 90 days ago keeps its id reserved: the daily job may still be
+/// deleting its late rows (and would delete a new project's under the same id), and its audit
+/// records are still kept (a new project's keys would read them).
 pub async fn refuse_if_deleted(env: &Env, project: &str) -> Result<(), ApiError> {
     let erasures = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
     let tomb = erasures.get(&projects::tombstone_key(project)).text().await.map_err(|_| unavailable("The erasure log"))?;
@@ -222,10 +223,13 @@ async fn delete_rows(env: &Env, project: &str) -> Result<Vec<String>, String> {
     Ok(tables)
 }
 
-/// A tombstone's daily run: the deletion again; the first time it runs to its end, the
-/// tombstone gets its expiry (TOMBSTONE_SECONDS from then).
+/// A tombstone's daily run: the deletion again while it re-applies; the first time it runs to
+/// its end, the tombstone gets its expiry (TOMBSTONE_SECONDS from then).
 async fn finish(env: &Env, kv: &worker::kv::KvStore, key: &str, project: &str) -> Result<&'static str, ApiError> {
     let tomb = kv.get(key).text().await.map_err(|_| unavailable("The erasure log"))?.map(|v| Tombstone::parse(&v));
+    if tomb.is_some_and(|t| !t.reapplies(Date::now().as_millis() as i64)) {
+        return Ok("id still reserved; nothing left to re-apply");
+    }
     let key_hashes = keys_admin::project_keys(env, project).await?.into_iter().map(|(hash, _)| hash).collect();
     erase_all(env, project, key_hashes).await?;
     match tomb {
