@@ -367,6 +367,14 @@ fn answers(stack: &Stack, run: &str, site: &str) {
     assert_eq!((r.status, r.code()), (400, "invalid_json"));
     let r = post(stack, "/e/", &[json_ct], json!({"event": "x", "distinct_id": "d"}).to_string().as_bytes());
     assert_eq!((r.status, r.code()), (401, "missing_key"));
+    // A page reads a refusal made before any key is known, so a browser SDK drops the event
+    // on the 4xx instead of retrying what it takes for a network error.
+    let unknown = json!({"event": "x", "distinct_id": "d", "properties": {"token": "pk_live_unknown_0000"}});
+    for (path, body) in [("/e/", unknown.to_string()), ("/batch/", "{not json".to_string()), ("/collect", "{}".to_string())] {
+        let r = post(stack, path, &[json_ct, ("Origin", site)], body.as_bytes());
+        assert!(r.status >= 400 && r.status < 500, "{path}: {:?}", r.body);
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some(site), "{path}: a refusal the page cannot read");
+    }
     let r = post(stack, "/e/", &[json_ct], json!({"event": "x", "distinct_id": "d", "api_key": DEV_READ_ONLY}).to_string().as_bytes());
     assert_eq!((r.status, r.code()), (403, "read_only_key"));
     let r = post(
@@ -402,7 +410,8 @@ fn answers(stack: &Stack, run: &str, site: &str) {
     let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
     // Two visitors' addresses forwarded from one connecting address, without a key and with one.
     let bearer = format!("Bearer {DEV_SECRET}");
-    for (n, xff) in [(1, "81.2.69.142"), (2, "81.2.69.160")] {
+    // The second as proxies write it: a list, its first with the port one added.
+    for (n, xff) in [(1, "81.2.69.142"), (2, "81.2.69.160:51234, 10.0.0.1")] {
         let forwarded = [("Content-Type", "text/plain"), ("X-Forwarded-For", xff), ("User-Agent", ua), ("CF-Connecting-IP", "203.0.113.7")];
         let r = post(stack, "/api/event", &forwarded, pl("site.test", &format!("ignored-xff-{n}")).as_bytes());
         assert_eq!((r.status, &r.body), (202, &json!("ok")), "Plausible: 202 ok");
@@ -426,6 +435,25 @@ fn answers(stack: &Stack, run: &str, site: &str) {
             "with an sk_live_ key the forwarded address and user agent are the visitor's"
         );
     }
+    posthog_cookieless_visitors(stack, run, site, ua);
+}
+
+/// posthog-js's cookieless mode sends one placeholder id for every visitor: each is the day's
+/// seed from the address and user agent instead, as PostHog counts them.
+fn posthog_cookieless_visitors(stack: &Stack, run: &str, site: &str, ua: &str) {
+    for (n, ip) in [(1, "81.2.69.142"), (2, "81.2.69.160"), (3, "81.2.69.160")] {
+        let ev = json!({"event": "$pageview", "distinct_id": "$posthog_cookieless",
+            "properties": {"token": PK, "$device_id": null, "$current_url": format!("https://site.test/{run}/cookieless-{n}")}});
+        let headers = [("Content-Type", "application/json"), ("Origin", site), ("CF-Connecting-IP", ip), ("User-Agent", ua)];
+        let r = post(stack, "/e/", &headers, ev.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let cond = format!("ingest_route = 'posthog' AND url_path LIKE '/{run}/cookieless-%'");
+    stack.wait_count(&format!("SELECT count() FROM events WHERE {cond}"), 3, Duration::from_secs(30));
+    let ids = stack.query(&format!("SELECT anonymous_id FROM events WHERE {cond} ORDER BY url_path"));
+    let ids: Vec<&str> = ids.lines().collect();
+    assert!(ids.len() == 3 && ids[0] != ids[1] && ids[1] == ids[2], "one visitor per address and user agent: {ids:?}");
+    assert!(ids.iter().all(|id| !id.contains("cookieless")), "the placeholder is no visitor id: {ids:?}");
 }
 
 /// Erasure by the id the customer knows: a user id (a Segment userId, a PostHog distinct_id),

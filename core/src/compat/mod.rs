@@ -175,6 +175,29 @@ pub fn bounded(text: Option<String>, max: usize) -> Option<String> {
     text.filter(|t| json_len(t) <= max)
 }
 
+/// A forwarded visitor address as proxies and SDKs write it: the first of a comma-separated
+/// list (`X-Forwarded-For` copied into `context.ip`), without a port (`81.2.69.142:51234`,
+/// `[2a02:1234::1]:443`). None when it is no address (`unknown`): the address is left out,
+/// not the event refused.
+pub fn forwarded_ip(text: Option<String>) -> Option<String> {
+    let first = text?.split(',').next()?.trim().to_string();
+    let unported = match first.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default().to_string(),
+        None if first.matches(':').count() == 1 => first.split(':').next().unwrap_or_default().to_string(),
+        None => first,
+    };
+    unported.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
+}
+
+/// A custom event's page, kept only when it is a web page within bounds (an app's
+/// `capacitor://localhost/cart` or `file:///` page is left out, not the event).
+pub fn web_page(url: Option<String>) -> Option<String> {
+    bounded(url, LIMITS.max_url_bytes).filter(|u| {
+        let scheme = u.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        scheme == "http" || scheme == "https"
+    })
+}
+
 /// A vendor's revenue as `/collect`'s `{amount, currency}`, or None when it cannot be read
 /// (`"N/A"`, an unknown currency, out of range): the event is kept without it. A JSON float is
 /// the amount it means to the micro unit (JavaScript's `0.1 + 0.2` sends 0.30000000000000004).
@@ -282,6 +305,30 @@ mod tests {
         let (min, max) = (json!(i64::MIN), json!(i64::MAX));
         assert!(skew_corrected(Some(&min), Some(&max), received).is_some());
         assert!(skew_corrected(Some(&max), Some(&min), i64::MIN).is_some());
+    }
+
+    #[test]
+    fn a_forwarded_address_is_read_as_proxies_write_it_or_left_out() {
+        let ip = |s: &str| forwarded_ip(Some(s.to_string()));
+        assert_eq!(ip("81.2.69.142, 10.0.0.1"), Some("81.2.69.142".into()), "X-Forwarded-For copied whole");
+        assert_eq!(ip(" 81.2.69.142:51234 "), Some("81.2.69.142".into()), "with the port a proxy added");
+        assert_eq!(ip("[2a02:1234::1]:443"), Some("2a02:1234::1".into()));
+        assert_eq!(ip("2a02:1234::1"), Some("2a02:1234::1".into()));
+        for bad in ["unknown", "", " , ", "81.2.69", "jane@example.com", "[]:443", "a:b"] {
+            assert_eq!(ip(bad), None, "{bad}");
+        }
+        assert_eq!(forwarded_ip(None), None);
+    }
+
+    #[test]
+    fn a_custom_events_page_is_kept_only_when_it_is_a_web_page() {
+        let page = |s: &str| web_page(Some(s.to_string()));
+        assert_eq!(page("https://a.com/p"), Some("https://a.com/p".into()));
+        assert_eq!(page("HTTP://a.com/"), Some("HTTP://a.com/".into()));
+        for app in ["capacitor://localhost/cart", "file:///index.html", "app://x", "about:blank", "/relative"] {
+            assert_eq!(page(app), None, "{app}");
+        }
+        assert_eq!(page(&format!("https://a.com/{}", "x".repeat(LIMITS.max_url_bytes))), None);
     }
 
     #[test]

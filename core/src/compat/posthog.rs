@@ -17,6 +17,10 @@ use super::{flat_props, json_body, skew_corrected, text_at, Incoming, Message, L
 use crate::error::ApiError;
 use serde_json::{json, Map, Value};
 
+/// The `distinct_id` posthog-js sends for every visitor in its cookieless mode
+/// (`cookieless_mode: "always"`, or `"on_reject"` once consent is refused).
+pub const COOKIELESS_ID: &str = "$posthog_cookieless";
+
 /// A PostHog body.
 pub fn parse(json: &[u8], received_ms: i64) -> Result<Incoming, ApiError> {
     let body = json_body(json)?;
@@ -75,14 +79,16 @@ fn message(e: &Value, batch_sent_at: Option<&Value>, received_ms: i64) -> Messag
         Some(offset) => Some(received_ms.saturating_sub(offset.max(0))),
         None => skew_corrected(e.get("timestamp"), e.get("sent_at").or(batch_sent_at), received_ms),
     };
-    let distinct_id = text_at(e, &["distinct_id"]).or_else(|| prop("distinct_id"));
+    // posthog-js's cookieless mode sends one placeholder for every visitor: no id at all (the
+    // edge gives such an event the day's visitor from address and user agent, as PostHog does).
+    let distinct_id = text_at(e, &["distinct_id"]).or_else(|| prop("distinct_id")).filter(|id| id != COOKIELESS_ID);
     let fields = [
-        // A custom event needs no page: one too long to store is left out, not the event.
-        ("url", if pageview { prop("$current_url") } else { super::bounded(prop("$current_url"), LIMITS.max_url_bytes) }),
+        // A custom event needs no page: one too long to store, or an app's, is left out, not the event.
+        ("url", if pageview { prop("$current_url") } else { super::web_page(prop("$current_url")) }),
         ("id", text_at(e, &["uuid"])),
         ("mm_aid", prop("$device_id")),
         ("user_id", distinct_id),
-        ("ip", prop("$ip")),
+        ("ip", super::forwarded_ip(prop("$ip"))),
         ("user_agent", super::bounded(prop("$raw_user_agent"), LIMITS.max_user_agent_bytes)),
     ];
     for (k, v) in fields {
@@ -110,6 +116,23 @@ mod tests {
             Message::Event(v) => v,
             other => panic!("not an event: {other:?}"),
         }
+    }
+
+    #[test]
+    fn cookieless_mode_sends_no_visitor_id_and_what_does_not_fit_is_left_out() {
+        let body = json!({"batch":[{"event":"added_to_cart","uuid":"u-1","distinct_id":"$posthog_cookieless","properties":{"$device_id":null,
+            "$current_url":"capacitor://localhost/cart","$ip":"unknown","plan":"pro"}},
+            {"event":"$pageview","uuid":"u-2","properties":{"distinct_id":"$posthog_cookieless","$current_url":"https://a.com/","$ip":"81.2.69.142, 10.0.0.1"}}],
+            "api_key":"sk_live_t"});
+        let inc = events(body);
+        let custom = event(&inc.messages[0]);
+        assert_eq!(
+            custom,
+            &json!({"type":"event","name":"added_to_cart","id":"u-1","props":{"plan":"pro"}}),
+            "no id, no app page, no address"
+        );
+        let page = event(&inc.messages[1]);
+        assert_eq!((page.get("user_id"), page.get("mm_aid"), page["ip"].as_str()), (None, None, Some("81.2.69.142")));
     }
 
     #[test]

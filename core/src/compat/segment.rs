@@ -118,9 +118,9 @@ fn track(m: &Value, name: String, batch_sent_at: Option<&Value>, received_ms: i6
     let mut ev = common(m, batch_sent_at, received_ms);
     ev.insert("type".into(), json!("event"));
     ev.insert("name".into(), json!(name));
-    // A custom event needs no page: one too long to store is left out, not the event.
+    // A custom event needs no page: one too long to store, or an app's, is left out, not the event.
     let url = text_at(m, &["context", "page", "url"]).map(|u| with_campaign(&u, m));
-    if let Some(url) = super::bounded(url, LIMITS.max_url_bytes) {
+    if let Some(url) = super::web_page(url) {
         ev.insert("url".into(), json!(url));
     }
     let skip = |k: &str| revenue.is_some() && (k == "revenue" || k == "currency");
@@ -160,14 +160,15 @@ fn page_field(m: &Value, name: &str) -> Option<String> {
 /// What every message carries: ids, time, and a server's forwarded address and user agent.
 fn common(m: &Value, batch_sent_at: Option<&Value>, received_ms: i64) -> Map<String, Value> {
     let mut ev = Map::new();
-    let happened = m.get("originalTimestamp").or_else(|| m.get("timestamp"));
     let sent = m.get("sentAt").or(batch_sent_at);
+    // The client's time of the event, else the library's (a null or unreadable one is none).
+    let happened = ["originalTimestamp", "timestamp"].iter().find_map(|k| skew_corrected(m.get(*k), sent, received_ms));
     let fields = [
         ("id", text_at(m, &["messageId"]).map(Value::from)),
         ("mm_aid", text_at(m, &["anonymousId"]).map(Value::from)),
         ("user_id", text_at(m, &["userId"]).map(Value::from)),
-        ("timestamp", skew_corrected(happened, sent, received_ms).map(Value::from)),
-        ("ip", text_at(m, &["context", "ip"]).map(Value::from)),
+        ("timestamp", happened.map(Value::from)),
+        ("ip", super::forwarded_ip(text_at(m, &["context", "ip"])).map(Value::from)),
         ("user_agent", super::bounded(text_at(m, &["context", "userAgent"]), LIMITS.max_user_agent_bytes).map(Value::from)),
     ];
     for (k, v) in fields {
@@ -214,6 +215,17 @@ mod tests {
             Message::Event(v) => v,
             other => panic!("not an event: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_null_client_time_falls_back_to_the_librarys_and_what_does_not_fit_is_left_out() {
+        let minute_ago = jiff::Timestamp::from_millisecond(NOW - 60_000).unwrap().to_string();
+        let body = json!({"type":"track","event":"Opened","messageId":"m-2","originalTimestamp":null,"timestamp": minute_ago,
+            "context":{"page":{"url":"capacitor://localhost/home"},"ip":"81.2.69.142, 10.0.0.1"}});
+        let ev = event(one(Call::Track, body));
+        assert_eq!((ev["timestamp"].as_i64(), ev.get("url"), ev["ip"].as_str()), (Some(NOW - 60_000), None, Some("81.2.69.142")));
+        let unknown = event(one(Call::Track, json!({"type":"track","event":"x","context":{"ip":"unknown"}})));
+        assert_eq!(unknown.get("ip"), None);
     }
 
     #[test]

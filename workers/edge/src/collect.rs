@@ -52,11 +52,18 @@ impl From<ApiError> for Refusal {
 }
 
 /// Whose request it turned out to be, once its key was known: the CORS origin to answer with,
-/// and the project and event count a refusal is counted against (usage).
-#[derive(Default)]
+/// and the project and event count a refusal is counted against (usage). And the page's
+/// `Origin`, which a refusal answers to before any key is known.
 pub(crate) struct Seen {
     pub cors: Option<String>,
     pub project: Option<(String, usize)>,
+    origin: Option<String>,
+}
+
+impl Seen {
+    pub fn of(req: &Request) -> Seen {
+        Seen { cors: None, project: None, origin: header(req, "Origin") }
+    }
 }
 
 /// How a way in differs from `/collect`: the route its rows and usage name, its bounds, and
@@ -70,7 +77,7 @@ pub(crate) struct Way {
 const COLLECT: Way = Way { route: "collect", limits: &LIMITS, browser_batches: false };
 
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
-    let mut seen = Seen::default();
+    let mut seen = Seen::of(&req);
     let answer = ingest(&mut req, env, &mut seen).await;
     Ok(respond(answer.map(|a| (202, serde_json::to_string(&a).unwrap_or_default())), &seen))
 }
@@ -86,6 +93,11 @@ pub(crate) fn respond(answer: std::result::Result<(u16, String), Refusal>, seen:
     if let Some((project, events)) = &seen.project {
         usage::count(project, Counter::Refused, error.code, *events as u64);
     }
+    // A refusal before the key was known (no key, an unknown or revoked one, the per-address
+    // limit, a body that does not read) is readable by the page too: a browser SDK then sees
+    // the status and drops what a 4xx refuses, instead of a network error it retries. The
+    // answer holds nothing of any project.
+    let cors = cors.or(seen.origin.as_deref());
     if let Some(wait) = retry_after_s {
         return http::rate_limited(&error, wait, cors);
     }

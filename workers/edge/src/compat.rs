@@ -23,7 +23,7 @@ pub async fn handle(mut req: Request, env: &Env, endpoint: Endpoint) -> Result<R
         }
         Endpoint::Ingest(protocol, call) => (protocol, call),
     };
-    let mut seen = Seen::default();
+    let mut seen = Seen::of(&req);
     let answer = if req.method() == Method::Post {
         receive(&mut req, env, &mut seen, protocol, call).await.map(|()| compat::success(protocol)).map(|(s, b)| (s, b.to_string()))
     } else {
@@ -70,8 +70,15 @@ async fn receive(
             Message::Refused(e) => Some(Err(e)),
         })
         .collect();
-    if let Some(d) = &domain {
-        events.iter_mut().flatten().for_each(|e| plausible_visitor(req, kind, d, received_ms, e));
+    // Plausible's events name no visitor, nor do posthog-js's in its cookieless mode.
+    let site = match (&domain, protocol) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Protocol::PostHog) => Some(caller.principal.project_id.clone()),
+        _ => None,
+    };
+    if let Some(site) = site {
+        let headers_name_the_visitor = domain.is_some();
+        events.iter_mut().flatten().for_each(|e| daily_visitor(req, kind, &site, headers_name_the_visitor, received_ms, e));
     }
     if events.is_empty() {
         seen.cors = caller.principal.cors_origin; // an identify: answered, nothing kept
@@ -96,26 +103,31 @@ async fn plausible_site(req: &Request, env: &Env, domain: &str) -> std::result::
     }
 }
 
-/// Plausible's events carry no visitor id: the day's seed from the address and user agent
-/// (millimetric_core::compat::plausible::daily_visitor), stored only as its keyed hash. A
-/// server with an sk_live_ key forwards its visitor's (`X-Forwarded-For`, `User-Agent`), used
-/// for geo and device too; for anyone else X-Forwarded-For is ignored.
-fn plausible_visitor(req: &Request, kind: KeyKind, domain: &str, received_ms: i64, event: &mut Value) {
-    let user_agent = collect::header(req, "User-Agent").unwrap_or_default();
-    let forwarded = collect::header(req, "X-Forwarded-For").and_then(|f| f.split(',').next().map(|ip| ip.trim().to_string()));
-    let ip = match (kind, forwarded) {
-        (KeyKind::Secret, Some(ip)) => ip,
+/// An event that names no visitor (Plausible's; posthog-js's in cookieless mode) gets the day's
+/// seed from the address and user agent (millimetric_core::compat::plausible::daily_visitor),
+/// stored only as its keyed hash. A server with an sk_live_ key forwards its visitor's address
+/// and user agent in the event, or (Plausible's API: `headers_name_the_visitor`) in
+/// `X-Forwarded-For` and `User-Agent`, then used for geo and device too; for anyone else
+/// X-Forwarded-For is ignored.
+fn daily_visitor(req: &Request, kind: KeyKind, site: &str, headers_name_the_visitor: bool, received_ms: i64, event: &mut Value) {
+    let Some(obj) = event.as_object_mut() else { return };
+    if obj.contains_key("mm_aid") || obj.contains_key("user_id") {
+        return;
+    }
+    let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
+    let user_agent = text("user_agent").or_else(|| collect::header(req, "User-Agent")).unwrap_or_default();
+    let forwarded = || compat::forwarded_ip(collect::header(req, "X-Forwarded-For"));
+    let ip = match kind {
         // A server that forwards no address: the connecting one is its own, not its visitor's.
-        (KeyKind::Secret, None) => String::new(),
+        KeyKind::Secret => text("ip").or_else(|| forwarded().filter(|_| headers_name_the_visitor)).unwrap_or_default(),
         _ => collect::header(req, "CF-Connecting-IP").unwrap_or_default(),
     };
-    let Some(obj) = event.as_object_mut() else { return };
-    if kind == KeyKind::Secret {
+    if kind == KeyKind::Secret && headers_name_the_visitor {
         if !ip.is_empty() {
             obj.insert("ip".into(), Value::from(ip.clone()));
         }
         let bounded = compat::bounded(Some(user_agent.clone()), compat::LIMITS.max_user_agent_bytes);
         obj.insert("user_agent".into(), Value::from(bounded));
     }
-    obj.insert("user_id".into(), Value::from(plausible::daily_visitor(received_ms, domain, &ip, &user_agent)));
+    obj.insert("user_id".into(), Value::from(plausible::daily_visitor(received_ms, site, &ip, &user_agent)));
 }
