@@ -243,7 +243,9 @@ fn modern(
     if v != MODERN {
         return Err(unsupported(400, Some(id), v));
     }
-    match header("Mcp-Method").and_then(|h| decode_header(h.trim())) {
+    // The method as sent: the Base64 form is for Mcp-Name and Mcp-Param-* only, and a proxy
+    // that routes on this header must see the method that runs.
+    match header("Mcp-Method").map(|h| h.trim().to_string()) {
         None => return Err(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the Mcp-Method header is missing.", None)),
         Some(h) if h != method => {
             return Err(error(
@@ -476,6 +478,12 @@ mod tests {
         p["_meta"] = meta();
         let o = answer(post(
             &[("MCP-Protocol-Version", MODERN), ("Mcp-Method", "tools/call")],
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p}),
+        ));
+        assert_eq!((o.status, code(&o)), (400, HEADER_MISMATCH));
+        // Mcp-Method in the Base64 form, which is Mcp-Name's only.
+        let o = answer(post(
+            &[("MCP-Protocol-Version", MODERN), ("Mcp-Method", "=?base64?dG9vbHMvbGlzdA==?=")],
             json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": p}),
         ));
         assert_eq!((o.status, code(&o)), (400, HEADER_MISMATCH));

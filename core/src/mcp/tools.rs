@@ -332,7 +332,7 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
             let metric = string_arg(tool, args, "metric", "visitors", Some(ranked_metrics().as_slice()))?;
             let limit = match args.get("limit") {
                 None | Some(Value::Null) => 10,
-                Some(v) => match v.as_u64() {
+                Some(v) => match crate::query::request::whole_number(v) {
                     Some(n @ 1..=1000) => n,
                     _ => return Err(fail(format!("`limit` of top is {v}; use a whole number from 1 to 1000."))),
                 },
@@ -352,7 +352,7 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
             let metric = string_arg(tool, args, "metric", "visitors", Some(ranked_metrics().as_slice()))?;
             let interval = string_arg(tool, args, "interval", "day", Some(&["hour", "day", "week", "month"]))?;
             let dim = format!("time:{interval}");
-            let mut body = json!({"metrics": [metric], "dimensions": [dim], "order_by": [[dim, "asc"]], "pagination": {"limit": 10000}});
+            let mut body = json!({"metrics": [metric], "dimensions": [dim], "order_by": [[dim, "asc"]], "pagination": {"limit": MAX_POINTS}, "include": {"total_rows": true}});
             period(args, &mut body, true);
             Ok(Prepared::Query { body, shape: Shape::Timeseries { metric: metric.to_string(), interval: interval.to_string() } })
         }
@@ -548,7 +548,16 @@ fn top_rows(answer: &Value, results: &[Value], when: &str, dimension: &str, metr
 }
 
 /// timeseries: one point per bucket, and the peak.
+/// The most buckets a timeseries answers with.
+const MAX_POINTS: u64 = 10_000;
+
 fn timeseries(answer: &Value, results: &[Value], when: &str, metric: &str, interval: &str) -> ToolResult {
+    // A series cut short would read as one whose latest buckets are empty.
+    if let Some(total) = answer["meta"]["total_rows"].as_u64().filter(|t| *t > results.len() as u64) {
+        return ToolResult::Error(format!(
+            "{total} {interval}s of {when} have events, more than the {MAX_POINTS} a timeseries answers with: ask a shorter `date_range` or a longer `interval`."
+        ));
+    }
     let points: Vec<Value> = results.iter().map(|r| json!({"time": r["dimensions"][0], "value": r["metrics"][0]})).collect();
     let values: Vec<f64> = points.iter().filter_map(|p| p["value"].as_f64()).collect();
     let peak = points.iter().max_by(|a, b| a["value"].as_f64().unwrap_or(0.0).total_cmp(&b["value"].as_f64().unwrap_or(0.0)));
@@ -812,7 +821,7 @@ mod tests {
         };
         assert_eq!(
             body,
-            json!({"metrics": ["visitors"], "dimensions": ["time:hour"], "order_by": [["time:hour", "asc"]], "pagination": {"limit": 10000}, "date_range": ["2026-11-01", "2026-11-02"]})
+            json!({"metrics": ["visitors"], "dimensions": ["time:hour"], "order_by": [["time:hour", "asc"]], "pagination": {"limit": 10000}, "include": {"total_rows": true}, "date_range": ["2026-11-01", "2026-11-02"]})
         );
         let q = json!({"metrics": ["visitors"], "date_range": "day"});
         assert_eq!(prepare("query_stats", &args(q.clone())).unwrap(), Prepared::Query { body: q, shape: Shape::Raw });
@@ -877,6 +886,13 @@ mod tests {
         };
         assert_eq!(structured["points"], json!([{"time": "2026-11-01", "value": 3}, {"time": "2026-11-03", "value": 4}]));
         assert!(summary.contains("peak 4 at 2026-11-03"), "{summary}");
+        // More buckets than are answered: an error that says what to ask, not a series cut short.
+        let mut cut = answer.clone();
+        cut["meta"]["total_rows"] = json!(12_000);
+        match finish_query(&Shape::Timeseries { metric: "visitors".into(), interval: "hour".into() }, &cut) {
+            ToolResult::Error(m) => assert!(m.contains("12000 hours") && m.contains("shorter `date_range`"), "{m}"),
+            other => panic!("{other:?}"),
+        }
         let ToolResult::Ok { summary, .. } =
             finish_realtime(&json!({"current_visitors": 2, "last_30_minutes": [{"pageviews": 3}, {"pageviews": 1}]}))
         else {

@@ -558,13 +558,19 @@ fn order_by(entries: &[Value], ms: &[Metric], dims: &[Dimension]) -> Result<Vec<
     Ok(order_by)
 }
 
+/// A JSON whole number, as JSON Schema's `integer` counts them: `5` and `5.0` alike (a
+/// client's JSON library may write either); `5.5`, negatives and text are none.
+pub(crate) fn whole_number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && (0.0..9.007_199_254_740_992e15).contains(f)).map(|f| f as u64))
+}
+
 /// `pagination`: limit 1 to MAX_LIMIT (DEFAULT_LIMIT), offset up to a million.
 pub(crate) fn pagination(pagination: Option<Value>) -> Result<(u64, u64), ApiError> {
     let (mut limit, mut offset) = (DEFAULT_LIMIT, 0);
     if let Some(p) = pagination {
         let p = p.as_object().ok_or_else(|| bad("invalid_pagination", "`pagination` is {\"limit\": N, \"offset\": N}."))?;
         for (k, v) in p {
-            let n = v.as_u64();
+            let n = whole_number(v);
             match (k.as_str(), n) {
                 ("limit", Some(n)) if (1..=MAX_LIMIT).contains(&n) => limit = n,
                 ("offset", Some(n)) if n <= 1_000_000 => offset = n,
@@ -685,6 +691,18 @@ mod tests {
 
     fn q(v: Value) -> Result<Query, ApiError> {
         parse(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn whole_numbers_are_integers_as_json_schema_counts_them() {
+        for (v, want) in [(json!(5), Some(5)), (json!(5.0), Some(5)), (json!(0), Some(0)), (json!(1e3), Some(1000))] {
+            assert_eq!(whole_number(&v), want, "{v}");
+        }
+        for v in [json!(5.5), json!(-1), json!(-1.0), json!(1e300), json!("5"), json!(null), json!(f64::NAN)] {
+            assert_eq!(whole_number(&v), None, "{v}");
+        }
+        assert_eq!(pagination(Some(json!({"limit": 20.0, "offset": 40.0}))).unwrap(), (20, 40));
+        assert_eq!(pagination(Some(json!({"limit": 20.5}))).unwrap_err().code, "invalid_pagination");
     }
 
     #[test]

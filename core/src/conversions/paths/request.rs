@@ -35,8 +35,7 @@ pub fn parse(body: &[u8], project_timezone: Option<&str>, now_ms: i64) -> Result
     };
     let depth = match obj.get("depth") {
         None | Some(Value::Null) => MAX_DEPTH,
-        Some(v) => v
-            .as_u64()
+        Some(v) => crate::query::request::whole_number(v)
             .filter(|d| (1..=MAX_DEPTH).contains(d))
             .ok_or_else(|| bad("invalid_depth", format!("`depth` is `{}`; use 1, 2 or 3 pages.", short(v))))?,
     };
