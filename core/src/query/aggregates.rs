@@ -87,6 +87,9 @@ pub fn table_for(q: &Query) -> Result<Table, String> {
     keys.sort_unstable();
     keys.dedup();
     if keys.len() == 1 && dims.iter().all(|d| matches!(d, Dimension::Name | Dimension::Prop(_))) {
+        if !q.filter.as_ref().is_none_or(|f| f.needs_only_events_with_props()) {
+            return Err(format!("Aggregates of event:props:{} hold only the events that carry it; a filter that events without it can match (is_not, \"(none)\", matches, under not or or) is answered from raw events.", keys[0]));
+        }
         if let Some(m) = q.metrics.iter().find(|m| !matches!(m, Metric::Visitors | Metric::Visits | Metric::Pageviews | Metric::Events)) {
             return Err(format!("Aggregates of event:props answer visitors, visits, pageviews and events; drop `{}`.", m.name()));
         }
@@ -243,12 +246,25 @@ mod tests {
             )),
             Ok(Table::Props("plan".into()))
         );
+        for kept in [
+            r#"{"metrics":["visitors"],"date_range":"12mo","filters":[["is","event:props:plan",["pro","free"]]]}"#,
+            r#"{"metrics":["visitors"],"date_range":"12mo","filters":[["or",[["is","event:props:plan",["pro"]],["contains","event:props:plan",["ent"]]]]]}"#,
+            r#"{"metrics":["events"],"date_range":"12mo","dimensions":["event:name"],"filters":[["and",[["contains","event:props:plan",["pr"]],["not",["is","event:name",["x"]]]]]]}"#,
+        ] {
+            assert_eq!(table_for(&q(kept)), Ok(Table::Props("plan".into())), "{kept}");
+        }
         for refused in [
             r#"{"metrics":["visitors"],"date_range":"12mo","dimensions":["visit:country","event:page"]}"#,
             r#"{"metrics":["visit_duration"],"date_range":"12mo","dimensions":["event:page"]}"#,
             r#"{"metrics":["bounce_rate"],"date_range":"12mo","dimensions":["event:props:plan"]}"#,
             r#"{"metrics":["visitors"],"date_range":"12mo","dimensions":["event:props:plan"],"filters":[["is","event:props:tier",["x"]]]}"#,
             r#"{"metrics":["visitors"],"date_range":"12mo","dimensions":["event:props:plan","event:page"]}"#,
+            // Events without the key match these in raw events; the props aggregate has none.
+            r#"{"metrics":["visitors"],"date_range":"12mo","filters":[["is_not","event:props:plan",["pro"]]]}"#,
+            r#"{"metrics":["visitors"],"date_range":"12mo","filters":[["is","event:props:plan",["(none)"]]]}"#,
+            r#"{"metrics":["visitors"],"date_range":"12mo","filters":[["matches","event:props:plan",[".*"]]]}"#,
+            r#"{"metrics":["visitors"],"date_range":"12mo","filters":[["not",["is","event:props:plan",["pro"]]]]}"#,
+            r#"{"metrics":["visitors"],"date_range":"12mo","filters":[["or",[["is","event:props:plan",["pro"]],["is","event:name",["signup"]]]]]}"#,
         ] {
             assert!(table_for(&q(refused)).is_err(), "{refused}");
         }

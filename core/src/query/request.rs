@@ -227,6 +227,29 @@ impl Filter {
         }
     }
 
+    /// Whether this filter keeps only events that carry the event:props keys it names, as
+    /// the props aggregate holds them: each such condition a positive `is` or `contains` of
+    /// real values (not "(none)" or empty), never under `not`, and under `or` only beside
+    /// other such conditions. Otherwise events without the key can match, and only raw
+    /// events hold those.
+    pub fn needs_only_events_with_props(&self) -> bool {
+        let names_props = |f: &Filter| f.dimensions().iter().any(|d| matches!(d, Dimension::Prop(_)));
+        match self {
+            Filter::Cond { op, dimension: Dimension::Prop(_), values } => {
+                matches!(op, Op::Is | Op::Contains) && values.iter().all(|v| !v.is_empty() && v != "(none)")
+            }
+            Filter::Cond { .. } => true,
+            Filter::And(fs) => fs.iter().all(Filter::needs_only_events_with_props),
+            Filter::Or(fs) => {
+                !fs.iter().any(names_props)
+                    || fs
+                        .iter()
+                        .all(|f| matches!(f, Filter::Cond { dimension: Dimension::Prop(_), .. }) && f.needs_only_events_with_props())
+            }
+            Filter::Not(f) => !names_props(f),
+        }
+    }
+
     /// This filter without its `is event:name` conditions (a conversion rate's denominator).
     /// None when nothing is left.
     pub fn without_event_names(&self) -> Option<Filter> {
