@@ -65,7 +65,8 @@ fn message(e: &Value, batch_sent_at: Option<&Value>, received_ms: i64) -> Messag
         return Message::Nothing; // an app's screen: no page to count
     }
     let mut ev = Map::new();
-    let pageview = name == "$pageview" || name == "$screen";
+    // An event captured under the name pageviews have is a pageview, as its sender means.
+    let pageview = name == "$pageview" || name == "$screen" || name == crate::ingest::event::PAGEVIEW_NAME;
     if pageview {
         ev.insert("type".into(), json!("pageview"));
         ev.insert("title".into(), json!(super::bounded(prop("title"), LIMITS.max_title_bytes)));
@@ -133,6 +134,10 @@ mod tests {
         );
         let page = event(&inc.messages[1]);
         assert_eq!((page.get("user_id"), page.get("mm_aid"), page["ip"].as_str()), (None, None, Some("81.2.69.142")));
+        // Captured under the name pageviews have: a pageview (a custom event may not take it).
+        let named =
+            events(json!({"event":"pageview","distinct_id":"d","properties":{"$current_url":"https://a.com/"},"api_key":"sk_live_t"}));
+        assert_eq!((event(&named.messages[0])["type"].as_str(), event(&named.messages[0]).get("name")), (Some("pageview"), None));
     }
 
     #[test]

@@ -102,6 +102,8 @@ fn message(call: Option<Call>, m: Value, batch_sent_at: Option<&Value>, received
     match call {
         Call::Identify | Call::Group | Call::Alias | Call::Batch => Message::Nothing,
         Call::Track => match text_at(&m, &["event"]) {
+            // Tracked under the name pageviews have: a pageview, as its sender means.
+            Some(name) if name == crate::ingest::event::PAGEVIEW_NAME => Message::Event(page(&m, batch_sent_at, received_ms)),
             Some(name) => Message::Event(track(&m, name, batch_sent_at, received_ms)),
             None => Message::Refused(ApiError::bad_request("missing_name", "A track call needs `event`, its name.")),
         },
@@ -226,6 +228,9 @@ mod tests {
         assert_eq!((ev["timestamp"].as_i64(), ev.get("url"), ev["ip"].as_str()), (Some(NOW - 60_000), None, Some("81.2.69.142")));
         let unknown = event(one(Call::Track, json!({"type":"track","event":"x","context":{"ip":"unknown"}})));
         assert_eq!(unknown.get("ip"), None);
+        // Tracked under the name pageviews have: a pageview (a custom event may not take it).
+        let named = event(one(Call::Track, json!({"type":"track","event":"pageview","context":{"page":{"url":"https://a.com/p"}}})));
+        assert_eq!((named["type"].as_str(), named["url"].as_str(), named.get("name")), (Some("pageview"), Some("https://a.com/p"), None));
     }
 
     #[test]

@@ -406,13 +406,24 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
     })
 }
 
-/// `type`: a pageview (the default), or a custom event, which needs its `name`.
+/// The name pageviews have (`event:name`): no custom event may take it, or it would count as
+/// a pageview where only the name is kept (the aggregates, a page goal).
+pub const PAGEVIEW_NAME: &str = "pageview";
+
+/// `type`: a pageview (the default), or a custom event, which needs its own `name`.
 fn event_kind(kind: Option<&str>, name: Option<String>) -> Result<EventKind, ApiError> {
     match kind.map(str::trim) {
         None | Some("pageview") => Ok(EventKind::Pageview),
-        Some("event") | Some("custom") => Ok(EventKind::Custom(name.ok_or_else(|| {
-            ApiError::bad_request("missing_name", "A custom event needs a `name`, e.g. {\"type\":\"event\",\"name\":\"signup\"}.")
-        })?)),
+        Some("event") | Some("custom") => match name {
+            None => {
+                Err(ApiError::bad_request("missing_name", "A custom event needs a `name`, e.g. {\"type\":\"event\",\"name\":\"signup\"}."))
+            }
+            Some(n) if n == PAGEVIEW_NAME => Err(ApiError::bad_request(
+                "reserved_event_name",
+                "`pageview` is the name pageviews have: send {\"type\":\"pageview\"} for a pageview, or give your event another name.",
+            )),
+            Some(n) => Ok(EventKind::Custom(n)),
+        },
         Some(other) => {
             Err(ApiError::bad_request("invalid_type", format!("`type` is `{other}`; it must be `pageview` or `event` (with a `name`).")))
         }
@@ -590,6 +601,9 @@ pub(crate) mod tests {
         assert_eq!(stored(json!({"delta":-7}), "delta"), "-7");
         assert_eq!(stored(json!({"big":4242424242424242u64}), "big"), "4242424242424242");
         assert_eq!(ev(json!({"type":"event","url":"https://a.com"})).unwrap_err().code, "missing_name");
+        // A custom event named as pageviews are would count as one where only names are kept.
+        assert_eq!(ev(json!({"type":"event","name":"pageview","url":"https://a.com"})).unwrap_err().code, "reserved_event_name");
+        assert!(ev(json!({"type":"event","name":"Pageview","url":"https://a.com"})).is_ok());
         assert_eq!(ev(json!({"type":"click","url":"https://a.com"})).unwrap_err().code, "invalid_type");
     }
 
