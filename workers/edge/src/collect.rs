@@ -143,13 +143,12 @@ pub(crate) async fn accept(
     seen.cors = principal.cors_origin.clone();
     seen.project = Some((principal.project_id.clone(), events.len()));
 
-    if is_batch && principal.kind != KeyKind::Secret && (!way.browser_batches || events.len() > LIMITS.max_batch_events) {
+    // A browser key batches only on a vendor's route (its SDK's backlog, up to the protocol's
+    // own limit); the per-key limit counts each event.
+    if is_batch && principal.kind != KeyKind::Secret && !way.browser_batches {
         return Err(ApiError::bad_request(
             "batch_needs_secret_key",
-            format!(
-                "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request{}.",
-                if way.browser_batches { format!(", or at most {} in a batch", LIMITS.max_batch_events) } else { String::new() }
-            ),
+            "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request.",
         )
         .into());
     }
