@@ -46,8 +46,10 @@ fn main() {
             timezone: &tz_name,
             include_bots: q.include_bots,
         };
-        let st = sql::statements(&q, &scope);
-        for s in [Some(st.rows), st.total_rows, st.total_visitors, st.conversion_base].into_iter().flatten() {
+        let st = sql::statements(&q, &scope, None);
+        // A compared period's rows are kept to this page's (the same period here: the SQL's shape).
+        let then = q.compare.map(|_| sql::statements(&q, &scope, Some(&st.page)).rows);
+        for s in [Some(st.rows), st.total_rows, st.total_visitors, st.conversion_base, then].into_iter().flatten() {
             println!("{s}");
         }
     }
@@ -81,7 +83,7 @@ fn main() {
         r#"{"metrics":["visitors","visits","pageviews","bounce_rate","events","percentage"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:page"],"filters":[["matches","event:hostname",["^ex"]]],"source":"aggregates","compare":"previous_period"}"#,
         r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"filters":[["is","event:name",["signup"]]],"source":"aggregates"}"#,
         r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"goal":{"page":"/welcome*"},"source":"aggregates"}"#,
-        r#"{"metrics":["visitors","visits","pageviews","events"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:props:plan","time:week"],"filters":[["is_not","event:props:plan",["free"]]],"source":"aggregates","include":{"bots":true}}"#,
+        r#"{"metrics":["visitors","visits","pageviews","events"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:props:plan","time:week"],"filters":[["is","event:props:plan",["pro","team"]]],"source":"aggregates","include":{"bots":true}}"#,
     ];
     // Usage (core/src/usage): the cron's snapshot of the sample rows' days, then every read,
     // for one project and for all; a counters flush and its read.

@@ -93,13 +93,19 @@ impl Plan {
         }
         if let Some(t) = &self.now_table {
             let s = scope(&self.range);
-            let st = sql::statements_with(&self.query, &|d, f| aggregates::grouped(t, &s, c, d, f));
+            let st = sql::statements_with(&self.query, &|d, f| aggregates::grouped(t, &s, c, d, f), None);
             too_large(&st)?;
             self.now = st;
         }
-        if let (Some(t), Some(r)) = (&self.then_table, &self.compared) {
+        // The compared period keeps to the page as it is now spelled, from whichever table.
+        if let Some(r) = &self.compared {
             let s = scope(r);
-            self.then = Some(sql::statements_with(&unpaged(&self.query), &|d, f| aggregates::grouped(t, &s, c, d, f)));
+            let then = match &self.then_table {
+                Some(t) => sql::statements_with(&unpaged(&self.query), &|d, f| aggregates::grouped(t, &s, c, d, f), Some(&self.now.page)),
+                None => sql::statements(&unpaged(&self.query), &s, Some(&self.now.page)),
+            };
+            too_large(&then)?;
+            self.then = Some(then);
         }
         Ok(self)
     }
@@ -149,9 +155,11 @@ pub fn plan(body: &[u8], project_id: &str, project_timezone: Option<&str>, table
         timezone: &timezone,
         include_bots: query.include_bots,
     };
-    let now = sql::statements(&query, &scope(&range));
+    let now = sql::statements(&query, &scope(&range), None);
     too_large(&now)?;
-    let then = compared.as_ref().map(|r| sql::statements(&unpaged(&query), &scope(r)));
+    // The compared period answers for this page's rows, each found however it ranks there.
+    let then = compared.as_ref().map(|r| sql::statements(&unpaged(&query), &scope(r), Some(&now.page)));
+    then.as_ref().map(too_large).transpose()?;
     let now_table = route(&query)?;
     let then_table = compared.as_ref().and(now_table.clone());
     let echo = echo(&query, &timezone, &range, compared.as_ref(), &tz);
@@ -315,6 +323,13 @@ mod tests {
         assert_eq!(p.echo["date_range"], json!(["2026-11-30T00:00:00+05:30", "2026-11-30T23:59:59+05:30"]));
         assert_eq!(p.echo["comparison_date_range"], json!(["2026-11-29T00:00:00+05:30", "2026-11-29T23:59:59+05:30"]));
         assert!(p.now.rows.contains("project_id = 'proj_a'") && p.then.as_ref().unwrap().rows.contains("LIMIT 0, 10000"));
+        // A compared period answers for this page's rows, however they rank there (the review's
+        // case: page 200 of pages found nothing among the compared period's first 10,000).
+        let body = br#"{"metrics":["visitors"],"date_range":"7d","dimensions":["event:page","time:day"],"compare":"previous_period","pagination":{"limit":100,"offset":20000}}"#;
+        let p = plan(body, "proj_a", None, T, NOW).unwrap();
+        let then = p.then.as_ref().unwrap().rows.clone();
+        assert!(p.now.rows.contains("LIMIT 20000, 100"), "{}", p.now.rows);
+        assert!(then.contains(&format!(") WHERE d0 IN (SELECT d0 FROM ({}))", p.now.page)), "matched on the page, not on time: {then}");
         let p = plan(br#"{"metrics":["visitors"],"date_range":"day","timezone":"UTC"}"#, "proj_a", Some("Asia/Kolkata"), T, NOW).unwrap();
         assert_eq!(p.timezone, "UTC");
         let p = plan(br#"{"metrics":["visitors"],"date_range":"day"}"#, "proj_a", Some("not/a zone"), T, NOW).unwrap();

@@ -372,6 +372,8 @@ pub fn order_by(q: &Query) -> String {
 pub struct Statements {
     /// The page of rows asked for.
     pub rows: String,
+    /// `rows` as a subquery (no FORMAT): the rows other statements keep to.
+    pub page: String,
     /// How many rows there are in all (when `include.total_rows`).
     pub total_rows: Option<String>,
     /// Total visitors with no dimensions (for `percentage`).
@@ -380,13 +382,37 @@ pub struct Statements {
     pub conversion_base: Option<String>,
 }
 
-pub fn statements(q: &Query, s: &Scope) -> Statements {
-    statements_with(q, &|dims, filter| grouped(s, dims, filter, q.wants_revenue()))
+pub fn statements(q: &Query, s: &Scope, among: Option<&str>) -> Statements {
+    statements_with(q, &|dims, filter| grouped(s, dims, filter, q.wants_revenue()), among)
 }
 
-/// The statements, given how a grouped statement is spelled (raw events, or aggregates).
-pub fn statements_with(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>) -> String) -> Statements {
-    let body = grouped(&q.dimensions, q.filter.as_ref());
+/// `grouped`'s groups kept to those whose dimensions `keys` (indices) are among the rows of
+/// `page`: a statement that only completes a page's rows answers no more groups than the page
+/// has (past max_result_rows it would fail), and finds each of its rows however it ranks. No
+/// keys: all of them. (A HAVING on the aliases fails on 18.16: "Unknown identifier"; the
+/// outer WHERE runs on 18.16 and 26.9 without counting the inner groups as result rows.)
+fn among(grouped: String, keys: &[usize], page: &str) -> String {
+    if keys.is_empty() {
+        return grouped;
+    }
+    let names = keys.iter().map(|i| format!("d{i}")).collect::<Vec<_>>().join(", ");
+    let tuple = if keys.len() == 1 { names.clone() } else { format!("({names})") };
+    format!("SELECT * FROM ({grouped}) WHERE {tuple} IN (SELECT {names} FROM ({page}))")
+}
+
+/// The dimensions a compared period's rows are matched on: all but time (its buckets are
+/// other dates, matched by their place in the period).
+fn matched_dimensions(q: &Query) -> Vec<usize> {
+    (0..q.dimensions.len()).filter(|i| !matches!(q.dimensions[*i], Dimension::Time(_))).collect()
+}
+
+/// The statements, given how a grouped statement is spelled (raw events, or aggregates). With
+/// `among_page` (the other period's page, for a comparison), its rows are kept to that page's.
+pub fn statements_with(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>) -> String, among_page: Option<&str>) -> Statements {
+    let mut body = grouped(&q.dimensions, q.filter.as_ref());
+    if let Some(page) = among_page {
+        body = among(body, &matched_dimensions(q), page);
+    }
     let format = " FORMAT JSONEachRow";
     let ordered = if ordered_by_rate(q) {
         let keys = (0..q.dimensions.len()).map(|i| format!("d{i}")).collect::<Vec<_>>().join(", ");
@@ -398,14 +424,18 @@ pub fn statements_with(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>
     } else {
         body.clone()
     };
+    let page = format!("{ordered} ORDER BY {} LIMIT {}, {}", order_by(q), q.offset, q.limit);
+    let all_dimensions: Vec<usize> = (0..q.dimensions.len()).collect();
     Statements {
-        rows: format!("{ordered} ORDER BY {} LIMIT {}, {}{format}", order_by(q), q.offset, q.limit),
+        rows: format!("{page}{format}"),
         total_rows: q.total_rows.then(|| format!("SELECT count() AS total_rows FROM ({body}){format}")),
         total_visitors: q.metrics.contains(&Metric::Percentage).then(|| format!("{}{format}", grouped(&[], q.filter.as_ref()))),
+        // Each row's denominator, for the page's rows only.
         conversion_base: q
             .metrics
             .contains(&Metric::ConversionRate)
-            .then(|| format!("{}{format}", grouped(&q.dimensions, q.conversion_base().as_ref()))),
+            .then(|| format!("{}{format}", among(grouped(&q.dimensions, q.conversion_base().as_ref()), &all_dimensions, &page))),
+        page,
     }
 }
 
@@ -433,7 +463,7 @@ mod tests {
             "filters":[["is","event:name",["sign'up"]],["contains","event:page",["x\\' OR 1=1 --"]]],"include":{"total_rows":true}}"#,
         )
         .unwrap();
-        let st = statements(&q, &scope());
+        let st = statements(&q, &scope(), None);
         for sql in [&st.rows, st.total_rows.as_ref().unwrap(), st.total_visitors.as_ref().unwrap(), st.conversion_base.as_ref().unwrap()] {
             assert!(sql.contains("project_id = 'p\\'1'"), "{sql}");
             assert!(!sql.contains("'p'1'") && !sql.contains("sign'up") && !sql.contains("pl'an"), "an unescaped value: {sql}");
@@ -442,14 +472,16 @@ mod tests {
         }
         assert!(st.rows.contains("'x\\\\\\' OR 1=1 --'"), "{}", st.rows);
         assert!(st.rows.contains("arrayElement(ev.7, indexOf(ev.6, 'pl\\'an'))"), "{}", st.rows);
-        assert!(!st.conversion_base.as_ref().unwrap().contains("sign\\'up"), "the base drops the event:name filter");
+        let (base, page) = st.conversion_base.as_ref().unwrap().split_once(") WHERE (d0, d1) IN (SELECT d0, d1 FROM (").unwrap();
+        assert!(!base.contains("sign\\'up"), "the base drops the event:name filter");
+        assert!(page.starts_with(&st.page), "the base answers for the page's rows only: {page}");
         assert!(st.rows.contains("LIMIT 0, 100"));
     }
 
     #[test]
     fn revenue_is_read_from_each_event_and_grouped_by_currency() {
         let q = parse(br#"{"metrics":["total_revenue","average_revenue"],"date_range":"7d","dimensions":["event:revenue_currency"],"goal":{"event":"purchase"},"order_by":[["total_revenue","desc"]]}"#).unwrap();
-        let st = statements(&q, &scope());
+        let st = statements(&q, &scope(), None);
         assert!(st.rows.contains("prop_values, revenue_amount, revenue_currency)) AS vevs"), "{}", st.rows);
         assert!(
             st.rows.contains("ev.9 AS d0")
@@ -464,7 +496,7 @@ mod tests {
     #[test]
     fn conversion_rate_orders_by_each_row_s_own_denominator() {
         let q = parse(br#"{"metrics":["visitors","conversion_rate"],"date_range":"7d","dimensions":["visit:source"],"goal":{"page":"/thanks"},"filters":[["is","visit:country",["DE"]]],"order_by":[["conversion_rate","desc"]]}"#).unwrap();
-        let st = statements(&q, &scope());
+        let st = statements(&q, &scope(), None);
         assert!(
             st.rows.contains("ANY LEFT JOIN (SELECT d0, visitors AS base_visitors FROM (")
                 && st.rows.contains("USING (d0) ORDER BY if(base_visitors > 0, visitors / base_visitors, 0) DESC"),
@@ -472,6 +504,7 @@ mod tests {
             st.rows
         );
         let base = st.conversion_base.unwrap();
+        let (base, _) = base.split_once(") WHERE d0 IN (SELECT d0 FROM (").unwrap();
         assert!(base.contains("(v_country IN ('DE'))") && !base.contains("thanks"), "the base is the filters without the goal: {base}");
         assert!(st.rows.contains("match(ev.5, '^\\\\/thanks$')") && st.rows.contains("(ev.2 IN ('pageview'))"), "{}", st.rows);
     }
@@ -479,12 +512,12 @@ mod tests {
     #[test]
     fn visit_level_queries_skip_the_event_expansion() {
         let q = parse(br#"{"metrics":["visitors","bounce_rate"],"date_range":"7d","dimensions":["visit:country"],"filters":[["is","visit:device",["mobile"]]]}"#).unwrap();
-        assert!(!statements(&q, &scope()).rows.contains("revenue"), "revenue is read only when asked for");
-        let st = statements(&q, &scope());
+        assert!(!statements(&q, &scope(), None).rows.contains("revenue"), "revenue is read only when asked for");
+        let st = statements(&q, &scope(), None);
         assert!(!st.rows.contains("ARRAY JOIN vevs"), "{}", st.rows);
         assert!(st.rows.contains("ORDER BY visitors DESC, d0 ASC"));
         let q = parse(br#"{"metrics":["pageviews"],"date_range":"7d","dimensions":["time:day"],"include":{"bots":true}}"#).unwrap();
-        let st = statements(&q, &Scope { include_bots: q.include_bots, ..scope() });
+        let st = statements(&q, &Scope { include_bots: q.include_bots, ..scope() }, None);
         assert!(st.rows.contains("ARRAY JOIN vevs") && st.rows.contains("toDate(toDateTime(ev.1), 'Asia/Kolkata')"));
         assert!(st.rows.contains("ORDER BY d0 ASC, d0 ASC"));
         assert!(!st.rows.contains("is_bot = 0"), "bots are counted when asked");
