@@ -284,6 +284,8 @@ fn browsers(stack: &Stack, run: &str, site: &str, site_listener: TcpListener) {
         }
         // No cookie set on the page by the SDK, and none sent to the ingest host.
         assert_eq!(out[sdk]["cookie"], "site_session=cookie-secret-8842", "{sdk}: a cookie on the page");
+        // Nothing we answer breaks the page.
+        assert_eq!(out[sdk]["errors"], json!([]), "{sdk}: errors on the page");
     }
     let to_ingest: Vec<&Seen> = seen.iter().filter(|r| r.path() != "/health").collect();
     assert!(to_ingest.len() >= 9, "{to_ingest:?}");

@@ -65,6 +65,9 @@ pub enum Endpoint {
     /// PostHog's feature-flag and remote-config requests (`/flags`, `/decide`,
     /// `/array/{token}/config`): answered "no flags, nothing to record" so posthog-js carries on.
     PostHogFlags,
+    /// The same remote config as the script posthog-js loads (`/array/{token}/config.js`):
+    /// `posthog_config_script`.
+    PostHogConfigScript,
     /// Requests an SDK makes that carry nothing we keep (PostHog `/engage`, session recordings,
     /// logs; Segment's SDK metrics): answered as the vendor would, nothing read or stored.
     Ignored(Protocol),
@@ -81,7 +84,8 @@ pub fn route(path: &str) -> Option<Endpoint> {
         "/e" | "/i/v0/e" | "/batch" | "/capture" | "/track" => Endpoint::Ingest(Protocol::PostHog, None),
         "/engage" | "/s" | "/i/v1/logs" | "/i/v1/metrics" => Endpoint::Ignored(Protocol::PostHog),
         "/flags" | "/decide" => Endpoint::PostHogFlags,
-        p if p.starts_with("/array/") && (p.ends_with("/config") || p.ends_with("/config.js")) => Endpoint::PostHogFlags,
+        p if p.starts_with("/array/") && p.ends_with("/config") => Endpoint::PostHogFlags,
+        p if p.starts_with("/array/") && p.ends_with("/config.js") => Endpoint::PostHogFlags,
         "/api/event" => Endpoint::Ingest(Protocol::Plausible, None),
         _ => return None,
     })
@@ -173,6 +177,24 @@ pub fn skew_corrected(happened: Option<&Value>, sent: Option<&Value>, received_m
 /// out rather than the event refused.
 pub fn bounded(text: Option<String>, max: usize) -> Option<String> {
     text.filter(|t| json_len(t) <= max)
+}
+
+/// posthog-js loads `/array/{token}/config.js` as a script and reads
+/// `window._POSTHOG_REMOTE_CONFIG[token].config`: the script sets POSTHOG_FLAGS there (JSON
+/// answered instead was a SyntaxError on every page). A token not of a key's shape (letters,
+/// digits, `_`, `-`) gets a script that sets nothing, and posthog-js asks `/flags` instead.
+pub fn posthog_config_script(path: &str) -> String {
+    let token = path
+        .strip_prefix("/array/")
+        .and_then(|p| p.strip_suffix("/config.js"))
+        .filter(|t| !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+    match token {
+        Some(t) => format!(
+            "(function(){{var c=window._POSTHOG_REMOTE_CONFIG=window._POSTHOG_REMOTE_CONFIG||{{}};c[{}]={{config:{POSTHOG_FLAGS},siteApps:[]}};}})();",
+            Value::from(t)
+        ),
+        None => "/* no remote config */".into(),
+    }
 }
 
 /// A forwarded visitor address as proxies and SDKs write it: the first of a comma-separated
@@ -271,7 +293,8 @@ mod tests {
         }
         assert_eq!(route("/api/event"), Some(Endpoint::Ingest(Protocol::Plausible, None)));
         assert_eq!(route("/flags/"), Some(Endpoint::PostHogFlags));
-        assert_eq!(route("/array/phc_x/config.js"), Some(Endpoint::PostHogFlags));
+        assert_eq!(route("/array/phc_x/config.js"), Some(Endpoint::PostHogConfigScript));
+        assert_eq!(route("/array/phc_x/config"), Some(Endpoint::PostHogFlags));
         assert_eq!(route("/engage/"), Some(Endpoint::Ignored(Protocol::PostHog)));
         for p in ["/collect", "/v1/query", "/v1/audit", "/v1/exports", "/", "/v1/", "/api/events"] {
             assert_eq!(route(p), None, "{p}");
@@ -305,6 +328,22 @@ mod tests {
         let (min, max) = (json!(i64::MIN), json!(i64::MAX));
         assert!(skew_corrected(Some(&min), Some(&max), received).is_some());
         assert!(skew_corrected(Some(&max), Some(&min), i64::MIN).is_some());
+    }
+
+    #[test]
+    fn posthog_js_gets_its_remote_config_as_the_script_it_loads() {
+        let js = posthog_config_script("/array/pk_live_abc-1/config.js");
+        assert!(
+            js.starts_with("(function(){var c=window._POSTHOG_REMOTE_CONFIG=")
+                && js.contains(r#"c["pk_live_abc-1"]={config:{"featureFlags":{}"#),
+            "{js}"
+        );
+        assert!(js.ends_with("siteApps:[]};})();"), "{js}");
+        // Nothing from the path but a key's characters reaches the script.
+        for hostile in ["/array/x'];alert(1);//config.js", "/array/</script>/config.js", "/array//config.js", "/array/a\u{2028}/config.js"]
+        {
+            assert_eq!(posthog_config_script(hostile), "/* no remote config */", "{hostile}");
+        }
     }
 
     #[test]

@@ -4,8 +4,13 @@ use millimetric_core::error::ApiError;
 use worker::{Headers, Request, Response};
 
 pub fn json(status: u16, body: &str, cors_origin: Option<&str>) -> Response {
+    typed(status, "application/json", body, cors_origin)
+}
+
+/// A body of `content_type`, never cached, with CORS for `cors_origin`.
+pub fn typed(status: u16, content_type: &str, body: &str, cors_origin: Option<&str>) -> Response {
     let headers = Headers::new();
-    let _ = headers.set("Content-Type", "application/json");
+    let _ = headers.set("Content-Type", content_type);
     let _ = headers.set("Cache-Control", "no-store");
     if let Some(o) = cors_origin {
         let _ = headers.set("Access-Control-Allow-Origin", o);

@@ -17,6 +17,10 @@ pub async fn handle(mut req: Request, env: &Env, endpoint: Endpoint) -> Result<R
     let (protocol, call) = match endpoint {
         // Nothing in them is the caller's data: any page may read them.
         Endpoint::PostHogFlags => return Ok(http::json(200, compat::POSTHOG_FLAGS, Some(&any_origin))),
+        Endpoint::PostHogConfigScript => {
+            let script = compat::posthog_config_script(&req.path());
+            return Ok(http::typed(200, "application/javascript", &script, Some(&any_origin)));
+        }
         Endpoint::Ignored(protocol) => {
             let (status, body) = compat::success(protocol);
             return Ok(http::json(status, body, Some(&any_origin)));

@@ -63,7 +63,7 @@ fn metered_route(path: &str) -> String {
         p => match millimetric_core::compat::route(p) {
             Some(Endpoint::Ingest(protocol, _)) => format!("fetch {}", protocol.route_name()),
             Some(Endpoint::Ignored(protocol)) => format!("fetch {} (ignored)", protocol.route_name()),
-            Some(Endpoint::PostHogFlags) => "fetch posthog flags".into(),
+            Some(Endpoint::PostHogFlags | Endpoint::PostHogConfigScript) => "fetch posthog flags".into(),
             None => "fetch other".into(),
         },
     }
