@@ -151,28 +151,22 @@ pub fn read_url(cfg: &ClickHouseConfig) -> Result<String, String> {
     Ok(url.into())
 }
 
-/// The URL a statement is posted to, the statement itself in the body: ClickHouse before 21.5
-/// refuses URLs over 16 KiB, and a statement (an erasure's list of ids) may be longer.
-pub fn statement_url(cfg: &ClickHouseConfig) -> Result<String, String> {
-    statement_url_with(cfg, &[])
-}
-
-/// The URL of a statement that names a visitor (an export's or an erasure's ids):
-/// `statement_url`, kept out of ClickHouse's own query log (`system.query_log`, on by default in
-/// modern servers and ClickHouse Cloud), so an erased visitor's id does not outlive the
-/// erasure there. The read user's `readonly = 2` lets a statement set it.
-pub fn unlogged_statement_url(cfg: &ClickHouseConfig) -> Result<String, String> {
-    statement_url_with(cfg, &[("log_queries", "0")])
-}
-
-/// The URL a statement is posted to, with `settings`.
-pub fn statement_url_with(cfg: &ClickHouseConfig, settings: &[(&str, &str)]) -> Result<String, String> {
+/// A statement as it is posted: (the URL, with `settings` only; the body, the statement).
+/// ClickHouse before 21.5 refuses URLs over 16 KiB, and a statement (an erasure's list of ids)
+/// may be longer.
+pub fn statement_post(cfg: &ClickHouseConfig, sql: &str, settings: &[(&str, &str)]) -> Result<(String, String), String> {
     let mut url = Url::parse(&cfg.url).map_err(|e| format!("invalid CLICKHOUSE_URL: {e}"))?;
     if !settings.is_empty() {
         url.query_pairs_mut().extend_pairs(settings);
     }
-    Ok(url.into())
+    Ok((url.into(), sql.to_string()))
 }
+
+/// The settings of a statement that names a visitor (an export's or an erasure's ids): kept
+/// out of ClickHouse's own query log (`system.query_log`, on by default in modern servers and
+/// ClickHouse Cloud), so an erased visitor's id does not outlive the erasure there. The read
+/// user's `readonly = 2` lets a statement set it.
+pub const UNLOGGED: &[(&str, &str)] = &[("log_queries", "0")];
 
 /// A count in a JSONEachRow answer: ClickHouse writes 64-bit integers quoted by default
 /// (`output_format_json_quote_64bit_integers`), smaller ones bare.
@@ -377,9 +371,10 @@ mod tests {
 
     #[test]
     fn statements_naming_a_visitor_stay_out_of_the_query_log() {
-        let q: Vec<(String, String)> = Url::parse(&unlogged_statement_url(&cfg()).unwrap()).unwrap().query_pairs().into_owned().collect();
+        let (url, _) = statement_post(&cfg(), "SELECT 1", UNLOGGED).unwrap();
+        let q: Vec<(String, String)> = Url::parse(&url).unwrap().query_pairs().into_owned().collect();
         assert_eq!(q, [("log_queries".to_string(), "0".to_string())]);
-        assert!(!statement_url(&cfg()).unwrap().contains("log_queries"));
+        assert!(!statement_post(&cfg(), "SELECT 1", &[]).unwrap().0.contains("log_queries"));
     }
 
     #[test]
@@ -390,8 +385,10 @@ mod tests {
         let erasures: Vec<(String, String)> = ids.iter().map(|v| ("proj_a".to_string(), v.clone())).collect();
         for (_, sql) in crate::privacy::visitors::erase_many_sql("millimetric", "events", &erasures, 128 * 1024) {
             assert!(sql.len() > 16 * 1024, "the case must be long enough to matter");
-            for url in [statement_url(&cfg()).unwrap(), unlogged_statement_url(&cfg()).unwrap()] {
+            for settings in [&[][..], UNLOGGED] {
+                let (url, body) = statement_post(&cfg(), &sql, settings).unwrap();
                 assert!(url.len() < 200 && !url.contains("ALTER"), "{url}");
+                assert_eq!(body, sql);
             }
         }
     }

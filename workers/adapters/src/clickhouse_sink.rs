@@ -36,17 +36,17 @@ pub enum Compression {
 /// Runs one statement; Ok(the answer, its body not yet read) on 200, else Err with what
 /// ClickHouse said.
 pub async fn query_response(cfg: &ClickHouseConfig, sql: &str, compression: Compression) -> Result<Response, String> {
-    let url = match compression {
-        Compression::None => clickhouse::statement_url(cfg)?,
-        Compression::Gzip => clickhouse::statement_url_with(cfg, &[("enable_http_compression", "1"), ("wait_end_of_query", "1")])?,
+    let settings: &[(&str, &str)] = match compression {
+        Compression::None => &[],
+        Compression::Gzip => &[("enable_http_compression", "1"), ("wait_end_of_query", "1")],
     };
-    respond(cfg, url, sql, compression).await
+    respond(cfg, clickhouse::statement_post(cfg, sql, settings)?, compression).await
 }
 
 /// `query_response` for a statement that names a visitor: kept out of ClickHouse's query log
-/// (clickhouse::unlogged_statement_url).
+/// (clickhouse::UNLOGGED).
 pub async fn query_response_unlogged(cfg: &ClickHouseConfig, sql: &str) -> Result<Response, String> {
-    respond(cfg, clickhouse::unlogged_statement_url(cfg)?, sql, Compression::None).await
+    respond(cfg, clickhouse::statement_post(cfg, sql, clickhouse::UNLOGGED)?, Compression::None).await
 }
 
 /// `query` for a statement that names a visitor: kept out of ClickHouse's query log.
@@ -54,9 +54,9 @@ pub async fn query_unlogged(cfg: &ClickHouseConfig, sql: &str) -> Result<String,
     text(query_response_unlogged(cfg, sql).await?).await
 }
 
-/// Posts `sql` (in the body) to `url`.
-async fn respond(cfg: &ClickHouseConfig, url: String, sql: &str, compression: Compression) -> Result<Response, String> {
-    let req = request(cfg, &url, Some(sql.to_string())).map_err(|e| format!("could not build the request: {e}"))?;
+/// Posts a statement (clickhouse::statement_post's URL and body).
+async fn respond(cfg: &ClickHouseConfig, (url, body): (String, String), compression: Compression) -> Result<Response, String> {
+    let req = request(cfg, &url, Some(body)).map_err(|e| format!("could not build the request: {e}"))?;
     if compression == Compression::Gzip {
         req.headers().set("Accept-Encoding", "gzip").map_err(|e| format!("could not build the request: {e}"))?;
     }
@@ -80,8 +80,8 @@ async fn text(mut resp: Response) -> Result<String, String> {
 /// how the core classifies the failure (the same classes as an insert's, so an
 /// authentication failure is an alarm, not a dead letter).
 pub async fn select(cfg: &ClickHouseConfig, sql: &str) -> Result<String, InsertOutcome> {
-    let url = clickhouse::statement_url(cfg).map_err(|reason| InsertOutcome::Fatal { code: None, reason })?;
-    let req = request(cfg, &url, Some(sql.to_string()))
+    let (url, body) = clickhouse::statement_post(cfg, sql, &[]).map_err(|reason| InsertOutcome::Fatal { code: None, reason })?;
+    let req = request(cfg, &url, Some(body))
         .map_err(|e| InsertOutcome::Fatal { code: None, reason: format!("could not build the request: {e}") })?;
     match Fetch::Request(req).send().await {
         Err(e) => Err(clickhouse::classify(None, None, &e.to_string())),
