@@ -48,7 +48,7 @@ fn main() {
         };
         let st = sql::statements(&q, &scope, None);
         // A compared period's rows are kept to this page's (the same period here: the SQL's shape).
-        let then = q.compare.map(|_| sql::statements(&q, &scope, Some(&st.page)).rows);
+        let then = q.compare.map(|_| sql::statements(&q, &scope, Some(&st.around_page)).rows);
         for s in [Some(st.rows), st.total_rows, st.total_visitors, st.conversion_base, then].into_iter().flatten() {
             println!("{s}");
         }

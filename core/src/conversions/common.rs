@@ -4,9 +4,9 @@
 
 use crate::error::ApiError;
 use crate::query::dates::{self, Range};
-use crate::query::plan::MAX_STATEMENT_BYTES;
 use crate::query::request::{bad, filters, short, timezone, Dimension, Filter};
 use crate::query::sql::Scope;
+use crate::query::sql::MAX_STATEMENT_BYTES;
 use jiff::tz::TimeZone;
 use serde_json::{json, Map, Value};
 
@@ -23,7 +23,7 @@ pub struct Common {
 }
 
 /// A conversion statement, or `too_large` (a 400 `filters_too_large` saying what to shorten)
-/// when it is longer than ClickHouse parses (`query::plan::MAX_STATEMENT_BYTES`).
+/// when it is longer than ClickHouse parses (`query::sql::MAX_STATEMENT_BYTES`).
 pub fn checked_statement(sql: String, too_large: &str) -> Result<String, ApiError> {
     if sql.len() > MAX_STATEMENT_BYTES {
         return Err(ApiError::bad_request("filters_too_large", too_large));

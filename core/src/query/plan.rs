@@ -10,8 +10,7 @@ use super::sql::{self, Scope, Statements};
 use crate::error::ApiError;
 use serde_json::{json, Map, Value};
 
-/// Under ClickHouse's default max_query_size (256 KiB), with room.
-pub(crate) const MAX_STATEMENT_BYTES: usize = 200 * 1024;
+use super::sql::MAX_STATEMENT_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -101,8 +100,10 @@ impl Plan {
         if let Some(r) = &self.compared {
             let s = scope(r);
             let then = match &self.then_table {
-                Some(t) => sql::statements_with(&unpaged(&self.query), &|d, f| aggregates::grouped(t, &s, c, d, f), Some(&self.now.page)),
-                None => sql::statements(&unpaged(&self.query), &s, Some(&self.now.page)),
+                Some(t) => {
+                    sql::statements_with(&unpaged(&self.query), &|d, f| aggregates::grouped(t, &s, c, d, f), Some(&self.now.around_page))
+                }
+                None => sql::statements(&unpaged(&self.query), &s, Some(&self.now.around_page)),
             };
             too_large(&then)?;
             self.then = Some(then);
@@ -158,7 +159,7 @@ pub fn plan(body: &[u8], project_id: &str, project_timezone: Option<&str>, table
     let now = sql::statements(&query, &scope(&range), None);
     too_large(&now)?;
     // The compared period answers for this page's rows, each found however it ranks there.
-    let then = compared.as_ref().map(|r| sql::statements(&unpaged(&query), &scope(r), Some(&now.page)));
+    let then = compared.as_ref().map(|r| sql::statements(&unpaged(&query), &scope(r), Some(&now.around_page)));
     then.as_ref().map(too_large).transpose()?;
     let now_table = route(&query)?;
     let then_table = compared.as_ref().and(now_table.clone());
@@ -329,7 +330,22 @@ mod tests {
         let p = plan(body, "proj_a", None, T, NOW).unwrap();
         let then = p.then.as_ref().unwrap().rows.clone();
         assert!(p.now.rows.contains("LIMIT 20000, 100"), "{}", p.now.rows);
-        assert!(then.contains(&format!(") WHERE d0 IN (SELECT d0 FROM ({}))", p.now.page)), "matched on the page, not on time: {then}");
+        assert!(
+            then.contains(&format!(") WHERE d0 IN (SELECT d0 FROM ({}))", p.now.around_page)),
+            "matched on the page, not on time: {then}"
+        );
+        assert!(p.now.around_page.ends_with("LIMIT 19900, 300"), "the page and 100 rows either side: {}", p.now.around_page);
+        // A statement that would pass the size bound with the page spelled inside it reads
+        // every row as before, rather than refusing a query that used to run.
+        let paths: Vec<String> = (0..100).map(|i| format!("/a-rather-long-path-name-number-{i:04}-xxxxxxxx")).collect();
+        let filters: Vec<serde_json::Value> = (0..14).map(|_| json!(["is_not", "event:page", paths])).collect();
+        for compare in [None, Some("previous_period")] {
+            let body = json!({"metrics": ["visitors", "conversion_rate"], "date_range": "7d", "dimensions": ["event:page"],
+                "goal": {"event": "signup"}, "order_by": [["conversion_rate", "desc"]], "filters": filters, "compare": compare});
+            let p = plan(body.to_string().as_bytes(), "proj_a", None, T, NOW).unwrap_or_else(|e| panic!("{compare:?}: {e}"));
+            let statements = [Some(&p.now.rows), p.now.conversion_base.as_ref(), p.then.as_ref().map(|t| &t.rows)];
+            assert!(statements.into_iter().flatten().all(|s| s.len() <= MAX_STATEMENT_BYTES), "{compare:?}");
+        }
         let p = plan(br#"{"metrics":["visitors"],"date_range":"day","timezone":"UTC"}"#, "proj_a", Some("Asia/Kolkata"), T, NOW).unwrap();
         assert_eq!(p.timezone, "UTC");
         let p = plan(br#"{"metrics":["visitors"],"date_range":"day"}"#, "proj_a", Some("not/a zone"), T, NOW).unwrap();

@@ -372,8 +372,9 @@ pub fn order_by(q: &Query) -> String {
 pub struct Statements {
     /// The page of rows asked for.
     pub rows: String,
-    /// `rows` as a subquery (no FORMAT): the rows other statements keep to.
-    pub page: String,
+    /// The page's rows and PAGE_MARGIN either side, as a subquery (no FORMAT): the rows other
+    /// statements keep to.
+    pub around_page: String,
     /// How many rows there are in all (when `include.total_rows`).
     pub total_rows: Option<String>,
     /// Total visitors with no dimensions (for `percentage`).
@@ -386,10 +387,19 @@ pub fn statements(q: &Query, s: &Scope, among: Option<&str>) -> Statements {
     statements_with(q, &|dims, filter| grouped(s, dims, filter, q.wants_revenue()), among)
 }
 
+/// Under ClickHouse's default max_query_size (256 KiB), with room.
+pub const MAX_STATEMENT_BYTES: usize = 200 * 1024;
+
+/// Rows either side of the page that a statement completing it keeps too: each statement runs
+/// on its own snapshot, and events landing between them (a period with today in it) can move
+/// a row across the page's edge.
+const PAGE_MARGIN: u64 = 100;
+
 /// `grouped`'s groups kept to those whose dimensions `keys` (indices) are among the rows of
 /// `page`: a statement that only completes a page's rows answers no more groups than the page
 /// has (past max_result_rows it would fail), and finds each of its rows however it ranks. No
-/// keys: all of them. (A HAVING on the aliases fails on 18.16: "Unknown identifier"; the
+/// keys, or a statement that would pass MAX_STATEMENT_BYTES (the page is spelled inside it):
+/// all of them, as before. (A HAVING on the aliases fails on 18.16: "Unknown identifier"; the
 /// outer WHERE runs on 18.16 and 26.9 without counting the inner groups as result rows.)
 fn among(grouped: String, keys: &[usize], page: &str) -> String {
     if keys.is_empty() {
@@ -397,7 +407,11 @@ fn among(grouped: String, keys: &[usize], page: &str) -> String {
     }
     let names = keys.iter().map(|i| format!("d{i}")).collect::<Vec<_>>().join(", ");
     let tuple = if keys.len() == 1 { names.clone() } else { format!("({names})") };
-    format!("SELECT * FROM ({grouped}) WHERE {tuple} IN (SELECT {names} FROM ({page}))")
+    let kept = format!("SELECT * FROM ({grouped}) WHERE {tuple} IN (SELECT {names} FROM ({page}))");
+    if kept.len() > MAX_STATEMENT_BYTES {
+        return grouped;
+    }
+    kept
 }
 
 /// The dimensions a compared period's rows are matched on: all but time (its buckets are
@@ -407,7 +421,8 @@ fn matched_dimensions(q: &Query) -> Vec<usize> {
 }
 
 /// The statements, given how a grouped statement is spelled (raw events, or aggregates). With
-/// `among_page` (the other period's page, for a comparison), its rows are kept to that page's.
+/// `among_page` (the other period's `around_page`, for a comparison), its rows are kept to
+/// that page's.
 pub fn statements_with(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>) -> String, among_page: Option<&str>) -> Statements {
     let mut body = grouped(&q.dimensions, q.filter.as_ref());
     if let Some(page) = among_page {
@@ -424,18 +439,20 @@ pub fn statements_with(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>
     } else {
         body.clone()
     };
-    let page = format!("{ordered} ORDER BY {} LIMIT {}, {}", order_by(q), q.offset, q.limit);
+    let order = order_by(q);
+    let first = q.offset.saturating_sub(PAGE_MARGIN);
+    let around_page = format!("{ordered} ORDER BY {order} LIMIT {first}, {}", q.offset - first + q.limit + PAGE_MARGIN);
     let all_dimensions: Vec<usize> = (0..q.dimensions.len()).collect();
     Statements {
-        rows: format!("{page}{format}"),
+        rows: format!("{ordered} ORDER BY {order} LIMIT {}, {}{format}", q.offset, q.limit),
         total_rows: q.total_rows.then(|| format!("SELECT count() AS total_rows FROM ({body}){format}")),
         total_visitors: q.metrics.contains(&Metric::Percentage).then(|| format!("{}{format}", grouped(&[], q.filter.as_ref()))),
         // Each row's denominator, for the page's rows only.
         conversion_base: q
             .metrics
             .contains(&Metric::ConversionRate)
-            .then(|| format!("{}{format}", among(grouped(&q.dimensions, q.conversion_base().as_ref()), &all_dimensions, &page))),
-        page,
+            .then(|| format!("{}{format}", among(grouped(&q.dimensions, q.conversion_base().as_ref()), &all_dimensions, &around_page))),
+        around_page,
     }
 }
 
@@ -474,7 +491,8 @@ mod tests {
         assert!(st.rows.contains("arrayElement(ev.7, indexOf(ev.6, 'pl\\'an'))"), "{}", st.rows);
         let (base, page) = st.conversion_base.as_ref().unwrap().split_once(") WHERE (d0, d1) IN (SELECT d0, d1 FROM (").unwrap();
         assert!(!base.contains("sign\\'up"), "the base drops the event:name filter");
-        assert!(page.starts_with(&st.page), "the base answers for the page's rows only: {page}");
+        assert!(page.starts_with(&st.around_page), "the base answers for the page's rows only: {page}");
+        assert!(st.rows.contains("LIMIT 0, 100 FORMAT") && st.around_page.ends_with("LIMIT 0, 200"), "{}", st.around_page);
         assert!(st.rows.contains("LIMIT 0, 100"));
     }
 
