@@ -85,7 +85,7 @@ pub fn route(path: &str) -> Option<Endpoint> {
         "/engage" | "/s" | "/i/v1/logs" | "/i/v1/metrics" => Endpoint::Ignored(Protocol::PostHog),
         "/flags" | "/decide" => Endpoint::PostHogFlags,
         p if p.starts_with("/array/") && p.ends_with("/config") => Endpoint::PostHogFlags,
-        p if p.starts_with("/array/") && p.ends_with("/config.js") => Endpoint::PostHogFlags,
+        p if p.starts_with("/array/") && p.ends_with("/config.js") => Endpoint::PostHogConfigScript,
         "/api/event" => Endpoint::Ingest(Protocol::Plausible, None),
         _ => return None,
     })
@@ -211,13 +211,11 @@ pub fn forwarded_ip(text: Option<String>) -> Option<String> {
     unported.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
 }
 
-/// A custom event's page, kept only when it is a web page within bounds (an app's
-/// `capacitor://localhost/cart` or `file:///` page is left out, not the event).
+/// A custom event's page, kept only when `/collect` would take it as one (an app's
+/// `capacitor://localhost/cart`, a `file:///` page, `https:foo` or one too long is left out,
+/// not the event): the event's own check, then the pipeline's parse.
 pub fn web_page(url: Option<String>) -> Option<String> {
-    bounded(url, LIMITS.max_url_bytes).filter(|u| {
-        let scheme = u.split(':').next().unwrap_or_default().to_ascii_lowercase();
-        scheme == "http" || scheme == "https"
-    })
+    event::page_url(url, &LIMITS).ok().filter(|u| crate::enrich::url_scrub::parse_and_scrub(u, false).is_some())
 }
 
 /// A vendor's revenue as `/collect`'s `{amount, currency}`, or None when it cannot be read
@@ -364,7 +362,17 @@ mod tests {
         let page = |s: &str| web_page(Some(s.to_string()));
         assert_eq!(page("https://a.com/p"), Some("https://a.com/p".into()));
         assert_eq!(page("HTTP://a.com/"), Some("HTTP://a.com/".into()));
-        for app in ["capacitor://localhost/cart", "file:///index.html", "app://x", "about:blank", "/relative"] {
+        for app in [
+            "capacitor://localhost/cart",
+            "file:///index.html",
+            "app://x",
+            "about:blank",
+            "/relative",
+            "https:foo",
+            "https://",
+            "https://exa mple.com/",
+            "https://[::1/",
+        ] {
             assert_eq!(page(app), None, "{app}");
         }
         assert_eq!(page(&format!("https://a.com/{}", "x".repeat(LIMITS.max_url_bytes))), None);

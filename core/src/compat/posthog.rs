@@ -65,7 +65,11 @@ fn message(e: &Value, batch_sent_at: Option<&Value>, received_ms: i64) -> Messag
         return Message::Nothing; // an app's screen: no page to count
     }
     let mut ev = Map::new();
-    // An event captured under the name pageviews have is a pageview, as its sender means.
+    // An event captured under the name pageviews have is a pageview, as its sender means, when
+    // it names a web page; else it is refused on its own (no custom event may take the name).
+    if name == crate::ingest::event::PAGEVIEW_NAME && super::web_page(prop("$current_url")).is_none() {
+        return Message::Refused(crate::ingest::event::reserved_name());
+    }
     let pageview = name == "$pageview" || name == "$screen" || name == crate::ingest::event::PAGEVIEW_NAME;
     if pageview {
         ev.insert("type".into(), json!("pageview"));
@@ -138,6 +142,8 @@ mod tests {
         let named =
             events(json!({"event":"pageview","distinct_id":"d","properties":{"$current_url":"https://a.com/"},"api_key":"sk_live_t"}));
         assert_eq!((event(&named.messages[0])["type"].as_str(), event(&named.messages[0]).get("name")), (Some("pageview"), None));
+        let server = events(json!({"event":"pageview","distinct_id":"d","api_key":"sk_live_t"}));
+        assert!(matches!(&server.messages[0], Message::Refused(e) if e.code == "reserved_event_name"), "{:?}", server.messages);
     }
 
     #[test]

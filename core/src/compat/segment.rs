@@ -102,8 +102,12 @@ fn message(call: Option<Call>, m: Value, batch_sent_at: Option<&Value>, received
     match call {
         Call::Identify | Call::Group | Call::Alias | Call::Batch => Message::Nothing,
         Call::Track => match text_at(&m, &["event"]) {
-            // Tracked under the name pageviews have: a pageview, as its sender means.
-            Some(name) if name == crate::ingest::event::PAGEVIEW_NAME => Message::Event(page(&m, batch_sent_at, received_ms)),
+            // Tracked under the name pageviews have: a pageview, as its sender means, when it
+            // names a web page; else refused on its own (no custom event may take the name).
+            Some(name) if name == crate::ingest::event::PAGEVIEW_NAME => match super::web_page(page_field(&m, "url")) {
+                Some(_) => Message::Event(page(&m, batch_sent_at, received_ms)),
+                None => Message::Refused(crate::ingest::event::reserved_name()),
+            },
             Some(name) => Message::Event(track(&m, name, batch_sent_at, received_ms)),
             None => Message::Refused(ApiError::bad_request("missing_name", "A track call needs `event`, its name.")),
         },
@@ -231,6 +235,11 @@ mod tests {
         // Tracked under the name pageviews have: a pageview (a custom event may not take it).
         let named = event(one(Call::Track, json!({"type":"track","event":"pageview","context":{"page":{"url":"https://a.com/p"}}})));
         assert_eq!((named["type"].as_str(), named["url"].as_str(), named.get("name")), (Some("pageview"), Some("https://a.com/p"), None));
+        // A server's, with no page: refused on its own, with the reason (the batch goes on).
+        match one(Call::Track, json!({"type":"track","event":"pageview","userId":"u"})) {
+            Message::Refused(e) => assert_eq!(e.code, "reserved_event_name"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -410,6 +410,14 @@ pub fn validate_event(v: Value, server_fields_allowed: bool, limits: &Limits) ->
 /// a pageview where only the name is kept (the aggregates, a page goal).
 pub const PAGEVIEW_NAME: &str = "pageview";
 
+/// A custom event named as pageviews are.
+pub fn reserved_name() -> ApiError {
+    ApiError::bad_request(
+        "reserved_event_name",
+        "`pageview` is the name pageviews have: send a pageview with its page's `url`, or give your event another name.",
+    )
+}
+
 /// `type`: a pageview (the default), or a custom event, which needs its own `name`.
 fn event_kind(kind: Option<&str>, name: Option<String>) -> Result<EventKind, ApiError> {
     match kind.map(str::trim) {
@@ -418,10 +426,7 @@ fn event_kind(kind: Option<&str>, name: Option<String>) -> Result<EventKind, Api
             None => {
                 Err(ApiError::bad_request("missing_name", "A custom event needs a `name`, e.g. {\"type\":\"event\",\"name\":\"signup\"}."))
             }
-            Some(n) if n == PAGEVIEW_NAME => Err(ApiError::bad_request(
-                "reserved_event_name",
-                "`pageview` is the name pageviews have: send {\"type\":\"pageview\"} for a pageview, or give your event another name.",
-            )),
+            Some(n) if n == PAGEVIEW_NAME => Err(reserved_name()),
             Some(n) => Ok(EventKind::Custom(n)),
         },
         Some(other) => {
@@ -432,7 +437,7 @@ fn event_kind(kind: Option<&str>, name: Option<String>) -> Result<EventKind, Api
 
 /// `url`: required, bounded, absolute http(s). A cheap shape check here; the pipeline's one
 /// full parse refuses what this lets through.
-fn page_url(url: Option<String>, limits: &Limits) -> Result<String, ApiError> {
+pub(crate) fn page_url(url: Option<String>, limits: &Limits) -> Result<String, ApiError> {
     let url = bounded("url", url, limits.max_url_bytes)?
         .ok_or_else(|| ApiError::bad_request("missing_url", "The event needs `url`: the full address of the page it happened on."))?;
     let lower_start = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
