@@ -553,7 +553,8 @@ const MAX_POINTS: u64 = 10_000;
 
 fn timeseries(answer: &Value, results: &[Value], when: &str, metric: &str, interval: &str) -> ToolResult {
     // A series cut short would read as one whose latest buckets are empty.
-    if let Some(total) = answer["meta"]["total_rows"].as_u64().filter(|t| *t > results.len() as u64) {
+    // (A full page and more rows: an event landing between the two statements adds one bucket.)
+    if let Some(total) = answer["meta"]["total_rows"].as_u64().filter(|t| results.len() as u64 >= MAX_POINTS && *t > MAX_POINTS) {
         return ToolResult::Error(format!(
             "{total} {interval}s of {when} have events, more than the {MAX_POINTS} a timeseries answers with: ask a shorter `date_range` or a longer `interval`."
         ));
@@ -887,7 +888,14 @@ mod tests {
         assert_eq!(structured["points"], json!([{"time": "2026-11-01", "value": 3}, {"time": "2026-11-03", "value": 4}]));
         assert!(summary.contains("peak 4 at 2026-11-03"), "{summary}");
         // More buckets than are answered: an error that says what to ask, not a series cut short.
+        let mut late = answer.clone();
+        late["meta"]["total_rows"] = json!(3);
+        assert!(
+            matches!(finish_query(&Shape::Timeseries { metric: "visitors".into(), interval: "hour".into() }, &late), ToolResult::Ok { .. }),
+            "a bucket that landed between the statements"
+        );
         let mut cut = answer.clone();
+        cut["results"] = json!(vec![json!({"dimensions": ["2026-11-01 00:00:00"], "metrics": [1]}); MAX_POINTS as usize]);
         cut["meta"]["total_rows"] = json!(12_000);
         match finish_query(&Shape::Timeseries { metric: "visitors".into(), interval: "hour".into() }, &cut) {
             ToolResult::Error(m) => assert!(m.contains("12000 hours") && m.contains("shorter `date_range`"), "{m}"),
