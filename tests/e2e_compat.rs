@@ -403,8 +403,14 @@ fn answers(stack: &Stack, run: &str, site: &str) {
     assert_eq!(stack.wait_count(&format!("SELECT count() FROM events WHERE {cond}"), 300, Duration::from_secs(30)), 300);
     assert_eq!(stack.request("GET", "/e/", &[], b"").status, 405);
     // Limits: 429 with Retry-After (the limited key takes 5 events a minute).
-    let six = json!({"batch": vec![json!({"type": "track", "event": "e", "userId": "u"}); 6]});
-    let r = post(stack, "/v1/batch", &[json_ct, ("Authorization", &basic(DEV_LIMITED_SECRET))], six.to_string().as_bytes());
+    // A batch larger than a minute of the key could never pass: 413 at once, not a 429 the
+    // SDK would retry forever. Within it, the limit answers 429.
+    let batch = |n: usize| json!({"batch": vec![json!({"type": "track", "event": "e", "userId": "u"}); n]}).to_string();
+    let limited = [json_ct, ("Authorization", &basic(DEV_LIMITED_SECRET))];
+    let r = post(stack, "/v1/batch", &limited, batch(6).as_bytes());
+    assert_eq!((r.status, r.code()), (413, "batch_too_large"), "{:?}", r.body);
+    assert_eq!(post(stack, "/v1/batch", &limited, batch(5).as_bytes()).status, 200);
+    let r = post(stack, "/v1/batch", &limited, batch(1).as_bytes());
     assert_eq!((r.status, r.code()), (429, "rate_limited"), "{:?}", r.body);
     assert!(r.header("Retry-After").is_some_and(|s| s.parse::<u32>().is_ok_and(|s| s > 0)));
     // CORS that lets the browser SDKs send their own headers.

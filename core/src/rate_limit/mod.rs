@@ -31,6 +31,21 @@ pub fn default_events_per_minute(kind: KeyKind) -> u32 {
     }
 }
 
+/// A request with more events than its key takes in a minute, refused at once: it could never
+/// pass, so a 429 would have its client retry it forever (an SDK's backlog, a key limited to
+/// a few hundred events a minute). 413, as a batch past the protocol's own bound.
+pub fn over_key_limit(events: usize, events_per_minute: u32) -> Option<ApiError> {
+    (events as u64 > u64::from(events_per_minute)).then(|| {
+        ApiError::new(
+            413,
+            "batch_too_large",
+            format!(
+                "The batch has {events} events; this key takes {events_per_minute} a minute. Split it into batches of at most that many."
+            ),
+        )
+    })
+}
+
 /// Whether the per-IP limit applies to a request, decided before its key is read from KV, from
 /// the kind its prefix claims and what the isolate's key cache holds for it:
 /// - publishable (browser) keys: always (the connecting address is the visitor's);
@@ -75,6 +90,14 @@ mod simulation;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_larger_than_a_minute_of_the_key_is_refused_at_once_not_retried() {
+        assert!(over_key_limit(500, 500).is_none());
+        let e = over_key_limit(600, 500).unwrap();
+        assert_eq!((e.status, e.code), (413, "batch_too_large"));
+        assert!(e.message.contains("600") && e.message.contains("500"), "{e}");
+    }
 
     #[test]
     fn the_ip_limit_guards_every_kv_read() {

@@ -159,6 +159,9 @@ pub(crate) async fn accept(
     }
     // Per key, with the limit from the key's record, counted in events.
     let limit = principal.events_per_minute.unwrap_or_else(|| rate_limit::default_events_per_minute(principal.kind));
+    if let Some(refused) = rate_limit::over_key_limit(events.len(), limit) {
+        return Err(refused.into());
+    }
     if let Some(wait) = super::key_limiter::check(env, &key_hash, events.len() as u64, limit).await {
         return Err(Refusal { error: rate_limit::too_many("key", wait), retry_after_s: Some(wait) });
     }
