@@ -14,7 +14,7 @@ use jiff::{Timestamp, ToSpan};
 use millimetric_tools::dev_keys::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use support::events::{row_json, DstDays, Ev, ZONE};
+use support::events::{midnight, row_json, DstDays, Ev, ZONE};
 use support::rng::Rng;
 use support::Stack;
 
@@ -356,9 +356,7 @@ fn all_cases() -> Vec<Case> {
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn funnels_match_the_oracle() {
     // A week that holds Berlin's autumn DST change (a 25-hour day), laid out from today.
-    let days = DstDays::around(3, 3);
-    let DstDays { dst, first, last, from, to } = days;
-    let midnight = |d| days.midnight(d);
+    let DstDays { dst, first, last, from, to } = DstDays::around(3, 3);
     let stack = Stack::named("conversions").start();
     let read = stack.start_read();
     let mut rng = Rng(0xf00d_5eed_0042_7777);
@@ -658,9 +656,7 @@ fn close(a: &Value, b: f64, what: &str) {
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn attribution_matches_the_oracle() {
-    let days = DstDays::around(3, 3);
-    let DstDays { dst, first, last, from, to } = days;
-    let midnight = |d| days.midnight(d);
+    let DstDays { dst, first, last, from, to } = DstDays::around(3, 3);
     let stack = Stack::named("attribution").start();
     let read = stack.start_read();
     let mut rng = Rng(0xa77_5eed_0042_1234);
@@ -834,9 +830,7 @@ fn expect_retention(events: &[Ev], project: &str, body: &Value, from: i64, to: i
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn retention_matches_the_oracle() {
     // Four weeks before Berlin's autumn DST change to three days after it, laid out from today.
-    let days = DstDays::around(27, 3);
-    let DstDays { dst, first, last, from, to } = days;
-    let midnight = |d| days.midnight(d);
+    let DstDays { dst, first, last, from, to } = DstDays::around(27, 3);
     let stack = Stack::named("retention").start();
     let read = stack.start_read();
     let mut rng = Rng(0x4e7e_5eed_0042_9999);
@@ -959,9 +953,7 @@ fn expect_paths(events: &[Ev], project: &str, body: &Value, from: i64, to: i64) 
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn paths_match_the_oracle() {
-    let days = DstDays::around(3, 3);
-    let DstDays { dst, first, last, from, to } = days;
-    let midnight = |d| days.midnight(d);
+    let DstDays { dst, first, last, from, to } = DstDays::around(3, 3);
     let stack = Stack::named("paths").start();
     let read = stack.start_read();
     let mut rng = Rng(0x9a75_5eed_0042_3333);

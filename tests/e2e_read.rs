@@ -16,7 +16,7 @@ use millimetric_tools::dev_keys::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use support::events::{dst_day, row_json, Ev, ZONE};
+use support::events::{midnight, row_json, DstDays, Ev, ZONE};
 use support::rng::Rng;
 use support::Stack;
 
@@ -66,8 +66,7 @@ struct Layout {
 const OLD_ENDS_DAYS_AGO: i64 = 46;
 
 fn layout(today: Date) -> Layout {
-    let dst = dst_day(today);
-    let (first, last) = (dst.checked_sub(3.days()).unwrap(), dst.checked_add(3.days()).unwrap());
+    let DstDays { dst, first, last, .. } = DstDays::from_today(today, 3, 3);
     let prev_first = first.checked_sub(7.days()).unwrap();
     // Thirty days of events; when they would meet the raw oracle's two weeks, they end just
     // before those instead.
@@ -516,7 +515,6 @@ fn read_side_matches_the_oracle() {
     // oracle's events are gone before the 30-day ones go in.
     let (dst, first, last) = (plan.dst, plan.first, plan.last);
     // Seven local days around the change; the previous week and the year before get events too.
-    let midnight = |d: Date| d.to_zoned_datetime(berlin.clone()).unwrap().timestamp().as_second();
     let (from, to) = (midnight(first), midnight(last.tomorrow().unwrap()));
     let (prev_from, prev_to) = (midnight(plan.prev_first), from);
     let (yoy_from, yoy_to) = (midnight(plan.yoy_first), midnight(plan.yoy_last.tomorrow().unwrap()));

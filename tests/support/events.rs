@@ -71,19 +71,22 @@ pub struct DstDays {
 }
 
 impl DstDays {
-    /// From `before` days before the DST day to `after` days after it.
+    /// From `before` days before the DST day to `after` days after it, for the run's today.
     pub fn around(before: i64, after: i64) -> DstDays {
-        let today = Timestamp::now().to_zoned_datetime(zone()).date();
-        let dst = dst_day(today);
-        let (first, last) = (dst.checked_sub(before.days()).unwrap(), dst.checked_add(after.days()).unwrap());
-        let at_midnight = |d: Date| d.to_zoned_datetime(zone()).unwrap().timestamp().as_second();
-        DstDays { dst, first, last, from: at_midnight(first), to: at_midnight(last.tomorrow().unwrap()) }
+        DstDays::from_today(Timestamp::now().to_zoned_datetime(zone()).date(), before, after)
     }
 
-    /// The Unix second at which `day` starts in [`ZONE`].
-    pub fn midnight(&self, day: Date) -> i64 {
-        day.to_zoned_datetime(zone()).unwrap().timestamp().as_second()
+    /// The same for any `today` (a layout test runs it for every day of a year).
+    pub fn from_today(today: Date, before: i64, after: i64) -> DstDays {
+        let dst = dst_day(today);
+        let (first, last) = (dst.checked_sub(before.days()).unwrap(), dst.checked_add(after.days()).unwrap());
+        DstDays { dst, first, last, from: midnight(first), to: midnight(last.tomorrow().unwrap()) }
     }
+}
+
+/// The Unix second at which `day` starts in [`ZONE`].
+pub fn midnight(day: Date) -> i64 {
+    day.to_zoned_datetime(zone()).unwrap().timestamp().as_second()
 }
 
 fn zone() -> TimeZone {
