@@ -338,14 +338,18 @@ mod tests {
         // A statement that would pass the size bound with the page spelled inside it reads
         // every row as before, rather than refusing a query that used to run.
         let paths: Vec<String> = (0..100).map(|i| format!("/a-rather-long-path-name-number-{i:04}-xxxxxxxx")).collect();
-        let filters: Vec<serde_json::Value> = (0..14).map(|_| json!(["is_not", "event:page", paths])).collect();
-        for compare in [None, Some("previous_period")] {
+        for (n, compare) in (6..=16).flat_map(|n| [(n, None), (n, Some("previous_period"))]) {
+            let filters: Vec<serde_json::Value> = (0..n).map(|_| json!(["is_not", "event:page", paths])).collect();
             let body = json!({"metrics": ["visitors", "conversion_rate"], "date_range": "7d", "dimensions": ["event:page"],
                 "goal": {"event": "signup"}, "order_by": [["conversion_rate", "desc"]], "filters": filters, "compare": compare});
-            let p = plan(body.to_string().as_bytes(), "proj_a", None, T, NOW).unwrap_or_else(|e| panic!("{compare:?}: {e}"));
+            let p = plan(body.to_string().as_bytes(), "proj_a", None, T, NOW).unwrap_or_else(|e| panic!("{n} filters, {compare:?}: {e}"));
             let statements = [Some(&p.now.rows), p.now.conversion_base.as_ref(), p.then.as_ref().map(|t| &t.rows)];
-            assert!(statements.into_iter().flatten().all(|s| s.len() <= MAX_STATEMENT_BYTES), "{compare:?}");
+            assert!(statements.into_iter().flatten().all(|s| s.len() <= MAX_STATEMENT_BYTES), "{n} filters, {compare:?}");
         }
+        // The compared period answers for all the page's rows and its margins'.
+        let body = br#"{"metrics":["visitors"],"date_range":"7d","dimensions":["event:page"],"compare":"previous_period","pagination":{"limit":10000}}"#;
+        let p = plan(body, "proj_a", None, T, NOW).unwrap();
+        assert!(p.now.around_page.ends_with("LIMIT 0, 10100") && p.then.unwrap().rows.contains("LIMIT 0, 10200 FORMAT"));
         let p = plan(br#"{"metrics":["visitors"],"date_range":"day","timezone":"UTC"}"#, "proj_a", Some("Asia/Kolkata"), T, NOW).unwrap();
         assert_eq!(p.timezone, "UTC");
         let p = plan(br#"{"metrics":["visitors"],"date_range":"day"}"#, "proj_a", Some("not/a zone"), T, NOW).unwrap();

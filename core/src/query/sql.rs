@@ -398,8 +398,7 @@ const PAGE_MARGIN: u64 = 100;
 /// `grouped`'s groups kept to those whose dimensions `keys` (indices) are among the rows of
 /// `page`: a statement that only completes a page's rows answers no more groups than the page
 /// has (past max_result_rows it would fail), and finds each of its rows however it ranks. No
-/// keys, or a statement that would pass MAX_STATEMENT_BYTES (the page is spelled inside it):
-/// all of them, as before. (A HAVING on the aliases fails on 18.16: "Unknown identifier"; the
+/// keys: all of them. (A HAVING on the aliases fails on 18.16: "Unknown identifier"; the
 /// outer WHERE runs on 18.16 and 26.9 without counting the inner groups as result rows.)
 fn among(grouped: String, keys: &[usize], page: &str) -> String {
     if keys.is_empty() {
@@ -407,11 +406,7 @@ fn among(grouped: String, keys: &[usize], page: &str) -> String {
     }
     let names = keys.iter().map(|i| format!("d{i}")).collect::<Vec<_>>().join(", ");
     let tuple = if keys.len() == 1 { names.clone() } else { format!("({names})") };
-    let kept = format!("SELECT * FROM ({grouped}) WHERE {tuple} IN (SELECT {names} FROM ({page}))");
-    if kept.len() > MAX_STATEMENT_BYTES {
-        return grouped;
-    }
-    kept
+    format!("SELECT * FROM ({grouped}) WHERE {tuple} IN (SELECT {names} FROM ({page}))")
 }
 
 /// The dimensions a compared period's rows are matched on: all but time (its buckets are
@@ -424,9 +419,29 @@ fn matched_dimensions(q: &Query) -> Vec<usize> {
 /// `among_page` (the other period's `around_page`, for a comparison), its rows are kept to
 /// that page's.
 pub fn statements_with(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>) -> String, among_page: Option<&str>) -> Statements {
+    let kept = spelled(q, grouped, among_page, true);
+    // Keeping to the page spells it inside the other statements: past the size bound they
+    // read every row, as before (a comparison then reads the compared period's first rows by
+    // its own order; docs/stats-api.md).
+    if [Some(&kept.rows), kept.conversion_base.as_ref()].into_iter().flatten().any(|s| s.len() > MAX_STATEMENT_BYTES) {
+        return spelled(q, grouped, among_page, false);
+    }
+    kept
+}
+
+fn spelled(
+    q: &Query,
+    grouped: &dyn Fn(&[Dimension], Option<&Filter>) -> String,
+    among_page: Option<&str>,
+    keep_to_page: bool,
+) -> Statements {
     let mut body = grouped(&q.dimensions, q.filter.as_ref());
-    if let Some(page) = among_page {
-        body = among(body, &matched_dimensions(q), page);
+    let mut limit = q.limit;
+    let keys = matched_dimensions(q);
+    if let (Some(page), true, false) = (among_page, keep_to_page, keys.is_empty()) {
+        body = among(body, &keys, page);
+        // All of the other page's rows and its margins', whatever their order here.
+        limit += 2 * PAGE_MARGIN;
     }
     let format = " FORMAT JSONEachRow";
     let ordered = if ordered_by_rate(q) {
@@ -444,14 +459,14 @@ pub fn statements_with(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>
     let around_page = format!("{ordered} ORDER BY {order} LIMIT {first}, {}", q.offset - first + q.limit + PAGE_MARGIN);
     let all_dimensions: Vec<usize> = (0..q.dimensions.len()).collect();
     Statements {
-        rows: format!("{ordered} ORDER BY {order} LIMIT {}, {}{format}", q.offset, q.limit),
+        rows: format!("{ordered} ORDER BY {order} LIMIT {}, {limit}{format}", q.offset),
         total_rows: q.total_rows.then(|| format!("SELECT count() AS total_rows FROM ({body}){format}")),
         total_visitors: q.metrics.contains(&Metric::Percentage).then(|| format!("{}{format}", grouped(&[], q.filter.as_ref()))),
         // Each row's denominator, for the page's rows only.
-        conversion_base: q
-            .metrics
-            .contains(&Metric::ConversionRate)
-            .then(|| format!("{}{format}", among(grouped(&q.dimensions, q.conversion_base().as_ref()), &all_dimensions, &around_page))),
+        conversion_base: q.metrics.contains(&Metric::ConversionRate).then(|| {
+            let base = grouped(&q.dimensions, q.conversion_base().as_ref());
+            format!("{}{format}", if keep_to_page { among(base, &all_dimensions, &around_page) } else { base })
+        }),
         around_page,
     }
 }
