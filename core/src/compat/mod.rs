@@ -185,6 +185,7 @@ pub fn bounded(text: Option<String>, max: usize) -> Option<String> {
 /// digits, `_`, `-`) gets a script that sets nothing, and posthog-js asks `/flags` instead.
 pub fn posthog_config_script(path: &str) -> String {
     let token = path
+        .trim_end_matches('/')
         .strip_prefix("/array/")
         .and_then(|p| p.strip_suffix("/config.js"))
         .filter(|t| !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));

@@ -104,10 +104,12 @@ fn message(call: Option<Call>, m: Value, batch_sent_at: Option<&Value>, received
         Call::Track => match text_at(&m, &["event"]) {
             // Tracked under the name pageviews have: a pageview, as its sender means, when it
             // names a web page; else refused on its own (no custom event may take the name).
-            Some(name) if name == crate::ingest::event::PAGEVIEW_NAME => match super::web_page(page_field(&m, "url")) {
-                Some(_) => Message::Event(page(&m, batch_sent_at, received_ms)),
-                None => Message::Refused(crate::ingest::event::reserved_name()),
-            },
+            Some(name) if name == crate::ingest::event::PAGEVIEW_NAME => {
+                match super::web_page(page_field(&m, "url").map(|u| with_campaign(&u, &m))) {
+                    Some(_) => Message::Event(page(&m, batch_sent_at, received_ms)),
+                    None => Message::Refused(crate::ingest::event::reserved_name()),
+                }
+            }
             Some(name) => Message::Event(track(&m, name, batch_sent_at, received_ms)),
             None => Message::Refused(ApiError::bad_request("missing_name", "A track call needs `event`, its name.")),
         },
