@@ -7,7 +7,8 @@ pub struct Dsn {
     /// `{scheme}://{host}[:{port}][/{path}]/api/{project_id}/envelope/`
     pub envelope_url: String,
     pub public_key: String,
-    /// The DSN as given, for the envelope header.
+    /// The DSN for the envelope header: as given, without a legacy secret key (`pub:secret@`),
+    /// which would otherwise travel in every report.
     pub dsn: String,
 }
 
@@ -31,7 +32,7 @@ impl Dsn {
         ok.then(|| Dsn {
             envelope_url: format!("{scheme}://{base}/api/{project_id}/envelope/"),
             public_key: public_key.to_string(),
-            dsn: dsn.to_string(),
+            dsn: format!("{scheme}://{public_key}@{}", rest.trim_end_matches('/')),
         })
     }
 
@@ -52,7 +53,9 @@ mod tests {
         assert_eq!(d.auth_header("millimetric/1"), "Sentry sentry_version=7, sentry_key=abc123, sentry_client=millimetric/1");
         let local = Dsn::parse(" http://k@127.0.0.1:9000/prefix/7/ ").unwrap();
         assert_eq!(local.envelope_url, "http://127.0.0.1:9000/prefix/api/7/envelope/");
-        assert_eq!(Dsn::parse("https://pub:legacy-secret@host/1").unwrap().public_key, "pub");
+        let legacy = Dsn::parse("https://pub:legacy-secret@host/1").unwrap();
+        assert_eq!((legacy.public_key.as_str(), legacy.dsn.as_str()), ("pub", "https://pub@host/1"), "the secret goes nowhere");
+        assert_eq!(d.dsn, "https://abc123@o1.ingest.sentry.io/42");
         for bad in ["", "not a dsn", "ftp://k@h/1", "https://h/1", "https://@h/1", "https://k@h/", "https://k@h/abc", "https://k@/1"] {
             assert_eq!(Dsn::parse(bad), None, "{bad}");
         }
