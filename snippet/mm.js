@@ -75,9 +75,16 @@
     post(JSON.stringify(event));
   }
 
-  // The address sent: no fragment unless hash routing is on (a fragment is often a token).
+  // With hash routing, a fragment is a route when it starts with "#/" (or "#!/"); an in-page
+  // #anchor is not one.
+  function route() {
+    var h = location.hash.split("?")[0];
+    return hashRouting && /^#!?\//.test(h) ? h : "";
+  }
+
+  // The address sent: no fragment unless it is a route (a fragment is often a token).
   function here() {
-    return location.origin + location.pathname + location.search + (hashRouting ? location.hash : "");
+    return location.origin + location.pathname + location.search + (route() ? location.hash : "");
   }
 
   // What makes a page: its path, and with hash routing its #/route (the fragment up to "?").
@@ -85,7 +92,7 @@
   // new pageview only when that changes: a change of the query alone (a search box or filter
   // that rewrites ?q= as you type) is not.
   function page() {
-    return location.pathname + (hashRouting ? location.hash.split("?")[0] : "");
+    return location.pathname + route();
   }
 
   // After a client-side navigation apps set document.title, often a render or a data load
@@ -115,6 +122,8 @@
   }
 
   function pageview(first) {
+    // A jump to an in-page #anchor of a hash-routed app leaves the page as it was.
+    if (first !== true && hashRouting && location.hash && !route()) return;
     var url = here(), previous = current;
     current = url;
     if (page() === counted) return;

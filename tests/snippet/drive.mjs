@@ -85,6 +85,9 @@ try {
   next = collected();
   await page.click("#hash-next");
   await next;
+  // An in-page #anchor is no route: nothing is sent for it (the expected events end above).
+  await page.click("#hash-anchor");
+  await page.waitForTimeout(1500);
 
   await page.waitForTimeout(500);
   console.log(JSON.stringify({
