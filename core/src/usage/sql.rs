@@ -43,7 +43,7 @@ fn next(d: Date) -> Date {
 }
 
 /// One row per stored (project, event id) first received on `from..=to`: its day, whether a
-/// server key sent it (and the server copy's bot flag, which queries show), its ingest route.
+/// server key sent it (and the server copy's bot flag, which queries show, and its ingest route).
 /// The `timestamp` bounds only let the primary key narrow the scan: an event's time lies at
 /// most 30 days before its receipt and five minutes after (ingest::timestamp).
 fn distinct_events(database: &str, table: &str, scope: Scope, from: Date, to: Date) -> String {
@@ -52,7 +52,7 @@ fn distinct_events(database: &str, table: &str, scope: Scope, from: Date, to: Da
     let ts_to = format!("{} + {}", midnight(end), MAX_FUTURE_MS / 1000 + 3_600);
     format!(
         "SELECT project_id, event_id, toDate(min(received_at)) AS day, \
-         if(max(key_kind = 'secret') = 1, 'secret', any(key_kind)) AS kind, any(ingest_route) AS route, \
+         if(max(key_kind = 'secret') = 1, 'secret', any(key_kind)) AS kind, argMax(ingest_route, key_kind = 'secret') AS route, \
          argMax(is_bot, key_kind = 'secret') AS bot \
          FROM {database}.{table} WHERE {scope}received_at >= {} AND received_at < {} AND timestamp >= {ts_from} AND timestamp < {ts_to} \
          GROUP BY project_id, event_id",
@@ -197,6 +197,9 @@ mod tests {
         assert!(s.contains("GROUP BY project_id, event_id"), "{s}");
         assert!(s.contains("toDate(min(received_at)) AS day"), "{s}");
         assert!(s.contains("argMax(is_bot, key_kind = 'secret')"), "the server copy's bot flag: {s}");
+        // An event stored twice (a browser copy and a server copy) counts once, as the
+        // server's: its route too, not either copy's.
+        assert!(s.contains("argMax(ingest_route, key_kind = 'secret') AS route"), "the server copy's route: {s}");
         assert!(s.contains(&format!("received_at < toDateTime('{} 00:00:00', 'UTC')", t + Duration::days(1))), "{s}");
         assert!(s.contains(&format!("WHERE date NOT IN ('{}')", t - Duration::days(1))), "snapshotted days once: {s}");
         let snap = stored_snapshot_sql("db", Scope::All, &marked).unwrap();
