@@ -7,8 +7,8 @@
  * (flat properties: strings, numbers, booleans). It keeps one random anonymous id, `mm_aid`,
  * in this site's localStorage. It never sets or reads a cookie, sends none to the ingest host
  * (crossorigin="anonymous" keeps them off the script's own request too), never reads a form
- * field, and sends nothing but the page's URL (without its #fragment unless hash routing is
- * on), referrer and title, that id, and what you pass to `track`. Never pass card numbers or
+ * field, and sends nothing but the page's URL (without its #fragment unless it is a #/route,
+ * with hash routing on), referrer and title, that id, and what you pass to `track`. Never pass card numbers or
  * passwords there. A GET form's fields become the address of the page it loads, so they are
  * sent as that page's URL (the ingest host removes e-mail addresses and the like from URLs).
  *
@@ -122,8 +122,6 @@
   }
 
   function pageview(first) {
-    // A jump to an in-page #anchor of a hash-routed app leaves the page as it was.
-    if (first !== true && hashRouting && location.hash && !route()) return;
     var url = here(), previous = current;
     current = url;
     if (page() === counted) return;

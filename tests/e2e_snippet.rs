@@ -134,6 +134,7 @@ fn expected_events() -> Vec<(String, String)> {
         ("pageview", format!("{s}/checkout")),
         ("pageview", format!("{s}/search?q=query-5e2a")),
         ("pageview", format!("{s}/search?q=query-5e2a")),
+        ("pageview", format!("{s}/hash/")),
         ("pageview", format!("{s}/hash/#/first")),
         ("pageview", format!("{s}/hash/#/second")),
     ]
@@ -377,11 +378,13 @@ fn snippet_in_a_real_browser() {
         "{pricing}"
     );
     assert_eq!(run.events[0]["title"], "Home · Test");
-    assert_eq!(run.events[10]["referrer"], format!("{s}/hash/#/first"));
+    // The anchor between them was no page: the route's referrer is the page without it.
+    assert_eq!(run.events[10]["referrer"], format!("{s}/hash/"));
+    assert_eq!(run.events[11]["referrer"], format!("{s}/hash/#/first"));
 
     // What landed: every event once, in the dev project, as Chrome; the fragments of the
     // hash-routed page only.
-    assert_eq!(run.rows.len(), 11, "worker log:\n{}", stack.logs());
+    assert_eq!(run.rows.len(), 12, "worker log:\n{}", stack.logs());
     let stored: Vec<(String, String, String, String)> = run
         .rows
         .iter()
@@ -405,6 +408,7 @@ fn snippet_in_a_real_browser() {
         ("pageview", "/checkout", "", ""),
         ("pageview", "/search", "q=query-5e2a", ""),
         ("pageview", "/search", "q=query-5e2a", ""),
+        ("pageview", "/hash/", "", ""),
         ("pageview", "/hash/", "", "/first"),
         ("pageview", "/hash/", "", "/second"),
     ]
