@@ -8,9 +8,10 @@
  * in this site's localStorage. It never sets or reads a cookie, sends none to the ingest host
  * (crossorigin="anonymous" keeps them off the script's own request too), never reads a form
  * field, and sends nothing but the page's URL (without its #fragment unless it is a #/route,
- * with hash routing on), referrer and title, that id, and what you pass to `track`. Never pass card numbers or
- * passwords there. A GET form's fields become the address of the page it loads, so they are
- * sent as that page's URL (the ingest host removes e-mail addresses and the like from URLs).
+ * with hash routing on), referrer and title, that id, and what you pass to `track`. Never
+ * pass card numbers or passwords there. A GET form's fields become the address of the page it
+ * loads, so they are sent as that page's URL (the ingest host removes e-mail addresses and
+ * the like from URLs).
  *
  * Optional attributes: data-endpoint (default: /collect on the script's own host),
  * data-hash-routing="true" (count #/route changes as pages; the key must allow hash routing).
