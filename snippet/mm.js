@@ -2,7 +2,8 @@
  *
  *   <script defer crossorigin="anonymous" src="https://YOUR-INGEST-HOST/mm.js" data-key="pk_live_..."></script>
  *
- * Sends a pageview for each page and each client-side navigation that changes the path (not
+ * Sends a pageview for each page (a prerendered one once it is shown, one restored from the
+ * back/forward cache again) and each client-side navigation that changes the path (not
  * the query alone), and custom events through `millimetric.track("signup", { plan: "pro" })`
  * (flat properties: strings, numbers, booleans). It keeps one random anonymous id, `mm_aid`,
  * in this site's localStorage. It never sets or reads a cookie, sends none to the ingest host
@@ -55,11 +56,20 @@
   // always would, so it is never used. (Where keepalive is missing, e.g. Firefox before 133, an
   // event sent while the page closes may be lost: never a cookie sent instead.) Each event
   // carries its own id, so a resend is stored once.
+  function request(body, keepalive) {
+    return fetch(endpoint, { method: "POST", body: body, keepalive: keepalive, credentials: "omit", headers: { "Content-Type": "text/plain;charset=UTF-8" } });
+  }
+  // Browsers let keepalive requests hold at most 64 KiB in flight and refuse the rest at once
+  // (a burst of events): those go again as plain requests, which only the page's end cancels.
+  function resend(body) {
+    try {
+      request(body, false).catch(function () {});
+    } catch (e) { /* as post */ }
+  }
   function post(body) {
     try {
       if (window.fetch) {
-        fetch(endpoint, { method: "POST", body: body, keepalive: true, credentials: "omit", headers: { "Content-Type": "text/plain;charset=UTF-8" } })
-          .catch(function () {});
+        request(body, true).catch(function () { resend(body); });
       } else {
         var x = new XMLHttpRequest(); // cross-origin, withCredentials false: no cookies either
         x.open("POST", endpoint);
@@ -169,9 +179,19 @@
   window.addEventListener("popstate", function () { pageview(); });
   if (hashRouting) window.addEventListener("hashchange", function () { pageview(); });
 
+  // A page restored from the back/forward cache is shown again without loading: a view, as
+  // the reload it stands for would have been.
+  function restored(e) {
+    if (!e.persisted) return;
+    counted = null;
+    pageview(true);
+  }
+  window.addEventListener("pageshow", restored);
+
   window.millimetric = { track: track, anonymousId: function () { return aid; } };
-  if (document.visibilityState === "prerender") {
-    document.addEventListener("visibilitychange", function () { pageview(true); }, { once: true });
+  // A prerendered page (speculation rules) may never be shown: it counts once it is.
+  if (document.prerendering) {
+    document.addEventListener("prerenderingchange", function () { pageview(true); }, { once: true });
   } else {
     pageview(true);
   }

@@ -7,6 +7,9 @@
 //! is on; the new page's title after a client-side navigation; a query-only replaceState is no
 //! pageview. Every privacy check is also run against deliberately broken copies of the snippet
 //! (made here from the served one), and must catch each: a check that cannot fail proves nothing.
+//! Then the page's life beyond a plain load (tests/snippet/lifecycle.mjs): a prerendered page
+//! counted once shown, a restore from the back/forward cache counted, and a burst larger than
+//! keepalive requests may hold all stored; each caught without its behaviour, the same way.
 //! Run by scripts/test (`cargo test -- --include-ignored`).
 
 mod support;
@@ -104,6 +107,7 @@ fn record_ingest(recorded: Arc<Mutex<Vec<Value>>>, edge_port: u16) {
                         .to_string();
                 if let Some(r) = recorded.lock().unwrap().get_mut(index) {
                     r["setCookie"] = header(&answer_head, "set-cookie").is_some().into();
+                    r["status"] = answer_head.split_whitespace().nth(1).unwrap_or("").into();
                 }
                 let _ = conn.write_all(&answer);
             });
@@ -152,11 +156,17 @@ fn kind(ev: &Value) -> String {
 }
 
 fn browse(stack: &Stack, root: &std::path::Path, recorded: &Mutex<Vec<Value>>) -> Run {
+    browse_with(stack, root, recorded, "drive.mjs", &[])
+}
+
+/// A run of one of the drivers in tests/snippet/, with its arguments after the two origins.
+fn browse_with(stack: &Stack, root: &std::path::Path, recorded: &Mutex<Vec<Value>>, driver: &str, args: &[&str]) -> Run {
     recorded.lock().unwrap().clear();
     let out = Command::new("node")
-        .arg(root.join("tests/snippet/drive.mjs"))
+        .arg(root.join("tests/snippet").join(driver))
         .arg(site())
         .arg(ingest())
+        .args(args)
         .current_dir(root)
         .output()
         .expect("run node");
@@ -176,11 +186,9 @@ fn browse(stack: &Stack, root: &std::path::Path, recorded: &Mutex<Vec<Value>>) -
         .collect::<Vec<_>>();
     let aid = seen["aidBefore"].as_str().unwrap_or("").to_string();
     assert!(!aid.is_empty() && !aid.contains('\''), "mm_aid in localStorage: {seen}");
-    stack.wait_count(
-        &format!("SELECT count() FROM events_dedup WHERE anonymous_id = '{aid}'"),
-        events.len() as u64,
-        Duration::from_secs(30),
-    );
+    // A body sent twice (a resend) is one event: its id is stored once.
+    let ids: std::collections::HashSet<String> = events.iter().map(|e| e["id"].to_string()).collect();
+    stack.wait_count(&format!("SELECT count() FROM events_dedup WHERE anonymous_id = '{aid}'"), ids.len() as u64, Duration::from_secs(30));
     let rows =
         stack.query(&format!("SELECT * FROM events_dedup WHERE anonymous_id = '{aid}' ORDER BY timestamp, received_at FORMAT JSONEachRow"));
     let rows = rows.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -285,6 +293,72 @@ fn violations(run: &Run) -> Vec<(&'static str, String)> {
         }
     } else {
         v.push(("capture", "the typed and filtered events were not both seen".into()));
+    }
+    v
+}
+
+/// How many events the lifecycle driver's burst tracks at once (tests/snippet/lifecycle.mjs).
+const BURST: usize = 80;
+
+/// A stored row's property `n` (the burst's counter).
+fn prop_n(row: &Value) -> Option<String> {
+    let keys = row["prop_keys"].as_array()?;
+    let at = keys.iter().position(|k| k == "n")?;
+    row["prop_values"][at].as_str().map(str::to_string)
+}
+
+/// What the snippet must do beyond a plain page load (tests/snippet/lifecycle.mjs), as
+/// (which behaviour, what showed it broken), judged for the walks that ran.
+fn lifecycle_violations(run: &Run, walks: &[&str]) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    let s = site();
+    let pageviews = |sent: &[Value], path: &str| {
+        sent.iter()
+            .filter(|r| r["url"] == format!("{}/collect", ingest()))
+            .filter_map(|r| serde_json::from_str::<Value>(r["body"].as_str()?).ok())
+            .filter(|e| e["type"] == "pageview" && e["url"] == format!("{s}{path}"))
+            .count()
+    };
+    if walks.contains(&"prerender") {
+        // Nothing while the page is prerendered (it may never be shown); its pageview once shown.
+        let activated = run.sent.iter().position(|r| r["url"] == format!("{}/health?step=activate", ingest()));
+        let activated = activated.expect("the driver's activation mark reached the ingest host");
+        let (before, after) = run.sent.split_at(activated);
+        if pageviews(before, "/prerendered/") > 0 {
+            v.push(("prerender", "a pageview was sent while the page was only prerendered".to_string()));
+        }
+        if pageviews(after, "/prerendered/") != 1 {
+            v.push(("prerender", format!("{} pageviews once the page was shown, not 1", pageviews(after, "/prerendered/"))));
+        }
+    }
+    if walks.contains(&"bfcache") {
+        assert_eq!(run.seen["restored"], true, "the page was not restored from the back/forward cache: the check would prove nothing");
+        // Opened, left, and shown again from the cache: two views, as a reload would have made.
+        let views = pageviews(&run.sent, "/bf/one/");
+        if views != 2 {
+            v.push(("bfcache", format!("/bf/one/ counted {views} time(s), not twice: the restored page was not counted")));
+        }
+    }
+    if walks.contains(&"burst") {
+        let stored: std::collections::BTreeSet<String> =
+            run.rows.iter().filter(|r| r["event_name"] == "burst").filter_map(prop_n).collect();
+        if stored.len() != BURST {
+            let answers: Vec<&Value> = run
+                .events
+                .iter()
+                .zip(run.sent.iter().filter(|r| r["url"] == format!("{}/collect", ingest())))
+                .filter(|(e, _)| e["name"] == "burst")
+                .map(|(_, r)| &r["status"])
+                .collect();
+            v.push((
+                "burst",
+                format!(
+                    "{} of the {BURST} events tracked at once were stored; the ingest host answered {} of them: {answers:?}",
+                    stored.len(),
+                    answers.len()
+                ),
+            ));
+        }
     }
     v
 }
@@ -461,5 +535,29 @@ fn snippet_in_a_real_browser() {
                 summary(&found)
             );
         }
+    }
+
+    // Beyond a plain load: a prerendered page, a page restored from the back/forward cache, and
+    // a burst of events larger than keepalive requests may hold in flight.
+    *build.lock().unwrap() = Build { src: format!("{}/mm.js", ingest()), attrs: String::new(), script: String::new() };
+    let walks = ["prerender", "bfcache", "burst"];
+    let run = browse_with(&stack, root, &recorded, "lifecycle.mjs", &walks);
+    let found = lifecycle_violations(&run, &walks);
+    assert!(found.is_empty(), "the snippet missed or lost events:\n{}\n{}", summary(&found), run.seen);
+    let burst = run.rows.iter().filter(|r| r["event_name"] == "burst").count();
+    assert_eq!(burst, BURST, "each event of the burst once");
+
+    // Each behaviour's check catches the snippet without it.
+    let copies: [(&str, &str, &str, &str); 3] = [
+        ("counts-prerendered-pages", "prerender", "if (document.prerendering) {", "if (document.visibilityState === \"prerender\") {"),
+        ("ignores-bfcache-restores", "bfcache", "window.addEventListener(\"pageshow\", restored);", ""),
+        ("drops-what-keepalive-refuses", "burst", ".catch(function () { resend(body); });", ".catch(function () {});"),
+    ];
+    for (name, walk, from, to) in copies {
+        *build.lock().unwrap() = broken(&served, name, from, to);
+        let run = browse_with(&stack, root, &recorded, "lifecycle.mjs", &[walk]);
+        let found = lifecycle_violations(&run, &[walk]);
+        eprintln!("broken build {name}, caught:\n{}", summary(&found));
+        assert!(found.iter().any(|(p, _)| *p == walk), "the {walk} check did not catch the broken build {name}");
     }
 }
