@@ -2,8 +2,9 @@
 //! referrer. Rules: UTM beats the referrer; a same-site referrer is not a source; no referrer and
 //! no campaign is `direct`.
 
-use super::pii::is_pii_value;
-use super::referrer_hosts;
+use super::pii::{self, is_pii_value};
+use super::{referrer_hosts, url_scrub};
+use url::form_urlencoded;
 use url::Url;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,11 +51,20 @@ fn clean_value(v: &str) -> String {
     v.chars().take(MAX_VALUE_CHARS).collect()
 }
 
+/// A UTM or `ref` value: what the page URL's scrubber keeps of its pair (`raw`, as sent), so a
+/// nested URL is scrubbed and a value the stored query loses is not kept here either.
+fn scrubbed_value(raw: &str) -> String {
+    let kept = url_scrub::scrub_query_pair(raw);
+    kept.and_then(|pair| form_urlencoded::parse(pair.as_bytes()).next().map(|(_, v)| clean_value(&v))).unwrap_or_default()
+}
+
 /// Click ids are long opaque strings by design: dropped only when one smuggles personal data
-/// (`pii::is_personal_id`, every class but the opaque-token rule).
-fn clean_click_id(v: &str) -> String {
+/// (`pii::is_personal_id`, every class but the opaque-token rule), decoded or as sent (`raw`,
+/// where a `+` is still a phone number's).
+fn clean_click_id(v: &str, raw: &str) -> String {
     let v = v.trim();
-    if v.is_empty() || super::pii::is_personal_id(v) {
+    let (forms, _) = pii::decoded_forms(raw, false);
+    if v.is_empty() || pii::is_personal_id(v) || forms.iter().any(|f| pii::is_personal_id(f.trim())) {
         return String::new();
     }
     v.chars().take(MAX_VALUE_CHARS).collect()
@@ -65,12 +75,15 @@ fn same_site(a: &str, b: &str) -> bool {
     strip(a) == strip(b)
 }
 
-/// `page`: the page URL as sent (before scrubbing: click ids and UTM values are read here, and
-/// each value is itself checked for PII). `referrer`: the parsed referrer, if any.
+/// `page`: the page URL as sent (before scrubbing, which drops click ids as opaque tokens: each
+/// click id is checked for personal data here, and each UTM or `ref` value is what the
+/// scrubber keeps of it). `referrer`: the parsed referrer, if any.
 pub fn attribute(page: &Url, referrer: Option<&Url>) -> Attribution {
     let mut a = Attribution::default();
     let mut ref_param = String::new();
-    for (name, value) in page.query_pairs() {
+    for raw in page.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let Some((name, value)) = form_urlencoded::parse(raw.as_bytes()).next() else { continue };
+        let raw_value = raw.split_once('=').map_or("", |(_, v)| v);
         let name = name.to_ascii_lowercase();
         let slot = match name.as_str() {
             "utm_source" => &mut a.utm_source,
@@ -82,7 +95,7 @@ pub fn attribute(page: &Url, referrer: Option<&Url>) -> Attribution {
             _ => {
                 if a.click_id.is_empty() || click_rank(&name) < click_rank(&a.click_id_type) {
                     if let Some((id, _, _)) = CLICK_IDS.iter().find(|(id, _, _)| *id == name) {
-                        let v = clean_click_id(&value);
+                        let v = clean_click_id(&value, raw_value);
                         if !v.is_empty() {
                             a.click_id_type = id.to_string();
                             a.click_id = v;
@@ -93,7 +106,7 @@ pub fn attribute(page: &Url, referrer: Option<&Url>) -> Attribution {
             }
         };
         if slot.is_empty() {
-            *slot = clean_value(&value);
+            *slot = scrubbed_value(raw);
         }
     }
 

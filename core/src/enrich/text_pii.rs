@@ -71,7 +71,7 @@ fn every_match(text: &str) -> Vec<(Range<usize>, Kind)> {
     all.extend(credentials.iter().cloned().map(|r| (r, Kind::Credentials)));
     all.extend(home_paths::home_path_spans(text).into_iter().map(|r| (r, Kind::User)));
     all.extend(ip_spans(text).into_iter().map(|r| (r, Kind::Ip)));
-    all.extend(number_spans(text));
+    all.extend(numbers(text));
     all
 }
 
@@ -139,6 +139,12 @@ pub fn email_spans(text: &str) -> Vec<Range<usize>> {
         while domain.ends_with(['.', '-']) {
             domain = &domain[..domain.len() - 1];
         }
+        // Digits glued to the top-level label are not part of the address: `jane@example.com1`.
+        let last = domain.rsplit('.').next().unwrap_or("");
+        let letters = last.trim_end_matches(|c: char| c.is_ascii_digit());
+        if domain.contains('.') && letters.len() < last.len() && tld_ok(letters) {
+            domain = &domain[..domain.len() - (last.len() - letters.len())];
+        }
         let end = d + domain.len();
         let labels: Vec<&str> = domain.split('.').collect();
         let tld = labels.last().copied().unwrap_or("");
@@ -168,8 +174,10 @@ pub fn looks_like_email(v: &str) -> bool {
 
 // --- IP addresses ----------------------------------------------------------------------------
 
+/// Whether `start..end` stands as a word of its own: no letter or digit right beside it. An
+/// underscore is a separator here (`ip_81.2.69.14`, `order_4111111111111111`).
 fn boundary_ok(s: &[u8], start: usize, end: usize) -> bool {
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let word = |b: u8| b.is_ascii_alphanumeric();
     (start == 0 || !word(s[start - 1])) && (end == s.len() || !word(s[end]))
 }
 
@@ -260,6 +268,44 @@ pub fn looks_like_ip(v: &str) -> bool {
 
 fn number_char(b: u8) -> bool {
     b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/')
+}
+
+/// Phone and card numbers, with Unicode spaces and dashes read as the ASCII ones (a title's
+/// `&nbsp;` is U+00A0, `‑` U+2011): `number_spans` reads a copy where each such character is its
+/// ASCII separator padded with spaces to the same length, so what it finds are this text's own
+/// byte ranges; each is widened to whole characters.
+fn numbers(text: &str) -> Vec<(Range<usize>, Kind)> {
+    let plain = ascii_separators(text);
+    let whole = |mut r: Range<usize>| {
+        while !text.is_char_boundary(r.start) {
+            r.start -= 1;
+        }
+        while !text.is_char_boundary(r.end) {
+            r.end += 1;
+        }
+        r
+    };
+    number_spans(&plain).into_iter().map(|(r, k)| (whole(r), k)).collect()
+}
+
+fn ascii_separators(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let sep = match c {
+            '\u{a0}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}' => ' ',
+            '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{fe63}' | '\u{ff0d}' => '-',
+            _ => {
+                out.push(c);
+                continue;
+            }
+        };
+        out.push(sep);
+        out.extend(std::iter::repeat_n(' ', c.len_utf8() - 1));
+    }
+    Cow::Owned(out)
 }
 
 /// Phone and card numbers: maximal runs of digits and the separators numbers are written with
@@ -369,10 +415,10 @@ fn groups(v: &str) -> Vec<&str> {
 
 /// 13 to 19 digits passing the Luhn check, starting as the card networks' numbers do (2 to 6:
 /// Mastercard, Amex, Diners, JCB, Visa, Discover, UnionPay, Maestro), ungrouped or grouped as
-/// cards are printed (fours; Amex 4-6-5), by spaces or dashes. Epoch milliseconds
+/// cards are printed (fours; Amex 4-6-5), by spaces, dashes or dots. Epoch milliseconds
 /// (`1712517344320`, 13 digits from a 1) are not cards.
 pub fn looks_like_card(v: &str) -> bool {
-    let Some(d) = digits_of(v, &[' ', '-']) else { return false };
+    let Some(d) = digits_of(v, &[' ', '-', '.']) else { return false };
     if !(13..=19).contains(&d.len()) || !(2..=6).contains(&d[0]) || !luhn(&d) {
         return false;
     }
@@ -477,6 +523,36 @@ pub(crate) fn assert_finds_one(find: fn(&str) -> Vec<Range<usize>>, cases: &[(&s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_written_with_dots_or_unicode_separators() {
+        for (text, want) in [
+            ("Receipt 4111.1111.1111.1111", "Receipt [card]"),
+            ("Receipt 4111\u{a0}1111\u{a0}1111\u{a0}1111", "Receipt [card]"),
+            ("Receipt 4111\u{2011}1111\u{2011}1111\u{2011}1111 paid", "Receipt [card] paid"),
+            ("call 01\u{a0}23\u{a0}45\u{a0}67\u{a0}89", "call [phone]"),
+            ("call +1\u{202f}415\u{202f}555\u{2013}0123.", "call [phone]."),
+        ] {
+            assert_eq!(redact(text), want, "{text:?}");
+        }
+        // Spans end on whole characters, wherever the separators stand.
+        for text in [
+            "\u{2011}4111\u{2011}1111\u{2011}1111\u{2011}1111\u{2011}",
+            "\u{3000}+44\u{3000}20\u{3000}7946\u{3000}0958\u{3000}",
+            "4111\u{a0}",
+        ] {
+            let _ = redact(text);
+        }
+        assert_eq!(redact("v2.0\u{a0}1.2.3 costs 12\u{a0}€"), "v2.0\u{a0}1.2.3 costs 12\u{a0}€", "no number to hide");
+    }
+
+    #[test]
+    fn an_underscore_or_trailing_digits_do_not_hide_an_address() {
+        assert_eq!(redact("Blocked ip_81.2.69.14 / ip_2a02:1234:5678::1"), "Blocked ip_[ip] / ip_[ip]");
+        assert_eq!(redact("order_4111111111111111"), "order_[card]");
+        assert_eq!(redact("mail jane.doe@example.com1 now"), "mail [email]1 now");
+        assert_eq!(redact("pkg@1.2.3 and build.v2"), "pkg@1.2.3 and build.v2");
+    }
 
     #[test]
     fn emails_with_punctuation_around_them() {

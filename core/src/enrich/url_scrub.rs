@@ -51,6 +51,12 @@ fn scrub_query_at(raw: &str, depth: usize) -> String {
     raw.split('&').filter(|pair| !pair.is_empty()).filter_map(|pair| scrub_pair(pair, depth)).collect::<Vec<_>>().join("&")
 }
 
+/// One `name=value` pair of a page URL's query, as sent: what `scrub_query` keeps of it (None
+/// when it goes).
+pub fn scrub_query_pair(pair: &str) -> Option<String> {
+    scrub_pair(pair, 0)
+}
+
 /// One `name=value` pair (of a query or a matrix parameter): None when it goes.
 fn scrub_pair(pair: &str, depth: usize) -> Option<String> {
     let (name, value) = pair.split_once('=').unwrap_or((pair, ""));

@@ -357,3 +357,85 @@ mod tests {
         assert!(e.message.contains("`props`"), "{}", e.message);
     }
 }
+
+#[cfg(test)]
+/// Personal data in every column a row is built from, however it is written.
+mod pii_in_every_column {
+    use super::*;
+    use crate::ingest::event::{validate_event, LIMITS};
+    use serde_json::json;
+
+    fn row_with(v: serde_json::Value, limits: &crate::ingest::event::Limits) -> EventRow {
+        let ctx = RequestContext {
+            received_ms: 1_795_000_000_000,
+            user_agent: None,
+            edge_geo: Geo::default(),
+            id_secret: Some(IdSecret::new("a-test-secret-of-32-characters-or-more")),
+        };
+        let ev = validate_event(v, true, limits).unwrap();
+        build_row(&Principal::new("p1", KeyKind::Secret), ev, &ctx, &|_| None, &mut || "gen".into()).unwrap()
+    }
+    fn row(v: serde_json::Value) -> EventRow {
+        row_with(v, &LIMITS)
+    }
+    fn leaks(row: &EventRow, needles: &[&str]) -> Vec<String> {
+        let stored = serde_json::to_string(row).unwrap();
+        needles.iter().filter(|n| stored.contains(*n)).map(|n| n.to_string()).collect()
+    }
+
+    /// The UTM, `ref` and click-id columns keep only what the stored query would: a nested URL
+    /// scrubbed, a phone number written with its `+` gone.
+    #[test]
+    fn campaign_columns_are_scrubbed_like_the_query() {
+        let r = row(
+            json!({"url": "https://a.com/?utm_content=https%3A%2F%2Fshop.com%2Fwelcome%3Fpassword%3Dhunter2%26first_name%3DJane&ref=https%3A%2F%2Fp.com%2F%3Fsession%3Dabc123&utm_term=+14155550123"}),
+        );
+        let r2 = row(json!({"url": "https://a.com/?gclid=+14155550123"}));
+        // Segment: context.campaign becomes utm_* on the page URL and lands in the same columns.
+        let body = json!({"type":"page","anonymousId":"a-1","context":{"page":{"url":"https://shop.com/"},
+            "campaign":{"source":"mail","content":"https://shop.com/reset?token=Xk29fLq0&password=hunter2"}}});
+        let inc = crate::compat::segment::parse(crate::compat::segment::Call::Page, body.to_string().as_bytes(), None, 1_795_000_000_000)
+            .unwrap();
+        let crate::compat::Message::Event(ev) = &inc.messages[0] else { panic!() };
+        let r3 = row_with(ev.clone(), &crate::compat::LIMITS);
+        let found: Vec<_> =
+            [leaks(&r, &["hunter2", "Jane", "abc123", "4155550123"]), leaks(&r2, &["4155550123"]), leaks(&r3, &["hunter2", "Xk29fLq0"])]
+                .concat();
+        assert!(found.is_empty(), "stored: {found:?}");
+    }
+
+    /// Card and phone numbers written with dots, or with Unicode spaces and dashes.
+    #[test]
+    fn cards_and_phones_with_dots_or_unicode_separators() {
+        let mut stored = Vec::new();
+        for (card, phone) in [
+            ("4111.1111.1111.1111", "+1 415 555 0123"),
+            ("4111\u{a0}1111\u{a0}1111\u{a0}1111", "01\u{a0}23\u{a0}45\u{a0}67\u{a0}89"),
+            ("4111\u{2011}1111\u{2011}1111\u{2011}1111", "+1\u{a0}415\u{a0}555\u{a0}0123"),
+        ] {
+            let enc: String = url::form_urlencoded::byte_serialize(card.as_bytes()).collect();
+            let r = row(json!({"type":"event","name":format!("Paid {card}"),"url":format!("https://a.com/pay/{enc}?c={enc}"),
+                "title":format!("Receipt {card} – call {phone}"),"mm_aid":card,"props":{"note":card,"tel":"x","contact":phone}}));
+            stored.extend(leaks(&r, &["4111", "4155550123", "415\u{a0}555", "45\u{a0}67"]));
+        }
+        assert!(stored.is_empty(), "stored: {stored:?}");
+    }
+
+    /// An address after `_` (a server-built id such as `ip_81.2.69.14`).
+    #[test]
+    fn an_ip_after_an_underscore() {
+        let r = row(json!({"url":"https://a.com/?peer=client_81.2.69.14","title":"Blocked ip_81.2.69.14 / ip_2a02:1234:5678::1",
+            "mm_aid":"ip_81.2.69.14","props":{"ip_81.2.69.14":"1","peer":"client_81.2.69.14"}}));
+        let found = leaks(&r, &["81.2.69.14", "2a02:1234"]);
+        assert!(found.is_empty(), "stored: {found:?}");
+    }
+
+    /// An e-mail address with a digit right after its top-level label.
+    #[test]
+    fn an_email_followed_by_a_digit() {
+        let r = row(json!({"url":"https://a.com/u/jane.doe@example.com1?e=jane.doe@example.com1","title":"Hi jane.doe@example.com1",
+            "mm_aid":"jane.doe@example.com1","props":{"contact":"jane.doe@example.com1"}}));
+        let found = leaks(&r, &["jane.doe@example.com"]);
+        assert!(found.is_empty(), "stored: {found:?}");
+    }
+}
