@@ -48,7 +48,12 @@ pub fn build_row(
         ),
         None => None, // a server's custom event with no page (compat protocols only)
     };
-    let referrer = event.referrer.as_deref().and_then(|r| url_scrub::parse_and_scrub(r, false));
+    // A referrer at an IP address is dropped: an address is never stored, and names no site.
+    let referrer = event
+        .referrer
+        .as_deref()
+        .and_then(|r| url_scrub::parse_and_scrub(r, false))
+        .filter(|(u, _)| matches!(u.host(), Some(url::Host::Domain(_))));
     let attr = match &page_url {
         Some((url, _)) => attribution::attribute(url, referrer.as_ref().map(|(u, _)| u)),
         None => Default::default(),
@@ -428,6 +433,23 @@ mod pii_in_every_column {
             "mm_aid":"ip_81.2.69.14","props":{"ip_81.2.69.14":"1","peer":"client_81.2.69.14"}}));
         let found = leaks(&r, &["81.2.69.14", "2a02:1234"]);
         assert!(found.is_empty(), "stored: {found:?}");
+    }
+
+    /// A referrer whose host is an IP address is not kept: an address is never stored, and
+    /// names no site a visitor came from.
+    #[test]
+    fn a_referrer_at_an_ip_address_is_dropped() {
+        for referrer in ["http://81.2.69.14/x?a=1", "http://[2a02:1234:5678::1]:8080/", "https://192.168.001.010/"] {
+            let r = row(json!({"url":"https://a.com/","referrer":referrer}));
+            assert_eq!(
+                (r.referrer.as_str(), r.referrer_host.as_str(), r.source.as_str(), r.medium.as_str()),
+                ("", "", "", "direct"),
+                "{referrer}"
+            );
+            assert!(leaks(&r, &["81.2.69.14", "2a02", "192.168"]).is_empty(), "{referrer}: {r:?}");
+        }
+        let r = row(json!({"url":"https://a.com/","referrer":"https://news.example/x"}));
+        assert_eq!((r.referrer_host.as_str(), r.source.as_str()), ("news.example", "news.example"));
     }
 
     /// An e-mail address with a digit right after its top-level label.
