@@ -515,6 +515,16 @@ fn attribution_cases(project: &'static str, t0: i64, from: i64, out: &mut Vec<Ev
     visit("refund", t0 - 2 * day, campaign("Newsletter", "spring"), out);
     visit("refund", t0, campaign("", ""), out);
     buy("refund", t0 + 30, campaign("", ""), "-19.99", "EUR", out);
+    // A visit from Google that began 40 minutes before the default lookback's start and ran on
+    // past it (no gap of 30 minutes), then a visit from the newsletter that converts as
+    // the range opens: the first visit started before the lookback, so it is no touch, though
+    // its later events lie inside it.
+    let lookback_start = from - 30 * day;
+    visit("straddle", lookback_start - 40 * 60, campaign("Google", "launch"), out);
+    visit("straddle", lookback_start - 20 * 60, campaign("", ""), out);
+    visit("straddle", lookback_start + 5 * 60, campaign("", ""), out);
+    visit("straddle", from, campaign("Newsletter", "spring"), out);
+    buy("straddle", from + 5 * 60, campaign("Newsletter", "spring"), "3", "EUR", out);
     // Converts twice, in two currencies.
     visit("twice", t0 - 2 * day, campaign("Google", "launch"), out);
     buy("twice", t0 - 2 * day + 30, campaign("Google", "launch"), "10", "EUR", out);
@@ -599,7 +609,8 @@ fn expect_attribution(
     let country = body["filters"][0][2][0].as_str();
     let goal = body["goal"]["event"].as_str().unwrap();
     let mut per_visitor: BTreeMap<String, Vec<&Ev>> = BTreeMap::new();
-    for e in events.iter().filter(|e| e.project == project && !e.bot && e.t >= from - lookback && e.t < to) {
+    // The lookback, and a day before it: a visit running when the lookback starts keeps its start.
+    for e in events.iter().filter(|e| e.project == project && !e.bot && e.t >= from - lookback - 86_400 && e.t < to) {
         per_visitor.entry(e.aid.clone()).or_default().push(e);
     }
     let (mut channels, mut conversions, mut revenue) = (BTreeMap::new(), 0u64, BTreeMap::<String, i128>::new());
@@ -917,7 +928,7 @@ fn expect_paths(events: &[Ev], project: &str, body: &Value, from: i64, to: i64) 
         for mut visit in split {
             // A visit's events in the statement's fixed order: the whole event, time first.
             let key = |e: &Ev| {
-                (e.t, if e.pageview { "pageview" } else { "custom" }, e.name.clone(), e.host.clone(), e.path.clone(), e.props.clone())
+                (e.t, if e.pageview { "pageview" } else { "custom" }, e.name.clone(), e.path.clone(), e.host.clone(), e.props.clone())
             };
             visit.sort_by_key(|e| key(e));
             let Some(a) = visit.iter().position(|e| is_start(e)) else { continue };
@@ -936,14 +947,18 @@ fn expect_paths(events: &[Ev], project: &str, body: &Value, from: i64, to: i64) 
             f.1.insert(aid.clone());
         }
     }
-    let mut rows: Vec<(Vec<String>, u64, u64)> = found.into_iter().map(|(p, (n, v))| (p, n, v.len() as u64)).collect();
+    // Steps in viewing order, and ties between paths by them.
+    let viewed = |mut p: Vec<String>| {
+        if !next {
+            p.reverse();
+        }
+        p
+    };
+    let mut rows: Vec<(Vec<String>, u64, u64)> = found.into_iter().map(|(p, (n, v))| (viewed(p), n, v.len() as u64)).collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let paths: Vec<Value> = rows
         .into_iter()
-        .map(|(mut p, n, v)| {
-            if !next {
-                p.reverse();
-            }
+        .map(|(p, n, v)| {
             json!({"steps": p, "visits": n, "visitors": v, "share": ((n as f64 * 100.0 / visits as f64) * 100.0).round() / 100.0})
         })
         .collect();

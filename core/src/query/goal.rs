@@ -63,7 +63,17 @@ impl Goal {
             return Err(bad("invalid_goal", format!("{what} has `{k}`; a goal takes event or page, and props.")));
         }
         let target = match (obj.get("event"), obj.get("page")) {
-            (Some(e), None) => Target::Event(text(e, MAX_NAME).ok_or_else(|| refused(&format!("{what}.event"), e))?),
+            (Some(e), None) => {
+                let name = text(e, MAX_NAME).ok_or_else(|| refused(&format!("{what}.event"), e))?;
+                if name == crate::ingest::event::PAGEVIEW_NAME {
+                    // No custom event has the name (ingest refuses it): pageviews are reached by page.
+                    return Err(bad(
+                        "invalid_goal",
+                        format!("{what}.event is `pageview`, the name pageviews have: a goal of pageviews is a page goal, such as {{\"page\": \"/*\"}}."),
+                    ));
+                }
+                Target::Event(name)
+            }
             (None, Some(p)) => {
                 let p = text(p, MAX_PATTERN).filter(|p| p.starts_with('/') || p.starts_with('*')).ok_or_else(|| {
                     bad("invalid_goal", format!("{what}.page must be a path pattern such as \"/pricing\" or \"/blog/*\"."))
@@ -209,6 +219,7 @@ mod tests {
             json!({"event": "a", "props": {"k": ""}}),
             json!({"event": "a", "props": {"k": "(none)"}}),
             json!({"event": "a", "props": {"k\u{1}": "x"}}),
+            json!({"event": "pageview"}),
         ] {
             let e = goal(bad.clone()).unwrap_err();
             assert_eq!((e.status, e.code), (400, "invalid_goal"), "{bad}");

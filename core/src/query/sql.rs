@@ -170,6 +170,10 @@ pub const VISIT_ATTRS: &[(&str, &str)] = &[
     ("device_type", "v_device"),
 ];
 
+/// How much before a window is read so that the visits running at its start keep their real
+/// start and first event (a visit that had run for longer counts from its first event within).
+pub const VISIT_CONTEXT_SECONDS: i64 = 86_400;
+
 /// The raw events a query's scope reads: one project, `[from, to)`, bots left out unless asked.
 pub fn scope_events(s: &Scope) -> String {
     let bots = if s.include_bots { "" } else { " AND is_bot = 0" };
@@ -253,7 +257,7 @@ fn units(s: &Scope, dims: &[Dimension], filter: Option<&Filter>, level: Level, e
     // in it: a visit that began before it (a day of context is read) is the aggregates'.
     let events = if level == Level::RawByStart {
         conds.push(format!("start >= {}", s.from));
-        scope_events(&Scope { from: s.from - 86_400, ..s.clone() })
+        scope_events(&Scope { from: s.from - VISIT_CONTEXT_SECONDS, ..s.clone() })
     } else {
         scope_events(s)
     };

@@ -2,7 +2,9 @@
 //!
 //! Inside out:
 //! 1. Visits (`query::sql::visits_with`, with each event's revenue) over the range and the
-//!    lookback before it, so a conversion's touches may lie before `date_range`.
+//!    lookback before it (and a day more: `sql::VISIT_CONTEXT_SECONDS`), so a conversion's
+//!    touches may lie before `date_range`, and a visit keeps its start however the lookback
+//!    cuts it.
 //! 2. Per visitor: its touches, sorted by start (start, channel value, not direct); its
 //!    conversions in the range (time, revenue, currency, the converting visit's start), sorted;
 //!    the channel values of its visits that start in the range (what each channel brought).
@@ -44,9 +46,10 @@ fn decay(touch: &str, conversion: &str) -> String {
 /// `revenue` (their exact sum, as text) and `visitors` (brought).
 pub fn statement(a: &Attribution, s: &Scope) -> String {
     let (from, to, lookback) = (s.from, s.to, a.lookback);
-    // The range's events, and of the lookback before it only those of visitors with an event
-    // in the range: no one else converts in it, and the lookback is most of what is read.
-    let wide = Scope { from: s.from - i64::from(lookback), ..s.clone() };
+    // The range's events, and of the lookback before it (and a day more, so a visit running
+    // when the lookback starts keeps its real start and channel) only those of visitors with
+    // an event in the range: no one else converts in it, and the lookback is most of what is read.
+    let wide = Scope { from: s.from - i64::from(lookback) - sql::VISIT_CONTEXT_SECONDS, ..s.clone() };
     let in_range = format!("SELECT anonymous_id FROM {}.{} WHERE {} AND anonymous_id != ''", s.database, s.table, sql::scope_events(s));
     let events = format!(
         "{} AND (timestamp >= toDateTime({from}) OR (anonymous_id != '' AND anonymous_id IN ({in_range})))",
@@ -114,7 +117,10 @@ mod tests {
         let a = parse(br#"{"goal":{"event":"sign'up"},"date_range":["2026-11-01","2026-11-30"],"lookback":"7d","channel":"visit:utm_campaign","filters":[["is","visit:country",["DE"]]]}"#, None, 1_796_032_800_000).unwrap();
         let s = a.common.scope("millimetric", "events", "p'1");
         let sql = statement(&a, &s);
-        assert!(sql.contains(&format!("timestamp >= toDateTime({})", s.from - 7 * 86_400)), "the lookback is read: {sql}");
+        assert!(
+            sql.contains(&format!("timestamp >= toDateTime({})", s.from - 7 * 86_400 - 86_400)),
+            "the lookback is read, and a day before it for the visits running when it starts: {sql}"
+        );
         assert!(sql.contains(&format!("OR (anonymous_id != '' AND anonymous_id IN (SELECT anonymous_id FROM millimetric.events WHERE project_id = 'p\\'1' AND timestamp >= toDateTime({})", s.from)), "of the range's visitors: {sql}");
         assert!(sql.contains(&format!("ev.1 >= {} AND ev.1 < {}", s.from, s.to)), "conversions in the range only: {sql}");
         assert!(
