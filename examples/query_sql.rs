@@ -1,5 +1,5 @@
 //! Prints the SQL a Stats API query (or a funnel, a body with `steps`; retention, `period`;
-//! paths, `start`; attribution, `goal`) becomes, through the planner:
+//! paths, `start`; attribution, `goal` without `metrics`) becomes, through the planner:
 //! `cargo run --example query_sql -- '<query json>' [project] [database] [rollup frontier day]`.
 //! With a frontier day (YYYY-MM-DD, the last rolled-up UTC day), queries routed to
 //! aggregates read them up to it.
@@ -33,8 +33,9 @@ fn main() {
         println!("{}", p.sql);
         return;
     }
-    if body.contains("\"goal\"") {
-        // Attribution (POST /v1/attribution): its one statement.
+    if body.contains("\"goal\"") && !body.contains("\"metrics\"") {
+        // Attribution (POST /v1/attribution): its one statement. (A Stats API query may carry
+        // a goal too; it always names its metrics.)
         let tables = plan::Tables { database, table: "events" };
         let a = attribution::plan(body.as_bytes(), project, None, tables, now).unwrap_or_else(|e| panic!("{e}"));
         println!("{}", a.sql);
