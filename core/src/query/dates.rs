@@ -48,23 +48,33 @@ fn midnight(d: Date, tz: &TimeZone) -> Result<i64, ApiError> {
     d.to_zoned_datetime(tz.clone()).map(|z| z.timestamp().as_second()).map_err(|_| bad("A date of `date_range` is out of range."))
 }
 
-/// Whole local days `first..=last`.
+/// Whole local days `first..=last`, at most MAX_DAYS of them (counted as days: a zone whose
+/// offset moved makes them longer or shorter than 24 hours).
 pub fn days(first: Date, last: Date, tz: &TimeZone) -> Result<Range, ApiError> {
+    let r = local_days(first, last, tz)?;
+    if i64::from((last - first).get_days()) + 1 > MAX_DAYS {
+        return Err(too_long());
+    }
+    Ok(r)
+}
+
+/// `days` without its bound: for a range derived from one that kept it (a comparison a year
+/// earlier may hold one 29 February more).
+fn local_days(first: Date, last: Date, tz: &TimeZone) -> Result<Range, ApiError> {
     if last < first {
         return Err(bad("`date_range` ends before it starts."));
     }
     let next = last.tomorrow().map_err(|_| bad("A date of `date_range` is out of range."))?;
-    let r = Range { from: midnight(first, tz)?, to: midnight(next, tz)?, days: Some((first, last)) };
-    check_length(&r)?;
-    Ok(r)
+    Ok(Range { from: midnight(first, tz)?, to: midnight(next, tz)?, days: Some((first, last)) })
+}
+
+fn too_long() -> ApiError {
+    ApiError::bad_request("date_range_too_long", format!("`date_range` spans more than {MAX_DAYS} days; ask for a shorter one."))
 }
 
 fn check_length(r: &Range) -> Result<(), ApiError> {
     if r.to - r.from > MAX_DAYS * 86_400 + 7200 {
-        return Err(ApiError::bad_request(
-            "date_range_too_long",
-            format!("`date_range` spans more than {MAX_DAYS} days; ask for a shorter one."),
-        ));
+        return Err(too_long());
     }
     Ok(())
 }
@@ -141,10 +151,10 @@ pub fn compared(r: &Range, how: Compare, tz: &TimeZone) -> Result<Range, ApiErro
         (Compare::PreviousPeriod, Some((first, last))) => {
             let n = (last - first).get_days() as i64 + 1;
             let last = first.yesterday().map_err(|_| out())?;
-            days(first.checked_sub(n.days()).map_err(|_| out())?, last, tz)
+            local_days(first.checked_sub(n.days()).map_err(|_| out())?, last, tz)
         }
         (Compare::YearOverYear, Some((first, last))) => {
-            days(first.checked_sub(1.year()).map_err(|_| out())?, last.checked_sub(1.year()).map_err(|_| out())?, tz)
+            local_days(first.checked_sub(1.year()).map_err(|_| out())?, last.checked_sub(1.year()).map_err(|_| out())?, tz)
         }
         (Compare::PreviousPeriod, None) => Ok(Range { from: r.from - (r.to - r.from), to: r.from, days: None }),
         (Compare::YearOverYear, None) => {
@@ -176,6 +186,29 @@ mod tests {
     use super::*;
     use jiff::civil::date;
     use serde_json::json;
+
+    /// `all` is the last 732 local days, whatever the zone's offsets did within them (Casey
+    /// moved from +11 to +8, so those days are 3 hours longer than 732 × 24).
+    #[test]
+    fn all_is_taken_in_every_zone() {
+        let (_, casey) = time_zone(Some("Antarctica/Casey")).unwrap();
+        let r = resolve(&json!("all"), &casey, 1_704_110_400_000).unwrap();
+        let (first, last) = r.days.unwrap();
+        assert_eq!((last - first).get_days() + 1, MAX_DAYS as i32);
+    }
+
+    /// A compared range is derived, not asked for: a year earlier it may hold a 29 February
+    /// more (733 days), and it is still taken.
+    #[test]
+    fn a_compared_range_is_never_too_long() {
+        let utc = time_zone(None).unwrap().1;
+        let r = days(date(2024, 11, 29), date(2026, 11, 30), &utc).unwrap();
+        let then = compared(&r, Compare::YearOverYear, &utc).unwrap();
+        assert_eq!(then.days, Some((date(2023, 11, 29), date(2025, 11, 30))));
+        assert_eq!(then.to - then.from, 733 * 86_400);
+        let r = days(date(2023, 11, 29), date(2025, 11, 30), &utc);
+        assert_eq!(r.unwrap_err().code, "date_range_too_long", "733 days asked for");
+    }
 
     fn tz(name: &str) -> TimeZone {
         time_zone(Some(name)).unwrap().1
