@@ -90,20 +90,32 @@ impl Plan {
         if !self.compared.as_ref().is_some_and(fits) {
             self.then_table = None;
         }
+        // Spelled for the aggregates, a period's statements may pass what ClickHouse parses
+        // where the raw ones do not: unless aggregates were asked for, raw events answer then.
+        let usable = |st: &Statements| if forced { too_large(st).map(|_| true) } else { Ok(too_large(st).is_ok()) };
         if let Some(t) = &self.now_table {
             let s = scope(&self.range);
             let st = sql::statements_with(&self.query, &|d, f| aggregates::grouped(t, &s, c, d, f), None);
-            too_large(&st)?;
-            self.now = st;
+            if usable(&st)? {
+                self.now = st;
+            } else {
+                self.now_table = None; // the raw statements `plan` made stand
+            }
         }
         // The compared period keeps to the page as it is now spelled, from whichever table.
         if let Some(r) = &self.compared {
             let s = scope(r);
-            let then = match &self.then_table {
-                Some(t) => {
-                    sql::statements_with(&unpaged(&self.query), &|d, f| aggregates::grouped(t, &s, c, d, f), Some(&self.now.around_page))
+            let unpaged = unpaged(&self.query);
+            let aggregated = self
+                .then_table
+                .as_ref()
+                .map(|t| sql::statements_with(&unpaged, &|d, f| aggregates::grouped(t, &s, c, d, f), Some(&self.now.around_page)));
+            let then = match aggregated {
+                Some(st) if usable(&st)? => st,
+                _ => {
+                    self.then_table = None;
+                    sql::statements(&unpaged, &s, Some(&self.now.around_page))
                 }
-                None => sql::statements(&unpaged(&self.query), &s, Some(&self.now.around_page)),
             };
             too_large(&then)?;
             self.then = Some(then);
@@ -312,6 +324,25 @@ pub fn refusal(code: Option<u32>, reason: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With `source: auto`, a query whose aggregates statement would be too large to run is
+    /// answered from raw events, as it is before the rollup has run.
+    #[test]
+    fn auto_falls_back_to_raw_events_when_the_aggregates_statement_is_too_large() {
+        let t = Tables { database: "millimetric", table: "events" };
+        let now = 1_796_032_800_000;
+        let values: Vec<String> = (0..100).map(|i| format!("{i}{}", "x".repeat(500))).collect();
+        let body = serde_json::json!({"metrics": ["visitors"], "date_range": "12mo", "filters": [["matches", "visit:country", values]]});
+        let body = body.to_string();
+        assert!(body.len() < 64 * 1024);
+        let p = plan(body.as_bytes(), "p", None, t, now).unwrap();
+        assert!(p.wants_frontier());
+        let p = p.with_frontier(Some(now / 1000 / 86_400 * 86_400)).unwrap();
+        assert!(p.now_table.is_none(), "answered from raw events");
+        let forced = body.replacen('{', r#"{"source":"aggregates","#, 1);
+        let p = plan(forced.as_bytes(), "p", None, t, now).unwrap();
+        assert_eq!(p.with_frontier(Some(now / 1000 / 86_400 * 86_400)).unwrap_err().code, "filters_too_large", "asked for aggregates");
+    }
 
     const NOW: i64 = 1_796_032_800_000; // 2026-11-30 10:00 UTC
     const T: Tables = Tables { database: "millimetric", table: "events" };
