@@ -358,6 +358,11 @@ pub fn check_id(field: &str, v: Option<String>, limits: &Limits) -> Result<Optio
         }
         Some(s) if json_len(&s) > limits.max_id_bytes => Err(too_long(field, limits.max_id_bytes)),
         Some(s) if s.trim().is_empty() => Ok(None),
+        // A URL parser resolves these as path segments, so `/visitors/{id}` could never name them.
+        Some(s) if s == "." || s == ".." => Err(ApiError::bad_request(
+            "invalid_id",
+            format!("`{field}` is `{s}`, which no URL path can name (to export or erase it). Use a random id, as the snippet does."),
+        )),
         other => Ok(other),
     }
 }

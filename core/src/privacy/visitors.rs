@@ -165,6 +165,21 @@ pub fn parse_erasure_key(key: &str) -> Option<(String, String)> {
 mod tests {
     use super::*;
 
+    /// Every visitor id ingestion stores can be named in the path that exports and erases it:
+    /// `.` and `..` could not (a URL parser resolves `%2E` segments), so ingestion refuses them.
+    #[test]
+    fn every_stored_visitor_id_can_be_named_in_the_path() {
+        use crate::ingest::event::validate_event;
+        for id in [".", "..", "...", "a.", "%2E"] {
+            let stored = validate_event(serde_json::json!({"url": "https://a.com/", "mm_aid": id}), false, &LIMITS).map(|e| e.anonymous_id);
+            let enc: String = id.bytes().map(|b| format!("%{b:02X}")).collect();
+            let path = url::Url::parse(&format!("https://x.dev/visitors/{enc}/events")).unwrap().path().to_string();
+            let exported = matches!(parse_path(&path), Some((Action::Export, Ok(ref got))) if got == id);
+            assert!(stored.is_err() || exported, "mm_aid {id:?} is stored ({stored:?}) but GET /visitors/{enc}/events reaches {path:?}");
+            assert_eq!(stored.is_err(), [".", ".."].contains(&id), "{id:?}");
+        }
+    }
+
     #[test]
     fn daily_reapply_is_one_mutation_per_project() {
         let e = |p: &str, v: &str| (p.to_string(), v.to_string());
