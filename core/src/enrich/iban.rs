@@ -118,12 +118,14 @@ fn check_digits_hold(compact: &[u8]) -> bool {
     rem == 1
 }
 
+/// A letter or digit: an IBAN stands apart from them (an underscore is a separator:
+/// `acct_DE89...`).
 fn word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+    b.is_ascii_alphanumeric()
 }
 
 /// The IBAN starting at `i`, if any: its end. `i` is at a word start, upper-case country code,
-/// two digits; then the rest compact, or in groups of four separated by single spaces.
+/// two digits; then the rest compact, or in groups of four separated by spaces.
 fn iban_at(s: &[u8], i: usize) -> Option<usize> {
     let head = s.get(i..i + 4)?;
     if !(head[0].is_ascii_uppercase() && head[1].is_ascii_uppercase() && head[2].is_ascii_digit() && head[3].is_ascii_digit()) {
@@ -138,8 +140,16 @@ fn iban_at(s: &[u8], i: usize) -> Option<usize> {
         if b.is_ascii_alphanumeric() {
             compact.push(b);
             in_group += 1;
-        } else if b == b' ' && in_group == 4 && s.get(j + 1).is_some_and(u8::is_ascii_alphanumeric) {
-            in_group = 0; // the printed form: groups of four
+        } else if b == b' ' && in_group == 4 {
+            // The printed form: groups of four, apart by spaces (several where a Unicode space
+            // was spelled as ASCII ones: text_pii::ascii_separators).
+            let next = j + s[j..].iter().take_while(|&&c| c == b' ').count();
+            if !s.get(next).is_some_and(u8::is_ascii_alphanumeric) {
+                break;
+            }
+            in_group = 0;
+            j = next;
+            continue;
         } else {
             break;
         }

@@ -63,7 +63,9 @@ pub fn holds_non_secret_match(text: &str) -> bool {
 /// Each scanner's matches, unordered and unmerged.
 fn every_match(text: &str) -> Vec<(Range<usize>, Kind)> {
     let mut all: Vec<(Range<usize>, Kind)> = Vec::new();
-    all.extend(iban::iban_spans(text).into_iter().map(|r| (r, Kind::Iban)));
+    // Numbers and IBANs are read with Unicode spaces and dashes as ASCII ones (`ascii_separators`).
+    let plain = ascii_separators(text);
+    all.extend(iban::iban_spans(&plain).into_iter().map(|r| (whole_chars(text, r), Kind::Iban)));
     let credentials = url_credentials::credential_spans(text);
     all.extend(secrets::secret_spans(text).into_iter().map(|r| (r, Kind::Secret)));
     let inside_credentials = |r: &Range<usize>| credentials.iter().any(|c| r.start < c.end + 1 && c.start < r.end);
@@ -71,7 +73,7 @@ fn every_match(text: &str) -> Vec<(Range<usize>, Kind)> {
     all.extend(credentials.iter().cloned().map(|r| (r, Kind::Credentials)));
     all.extend(home_paths::home_path_spans(text).into_iter().map(|r| (r, Kind::User)));
     all.extend(ip_spans(text).into_iter().map(|r| (r, Kind::Ip)));
-    all.extend(numbers(text));
+    all.extend(number_spans(&plain).into_iter().map(|(r, k)| (whole_chars(text, r), k)));
     all
 }
 
@@ -139,11 +141,17 @@ pub fn email_spans(text: &str) -> Vec<Range<usize>> {
         while domain.ends_with(['.', '-']) {
             domain = &domain[..domain.len() - 1];
         }
-        // Digits glued to the top-level label are not part of the address: `jane@example.com1`.
-        let last = domain.rsplit('.').next().unwrap_or("");
-        let letters = last.trim_end_matches(|c: char| c.is_ascii_digit());
-        if domain.contains('.') && letters.len() < last.len() && tld_ok(letters) {
-            domain = &domain[..domain.len() - (last.len() - letters.len())];
+        // What is glued after the top-level label is not part of the address:
+        // `jane@example.com1`, `.com-1`, `.com.1`. A last label that is no top-level one loses
+        // its tail of non-letters, or goes whole, until one is (or no dot is left).
+        while let Some(dot) = domain.rfind('.') {
+            let last = &domain[dot + 1..];
+            if tld_ok(last) {
+                break;
+            }
+            let letters = last.trim_end_matches(|c: char| !c.is_alphabetic());
+            let keep = if letters.is_empty() || letters.len() == last.len() { dot } else { dot + 1 + letters.len() };
+            domain = domain[..keep].trim_end_matches(['.', '-']);
         }
         let end = d + domain.len();
         let labels: Vec<&str> = domain.split('.').collect();
@@ -270,24 +278,9 @@ fn number_char(b: u8) -> bool {
     b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/')
 }
 
-/// Phone and card numbers, with Unicode spaces and dashes read as the ASCII ones (a title's
-/// `&nbsp;` is U+00A0, `‑` U+2011): `number_spans` reads a copy where each such character is its
-/// ASCII separator padded with spaces to the same length, so what it finds are this text's own
-/// byte ranges; each is widened to whole characters.
-fn numbers(text: &str) -> Vec<(Range<usize>, Kind)> {
-    let plain = ascii_separators(text);
-    let whole = |mut r: Range<usize>| {
-        while !text.is_char_boundary(r.start) {
-            r.start -= 1;
-        }
-        while !text.is_char_boundary(r.end) {
-            r.end += 1;
-        }
-        r
-    };
-    number_spans(&plain).into_iter().map(|(r, k)| (whole(r), k)).collect()
-}
-
+/// `text` with Unicode spaces and dashes (a title's `&nbsp;` is U+00A0, `‑` U+2011) spelled as
+/// the ASCII separator, repeated to the character's length in bytes: what a scanner finds there
+/// is a byte range of `text` itself, once widened to whole characters (`whole_chars`).
 fn ascii_separators(text: &str) -> Cow<'_, str> {
     if text.is_ascii() {
         return Cow::Borrowed(text);
@@ -302,10 +295,20 @@ fn ascii_separators(text: &str) -> Cow<'_, str> {
                 continue;
             }
         };
-        out.push(sep);
-        out.extend(std::iter::repeat_n(' ', c.len_utf8() - 1));
+        out.extend(std::iter::repeat_n(sep, c.len_utf8()));
     }
     Cow::Owned(out)
+}
+
+/// A range found in `ascii_separators(text)`, as a range of whole characters of `text`.
+fn whole_chars(text: &str, mut r: Range<usize>) -> Range<usize> {
+    while !text.is_char_boundary(r.start) {
+        r.start -= 1;
+    }
+    while !text.is_char_boundary(r.end) {
+        r.end += 1;
+    }
+    r
 }
 
 /// Phone and card numbers: maximal runs of digits and the separators numbers are written with
@@ -544,6 +547,14 @@ mod tests {
             let _ = redact(text);
         }
         assert_eq!(redact("v2.0\u{a0}1.2.3 costs 12\u{a0}€"), "v2.0\u{a0}1.2.3 costs 12\u{a0}€", "no number to hide");
+        // Many Unicode dashes before a card (a stay's dates) do not hide it.
+        assert_eq!(
+            redact("Stay 2026\u{2013}11\u{2013}22 \u{2013} 2026\u{2013}11\u{2013}30 \u{2013} 2026\u{2013}12\u{2013}05 \u{2013} 2026\u{2013}12\u{2013}09 4111 1111 1111 1111"),
+            "Stay 2026\u{2013}11\u{2013}22 \u{2013} 2026\u{2013}11\u{2013}30 \u{2013} 2026\u{2013}12\u{2013}05 \u{2013} 2026\u{2013}12\u{2013}09 [card]"
+        );
+        assert_eq!(redact("IBAN DE89\u{a0}3704\u{a0}0044\u{a0}0532\u{a0}0130\u{a0}00."), "IBAN [iban].");
+        assert_eq!(redact("IBAN DE89\u{202f}3704\u{202f}0044\u{202f}0532\u{202f}0130\u{202f}00"), "IBAN [iban]");
+        assert_eq!(redact("Paid acct_DE89370400440532013000"), "Paid acct_[iban]");
     }
 
     #[test]
@@ -551,6 +562,8 @@ mod tests {
         assert_eq!(redact("Blocked ip_81.2.69.14 / ip_2a02:1234:5678::1"), "Blocked ip_[ip] / ip_[ip]");
         assert_eq!(redact("order_4111111111111111"), "order_[card]");
         assert_eq!(redact("mail jane.doe@example.com1 now"), "mail [email]1 now");
+        assert_eq!(redact("jane.doe@example.com-1 jane.doe@example.com.1 jane@example.com1-2"), "[email]-1 [email].1 [email]1-2");
+        assert_eq!(redact("ivan@mail.xn--p1ai"), "[email]");
         assert_eq!(redact("pkg@1.2.3 and build.v2"), "pkg@1.2.3 and build.v2");
     }
 

@@ -1,7 +1,7 @@
 //! One validated event plus what the edge knows about the request, to one row.
 //! Pure: the Worker passes in the time, the edge geo, a geo lookup and an id source.
 
-use crate::enrich::{attribution, geo::Geo, pii, url_scrub, user_agent};
+use crate::enrich::{attribution, geo::Geo, pii, text_pii, url_scrub, user_agent};
 use crate::error::ApiError;
 use crate::ingest::event::{Event, EventKind};
 use crate::ingest::row::{EventRow, MAX_ROW_BYTES};
@@ -48,12 +48,13 @@ pub fn build_row(
         ),
         None => None, // a server's custom event with no page (compat protocols only)
     };
-    // A referrer at an IP address is dropped: an address is never stored, and names no site.
+    // A referrer at an IP address (or a name that spells one, `81.2.69.14.nip.io`) is dropped:
+    // an address is never stored, and names no site.
     let referrer = event
         .referrer
         .as_deref()
         .and_then(|r| url_scrub::parse_and_scrub(r, false))
-        .filter(|(u, _)| matches!(u.host(), Some(url::Host::Domain(_))));
+        .filter(|(u, _)| matches!(u.host(), Some(url::Host::Domain(d)) if !text_pii::looks_like_ip(d)));
     let attr = match &page_url {
         Some((url, _)) => attribution::attribute(url, referrer.as_ref().map(|(u, _)| u)),
         None => Default::default(),
@@ -439,7 +440,9 @@ mod pii_in_every_column {
     /// names no site a visitor came from.
     #[test]
     fn a_referrer_at_an_ip_address_is_dropped() {
-        for referrer in ["http://81.2.69.14/x?a=1", "http://[2a02:1234:5678::1]:8080/", "https://192.168.001.010/"] {
+        for referrer in
+            ["http://81.2.69.14/x?a=1", "http://[2a02:1234:5678::1]:8080/", "https://192.168.001.010/", "http://81.2.69.14.nip.io/x"]
+        {
             let r = row(json!({"url":"https://a.com/","referrer":referrer}));
             assert_eq!(
                 (r.referrer.as_str(), r.referrer_host.as_str(), r.source.as_str(), r.medium.as_str()),
