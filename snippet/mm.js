@@ -133,6 +133,9 @@
   }
 
   function pageview(first) {
+    // A prerendered page counts once shown (below): a router writing its URL before then is
+    // not a view.
+    if (document.prerendering) return;
     var url = here(), previous = current;
     current = url;
     if (page() === counted) return;

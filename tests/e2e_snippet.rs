@@ -548,8 +548,9 @@ fn snippet_in_a_real_browser() {
     assert_eq!(burst, BURST, "each event of the burst once");
 
     // Each behaviour's check catches the snippet without it.
-    let copies: [(&str, &str, &str, &str); 3] = [
+    let copies: [(&str, &str, &str, &str); 4] = [
         ("counts-prerendered-pages", "prerender", "if (document.prerendering) {", "if (document.visibilityState === \"prerender\") {"),
+        ("counts-prerendered-routes", "prerender", "if (document.prerendering) return;", ""),
         ("ignores-bfcache-restores", "bfcache", "window.addEventListener(\"pageshow\", restored);", ""),
         ("drops-what-keepalive-refuses", "burst", ".catch(function () { resend(body); });", ".catch(function () {});"),
     ];

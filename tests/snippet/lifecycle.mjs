@@ -5,7 +5,8 @@
 //              DevTools drives it ("PrerenderingDisabledByDevTools"), so the page is given
 //              what a prerendered page has, `document.prerendering` true and a hidden state,
 //              until it is activated (`prerenderingchange`). A mark, GET /health?step=activate
-//              on the ingest host, tells the test what came before the activation.
+//              on the ingest host, tells the test what came before the activation. A router
+//              writes the URL (replaceState) while the page is still prerendered.
 //   bfcache    a page left, then restored from the back/forward cache (Playwright turns that
 //              cache off by default; it is on here). `restored` says it really was.
 //   burst      80 events of about 1 KB each tracked at once: more than the 64 KiB that
@@ -42,6 +43,8 @@ try {
   for (const walk of walks) {
     if (walk === "prerender") {
       await page.goto(`${site}/prerendered/`);
+      // A single-page app's router starts while the page is prerendered, and writes its URL.
+      await page.evaluate(() => history.replaceState(null, "", location.href));
       await page.waitForTimeout(1500);
       await mark("activate");
       await page.evaluate(() => window.__activate());
