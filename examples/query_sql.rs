@@ -12,28 +12,31 @@ fn main() {
     let project = args.get(2).map(String::as_str).unwrap_or("proj_dev");
     let database = args.get(3).map(String::as_str).unwrap_or("millimetric");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    if body.contains("\"steps\"") {
+    // Which API the body is for, by its top-level fields.
+    let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+    let has = |k: &str| fields.contains_key(k);
+    if has("steps") {
         // A funnel (POST /v1/funnel): its one statement.
         let tables = plan::Tables { database, table: "events" };
         let f = funnel::plan(body.as_bytes(), project, None, tables, now).unwrap_or_else(|e| panic!("{e}"));
         println!("{}", f.sql);
         return;
     }
-    if body.contains("\"period\"") {
+    if has("period") {
         // Retention (POST /v1/retention).
         let tables = plan::Tables { database, table: "events" };
         let r = retention::plan(body.as_bytes(), project, None, tables, now).unwrap_or_else(|e| panic!("{e}"));
         println!("{}", r.sql);
         return;
     }
-    if body.contains("\"start\"") {
+    if has("start") {
         // Paths (POST /v1/paths).
         let tables = plan::Tables { database, table: "events" };
         let p = paths::plan(body.as_bytes(), project, None, tables, now).unwrap_or_else(|e| panic!("{e}"));
         println!("{}", p.sql);
         return;
     }
-    if body.contains("\"goal\"") && !body.contains("\"metrics\"") {
+    if has("goal") && !has("metrics") {
         // Attribution (POST /v1/attribution): its one statement. (A Stats API query may carry
         // a goal too; it always names its metrics.)
         let tables = plan::Tables { database, table: "events" };
