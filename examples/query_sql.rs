@@ -22,7 +22,7 @@ fn main() {
         println!("{}", f.sql);
         return;
     }
-    if has("period") {
+    if has("period") || has("cohort_goal") || has("return_goal") {
         // Retention (POST /v1/retention).
         let tables = plan::Tables { database, table: "events" };
         let r = retention::plan(body.as_bytes(), project, None, tables, now).unwrap_or_else(|e| panic!("{e}"));

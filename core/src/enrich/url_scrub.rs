@@ -272,6 +272,22 @@ pub fn scrub(url: &Url, keep_fragment: bool) -> CleanUrl {
     }
 }
 
+/// Whether a host is, or spells, an IP address: `81.2.69.14`, `[2a02::1]`, and the names that
+/// resolve to the address they spell (`81.2.69.14.nip.io`, `81-2-69-14.nip.io`,
+/// `2a01-4f8-c17-b8f--2.sslip.io`, `ip-10-0-0-1.ec2.internal`).
+pub fn host_spells_ip(host: &str) -> bool {
+    let octet = |p: &str| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n <= 255);
+    let dashed_v4 = |label: &str| label.split('-').collect::<Vec<_>>().windows(4).any(|w| w.iter().all(|p| octet(p)));
+    // At least three groups and a digit: `face--bad` is a name, `2a01-4f8-c17-b8f--2` an address.
+    let dashed_v6 = |label: &str| {
+        label.split('-').filter(|g| !g.is_empty()).count() >= 3
+            && label.bytes().any(|b| b.is_ascii_digit())
+            && label.replace('-', ":").parse::<std::net::Ipv6Addr>().is_ok()
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    text_pii::looks_like_ip(host) || host.split('.').any(|l| dashed_v4(l) || dashed_v6(l))
+}
+
 /// Parse and scrub; None when it is not an absolute http(s) URL (a referrer like
 /// `android-app://...` or garbage is dropped rather than stored raw).
 pub fn parse_and_scrub(raw: &str, keep_fragment: bool) -> Option<(Url, CleanUrl)> {

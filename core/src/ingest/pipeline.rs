@@ -1,7 +1,7 @@
 //! One validated event plus what the edge knows about the request, to one row.
 //! Pure: the Worker passes in the time, the edge geo, a geo lookup and an id source.
 
-use crate::enrich::{attribution, geo::Geo, pii, text_pii, url_scrub, user_agent};
+use crate::enrich::{attribution, geo::Geo, pii, url_scrub, user_agent};
 use crate::error::ApiError;
 use crate::ingest::event::{Event, EventKind};
 use crate::ingest::row::{EventRow, MAX_ROW_BYTES};
@@ -48,13 +48,13 @@ pub fn build_row(
         ),
         None => None, // a server's custom event with no page (compat protocols only)
     };
-    // A referrer at an IP address (or a name that spells one, `81.2.69.14.nip.io`) is dropped:
+    // A referrer at an IP address (or a name that spells one, `81-2-69-14.nip.io`) is dropped:
     // an address is never stored, and names no site.
     let referrer = event
         .referrer
         .as_deref()
         .and_then(|r| url_scrub::parse_and_scrub(r, false))
-        .filter(|(u, _)| matches!(u.host(), Some(url::Host::Domain(d)) if !text_pii::looks_like_ip(d)));
+        .filter(|(u, _)| matches!(u.host(), Some(url::Host::Domain(d)) if !url_scrub::host_spells_ip(d)));
     let attr = match &page_url {
         Some((url, _)) => attribution::attribute(url, referrer.as_ref().map(|(u, _)| u)),
         None => Default::default(),
@@ -440,9 +440,16 @@ mod pii_in_every_column {
     /// names no site a visitor came from.
     #[test]
     fn a_referrer_at_an_ip_address_is_dropped() {
-        for referrer in
-            ["http://81.2.69.14/x?a=1", "http://[2a02:1234:5678::1]:8080/", "https://192.168.001.010/", "http://81.2.69.14.nip.io/x"]
-        {
+        for referrer in [
+            "http://81.2.69.14/x?a=1",
+            "http://[2a02:1234:5678::1]:8080/",
+            "https://192.168.001.010/",
+            "http://81.2.69.14.nip.io/x",
+            "http://81-2-69-14.nip.io/",
+            "https://app-10-0-0-1.sslip.io/",
+            "https://2a01-4f8-c17-b8f--2.sslip.io/",
+            "http://ip-81-2-69-14.ec2.internal/",
+        ] {
             let r = row(json!({"url":"https://a.com/","referrer":referrer}));
             assert_eq!(
                 (r.referrer.as_str(), r.referrer_host.as_str(), r.source.as_str(), r.medium.as_str()),
@@ -451,8 +458,10 @@ mod pii_in_every_column {
             );
             assert!(leaks(&r, &["81.2.69.14", "2a02", "192.168"]).is_empty(), "{referrer}: {r:?}");
         }
-        let r = row(json!({"url":"https://a.com/","referrer":"https://news.example/x"}));
-        assert_eq!((r.referrer_host.as_str(), r.source.as_str()), ("news.example", "news.example"));
+        for host in ["news.example", "web-1-2-3.example", "v2-10-0.example", "cafe-babe.example", "face--bad.example", "xn--p1ai.example"] {
+            let r = row(json!({"url":"https://a.com/","referrer":format!("https://{host}/x")}));
+            assert_eq!((r.referrer_host.as_str(), r.source.as_str()), (host, host));
+        }
     }
 
     /// An e-mail address with a digit right after its top-level label.
