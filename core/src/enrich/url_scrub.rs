@@ -273,19 +273,24 @@ pub fn scrub(url: &Url, keep_fragment: bool) -> CleanUrl {
 }
 
 /// Whether a host is, or spells, an IP address: `81.2.69.14`, `[2a02::1]`, and the names that
-/// resolve to the address they spell (`81.2.69.14.nip.io`, `81-2-69-14.nip.io`,
-/// `2a01-4f8-c17-b8f--2.sslip.io`, `ip-10-0-0-1.ec2.internal`).
+/// resolve to the address they spell (`de.81.2.69.14.nip.io`, `81-2-69-14.nip.io`,
+/// `2a01-4f8-c17-b8f--2.sslip.io`, `ec2-54-12-34-56.compute-1.amazonaws.com`). Four numbers
+/// in a row, and only four (`conf-2026-11-22-10-30` is a date and a time).
 pub fn host_spells_ip(host: &str) -> bool {
     let octet = |p: &str| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n <= 255);
-    let dashed_v4 = |label: &str| label.split('-').collect::<Vec<_>>().windows(4).any(|w| w.iter().all(|p| octet(p)));
-    // At least three groups and a digit: `face--bad` is a name, `2a01-4f8-c17-b8f--2` an address.
+    let numeric = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let four_octets = |parts: &[&str]| parts.split(|p| !numeric(p)).any(|run| run.len() == 4 && run.iter().all(|p| octet(p)));
+    // `--` is sslip.io's `::`: at least two groups and a digit (`face--bad` is a name).
     let dashed_v6 = |label: &str| {
-        label.split('-').filter(|g| !g.is_empty()).count() >= 3
+        label.split('-').filter(|g| !g.is_empty()).count() >= if label.contains("--") { 2 } else { 3 }
             && label.bytes().any(|b| b.is_ascii_digit())
             && label.replace('-', ":").parse::<std::net::Ipv6Addr>().is_ok()
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    text_pii::looks_like_ip(host) || host.split('.').any(|l| dashed_v4(l) || dashed_v6(l))
+    let labels: Vec<&str> = host.split('.').collect();
+    text_pii::looks_like_ip(host)
+        || four_octets(&labels)
+        || labels.iter().any(|l| four_octets(&l.split('-').collect::<Vec<_>>()) || dashed_v6(l))
 }
 
 /// Parse and scrub; None when it is not an absolute http(s) URL (a referrer like

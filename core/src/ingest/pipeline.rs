@@ -449,6 +449,8 @@ mod pii_in_every_column {
             "https://app-10-0-0-1.sslip.io/",
             "https://2a01-4f8-c17-b8f--2.sslip.io/",
             "http://ip-81-2-69-14.ec2.internal/",
+            "http://de.81.2.69.14.nip.io/",
+            "http://2a01--1.sslip.io/",
         ] {
             let r = row(json!({"url":"https://a.com/","referrer":referrer}));
             assert_eq!(
@@ -458,7 +460,16 @@ mod pii_in_every_column {
             );
             assert!(leaks(&r, &["81.2.69.14", "2a02", "192.168"]).is_empty(), "{referrer}: {r:?}");
         }
-        for host in ["news.example", "web-1-2-3.example", "v2-10-0.example", "cafe-babe.example", "face--bad.example", "xn--p1ai.example"] {
+        for host in [
+            "news.example",
+            "web-1-2-3.example",
+            "v2-10-0.example",
+            "cafe-babe.example",
+            "face--bad.example",
+            "xn--p1ai.example",
+            "conf-2026-11-22-10-30.example",
+            "2024-11-22.example",
+        ] {
             let r = row(json!({"url":"https://a.com/","referrer":format!("https://{host}/x")}));
             assert_eq!((r.referrer_host.as_str(), r.source.as_str()), (host, host));
         }
