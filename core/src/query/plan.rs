@@ -10,8 +10,6 @@ use super::sql::{self, Scope, Statements};
 use crate::error::ApiError;
 use serde_json::{json, Map, Value};
 
-use super::sql::MAX_STATEMENT_BYTES;
-
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub query: Query,
@@ -47,7 +45,7 @@ fn route(q: &Query) -> Result<Option<Table>, ApiError> {
 fn too_large(st: &Statements) -> Result<(), ApiError> {
     // ClickHouse parses at most max_query_size (256 KiB) of a statement; filters repeat their
     // column for every value, so a body well under 64 KiB could spell more.
-    if [Some(&st.rows), st.conversion_base.as_ref()].into_iter().flatten().any(|s| s.len() > MAX_STATEMENT_BYTES) {
+    if st.too_long_to_run() {
         return Err(ApiError::bad_request(
             "filters_too_large",
             "The filters are too large to run: use fewer conditions or values (or a `matches` pattern instead of many values).",
@@ -324,6 +322,7 @@ pub fn refusal(code: Option<u32>, reason: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::sql::MAX_STATEMENT_BYTES;
 
     /// With `source: auto`, a query whose aggregates statement would be too large to run is
     /// answered from raw events, as it is before the rollup has run.

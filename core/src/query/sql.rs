@@ -387,6 +387,14 @@ pub struct Statements {
     pub conversion_base: Option<String>,
 }
 
+impl Statements {
+    /// Whether a statement run for the answer is longer than ClickHouse parses
+    /// (MAX_STATEMENT_BYTES): the page of rows, or the conversion base.
+    pub fn too_long_to_run(&self) -> bool {
+        [Some(&self.rows), self.conversion_base.as_ref()].into_iter().flatten().any(|s| s.len() > MAX_STATEMENT_BYTES)
+    }
+}
+
 pub fn statements(q: &Query, s: &Scope, among: Option<&str>) -> Statements {
     statements_with(q, &|dims, filter| grouped(s, dims, filter, q.wants_revenue()), among)
 }
@@ -427,7 +435,7 @@ pub fn statements_with(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>
     // Keeping to the page spells it inside the other statements: past the size bound they
     // read every row, as before (a comparison then reads the compared period's first rows by
     // its own order; docs/stats-api.md).
-    if [Some(&kept.rows), kept.conversion_base.as_ref()].into_iter().flatten().any(|s| s.len() > MAX_STATEMENT_BYTES) {
+    if kept.too_long_to_run() {
         return spelled(q, grouped, among_page, false);
     }
     kept
