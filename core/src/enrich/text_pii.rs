@@ -268,11 +268,13 @@ fn is_ip(run: &str) -> bool {
     } else {
         // Octets of one to three digits up to 255, leading zeros allowed (`Ipv4Addr` refuses
         // `192.168.001.010`, which logs and `inet_aton` write).
-        run.split('.').count() == 4
-            && run
-                .split('.')
-                .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n <= 255))
+        run.split('.').count() == 4 && run.split('.').all(is_octet)
     }
+}
+
+/// One part of a dotted IPv4 address: one to three digits up to 255, leading zeros allowed.
+pub fn is_octet(p: &str) -> bool {
+    (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n <= 255)
 }
 
 pub fn looks_like_ip(v: &str) -> bool {

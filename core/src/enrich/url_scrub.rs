@@ -277,9 +277,8 @@ pub fn scrub(url: &Url, keep_fragment: bool) -> CleanUrl {
 /// `2a01-4f8-c17-b8f--2.sslip.io`, `ec2-54-12-34-56.compute-1.amazonaws.com`). Four numbers
 /// in a row, and only four (`conf-2026-11-22-10-30` is a date and a time).
 pub fn host_spells_ip(host: &str) -> bool {
-    let octet = |p: &str| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n <= 255);
     let numeric = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-    let four_octets = |parts: &[&str]| parts.split(|p| !numeric(p)).any(|run| run.len() == 4 && run.iter().all(|p| octet(p)));
+    let four_octets = |parts: &[&str]| parts.split(|p| !numeric(p)).any(|run| run.len() == 4 && run.iter().all(|p| text_pii::is_octet(p)));
     // `--` is sslip.io's `::`: at least two groups and a digit (`face--bad` is a name).
     let dashed_v6 = |label: &str| {
         label.split('-').filter(|g| !g.is_empty()).count() >= if label.contains("--") { 2 } else { 3 }
