@@ -4,7 +4,8 @@
 //! ClickHouse that refuses them (a dropped column: dead-lettered) and then is stopped (exports
 //! answer 503); no envelope holds any of what they carried, any key or visitor id; a storm of
 //! 5xx answers costs at most 3 reports a minute whose counts add up to it; and a slow monitor
-//! delays no answer.
+//! delays no answer. The read Worker reports its own 5xx answers, and an MCP tool call that
+//! failed on the server's side (answered as a tool error in a 200) the same way.
 //! Run by scripts/test.
 
 mod support;
@@ -157,5 +158,43 @@ fn errors_are_reported_without_payloads() {
         {
             assert!(!whole.contains(secret), "a report holds {secret:?}:\n{whole}");
         }
+    }
+}
+
+#[test]
+#[ignore = "needs wrangler and ClickHouse: run scripts/test"]
+fn the_read_workers_failures_are_reported_mcp_tool_calls_included() {
+    let (port, got) = receiver();
+    let stack = Stack::named("monitor-read").start();
+    let dsn = format!("http://publickey1@127.0.0.1:{port}/42");
+    let read = stack.start_read_with(&[("ERROR_MONITOR_DSN", &dsn), ("MM_RELEASE", "read@test")]);
+    let routes = || -> Vec<String> {
+        got.lock()
+            .unwrap()
+            .iter()
+            .map(event_of)
+            .filter(|e| e["tags"]["kind"] == "server_error")
+            .map(|e| e["tags"]["route"].to_string())
+            .collect()
+    };
+    stack.stop_clickhouse();
+    // An agent's tool call while ClickHouse is down: a tool error in a 200, as MCP frames it,
+    // and a report all the same.
+    let auth = format!("Bearer {DEV_READ_ONLY}");
+    let call =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "overview", "arguments": {"date_range": "7d"}}});
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json"), ("MCP-Protocol-Version", "2025-06-18")];
+    let r = read.request("POST", "/mcp", &headers, call.to_string().as_bytes());
+    assert_eq!((r.status, r.body["result"]["isError"].as_bool()), (200, Some(true)), "{:?}", r.body);
+    let reported = support::eventually(Duration::from_secs(30), || routes().iter().any(|r| r == "\"/mcp\""));
+    assert!(reported, "no report of the failed tool call: {:?}\n{}", routes(), read.logs());
+    // The Stats API's own 503, for comparison.
+    let r = read.query(DEV_READ_ONLY, &json!({"metrics": ["visitors"], "date_range": "7d"}));
+    assert!(r.status >= 500, "{:?}", r.body);
+    let reported = support::eventually(Duration::from_secs(30), || routes().iter().any(|r| r == "\"/v1/query\""));
+    assert!(reported, "no report of the query's 503: {:?}\n{}", routes(), read.logs());
+    // Neither holds the key.
+    for r in got.lock().unwrap().iter() {
+        assert!(!format!("{}{}", r.head, r.body).contains(DEV_READ_ONLY), "a report holds the key");
     }
 }

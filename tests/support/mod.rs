@@ -659,10 +659,15 @@ pub struct ReadWorker {
 impl Stack {
     /// The read Worker, on new ports each time the ones picked turn out to be taken.
     pub fn start_read(&self) -> ReadWorker {
-        start_on_free_ports("the read Worker", || self.try_start_read(free_port(), free_port()).map_err(StartError::from_logs))
+        self.start_read_with(&[])
     }
 
-    fn try_start_read(&self, port: u16, inspector_port: u16) -> Result<ReadWorker, String> {
+    /// The read Worker with more `--var`s (`(name, value)`).
+    pub fn start_read_with(&self, vars: &[(&str, &str)]) -> ReadWorker {
+        start_on_free_ports("the read Worker", || self.try_start_read(free_port(), free_port(), vars).map_err(StartError::from_logs))
+    }
+
+    fn try_start_read(&self, port: u16, inspector_port: u16, vars: &[(&str, &str)]) -> Result<ReadWorker, String> {
         let dir = self.root.join("workers/read");
         let log_path = self.state.join("read.log");
         let log = std::fs::File::create(&log_path).unwrap();
@@ -680,6 +685,9 @@ impl Stack {
             .args(["--var", &format!("CLICKHOUSE_READ_PASSWORD:{CH_PASSWORD}")])
             .args(["--var", &format!("CLICKHOUSE_USAGE_PASSWORD:{CH_PASSWORD}")])
             .args(["--var", "MM_ENV:development"]);
+        for (name, value) in vars {
+            cmd.args(["--var", &format!("{name}:{value}")]);
+        }
         cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).process_group(0);
         let child = cmd.spawn().expect("start wrangler dev for the read Worker");
         // Dropped on every way out but success: the whole group is stopped.

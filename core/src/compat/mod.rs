@@ -73,6 +73,20 @@ pub enum Endpoint {
     Ignored(Protocol),
 }
 
+impl Endpoint {
+    /// The endpoint's name where a bounded name is wanted (the meter, error reports): by
+    /// protocol, never the path (PostHog's config paths hold a project token).
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Ingest(protocol, _) => protocol.route_name(),
+            Endpoint::Ignored(Protocol::Segment) => "segment (ignored)",
+            Endpoint::Ignored(Protocol::PostHog) => "posthog (ignored)",
+            Endpoint::Ignored(Protocol::Plausible) => "plausible (ignored)",
+            Endpoint::PostHogFlags | Endpoint::PostHogConfigScript => "posthog flags",
+        }
+    }
+}
+
 /// The endpoint of a path, with or without its trailing slash; None for no compat path.
 pub fn route(path: &str) -> Option<Endpoint> {
     let p = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);

@@ -34,10 +34,19 @@ impl Kind {
         }
     }
 
+    /// Its endpoint, `/v1/<name>`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Kind::Funnel => "/v1/funnel",
+            Kind::Attribution => "/v1/attribution",
+            Kind::Retention => "/v1/retention",
+            Kind::Paths => "/v1/paths",
+        }
+    }
+
     /// The query `POST /v1/<name>` asks, if the path is one.
     pub fn from_path(path: &str) -> Option<Kind> {
-        let name = path.strip_prefix("/v1/")?;
-        Kind::ALL.into_iter().find(|k| k.name() == name)
+        Kind::ALL.into_iter().find(|k| k.path() == path)
     }
 }
 

@@ -58,7 +58,7 @@ impl Report {
 }
 
 /// The routes a report may name: a request's path as its template (`/visitors/{mm_aid}`, never
-/// the visitor id itself), anything else as `other`.
+/// the visitor id itself), a vendor's ingest path by its protocol, anything else as `other`.
 pub fn route_of(path: &str) -> &'static str {
     const EXACT: &[&str] = &[
         "/collect",
@@ -75,12 +75,19 @@ pub fn route_of(path: &str) -> &'static str {
         "/admin/dead-letters",
         "/admin/dead-letters/replay",
         "/admin/config-check",
+        "/admin/meter",
         "queue:events",
         "queue:exports",
         "queue:dead_letters",
     ];
     if let Some(p) = EXACT.iter().find(|p| **p == path) {
         return p;
+    }
+    if let Some(kind) = crate::conversions::Kind::from_path(path) {
+        return kind.path();
+    }
+    if let Some(endpoint) = crate::compat::route(path) {
+        return endpoint.name();
     }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
@@ -169,6 +176,29 @@ mod tests {
             ("/admin/projects/shop/closure", "/admin/projects/{id}/closure"),
             ("/collect/81.2.69.142", "other"),
             ("/jane@example.com", "other"),
+        ] {
+            assert_eq!(route_of(path), route, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_route_the_workers_serve_is_named() {
+        for k in crate::conversions::Kind::ALL {
+            let path = format!("/v1/{}", k.name());
+            assert_eq!(route_of(&path), path, "a conversion query");
+        }
+        assert_eq!(route_of("/admin/meter"), "/admin/meter");
+        // The vendors' ingest paths by protocol (a PostHog token in a path is never named).
+        for (path, route) in [
+            ("/v1/track", "segment"),
+            ("/v1/b", "segment"),
+            ("/v1/m", "segment (ignored)"),
+            ("/i/v0/e/", "posthog"),
+            ("/capture", "posthog"),
+            ("/engage", "posthog (ignored)"),
+            ("/decide", "posthog flags"),
+            ("/array/phc_token123/config.js", "posthog flags"),
+            ("/api/event", "plausible"),
         ] {
             assert_eq!(route_of(path), route, "{path}");
         }

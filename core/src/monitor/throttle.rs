@@ -55,6 +55,8 @@ impl<T> Default for Throttle<T> {
 struct KeyState<T> {
     sent_this_minute: u32,
     held_back: u64,
+    /// The minute the oldest occurrence in `held_back` was held back in.
+    held_since: i64,
     item: T,
 }
 
@@ -77,8 +79,11 @@ impl<T> Throttle<T> {
             return None;
         }
         let global_full = self.sent_this_minute >= GLOBAL;
-        let state = self.keys.entry(key.to_string()).or_insert(KeyState { sent_this_minute: 0, held_back: 0, item });
+        let state = self.keys.entry(key.to_string()).or_insert(KeyState { sent_this_minute: 0, held_back: 0, held_since: 0, item });
         if state.sent_this_minute >= PER_KEY || global_full {
+            if state.held_back == 0 {
+                state.held_since = self.minute;
+            }
             state.held_back += count;
             return None;
         }
@@ -95,15 +100,16 @@ impl<T> Throttle<T> {
 
 impl<T: Clone> Throttle<T> {
     /// Held-back kinds whose minute is over, to be sent now with their counts (within this
-    /// minute's budget; the rest wait for the next call).
+    /// minute's budget; the rest wait for the next call). Whether or not a report of this
+    /// minute came first.
     pub fn due(&mut self, now_ms: i64) -> Vec<(T, u64)> {
-        let minute = now_ms.div_euclid(MINUTE_MS);
-        if minute == self.minute || !self.holds_any() {
+        if !self.holds_any() {
             return Vec::new();
         }
         self.roll(now_ms);
+        let minute = self.minute;
         let mut out = Vec::new();
-        for state in self.keys.values_mut().filter(|s| s.held_back > 0) {
+        for state in self.keys.values_mut().filter(|s| s.held_back > 0 && s.held_since < minute) {
             if self.sent_this_minute >= GLOBAL {
                 break;
             }
@@ -137,37 +143,61 @@ mod tests {
         assert_eq!((count, next), (Some(3), PanicWindow { minute: 8, sent: 1, held: 0 }), "the next report carries the two held back");
     }
 
-    const T0: i64 = 1_796_032_800_000;
+    /// The start of the run's current minute: the tests lay their times out from it.
+    fn t0() -> i64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis() as i64;
+        now.div_euclid(MINUTE_MS) * MINUTE_MS
+    }
+
+    #[test]
+    fn held_kinds_are_released_when_each_minute_starts_with_a_report() {
+        // A sustained outage: every minute's first watched answer is a 5xx of a kind already
+        // seen, reported before the held-back ones are asked for. The held kind still goes out.
+        let t0 = t0();
+        let mut t = Throttle::default();
+        let sent = (0..11).filter(|i| t.admit(&format!("k{i}"), *i, 1, t0).is_some()).count();
+        assert_eq!(sent, GLOBAL as usize, "the eleventh kind is held back");
+        let mut released = Vec::new();
+        for m in 1..4 {
+            let now = t0 + m * MINUTE_MS;
+            assert_eq!(t.admit("k0", 0, 1, now), Some(1));
+            released.extend(t.due(now));
+        }
+        assert_eq!(released, vec![(10, 1)], "the held kind, once, the minute after");
+    }
 
     #[test]
     fn a_storm_costs_a_few_reports_a_minute_and_loses_no_count() {
+        let t0 = t0();
         let mut t = Throttle::default();
-        let sent: Vec<u64> = (0..1000).filter_map(|i| t.admit("server_error:x:/collect", (), 1, T0 + i)).collect();
+        let sent: Vec<u64> = (0..1000).filter_map(|i| t.admit("server_error:x:/collect", (), 1, t0 + i)).collect();
         assert_eq!(sent, vec![1; PER_KEY as usize]);
         // the next minute's first report carries what was held back
-        assert_eq!(t.admit("server_error:x:/collect", (), 1, T0 + MINUTE_MS), Some(1 + 1000 - u64::from(PER_KEY)));
-        assert_eq!(t.admit("server_error:x:/collect", (), 1, T0 + MINUTE_MS + 1), Some(1));
-        assert!(t.due(T0 + 2 * MINUTE_MS).is_empty(), "nothing is held back any more");
+        assert_eq!(t.admit("server_error:x:/collect", (), 1, t0 + MINUTE_MS), Some(1 + 1000 - u64::from(PER_KEY)));
+        assert_eq!(t.admit("server_error:x:/collect", (), 1, t0 + MINUTE_MS + 1), Some(1));
+        assert!(t.due(t0 + 2 * MINUTE_MS).is_empty(), "nothing is held back any more");
     }
 
     #[test]
     fn kinds_held_back_that_do_not_come_again_are_due_once_their_minute_is_over() {
+        let t0 = t0();
         let mut t = Throttle::default();
-        let sent = (0..11).filter(|i| t.admit(&format!("k{i}"), *i, 1, T0).is_some()).count();
+        let sent = (0..11).filter(|i| t.admit(&format!("k{i}"), *i, 1, t0).is_some()).count();
         assert_eq!(sent, GLOBAL as usize);
-        assert!(t.due(T0 + 1).is_empty(), "not within its own minute");
-        assert_eq!(t.due(T0 + MINUTE_MS), vec![(10, 1)], "the eleventh, the next minute");
-        assert!(t.due(T0 + MINUTE_MS + 1).is_empty(), "once");
+        assert!(t.due(t0 + 1).is_empty(), "not within its own minute");
+        assert_eq!(t.due(t0 + MINUTE_MS), vec![(10, 1)], "the eleventh, the next minute");
+        assert!(t.due(t0 + MINUTE_MS + 1).is_empty(), "once");
     }
 
     #[test]
     fn all_kinds_together_are_capped_too_and_come_out_later() {
+        let t0 = t0();
         let mut t = Throttle::default();
-        let sent = (0..100).filter(|i| t.admit(&format!("k{i}"), *i, 1, T0).is_some()).count();
+        let sent = (0..100).filter(|i| t.admit(&format!("k{i}"), *i, 1, t0).is_some()).count();
         assert_eq!(sent, GLOBAL as usize);
         let mut total = sent as u64;
         for minute in 1..20 {
-            let due = t.due(T0 + minute * MINUTE_MS);
+            let due = t.due(t0 + minute * MINUTE_MS);
             assert!(due.len() <= GLOBAL as usize);
             total += due.iter().map(|(_, n)| n).sum::<u64>();
         }

@@ -56,16 +56,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 
 /// The route an invocation is counted under (millimetric_adapters::meter): bounded names only.
 fn metered_route(path: &str) -> String {
-    use millimetric_core::compat::Endpoint;
     match path {
         "/collect" | "/health" => format!("fetch {path}"),
         p if p.starts_with("/admin/") => "fetch /admin".into(),
-        p => match millimetric_core::compat::route(p) {
-            Some(Endpoint::Ingest(protocol, _)) => format!("fetch {}", protocol.route_name()),
-            Some(Endpoint::Ignored(protocol)) => format!("fetch {} (ignored)", protocol.route_name()),
-            Some(Endpoint::PostHogFlags | Endpoint::PostHogConfigScript) => "fetch posthog flags".into(),
-            None => "fetch other".into(),
-        },
+        p => format!("fetch {}", millimetric_core::compat::route(p).map_or("other", |e| e.name())),
     }
 }
 

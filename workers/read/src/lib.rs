@@ -8,6 +8,7 @@ use millimetric_core::conversions;
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::Route;
 use millimetric_core::mcp::{protocol, tools};
+use millimetric_core::monitor::report::Kind;
 use millimetric_core::query::{aggregates, events, plan, realtime};
 use millimetric_core::storage::clickhouse::Role;
 use millimetric_core::usage::sql::Scope;
@@ -363,6 +364,12 @@ async fn mcp(mut req: Request, env: &Env) -> Response {
     };
     if result.is_ok() && !matches!(prepared, tools::Prepared::Explain) {
         usage::count(&who.project_id, Counter::Query, "mcp", 1);
+    }
+    // A failure on the server's side is a tool error in a 200 to the agent, and to the monitor
+    // the 5xx it is.
+    match &result {
+        Err(e) if e.status >= 500 => millimetric_adapters::monitor::report_later(env, Kind::ServerError, e.code, "/mcp"),
+        _ => {}
     }
     let result = result.unwrap_or_else(|e| tools::refused(&e));
     mcp_response(&protocol::tool_result(&era, &id, &result))
