@@ -147,7 +147,8 @@ fn message(body: &[u8]) -> Result<Message, Out> {
         };
         return Err(error(400, None, INVALID_REQUEST, format!("Invalid Request: {what}"), None));
     };
-    let id = obj.get("id");
+    // Echoed in the errors below only when it is an id: else `null` (JSON-RPC 2.0, 5).
+    let id = obj.get("id").filter(|v| is_id(v));
     if obj.get("jsonrpc") != Some(&json!("2.0")) {
         return Err(error(400, id, INVALID_REQUEST, "Invalid Request: `jsonrpc` must be \"2.0\".", None));
     }
@@ -166,7 +167,12 @@ fn message(body: &[u8]) -> Result<Message, Out> {
         Some(Value::Object(p)) => p.clone(),
         Some(_) => return Err(error(400, id, INVALID_PARAMS, "Invalid params: `params` must be an object.", None)),
     };
-    Ok(Message { id: id.cloned(), method: method.to_string(), params })
+    Ok(Message { id: obj.get("id").cloned(), method: method.to_string(), params })
+}
+
+/// What MCP takes as a request id: a string or an integer (never null).
+fn is_id(v: &Value) -> bool {
+    v.is_string() || v.is_i64() || v.is_u64()
 }
 
 /// One POST to the MCP endpoint: `header` reads a request header (case-insensitively).
@@ -178,7 +184,7 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Valu
         Err(out) => return Step::Answer(out),
     };
     let Some(id) = id else { return Step::Answer(notification(version_header.as_deref())) };
-    if !(id.is_string() || id.is_i64() || id.is_u64()) {
+    if !is_id(&id) {
         return Step::Answer(error(400, None, INVALID_REQUEST, "Invalid Request: `id` must be a string or an integer.", None));
     }
     match era(header, version_header.as_deref(), &id, &method, &params) {
@@ -602,6 +608,19 @@ mod tests {
         assert_eq!(code(&answer(post(&[], json!({"jsonrpc": "2.0", "id": 1, "result": {}})))), INVALID_REQUEST);
         assert_eq!(code(&answer(post(&[], json!({"jsonrpc": "2.0", "id": null, "method": "initialize"})))), INVALID_REQUEST);
         assert_eq!(code(&answer(post(&[], json!({"jsonrpc": "2.0", "id": 1.5, "method": "initialize"})))), INVALID_REQUEST);
+        // An id that is not one (an object, a bool) is never echoed, whichever check refuses
+        // the message: JSON-RPC 2.0 answers `null` when the id could not be read.
+        for bad in [
+            json!({"jsonrpc": "1.0", "id": {"x": 1}, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "id": true, "result": {}}),
+            json!({"jsonrpc": "2.0", "id": [1], "method": "tools/list", "params": []}),
+        ] {
+            let o = answer(post(&[], bad.clone()));
+            assert_eq!((o.status, o.body.as_ref().unwrap()["id"].clone()), (400, Value::Null), "{bad}");
+        }
+        // A valid id is still echoed with those errors.
+        let o = answer(post(&[], json!({"jsonrpc": "2.0", "id": "a", "method": "tools/list", "params": []})));
+        assert_eq!((code(&o), o.body.as_ref().unwrap()["id"].clone()), (INVALID_PARAMS, json!("a")));
         // Unknown method: modern 404 -32601; legacy -32601 in a 200.
         let o = answer(modern("resources/list", None, json!({})));
         assert_eq!((o.status, code(&o)), (404, METHOD_NOT_FOUND));
