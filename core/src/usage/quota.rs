@@ -39,6 +39,13 @@ pub fn reached_key(project_id: &str) -> String {
 /// The body of `PUT /admin/projects/{id}/quota`: `{"monthly_events": N | null, "hard_cap": bool}`.
 pub fn parse(body: &[u8]) -> Result<Quota, ApiError> {
     let bad = |m: String| ApiError::bad_request("invalid_quota", m);
+    // Said, not left out: a body without it would otherwise remove the quota unasked.
+    let said = serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.get("monthly_events").is_some());
+    if !said {
+        return Err(
+            bad("Send {\"monthly_events\": 1000000, \"hard_cap\": false}: `monthly_events` is required, null for no quota.".into()),
+        );
+    }
     let q: Quota = serde_json::from_slice(body)
         .map_err(|e| bad(format!("Send {{\"monthly_events\": 1000000, \"hard_cap\": false}} (monthly_events null for no quota): {e}")))?;
     match q.monthly_events {
@@ -148,6 +155,11 @@ mod tests {
         assert_eq!(parse(br#"{"monthly_events": null}"#).unwrap(), Quota::default());
         for bad in [&br#"{"monthly_events": 0}"#[..], br#"{"hard_cap": true}"#, br#"{"monthly": 5}"#, b"[]", br#"{"monthly_events": -1}"#] {
             assert_eq!(parse(bad).unwrap_err().code, "invalid_quota", "{}", String::from_utf8_lossy(bad));
+        }
+        // A body that does not say the quota never removes it: no quota is an explicit null.
+        for silent in [&br#"{"hard_cap": false}"#[..], b"{}"] {
+            let e = parse(silent).unwrap_err();
+            assert!(e.code == "invalid_quota" && e.message.contains("null"), "{}: {e:?}", String::from_utf8_lossy(silent));
         }
     }
 
