@@ -104,8 +104,9 @@ fn main() {
     let job = exports::Job::new("0123456789abcdef0123456789abcdef", "proj_modern", "admin".into(), 1_796_000_000_000);
     println!("{}", exports::plan_sql("millimetric", "events", &job));
     println!("{}", exports::events_sql("millimetric", "events", &job, "2026-11-18", ""));
+    println!("{}", exports::aggregates_plan_sql("millimetric", "proj_modern"));
     for table in exports::AGGREGATES {
-        println!("{}", exports::aggregates_sql("millimetric", table, "proj_modern"));
+        println!("{}", exports::aggregates_sql("millimetric", table, "proj_modern", "2026-11-17", "2026-11-18"));
     }
     let mut t = tally::Tally::default();
     t.add(

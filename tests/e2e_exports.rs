@@ -196,6 +196,13 @@ fn small_project_with_a_failed_step(stack: &Stack) {
         !r.body["last_error"].is_null()
     });
     assert!(failed, "the step should have failed while ClickHouse was down:\n{}", stack.logs());
+    // What the owner reads says what happens next, and nothing of the servers behind.
+    let r = stack.request("GET", &format!("/v1/exports/{id}"), &[("Authorization", &sk(DEV_SECRET))], b"");
+    let last_error = r.body["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(last_error.contains("retried"), "{last_error}");
+    for internal in ["ClickHouse answered", "127.0.0.1", "Code:", "millimetric_", "DB::Exception", "R2:"] {
+        assert!(!last_error.contains(internal), "last_error names {internal:?}: {last_error}");
+    }
     stack.start_clickhouse();
     let job = wait_done(stack, DEV_SECRET, &id, Duration::from_secs(120));
     assert!(job["last_error"].is_null(), "{job:#}");
@@ -207,23 +214,29 @@ fn small_project_with_a_failed_step(stack: &Stack) {
     assert_eq!(wait_done(stack, DEV_SECRET, &id, Duration::from_secs(5))["parts"], job["parts"]);
 
     let names: Vec<&str> = job["parts"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
-    for table in ["visits_agg", "pages_agg", "props_agg"] {
-        assert!(names.contains(&format!("aggregates/{table}.csv.gz").as_str()), "{names:?}");
+    // Each aggregate table in parts of whole days (`aggregates/{table}/{first day}_{last day}.csv.gz`);
+    // props_agg has no rows here (no event carried properties), so no part.
+    assert!(!names.iter().any(|n| n.starts_with("aggregates/props_agg/")), "{names:?}");
+    for table in ["visits_agg", "pages_agg"] {
+        assert!(names.iter().any(|n| n.starts_with(&format!("aggregates/{table}/")) && n.ends_with(".csv.gz")), "{names:?}");
     }
-    let csv =
-        String::from_utf8(download(stack, DEV_SECRET, &format!("/v1/exports/{id}/parts/aggregates/visits_agg.csv.gz")).unwrap()).unwrap();
+    let visits_part = names.iter().find(|n| n.starts_with("aggregates/visits_agg/")).unwrap().to_string();
+    let csv = String::from_utf8(download(stack, DEV_SECRET, &format!("/v1/exports/{id}/parts/{visits_part}")).unwrap()).unwrap();
     let mut csv_lines = csv.lines();
     assert!(csv_lines.next().unwrap().starts_with("\"date\",\"hour\",\"is_bot\",\"entry_page\",\"exit_page\",\"v_source\""), "{csv}");
     assert!(csv.contains("news") || csv.contains("News"), "yesterday's visit from the newsletter: {csv}");
     assert_eq!(download(stack, DEV_SECRET, &format!("/v1/exports/{id}/parts/events/x.ndjson.gz")), Err(404));
     let unknown = stack.request("GET", "/v1/exports/00000000000000000000000000000000", &[("Authorization", &sk(DEV_SECRET))], b"");
     assert_eq!((unknown.status, unknown.code()), (404, "unknown_export"));
+    // A download with an id no export can have is refused the same way, and audited too.
+    assert_eq!(download(stack, DEV_SECRET, "/v1/exports/ABCDEF0123456789ABCDEF0123456789/parts/x"), Err(404));
 
-    // Audited: the start, the resume and the downloads, the refused one with its code.
+    // Audited: the start, the resume and the downloads, the refused ones with their codes.
     let log = stack.request("GET", "/v1/audit", &[("Authorization", &sk(DEV_SECRET))], b"");
     let records: Vec<&Value> = log.body["audit"].as_array().unwrap().iter().filter(|r| r["record"]["action"] == "project_export").collect();
-    assert_eq!(records.len(), 4, "the start, the resume, one download, one refused: {:#}", log.body);
+    assert_eq!(records.len(), 5, "the start, the resume, one download, two refused: {:#}", log.body);
     assert!(records.iter().any(|r| r["record"]["outcome"] == "unknown_part"), "the refused download: {:#}", log.body);
+    assert!(records.iter().any(|r| r["record"]["outcome"] == "unknown_export"), "the malformed id: {:#}", log.body);
     assert!(records.iter().any(|r| r["record"]["rows"].is_u64()), "a download's record holds its rows: {:#}", log.body);
     // Counted in usage once it finished.
     assert!(
@@ -249,5 +262,35 @@ fn small_project_with_a_failed_step(stack: &Stack) {
         l.body["objects"] == 0 && l.body["exports"].as_array().is_some_and(Vec::is_empty)
     });
     assert!(gone, "the expired export's parts were not deleted:\n{}", stack.logs());
-    assert_eq!(download(stack, DEV_SECRET, &format!("/v1/exports/{id}/parts/aggregates/visits_agg.csv.gz")), Err(404));
+    assert_eq!(download(stack, DEV_SECRET, &format!("/v1/exports/{id}/parts/{visits_part}")), Err(404));
+
+    // A visitor's erasure reaches the exports made before it: their parts may hold the
+    // visitor's events, so they are deleted with their records.
+    let r = stack.request("POST", "/v1/exports", &[("Authorization", &sk(DEV_SECRET))], b"");
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let job = wait_done(stack, DEV_SECRET, &id, Duration::from_secs(120));
+    let first = job["parts"][0]["download"].as_str().unwrap().to_string();
+    let part = String::from_utf8(download(stack, DEV_SECRET, &first).unwrap()).unwrap();
+    assert!(part.contains("\"v1\""), "the export holds visitor v1: {part}");
+    let erased = stack.request("DELETE", "/visitors/v1", &[("Authorization", &sk(DEV_SECRET))], b"");
+    assert_eq!(erased.status, 202, "{:?}", erased.body);
+    assert_eq!(download(stack, DEV_SECRET, &first), Err(404), "a part from before the erasure is gone");
+    let r = stack.request("GET", &format!("/v1/exports/{id}"), &[("Authorization", &sk(DEV_SECRET))], b"");
+    assert_eq!((r.status, r.code()), (404, "unknown_export"), "{:?}", r.body);
+    let l = stack.request("GET", "/admin/projects/proj_dev/exports", &[("Authorization", &admin)], b"");
+    assert_eq!(l.body["objects"], 0, "{:?}", l.body);
+    // An export started after the erasure (once ClickHouse applied it) runs to its end,
+    // without the visitor.
+    let applied = support::eventually(Duration::from_secs(60), || {
+        stack.query("SELECT count() FROM events WHERE project_id = 'proj_dev' AND anonymous_id = 'v1'").trim() == "0"
+    });
+    assert!(applied, "the erasure was not applied:\n{}", stack.logs());
+    let r = stack.request("POST", "/v1/exports", &[("Authorization", &sk(DEV_SECRET))], b"");
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let job = wait_done(stack, DEV_SECRET, r.body["id"].as_str().unwrap(), Duration::from_secs(120));
+    for p in job["parts"].as_array().unwrap().iter().filter(|p| p["name"].as_str().unwrap().starts_with("events/")) {
+        let part = String::from_utf8(download(stack, DEV_SECRET, p["download"].as_str().unwrap()).unwrap()).unwrap();
+        assert!(!part.contains("\"v1\""), "an export after the erasure holds the erased visitor: {part}");
+    }
 }

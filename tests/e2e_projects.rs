@@ -93,8 +93,11 @@ fn seed(stack: &Stack) {
     for project in [DEV_PROJECT, DEV_OTHER_PROJECT] {
         assert_eq!(admin(stack, "POST", &format!("/admin/projects/{project}/exports"), b"").status, 202);
         let done = support::eventually(LAND, || {
+            // Every other second: admin requests are limited to 30 a minute per address.
+            std::thread::sleep(Duration::from_millis(1800));
             let l = admin(stack, "GET", &format!("/admin/projects/{project}/exports"), b"");
-            l.body["exports"][0]["status"] == "done" && l.body["objects"].as_u64().unwrap_or(0) >= 3
+            // Its events' parts (the aggregates are not rolled up yet: a table without rows has none).
+            l.body["exports"][0]["status"] == "done" && l.body["objects"].as_u64().unwrap_or(0) >= 1
         });
         assert!(done, "{project}'s export did not finish:\n{}", stack.logs());
     }
@@ -128,6 +131,19 @@ fn project_deletion_end_to_end() {
     let bad = admin(&stack, "POST", "/admin/projects/proj_other/closure", br#"{"delete_after_days": 31}"#);
     assert_eq!((bad.status, bad.code()), (400, "invalid_closure"));
     assert_eq!(stack.request("POST", "/admin/projects/proj_dev/closure", &[], b"").code(), "admin_token_required");
+    // Audited as what each was: the closure scheduled, the refused one, the cancellation; the
+    // read is not an action.
+    let mut closures: Vec<(String, String)> = stack
+        .kv_keys("AUDIT")
+        .into_iter()
+        .filter(|k| k.starts_with("audit:proj_other:"))
+        .map(|k| serde_json::from_str::<serde_json::Value>(&stack.kv_get("AUDIT", &k)).unwrap())
+        .filter(|r| r["action"].as_str().is_some_and(|a| a.starts_with("project_closure")))
+        .map(|r| (r["action"].as_str().unwrap().to_string(), r["outcome"].as_str().unwrap().to_string()))
+        .collect();
+    closures.sort();
+    let expected = [("project_closure", "invalid_closure"), ("project_closure", "ok"), ("project_closure_cancelled", "ok")];
+    assert_eq!(closures, expected.map(|(a, o)| (a.to_string(), o.to_string())), "the closure's audit records");
 
     // A closure 30 days on: the cron leaves it alone until the test's clock says 30 days have
     // passed (the record's times moved back by 30 days and a second), then carries it out.
@@ -157,7 +173,7 @@ fn project_deletion_end_to_end() {
         (Some(0), json!([])),
         "no export part left in R2: {dev_exports}"
     );
-    assert!(exports(DEV_OTHER_PROJECT)["objects"].as_u64().unwrap_or(0) >= 3, "the other project's export stays");
+    assert!(exports(DEV_OTHER_PROJECT)["objects"].as_u64().unwrap_or(0) >= 1, "the other project's export stays");
     let now_s = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
     let expiry = stack.kv_expiration("ERASURES", "deleted:proj_dev");
     assert!(

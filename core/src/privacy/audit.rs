@@ -21,8 +21,12 @@ pub enum Action {
     /// Dead letters shown to an operator (`GET /admin/dead-letters`): their rows are the project's.
     DeadLetterRead,
     KeyChange,
-    /// A project's closure scheduled or cancelled.
+    /// A project's monthly quota set (`PUT /admin/projects/{id}/quota`).
+    QuotaChange,
+    /// A project's closure scheduled.
     ProjectClosure,
+    /// A project's scheduled closure cancelled.
+    ProjectClosureCancelled,
     /// A project's whole data deleted.
     ProjectDeletion,
     /// A project's whole data exported (started, resumed), or a part of it downloaded.

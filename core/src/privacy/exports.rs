@@ -9,8 +9,11 @@
 //! Parts are named by day and index,
 //! so a step run twice overwrites its own part; pages within a day go by event id (the table's
 //! sort key), so none is read twice or skipped however ClickHouse merges meanwhile.
+//! The aggregates follow in parts of whole days per table, each part at most about
+//! `AGGREGATE_PART_ROWS` rows (a day above it is a part of its own), planned once the events are
+//! written: the tables are never held whole.
 //! Parts are kept `KEEP_SECONDS` (the daily cron deletes older ones), and a project's deletion
-//! deletes them all.
+//! deletes them all, as does a visitor's erasure (its parts may hold the visitor).
 
 use crate::error::ApiError;
 use crate::query::aggregates::{latest_versions, PAGES_TABLE, PROPS_TABLE, VISITS_TABLE};
@@ -24,6 +27,8 @@ pub const PART_ROWS: u64 = 100_000;
 /// NDJSON per part at most, whatever the rows hold (events may carry up to 64 KiB each): a
 /// part ends at the last whole row past this, so a step holds at most this much gzipped.
 pub const PART_BYTES: u64 = 32 << 20;
+/// Aggregate rows per part, about (a part holds whole days; one day above this is a part alone).
+pub const AGGREGATE_PART_ROWS: u64 = 200_000;
 /// How long parts and the job's record are kept.
 pub const KEEP_SECONDS: u64 = 7 * 86_400;
 /// Jobs a project may have at once (running or kept).
@@ -65,7 +70,10 @@ pub struct Job {
     pub part_index: u32,
     pub parts: Vec<Part>,
     pub rows_done: u64,
-    /// Aggregate tables written (by `AGGREGATES` order).
+    /// Planned once the events are written: each aggregate part. None until planned.
+    #[serde(default)]
+    pub aggregate_parts: Option<Vec<AggregatePart>>,
+    /// Aggregate parts written (of `aggregate_parts`).
     pub aggregates_done: usize,
     pub last_error: Option<String>,
     pub finished_ms: Option<i64>,
@@ -82,16 +90,35 @@ pub enum Step {
         after_event_id: String,
         name: String,
     },
-    /// One aggregate table as CSV.
+    /// List each aggregate table's days and their rows.
+    PlanAggregates,
+    /// One aggregate table's whole days `first_day..=last_day` as CSV.
     Aggregates {
         table: &'static str,
+        first_day: String,
+        last_day: String,
         name: String,
     },
     Finished,
 }
 
-/// The aggregate tables exported, each whole (every dimension it keeps, by hour).
+/// The aggregate tables exported (every dimension each keeps, by hour), in this order.
 pub const AGGREGATES: [&str; 3] = [VISITS_TABLE, PAGES_TABLE, PROPS_TABLE];
+
+/// One part of an aggregate table: a run of its days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggregatePart {
+    pub table: String,
+    pub first_day: String,
+    pub last_day: String,
+}
+
+impl AggregatePart {
+    /// `aggregates/{table}/{first day}_{last day}.csv.gz`.
+    pub fn name(&self) -> String {
+        format!("aggregates/{}/{}_{}.csv.gz", self.table, self.first_day, self.last_day)
+    }
+}
 
 impl Job {
     pub fn new(id: &str, project_id: &str, by: String, now_ms: i64) -> Job {
@@ -109,6 +136,7 @@ impl Job {
             part_index: 0,
             parts: Vec::new(),
             rows_done: 0,
+            aggregate_parts: None,
             aggregates_done: 0,
             last_error: None,
             finished_ms: None,
@@ -120,10 +148,43 @@ impl Job {
         if let Some((day, _)) = days.get(self.day_index) {
             return Step::Events { day: day.clone(), after_event_id: self.after_event_id.clone(), name: part_name(day, self.part_index) };
         }
-        match AGGREGATES.get(self.aggregates_done) {
-            Some(table) => Step::Aggregates { table, name: format!("aggregates/{table}.csv.gz") },
-            None => Step::Finished,
+        let Some(parts) = &self.aggregate_parts else { return Step::PlanAggregates };
+        let Some(part) = parts.get(self.aggregates_done) else { return Step::Finished };
+        match AGGREGATES.into_iter().find(|t| *t == part.table) {
+            Some(table) => {
+                Step::Aggregates { table, first_day: part.first_day.clone(), last_day: part.last_day.clone(), name: part.name() }
+            }
+            None => Step::Finished, // planned only from AGGREGATES (`planned_aggregates`)
         }
+    }
+
+    /// The aggregates plan's answer (`aggregates_plan_sql`): each table's days, in runs of at
+    /// most about AGGREGATE_PART_ROWS rows.
+    pub fn planned_aggregates(&mut self, answer: &str, now_ms: i64) -> Result<(), String> {
+        let mut days: Vec<(usize, String, u64)> = Vec::new();
+        for line in answer.lines().filter(|l| !l.trim().is_empty()) {
+            let v: Value = serde_json::from_str(line).map_err(|e| format!("aggregates plan: unreadable row: {e}"))?;
+            let table = v["t"].as_str().and_then(|t| AGGREGATES.iter().position(|a| *a == t)).ok_or("aggregates plan: an unknown table")?;
+            let day = v["date"].as_str().ok_or("aggregates plan: a row without `date`")?.to_string();
+            days.push((table, day, json_u64(&v["n"]).ok_or("aggregates plan: a row without `n`")?));
+        }
+        days.sort();
+        let mut parts: Vec<(AggregatePart, u64)> = Vec::new();
+        for (table, day, n) in days {
+            match parts.last_mut() {
+                Some((p, rows)) if p.table == AGGREGATES[table] && *rows + n <= AGGREGATE_PART_ROWS => {
+                    p.last_day = day;
+                    *rows += n;
+                }
+                _ => parts.push((AggregatePart { table: AGGREGATES[table].to_string(), first_day: day.clone(), last_day: day }, n)),
+            }
+        }
+        self.aggregate_parts = Some(parts.into_iter().map(|(p, _)| p).collect());
+        self.aggregates_done = 0;
+        self.step += 1;
+        self.last_error = None;
+        self.finish_if_done(now_ms);
+        Ok(())
     }
 
     /// The plan's answer (`plan_sql`).
@@ -168,10 +229,24 @@ impl Job {
         self.aggregates_done += 1;
         self.step += 1;
         self.last_error = None;
+        self.finish_if_done(now_ms);
+    }
+
+    fn finish_if_done(&mut self, now_ms: i64) {
         if self.next() == Step::Finished {
             self.status = Status::Done;
             self.finished_ms = Some(now_ms);
         }
+    }
+
+    /// A step that failed (its cause is the operator's log, never the owner's answer: it may
+    /// name servers, users and statements): the owner reads that it is retried.
+    pub fn step_failed(&mut self) {
+        self.last_error = Some(format!(
+            "Step {} did not finish: a store the export reads or writes did not answer. It is retried every 10 seconds; \
+             POST /v1/exports/{}/resume starts it again at once.",
+            self.step, self.id
+        ));
     }
 
     /// Whether its parts are past KEEP_SECONDS.
@@ -200,7 +275,7 @@ impl Job {
                 "rows_done": self.rows_done,
                 "rows_total": rows_total,
                 "aggregates_done": self.aggregates_done,
-                "aggregates_total": AGGREGATES.len(),
+                "aggregates_total": self.aggregate_parts.as_ref().map(Vec::len),
             },
             "parts": parts,
             "last_error": self.last_error,
@@ -222,6 +297,18 @@ pub fn state_key(project_id: &str, id: &str) -> String {
 
 pub fn state_prefix(project_id: &str) -> String {
     format!("export:{project_id}:")
+}
+
+/// Set (value: when, in ms) by a visitor's erasure, which deletes the project's exports: a step
+/// of an export started before it, still running then, deletes what it wrote instead of keeping
+/// it (it may have read the visitor's events before ClickHouse applied the deletion).
+pub fn erasure_mark_key(project_id: &str) -> String {
+    format!("exports_erased:{project_id}")
+}
+
+/// Whether an erasure marked at `mark` (the mark's value) came after the job started.
+pub fn erased_since_start(job: &Job, mark: Option<&str>) -> bool {
+    mark.and_then(|m| m.parse::<i64>().ok()).is_some_and(|at| at >= job.created_ms)
 }
 
 /// Where a part is in R2 (bucket `EXPORTS`).
@@ -279,9 +366,26 @@ pub fn events_sql(database: &str, table: &str, job: &Job, day: &str, after_event
     )
 }
 
-/// One aggregate table as CSV with a header: each day's latest finished rollup, every
-/// dimension the table keeps (by hour: `bucket`), sketches merged to numbers.
-pub fn aggregates_sql(database: &str, table: &str, project_id: &str) -> String {
+/// Each aggregate table's days (of their latest finished rollup) and its rows on each: `t`,
+/// `date`, `n`. The rows stored bound the rows exported (groups merge, never split).
+pub fn aggregates_plan_sql(database: &str, project_id: &str) -> String {
+    let per_table: Vec<String> = AGGREGATES
+        .iter()
+        .map(|t| {
+            format!(
+                "SELECT '{t}' AS t, toString(day) AS date, count() AS n FROM {database}.{t} WHERE project_id = {} AND {} GROUP BY date",
+                sql::string(project_id),
+                latest_versions(database, project_id)
+            )
+        })
+        .collect();
+    format!("{} FORMAT JSONEachRow", per_table.join(" UNION ALL "))
+}
+
+/// One aggregate part as CSV with a header: the table's days `first_day..=last_day`, each
+/// day's latest finished rollup, every dimension the table keeps (by hour: `bucket`),
+/// sketches merged to numbers.
+pub fn aggregates_sql(database: &str, table: &str, project_id: &str, first_day: &str, last_day: &str) -> String {
     let (dims, metrics) = match table {
         PAGES_TABLE => (
             "is_bot, host, page, event_name",
@@ -302,8 +406,11 @@ pub fn aggregates_sql(database: &str, table: &str, project_id: &str) -> String {
     };
     format!(
         "SELECT toString(day) AS date, toString(bucket) AS hour, {dims}, {metrics} FROM {database}.{table} \
-         WHERE project_id = {} AND {} GROUP BY date, hour, {dims} ORDER BY date, hour, {dims} FORMAT CSVWithNames",
+         WHERE project_id = {} AND day >= toDate({}) AND day <= toDate({}) AND {} \
+         GROUP BY date, hour, {dims} ORDER BY date, hour, {dims} FORMAT CSVWithNames",
         sql::string(project_id),
+        sql::string(first_day),
+        sql::string(last_day),
         latest_versions(database, project_id)
     )
 }
@@ -335,14 +442,21 @@ mod tests {
         assert!(matches!(job.next(), Step::Events { ref day, ref after_event_id, .. } if day == "2026-01-02" && after_event_id.is_empty()));
         job.wrote_events(part("events/2026-01-02-0000.ndjson.gz", 3), Some("c".into()), false);
         assert_eq!(job.rows_done, 150_003);
-        for table in AGGREGATES {
+        assert_eq!(job.next(), Step::PlanAggregates);
+        job.planned_aggregates(
+            "{\"t\":\"pages_agg\",\"date\":\"2026-01-01\",\"n\":\"4\"}\n{\"t\":\"visits_agg\",\"date\":\"2026-01-01\",\"n\":2}\n",
+            now,
+        )
+        .unwrap();
+        for table in ["visits_agg", "pages_agg"] {
             assert!(matches!(job.next(), Step::Aggregates { table: t, .. } if t == table));
-            job.wrote_aggregates(part(&format!("aggregates/{table}.csv.gz"), 1), now);
+            job.wrote_aggregates(part(&format!("aggregates/{table}/2026-01-01_2026-01-01.csv.gz"), 1), now);
         }
-        assert_eq!((job.next(), job.status, job.step), (Step::Finished, Status::Done, 1 + 3 + 3));
+        assert_eq!((job.next(), job.status, job.step), (Step::Finished, Status::Done, 1 + 3 + 1 + 2));
         let v = job.to_json();
         assert_eq!(v["progress"]["rows_total"], 150_003);
-        assert_eq!(v["parts"].as_array().unwrap().len(), 6);
+        assert_eq!(v["progress"]["aggregates_total"], 2);
+        assert_eq!(v["parts"].as_array().unwrap().len(), 5);
         assert_eq!(v["parts"][0]["download"], "/v1/exports/0123456789abcdef0123456789abcdef/parts/events/2026-01-01-0000.ndjson.gz");
     }
 
@@ -353,7 +467,7 @@ mod tests {
         job.wrote_events(part("events/2026-01-01-0000.ndjson.gz", PART_ROWS), Some("x".into()), true);
         job.wrote_events(part("events/2026-01-01-0001.ndjson.gz", 0), None, false);
         assert_eq!(job.parts.len(), 1, "an empty second part is not listed");
-        assert!(matches!(job.next(), Step::Aggregates { .. }));
+        assert_eq!(job.next(), Step::PlanAggregates);
     }
 
     #[test]
@@ -370,7 +484,50 @@ mod tests {
     fn a_project_with_no_events_still_gets_its_aggregates() {
         let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now_ms());
         job.planned("").unwrap();
-        assert!(matches!(job.next(), Step::Aggregates { .. }));
+        assert_eq!(job.next(), Step::PlanAggregates);
+        // And one with neither is done once both plans are empty.
+        job.planned_aggregates("", now_ms()).unwrap();
+        assert_eq!((job.next(), job.status), (Step::Finished, Status::Done));
+    }
+
+    #[test]
+    fn the_aggregates_go_in_parts_of_whole_days_of_bounded_rows() {
+        let now = now_ms();
+        let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now);
+        job.planned("").unwrap();
+        let row = |t: &str, d: &str, n: u64| format!("{{\"t\":\"{t}\",\"date\":\"{d}\",\"n\":\"{n}\"}}\n");
+        // Out of order as ClickHouse may answer: three small days, a day above the cap alone,
+        // then two that together pass it; another table's one day; a table with none.
+        let half = AGGREGATE_PART_ROWS / 2 + 1;
+        let answer = [
+            row("visits_agg", "2026-01-03", 10),
+            row("pages_agg", "2026-01-01", 5),
+            row("visits_agg", "2026-01-01", 10),
+            row("visits_agg", "2026-01-02", 10),
+            row("visits_agg", "2026-01-04", AGGREGATE_PART_ROWS + 1),
+            row("visits_agg", "2026-01-05", half),
+            row("visits_agg", "2026-01-06", half),
+        ]
+        .concat();
+        job.planned_aggregates(&answer, now).unwrap();
+        let mut written = Vec::new();
+        while let Step::Aggregates { table, first_day, last_day, name } = job.next() {
+            written.push(format!("{table} {first_day}..{last_day} {name}"));
+            job.wrote_aggregates(part(&name, 1), now);
+        }
+        assert_eq!(
+            written,
+            [
+                "visits_agg 2026-01-01..2026-01-03 aggregates/visits_agg/2026-01-01_2026-01-03.csv.gz",
+                "visits_agg 2026-01-04..2026-01-04 aggregates/visits_agg/2026-01-04_2026-01-04.csv.gz",
+                "visits_agg 2026-01-05..2026-01-05 aggregates/visits_agg/2026-01-05_2026-01-05.csv.gz",
+                "visits_agg 2026-01-06..2026-01-06 aggregates/visits_agg/2026-01-06_2026-01-06.csv.gz",
+                "pages_agg 2026-01-01..2026-01-01 aggregates/pages_agg/2026-01-01_2026-01-01.csv.gz",
+            ]
+        );
+        assert_eq!(job.status, Status::Done);
+        let mut other = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now);
+        assert!(other.planned_aggregates(&row("events", "2026-01-01", 1), now).is_err(), "only the aggregate tables");
     }
 
     #[test]
@@ -386,9 +543,27 @@ mod tests {
         assert!(plan_sql("db", "events", &job)
             .contains("uniqExact(event_id) AS n FROM db.events WHERE project_id = 'p\\'1' AND received_at <= '"));
         for t in AGGREGATES {
-            let a = aggregates_sql("db", t, "p'1");
+            let a = aggregates_sql("db", t, "p'1", "2026-01-01", "2026-01-0'3");
             assert!(a.contains("FORMAT CSVWithNames") && a.contains("FROM db.rollup_done WHERE project_id = 'p\\'1'"), "{a}");
+            assert!(a.contains("day >= toDate('2026-01-01') AND day <= toDate('2026-01-0\\'3')"), "{a}");
         }
+        let plan = aggregates_plan_sql("db", "p'1");
+        for t in AGGREGATES {
+            assert!(
+                plan.contains(&format!("SELECT '{t}' AS t, toString(day) AS date, count() AS n FROM db.{t} WHERE project_id = 'p\\'1'")),
+                "{plan}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_erasure_after_a_job_started_ends_it() {
+        let now = now_ms();
+        let job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now);
+        assert!(erased_since_start(&job, Some(&now.to_string())));
+        assert!(erased_since_start(&job, Some(&(now + 1).to_string())));
+        assert!(!erased_since_start(&job, Some(&(now - 1).to_string())), "an erasure before it started is in what it reads");
+        assert!(!erased_since_start(&job, None) && !erased_since_start(&job, Some("x")));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 /// The longest a closure may wait before its deletion.
 pub const MAX_CLOSURE_DAYS: u32 = 30;
 const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
 
 /// How long a deletion's tombstone lasts once the deletion ran to its end, and with it the
 /// reservation of the project's id: as long as the project's audit records (keys made anew
@@ -40,8 +41,13 @@ pub struct Closure {
 }
 
 impl Closure {
+    /// Whether the daily job carries it out at `now_ms`: once its date has come, or when the
+    /// next daily run (a day on, and an hour for the cron's own drift) would fall past
+    /// MAX_CLOSURE_DAYS after it was asked for. So it is carried out at most MAX_CLOSURE_DAYS
+    /// after the request, whatever the hour of either.
     pub fn is_due(&self, now_ms: i64) -> bool {
-        now_ms >= self.due_ms
+        let limit = self.requested_ms + i64::from(MAX_CLOSURE_DAYS) * DAY_MS;
+        now_ms >= self.due_ms || now_ms + DAY_MS + HOUR_MS > limit
     }
 }
 
@@ -177,25 +183,56 @@ pub fn delete_sql(database: &str, tables: &[String], project_id: &str) -> Vec<St
 mod tests {
     use super::*;
 
-    const NOW: i64 = 1_796_032_800_000;
+    /// The run's clock: the tests lay their times out from it.
+    fn now() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis() as i64
+    }
+
+    #[test]
+    fn a_daily_job_carries_a_closure_out_within_thirty_days_whatever_its_hour() {
+        // The cron runs once a day at a fixed time: every phase of the day is tried, for
+        // closures requested at every hour of a day.
+        let hour = DAY_MS / 24;
+        let base = now();
+        for requested in (0..24).map(|h| base + h * hour + 61_000) {
+            for days in [0u32, 1, 7, 28, 29, 30] {
+                let c = parse_closure(format!(r#"{{"delete_after_days": {days}}}"#).as_bytes(), requested).unwrap();
+                for phase in (0..DAY_MS).step_by(17 * 60_000) {
+                    let mut run = requested - requested.rem_euclid(DAY_MS) + phase;
+                    if run < requested {
+                        run += DAY_MS;
+                    }
+                    while !c.is_due(run) {
+                        run += DAY_MS;
+                    }
+                    let limit = requested + i64::from(MAX_CLOSURE_DAYS) * DAY_MS;
+                    assert!(run <= limit, "{days} days, requested {requested}, run at phase {phase}: {} h late", (run - limit) / hour);
+                    let earliest = if days <= 28 { c.due_ms } else { c.due_ms - DAY_MS - hour };
+                    assert!(run >= earliest, "{days} days: carried out {} h before its date", (c.due_ms - run) / hour);
+                }
+            }
+        }
+    }
 
     #[test]
     fn closures_wait_at_most_thirty_days_and_fall_due_on_time() {
-        assert_eq!(parse_closure(b"", NOW).unwrap(), Closure { requested_ms: NOW, due_ms: NOW + 30 * DAY_MS });
-        assert_eq!(parse_closure(b"{}", NOW).unwrap().due_ms, NOW + 30 * DAY_MS);
-        let c = parse_closure(br#"{"delete_after_days": 7}"#, NOW).unwrap();
-        assert_eq!(c.due_ms, NOW + 7 * DAY_MS);
-        assert!(!c.is_due(NOW) && !c.is_due(c.due_ms - 1) && c.is_due(c.due_ms) && c.is_due(c.due_ms + DAY_MS));
-        assert!(parse_closure(br#"{"delete_after_days": 0}"#, NOW).unwrap().is_due(NOW));
+        let now = now();
+        assert_eq!(parse_closure(b"", now).unwrap(), Closure { requested_ms: now, due_ms: now + 30 * DAY_MS });
+        assert_eq!(parse_closure(b"{}", now).unwrap().due_ms, now + 30 * DAY_MS);
+        let c = parse_closure(br#"{"delete_after_days": 7}"#, now).unwrap();
+        assert_eq!(c.due_ms, now + 7 * DAY_MS);
+        assert!(!c.is_due(now) && !c.is_due(c.due_ms - 1) && c.is_due(c.due_ms) && c.is_due(c.due_ms + DAY_MS));
+        assert!(parse_closure(br#"{"delete_after_days": 0}"#, now).unwrap().is_due(now));
         for bad in [&br#"{"delete_after_days": 31}"#[..], br#"{"delete_after_days": -1}"#, br#"{"delete_after_days": "7"}"#, b"[", b"7"] {
-            let e = parse_closure(bad, NOW).unwrap_err();
+            let e = parse_closure(bad, now).unwrap_err();
             assert_eq!((e.status, e.code), (400, "invalid_closure"), "{}", String::from_utf8_lossy(bad));
         }
     }
 
     #[test]
     fn a_tombstone_says_whether_its_deletion_completed() {
-        let done = Tombstone { completed_ms: Some(NOW) };
+        let now = now();
+        let done = Tombstone { completed_ms: Some(now) };
         assert_eq!(Tombstone::parse(&done.to_value()), done);
         assert_eq!(Tombstone::parse(&Tombstone::default().to_value()).completed_ms, None);
         assert_eq!(Tombstone::parse("").completed_ms, None, "unreadable: not completed, so it is finished again");
@@ -203,11 +240,12 @@ mod tests {
 
     #[test]
     fn a_tombstone_reserves_the_id_as_long_as_the_audit_records_and_reapplies_eight_days() {
+        let now = now();
         assert_eq!(TOMBSTONE_SECONDS, crate::privacy::audit::KEEP_SECONDS);
-        let done = Tombstone { completed_ms: Some(NOW) };
-        assert!(Tombstone::default().reapplies(NOW + 100 * DAY_MS), "not completed: finished again, however late");
-        assert!(done.reapplies(NOW) && done.reapplies(NOW + 8 * DAY_MS - 1));
-        assert!(!done.reapplies(NOW + 8 * DAY_MS) && !done.reapplies(NOW + 89 * DAY_MS));
+        let done = Tombstone { completed_ms: Some(now) };
+        assert!(Tombstone::default().reapplies(now + 100 * DAY_MS), "not completed: finished again, however late");
+        assert!(done.reapplies(now) && done.reapplies(now + 8 * DAY_MS - 1));
+        assert!(!done.reapplies(now + 8 * DAY_MS) && !done.reapplies(now + 89 * DAY_MS));
     }
 
     #[test]

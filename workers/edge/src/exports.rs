@@ -60,9 +60,9 @@ async fn keyed(req: Request, env: &Env, rest: &str) -> Answer {
     match (req.method(), segments.as_slice()) {
         (Method::Post, [""]) => start(env, &project, by).await,
         (Method::Get, [""]) => list(env, &project).await,
-        (Method::Get, [id]) => Ok(json_answer(200, &load(env, &project, exports::check_id(id)?).await?.to_json())),
-        (Method::Post, [id, "resume"]) => resume(env, &project, exports::check_id(id)?, by).await,
-        (Method::Get, [id, "parts", name @ ..]) => download(env, &project, exports::check_id(id)?, &name.join("/"), by).await,
+        (Method::Get, [id]) => Ok(json_answer(200, &load(env, &project, id).await?.to_json())),
+        (Method::Post, [id, "resume"]) => resume(env, &project, id, by).await,
+        (Method::Get, [id, "parts", name @ ..]) => download(env, &project, id, &name.join("/"), by).await,
         _ => Err(ApiError::new(
             405,
             "method_not_allowed",
@@ -164,7 +164,10 @@ async fn part_stream(env: &Env, project: &str, id: &str, name: &str) -> Result<(
 
 // ---- state ----
 
+/// Export `id` of `project` (a malformed id is refused here, inside the audited part of a
+/// resume or a download, like an unknown one).
 async fn load(env: &Env, project: &str, id: &str) -> Result<Job, ApiError> {
+    let id = exports::check_id(id)?;
     let kv = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The export log"))?;
     let job = kv.get(&exports::state_key(project, id)).json::<Job>().await.map_err(|_| unavailable("The export log"))?;
     job.filter(|j| j.project_id == project).ok_or_else(|| exports::check_id("").unwrap_err())
@@ -232,7 +235,18 @@ async fn run_message(env: &Env, m: &Message<String>, msg: StepMessage) {
         return m.ack();
     }
     let mut next = job.clone();
-    match run_step(env, &mut next).await {
+    let ran = run_step(env, &mut next).await;
+    // A visitor erased meanwhile: the erasure deleted the exports, and this step's part may
+    // hold the visitor's events, read before ClickHouse applied the deletion.
+    if erased_meanwhile(env, &job).await {
+        let _ = delete_objects(env, &exports::object_key(&job.project_id, &job.id, "")).await;
+        if let Ok(kv) = env.kv(config::ERASURES_KV) {
+            let _ = kv.delete(&exports::state_key(&job.project_id, &job.id)).await;
+        }
+        console_log!("exports: {}: export {} ended by a visitor's erasure", job.project_id, job.id);
+        return m.ack();
+    }
+    match ran {
         Ok(()) => {
             // The next step's message before the state: if saving fails this step runs again
             // (its part overwritten), and a message that arrives early waits for the state.
@@ -265,7 +279,7 @@ async fn run_message(env: &Env, m: &Message<String>, msg: StepMessage) {
         Err(e) => {
             console_error!("exports: {}: export {} step {}: {e}; retried", job.project_id, job.id, job.step);
             let mut failed = job;
-            failed.last_error = Some(e);
+            failed.step_failed();
             let _ = save(env, &failed).await;
             m.retry_with_options(&worker::QueueRetryOptionsBuilder::new().with_delay_seconds(10).build());
         }
@@ -291,8 +305,14 @@ async fn run_step(env: &Env, job: &mut Job) -> Result<(), String> {
             job.wrote_events(part, last, full);
             Ok(())
         }
-        Step::Aggregates { table, name } => {
-            let sql = exports::aggregates_sql(&cfg.database, table, &job.project_id);
+        Step::PlanAggregates => {
+            let answer = clickhouse_sink::select(&cfg, &exports::aggregates_plan_sql(&cfg.database, &job.project_id))
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            job.planned_aggregates(&answer, now_ms())
+        }
+        Step::Aggregates { table, first_day, last_day, name } => {
+            let sql = exports::aggregates_sql(&cfg.database, table, &job.project_id, &first_day, &last_day);
             let (mut part, _, _) = write_part(env, &cfg, &sql, job, &name, None).await?;
             part.rows = part.rows.saturating_sub(1); // the header
             job.wrote_aggregates(part, now_ms());
@@ -383,6 +403,22 @@ pub async fn expire(env: &Env) {
             }
         }
     }
+}
+
+/// Whether a visitor's erasure came after `job` started (`erase_for_visitor`).
+async fn erased_meanwhile(env: &Env, job: &Job) -> bool {
+    let Ok(kv) = env.kv(config::ERASURES_KV) else { return false };
+    let mark = kv.get(&exports::erasure_mark_key(&job.project_id)).text().await.ok().flatten();
+    exports::erased_since_start(job, mark.as_deref())
+}
+
+/// A visitor's erasure: the mark that ends exports still running, then every export part and
+/// record of the project. Err: a store did not answer (the erasure's retry repeats it).
+pub async fn erase_for_visitor(env: &Env, project: &str) -> Result<usize, ApiError> {
+    let kv = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The export log"))?;
+    let put = kv.put(&exports::erasure_mark_key(project), now_ms().to_string()).map_err(|_| unavailable("The export log"))?;
+    put.expiration_ttl(exports::KEEP_SECONDS).execute().await.map_err(|_| unavailable("The export log"))?;
+    erase_project(env, project).await
 }
 
 /// A project's deletion: every export part and record of it. Err: the store did not answer.
