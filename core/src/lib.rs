@@ -37,3 +37,5 @@ pub mod percent;
 
 #[cfg(test)]
 mod sim_rng;
+#[cfg(test)]
+mod test_clock;

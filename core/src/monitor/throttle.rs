@@ -145,8 +145,7 @@ mod tests {
 
     /// The start of the run's current minute: the tests lay their times out from it.
     fn t0() -> i64 {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis() as i64;
-        now.div_euclid(MINUTE_MS) * MINUTE_MS
+        crate::test_clock::now_ms().div_euclid(MINUTE_MS) * MINUTE_MS
     }
 
     #[test]

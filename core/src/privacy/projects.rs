@@ -183,10 +183,7 @@ pub fn delete_sql(database: &str, tables: &[String], project_id: &str) -> Vec<St
 mod tests {
     use super::*;
 
-    /// The run's clock: the tests lay their times out from it.
-    fn now() -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis() as i64
-    }
+    use crate::test_clock::now_ms as now;
 
     #[test]
     fn a_daily_job_carries_a_closure_out_within_thirty_days_whatever_its_hour() {

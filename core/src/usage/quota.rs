@@ -145,9 +145,7 @@ pub fn exceeded() -> ApiError {
 mod tests {
     use super::*;
 
-    fn now_ms() -> i64 {
-        OffsetDateTime::now_utc().unix_timestamp() * 1000
-    }
+    use crate::test_clock::now_ms;
 
     #[test]
     fn bodies_are_checked() {

@@ -217,9 +217,7 @@ mod tests {
     use super::*;
     use time::Duration;
 
-    fn now_ms() -> i64 {
-        time::OffsetDateTime::now_utc().unix_timestamp() * 1000
-    }
+    use crate::test_clock::now_ms;
 
     #[test]
     fn the_range_defaults_to_this_month_and_is_checked() {
