@@ -105,6 +105,7 @@ fn main() {
     println!("{}", exports::plan_sql("millimetric", "events", &job));
     println!("{}", exports::events_sql("millimetric", "events", &job, "2026-11-18", ""));
     println!("{}", exports::aggregates_plan_sql("millimetric", "proj_modern"));
+    println!("{}", exports::deletions_sql("millimetric", "events", "proj_modern"));
     for table in exports::AGGREGATES {
         println!("{}", exports::aggregates_sql("millimetric", table, "proj_modern", "2026-11-17", "2026-11-18"));
     }

@@ -145,8 +145,8 @@ fn project_deletion_end_to_end() {
     let expected = [("project_closure", "invalid_closure"), ("project_closure", "ok"), ("project_closure_cancelled", "ok")];
     assert_eq!(closures, expected.map(|(a, o)| (a.to_string(), o.to_string())), "the closure's audit records");
 
-    // A closure 30 days on: the cron leaves it alone until the test's clock says 30 days have
-    // passed (the record's times moved back by 30 days and a second), then carries it out.
+    // A closure 30 days on: the cron leaves it alone until the test's clock says 29 days have
+    // passed (the record's times moved back by 29 days and a second), then carries it out.
     let r = admin(&stack, "POST", "/admin/projects/proj_dev/closure", b"");
     assert_eq!(r.status, 202, "{:?}", r.body);
     assert_eq!(stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"").status, 200);
@@ -157,9 +157,11 @@ fn project_deletion_end_to_end() {
     assert!(keys_before.as_array().is_some_and(|k| k.len() >= 2), "{keys_before}");
     assert_eq!(admin(&stack, "GET", "/admin/projects/proj_dev/closure", b"").body["closure"], r.body["closure"], "still scheduled");
     let mut record: serde_json::Value = serde_json::from_str(&stack.kv_get("ERASURES", "closure:proj_dev")).unwrap();
-    let thirty_days_ago = |ms: &serde_json::Value| ms.as_i64().unwrap() - 30 * 86_400_000 - 1_000;
-    record["requested_ms"] = thirty_days_ago(&record["requested_ms"]).into();
-    record["due_ms"] = thirty_days_ago(&record["due_ms"]).into();
+    // 29 days on, not 30: its date is still a day away, but the next daily run would be past
+    // the 30 days, so this run carries it out.
+    let days_ago = |ms: &serde_json::Value| ms.as_i64().unwrap() - 29 * 86_400_000 - 1_000;
+    record["requested_ms"] = days_ago(&record["requested_ms"]).into();
+    record["due_ms"] = days_ago(&record["due_ms"]).into();
     stack.kv_put("ERASURES", "closure:proj_dev", &record.to_string());
     assert_eq!(stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"").status, 200);
     let gone = support::eventually(LAND, || rows_of(&stack, DEV_PROJECT).iter().all(|(_, n)| *n == 0));

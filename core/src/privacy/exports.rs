@@ -77,6 +77,9 @@ pub struct Job {
     pub aggregates_done: usize,
     pub last_error: Option<String>,
     pub finished_ms: Option<i64>,
+    /// The latest deletion of the project's events when the job began to read (`deletions_gate`).
+    #[serde(default)]
+    pub deletions_seen: Option<u64>,
 }
 
 /// What to do next.
@@ -140,7 +143,25 @@ impl Job {
             aggregates_done: 0,
             last_error: None,
             finished_ms: None,
+            deletions_seen: None,
         }
+    }
+
+    /// `deletions_sql`'s answer, before and after each step: before the job reads anything it
+    /// waits while a deletion is being applied, then notes the latest; a later one ends it.
+    pub fn deletions_gate(&mut self, answer: &str) -> Result<Gate, String> {
+        let v: Value = serde_json::from_str(answer.trim()).map_err(|e| format!("deletions: unreadable answer: {e}"))?;
+        let count = |k: &str| json_u64(&v[k]).ok_or_else(|| format!("deletions: no `{k}`"));
+        let (pending, latest) = (count("pending")?, count("latest")?);
+        Ok(match self.deletions_seen {
+            Some(seen) if latest > seen => Gate::End,
+            Some(_) => Gate::Go,
+            None if pending > 0 => Gate::Wait,
+            None => {
+                self.deletions_seen = Some(latest);
+                Gate::Go
+            }
+        })
     }
 
     pub fn next(&self) -> Step {
@@ -160,13 +181,19 @@ impl Job {
 
     /// The aggregates plan's answer (`aggregates_plan_sql`): each table's days, in runs of at
     /// most about AGGREGATE_PART_ROWS rows.
+    /// A job saved before aggregates were planned counted whole tables written in
+    /// `aggregates_done`: those are not planned again.
     pub fn planned_aggregates(&mut self, answer: &str, now_ms: i64) -> Result<(), String> {
+        let written_whole = if self.aggregate_parts.is_none() { self.aggregates_done } else { 0 };
         let mut days: Vec<(usize, String, u64)> = Vec::new();
         for line in answer.lines().filter(|l| !l.trim().is_empty()) {
             let v: Value = serde_json::from_str(line).map_err(|e| format!("aggregates plan: unreadable row: {e}"))?;
             let table = v["t"].as_str().and_then(|t| AGGREGATES.iter().position(|a| *a == t)).ok_or("aggregates plan: an unknown table")?;
             let day = v["date"].as_str().ok_or("aggregates plan: a row without `date`")?.to_string();
-            days.push((table, day, json_u64(&v["n"]).ok_or("aggregates plan: a row without `n`")?));
+            let n = json_u64(&v["n"]).ok_or("aggregates plan: a row without `n`")?;
+            if table >= written_whole {
+                days.push((table, day, n));
+            }
         }
         days.sort();
         let mut parts: Vec<(AggregatePart, u64)> = Vec::new();
@@ -299,16 +326,30 @@ pub fn state_prefix(project_id: &str) -> String {
     format!("export:{project_id}:")
 }
 
-/// Set (value: when, in ms) by a visitor's erasure, which deletes the project's exports: a step
-/// of an export started before it, still running then, deletes what it wrote instead of keeping
-/// it (it may have read the visitor's events before ClickHouse applied the deletion).
-pub fn erasure_mark_key(project_id: &str) -> String {
-    format!("exports_erased:{project_id}")
+/// Deletions of the project's events that ClickHouse was asked for (mutations: a visitor's
+/// erasure, the project's deletion; found by the project's quoted id in their command): how
+/// many are still being applied, and the latest one's number (mutation ids grow).
+pub fn deletions_sql(database: &str, table: &str, project_id: &str) -> String {
+    format!(
+        "SELECT countIf(is_done = 0) AS pending, max(toUInt64OrZero(extract(mutation_id, '([0-9]+)'))) AS latest \
+         FROM system.mutations WHERE database = {} AND table = {} AND position(command, {}) > 0 FORMAT JSONEachRow",
+        sql::string(database),
+        sql::string(table),
+        sql::string(&sql::string(project_id))
+    )
 }
 
-/// Whether an erasure marked at `mark` (the mark's value) came after the job started.
-pub fn erased_since_start(job: &Job, mark: Option<&str>) -> bool {
-    mark.and_then(|m| m.parse::<i64>().ok()).is_some_and(|at| at >= job.created_ms)
+/// What a step does about the project's deletions (`Job::deletions_gate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Go,
+    /// A deletion asked for before the job read anything is still being applied: wait, so no
+    /// part holds what it deletes.
+    Wait,
+    /// A deletion was asked for after the job began to read: its parts may hold what it
+    /// deletes, so the job ends and its parts go (a visitor's erasure also deletes the exports
+    /// made before it).
+    End,
 }
 
 /// Where a part is in R2 (bucket `EXPORTS`).
@@ -419,9 +460,7 @@ pub fn aggregates_sql(database: &str, table: &str, project_id: &str, first_day: 
 mod tests {
     use super::*;
 
-    fn now_ms() -> i64 {
-        time::OffsetDateTime::now_utc().unix_timestamp() * 1000
-    }
+    use crate::test_clock::now_ms;
 
     fn part(name: &str, rows: u64) -> Part {
         Part { name: name.into(), rows, bytes: rows * 10 }
@@ -557,13 +596,41 @@ mod tests {
     }
 
     #[test]
-    fn an_erasure_after_a_job_started_ends_it() {
+    fn a_job_saved_while_writing_whole_tables_plans_only_the_tables_left() {
         let now = now_ms();
-        let job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now);
-        assert!(erased_since_start(&job, Some(&now.to_string())));
-        assert!(erased_since_start(&job, Some(&(now + 1).to_string())));
-        assert!(!erased_since_start(&job, Some(&(now - 1).to_string())), "an erasure before it started is in what it reads");
-        assert!(!erased_since_start(&job, None) && !erased_since_start(&job, Some("x")));
+        // As the code before planned aggregates saved it: visits_agg written whole.
+        let saved = json!({
+            "id": "0123456789abcdef0123456789abcdef", "project_id": "p", "by": "admin", "created_ms": now,
+            "as_of": "x", "status": "running", "step": 2, "days": [], "day_index": 0, "after_event_id": "",
+            "part_index": 0, "parts": [{"name": "aggregates/visits_agg.csv.gz", "rows": 3, "bytes": 30}],
+            "rows_done": 0, "aggregates_done": 1, "last_error": null, "finished_ms": null
+        });
+        let mut job: Job = serde_json::from_value(saved).unwrap();
+        assert_eq!(job.next(), Step::PlanAggregates);
+        let answer = "{\"t\":\"visits_agg\",\"date\":\"2026-01-01\",\"n\":3}\n{\"t\":\"pages_agg\",\"date\":\"2026-01-01\",\"n\":2}\n";
+        job.planned_aggregates(answer, now).unwrap();
+        assert!(matches!(job.next(), Step::Aggregates { table: "pages_agg", .. }), "{:?}", job.next());
+        job.wrote_aggregates(part("aggregates/pages_agg/2026-01-01_2026-01-01.csv.gz", 2), now);
+        assert_eq!((job.next(), job.parts.len()), (Step::Finished, 2), "visits_agg once");
+    }
+
+    #[test]
+    fn a_deletion_asked_for_after_the_job_began_ends_it_and_one_being_applied_holds_it() {
+        let s = deletions_sql("db", "events", "p");
+        assert!(s.contains(r"position(command, '\'p\'') > 0"), "{s}");
+        assert!(s.contains("FROM system.mutations WHERE database = 'db' AND table = 'events'"), "{s}");
+        let answer = |pending: u64, latest: u64| format!("{{\"pending\":\"{pending}\",\"latest\":\"{latest}\"}}\n");
+        let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now_ms());
+        assert_eq!(job.deletions_gate(&answer(1, 7)), Ok(Gate::Wait), "an erasure being applied holds the first read");
+        assert_eq!(job.deletions_seen, None);
+        assert_eq!(job.deletions_gate(&answer(0, 7)), Ok(Gate::Go));
+        assert_eq!(job.deletions_seen, Some(7));
+        assert_eq!(job.deletions_gate(&answer(0, 7)), Ok(Gate::Go), "none since");
+        assert_eq!(job.deletions_gate(&answer(1, 8)), Ok(Gate::End), "one asked for since it began");
+        assert_eq!(job.deletions_gate(&answer(0, 8)), Ok(Gate::End), "applied already, still since");
+        let mut fresh = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now_ms());
+        assert_eq!(fresh.deletions_gate("{\"pending\":0,\"latest\":0}"), Ok(Gate::Go), "a project never erased");
+        assert!(fresh.deletions_gate("").is_err() && fresh.deletions_gate("{\"pending\":0}").is_err());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::Route;
 use millimetric_core::privacy::audit;
 use millimetric_core::privacy::export_part::PartWriter;
-use millimetric_core::privacy::exports::{self, Job, Part, Status, Step, StepMessage};
+use millimetric_core::privacy::exports::{self, Gate, Job, Part, Status, Step, StepMessage};
 use millimetric_core::storage::clickhouse::{ClickHouseConfig, Role};
 use millimetric_core::usage::Counter;
 use serde_json::json;
@@ -234,17 +234,18 @@ async fn run_message(env: &Env, m: &Message<String>, msg: StepMessage) {
         let _ = erase_project(env, &job.project_id).await;
         return m.ack();
     }
+    // Deletions of the project's events (a visitor's erasure): one being applied holds the job
+    // before it reads, one asked for after it began to read ends it; asked again after the
+    // step, for one that came while it read.
     let mut next = job.clone();
-    let ran = run_step(env, &mut next).await;
-    // A visitor erased meanwhile: the erasure deleted the exports, and this step's part may
-    // hold the visitor's events, read before ClickHouse applied the deletion.
-    if erased_meanwhile(env, &job).await {
-        let _ = delete_objects(env, &exports::object_key(&job.project_id, &job.id, "")).await;
-        if let Ok(kv) = env.kv(config::ERASURES_KV) {
-            let _ = kv.delete(&exports::state_key(&job.project_id, &job.id)).await;
-        }
-        console_log!("exports: {}: export {} ended by a visitor's erasure", job.project_id, job.id);
-        return m.ack();
+    let ran = match deletions(env, &mut next).await {
+        Ok(Gate::Wait) => return m.retry_with_options(&worker::QueueRetryOptionsBuilder::new().with_delay_seconds(5).build()),
+        Ok(Gate::End) => return end_for_deletion(env, &job, m).await,
+        Ok(Gate::Go) => run_step(env, &mut next).await,
+        Err(e) => Err(e),
+    };
+    if ran.is_ok() && deletions(env, &mut next.clone()).await == Ok(Gate::End) {
+        return end_for_deletion(env, &job, m).await;
     }
     match ran {
         Ok(()) => {
@@ -405,20 +406,27 @@ pub async fn expire(env: &Env) {
     }
 }
 
-/// Whether a visitor's erasure came after `job` started (`erase_for_visitor`).
-async fn erased_meanwhile(env: &Env, job: &Job) -> bool {
-    let Ok(kv) = env.kv(config::ERASURES_KV) else { return false };
-    let mark = kv.get(&exports::erasure_mark_key(&job.project_id)).text().await.ok().flatten();
-    exports::erased_since_start(job, mark.as_deref())
+/// The export ended: the project's events were deleted after it began to read, so its parts
+/// (which may hold them) and its record go.
+async fn end_for_deletion(env: &Env, job: &Job, m: &Message<String>) {
+    // The parts first: the record is how a retry (or the daily expiry) finds them again.
+    if delete_objects(env, &exports::object_key(&job.project_id, &job.id, "")).await.is_err() {
+        return m.retry();
+    }
+    if let Ok(kv) = env.kv(config::ERASURES_KV) {
+        let _ = kv.delete(&exports::state_key(&job.project_id, &job.id)).await;
+    }
+    console_log!("exports: {}: export {} ended: its project's events were deleted after it began", job.project_id, job.id);
+    m.ack();
 }
 
-/// A visitor's erasure: the mark that ends exports still running, then every export part and
-/// record of the project. Err: a store did not answer (the erasure's retry repeats it).
-pub async fn erase_for_visitor(env: &Env, project: &str) -> Result<usize, ApiError> {
-    let kv = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The export log"))?;
-    let put = kv.put(&exports::erasure_mark_key(project), now_ms().to_string()).map_err(|_| unavailable("The export log"))?;
-    put.expiration_ttl(exports::KEEP_SECONDS).execute().await.map_err(|_| unavailable("The export log"))?;
-    erase_project(env, project).await
+/// What the project's deletions in ClickHouse mean for `job` now (`Job::deletions_gate`).
+async fn deletions(env: &Env, job: &mut Job) -> Result<Gate, String> {
+    let cfg = config::clickhouse(env, Role::Reader);
+    cfg.check_names()?;
+    let sql = exports::deletions_sql(&cfg.database, &cfg.table, &job.project_id);
+    let answer = clickhouse_sink::select(&cfg, &sql).await.map_err(|e| format!("{e:?}"))?;
+    job.deletions_gate(&answer)
 }
 
 /// A project's deletion: every export part and record of it. Err: the store did not answer.

@@ -178,7 +178,7 @@ async fn put_tombstone(env: &Env, project: &str, tomb: Tombstone) -> Result<(), 
 }
 
 /// Everything of a project that a deletion removes after its tombstone: its rows in ClickHouse
-/// (usage included), its dead letters, its erasure records, closure and exports' erasure mark, its exports (parts in
+/// (usage included), its dead letters, its erasure records and closure, its exports (parts in
 /// R2 and records), its key records and quota. Safe to repeat: the
 /// daily job runs it again while the tombstone lasts, so a deletion that failed part way
 /// (ClickHouse or KV down) is finished there. `key_hashes`: the project's key records (listed
@@ -192,9 +192,7 @@ async fn erase_all(env: &Env, project: &str, key_hashes: Vec<String>) -> Result<
     let erasures = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
     let mut erasure_records = 0;
     for key in all_keys(&erasures, "").await.map_err(|_| unavailable("The erasure log"))? {
-        let theirs = visitors::parse_erasure_key(&key).is_some_and(|(p, _)| p == project)
-            || key == projects::closure_key(project)
-            || key == millimetric_core::privacy::exports::erasure_mark_key(project);
+        let theirs = visitors::parse_erasure_key(&key).is_some_and(|(p, _)| p == project) || key == projects::closure_key(project);
         if theirs {
             erasures.delete(&key).await.map_err(|_| unavailable("The erasure log"))?;
             erasure_records += 1;

@@ -140,7 +140,7 @@ async fn act(env: &Env, action: Action, visitor: Visitor<'_>, project: &str) -> 
             let erased = visitor.ids().iter().map(|id| (project.clone(), id.to_string())).collect();
             super::dead_letters::erase_visitors(env, &erased).await?;
             // And from the project's exports: any part may hold the visitor's events.
-            let deleted = super::exports::erase_for_visitor(env, &project).await?;
+            let deleted = super::exports::erase_project(env, &project).await?;
             if deleted > 0 {
                 worker::console_log!("visitors: an erasure deleted {project}'s exports ({deleted} parts)");
             }
