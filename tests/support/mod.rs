@@ -488,6 +488,18 @@ impl Stack {
 
 /// One HTTP request to a local Worker; any status is an answer.
 pub fn http_request(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let reply = http_request_once(url, method, headers, body);
+    // wrangler's dev proxy answers this when its runtime was swapped under a request (it retries
+    // GET and HEAD itself, and says to resend the rest): the dev stack's, never the Worker's.
+    if reply.status == 503 && reply.body.as_str().is_some_and(|b| b.starts_with("Your worker restarted mid-request")) {
+        eprintln!("{method} {url}: wrangler's proxy restarted the runtime mid-request; sent again");
+        std::thread::sleep(Duration::from_secs(1));
+        return http_request_once(url, method, headers, body);
+    }
+    reply
+}
+
+fn http_request_once(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let mut req = ureq::request(method, url).timeout(Duration::from_secs(60));
     for (k, v) in headers {
         req = req.set(k, v);

@@ -276,6 +276,15 @@ impl Job {
         ));
     }
 
+    /// Waiting for a deletion of the project's events to be applied (`Gate::Wait`).
+    pub fn waiting_for_deletion(&mut self) {
+        self.last_error = Some(
+            "Waiting for ClickHouse to apply a deletion of this project's events (a visitor's erasure) before reading: \
+             the export then goes on by itself."
+                .into(),
+        );
+    }
+
     /// Whether its parts are past KEEP_SECONDS.
     pub fn is_expired(&self, now_ms: i64) -> bool {
         now_ms - self.created_ms > KEEP_SECONDS as i64 * 1000
@@ -327,7 +336,8 @@ pub fn state_prefix(project_id: &str) -> String {
 }
 
 /// Deletions of the project's events that ClickHouse was asked for (mutations: a visitor's
-/// erasure, the project's deletion; found by the project's quoted id in their command): how
+/// erasure, the project's deletion; found by `project_id = '<id>'` in their command, as
+/// ClickHouse formats it, so a visitor id that spells another project's id matches none): how
 /// many are still being applied, and the latest one's number (mutation ids grow).
 pub fn deletions_sql(database: &str, table: &str, project_id: &str) -> String {
     format!(
@@ -335,7 +345,7 @@ pub fn deletions_sql(database: &str, table: &str, project_id: &str) -> String {
          FROM system.mutations WHERE database = {} AND table = {} AND position(command, {}) > 0 FORMAT JSONEachRow",
         sql::string(database),
         sql::string(table),
-        sql::string(&sql::string(project_id))
+        sql::string(&format!("project_id = {}", sql::string(project_id)))
     )
 }
 
@@ -617,7 +627,7 @@ mod tests {
     #[test]
     fn a_deletion_asked_for_after_the_job_began_ends_it_and_one_being_applied_holds_it() {
         let s = deletions_sql("db", "events", "p");
-        assert!(s.contains(r"position(command, '\'p\'') > 0"), "{s}");
+        assert!(s.contains(r"position(command, 'project_id = \'p\'') > 0"), "{s}");
         assert!(s.contains("FROM system.mutations WHERE database = 'db' AND table = 'events'"), "{s}");
         let answer = |pending: u64, latest: u64| format!("{{\"pending\":\"{pending}\",\"latest\":\"{latest}\"}}\n");
         let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now_ms());

@@ -140,6 +140,15 @@ pub fn erase_many_sql(database: &str, table: &str, erasures: &[(String, String)]
     out
 }
 
+/// The count of the rows a deletion of ours (`ALTER TABLE t DELETE WHERE c`) would delete:
+/// the daily re-application asks it first and sends the mutation only when it is not 0, so
+/// erasures whose rows are gone cost no rewrite of the table's parts, and an export running
+/// then is not ended by a deletion that deletes nothing.
+pub fn probe_sql(deletion: &str) -> Option<String> {
+    let (table, condition) = deletion.strip_prefix("ALTER TABLE ")?.split_once(" DELETE WHERE ")?;
+    Some(format!("SELECT count() FROM {table} WHERE {condition} FORMAT TSV"))
+}
+
 /// Export and erasure requests a key may make per minute. Each erasure is a ClickHouse
 /// mutation (a rewrite of the parts that hold the rows), so a flood of them must not reach it.
 pub const REQUESTS_PER_MINUTE: u32 = 60;
@@ -309,5 +318,16 @@ mod tests {
         let hashed = format!("{} IN ({})", sql::id_hash_of("anonymous_id"), sql::id_hash("jane@example.com"));
         assert!(events.ends_with(&format!("(anonymous_id IN ('mmh_0123') OR {hashed})")), "{events}");
         assert!(export_sql("db", "events", "p", &["v", "v"]).contains("anonymous_id IN ('v') ORDER BY"));
+    }
+
+    #[test]
+    fn a_re_applied_deletion_is_probed_first_with_the_same_condition() {
+        let erasures = vec![("p".to_string(), "v1".to_string())];
+        for (_, sql) in erase_many_sql("db", "events", &erasures, 128 * 1024) {
+            let probe = probe_sql(&sql).unwrap();
+            let condition = sql.split_once(" DELETE WHERE ").unwrap().1;
+            assert!(probe.starts_with("SELECT count() FROM db.") && probe.contains(condition) && probe.ends_with(" FORMAT TSV"), "{probe}");
+        }
+        assert_eq!(probe_sql("SELECT 1"), None);
     }
 }

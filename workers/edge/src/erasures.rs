@@ -1,8 +1,8 @@
 //! Re-applies the erasures of the last days (the daily Cron Trigger, with retention): an event
 //! a visitor sent just before being erased may still have been in the queue, and lands after
 //! the deletion ran, or is dead-lettered after it (a replay would store it again). Each
-//! recorded erasure is deleted again until its KV record expires: one mutation per project,
-//! past any project's failure, and one pass over the dead-letter store, with the failures
+//! recorded erasure is deleted again until its KV record expires: one mutation per project
+//! whose erased visitors still have rows (a count first), past any project's failure, and one pass over the dead-letter store, with the failures
 //! reported.
 
 use super::{clickhouse_sink, config};
@@ -34,7 +34,17 @@ async fn run(env: &Env) -> Result<(usize, Vec<String>), String> {
     let mut failed = Vec::new();
     for (project, sql) in visitors::erase_many_sql(&cfg.database, &cfg.table, &erasures, 128 * 1024) {
         // Each statement names the visitors it erases: kept out of ClickHouse's query log.
-        if let Err(e) = clickhouse_sink::query_unlogged(&cfg, &sql).await {
+        // Only rows still there are deleted again (`visitors::probe_sql`).
+        let probe = match visitors::probe_sql(&sql) {
+            Some(probe) => clickhouse_sink::query_unlogged(&cfg, &probe).await.map(|n| n.trim() != "0"),
+            None => Ok(true),
+        };
+        let deleted = match probe {
+            Ok(true) => clickhouse_sink::query_unlogged(&cfg, &sql).await.map(|_| ()),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = deleted {
             failed.push(format!("{project}: {e}"));
         }
     }

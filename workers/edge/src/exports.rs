@@ -195,10 +195,15 @@ async fn jobs_of(env: &Env, project: &str) -> Result<Vec<Job>, ApiError> {
 }
 
 async fn enqueue(env: &Env, job: &Job) -> Result<(), ApiError> {
+    enqueue_after(env, job, None).await
+}
+
+/// The job's current step as a message, delivered after `delay_s` when given.
+async fn enqueue_after(env: &Env, job: &Job, delay_s: Option<u32>) -> Result<(), ApiError> {
     let queue = env.queue(EXPORTS_QUEUE).map_err(|_| unavailable("The export queue"))?;
     let body = serde_json::to_string(&StepMessage { project_id: job.project_id.clone(), id: job.id.clone(), step: job.step })
         .map_err(|_| unavailable("The export queue"))?;
-    queue.send(super::row_queue::text(body, None)).await.map_err(|_| unavailable("The export queue"))
+    queue.send(super::row_queue::text(body, delay_s)).await.map_err(|_| unavailable("The export queue"))
 }
 
 // ---- the steps (the exports queue's consumer) ----
@@ -239,13 +244,19 @@ async fn run_message(env: &Env, m: &Message<String>, msg: StepMessage) {
     // step, for one that came while it read.
     let mut next = job.clone();
     let ran = match deletions(env, &mut next).await {
-        Ok(Gate::Wait) => return m.retry_with_options(&worker::QueueRetryOptionsBuilder::new().with_delay_seconds(5).build()),
+        Ok(Gate::Wait) => return wait_for_deletion(env, job, m).await,
         Ok(Gate::End) => return end_for_deletion(env, &job, m).await,
         Ok(Gate::Go) => run_step(env, &mut next).await,
         Err(e) => Err(e),
     };
-    if ran.is_ok() && deletions(env, &mut next.clone()).await == Ok(Gate::End) {
-        return end_for_deletion(env, &job, m).await;
+    // Saved only once ClickHouse said no deletion came while the step read: else the step
+    // runs again (its part overwritten), or the job ends.
+    if ran.is_ok() {
+        match deletions(env, &mut next.clone()).await {
+            Ok(Gate::Go) => {}
+            Ok(_) => return end_for_deletion(env, &job, m).await,
+            Err(_) => return m.retry_with_options(&worker::QueueRetryOptionsBuilder::new().with_delay_seconds(10).build()),
+        }
     }
     match ran {
         Ok(()) => {
@@ -404,6 +415,18 @@ pub async fn expire(env: &Env) {
             }
         }
     }
+}
+
+/// A deletion of the project's events is being applied and the job has not begun to read: the
+/// owner reads why it waits, and the step comes back in 10 s as a new message (so a long
+/// deletion never runs out the queue's retries), for as long as the deletion takes.
+async fn wait_for_deletion(env: &Env, mut job: Job, m: &Message<String>) {
+    job.waiting_for_deletion();
+    if enqueue_after(env, &job, Some(10)).await.is_err() {
+        return m.retry_with_options(&worker::QueueRetryOptionsBuilder::new().with_delay_seconds(10).build());
+    }
+    let _ = save(env, &job).await;
+    m.ack();
 }
 
 /// The export ended: the project's events were deleted after it began to read, so its parts
