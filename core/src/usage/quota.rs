@@ -39,15 +39,13 @@ pub fn reached_key(project_id: &str) -> String {
 /// The body of `PUT /admin/projects/{id}/quota`: `{"monthly_events": N | null, "hard_cap": bool}`.
 pub fn parse(body: &[u8]) -> Result<Quota, ApiError> {
     let bad = |m: String| ApiError::bad_request("invalid_quota", m);
+    let send = "Send {\"monthly_events\": 1000000, \"hard_cap\": false} (monthly_events null for no quota)";
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| bad(format!("{send}: {e}")))?;
     // Said, not left out: a body without it would otherwise remove the quota unasked.
-    let said = serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.get("monthly_events").is_some());
-    if !said {
-        return Err(
-            bad("Send {\"monthly_events\": 1000000, \"hard_cap\": false}: `monthly_events` is required, null for no quota.".into()),
-        );
+    if v.get("monthly_events").is_none() {
+        return Err(bad(format!("{send}: `monthly_events` is required, null for no quota.")));
     }
-    let q: Quota = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("Send {{\"monthly_events\": 1000000, \"hard_cap\": false}} (monthly_events null for no quota): {e}")))?;
+    let q: Quota = serde_json::from_value(v).map_err(|e| bad(format!("{send}: {e}")))?;
     match q.monthly_events {
         Some(n) if !(1..=MAX_MONTHLY_EVENTS).contains(&n) => {
             Err(bad(format!("`monthly_events` is 1 to {MAX_MONTHLY_EVENTS}, or null for no quota.")))

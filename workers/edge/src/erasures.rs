@@ -2,8 +2,8 @@
 //! a visitor sent just before being erased may still have been in the queue, and lands after
 //! the deletion ran, or is dead-lettered after it (a replay would store it again). Each
 //! recorded erasure is deleted again until its KV record expires: one mutation per project
-//! whose erased visitors still have rows (a count first), past any project's failure, and one pass over the dead-letter store, with the failures
-//! reported.
+//! whose erased visitors still have rows (a count first), past any project's failure, and one
+//! pass over the dead-letter store, with the failures reported.
 
 use super::{clickhouse_sink, config};
 use millimetric_adapters::kv::all_keys;

@@ -405,16 +405,21 @@ pub async fn expire(env: &Env) {
         if !job.is_expired(now) {
             continue;
         }
-        match delete_objects(env, &exports::object_key(&job.project_id, &job.id, "")).await {
-            Ok(n) => {
-                let _ = kv.delete(&key).await;
-                console_log!("exports: {}: export {} expired, {n} parts deleted", job.project_id, job.id);
-            }
+        match delete_job(env, &kv, &job).await {
+            Ok(n) => console_log!("exports: {}: export {} expired, {n} parts deleted", job.project_id, job.id),
             Err(e) => {
                 console_error!("exports: {}: export {}: its parts could not be deleted ({e}); tried again tomorrow", job.project_id, job.id)
             }
         }
     }
+}
+
+/// A job's parts, then its record: the record is how a later try (a retry, the daily expiry)
+/// finds parts that could not be deleted. How many parts; Err: they stay, and so does the record.
+async fn delete_job(env: &Env, kv: &worker::kv::KvStore, job: &Job) -> worker::Result<usize> {
+    let parts = delete_objects(env, &exports::object_key(&job.project_id, &job.id, "")).await?;
+    let _ = kv.delete(&exports::state_key(&job.project_id, &job.id)).await;
+    Ok(parts)
 }
 
 /// A deletion of the project's events is being applied and the job has not begun to read: the
@@ -432,12 +437,9 @@ async fn wait_for_deletion(env: &Env, mut job: Job, m: &Message<String>) {
 /// The export ended: the project's events were deleted after it began to read, so its parts
 /// (which may hold them) and its record go.
 async fn end_for_deletion(env: &Env, job: &Job, m: &Message<String>) {
-    // The parts first: the record is how a retry (or the daily expiry) finds them again.
-    if delete_objects(env, &exports::object_key(&job.project_id, &job.id, "")).await.is_err() {
+    let Ok(kv) = env.kv(config::ERASURES_KV) else { return m.retry() };
+    if delete_job(env, &kv, job).await.is_err() {
         return m.retry();
-    }
-    if let Ok(kv) = env.kv(config::ERASURES_KV) {
-        let _ = kv.delete(&exports::state_key(&job.project_id, &job.id)).await;
     }
     console_log!("exports: {}: export {} ended: its project's events were deleted after it began", job.project_id, job.id);
     m.ack();
