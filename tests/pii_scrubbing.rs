@@ -222,6 +222,11 @@ fn path_segments_and_matrix_parameters_with_tokens_sessions_or_emails() {
         ("https://shop.example/token/550e8400-e29b-41d4-a716-446655440000", "/token/:redacted"),
         ("https://shop.example/peer/81.2.69.142/status", "/peer/:redacted/status"),
         ("https://shop.example/call/+14155550123", "/call/:redacted"),
+        // digits alone after a segment that names what they are
+        ("https://shop.example/phone/4155550123", "/phone/:redacted"),
+        ("https://shop.example/by-phone/415-555-0123/edit", "/by-phone/:redacted/edit"),
+        ("https://shop.example/password-reset/83920174", "/password-reset/:redacted"),
+        ("https://app.example/otp/492817", "/otp/:redacted"),
     ] {
         assert_eq!(path(url), want, "{url}");
     }
@@ -233,6 +238,8 @@ fn path_segments_and_matrix_parameters_with_tokens_sessions_or_emails() {
         "https://git.example/org/repo/commit/9fceb02d0ae598e95dc970b74767f19372d61af8",
         "https://shop.example/cars;color=red",
         "https://shop.example/session-replay/2024-release-notes",
+        "https://shop.example/orders/12345678",
+        "https://shop.example/phone/cases/2026",
     ] {
         assert_eq!(path(url), url::Url::parse(url).unwrap().path(), "{url}");
     }

@@ -38,7 +38,6 @@ pub const CLICK_IDS: &[(&str, &str, &str)] = &[
     ("rdt_cid", "Reddit", "paid"),
     ("sccid", "Snapchat", "paid"),
     ("epik", "Pinterest", "paid"),
-    ("mc_eid", "Mailchimp", "email"),
 ];
 
 const MAX_VALUE_CHARS: usize = 200;

@@ -6,29 +6,41 @@
 
 use std::ops::Range;
 
-/// Every country of the SWIFT IBAN registry with its IBAN's total length, sorted by code.
-/// (Territories write theirs with the parent's code: GF, GP, RE ... as FR; IM, JE, GG as GB.)
+/// Every country of the SWIFT IBAN registry with its IBAN's total length, sorted by code
+/// (territories write theirs with the parent's code: GF, GP, RE ... as FR; IM, JE, GG as GB),
+/// and the 22 countries whose banks use IBANs outside the registry (Iran's Sheba, Morocco, the
+/// West and Central African banks' BCEAO and BEAC zones, Angola, Cape Verde, Mozambique,
+/// Madagascar, Comoros), as Sentry Relay's IBAN rule and bank registries list them.
 const LENGTHS: &[(&[u8; 2], usize)] = &[
     (b"AD", 24),
     (b"AE", 23),
     (b"AL", 28),
+    (b"AO", 25),
     (b"AT", 20),
     (b"AZ", 28),
     (b"BA", 20),
     (b"BE", 16),
+    (b"BF", 28),
     (b"BG", 22),
     (b"BH", 22),
     (b"BI", 27),
+    (b"BJ", 28),
     (b"BR", 29),
     (b"BY", 28),
+    (b"CF", 27),
+    (b"CG", 27),
     (b"CH", 21),
+    (b"CI", 28),
+    (b"CM", 27),
     (b"CR", 22),
+    (b"CV", 25),
     (b"CY", 28),
     (b"CZ", 24),
     (b"DE", 22),
     (b"DJ", 27),
     (b"DK", 18),
     (b"DO", 28),
+    (b"DZ", 26),
     (b"EE", 20),
     (b"EG", 29),
     (b"ES", 24),
@@ -36,21 +48,26 @@ const LENGTHS: &[(&[u8; 2], usize)] = &[
     (b"FK", 18),
     (b"FO", 18),
     (b"FR", 27),
+    (b"GA", 27),
     (b"GB", 22),
     (b"GE", 22),
     (b"GI", 23),
     (b"GL", 18),
+    (b"GQ", 27),
     (b"GR", 27),
     (b"GT", 28),
+    (b"GW", 25),
     (b"HN", 28),
     (b"HR", 21),
     (b"HU", 28),
     (b"IE", 22),
     (b"IL", 23),
     (b"IQ", 23),
+    (b"IR", 26),
     (b"IS", 26),
     (b"IT", 27),
     (b"JO", 30),
+    (b"KM", 27),
     (b"KW", 30),
     (b"KZ", 20),
     (b"LB", 28),
@@ -60,14 +77,19 @@ const LENGTHS: &[(&[u8; 2], usize)] = &[
     (b"LU", 20),
     (b"LV", 21),
     (b"LY", 25),
+    (b"MA", 28),
     (b"MC", 27),
     (b"MD", 24),
     (b"ME", 22),
+    (b"MG", 27),
     (b"MK", 19),
+    (b"ML", 28),
     (b"MN", 20),
     (b"MR", 27),
     (b"MT", 31),
     (b"MU", 30),
+    (b"MZ", 25),
+    (b"NE", 28),
     (b"NI", 28),
     (b"NL", 18),
     (b"NO", 15),
@@ -87,9 +109,12 @@ const LENGTHS: &[(&[u8; 2], usize)] = &[
     (b"SI", 19),
     (b"SK", 24),
     (b"SM", 27),
+    (b"SN", 28),
     (b"SO", 23),
     (b"ST", 25),
     (b"SV", 28),
+    (b"TD", 27),
+    (b"TG", 28),
     (b"TL", 23),
     (b"TN", 24),
     (b"TR", 26),
@@ -185,8 +210,8 @@ pub fn looks_like_iban(v: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// One valid IBAN for each of the registry's 89 countries (account parts made up, check
-    /// digits computed), so every country's length is exercised.
+    /// One valid IBAN for each of the registry's 89 countries and the 22 that use IBANs outside
+    /// it (account parts made up, check digits computed), so every country's length is exercised.
     const VALID: &str = "AD0978942710639732891555 AE283009416531083386439 AL82203331634841980876917055 \
         AT084962316580861740 AZ08NABZ32222583861167817527 BA849087481698693720 BE21622338508282 \
         BG92BNBG62683163859900 BH29BMAG81742510166411 BI5852601815908301661318609 BR4712720184945313263694220C2 \
@@ -209,7 +234,13 @@ mod tests {
         SK5546443378900295468504 SM53U9584120480537549943122 SO765289078666617603137 ST60215901092815901396245 \
         SV49CENR54739364351768235550 TL696057100094711717888 TN5955668722925051026777 TR275596983808399006011173 \
         UA930626845659376320141789664 VA78458628330591922762 VG40VPVG5177475162070855 XK874179726503194891 \
-        YE8195711777741215472803852808";
+        YE8195711777741215472803852808 \
+        AO87526018159083016613186 BF74BF0913909960308246281948 BJ16BJ2199351819093786579754 CF8132319487574911862527601 \
+        CG3789555979711471049746507 CI59CI5291703423667127684268 CM9846563212233079244026859 CV62952890786666176031372 \
+        DZ491590109281590139624595 GA4971177774121547280385280 GQ7084148525388853933633875 GW62004743957551313735379 \
+        IR969075116372651676122202 KM9197299752882001826330434 MA94839548620579868282880729 MG3202227918058887180334018 \
+        ML81ML7801759898347887838483 MZ62726167513613412524273 NE30NE1672326865635515058770 SN89SN6589481131144024264628 \
+        TD4489751402614014193141705 TG25TG8649208312402344834782";
 
     #[test]
     fn every_registered_country_at_its_own_length() {
@@ -221,6 +252,17 @@ mod tests {
             // one character short or long is not one
             assert!(!looks_like_iban(&iban[..iban.len() - 1]), "{iban} minus one");
             assert!(!looks_like_iban(&format!("{iban}7")), "{iban} plus one");
+        }
+    }
+
+    /// Account numbers of countries that use IBANs outside SWIFT's registry (Iran's Sheba,
+    /// Morocco, the West and Central African banks), which Sentry Relay's rule also catches.
+    #[test]
+    fn countries_outside_the_registry() {
+        for iban in
+            ["IR062960000000100324200001", "MA64011519000001205000534921", "SN08SN0100152000048500003035", "DZ580002100001113000000570"]
+        {
+            assert_eq!(crate::enrich::text_pii::redact(&format!("Refund to {iban}")), "Refund to [iban]", "{iban}");
         }
     }
 

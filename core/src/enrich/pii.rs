@@ -67,6 +67,8 @@ pub fn is_pii_name(name: &str) -> bool {
         // a card holder's name: the autofill name (`cc-name`) and `card[name]`
         b"ccname",
         b"cardname",
+        // Mailchimp's subscriber id (`mc_eid`): the same on every e-mail to one address
+        b"mceid",
     ];
     const CONTAINS: &[&[u8]] = &[
         b"email",

@@ -200,7 +200,7 @@ pub fn scrub_path(path: &str) -> String {
         let redact = !base.is_empty()
             && !is_commit_hash(prev, &decoded)
             && (pii::is_pii_value(base)
-                || (pii::is_pii_name(&prev_decoded) && id_like(&decoded))
+                || (pii::is_pii_name(&prev_decoded) && (id_like(&decoded) || number_like(&decoded)))
                 || (prev_decoded == home_paths::USERS_SEGMENT && home_paths::is_home_folder(&pii::decode_until_stable(next, false))));
         let mut kept = if redact { REDACTED_SEGMENT.to_string() } else { base.to_string() };
         if !matrix.is_empty() {
@@ -215,6 +215,13 @@ pub fn scrub_path(path: &str) -> String {
         prev = base;
     }
     out.join("/")
+}
+
+/// Six digits or more, alone or with a number's separators (`4155550123`, `415-555-0123`, a
+/// one-time code): after a segment that names what it is (`/phone/`, `/otp/`), personal.
+fn number_like(seg: &str) -> bool {
+    seg.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b' ' | b'+' | b'(' | b')'))
+        && seg.bytes().filter(u8::is_ascii_digit).count() >= 6
 }
 
 fn is_commit_hash(prev: &str, seg: &str) -> bool {

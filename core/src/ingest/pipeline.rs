@@ -36,6 +36,10 @@ pub fn build_row(
             "invalid_timestamp",
             "`timestamp` must be an RFC 3339 string (2026-11-22T10:00:00Z) or epoch milliseconds.",
         ),
+        TimestampError::Seconds => ApiError::bad_request(
+            "invalid_timestamp",
+            "`timestamp` looks like seconds since the epoch: send milliseconds (seconds x 1000) or an RFC 3339 string.",
+        ),
         TimestampError::TooOld => {
             ApiError::bad_request("timestamp_out_of_range", "`timestamp` is more than 30 days in the past; such events are not taken.")
         }
@@ -50,16 +54,20 @@ pub fn build_row(
     };
     // A referrer at an IP address (or a name that spells one, `81-2-69-14.nip.io`) is dropped:
     // an address is never stored, and names no site.
-    let referrer = event
-        .referrer
-        .as_deref()
-        .and_then(|r| url_scrub::parse_and_scrub(r, false))
-        .filter(|(u, _)| matches!(u.host(), Some(url::Host::Domain(d)) if !url_scrub::host_spells_ip(d)));
+    let referrer = event.referrer.as_deref().and_then(|r| url_scrub::parse_and_scrub(r, false)).filter(|(u, _)| at_a_domain(u));
     let attr = match &page_url {
         Some((url, _)) => attribution::attribute(url, referrer.as_ref().map(|(u, _)| u)),
         None => Default::default(),
     };
-    let page = page_url.map(|(_, page)| page).unwrap_or_default();
+    // A page served at an IP address keeps its path, but not its host: an address is never stored.
+    let page = page_url
+        .map(|(url, mut page)| {
+            if !at_a_domain(&url) {
+                page.host.clear();
+            }
+            page
+        })
+        .unwrap_or_default();
 
     // Browser keys: the request's own UA and edge geo. Server keys: only what the SDK forwarded
     // for the visitor (the request's own belong to the customer's server).
@@ -138,6 +146,12 @@ pub fn build_row(
         ));
     }
     Ok(row)
+}
+
+/// Whether a URL's host is a name, and not an IP address or a name that spells one
+/// (`81-2-69-14.nip.io`).
+fn at_a_domain(url: &url::Url) -> bool {
+    matches!(url.host(), Some(url::Host::Domain(d)) if !url_scrub::host_spells_ip(d))
 }
 
 /// One custom property, as stored, or None when it goes. A property whose name is named or
@@ -434,6 +448,26 @@ mod pii_in_every_column {
             "mm_aid":"ip_81.2.69.14","props":{"ip_81.2.69.14":"1","peer":"client_81.2.69.14"}}));
         let found = leaks(&r, &["81.2.69.14", "2a02:1234"]);
         assert!(found.is_empty(), "stored: {found:?}");
+    }
+
+    /// Mailchimp's `mc_eid` is the subscriber's own id, the same on every e-mail to them, so it
+    /// maps back to an address: it is neither a click id nor kept in the query.
+    #[test]
+    fn a_mailing_list_subscriber_id_is_not_stored() {
+        let r = row(json!({"url":"https://shop.example/?utm_source=mc&mc_cid=abc123&mc_eid=4f1e2d3c4b"}));
+        assert!(leaks(&r, &["4f1e2d3c4b"]).is_empty(), "{r:?}");
+        assert_eq!(r.utm_source, "mc");
+    }
+
+    /// A page served at an IP address (a staging server, a device on a LAN) keeps its path, but
+    /// its host is not stored: an address is never stored.
+    #[test]
+    fn a_page_at_an_ip_address_keeps_no_host() {
+        for url in ["http://81.2.69.14/pricing", "http://[2a02:1234:5678::1]:8080/pricing", "https://81-2-69-14.nip.io/pricing"] {
+            let r = row(json!({ "url": url }));
+            assert!(leaks(&r, &["81.2.69.14", "2a02", "81-2-69-14"]).is_empty(), "{url}: {r:?}");
+            assert_eq!((r.url_host.as_str(), r.url_path.as_str()), ("", "/pricing"), "{url}");
+        }
     }
 
     /// A referrer whose host is an IP address is not kept: an address is never stored, and

@@ -14,6 +14,8 @@ pub const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
 pub enum TimestampError {
     Unparseable,
     TooOld,
+    /// A number that reads as epoch seconds, not milliseconds.
+    Seconds,
 }
 
 /// Client timestamp (if any) to epoch milliseconds, given the edge receive time.
@@ -23,16 +25,21 @@ pub fn resolve(client: Option<&serde_json::Value>, received_ms: i64) -> Result<i
         Some(v) => epoch_ms(v).ok_or(TimestampError::Unparseable)?,
     };
     if ms < received_ms - MAX_PAST_MS {
-        return Err(TimestampError::TooOld);
+        let as_seconds = ms.saturating_mul(1000);
+        let seconds =
+            client.is_some_and(|v| v.is_number()) && (received_ms - MAX_PAST_MS..=received_ms + MAX_FUTURE_MS).contains(&as_seconds);
+        return Err(if seconds { TimestampError::Seconds } else { TimestampError::TooOld });
     }
     Ok(if ms > received_ms + MAX_FUTURE_MS { received_ms } else { ms })
 }
 
-/// A client's time, RFC 3339 text or epoch milliseconds, as epoch milliseconds; None for
-/// anything else.
+/// A client's time, RFC 3339 text or epoch milliseconds (a fraction, as
+/// `performance.timeOrigin + performance.now()` gives, rounded down), as epoch milliseconds;
+/// None for anything else.
 pub fn epoch_ms(v: &serde_json::Value) -> Option<i64> {
     match v {
-        serde_json::Value::Number(n) => n.as_i64(),
+        // `as` saturates: a number beyond i64 is far ahead or behind, and bounded as such.
+        serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64)),
         serde_json::Value::String(s) => OffsetDateTime::parse(s, &Rfc3339).ok().map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64),
         _ => None,
     }
@@ -48,30 +55,58 @@ pub fn clickhouse_datetime(epoch_ms: i64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use time::UtcOffset;
 
-    const NOW: i64 = 1_795_000_000_000; // 2026-11-18T...
+    fn now() -> i64 {
+        crate::test_clock::now_ms()
+    }
 
     #[test]
     fn absent_means_received_time() {
-        assert_eq!(resolve(None, NOW), Ok(NOW));
-        assert_eq!(resolve(Some(&json!(null)), NOW), Ok(NOW));
+        let now = now();
+        assert_eq!(resolve(None, now), Ok(now));
+        assert_eq!(resolve(Some(&json!(null)), now), Ok(now));
     }
 
     #[test]
     fn rfc3339_and_epoch_ms() {
-        assert_eq!(resolve(Some(&json!(NOW - 1000)), NOW), Ok(NOW - 1000));
-        let s = json!("2026-11-18T09:46:39.500+01:00");
-        let ms = resolve(Some(&s), 1_795_466_000_000).unwrap();
-        assert_eq!(clickhouse_datetime(ms), "2026-11-18 08:46:39");
+        let now = now();
+        assert_eq!(resolve(Some(&json!(now - 1000)), now), Ok(now - 1000));
+        // An hour ago, written at UTC+01:00 with milliseconds: stored as its UTC second.
+        let then = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now - 3_600_000) * 1_000_000).unwrap();
+        let text = then.to_offset(UtcOffset::from_hms(1, 0, 0).unwrap()).format(&Rfc3339).unwrap();
+        let ms = resolve(Some(&json!(text)), now).unwrap();
+        assert_eq!(ms, now - 3_600_000, "{text}");
+        assert_eq!(clickhouse_datetime(ms), then.format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second]")).unwrap());
+    }
+
+    /// `performance.timeOrigin + performance.now()` is epoch milliseconds with a fraction.
+    #[test]
+    fn fractional_epoch_ms() {
+        let now = now();
+        assert_eq!(resolve(Some(&json!(now as f64 - 1000.25)), now), Ok(now - 1001));
+        assert_eq!(resolve(Some(&json!(f64::MAX)), now), Ok(now), "far ahead is clamped, never overflows");
+        assert_eq!(resolve(Some(&json!(-1e300)), now), Err(TimestampError::TooOld));
+    }
+
+    /// Epoch seconds (what many server languages give) are told apart from an old event, so the
+    /// error says what to fix.
+    #[test]
+    fn epoch_seconds_are_named() {
+        let now = now();
+        assert_eq!(resolve(Some(&json!(now / 1000)), now), Err(TimestampError::Seconds));
+        assert_eq!(resolve(Some(&json!((now / 1000) as f64 + 0.5)), now), Err(TimestampError::Seconds));
+        assert_eq!(resolve(Some(&json!(now - MAX_PAST_MS - 1)), now), Err(TimestampError::TooOld));
     }
 
     #[test]
     fn bounds() {
-        assert_eq!(resolve(Some(&json!("yesterday")), NOW), Err(TimestampError::Unparseable));
-        assert_eq!(resolve(Some(&json!(true)), NOW), Err(TimestampError::Unparseable));
-        assert_eq!(resolve(Some(&json!(NOW - MAX_PAST_MS - 1)), NOW), Err(TimestampError::TooOld));
-        assert_eq!(resolve(Some(&json!(NOW + 3_600_000)), NOW), Ok(NOW));
-        assert_eq!(resolve(Some(&json!(NOW + 1000)), NOW), Ok(NOW + 1000));
+        let now = now();
+        assert_eq!(resolve(Some(&json!("yesterday")), now), Err(TimestampError::Unparseable));
+        assert_eq!(resolve(Some(&json!(true)), now), Err(TimestampError::Unparseable));
+        assert_eq!(resolve(Some(&json!(now - MAX_PAST_MS - 1)), now), Err(TimestampError::TooOld));
+        assert_eq!(resolve(Some(&json!(now + 3_600_000)), now), Ok(now));
+        assert_eq!(resolve(Some(&json!(now + 1000)), now), Ok(now + 1000));
     }
 
     #[test]
