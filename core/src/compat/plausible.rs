@@ -47,8 +47,11 @@ pub fn parse(json: &[u8]) -> Result<Received, ApiError> {
         ev.insert("type".into(), json!("event"));
         ev.insert("name".into(), json!(name));
     }
-    ev.insert("url".into(), json!(text_at(&body, &["u"])));
-    ev.insert("referrer".into(), json!(text_at(&body, &["r"])));
+    // A pageview needs its page; a custom event's page, or a referrer, that cannot be stored is
+    // left out rather than the event refused.
+    let url = text_at(&body, &["u"]);
+    ev.insert("url".into(), json!(if name == "pageview" { url } else { super::web_page(url) }));
+    ev.insert("referrer".into(), json!(super::bounded(text_at(&body, &["r"]), LIMITS.max_url_bytes)));
     let props = match body.get("p").or_else(|| body.get("m")) {
         Some(Value::String(s)) => serde_json::from_str(s).ok(),
         other => other.cloned(),
@@ -87,6 +90,22 @@ mod tests {
             Message::Event(v) => v,
             other => panic!("not an event: {other:?}"),
         }
+    }
+
+    /// What does not fit is left out, not the event (docs/switching.md): a long referrer (the
+    /// script sends `document.referrer`, a previous page's whole URL), and a custom event's page
+    /// that is too long or not a web page's. A pageview's own page is still required.
+    #[test]
+    fn what_does_not_fit_is_left_out_not_the_event() {
+        let valid = |b: Value| crate::ingest::event::validate_event(event(parse(b.to_string().as_bytes()).unwrap()), false, &LIMITS);
+        let long = format!("https://a.com/search?q={}", "x".repeat(LIMITS.max_url_bytes));
+        let ev = valid(json!({"n":"pageview","u":"https://a.com/","d":"a.com","r":long})).expect("taken");
+        assert_eq!(ev.referrer, None);
+        for u in [long.as_str(), "app://settings"] {
+            let ev = valid(json!({"n":"Signup","u":u,"d":"a.com"})).expect("taken");
+            assert_eq!(ev.url, None, "{u}");
+        }
+        assert_eq!(valid(json!({"n":"pageview","u":long,"d":"a.com"})).unwrap_err().code, "field_too_long");
     }
 
     #[test]

@@ -203,7 +203,8 @@ fn with_campaign(url: &str, m: &Value) -> String {
         return url.to_string();
     }
     parsed.query_pairs_mut().extend_pairs(added);
-    parsed.to_string()
+    // The URL as sent when the campaign would make it too long to store.
+    Some(parsed.to_string()).filter(|u| crate::ingest::event::json_len(u) <= LIMITS.max_url_bytes).unwrap_or_else(|| url.to_string())
 }
 
 #[cfg(test)]
@@ -223,6 +224,16 @@ mod tests {
             Message::Event(v) => v,
             other => panic!("not an event: {other:?}"),
         }
+    }
+
+    /// A page whose URL fits is taken even when `context.campaign` would make it too long: the
+    /// campaign is not added then (the URL as sent is kept).
+    #[test]
+    fn a_campaign_never_pushes_a_page_over_its_bound() {
+        let url = format!("https://shop.example/{}", "x".repeat(LIMITS.max_url_bytes - 40));
+        let body = json!({"type":"page","anonymousId":"a-1","properties":{"url":url},"context":{"campaign":{"name":"spring-sale","source":"newsletter"}}});
+        let ev = crate::ingest::event::validate_event(event(one(Call::Page, body)), true, &LIMITS).expect("taken");
+        assert_eq!(ev.url.as_deref(), Some(url.as_str()));
     }
 
     #[test]
