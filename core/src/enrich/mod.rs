@@ -5,6 +5,7 @@ pub mod geo;
 pub mod geo_db;
 pub mod home_paths;
 pub mod iban;
+pub mod labelled_secrets;
 pub mod pii;
 pub mod referrer_hosts;
 pub mod secrets;

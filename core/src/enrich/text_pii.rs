@@ -1,11 +1,12 @@
 //! Personal data inside free text: e-mail addresses, phone numbers (international forms
 //! included), card numbers, IPv4 and IPv6 addresses, and from their own files bank account
 //! numbers (`iban`), credentials in URLs (`url_credentials`), account names in home-directory
-//! paths (`home_paths`) and secrets of known shapes (`secrets`). Each is found as a byte range,
+//! paths (`home_paths`), secrets of known shapes (`secrets`) and secrets their text names
+//! (`labelled_secrets`: `Bearer ...`, `token=...`). Each is found as a byte range,
 //! so a text can be judged (`contains_pii`) or redacted (`redact`: each match becomes a marker
 //! such as `[email]`, the rest of the text stays).
 
-use super::{home_paths, iban, secrets, url_credentials};
+use super::{home_paths, iban, labelled_secrets, secrets, url_credentials};
 use std::borrow::Cow;
 use std::net::Ipv6Addr;
 use std::ops::Range;
@@ -68,6 +69,7 @@ fn every_match(text: &str) -> Vec<(Range<usize>, Kind)> {
     all.extend(iban::iban_spans(&plain).into_iter().map(|r| (whole_chars(text, r), Kind::Iban)));
     let credentials = url_credentials::credential_spans(text);
     all.extend(secrets::secret_spans(text).into_iter().map(|r| (r, Kind::Secret)));
+    all.extend(labelled_secrets::labelled_spans(text).into_iter().map(|r| (r, Kind::Secret)));
     let inside_credentials = |r: &Range<usize>| credentials.iter().any(|c| r.start < c.end + 1 && c.start < r.end);
     all.extend(email_spans(text).into_iter().filter(|r| !inside_credentials(r)).map(|r| (r, Kind::Email)));
     all.extend(credentials.iter().cloned().map(|r| (r, Kind::Credentials)));

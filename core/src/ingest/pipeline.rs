@@ -450,6 +450,27 @@ mod pii_in_every_column {
         assert!(found.is_empty(), "stored: {found:?}");
     }
 
+    /// A secret named by the text around it, whatever its shape (Sentry Relay's `@password`
+    /// rule): `Bearer <token>`, and `<name>=<value>` or `"<name>": "<value>"` with a credential's
+    /// name, in titles, event names, property values (a `location.search`, a JSON body) and a
+    /// parameter's decoded value.
+    #[test]
+    fn secrets_named_inside_a_value_are_not_stored() {
+        let r = row(json!({"type":"event","name":"api_error Bearer mF_9.B5f-4.1JqM",
+            "url":"https://a.com/login?next=account%2Freset%3Ftoken%3DXk29fLq0Zp",
+            "title":"Authorization: Bearer mF_9.B5f-4.1JqM",
+            "props":{"search":"?reset_token=Xk29fLq0Zp&plan=pro","hash":"#access_token=Xk29fLq0Zp&state=s1",
+                     "body":"{\"password\":\"hunter2\"}","log":"login failed for api_key: 7Yq2mZp4"}}));
+        assert!(leaks(&r, &["Xk29fLq0Zp", "mF_9.B5f-4.1JqM", "hunter2", "7Yq2mZp4"]).is_empty(), "{r:?}");
+        assert_eq!((r.event_name.as_str(), r.title.as_str()), ("api_error Bearer [secret]", "Authorization: Bearer [secret]"));
+        // Words after such names in prose stay.
+        for title in
+            ["Bearer of bad news", "Forgot password? Reset it here", "OAuth: Login with Google", "Error code: 500", "Token: what it is"]
+        {
+            assert_eq!(row(json!({"url":"https://a.com/","title":title})).title, title);
+        }
+    }
+
     /// Mailchimp's `mc_eid` is the subscriber's own id, the same on every e-mail to them, so it
     /// maps back to an address: it is neither a click id nor kept in the query.
     #[test]
