@@ -187,7 +187,19 @@ fn every_route_authenticates_every_credential_one_way() {
         }
     }
     assert!(wrong.is_empty(), "{} of {n} cells differ from the policy:\n{}", wrong.len(), wrong.join("\n"));
+    a_key_in_the_body_is_the_key_without_white_space_around_it(&stack);
     made_up_keys_from_one_address_are_refused_before_the_key_store(&stack);
+}
+
+/// A body's `key` with white space around it (a pasted key's newline) is the key, as a Bearer
+/// token's is: it was once accepted by its prefix, then looked up with the white space and
+/// answered 401 unknown_key.
+fn a_key_in_the_body_is_the_key_without_white_space_around_it(stack: &Stack) {
+    for key in [format!(" {DEV_SECRET}\n"), format!("\t{DEV_SECRET} ")] {
+        let event = json!({"key": key, "type": "pageview", "url": "https://example.com/body-key"}).to_string();
+        let r = stack.request("POST", "/collect", &[("Content-Type", "application/json")], event.as_bytes());
+        assert_eq!(r.status, 202, "{key:?}: {:?}", r.body);
+    }
 }
 
 /// Every route applies the per-address refusal before it reads the key store (GET /v1/audit

@@ -20,7 +20,8 @@ pub struct Caller {
 /// Err: the refusal to answer with (429 from the per-address limit: Retry-After 60).
 pub async fn authenticate(req: &Request, env: &Env, route: Route, body_key: Option<&str>) -> Result<Caller, ApiError> {
     let authorization = req.headers().get("Authorization").ok().flatten();
-    let raw_key = auth::bearer(authorization.as_deref()).or(body_key);
+    // White space around a key is not part of it: what is claimed is what is looked up.
+    let raw_key = auth::bearer(authorization.as_deref()).or(body_key).map(str::trim);
     let claimed = auth::claim(route, raw_key)?;
     authenticate_hash(req, env, route, claimed, keys::key_hash(raw_key.unwrap_or_default())).await
 }
