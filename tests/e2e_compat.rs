@@ -389,8 +389,8 @@ fn answers(stack: &Stack, run: &str, site: &str) {
     let r = post(stack, "/v1/t", &[json_ct, ("Authorization", &sk), ("Origin", site)], br#"{"event":"x","userId":"u"}"#);
     assert_eq!((r.status, r.code()), (403, "secret_key_in_browser"));
     // A browser SDK's backlog after an offline spell (analytics-next refills a batch up to
-    // ~450 KB, hundreds of events) is taken up to the protocol's own limit, as from a server:
-    // a 400 would make the SDK drop it. Past that limit, 413 as for any key.
+    // ~450 KB, hundreds of events) is taken up to a minute of one address's limit (600 events):
+    // a 400 would make the SDK drop it. Past that, 413 as past the protocol's own limit.
     let browser_batch = |n: usize| {
         let tagged = json!({"sdk": "answers", "run": run, "backlog": "yes"});
         json!({"batch": vec![json!({"type": "track", "event": "backlog", "anonymousId": "d", "properties": tagged}); n], "writeKey": PK})
@@ -458,6 +458,35 @@ fn answers(stack: &Stack, run: &str, site: &str) {
 
 /// posthog-js's cookieless mode sends one placeholder id for every visitor: each is the day's
 /// seed from the address and user agent instead, as PostHog counts them.
+/// A browser key's batch (posthog-js's `/batch/`) holds at most 600 events (a minute of the
+/// address's limit), and each counts against the address's per-IP limit (600 a minute), as one
+/// event a request would: batches of 2,500 once cost a unit each, so three from one address
+/// took the key's whole minute.
+fn browser_batches_count_each_event(stack: &Stack, run: &str, site: &str) {
+    let headers = [("Content-Type", "application/json"), ("Origin", site), ("CF-Connecting-IP", "203.0.113.99")];
+    let batch = |n: usize, i: usize| {
+        let events: Vec<Value> = (0..n)
+            .map(
+                |j| json!({"event": "ip-units", "distinct_id": format!("ip-units-{i}-{j}"), "properties": {"sdk": "ip-units", "run": run}}),
+            )
+            .collect();
+        json!({"api_key": PK, "batch": events}).to_string()
+    };
+    let r = post(stack, "/batch/", &headers, batch(601, 0).as_bytes());
+    assert_eq!((r.status, r.code()), (413, "batch_too_large"), "{:?}", r.body);
+    // 1,300 units in fixed minutes: at least 650 fall in one of them.
+    let statuses: Vec<(u16, String)> = (1..=13)
+        .map(|i| {
+            let r = post(stack, "/batch/", &headers, batch(100, i).as_bytes());
+            (r.status, r.code().to_string())
+        })
+        .collect();
+    assert!(statuses.iter().any(|(s, c)| *s == 429 && c == "rate_limited"), "no batch met the per-IP limit: {statuses:?}");
+    assert!(statuses.iter().all(|(s, _)| matches!(s, 200 | 429)), "{statuses:?}");
+    let accepted = 100 * statuses.iter().filter(|(s, _)| *s == 200).count() as u64;
+    assert_eq!(count_where(stack, run, "ip-units", accepted), accepted, "every accepted batch stored, none refused");
+}
+
 fn posthog_cookieless_visitors(stack: &Stack, run: &str, site: &str, ua: &str) {
     for (n, ip) in [(1, "81.2.69.142"), (2, "81.2.69.160"), (3, "81.2.69.160")] {
         let ev = json!({"event": "$pageview", "distinct_id": "$posthog_cookieless",
@@ -754,6 +783,7 @@ fn vendor_sdks_end_to_end() {
     assert_eq!(person.trim(), "0", "identify stored something");
     println!("compat: server SDKs: {} requests, all stored once", seen.len());
     answers(&stack, &run, &site);
+    browser_batches_count_each_event(&stack, &run, &site);
     domain_rules(&stack, &run);
     same_numbers_as_collect(&stack, &run);
     // Nothing of a visitor's address or a person's identity anywhere the Worker wrote: its logs,

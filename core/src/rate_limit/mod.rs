@@ -46,6 +46,50 @@ pub fn over_key_limit(events: usize, events_per_minute: u32) -> Option<ApiError>
     })
 }
 
+/// Requests a minute from one address (`IP_RATE_LIMITER` in each Worker's wrangler.toml).
+pub const IP_REQUESTS_PER_MINUTE: u32 = 600;
+
+/// The most events a browser key's batch holds: a minute of one address's limit, so a batch
+/// that could never pass it is refused at once (413) instead of retried. Browser keys batch
+/// only on a vendor's route: an SDK's backlog (analytics-next refills a batch up to ~450 KB
+/// after an offline spell, a few hundred events).
+pub const MAX_BROWSER_BATCH: usize = IP_REQUESTS_PER_MINUTE as usize;
+
+/// Why a request of `events` may not come as a batch (`is_batch`) with a key of `kind`, on a
+/// vendor's route (`vendor_route`) or `/collect`; None when it may. Server keys batch freely;
+/// a browser key only on a vendor's route, and at most `MAX_BROWSER_BATCH` events, each of
+/// which counts against the address's limit (`ip_units`).
+pub fn browser_batch_refusal(kind: KeyKind, is_batch: bool, events: usize, vendor_route: bool) -> Option<ApiError> {
+    if !is_batch || kind == KeyKind::Secret {
+        return None;
+    }
+    if !vendor_route {
+        return Some(ApiError::bad_request(
+            "batch_needs_secret_key",
+            "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request.",
+        ));
+    }
+    (events > MAX_BROWSER_BATCH).then(|| {
+        ApiError::new(
+            413,
+            "batch_too_large",
+            format!(
+                "The batch has {events} events; a browser key's batch takes at most {MAX_BROWSER_BATCH}. Flush more often, or split it."
+            ),
+        )
+    })
+}
+
+/// What a request of `events` costs against the per-IP limit: a browser key's batch counts
+/// each event, as sending them one a request would, so one address takes no more of a key's
+/// minute by batching; any other request counts one.
+pub fn ip_units(kind: KeyKind, events: usize) -> u32 {
+    match kind {
+        KeyKind::Publishable => events.clamp(1, MAX_BROWSER_BATCH) as u32,
+        _ => 1,
+    }
+}
+
 /// Whether the per-IP limit applies to a request, decided before its key is read from KV, from
 /// the kind its prefix claims and what the isolate's key cache holds for it:
 /// - publishable (browser) keys: always (the connecting address is the visitor's);
@@ -97,6 +141,27 @@ mod tests {
         let e = over_key_limit(600, 500).unwrap();
         assert_eq!((e.status, e.code), (413, "batch_too_large"));
         assert!(e.message.contains("600") && e.message.contains("500"), "{e}");
+    }
+
+    /// One address with a browser key takes no more of the key's minute by batching (a vendor
+    /// SDK's backlog) than by sending one event a request: each event is a unit of its per-IP
+    /// limit. A batch of 2,500 once cost one unit, so three requests took a key's whole minute;
+    /// a batch larger than the address's minute could never pass, so it is refused at once.
+    #[test]
+    fn one_address_cannot_take_a_browser_keys_minute_by_batching() {
+        let minute = u64::from(default_events_per_minute(KeyKind::Publishable));
+        for events in [1, 10, MAX_BROWSER_BATCH] {
+            let units = u64::from(ip_units(KeyKind::Publishable, events));
+            let events_an_address_sends = u64::from(IP_REQUESTS_PER_MINUTE) / units * events as u64;
+            assert!(events_an_address_sends * 10 <= minute, "{events} a request: {events_an_address_sends} of {minute}");
+        }
+        assert_eq!(ip_units(KeyKind::Secret, 2_500), 1, "a server's batches come from one address by design");
+        let e = browser_batch_refusal(KeyKind::Publishable, true, MAX_BROWSER_BATCH + 1, true).unwrap();
+        assert_eq!((e.status, e.code), (413, "batch_too_large"));
+        assert!(browser_batch_refusal(KeyKind::Publishable, true, MAX_BROWSER_BATCH, true).is_none());
+        assert_eq!(browser_batch_refusal(KeyKind::Publishable, true, 2, false).unwrap().code, "batch_needs_secret_key");
+        assert!(browser_batch_refusal(KeyKind::Secret, true, 2_500, false).is_none());
+        assert!(browser_batch_refusal(KeyKind::Publishable, false, 1, false).is_none());
     }
 
     #[test]

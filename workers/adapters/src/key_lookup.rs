@@ -53,6 +53,17 @@ pub async fn ip_refusal(env: &Env, claimed: KeyKind, hash: &str, client_ip: Opti
     Ok((!outcome.success).then_some(60))
 }
 
+/// Some(retry_after_s) when the per-IP limit refuses `units` more from the connecting address
+/// (a browser key's batch counts each event: `rate_limit::ip_units`, beyond the one
+/// `ip_refusal` counted). Fails open, as `ip_refusal` does.
+pub async fn ip_refusal_for_more(env: &Env, client_ip: Option<&str>, units: u32) -> std::result::Result<Option<u32>, ApiError> {
+    let Some(ip) = client_ip.filter(|_| units > 0) else { return Ok(None) };
+    let limit_key = rate_limit::ip_limit_key(&config::ip_hash_salt(env)?, ip);
+    let Some(limiter) = env.rate_limiter(config::IP_RATE_LIMITER).ok() else { return Ok(None) };
+    let outcomes = futures_util::future::join_all((0..units).map(|_| limiter.limit(limit_key.clone()))).await;
+    Ok(outcomes.iter().any(|o| o.as_ref().is_ok_and(|o| !o.success)).then_some(60))
+}
+
 /// The record KV holds under `hash` (the SHA-256 of the raw key), through the isolate's cache,
 /// as it stands now (a rotated-out key past its grace reads as revoked: keys::effective).
 pub async fn lookup_key(env: &Env, hash: &str) -> std::result::Result<Option<KeyRecord>, ApiError> {

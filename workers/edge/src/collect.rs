@@ -143,14 +143,16 @@ pub(crate) async fn accept(
     seen.cors = principal.cors_origin.clone();
     seen.project = Some((principal.project_id.clone(), events.len()));
 
-    // A browser key batches only on a vendor's route (its SDK's backlog, up to the protocol's
-    // own limit); the per-key limit counts each event.
-    if is_batch && principal.kind != KeyKind::Secret && !way.browser_batches {
-        return Err(ApiError::bad_request(
-            "batch_needs_secret_key",
-            "Batches are for server SDKs with an sk_live_ key. From a browser send one event per request.",
-        )
-        .into());
+    // A browser key batches only on a vendor's route (its SDK's backlog), a bounded batch whose
+    // every event counts against the address's limit, as the per-key limit counts each event.
+    if let Some(refused) = rate_limit::browser_batch_refusal(principal.kind, is_batch, events.len(), way.browser_batches) {
+        return Err(refused.into());
+    }
+    let more_units = rate_limit::ip_units(principal.kind, events.len()) - 1;
+    if let Some(wait) =
+        millimetric_adapters::key_lookup::ip_refusal_for_more(env, header(req, "CF-Connecting-IP").as_deref(), more_units).await?
+    {
+        return Err(Refusal { error: rate_limit::too_many("client address", wait), retry_after_s: Some(wait) });
     }
 
     // A capped project past its monthly quota (the batch writer sets the flag).
