@@ -6,6 +6,7 @@
 
 mod support;
 
+use millimetric_core::keys::{KeyKind, KeyRecord};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::Stack;
@@ -31,10 +32,21 @@ fn until_refused(stack: &Stack, key: &str, limit: Duration) -> Option<f64> {
     None
 }
 
+/// Key-store reads so far (GET /admin/meter, local development only).
+fn meter_kv_reads(stack: &Stack) -> u64 {
+    let r = stack.request("GET", "/admin/meter", &[("Authorization", &format!("Bearer {}", support::ADMIN_TOKEN))], b"");
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["operations"]["kv.reads"].as_u64().unwrap_or(0)
+}
+
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn key_lifecycle_end_to_end() {
-    let stack = Stack::named("keys").start();
+    // Many other projects' keys in the namespace, as in a deployment of hundreds of projects.
+    let crowd = (0..400).fold(Stack::named("keys"), |spec, i| {
+        spec.key(&format!("sk_live_crowd_{i:04}_000000000000"), KeyRecord::new(&format!("crowd-{}", i % 40), KeyKind::Secret))
+    });
+    let stack = crowd.start();
     let (ok, created) =
         stack.keys_cli(&["create", "shop", "--origins", "https://old.shop.example", "--limit", "1000", "--timezone", "Europe/Berlin"]);
     assert!(ok, "{created}");
@@ -53,9 +65,14 @@ fn key_lifecycle_end_to_end() {
     assert_eq!(send(&stack, &sk, None).status, 202);
     assert_eq!(send(&stack, &rk, None).code(), "read_only_key");
 
-    // The listing: hashes and settings, never a raw key.
+    // The listing: hashes and settings, never a raw key. It reads the project's 3 records, not
+    // the 400 others' (an invocation may make 1,000 KV operations: a full scan once failed past
+    // that, and a project's deletion with it, before any key was revoked).
+    let reads = meter_kv_reads(&stack);
     let (ok, listed) = stack.keys_cli(&["list", "shop"]);
     assert!(ok && listed["keys"].as_array().map(Vec::len) == Some(3), "{listed}");
+    let read = meter_kv_reads(&stack) - reads;
+    assert!(read <= 3, "listing 3 keys read {read} key records");
     for raw in [&pk, &sk, &rk] {
         assert!(!listed.to_string().contains(raw.as_str()), "a raw key in the listing");
     }

@@ -1,7 +1,7 @@
 //! The fixed local-development keys written in README.md, and their KV records.
 //! Never used outside `wrangler dev --local`.
 
-use millimetric_core::keys::{key_hash, KeyKind, KeyRecord};
+use millimetric_core::keys::{admin, key_hash, KeyKind, KeyRecord};
 
 pub const DEV_PROJECT: &str = "proj_dev";
 pub const DEV_PUBLISHABLE: &str = "pk_live_dev_publishable_0001";
@@ -55,11 +55,14 @@ pub fn records() -> Vec<(&'static str, KeyRecord)> {
 
 /// `wrangler kv bulk put` input: records under the SHA-256 of each key, never the key itself.
 pub fn bulk_json() -> String {
-    let items: Vec<serde_json::Value> = records()
-        .into_iter()
-        .map(|(raw, rec)| serde_json::json!({ "key": key_hash(raw), "value": serde_json::to_string(&rec).unwrap() }))
-        .collect();
+    let items: Vec<serde_json::Value> = records().into_iter().map(|(raw, rec)| bulk_item(raw, &rec)).collect();
     serde_json::to_string_pretty(&items).unwrap()
+}
+
+/// One key record as `wrangler kv bulk put` takes it, with the metadata the Worker stores with
+/// it (`keys::admin::kv_metadata`).
+pub fn bulk_item(raw: &str, rec: &KeyRecord) -> serde_json::Value {
+    serde_json::json!({ "key": key_hash(raw), "value": serde_json::to_string(rec).unwrap(), "metadata": admin::kv_metadata(rec) })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ pub mod proxy;
 pub mod rng;
 pub use ports::free_port;
 
-use millimetric_core::keys::{key_hash, KeyRecord};
+use millimetric_core::keys::KeyRecord;
 use millimetric_tools::clickhouse_client::Client;
 use millimetric_tools::dev_keys;
 use std::os::unix::process::CommandExt;
@@ -255,7 +255,7 @@ impl Stack {
         let file = self.state.join("keys.json");
         let mut items: Vec<serde_json::Value> = serde_json::from_str(&dev_keys::bulk_json()).unwrap();
         for (raw, rec) in &self.extra_keys {
-            items.push(serde_json::json!({ "key": key_hash(raw), "value": serde_json::to_string(rec).unwrap() }));
+            items.push(dev_keys::bulk_item(raw, rec));
         }
         std::fs::write(&file, serde_json::to_string(&items).unwrap()).unwrap();
         self.wrangler_local(&["kv", "bulk", "put", file.to_str().unwrap(), "--binding", "KEYS"]);

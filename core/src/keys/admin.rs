@@ -302,6 +302,26 @@ pub fn created(raw: &str, r: &KeyRecord) -> Value {
     v
 }
 
+/// The KV metadata stored with a key record: its project, so a project's keys are found from
+/// a listing (`records_to_read`) without reading every record.
+pub fn kv_metadata(r: &KeyRecord) -> Value {
+    json!({ "project_id": r.project_id })
+}
+
+/// Of a KV listing's entries (name, metadata), the key records to read for `project`: those
+/// whose metadata names it, and those whose metadata does not say (written without it).
+pub fn records_to_read(entries: &[(String, Option<Value>)], project: &str) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|(name, _)| check_hash(name).is_ok())
+        .filter(|(_, meta)| match meta.as_ref().and_then(|m| m.get("project_id")).and_then(Value::as_str) {
+            Some(p) => p == project,
+            None => true,
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 /// A key hash as a path segment: 64 lowercase hex digits.
 pub fn check_hash(s: &str) -> Result<&str, ApiError> {
     if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
@@ -314,6 +334,24 @@ pub fn check_hash(s: &str) -> Result<&str, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Listing a project's keys reads only that project's records: a namespace of many
+    /// projects' keys costs one list page a thousand entries, not a read each (a Worker
+    /// invocation may make 1,000 KV operations; a deployment of 330 projects once passed that,
+    /// and a project's deletion failed before it revoked anything).
+    #[test]
+    fn a_projects_keys_are_found_by_their_metadata() {
+        let shop = KeyRecord::new("shop", KeyKind::Secret);
+        let other = KeyRecord::new("other", KeyKind::Secret);
+        let mut entries: Vec<(String, Option<Value>)> =
+            (0..5_000).map(|i| (key_hash(&format!("sk_live_other_{i}")), Some(kv_metadata(&other)))).collect();
+        entries.push((key_hash("sk_live_shop_1"), Some(kv_metadata(&shop))));
+        entries.push((key_hash("sk_live_legacy_1"), None)); // written before metadata: read to know
+        entries.push(("quota:shop".into(), None)); // not a key record
+        entries.push((key_hash("sk_live_odd_1"), Some(json!("not ours"))));
+        let read = records_to_read(&entries, "shop");
+        assert_eq!(read, [key_hash("sk_live_shop_1"), key_hash("sk_live_legacy_1"), key_hash("sk_live_odd_1")]);
+    }
 
     #[test]
     fn create_parses_checks_and_shows_the_raw_key_once() {

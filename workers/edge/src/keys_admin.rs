@@ -11,7 +11,7 @@
 
 use super::key_lookup::unavailable;
 use super::{config, http};
-use millimetric_adapters::kv::all_keys;
+use millimetric_adapters::kv::all_entries;
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::admin;
 use millimetric_core::keys::{key_hash, KeyKind, KeyRecord};
@@ -51,7 +51,9 @@ async fn get(env: &Env, hash: &str) -> Result<KeyRecord, ApiError> {
 pub async fn put(env: &Env, hash: &str, r: &KeyRecord) -> Result<(), ApiError> {
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     let v = serde_json::to_string(r).map_err(|_| unavailable("The key store"))?;
-    kv.put(hash, v).map_err(|_| unavailable("The key store"))?.execute().await.map_err(|_| unavailable("The key store"))
+    // The project as metadata too: a project's keys are then found from a listing (project_keys).
+    let put = kv.put(hash, v).and_then(|p| p.metadata(admin::kv_metadata(r))).map_err(|_| unavailable("The key store"))?;
+    put.execute().await.map_err(|_| unavailable("The key store"))
 }
 
 async fn log(env: &Env, project: &str, result: &Answer) {
@@ -109,13 +111,15 @@ async fn list(env: &Env, query: Option<&str>, now: i64) -> Answer {
     Ok((200, json!({"project_id": project, "keys": keys})))
 }
 
-/// Every key record of `project`, with its hash (a full scan of KV `KEYS`: admin only).
+/// Every key record of `project`, with its hash: a listing of KV `KEYS` (a page a thousand
+/// keys), then only the records its metadata names for the project, or does not say for
+/// (written without it); the namespace also holds other projects' keys and quota records.
 pub async fn project_keys(env: &Env, project: &str) -> Result<Vec<(String, KeyRecord)>, ApiError> {
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     let mut keys = Vec::new();
-    // Only key records: the namespace also holds projects' quota records (usage::quota).
-    let hashes = all_keys(&kv, "").await.map_err(|_| unavailable("The key store"))?.into_iter().filter(|h| admin::check_hash(h).is_ok());
-    for hash in hashes {
+    let entries = all_entries(&kv, "").await.map_err(|_| unavailable("The key store"))?;
+    for hash in admin::records_to_read(&entries, project) {
+        millimetric_adapters::meter::add("kv.reads", 1);
         if let Some(r) = kv.get(&hash).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))? {
             if r.project_id == project {
                 keys.push((hash, r));
