@@ -4,7 +4,7 @@
 
 use super::aggregates::{self, Table};
 use super::dates::{self, Range};
-use super::request::{self, Compare, Dimension, Metric, OrderKey, Query, SourceChoice};
+use super::request::{self, Compare, Dimension, Granularity, Metric, OrderKey, Query, SourceChoice};
 use super::results::{self, Answers};
 use super::sql::{self, Scope, Statements};
 use crate::error::ApiError;
@@ -103,7 +103,7 @@ impl Plan {
         // The compared period keeps to the page as it is now spelled, from whichever table.
         if let Some(r) = &self.compared {
             let s = scope(r);
-            let unpaged = unpaged(&self.query);
+            let unpaged = unpaged(&self.query, r);
             let aggregated = self
                 .then_table
                 .as_ref()
@@ -131,13 +131,36 @@ impl Plan {
     }
 }
 
-/// The compared period answers for the rows of this one: all its rows, unpaged.
-fn unpaged(q: &Query) -> Query {
+/// The compared period (`r`) answers for the rows of this one: all its rows, unpaged. With a
+/// time dimension that is each of its buckets, for each of the page's values (the page and its
+/// margins) when there are other dimensions; up to `sql::MAX_COMPARED_ROWS`.
+fn unpaged(q: &Query, r: &Range) -> Query {
     let mut all = q.clone();
     all.offset = 0;
-    all.limit = request::MAX_LIMIT;
     all.total_rows = false;
+    let buckets = q.dimensions.iter().find_map(|d| match d {
+        Dimension::Time(g) => Some(buckets_at_most(*g, r)),
+        _ => None,
+    });
+    all.limit = match buckets {
+        None => request::MAX_LIMIT,
+        Some(b) if q.dimensions.len() == 1 => b.max(request::MAX_LIMIT),
+        Some(b) => b.saturating_mul(q.limit + 2 * sql::PAGE_MARGIN),
+    }
+    .min(sql::MAX_COMPARED_ROWS);
     all
+}
+
+/// How many buckets of `g` a range can hold, at most (a partial one at each end, a day of 25
+/// hours).
+fn buckets_at_most(g: Granularity, r: &Range) -> u64 {
+    let hours = (r.to - r.from).max(0) as u64 / 3600 + 2;
+    match g {
+        Granularity::Hour => hours,
+        Granularity::Day => hours / 24 + 2,
+        Granularity::Week => hours / (24 * 7) + 2,
+        Granularity::Month => hours / (24 * 28) + 2,
+    }
 }
 
 /// Where the rows live (names checked by ClickHouseConfig::check_names).
@@ -169,7 +192,7 @@ pub fn plan(body: &[u8], project_id: &str, project_timezone: Option<&str>, table
     let now = sql::statements(&query, &scope(&range), None);
     too_large(&now)?;
     // The compared period answers for this page's rows, each found however it ranks there.
-    let then = compared.as_ref().map(|r| sql::statements(&unpaged(&query), &scope(r), Some(&now.around_page)));
+    let then = compared.as_ref().map(|r| sql::statements(&unpaged(&query, r), &scope(r), Some(&now.around_page)));
     then.as_ref().map(too_large).transpose()?;
     let now_table = route(&query)?;
     let then_table = compared.as_ref().and(now_table.clone());
@@ -388,6 +411,38 @@ mod tests {
             plan(br#"{"metrics":["visitors"],"date_range":"day","timezone":"Moon/Base"}"#, "p", None, T, NOW).unwrap_err().code,
             "invalid_timezone"
         );
+    }
+
+    /// With a time dimension, the compared period holds a row for each of the page's values in
+    /// each of its buckets: its statement keeps them all (up to the read limit's 100,000 rows),
+    /// where it once kept its own first 10,200 and a page's later rows compared with 0. Its
+    /// conversion denominators cover every one of its rows.
+    #[test]
+    fn a_compared_period_by_time_keeps_every_bucket_of_the_pages_values() {
+        let limit_of = |sql: &str| -> u64 {
+            let tail = sql.rsplit("LIMIT ").next().unwrap();
+            let (first, n) = tail.split_once(", ").unwrap();
+            assert_eq!(first, "0", "{sql}");
+            n.split(' ').next().unwrap().parse().unwrap()
+        };
+        // 91 days by page: up to 300 pages (the page and its margins) in each of 91 or 92 days.
+        let body = br#"{"metrics":["visitors"],"date_range":"91d","dimensions":["event:page","time:day"],"compare":"previous_period","order_by":[["visitors","desc"]]}"#;
+        let p = plan(body, "p", None, T, crate::test_clock::now_ms()).unwrap();
+        assert!(limit_of(&p.then.unwrap().rows) >= 300 * 92);
+        // Hours over 546 days: 13,104 buckets, all of them.
+        let now = crate::test_clock::now_ms();
+        let today = jiff::Timestamp::from_millisecond(now).unwrap().to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+        let first = today.checked_sub(jiff::Span::new().days(545)).unwrap();
+        let body = json!({"metrics":["visitors","conversion_rate"],"date_range":[first.to_string(), today.to_string()],"dimensions":["time:hour"],
+            "goal":{"event":"signup"},"compare":"previous_period","pagination":{"limit":100,"offset":12000}});
+        let p = plan(body.to_string().as_bytes(), "p", None, T, now).unwrap();
+        let then = p.then.unwrap();
+        let rows = limit_of(&then.rows);
+        assert!(rows >= 546 * 24, "{rows}");
+        assert_eq!(limit_of(&then.around_page), rows, "the denominators cover every compared row");
+        // Never past the read limit's rows.
+        let body = br#"{"metrics":["visitors"],"date_range":"12mo","dimensions":["event:page","time:hour"],"compare":"previous_period","pagination":{"limit":10000}}"#;
+        assert!(limit_of(&plan(body, "p", None, T, now).unwrap().then.unwrap().rows) <= 100_000);
     }
 
     #[test]

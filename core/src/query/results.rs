@@ -8,7 +8,7 @@
 //! / all visitors under the same filters; `conversion_rate` 100 x the row's visitors / its
 //! visitors without the `event:name` filters. Derived metrics are rounded to 2 decimals.
 
-use super::request::{Dimension, Granularity, Metric, Query};
+use super::request::{Compare, Dimension, Granularity, Metric, Query};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
@@ -152,17 +152,38 @@ pub fn mixed_currencies(rows: &[Row]) -> Option<crate::error::ApiError> {
     ))
 }
 
+/// Which period a row is of, for matching it with the other's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Period {
+    Now,
+    Compared,
+}
+
 /// How a row of one period is matched with a row of the other: the dimension values, with a
-/// time dimension's value replaced by its bucket's offset from the period's start.
-fn match_key(q: &Query, dims: &[String], start: Option<Start>) -> Vec<String> {
+/// time dimension's value replaced by its bucket's offset from the period's start; but year
+/// over year, a day or an hour by its date in the compared year (29 February as the 28th), as
+/// offsets drift by a day on and after a 29 February.
+fn match_key(q: &Query, dims: &[String], start: Option<Start>, period: Period) -> Vec<String> {
+    let by_date = q.compare == Some(Compare::YearOverYear);
     q.dimensions
         .iter()
         .zip(dims)
         .map(|(d, v)| match (d, start) {
+            (Dimension::Time(Granularity::Day | Granularity::Hour), _) if by_date => {
+                if period == Period::Now { a_year_earlier(v) } else { Some(v.clone()) }.unwrap_or_else(|| v.clone())
+            }
             (Dimension::Time(g), Some(start)) => bucket_offset(*g, v, start).map(|o| format!("#{o}")).unwrap_or_else(|| v.clone()),
             _ => v.clone(),
         })
         .collect()
+}
+
+/// A day's or an hour's label (`2029-03-01`, `2029-03-01 05:00:00`) a year earlier, 29 February
+/// as the 28th.
+fn a_year_earlier(label: &str) -> Option<String> {
+    let date: jiff::civil::Date = label.get(..10)?.parse().ok()?;
+    let earlier = date.checked_sub(jiff::Span::new().years(1)).ok()?;
+    Some(format!("{earlier}{}", label.get(10..).unwrap_or("")))
 }
 
 /// Where a period starts, in its zone's wall time: the first day, and the hour on it (0 for
@@ -242,7 +263,7 @@ pub fn assemble(q: &Query, now: &Answers, compared: Option<&Answers>, echo: Valu
     let was_bases = compared.map(Answers::bases).unwrap_or_default();
     // The compared rows by match key: one lookup per row.
     let was_rows: HashMap<Vec<String>, &Row> =
-        compared.map(|w| w.rows.iter().map(|o| (match_key(q, &o.dims, w.start), o)).collect()).unwrap_or_default();
+        compared.map(|w| w.rows.iter().map(|o| (match_key(q, &o.dims, w.start, Period::Compared), o)).collect()).unwrap_or_default();
     let results: Vec<Value> = now
         .rows
         .iter()
@@ -250,7 +271,7 @@ pub fn assemble(q: &Query, now: &Answers, compared: Option<&Answers>, echo: Valu
             let metrics: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, r, now.context(&now_bases, r))).collect();
             let mut out = json!({ "dimensions": r.dims.iter().map(|d| shown(d)).collect::<Vec<_>>(), "metrics": metrics });
             if let Some(was) = compared {
-                let other = was_rows.get(&match_key(q, &r.dims, now.start)).copied();
+                let other = was_rows.get(&match_key(q, &r.dims, now.start, Period::Now)).copied();
                 let zero = Row::default();
                 let o = other.unwrap_or(&zero);
                 let ctx = other.map(|o| was.context(&was_bases, o)).unwrap_or_default();
@@ -351,6 +372,41 @@ mod tests {
         assert_eq!(second["dimensions"], json!(["(none)"]));
         assert_eq!(second["comparison"]["metrics"][0], 0);
         assert_eq!(second["comparison"]["change"][0], Value::Null);
+    }
+
+    /// Year over year, days and hours pair by their date a year earlier (29 February with the
+    /// 28th), not by their place in the period, which drifts by a day on and after a
+    /// 29 February. Laid out from the run's clock: the next leap year.
+    #[test]
+    fn year_over_year_pairs_days_by_their_date() {
+        let this_year =
+            jiff::Timestamp::from_millisecond(crate::test_clock::now_ms()).unwrap().to_zoned_datetime(jiff::tz::TimeZone::UTC).year();
+        let leap = (this_year..).find(|y| jiff::civil::date(*y, 1, 1).in_leap_year()).unwrap();
+        let d = |y: i16, m: i8, day: i8| jiff::civil::date(y, m, day).to_string();
+        let start = |y: i16| Some(Start { date: jiff::civil::date(y, 1, 1), hour: 0 });
+        let paired = |dimension: &str, now: &[String], was: &[String], y: i16| {
+            let body = format!(r#"{{"metrics":["visitors"],"date_range":"year","dimensions":["{dimension}"],"compare":"year_over_year"}}"#);
+            let q = parse(body.as_bytes()).unwrap();
+            let rows = |labels: &[String]| labels.iter().map(|l| row(&[l.as_str()], 1.0, 1.0, 1.0, 0.0, 0.0)).collect();
+            let now = Answers { rows: rows(now), start: start(y), ..Default::default() };
+            let was = Answers { rows: rows(was), start: start(y - 1), ..Default::default() };
+            let out = assemble(&q, &now, Some(&was), json!({}), Map::new());
+            out["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["comparison"]["dimensions"][0].as_str().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        };
+        // The year after a leap year: 1 March with 1 March (the leap year's 29 February unpaired).
+        assert_eq!(paired("time:day", &[d(leap + 1, 3, 1)], &[d(leap, 2, 29), d(leap, 3, 1)], leap + 1), [d(leap, 3, 1)]);
+        // The leap year: 29 February with the 28th, 31 December with 31 December.
+        assert_eq!(
+            paired("time:day", &[d(leap, 2, 29), d(leap, 12, 31)], &[d(leap - 1, 2, 28), d(leap - 1, 12, 31)], leap),
+            [d(leap - 1, 2, 28), d(leap - 1, 12, 31)]
+        );
+        let h = |date: String| format!("{date} 05:00:00");
+        assert_eq!(paired("time:hour", &[h(d(leap + 1, 3, 1))], &[h(d(leap, 2, 29)), h(d(leap, 3, 1))], leap + 1), [h(d(leap, 3, 1))]);
     }
 
     #[test]

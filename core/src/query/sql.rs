@@ -405,7 +405,11 @@ pub const MAX_STATEMENT_BYTES: usize = 200 * 1024;
 /// Rows either side of the page that a statement completing it keeps too: each statement runs
 /// on its own snapshot, and events landing between them (a period with today in it) can move
 /// a row across the page's edge.
-const PAGE_MARGIN: u64 = 100;
+pub const PAGE_MARGIN: u64 = 100;
+
+/// The most rows a compared period's statement returns: the read limit's `max_result_rows`
+/// (storage::clickhouse), past which ClickHouse refuses the statement.
+pub const MAX_COMPARED_ROWS: u64 = 100_000;
 
 /// `grouped`'s groups kept to those whose dimensions `keys` (indices) are among the rows of
 /// `page`: a statement that only completes a page's rows answers no more groups than the page
@@ -453,7 +457,7 @@ fn spelled(
     if let (Some(page), true, false) = (among_page, keep_to_page, keys.is_empty()) {
         body = among(body, &keys, page);
         // All of the other page's rows and its margins', whatever their order here.
-        limit += 2 * PAGE_MARGIN;
+        limit = (limit + 2 * PAGE_MARGIN).min(MAX_COMPARED_ROWS);
     }
     let format = " FORMAT JSONEachRow";
     let ordered = if ordered_by_rate(q) {
@@ -467,8 +471,14 @@ fn spelled(
         body.clone()
     };
     let order = order_by(q);
-    let first = q.offset.saturating_sub(PAGE_MARGIN);
-    let around_page = format!("{ordered} ORDER BY {order} LIMIT {first}, {}", q.offset - first + q.limit + PAGE_MARGIN);
+    // A page's rows and 100 either side; a compared period's rows are all of its answer.
+    let around_page = match among_page {
+        Some(_) => format!("{ordered} ORDER BY {order} LIMIT {}, {limit}", q.offset),
+        None => {
+            let first = q.offset.saturating_sub(PAGE_MARGIN);
+            format!("{ordered} ORDER BY {order} LIMIT {first}, {}", q.offset - first + q.limit + PAGE_MARGIN)
+        }
+    };
     let all_dimensions: Vec<usize> = (0..q.dimensions.len()).collect();
     Statements {
         rows: format!("{ordered} ORDER BY {order} LIMIT {}, {limit}{format}", q.offset),
