@@ -23,6 +23,10 @@ fn main() {
     // Revenue by currency with an inline goal, ordered by it; a goal's conversion rate, ordered by it.
     bodies.push(r#"{"metrics":["total_revenue","average_revenue","visitors"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:revenue_currency","visit:source"],"goal":{"event":"signup","props":{"plan":"pro"}},"order_by":[["total_revenue","desc"]],"compare":"previous_period"}"#.into());
     bodies.push(r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["visit:source","visit:country"],"goal":{"page":"/welcome*"},"filters":[["is","visit:device",["mobile"]]],"order_by":[["conversion_rate","desc"]],"include":{"total_rows":true}}"#.into());
+    // Conversion rates by the event's own name (one denominator, joined across) and property
+    // (denominators by the other dimension, renamed into place), each ordered by the rate.
+    bodies.push(r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:name"],"filters":[["is","event:name",["signup","purchase"]]],"order_by":[["conversion_rate","desc"]]}"#.into());
+    bodies.push(r#"{"metrics":["visitors","conversion_rate"],"date_range":["2026-11-01","2026-11-30"],"dimensions":["event:props:plan","visit:source"],"filters":[["is","event:name",["signup"]]],"order_by":[["conversion_rate","desc"]],"compare":"previous_period"}"#.into());
     // Visitor export (through the visitor_day_hashes index) and erasure.
     println!(
         "{}",

@@ -475,10 +475,15 @@ fn answers(vs: Vec<Visit>, body: &Value, tz: &TimeZone) -> BTreeMap<Vec<String>,
     let rows = oracle(&vs, &dims, &filters, tz);
     let total = oracle(&vs, &[], &filters, tz).values().next().map(|c| c.visitors.len() as f64).unwrap_or(0.0);
     let without_names: Vec<Value> = filters.iter().filter(|f| !(f[0] == "is" && f[1] == "event:name")).cloned().collect();
-    let base = oracle(&vs, &dims, &without_names, tz);
+    // A conversion rate divides by the visitors of the row's dimensions but the event's own name,
+    // properties and revenue currency (Plausible's rule).
+    let event_own = |d: &str| d == "event:name" || d == "event:revenue_currency" || d.starts_with("event:props:");
+    let base_dims: Vec<&str> = dims.iter().copied().filter(|d| !event_own(d)).collect();
+    let base = oracle(&vs, &base_dims, &without_names, tz);
     rows.iter()
         .map(|(k, c)| {
-            let b = base.get(k).map(|b| b.visitors.len() as f64).unwrap_or(0.0);
+            let key: Vec<String> = dims.iter().zip(k).filter(|(d, _)| !event_own(d)).map(|(_, v)| v.clone()).collect();
+            let b = base.get(&key).map(|b| b.visitors.len() as f64).unwrap_or(0.0);
             (k.iter().map(|s| shown(s)).collect(), metrics.iter().map(|m| metric(m, c, total, b)).collect())
         })
         .collect()
@@ -583,6 +588,11 @@ fn read_side_matches_the_oracle() {
         "filters": [["or", [["is", "visit:country", ["GB"]], ["and", [["is", "event:page", ["/docs"]], ["not", ["is", "visit:os", ["iOS"]]]]]]]]}));
     bodies.push(json!({"metrics": ["visitors", "conversion_rate"], "date_range": range, "dimensions": ["visit:source"], "timezone": ZONE, "filters": [["is", "event:name", ["signup"]]]}));
     bodies.push(json!({"metrics": ["conversion_rate", "visitors"], "date_range": range, "timezone": ZONE, "filters": [["is", "event:name", ["purchase"]], ["is", "visit:device", ["desktop"]]]}));
+    // By the event's own name or property: each row divides by every visitor (of its source).
+    bodies.push(json!({"metrics": ["visitors", "conversion_rate"], "date_range": range, "dimensions": ["event:name"], "timezone": ZONE,
+        "filters": [["is", "event:name", ["signup", "purchase"]]], "order_by": [["conversion_rate", "desc"]]}));
+    bodies.push(json!({"metrics": ["visitors", "conversion_rate"], "date_range": range, "dimensions": ["event:props:plan", "visit:source"], "timezone": ZONE,
+        "filters": [["is", "event:name", ["signup"]]]}));
 
     let mut checked = 0;
     for body in &bodies {

@@ -314,7 +314,7 @@ pub fn answer(plan: &Plan, now: &Raw, then: Option<&Raw>) -> Result<Value, Strin
     meta.insert("timezone".into(), json!(plan.timezone));
     meta.insert("visit_gap_minutes".into(), json!(sql::VISIT_GAP_SECONDS / 60));
     if plan.query.metrics.contains(&Metric::ConversionRate) {
-        meta.insert("conversion_rate".into(), json!("visitors with the filtered event / visitors without the event:name filter, per row"));
+        meta.insert("conversion_rate".into(), json!("visitors with the filtered event / visitors without the event:name filter, per row's dimensions but the event's own name, properties and revenue currency"));
     }
     Ok(results::assemble(&plan.query, &a, b.as_ref(), plan.echo.clone(), meta))
 }

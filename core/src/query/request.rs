@@ -337,6 +337,16 @@ impl Query {
             || self.filter.as_ref().is_some_and(|f| f.dimensions().contains(&&Dimension::RevenueCurrency))
     }
 
+    /// The dimensions (indices) a row's `conversion_rate` denominator is grouped by: all but the
+    /// event's own name, properties and revenue currency, as Plausible divides (a row of
+    /// `event:name` `signup` by every visitor, not by those who signed up); a page, a source or
+    /// a country keeps its own visitors.
+    pub fn base_dimensions(&self) -> Vec<usize> {
+        (0..self.dimensions.len())
+            .filter(|i| !matches!(self.dimensions[*i], Dimension::Name | Dimension::Prop(_) | Dimension::RevenueCurrency))
+            .collect()
+    }
+
     /// What a row's `conversion_rate` divides by: the filters without the goal, or (with no goal)
     /// without their `is event:name` conditions.
     pub fn conversion_base(&self) -> Option<Filter> {

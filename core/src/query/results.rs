@@ -235,12 +235,16 @@ pub struct Answers {
     pub start: Option<Start>,
 }
 
+/// The dimensions of a row's `conversion_rate` denominator: its own, with those the base
+/// drops (`Query::base_dimensions`) as ''.
+fn base_key(q: &Query, r: &Row) -> Vec<String> {
+    let kept = q.base_dimensions();
+    r.dims.iter().enumerate().map(|(i, d)| if kept.contains(&i) { d.clone() } else { String::new() }).collect()
+}
+
 impl Answers {
-    fn context(&self, bases: &HashMap<&[String], f64>, r: &Row) -> Context {
-        Context {
-            total_visitors: self.total_visitors.unwrap_or(0.0),
-            conversion_base: bases.get(r.dims.as_slice()).copied().unwrap_or(0.0),
-        }
+    fn context(&self, bases: &HashMap<&[String], f64>, base_key: &[String]) -> Context {
+        Context { total_visitors: self.total_visitors.unwrap_or(0.0), conversion_base: bases.get(base_key).copied().unwrap_or(0.0) }
     }
 
     fn bases(&self) -> HashMap<&[String], f64> {
@@ -268,13 +272,13 @@ pub fn assemble(q: &Query, now: &Answers, compared: Option<&Answers>, echo: Valu
         .rows
         .iter()
         .map(|r| {
-            let metrics: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, r, now.context(&now_bases, r))).collect();
+            let metrics: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, r, now.context(&now_bases, &base_key(q, r)))).collect();
             let mut out = json!({ "dimensions": r.dims.iter().map(|d| shown(d)).collect::<Vec<_>>(), "metrics": metrics });
             if let Some(was) = compared {
                 let other = was_rows.get(&match_key(q, &r.dims, now.start, Period::Now)).copied();
                 let zero = Row::default();
                 let o = other.unwrap_or(&zero);
-                let ctx = other.map(|o| was.context(&was_bases, o)).unwrap_or_default();
+                let ctx = other.map(|o| was.context(&was_bases, &base_key(q, o))).unwrap_or_default();
                 let then: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, o, ctx)).collect();
                 let changes: Vec<Value> = q.metrics.iter().zip(metrics.iter().zip(&then)).map(|(m, (a, b))| change(*m, a, b)).collect();
                 out["comparison"] = json!({
@@ -407,6 +411,20 @@ mod tests {
         );
         let h = |date: String| format!("{date} 05:00:00");
         assert_eq!(paired("time:hour", &[h(d(leap + 1, 3, 1))], &[h(d(leap, 2, 29)), h(d(leap, 3, 1))], leap + 1), [h(d(leap, 3, 1))]);
+    }
+
+    /// The denominator of an `event:name` row is every visitor (its base row drops the name).
+    #[test]
+    fn a_conversion_rate_by_event_name_divides_by_every_visitor() {
+        let q = parse(br#"{"metrics":["visitors","conversion_rate"],"date_range":"7d","dimensions":["event:name"],"filters":[["is","event:name",["signup","purchase"]]]}"#).unwrap();
+        let now = Answers {
+            rows: vec![row(&["signup"], 1.0, 1.0, 0.0, 0.0, 0.0), row(&["purchase"], 2.0, 2.0, 0.0, 0.0, 0.0)],
+            conversion_base: vec![row(&[""], 4.0, 4.0, 0.0, 0.0, 0.0)],
+            ..Default::default()
+        };
+        let out = assemble(&q, &now, None, json!({}), Map::new());
+        assert_eq!(out["results"][0]["metrics"], json!([1, 25.0]));
+        assert_eq!(out["results"][1]["metrics"], json!([2, 50.0]));
     }
 
     #[test]

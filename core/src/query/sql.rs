@@ -431,6 +431,24 @@ fn matched_dimensions(q: &Query) -> Vec<usize> {
     (0..q.dimensions.len()).filter(|i| !matches!(q.dimensions[*i], Dimension::Time(_))).collect()
 }
 
+/// Each row's `conversion_rate` denominator: the visitors of the base filter, grouped by the
+/// dimensions a denominator keeps (`Query::base_dimensions`), its columns named as the rows'
+/// (`d{i}`; a dimension it drops is ''). Renamed through `b{i}`: ClickHouse resolves an alias
+/// anywhere in a SELECT, so `d1 AS d0` beside a `d0` would read the wrong column.
+fn conversion_base(q: &Query, grouped: &dyn Fn(&[Dimension], Option<&Filter>) -> String) -> String {
+    let kept = q.base_dimensions();
+    if kept.len() == q.dimensions.len() {
+        return grouped(&q.dimensions, q.conversion_base().as_ref());
+    }
+    let dims: Vec<Dimension> = kept.iter().map(|&i| q.dimensions[i].clone()).collect();
+    let inner = grouped(&dims, q.conversion_base().as_ref());
+    let renamed: Vec<String> = kept.iter().enumerate().map(|(j, i)| format!("d{j} AS b{i}, ")).collect();
+    let named: Vec<String> =
+        (0..q.dimensions.len()).map(|i| if kept.contains(&i) { format!("b{i} AS d{i}, ") } else { format!("'' AS d{i}, ") }).collect();
+    let components = COMPONENTS.join(", ");
+    format!("SELECT {}{components} FROM (SELECT {}{components} FROM ({inner}))", named.concat(), renamed.concat())
+}
+
 /// The statements, given how a grouped statement is spelled (raw events, or aggregates). With
 /// `among_page` (the other period's `around_page`, for a comparison), its rows are kept to
 /// that page's.
@@ -460,13 +478,18 @@ fn spelled(
         limit = (limit + 2 * PAGE_MARGIN).min(MAX_COMPARED_ROWS);
     }
     let format = " FORMAT JSONEachRow";
+    let kept = q.base_dimensions();
     let ordered = if ordered_by_rate(q) {
-        let keys = (0..q.dimensions.len()).map(|i| format!("d{i}")).collect::<Vec<_>>().join(", ");
-        let base = grouped(&q.dimensions, q.conversion_base().as_ref());
+        let base = conversion_base(q, grouped);
         // Aliased: a modern server requires it of joined subqueries.
-        format!(
-            "SELECT * FROM ({body}) AS rows ANY LEFT JOIN (SELECT {keys}, visitors AS base_visitors FROM ({base})) AS base USING ({keys})"
-        )
+        if kept.is_empty() {
+            format!("SELECT * FROM ({body}) AS rows CROSS JOIN (SELECT visitors AS base_visitors FROM ({base})) AS base")
+        } else {
+            let keys = kept.iter().map(|i| format!("d{i}")).collect::<Vec<_>>().join(", ");
+            format!(
+                "SELECT * FROM ({body}) AS rows ANY LEFT JOIN (SELECT {keys}, visitors AS base_visitors FROM ({base})) AS base USING ({keys})"
+            )
+        }
     } else {
         body.clone()
     };
@@ -479,15 +502,14 @@ fn spelled(
             format!("{ordered} ORDER BY {order} LIMIT {first}, {}", q.offset - first + q.limit + PAGE_MARGIN)
         }
     };
-    let all_dimensions: Vec<usize> = (0..q.dimensions.len()).collect();
     Statements {
         rows: format!("{ordered} ORDER BY {order} LIMIT {}, {limit}{format}", q.offset),
         total_rows: q.total_rows.then(|| format!("SELECT count() AS total_rows FROM ({body}){format}")),
         total_visitors: q.metrics.contains(&Metric::Percentage).then(|| format!("{}{format}", grouped(&[], q.filter.as_ref()))),
         // Each row's denominator, for the page's rows only.
         conversion_base: q.metrics.contains(&Metric::ConversionRate).then(|| {
-            let base = grouped(&q.dimensions, q.conversion_base().as_ref());
-            format!("{}{format}", if keep_to_page { among(base, &all_dimensions, &around_page) } else { base })
+            let base = conversion_base(q, grouped);
+            format!("{}{format}", if keep_to_page { among(base, &kept, &around_page) } else { base })
         }),
         around_page,
     }
@@ -526,11 +548,31 @@ mod tests {
         }
         assert!(st.rows.contains("'x\\\\\\' OR 1=1 --'"), "{}", st.rows);
         assert!(st.rows.contains("arrayElement(ev.7, indexOf(ev.6, 'pl\\'an'))"), "{}", st.rows);
-        let (base, page) = st.conversion_base.as_ref().unwrap().split_once(") WHERE (d0, d1) IN (SELECT d0, d1 FROM (").unwrap();
+        // A property's rows divide by the visitors of their source (the property is the event's).
+        let (base, page) = st.conversion_base.as_ref().unwrap().split_once(") WHERE d1 IN (SELECT d1 FROM (").unwrap();
         assert!(!base.contains("sign\\'up"), "the base drops the event:name filter");
         assert!(page.starts_with(&st.around_page), "the base answers for the page's rows only: {page}");
         assert!(st.rows.contains("LIMIT 0, 100 FORMAT") && st.around_page.ends_with("LIMIT 0, 200"), "{}", st.around_page);
         assert!(st.rows.contains("LIMIT 0, 100"));
+    }
+
+    /// A conversion rate by an event's own name or property divides by every visitor of the
+    /// row's other dimensions (Plausible's rule), not by the row's own converters, which made
+    /// every row 100%.
+    #[test]
+    fn a_conversion_rate_by_event_name_divides_by_every_visitor() {
+        let q = parse(br#"{"metrics":["visitors","conversion_rate"],"date_range":"7d","dimensions":["event:name","visit:source"],"filters":[["is","event:name",["signup","purchase"]]]}"#).unwrap();
+        let base = statements(&q, &scope(), None).conversion_base.unwrap();
+        let components = COMPONENTS.join(", ");
+        let renamed = format!("SELECT * FROM (SELECT '' AS d0, b1 AS d1, {components} FROM (SELECT d0 AS b1, {components} FROM (");
+        assert!(base.starts_with(&renamed), "{base}");
+        assert!(base.contains(") WHERE d1 IN (SELECT d1 FROM ("), "kept to the page by the dimensions it keeps: {base}");
+        // Ordered by the rate: joined on the dimensions the base keeps; with none, one base.
+        let q = parse(br#"{"metrics":["visitors","conversion_rate"],"date_range":"7d","dimensions":["event:name","visit:source"],"filters":[["is","event:name",["signup","purchase"]]],"order_by":[["conversion_rate","desc"]]}"#).unwrap();
+        assert!(statements(&q, &scope(), None).rows.contains("AS base USING (d1)"));
+        let q = parse(br#"{"metrics":["conversion_rate"],"date_range":"7d","dimensions":["event:name"],"filters":[["is","event:name",["signup","purchase"]]],"order_by":[["conversion_rate","desc"]]}"#).unwrap();
+        let rows = statements(&q, &scope(), None).rows;
+        assert!(rows.contains(") AS rows CROSS JOIN (SELECT visitors AS base_visitors FROM ("), "{rows}");
     }
 
     #[test]
