@@ -53,6 +53,20 @@ pub fn object(body: &[u8], own: &[&str], example: &str) -> Result<Map<String, Va
 }
 
 /// The shared fields, checked and resolved: the query's zone, else the project's, else UTC.
+/// `pagination` for an answer paged after ClickHouse returns its first offset + limit rows (a
+/// funnel's breakdown, paths): within the read limit's rows, or refused as pagination.
+pub fn pagination_within_read_limit(v: Option<Value>) -> Result<(u64, u64), ApiError> {
+    let (limit, offset) = crate::query::request::pagination(v)?;
+    let most = crate::storage::clickhouse::READ_MAX_RESULT_ROWS;
+    if offset + limit >= most {
+        return Err(ApiError::bad_request(
+            "invalid_pagination",
+            format!("`pagination.offset` + `pagination.limit` must be under {most} here; narrow the query (a filter, a shorter date_range) to reach later rows."),
+        ));
+    }
+    Ok((limit, offset))
+}
+
 pub fn common(obj: &Map<String, Value>, project_timezone: Option<&str>, now_ms: i64) -> Result<Common, ApiError> {
     let fs: Vec<Value> = match obj.get("filters") {
         None | Some(Value::Null) => Vec::new(),

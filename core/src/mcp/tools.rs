@@ -252,11 +252,11 @@ pub const DEFINITIONS: [(&str, &str); 14] = [
     ("pageviews_events", "**pageviews**, **events** (pageviews and custom events), **views_per_visit**."),
     ("event_filters", "With event dimensions or filters (`event:page`, `event:name`, `event:hostname`, `event:props:<key>`, `time:*`): a visit counts where at least one of its events matches; pageviews and events count the matching events; bounce and duration stay the visit's. A time bucket counts a visit in each bucket it has events in."),
     ("percentage", "the row's visitors / all visitors under the same filters."),
-    ("conversion_rate", "(needs a `goal`, or `[\"is\",\"event:name\",[...]]`): the row's visitors who reached the goal / its visitors without it."),
+    ("conversion_rate", "(needs a `goal`, or `[\"is\",\"event:name\",[...]]`): the row's visitors who reached the goal / its visitors without it; a row of the event's own name, properties or revenue currency (`event:name`, `event:props:*`) divides by every visitor of its other dimensions, as Plausible does (a `signup` row of `event:name` is signups / all visitors, not 100%), while a page, source or country keeps its own visitors."),
     ("revenue", "the exact decimal as text, or null for a row without revenue; of the events the row counts (so with a `goal`, the goal's). Raw events only. Nothing is converted between currencies: a query whose rows would each hold more than one answers `400 mixed_currencies`; add the dimension `event:revenue_currency` (or filter on one)."),
     ("rounding", "Derived metrics are rounded to 2 decimals; an empty dimension value shows as `(none)`."),
     ("dates", "named periods count from today in `timezone` (`7d`, `28d`, `30d`, `91d`: the days before today; `day`, `month`, `year`, `6mo`, `12mo` through today; `24h`; `all`: 732 days); pairs are local dates (inclusive) or RFC 3339 date-times. A local day runs midnight to midnight, so across a DST change it has 23 or 25 hours. `timezone` defaults to the project's setting (`timezone` in its key records), else UTC."),
-    ("comparisons", "rows are matched by dimension values (time buckets by their offset from the period's start); `change` is the percent change for counts (null from zero) and the difference in points for percentages."),
+    ("comparisons", "rows are matched by dimension values (time buckets by their offset from the period's start; year over year, days and hours by their date a year earlier, 29 February with the 28th); `change` is the percent change for counts (null from zero) and the difference in points for percentages."),
     ("bots", "Bots are excluded unless `\"include\": {\"bots\": true}`."),
 ];
 

@@ -407,9 +407,9 @@ pub const MAX_STATEMENT_BYTES: usize = 200 * 1024;
 /// a row across the page's edge.
 pub const PAGE_MARGIN: u64 = 100;
 
-/// The most rows a compared period's statement returns: the read limit's `max_result_rows`
-/// (storage::clickhouse), past which ClickHouse refuses the statement.
-pub const MAX_COMPARED_ROWS: u64 = 100_000;
+/// The most rows a compared period's statement returns: the read limit's `max_result_rows`,
+/// past which ClickHouse refuses the statement.
+pub const MAX_COMPARED_ROWS: u64 = crate::storage::clickhouse::READ_MAX_RESULT_ROWS;
 
 /// `grouped`'s groups kept to those whose dimensions `keys` (indices) are among the rows of
 /// `page`: a statement that only completes a page's rows answers no more groups than the page

@@ -125,12 +125,15 @@ pub fn insert_url(cfg: &ClickHouseConfig, use_async: bool) -> Result<String, Str
     Ok(url.into())
 }
 
+/// The most rows one read returns (`max_result_rows` of READ_LIMITS).
+pub const READ_MAX_RESULT_ROWS: u64 = 100_000;
+
 /// What one read may use (the Stats API's statements): past any of these ClickHouse stops it
 /// and the client hears how to narrow the query (query::plan::refusal).
 pub const READ_LIMITS: &[(&str, &str)] = &[
     ("max_execution_time", "15"),
     ("max_memory_usage", "2000000000"),
-    ("max_result_rows", "100000"),
+    ("max_result_rows", "100000"), // READ_MAX_RESULT_ROWS
     ("result_overflow_mode", "throw"),
     ("max_rows_to_read", "2000000000"),
     // Buffer the answer until the query ends, so a limit hit after the first rows is an HTTP

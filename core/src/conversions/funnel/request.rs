@@ -2,10 +2,10 @@
 //! whom it counts (`by`), how strictly the steps follow each other (`order`), an optional
 //! `breakdown` by one visit dimension, and the fields every query shares.
 
-use super::super::common::{self, Common};
+use super::super::common::{self, pagination_within_read_limit, Common};
 use crate::error::ApiError;
 use crate::query::goal::Goal;
-use crate::query::request::{bad, pagination, short, Dimension};
+use crate::query::request::{bad, short, Dimension};
 use serde_json::{json, Value};
 
 pub const MIN_STEPS: usize = 2;
@@ -65,7 +65,7 @@ pub fn parse(body: &[u8], project_timezone: Option<&str>, now_ms: i64) -> Result
         }
     };
     let breakdown = obj.get("breakdown").map(visit_dimension).transpose()?;
-    let (limit, offset) = pagination(obj.get("pagination").cloned())?;
+    let (limit, offset) = pagination_within_read_limit(obj.get("pagination").cloned())?;
     let common = common::common(&obj, project_timezone, now_ms)?;
     Ok(Funnel { steps, window, by, order, breakdown, limit, offset, common })
 }
@@ -112,6 +112,20 @@ mod tests {
 
     fn p(v: Value) -> Result<Funnel, ApiError> {
         parse(v.to_string().as_bytes(), None, 1_796_032_800_000)
+    }
+
+    /// A breakdown is paged after ClickHouse returns its first offset + limit rows, which the
+    /// read limit bounds: a page past it is refused as pagination, not as a query too heavy
+    /// whose advice (a smaller limit) could never help.
+    #[test]
+    fn a_page_past_the_read_limit_is_refused_as_pagination() {
+        let deep = |offset: u64| {
+            p(
+                json!({"steps": [{"page": "/"}, {"event": "a"}], "date_range": "7d", "breakdown": "visit:referrer", "pagination": {"limit": 100, "offset": offset}}),
+            )
+        };
+        assert_eq!(deep(150_000).unwrap_err().code, "invalid_pagination");
+        assert!(deep(99_000).is_ok());
     }
 
     #[test]

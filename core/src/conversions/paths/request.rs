@@ -1,10 +1,10 @@
 //! `POST /v1/paths`'s body, checked: the `start` (a goal), the `direction` (the pages after it,
 //! or before it), the `depth` (1 to 3 pages), and the fields every query shares.
 
-use super::super::common::{self, Common};
+use super::super::common::{self, pagination_within_read_limit, Common};
 use crate::error::ApiError;
 use crate::query::goal::Goal;
-use crate::query::request::{bad, pagination, short};
+use crate::query::request::{bad, short};
 use serde_json::{json, Value};
 
 pub const MAX_DEPTH: u64 = 3;
@@ -39,7 +39,7 @@ pub fn parse(body: &[u8], project_timezone: Option<&str>, now_ms: i64) -> Result
             .filter(|d| (1..=MAX_DEPTH).contains(d))
             .ok_or_else(|| bad("invalid_depth", format!("`depth` is `{}`; use 1, 2 or 3 pages.", short(v))))?,
     };
-    let (limit, offset) = pagination(obj.get("pagination").cloned())?;
+    let (limit, offset) = pagination_within_read_limit(obj.get("pagination").cloned())?;
     let common = common::common(&obj, project_timezone, now_ms)?;
     Ok(Paths { start, next, depth, limit, offset, common })
 }
@@ -61,6 +61,16 @@ mod tests {
 
     fn p(v: Value) -> Result<Paths, ApiError> {
         parse(v.to_string().as_bytes(), None, 1_796_032_800_000)
+    }
+
+    #[test]
+    fn a_page_past_the_read_limit_is_refused_as_pagination() {
+        let deep = |offset: u64| {
+            let v = json!({"start": {"page": "/"}, "date_range": "7d", "pagination": {"limit": 100, "offset": offset}});
+            parse(v.to_string().as_bytes(), None, crate::test_clock::now_ms())
+        };
+        assert_eq!(deep(150_000).unwrap_err().code, "invalid_pagination");
+        assert!(deep(99_000).is_ok());
     }
 
     #[test]
