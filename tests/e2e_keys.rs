@@ -106,16 +106,22 @@ fn key_lifecycle_end_to_end() {
     );
     assert!(revoked_after <= millimetric_core::keys::admin::REVOCATION_BOUND_SECONDS as f64);
 
-    // A refused change to a known key is in the log too, with the refusal's code.
+    // A refused change to a known key is in the log too, with the refusal's code. A revoked
+    // key is neither rotated nor changed: its sites would point at a dead key, and its record
+    // written back could undo the revocation.
     let (ok, refused) = stack.keys_cli(&["rotate", &hash("publishable")]);
     assert!(!ok && refused["error"]["code"] == "invalid_settings", "a revoked key is not rotated: {refused}");
+    let (ok, refused) = stack.keys_cli(&["set", &hash("publishable"), "--domains", "shop.example"]);
+    assert!(!ok && refused["error"]["code"] == "invalid_settings", "a revoked key's settings are not changed: {refused}");
+    let (ok, refused) = stack.keys_cli(&["set", &hash("secret"), "--limit", "5"]);
+    assert!(!ok && refused["error"]["code"] == "invalid_settings", "nor a rotated-out key's past its grace: {refused}");
 
     // Every change is in the project's audit log.
     let log = stack.request("GET", "/v1/audit?limit=100", &[("Authorization", &format!("Bearer {new_sk}"))], b"");
     let refusals = log.body["audit"]
         .as_array()
         .map(|a| a.iter().filter(|r| r["record"]["action"] == "key_change" && r["record"]["outcome"] == "invalid_settings").count());
-    assert_eq!(refusals, Some(1), "the refused rotation: {:?}", log.body);
+    assert_eq!(refusals, Some(3), "the refused rotation and changes: {:?}", log.body);
     let changes = log.body["audit"]
         .as_array()
         .map(|a| a.iter().filter(|r| r["record"]["action"] == "key_change" && r["record"]["outcome"] == "ok").count())

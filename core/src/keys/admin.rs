@@ -302,6 +302,19 @@ pub fn created(raw: &str, r: &KeyRecord) -> Value {
     v
 }
 
+/// A key as it stands now (`keys::effective`: a rotated-out key past its grace is revoked) may
+/// be changed (its settings, or rotated) only while it works: a revoked key's settings would
+/// point a site at a dead key, and writing its record back could undo the revocation.
+pub fn changeable(now: &KeyRecord) -> Result<(), ApiError> {
+    if now.revoked {
+        return Err(ApiError::bad_request(
+            "invalid_settings",
+            "This key is revoked (or past its grace): create a new key instead of changing or rotating it.",
+        ));
+    }
+    Ok(())
+}
+
 /// The KV metadata stored with a key record: its project, so a project's keys are found from
 /// a listing (`records_to_read`) without reading every record.
 pub fn kv_metadata(r: &KeyRecord) -> Value {

@@ -70,7 +70,7 @@ async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: 
         (Method::Get, [""]) => list(env, query, now).await,
         (Method::Post, [hash, "rotate"]) => rotate(env, admin::check_hash(hash)?, body, now).await,
         (Method::Post, [hash, "revoke"]) => revoke(env, admin::check_hash(hash)?).await,
-        (Method::Patch, [hash]) => update(env, admin::check_hash(hash)?, body).await,
+        (Method::Patch, [hash]) => update(env, admin::check_hash(hash)?, body, now).await,
         _ => Err(ApiError::new(
             405,
             "method_not_allowed",
@@ -139,12 +139,7 @@ async fn rotate(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
 
 async fn rotate_key(env: &Env, hash: &str, old: &KeyRecord, body: &[u8], now: i64) -> Answer {
     let grace = admin::parse_grace(body)?;
-    if old.revoked {
-        return Err(ApiError::bad_request(
-            "invalid_settings",
-            "This key is revoked (or past its grace): create a new key instead of rotating it.",
-        ));
-    }
+    admin::changeable(old)?;
     let (ending, fresh) = admin::rotate(old, now, grace);
     let raw = admin::new_raw_key(fresh.kind, &random24());
     // The new key takes the old one's domains over: checked before anything is written.
@@ -174,14 +169,15 @@ pub async fn put_revoked(env: &Env, hash: &str, before: &KeyRecord) -> Result<Ke
 }
 
 /// `PATCH /admin/keys/{hash}`: origins, limit, retention, hash routing, time zone.
-async fn update(env: &Env, hash: &str, body: &[u8]) -> Answer {
+async fn update(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
     let before = get(env, hash).await?;
-    let result = update_key(env, hash, &before, body).await;
+    let result = update_key(env, hash, &before, body, now).await;
     log(env, &before.project_id, &result).await;
     result
 }
 
-async fn update_key(env: &Env, hash: &str, before: &KeyRecord, body: &[u8]) -> Answer {
+async fn update_key(env: &Env, hash: &str, before: &KeyRecord, body: &[u8], now: i64) -> Answer {
+    admin::changeable(&millimetric_core::keys::effective(before.clone(), now))?;
     let settings = admin::parse_settings(body)?;
     let mut r = before.clone();
     settings.apply(&mut r);
