@@ -128,6 +128,23 @@ fn key_lifecycle_end_to_end() {
         .unwrap_or(0);
     assert_eq!(changes, 4, "create, set, rotate, revoke: {:?}", log.body);
 
+    // A creation that is refused writes nothing: a site another key holds is found before
+    // any key of the request is stored (a secret key once was, and nobody ever saw it).
+    let admin = [("Authorization", format!("Bearer {}", support::ADMIN_TOKEN)), ("Content-Type", "application/json".into())];
+    let admin: Vec<(&str, &str)> = admin.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r =
+        stack.request("POST", "/admin/keys", &admin, br#"{"project_id":"site-a","kinds":["publishable"],"domains":["site-a.example"]}"#);
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = stack.request(
+        "POST",
+        "/admin/keys",
+        &admin,
+        br#"{"project_id":"site-b","kinds":["secret","publishable"],"domains":["site-a.example"]}"#,
+    );
+    assert_eq!((r.status, r.code()), (409, "domain_taken"), "{:?}", r.body);
+    let (ok, listed) = stack.keys_cli(&["list", "site-b"]);
+    assert!(ok && listed["keys"].as_array().map(Vec::len) == Some(0), "a refused creation left keys: {listed}");
+
     // Bad input is a clear 400; a wrong or missing token 401; and an address is limited.
     let (ok, bad) = stack.keys_cli(&["create", "bad project"]);
     assert!(!ok && bad["error"]["code"] == "invalid_project", "{bad}");

@@ -89,12 +89,18 @@ async fn create(env: &Env, body: &[u8]) -> Answer {
 
 async fn create_keys(env: &Env, project: &str, kinds: Vec<KeyKind>, settings: &admin::Settings) -> Answer {
     super::projects_admin::refuse_if_deleted(env, project).await?;
-    let mut out = Vec::new();
+    // Every key's sites checked before any key is stored: a refusal writes nothing.
+    let mut planned = Vec::new();
     for kind in kinds {
         let raw = admin::new_raw_key(kind, &random24());
         let r = admin::new_record(project, kind, settings);
-        index_domains(env, &key_hash(&raw), None, &r).await?;
+        let plan = domain_plan(env, &key_hash(&raw), None, &r, None).await?;
+        planned.push((raw, r, plan));
+    }
+    let mut out = Vec::new();
+    for (raw, r, plan) in planned {
         put(env, &key_hash(&raw), &r).await?;
+        apply_domain_plan(env, &key_hash(&raw), plan).await?;
         out.push(admin::created(&raw, &r));
     }
     Ok((201, json!({"keys": out, "note": "The raw keys are shown this once; only their hashes are kept."})))
