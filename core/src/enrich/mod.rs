@@ -3,6 +3,7 @@ pub mod attribution;
 pub mod bots;
 pub mod geo;
 pub mod geo_db;
+pub mod hardware_addresses;
 pub mod home_paths;
 pub mod iban;
 pub mod labelled_secrets;

@@ -2,11 +2,12 @@
 //! included), card numbers, IPv4 and IPv6 addresses, and from their own files bank account
 //! numbers (`iban`), credentials in URLs (`url_credentials`), account names in home-directory
 //! paths (`home_paths`), secrets of known shapes (`secrets`) and secrets their text names
-//! (`labelled_secrets`: `Bearer ...`, `token=...`). Each is found as a byte range,
+//! (`labelled_secrets`: `Bearer ...`, `token=...`), and devices' hardware addresses
+//! (`hardware_addresses`). Each is found as a byte range,
 //! so a text can be judged (`contains_pii`) or redacted (`redact`: each match becomes a marker
 //! such as `[email]`, the rest of the text stays).
 
-use super::{home_paths, iban, labelled_secrets, secrets, url_credentials};
+use super::{hardware_addresses, home_paths, iban, labelled_secrets, secrets, url_credentials};
 use std::borrow::Cow;
 use std::net::Ipv6Addr;
 use std::ops::Range;
@@ -21,6 +22,7 @@ pub enum Kind {
     Iban,
     Credentials,
     User,
+    Mac,
 }
 
 impl Kind {
@@ -35,6 +37,7 @@ impl Kind {
             Kind::Iban => "[iban]",
             Kind::Credentials => "[credentials]",
             Kind::User => "[user]",
+            Kind::Mac => "[mac]",
         }
     }
 }
@@ -75,6 +78,7 @@ fn every_match(text: &str) -> Vec<(Range<usize>, Kind)> {
     all.extend(credentials.iter().cloned().map(|r| (r, Kind::Credentials)));
     all.extend(home_paths::home_path_spans(text).into_iter().map(|r| (r, Kind::User)));
     all.extend(ip_spans(text).into_iter().map(|r| (r, Kind::Ip)));
+    all.extend(hardware_addresses::mac_spans(text).into_iter().map(|r| (r, Kind::Mac)));
     all.extend(number_spans(&plain).into_iter().map(|(r, k)| (whole_chars(text, r), k)));
     all
 }

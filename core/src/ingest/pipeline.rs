@@ -471,6 +471,19 @@ mod pii_in_every_column {
         }
     }
 
+    /// A device's hardware (MAC) address names one device for its whole life (Sentry Relay's
+    /// `@mac`): colon- or dash-separated, in titles, names and properties.
+    #[test]
+    fn hardware_addresses_are_not_stored() {
+        let r = row(json!({"type":"event","name":"paired 00:1A:2B:3C:4D:5E","url":"https://a.com/?dev=00-1a-2b-3c-4d-5e",
+            "title":"Device 00:1A:2B:3C:4D:5E offline","props":{"device":"00-1a-2b-3c-4d-5e"}}));
+        assert!(leaks(&r, &["4D:5E", "4d-5e"]).is_empty(), "{r:?}");
+        assert_eq!(r.title, "Device [mac] offline");
+        for kept in ["12:34:56", "aa:bb:cc:dd:ee", "v1:2:3:4:5:6", "00:1A-2B:3C:4D:5E"] {
+            assert_eq!(row(json!({"url":"https://a.com/","title":kept})).title, kept);
+        }
+    }
+
     /// Mailchimp's `mc_eid` is the subscriber's own id, the same on every e-mail to them, so it
     /// maps back to an address: it is neither a click id nor kept in the query.
     #[test]
