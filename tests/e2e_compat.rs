@@ -456,8 +456,6 @@ fn answers(stack: &Stack, run: &str, site: &str) {
     posthog_cookieless_visitors(stack, run, site, ua);
 }
 
-/// posthog-js's cookieless mode sends one placeholder id for every visitor: each is the day's
-/// seed from the address and user agent instead, as PostHog counts them.
 /// A browser key's batch (posthog-js's `/batch/`) holds at most 600 events (a minute of the
 /// address's limit), and each counts against the address's per-IP limit (600 a minute), as one
 /// event a request would: batches of 2,500 once cost a unit each, so three from one address
@@ -487,6 +485,8 @@ fn browser_batches_count_each_event(stack: &Stack, run: &str, site: &str) {
     assert_eq!(count_where(stack, run, "ip-units", accepted), accepted, "every accepted batch stored, none refused");
 }
 
+/// posthog-js's cookieless mode sends one placeholder id for every visitor: each is the day's
+/// seed from the address and user agent instead, as PostHog counts them.
 fn posthog_cookieless_visitors(stack: &Stack, run: &str, site: &str, ua: &str) {
     for (n, ip) in [(1, "81.2.69.142"), (2, "81.2.69.160"), (3, "81.2.69.160")] {
         let ev = json!({"event": "$pageview", "distinct_id": "$posthog_cookieless",

@@ -66,24 +66,17 @@ fn per_key_limit_isolated(stack: &Stack) {
     assert_eq!(stack.query("SELECT count() FROM events_dedup WHERE event_id = 'lim-over'").trim(), "0");
 }
 
-/// The Worker's meter (GET /admin/meter, local development only): billable operations so far.
-fn meter(stack: &Stack, what: &str) -> u64 {
-    let r = stack.request("GET", "/admin/meter", &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))], b"");
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["operations"][what].as_u64().unwrap_or(0)
-}
-
 fn no_loss_while_clickhouse_is_down(stack: &Stack) {
     const N: usize = 60;
     const HEAVY: usize = 8;
     let mut sent = 0;
     let mut stopped = false;
-    let (direct_before, queued_before) = (meter(stack, "direct.groups"), meter(stack, "queue.written"));
+    let (direct_before, queued_before) = (stack.meter("direct.groups"), stack.meter("queue.written"));
     while sent < N {
         if sent == 10 && !stopped {
             // While ClickHouse is up, groups go straight in (a slow insert on a busy machine
             // may send some to the queue: that is the breaker's job).
-            assert!(meter(stack, "direct.groups") > direct_before, "no group was written straight in");
+            assert!(stack.meter("direct.groups") > direct_before, "no group was written straight in");
             stack.stop_clickhouse();
             stopped = true;
         }
@@ -116,7 +109,7 @@ fn no_loss_while_clickhouse_is_down(stack: &Stack) {
     let r = stack.collect(DEV_SECRET, &[], &json!({ "batch": heavy }));
     assert_eq!(r.status, 202, "the largest events fit the queue's limits: {:?}", r.body);
     sent += HEAVY;
-    assert!(meter(stack, "queue.written") > queued_before, "while ClickHouse was down the queue took the groups");
+    assert!(stack.meter("queue.written") > queued_before, "while ClickHouse was down the queue took the groups");
     std::thread::sleep(Duration::from_secs(3));
     stack.start_clickhouse();
     // A second copy has the first's sort key: a merge would fold them before they are counted.

@@ -32,13 +32,6 @@ fn until_refused(stack: &Stack, key: &str, limit: Duration) -> Option<f64> {
     None
 }
 
-/// Key-store reads so far (GET /admin/meter, local development only).
-fn meter_kv_reads(stack: &Stack) -> u64 {
-    let r = stack.request("GET", "/admin/meter", &[("Authorization", &format!("Bearer {}", support::ADMIN_TOKEN))], b"");
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["operations"]["kv.reads"].as_u64().unwrap_or(0)
-}
-
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn key_lifecycle_end_to_end() {
@@ -68,10 +61,10 @@ fn key_lifecycle_end_to_end() {
     // The listing: hashes and settings, never a raw key. It reads the project's 3 records, not
     // the 400 others' (an invocation may make 1,000 KV operations: a full scan once failed past
     // that, and a project's deletion with it, before any key was revoked).
-    let reads = meter_kv_reads(&stack);
+    let reads = stack.meter("kv.reads");
     let (ok, listed) = stack.keys_cli(&["list", "shop"]);
     assert!(ok && listed["keys"].as_array().map(Vec::len) == Some(3), "{listed}");
-    let read = meter_kv_reads(&stack) - reads;
+    let read = stack.meter("kv.reads") - reads;
     assert!(read <= 3, "listing 3 keys read {read} key records");
     for raw in [&pk, &sk, &rk] {
         assert!(!listed.to_string().contains(raw.as_str()), "a raw key in the listing");

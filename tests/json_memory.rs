@@ -62,7 +62,7 @@ fn hostile(max_bytes: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn a_posthog_body_of_tiny_values_is_refused_in_bounded_memory() {
-    let _one = ONE.lock().unwrap();
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     for body in hostile(compat::POSTHOG_LIMITS.max_decoded_bytes) {
         assert!(body.len() <= compat::POSTHOG_LIMITS.max_decoded_bytes);
         let (answer, peak) = peak_of(|| compat::posthog::parse(&body, now_ms()).map(|_| ()));
@@ -74,7 +74,7 @@ fn a_posthog_body_of_tiny_values_is_refused_in_bounded_memory() {
 
 #[test]
 fn a_collect_body_of_tiny_values_is_refused_in_bounded_memory() {
-    let _one = ONE.lock().unwrap();
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     for body in hostile(LIMITS.max_decoded_bytes) {
         let (answer, peak) = peak_of(|| parse_envelope(&body, &LIMITS).map(|_| ()));
         // Within the bound either way: the 1 MiB body holds fewer values than the cap.
@@ -86,10 +86,23 @@ fn a_collect_body_of_tiny_values_is_refused_in_bounded_memory() {
 /// (posthog-python's batches are 100 events by default, posthog-js's fewer).
 #[test]
 fn a_full_batch_of_real_events_is_taken() {
-    let _one = ONE.lock().unwrap();
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let props: String = (0..100).map(|i| format!("\"p{i}\":{i},")).collect();
     let event = format!("{{\"event\":\"e\",\"distinct_id\":\"d\",\"properties\":{{{props}\"$lib\":\"posthog-python\"}}}}");
     let body = format!("{{\"api_key\":\"phc_x\",\"batch\":[{}]}}", vec![event; 2_500].join(","));
     assert!(body.len() <= compat::POSTHOG_LIMITS.max_decoded_bytes);
     compat::posthog::parse(body.as_bytes(), now_ms()).expect("taken");
+}
+
+/// Plausible's `p` may be a JSON string holding JSON: it is bounded in values as a body is, and
+/// a `p` past the bound is left out, not parsed (the event is kept).
+#[test]
+fn a_plausible_props_string_of_tiny_values_is_not_parsed() {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let inner = format!("[{}0]", "0,".repeat((LIMITS.max_decoded_bytes * 2) / 2 - 64));
+    let body = serde_json::json!({"n": "x", "u": "https://a.com/", "d": "a.com", "p": inner}).to_string();
+    assert!(body.len() <= compat::LIMITS.max_decoded_bytes, "{}", body.len());
+    let (answer, peak) = peak_of(|| compat::plausible::parse(body.as_bytes()).map(|r| format!("{:?}", r.message)));
+    assert!(peak < 16 << 20, "{} MiB to read a {} KiB body", peak >> 20, body.len() >> 10);
+    assert!(answer.expect("the event is kept").contains("\"props\": Object {}"));
 }

@@ -481,6 +481,13 @@ impl Stack {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// The Worker's meter (GET /admin/meter, local development only): billable operations so far.
+    pub fn meter(&self, what: &str) -> u64 {
+        let r = self.request("GET", "/admin/meter", &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))], b"");
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["operations"][what].as_u64().unwrap_or(0)
+    }
+
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         http_request(&self.url(path), method, headers, body)
     }

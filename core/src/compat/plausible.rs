@@ -53,7 +53,8 @@ pub fn parse(json: &[u8]) -> Result<Received, ApiError> {
     ev.insert("url".into(), json!(if name == "pageview" { url } else { super::web_page(url) }));
     ev.insert("referrer".into(), json!(super::bounded(text_at(&body, &["r"]), LIMITS.max_url_bytes)));
     let props = match body.get("p").or_else(|| body.get("m")) {
-        Some(Value::String(s)) => serde_json::from_str(s).ok(),
+        // JSON inside a string: bounded in values as a body is, else left out.
+        Some(Value::String(s)) => crate::ingest::event::json_value(s.as_bytes(), "").ok(),
         other => other.cloned(),
     };
     ev.insert("props".into(), Value::Object(flat_props(props.as_ref(), &|_| false, &LIMITS)));

@@ -204,7 +204,7 @@ fn with_campaign(url: &str, m: &Value) -> String {
     }
     parsed.query_pairs_mut().extend_pairs(added);
     // The URL as sent when the campaign would make it too long to store.
-    Some(parsed.to_string()).filter(|u| crate::ingest::event::json_len(u) <= LIMITS.max_url_bytes).unwrap_or_else(|| url.to_string())
+    super::bounded(Some(parsed.to_string()), LIMITS.max_url_bytes).unwrap_or_else(|| url.to_string())
 }
 
 #[cfg(test)]

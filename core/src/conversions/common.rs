@@ -52,7 +52,6 @@ pub fn object(body: &[u8], own: &[&str], example: &str) -> Result<Map<String, Va
     Ok(obj)
 }
 
-/// The shared fields, checked and resolved: the query's zone, else the project's, else UTC.
 /// `pagination` for an answer paged after ClickHouse returns its first offset + limit rows (a
 /// funnel's breakdown, paths): within the read limit's rows, or refused as pagination.
 pub fn pagination_within_read_limit(v: Option<Value>) -> Result<(u64, u64), ApiError> {
@@ -67,6 +66,7 @@ pub fn pagination_within_read_limit(v: Option<Value>) -> Result<(u64, u64), ApiE
     Ok((limit, offset))
 }
 
+/// The shared fields, checked and resolved: the query's zone, else the project's, else UTC.
 pub fn common(obj: &Map<String, Value>, project_timezone: Option<&str>, now_ms: i64) -> Result<Common, ApiError> {
     let fs: Vec<Value> = match obj.get("filters") {
         None | Some(Value::Null) => Vec::new(),

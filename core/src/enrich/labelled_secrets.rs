@@ -4,8 +4,10 @@
 //! `"password":"..."`, `api_key: ...`). Only the value is a match, so a redacted text keeps
 //! its label: `Bearer [secret]`, `token=[secret]`.
 //!
-//! Prose stays: a value must be 4 characters or more, and after an unquoted `name:` it must hold
-//! a digit or a token's punctuation (`Token: what it is`, `OAuth: Login with Google` stay).
+//! Prose and namespaced names stay: a value must be 4 characters or more, and after an unquoted
+//! `name:` 8 or more with letters and digits both (`Token: what it is`, `auth:sign_up`,
+//! `Token: ERC-20 explained`, `Session: 10:30` stay). `Basic <credentials>` is found as
+//! `Bearer <token>` is, when the credentials hold a digit or base64's `+`, `/` or `=`.
 
 use std::ops::Range;
 
@@ -43,7 +45,7 @@ pub fn labelled_spans(text: &str) -> Vec<Range<usize>> {
     for (i, &b) in s.iter().enumerate() {
         let found = match b {
             b'=' | b':' => value_after_name(s, i),
-            b'b' | b'B' => token_after_bearer(s, i),
+            b'b' | b'B' => token_after_scheme(s, i),
             _ => None,
         };
         if let Some(r) = found.filter(|r| out.last().is_none_or(|l: &Range<usize>| r.start >= l.end)) {
@@ -53,20 +55,28 @@ pub fn labelled_spans(text: &str) -> Vec<Range<usize>> {
     out
 }
 
-/// The token after `Bearer ` at `i`: RFC 6750's characters, with a digit or punctuation in it.
-fn token_after_bearer(s: &[u8], i: usize) -> Option<Range<usize>> {
-    let word = s.get(i..i + 6)?;
-    if !word.eq_ignore_ascii_case(b"bearer") || i.checked_sub(1).is_some_and(|p| s[p].is_ascii_alphanumeric()) {
+/// The credentials after an `Authorization` scheme at `i`: `Bearer <token>` (RFC 6750's
+/// characters, with a digit or punctuation in it), or `Basic <base64>` (8 characters or more,
+/// with a digit or `+`, `/`, `=`: `Basic plan` stays).
+fn token_after_scheme(s: &[u8], i: usize) -> Option<Range<usize>> {
+    let (scheme_len, min, tell): (usize, usize, fn(&u8) -> bool) = if s.get(i..i + 6).is_some_and(|w| w.eq_ignore_ascii_case(b"bearer")) {
+        (6, MIN_VALUE, |b| !b.is_ascii_alphabetic())
+    } else if s.get(i..i + 5).is_some_and(|w| w.eq_ignore_ascii_case(b"basic")) {
+        (5, 8, |b| b.is_ascii_digit() || b"+/=".contains(b))
+    } else {
+        return None;
+    };
+    if i.checked_sub(1).is_some_and(|p| s[p].is_ascii_alphanumeric()) {
         return None;
     }
-    let start = skip(s, i + 6, |b| b == b' ' || b == b'\t');
-    if start == i + 6 {
+    let start = skip(s, i + scheme_len, |b| b == b' ' || b == b'\t');
+    if start == i + scheme_len {
         return None;
     }
     let end = skip(s, start, |b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
     let end = skip(s, end, |b| b == b'=');
     let token = &s[start..end];
-    (token.len() >= MIN_VALUE && token.iter().any(|b| !b.is_ascii_alphabetic())).then_some(start..end)
+    (token.len() >= min && token.iter().any(tell)).then_some(start..end)
 }
 
 /// The value after a credential's name and the `=` or `:` at `i`: quoted (JSON's
@@ -90,12 +100,23 @@ fn value_after_name(s: &[u8], i: usize) -> Option<Range<usize>> {
     }
     let at = skip(s, i + 1, |b| b == b' ');
     let (from, to, quoted) = match s.get(at) {
-        Some(&q @ (b'"' | b'\'')) => (at + 1, skip(s, at + 1, |b| b != q), true),
+        Some(&q @ (b'"' | b'\'')) => (at + 1, quoted_end(s, at + 1, q), true),
         _ => (at, skip(s, at, |b| !b.is_ascii_whitespace() && !b"&;,'\"}<>)]#".contains(&b)), false),
     };
     let value = &s[from..to];
-    let looks_like_data = !colon || quoted || value.iter().any(|b| !b.is_ascii_alphabetic());
-    (value.len() >= MIN_VALUE && looks_like_data).then_some(from..to)
+    // After an unquoted `name:` (prose, a namespaced event name): only what reads as a secret.
+    let reads_as_secret = value.len() >= 8 && value.iter().any(u8::is_ascii_digit) && value.iter().any(u8::is_ascii_alphabetic);
+    (value.len() >= MIN_VALUE && (!colon || quoted || reads_as_secret)).then_some(from..to)
+}
+
+/// Where a value quoted by `q` that starts at `from` ends: its first quote not escaped by a
+/// backslash, or the end of the text.
+fn quoted_end(s: &[u8], from: usize, q: u8) -> usize {
+    let mut i = from;
+    while i < s.len() && s[i] != q {
+        i += if s[i] == b'\\' { 2 } else { 1 };
+    }
+    i.min(s.len())
 }
 
 fn is_credential_name(name: &[u8]) -> bool {
@@ -134,9 +155,22 @@ mod tests {
     }
 
     #[test]
+    fn basic_credentials_and_escaped_quotes() {
+        assert_eq!(found("Authorization: Basic dXNlcjpodW50ZXIy"), ["dXNlcjpodW50ZXIy"]);
+        assert_eq!(found(r#"{"password":"\"Xk29fLq0Zp"}"#), [r#"\"Xk29fLq0Zp"#]);
+        assert_eq!(found(r#"{"password":"p@ss\"w0rd123","x":1}"#), [r#"p@ss\"w0rd123"#]);
+    }
+
+    #[test]
     fn prose_and_short_values_stay() {
         for t in [
             "Token: what it is",
+            "auth:sign_up",
+            "Auth: Sign-in",
+            "Token: ERC-20 explained",
+            "Session: 10:30 AM",
+            "Basic plan",
+            "Basic Authentication",
             "OAuth: Login with Google",
             "Error code: 500",
             "Forgot password? Reset it",
@@ -150,7 +184,8 @@ mod tests {
 
     #[test]
     fn never_panics_at_the_edges() {
-        for t in ["=", ":", "token=", "token:\"", "Bearer ", "bearer", "é token=é€abc", "\"token\"", "b"] {
+        for t in ["=", ":", "token=", "token:\"", "token:\"\\", "Bearer ", "basic", "Basic ", "bearer", "é token=é€abc", "\"token\"", "b"]
+        {
             let _ = found(t);
         }
     }

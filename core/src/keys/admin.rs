@@ -206,6 +206,9 @@ pub fn parse_create(body: &[u8]) -> Result<(String, Vec<KeyKind>, Settings), Api
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
+    if kinds.iter().enumerate().any(|(i, k)| kinds[..i].contains(k)) {
+        return Err(bad("invalid_settings", "`kinds` names a kind twice; a request creates one key of each kind it names."));
+    }
     let f = b.settings;
     let s = Settings {
         allowed_origins: f.allowed_origins,
@@ -386,6 +389,8 @@ mod tests {
             (r#"{"project_id":"p","allowed_origins":["https://user@x.com"]}"#, "invalid_settings"),
             (r#"{"project_id":"p","allowed_origins":["https://x.com?q"]}"#, "invalid_settings"),
             (r#"{"project_id":"p","kinds":["admin"]}"#, "invalid_settings"),
+            // one key of a kind a request: two browser keys would both claim its sites
+            (r#"{"project_id":"p","kinds":["publishable","publishable"],"domains":["shop.example"]}"#, "invalid_settings"),
             (r#"{"project_id":"p","timezone":"Mars Base; DROP"}"#, "invalid_settings"),
             (r#"{"project_id":"p","owner":"x"}"#, "invalid_body"),
         ] {

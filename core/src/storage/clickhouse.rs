@@ -347,6 +347,12 @@ pub fn retry_delay_seconds(age_seconds: u64) -> u32 {
 mod tests {
     use super::*;
 
+    /// The read limit's rows, as the planner bounds its statements by them (READ_MAX_RESULT_ROWS).
+    #[test]
+    fn the_read_limits_rows_are_one_number() {
+        assert!(READ_LIMITS.contains(&("max_result_rows", READ_MAX_RESULT_ROWS.to_string().as_str())));
+    }
+
     fn cfg() -> ClickHouseConfig {
         ClickHouseConfig {
             url: "http://127.0.0.1:8123".into(),

@@ -146,6 +146,8 @@ async fn rotate(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
 async fn rotate_key(env: &Env, hash: &str, old: &KeyRecord, body: &[u8], now: i64) -> Answer {
     let grace = admin::parse_grace(body)?;
     admin::changeable(old)?;
+    // A project being deleted gets no new key, and its keys' records are not written back.
+    super::projects_admin::refuse_if_deleted(env, &old.project_id).await?;
     let (ending, fresh) = admin::rotate(old, now, grace);
     let raw = admin::new_raw_key(fresh.kind, &random24());
     // The new key takes the old one's domains over: checked before anything is written.
@@ -185,6 +187,7 @@ async fn update(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
 async fn update_key(env: &Env, hash: &str, before: &KeyRecord, body: &[u8], now: i64) -> Answer {
     admin::changeable(&millimetric_core::keys::effective(before.clone(), now))?;
     let settings = admin::parse_settings(body)?;
+    super::projects_admin::refuse_if_deleted(env, &before.project_id).await?;
     let mut r = before.clone();
     settings.apply(&mut r);
     index_domains(env, hash, Some(before), &r).await?;
