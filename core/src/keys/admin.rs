@@ -325,18 +325,31 @@ pub fn kv_metadata(r: &KeyRecord) -> Value {
 }
 
 /// Of a KV listing's entries (name, metadata), the key records to read for `project`: those
-/// whose metadata names it, and those whose metadata does not say (written without it).
-pub fn records_to_read(entries: &[(String, Option<Value>)], project: &str) -> Vec<String> {
-    entries
-        .iter()
-        .filter(|(name, _)| check_hash(name).is_ok())
-        .filter(|(_, meta)| match meta.as_ref().and_then(|m| m.get("project_id")).and_then(Value::as_str) {
-            Some(p) => p == project,
-            None => true,
-        })
-        .map(|(name, _)| name.clone())
-        .collect()
+/// whose metadata names it (`ours`), and those written without metadata (`unlabelled`, from
+/// before it), which must be read to know, and are then written back with it.
+pub fn records_to_read(entries: &[(String, Option<Value>)], project: &str) -> RecordsToRead {
+    let mut out = RecordsToRead::default();
+    for (name, meta) in entries.iter().filter(|(name, _)| check_hash(name).is_ok()) {
+        match meta.as_ref().and_then(|m| m.get("project_id")).and_then(Value::as_str) {
+            Some(p) if p == project => out.ours.push(name.clone()),
+            Some(_) => {}
+            None => out.unlabelled.push(name.clone()),
+        }
+    }
+    out
 }
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RecordsToRead {
+    pub ours: Vec<String>,
+    pub unlabelled: Vec<String>,
+}
+
+/// Unlabelled key records read (and written back labelled) per call at most: with the
+/// listing's pages and the project's own records, within a Worker invocation's 1,000 KV
+/// operations. A namespace with more answers 503 after labelling this many, and its next
+/// call goes on from there.
+pub const UNLABELLED_PER_CALL: usize = 300;
 
 /// A key hash as a path segment: 64 lowercase hex digits.
 pub fn check_hash(s: &str) -> Result<&str, ApiError> {
@@ -366,7 +379,8 @@ mod tests {
         entries.push(("quota:shop".into(), None)); // not a key record
         entries.push((key_hash("sk_live_odd_1"), Some(json!("not ours"))));
         let read = records_to_read(&entries, "shop");
-        assert_eq!(read, [key_hash("sk_live_shop_1"), key_hash("sk_live_legacy_1"), key_hash("sk_live_odd_1")]);
+        assert_eq!(read.ours, [key_hash("sk_live_shop_1")]);
+        assert_eq!(read.unlabelled, [key_hash("sk_live_legacy_1"), key_hash("sk_live_odd_1")]);
     }
 
     #[test]

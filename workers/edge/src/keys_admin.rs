@@ -118,21 +118,41 @@ async fn list(env: &Env, query: Option<&str>, now: i64) -> Answer {
 }
 
 /// Every key record of `project`, with its hash: a listing of KV `KEYS` (a page a thousand
-/// keys), then only the records its metadata names for the project, or does not say for
-/// (written without it); the namespace also holds other projects' keys and quota records.
+/// keys), then only the records its metadata names for the project. Records written without
+/// metadata (before it was stored) are read to know, and written back with it, at most
+/// `UNLABELLED_PER_CALL` a call: past that the call answers 503 and the next goes on.
 pub async fn project_keys(env: &Env, project: &str) -> Result<Vec<(String, KeyRecord)>, ApiError> {
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
-    let mut keys = Vec::new();
     let entries = all_entries(&kv, "").await.map_err(|_| unavailable("The key store"))?;
-    for hash in admin::records_to_read(&entries, project) {
-        millimetric_adapters::meter::add("kv.reads", 1);
-        if let Some(r) = kv.get(&hash).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))? {
+    let to_read = admin::records_to_read(&entries, project);
+    let mut keys = Vec::new();
+    for hash in to_read.unlabelled.iter().take(admin::UNLABELLED_PER_CALL) {
+        if let Some(r) = read_record(&kv, hash).await? {
+            put(env, hash, &r).await?; // labelled from now on
             if r.project_id == project {
-                keys.push((hash, r));
+                keys.push((hash.clone(), r));
             }
         }
     }
+    if to_read.unlabelled.len() > admin::UNLABELLED_PER_CALL {
+        let left = to_read.unlabelled.len() - admin::UNLABELLED_PER_CALL;
+        return Err(ApiError::new(
+            503,
+            "temporarily_unavailable",
+            format!("The key store is labelling key records written before this release ({left} left): retry the same request."),
+        ));
+    }
+    for hash in to_read.ours {
+        if let Some(r) = read_record(&kv, &hash).await? {
+            keys.push((hash, r));
+        }
+    }
     Ok(keys)
+}
+
+async fn read_record(kv: &worker::kv::KvStore, hash: &str) -> Result<Option<KeyRecord>, ApiError> {
+    millimetric_adapters::meter::add("kv.reads", 1);
+    kv.get(hash).json::<KeyRecord>().await.map_err(|_| unavailable("The key store"))
 }
 
 /// `POST /admin/keys/{hash}/rotate`: a new key; the old one works for `grace_seconds`.

@@ -146,14 +146,14 @@ async fn set_quota(env: &Env, project: &str, body: &[u8], now: i64) -> Answer {
     quota(env, project, now).await
 }
 
-/// Deletes the project's whole data, in an order that never leaves it half-reachable: a
-/// tombstone first (no key of the project may be created while it lasts, so none is created
-/// between the listing below and the revocations; the daily job finishes what fails after it,
-/// and catches rows still queued), keys revoked (no new event), then the rest (`erase_all`);
-/// then the tombstone's expiry starts.
+/// Deletes the project's whole data, in an order that never leaves it half-reachable: its
+/// keys listed (a listing that fails changes nothing), a tombstone (no key of the project may
+/// be created or changed while it lasts; the daily job finishes what fails after it, lists the
+/// keys again, and catches rows still queued), keys revoked (no new event), then the rest
+/// (`erase_all`); then the tombstone's expiry starts.
 pub async fn delete_project(env: &Env, project: &str) -> Answer {
-    put_tombstone(env, project, Tombstone::default()).await?;
     let keys = keys_admin::project_keys(env, project).await?;
+    put_tombstone(env, project, Tombstone::default()).await?;
     for (hash, record) in &keys {
         keys_admin::put_revoked(env, hash, record).await?;
     }
