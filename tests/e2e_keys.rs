@@ -39,6 +39,10 @@ fn key_lifecycle_end_to_end() {
     let crowd = (0..400).fold(Stack::named("keys"), |spec, i| {
         spec.key(&format!("sk_live_crowd_{i:04}_000000000000"), KeyRecord::new(&format!("crowd-{}", i % 40), KeyKind::Secret))
     });
+    // And a project whose keys were written before their project was stored as metadata.
+    let crowd = (0..3).fold(crowd, |spec, i| {
+        spec.unlabelled_key(&format!("sk_live_old_shop_{i}_000000000000"), KeyRecord::new("old-shop", KeyKind::Secret))
+    });
     let stack = crowd.start();
     let (ok, created) =
         stack.keys_cli(&["create", "shop", "--origins", "https://old.shop.example", "--limit", "1000", "--timezone", "Europe/Berlin"]);
@@ -61,7 +65,17 @@ fn key_lifecycle_end_to_end() {
     // The listing: hashes and settings, never a raw key. It reads the project's 3 records, not
     // the 400 others' (an invocation may make 1,000 KV operations: a full scan once failed past
     // that, and a project's deletion with it, before any key was revoked).
+    // Records written before metadata: found, and labelled (the first listing reads them),
+    // so the next listings read only their own project's.
+    let (ok, old) = stack.keys_cli(&["list", "old-shop"]);
+    assert!(ok && old["keys"].as_array().map(Vec::len) == Some(3), "{old}");
     let reads = stack.meter("kv.reads");
+    let (ok, old) = stack.keys_cli(&["list", "old-shop"]);
+    assert!(ok && old["keys"].as_array().map(Vec::len) == Some(3), "{old}");
+    let read = stack.meter("kv.reads") - reads;
+    assert!(read <= 3, "listing 3 labelled keys read {read} key records");
+    let reads = stack.meter("kv.reads");
+    assert!(reads > 0, "the meter counts key-store reads (the keys above were looked up)");
     let (ok, listed) = stack.keys_cli(&["list", "shop"]);
     assert!(ok && listed["keys"].as_array().map(Vec::len) == Some(3), "{listed}");
     let read = stack.meter("kv.reads") - reads;

@@ -30,7 +30,9 @@ pub struct Stack {
     wrangler: Option<Child>,
     extra_vars: Vec<(String, String)>,
     geo_db: Option<PathBuf>,
-    extra_keys: Vec<(String, KeyRecord)>,
+    /// Key records to seed, and whether each is stored with its metadata (as the Worker writes
+    /// them) or without (as records written before metadata was).
+    extra_keys: Vec<(String, KeyRecord, bool)>,
 }
 
 pub struct Reply {
@@ -127,7 +129,7 @@ pub struct StackSpec {
     name: String,
     vars: Vec<(String, String)>,
     geo_db: Option<PathBuf>,
-    keys: Vec<(String, KeyRecord)>,
+    keys: Vec<(String, KeyRecord, bool)>,
 }
 
 impl StackSpec {
@@ -148,7 +150,13 @@ impl StackSpec {
     /// A key record of the test's own next to the dev keys (e.g. a publishable key whose
     /// allowed origin is the test's page).
     pub fn key(mut self, raw: &str, record: KeyRecord) -> Self {
-        self.keys.push((raw.to_string(), record));
+        self.keys.push((raw.to_string(), record, true));
+        self
+    }
+
+    /// A key record stored without its KV metadata, as records written before it was.
+    pub fn unlabelled_key(mut self, raw: &str, record: KeyRecord) -> Self {
+        self.keys.push((raw.to_string(), record, false));
         self
     }
 
@@ -169,7 +177,12 @@ impl Stack {
         }
     }
 
-    fn start_full(name: &str, extra_vars: Vec<(String, String)>, geo_db: Option<PathBuf>, extra_keys: Vec<(String, KeyRecord)>) -> Stack {
+    fn start_full(
+        name: &str,
+        extra_vars: Vec<(String, String)>,
+        geo_db: Option<PathBuf>,
+        extra_keys: Vec<(String, KeyRecord, bool)>,
+    ) -> Stack {
         let root = root();
         assert!(root.join("node_modules/.bin/wrangler").exists(), "wrangler is not installed: run scripts/test (or scripts/setup) first");
         let state = std::env::temp_dir().join(format!("mm-e2e-{name}"));
@@ -254,8 +267,12 @@ impl Stack {
     fn seed_keys(&self) {
         let file = self.state.join("keys.json");
         let mut items: Vec<serde_json::Value> = serde_json::from_str(&dev_keys::bulk_json()).unwrap();
-        for (raw, rec) in &self.extra_keys {
-            items.push(dev_keys::bulk_item(raw, rec));
+        for (raw, rec, with_metadata) in &self.extra_keys {
+            let mut item = dev_keys::bulk_item(raw, rec);
+            if !with_metadata {
+                item.as_object_mut().unwrap().remove("metadata");
+            }
+            items.push(item);
         }
         std::fs::write(&file, serde_json::to_string(&items).unwrap()).unwrap();
         self.wrangler_local(&["kv", "bulk", "put", file.to_str().unwrap(), "--binding", "KEYS"]);

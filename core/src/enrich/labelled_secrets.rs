@@ -5,8 +5,9 @@
 //! its label: `Bearer [secret]`, `token=[secret]`.
 //!
 //! Prose and namespaced names stay: a value must be 4 characters or more, and after an unquoted
-//! `name:` 8 or more with letters and digits both (`Token: what it is`, `auth:sign_up`,
-//! `Token: ERC-20 explained`, `Session: 10:30` stay). `Basic <credentials>` is found as
+//! `name:` hold digits and letters both, or digits alone after a code's or a password's name
+//! (`Token: what it is`, `auth:sign_up`, `Session: 10:30` stay; `password: hunter2`,
+//! `otp: 493021` go; so do `auth:login_v2` and `Token: ERC-20`: removing errs on the safe side). `Basic <credentials>` is found as
 //! `Bearer <token>` is, when the credentials hold a digit or base64's `+`, `/` or `=`.
 
 use std::ops::Range;
@@ -88,7 +89,8 @@ fn value_after_name(s: &[u8], i: usize) -> Option<Range<usize>> {
     while end > 0 && s[end - 1] == b' ' {
         end -= 1;
     }
-    if end > 0 && matches!(s[end - 1], b'"' | b'\'') {
+    let quoted_name = end > 0 && matches!(s[end - 1], b'"' | b'\'');
+    if quoted_name {
         end -= 1;
     }
     let mut start = end;
@@ -104,9 +106,11 @@ fn value_after_name(s: &[u8], i: usize) -> Option<Range<usize>> {
         _ => (at, skip(s, at, |b| !b.is_ascii_whitespace() && !b"&;,'\"}<>)]#".contains(&b)), false),
     };
     let value = &s[from..to];
-    // After an unquoted `name:` (prose, a namespaced event name): only what reads as a secret.
-    let reads_as_secret = value.len() >= 8 && value.iter().any(u8::is_ascii_digit) && value.iter().any(u8::is_ascii_alphabetic);
-    (value.len() >= MIN_VALUE && (!colon || quoted || reads_as_secret)).then_some(from..to)
+    // After a prose `name:` (a title, a namespaced event name): a value with digits and letters
+    // (`hunter2`), or digits alone after a code's or a password's name (`otp: 493021`).
+    let digits = value.iter().any(u8::is_ascii_digit);
+    let reads_as_secret = digits && (value.iter().any(u8::is_ascii_alphabetic) || is_numeric_secret_name(&s[start..end]));
+    (value.len() >= MIN_VALUE && (!colon || quoted || quoted_name || reads_as_secret)).then_some(from..to)
 }
 
 /// Where a value quoted by `q` that starts at `from` ends: its first quote not escaped by a
@@ -117,6 +121,12 @@ fn quoted_end(s: &[u8], from: usize, q: u8) -> usize {
         i += if s[i] == b'\\' { 2 } else { 1 };
     }
     i.min(s.len())
+}
+
+/// Names whose value may be digits alone: one-time codes, PINs, passwords.
+fn is_numeric_secret_name(name: &[u8]) -> bool {
+    let n: String = name.iter().filter(|b| b.is_ascii_alphanumeric()).map(|b| b.to_ascii_lowercase() as char).collect();
+    ["pin", "otp", "pwd", "pass", "totp"].contains(&n.as_str()) || ["password", "passwd", "passcode"].iter().any(|p| n.contains(p))
 }
 
 fn is_credential_name(name: &[u8]) -> bool {
@@ -154,6 +164,15 @@ mod tests {
         assert_eq!(found("accessToken:eyJhbGc1; sid=a1b2c3"), ["eyJhbGc1", "a1b2c3"]);
     }
 
+    /// A JSON name's value is data, numbers too; after a prose `name:`, a value with digits and
+    /// letters, or digits alone after a code's or password's name.
+    #[test]
+    fn numeric_secrets_and_short_passwords() {
+        assert_eq!(found(r#"{"pin":4821,"otp":493021,"password":12345678}"#), ["4821", "493021", "12345678"]);
+        assert_eq!(found("Invalid otp: 493021"), ["493021"]);
+        assert_eq!(found("password: hunter2"), ["hunter2"]);
+    }
+
     #[test]
     fn basic_credentials_and_escaped_quotes() {
         assert_eq!(found("Authorization: Basic dXNlcjpodW50ZXIy"), ["dXNlcjpodW50ZXIy"]);
@@ -167,7 +186,6 @@ mod tests {
             "Token: what it is",
             "auth:sign_up",
             "Auth: Sign-in",
-            "Token: ERC-20 explained",
             "Session: 10:30 AM",
             "Basic plan",
             "Basic Authentication",

@@ -324,13 +324,23 @@ pub fn kv_metadata(r: &KeyRecord) -> Value {
     json!({ "project_id": r.project_id })
 }
 
+/// The KV key of the label a listing leaves for a key record written without metadata
+/// (before it was stored): the record's project as the label's metadata. A label, never the
+/// record, is written, so labelling cannot undo a revocation that lands meanwhile.
+pub fn label_key(hash: &str) -> String {
+    format!("label:{hash}")
+}
+
 /// Of a KV listing's entries (name, metadata), the key records to read for `project`: those
-/// whose metadata names it (`ours`), and those written without metadata (`unlabelled`, from
-/// before it), which must be read to know, and are then written back with it.
+/// whose metadata, or whose label's (`label_key`), names it (`ours`), and those with neither
+/// (`unlabelled`, written before metadata was), which must be read to know, and labelled.
 pub fn records_to_read(entries: &[(String, Option<Value>)], project: &str) -> RecordsToRead {
+    let project_of = |meta: &Option<Value>| meta.as_ref().and_then(|m| m.get("project_id")).and_then(Value::as_str).map(str::to_string);
+    let labels: std::collections::HashMap<&str, String> =
+        entries.iter().filter_map(|(name, meta)| Some((name.strip_prefix("label:")?, project_of(meta)?))).collect();
     let mut out = RecordsToRead::default();
     for (name, meta) in entries.iter().filter(|(name, _)| check_hash(name).is_ok()) {
-        match meta.as_ref().and_then(|m| m.get("project_id")).and_then(Value::as_str) {
+        match project_of(meta).or_else(|| labels.get(name.as_str()).cloned()) {
             Some(p) if p == project => out.ours.push(name.clone()),
             Some(_) => {}
             None => out.unlabelled.push(name.clone()),
@@ -345,11 +355,11 @@ pub struct RecordsToRead {
     pub unlabelled: Vec<String>,
 }
 
-/// Unlabelled key records read (and written back labelled) per call at most: with the
-/// listing's pages and the project's own records, within a Worker invocation's 1,000 KV
-/// operations. A namespace with more answers 503 after labelling this many, and its next
-/// call goes on from there.
-pub const UNLABELLED_PER_CALL: usize = 300;
+/// Unlabelled key records read (and labelled) per call at most: with the listing's pages and
+/// the project's own records, within a Worker invocation's 1,000 KV operations, twice over (the
+/// daily job may list two projects' keys in one invocation). A namespace with more answers 503
+/// after labelling this many, and its next call goes on from there.
+pub const UNLABELLED_PER_CALL: usize = 200;
 
 /// A key hash as a path segment: 64 lowercase hex digits.
 pub fn check_hash(s: &str) -> Result<&str, ApiError> {
@@ -378,8 +388,13 @@ mod tests {
         entries.push((key_hash("sk_live_legacy_1"), None)); // written before metadata: read to know
         entries.push(("quota:shop".into(), None)); // not a key record
         entries.push((key_hash("sk_live_odd_1"), Some(json!("not ours"))));
+        // Written before metadata, then labelled by an earlier listing: found by its label.
+        entries.push((key_hash("sk_live_labelled_1"), None));
+        entries.push((label_key(&key_hash("sk_live_labelled_1")), Some(kv_metadata(&shop))));
+        entries.push((key_hash("sk_live_labelled_2"), None));
+        entries.push((label_key(&key_hash("sk_live_labelled_2")), Some(kv_metadata(&other))));
         let read = records_to_read(&entries, "shop");
-        assert_eq!(read.ours, [key_hash("sk_live_shop_1")]);
+        assert_eq!(read.ours, [key_hash("sk_live_shop_1"), key_hash("sk_live_labelled_1")]);
         assert_eq!(read.unlabelled, [key_hash("sk_live_legacy_1"), key_hash("sk_live_odd_1")]);
     }
 

@@ -119,8 +119,9 @@ async fn list(env: &Env, query: Option<&str>, now: i64) -> Answer {
 
 /// Every key record of `project`, with its hash: a listing of KV `KEYS` (a page a thousand
 /// keys), then only the records its metadata names for the project. Records written without
-/// metadata (before it was stored) are read to know, and written back with it, at most
-/// `UNLABELLED_PER_CALL` a call: past that the call answers 503 and the next goes on.
+/// metadata (before it was stored) are read to know, and labelled (`admin::label_key`; the
+/// record itself is never written here), at most `UNLABELLED_PER_CALL` a call: past that the
+/// call answers 503 and the next goes on.
 pub async fn project_keys(env: &Env, project: &str) -> Result<Vec<(String, KeyRecord)>, ApiError> {
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     let entries = all_entries(&kv, "").await.map_err(|_| unavailable("The key store"))?;
@@ -128,7 +129,8 @@ pub async fn project_keys(env: &Env, project: &str) -> Result<Vec<(String, KeyRe
     let mut keys = Vec::new();
     for hash in to_read.unlabelled.iter().take(admin::UNLABELLED_PER_CALL) {
         if let Some(r) = read_record(&kv, hash).await? {
-            put(env, hash, &r).await?; // labelled from now on
+            let label = kv.put(&admin::label_key(hash), "").and_then(|p| p.metadata(admin::kv_metadata(&r)));
+            label.map_err(|_| unavailable("The key store"))?.execute().await.map_err(|_| unavailable("The key store"))?;
             if r.project_id == project {
                 keys.push((hash.clone(), r));
             }

@@ -147,13 +147,16 @@ async fn set_quota(env: &Env, project: &str, body: &[u8], now: i64) -> Answer {
 }
 
 /// Deletes the project's whole data, in an order that never leaves it half-reachable: its
-/// keys listed (a listing that fails changes nothing), a tombstone (no key of the project may
-/// be created or changed while it lasts; the daily job finishes what fails after it, lists the
-/// keys again, and catches rows still queued), keys revoked (no new event), then the rest
-/// (`erase_all`); then the tombstone's expiry starts.
+/// keys listed (a listing that fails, labelling old records, changes nothing), a tombstone (no
+/// key of the project may be created or changed while it lasts; the daily job finishes what
+/// fails after it, lists the keys again, and catches rows still queued), the keys listed again
+/// and revoked (no new event), then the rest (`erase_all`); then the tombstone's expiry starts.
 pub async fn delete_project(env: &Env, project: &str) -> Answer {
-    let keys = keys_admin::project_keys(env, project).await?;
+    keys_admin::project_keys(env, project).await?;
     put_tombstone(env, project, Tombstone::default()).await?;
+    // Listed again behind the tombstone (cheap now that every record is labelled): a key
+    // created while the first listing ran is among them.
+    let keys = keys_admin::project_keys(env, project).await?;
     for (hash, record) in &keys {
         keys_admin::put_revoked(env, hash, record).await?;
     }
