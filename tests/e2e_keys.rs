@@ -74,6 +74,11 @@ fn key_lifecycle_end_to_end() {
     assert!(ok && old["keys"].as_array().map(Vec::len) == Some(3), "{old}");
     let read = stack.meter("kv.reads") - reads;
     assert!(read <= 3, "listing 3 labelled keys read {read} key records");
+    // Deleting the project deletes its key records' labels with them: nothing of it stays.
+    let (ok, deleted) = stack.keys_cli(&["delete-project", "old-shop"]);
+    assert!(ok, "{deleted}");
+    let labels: Vec<String> = stack.kv_keys("KEYS").into_iter().filter(|k| k.starts_with("label:")).collect();
+    assert!(labels.is_empty(), "labels outlived their project: {labels:?}");
     let reads = stack.meter("kv.reads");
     assert!(reads > 0, "the meter counts key-store reads (the keys above were looked up)");
     let (ok, listed) = stack.keys_cli(&["list", "shop"]);

@@ -183,7 +183,7 @@ async fn put_tombstone(env: &Env, project: &str, tomb: Tombstone) -> Result<(), 
 
 /// Everything of a project that a deletion removes after its tombstone: its rows in ClickHouse
 /// (usage included), its dead letters, its erasure records and closure, its exports (parts in
-/// R2 and records), its key records and quota. Safe to repeat: the
+/// R2 and records), its key records (and their labels) and quota. Safe to repeat: the
 /// daily job runs it again while the tombstone lasts, so a deletion that failed part way
 /// (ClickHouse or KV down) is finished there. `key_hashes`: the project's key records (listed
 /// once per run: a full scan of KV `KEYS`).
@@ -204,7 +204,9 @@ async fn erase_all(env: &Env, project: &str, key_hashes: Vec<String>) -> Result<
     }
     let export_parts = super::exports::erase_project(env, project).await?;
     let key_store = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
-    for key in key_hashes.iter().cloned().chain([quota::record_key(project), quota::reached_key(project)]) {
+    // Each key record with the label a listing may have left beside it (`admin::label_key`).
+    let labels = key_hashes.iter().map(|hash| millimetric_core::keys::admin::label_key(hash));
+    for key in key_hashes.iter().cloned().chain(labels).chain([quota::record_key(project), quota::reached_key(project)]) {
         key_store.delete(&key).await.map_err(|_| unavailable("The key store"))?;
     }
     Ok(
