@@ -7,8 +7,9 @@
 //! Prose and namespaced names stay: a value must be 4 characters or more, and after an unquoted
 //! `name:` hold digits and letters both, or digits alone after a code's or a password's name
 //! (`Token: what it is`, `auth:sign_up`, `Session: 10:30` stay; `password: hunter2`,
-//! `otp: 493021` go; so do `auth:login_v2` and `Token: ERC-20`: removing errs on the safe side). `Basic <credentials>` is found as
-//! `Bearer <token>` is, when the credentials hold a digit or base64's `+`, `/` or `=`.
+//! `otp: 493021` go; so do `auth:login_v2` and `Token: ERC-20`: removing errs on the safe
+//! side). `Basic <credentials>` is found as `Bearer <token>` is, when the credentials hold a
+//! digit or base64's `+`, `/` or `=`.
 
 use std::ops::Range;
 
@@ -97,7 +98,8 @@ fn value_after_name(s: &[u8], i: usize) -> Option<Range<usize>> {
     while start > 0 && (s[start - 1].is_ascii_alphanumeric() || matches!(s[start - 1], b'_' | b'-' | b'.')) {
         start -= 1;
     }
-    if start == end || !is_credential_name(&s[start..end]) {
+    let name = normalized(&s[start..end]);
+    if name.is_empty() || !is_credential_name(&name) {
         return None;
     }
     let at = skip(s, i + 1, |b| b == b' ');
@@ -109,7 +111,7 @@ fn value_after_name(s: &[u8], i: usize) -> Option<Range<usize>> {
     // After a prose `name:` (a title, a namespaced event name): a value with digits and letters
     // (`hunter2`), or digits alone after a code's or a password's name (`otp: 493021`).
     let digits = value.iter().any(u8::is_ascii_digit);
-    let reads_as_secret = digits && (value.iter().any(u8::is_ascii_alphabetic) || is_numeric_secret_name(&s[start..end]));
+    let reads_as_secret = digits && (value.iter().any(u8::is_ascii_alphabetic) || is_numeric_secret_name(&name));
     (value.len() >= MIN_VALUE && (!colon || quoted || quoted_name || reads_as_secret)).then_some(from..to)
 }
 
@@ -123,15 +125,20 @@ fn quoted_end(s: &[u8], from: usize, q: u8) -> usize {
     i.min(s.len())
 }
 
-/// Names whose value may be digits alone: one-time codes, PINs, passwords.
-fn is_numeric_secret_name(name: &[u8]) -> bool {
-    let n: String = name.iter().filter(|b| b.is_ascii_alphanumeric()).map(|b| b.to_ascii_lowercase() as char).collect();
-    ["pin", "otp", "pwd", "pass", "totp"].contains(&n.as_str()) || ["password", "passwd", "passcode"].iter().any(|p| n.contains(p))
+/// A name's letters and digits, lower-cased, as the lists above spell names (`X-Api-Key` is
+/// `xapikey`).
+fn normalized(name: &[u8]) -> String {
+    name.iter().filter(|b| b.is_ascii_alphanumeric()).map(|b| b.to_ascii_lowercase() as char).collect()
 }
 
-fn is_credential_name(name: &[u8]) -> bool {
-    let n: String = name.iter().filter(|b| b.is_ascii_alphanumeric()).map(|b| b.to_ascii_lowercase() as char).collect();
-    CREDENTIAL_NAMES.contains(&n.as_str()) || CREDENTIAL_PARTS.iter().any(|p| n.contains(p))
+/// Names (`normalized`) whose value may be digits alone: one-time codes, PINs, passwords.
+fn is_numeric_secret_name(n: &str) -> bool {
+    ["pin", "otp", "pwd", "pass", "totp"].contains(&n) || ["password", "passwd", "passcode"].iter().any(|p| n.contains(p))
+}
+
+/// Whether a name (`normalized`) is a credential's.
+fn is_credential_name(n: &str) -> bool {
+    CREDENTIAL_NAMES.contains(&n) || CREDENTIAL_PARTS.iter().any(|p| n.contains(p))
 }
 
 fn skip(s: &[u8], from: usize, ok: impl Fn(u8) -> bool) -> usize {

@@ -556,6 +556,7 @@ fn prop_value(k: &str, v: Value, limits: &Limits) -> Result<Option<PropValue>, A
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use serde_json::json;
 
     /// Commas, colons and brackets inside strings (escaped quotes too) are not values.
     #[test]
@@ -568,7 +569,6 @@ pub(crate) mod tests {
         assert!(values_at_least(br#""\\",[""#, 3), "an escaped backslash ends before the quote");
         assert!(!values_at_least(br#""\\",[""#, 4));
     }
-    use serde_json::json;
 
     fn ev(v: Value) -> Result<Event, ApiError> {
         validate_event(v, false, &LIMITS)

@@ -236,9 +236,8 @@ pub struct Answers {
 }
 
 /// The dimensions of a row's `conversion_rate` denominator: its own, with those the base
-/// drops (`Query::base_dimensions`) as ''.
-fn base_key(q: &Query, r: &Row) -> Vec<String> {
-    let kept = q.base_dimensions();
+/// drops (all but `kept`: `Query::base_dimensions`) as ''.
+fn base_key(kept: &[usize], r: &Row) -> Vec<String> {
     r.dims.iter().enumerate().map(|(i, d)| if kept.contains(&i) { d.clone() } else { String::new() }).collect()
 }
 
@@ -264,6 +263,7 @@ pub fn shown(v: &str) -> Value {
 /// The response body. `echo`: the normalised query (with resolved dates) to send back.
 pub fn assemble(q: &Query, now: &Answers, compared: Option<&Answers>, echo: Value, meta: Map<String, Value>) -> Value {
     let now_bases = now.bases();
+    let kept = q.base_dimensions();
     let was_bases = compared.map(Answers::bases).unwrap_or_default();
     // The compared rows by match key: one lookup per row.
     let was_rows: HashMap<Vec<String>, &Row> =
@@ -272,13 +272,14 @@ pub fn assemble(q: &Query, now: &Answers, compared: Option<&Answers>, echo: Valu
         .rows
         .iter()
         .map(|r| {
-            let metrics: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, r, now.context(&now_bases, &base_key(q, r)))).collect();
+            let ctx = now.context(&now_bases, &base_key(&kept, r));
+            let metrics: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, r, ctx)).collect();
             let mut out = json!({ "dimensions": r.dims.iter().map(|d| shown(d)).collect::<Vec<_>>(), "metrics": metrics });
             if let Some(was) = compared {
                 let other = was_rows.get(&match_key(q, &r.dims, now.start, Period::Now)).copied();
                 let zero = Row::default();
                 let o = other.unwrap_or(&zero);
-                let ctx = other.map(|o| was.context(&was_bases, &base_key(q, o))).unwrap_or_default();
+                let ctx = other.map(|o| was.context(&was_bases, &base_key(&kept, o))).unwrap_or_default();
                 let then: Vec<Value> = q.metrics.iter().map(|m| metric_value(*m, o, ctx)).collect();
                 let changes: Vec<Value> = q.metrics.iter().zip(metrics.iter().zip(&then)).map(|(m, (a, b))| change(*m, a, b)).collect();
                 out["comparison"] = json!({

@@ -51,8 +51,13 @@ async fn get(env: &Env, hash: &str) -> Result<KeyRecord, ApiError> {
 pub async fn put(env: &Env, hash: &str, r: &KeyRecord) -> Result<(), ApiError> {
     let kv = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     let v = serde_json::to_string(r).map_err(|_| unavailable("The key store"))?;
-    // The project as metadata too: a project's keys are then found from a listing (project_keys).
-    let put = kv.put(hash, v).and_then(|p| p.metadata(admin::kv_metadata(r))).map_err(|_| unavailable("The key store"))?;
+    put_naming_project(&kv, hash, v, r).await
+}
+
+/// `value` under `key`, with `r`'s project as the KV metadata: a project's keys are then found
+/// from a listing (`project_keys`), by their records' metadata or their labels'.
+async fn put_naming_project(kv: &worker::kv::KvStore, key: &str, value: String, r: &KeyRecord) -> Result<(), ApiError> {
+    let put = kv.put(key, value).and_then(|p| p.metadata(admin::kv_metadata(r))).map_err(|_| unavailable("The key store"))?;
     put.execute().await.map_err(|_| unavailable("The key store"))
 }
 
@@ -129,8 +134,7 @@ pub async fn project_keys(env: &Env, project: &str) -> Result<Vec<(String, KeyRe
     let mut keys = Vec::new();
     for hash in to_read.unlabelled.iter().take(admin::UNLABELLED_PER_CALL) {
         if let Some(r) = read_record(&kv, hash).await? {
-            let label = kv.put(&admin::label_key(hash), "").and_then(|p| p.metadata(admin::kv_metadata(&r)));
-            label.map_err(|_| unavailable("The key store"))?.execute().await.map_err(|_| unavailable("The key store"))?;
+            put_naming_project(&kv, &admin::label_key(hash), String::new(), &r).await?;
             if r.project_id == project {
                 keys.push((hash.clone(), r));
             }
