@@ -7,6 +7,80 @@
 use super::{secrets, text_pii};
 use crate::percent::decode_lossy;
 
+/// Parts of a name (letters and digits, lower-cased) that mark it wherever they occur.
+const CONTAINS: &[&[u8]] = &[
+    b"email",
+    b"phone",
+    b"firstname",
+    b"lastname",
+    b"fullname",
+    b"middlename",
+    b"username",
+    b"displayname",
+    b"realname",
+    b"givenname",
+    b"familyname",
+    b"customername",
+    b"address",
+    b"street",
+    b"postalcode",
+    b"token",
+    b"password",
+    b"passwd",
+    b"passphrase",
+    b"secret",
+    b"session",
+    b"sessid",
+    b"ssn",
+    b"socialsecurity",
+    b"apikey",
+    b"accesskey",
+    b"privatekey",
+    b"creditcard",
+    b"cardnumber",
+    b"ccnumber",
+    b"birthdate",
+    b"birthday",
+    b"dateofbirth",
+    b"passport",
+    b"license",
+    b"credential",
+    b"telephone",
+    b"cellphone",
+    b"msisdn",
+    b"taxid",
+    b"nationalid",
+    // database passwords (`MYSQL_PWD`, `PGPASSWORD`), one-time codes, CSRF tokens, JWT cookies
+    b"pwd",
+    b"twofactor",
+    b"totp",
+    b"otpcode",
+    b"mfacode",
+    b"csrf",
+    b"xsrf",
+    b"jwt",
+    // the name of a card's or an account's holder, or on a bill or a parcel
+    b"cardholder",
+    b"nameoncard",
+    b"accountholder",
+    b"billingname",
+    b"shippingname",
+    b"holdername",
+];
+
+/// For each first byte, which of CONTAINS start with it (bit k: CONTAINS[k]), so a position of
+/// a name is compared only with the parts that could start there.
+const CONTAINS_BY_FIRST: [u128; 256] = {
+    assert!(CONTAINS.len() <= 128, "one bit a part");
+    let mut table = [0u128; 256];
+    let mut k = 0;
+    while k < CONTAINS.len() {
+        table[CONTAINS[k][0] as usize] |= 1 << k;
+        k += 1;
+    }
+    table
+};
+
 /// Parameter or property names that look like they carry personal data or credentials,
 /// in any case and separator style (`user_email`, `userEmail`, `E-Mail`, `access-token`).
 pub fn is_pii_name(name: &str) -> bool {
@@ -70,72 +144,17 @@ pub fn is_pii_name(name: &str) -> bool {
         // Mailchimp's subscriber id (`mc_eid`): the same on every e-mail to one address
         b"mceid",
     ];
-    const CONTAINS: &[&[u8]] = &[
-        b"email",
-        b"phone",
-        b"firstname",
-        b"lastname",
-        b"fullname",
-        b"middlename",
-        b"username",
-        b"displayname",
-        b"realname",
-        b"givenname",
-        b"familyname",
-        b"customername",
-        b"address",
-        b"street",
-        b"postalcode",
-        b"token",
-        b"password",
-        b"passwd",
-        b"passphrase",
-        b"secret",
-        b"session",
-        b"sessid",
-        b"ssn",
-        b"socialsecurity",
-        b"apikey",
-        b"accesskey",
-        b"privatekey",
-        b"creditcard",
-        b"cardnumber",
-        b"ccnumber",
-        b"birthdate",
-        b"birthday",
-        b"dateofbirth",
-        b"passport",
-        b"license",
-        b"credential",
-        b"telephone",
-        b"cellphone",
-        b"msisdn",
-        b"taxid",
-        b"nationalid",
-        // database passwords (`MYSQL_PWD`, `PGPASSWORD`), one-time codes, CSRF tokens, JWT cookies
-        b"pwd",
-        b"twofactor",
-        b"totp",
-        b"otpcode",
-        b"mfacode",
-        b"csrf",
-        b"xsrf",
-        b"jwt",
-        // the name of a card's or an account's holder, or on a bill or a parcel
-        b"cardholder",
-        b"nameoncard",
-        b"accountholder",
-        b"billingname",
-        b"shippingname",
-        b"holdername",
-    ];
     if EXACT.contains(&n) || has_word(name, &["iban", "2fa"]) {
         return true;
     }
     for i in 0..n.len() {
         let rest = &n[i..];
-        if CONTAINS.iter().any(|t| t[0] == rest[0] && rest.starts_with(t)) {
-            return true;
+        let mut candidates = CONTAINS_BY_FIRST[rest[0] as usize];
+        while candidates != 0 {
+            if rest.starts_with(CONTAINS[candidates.trailing_zeros() as usize]) {
+                return true;
+            }
+            candidates &= candidates - 1;
         }
         // auth, oauth, authorization, authcode, x-auth ... but not author/authors (blogs).
         if rest.starts_with(b"auth") && (!rest.starts_with(b"author") || rest.starts_with(b"authoriz")) {

@@ -48,11 +48,12 @@ pub const LIMITS: Limits = Limits {
 /// The bytes `s` takes inside a JSON string as serde_json writes it: `"` and `\` take two,
 /// control characters six (`\u0001`; the short escapes \n \t ... two), the rest their UTF-8.
 pub fn json_len(s: &str) -> usize {
-    s.chars()
-        .map(|c| match c {
-            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
-            c if (c as u32) < 0x20 => 6,
-            c => c.len_utf8(),
+    // By bytes: a character's UTF-8 bytes are all 0x80 or above, one each.
+    s.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            b if b < 0x20 => 6,
+            _ => 1,
         })
         .sum()
 }
