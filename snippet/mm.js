@@ -83,7 +83,16 @@
     event.mm_aid = aid;
     event.id = uuid();
     event.key = key;
-    post(JSON.stringify(event));
+    var body;
+    try {
+      body = JSON.stringify(event);
+    } catch (e) {
+      // Properties that do not serialize (a cycle, a BigInt, a getter that throws) are left
+      // out: the event itself still counts.
+      delete event.props;
+      body = JSON.stringify(event);
+    }
+    post(body);
   }
 
   // With hash routing, a fragment is a route when it starts with "#/" (or "#!/"); an in-page
@@ -109,8 +118,8 @@
   // After a client-side navigation apps set document.title, often a render or a data load
   // later. The pageview waits for it: it is sent 100 ms after the title changes, or 1 s after
   // the navigation if the title has not changed by then; at once if the page is hidden or
-  // closed, or another event is sent, first.
-  var counted = null; // the page last counted
+  // closed, or another event is sent, first (or was hidden already).
+  var counted = null, countedPath = null; // the page last counted, and its path
   var current = null; // the address last seen: the next page's referrer
   var waiting = null, timer = 0, since = 0, titleSeen = "";
   var watcher = window.MutationObserver ? new MutationObserver(titleChanged) : null;
@@ -139,14 +148,20 @@
     var url = here(), previous = current;
     current = url;
     if (page() === counted) return;
+    // With hash routing, an in-page #anchor on the page counted (and the way back from it to
+    // its #/route) is no new page.
+    if (hashRouting && location.hash && !route() && location.pathname === countedPath) return;
     flush();
     counted = page();
+    countedPath = location.pathname;
     // The first page's referrer is the browser's; after a client-side navigation it is the
     // address before it (same-site, so it is not counted as a source).
     var ev = { type: "pageview", url: url };
     var referrer = first === true ? document.referrer : previous;
     if (referrer) ev.referrer = referrer;
-    if (first === true) {
+    // A hidden page's timers may never fire again (a background tab, frozen or discarded
+    // without a pagehide): its view goes at once.
+    if (first === true || document.visibilityState === "hidden") {
       ev.title = document.title;
       send(ev);
       return;
@@ -159,10 +174,12 @@
   }
 
   function track(name, props) {
-    flush();
-    var ev = { type: "event", name: String(name), url: here() };
-    if (props && typeof props === "object") ev.props = props;
-    send(ev);
+    try {
+      flush();
+      var ev = { type: "event", name: String(name), url: here() };
+      if (props && typeof props === "object") ev.props = props;
+      send(ev);
+    } catch (e) { /* analytics must never break the page */ }
   }
 
   window.addEventListener("pagehide", flush);

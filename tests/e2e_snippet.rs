@@ -339,6 +339,31 @@ fn lifecycle_violations(run: &Run, walks: &[&str]) -> Vec<(&'static str, String)
             v.push(("bfcache", format!("/bf/one/ counted {views} time(s), not twice: the restored page was not counted")));
         }
     }
+    if walks.contains(&"hostile") {
+        if run.seen["threw"].as_array().is_none_or(|t| !t.is_empty()) {
+            v.push(("hostile", format!("track threw into the page: {}", run.seen["threw"])));
+        }
+        // Properties that do not serialize are left out; the event itself still counts.
+        for name in ["cyclic", "bigint", "getter"] {
+            let stored = run.rows.iter().filter(|r| r["event_name"] == name).count();
+            if stored != 1 {
+                v.push(("hostile", format!("the event {name} was stored {stored} time(s), not once")));
+            }
+        }
+    }
+    if walks.contains(&"hidden") {
+        let marked = run.sent.iter().position(|r| r["url"] == format!("{}/health?step=hidden-mark", ingest()));
+        let marked = marked.expect("the driver's hidden-mark reached the ingest host");
+        if pageviews(&run.sent[..marked], "/hidden/next") != 1 {
+            v.push(("hidden", "a navigation in a hidden tab waited on a timer for its pageview".to_string()));
+        }
+    }
+    if walks.contains(&"anchor") {
+        let (route, bare) = (pageviews(&run.sent, "/hash/#/first"), pageviews(&run.sent, "/hash/"));
+        if (route, bare) != (1, 0) {
+            v.push(("anchor", format!("the route counted {route} time(s) and the page without it {bare}: an in-page anchor made pages")));
+        }
+    }
     if walks.contains(&"burst") {
         let stored: std::collections::BTreeSet<String> =
             run.rows.iter().filter(|r| r["event_name"] == "burst").filter_map(prop_n).collect();
@@ -540,7 +565,7 @@ fn snippet_in_a_real_browser() {
     // Beyond a plain load: a prerendered page, a page restored from the back/forward cache, and
     // a burst of events larger than keepalive requests may hold in flight.
     *build.lock().unwrap() = Build { src: format!("{}/mm.js", ingest()), attrs: String::new(), script: String::new() };
-    let walks = ["prerender", "bfcache", "burst"];
+    let walks = ["prerender", "bfcache", "burst", "hostile", "hidden", "anchor"];
     let run = browse_with(&stack, root, &recorded, "lifecycle.mjs", &walks);
     let found = lifecycle_violations(&run, &walks);
     assert!(found.is_empty(), "the snippet missed or lost events:\n{}\n{}", summary(&found), run.seen);
@@ -548,11 +573,15 @@ fn snippet_in_a_real_browser() {
     assert_eq!(burst, BURST, "each event of the burst once");
 
     // Each behaviour's check catches the snippet without it.
-    let copies: [(&str, &str, &str, &str); 4] = [
+    let copies: [(&str, &str, &str, &str); 8] = [
         ("counts-prerendered-pages", "prerender", "if (document.prerendering) {", "if (document.visibilityState === \"prerender\") {"),
         ("counts-prerendered-routes", "prerender", "if (document.prerendering) return;", ""),
         ("ignores-bfcache-restores", "bfcache", "window.addEventListener(\"pageshow\", restored);", ""),
         ("drops-what-keepalive-refuses", "burst", ".catch(function () { resend(body); });", ".catch(function () {});"),
+        ("throws-into-the-page", "hostile", "function track(name, props) {", "function track(name, props) { String(name); JSON.stringify(props);"),
+        ("drops-unserializable-events", "hostile", "delete event.props;", "return;"),
+        ("waits-while-hidden", "hidden", "if (first === true || document.visibilityState === \"hidden\") {", "if (first === true) {"),
+        ("counts-anchors-on-routes", "anchor", "if (hashRouting && location.hash && !route() && location.pathname === countedPath) return;", ""),
     ];
     for (name, walk, from, to) in copies {
         *build.lock().unwrap() = broken(&served, name, from, to);

@@ -11,6 +11,15 @@
 //              cache off by default; it is on here). `restored` says it really was.
 //   burst      80 events of about 1 KB each tracked at once: more than the 64 KiB that
 //              Chromium lets keepalive requests hold in flight.
+//   hostile    `track` called as a careless page might: properties with a cycle, a BigInt or
+//              a getter that throws, and a Symbol for a name. `threw` says whether any call
+//              threw into the page.
+//   hidden     a client-side navigation (pushState) while the tab is hidden (the state forced,
+//              as a phone's background tab has it), then a mark, GET /health?step=hidden-mark,
+//              300 ms later: a hidden page's timers may never fire again, so its view must not
+//              wait for one.
+//   anchor     a hash-routed page opened on a #/route, an in-page #anchor clicked there, then
+//              back to the route: one page throughout.
 // Usage: node lifecycle.mjs <page origin> <ingest origin> <walk>...
 import { chromium } from "playwright-core";
 
@@ -39,6 +48,7 @@ try {
   const mark = (step) =>
     page.evaluate(([o, s]) => fetch(`${o}/health?step=${s}`, { mode: "no-cors", credentials: "omit" }).then(() => {}, () => {}), [ingest, step]);
   let restored = null;
+  let threw = null;
 
   for (const walk of walks) {
     if (walk === "prerender") {
@@ -73,12 +83,44 @@ try {
         for (let i = 0; i < n; i++) window.millimetric.track("burst", { n: i, a: "a".repeat(450), b: "b".repeat(450) });
       }, BURST);
       for (let t = 0; t < 100 && answered.size < BURST; t++) await page.waitForTimeout(100);
+    } else if (walk === "hostile") {
+      await page.goto(`${site}/hostile/`);
+      await page.waitForTimeout(500);
+      threw = await page.evaluate(() => {
+        const calls = [
+          () => { const o = { plan: "pro" }; o.self = o; window.millimetric.track("cyclic", o); },
+          () => window.millimetric.track("bigint", { n: 1n }),
+          () => window.millimetric.track("getter", { get boom() { throw new Error("a getter that throws"); } }),
+          () => window.millimetric.track(Symbol("name")),
+        ];
+        return calls.map((call) => { try { call(); return null; } catch (e) { return String(e); } }).filter((e) => e !== null);
+      });
+      await page.waitForTimeout(1500);
+    } else if (walk === "hidden") {
+      await page.goto(`${site}/hidden/`);
+      await page.waitForTimeout(500);
+      await page.evaluate(() => {
+        Object.defineProperty(Document.prototype, "visibilityState", { configurable: true, get: () => "hidden" });
+        Object.defineProperty(Document.prototype, "hidden", { configurable: true, get: () => true });
+        document.dispatchEvent(new Event("visibilitychange"));
+        history.pushState({}, "", "/hidden/next");
+      });
+      await page.waitForTimeout(300);
+      await mark("hidden-mark");
+      await page.waitForTimeout(1500);
+    } else if (walk === "anchor") {
+      await page.goto(`${site}/hash/#/first`);
+      await page.waitForTimeout(500);
+      await page.click("#hash-anchor");
+      await page.waitForTimeout(1500);
+      await page.goBack();
+      await page.waitForTimeout(1500);
     } else {
       throw new Error(`no walk named ${walk}`);
     }
   }
 
-  console.log(JSON.stringify({ aidBefore: await page.evaluate(() => localStorage.getItem("mm_aid")), restored }));
+  console.log(JSON.stringify({ aidBefore: await page.evaluate(() => localStorage.getItem("mm_aid")), restored, threw }));
 } finally {
   await browser.close();
 }
