@@ -107,7 +107,9 @@ fn main() {
     use millimetric_core::privacy::exports;
     let job = exports::Job::new("0123456789abcdef0123456789abcdef", "proj_modern", "admin".into(), 1_796_000_000_000);
     println!("{}", exports::plan_sql("millimetric", "events", &job));
-    println!("{}", exports::events_sql("millimetric", "events", &job, "2026-11-18", ""));
+    println!("{}", exports::events_sql("millimetric", "events", &job, "2026-11-18", &exports::After::default()));
+    let after = exports::After { event_id: "e1".into(), anonymous_id: Some("v1".into()) };
+    println!("{}", exports::events_sql("millimetric", "events", &job, "2026-11-18", &after));
     println!("{}", exports::aggregates_plan_sql("millimetric", "proj_modern"));
     println!("{}", exports::deletions_sql("millimetric", "events", "proj_modern"));
     for table in exports::AGGREGATES {

@@ -50,9 +50,36 @@ fn seed_big(stack: &Stack) {
          'GB', 'Chrome', 'Windows', 'desktop', 'Google', 'organic', 'secret', 30, 'collect' FROM system.numbers LIMIT {}",
         events()
     ));
-    let n = events();
+    // Twins: the first ids again, each on its event's day under another visitor id (a server's
+    // copy of an id a page sent first: core/src/ingest/first_write.rs). Stored rows of their
+    // own, which queries show, so the export returns them too.
+    stack.query(&format!(
+        "INSERT INTO events (project_id, event_id, timestamp, received_at, event_type, event_name, anonymous_id, url_host, url_path, title, \
+         country, browser, os, device_type, source, medium, key_kind, retention_days, ingest_route) \
+         SELECT '{BIG}', concat('big-', toString(number)), toDateTime('{an_hour_ago}') - (number % 259200), toDateTime('{an_hour_ago}'), \
+         'pageview', 'pageview', concat('w', toString(number)), 'example.com', '/twin', 'A page title', \
+         'GB', 'Chrome', 'Windows', 'desktop', 'Google', 'organic', 'secret', 30, 'collect' FROM system.numbers LIMIT {}",
+        twins()
+    ));
+    let (n, rows) = (events(), rows());
     let stored = stack.query(&format!("SELECT count(), uniqExact(event_id) FROM events FINAL WHERE project_id = '{BIG}' FORMAT TSV"));
-    assert_eq!(stored.trim(), format!("{n}\t{n}"), "one stored row per id");
+    assert_eq!(stored.trim(), format!("{rows}\t{n}"), "one stored row per id, and one more per twin");
+}
+
+/// How many of the ids are stored a second time, under another visitor id (`seed_big`).
+fn twins() -> u64 {
+    events().min(1_000)
+}
+
+/// The rows stored: one per id, and one per twin.
+fn rows() -> u64 {
+    events() + twins()
+}
+
+/// Each stored row's (event id, visitor id), as `seed_big` wrote them.
+fn stored_rows() -> BTreeSet<(String, String)> {
+    let ids = (0..events()).map(|i| (format!("big-{i}"), format!("v{}", i % 50_000)));
+    ids.chain((0..twins()).map(|i| (format!("big-{i}"), format!("w{i}")))).collect()
 }
 
 fn wait_done(stack: &Stack, key: &str, id: &str, timeout: Duration) -> Value {
@@ -128,7 +155,7 @@ fn a_million_events(stack: &Stack) {
         "export of {} events: {:.1} s, {} parts, {:.1} MB gzipped; the isolate's wasm memory at most {wasm_mib:.1} MiB; \
          workerd process RSS (every local service) idle {} MiB, peak {} MiB (+{} MiB)\n  \
          (cargo test --test e2e_exports -- --include-ignored --nocapture)",
-        events(),
+        rows(),
         took.as_secs_f64(),
         parts.len(),
         bytes as f64 / 1e6,
@@ -136,14 +163,14 @@ fn a_million_events(stack: &Stack) {
         peak_kib / 1024,
         peak_kib.saturating_sub(idle_kib) / 1024
     );
-    assert_eq!(job["progress"]["rows_done"], events(), "{job:#}");
-    assert_eq!(job["progress"]["rows_total"], events(), "{job:#}");
+    assert_eq!(job["progress"]["rows_done"], rows(), "{job:#}");
+    assert_eq!(job["progress"]["rows_total"], rows(), "{job:#}");
     // Bounded: one part at a time (100,000 rows, about 2 MB gzipped), never the project's
     // ~600 MB of NDJSON: the isolate's wasm memory stays far under its 128 MB.
     assert!(wasm_mib > 0.0 && wasm_mib < 64.0, "the isolate's wasm memory reached {wasm_mib} MiB");
     assert!(peak_kib.saturating_sub(idle_kib) < 400 * 1024, "the Worker's memory grew by {} MiB", (peak_kib - idle_kib) / 1024);
 
-    // The parts hold exactly the stored rows: every id once, each row as stored.
+    // The parts hold exactly the stored rows: every row once, each as stored.
     let mut ids = BTreeSet::new();
     let mut lines = 0u64;
     for p in parts.iter().filter(|p| p["name"].as_str().unwrap().starts_with("events/")) {
@@ -154,15 +181,14 @@ fn a_million_events(stack: &Stack) {
             let v: Value = serde_json::from_str(line).unwrap();
             assert!(v["timestamp"].as_str().unwrap().starts_with(day), "a row in another day's part: {line}");
             assert_eq!((v["project_id"].as_str(), v["title"].as_str()), (Some(BIG), Some("A page title")));
-            ids.insert(v["event_id"].as_str().unwrap().to_string());
+            ids.insert((v["event_id"].as_str().unwrap().to_string(), v["anonymous_id"].as_str().unwrap().to_string()));
             lines += 1;
         }
-        assert_eq!(lines as usize, ids.len(), "an event in two parts");
+        assert_eq!(lines as usize, ids.len(), "a row in two parts");
     }
-    // What is stored is what seed_big wrote (one row per id, checked there): the same set.
-    let stored: BTreeSet<String> = (0..events()).map(|i| format!("big-{i}")).collect();
-    assert_eq!(ids.len() as u64, events());
-    assert!(ids == stored, "the parts' ids differ from the stored ones");
+    // What is stored is what seed_big wrote (checked there): the same set.
+    assert_eq!(ids.len() as u64, rows(), "rows exported");
+    assert!(ids == stored_rows(), "the parts' rows differ from the stored ones");
     // Another key of another project never reads it.
     assert_eq!(download(stack, DEV_SECRET, parts[0]["download"].as_str().unwrap()), Err(404));
 

@@ -25,12 +25,19 @@ impl Default for PartWriter {
     }
 }
 
-/// A finished part: the gzipped bytes, its lines, and the `event_id` of its last line (when
-/// that line is JSON with one).
+/// A finished part: the gzipped bytes, its lines, and its last line's row (when that line is
+/// JSON with an `event_id` and an `anonymous_id`).
 pub struct Finished {
     pub gzipped: Vec<u8>,
     pub lines: u64,
-    pub last_event_id: Option<String>,
+    pub last_row: Option<RowKey>,
+}
+
+/// A row of `events` as a day's rows sort: its event id, then its visitor id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowKey {
+    pub event_id: String,
+    pub anonymous_id: String,
 }
 
 impl PartWriter {
@@ -78,10 +85,11 @@ impl PartWriter {
 
     /// The part cut short at its last whole line (the rest of the answer is not read).
     pub fn cut(self) -> Result<Finished, String> {
-        let last_event_id =
-            serde_json::from_slice::<serde_json::Value>(&self.last_line).ok().and_then(|v| v["event_id"].as_str().map(str::to_string));
+        let last_row = serde_json::from_slice::<serde_json::Value>(&self.last_line).ok().and_then(|v| {
+            Some(RowKey { event_id: v["event_id"].as_str()?.to_string(), anonymous_id: v["anonymous_id"].as_str()?.to_string() })
+        });
         let gzipped = self.gz.finish().map_err(|e| format!("gzip: {e}"))?;
-        Ok(Finished { gzipped, lines: self.lines, last_event_id })
+        Ok(Finished { gzipped, lines: self.lines, last_row })
     }
 }
 
@@ -90,8 +98,15 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    fn key(event_id: &str, anonymous_id: &str) -> RowKey {
+        RowKey { event_id: event_id.into(), anonymous_id: anonymous_id.into() }
+    }
+
     fn rows(n: usize) -> Vec<u8> {
-        (0..n).map(|i| format!("{{\"event_id\":\"e{i:05}\",\"title\":\"{}\"}}\n", "t".repeat(i % 7))).collect::<String>().into_bytes()
+        (0..n)
+            .map(|i| format!("{{\"event_id\":\"e{i:05}\",\"anonymous_id\":\"v{}\",\"title\":\"{}\"}}\n", i % 3, "t".repeat(i % 7)))
+            .collect::<String>()
+            .into_bytes()
     }
 
     #[test]
@@ -106,7 +121,7 @@ mod tests {
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(&f.gzipped[..]).read_to_end(&mut out).unwrap();
             assert_eq!(out, body, "chunks of {step}");
-            assert_eq!((f.lines, f.last_event_id.as_deref()), (500, Some("e00499")), "chunks of {step}");
+            assert_eq!((f.lines, f.last_row), (500, Some(key("e00499", "v1"))), "chunks of {step}");
         }
     }
 
@@ -125,16 +140,16 @@ mod tests {
         let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
         assert_eq!(lines.len() as u64, f.lines);
         let last: serde_json::Value = serde_json::from_slice(lines.last().unwrap()).unwrap();
-        assert_eq!(f.last_event_id.as_deref(), last["event_id"].as_str());
+        assert_eq!(f.last_row, Some(key(last["event_id"].as_str().unwrap(), last["anonymous_id"].as_str().unwrap())));
     }
 
     #[test]
     fn an_empty_answer_and_a_missing_last_newline() {
         let f = PartWriter::default().finish().unwrap();
-        assert_eq!((f.lines, f.last_event_id), (0, None));
+        assert_eq!((f.lines, f.last_row), (0, None));
         let mut w = PartWriter::default();
-        w.push(b"{\"event_id\":\"a\"}\n{\"event_id\":\"b\"}").unwrap();
+        w.push(b"{\"event_id\":\"a\",\"anonymous_id\":\"x\"}\n{\"event_id\":\"b\",\"anonymous_id\":\"y\"}").unwrap();
         let f = w.finish().unwrap();
-        assert_eq!((f.lines, f.last_event_id.as_deref()), (2, Some("b")));
+        assert_eq!((f.lines, f.last_row), (2, Some(key("b", "y"))));
     }
 }

@@ -15,6 +15,7 @@
 //! Parts are kept `KEEP_SECONDS` (the daily cron deletes older ones), and a project's deletion
 //! deletes them all, as does a visitor's erasure (its parts may hold the visitor).
 
+use super::export_part::RowKey;
 use crate::error::ApiError;
 use crate::query::aggregates::{latest_versions, PAGES_TABLE, PROPS_TABLE, VISITS_TABLE};
 use crate::storage::clickhouse::json_u64;
@@ -64,9 +65,13 @@ pub struct Job {
     pub step: u32,
     /// Planned: each UTC day with events, and its rows. None until planned.
     pub days: Option<Vec<(String, u64)>>,
-    /// Within `days`: the day being exported, the last event id written of it, the next part.
+    /// Within `days`: the day being exported, the last row written of it (its event id and
+    /// visitor id: rows sort by both), the next part.
     pub day_index: usize,
     pub after_event_id: String,
+    /// None in a job saved before rows were paged by visitor id too (then by event id alone).
+    #[serde(default)]
+    pub after_anonymous_id: Option<String>,
     pub part_index: u32,
     pub parts: Vec<Part>,
     pub rows_done: u64,
@@ -87,10 +92,10 @@ pub struct Job {
 pub enum Step {
     /// List the days and their rows.
     Plan,
-    /// One part of one day: rows after `after_event_id`, at most PART_ROWS.
+    /// One part of one day: rows after `after`, at most PART_ROWS.
     Events {
         day: String,
-        after_event_id: String,
+        after: After,
         name: String,
     },
     /// List each aggregate table's days and their rows.
@@ -103,6 +108,15 @@ pub enum Step {
         name: String,
     },
     Finished,
+}
+
+/// Where a day's next part starts: after the row with this event id and visitor id (from the
+/// day's start when `event_id` is empty). Without a visitor id (a job saved before rows were
+/// paged by it), after the event id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct After {
+    pub event_id: String,
+    pub anonymous_id: Option<String>,
 }
 
 /// The aggregate tables exported (every dimension each keeps, by hour), in this order.
@@ -136,6 +150,7 @@ impl Job {
             days: None,
             day_index: 0,
             after_event_id: String::new(),
+            after_anonymous_id: None,
             part_index: 0,
             parts: Vec::new(),
             rows_done: 0,
@@ -167,7 +182,8 @@ impl Job {
     pub fn next(&self) -> Step {
         let Some(days) = &self.days else { return Step::Plan };
         if let Some((day, _)) = days.get(self.day_index) {
-            return Step::Events { day: day.clone(), after_event_id: self.after_event_id.clone(), name: part_name(day, self.part_index) };
+            let after = After { event_id: self.after_event_id.clone(), anonymous_id: self.after_anonymous_id.clone() };
+            return Step::Events { day: day.clone(), after, name: part_name(day, self.part_index) };
         }
         let Some(parts) = &self.aggregate_parts else { return Step::PlanAggregates };
         let Some(part) = parts.get(self.aggregates_done) else { return Step::Finished };
@@ -228,22 +244,23 @@ impl Job {
         Ok(())
     }
 
-    /// A part of the current day written, `rows` of them, the last with `last_event_id`;
-    /// `full`: it stopped at PART_ROWS or PART_BYTES, so the day may go on. A part that is not
-    /// full ends its day.
-    pub fn wrote_events(&mut self, part: Part, last_event_id: Option<String>, full: bool) {
+    /// A part of the current day written, `rows` of them, the last `last`; `full`: it stopped
+    /// at PART_ROWS or PART_BYTES, so the day may go on. A part that is not full ends its day.
+    pub fn wrote_events(&mut self, part: Part, last: Option<RowKey>, full: bool) {
         self.rows_done += part.rows;
         if part.rows > 0 || self.part_index == 0 {
             self.parts.push(part);
         }
-        match (full, last_event_id) {
-            (true, Some(id)) => {
-                self.after_event_id = id;
+        match (full, last) {
+            (true, Some(row)) => {
+                self.after_event_id = row.event_id;
+                self.after_anonymous_id = Some(row.anonymous_id);
                 self.part_index += 1;
             }
             _ => {
                 self.day_index += 1;
                 self.after_event_id.clear();
+                self.after_anonymous_id = None;
                 self.part_index = 0;
             }
         }
@@ -393,27 +410,34 @@ pub struct StepMessage {
     pub step: u32,
 }
 
-/// The days a project has events on, and their events (ids).
+/// The days a project has events on, and their rows: one per event id and visitor id (the
+/// table's sort key within a day, what queries read).
 pub fn plan_sql(database: &str, table: &str, job: &Job) -> String {
     format!(
-        "SELECT toString(toDate(timestamp)) AS date, uniqExact(event_id) AS n FROM {database}.{table} WHERE project_id = {} AND received_at <= {} \
+        "SELECT toString(toDate(timestamp)) AS date, uniqExact(event_id, anonymous_id) AS n FROM {database}.{table} WHERE project_id = {} AND received_at <= {} \
          GROUP BY date ORDER BY date FORMAT JSONEachRow",
         sql::string(&job.project_id),
         sql::string(&job.as_of)
     )
 }
 
-/// One part: the day's events after `after_event_id`, by event id, at most PART_ROWS; of an
-/// id's copies the one received last by `as_of` (FINAL would keep a later copy, then drop it
-/// with the cutoff).
-pub fn events_sql(database: &str, table: &str, job: &Job, day: &str, after_event_id: &str) -> String {
+/// One part: the day's rows after `after`, by event id and visitor id (two visitors' rows of
+/// one id are two rows, as queries show them), at most PART_ROWS; of a row's copies the one
+/// received last by `as_of` (FINAL would keep a later copy, then drop it with the cutoff).
+pub fn events_sql(database: &str, table: &str, job: &Job, day: &str, after: &After) -> String {
+    let after_sql = match &after.anonymous_id {
+        None => format!("event_id > {}", sql::string(&after.event_id)),
+        Some(visitor) => {
+            format!("(event_id > {id} OR (event_id = {id} AND anonymous_id > {}))", sql::string(visitor), id = sql::string(&after.event_id))
+        }
+    };
     format!(
         "SELECT * FROM {database}.{table} WHERE project_id = {} AND toDate(timestamp) = toDate({}) AND received_at <= {} \
-         AND event_id > {} ORDER BY event_id, received_at DESC LIMIT 1 BY event_id LIMIT {PART_ROWS} FORMAT JSONEachRow",
+         AND {after_sql} ORDER BY event_id, anonymous_id, received_at DESC LIMIT 1 BY event_id, anonymous_id LIMIT {PART_ROWS} \
+         FORMAT JSONEachRow",
         sql::string(&job.project_id),
         sql::string(day),
         sql::string(&job.as_of),
-        sql::string(after_event_id)
     )
 }
 
@@ -476,20 +500,25 @@ mod tests {
         Part { name: name.into(), rows, bytes: rows * 10 }
     }
 
+    fn row(event_id: &str, anonymous_id: &str) -> RowKey {
+        RowKey { event_id: event_id.into(), anonymous_id: anonymous_id.into() }
+    }
+
     #[test]
     fn a_job_plans_then_writes_each_day_in_parts_then_the_aggregates() {
         let now = now_ms();
         let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now);
         assert_eq!(job.next(), Step::Plan);
         job.planned("{\"date\":\"2026-01-01\",\"n\":\"150000\"}\n{\"date\":\"2026-01-02\",\"n\":3}\n").unwrap();
-        let Step::Events { day, after_event_id, name } = job.next() else { panic!("{:?}", job.next()) };
-        assert_eq!((day.as_str(), after_event_id.as_str(), name.as_str()), ("2026-01-01", "", "events/2026-01-01-0000.ndjson.gz"));
-        job.wrote_events(part(&name, PART_ROWS), Some("m".into()), true);
-        let Step::Events { day, after_event_id, name } = job.next() else { panic!() };
-        assert_eq!((day.as_str(), after_event_id.as_str(), name.as_str()), ("2026-01-01", "m", "events/2026-01-01-0001.ndjson.gz"));
-        job.wrote_events(part(&name, 50_000), Some("z".into()), false);
-        assert!(matches!(job.next(), Step::Events { ref day, ref after_event_id, .. } if day == "2026-01-02" && after_event_id.is_empty()));
-        job.wrote_events(part("events/2026-01-02-0000.ndjson.gz", 3), Some("c".into()), false);
+        let Step::Events { day, after, name } = job.next() else { panic!("{:?}", job.next()) };
+        assert_eq!((day.as_str(), after, name.as_str()), ("2026-01-01", After::default(), "events/2026-01-01-0000.ndjson.gz"));
+        job.wrote_events(part(&name, PART_ROWS), Some(row("m", "v1")), true);
+        let Step::Events { day, after, name } = job.next() else { panic!() };
+        let after_m = After { event_id: "m".into(), anonymous_id: Some("v1".into()) };
+        assert_eq!((day.as_str(), after, name.as_str()), ("2026-01-01", after_m, "events/2026-01-01-0001.ndjson.gz"));
+        job.wrote_events(part(&name, 50_000), Some(row("z", "v2")), false);
+        assert!(matches!(job.next(), Step::Events { ref day, ref after, .. } if day == "2026-01-02" && *after == After::default()));
+        job.wrote_events(part("events/2026-01-02-0000.ndjson.gz", 3), Some(row("c", "v3")), false);
         assert_eq!(job.rows_done, 150_003);
         assert_eq!(job.next(), Step::PlanAggregates);
         job.planned_aggregates(
@@ -513,7 +542,7 @@ mod tests {
     fn a_full_part_that_was_the_days_last_leaves_an_empty_part_and_moves_on() {
         let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now_ms());
         job.planned("{\"date\":\"2026-01-01\",\"n\":100000}\n").unwrap();
-        job.wrote_events(part("events/2026-01-01-0000.ndjson.gz", PART_ROWS), Some("x".into()), true);
+        job.wrote_events(part("events/2026-01-01-0000.ndjson.gz", PART_ROWS), Some(row("x", "v")), true);
         job.wrote_events(part("events/2026-01-01-0001.ndjson.gz", 0), None, false);
         assert_eq!(job.parts.len(), 1, "an empty second part is not listed");
         assert_eq!(job.next(), Step::PlanAggregates);
@@ -523,9 +552,9 @@ mod tests {
     fn a_part_cut_by_its_bytes_goes_on_in_the_same_day() {
         let mut job = Job::new("0123456789abcdef0123456789abcdef", "p", "admin".into(), now_ms());
         job.planned("{\"date\":\"2026-01-01\",\"n\":900}\n").unwrap();
-        job.wrote_events(part("events/2026-01-01-0000.ndjson.gz", 400), Some("k".into()), true);
+        job.wrote_events(part("events/2026-01-01-0000.ndjson.gz", 400), Some(row("k", "v")), true);
         assert!(
-            matches!(job.next(), Step::Events { ref after_event_id, ref name, .. } if after_event_id == "k" && name.ends_with("-0001.ndjson.gz"))
+            matches!(job.next(), Step::Events { ref after, ref name, .. } if after.event_id == "k" && name.ends_with("-0001.ndjson.gz"))
         );
     }
 
@@ -582,15 +611,21 @@ mod tests {
     #[test]
     fn statements_quote_values_and_page_by_event_id() {
         let job = Job::new("0123456789abcdef0123456789abcdef", "p'1", "admin".into(), now_ms());
-        let s = events_sql("db", "events", &job, "2026-01-01", "a'b");
+        let s = events_sql("db", "events", &job, "2026-01-01", &After { event_id: "a'b".into(), anonymous_id: Some("v'2".into()) });
         assert!(
             s.contains("project_id = 'p\\'1'")
-                && s.contains("event_id > 'a\\'b' ORDER BY event_id, received_at DESC LIMIT 1 BY event_id LIMIT 100000"),
+                && s.contains(
+                    "(event_id > 'a\\'b' OR (event_id = 'a\\'b' AND anonymous_id > 'v\\'2')) \
+                     ORDER BY event_id, anonymous_id, received_at DESC LIMIT 1 BY event_id, anonymous_id LIMIT 100000"
+                ),
             "{s}"
         );
         assert!(!s.contains("FINAL"), "the cutoff applies before copies collapse: {s}");
+        // A job saved before rows were paged by visitor id goes on after its event id.
+        let legacy = events_sql("db", "events", &job, "2026-01-01", &After { event_id: "a".into(), anonymous_id: None });
+        assert!(legacy.contains("AND event_id > 'a' ORDER BY"), "{legacy}");
         assert!(plan_sql("db", "events", &job)
-            .contains("uniqExact(event_id) AS n FROM db.events WHERE project_id = 'p\\'1' AND received_at <= '"));
+            .contains("uniqExact(event_id, anonymous_id) AS n FROM db.events WHERE project_id = 'p\\'1' AND received_at <= '"));
         for t in AGGREGATES {
             let a = aggregates_sql("db", t, "p'1", "2026-01-01", "2026-01-0'3");
             assert!(a.contains("FORMAT CSVWithNames") && a.contains("FROM db.rollup_done WHERE project_id = 'p\\'1'"), "{a}");

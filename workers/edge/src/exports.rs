@@ -19,7 +19,7 @@ use millimetric_adapters::kv::all_keys;
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::auth::Route;
 use millimetric_core::privacy::audit;
-use millimetric_core::privacy::export_part::PartWriter;
+use millimetric_core::privacy::export_part::{PartWriter, RowKey};
 use millimetric_core::privacy::exports::{self, Gate, Job, Part, Status, Step, StepMessage};
 use millimetric_core::storage::clickhouse::{ClickHouseConfig, Role};
 use millimetric_core::usage::Counter;
@@ -307,8 +307,8 @@ async fn run_step(env: &Env, job: &mut Job) -> Result<(), String> {
                 clickhouse_sink::select(&cfg, &exports::plan_sql(&cfg.database, &cfg.table, job)).await.map_err(|e| format!("{e:?}"))?;
             job.planned(&answer)
         }
-        Step::Events { day, after_event_id, name } => {
-            let sql = exports::events_sql(&cfg.database, &cfg.table, job, &day, &after_event_id);
+        Step::Events { day, after, name } => {
+            let sql = exports::events_sql(&cfg.database, &cfg.table, job, &day, &after);
             let (part, last, cut) = write_part(env, &cfg, &sql, job, &name, Some(exports::PART_BYTES)).await?;
             if part.rows > 0 && last.is_none() {
                 return Err("ClickHouse's answer did not end with a whole event; the step runs again".into());
@@ -343,7 +343,7 @@ async fn write_part(
     job: &Job,
     name: &str,
     cut_bytes: Option<u64>,
-) -> Result<(Part, Option<String>, bool), String> {
+) -> Result<(Part, Option<RowKey>, bool), String> {
     let mut resp = clickhouse_sink::query_response(cfg, sql, Compression::Gzip).await?;
     let mut stream = resp.stream().map_err(|e| format!("ClickHouse's answer: {e}"))?;
     let mut writer = PartWriter::default();
@@ -359,7 +359,7 @@ async fn write_part(
     let bytes = done.gzipped.len() as u64;
     let bucket = env.bucket(BUCKET).map_err(|e| e.to_string())?;
     bucket.put(exports::object_key(&job.project_id, &job.id, name), done.gzipped).execute().await.map_err(|e| format!("R2: {e}"))?;
-    Ok((Part { name: name.to_string(), rows: done.lines, bytes }, done.last_event_id, cut))
+    Ok((Part { name: name.to_string(), rows: done.lines, bytes }, done.last_row, cut))
 }
 
 // ---- expiry and deletion ----
