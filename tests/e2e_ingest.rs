@@ -133,10 +133,20 @@ fn visitor_export_and_erasure(stack: &Stack) {
     // deletes it again (written directly here, as the batch writer would).
     stack.query("INSERT INTO events (project_id, event_id, timestamp, received_at, anonymous_id, retention_days) VALUES ('proj_dev', 'late-1', now(), now(), 'erase-me', 30)");
     assert_eq!(count("erase-me", DEV_PROJECT), 1);
+    // A whole-project export made meanwhile holds the late event.
+    let started = stack.request("POST", "/v1/exports", &[("Authorization", &sk)], b"");
+    assert_eq!(started.status, 202, "{:?}", started.body);
+    let export = format!("/v1/exports/{}", started.body["id"].as_str().unwrap_or_default());
+    let export_status = || stack.request("GET", &export, &[("Authorization", &sk)], b"");
+    support::eventually(Duration::from_secs(120), || export_status().body["status"] == "done");
+    assert_eq!(export_status().body["status"], "done", "{:?}\n{}", export_status().body, stack.logs());
     assert_eq!(stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"").status, 200);
     support::eventually(LAND, || count("erase-me", DEV_PROJECT) == 0);
     assert_eq!(count("erase-me", DEV_PROJECT), 0, "the late event is erased by the daily job; log:\n{}", stack.logs());
     assert_eq!((count("keep-me", DEV_PROJECT), count("erase-me", "proj_other")), (1, 1), "nothing else touched");
+    // And the export that holds it goes with it, as on the erasure itself.
+    support::eventually(LAND, || export_status().status == 404);
+    assert_eq!(export_status().status, 404, "the export made after the erasure still holds the late event");
 
     // The audit log: the exports and the erasure, newest first, by a prefix of the key's
     // hash, kept 90 days; no visitor id, no IP, no raw key. Read with the secret key only.
@@ -157,6 +167,7 @@ fn visitor_export_and_erasure(stack: &Stack) {
     assert_eq!(
         actions,
         vec![
+            ("project_export".to_string(), by(DEV_SECRET), "ok".to_string()),
             ("visitor_export".to_string(), by(DEV_SECRET), "ok".to_string()),
             ("visitor_erasure".to_string(), by(DEV_SECRET), "ok".to_string()),
             ("visitor_export".to_string(), by(DEV_SECRET), "ok".to_string()),

@@ -149,6 +149,22 @@ pub fn probe_sql(deletion: &str) -> Option<String> {
     Some(format!("SELECT count() FROM {table} WHERE {condition} FORMAT TSV"))
 }
 
+/// Whether a re-applied deletion is sent, from its probe's answer (`probe_sql`): when rows are
+/// left, and when the count cannot be read (ClickHouse's error, or a credential without
+/// SELECT on that table): a deletion too many costs a rewrite of parts, one too few would
+/// keep an erased visitor's rows.
+pub fn deletion_needed<E>(probe: Result<&str, E>) -> bool {
+    match probe {
+        Ok(count) => count.trim() != "0",
+        Err(_) => true,
+    }
+}
+
+/// Whether a deletion of ours deletes from `database.table` (rather than the days index).
+pub fn deletes_from(deletion: &str, database: &str, table: &str) -> bool {
+    deletion.starts_with(&format!("ALTER TABLE {database}.{table} DELETE WHERE "))
+}
+
 /// Export and erasure requests a key may make per minute. Each erasure is a ClickHouse
 /// mutation (a rewrite of the parts that hold the rows), so a flood of them must not reach it.
 pub const REQUESTS_PER_MINUTE: u32 = 60;
@@ -329,5 +345,27 @@ mod tests {
             assert!(probe.starts_with("SELECT count() FROM db.") && probe.contains(condition) && probe.ends_with(" FORMAT TSV"), "{probe}");
         }
         assert_eq!(probe_sql("SELECT 1"), None);
+    }
+
+    /// The maintenance credential of docs/deploy.md lacked SELECT on the days index, so its
+    /// probe failed every day and the deletion it guarded was never sent.
+    #[test]
+    fn a_probe_that_cannot_be_read_still_deletes() {
+        assert!(!deletion_needed::<&str>(Ok("0\n")));
+        assert!(deletion_needed::<&str>(Ok("3\n")));
+        assert!(deletion_needed(Err("Code: 497. DB::Exception: Not enough privileges")));
+    }
+
+    #[test]
+    fn a_deletion_tells_its_table() {
+        let [events, days] = erase_sql("db", "events", "p", &["v"]);
+        assert!(deletes_from(&events, "db", "events") && !deletes_from(&days, "db", "events"));
+        assert!(
+            erase_many_sql("db", "events", &[("p".into(), "v".into())], 1024)
+                .iter()
+                .filter(|(_, s)| deletes_from(s, "db", "events"))
+                .count()
+                == 1
+        );
     }
 }

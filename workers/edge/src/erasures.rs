@@ -2,8 +2,9 @@
 //! a visitor sent just before being erased may still have been in the queue, and lands after
 //! the deletion ran, or is dead-lettered after it (a replay would store it again). Each
 //! recorded erasure is deleted again until its KV record expires: one mutation per project
-//! whose erased visitors still have rows (a count first), past any project's failure, and one
-//! pass over the dead-letter store, with the failures reported.
+//! whose erased visitors still have rows (a count first), past any project's failure, then
+//! that project's exports (they may hold the rows), and one pass over the dead-letter store,
+//! with the failures reported.
 
 use super::{clickhouse_sink, config};
 use millimetric_adapters::kv::all_keys;
@@ -32,20 +33,30 @@ async fn run(env: &Env) -> Result<(usize, Vec<String>), String> {
     let keys = all_keys(&kv, "").await?;
     let erasures: Vec<_> = keys.iter().filter_map(|k| visitors::parse_erasure_key(k)).collect();
     let mut failed = Vec::new();
+    let mut events_deleted = std::collections::BTreeSet::new();
     for (project, sql) in visitors::erase_many_sql(&cfg.database, &cfg.table, &erasures, 128 * 1024) {
         // Each statement names the visitors it erases: kept out of ClickHouse's query log.
-        // Only rows still there are deleted again (`visitors::probe_sql`).
-        let probe = match visitors::probe_sql(&sql) {
-            Some(probe) => clickhouse_sink::query_unlogged(&cfg, &probe).await.map(|n| n.trim() != "0"),
-            None => Ok(true),
+        // Only rows still there, or not known gone, are deleted again (`visitors::deletion_needed`).
+        let needed = match visitors::probe_sql(&sql) {
+            Some(probe) => visitors::deletion_needed(clickhouse_sink::query_unlogged(&cfg, &probe).await.as_deref()),
+            None => true,
         };
-        let deleted = match probe {
-            Ok(true) => clickhouse_sink::query_unlogged(&cfg, &sql).await.map(|_| ()),
-            Ok(false) => Ok(()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = deleted {
-            failed.push(format!("{project}: {e}"));
+        if !needed {
+            continue;
+        }
+        match clickhouse_sink::query_unlogged(&cfg, &sql).await {
+            Ok(_) if visitors::deletes_from(&sql, &cfg.database, &cfg.table) => {
+                events_deleted.insert(project);
+            }
+            Ok(_) => {}
+            Err(e) => failed.push(format!("{project}: {e}")),
+        }
+    }
+    // Events that landed after their visitor's erasure may be in an export made since: the
+    // project's exports go, as they do on the erasure itself.
+    for project in events_deleted {
+        if let Err(e) = super::exports::erase_project(env, &project).await {
+            failed.push(format!("{project}'s exports: {}", e.message));
         }
     }
     if let Err(e) = super::dead_letters::erase_visitors(env, &erasures.iter().cloned().collect()).await {
