@@ -572,6 +572,14 @@ fn mcp_clients_agree_with_the_stats_api() {
     let r =
         read.request("POST", &format!("/mcp?key={DEV_READ_ONLY}"), &[("MCP-Protocol-Version", "2025-06-18")], list.to_string().as_bytes());
     assert_eq!(r.status, 401, "a key in the URL is not a key");
+    // A web page of another site (its Origin), even with a good key: 403, as the transport
+    // requires (DNS rebinding). The server's own origin, and no Origin at all, are served.
+    let own = format!("http://127.0.0.1:{}", read.port);
+    for (origin, status) in [("https://evil.example", 403), ("null", 403), (own.as_str(), 200)] {
+        let h: Vec<(&str, &str)> = v.iter().copied().chain([("Origin", origin)]).collect();
+        let r = post(&read, Some(DEV_READ_ONLY), &h, &list);
+        assert_eq!(r.status, status, "Origin {origin}: {:?}", r.body);
+    }
 
     // The Stats API's rate limit (120 a minute per key) covers tool calls: run it down. The
     // limit counts fixed minutes: 130 calls could fall 65 + 65 either side of a minute's end

@@ -578,10 +578,20 @@ fn snippet_in_a_real_browser() {
         ("counts-prerendered-routes", "prerender", "if (document.prerendering) return;", ""),
         ("ignores-bfcache-restores", "bfcache", "window.addEventListener(\"pageshow\", restored);", ""),
         ("drops-what-keepalive-refuses", "burst", ".catch(function () { resend(body); });", ".catch(function () {});"),
-        ("throws-into-the-page", "hostile", "function track(name, props) {", "function track(name, props) { String(name); JSON.stringify(props);"),
+        (
+            "throws-into-the-page",
+            "hostile",
+            "function track(name, props) {",
+            "function track(name, props) { String(name); JSON.stringify(props);",
+        ),
         ("drops-unserializable-events", "hostile", "delete event.props;", "return;"),
         ("waits-while-hidden", "hidden", "if (first === true || document.visibilityState === \"hidden\") {", "if (first === true) {"),
-        ("counts-anchors-on-routes", "anchor", "if (hashRouting && location.hash && !route() && location.pathname === countedPath) return;", ""),
+        (
+            "counts-anchors-on-routes",
+            "anchor",
+            "if (hashRouting && location.hash && !route() && location.pathname === countedPath) return;",
+            "",
+        ),
     ];
     for (name, walk, from, to) in copies {
         *build.lock().unwrap() = broken(&served, name, from, to);

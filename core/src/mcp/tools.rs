@@ -308,6 +308,14 @@ fn period(args: &Map<String, Value>, body: &mut Value, with_filters: bool) {
     }
 }
 
+/// A conversion tool's body: its arguments as given, less those given as `null` (their
+/// defaults, as in the other tools), with the tool's default period.
+fn conversion_body(args: &Map<String, Value>, default_range: &str) -> Value {
+    let mut body: Map<String, Value> = args.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    body.entry("date_range").or_insert_with(|| json!(default_range));
+    Value::Object(body)
+}
+
 /// A call's arguments to what the Worker runs, or a tool error saying what to change.
 pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolResult> {
     match tool {
@@ -372,11 +380,7 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
                 args,
                 &["steps", "window", "by", "order", "breakdown", "date_range", "filters", "timezone", "include", "pagination"],
             )?;
-            let mut body = Value::Object(args.clone());
-            if body.get("date_range").is_none_or(Value::is_null) {
-                body["date_range"] = json!("30d");
-            }
-            Ok(Prepared::Conversion { kind: Kind::Funnel, body })
+            Ok(Prepared::Conversion { kind: Kind::Funnel, body: conversion_body(args, "30d") })
         }
         "attribution" => {
             check_names(
@@ -384,28 +388,19 @@ pub fn prepare(tool: &str, args: &Map<String, Value>) -> Result<Prepared, ToolRe
                 args,
                 &["goal", "model", "lookback", "count", "channel", "date_range", "filters", "timezone", "include", "pagination"],
             )?;
-            let mut body = Value::Object(args.clone());
-            if body.get("date_range").is_none_or(Value::is_null) {
-                body["date_range"] = json!("30d");
-            }
-            Ok(Prepared::Conversion { kind: Kind::Attribution, body })
+            Ok(Prepared::Conversion { kind: Kind::Attribution, body: conversion_body(args, "30d") })
         }
         "retention" => {
             check_names(tool, args, &["period", "cohort_goal", "return_goal", "date_range", "filters", "timezone", "include"])?;
-            let mut body = Value::Object(args.clone());
-            if body.get("date_range").is_none_or(Value::is_null) {
-                body["date_range"] = json!("91d");
-            }
-            Ok(Prepared::Conversion { kind: Kind::Retention, body })
+            Ok(Prepared::Conversion { kind: Kind::Retention, body: conversion_body(args, "91d") })
         }
         "paths" => {
             check_names(tool, args, &["start", "direction", "depth", "date_range", "filters", "timezone", "include", "pagination"])?;
-            let mut body = Value::Object(args.clone());
-            if body.get("date_range").is_none_or(Value::is_null) {
-                body["date_range"] = json!("30d");
-            }
-            if body.get("pagination").is_none_or(Value::is_null) {
-                body["pagination"] = json!({"limit": 20});
+            let mut body = conversion_body(args, "30d");
+            // 20 paths a page, also when a call names only its offset.
+            let pagination = body.as_object_mut().expect("an object").entry("pagination").or_insert_with(|| json!({}));
+            if let Some(p) = pagination.as_object_mut().filter(|p| p.get("limit").is_none_or(Value::is_null)) {
+                p.insert("limit".into(), json!(20));
             }
             Ok(Prepared::Conversion { kind: Kind::Paths, body })
         }
@@ -710,6 +705,35 @@ pub fn explain() -> ToolResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `null` for an optional argument is its default in every tool (models send it so), and
+    /// `paths` keeps its 20 a page when a call names only an offset.
+    #[test]
+    fn a_null_argument_is_its_default_in_the_conversion_tools() {
+        let calls = [
+            (
+                "funnel",
+                json!({"steps":[{"page":"/"},{"event":"signup"}]}),
+                &["window", "by", "order", "breakdown", "include", "pagination"][..],
+            ),
+            ("attribution", json!({"goal":{"event":"signup"}}), &["model", "lookback", "count", "channel", "include", "pagination"][..]),
+            ("retention", json!({}), &["period", "cohort_goal", "return_goal", "include"][..]),
+            ("paths", json!({"start":{"page":"/"}}), &["direction", "depth", "include", "pagination"][..]),
+        ];
+        let tables = crate::query::plan::Tables { database: "db", table: "events" };
+        for (tool, base, optional) in calls {
+            for field in optional.iter().chain(&["date_range", "filters", "timezone"]) {
+                let mut args = base.as_object().unwrap().clone();
+                args.insert(field.to_string(), Value::Null);
+                let Ok(Prepared::Conversion { kind, body }) = prepare(tool, &args) else { panic!("{tool} {field}") };
+                let planned = crate::conversions::plan(kind, body.to_string().as_bytes(), "p", None, tables, crate::test_clock::now_ms());
+                assert!(planned.is_ok(), "{tool} with `{field}: null`: {:?}", planned.err());
+            }
+        }
+        let args = json!({"start":{"page":"/"},"pagination":{"offset":20}});
+        let Ok(Prepared::Conversion { body, .. }) = prepare("paths", args.as_object().unwrap()) else { panic!() };
+        assert_eq!(body["pagination"], json!({"offset":20,"limit":20}));
+    }
 
     /// The tools' lists of metrics and dimensions come from the query's enums: a metric or
     /// dimension added there shows in the tools, and a tool never names one the query lacks.

@@ -313,6 +313,10 @@ fn mcp_refusal(e: &ApiError) -> Response {
 }
 
 async fn mcp(mut req: Request, env: &Env) -> Response {
+    let own_origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    if let Some(out) = protocol::foreign_origin(req.headers().get("Origin").ok().flatten().as_deref(), &own_origin) {
+        return mcp_response(&out);
+    }
     let who = match authenticate(&req, env).await {
         Ok(w) => w,
         Err(e) => return mcp_refusal(&e),
