@@ -1,5 +1,6 @@
-//! Plausible's Events API: `POST /api/event` with `{n, u, d, r, p, h, revenue}` (the script
-//! sends revenue as `$`, and `p` may be a JSON string). No key: the site is its domain `d`,
+//! Plausible's Events API: `POST /api/event` with `{n, u, d, r, p, h, revenue}` as the script
+//! sends them (revenue as `$`, and `p` may be a JSON string), or with the long names Plausible
+//! reads too and its documentation shows (`name`, `url`, `domain`, `referrer`, `props`/`meta`). No key: the site is its domain `d`,
 //! registered on one of the project's pk_live_ keys (`keys::KeyRecord::domains`).
 //!
 //! Plausible's script sends no visitor id, and Plausible counts a visitor by a daily hash of
@@ -25,18 +26,20 @@ pub fn parse(json: &[u8]) -> Result<Received, ApiError> {
     if !body.is_object() {
         return Err(ApiError::bad_request("invalid_body", "The body must be a JSON object: {\"n\", \"u\", \"d\", ...}."));
     }
-    let domain = text_at(&body, &["d"])
+    let domain = field(&body, "d", "domain")
         .and_then(|d| d.split(',').next().map(|d| d.trim().to_string()))
         .filter(|d| !d.is_empty())
-        .ok_or_else(|| ApiError::bad_request("missing_domain", "`d` must name the site's domain, as registered with the project's key."))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("missing_domain", "`d` (or `domain`) must name the site's domain, as registered with the project's key.")
+        })?;
     let domain = crate::keys::normalize_domain(&domain).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_domain",
             "`d` is not a domain: send the site's host name, such as example.com, as registered with the project's key.",
         )
     })?;
-    let name =
-        text_at(&body, &["n"]).ok_or_else(|| ApiError::bad_request("missing_name", "`n` must name the event: `pageview` or your own."))?;
+    let name = field(&body, "n", "name")
+        .ok_or_else(|| ApiError::bad_request("missing_name", "`n` (or `name`) must name the event: `pageview` or your own."))?;
     if name == "engagement" {
         return Ok(Received { domain, message: Message::Nothing });
     }
@@ -49,10 +52,10 @@ pub fn parse(json: &[u8]) -> Result<Received, ApiError> {
     }
     // A pageview needs its page; a custom event's page, or a referrer, that cannot be stored is
     // left out rather than the event refused.
-    let url = text_at(&body, &["u"]);
+    let url = field(&body, "u", "url");
     ev.insert("url".into(), json!(if name == "pageview" { url } else { super::web_page(url) }));
-    ev.insert("referrer".into(), json!(super::bounded(text_at(&body, &["r"]), LIMITS.max_url_bytes)));
-    let props = match body.get("p").or_else(|| body.get("m")) {
+    ev.insert("referrer".into(), json!(super::bounded(field(&body, "r", "referrer"), LIMITS.max_url_bytes)));
+    let props = match ["p", "m", "props", "meta"].iter().find_map(|k| body.get(*k).filter(|v| !v.is_null())) {
         // JSON inside a string: bounded in values as a body is, else left out.
         Some(Value::String(s)) => crate::ingest::event::json_value(s.as_bytes(), "").ok(),
         other => other.cloned(),
@@ -64,6 +67,11 @@ pub fn parse(json: &[u8]) -> Result<Received, ApiError> {
     }
     ev.retain(|_, v| !v.is_null());
     Ok(Received { domain, message: Message::Event(Value::Object(ev)) })
+}
+
+/// A field by its short name (the script's) or its long one (the documented API's).
+fn field(body: &Value, short: &str, long: &str) -> Option<String> {
+    text_at(body, &[short]).or_else(|| text_at(body, &[long]))
 }
 
 /// The seed of a visitor's id for one UTC day (as Plausible counts): a digest of the day, the
@@ -124,6 +132,21 @@ mod tests {
         assert_eq!(ev["referrer"], "https://news.com/");
         let api = json!({"n":"Buy","u":"https://a.com/","d":"a.com","revenue":{"amount":3,"currency":"USD"}});
         assert_eq!(event(parse(api.to_string().as_bytes()).unwrap())["revenue"], json!({"amount":3,"currency":"USD"}));
+    }
+
+    /// The Events API's own example, and what server-side clients send: the long names.
+    #[test]
+    fn the_documented_long_names_are_read() {
+        let body = br#"{"name":"Signup","url":"https://a.com/","domain":"a.com","referrer":"https://r.com/","props":{"plan":"pro"}}"#;
+        let r = parse(body).unwrap();
+        assert_eq!(r.domain, "a.com");
+        let ev = event(r);
+        assert_eq!(
+            (ev["name"].as_str(), ev["referrer"].as_str(), ev["props"]["plan"].as_str()),
+            (Some("Signup"), Some("https://r.com/"), Some("pro"))
+        );
+        let ev = event(parse(br#"{"name":"pageview","url":"http://dummy.site","domain":"dummy.site","meta":{"k":"v"}}"#).unwrap());
+        assert_eq!(ev, json!({"type":"pageview","url":"http://dummy.site","props":{"k":"v"}}));
     }
 
     #[test]
