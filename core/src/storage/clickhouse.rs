@@ -337,6 +337,17 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").chars().take(300).collect()
 }
 
+/// How often the events queue retries a message before it goes to the dead-letter queue
+/// (workers/edge/wrangler.toml: `max_retries`, checked by tests/limits_match_config.rs).
+pub const EVENTS_QUEUE_MAX_RETRIES: u32 = 100;
+
+/// The longest an accepted event waits on the events queue before it is stored or
+/// dead-lettered: every retry taken, each after `retry_delay_seconds` (about 7.7 hours).
+/// Its `received_at` is then that much older than its insert: the rollup looks back as far.
+pub fn longest_queue_stay_seconds() -> u64 {
+    (0..EVENTS_QUEUE_MAX_RETRIES).fold(0u64, |age, _| age + u64::from(retry_delay_seconds(age)))
+}
+
 /// Delay before a failed message is tried again, from how long it has already waited:
 /// roughly doubling (2 s, 4 s, 8 s ...) and capped at 5 minutes.
 pub fn retry_delay_seconds(age_seconds: u64) -> u32 {
@@ -503,13 +514,10 @@ mod tests {
             FailureAction::DeadLetter { code: Some(193), reason } => assert!(reason.contains("6 h"), "{reason}"),
             other => panic!("{other:?}"),
         }
-        // The queue must keep retrying at least that long: 100 retries (wrangler.toml), each at
+        // The queue must keep retrying at least that long: its retries (wrangler.toml), each at
         // most 300 s apart once the message is old, cover it.
-        let mut age = 0u64;
-        for _ in 0..100 {
-            age += u64::from(retry_delay_seconds(age));
-        }
-        assert!(age > AUTH_RETRY_SECONDS, "100 retries span only {age} s");
+        let age = longest_queue_stay_seconds();
+        assert!(age > AUTH_RETRY_SECONDS, "the queue's retries span only {age} s");
         // Down or overloaded: retried, no alarm; bad data: dead-lettered at once.
         assert!(matches!(on_failure(&InsertOutcome::Retry { reason: "down".into() }, 10), FailureAction::Retry { alarm: None, .. }));
         assert!(matches!(on_failure(&InsertOutcome::Fatal { code: Some(27), reason: "r".into() }, 0), FailureAction::DeadLetter { .. }));

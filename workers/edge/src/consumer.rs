@@ -80,7 +80,7 @@ fn describe(o: &InsertOutcome) -> String {
     }
 }
 
-fn age_seconds(m: &Message<String>) -> u64 {
+pub(crate) fn age_seconds(m: &Message<String>) -> u64 {
     (Date::now().as_millis().saturating_sub(m.timestamp().as_millis())) / 1000
 }
 
@@ -112,7 +112,7 @@ fn ack(m: &Message<String>) {
     m.ack()
 }
 
-fn retry_in(m: &Message<String>, delay_s: u32) {
+pub(crate) fn retry_in(m: &Message<String>, delay_s: u32) {
     meter::add("queue.retried", 1);
     let opts = QueueRetryOptionsBuilder::new().with_delay_seconds(delay_s).build();
     m.retry_with_options(&opts);

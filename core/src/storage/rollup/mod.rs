@@ -36,8 +36,10 @@ use time::{Date, Duration, OffsetDateTime, Time};
 pub const MAX_DAYS_PER_RUN: usize = 450;
 /// Days per statement set: bounds the memory of one visit derivation.
 pub const BATCH_DAYS: usize = 7;
-/// Events received this long before the last run's start count as new for this run.
-pub const LATE_MARGIN_SECONDS: i64 = 3600;
+/// Events received this long before the last run's start count as new for this run: an event
+/// is inserted up to the queue's longest stay after it was received (ClickHouse down, or its
+/// password wrong, for hours: `clickhouse::longest_queue_stay_seconds`), plus an hour.
+pub const LATE_MARGIN_SECONDS: i64 = 9 * 3600;
 /// How late an event may be sent (pipeline: `timestamp_out_of_range` past 30 days), plus a day.
 pub const LATE_DAYS: i64 = 31;
 
@@ -212,6 +214,15 @@ pub fn today(now_ms: i64) -> Result<Date, String> {
 mod tests {
     use super::*;
     use time::macros::date;
+
+    /// An event held on the queue for hours (ClickHouse down, its password wrong) lands with
+    /// its `received_at` that old: it was looked for only an hour back, so a day already rolled
+    /// up never counted it.
+    #[test]
+    fn late_events_are_looked_for_as_far_back_as_the_queue_holds_them() {
+        let stay = crate::storage::clickhouse::longest_queue_stay_seconds() as i64;
+        assert!(LATE_MARGIN_SECONDS >= stay + 3600, "margin {LATE_MARGIN_SECONDS} s, the queue holds events {stay} s");
+    }
 
     #[test]
     fn the_first_run_starts_at_the_first_day_and_later_runs_at_the_next() {
