@@ -150,7 +150,7 @@
     if (page() === counted) return;
     // With hash routing, an in-page #anchor on the page counted (and the way back from it to
     // its #/route) is no new page.
-    if (hashRouting && location.hash && !route() && location.pathname === countedPath) return;
+    if (first !== true && hashRouting && location.hash && !route() && location.pathname === countedPath) return;
     flush();
     counted = page();
     countedPath = location.pathname;

@@ -364,6 +364,17 @@ fn lifecycle_violations(run: &Run, walks: &[&str]) -> Vec<(&'static str, String)
             v.push(("anchor", format!("the route counted {route} time(s) and the page without it {bare}: an in-page anchor made pages")));
         }
     }
+    if walks.contains(&"anchor-restore") {
+        // A hash-routed page opened on an in-page anchor is a page load, and so is its restore
+        // from the back/forward cache: counted twice.
+        let views = pageviews(&run.sent, "/hash/restore/");
+        if views != 2 || run.seen["anchorRestored"] != true {
+            v.push((
+                "anchor-restore",
+                format!("/hash/restore/#details counted {views} time(s), not twice (restored: {})", run.seen["anchorRestored"]),
+            ));
+        }
+    }
     if walks.contains(&"burst") {
         let stored: std::collections::BTreeSet<String> =
             run.rows.iter().filter(|r| r["event_name"] == "burst").filter_map(prop_n).collect();
@@ -565,7 +576,7 @@ fn snippet_in_a_real_browser() {
     // Beyond a plain load: a prerendered page, a page restored from the back/forward cache, and
     // a burst of events larger than keepalive requests may hold in flight.
     *build.lock().unwrap() = Build { src: format!("{}/mm.js", ingest()), attrs: String::new(), script: String::new() };
-    let walks = ["prerender", "bfcache", "burst", "hostile", "hidden", "anchor"];
+    let walks = ["prerender", "bfcache", "burst", "hostile", "hidden", "anchor", "anchor-restore"];
     let run = browse_with(&stack, root, &recorded, "lifecycle.mjs", &walks);
     let found = lifecycle_violations(&run, &walks);
     assert!(found.is_empty(), "the snippet missed or lost events:\n{}\n{}", summary(&found), run.seen);
@@ -573,7 +584,7 @@ fn snippet_in_a_real_browser() {
     assert_eq!(burst, BURST, "each event of the burst once");
 
     // Each behaviour's check catches the snippet without it.
-    let copies: [(&str, &str, &str, &str); 8] = [
+    let copies: [(&str, &str, &str, &str); 9] = [
         ("counts-prerendered-pages", "prerender", "if (document.prerendering) {", "if (document.visibilityState === \"prerender\") {"),
         ("counts-prerendered-routes", "prerender", "if (document.prerendering) return;", ""),
         ("ignores-bfcache-restores", "bfcache", "window.addEventListener(\"pageshow\", restored);", ""),
@@ -589,9 +600,10 @@ fn snippet_in_a_real_browser() {
         (
             "counts-anchors-on-routes",
             "anchor",
-            "if (hashRouting && location.hash && !route() && location.pathname === countedPath) return;",
+            "if (first !== true && hashRouting && location.hash && !route() && location.pathname === countedPath) return;",
             "",
         ),
+        ("skips-restored-anchors", "anchor-restore", "if (first !== true && hashRouting", "if (hashRouting"),
     ];
     for (name, walk, from, to) in copies {
         *build.lock().unwrap() = broken(&served, name, from, to);

@@ -12,14 +12,15 @@
 //   burst      80 events of about 1 KB each tracked at once: more than the 64 KiB that
 //              Chromium lets keepalive requests hold in flight.
 //   hostile    `track` called as a careless page might: properties with a cycle, a BigInt or
-//              a getter that throws, and a Symbol for a name. `threw` says whether any call
-//              threw into the page.
+//              a getter that throws. `threw` says whether any call threw into the page.
 //   hidden     a client-side navigation (pushState) while the tab is hidden (the state forced,
 //              as a phone's background tab has it), then a mark, GET /health?step=hidden-mark,
 //              300 ms later: a hidden page's timers may never fire again, so its view must not
 //              wait for one.
 //   anchor     a hash-routed page opened on a #/route, an in-page #anchor clicked there, then
 //              back to the route: one page throughout.
+//   anchor-restore  a hash-routed page opened on an in-page #anchor, left, and restored from
+//              the back/forward cache: two page loads.
 // Usage: node lifecycle.mjs <page origin> <ingest origin> <walk>...
 import { chromium } from "playwright-core";
 
@@ -48,7 +49,19 @@ try {
   const mark = (step) =>
     page.evaluate(([o, s]) => fetch(`${o}/health?step=${s}`, { mode: "no-cors", credentials: "omit" }).then(() => {}, () => {}), [ingest, step]);
   let restored = null;
+  // Opens `url`, goes to another page, and comes back: whether it came back from the
+  // back/forward cache.
+  const leaveAndComeBack = async (url) => {
+    await page.goto(url);
+    await page.waitForTimeout(1000);
+    await page.goto(`${site}/bf/two/`);
+    await page.waitForTimeout(1000);
+    await page.goBack({ waitUntil: "commit" });
+    await page.waitForTimeout(1500);
+    return page.evaluate(() => window.__restored === true);
+  };
   let threw = null;
+  let anchorRestored = null;
 
   for (const walk of walks) {
     if (walk === "prerender") {
@@ -60,13 +73,7 @@ try {
       await page.evaluate(() => window.__activate());
       await page.waitForTimeout(1500);
     } else if (walk === "bfcache") {
-      await page.goto(`${site}/bf/one/`);
-      await page.waitForTimeout(1000);
-      await page.goto(`${site}/bf/two/`);
-      await page.waitForTimeout(1000);
-      await page.goBack({ waitUntil: "commit" });
-      await page.waitForTimeout(1500);
-      restored = await page.evaluate(() => window.__restored === true);
+      restored = await leaveAndComeBack(`${site}/bf/one/`);
     } else if (walk === "burst") {
       await page.goto(`${site}/burst/`);
       await page.waitForTimeout(1000);
@@ -91,7 +98,6 @@ try {
           () => { const o = { plan: "pro" }; o.self = o; window.millimetric.track("cyclic", o); },
           () => window.millimetric.track("bigint", { n: 1n }),
           () => window.millimetric.track("getter", { get boom() { throw new Error("a getter that throws"); } }),
-          () => window.millimetric.track(Symbol("name")),
         ];
         return calls.map((call) => { try { call(); return null; } catch (e) { return String(e); } }).filter((e) => e !== null);
       });
@@ -115,12 +121,16 @@ try {
       await page.waitForTimeout(1500);
       await page.goBack();
       await page.waitForTimeout(1500);
+    } else if (walk === "anchor-restore") {
+      // From another document first: a goto that changes only the fragment loads no page.
+      await page.goto(`${site}/elsewhere/`);
+      anchorRestored = await leaveAndComeBack(`${site}/hash/restore/#details`);
     } else {
       throw new Error(`no walk named ${walk}`);
     }
   }
 
-  console.log(JSON.stringify({ aidBefore: await page.evaluate(() => localStorage.getItem("mm_aid")), restored, threw }));
+  console.log(JSON.stringify({ aidBefore: await page.evaluate(() => localStorage.getItem("mm_aid")), restored, threw, anchorRestored }));
 } finally {
   await browser.close();
 }
