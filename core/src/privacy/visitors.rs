@@ -160,6 +160,19 @@ pub fn deletion_needed<E>(probe: Result<&str, E>) -> bool {
     }
 }
 
+/// The mark, in the erasures' KV beside their records, of a project whose exports the daily
+/// re-run still has to delete: set before it deletes late events of an erased visitor, cleared
+/// once the exports are gone, so a failure between the two is retried the next day (when no
+/// rows are left to count).
+pub fn exports_due_key(project_id: &str) -> String {
+    format!("exports-due:{project_id}")
+}
+
+/// The project of an `exports_due_key`; None for any other key.
+pub fn parse_exports_due_key(key: &str) -> Option<&str> {
+    key.strip_prefix("exports-due:")
+}
+
 /// Whether a deletion of ours deletes from `database.table` (rather than the days index).
 pub fn deletes_from(deletion: &str, database: &str, table: &str) -> bool {
     deletion.starts_with(&format!("ALTER TABLE {database}.{table} DELETE WHERE "))
@@ -354,6 +367,15 @@ mod tests {
         assert!(!deletion_needed::<&str>(Ok("0\n")));
         assert!(deletion_needed::<&str>(Ok("3\n")));
         assert!(deletion_needed(Err("Code: 497. DB::Exception: Not enough privileges")));
+    }
+
+    #[test]
+    fn an_exports_due_mark_names_its_project_and_no_erasure() {
+        let key = exports_due_key("proj:1");
+        assert_eq!(parse_exports_due_key(&key), Some("proj:1"));
+        assert_eq!(parse_erasure_key(&key), None, "not read as an erasure");
+        assert_eq!(parse_exports_due_key(&erasure_key("p", "v")), None);
+        assert_eq!(parse_exports_due_key(&crate::privacy::exports::state_key("p", "0123")), None);
     }
 
     #[test]

@@ -39,9 +39,10 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<u64> {
                 kept += 1;
             }
             Err(e) => {
-                // Later, and later again (up to 5 minutes apart): a KV outage, or a day's writes
-                // used up, lasts longer than ten retries at once, after which the queue would
-                // delete the message and its rows with it (wrangler.toml: max_retries).
+                // Later, and later again (up to 5 minutes apart, about 7.7 hours in all, as long
+                // as the events queue retries): a KV outage lasts longer than ten retries at
+                // once, after which the queue deleted the message and its rows with it
+                // (wrangler.toml: max_retries).
                 console_error!("dead letter: could not keep it in KV ({e}); retrying later");
                 let age = super::consumer::age_seconds(&m);
                 super::consumer::retry_in(&m, millimetric_core::storage::clickhouse::retry_delay_seconds(age));

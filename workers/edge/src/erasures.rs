@@ -13,7 +13,7 @@ use worker::{console_error, console_log, Env};
 
 pub async fn reapply(env: &Env) {
     match run(env).await {
-        Ok((0, _)) => {}
+        Ok((0, failed)) if failed.is_empty() => {}
         Ok((n, failed)) if failed.is_empty() => console_log!("erasures: re-applied {n} recent erasure(s), one mutation per project"),
         Ok((n, failed)) => console_error!(
             "erasures: re-applied {n} recent erasure(s); {} project(s) failed and are tried again tomorrow: {}",
@@ -33,7 +33,9 @@ async fn run(env: &Env) -> Result<(usize, Vec<String>), String> {
     let keys = all_keys(&kv, "").await?;
     let erasures: Vec<_> = keys.iter().filter_map(|k| visitors::parse_erasure_key(k)).collect();
     let mut failed = Vec::new();
-    let mut events_deleted = std::collections::BTreeSet::new();
+    // Projects whose exports are still to go: marked by an earlier run that could not finish.
+    let mut exports_due: std::collections::BTreeSet<String> =
+        keys.iter().filter_map(|k| visitors::parse_exports_due_key(k)).map(str::to_string).collect();
     for (project, sql) in visitors::erase_many_sql(&cfg.database, &cfg.table, &erasures, 128 * 1024) {
         // Each statement names the visitors it erases: kept out of ClickHouse's query log.
         // Only rows still there, or not known gone, are deleted again (`visitors::deletion_needed`).
@@ -44,23 +46,34 @@ async fn run(env: &Env) -> Result<(usize, Vec<String>), String> {
         if !needed {
             continue;
         }
-        match clickhouse_sink::query_unlogged(&cfg, &sql).await {
-            Ok(_) if visitors::deletes_from(&sql, &cfg.database, &cfg.table) => {
-                events_deleted.insert(project);
+        // Events that landed after their visitor's erasure may be in an export made since: the
+        // project's exports go too, as on the erasure itself. Marked first, so that a failure
+        // before they are gone is retried tomorrow, when no rows are left to count.
+        if visitors::deletes_from(&sql, &cfg.database, &cfg.table) {
+            if let Err(e) = mark_exports_due(&kv, &project).await {
+                failed.push(format!("{project}'s exports: {e}"));
             }
-            Ok(_) => {}
-            Err(e) => failed.push(format!("{project}: {e}")),
+            exports_due.insert(project.clone());
+        }
+        if let Err(e) = clickhouse_sink::query_unlogged(&cfg, &sql).await {
+            failed.push(format!("{project}: {e}"));
         }
     }
-    // Events that landed after their visitor's erasure may be in an export made since: the
-    // project's exports go, as they do on the erasure itself.
-    for project in events_deleted {
-        if let Err(e) = super::exports::erase_project(env, &project).await {
-            failed.push(format!("{project}'s exports: {}", e.message));
+    for project in exports_due {
+        match super::exports::erase_project(env, &project).await {
+            Ok(_) => {
+                let _ = kv.delete(&visitors::exports_due_key(&project)).await; // else done again tomorrow
+            }
+            Err(e) => failed.push(format!("{project}'s exports: {}", e.message)),
         }
     }
     if let Err(e) = super::dead_letters::erase_visitors(env, &erasures.iter().cloned().collect()).await {
         failed.push(format!("the dead-letter store: {}", e.message));
     }
     Ok((erasures.len(), failed))
+}
+
+async fn mark_exports_due(kv: &worker::kv::KvStore, project: &str) -> Result<(), String> {
+    let put = kv.put(&visitors::exports_due_key(project), "").map_err(|e| e.to_string())?;
+    put.expiration_ttl(visitors::RECHECK_SECONDS).execute().await.map_err(|e| e.to_string())
 }
