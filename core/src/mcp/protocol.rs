@@ -175,25 +175,25 @@ fn is_id(v: &Value) -> bool {
     v.is_string() || v.is_i64() || v.is_u64()
 }
 
-/// One POST to the MCP endpoint: `header` reads a request header (case-insensitively).
-/// `tools` is the `tools/list` answer's list.
-/// The answer to a request from a web page of another site (its `Origin` names one), as the
-/// Streamable HTTP transport requires against DNS rebinding: 403. Agents send no `Origin`; a
-/// page of this server's own origin is served.
-pub fn foreign_origin(origin: Option<&str>, own_origin: &str) -> Option<Out> {
+/// The answer to a request from a web page (its browser sends `Origin`), as the Streamable
+/// HTTP transport requires against DNS rebinding: 403. Agents and servers send no `Origin`, and
+/// no page of any site may call this endpoint (it answers no CORS preflight): the check cannot
+/// lean on the request's own host, which a rebinding page names itself.
+pub fn browser_origin_refusal(origin: Option<&str>) -> Option<Out> {
     let origin = origin?.trim();
-    if origin.eq_ignore_ascii_case(own_origin) {
-        return None;
-    }
     Some(error(
         403,
         None,
         INVALID_REQUEST,
-        format!("Requests from web pages of other sites ({origin}) are refused. Call the MCP endpoint from an agent or a server, without an Origin header."),
+        format!(
+            "Requests from web pages ({origin}) are refused. Call the MCP endpoint from an agent or a server, without an Origin header."
+        ),
         None,
     ))
 }
 
+/// One POST to the MCP endpoint: `header` reads a request header (case-insensitively).
+/// `tools` is the `tools/list` answer's list.
 pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Value) -> Step {
     let version_header = header("MCP-Protocol-Version").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let Message { id, method, params } = match message(body) {
@@ -429,12 +429,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_page_of_another_site_is_refused() {
-        let own = "https://read.example.com";
-        assert!(foreign_origin(None, own).is_none(), "agents send no Origin");
-        assert!(foreign_origin(Some("https://read.example.com"), own).is_none());
-        for other in ["https://evil.example", "null", "https://read.example.com.evil.example", "http://read.example.com"] {
-            assert_eq!(foreign_origin(Some(other), own).map(|o| o.status), Some(403), "{other}");
+    fn a_web_page_is_refused() {
+        assert!(browser_origin_refusal(None).is_none(), "agents send no Origin");
+        // A rebinding page's Origin is the host it sends: no origin passes, its own neither.
+        for origin in ["https://evil.example", "null", "https://read.example.com", "http://127.0.0.1:8788"] {
+            assert_eq!(browser_origin_refusal(Some(origin)).map(|o| o.status), Some(403), "{origin}");
         }
     }
 

@@ -313,8 +313,7 @@ fn mcp_refusal(e: &ApiError) -> Response {
 }
 
 async fn mcp(mut req: Request, env: &Env) -> Response {
-    let own_origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
-    if let Some(out) = protocol::foreign_origin(req.headers().get("Origin").ok().flatten().as_deref(), &own_origin) {
+    if let Some(out) = protocol::browser_origin_refusal(req.headers().get("Origin").ok().flatten().as_deref()) {
         return mcp_response(&out);
     }
     let who = match authenticate(&req, env).await {
