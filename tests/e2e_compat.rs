@@ -287,6 +287,16 @@ fn browsers(stack: &Stack, run: &str, site: &str, site_listener: TcpListener) {
         // Nothing we answer breaks the page.
         assert_eq!(out[sdk]["errors"], json!([]), "{sdk}: errors on the page");
     }
+    // Every request the pages made went to the site or the ingest host: none to the vendors'
+    // own hosts (analytics-next's metrics went to api.segment.io, set up as the docs said).
+    let elsewhere: Vec<&Value> = out["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["url"].as_str().is_some_and(|u| !u.starts_with(site) && !u.starts_with(&ingest) && u.starts_with("http")))
+        .collect();
+    assert!(elsewhere.is_empty(), "requests to other hosts: {elsewhere:?}");
+    assert_eq!(out["seg"]["metricsSent"], true, "analytics-next sent no usage metrics: the check above saw none of them");
     let to_ingest: Vec<&Seen> = seen.iter().filter(|r| r.path() != "/health").collect();
     assert!(to_ingest.len() >= 9, "{to_ingest:?}");
     for r in &to_ingest {

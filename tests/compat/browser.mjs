@@ -37,6 +37,7 @@ try {
     page.on('requestfailed', (r) => console.error(`[${sdk}] failed ${r.url()}: ${r.failure()?.errorText}`))
     const ingested = () => page.waitForResponse((r) => r.url().startsWith(ingest) && r.request().method() === 'POST', { timeout: 30000 })
     let next = ingested()
+    const opened = Date.now()
     await page.goto(`${site}/${sdk}/${run}/?utm_source=browser-test`)
     await page.waitForFunction(() => window.sdkReady === true, null, { timeout: 30000 })
     await next
@@ -52,7 +53,16 @@ try {
     await page.evaluate(() => window.sendSignup())
     await next
     await page.waitForTimeout(1500)
-    out[sdk] = { cookie: await page.evaluate(() => document.cookie), errors, url: page.url() }
+    // analytics-next sends its usage metrics every 30 s from its start: the page stays open
+    // until they have gone (to whichever host), at most 60 s, so a request to any host but the
+    // site's and the ingest host's is seen; `metricsSent` says they went.
+    let metricsSent = null
+    if (sdk === 'seg') {
+      const sent = () => requests.some((r) => r.sdk === 'seg' && r.url.endsWith('/v1/m'))
+      while (!sent() && Date.now() < opened + 60000) await page.waitForTimeout(500)
+      metricsSent = sent()
+    }
+    out[sdk] = { metricsSent, cookie: await page.evaluate(() => document.cookie), errors, url: page.url() }
     await context.close()
   }
 } finally {
