@@ -173,6 +173,15 @@ pub fn parse_exports_due_key(key: &str) -> Option<&str> {
     key.strip_prefix("exports-due:")
 }
 
+/// What a re-applied deletion of events means for its project's exports, which may hold the
+/// events: (delete them in this run, take back the mark set for it). `marked_before`: the
+/// project was already due (an earlier run, or an earlier statement of this one). Only a
+/// deletion that was sent makes them due: one that failed (ClickHouse down) leaves them, and
+/// tomorrow's count finds the rows again.
+pub fn exports_after_deletion(marked_before: bool, deletion_sent: bool) -> (bool, bool) {
+    (marked_before || deletion_sent, !marked_before && !deletion_sent)
+}
+
 /// Whether a deletion of ours deletes from `database.table` (rather than the days index).
 pub fn deletes_from(deletion: &str, database: &str, table: &str) -> bool {
     deletion.starts_with(&format!("ALTER TABLE {database}.{table} DELETE WHERE "))
@@ -367,6 +376,16 @@ mod tests {
         assert!(!deletion_needed::<&str>(Ok("0\n")));
         assert!(deletion_needed::<&str>(Ok("3\n")));
         assert!(deletion_needed(Err("Code: 497. DB::Exception: Not enough privileges")));
+    }
+
+    /// A failed deletion (ClickHouse down) deleted every export of every project with a recent
+    /// erasure, though no late rows had gone anywhere.
+    #[test]
+    fn only_a_sent_deletion_makes_exports_due() {
+        assert_eq!(exports_after_deletion(false, true), (true, false));
+        assert_eq!(exports_after_deletion(false, false), (false, true), "a failed deletion leaves the exports and its mark");
+        assert_eq!(exports_after_deletion(true, false), (true, false), "due from before: still due");
+        assert_eq!(exports_after_deletion(true, true), (true, false));
     }
 
     #[test]

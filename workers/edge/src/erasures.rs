@@ -47,15 +47,28 @@ async fn run(env: &Env) -> Result<(usize, Vec<String>), String> {
             continue;
         }
         // Events that landed after their visitor's erasure may be in an export made since: the
-        // project's exports go too, as on the erasure itself. Marked first, so that a failure
-        // before they are gone is retried tomorrow, when no rows are left to count.
-        if visitors::deletes_from(&sql, &cfg.database, &cfg.table) {
+        // project's exports go too, as on the erasure itself, once the deletion is sent. Marked
+        // before it, so that a failure before they are gone is retried tomorrow, when no rows
+        // are left to count; a deletion that fails leaves the exports (and its own fresh mark)
+        // alone: tomorrow's count finds the rows again.
+        let of_events = visitors::deletes_from(&sql, &cfg.database, &cfg.table);
+        let marked_before = exports_due.contains(&project);
+        if of_events && !marked_before {
             if let Err(e) = mark_exports_due(&kv, &project).await {
                 failed.push(format!("{project}'s exports: {e}"));
             }
-            exports_due.insert(project.clone());
         }
-        if let Err(e) = clickhouse_sink::query_unlogged(&cfg, &sql).await {
+        let sent = clickhouse_sink::query_unlogged(&cfg, &sql).await;
+        if of_events {
+            let (due, unmark) = visitors::exports_after_deletion(marked_before, sent.is_ok());
+            if unmark {
+                let _ = kv.delete(&visitors::exports_due_key(&project)).await;
+            }
+            if due {
+                exports_due.insert(project.clone());
+            }
+        }
+        if let Err(e) = sent {
             failed.push(format!("{project}: {e}"));
         }
     }
