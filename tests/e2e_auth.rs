@@ -115,6 +115,7 @@ fn want(route: Route, cred: Cred, with_origin: bool) -> (u16, &'static str) {
         },
         ReadOnly => match route {
             Route::Collect | Route::Erase => (403, "read_only_key"),
+            Route::Mcp if with_origin => (403, "browser_origin_refused"),
             Route::Audit | Route::ProjectExports => (403, "secret_key_required"),
             _ => ok,
         },

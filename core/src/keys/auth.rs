@@ -25,8 +25,10 @@ use sha2::{Digest, Sha256};
 pub enum Route {
     /// Send events (`POST /collect` and the ingest protocols).
     Ingest,
-    /// Read the project's numbers: `POST /v1/query`, `GET /v1/realtime`, `POST /mcp`.
+    /// Read the project's numbers: `POST /v1/query`, `GET /v1/realtime`.
     Query,
+    /// The same numbers for agents, `POST /mcp`: never from a web page (below).
+    Mcp,
     /// `GET /visitors/{mm_aid}/events`.
     VisitorExport,
     /// `DELETE /visitors/{mm_aid}`.
@@ -42,7 +44,7 @@ impl Route {
     fn wants(self) -> &'static str {
         match self {
             Route::Ingest => "a pk_live_ key (browser) or an sk_live_ key (server)",
-            Route::Query => "the project's rk_live_ (read-only) key",
+            Route::Query | Route::Mcp => "the project's rk_live_ (read-only) key",
             Route::VisitorExport => "the project's sk_live_ key or its rk_live_ key",
             Route::VisitorErasure | Route::Audit | Route::ProjectExport => "the project's sk_live_ key",
         }
@@ -85,7 +87,9 @@ pub fn claim(route: Route, raw_key: Option<&str>) -> Result<KeyKind, ApiError> {
 /// Whether keys of `kind` may use `route` at all: the table above.
 fn may_use(route: Route, kind: KeyKind) -> Result<(), ApiError> {
     match (route, kind) {
-        (_, KeyKind::Secret) | (Route::Ingest, KeyKind::Publishable) | (Route::Query | Route::VisitorExport, KeyKind::ReadOnly) => Ok(()),
+        (_, KeyKind::Secret)
+        | (Route::Ingest, KeyKind::Publishable)
+        | (Route::Query | Route::Mcp | Route::VisitorExport, KeyKind::ReadOnly) => Ok(()),
         (Route::Ingest | Route::VisitorErasure, KeyKind::ReadOnly) => Err(ApiError::new(
             403,
             "read_only_key",
@@ -99,7 +103,7 @@ fn may_use(route: Route, kind: KeyKind) -> Result<(), ApiError> {
             "secret_key_required",
             "A project's export holds every raw event: start and download it with the project's sk_live_ key, from a server.",
         )),
-        (Route::Query, KeyKind::Publishable) => Err(ApiError::new(
+        (Route::Query | Route::Mcp, KeyKind::Publishable) => Err(ApiError::new(
             403,
             "publishable_key_cannot_read",
             "pk_live_ keys are public and only send events. Read with the project's rk_live_ (read-only) key, from a server or an agent.",
@@ -129,6 +133,15 @@ pub fn authorize(route: Route, claimed: KeyKind, record: Option<KeyRecord>, orig
     let origin = origin.map(str::trim).filter(|o| !o.is_empty());
     if record.kind == KeyKind::Secret && origin_present(origin) {
         return Err(secret_key_in_browser());
+    }
+    // The MCP transport requires a request from a web page (any Origin: a DNS-rebinding page
+    // names this server's own host) to be refused with 403; agents send none.
+    if route == Route::Mcp && origin_present(origin) {
+        return Err(ApiError::new(
+            403,
+            "browser_origin_refused",
+            "The MCP endpoint does not take requests from web pages (this one sent an Origin header). Call it from an agent or a server.",
+        ));
     }
     let cors_origin = match (route, record.kind) {
         (Route::Ingest, KeyKind::Publishable) => publishable_origin(&record, origin)?,
@@ -237,7 +250,7 @@ mod tests {
         authorize(Route::Ingest, claimed, record, origin)
     }
 
-    const ROUTES: [Route; 5] = [Route::Ingest, Route::Query, Route::VisitorExport, Route::VisitorErasure, Route::Audit];
+    const ROUTES: [Route; 6] = [Route::Ingest, Route::Query, Route::Mcp, Route::VisitorExport, Route::VisitorErasure, Route::Audit];
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive_and_the_token_trimmed() {
@@ -266,6 +279,7 @@ mod tests {
         let want = [
             (Route::Ingest, [None, None, Some((403, "read_only_key"))]),
             (Route::Query, [Some((403, "publishable_key_cannot_read")), None, None]),
+            (Route::Mcp, [Some((403, "publishable_key_cannot_read")), None, None]),
             (Route::VisitorExport, [Some((403, "secret_key_required")), None, None]),
             (Route::VisitorErasure, [Some((403, "secret_key_required")), None, Some((403, "read_only_key"))]),
             (Route::Audit, [Some((403, "secret_key_required")), None, Some((403, "secret_key_required"))]),
@@ -291,6 +305,18 @@ mod tests {
             let p = authorize(route, KeyKind::Secret, Some(rec(KeyKind::Secret)), None).unwrap();
             assert_eq!((p.project_id.as_str(), p.kind), ("proj_1", KeyKind::Secret));
         }
+    }
+
+    /// The MCP endpoint answered a web page (its Origin) with the project's numbers: the
+    /// transport requires 403, and a rebinding page's Origin names the server itself.
+    #[test]
+    fn mcp_refuses_every_web_page() {
+        for origin in ["https://elsewhere.example", "null", "http://127.0.0.1:8788"] {
+            let e = authorize(Route::Mcp, KeyKind::ReadOnly, Some(rec(KeyKind::ReadOnly)), Some(origin)).unwrap_err();
+            assert_eq!((e.status, e.code), (403, "browser_origin_refused"), "{origin}");
+        }
+        assert!(authorize(Route::Mcp, KeyKind::ReadOnly, Some(rec(KeyKind::ReadOnly)), None).is_ok(), "agents send no Origin");
+        assert!(authorize(Route::Query, KeyKind::ReadOnly, Some(rec(KeyKind::ReadOnly)), Some("https://elsewhere.example")).is_ok());
     }
 
     #[test]

@@ -175,23 +175,6 @@ fn is_id(v: &Value) -> bool {
     v.is_string() || v.is_i64() || v.is_u64()
 }
 
-/// The answer to a request from a web page (its browser sends `Origin`), as the Streamable
-/// HTTP transport requires against DNS rebinding: 403. Agents and servers send no `Origin`, and
-/// no page of any site may call this endpoint (it answers no CORS preflight): the check cannot
-/// lean on the request's own host, which a rebinding page names itself.
-pub fn browser_origin_refusal(origin: Option<&str>) -> Option<Out> {
-    let origin = origin?.trim();
-    Some(error(
-        403,
-        None,
-        INVALID_REQUEST,
-        format!(
-            "Requests from web pages ({origin}) are refused. Call the MCP endpoint from an agent or a server, without an Origin header."
-        ),
-        None,
-    ))
-}
-
 /// One POST to the MCP endpoint: `header` reads a request header (case-insensitively).
 /// `tools` is the `tools/list` answer's list.
 pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], tools: &Value) -> Step {
@@ -427,15 +410,6 @@ pub fn tool_result(era: &Era, id: &Value, r: &super::tools::ToolResult) -> Out {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_web_page_is_refused() {
-        assert!(browser_origin_refusal(None).is_none(), "agents send no Origin");
-        // A rebinding page's Origin is the host it sends: no origin passes, its own neither.
-        for origin in ["https://evil.example", "null", "https://read.example.com", "http://127.0.0.1:8788"] {
-            assert_eq!(browser_origin_refusal(Some(origin)).map(|o| o.status), Some(403), "{origin}");
-        }
-    }
 
     fn tools() -> Value {
         json!([{"name": "overview"}, {"name": "top"}])

@@ -69,15 +69,15 @@ struct Reader {
 /// The key's project, after the per-IP check (keys the isolate does not know), the record,
 /// and the key's query rate.
 async fn reader(req: &Request, env: &Env) -> std::result::Result<Reader, ApiError> {
-    let who = authenticate(req, env).await?;
+    let who = authenticate(req, env, Route::Query).await?;
     charge(env, &who.key_hash).await?;
     Ok(who)
 }
 
 /// The key's project, without counting a query against its rate: the one authentication
-/// path (millimetric_adapters::auth) for the Query route.
-async fn authenticate(req: &Request, env: &Env) -> std::result::Result<Reader, ApiError> {
-    let caller = auth::authenticate(req, env, Route::Query, None).await?;
+/// path (millimetric_adapters::auth) for the read routes (`Route::Query`, `Route::Mcp`).
+async fn authenticate(req: &Request, env: &Env, route: Route) -> std::result::Result<Reader, ApiError> {
+    let caller = auth::authenticate(req, env, route, None).await?;
     Ok(Reader { project_id: caller.principal.project_id, timezone: caller.principal.timezone, key_hash: caller.key_hash })
 }
 
@@ -303,6 +303,7 @@ fn mcp_refusal(e: &ApiError) -> Response {
     let challenge = match (e.status, e.code) {
         (401, "missing_key") => Some(r#"Bearer realm="millimetric""#.to_string()),
         (401, _) => Some(format!(r#"Bearer realm="millimetric", error="invalid_token", error_description="{}""#, e.code)),
+        (403, "browser_origin_refused") => None,
         (403, _) => Some(format!(r#"Bearer realm="millimetric", error="insufficient_scope", error_description="{}""#, e.code)),
         _ => None,
     };
@@ -313,10 +314,7 @@ fn mcp_refusal(e: &ApiError) -> Response {
 }
 
 async fn mcp(mut req: Request, env: &Env) -> Response {
-    if let Some(out) = protocol::browser_origin_refusal(req.headers().get("Origin").ok().flatten().as_deref()) {
-        return mcp_response(&out);
-    }
-    let who = match authenticate(&req, env).await {
+    let who = match authenticate(&req, env, Route::Mcp).await {
         Ok(w) => w,
         Err(e) => return mcp_refusal(&e),
     };
