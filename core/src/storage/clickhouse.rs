@@ -403,7 +403,9 @@ mod tests {
         // (visitors' ids, one mutation) are longer than that.
         let ids: Vec<String> = (0..600).map(|i| format!("{i:08}-0000-4000-8000-000000000000")).collect();
         let erasures: Vec<(String, String)> = ids.iter().map(|v| ("proj_a".to_string(), v.clone())).collect();
-        for (_, sql) in crate::privacy::visitors::erase_many_sql("millimetric", "events", &erasures, 128 * 1024) {
+        for crate::privacy::visitors::Deletion { sql, .. } in
+            crate::privacy::visitors::erase_many_sql("millimetric", "events", &erasures, 128 * 1024)
+        {
             assert!(sql.len() > 16 * 1024, "the case must be long enough to matter");
             for settings in [&[][..], UNLOGGED] {
                 let (url, body) = statement_post(&cfg(), &sql, settings).unwrap();

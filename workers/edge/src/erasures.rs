@@ -36,7 +36,7 @@ async fn run(env: &Env) -> Result<(usize, Vec<String>), String> {
     // Projects whose exports are still to go: marked by an earlier run that could not finish.
     let mut exports_due: std::collections::BTreeSet<String> =
         keys.iter().filter_map(|k| visitors::parse_exports_due_key(k)).map(str::to_string).collect();
-    for (project, sql) in visitors::erase_many_sql(&cfg.database, &cfg.table, &erasures, 128 * 1024) {
+    for visitors::Deletion { project, of_events, sql } in visitors::erase_many_sql(&cfg.database, &cfg.table, &erasures, 128 * 1024) {
         // Each statement names the visitors it erases: kept out of ClickHouse's query log.
         // Only rows still there, or not known gone, are deleted again (`visitors::deletion_needed`).
         let needed = match visitors::probe_sql(&sql) {
@@ -51,7 +51,6 @@ async fn run(env: &Env) -> Result<(usize, Vec<String>), String> {
         // before it, so that a failure before they are gone is retried tomorrow, when no rows
         // are left to count; a deletion that fails leaves the exports (and its own fresh mark)
         // alone: tomorrow's count finds the rows again.
-        let of_events = visitors::deletes_from(&sql, &cfg.database, &cfg.table);
         let marked_before = exports_due.contains(&project);
         if of_events && !marked_before {
             if let Err(e) = mark_exports_due(&kv, &project).await {
