@@ -109,15 +109,33 @@ pub fn ip_limit_applies(claimed: KeyKind, cached: &Cached<KeyRecord>) -> bool {
     }
 }
 
-/// The key the per-IP limiter counts under: SHA-256 of a secret salt and the IP, so neither the
-/// limiter nor anything it logs can hold or reverse the address (IPv4 is too small a space for
-/// an unsalted hash to hide anything).
+/// The key the per-IP limiter counts under: SHA-256 of a secret salt and the client, so neither
+/// the limiter nor anything it logs can hold or reverse the address (IPv4 is too small a space
+/// for an unsalted hash to hide anything). The client is an IPv4 address or an IPv6 /64
+/// (limit_client).
 pub fn ip_limit_key(salt: &str, ip: &str) -> String {
     let mut h = Sha256::new();
     h.update(salt.as_bytes());
     h.update([0u8]);
-    h.update(ip.trim().as_bytes());
+    h.update(limit_client(ip.trim()).as_bytes());
     format!("ip:{}", hex(&h.finalize()[..16]))
+}
+
+/// What one client is to the per-IP limit: an IPv4 address (also when mapped into IPv6), or an
+/// IPv6 address's /64, as one host commonly holds a whole /64. Anything that does not parse
+/// counts as itself.
+fn limit_client(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(v4) => v4.to_string(),
+        Err(_) => ip.to_string(),
+    }
 }
 
 pub fn too_many(scope: &str, retry_after_s: u32) -> ApiError {
@@ -189,5 +207,21 @@ mod tests {
         assert_ne!(k, ip_limit_key("salt-2", "203.0.113.7"));
         assert_eq!(k, ip_limit_key("salt-1", " 203.0.113.7 "));
         assert_eq!(too_many("key", 7).status, 429);
+    }
+
+    /// One host holds a whole IPv6 /64 (the smallest subnet a network hands out), so counting
+    /// each address apart would give it 2^64 fresh buckets: every address of a /64 counts as
+    /// one client. IPv4, and IPv4 mapped into IPv6, count per address; the textual form does not
+    /// matter.
+    #[test]
+    fn an_ipv6_64_is_one_client() {
+        let k = |ip| ip_limit_key("s", ip);
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2::2"));
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_eq!(k("2001:DB8:1:2::1"), k("2001:0db8:0001:0002:0:0:0:1"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        assert_eq!(k("::ffff:203.0.113.7"), k("203.0.113.7"));
+        assert_ne!(k("203.0.113.7"), k("203.0.113.8"));
+        assert_eq!(k("not an address"), k(" not an address "));
     }
 }
