@@ -34,8 +34,8 @@ fn main() {
     let rolled = match &days {
         None => driver::block_on(driver::run(&database, &table, now_ms(), all, query, now_ms, &mut report)),
         Some(range) => {
-            let batches = days_again(&database, range, &|sql| client.query(&sql).unwrap_or_else(|e| fail(&e)));
-            driver::block_on(driver::write(&database, &table, &batches, now_ms() as u64, &query, &now_ms, &mut report))
+            let plan = days_again(&database, range, now_ms(), &|sql| client.query(&sql).unwrap_or_else(|e| fail(&e)));
+            driver::block_on(driver::write(&database, &table, &plan, now_ms() as u64, &query, &now_ms, &mut report))
         }
     };
     match rolled {
@@ -47,7 +47,7 @@ fn main() {
 /// `--days FIRST..LAST`, in batches: only days already rolled up, since a later day would move
 /// the frontier past days not yet closed or rolled (readers would take them from empty
 /// aggregates).
-fn days_again(database: &str, range: &str, q: &dyn Fn(String) -> String) -> Vec<Vec<Date>> {
+fn days_again(database: &str, range: &str, now_ms: i64, q: &dyn Fn(String) -> String) -> driver::Plan {
     let (a, b) = range.split_once("..").unwrap_or_else(|| fail("--days is FIRST..LAST"));
     let listed = rollup::parse_days(&format!("{a}\n{b}\n"));
     let [first, last] = listed[..] else { fail("--days is YYYY-MM-DD..YYYY-MM-DD") };
@@ -63,7 +63,9 @@ fn days_again(database: &str, range: &str, q: &dyn Fn(String) -> String) -> Vec<
         all_days.push(d);
         d += time::Duration::days(1);
     }
-    all_days.chunks(rollup::BATCH_DAYS).map(<[Date]>::to_vec).collect()
+    let batches = all_days.chunks(rollup::BATCH_DAYS).map(<[Date]>::to_vec).collect();
+    let today = rollup::today(now_ms).unwrap_or_else(|e| fail(&e));
+    driver::Plan { batches, frontier: state.frontier, today }
 }
 
 fn fail(msg: &str) -> ! {

@@ -3,10 +3,21 @@
 //! that sends one statement and answers with the body; the clock gives versions and finish
 //! times, so a retried trigger never reuses a version.
 
-use super::{batches, done_sql, first_day_sql, insert_sql, late_days_sql, parse_days, parse_first_day, parse_state, run_done_sql};
+use super::{
+    batches, done_sql, first_day_sql, insert_sql, late_days_sql, left_out, parse_days, parse_first_day, parse_state, run_done_sql,
+};
 use super::{state_sql, today};
 use std::future::Future;
 use time::Date;
+
+/// The batches one run writes, in order, with what decides which projects keep their earlier
+/// version of a re-rolled day (`super::left_out`): the last day rolled before the run, and today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub batches: Vec<Vec<Date>>,
+    pub frontier: Option<Date>,
+    pub today: Date,
+}
 
 /// A batch written: its first and last day, and the version it wrote them under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +58,11 @@ where
             Some(sql) => parse_days(&query(sql).await?),
             None => Vec::new(),
         };
-        let batches = batches(&state, first, &late, today);
-        if batches.is_empty() {
+        let plan = Plan { batches: batches(&state, first, &late, today), frontier: state.frontier, today };
+        if plan.batches.is_empty() {
             break;
         }
-        days += write(database, table, &batches, round_start as u64, &query, &clock, &mut rolled).await?;
+        days += write(database, table, &plan, round_start as u64, &query, &clock, &mut rolled).await?;
         if !all {
             break;
         }
@@ -60,12 +71,12 @@ where
     Ok(days)
 }
 
-/// Writes `batches` under versions from `first_version` on, one a batch, each batch's days
-/// recorded as done after its rows: the days written.
+/// Writes the plan's batches under versions from `first_version` on, one a batch, each batch's
+/// days recorded as done after its rows: the days written.
 pub async fn write<Q, F>(
     database: &str,
     table: &str,
-    batches: &[Vec<Date>],
+    plan: &Plan,
     first_version: u64,
     query: &Q,
     clock: &impl Fn() -> i64,
@@ -76,12 +87,13 @@ where
     F: Future<Output = Result<String, String>>,
 {
     let mut days = 0;
-    for (i, batch) in batches.iter().filter(|b| !b.is_empty()).enumerate() {
+    for (i, batch) in plan.batches.iter().filter(|b| !b.is_empty()).enumerate() {
         let version = first_version + i as u64;
-        for sql in insert_sql(database, table, batch, version) {
+        let left_out = left_out(batch, plan.frontier, plan.today);
+        for sql in insert_sql(database, table, batch, version, &left_out) {
             query(sql).await?;
         }
-        for sql in done_sql(database, table, batch, version, clock()) {
+        for sql in done_sql(database, table, batch, version, clock(), &left_out) {
             query(sql).await?;
         }
         days += batch.len();

@@ -27,6 +27,7 @@ use crate::query::aggregates::{DONE_TABLE, RUNS_TABLE};
 pub mod driver;
 
 use crate::query::sql::{self, VISIT_ATTRS};
+use crate::storage::retention;
 use time::{Date, Duration, OffsetDateTime, Time};
 
 /// New days rolled in one run: more than the longest raw window (365 days, kept up to 7 more,
@@ -141,17 +142,47 @@ pub fn batches(state: &State, first_day: Option<Date>, late: &[Date], today: Dat
     new.chunks(BATCH_DAYS).chain(again.chunks(BATCH_DAYS)).map(<[Date]>::to_vec).collect()
 }
 
+/// The retention classes whose projects keep their earlier version of a re-rolled batch: those
+/// whose raw events of the day before the batch may already be dropped
+/// (storage::retention::expired). Derived without that day, a visit that crossed midnight into
+/// the batch would count as one that started in it, while the eve's version still counts it.
+/// Only for days rolled before (the batch starts at or before `frontier`): new days have no
+/// earlier version, and are rolled with what is held.
+pub fn left_out(batch: &[Date], frontier: Option<Date>, today: Date) -> Vec<u16> {
+    let Some(&first) = batch.first() else { return Vec::new() };
+    if frontier.is_none_or(|f| first > f) {
+        return Vec::new();
+    }
+    let eve = first - Duration::days(1);
+    let week_start = eve - Duration::days(i64::from(eve.weekday().number_days_from_monday()));
+    crate::keys::RETENTION_CHOICES
+        .into_iter()
+        .filter(|&retention_days| !retention::expired(&[retention::Partition { retention_days, week_start }], today).is_empty())
+        .collect()
+}
+
+/// ` AND retention_days NOT IN (30)` for the classes `left_out` names, or nothing.
+fn without_classes(left_out: &[u16]) -> String {
+    if left_out.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = left_out.iter().map(u16::to_string).collect();
+    format!(" AND retention_days NOT IN ({})", list.join(", "))
+}
+
 fn days_list(days: &[Date]) -> String {
     days.iter().map(|d| format!("toDate('{d}')")).collect::<Vec<_>>().join(", ")
 }
 
-/// The three inserts that roll up `days` (sorted, non-empty) under `version`.
-pub fn insert_sql(database: &str, table: &str, days: &[Date], version: u64) -> [String; 3] {
+/// The three inserts that roll up `days` (sorted, non-empty) under `version`, without the
+/// events of the retention classes `left_out` names.
+pub fn insert_sql(database: &str, table: &str, days: &[Date], version: u64, left_out: &[u16]) -> [String; 3] {
     let (first, last) = (days[0], days[days.len() - 1]);
     let window = format!(
-        "timestamp >= toDateTime({}) AND timestamp < toDateTime({})",
+        "timestamp >= toDateTime({}) AND timestamp < toDateTime({}){}",
         day_start(first - Duration::days(1)),
-        day_start(last + Duration::days(3))
+        day_start(last + Duration::days(3)),
+        without_classes(left_out)
     );
     let visits = sql::visits(database, table, &window);
     let started = format!("toDate(toDateTime(start), 'UTC') IN ({})", days_list(days));
@@ -183,18 +214,20 @@ pub fn insert_sql(database: &str, table: &str, days: &[Date], version: u64) -> [
 /// Recorded after the inserts, in order: each project with raw events on each of the days
 /// (from now on readers take that project's day from `version`, even where no visit starts
 /// on it any more; a project whose raw events of the day are gone, by retention, keeps its
-/// earlier version), then the days themselves (project '').
-pub fn done_sql(database: &str, table: &str, days: &[Date], version: u64, now_ms: i64) -> [String; 2] {
+/// earlier version, as do those of the classes `left_out` names), then the days themselves
+/// (project '').
+pub fn done_sql(database: &str, table: &str, days: &[Date], version: u64, now_ms: i64, left_out: &[u16]) -> [String; 2] {
     let at = now_ms / 1000;
     let rows: Vec<String> = days.iter().map(|d| format!("('', '{d}', {version}, {at})")).collect();
     let (first, last) = (days[0], days[days.len() - 1]);
     [
         format!(
             "INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) SELECT DISTINCT project_id, toDate(timestamp, 'UTC') AS d, {version}, {at} FROM {database}.{table} \
-             WHERE timestamp >= toDateTime({}) AND timestamp < toDateTime({}) AND d IN ({})",
+             WHERE timestamp >= toDateTime({}) AND timestamp < toDateTime({}) AND d IN ({}){}",
             day_start(first),
             day_start(last + Duration::days(1)),
-            days_list(days)
+            days_list(days),
+            without_classes(left_out)
         ),
         format!("INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) VALUES {}", rows.join(", ")),
     ]
@@ -266,9 +299,57 @@ mod tests {
         assert_eq!(parse_days("2026-11-01\n2026-11-03\n"), vec![date!(2026 - 11 - 01), date!(2026 - 11 - 03)]);
     }
 
+    /// A late event re-rolls its day's neighbours too. Re-rolling a day whose eve's raw events
+    /// retention already dropped would take a visit that crossed midnight into it as one that
+    /// started on it, while the eve's earlier version still counts that visit: counted twice.
+    /// So the projects of that retention class keep the day's earlier version; the others,
+    /// whose eve is still held, are rolled again.
+    #[test]
+    fn a_rerolled_day_whose_eve_is_dropped_keeps_its_earlier_version() {
+        let (frontier, today) = (Some(date!(2026 - 12 - 02)), date!(2026 - 12 - 03));
+        let state = State { frontier, last_version_ms: 1 };
+        let again = batches(&state, None, &[date!(2026 - 11 - 02)], today);
+        assert_eq!(again, vec![vec![date!(2026 - 11 - 01), date!(2026 - 11 - 02), date!(2026 - 11 - 03)]]);
+        // The week of Oct 26 to Nov 1 is dropped for 30-day projects from Dec 2 on.
+        let eve = |d: Date| d - Duration::days(1);
+        let week = |d: Date| d - Duration::days(i64::from(d.weekday().number_days_from_monday()));
+        let dropped = crate::storage::retention::Partition { retention_days: 30, week_start: week(eve(date!(2026 - 11 - 02))) };
+        assert_eq!(crate::storage::retention::expired(&[dropped], date!(2026 - 12 - 02)), vec![dropped]);
+        assert_eq!(left_out(&again[0], frontier, today), vec![30]);
+        // The eve still held for every class: nothing left out.
+        assert!(left_out(&[date!(2026 - 11 - 20)], frontier, today).is_empty());
+        // New days have no earlier version to keep: never left out, even after a long outage.
+        assert!(left_out(&[date!(2026 - 11 - 02)], Some(date!(2026 - 11 - 01)), today).is_empty());
+        assert!(left_out(&[date!(2026 - 11 - 02)], None, today).is_empty());
+        // The statements skip those projects' events and do not mark their days rolled again.
+        let [v, p, q] = insert_sql("db", "events", &again[0], 9, &[30]);
+        for s in [&v, &p, &q] {
+            assert!(s.contains("AND retention_days NOT IN (30)"), "{s}");
+        }
+        let [projects, _] = done_sql("db", "events", &again[0], 9, 1_000, &[30]);
+        assert!(projects.contains("AND retention_days NOT IN (30)"), "{projects}");
+        let [plain, ..] = insert_sql("db", "events", &again[0], 9, &[]);
+        assert!(!plain.contains("retention_days"), "{plain}");
+    }
+
+    /// Every day of the year: a day whose eve is within the shortest retention is never
+    /// left out, and one whose eve is past the longest always is (for a re-roll).
+    #[test]
+    fn left_out_follows_retention_on_every_day_of_the_year() {
+        let start = OffsetDateTime::now_utc().date();
+        for offset in 0..366 {
+            let today = start + Duration::days(offset);
+            let held = today - Duration::days(29);
+            assert!(left_out(&[held], Some(today), today).is_empty(), "{today}");
+            let gone = today - Duration::days(400);
+            let all: Vec<u16> = crate::keys::RETENTION_CHOICES.to_vec();
+            assert_eq!(left_out(&[gone], Some(today), today), all, "{today}");
+        }
+    }
+
     #[test]
     fn a_batch_reads_a_day_either_side_and_keeps_the_visits_that_started_in_it() {
-        let [v, p, q] = insert_sql("millimetric", "events", &[date!(2026 - 11 - 02), date!(2026 - 11 - 03)], 77);
+        let [v, p, q] = insert_sql("millimetric", "events", &[date!(2026 - 11 - 02), date!(2026 - 11 - 03)], 77, &[]);
         // Nov 1 00:00 UTC to Nov 6 00:00 UTC.
         for s in [&v, &p, &q] {
             assert!(s.contains("timestamp >= toDateTime(1793491200) AND timestamp < toDateTime(1793923200)"), "{s}");
@@ -280,7 +361,7 @@ mod tests {
                 && p.starts_with("INSERT INTO millimetric.page_rollup")
                 && q.starts_with("INSERT INTO millimetric.prop_rollup")
         );
-        let [projects, days] = done_sql("millimetric", "events", &[date!(2026 - 11 - 02)], 77, 1_000_000_999);
+        let [projects, days] = done_sql("millimetric", "events", &[date!(2026 - 11 - 02)], 77, 1_000_000_999, &[]);
         // The projects with raw events that day, not those whose visits start on it: a
         // re-roll that moves a day's only visit to the day before must still supersede it.
         assert!(projects.contains("SELECT DISTINCT project_id, toDate(timestamp, 'UTC') AS d, 77, 1000000 FROM millimetric.events WHERE timestamp >= toDateTime(1793577600) AND timestamp < toDateTime(1793664000) AND d IN (toDate('2026-11-02'))"), "{projects}");
