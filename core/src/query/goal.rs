@@ -175,10 +175,10 @@ fn props(v: Option<&Value>, what: &str) -> Result<Vec<(String, String)>, ApiErro
 }
 
 /// A page pattern as an anchored RE2 expression: `*` is any characters, everything else
-/// itself (ASCII punctuation escaped).
+/// itself (ASCII punctuation escaped), in the form ingest stores paths (`stored_form`).
 pub fn pattern_regex(p: &str) -> String {
     let mut re = String::from("^");
-    for ch in p.chars() {
+    for ch in stored_form(p).chars() {
         match ch {
             '*' => re.push_str(".*"),
             c if c.is_ascii_punctuation() => {
@@ -190,6 +190,29 @@ pub fn pattern_regex(p: &str) -> String {
     }
     re.push('$');
     re
+}
+
+/// A pattern as the URL parser writes a path, as ingest stores it (enrich::url_scrub): beyond
+/// ASCII, spaces, quotes and the like percent-encoded, `.` and `..` segments resolved; a `*`
+/// and what is encoded already stay as written. A pattern that starts with `*` keeps it first.
+fn stored_form(p: &str) -> String {
+    let (lead, rest) = match p.strip_prefix('*') {
+        Some(rest) => ("*", rest),
+        None => ("", p),
+    };
+    if rest.is_empty() {
+        return p.to_string();
+    }
+    match url::Url::parse("http://pattern.invalid/") {
+        Ok(mut u) => {
+            u.set_path(rest);
+            let path = u.path();
+            // set_path puts a `/` first; a pattern such as `*pricing` had none.
+            let path = if rest.starts_with('/') { path } else { path.strip_prefix('/').unwrap_or(path) };
+            format!("{lead}{path}")
+        }
+        Err(_) => p.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -227,11 +250,31 @@ mod tests {
         }
     }
 
+    /// Ingest stores a page's path as the URL parser gives it: percent-encoded beyond ASCII and
+    /// for spaces, quotes and the like. A goal written as a reader writes it (`/über uns`)
+    /// matches those pageviews, as does one written in the stored form.
+    #[test]
+    fn a_page_pattern_is_matched_in_the_form_paths_are_stored() {
+        let stored = |url: &str| crate::enrich::url_scrub::parse_and_scrub(url, false).unwrap().1.path;
+        for (written, url) in [
+            ("/über uns", "https://a.example/über uns"),
+            ("/preise & kosten", "https://a.example/preise & kosten"),
+            ("/a\"b<c>{d}`e", "https://a.example/a\"b<c>{d}`e"),
+            ("/日本", "https://a.example/日本"),
+            ("/%C3%BCber", "https://a.example/über"),
+            ("/a/../pricing", "https://a.example/pricing"),
+        ] {
+            assert_eq!(pattern_regex(written), pattern_regex(&stored(url)), "{written} against {url}");
+        }
+        assert_eq!(pattern_regex("/日本/*"), format!("{}.*$", pattern_regex(&stored("https://a.example/日本/")).trim_end_matches('$')));
+        assert_eq!(pattern_regex("*/edit"), "^.*\\/edit$", "a leading wildcard stays one");
+    }
+
     #[test]
     fn patterns_become_anchored_expressions() {
         assert_eq!(pattern_regex("/a.b/*"), "^\\/a\\.b\\/.*$");
         assert_eq!(pattern_regex("*/edit"), "^.*\\/edit$");
-        assert_eq!(pattern_regex("/über(1)"), "^\\/über\\(1\\)$");
+        assert_eq!(pattern_regex("/über(1)"), "^\\/\\%C3\\%BCber\\(1\\)$", "paths are stored percent-encoded");
         let g = goal(json!({"page": "/blog/*", "props": {"k": "v"}})).unwrap();
         let sql = g.condition(VISIT_EVENT);
         assert!(sql.contains("ev.2 = 'pageview' AND match(ev.5, '^\\\\/blog\\\\/.*$')"), "{sql}");
