@@ -31,8 +31,9 @@ pub fn checked_statement(sql: String, too_large: &str) -> Result<String, ApiErro
     Ok(sql)
 }
 
-/// The body as an object of known fields (`own` and SHARED_FIELDS). `example` is a whole
-/// body, shown when the body is not one.
+/// The body as an object of known fields (`own` and SHARED_FIELDS), less those given as `null`
+/// (left out, so they take their defaults, as in `/v1/query` and over MCP). `example` is a
+/// whole body, shown when the body is not one.
 pub fn object(body: &[u8], own: &[&str], example: &str) -> Result<Map<String, Value>, ApiError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| bad("invalid_json", format!("The body is not valid JSON ({e}). Send an object, e.g. {example}.")))?;
@@ -49,7 +50,7 @@ pub fn object(body: &[u8], own: &[&str], example: &str) -> Result<Map<String, Va
         fields.extend(SHARED_FIELDS);
         return Err(bad("unknown_field", format!("`{k}` is not a field of this query. Use {}.", fields.join(", "))));
     }
-    Ok(obj)
+    Ok(obj.into_iter().filter(|(_, v)| !v.is_null()).collect())
 }
 
 /// `pagination` for an answer paged after ClickHouse returns its first offset + limit rows (a
@@ -195,6 +196,33 @@ impl Common {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `null` is a field left out, in every conversion query and for every optional field, as
+    /// in `/v1/query` and over MCP: a client that writes its defaults as null gets them.
+    #[test]
+    fn a_null_field_is_a_field_left_out() {
+        use crate::conversions::{attribution, funnel, paths, retention};
+        type Check = fn(&[u8]) -> Result<(), ApiError>;
+        let endpoints: [(&str, &[&str], Check); 4] = [
+            (funnel::request::EXAMPLE, &funnel::request::FIELDS, |b| funnel::request::parse(b, None, 1_796_032_800_000).map(drop)),
+            (attribution::request::EXAMPLE, &attribution::request::FIELDS, |b| {
+                attribution::request::parse(b, None, 1_796_032_800_000).map(drop)
+            }),
+            (paths::request::EXAMPLE, &paths::request::FIELDS, |b| paths::request::parse(b, None, 1_796_032_800_000).map(drop)),
+            (retention::request::EXAMPLE, &retention::request::FIELDS, |b| retention::request::parse(b, None, 1_796_032_800_000).map(drop)),
+        ];
+        for (example, fields, parse) in endpoints {
+            let base: Map<String, Value> = serde_json::from_str(example).unwrap();
+            for field in fields.iter().chain(&SHARED_FIELDS) {
+                let mut body = base.clone();
+                body.insert(field.to_string(), Value::Null);
+                let got = parse(Value::Object(body.clone()).to_string().as_bytes());
+                body.remove(*field);
+                let absent = parse(Value::Object(body).to_string().as_bytes());
+                assert_eq!(got.map_err(|e| e.code), absent.map_err(|e| e.code), "{field}: null in {example}");
+            }
+        }
+    }
 
     #[test]
     fn the_shared_fields_are_checked_as_the_stats_api_checks_them() {

@@ -57,7 +57,7 @@ pub struct Attribution {
     pub common: Common,
 }
 
-const FIELDS: [&str; 6] = ["goal", "model", "lookback", "count", "channel", "pagination"];
+pub(crate) const FIELDS: [&str; 6] = ["goal", "model", "lookback", "count", "channel", "pagination"];
 
 pub fn parse(body: &[u8], project_timezone: Option<&str>, now_ms: i64) -> Result<Attribution, ApiError> {
     let obj = common::object(body, &FIELDS, EXAMPLE)?;

@@ -42,7 +42,7 @@ pub struct Funnel {
     pub common: Common,
 }
 
-const FIELDS: [&str; 6] = ["steps", "window", "by", "order", "breakdown", "pagination"];
+pub(crate) const FIELDS: [&str; 6] = ["steps", "window", "by", "order", "breakdown", "pagination"];
 
 pub fn parse(body: &[u8], project_timezone: Option<&str>, now_ms: i64) -> Result<Funnel, ApiError> {
     let obj = common::object(body, &FIELDS, EXAMPLE)?;

@@ -21,7 +21,7 @@ pub struct Paths {
     pub common: Common,
 }
 
-const FIELDS: [&str; 4] = ["start", "direction", "depth", "pagination"];
+pub(crate) const FIELDS: [&str; 4] = ["start", "direction", "depth", "pagination"];
 
 pub fn parse(body: &[u8], project_timezone: Option<&str>, now_ms: i64) -> Result<Paths, ApiError> {
     let obj = common::object(body, &FIELDS, EXAMPLE)?;

@@ -46,7 +46,7 @@ pub struct Retention {
     pub common: Common,
 }
 
-const FIELDS: [&str; 3] = ["period", "cohort_goal", "return_goal"];
+pub(crate) const FIELDS: [&str; 3] = ["period", "cohort_goal", "return_goal"];
 
 pub fn parse(body: &[u8], project_timezone: Option<&str>, now_ms: i64) -> Result<Retention, ApiError> {
     let obj = common::object(body, &FIELDS, EXAMPLE)?;
