@@ -1,6 +1,6 @@
 //! ClickHouse's retention rows (`sql::statement`) to the triangle: per cohort (oldest first),
-//! its size and, for every period from its own to the range's last, the visitors back and
-//! their share of the cohort.
+//! its size and, for every period from its own to the range's last (or to now's, when the
+//! range runs on past now), the visitors back and their share of the cohort.
 
 use super::request::{offset, Retention};
 use crate::query::results::{ratio, round2};
@@ -26,8 +26,9 @@ pub fn answer(r: &Retention, raw: &str) -> Result<Value, String> {
             entry.1.insert(k, n);
         }
     }
-    let last =
-        jiff::Timestamp::from_second(r.common.range.to - 1).map_err(|e| e.to_string())?.to_zoned_datetime(r.common.tz.clone()).date();
+    // The range's last period, or now's if the range runs on past now.
+    let last_second = (r.common.range.to - 1).min(r.now_ms.div_euclid(1000));
+    let last = jiff::Timestamp::from_second(last_second).map_err(|e| e.to_string())?.to_zoned_datetime(r.common.tz.clone()).date();
     let rows: Vec<Value> = cohorts
         .iter()
         .map(|(cohort, (size, back))| {
@@ -50,9 +51,31 @@ mod tests {
     use super::*;
     use crate::conversions::retention::request::parse;
 
+    /// A range that ends after now (this month, or dates to come): periods that have not begun
+    /// are not shown, where they read as a measured 0%.
+    #[test]
+    fn periods_yet_to_come_are_left_out() {
+        let now = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let r = parse(br#"{"date_range":["2026-11-01","2026-11-30"],"period":"week"}"#, None, now("2026-11-10T09:00:00Z")).unwrap();
+        let raw = [
+            r#"{"cohort":"2026-11-02","k":-1,"n":"2"}"#,
+            r#"{"cohort":"2026-11-02","k":0,"n":"2"}"#,
+            r#"{"cohort":"2026-11-09","k":-1,"n":"5"}"#,
+            r#"{"cohort":"2026-11-09","k":0,"n":"5"}"#,
+        ]
+        .join("\n");
+        let a = answer(&r, &raw).unwrap();
+        let len = |i: usize| a["cohorts"][i]["retention"].as_array().unwrap().len();
+        assert_eq!((len(0), len(1)), (2, 1), "the week of Nov 9 has begun, that of Nov 16 has not: {a}");
+        // A range wholly past: every period to its end, as before.
+        let past = parse(br#"{"date_range":["2026-11-01","2026-11-30"],"period":"week"}"#, None, now("2026-12-20T00:00:00Z")).unwrap();
+        assert_eq!(answer(&past, &raw).unwrap()["cohorts"][1]["retention"].as_array().unwrap().len(), 4);
+    }
+
     #[test]
     fn a_triangle_with_every_period_to_the_range_end() {
-        let r = parse(br#"{"date_range":["2026-11-02","2026-11-22"],"period":"week"}"#, None, 0).unwrap();
+        let after = "2026-11-23T00:00:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let r = parse(br#"{"date_range":["2026-11-02","2026-11-22"],"period":"week"}"#, None, after).unwrap();
         let raw = [
             r#"{"cohort":"2026-11-02","k":"-1","n":"4"}"#,
             r#"{"cohort":"2026-11-02","k":"0","n":"4"}"#,

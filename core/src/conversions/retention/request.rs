@@ -44,6 +44,8 @@ pub struct Retention {
     pub cohort_goal: Option<Goal>,
     pub return_goal: Option<Goal>,
     pub common: Common,
+    /// When it was asked (ms): periods that begin later are not shown.
+    pub now_ms: i64,
 }
 
 pub(crate) const FIELDS: [&str; 3] = ["period", "cohort_goal", "return_goal"];
@@ -61,7 +63,7 @@ pub fn parse(body: &[u8], project_timezone: Option<&str>, now_ms: i64) -> Result
     let goal = |name: &str| obj.get(name).filter(|v| !v.is_null()).map(|v| Goal::parse(v, &format!("`{name}`"))).transpose();
     let (cohort_goal, return_goal) = (goal("cohort_goal")?, goal("return_goal")?);
     let common = common::common(&obj, project_timezone, now_ms)?;
-    let r = Retention { period, cohort_goal, return_goal, common };
+    let r = Retention { period, cohort_goal, return_goal, common, now_ms };
     let n = r.periods();
     if n > period.max_periods() {
         return Err(bad(
