@@ -134,11 +134,33 @@ fn key_lifecycle_end_to_end() {
         .as_array()
         .map(|a| a.iter().filter(|r| r["record"]["action"] == "key_change" && r["record"]["outcome"] == "invalid_settings").count());
     assert_eq!(refusals, Some(3), "the refused rotation and changes: {:?}", log.body);
-    let changes = log.body["audit"]
+    // Each says what was done, and to which key (a prefix of its hash, as `by` names keys).
+    let named = |h: &str| format!("key:{}", &h[..12]);
+    let mut changes: Vec<(String, String, String)> = log.body["audit"]
         .as_array()
-        .map(|a| a.iter().filter(|r| r["record"]["action"] == "key_change" && r["record"]["outcome"] == "ok").count())
-        .unwrap_or(0);
-    assert_eq!(changes, 4, "create, set, rotate, revoke: {:?}", log.body);
+        .into_iter()
+        .flatten()
+        .filter(|r| r["record"]["action"] == "key_change")
+        .map(|r| {
+            let field = |f: &str| r["record"][f].as_str().unwrap_or("").to_string();
+            (field("change"), field("key"), field("outcome"))
+        })
+        .collect();
+    changes.sort();
+    let made = created["keys"].as_array().unwrap().iter().map(|k| named(k["hash"].as_str().unwrap()));
+    let mut want: Vec<(String, String, String)> = made.map(|k| ("create".to_string(), k, "ok".to_string())).collect();
+    for (change, kind, outcome) in [
+        ("set", "publishable", "ok"),
+        ("rotate", "secret", "ok"),
+        ("revoke", "publishable", "ok"),
+        ("rotate", "publishable", "invalid_settings"),
+        ("set", "publishable", "invalid_settings"),
+        ("set", "secret", "invalid_settings"),
+    ] {
+        want.push((change.to_string(), named(&hash(kind)), outcome.to_string()));
+    }
+    want.sort();
+    assert_eq!(changes, want, "every key change, what it did and to which key: {:?}", log.body);
 
     // A creation that is refused writes nothing: a site another key holds is found before
     // any key of the request is stored (a secret key once was, and nobody ever saw it).

@@ -46,6 +46,33 @@ pub struct Record {
     /// Rows replayed, for a replay; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// For a key change: what was done; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<KeyChange>,
+    /// For a key change: the key it was done to, named as `by` names one (absent for a
+    /// creation refused before any key was made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// What a key change did (`/admin/keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyChange {
+    Create,
+    /// Its settings (origins, limit, retention, hash routing, time zone, domains).
+    Set,
+    Rotate,
+    Revoke,
+}
+
+impl Record {
+    /// This record as a key change: what was done, and to which key (its hash).
+    pub fn key_change(mut self, change: KeyChange, key_hash: Option<&str>) -> Record {
+        self.change = Some(change);
+        self.key = key_hash.map(by_key);
+        self
+    }
 }
 
 /// Who did it, as the log names them: never the raw key, a prefix of its hash.
@@ -61,7 +88,7 @@ pub fn outcome<T>(result: &Result<T, ApiError>) -> String {
 }
 
 pub fn record(project_id: &str, action: Action, by: String, at_ms: i64, outcome: String, rows: Option<u64>) -> Record {
-    Record { project_id: project_id.to_string(), action, by, at: rfc3339(at_ms), outcome, rows }
+    Record { project_id: project_id.to_string(), action, by, at: rfc3339(at_ms), outcome, rows, change: None, key: None }
 }
 
 /// One record per project among `project_ids` (one entry a row), with its count of rows: what
@@ -114,6 +141,23 @@ mod tests {
         assert!(newer < older, "KV lists ascending: the newer record comes first");
         assert!(newer.starts_with(&prefix("proj_a")) && !newer.starts_with(&prefix("proj_ab")));
         assert_eq!(outcome::<()>(&Err(ApiError::new(403, "read_only_key", "x"))), "read_only_key");
+    }
+
+    /// A key change says what was done and to which key, so a revocation is told from a
+    /// creation in the log; like `by`, the key is a prefix of its hash.
+    #[test]
+    fn a_key_change_names_what_was_done_and_the_key() {
+        let hash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let r = record("p", Action::KeyChange, "admin".into(), 1_000, "ok".into(), None).key_change(KeyChange::Revoke, Some(hash));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!((v["change"].as_str(), v["key"].as_str()), (Some("revoke"), Some("key:0123456789ab")));
+        assert!(!v.to_string().contains(&hash[12..]), "never the whole hash: {v}");
+        let refused =
+            record("p", Action::KeyChange, "admin".into(), 1_000, "invalid_domain".into(), None).key_change(KeyChange::Create, None);
+        let v = serde_json::to_value(&refused).unwrap();
+        assert_eq!((v["change"].as_str(), v.get("key")), (Some("create"), None));
+        let back: Record = serde_json::from_value(v).unwrap();
+        assert_eq!(back, refused);
     }
 
     #[test]

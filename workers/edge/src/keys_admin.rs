@@ -61,9 +61,25 @@ async fn put_naming_project(kv: &worker::kv::KvStore, key: &str, value: String, 
     put.execute().await.map_err(|_| unavailable("The key store"))
 }
 
-async fn log(env: &Env, project: &str, result: &Answer) {
+/// The change in the project's audit log: what was done, to which key (`key_hash`), and how it
+/// ended. A creation names each key it made, one record a key.
+async fn log(env: &Env, project: &str, result: &Answer, change: audit::KeyChange, key_hash: Option<&str>) {
     let now = worker::Date::now().as_millis() as i64;
-    super::audit::write(env, &audit::record(project, audit::Action::KeyChange, "admin".into(), now, audit::outcome(result), None)).await;
+    let record = |hash: Option<&str>| {
+        audit::record(project, audit::Action::KeyChange, "admin".into(), now, audit::outcome(result), None).key_change(change, hash)
+    };
+    let made: Vec<&str> = match result {
+        Ok((_, v)) if change == audit::KeyChange::Create => {
+            v["keys"].as_array().into_iter().flatten().filter_map(|k| k["hash"].as_str()).collect()
+        }
+        _ => Vec::new(),
+    };
+    if made.is_empty() {
+        super::audit::write(env, &record(key_hash)).await;
+    }
+    for hash in made {
+        super::audit::write(env, &record(Some(hash))).await;
+    }
 }
 
 type Answer = Result<(u16, serde_json::Value), ApiError>;
@@ -88,7 +104,7 @@ async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: 
 async fn create(env: &Env, body: &[u8]) -> Answer {
     let (project, kinds, settings) = admin::parse_create(body)?;
     let result = create_keys(env, &project, kinds, &settings).await;
-    log(env, &project, &result).await;
+    log(env, &project, &result, audit::KeyChange::Create, None).await;
     result
 }
 
@@ -165,7 +181,7 @@ async fn read_record(kv: &worker::kv::KvStore, hash: &str) -> Result<Option<KeyR
 async fn rotate(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
     let old = millimetric_core::keys::effective(get(env, hash).await?, now);
     let result = rotate_key(env, hash, &old, body, now).await;
-    log(env, &old.project_id, &result).await;
+    log(env, &old.project_id, &result, audit::KeyChange::Rotate, Some(hash)).await;
     result
 }
 
@@ -190,7 +206,7 @@ async fn revoke(env: &Env, hash: &str) -> Answer {
     let result = put_revoked(env, hash, &before)
         .await
         .map(|r| (200, json!({"key": admin::listed(hash, &r), "reaches_every_isolate_within_seconds": admin::REVOCATION_BOUND_SECONDS})));
-    log(env, &before.project_id, &result).await;
+    log(env, &before.project_id, &result, audit::KeyChange::Revoke, Some(hash)).await;
     result
 }
 
@@ -206,7 +222,7 @@ pub async fn put_revoked(env: &Env, hash: &str, before: &KeyRecord) -> Result<Ke
 async fn update(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
     let before = get(env, hash).await?;
     let result = update_key(env, hash, &before, body, now).await;
-    log(env, &before.project_id, &result).await;
+    log(env, &before.project_id, &result, audit::KeyChange::Set, Some(hash)).await;
     result
 }
 
