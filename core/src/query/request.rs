@@ -464,7 +464,20 @@ fn wire(body: &[u8]) -> Result<Wire, ApiError> {
             return Err(bad("project_from_key", format!("`{named}` is not taken: a query answers for its key's project only. Remove it.")));
         }
     }
-    serde_json::from_value(v).map_err(|e| {
+    // A field given as null is a field left out; a list given as anything else is named.
+    let obj: serde_json::Map<String, Value> = obj.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    const LISTS: [(&str, &str); 4] = [
+        ("metrics", r#"["visitors"]"#),
+        ("dimensions", r#"["visit:source"]"#),
+        ("filters", r#"[["is", "visit:country", ["DE"]]]"#),
+        ("order_by", r#"[["visitors", "desc"]]"#),
+    ];
+    for (list, example) in LISTS {
+        if let Some(v) = obj.get(list).filter(|v| !v.is_array()) {
+            return Err(bad("invalid_field", format!("`{list}` must be a list, e.g. \"{list}\": {example}; it is `{}`.", short(v))));
+        }
+    }
+    serde_json::from_value(Value::Object(obj)).map_err(|e| {
         let msg = e.to_string();
         let field = msg.split('`').nth(1).unwrap_or("").to_string();
         if msg.starts_with("unknown field") {
@@ -804,7 +817,17 @@ mod tests {
             (json!({"metrics": ["visitors"], "date_range": "7d", "include": {"imports": true}}), "invalid_include", "imports"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "timezone": 5}), "invalid_timezone", "timezone"),
             (json!([1]), "invalid_body", "object"),
+            (json!({"metrics": "visitors", "date_range": "7d"}), "invalid_field", "`metrics`"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "dimensions": "visit:source"}), "invalid_field", "`dimensions`"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "filters": {}}), "invalid_field", "`filters`"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "order_by": "visitors"}), "invalid_field", "`order_by`"),
         ];
+        // A list given as null is a list left out, as every other field.
+        for field in ["dimensions", "filters", "order_by"] {
+            let mut body = json!({"metrics": ["visitors"], "date_range": "7d"});
+            body[field] = Value::Null;
+            assert!(q(body.clone()).is_ok(), "{body}");
+        }
         for (body, code, names) in cases {
             let e = q(body.clone()).unwrap_err();
             assert_eq!((e.status, e.code), (400, code), "{body}: {e}");
