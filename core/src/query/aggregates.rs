@@ -114,12 +114,21 @@ pub fn parse_frontier(answer: &str) -> Result<Option<i64>, String> {
     Ok(Some(next.to_zoned_datetime(jiff::tz::TimeZone::UTC).map_err(|e| e.to_string())?.timestamp().as_second()))
 }
 
-/// What sketches estimate in an answer from `table` (the rest is exact).
-pub fn estimated(table: &Table) -> &'static [&'static str] {
-    match table {
-        Table::Visits => &["visitors"],
-        _ => &["visitors", "visits"],
-    }
+/// The metrics of `metrics`, in order, that a sketch estimates in an answer from `table`
+/// (the rest is exact): visitors, and what is computed from them (percentage, conversion
+/// rate); on pages and props tables also visits and what is divided by them (visits_agg
+/// counts visits exactly).
+pub fn estimated(table: &Table, metrics: &[Metric]) -> Vec<&'static str> {
+    let from_visits = !matches!(table, Table::Visits);
+    metrics
+        .iter()
+        .filter(|m| match m {
+            Metric::Visitors | Metric::Percentage | Metric::ConversionRate => true,
+            Metric::Visits | Metric::ViewsPerVisit | Metric::BounceRate | Metric::VisitDuration => from_visits,
+            Metric::Pageviews | Metric::Events | Metric::TotalRevenue | Metric::AverageRevenue => false,
+        })
+        .map(|m| m.name())
+        .collect()
 }
 
 /// The UTC date of a second, as ClickHouse spells a Date.
@@ -204,6 +213,29 @@ mod tests {
 
     fn q(body: &str) -> Query {
         parse(body.as_bytes()).unwrap()
+    }
+
+    /// `meta.estimated` names the answer's metrics that a sketch estimates on that table:
+    /// those it asked for, and every one computed from visitors or (but on visits_agg, which
+    /// counts visits exactly) from visits.
+    #[test]
+    fn estimated_names_the_metrics_asked_for_that_sketches_estimate() {
+        let names = |body: &str| {
+            let q = q(body);
+            estimated(&table_for(&q).unwrap(), &q.metrics)
+        };
+        let by_page = r#""date_range":"30d","dimensions":["event:page"]"#;
+        assert_eq!(names(&format!(r#"{{"metrics":["bounce_rate"],{by_page}}}"#)), ["bounce_rate"]);
+        assert_eq!(
+            names(&format!(r#"{{"metrics":["pageviews","visitors","views_per_visit","percentage","events","visits"],{by_page}}}"#)),
+            ["visitors", "views_per_visit", "percentage", "visits"]
+        );
+        let by_source = r#""date_range":"30d","dimensions":["visit:source"]"#;
+        assert_eq!(
+            names(&format!(r#"{{"metrics":["visits","bounce_rate","visit_duration","views_per_visit","percentage"],{by_source}}}"#)),
+            ["percentage"]
+        );
+        assert!(names(&format!(r#"{{"metrics":["pageviews","events"],{by_page}}}"#)).is_empty());
     }
 
     #[test]

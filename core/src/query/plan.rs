@@ -305,10 +305,10 @@ pub fn answer(plan: &Plan, now: &Raw, then: Option<&Raw>) -> Result<Value, Strin
         let day = jiff::Timestamp::from_second(c - 1).map_err(|e| e.to_string())?.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
         meta.insert("aggregates_through".into(), json!(day.to_string()));
         if let Some(t) = &plan.now_table {
-            meta.insert("estimated".into(), json!(aggregates::estimated(t)));
+            meta.insert("estimated".into(), json!(aggregates::estimated(t, &plan.query.metrics)));
         }
         if let Some(t) = &plan.then_table {
-            meta.insert("comparison_estimated".into(), json!(aggregates::estimated(t)));
+            meta.insert("comparison_estimated".into(), json!(aggregates::estimated(t, &plan.query.metrics)));
         }
     }
     meta.insert("timezone".into(), json!(plan.timezone));
