@@ -21,6 +21,22 @@ pub const CURRENCIES: [&str; 169] = [
     "UYW", "UZS", "VED", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG", "ZWL",
 ];
 
+/// Digits after the point of a currency's minor unit (ISO 4217): 2 but for these.
+const NO_MINOR_UNIT: [&str; 17] =
+    ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"];
+const THREE_DIGITS: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+const FOUR_DIGITS: [&str; 2] = ["CLF", "UYW"];
+
+/// How many digits after the point a currency's minor unit has (yen 0, euro cents 2, fils 3).
+pub fn minor_digits(currency: &str) -> u32 {
+    match currency {
+        c if NO_MINOR_UNIT.contains(&c) => 0,
+        c if THREE_DIGITS.contains(&c) => 3,
+        c if FOUR_DIGITS.contains(&c) => 4,
+        _ => 2,
+    }
+}
+
 const MAX_INT_DIGITS: usize = 12;
 const MAX_FRACTION_DIGITS: usize = 6;
 
@@ -238,6 +254,14 @@ mod tests {
         let sum = ["0.1", "0.2", "999999999999.999999"].iter().map(|t| micros(t).unwrap()).sum::<i128>();
         assert_eq!(format_micros(sum), "1000000000000.299999");
         assert_eq!((format_micros(20_000_000), format_micros(-1), format_micros(0)), ("20".into(), "-0.000001".into(), "0".into()));
+    }
+
+    #[test]
+    fn minor_units_name_listed_currencies() {
+        for c in NO_MINOR_UNIT.iter().chain(&THREE_DIGITS).chain(&FOUR_DIGITS) {
+            assert!(CURRENCIES.contains(c), "{c}");
+        }
+        assert_eq!((minor_digits("JPY"), minor_digits("EUR"), minor_digits("KWD"), minor_digits("CLF")), (0, 2, 3, 4));
     }
 
     #[test]
