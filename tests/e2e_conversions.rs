@@ -728,6 +728,14 @@ fn attribution_matches_the_oracle() {
             }
             credited_sum += c["conversions"].as_f64().unwrap();
         }
+        // The channels' revenue adds up to the total, to the cent.
+        if body["goal"]["event"] == "purchase" {
+            for (cur, total) in r.body["total"]["revenue"].as_object().unwrap() {
+                let cents = |x: f64| (x * 100.0).round() as i64;
+                let parts: i64 = got.iter().filter_map(|c| c["revenue"][cur].as_f64()).map(cents).sum();
+                assert_eq!(parts, cents(total.as_str().unwrap().parse().unwrap()), "{body} {cur}: {}", r.body);
+            }
+        }
         // Every model's weights sum to 1 per conversion: the credit adds up to the conversions.
         assert!((credited_sum - conversions as f64).abs() <= 0.01 * got.len() as f64, "{body}: credited {credited_sum} of {conversions}");
         // Had the other project's events counted, would the answer (which matched the oracle)
