@@ -99,7 +99,12 @@ fn main() {
                 j += 2;
             }
             "--hard-cap" => {
-                opts.insert("hard_cap".into(), json!(take(val) == "true"));
+                let on = match take(val).as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => usage(),
+                };
+                opts.insert("hard_cap".into(), json!(on));
                 j += 2;
             }
             "--from" | "--to" => {
