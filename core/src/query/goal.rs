@@ -193,26 +193,24 @@ pub fn pattern_regex(p: &str) -> String {
 }
 
 /// A pattern as the URL parser writes a path, as ingest stores it (enrich::url_scrub): beyond
-/// ASCII, spaces, quotes and the like percent-encoded, `.` and `..` segments resolved; a `*`
-/// and what is encoded already stay as written. A pattern that starts with `*` keeps it first.
+/// ASCII, controls, spaces, quotes and the like percent-encoded (WHATWG's path set, upper-case
+/// hex), `\` as `/`; everything else, `*` and what is encoded already, as written. Dot
+/// segments are not resolved: `*.` stays a pattern for paths that end in a dot.
 fn stored_form(p: &str) -> String {
-    let (lead, rest) = match p.strip_prefix('*') {
-        Some(rest) => ("*", rest),
-        None => ("", p),
-    };
-    if rest.is_empty() {
-        return p.to_string();
-    }
-    match url::Url::parse("http://pattern.invalid/") {
-        Ok(mut u) => {
-            u.set_path(rest);
-            let path = u.path();
-            // set_path puts a `/` first; a pattern such as `*pricing` had none.
-            let path = if rest.starts_with('/') { path } else { path.strip_prefix('/').unwrap_or(path) };
-            format!("{lead}{path}")
+    let mut out = String::with_capacity(p.len());
+    for ch in p.chars() {
+        match ch {
+            '\\' => out.push('/'),
+            c if c.is_ascii_graphic() && !matches!(c, '"' | '#' | '<' | '>' | '?' | '`' | '{' | '}') => out.push(c),
+            c => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
         }
-        Err(_) => p.to_string(),
     }
+    out
 }
 
 #[cfg(test)]
@@ -262,12 +260,18 @@ mod tests {
             ("/a\"b<c>{d}`e", "https://a.example/a\"b<c>{d}`e"),
             ("/日本", "https://a.example/日本"),
             ("/%C3%BCber", "https://a.example/über"),
-            ("/a/../pricing", "https://a.example/pricing"),
         ] {
             assert_eq!(pattern_regex(written), pattern_regex(&stored(url)), "{written} against {url}");
         }
         assert_eq!(pattern_regex("/日本/*"), format!("{}.*$", pattern_regex(&stored("https://a.example/日本/")).trim_end_matches('$')));
-        assert_eq!(pattern_regex("*/edit"), "^.*\\/edit$", "a leading wildcard stays one");
+        // Every printable ASCII character inside a segment, encoded or kept as the parser does.
+        for c in (b' '..=b'~').map(char::from).filter(|c| !matches!(c, '/' | '\\' | '*' | '%' | '?' | '#')) {
+            let path = format!("/a{c}b");
+            assert_eq!(pattern_regex(&path), pattern_regex(&stored(&format!("https://a.example{path}"))), "{c:?}");
+        }
+        // Dot segments are not resolved: `*.` is not every path.
+        assert_eq!(pattern_regex("*."), "^.*\\.$");
+        assert_eq!(pattern_regex("*/.."), "^.*\\/\\.\\.$");
     }
 
     #[test]
