@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use crate::query::dates::{self, Range};
-use crate::query::request::{bad, filters, short, timezone, Dimension, Filter};
+use crate::query::request::{bad, filters, short, timezone, without_nulls, Dimension, Filter};
 use crate::query::sql::Scope;
 use crate::query::sql::MAX_STATEMENT_BYTES;
 use jiff::tz::TimeZone;
@@ -50,7 +50,7 @@ pub fn object(body: &[u8], own: &[&str], example: &str) -> Result<Map<String, Va
         fields.extend(SHARED_FIELDS);
         return Err(bad("unknown_field", format!("`{k}` is not a field of this query. Use {}.", fields.join(", "))));
     }
-    Ok(obj.into_iter().filter(|(_, v)| !v.is_null()).collect())
+    Ok(without_nulls(&obj))
 }
 
 /// `pagination` for an answer paged after ClickHouse returns its first offset + limit rows (a

@@ -5,7 +5,7 @@
 
 use crate::conversions::Kind;
 use crate::error::ApiError;
-use crate::query::request::{dimension_names, Metric};
+use crate::query::request::{dimension_names, without_nulls, Metric};
 use serde_json::{json, Map, Value};
 
 /// What a tool call answers: structured content and a summary, or a sentence saying what to
@@ -311,7 +311,7 @@ fn period(args: &Map<String, Value>, body: &mut Value, with_filters: bool) {
 /// A conversion tool's body: its arguments as given, less those given as `null` (their
 /// defaults, as in the other tools), with the tool's default period.
 fn conversion_body(args: &Map<String, Value>, default_range: &str) -> Value {
-    let mut body: Map<String, Value> = args.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut body = without_nulls(args);
     body.entry("date_range").or_insert_with(|| json!(default_range));
     Value::Object(body)
 }

@@ -448,6 +448,19 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
     })
 }
 
+const QUERY_FIELDS: [&str; 11] =
+    ["metrics", "date_range", "dimensions", "filters", "goal", "timezone", "order_by", "pagination", "compare", "include", "source"];
+
+fn unknown_field(field: &str) -> ApiError {
+    bad("unknown_field", format!("`{field}` is not a query field. Use {}.", QUERY_FIELDS.join(", ")))
+}
+
+/// A body's fields less those given as `null`: what every query takes as left out, so they
+/// take their defaults (here, in the conversion queries and over MCP).
+pub fn without_nulls(obj: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    obj.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 /// The body as JSON fields: an object, no project named, no field the query does not take.
 fn wire(body: &[u8]) -> Result<Wire, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
@@ -464,8 +477,11 @@ fn wire(body: &[u8]) -> Result<Wire, ApiError> {
             return Err(bad("project_from_key", format!("`{named}` is not taken: a query answers for its key's project only. Remove it.")));
         }
     }
+    if let Some(k) = obj.keys().find(|k| !QUERY_FIELDS.contains(&k.as_str())) {
+        return Err(unknown_field(k));
+    }
     // A field given as null is a field left out; a list given as anything else is named.
-    let obj: serde_json::Map<String, Value> = obj.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let obj = without_nulls(obj);
     const LISTS: [(&str, &str); 4] = [
         ("metrics", r#"["visitors"]"#),
         ("dimensions", r#"["visit:source"]"#),
@@ -481,7 +497,7 @@ fn wire(body: &[u8]) -> Result<Wire, ApiError> {
         let msg = e.to_string();
         let field = msg.split('`').nth(1).unwrap_or("").to_string();
         if msg.starts_with("unknown field") {
-            bad("unknown_field", format!("`{field}` is not a query field. Use metrics, date_range, dimensions, filters, goal, timezone, order_by, pagination, compare, include, source."))
+            unknown_field(&field)
         } else {
             bad("invalid_field", format!("A field has the wrong type ({msg})."))
         }
@@ -821,6 +837,7 @@ mod tests {
             (json!({"metrics": ["visitors"], "date_range": "7d", "dimensions": "visit:source"}), "invalid_field", "`dimensions`"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "filters": {}}), "invalid_field", "`filters`"),
             (json!({"metrics": ["visitors"], "date_range": "7d", "order_by": "visitors"}), "invalid_field", "`order_by`"),
+            (json!({"metrics": ["visitors"], "date_range": "7d", "dimension": null}), "unknown_field", "`dimension`"),
         ];
         // A list given as null is a list left out, as every other field.
         for field in ["dimensions", "filters", "order_by"] {
