@@ -26,6 +26,15 @@ fn usage() -> ! {
     std::process::exit(2)
 }
 
+/// A flag's `true` or `false`; anything else is a mistake, never quietly `false`.
+fn true_or_false(v: String) -> bool {
+    match v.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => usage(),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut url = None;
@@ -77,7 +86,7 @@ fn main() {
                 j += 2;
             }
             "--allow-null-origin" => {
-                opts.insert("allow_null_origin".into(), json!(take(val) == "true"));
+                opts.insert("allow_null_origin".into(), json!(true_or_false(take(val))));
                 j += 2;
             }
             "--timezone" => {
@@ -99,12 +108,7 @@ fn main() {
                 j += 2;
             }
             "--hard-cap" => {
-                let on = match take(val).as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => usage(),
-                };
-                opts.insert("hard_cap".into(), json!(on));
+                opts.insert("hard_cap".into(), json!(true_or_false(take(val))));
                 j += 2;
             }
             "--from" | "--to" => {
@@ -116,7 +120,7 @@ fn main() {
                 j += 1;
             }
             "--hash-routing" => {
-                opts.insert("hash_routing".into(), json!(take(val) == "true"));
+                opts.insert("hash_routing".into(), json!(true_or_false(take(val))));
                 j += 2;
             }
             _ => usage(),
