@@ -3,15 +3,15 @@
 //! that sends one statement and answers with the body; the clock gives versions and finish
 //! times, so a retried trigger never reuses a version.
 
-use super::{
-    batches, done_sql, first_day_sql, insert_sql, late_days_sql, left_out, parse_days, parse_first_day, parse_state, run_done_sql,
-};
+use super::{batches, done_sql, first_day_sql, insert_sql, late_days_sql, parse_days, parse_first_day, parse_state, run_done_sql, split};
 use super::{state_sql, today};
+use crate::storage::retention;
 use std::future::Future;
 use time::Date;
 
 /// The batches one run writes, in order, with what decides which projects keep their earlier
-/// version of a re-rolled day (`super::left_out`): the last day rolled before the run, and today.
+/// version of a re-rolled day (`super::left_out`): the last day rolled before the run, and
+/// today (the table's partitions are read when the run starts writing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub batches: Vec<Vec<Date>>,
@@ -71,8 +71,9 @@ where
     Ok(days)
 }
 
-/// Writes the plan's batches under versions from `first_version` on, one a batch, each batch's
-/// days recorded as done after its rows: the days written.
+/// Writes the plan's batches under versions from `first_version` on, one a batch (cut where
+/// what it leaves out changes: `super::split`), each batch's days recorded as done after its
+/// rows: the days written.
 pub async fn write<Q, F>(
     database: &str,
     table: &str,
@@ -86,14 +87,20 @@ where
     Q: Fn(String) -> F,
     F: Future<Output = Result<String, String>>,
 {
+    // Which weeks of raw events are still held: asked only when a day is rolled again.
+    let rerolls = plan.batches.iter().flatten().any(|d| plan.frontier.is_some_and(|f| *d <= f));
+    let held: Vec<retention::Partition> = match rerolls {
+        true => query(retention::list_partitions_sql(database, table)).await?.lines().filter_map(retention::parse_partition_id).collect(),
+        false => Vec::new(),
+    };
+    let parts = plan.batches.iter().filter(|b| !b.is_empty()).flat_map(|b| split(b, plan.frontier, plan.today, &held));
     let mut days = 0;
-    for (i, batch) in plan.batches.iter().filter(|b| !b.is_empty()).enumerate() {
+    for (i, (batch, left_out)) in parts.enumerate() {
         let version = first_version + i as u64;
-        let left_out = left_out(batch, plan.frontier, plan.today);
-        for sql in insert_sql(database, table, batch, version, &left_out) {
+        for sql in insert_sql(database, table, &batch, version, &left_out) {
             query(sql).await?;
         }
-        for sql in done_sql(database, table, batch, version, clock(), &left_out) {
+        for sql in done_sql(database, table, &batch, version, clock(), &left_out) {
             query(sql).await?;
         }
         days += batch.len();

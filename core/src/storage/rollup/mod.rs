@@ -142,32 +142,64 @@ pub fn batches(state: &State, first_day: Option<Date>, late: &[Date], today: Dat
     new.chunks(BATCH_DAYS).chain(again.chunks(BATCH_DAYS)).map(<[Date]>::to_vec).collect()
 }
 
-/// The retention classes whose projects keep their earlier version of a re-rolled batch: those
-/// whose raw events of the day before the batch may already be dropped
-/// (storage::retention::expired). Derived without that day, a visit that crossed midnight into
-/// the batch would count as one that started in it, while the eve's version still counts it.
-/// Only for days rolled before (the batch starts at or before `frontier`): new days have no
-/// earlier version, and are rolled with what is held.
-pub fn left_out(batch: &[Date], frontier: Option<Date>, today: Date) -> Vec<u16> {
-    let Some(&first) = batch.first() else { return Vec::new() };
-    if frontier.is_none_or(|f| first > f) {
+/// The retention classes whose projects keep their earlier version of re-rolled day `day`:
+/// those whose raw events of the day before are gone, its partition past its retention
+/// (storage::retention::expired) and no longer among `held` (the table's partitions as the
+/// run starts: the daily run rolls up before it drops). Derived without that day, a visit that
+/// crossed midnight would count as one that started on `day`, while the eve's version still
+/// counts it. Only for days rolled before (at or before `frontier`): new days have no earlier
+/// version, and are rolled with what is held.
+pub fn left_out(day: Date, frontier: Option<Date>, today: Date, held: &[retention::Partition]) -> Vec<u16> {
+    if frontier.is_none_or(|f| day > f) {
         return Vec::new();
     }
-    let eve = first - Duration::days(1);
+    let eve = day - Duration::days(1);
     let week_start = eve - Duration::days(i64::from(eve.weekday().number_days_from_monday()));
     crate::keys::RETENTION_CHOICES
         .into_iter()
-        .filter(|&retention_days| !retention::expired(&[retention::Partition { retention_days, week_start }], today).is_empty())
+        .map(|retention_days| retention::Partition { retention_days, week_start })
+        .filter(|p| !retention::expired(&[*p], today).is_empty() && !held.contains(p))
+        .map(|p| p.retention_days)
         .collect()
 }
 
-/// ` AND retention_days NOT IN (30)` for the classes `left_out` names, or nothing.
-fn without_classes(left_out: &[u16]) -> String {
+/// A batch cut where `left_out` changes from one day to the next, each part with what it
+/// leaves out: a day whose eve is gone never takes the days after it, whose eves are held,
+/// along into keeping their earlier versions.
+pub fn split(batch: &[Date], frontier: Option<Date>, today: Date, held: &[retention::Partition]) -> Vec<(Vec<Date>, Vec<u16>)> {
+    let mut parts: Vec<(Vec<Date>, Vec<u16>)> = Vec::new();
+    for &day in batch {
+        let out = left_out(day, frontier, today, held);
+        match parts.last_mut() {
+            Some((days, o)) if *o == out => days.push(day),
+            _ => parts.push((vec![day], out)),
+        }
+    }
+    parts
+}
+
+/// ` AND project_id NOT IN (...)`: the projects with events of a class `left_out` names in the
+/// batch's window (a project's keys may differ in retention, so a project is left out whole,
+/// never some of its events), or nothing.
+fn without_projects(database: &str, table: &str, window: &str, left_out: &[u16]) -> String {
     if left_out.is_empty() {
         return String::new();
     }
     let list: Vec<String> = left_out.iter().map(u16::to_string).collect();
-    format!(" AND retention_days NOT IN ({})", list.join(", "))
+    format!(
+        " AND project_id NOT IN (SELECT DISTINCT project_id FROM {database}.{table} WHERE {window} AND retention_days IN ({}))",
+        list.join(", ")
+    )
+}
+
+/// The raw events a batch derives its visits from: from the day before its first day to two
+/// days after its last.
+fn window_of(days: &[Date]) -> String {
+    format!(
+        "timestamp >= toDateTime({}) AND timestamp < toDateTime({})",
+        day_start(days[0] - Duration::days(1)),
+        day_start(days[days.len() - 1] + Duration::days(3))
+    )
 }
 
 fn days_list(days: &[Date]) -> String {
@@ -175,15 +207,9 @@ fn days_list(days: &[Date]) -> String {
 }
 
 /// The three inserts that roll up `days` (sorted, non-empty) under `version`, without the
-/// events of the retention classes `left_out` names.
+/// projects that have events of the retention classes `left_out` names.
 pub fn insert_sql(database: &str, table: &str, days: &[Date], version: u64, left_out: &[u16]) -> [String; 3] {
-    let (first, last) = (days[0], days[days.len() - 1]);
-    let window = format!(
-        "timestamp >= toDateTime({}) AND timestamp < toDateTime({}){}",
-        day_start(first - Duration::days(1)),
-        day_start(last + Duration::days(3)),
-        without_classes(left_out)
-    );
+    let window = format!("{}{}", window_of(days), without_projects(database, table, &window_of(days), left_out));
     let visits = sql::visits(database, table, &window);
     let started = format!("toDate(toDateTime(start), 'UTC') IN ({})", days_list(days));
     let bucket = "toStartOfHour(toDateTime(start), 'UTC')";
@@ -227,7 +253,7 @@ pub fn done_sql(database: &str, table: &str, days: &[Date], version: u64, now_ms
             day_start(first),
             day_start(last + Duration::days(1)),
             days_list(days),
-            without_classes(left_out)
+            without_projects(database, table, &window_of(days), left_out)
         ),
         format!("INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) VALUES {}", rows.join(", ")),
     ]
@@ -299,51 +325,76 @@ mod tests {
         assert_eq!(parse_days("2026-11-01\n2026-11-03\n"), vec![date!(2026 - 11 - 01), date!(2026 - 11 - 03)]);
     }
 
+    fn monday(d: Date) -> Date {
+        d - Duration::days(i64::from(d.weekday().number_days_from_monday()))
+    }
+
     /// A late event re-rolls its day's neighbours too. Re-rolling a day whose eve's raw events
     /// retention already dropped would take a visit that crossed midnight into it as one that
-    /// started on it, while the eve's earlier version still counts that visit: counted twice.
-    /// So the projects of that retention class keep the day's earlier version; the others,
-    /// whose eve is still held, are rolled again.
+    /// started on it, while the eve's version still counts it: counted twice. So the projects
+    /// with events of that retention class keep the day's earlier version, whole (a project's
+    /// keys may differ in retention); the others are rolled again, and so are the later days of
+    /// the batch, whose eves are held.
     #[test]
     fn a_rerolled_day_whose_eve_is_dropped_keeps_its_earlier_version() {
         let (frontier, today) = (Some(date!(2026 - 12 - 02)), date!(2026 - 12 - 03));
         let state = State { frontier, last_version_ms: 1 };
-        let again = batches(&state, None, &[date!(2026 - 11 - 02)], today);
-        assert_eq!(again, vec![vec![date!(2026 - 11 - 01), date!(2026 - 11 - 02), date!(2026 - 11 - 03)]]);
-        // The week of Oct 26 to Nov 1 is dropped for 30-day projects from Dec 2 on.
-        let eve = |d: Date| d - Duration::days(1);
-        let week = |d: Date| d - Duration::days(i64::from(d.weekday().number_days_from_monday()));
-        let dropped = crate::storage::retention::Partition { retention_days: 30, week_start: week(eve(date!(2026 - 11 - 02))) };
-        assert_eq!(crate::storage::retention::expired(&[dropped], date!(2026 - 12 - 02)), vec![dropped]);
-        assert_eq!(left_out(&again[0], frontier, today), vec![30]);
-        // The eve still held for every class: nothing left out.
-        assert!(left_out(&[date!(2026 - 11 - 20)], frontier, today).is_empty());
+        let again = batches(&state, None, &[date!(2026 - 11 - 02), date!(2026 - 11 - 29)], today);
+        let days = vec![
+            date!(2026 - 11 - 01),
+            date!(2026 - 11 - 02),
+            date!(2026 - 11 - 03),
+            date!(2026 - 11 - 28),
+            date!(2026 - 11 - 29),
+            date!(2026 - 11 - 30),
+        ];
+        assert_eq!(again, vec![days.clone()]);
+        // The 30-day week of Oct 26 to Nov 1 is past its retention on Dec 2; dropped once gone
+        // from the table's partitions.
+        let week = |d: Date, r: u16| crate::storage::retention::Partition { retention_days: r, week_start: monday(d) };
+        let gone = week(date!(2026 - 10 - 31), 30);
+        let held_before = [gone, week(date!(2026 - 11 - 02), 30), week(date!(2026 - 10 - 31), 90)];
+        let held_after: Vec<_> = held_before.iter().copied().filter(|p| *p != gone).collect();
+        assert_eq!(
+            split(&days, frontier, today, &held_after),
+            vec![(days[..2].to_vec(), vec![30]), (days[2..].to_vec(), vec![])],
+            "Nov 1 and 2 (eves Oct 31 and Nov 1) keep their 30-day versions; Nov 3 on are rolled"
+        );
+        // Still held (the daily run rolls up before it drops): rolled again, all of them.
+        assert_eq!(split(&days, frontier, today, &held_before), vec![(days.clone(), vec![])]);
         // New days have no earlier version to keep: never left out, even after a long outage.
-        assert!(left_out(&[date!(2026 - 11 - 02)], Some(date!(2026 - 11 - 01)), today).is_empty());
-        assert!(left_out(&[date!(2026 - 11 - 02)], None, today).is_empty());
-        // The statements skip those projects' events and do not mark their days rolled again.
-        let [v, p, q] = insert_sql("db", "events", &again[0], 9, &[30]);
+        assert!(left_out(date!(2026 - 11 - 02), Some(date!(2026 - 11 - 01)), today, &[]).is_empty());
+        assert!(left_out(date!(2026 - 11 - 02), None, today, &[]).is_empty());
+        // The statements leave out whole projects with such events, and do not mark their days.
+        let not_in = "AND project_id NOT IN (SELECT DISTINCT project_id FROM db.events WHERE timestamp >= toDateTime(1793404800) AND timestamp < toDateTime(1793836800) AND retention_days IN (30))";
+        let [v, p, q] = insert_sql("db", "events", &days[..2], 9, &[30]);
         for s in [&v, &p, &q] {
-            assert!(s.contains("AND retention_days NOT IN (30)"), "{s}");
+            assert!(s.contains(not_in), "{s}");
         }
-        let [projects, _] = done_sql("db", "events", &again[0], 9, 1_000, &[30]);
-        assert!(projects.contains("AND retention_days NOT IN (30)"), "{projects}");
-        let [plain, ..] = insert_sql("db", "events", &again[0], 9, &[]);
-        assert!(!plain.contains("retention_days"), "{plain}");
+        let [projects, _] = done_sql("db", "events", &days[..2], 9, 1_000, &[30]);
+        assert!(projects.contains(not_in), "{projects}");
+        let [plain, ..] = insert_sql("db", "events", &days[2..], 9, &[]);
+        assert!(!plain.contains("NOT IN"), "{plain}");
     }
 
-    /// Every day of the year: a day whose eve is within the shortest retention is never
-    /// left out, and one whose eve is past the longest always is (for a re-roll).
+    /// On every day of the year: a re-rolled day whose eve is within the shortest retention is
+    /// never left out; one whose eve is past the longest, and gone, always is; one whose eve's
+    /// week is still held never is.
     #[test]
     fn left_out_follows_retention_on_every_day_of_the_year() {
         let start = OffsetDateTime::now_utc().date();
+        let all: Vec<u16> = crate::keys::RETENTION_CHOICES.to_vec();
         for offset in 0..366 {
             let today = start + Duration::days(offset);
-            let held = today - Duration::days(29);
-            assert!(left_out(&[held], Some(today), today).is_empty(), "{today}");
-            let gone = today - Duration::days(400);
-            let all: Vec<u16> = crate::keys::RETENTION_CHOICES.to_vec();
-            assert_eq!(left_out(&[gone], Some(today), today), all, "{today}");
+            let recent = today - Duration::days(29);
+            assert!(left_out(recent, Some(today), today, &[]).is_empty(), "{today}");
+            let old = today - Duration::days(400);
+            assert_eq!(left_out(old, Some(today), today, &[]), all, "{today}");
+            let held: Vec<_> = all
+                .iter()
+                .map(|&r| crate::storage::retention::Partition { retention_days: r, week_start: monday(old - Duration::days(1)) })
+                .collect();
+            assert!(left_out(old, Some(today), today, &held).is_empty(), "{today}");
         }
     }
 
