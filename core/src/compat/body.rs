@@ -3,7 +3,7 @@
 //! form body `data=<base64 or JSON>`. Bounded as `/collect`'s are (`ingest::event::decode_body`).
 
 use crate::error::ApiError;
-use crate::ingest::event::{decode_body, BodyEncoding, Limits};
+use crate::ingest::event::{check_content_encoding, decode_body, BodyEncoding, Limits};
 use std::borrow::Cow;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -20,15 +20,16 @@ pub struct Framing {
 }
 
 impl Framing {
-    /// What a request's `Content-Encoding`, `Content-Type` and query string say of its body.
-    pub fn of_request(content_encoding: Option<&str>, content_type: Option<&str>, query: Option<&str>) -> Framing {
-        Framing {
-            gzip_header: content_encoding.is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")),
+    /// What a request's `Content-Encoding`, `Content-Type` and query string say of its body;
+    /// `415 unsupported_encoding` for an encoding other than gzip (`/collect`'s check).
+    pub fn of_request(content_encoding: Option<&str>, content_type: Option<&str>, query: Option<&str>) -> Result<Framing, ApiError> {
+        Ok(Framing {
+            gzip_header: check_content_encoding(content_encoding)? == BodyEncoding::Gzip,
             compression: url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
                 .find(|(k, _)| k == "compression")
                 .map(|(_, v)| v.into_owned()),
             form: content_type.is_some_and(|t| t.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")),
-        }
+        })
     }
 }
 
@@ -107,8 +108,16 @@ mod tests {
     fn the_framing_is_read_from_the_request() {
         let f =
             Framing::of_request(Some(" GZIP"), Some("Application/X-WWW-Form-Urlencoded; charset=utf-8"), Some("v=3&compression=gzip-js"));
-        assert_eq!(f, Framing { gzip_header: true, compression: Some("gzip-js".into()), form: true });
-        assert_eq!(Framing::of_request(None, Some("text/plain"), None), Framing::default());
+        assert_eq!(f, Ok(Framing { gzip_header: true, compression: Some("gzip-js".into()), form: true }));
+        assert_eq!(Framing::of_request(None, Some("text/plain"), None), Ok(Framing::default()));
+        assert_eq!(Framing::of_request(Some("x-gzip"), None, None).map(|f| f.gzip_header), Ok(true));
+        assert_eq!(Framing::of_request(Some("identity"), None, None).map(|f| f.gzip_header), Ok(false));
+        // An encoding the body is not decoded from is refused, as /collect refuses it, never
+        // read as plain bytes (and answered as JSON that does not parse).
+        for other in ["deflate", "br", "gzip, br"] {
+            let e = Framing::of_request(Some(other), None, None).unwrap_err();
+            assert_eq!((e.status, e.code), (415, "unsupported_encoding"), "{other}");
+        }
     }
 
     #[test]

@@ -46,7 +46,7 @@ async fn receive(
     let received_ms = Date::now().as_millis() as i64;
     let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
     let (encoding, content_type) = (collect::header(req, "Content-Encoding"), collect::header(req, "Content-Type"));
-    let framing = body::Framing::of_request(encoding.as_deref(), content_type.as_deref(), query.as_deref());
+    let framing = body::Framing::of_request(encoding.as_deref(), content_type.as_deref(), query.as_deref())?;
     let raw = millimetric_adapters::body::read_capped(req, protocol.limits()).await?;
     let json = body::decode(&raw, &framing, protocol.limits())?;
     let authorization = collect::header(req, "Authorization");
