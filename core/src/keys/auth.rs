@@ -61,6 +61,22 @@ pub fn bearer(authorization: Option<&str>) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && one_token).then_some(token)
 }
 
+/// The key a request presents: its `Authorization: Bearer` token, else the key its body
+/// carries (an SDK's write key). A header that is there but of another form (two keys, another
+/// scheme, and no key in the body) is refused as a malformed key, not taken for a missing one.
+pub fn presented<'a>(route: Route, authorization: Option<&'a str>, body_key: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+    match (bearer(authorization), body_key) {
+        (Some(token), _) => Ok(Some(token)),
+        (None, Some(key)) => Ok(Some(key)),
+        (None, None) if authorization.is_some_and(|h| !h.trim().is_empty()) => Err(ApiError::new(
+            401,
+            "malformed_key",
+            format!("The Authorization header is not `Bearer <key>` with one key. Send {} that way.", route.wants()),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
 /// The user of an `Authorization: Basic` header: Segment's SDKs send the write key so, with
 /// an empty password. None for any other scheme, or what does not decode.
 pub fn basic_user(authorization: Option<&str>) -> Option<String> {
@@ -385,6 +401,22 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    /// A header that is there but not `Bearer <key>` is a key sent wrongly, not no key: the
+    /// answer points at the header.
+    #[test]
+    fn an_authorization_header_of_another_form_is_a_malformed_key() {
+        for header in ["Bearer rk_live_a rk_live_b", "Bearer a, Bearer b", "Token rk_live_x", "Bearer"] {
+            let e = presented(Route::Query, Some(header), None).unwrap_err();
+            assert_eq!((e.status, e.code), (401, "malformed_key"), "{header}");
+            assert!(e.message.contains("Bearer <key>"), "{e}");
+        }
+        assert_eq!(presented(Route::Query, Some("Bearer rk_live_a"), None).unwrap(), Some("rk_live_a"));
+        assert_eq!(presented(Route::Query, None, None).unwrap(), None, "no header: missing, as claim says");
+        assert_eq!(presented(Route::Query, Some("  "), None).unwrap(), None);
+        // An SDK's write key in the body (Segment's Basic header carries it too) stands.
+        assert_eq!(presented(Route::Ingest, Some("Basic c2tfbGl2ZV94Og=="), Some("sk_live_x")).unwrap(), Some("sk_live_x"));
     }
 
     #[test]

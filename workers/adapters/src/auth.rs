@@ -1,5 +1,5 @@
 //! The one way every route that takes a key learns who is asking: the credential parsed
-//! (`millimetric_core::keys::auth::bearer`, or the body's `key` on ingest), the cheap per-address refusal before
+//! (`millimetric_core::keys::auth::presented`: the Bearer token, or the body's `key` on ingest), the cheap per-address refusal before
 //! any key-store read (so a flood of made-up keys costs a bounded number of reads), the key
 //! looked up, and the core's policy asked (`millimetric_core::keys::auth`).
 
@@ -21,7 +21,7 @@ pub struct Caller {
 pub async fn authenticate(req: &Request, env: &Env, route: Route, body_key: Option<&str>) -> Result<Caller, ApiError> {
     let authorization = req.headers().get("Authorization").ok().flatten();
     // White space around a key is not part of it: what is claimed is what is looked up.
-    let raw_key = auth::bearer(authorization.as_deref()).or(body_key).map(str::trim);
+    let raw_key = auth::presented(route, authorization.as_deref(), body_key)?.map(str::trim);
     let claimed = auth::claim(route, raw_key)?;
     authenticate_hash(req, env, route, claimed, keys::key_hash(raw_key.unwrap_or_default())).await
 }
@@ -34,7 +34,7 @@ pub async fn authenticate_hash(req: &Request, env: &Env, route: Route, claimed: 
     // not passed on, stored or logged.
     let client_ip = header("CF-Connecting-IP");
     if let Some(wait) = ip_refusal(env, claimed, &key_hash, client_ip.as_deref()).await? {
-        return Err(rate_limit::too_many("client address", wait));
+        return Err(rate_limit::too_many_requests("client address", wait));
     }
     drop(client_ip);
     let record = lookup_key(env, &key_hash).await?;
@@ -48,7 +48,7 @@ pub async fn domain_key(req: &Request, env: &Env, domain: &str) -> Result<String
     let index = keys::domain_index_key(domain);
     let client_ip = req.headers().get("CF-Connecting-IP").ok().flatten();
     if let Some(wait) = domain_ip_refusal(env, &index, client_ip.as_deref()).await? {
-        return Err(rate_limit::too_many("client address", wait));
+        return Err(rate_limit::too_many_requests("client address", wait));
     }
     lookup_domain(env, &index).await?.ok_or_else(|| {
         ApiError::bad_request(
