@@ -138,6 +138,17 @@ fn limit_client(ip: &str) -> String {
     }
 }
 
+/// The refusal of a request that takes no events (a query, an export, an erasure, an admin
+/// call, or one refused before its key was read), by a limit on this `scope`.
+pub fn too_many_requests(scope: &str, retry_after_s: u32) -> ApiError {
+    ApiError::new(
+        429,
+        "rate_limited",
+        format!("Too many requests for this {scope}. Wait {retry_after_s} s (see Retry-After), then send the request again; this one was not carried out."),
+    )
+}
+
+/// The refusal of events by a limit on this `scope`.
 pub fn too_many(scope: &str, retry_after_s: u32) -> ApiError {
     ApiError::new(
         429,
@@ -207,6 +218,10 @@ mod tests {
         assert_ne!(k, ip_limit_key("salt-2", "203.0.113.7"));
         assert_eq!(k, ip_limit_key("salt-1", " 203.0.113.7 "));
         assert_eq!(too_many("key", 7).status, 429);
+        // A request that sent no events is not told about events.
+        let r = too_many_requests("client address", 60);
+        assert_eq!((r.status, r.code), (429, "rate_limited"));
+        assert!(!r.message.contains("event") && r.message.contains("60 s"), "{r}");
     }
 
     /// One host holds a whole IPv6 /64 (the smallest subnet a network hands out), so counting

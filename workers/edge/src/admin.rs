@@ -23,7 +23,7 @@ pub async fn limit_admin(req: &Request, env: &Env) -> Option<Response> {
     };
     let limiter = env.rate_limiter("ADMIN_RATE_LIMITER").ok()?;
     let outcome = limiter.limit(bucket).await.ok()?;
-    (!outcome.success).then(|| http::rate_limited(&millimetric_core::rate_limit::too_many("client address", 60), 60, None))
+    (!outcome.success).then(|| http::rate_limited(&millimetric_core::rate_limit::too_many_requests("client address", 60), 60, None))
 }
 
 /// The isolate's counts of billable operations (millimetric_adapters::meter), for `bench/cost`:

@@ -64,7 +64,7 @@ async fn limited_act(env: &Env, action: Action, project: &str, key_hash: &str, v
     let as_user = pseudonym::user_visitor_id(secret.as_ref(), project, visitor).ok();
     // Its own window (and object), apart from the key's event limit.
     if let Some(wait) = key_limiter::check(env, &format!("{key_hash}/visitors"), 1, visitors::REQUESTS_PER_MINUTE).await {
-        return Ok(Answer::Limited(rate_limit::too_many("key", wait), wait));
+        return Ok(Answer::Limited(rate_limit::too_many_requests("key", wait), wait));
     }
     act(env, action, Visitor { given: visitor, stored: &stored, as_user: as_user.as_deref() }, project).await.map(Answer::Done)
 }
