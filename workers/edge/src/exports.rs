@@ -53,7 +53,7 @@ async fn keyed(req: Request, env: &Env, rest: &str) -> Answer {
     // A rate limit's refusal is not logged: a client retrying in a loop would write a record
     // each time, the cost the limit is there to bound.
     if let Some(wait) = key_limiter::check(env, &format!("{}/exports", caller.key_hash), 1, REQUESTS_PER_MINUTE).await {
-        return Ok(http::rate_limited(&millimetric_core::rate_limit::too_many("key", wait), wait, None));
+        return Ok(http::rate_limited(&millimetric_core::rate_limit::too_many_requests("key", wait), wait, None));
     }
     let (project, by) = (caller.principal.project_id, audit::by_key(&caller.key_hash));
     let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
@@ -101,8 +101,9 @@ async fn start_job(env: &Env, project: &str, by: &str) -> Result<Job, ApiError> 
     super::projects_admin::refuse_if_deleted(env, project).await?;
     let jobs = jobs_of(env, project).await?;
     if jobs.len() >= exports::MAX_JOBS {
+        // 409, not 429: the wait is an export's expiry (up to 7 days), not a rate's minute.
         return Err(ApiError::new(
-            429,
+            409,
             "too_many_exports",
             format!("A project may have {} exports at once (each kept 7 days). Download and wait for one to expire.", exports::MAX_JOBS),
         ));
