@@ -836,6 +836,19 @@ fn refusals(read: &support::ReadWorker) {
     assert_eq!((r.status, r.code()), (403, "publishable_key_cannot_read"), "{:?}", r.body);
     let r = read.request("POST", "/v1/query", &[("Content-Type", "application/json")], body.to_string().as_bytes());
     assert_eq!((r.status, r.code()), (401, "missing_key"));
+    // A header of another form is a key sent wrongly, not no key.
+    let r = read.request(
+        "POST",
+        "/v1/query",
+        &[("Authorization", "Token rk_live_x1"), ("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!((r.status, r.code()), (401, "malformed_key"), "{:?}", r.body);
+    // A known path asked with another method: 405, not "no such endpoint"; HEAD /health works.
+    assert_eq!(
+        (read.request("POST", "/health", &[], b"").code(), read.request("HEAD", "/health", &[], b"").status),
+        ("method_not_allowed", 200)
+    );
     assert_eq!(read.query("rk_live_not_a_real_key_1", &body).code(), "unknown_key");
     assert_eq!(read.query(DEV_SECRET, &body).status, 200, "the secret key reads too");
     let r = read.request("GET", "/v1/query", &[], b"");

@@ -79,7 +79,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (_, "/collect") => {
             Ok(http::error(&millimetric_core::error::ApiError::new(405, "method_not_allowed", "Send events with POST /collect."), None))
         }
-        (Method::Get, "/health") => Ok(http::json(200, r#"{"status":"ok"}"#, None)),
+        (Method::Get | Method::Head, "/health") => Ok(http::json(200, r#"{"status":"ok"}"#, None)),
         // Local development only, and only when asked for: a panic, to test its report.
         (Method::Get, "/__test/panic")
             if config::is_local_development(env) && config::var(env, "MM_TEST_PANIC").as_deref() == Some("1") =>
@@ -126,11 +126,28 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
                 ),
                 None,
             )),
-            None => Ok(http::error(
-                &millimetric_core::error::ApiError::new(404, "not_found", "No such endpoint. Events go to POST /collect."),
-                None,
-            )),
+            None => Ok(http::error(&elsewhere(&req.method(), &path), None)),
         },
+    }
+}
+
+/// The paths answered for one method only: another method on one of them is a 405 naming it.
+const ONE_METHOD: [(&str, Method); 7] = [
+    ("/health", Method::Get),
+    ("/v1/audit", Method::Get),
+    ("/admin/dead-letters", Method::Get),
+    ("/admin/dead-letters/replay", Method::Post),
+    ("/admin/config-check", Method::Get),
+    ("/admin/meter", Method::Get),
+    ("/admin/usage", Method::Get),
+];
+
+/// The answer for a request no route took: a 405 on a known path, else a 404.
+fn elsewhere(method: &Method, path: &str) -> millimetric_core::error::ApiError {
+    use millimetric_core::error::ApiError;
+    match ONE_METHOD.iter().find(|(p, m)| *p == path && m != method) {
+        Some((p, m)) => ApiError::new(405, "method_not_allowed", format!("Use {m} {p}.")),
+        None => ApiError::new(404, "not_found", "No such endpoint. Events go to POST /collect."),
     }
 }
 
