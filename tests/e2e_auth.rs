@@ -134,8 +134,32 @@ fn ask(stack: &Stack, read: &support::ReadWorker, route: Route, cred: Cred, with
     let event = json!({"type": "pageview", "url": "https://example.com/auth-table", "id": format!("auth-table-{n}")}).to_string();
     let query = json!({"metrics": ["visitors"], "date_range": "7d"}).to_string();
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    // Another path of the same route answers alike: one that differs shows as its own answer.
+    // Alike: both let the caller through (their answers may differ: Segment's 200 to /collect's
+    // 202, an admin listing's 400 for a missing parameter), or both refuse it the same way.
+    let alike = |a: &Reply, b: &Reply| {
+        let through = |r: &Reply| !matches!(r.status, 401 | 403);
+        (through(a) && through(b)) || (a.status, a.code()) == (b.status, b.code())
+    };
+    let first_unlike = |main: Reply, others: Vec<Reply>| others.into_iter().find(|r| !alike(r, &main)).unwrap_or(main);
     match route {
-        Route::Collect => stack.request("POST", "/collect", &headers, event.as_bytes()),
+        Route::Collect => {
+            let main = stack.request("POST", "/collect", &headers, event.as_bytes());
+            // The vendors' ingest paths take the same Bearer key (Plausible without one looks
+            // the site up instead: its own test, tests/e2e_compat.rs).
+            let segment =
+                json!({"type": "track", "event": "auth_table", "anonymousId": "auth-table", "messageId": format!("auth-table-seg-{n}")});
+            let posthog = json!({"event": "auth_table", "distinct_id": "auth-table", "uuid": format!("auth-table-ph-{n}")});
+            let plausible = json!({"n": "auth_table", "u": "https://example.com/auth-table", "d": "example.com"});
+            let mut others = vec![
+                stack.request("POST", "/v1/track", &headers, segment.to_string().as_bytes()),
+                stack.request("POST", "/e/", &headers, posthog.to_string().as_bytes()),
+            ];
+            if auth.is_some() {
+                others.push(stack.request("POST", "/api/event", &headers, plausible.to_string().as_bytes()));
+            }
+            first_unlike(main, others)
+        }
         // Every Query path answers alike: a path that differs from /v1/query shows as its own answer.
         Route::Query => {
             let stats = read.request("POST", "/v1/query", &headers, query.as_bytes());
@@ -157,7 +181,18 @@ fn ask(stack: &Stack, read: &support::ReadWorker, route: Route, cred: Cred, with
         Route::Export => stack.request("GET", "/visitors/auth-table-visitor/events", &headers, b""),
         Route::Erase => stack.request("DELETE", "/visitors/auth-table-visitor", &headers, b""),
         Route::Audit => stack.request("GET", "/v1/audit", &headers, b""),
-        Route::Admin => stack.request("GET", "/admin/dead-letters", &headers, b""),
+        Route::Admin => {
+            // Each from its own address: every admin path counts against 30 a minute per address.
+            let from = |k: usize| format!("198.18.{}.{}", n % 256, k + 1);
+            let admin = |k: usize, path: &str| {
+                let ip = from(k);
+                let mut h = headers.clone();
+                h.push(("CF-Connecting-IP", &ip));
+                stack.request("GET", path, &h, b"")
+            };
+            let others = ["/admin/config-check", "/admin/usage", "/admin/keys?project_id=auth-table", "/admin/projects/auth-table/quota"];
+            first_unlike(admin(0, "/admin/dead-letters"), others.iter().enumerate().map(|(k, p)| admin(k + 1, p)).collect())
+        }
         Route::Usage => read.request("GET", "/v1/usage", &headers, b""),
         Route::ProjectExports => stack.request("GET", "/v1/exports", &headers, b""),
     }
