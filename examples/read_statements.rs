@@ -64,8 +64,7 @@ fn main() {
     println!("{current}\n{per_minute}");
 
     // The rollup job's statements (over the sample rows' November), then reads from the
-    // aggregates: wholly from them, and split at a frontier mid-range. The inserts leave out
-    // the 365-day class (rollup::left_out), so that clause runs too; the sample rows are 30-day.
+    // aggregates: wholly from them, and split at a frontier mid-range.
     let nov1 = time::macros::date!(2026 - 11 - 01);
     let days: Vec<time::Date> = (0..30).map(|i| nov1 + time::Duration::days(i)).collect();
     let state = rollup::State { frontier: Some(days[29]), last_version_ms: 1_795_000_000_000 };
@@ -75,10 +74,10 @@ fn main() {
         rollup::first_day_sql("millimetric", "events"),
         rollup::late_days_sql("millimetric", "events", &state, days[29]).unwrap()
     );
-    for s in rollup::insert_sql("millimetric", "events", &days, 7, &[365]) {
+    for s in rollup::insert_sql("millimetric", "events", &days, 7) {
         println!("{s}");
     }
-    for s in rollup::done_sql("millimetric", "events", &days, 7, 1_795_000_000_000, &[365]) {
+    for s in rollup::done_sql("millimetric", "events", &days, 7, 1_795_000_000_000) {
         println!("{s}");
     }
     println!("{}", rollup::run_done_sql("millimetric", 1_795_000_000_000, 1_795_000_000_000));

@@ -34,8 +34,9 @@ fn main() {
     let rolled = match &days {
         None => driver::block_on(driver::run(&database, &table, now_ms(), all, query, now_ms, &mut report)),
         Some(range) => {
-            let plan = days_again(&database, range, now_ms(), &|sql| client.query(&sql).unwrap_or_else(|e| fail(&e)));
-            driver::block_on(driver::write(&database, &table, &plan, now_ms() as u64, &query, &now_ms, &mut report))
+            let today = rollup::today(now_ms()).unwrap_or_else(|e| fail(&e));
+            let batches = days_again(&database, range, today, &|sql| client.query(&sql).unwrap_or_else(|e| fail(&e)));
+            driver::block_on(driver::write(&database, &table, &batches, now_ms() as u64, &query, &now_ms, &mut report))
         }
     };
     match rolled {
@@ -47,7 +48,7 @@ fn main() {
 /// `--days FIRST..LAST`, in batches: only days already rolled up, since a later day would move
 /// the frontier past days not yet closed or rolled (readers would take them from empty
 /// aggregates).
-fn days_again(database: &str, range: &str, now_ms: i64, q: &dyn Fn(String) -> String) -> driver::Plan {
+fn days_again(database: &str, range: &str, today: Date, q: &dyn Fn(String) -> String) -> Vec<Vec<Date>> {
     let (a, b) = range.split_once("..").unwrap_or_else(|| fail("--days is FIRST..LAST"));
     let listed = rollup::parse_days(&format!("{a}\n{b}\n"));
     let [first, last] = listed[..] else { fail("--days is YYYY-MM-DD..YYYY-MM-DD") };
@@ -63,9 +64,13 @@ fn days_again(database: &str, range: &str, now_ms: i64, q: &dyn Fn(String) -> St
         all_days.push(d);
         d += time::Duration::days(1);
     }
-    let batches = all_days.chunks(rollup::BATCH_DAYS).map(<[Date]>::to_vec).collect();
-    let today = rollup::today(now_ms).unwrap_or_else(|e| fail(&e));
-    driver::Plan { batches, frontier: state.frontier, today }
+    // Days whose eve may be dropped keep their versions (rollup::eve_may_be_gone), and so does
+    // the day after the last of them, whose visits may now start on it.
+    if let Some(last_gone) = all_days.iter().rposition(|d| rollup::eve_may_be_gone(*d, today)) {
+        let kept = all_days.drain(..(last_gone + 2).min(all_days.len())).collect::<Vec<_>>();
+        eprintln!("rollup: {} to {} keep their versions: the raw events before them may be dropped", kept[0], kept[kept.len() - 1]);
+    }
+    all_days.chunks(rollup::BATCH_DAYS).map(<[Date]>::to_vec).collect()
 }
 
 fn fail(msg: &str) -> ! {

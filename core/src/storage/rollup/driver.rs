@@ -3,21 +3,10 @@
 //! that sends one statement and answers with the body; the clock gives versions and finish
 //! times, so a retried trigger never reuses a version.
 
-use super::{batches, done_sql, first_day_sql, insert_sql, late_days_sql, parse_days, parse_first_day, parse_state, run_done_sql, split};
+use super::{batches, done_sql, first_day_sql, insert_sql, late_days_sql, parse_days, parse_first_day, parse_state, run_done_sql};
 use super::{state_sql, today};
-use crate::storage::retention;
 use std::future::Future;
 use time::Date;
-
-/// The batches one run writes, in order, with what decides which projects keep their earlier
-/// version of a re-rolled day (`super::left_out`): the last day rolled before the run, and
-/// today (the table's partitions are read when the run starts writing).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    pub batches: Vec<Vec<Date>>,
-    pub frontier: Option<Date>,
-    pub today: Date,
-}
 
 /// A batch written: its first and last day, and the version it wrote them under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,11 +47,11 @@ where
             Some(sql) => parse_days(&query(sql).await?),
             None => Vec::new(),
         };
-        let plan = Plan { batches: batches(&state, first, &late, today), frontier: state.frontier, today };
-        if plan.batches.is_empty() {
+        let batches = batches(&state, first, &late, today);
+        if batches.is_empty() {
             break;
         }
-        days += write(database, table, &plan, round_start as u64, &query, &clock, &mut rolled).await?;
+        days += write(database, table, &batches, round_start as u64, &query, &clock, &mut rolled).await?;
         if !all {
             break;
         }
@@ -71,13 +60,12 @@ where
     Ok(days)
 }
 
-/// Writes the plan's batches under versions from `first_version` on, one a batch (cut where
-/// what it leaves out changes: `super::split`), each batch's days recorded as done after its
-/// rows: the days written.
+/// Writes `batches` under versions from `first_version` on, one a batch, each batch's days
+/// recorded as done after its rows: the days written.
 pub async fn write<Q, F>(
     database: &str,
     table: &str,
-    plan: &Plan,
+    batches: &[Vec<Date>],
     first_version: u64,
     query: &Q,
     clock: &impl Fn() -> i64,
@@ -87,20 +75,13 @@ where
     Q: Fn(String) -> F,
     F: Future<Output = Result<String, String>>,
 {
-    // Which weeks of raw events are still held: asked only when a day is rolled again.
-    let rerolls = plan.batches.iter().flatten().any(|d| plan.frontier.is_some_and(|f| *d <= f));
-    let held: Vec<retention::Partition> = match rerolls {
-        true => query(retention::list_partitions_sql(database, table)).await?.lines().filter_map(retention::parse_partition_id).collect(),
-        false => Vec::new(),
-    };
-    let parts = plan.batches.iter().filter(|b| !b.is_empty()).flat_map(|b| split(b, plan.frontier, plan.today, &held));
     let mut days = 0;
-    for (i, (batch, left_out)) in parts.enumerate() {
+    for (i, batch) in batches.iter().filter(|b| !b.is_empty()).enumerate() {
         let version = first_version + i as u64;
-        for sql in insert_sql(database, table, &batch, version, &left_out) {
+        for sql in insert_sql(database, table, batch, version) {
             query(sql).await?;
         }
-        for sql in done_sql(database, table, &batch, version, clock(), &left_out) {
+        for sql in done_sql(database, table, batch, version, clock()) {
             query(sql).await?;
         }
         days += batch.len();

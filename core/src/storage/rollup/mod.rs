@@ -130,7 +130,20 @@ pub fn batches(state: &State, first_day: Option<Date>, late: &[Date], today: Dat
     }
     let mut again: Vec<Date> = Vec::new();
     if let Some(f) = state.frontier {
-        for &d in late {
+        let mut late = late.to_vec();
+        late.sort();
+        late.dedup();
+        // Late days whose neighbourhoods touch go together; a group whose earliest day's
+        // neighbour may have lost its eve is held back whole (eve_may_be_gone).
+        let (mut previous, mut held_back) = (None::<Date>, false);
+        for &d in &late {
+            if previous.is_none_or(|p| d - p > Duration::days(2)) {
+                held_back = eve_may_be_gone(d - Duration::days(1), today);
+            }
+            previous = Some(d);
+            if held_back {
+                continue;
+            }
             for n in [d - Duration::days(1), d, d + Duration::days(1)] {
                 if n <= f && n >= start.min(f) - Duration::days(LATE_DAYS + 2) && !again.contains(&n) && !new.contains(&n) {
                     again.push(n);
@@ -142,74 +155,29 @@ pub fn batches(state: &State, first_day: Option<Date>, late: &[Date], today: Dat
     new.chunks(BATCH_DAYS).chain(again.chunks(BATCH_DAYS)).map(<[Date]>::to_vec).collect()
 }
 
-/// The retention classes whose projects keep their earlier version of re-rolled day `day`:
-/// those whose raw events of the day before are gone, its partition past its retention
-/// (storage::retention::expired) and no longer among `held` (the table's partitions as the
-/// run starts: the daily run rolls up before it drops). Derived without that day, a visit that
-/// crossed midnight would count as one that started on `day`, while the eve's version still
-/// counts it. Only for days rolled before (at or before `frontier`): new days have no earlier
-/// version, and are rolled with what is held.
-pub fn left_out(day: Date, frontier: Option<Date>, today: Date, held: &[retention::Partition]) -> Vec<u16> {
-    if frontier.is_none_or(|f| day > f) {
-        return Vec::new();
-    }
+/// Whether the raw events of the day before `day` may already be dropped: its week past the
+/// shortest retention (storage::retention::expired) as of `today`. Derived without them, a
+/// visit that crossed midnight into `day` would count as one that started on it, while that
+/// eve's version still counts it: so a day rolled before is not rolled again then.
+pub fn eve_may_be_gone(day: Date, today: Date) -> bool {
     let eve = day - Duration::days(1);
     let week_start = eve - Duration::days(i64::from(eve.weekday().number_days_from_monday()));
-    crate::keys::RETENTION_CHOICES
-        .into_iter()
-        .map(|retention_days| retention::Partition { retention_days, week_start })
-        .filter(|p| !retention::expired(&[*p], today).is_empty() && !held.contains(p))
-        .map(|p| p.retention_days)
-        .collect()
-}
-
-/// A batch cut where `left_out` changes from one day to the next, each part with what it
-/// leaves out: a day whose eve is gone never takes the days after it, whose eves are held,
-/// along into keeping their earlier versions.
-pub fn split(batch: &[Date], frontier: Option<Date>, today: Date, held: &[retention::Partition]) -> Vec<(Vec<Date>, Vec<u16>)> {
-    let mut parts: Vec<(Vec<Date>, Vec<u16>)> = Vec::new();
-    for &day in batch {
-        let out = left_out(day, frontier, today, held);
-        match parts.last_mut() {
-            Some((days, o)) if *o == out => days.push(day),
-            _ => parts.push((vec![day], out)),
-        }
-    }
-    parts
-}
-
-/// ` AND project_id NOT IN (...)`: the projects with events of a class `left_out` names in the
-/// batch's window (a project's keys may differ in retention, so a project is left out whole,
-/// never some of its events), or nothing.
-fn without_projects(database: &str, table: &str, window: &str, left_out: &[u16]) -> String {
-    if left_out.is_empty() {
-        return String::new();
-    }
-    let list: Vec<String> = left_out.iter().map(u16::to_string).collect();
-    format!(
-        " AND project_id NOT IN (SELECT DISTINCT project_id FROM {database}.{table} WHERE {window} AND retention_days IN ({}))",
-        list.join(", ")
-    )
-}
-
-/// The raw events a batch derives its visits from: from the day before its first day to two
-/// days after its last.
-fn window_of(days: &[Date]) -> String {
-    format!(
-        "timestamp >= toDateTime({}) AND timestamp < toDateTime({})",
-        day_start(days[0] - Duration::days(1)),
-        day_start(days[days.len() - 1] + Duration::days(3))
-    )
+    let shortest = crate::keys::RETENTION_CHOICES.into_iter().min().unwrap_or(30);
+    !retention::expired(&[retention::Partition { retention_days: shortest, week_start }], today).is_empty()
 }
 
 fn days_list(days: &[Date]) -> String {
     days.iter().map(|d| format!("toDate('{d}')")).collect::<Vec<_>>().join(", ")
 }
 
-/// The three inserts that roll up `days` (sorted, non-empty) under `version`, without the
-/// projects that have events of the retention classes `left_out` names.
-pub fn insert_sql(database: &str, table: &str, days: &[Date], version: u64, left_out: &[u16]) -> [String; 3] {
-    let window = format!("{}{}", window_of(days), without_projects(database, table, &window_of(days), left_out));
+/// The three inserts that roll up `days` (sorted, non-empty) under `version`.
+pub fn insert_sql(database: &str, table: &str, days: &[Date], version: u64) -> [String; 3] {
+    let (first, last) = (days[0], days[days.len() - 1]);
+    let window = format!(
+        "timestamp >= toDateTime({}) AND timestamp < toDateTime({})",
+        day_start(first - Duration::days(1)),
+        day_start(last + Duration::days(3))
+    );
     let visits = sql::visits(database, table, &window);
     let started = format!("toDate(toDateTime(start), 'UTC') IN ({})", days_list(days));
     let bucket = "toStartOfHour(toDateTime(start), 'UTC')";
@@ -240,20 +208,18 @@ pub fn insert_sql(database: &str, table: &str, days: &[Date], version: u64, left
 /// Recorded after the inserts, in order: each project with raw events on each of the days
 /// (from now on readers take that project's day from `version`, even where no visit starts
 /// on it any more; a project whose raw events of the day are gone, by retention, keeps its
-/// earlier version, as do those of the classes `left_out` names), then the days themselves
-/// (project '').
-pub fn done_sql(database: &str, table: &str, days: &[Date], version: u64, now_ms: i64, left_out: &[u16]) -> [String; 2] {
+/// earlier version), then the days themselves (project '').
+pub fn done_sql(database: &str, table: &str, days: &[Date], version: u64, now_ms: i64) -> [String; 2] {
     let at = now_ms / 1000;
     let rows: Vec<String> = days.iter().map(|d| format!("('', '{d}', {version}, {at})")).collect();
     let (first, last) = (days[0], days[days.len() - 1]);
     [
         format!(
             "INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) SELECT DISTINCT project_id, toDate(timestamp, 'UTC') AS d, {version}, {at} FROM {database}.{table} \
-             WHERE timestamp >= toDateTime({}) AND timestamp < toDateTime({}) AND d IN ({}){}",
+             WHERE timestamp >= toDateTime({}) AND timestamp < toDateTime({}) AND d IN ({})",
             day_start(first),
             day_start(last + Duration::days(1)),
-            days_list(days),
-            without_projects(database, table, &window_of(days), left_out)
+            days_list(days)
         ),
         format!("INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) VALUES {}", rows.join(", ")),
     ]
@@ -325,82 +291,50 @@ mod tests {
         assert_eq!(parse_days("2026-11-01\n2026-11-03\n"), vec![date!(2026 - 11 - 01), date!(2026 - 11 - 03)]);
     }
 
-    fn monday(d: Date) -> Date {
-        d - Duration::days(i64::from(d.weekday().number_days_from_monday()))
-    }
-
-    /// A late event re-rolls its day's neighbours too. Re-rolling a day whose eve's raw events
-    /// retention already dropped would take a visit that crossed midnight into it as one that
-    /// started on it, while the eve's version still counts it: counted twice. So the projects
-    /// with events of that retention class keep the day's earlier version, whole (a project's
-    /// keys may differ in retention); the others are rolled again, and so are the later days of
-    /// the batch, whose eves are held.
+    /// A late event re-rolls its day and both neighbours, each derived with the day before it.
+    /// Where the earliest of those eves may already be dropped (its week past the shortest
+    /// retention), a visit that crossed midnight into a re-rolled day would count as new there,
+    /// while the eve's version still counts it. Such an event (sent about 29 to 30 days late)
+    /// stays in the raw events only: its days, and those of late events next to it (whose
+    /// visits it may join), keep their versions.
     #[test]
-    fn a_rerolled_day_whose_eve_is_dropped_keeps_its_earlier_version() {
-        let (frontier, today) = (Some(date!(2026 - 12 - 02)), date!(2026 - 12 - 03));
-        let state = State { frontier, last_version_ms: 1 };
-        let again = batches(&state, None, &[date!(2026 - 11 - 02), date!(2026 - 11 - 29)], today);
-        let days = vec![
-            date!(2026 - 11 - 01),
-            date!(2026 - 11 - 02),
-            date!(2026 - 11 - 03),
-            date!(2026 - 11 - 28),
-            date!(2026 - 11 - 29),
-            date!(2026 - 11 - 30),
-        ];
-        assert_eq!(again, vec![days.clone()]);
-        // The 30-day week of Oct 26 to Nov 1 is past its retention on Dec 2; dropped once gone
-        // from the table's partitions.
-        let week = |d: Date, r: u16| crate::storage::retention::Partition { retention_days: r, week_start: monday(d) };
-        let gone = week(date!(2026 - 10 - 31), 30);
-        let held_before = [gone, week(date!(2026 - 11 - 02), 30), week(date!(2026 - 10 - 31), 90)];
-        let held_after: Vec<_> = held_before.iter().copied().filter(|p| *p != gone).collect();
+    fn a_late_event_whose_days_reach_a_dropped_eve_is_not_rolled_again() {
+        let state = State { frontier: Some(date!(2026 - 12 - 02)), last_version_ms: 1 };
+        let today = date!(2026 - 12 - 03);
+        // Nov 2's neighbour Nov 1 has its eve, Oct 31, in the week of Oct 26: past 30 days on Dec 2.
+        assert!(batches(&state, None, &[date!(2026 - 11 - 02)], today).is_empty());
+        // Nov 4 is next to it (their days touch): held back with it.
+        assert!(batches(&state, None, &[date!(2026 - 11 - 04), date!(2026 - 11 - 02)], today).is_empty());
+        // Nov 5 is not: rolled with its neighbours, whose eves are held.
         assert_eq!(
-            split(&days, frontier, today, &held_after),
-            vec![(days[..2].to_vec(), vec![30]), (days[2..].to_vec(), vec![])],
-            "Nov 1 and 2 (eves Oct 31 and Nov 1) keep their 30-day versions; Nov 3 on are rolled"
+            batches(&state, None, &[date!(2026 - 11 - 02), date!(2026 - 11 - 05)], today),
+            vec![vec![date!(2026 - 11 - 04), date!(2026 - 11 - 05), date!(2026 - 11 - 06)]]
         );
-        // Still held (the daily run rolls up before it drops): rolled again, all of them.
-        assert_eq!(split(&days, frontier, today, &held_before), vec![(days.clone(), vec![])]);
-        // New days have no earlier version to keep: never left out, even after a long outage.
-        assert!(left_out(date!(2026 - 11 - 02), Some(date!(2026 - 11 - 01)), today, &[]).is_empty());
-        assert!(left_out(date!(2026 - 11 - 02), None, today, &[]).is_empty());
-        // The statements leave out whole projects with such events, and do not mark their days.
-        let not_in = "AND project_id NOT IN (SELECT DISTINCT project_id FROM db.events WHERE timestamp >= toDateTime(1793404800) AND timestamp < toDateTime(1793836800) AND retention_days IN (30))";
-        let [v, p, q] = insert_sql("db", "events", &days[..2], 9, &[30]);
-        for s in [&v, &p, &q] {
-            assert!(s.contains(not_in), "{s}");
-        }
-        let [projects, _] = done_sql("db", "events", &days[..2], 9, 1_000, &[30]);
-        assert!(projects.contains(not_in), "{projects}");
-        let [plain, ..] = insert_sql("db", "events", &days[2..], 9, &[]);
-        assert!(!plain.contains("NOT IN"), "{plain}");
     }
 
-    /// On every day of the year: a re-rolled day whose eve is within the shortest retention is
-    /// never left out; one whose eve is past the longest, and gone, always is; one whose eve's
-    /// week is still held never is.
+    /// On every day of the year: an event 28 days late is always rolled again, one 40 days late
+    /// never; in between, as its eve's week stands against the shortest retention.
     #[test]
-    fn left_out_follows_retention_on_every_day_of_the_year() {
+    fn how_late_an_event_may_be_rolled_again_on_every_day_of_the_year() {
         let start = OffsetDateTime::now_utc().date();
-        let all: Vec<u16> = crate::keys::RETENTION_CHOICES.to_vec();
+        let shortest = *crate::keys::RETENTION_CHOICES.iter().min().unwrap();
         for offset in 0..366 {
             let today = start + Duration::days(offset);
-            let recent = today - Duration::days(29);
-            assert!(left_out(recent, Some(today), today, &[]).is_empty(), "{today}");
-            let old = today - Duration::days(400);
-            assert_eq!(left_out(old, Some(today), today, &[]), all, "{today}");
-            let held: Vec<_> = all
-                .iter()
-                .map(|&r| crate::storage::retention::Partition { retention_days: r, week_start: monday(old - Duration::days(1)) })
-                .collect();
-            assert!(left_out(old, Some(today), today, &held).is_empty(), "{today}");
+            let state = State { frontier: Some(today - Duration::days(1)), last_version_ms: 1 };
+            let rolled = |days_late: i64| !batches(&state, None, &[today - Duration::days(days_late)], today).is_empty();
+            assert!(rolled(28) && !rolled(40), "{today}");
+            for days_late in 28..=40 {
+                let eve = today - Duration::days(days_late + 2);
+                let week_start = eve - Duration::days(i64::from(eve.weekday().number_days_from_monday()));
+                let gone = !retention::expired(&[retention::Partition { retention_days: shortest, week_start }], today).is_empty();
+                assert_eq!(rolled(days_late), !gone, "{today}, {days_late} days late");
+            }
         }
     }
 
     #[test]
     fn a_batch_reads_a_day_either_side_and_keeps_the_visits_that_started_in_it() {
-        let [v, p, q] = insert_sql("millimetric", "events", &[date!(2026 - 11 - 02), date!(2026 - 11 - 03)], 77, &[]);
+        let [v, p, q] = insert_sql("millimetric", "events", &[date!(2026 - 11 - 02), date!(2026 - 11 - 03)], 77);
         // Nov 1 00:00 UTC to Nov 6 00:00 UTC.
         for s in [&v, &p, &q] {
             assert!(s.contains("timestamp >= toDateTime(1793491200) AND timestamp < toDateTime(1793923200)"), "{s}");
@@ -412,7 +346,7 @@ mod tests {
                 && p.starts_with("INSERT INTO millimetric.page_rollup")
                 && q.starts_with("INSERT INTO millimetric.prop_rollup")
         );
-        let [projects, days] = done_sql("millimetric", "events", &[date!(2026 - 11 - 02)], 77, 1_000_000_999, &[]);
+        let [projects, days] = done_sql("millimetric", "events", &[date!(2026 - 11 - 02)], 77, 1_000_000_999);
         // The projects with raw events that day, not those whose visits start on it: a
         // re-roll that moves a day's only visit to the day before must still supersede it.
         assert!(projects.contains("SELECT DISTINCT project_id, toDate(timestamp, 'UTC') AS d, 77, 1000000 FROM millimetric.events WHERE timestamp >= toDateTime(1793577600) AND timestamp < toDateTime(1793664000) AND d IN (toDate('2026-11-02'))"), "{projects}");
