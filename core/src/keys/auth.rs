@@ -68,11 +68,13 @@ pub fn presented<'a>(route: Route, authorization: Option<&'a str>, body_key: Opt
     match (bearer(authorization), body_key) {
         (Some(token), _) => Ok(Some(token)),
         (None, Some(key)) => Ok(Some(key)),
-        (None, None) if authorization.is_some_and(|h| !h.trim().is_empty()) => Err(ApiError::new(
-            401,
-            "malformed_key",
-            format!("The Authorization header is not `Bearer <key>` with one key. Send {} that way.", route.wants()),
-        )),
+        (None, None) if authorization.is_some_and(|h| !h.trim().is_empty() && !h.trim().eq_ignore_ascii_case("bearer")) => {
+            Err(ApiError::new(
+                401,
+                "malformed_key",
+                format!("The Authorization header is not `Bearer <key>` with one key. Send {} that way.", route.wants()),
+            ))
+        }
         (None, None) => Ok(None),
     }
 }
@@ -407,7 +409,7 @@ mod tests {
     /// answer points at the header.
     #[test]
     fn an_authorization_header_of_another_form_is_a_malformed_key() {
-        for header in ["Bearer rk_live_a rk_live_b", "Bearer a, Bearer b", "Token rk_live_x", "Bearer"] {
+        for header in ["Bearer rk_live_a rk_live_b", "Bearer a, Bearer b", "Token rk_live_x"] {
             let e = presented(Route::Query, Some(header), None).unwrap_err();
             assert_eq!((e.status, e.code), (401, "malformed_key"), "{header}");
             assert!(e.message.contains("Bearer <key>"), "{e}");
@@ -415,6 +417,10 @@ mod tests {
         assert_eq!(presented(Route::Query, Some("Bearer rk_live_a"), None).unwrap(), Some("rk_live_a"));
         assert_eq!(presented(Route::Query, None, None).unwrap(), None, "no header: missing, as claim says");
         assert_eq!(presented(Route::Query, Some("  "), None).unwrap(), None);
+        // `Bearer` with no token (an unset variable in a client's config) sent no key: missing,
+        // so an MCP client still meets the challenge that asks for one.
+        assert_eq!(presented(Route::Mcp, Some("Bearer "), None).unwrap(), None);
+        assert_eq!(presented(Route::Mcp, Some("bearer"), None).unwrap(), None);
         // An SDK's write key in the body (Segment's Basic header carries it too) stands.
         assert_eq!(presented(Route::Ingest, Some("Basic c2tfbGl2ZV94Og=="), Some("sk_live_x")).unwrap(), Some("sk_live_x"));
     }
