@@ -136,9 +136,10 @@ fn ask(stack: &Stack, read: &support::ReadWorker, route: Route, cred: Cred, with
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
     // Another path of the same route answers alike: one that differs shows as its own answer.
     // Alike: both let the caller through (their answers may differ: Segment's 200 to /collect's
-    // 202, an admin listing's 400 for a missing parameter), or both refuse it the same way.
+    // 202, an admin listing's 400 for a missing parameter, never a 429 or a 5xx), or both
+    // refuse it the same way.
     let alike = |a: &Reply, b: &Reply| {
-        let through = |r: &Reply| !matches!(r.status, 401 | 403);
+        let through = |r: &Reply| r.status < 500 && !matches!(r.status, 401 | 403 | 429);
         (through(a) && through(b)) || (a.status, a.code()) == (b.status, b.code())
     };
     let first_unlike = |main: Reply, others: Vec<Reply>| others.into_iter().find(|r| !alike(r, &main)).unwrap_or(main);
