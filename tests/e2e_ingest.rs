@@ -420,11 +420,18 @@ fn refusals_are_clear_json(stack: &Stack) {
     let r = stack.request("POST", "/collect", &[("Content-Type", "application/json")], ev.to_string().as_bytes());
     assert_eq!((r.status, r.code()), (401, "missing_key"));
     // A known path asked with another method: 405 naming the method, not "no such endpoint".
-    for (method, path) in
-        [("POST", "/health"), ("DELETE", "/admin/config-check"), ("GET", "/admin/dead-letters/replay"), ("POST", "/v1/audit")]
-    {
+    // With the methods it takes in `Allow` (RFC 9110).
+    let wrong = [
+        ("POST", "/health", "GET, HEAD"),
+        ("DELETE", "/admin/config-check", "GET"),
+        ("GET", "/admin/dead-letters/replay", "POST"),
+        ("POST", "/v1/audit", "GET"),
+        ("GET", "/collect", "POST, OPTIONS"),
+        ("POST", "/visitors/someone/events", "GET"),
+    ];
+    for (method, path, allow) in wrong {
         let r = stack.request(method, path, &[], b"");
-        assert_eq!((r.status, r.code()), (405, "method_not_allowed"), "{method} {path}: {:?}", r.body);
+        assert_eq!((r.status, r.code(), r.header("Allow")), (405, "method_not_allowed", Some(allow)), "{method} {path}: {:?}", r.body);
     }
     assert_eq!(stack.request("HEAD", "/health", &[], b"").status, 200);
     assert_eq!(stack.request("GET", "/no-such-path", &[], b"").code(), "not_found");

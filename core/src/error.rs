@@ -9,11 +9,19 @@ pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// For a 405: the methods the path takes, sent as the `Allow` header (RFC 9110).
+    #[serde(skip)]
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), allow: None }
+    }
+
+    /// 405 `method_not_allowed`: the path takes `allow` (e.g. "GET, HEAD"), as the message says.
+    pub fn method_not_allowed(allow: &'static str, message: impl Into<String>) -> Self {
+        ApiError { allow: Some(allow), ..Self::new(405, "method_not_allowed", message) }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -47,5 +55,8 @@ mod tests {
         assert_eq!(v["error"]["code"], "unknown_key");
         assert_eq!(v["error"]["message"], "The key is not known. Check it.");
         assert!(v["error"].get("status").is_none());
+        let e = ApiError::method_not_allowed("GET, HEAD", "Use GET /health.");
+        assert_eq!((e.status, e.code, e.allow), (405, "method_not_allowed", Some("GET, HEAD")));
+        assert!(!e.to_json().contains("GET, HEAD"), "the methods go in the header: {}", e.to_json());
     }
 }

@@ -36,6 +36,9 @@ pub fn error(e: &ApiError, cors_origin: Option<&str>) -> Response {
     if e.status == 429 {
         let _ = r.headers_mut().set("Retry-After", &MINUTE_S.to_string());
     }
+    if let Some(allow) = e.allow {
+        let _ = r.headers_mut().set("Allow", allow);
+    }
     r
 }
 

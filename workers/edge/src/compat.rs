@@ -31,7 +31,7 @@ pub async fn handle(mut req: Request, env: &Env, endpoint: Endpoint) -> Result<R
     let answer = if req.method() == Method::Post {
         receive(&mut req, env, &mut seen, protocol, call).await.map(|()| compat::success(protocol)).map(|(s, b)| (s, b.to_string()))
     } else {
-        Err(ApiError::new(405, "method_not_allowed", "Send events with POST.").into())
+        Err(ApiError::method_not_allowed("POST, OPTIONS", "Send events with POST.").into())
     };
     Ok(collect::respond(answer, &seen))
 }

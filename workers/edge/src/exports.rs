@@ -63,11 +63,22 @@ async fn keyed(req: Request, env: &Env, rest: &str) -> Answer {
         (Method::Get, [id]) => Ok(json_answer(200, &load(env, &project, id).await?.to_json())),
         (Method::Post, [id, "resume"]) => resume(env, &project, id, by).await,
         (Method::Get, [id, "parts", name @ ..]) => download(env, &project, id, &name.join("/"), by).await,
-        _ => Err(ApiError::new(
-            405,
-            "method_not_allowed",
-            "Exports: POST or GET /v1/exports; GET /v1/exports/{id}; POST /v1/exports/{id}/resume; GET /v1/exports/{id}/parts/{name}.",
-        )),
+        (_, shape) => Err(wrong_method(match shape {
+            [""] => Some("GET, POST"),
+            [_] | [_, "parts", ..] => Some("GET"),
+            [_, "resume"] => Some("POST"),
+            _ => None,
+        })),
+    }
+}
+
+/// A request no export route took: 405 with the methods its path takes, or 404 for a path
+/// that is none of them.
+fn wrong_method(allow: Option<&'static str>) -> ApiError {
+    const ROUTES: &str = "POST or GET /v1/exports; GET /v1/exports/{id}; POST /v1/exports/{id}/resume; GET /v1/exports/{id}/parts/{name}";
+    match allow {
+        Some(allow) => ApiError::method_not_allowed(allow, format!("Exports: {ROUTES}.")),
+        None => ApiError::new(404, "not_found", format!("No such export path. Exports: {ROUTES}.")),
     }
 }
 
@@ -76,7 +87,7 @@ pub async fn admin(method: Method, env: &Env, project: &str) -> Answer {
     match method {
         Method::Post => start(env, project, "admin".into()).await,
         Method::Get => list(env, project).await,
-        _ => Err(ApiError::new(405, "method_not_allowed", "Start a project's export with POST, list them with GET.")),
+        _ => Err(ApiError::method_not_allowed("GET, POST", "Start a project's export with POST, list them with GET.")),
     }
 }
 

@@ -92,11 +92,16 @@ async fn run(method: Method, rest: &str, body: &[u8], query: Option<&str>, env: 
         (Method::Post, [hash, "rotate"]) => rotate(env, admin::check_hash(hash)?, body, now).await,
         (Method::Post, [hash, "revoke"]) => revoke(env, admin::check_hash(hash)?).await,
         (Method::Patch, [hash]) => update(env, admin::check_hash(hash)?, body, now).await,
-        _ => Err(ApiError::new(
-            405,
-            "method_not_allowed",
-            "Keys: POST /admin/keys, GET /admin/keys?project_id=, POST /admin/keys/{hash}/rotate|revoke, PATCH /admin/keys/{hash}.",
-        )),
+        (_, shape) => {
+            const ROUTES: &str =
+                "Keys: POST /admin/keys, GET /admin/keys?project_id=, POST /admin/keys/{hash}/rotate|revoke, PATCH /admin/keys/{hash}.";
+            Err(match shape {
+                [""] => ApiError::method_not_allowed("GET, POST", ROUTES),
+                [_] => ApiError::method_not_allowed("PATCH", ROUTES),
+                [_, "rotate" | "revoke"] => ApiError::method_not_allowed("POST", ROUTES),
+                _ => ApiError::new(404, "not_found", format!("No such path. {ROUTES}")),
+            })
+        }
     }
 }
 

@@ -76,9 +76,10 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
     match (req.method(), path.as_str()) {
         (Method::Post, "/collect") => collect::handle(req, env).await,
         (Method::Options, "/collect") => Ok(http::preflight(&req)),
-        (_, "/collect") => {
-            Ok(http::error(&millimetric_core::error::ApiError::new(405, "method_not_allowed", "Send events with POST /collect."), None))
-        }
+        (_, "/collect") => Ok(http::error(
+            &millimetric_core::error::ApiError::method_not_allowed("POST, OPTIONS", "Send events with POST /collect."),
+            None,
+        )),
         (Method::Get | Method::Head, "/health") => Ok(http::json(200, r#"{"status":"ok"}"#, None)),
         // Local development only, and only when asked for: a panic, to test its report.
         (Method::Get, "/__test/panic")
@@ -118,10 +119,9 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             Some((action @ millimetric_core::privacy::visitors::Action::Erase, Ok(id))) if req.method() == Method::Delete => {
                 visitors::handle(req, env, action, id).await
             }
-            Some(_) => Ok(http::error(
-                &millimetric_core::error::ApiError::new(
-                    405,
-                    "method_not_allowed",
+            Some((action, _)) => Ok(http::error(
+                &millimetric_core::error::ApiError::method_not_allowed(
+                    if action == millimetric_core::privacy::visitors::Action::Export { "GET" } else { "DELETE" },
                     "Export with GET /visitors/{mm_aid}/events; erase with DELETE /visitors/{mm_aid}.",
                 ),
                 None,
@@ -132,21 +132,21 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
 }
 
 /// The paths answered for one method only: another method on one of them is a 405 naming it.
-const ONE_METHOD: [(&str, Method); 7] = [
-    ("/health", Method::Get),
-    ("/v1/audit", Method::Get),
-    ("/admin/dead-letters", Method::Get),
-    ("/admin/dead-letters/replay", Method::Post),
-    ("/admin/config-check", Method::Get),
-    ("/admin/meter", Method::Get),
-    ("/admin/usage", Method::Get),
+const ONE_METHOD: [(&str, Method, &str); 7] = [
+    ("/health", Method::Get, "GET, HEAD"),
+    ("/v1/audit", Method::Get, "GET"),
+    ("/admin/dead-letters", Method::Get, "GET"),
+    ("/admin/dead-letters/replay", Method::Post, "POST"),
+    ("/admin/config-check", Method::Get, "GET"),
+    ("/admin/meter", Method::Get, "GET"),
+    ("/admin/usage", Method::Get, "GET"),
 ];
 
 /// The answer for a request no route took: a 405 on a known path, else a 404.
 fn elsewhere(method: &Method, path: &str) -> millimetric_core::error::ApiError {
     use millimetric_core::error::ApiError;
-    match ONE_METHOD.iter().find(|(p, m)| *p == path && m != method) {
-        Some((p, m)) => ApiError::new(405, "method_not_allowed", format!("Use {m} {p}.")),
+    match ONE_METHOD.iter().find(|(p, m, _)| *p == path && m != method) {
+        Some((p, m, allow)) => ApiError::method_not_allowed(allow, format!("Use {m} {p}.")),
         None => ApiError::new(404, "not_found", "No such endpoint. Events go to POST /collect."),
     }
 }

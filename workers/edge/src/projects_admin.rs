@@ -77,11 +77,15 @@ async fn run(method: Method, rest: &str, body: &[u8], env: &Env) -> Answer {
             log(env, project, audit::Action::QuotaChange, &result).await;
             result
         }
-        _ => Err(ApiError::new(
-            405,
-            "method_not_allowed",
-            "Projects: DELETE /admin/projects/{id}; POST, GET or DELETE /admin/projects/{id}/closure; GET or PUT /admin/projects/{id}/quota.",
-        )),
+        (_, shape) => {
+            const ROUTES: &str =
+                "Projects: DELETE /admin/projects/{id}; POST, GET or DELETE /admin/projects/{id}/closure; GET or PUT /admin/projects/{id}/quota; POST or GET /admin/projects/{id}/exports.";
+            Err(match shape {
+                [_] => ApiError::method_not_allowed("DELETE", ROUTES),
+                [_, "quota"] => ApiError::method_not_allowed("GET, PUT", ROUTES),
+                _ => ApiError::new(404, "not_found", format!("No such path. {ROUTES}")),
+            })
+        }
     }
 }
 
@@ -116,7 +120,10 @@ async fn closure(env: &Env, method: Method, project: &str, body: &[u8], now: i64
             kv.delete(&key).await.map_err(|_| unavailable("The erasure log"))?;
             Ok((200, closure_json(project, None)))
         }
-        _ => Err(ApiError::new(405, "method_not_allowed", "A closure is scheduled with POST, read with GET, cancelled with DELETE.")),
+        _ => Err(ApiError::method_not_allowed(
+            "GET, POST, DELETE",
+            "A closure is scheduled with POST, read with GET, cancelled with DELETE.",
+        )),
     }
 }
 

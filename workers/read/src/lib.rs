@@ -37,17 +37,17 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
     let path = req.path();
     let answer = match (req.method(), path.as_str(), conversions::Kind::from_path(&path)) {
         (Method::Post, _, Some(kind)) => conversion_query(req, env, kind).await,
-        (_, _, Some(_)) => Err(ApiError::new(405, "method_not_allowed", format!("Ask with POST {path}."))),
+        (_, _, Some(_)) => Err(ApiError::method_not_allowed("POST", format!("Ask with POST {path}."))),
         (Method::Post, "/v1/query", None) => query(req, env).await,
         (Method::Get, "/v1/realtime", None) => live(req, env).await,
         (Method::Get, "/v1/usage", None) => usage(req, env).await,
         (Method::Post, "/mcp", None) => return Ok(mcp(req, env).await),
         (_, "/mcp", None) => return Ok(mcp_method_not_allowed()),
         (Method::Get | Method::Head, "/health", None) => return Ok(http::json(200, r#"{"status":"ok"}"#, None)),
-        (_, "/health", None) => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /health.")),
-        (_, "/v1/query", None) => Err(ApiError::new(405, "method_not_allowed", "Send queries with POST /v1/query.")),
-        (_, "/v1/realtime", None) => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/realtime.")),
-        (_, "/v1/usage", None) => Err(ApiError::new(405, "method_not_allowed", "Ask with GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD.")),
+        (_, "/health", None) => Err(ApiError::method_not_allowed("GET, HEAD", "Ask with GET /health.")),
+        (_, "/v1/query", None) => Err(ApiError::method_not_allowed("POST", "Send queries with POST /v1/query.")),
+        (_, "/v1/realtime", None) => Err(ApiError::method_not_allowed("GET", "Ask with GET /v1/realtime.")),
+        (_, "/v1/usage", None) => Err(ApiError::method_not_allowed("GET", "Ask with GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD.")),
         _ => Err(ApiError::new(404, "not_found", "No such endpoint. Queries go to POST /v1/query.")),
     };
     Ok(match answer {
