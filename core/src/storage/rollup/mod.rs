@@ -6,8 +6,8 @@
 //! 1. new days: from the day after the last rolled one (or the first day with events) through
 //!    yesterday (UTC), at most `MAX_DAYS_PER_RUN`;
 //! 2. days already rolled that received events since the last run (events may be sent up to
-//!    30 days late), with their neighbours (a late event can join or split a visit across
-//!    midnight).
+//!    30 days late; those sent ROLLED_LATE_SECONDS late or more are never rolled up), with
+//!    their neighbours (a late event can join or split a visit across midnight).
 //!
 //! Each batch derives visits with the raw query's SQL (`query::sql::visits`) over the batch's
 //! days plus one day before (so a visit that began the evening before is not counted again)
@@ -43,6 +43,16 @@ pub const BATCH_DAYS: usize = 7;
 pub const LATE_MARGIN_SECONDS: i64 = 9 * 3600;
 /// How late an event may be sent (pipeline: `timestamp_out_of_range` past 30 days), plus a day.
 pub const LATE_DAYS: i64 = 31;
+/// Events received this much after their time or more are kept as raw events but never rolled
+/// up: re-rolling their day and its neighbours would read the day before them, whose raw
+/// events retention may have dropped by then (eve_may_be_gone), and count a visit that crossed
+/// midnight twice. The same for every event in every run, so no run sees what another did not.
+pub const ROLLED_LATE_SECONDS: i64 = 26 * 86_400;
+
+/// The condition that keeps the events the rollup reads: those not sent too late.
+fn not_too_late() -> String {
+    format!("toUInt32(received_at) < toUInt32(timestamp) + {ROLLED_LATE_SECONDS}")
+}
 
 fn day_start(d: Date) -> i64 {
     d.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp()
@@ -101,10 +111,11 @@ pub fn late_days_sql(database: &str, table: &str, state: &State, today: Date) ->
     let oldest = day_start(today - Duration::days(LATE_DAYS + 1));
     Some(format!(
         "SELECT DISTINCT toString(toDate(timestamp, 'UTC')) FROM {database}.{table} WHERE received_at >= toDateTime({since}) \
-         AND timestamp >= toDateTime({oldest}) AND timestamp < toDateTime({}) FORMAT TabSeparated",
+         AND timestamp >= toDateTime({oldest}) AND timestamp < toDateTime({}) AND {} FORMAT TabSeparated",
         // The day after the frontier too: a visit that began on the frontier day and went on
         // past the run that rolled it up ends on it.
-        day_start(frontier + Duration::days(2))
+        day_start(frontier + Duration::days(2)),
+        not_too_late()
     ))
 }
 
@@ -130,20 +141,7 @@ pub fn batches(state: &State, first_day: Option<Date>, late: &[Date], today: Dat
     }
     let mut again: Vec<Date> = Vec::new();
     if let Some(f) = state.frontier {
-        let mut late = late.to_vec();
-        late.sort();
-        late.dedup();
-        // Late days whose neighbourhoods touch go together; a group whose earliest day's
-        // neighbour may have lost its eve is held back whole (eve_may_be_gone).
-        let (mut previous, mut held_back) = (None::<Date>, false);
-        for &d in &late {
-            if previous.is_none_or(|p| d - p > Duration::days(2)) {
-                held_back = eve_may_be_gone(d - Duration::days(1), today);
-            }
-            previous = Some(d);
-            if held_back {
-                continue;
-            }
+        for &d in late {
             for n in [d - Duration::days(1), d, d + Duration::days(1)] {
                 if n <= f && n >= start.min(f) - Duration::days(LATE_DAYS + 2) && !again.contains(&n) && !new.contains(&n) {
                     again.push(n);
@@ -174,9 +172,10 @@ fn days_list(days: &[Date]) -> String {
 pub fn insert_sql(database: &str, table: &str, days: &[Date], version: u64) -> [String; 3] {
     let (first, last) = (days[0], days[days.len() - 1]);
     let window = format!(
-        "timestamp >= toDateTime({}) AND timestamp < toDateTime({})",
+        "timestamp >= toDateTime({}) AND timestamp < toDateTime({}) AND {}",
         day_start(first - Duration::days(1)),
-        day_start(last + Duration::days(3))
+        day_start(last + Duration::days(3)),
+        not_too_late()
     );
     let visits = sql::visits(database, table, &window);
     let started = format!("toDate(toDateTime(start), 'UTC') IN ({})", days_list(days));
@@ -216,10 +215,11 @@ pub fn done_sql(database: &str, table: &str, days: &[Date], version: u64, now_ms
     [
         format!(
             "INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) SELECT DISTINCT project_id, toDate(timestamp, 'UTC') AS d, {version}, {at} FROM {database}.{table} \
-             WHERE timestamp >= toDateTime({}) AND timestamp < toDateTime({}) AND d IN ({})",
+             WHERE timestamp >= toDateTime({}) AND timestamp < toDateTime({}) AND d IN ({}) AND {}",
             day_start(first),
             day_start(last + Duration::days(1)),
-            days_list(days)
+            days_list(days),
+            not_too_late()
         ),
         format!("INSERT INTO {database}.{DONE_TABLE} (project_id, day, version, finished_at) VALUES {}", rows.join(", ")),
     ]
@@ -291,44 +291,35 @@ mod tests {
         assert_eq!(parse_days("2026-11-01\n2026-11-03\n"), vec![date!(2026 - 11 - 01), date!(2026 - 11 - 03)]);
     }
 
-    /// A late event re-rolls its day and both neighbours, each derived with the day before it.
-    /// Where the earliest of those eves may already be dropped (its week past the shortest
-    /// retention), a visit that crossed midnight into a re-rolled day would count as new there,
-    /// while the eve's version still counts it. Such an event (sent about 29 to 30 days late)
-    /// stays in the raw events only: its days, and those of late events next to it (whose
-    /// visits it may join), keep their versions.
+    /// Every statement that reads raw events for the rollup leaves out events sent too late,
+    /// the same in every run.
     #[test]
-    fn a_late_event_whose_days_reach_a_dropped_eve_is_not_rolled_again() {
-        let state = State { frontier: Some(date!(2026 - 12 - 02)), last_version_ms: 1 };
-        let today = date!(2026 - 12 - 03);
-        // Nov 2's neighbour Nov 1 has its eve, Oct 31, in the week of Oct 26: past 30 days on Dec 2.
-        assert!(batches(&state, None, &[date!(2026 - 11 - 02)], today).is_empty());
-        // Nov 4 is next to it (their days touch): held back with it.
-        assert!(batches(&state, None, &[date!(2026 - 11 - 04), date!(2026 - 11 - 02)], today).is_empty());
-        // Nov 5 is not: rolled with its neighbours, whose eves are held.
-        assert_eq!(
-            batches(&state, None, &[date!(2026 - 11 - 02), date!(2026 - 11 - 05)], today),
-            vec![vec![date!(2026 - 11 - 04), date!(2026 - 11 - 05), date!(2026 - 11 - 06)]]
-        );
+    fn events_sent_too_late_are_never_rolled_up() {
+        let state = State { frontier: Some(date!(2026 - 11 - 29)), last_version_ms: 1_796_000_000_000 };
+        let cond = format!("toUInt32(received_at) < toUInt32(timestamp) + {ROLLED_LATE_SECONDS}");
+        let late = late_days_sql("db", "events", &state, date!(2026 - 12 - 01)).unwrap();
+        let [v, p, q] = insert_sql("db", "events", &[date!(2026 - 11 - 02)], 7);
+        let [projects, _] = done_sql("db", "events", &[date!(2026 - 11 - 02)], 7, 1_000);
+        for s in [&late, &v, &p, &q, &projects] {
+            assert!(s.contains(&cond), "{s}");
+        }
     }
 
-    /// On every day of the year: an event 28 days late is always rolled again, one 40 days late
-    /// never; in between, as its eve's week stands against the shortest retention.
+    /// On every day of the year: an event sent just under ROLLED_LATE_SECONDS late, re-rolled
+    /// by the latest run that finds it (a day and the late margin after it was received), has
+    /// the eve of its day's earlier neighbour still held in every retention class. So no late
+    /// event that is rolled up reaches back to dropped raw events.
     #[test]
-    fn how_late_an_event_may_be_rolled_again_on_every_day_of_the_year() {
+    fn a_late_event_that_is_rolled_up_never_reaches_a_dropped_eve() {
         let start = OffsetDateTime::now_utc().date();
-        let shortest = *crate::keys::RETENTION_CHOICES.iter().min().unwrap();
         for offset in 0..366 {
-            let today = start + Duration::days(offset);
-            let state = State { frontier: Some(today - Duration::days(1)), last_version_ms: 1 };
-            let rolled = |days_late: i64| !batches(&state, None, &[today - Duration::days(days_late)], today).is_empty();
-            assert!(rolled(28) && !rolled(40), "{today}");
-            for days_late in 28..=40 {
-                let eve = today - Duration::days(days_late + 2);
-                let week_start = eve - Duration::days(i64::from(eve.weekday().number_days_from_monday()));
-                let gone = !retention::expired(&[retention::Partition { retention_days: shortest, week_start }], today).is_empty();
-                assert_eq!(rolled(days_late), !gone, "{today}, {days_late} days late");
-            }
+            let run_day = start + Duration::days(offset);
+            let run_at = day_start(run_day) + 86_399;
+            let received = run_at - 86_400 - LATE_MARGIN_SECONDS;
+            let sent_at = received - ROLLED_LATE_SECONDS + 1;
+            let day = OffsetDateTime::from_unix_timestamp(sent_at).unwrap().date();
+            let earliest_rerolled = day - Duration::days(1);
+            assert!(!eve_may_be_gone(earliest_rerolled, run_day), "{run_day}: an event of {day} reaches a dropped eve");
         }
     }
 
