@@ -141,7 +141,22 @@ pub fn batches(state: &State, first_day: Option<Date>, late: &[Date], today: Dat
     }
     let mut again: Vec<Date> = Vec::new();
     if let Some(f) = state.frontier {
-        for &d in late {
+        let mut late = late.to_vec();
+        late.sort();
+        late.dedup();
+        // A late event is rolled up within a day of being received, long before the day before
+        // its neighbours can be dropped (ROLLED_LATE_SECONDS), unless runs failed in between
+        // while retention went on. Then a late day whose earlier neighbour's eve may be gone is
+        // held back, with the late days next to it (whose visits it may join), for this run.
+        let (mut previous, mut held_back) = (None::<Date>, false);
+        for &d in &late {
+            if previous.is_none_or(|p| d - p > Duration::days(2)) {
+                held_back = eve_may_be_gone(d - Duration::days(1), today);
+            }
+            previous = Some(d);
+            if held_back {
+                continue;
+            }
             for n in [d - Duration::days(1), d, d + Duration::days(1)] {
                 if n <= f && n >= start.min(f) - Duration::days(LATE_DAYS + 2) && !again.contains(&n) && !new.contains(&n) {
                     again.push(n);
@@ -321,6 +336,25 @@ mod tests {
             let earliest_rerolled = day - Duration::days(1);
             assert!(!eve_may_be_gone(earliest_rerolled, run_day), "{run_day}: an event of {day} reaches a dropped eve");
         }
+    }
+
+    /// After rollup runs failed while retention went on (two days: the run of Dec 3 finds
+    /// events received Nov 29), a late day whose earlier neighbour's eve is gone is held back,
+    /// with the late days next to it; a late day clear of it is rolled.
+    #[test]
+    fn after_failed_runs_a_late_day_next_to_a_dropped_eve_is_held_back() {
+        // The run of Dec 3 after runs failed: the late days it finds go back as far as events
+        // received before the failures (late_days_sql looks back from the last complete run).
+        let state = State { frontier: Some(date!(2026 - 12 - 02)), last_version_ms: 1 };
+        let today = date!(2026 - 12 - 03);
+        // Nov 3's neighbour Nov 2 has its eve, Nov 1, in the week of Oct 26: past 30 days on Dec 2.
+        assert!(eve_may_be_gone(date!(2026 - 11 - 02), today));
+        assert!(batches(&state, None, &[date!(2026 - 11 - 03)], today).is_empty());
+        assert!(batches(&state, None, &[date!(2026 - 11 - 05), date!(2026 - 11 - 03)], today).is_empty(), "next to it: held too");
+        assert_eq!(
+            batches(&state, None, &[date!(2026 - 11 - 03), date!(2026 - 11 - 06)], today),
+            vec![vec![date!(2026 - 11 - 05), date!(2026 - 11 - 06), date!(2026 - 11 - 07)]]
+        );
     }
 
     #[test]
