@@ -389,12 +389,12 @@ const MAX_DIMENSIONS: usize = 4;
 struct Wire {
     metrics: Option<Vec<Value>>,
     date_range: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     dimensions: Vec<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     filters: Vec<Value>,
     timezone: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     order_by: Vec<Value>,
     pagination: Option<Value>,
     compare: Option<Value>,
@@ -448,11 +448,9 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
     })
 }
 
-const QUERY_FIELDS: [&str; 11] =
-    ["metrics", "date_range", "dimensions", "filters", "goal", "timezone", "order_by", "pagination", "compare", "include", "source"];
-
-fn unknown_field(field: &str) -> ApiError {
-    bad("unknown_field", format!("`{field}` is not a query field. Use {}.", QUERY_FIELDS.join(", ")))
+/// A list given as `null` is a list left out (empty), as every field given as null is.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
+    Ok(Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A body's fields less those given as `null`: what every query takes as left out, so they
@@ -477,11 +475,7 @@ fn wire(body: &[u8]) -> Result<Wire, ApiError> {
             return Err(bad("project_from_key", format!("`{named}` is not taken: a query answers for its key's project only. Remove it.")));
         }
     }
-    if let Some(k) = obj.keys().find(|k| !QUERY_FIELDS.contains(&k.as_str())) {
-        return Err(unknown_field(k));
-    }
-    // A field given as null is a field left out; a list given as anything else is named.
-    let obj = without_nulls(obj);
+    // A list given as anything but a list (or null, a list left out) is named.
     const LISTS: [(&str, &str); 4] = [
         ("metrics", r#"["visitors"]"#),
         ("dimensions", r#"["visit:source"]"#),
@@ -489,15 +483,15 @@ fn wire(body: &[u8]) -> Result<Wire, ApiError> {
         ("order_by", r#"[["visitors", "desc"]]"#),
     ];
     for (list, example) in LISTS {
-        if let Some(v) = obj.get(list).filter(|v| !v.is_array()) {
+        if let Some(v) = obj.get(list).filter(|v| !v.is_array() && !v.is_null()) {
             return Err(bad("invalid_field", format!("`{list}` must be a list, e.g. \"{list}\": {example}; it is `{}`.", short(v))));
         }
     }
-    serde_json::from_value(Value::Object(obj)).map_err(|e| {
+    serde_json::from_value(v).map_err(|e| {
         let msg = e.to_string();
         let field = msg.split('`').nth(1).unwrap_or("").to_string();
         if msg.starts_with("unknown field") {
-            unknown_field(&field)
+            bad("unknown_field", format!("`{field}` is not a query field. Use metrics, date_range, dimensions, filters, goal, timezone, order_by, pagination, compare, include, source."))
         } else {
             bad("invalid_field", format!("A field has the wrong type ({msg})."))
         }
