@@ -587,4 +587,30 @@ fn personal_ids_are_stored_as_keyed_hashes(stack: &Stack) {
     let kept = "SELECT (SELECT count() FROM system.mutations WHERE command LIKE '%jane.doe%') + \
                 (SELECT count() FROM system.query_log WHERE user != 'default' AND query LIKE '%jane.doe%')";
     assert_eq!(stack.query(kept).trim(), "0", "the e-mail outlives its erasure in ClickHouse's own tables");
+    user_ids_outlive_no_erasure(stack);
+}
+
+/// A user id is stored only as its keyed hash, whatever it looks like. Erasure by that id (a
+/// path that may also name an `mm_aid`, stored as sent) deletes the events, and the id as sent
+/// is in nothing that outlives the request: not the erasure's record in KV, kept for days, not
+/// the mutation ClickHouse keeps, not its query log.
+fn user_ids_outlive_no_erasure(stack: &Stack) {
+    let user = "user-4711";
+    let event = json!({"type":"event","name":"login","url":"https://example.com/","user_id": user});
+    assert_eq!(stack.collect(DEV_SECRET, &[], &event).status, 202);
+    let theirs = "SELECT count() FROM events_dedup WHERE project_id = 'proj_dev' AND event_name = 'login'";
+    assert_eq!(stack.wait_count(theirs, 1, LAND), 1, "the event did not land; log:\n{}", stack.logs());
+    let sk = format!("Bearer {DEV_SECRET}");
+    let r = stack.request("DELETE", &format!("/visitors/{user}"), &[("Authorization", &sk)], b"");
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let left = "SELECT count() FROM events WHERE project_id = 'proj_dev' AND event_name = 'login'";
+    assert!(support::eventually(LAND, || stack.query(left).trim() == "0"), "erasure by the user id deletes the user's events");
+    stack.query("SYSTEM FLUSH LOGS");
+    let kept = format!(
+        "SELECT (SELECT count() FROM system.mutations WHERE position(command, '{user}') > 0) + \
+         (SELECT count() FROM system.query_log WHERE user != 'default' AND position(query, '{user}') > 0)"
+    );
+    assert_eq!(stack.query(&kept).trim(), "0", "the user id outlives its erasure in ClickHouse's own tables");
+    let records = stack.kv_keys("ERASURES");
+    assert!(!records.is_empty() && records.iter().all(|k| !k.contains(user)), "the erasure's records spell the user id: {records:?}");
 }

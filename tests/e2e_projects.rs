@@ -103,9 +103,14 @@ fn seed(stack: &Stack) {
     }
     let (_, an_hour_ago) = support::time_ago(Duration::from_secs(3600));
     let row = |p: &str| json!({"project_id": p, "event_id": format!("dl-{p}"), "timestamp": an_hour_ago, "received_at": an_hour_ago, "anonymous_id": "v9"});
-    let dead = json!({"rows": [row(DEV_PROJECT), row(DEV_OTHER_PROJECT)], "failure": {"code": 27, "reason": "test"}});
+    // And a row past its retention (40 days old, kept 30): the daily job drops it.
+    let (_, long_ago) = support::time_ago(Duration::from_secs(40 * 86_400));
+    let expired = json!({"project_id": DEV_OTHER_PROJECT, "event_id": "dl-expired", "timestamp": long_ago, "received_at": an_hour_ago, "anonymous_id": "v9", "retention_days": 30});
+    let dead = json!({"rows": [row(DEV_PROJECT), row(DEV_OTHER_PROJECT), expired], "failure": {"code": 27, "reason": "test"}});
     stack.kv_put_expiring("DEAD_LETTERS", "dlq:0000000000001:test", &dead.to_string(), dead_letter_expiry());
     assert_eq!(stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"").status, 200, "the daily job (rollup)");
+    let dead = stack.kv_get("DEAD_LETTERS", "dlq:0000000000001:test");
+    assert!(!dead.contains("dl-expired") && dead.contains("dl-proj_other"), "retention reaches the dead letters: {dead}");
     let aggregated = "SELECT count() FROM visits_agg WHERE project_id IN ('proj_dev', 'proj_other')";
     assert!(stack.wait_count(aggregated, 2, LAND) >= 2, "yesterday was not rolled up:\n{}", stack.logs());
 }
@@ -198,12 +203,16 @@ fn project_deletion_end_to_end() {
     let leftover_key = stack.kv_keys("KEYS").into_iter().next().expect("the other project's keys");
     let mut record: serde_json::Value = serde_json::from_str(&stack.kv_get("KEYS", &leftover_key)).unwrap();
     record["project_id"] = "proj_dev".into();
+    record["kind"] = "publishable".into();
+    record["domains"] = json!(["left-over.example"]); // and its site, still in the domain index
     stack.kv_put("KEYS", "0".repeat(64).as_str(), &record.to_string());
+    stack.kv_put("KEYS", "domain:left-over.example", &"0".repeat(64));
     stack.kv_put("ERASURES", r#"["proj_dev","left-over"]"#, "{}");
     assert_eq!(kv_naming(&stack, DEV_PROJECT).len(), 3, "{:?}", kv_naming(&stack, DEV_PROJECT));
     assert_eq!(stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"").status, 200);
     assert!(support::eventually(LAND, || kv_naming(&stack, DEV_PROJECT).len() == 1), "{:?}", kv_naming(&stack, DEV_PROJECT));
     assert!(stack.kv_expiration("ERASURES", "deleted:proj_dev").is_some(), "the finished deletion's tombstone expires");
+    assert!(!stack.kv_keys("KEYS").contains(&"domain:left-over.example".to_string()), "the deleted key's site stays registered");
     let refused =
         support::eventually(Duration::from_secs(150), || stack.collect(DEV_SECRET, &[], &json!({"url": "not a url"})).status == 401);
     assert!(refused, "the deleted project's key is still taken");

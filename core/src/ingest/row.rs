@@ -1,6 +1,7 @@
 //! The row written to ClickHouse `events` (see migrations/), and the queue message that
 //! carries rows from the edge to the batch writer. Neither has a field for an IP address.
 
+use crate::storage::sql::id_hash_hex;
 use serde::{Deserialize, Serialize};
 
 /// Every field has a default when a message lacks it: a message queued by the previous
@@ -202,16 +203,22 @@ impl RowBatch {
     /// This batch without one visitor's rows (an erasure reaching the dead-letter store):
     /// None when it holds none of them.
     pub fn without_visitor(&self, project_id: &str, anonymous_id: &str) -> Option<RowBatch> {
-        self.without_visitors(&[(project_id.to_string(), anonymous_id.to_string())].into())
+        self.without_visitors(&[(project_id.to_string(), id_hash_hex(anonymous_id))].into())
     }
 
-    /// This batch without the rows of any of `erased` (project, visitor id) pairs: None when it
-    /// holds none. An unreadable body that names an erased visitor's project and id goes
-    /// whole: its rows cannot be told apart.
+    /// This batch without the rows of any of `erased` (project, hash of the visitor's id:
+    /// `storage::sql::id_hash_hex`, as erasures are recorded) pairs: None when it holds none.
+    /// An unreadable body that names an erased visitor's project and, in any of its strings,
+    /// the id goes whole: its rows cannot be told apart.
     pub fn without_visitors(&self, erased: &std::collections::BTreeSet<(String, String)>) -> Option<RowBatch> {
         self.without(
-            |r| erased.contains(&(r.project_id.clone(), r.anonymous_id.clone())),
-            |raw| erased.iter().any(|(p, v)| raw.contains(&project_named(p)) && raw.contains(&unspaced(&json_string(v)))),
+            |r| erased.contains(&(r.project_id.clone(), id_hash_hex(&r.anonymous_id))),
+            |raw| {
+                let flat = unspaced(raw);
+                let named: std::collections::BTreeSet<&str> =
+                    erased.iter().filter(|(p, _)| flat.contains(&project_named(p))).map(|(_, h)| h.as_str()).collect();
+                !named.is_empty() && json_strings(raw).any(|s| named.contains(id_hash_hex(&s).as_str()))
+            },
         )
     }
 
@@ -219,13 +226,26 @@ impl RowBatch {
     /// none. An unreadable body that names the project goes whole: it cannot be told apart.
     pub fn without_project(&self, project_id: &str) -> Option<RowBatch> {
         let named = project_named(project_id);
-        self.without(|r| r.project_id == project_id, |raw| raw.contains(&named))
+        self.without(|r| r.project_id == project_id, |raw| unspaced(raw).contains(&named))
     }
 
-    /// `theirs` picks the rows to drop; `raw_theirs` judges an unreadable body, its spaces
-    /// taken out.
+    /// This batch without the rows past their retention at `now_ms` (`retention_days` from
+    /// their timestamp): a dead letter must not keep, nor a replay store, an event that
+    /// retention has dropped from the table. None when none is. An unreadable body cannot be
+    /// dated: it stays until its own expiry.
+    pub fn without_expired(&self, now_ms: i64) -> Option<RowBatch> {
+        // A row without a window (0, as the retention job reads it) is kept, as in the table.
+        let expired = |r: &EventRow| {
+            let kept_ms = i64::from(r.retention_days) * 86_400_000;
+            r.retention_days > 0
+                && crate::ingest::timestamp::parse_clickhouse_datetime(&r.timestamp).is_some_and(|t| t.saturating_add(kept_ms) < now_ms)
+        };
+        self.without(expired, |_| false)
+    }
+
+    /// `theirs` picks the rows to drop; `raw_theirs` judges an unreadable body.
     fn without(&self, theirs: impl Fn(&EventRow) -> bool, raw_theirs: impl Fn(&str) -> bool) -> Option<RowBatch> {
-        let raw_theirs = self.raw.as_deref().is_some_and(|raw| raw_theirs(&unspaced(raw)));
+        let raw_theirs = self.raw.as_deref().is_some_and(raw_theirs);
         if !self.rows.iter().any(&theirs) && !raw_theirs {
             return None;
         }
@@ -244,6 +264,33 @@ impl RowBatch {
 
 fn unspaced(text: &str) -> String {
     text.chars().filter(|c| !c.is_ascii_whitespace()).collect()
+}
+
+/// The strings of a JSON text, each decoded, in order; also of one cut short or broken, as
+/// far as their quotes pair up.
+fn json_strings(text: &str) -> impl Iterator<Item = String> + '_ {
+    let mut rest = text;
+    std::iter::from_fn(move || loop {
+        let open = rest.find('"')?;
+        let (mut escaped, mut close) = (false, None);
+        for (i, c) in rest[open + 1..].char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    close = Some(open + 1 + i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let close = close?;
+        let literal = &rest[open..=close];
+        rest = &rest[close + 1..];
+        if let Ok(s) = serde_json::from_str::<String>(literal) {
+            return Some(s);
+        }
+    })
 }
 
 fn json_string(s: &str) -> String {
@@ -400,8 +447,27 @@ pub(crate) mod tests {
         assert_eq!(batch.without_visitor("p", "v1").unwrap().rows, vec![b.clone()]);
         assert!(batch.without_visitor("p", "v3").is_none());
         assert!(batch.without_visitor("other", "v1").is_none(), "another project's visitor is another visitor");
-        let both = [("p".to_string(), "v1".to_string()), ("p".to_string(), "v2".to_string())].into();
+        let both = [("p".to_string(), id_hash_hex("v1")), ("p".to_string(), id_hash_hex("v2"))].into();
         assert_eq!(batch.without_visitors(&both).unwrap().rows, vec![]);
+    }
+
+    /// Review finding: dead letters ignored retention, so an event sent 29 days late under a
+    /// 30-day key was kept, and could be replayed, for 30 days more.
+    #[test]
+    fn rows_past_their_retention_leave_a_dead_letter() {
+        let now = crate::test_clock::now_ms();
+        let at = |days_ago: i64, retention: u16| {
+            let mut r = sample("a", 1);
+            r.event_id = format!("{days_ago}-{retention}");
+            r.timestamp = crate::ingest::timestamp::clickhouse_datetime(now - days_ago * 86_400_000);
+            r.retention_days = retention;
+            r
+        };
+        let batch = RowBatch { rows: vec![at(31, 30), at(29, 30), at(31, 90), at(400, 365), at(400, 0)], failure: None, raw: None };
+        let left = batch.without_expired(now).unwrap();
+        assert_eq!(left.rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>(), ["29-30", "31-90", "400-0"]);
+        assert!(left.without_expired(now).is_none(), "nothing more to drop");
+        assert!(RowBatch::unreadable("garbage", "r".into()).without_expired(now).is_none(), "an unreadable body cannot be dated");
     }
 
     #[test]
@@ -411,6 +477,7 @@ pub(crate) mod tests {
         for raw in [
             r#"{"rows":[{"project_id":"p","anonymous_id":"visitor-42","url_path":"/x""#,
             r#"{ "project_id" : "p", "anonymous_id" : "visitor-42" "#,
+            r#"{"rows":[{"project_id":"p","title":"a \"quoted\" title","anonymous_id":"visitor\u002d42","url"#,
         ] {
             let dead = RowBatch::unreadable(raw, "cut short".into());
             assert_eq!(dead.without_visitor("p", "visitor-42").unwrap().raw, None, "{raw}");

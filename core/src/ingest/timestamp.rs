@@ -51,11 +51,24 @@ pub fn clickhouse_datetime(epoch_ms: i64) -> String {
     t.format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second]")).unwrap_or_else(|_| "1970-01-01 00:00:00".to_string())
 }
 
+/// `clickhouse_datetime`'s text back to epoch milliseconds; None for anything else.
+pub fn parse_clickhouse_datetime(text: &str) -> Option<i64> {
+    let t = time::PrimitiveDateTime::parse(text, format_description!("[year]-[month]-[day] [hour]:[minute]:[second]")).ok()?;
+    Some(t.assume_utc().unix_timestamp() * 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
     use time::UtcOffset;
+
+    #[test]
+    fn clickhouse_datetimes_read_back() {
+        let ms = now() / 1000 * 1000;
+        assert_eq!(parse_clickhouse_datetime(&clickhouse_datetime(ms)), Some(ms));
+        assert_eq!(parse_clickhouse_datetime("not a time"), None);
+    }
 
     fn now() -> i64 {
         crate::test_clock::now_ms()

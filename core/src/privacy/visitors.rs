@@ -101,11 +101,34 @@ pub fn export_sql(database: &str, table: &str, project_id: &str, visitor_ids: &[
     )
 }
 
+/// How a deletion names a visitor in `table`: by the hash of the id (`sql::id_hash_of`), which
+/// the days index holds and the events' column gives, never by the id. The path of an erasure
+/// may name a user id, which is stored only as its keyed hash (`privacy::pseudonym`): spelled,
+/// it would outlive the rows in `system.mutations`, and for days in the erasure's record.
+fn hashed_column(table: &str) -> String {
+    if table == DAYS_TABLE {
+        "visitor_hash".to_string()
+    } else {
+        sql::id_hash_of("anonymous_id")
+    }
+}
+
 /// Deletes the visitor's events, and their days from the days index (mutations: ClickHouse
-/// rewrites the parts that hold them, in the background, usually within seconds).
+/// rewrites the parts that hold them, in the background, usually within seconds). Each id is
+/// named by its hash (`hashed_column`).
 pub fn erase_sql(database: &str, table: &str, project_id: &str, visitor_ids: &[&str]) -> [String; 2] {
     let p = sql::string(project_id);
-    [table, DAYS_TABLE].map(|t| format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {p} AND {}", visitor_in(t, visitor_ids)))
+    let hashes = joined(visitor_ids.iter().map(|v| sql::id_hash(v)));
+    [table, DAYS_TABLE].map(|t| format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {p} AND {} IN ({hashes})", hashed_column(t)))
+}
+
+/// An erased visitor as the daily re-run knows it, from its record (`parse_erasure_key`): the
+/// project, and the hash of the id (`sql::id_hash_hex`), never the id itself.
+pub type Erased = (String, String);
+
+/// The erased visitor `id` of `project`.
+pub fn erased(project_id: &str, id: &str) -> Erased {
+    (project_id.to_string(), sql::id_hash_hex(id))
 }
 
 /// One statement of `erase_many_sql`: the project it deletes from, whether from the events
@@ -119,22 +142,21 @@ pub struct Deletion {
 
 /// The daily re-application of recent erasures, batched: one mutation per project (several
 /// only when its list of visitors would pass `max_bytes` of SQL), each deleting all of that
-/// project's erased visitors at once. Projects in order; ids deduplicated.
-pub fn erase_many_sql(database: &str, table: &str, erasures: &[(String, String)], max_bytes: usize) -> Vec<Deletion> {
+/// project's erased visitors at once, by their hashes. Projects in order; ids deduplicated.
+pub fn erase_many_sql(database: &str, table: &str, erasures: &[Erased], max_bytes: usize) -> Vec<Deletion> {
     let mut by_project: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> = std::collections::BTreeMap::new();
-    for (p, v) in erasures {
-        by_project.entry(p).or_default().insert(v);
+    for (p, hash) in erasures {
+        by_project.entry(p).or_default().insert(hash);
     }
     let mut out = Vec::new();
-    for ((project, visitors), t, of_events) in by_project.iter().flat_map(|pv| [(pv, table, true), (pv, DAYS_TABLE, false)]) {
-        let (project, visitors) = (*project, visitors.iter().copied());
-        let (column, literal) = visitor_column(t);
-        let head = format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {} AND {column} IN (", sql::string(project));
+    for ((project, hashes), t, of_events) in by_project.iter().flat_map(|pv| [(pv, table, true), (pv, DAYS_TABLE, false)]) {
+        let project = *project;
+        let head = format!("ALTER TABLE {database}.{t} DELETE WHERE project_id = {} AND {} IN (", sql::string(project), hashed_column(t));
         let deletion = |ids: &[String]| Deletion { project: project.to_string(), of_events, sql: format!("{head}{})", ids.join(", ")) };
         let mut cur: Vec<String> = Vec::new();
         let mut len = head.len() + 1;
-        for v in visitors {
-            let lit = literal(v);
+        for hash in hashes {
+            let lit = sql::id_hash_literal(hash);
             if !cur.is_empty() && len + lit.len() + 2 > max_bytes {
                 out.push(deletion(&cur));
                 cur.clear();
@@ -201,16 +223,25 @@ pub const REQUESTS_PER_MINUTE: u32 = 60;
 /// an event sent before the erasure can land after it; re-applying for 8 days catches it.
 pub const RECHECK_SECONDS: u64 = 8 * 24 * 3600;
 
-/// The erasure's record in KV: the project and the visitor, as a JSON pair (unambiguous
-/// whatever characters the id holds; at most ~300 bytes, under KV's 512).
+/// The erasure's record in KV: the project and the hash of the visitor's id, as a JSON triple
+/// (`["proj_a","id_hash","<24 hex>"]`). Never the id: it may be a user id, stored nowhere as
+/// sent, and the record stays for `RECHECK_SECONDS`.
 pub fn erasure_key(project_id: &str, visitor: &str) -> String {
-    serde_json::to_string(&[project_id, visitor]).expect("two strings serialize")
+    serde_json::to_string(&[project_id, HASHED, &sql::id_hash_hex(visitor)]).expect("three strings serialize")
 }
 
-/// The pair back from a KV key; None for anything else.
-pub fn parse_erasure_key(key: &str) -> Option<(String, String)> {
+const HASHED: &str = "id_hash";
+
+/// The erased visitor back from a KV key; None for anything else. A record written before
+/// erasures were kept as hashes (a JSON pair of the project and the id) is read as the same
+/// visitor.
+pub fn parse_erasure_key(key: &str) -> Option<Erased> {
+    if let Ok([project, form, hash]) = serde_json::from_str::<[String; 3]>(key) {
+        let is_hash = form == HASHED && hash.len() == 2 * sql::ID_HASH_BYTES && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        return is_hash.then(|| (project, hash.to_ascii_lowercase()));
+    }
     let [project, visitor]: [String; 2] = serde_json::from_str(key).ok()?;
-    Some((project, visitor))
+    Some(erased(&project, &visitor))
 }
 
 #[cfg(test)]
@@ -234,43 +265,31 @@ mod tests {
 
     #[test]
     fn daily_reapply_is_one_mutation_per_project() {
-        let e = |p: &str, v: &str| (p.to_string(), v.to_string());
-        let erasures = vec![e("a", "v1"), e("b", "w'1"), e("a", "v2"), e("a", "v1")];
+        let erasures = vec![erased("a", "v1"), erased("b", "w'1"), erased("a", "v2"), erased("a", "v1")];
         let sql = erase_many_sql("millimetric", "events", &erasures, 128 * 1024);
         assert_eq!(sql.iter().map(|d| d.of_events).collect::<Vec<_>>(), [true, false, true, false]);
-        assert_eq!(
-            sql.iter().map(|d| (d.project.clone(), d.sql.clone())).collect::<Vec<_>>(),
-            vec![
-                (
-                    "a".to_string(),
-                    "ALTER TABLE millimetric.events DELETE WHERE project_id = 'a' AND anonymous_id IN ('v1', 'v2')".to_string()
-                ),
-                (
-                    "a".to_string(),
-                    format!(
-                        "ALTER TABLE millimetric.visitor_day_hashes DELETE WHERE project_id = 'a' AND visitor_hash IN ({}, {})",
-                        sql::id_hash("v1"),
-                        sql::id_hash("v2")
-                    )
-                ),
-                ("b".to_string(), "ALTER TABLE millimetric.events DELETE WHERE project_id = 'b' AND anonymous_id IN ('w\\'1')".to_string()),
-                (
-                    "b".to_string(),
-                    format!(
-                        "ALTER TABLE millimetric.visitor_day_hashes DELETE WHERE project_id = 'b' AND visitor_hash IN ({})",
-                        sql::id_hash("w'1")
-                    )
-                ),
-            ]
-        );
+        let (events, h) = (sql::id_hash_of("anonymous_id"), sql::id_hash);
+        let mut two = [h("v1"), h("v2")];
+        two.sort(); // in the order of their hashes
+        let two = two.join(", ");
+        let expected: Vec<(String, String)> = vec![
+            ("a".into(), format!("ALTER TABLE millimetric.events DELETE WHERE project_id = 'a' AND {events} IN ({two})")),
+            ("a".into(), format!("ALTER TABLE millimetric.visitor_day_hashes DELETE WHERE project_id = 'a' AND visitor_hash IN ({two})")),
+            ("b".into(), format!("ALTER TABLE millimetric.events DELETE WHERE project_id = 'b' AND {events} IN ({})", h("w'1"))),
+            (
+                "b".into(),
+                format!("ALTER TABLE millimetric.visitor_day_hashes DELETE WHERE project_id = 'b' AND visitor_hash IN ({})", h("w'1")),
+            ),
+        ];
+        assert_eq!(sql.iter().map(|d| (d.project.clone(), d.sql.clone())).collect::<Vec<_>>(), expected);
         // A project with more erasures than one statement holds gets a few, none too long.
-        let many: Vec<(String, String)> = (0..5000).map(|i| e("a", &format!("{i:0>100}"))).collect();
+        let many: Vec<Erased> = (0..5000).map(|i| erased("a", &format!("{i:0>100}"))).collect();
         let sql = erase_many_sql("millimetric", "events", &many, 128 * 1024);
         assert!(sql.len() > 2 && sql.len() < 20 && sql.iter().all(|d| d.sql.len() <= 128 * 1024));
-        let ids = |table: &str, mark: &str| {
-            sql.iter().filter(|d| d.sql.contains(&format!(".{table} "))).map(|d| d.sql.matches(mark).count()).sum::<usize>()
+        let ids = |table: &str| {
+            sql.iter().filter(|d| d.sql.contains(&format!(".{table} "))).map(|d| d.sql.matches("unhex('").count()).sum::<usize>()
         };
-        assert_eq!((ids("events", "'0"), ids(DAYS_TABLE, "unhex('")), (5000, 5000), "each id once per table");
+        assert_eq!((ids("events"), ids(DAYS_TABLE)), (5000, 5000), "each id once per table");
     }
 
     #[test]
@@ -304,31 +323,41 @@ mod tests {
 
     /// Review finding: an erasure named the id as given (an e-mail address) in its statement,
     /// whose text ClickHouse keeps in `system.mutations` and its logs after the rows are gone.
+    /// And a later one: an id that does not look personal (`user-4711`) may still be a user id,
+    /// stored only as its keyed hash, and was spelled, there and in the erasure's KV record.
     #[test]
-    fn an_id_that_is_personal_data_is_never_spelled_in_a_statement() {
-        let ids = ["mmh_0123abcd", "jane@example.com"];
+    fn an_erasure_never_spells_the_id_it_was_given() {
+        let ids = ["mmh_0123abcd", "jane@example.com", "user-4711"];
         let [events, days] = erase_sql("millimetric", "events", "proj_a", &ids);
-        let export = export_sql("millimetric", "events", "proj_a", &ids);
+        let export = export_sql("millimetric", "events", "proj_a", &ids[..2]);
         for sql in [&events, &days, &export] {
             assert!(!sql.contains("jane@"), "{sql}");
         }
-        assert!(events.contains("anonymous_id IN ('mmh_0123abcd')") && events.contains(&sql::id_hash("jane@example.com")), "{events}");
-        assert!(events.contains(&format!("{} IN (", sql::id_hash_of("anonymous_id"))), "{events}");
-        let [plain, _] = erase_sql("millimetric", "events", "proj_a", &["v-1"]);
-        assert!(plain.ends_with("AND anonymous_id IN ('v-1')"), "{plain}");
-        let [only, _] = erase_sql("millimetric", "events", "proj_a", &["jane@example.com"]);
-        assert!(only.ends_with(&format!("AND {} IN ({})", sql::id_hash_of("anonymous_id"), sql::id_hash("jane@example.com"))), "{only}");
+        for sql in [&events, &days] {
+            assert!(!sql.contains("user-4711") && !sql.contains("mmh_0123abcd"), "{sql}");
+            assert!(ids.iter().all(|id| sql.contains(&sql::id_hash(id))), "{sql}");
+        }
+        assert!(events.contains(&format!("AND {} IN (", sql::id_hash_of("anonymous_id"))), "{events}");
+        let key = erasure_key("proj_a", "user-4711");
+        assert!(!key.contains("user-4711"), "{key}");
+        for d in erase_many_sql("millimetric", "events", &[parse_erasure_key(&key).unwrap()], 1 << 17) {
+            assert!(!d.sql.contains("user-4711") && d.sql.contains(&sql::id_hash("user-4711")), "{}", d.sql);
+        }
     }
 
     #[test]
     fn erasure_records_round_trip() {
-        for (p, v) in [("proj_a", "v-1"), ("proj_a", "a\"b\\c\n]"), ("p", &"x".repeat(128))] {
+        for (p, v) in [("proj_a", "v-1"), ("proj_a", "a\"b\\c\n]"), ("p", &"x".repeat(128)), ("p", &"é".repeat(64))] {
             let key = erasure_key(p, v);
             assert!(key.len() <= 512, "KV keys are at most 512 bytes");
-            assert_eq!(parse_erasure_key(&key), Some((p.to_string(), v.to_string())));
+            assert_eq!(parse_erasure_key(&key), Some(erased(p, v)));
+            // A record written before they were kept as hashes names the same visitor.
+            assert_eq!(parse_erasure_key(&serde_json::to_string(&[p, v]).unwrap()), Some(erased(p, v)));
         }
         assert_eq!(parse_erasure_key("proj_a/v-1"), None);
         assert_eq!(parse_erasure_key(r#"["only one"]"#), None);
+        assert_eq!(parse_erasure_key(r#"["p","id_hash","not hex"]"#), None);
+        assert_eq!(parse_erasure_key(r#"["p","other","0123456789abcdef01234567"]"#), None);
     }
 
     #[test]
@@ -336,8 +365,14 @@ mod tests {
         assert_eq!(sql::string("v-1"), "'v-1'");
         assert_eq!(sql::string(r"a'b\c"), r"'a\'b\\c'");
         let [events, days] = erase_sql("millimetric", "events", "proj_a", &["x' OR 1=1 --"]);
-        assert_eq!(events, r"ALTER TABLE millimetric.events DELETE WHERE project_id = 'proj_a' AND anonymous_id IN ('x\' OR 1=1 --')");
         let hashed = sql::id_hash("x' OR 1=1 --");
+        assert_eq!(
+            events,
+            format!(
+                "ALTER TABLE millimetric.events DELETE WHERE project_id = 'proj_a' AND {} IN ({hashed})",
+                sql::id_hash_of("anonymous_id")
+            )
+        );
         assert_eq!(
             days,
             format!("ALTER TABLE millimetric.visitor_day_hashes DELETE WHERE project_id = 'proj_a' AND visitor_hash IN ({hashed})")
@@ -358,15 +393,15 @@ mod tests {
         assert!(sql.contains(" AND anonymous_id IN ('v') ORDER BY"), "{sql}");
         // an id stored as its keyed hash: both forms are looked up, each once, the one that is
         // personal data by its hash
-        let [events, _] = erase_sql("db", "events", "p", &["mmh_0123", "jane@example.com"]);
+        let export = export_sql("db", "events", "p", &["mmh_0123", "jane@example.com"]);
         let hashed = format!("{} IN ({})", sql::id_hash_of("anonymous_id"), sql::id_hash("jane@example.com"));
-        assert!(events.ends_with(&format!("(anonymous_id IN ('mmh_0123') OR {hashed})")), "{events}");
+        assert!(export.contains(&format!("(anonymous_id IN ('mmh_0123') OR {hashed})")), "{export}");
         assert!(export_sql("db", "events", "p", &["v", "v"]).contains("anonymous_id IN ('v') ORDER BY"));
     }
 
     #[test]
     fn a_re_applied_deletion_is_probed_first_with_the_same_condition() {
-        let erasures = vec![("p".to_string(), "v1".to_string())];
+        let erasures = vec![erased("p", "v1")];
         for Deletion { sql, .. } in erase_many_sql("db", "events", &erasures, 128 * 1024) {
             let probe = probe_sql(&sql).unwrap();
             let condition = sql.split_once(" DELETE WHERE ").unwrap().1;

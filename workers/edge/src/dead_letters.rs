@@ -103,13 +103,20 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
 }
 
 /// Erasure reaches the dead-letter store too: every dead letter holding rows of the `erased`
-/// (project, visitor id) pairs is rewritten without them (or removed when nothing is left), so
+/// visitors (`privacy::visitors::Erased`: the project and the hash of the id) is rewritten without them (or removed when nothing is left), so
 /// no replay brings them back. Returns how many dead letters changed.
 pub async fn erase_visitors(env: &Env, erased: &BTreeSet<(String, String)>) -> std::result::Result<usize, ApiError> {
     if erased.is_empty() {
         return Ok(0);
     }
     rewrite_each(env, |batch| batch.without_visitors(erased)).await
+}
+
+/// Retention reaches the dead-letter store too (the daily job): rows past their window go, so
+/// no replay stores an event the table has dropped. Returns how many dead letters changed.
+pub async fn expire(env: &Env) -> std::result::Result<usize, ApiError> {
+    let now = Date::now().as_millis() as i64;
+    rewrite_each(env, |batch| batch.without_expired(now)).await
 }
 
 /// A project's deletion reaches the dead-letter store too: every row of the project goes.

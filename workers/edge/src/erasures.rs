@@ -85,7 +85,8 @@ async fn run(env: &Env) -> Result<(usize, Vec<String>), String> {
     Ok((erasures.len(), failed))
 }
 
-async fn mark_exports_due(kv: &worker::kv::KvStore, project: &str) -> Result<(), String> {
+/// Marks `project`'s exports for deletion by the next run (`visitors::exports_due_key`).
+pub async fn mark_exports_due(kv: &worker::kv::KvStore, project: &str) -> Result<(), String> {
     let put = kv.put(&visitors::exports_due_key(project), "").map_err(|e| e.to_string())?;
     put.expiration_ttl(visitors::RECHECK_SECONDS).execute().await.map_err(|e| e.to_string())
 }

@@ -196,7 +196,7 @@ async fn queue(batch: MessageBatch<String>, env: Env, ctx: Context) -> Result<()
 /// erasures deleted (for events that were still queued), fold yesterday into the aggregates
 /// (before retention, so a day is rolled up before its raw events can expire), snapshot the
 /// last days' usage, drop raw
-/// events past retention, then carry out project closures that are due and re-apply recent
+/// events past retention (dead letters' too), then carry out project closures that are due and re-apply recent
 /// project deletions.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
@@ -208,6 +208,11 @@ async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     // Usage before retention too: a day's count is taken while its raw events are all there.
     usage_job::run(&env, event.schedule()).await;
     retention_job::run(&env, event.schedule()).await;
+    match dead_letters::expire(&env).await {
+        Ok(0) => {}
+        Ok(n) => console_log!("retention: {n} dead letter(s) held rows past their window"),
+        Err(e) => console_error!("retention: the dead letters: {}", e.message),
+    }
     // Deleted projects last: a rollup run after their deletes (mutations, applied in the
     // background) could fold their not-yet-deleted events into new aggregate rows.
     projects_admin::run_due(&env).await;

@@ -122,14 +122,21 @@ async fn act(env: &Env, action: Action, visitor: Visitor<'_>, project: &str) -> 
         Action::Erase => {
             // Recorded first, so the daily job re-applies it (and catches events that were
             // still queued) even if the deletion below fails; the client's retry repeats both.
+            // Each form of the id by its hash (`visitors::erasure_key`).
             let kv = env.kv(config::ERASURES_KV).map_err(|_| unavailable("The erasure log"))?;
-            for id in [Some(visitor.stored), visitor.as_user].into_iter().flatten() {
+            for id in visitor.ids() {
                 let put = kv.put(&visitors::erasure_key(&project, id), "").map_err(|_| unavailable("The erasure log"))?;
                 put.expiration_ttl(visitors::RECHECK_SECONDS).execute().await.map_err(|e| {
                     console_error!("visitors: could not record the erasure: {e}");
                     unavailable("The erasure log")
                 })?;
             }
+            // The project's exports may hold the visitor's events: marked due before anything
+            // is deleted, so the daily job deletes them should this request fail on the way.
+            super::erasures::mark_exports_due(&kv, &project).await.map_err(|e| {
+                console_error!("visitors: could not mark the exports due: {e}");
+                unavailable("The erasure log")
+            })?;
             for sql in visitors::erase_sql(&cfg.database, &cfg.table, &project, &visitor.ids()) {
                 clickhouse_sink::query_unlogged(&cfg, &sql).await.map_err(|e| {
                     console_error!("visitors: erase failed: {e}");
@@ -137,10 +144,11 @@ async fn act(env: &Env, action: Action, visitor: Visitor<'_>, project: &str) -> 
                 })?;
             }
             // And from the dead-letter store, so no replay brings the rows back.
-            let erased = visitor.ids().iter().map(|id| (project.clone(), id.to_string())).collect();
+            let erased = visitor.ids().iter().map(|id| visitors::erased(&project, id)).collect();
             super::dead_letters::erase_visitors(env, &erased).await?;
             // And from the project's exports: any part may hold the visitor's events.
             let deleted = super::exports::erase_project(env, &project).await?;
+            let _ = kv.delete(&visitors::exports_due_key(&project)).await; // else the daily job does it again
             if deleted > 0 {
                 worker::console_log!("visitors: an erasure deleted {project}'s exports ({deleted} parts)");
             }
