@@ -223,6 +223,12 @@ pub async fn put_revoked(env: &Env, hash: &str, before: &KeyRecord) -> Result<Ke
     Ok(r)
 }
 
+/// A deleted project's key gives up its site domains: each index entry that still names it
+/// goes, whatever state a deletion that failed part way left the record in.
+pub async fn release_domains(env: &Env, hash: &str, record: &KeyRecord) -> Result<(), ApiError> {
+    apply_domain_plan(env, hash, (Vec::new(), record.domains.clone())).await
+}
+
 /// `PATCH /admin/keys/{hash}`: origins, limit, retention, hash routing, time zone.
 async fn update(env: &Env, hash: &str, body: &[u8], now: i64) -> Answer {
     let before = get(env, hash).await?;

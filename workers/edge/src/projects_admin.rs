@@ -17,6 +17,7 @@ use super::{clickhouse_sink, config, http, keys_admin};
 use millimetric_adapters::kv::all_keys;
 use millimetric_adapters::usage;
 use millimetric_core::error::ApiError;
+use millimetric_core::keys::KeyRecord;
 use millimetric_core::privacy::projects::{self, Closure, KeyKind, Tombstone};
 use millimetric_core::privacy::{audit, visitors};
 use millimetric_core::storage::clickhouse::Role;
@@ -167,7 +168,7 @@ pub async fn delete_project(env: &Env, project: &str) -> Answer {
     for (hash, record) in &keys {
         keys_admin::put_revoked(env, hash, record).await?;
     }
-    let deleted = erase_all(env, project, keys.into_iter().map(|(hash, _)| hash).collect()).await?;
+    let deleted = erase_all(env, project, keys).await?;
     put_tombstone(env, project, Tombstone { completed_ms: Some(Date::now().as_millis() as i64) }).await?;
     Ok((
         200,
@@ -192,9 +193,9 @@ async fn put_tombstone(env: &Env, project: &str, tomb: Tombstone) -> Result<(), 
 /// (usage included), its dead letters, its erasure records and closure, its exports (parts in
 /// R2 and records), its key records (and their labels) and quota. Safe to repeat: the
 /// daily job runs it again while the tombstone lasts, so a deletion that failed part way
-/// (ClickHouse or KV down) is finished there. `key_hashes`: the project's key records (listed
-/// once per run: a full scan of KV `KEYS`).
-async fn erase_all(env: &Env, project: &str, key_hashes: Vec<String>) -> Result<serde_json::Value, ApiError> {
+/// (ClickHouse or KV down) is finished there. `keys`: the project's key records by hash (listed
+/// once per run: a full scan of KV `KEYS`), whose site domains go from the index too.
+async fn erase_all(env: &Env, project: &str, keys: Vec<(String, KeyRecord)>) -> Result<serde_json::Value, ApiError> {
     let tables = delete_rows(env, project).await.map_err(|e| {
         console_error!("projects: deleting {project}'s rows failed (the daily job retries): {e}");
         unavailable("The event store")
@@ -210,6 +211,10 @@ async fn erase_all(env: &Env, project: &str, key_hashes: Vec<String>) -> Result<
         }
     }
     let export_parts = super::exports::erase_project(env, project).await?;
+    for (hash, record) in &keys {
+        keys_admin::release_domains(env, hash, record).await?;
+    }
+    let key_hashes: Vec<String> = keys.into_iter().map(|(hash, _)| hash).collect();
     let key_store = env.kv(config::KEYS_KV).map_err(|_| unavailable("The key store"))?;
     // Each key record with the label a listing may have left beside it (`admin::label_key`).
     let labels = key_hashes.iter().map(|hash| millimetric_core::keys::admin::label_key(hash));
@@ -251,8 +256,8 @@ async fn finish(env: &Env, kv: &worker::kv::KvStore, key: &str, project: &str) -
     if tomb.is_some_and(|t| !t.reapplies(Date::now().as_millis() as i64)) {
         return Ok("id still reserved; nothing left to re-apply");
     }
-    let key_hashes = keys_admin::project_keys(env, project).await?.into_iter().map(|(hash, _)| hash).collect();
-    erase_all(env, project, key_hashes).await?;
+    let keys = keys_admin::project_keys(env, project).await?;
+    erase_all(env, project, keys).await?;
     match tomb {
         Some(Tombstone { completed_ms: None }) => {
             put_tombstone(env, project, Tombstone { completed_ms: Some(Date::now().as_millis() as i64) }).await?;
