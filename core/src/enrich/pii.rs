@@ -81,6 +81,31 @@ const CONTAINS_BY_FIRST: [u128; 256] = {
     table
 };
 
+/// Names (letters and digits, lower-cased) of the id a customer's own systems give a person or
+/// their device: personal data there. Stored as a keyed hash, such a property would be the
+/// person's visitor id (a user id's form) in rows an erasure of the person never reaches and in
+/// aggregates that outlive it; so it goes, as a URL parameter of that name does.
+const USER_IDS: &[&[u8]] = &[
+    b"userid",
+    b"uid",
+    b"useruuid",
+    b"customerid",
+    b"custid",
+    b"distinctid",
+    b"accountid",
+    b"memberid",
+    b"personid",
+    b"contactid",
+    b"subscriberid",
+    b"profileid",
+    b"externalid",
+    b"externaluserid",
+    b"anonymousid",
+    b"visitorid",
+    b"clientid",
+    b"deviceid",
+];
+
 /// Parameter or property names that look like they carry personal data or credentials,
 /// in any case and separator style (`user_email`, `userEmail`, `E-Mail`, `access-token`).
 pub fn is_pii_name(name: &str) -> bool {
@@ -144,7 +169,7 @@ pub fn is_pii_name(name: &str) -> bool {
         // Mailchimp's subscriber id (`mc_eid`): the same on every e-mail to one address
         b"mceid",
     ];
-    if EXACT.contains(&n) || has_word(name, &["iban", "2fa"]) {
+    if EXACT.contains(&n) || USER_IDS.contains(&n) || has_word(name, &["iban", "2fa"]) {
         return true;
     }
     for i in 0..n.len() {

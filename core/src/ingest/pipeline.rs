@@ -77,7 +77,9 @@ pub fn build_row(
             let geo = event.ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).and_then(geo_lookup).unwrap_or_default();
             (event.user_agent.clone(), geo)
         }
-        _ => (ctx.user_agent.clone(), ctx.edge_geo.clone()),
+        // A browser always sends a User-Agent: a browser key's request without one is a
+        // script's, classified as the empty UA is (a bot), not stored as a visitor's.
+        _ => (Some(ctx.user_agent.clone().unwrap_or_default()), ctx.edge_geo.clone()),
     };
     let ua = ua.map(|u| user_agent::classify(&u));
 
@@ -90,7 +92,7 @@ pub fn build_row(
     let row = EventRow {
         project_id: principal.project_id.clone(),
         event_id: match &event.client_id {
-            Some(id) => pseudonym::stored_id(ctx.id_secret.as_ref(), &principal.project_id, id)?,
+            Some(id) => pseudonym::stored_event_id(ctx.id_secret.as_ref(), &principal.project_id, id)?,
             None => new_id(),
         },
         timestamp: timestamp::clickhouse_datetime(ts),
@@ -266,6 +268,19 @@ mod tests {
         assert_eq!((row.browser.as_str(), row.os.as_str()), ("Chrome", "Windows"));
     }
 
+    /// Review finding: a browser key's request without a User-Agent header (a script: .NET's
+    /// HttpClient and Rust's reqwest send none) was stored as a human's pageview, while an
+    /// empty one counted as a bot.
+    #[test]
+    fn a_browser_key_request_without_a_user_agent_is_a_bot() {
+        for ua in [None, Some(String::new())] {
+            let ev = validate_event(json!({"url":"https://a.com/"}), false, &LIMITS).unwrap();
+            let ctx = RequestContext { user_agent: ua.clone(), ..ctx() };
+            let row = build_row(&principal(KeyKind::Publishable), ev, &ctx, &|_| None, &mut || "x".into()).unwrap();
+            assert_eq!((row.is_bot, row.device_type.as_str()), (1, "bot"), "{ua:?}");
+        }
+    }
+
     #[test]
     fn server_event_without_forwarded_data_has_no_geo_or_ua() {
         let ev = validate_event(json!({"type":"event","name":"renewal","url":"https://a.com/"}), true, &LIMITS).unwrap();
@@ -308,6 +323,37 @@ mod tests {
             assert!(!stored.contains(leak), "{leak} stored: {stored}");
         }
         assert!(row.prop_keys.contains(&"next".to_string()), "what is left of a nested URL stays: {stored}");
+    }
+
+    /// Review finding: a user id sent as a property (`track("signup", {user_id: "4711"})`, a
+    /// Segment `userId` in properties) was stored as sent, and kept in the aggregates past
+    /// retention. A second review: stored as the user's keyed hash, it was the visitor id of
+    /// that user's server events, in rows an erasure of that user never reaches and in
+    /// aggregates that outlive it. Such a property goes, as other personal data does, and so
+    /// does such a URL parameter.
+    #[test]
+    fn a_user_id_in_the_properties_or_the_url_is_never_stored() {
+        let secret = IdSecret::new("a-test-secret-of-32-characters-or-more");
+        let hashing = RequestContext { id_secret: Some(secret.clone()), ..ctx() };
+        let names = ["user_id", "userId", "uid", "customer_id", "distinct_id", "account-id", "memberId", "External_ID", "client_id"];
+        let mut props: serde_json::Map<String, serde_json::Value> =
+            names.iter().map(|n| (n.to_string(), json!(format!("u-{n}-4711")))).collect();
+        props.insert("plan".into(), json!("pro"));
+        let url =
+            format!("https://a.com/signup?{}&plan=pro", names.iter().map(|n| format!("{n}=u-{n}-4711")).collect::<Vec<_>>().join("&"));
+        let ev = validate_event(json!({"type":"event","name":"signup","url": url,"props": props}), true, &LIMITS).unwrap();
+        let row = build_row(&principal(KeyKind::Secret), ev, &hashing, &|_| None, &mut || "generated-id".into()).unwrap();
+        let stored = serde_json::to_string(&row).unwrap();
+        assert!(!stored.contains("4711"), "a user id stored as sent: {stored}");
+        assert!(
+            !stored.contains(&pseudonym::keyed_hash(&secret, "p1", "u-user_id-4711")),
+            "a user id stored as the user's visitor id: {stored}"
+        );
+        assert_eq!((row.prop_keys, row.prop_values), (vec!["plan".to_string()], vec!["pro".to_string()]));
+        assert_eq!(row.url_query, "plan=pro", "{stored}");
+        for n in ["id", "order_id", "product_id", "users_online", "guide", "fluid", "liquid", "build_id", "variant_id"] {
+            assert!(!pii::is_pii_name(n), "{n} names no person");
+        }
     }
 
     /// The review's case: 30 properties of 490 control characters (serde writes each as

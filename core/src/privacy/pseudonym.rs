@@ -47,8 +47,14 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 
 /// The keyed hash of `id` within `project`.
 pub fn keyed_hash(secret: &IdSecret, project: &str, id: &str) -> String {
+    keyed_hash_in(secret, project, b"", id)
+}
+
+/// The keyed hash of `id` within `project` and `domain`: ids of another kind (`EVENT_IDS`)
+/// hash apart from visitors', so no hash an answer gives one can be found among the other's.
+fn keyed_hash_in(secret: &IdSecret, project: &str, domain: &[u8], id: &str) -> String {
     let project_key = hmac(&secret.0, &[b"millimetric id v1\0", project.as_bytes()]);
-    let digest = hmac(&project_key, &[id.as_bytes()]);
+    let digest = hmac(&project_key, &[domain, id.as_bytes()]);
     let mut out = String::with_capacity(PREFIX.len() + 32);
     out.push_str(PREFIX);
     for b in &digest[..16] {
@@ -67,19 +73,36 @@ pub fn stored_id(secret: Option<&IdSecret>, project: &str, id: &str) -> Result<S
     user_visitor_id(secret, project, id)
 }
 
+/// The domain of event ids' hashes. `/collect` answers with the stored event ids, to anyone
+/// holding the page's public key: were an e-mail address sent as an event id hashed as it is as
+/// a visitor id, that answer would give the visitor id stored for the address, and anyone
+/// holding the rows could test guesses through it.
+const EVENT_IDS: &[u8] = b"event id\0";
+
+/// An event id as it is stored: as sent, or, when it is personal, its keyed hash in the
+/// domain of event ids (never equal to the visitor id stored for the same text).
+pub fn stored_event_id(secret: Option<&IdSecret>, project: &str, id: &str) -> Result<String, ApiError> {
+    if !pii::is_personal_id(id) {
+        return Ok(id.to_string());
+    }
+    secret.map(|s| keyed_hash_in(s, project, EVENT_IDS, id)).ok_or_else(no_secret)
+}
+
 /// The visitor id of a signed-in person's own id (`user_id` on `/collect`, a Segment `userId`,
 /// a PostHog `distinct_id`): always its keyed hash, whatever it looks like, since the customer's
 /// user ids are personal data in their own systems. Erasure by that id finds it (`visitors`).
 pub fn user_visitor_id(secret: Option<&IdSecret>, project: &str, id: &str) -> Result<String, ApiError> {
-    match secret {
-        Some(s) => Ok(keyed_hash(s, project, id)),
-        None => Err(ApiError::new(
+    secret.map(|s| keyed_hash(s, project, id)).ok_or_else(no_secret)
+}
+
+/// The refusal of a personal id where the deployment has no secret to hash it with.
+fn no_secret() -> ApiError {
+    ApiError::new(
             503,
             "config_error",
             "This deployment is misconfigured: ID_HASH_SECRET is not set, so it cannot store an id that holds personal data \
              (an e-mail address, a phone number, a user id ...) as a keyed hash. Set one with `openssl rand -hex 32 | npx wrangler secret put ID_HASH_SECRET`.",
-        )),
-    }
+    )
 }
 
 #[cfg(test)]
@@ -107,6 +130,22 @@ mod tests {
             assert!(stored.starts_with(PREFIX) && stored.len() == PREFIX.len() + 32, "{id} -> {stored}");
             assert_eq!(stored, stored_id(Some(&secret()), "p1", id).unwrap(), "the same id, the same hash");
         }
+    }
+
+    /// Review finding: an e-mail address sent as an event id was stored (and answered) as the
+    /// very hash stored for it as a visitor id.
+    #[test]
+    fn event_ids_hash_apart_from_visitor_ids() {
+        let s = secret();
+        for id in ["jane.doe@example.com", "+44 20 7946 0958"] {
+            let event = stored_event_id(Some(&s), "p1", id).unwrap();
+            assert!(event.starts_with(PREFIX) && event.len() == PREFIX.len() + 32, "{event}");
+            assert_eq!(event, stored_event_id(Some(&s), "p1", id).unwrap(), "the same id, the same hash");
+            assert_ne!(event, stored_id(Some(&s), "p1", id).unwrap(), "{id}");
+            assert_ne!(event, user_visitor_id(Some(&s), "p1", id).unwrap(), "{id}");
+        }
+        assert_eq!(stored_event_id(None, "p1", "order-1").unwrap(), "order-1");
+        assert_eq!(stored_event_id(None, "p1", "jane@example.com").unwrap_err().code, "config_error");
     }
 
     #[test]
