@@ -189,6 +189,12 @@ fn a_million_events(stack: &Stack) {
     // What is stored is what seed_big wrote (checked there): the same set.
     assert_eq!(ids.len() as u64, rows(), "rows exported");
     assert!(ids == stored_rows(), "the parts' rows differ from the stored ones");
+    // A part's statement names a visitor (the one whose row the part before ended on): none is
+    // in ClickHouse's query log, where it would outlive that visitor's erasure.
+    stack.query("SYSTEM FLUSH LOGS");
+    let logged = "SELECT count() FROM system.query_log WHERE position(query, 'LIMIT 1 BY event_id, anonymous_id') > 0 \
+                  AND position(query, 'system.query_log') = 0";
+    assert_eq!(stack.query(logged).trim(), "0", "the export's statements are in ClickHouse's query log");
     // Another key of another project never reads it.
     assert_eq!(download(stack, DEV_SECRET, parts[0]["download"].as_str().unwrap()), Err(404));
 

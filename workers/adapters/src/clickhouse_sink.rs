@@ -29,7 +29,8 @@ pub enum Compression {
     /// For a large answer (a project's export): gzipped by ClickHouse (`enable_http_compression`),
     /// about a tenth of the bytes, decoded by the runtime as it is read; and sent only once the
     /// query has finished (`wait_end_of_query`), so an error half way is an error status, never
-    /// a 200 whose body ends in one.
+    /// a 200 whose body ends in one. Kept out of the query log (clickhouse::UNLOGGED): an
+    /// export's statement names the visitor whose row the part before it ended on.
     Gzip,
 }
 
@@ -38,7 +39,7 @@ pub enum Compression {
 pub async fn query_response(cfg: &ClickHouseConfig, sql: &str, compression: Compression) -> Result<Response, String> {
     let settings: &[(&str, &str)] = match compression {
         Compression::None => &[],
-        Compression::Gzip => &[("enable_http_compression", "1"), ("wait_end_of_query", "1")],
+        Compression::Gzip => &[("enable_http_compression", "1"), ("wait_end_of_query", "1"), clickhouse::UNLOGGED[0]],
     };
     respond(cfg, clickhouse::statement_post(cfg, sql, settings)?, compression).await
 }
