@@ -226,6 +226,34 @@ fn every_route_authenticates_every_credential_one_way() {
     assert!(wrong.is_empty(), "{} of {n} cells differ from the policy:\n{}", wrong.len(), wrong.join("\n"));
     a_key_in_the_body_is_the_key_without_white_space_around_it(&stack);
     made_up_keys_from_one_address_are_refused_before_the_key_store(&stack);
+    requests_without_a_key_from_one_address_meet_the_limit(&stack);
+}
+
+/// Review finding: a request without a key (or with a body that does not read) never reached
+/// the per-address check, which comes with the key, so one address could send them without
+/// end, each body read, decompressed and parsed first. They count against the address now,
+/// and past the limit the address is refused before its body is read.
+fn requests_without_a_key_from_one_address_meet_the_limit(stack: &Stack) {
+    let json = ("Content-Type", "application/json");
+    let from = ("CF-Connecting-IP", "203.0.113.78");
+    let body = br#"{"batch":[{"event":"e","properties":{}}]}"#;
+    let at = requests_until_limited(|_| stack.request("POST", "/batch/", &[json, from], body), "missing_key");
+    assert!(at >= 500, "limited too early, after {at} PostHog batches without a key");
+    // Refused before the body is read: a body that is no JSON is a 429, not a 400; on /collect too.
+    let r = stack.request("POST", "/collect", &[json, from], b"not json");
+    assert_eq!((r.status, r.code()), (429, "rate_limited"), "{:?}", r.body);
+    let elsewhere = ("CF-Connecting-IP", "203.0.113.79");
+    let r = stack.request("POST", "/collect", &[json, elsewhere], b"not json");
+    assert_eq!((r.status, r.code()), (400, "invalid_json"), "another address is not refused: {:?}", r.body);
+    // A made-up secret key in the header changes nothing; a real one (known to the isolate,
+    // as a server's is after its first request) is not held back for its address.
+    let r = stack.request("POST", "/collect", &[json, from, ("Authorization", "Bearer sk_live_made_up")], b"not json");
+    assert_eq!((r.status, r.code()), (429, "rate_limited"), "{:?}", r.body);
+    let server = format!("Bearer {DEV_SECRET}");
+    let event = json!({"type": "event", "name": "server_side", "url": "https://example.com/"}).to_string();
+    assert_eq!(stack.request("POST", "/collect", &[json, elsewhere, ("Authorization", &server)], event.as_bytes()).status, 202);
+    let r = stack.request("POST", "/collect", &[json, from, ("Authorization", &server)], event.as_bytes());
+    assert_eq!(r.status, 202, "a server's request refused for its address: {:?}", r.body);
 }
 
 /// A body's `key` with white space around it (a pasted key's newline) is the key, as a Bearer
@@ -243,18 +271,28 @@ fn a_key_in_the_body_is_the_key_without_white_space_around_it(stack: &Stack) {
 /// once did not): a flood of made-up keys from one address meets a 429 within the limit
 /// (600 a minute; fixed minutes, so 1,300 requests put 650 in one).
 fn made_up_keys_from_one_address_are_refused_before_the_key_store(stack: &Stack) {
-    let mut limited = None;
+    let at = requests_until_limited(
+        |i| {
+            let auth = format!("Bearer sk_live_made_up_{i}");
+            stack.request("GET", "/v1/audit", &[("Authorization", &auth), ("CF-Connecting-IP", "203.0.113.77")], b"")
+        },
+        "unknown_key",
+    );
+    assert!(at >= 500, "limited too early, after {at} made-up keys on GET /v1/audit");
+}
+
+/// Sends `request(i)` for i = 0.. until the per-address limit answers 429 (with Retry-After),
+/// each answer before it refused with `401 refused`; how many went before. At most 1,300: the
+/// limit's fixed minutes put 650 of them in one.
+fn requests_until_limited(request: impl Fn(usize) -> support::Reply, refused: &str) -> usize {
     for i in 0..1300 {
-        let auth = format!("Bearer sk_live_made_up_{i}");
-        let r = stack.request("GET", "/v1/audit", &[("Authorization", &auth), ("CF-Connecting-IP", "203.0.113.77")], b"");
+        let r = request(i);
         if r.status == 429 {
             assert_eq!(r.code(), "rate_limited", "{:?}", r.body);
             assert!(r.header("Retry-After").is_some(), "{:?}", r.headers);
-            limited = Some(i);
-            break;
+            return i;
         }
-        assert_eq!((r.status, r.code()), (401, "unknown_key"), "{:?}", r.body);
+        assert_eq!((r.status, r.code()), (401, refused), "{:?}", r.body);
     }
-    let at = limited.expect("1,300 made-up keys from one address and no 429 on GET /v1/audit");
-    assert!(at >= 500, "limited too early, after {at} requests");
+    panic!("1,300 requests from one address, each refused {refused}, and no 429");
 }

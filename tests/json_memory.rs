@@ -65,7 +65,7 @@ fn a_posthog_body_of_tiny_values_is_refused_in_bounded_memory() {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     for body in hostile(compat::POSTHOG_LIMITS.max_decoded_bytes) {
         assert!(body.len() <= compat::POSTHOG_LIMITS.max_decoded_bytes);
-        let (answer, peak) = peak_of(|| compat::posthog::parse(&body, now_ms()).map(|_| ()));
+        let (answer, peak) = peak_of(|| compat::posthog::parse(&body, now_ms(), None).map(|_| ()));
         assert!(peak < BUDGET, "{} MiB to refuse a {} MiB body", peak >> 20, body.len() >> 20);
         let e = answer.expect_err("refused");
         assert_eq!((e.status, e.code), (413, "too_many_values"), "{e:?}");
@@ -91,7 +91,7 @@ fn a_full_batch_of_real_events_is_taken() {
     let event = format!("{{\"event\":\"e\",\"distinct_id\":\"d\",\"properties\":{{{props}\"$lib\":\"posthog-python\"}}}}");
     let body = format!("{{\"api_key\":\"phc_x\",\"batch\":[{}]}}", vec![event; 2_500].join(","));
     assert!(body.len() <= compat::POSTHOG_LIMITS.max_decoded_bytes);
-    compat::posthog::parse(body.as_bytes(), now_ms()).expect("taken");
+    compat::posthog::parse(body.as_bytes(), now_ms(), None).expect("taken");
 }
 
 /// Plausible's `p` may be a JSON string holding JSON: it is bounded in values as a body is, and

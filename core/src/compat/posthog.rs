@@ -21,8 +21,9 @@ use serde_json::{json, Map, Value};
 /// (`cookieless_mode: "always"`, or `"on_reject"` once consent is refused).
 pub const COOKIELESS_ID: &str = "$posthog_cookieless";
 
-/// A PostHog body.
-pub fn parse(json: &[u8], received_ms: i64) -> Result<Incoming, ApiError> {
+/// A PostHog body, and the request's query string: posthog-js sends the time it sent a
+/// request there (`?_=<epoch ms>`), not in the body, when it does not batch.
+pub fn parse(json: &[u8], received_ms: i64, query: Option<&str>) -> Result<Incoming, ApiError> {
     let body = json_body(json)?;
     let (top, events, is_batch) = match body {
         Value::Array(events) => (Value::Null, events, true),
@@ -39,9 +40,15 @@ pub fn parse(json: &[u8], received_ms: i64) -> Result<Incoming, ApiError> {
     }
     let token_of = |v: &Value| ["api_key", "token"].iter().find_map(|k| text_at(v, &[k]).or_else(|| text_at(v, &["properties", k])));
     let key = token_of(&top).or_else(|| events.iter().find_map(token_of));
-    let sent_at = top.get("sent_at").cloned();
+    let sent_at = top.get("sent_at").cloned().or_else(|| sent_at_in_query(query));
     let messages = events.iter().map(|e| message(e, sent_at.as_ref(), received_ms)).collect();
     Ok(Incoming { key, messages, is_batch })
+}
+
+/// posthog-js's send time, `_` in the query (PostHog's capture reads it as `sent_at`).
+fn sent_at_in_query(query: Option<&str>) -> Option<Value> {
+    let (_, ms) = url::form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == "_")?;
+    ms.parse::<i64>().ok().map(Value::from)
 }
 
 /// Events that carry person or group properties, or PostHog's own instrumentation
@@ -113,7 +120,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000;
 
     fn events(body: Value) -> Incoming {
-        parse(body.to_string().as_bytes(), NOW).unwrap()
+        parse(body.to_string().as_bytes(), NOW, None).unwrap()
     }
 
     fn event(m: &Message) -> &Value {
@@ -182,6 +189,26 @@ mod tests {
         assert!(matches!(&inc.messages[4], Message::Refused(e) if e.code == "missing_name"));
     }
 
+    /// Review finding: posthog-js, one event a request (as docs/switching.md asks), sends the
+    /// time it sent in the query (`?_=`): a device clock hours behind was stored as it said,
+    /// and one over 30 days off was refused.
+    #[test]
+    fn posthog_js_send_time_in_the_query_corrects_its_clock() {
+        let behind = 2 * 3_600_000;
+        let body = json!({"event":"x","token":"pk_live_a","distinct_id":"d","timestamp": NOW - behind}).to_string();
+        let query = format!("ip=0&_={}&ver=1.200.0", NOW - behind + 1_000);
+        let inc = parse(body.as_bytes(), NOW, Some(&query)).unwrap();
+        assert_eq!(event(&inc.messages[0])["timestamp"], json!(NOW - 1_000));
+        for q in [None, Some("_=soon"), Some("ver=1")] {
+            let inc = parse(body.as_bytes(), NOW, q).unwrap();
+            assert_eq!(event(&inc.messages[0])["timestamp"], json!(NOW - behind), "{q:?}: no send time, no correction");
+        }
+        let own =
+            json!({"sent_at": NOW - behind, "batch": [{"event":"x","distinct_id":"d","timestamp": NOW - behind - 5_000}]}).to_string();
+        let inc = parse(own.as_bytes(), NOW, Some(&query)).unwrap();
+        assert_eq!(event(&inc.messages[0])["timestamp"], json!(NOW - 5_000), "the body's own sent_at first");
+    }
+
     #[test]
     fn a_mobile_screen_without_a_url_stores_nothing() {
         let inc = events(json!({"event":"$screen","distinct_id":"d","properties":{"$screen_name":"Home"}}));
@@ -194,8 +221,8 @@ mod tests {
         assert_eq!((single.key.as_deref(), single.is_batch, single.messages.len()), (Some("pk_live_a"), false, 1));
         assert_eq!(events(json!({"event":"x","properties":{"api_key":"pk_live_b"}})).key.as_deref(), Some("pk_live_b"));
         assert_eq!(events(json!({"event":"x"})).key, None);
-        assert_eq!(parse(b"\"x\"", NOW).unwrap_err().code, "invalid_body");
+        assert_eq!(parse(b"\"x\"", NOW, None).unwrap_err().code, "invalid_body");
         let too_many = Value::Array(vec![json!({"event":"e"}); LIMITS.max_batch_events + 1]);
-        assert_eq!(parse(too_many.to_string().as_bytes(), NOW).unwrap_err().status, 413);
+        assert_eq!(parse(too_many.to_string().as_bytes(), NOW, None).unwrap_err().status, 413);
     }
 }

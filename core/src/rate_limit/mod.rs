@@ -7,6 +7,7 @@
 
 pub mod budget;
 pub mod local;
+pub mod unkeyed;
 pub mod window;
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use super::config;
 use millimetric_core::error::ApiError;
 use millimetric_core::keys::cache::{Cached, KeyCache};
-use millimetric_core::keys::{KeyKind, KeyRecord};
-use millimetric_core::rate_limit;
+use millimetric_core::keys::{self, KeyKind, KeyRecord};
+use millimetric_core::rate_limit::{self, unkeyed::RefusedAddresses};
 use worker::{Date, Env};
 
 /// A 503 for a store or binding that did not answer: the client retries.
@@ -51,6 +51,53 @@ pub async fn ip_refusal(env: &Env, claimed: KeyKind, hash: &str, client_ip: Opti
     let Some(limiter) = env.rate_limiter(config::IP_RATE_LIMITER).ok() else { return Ok(None) };
     let Some(outcome) = limiter.limit(limit_key).await.ok() else { return Ok(None) };
     Ok((!outcome.success).then_some(60))
+}
+
+thread_local! {
+    /// Addresses the per-IP limit refused for requests made before any key was known
+    /// (`rate_limit::unkeyed`): refused before their bodies are read, for a minute.
+    static UNKEYED_REFUSED: std::cell::RefCell<RefusedAddresses> = const { std::cell::RefCell::new(RefusedAddresses::new()) };
+}
+
+/// Before a request's body is read: Some(seconds left) when the per-IP limit refused its
+/// address lately for requests without a key it knew (`rate_limit::unkeyed`). The address is
+/// hashed only while some address is refused, so other requests pay nothing; a request whose
+/// header names a secret key held as valid is never held back.
+pub fn refused_before_the_body(env: &Env, client_ip: Option<&str>, authorization: Option<&str>) -> Option<u32> {
+    let now = Date::now().as_millis() as i64;
+    if UNKEYED_REFUSED.with(|r| r.borrow().none_refused(now)) || known_secret_in_header(authorization) {
+        return None;
+    }
+    let address = rate_limit::ip_limit_key(&config::ip_hash_salt(env).ok()?, client_ip?);
+    UNKEYED_REFUSED.with(|r| r.borrow().refused(&address, now))
+}
+
+/// After a refusal made before any key was known: one more in the address's per-IP limit;
+/// over it, the address is refused before its body is read for a minute. Not for a request
+/// whose header names a secret key held as valid. Fails open, as `ip_refusal` does.
+pub async fn count_unkeyed_refusal(env: &Env, client_ip: Option<&str>, authorization: Option<&str>) {
+    let (Some(ip), Ok(salt)) = (client_ip, config::ip_hash_salt(env)) else { return };
+    if known_secret_in_header(authorization) {
+        return;
+    }
+    let address = rate_limit::ip_limit_key(&salt, ip);
+    let Some(limiter) = env.rate_limiter(config::IP_RATE_LIMITER).ok() else { return };
+    if limiter.limit(address.clone()).await.is_ok_and(|o| !o.success) {
+        let now = Date::now().as_millis() as i64;
+        UNKEYED_REFUSED.with(|r| r.borrow_mut().refuse(address, now));
+    }
+}
+
+/// Whether `authorization` names a secret key this isolate holds as valid: one the per-IP
+/// limit never counts (`rate_limit::ip_limit_applies`). A made-up key is not.
+fn known_secret_in_header(authorization: Option<&str>) -> bool {
+    let Some(key) = rate_limit::unkeyed::secret_key_in_header(authorization) else { return false };
+    let now = Date::now().as_millis() as i64;
+    let cached = match KEY_CACHE.with(|c| c.borrow().get(&keys::key_hash(&key), now)) {
+        Cached::Known(r) => Cached::Known(keys::effective(r, now)),
+        other => other,
+    };
+    !rate_limit::ip_limit_applies(KeyKind::Secret, &cached)
 }
 
 /// Some(retry_after_s) when the per-IP limit refuses `units` more from the connecting address

@@ -1,7 +1,7 @@
 //! `POST /collect`: decode, authenticate, validate, enrich, store. Answers 202 once the rows
 //! are in ClickHouse or, when it fails or is slow, on the queue (group_commit).
 
-use super::key_lookup::unavailable;
+use super::key_lookup::{self, unavailable};
 use super::{config, http};
 use millimetric_adapters::{body, usage};
 use millimetric_core::config_check::BenchStop;
@@ -58,11 +58,32 @@ pub(crate) struct Seen {
     pub cors: Option<String>,
     pub project: Option<(String, usize)>,
     origin: Option<String>,
+    /// Whether the key was known (authenticated): a refusal before that counts against the
+    /// client's address (`rate_limit::unkeyed`).
+    key_known: bool,
 }
 
 impl Seen {
     pub fn of(req: &Request) -> Seen {
-        Seen { cors: None, project: None, origin: header(req, "Origin") }
+        Seen { cors: None, project: None, origin: header(req, "Origin"), key_known: false }
+    }
+}
+
+/// An address that sent too many requests without a key lately is refused before its body is
+/// read (`rate_limit::unkeyed`), whatever the protocol.
+pub(crate) fn refused_before_the_body(req: &Request, env: &Env) -> Option<Refusal> {
+    let (ip, authorization) = (header(req, "CF-Connecting-IP"), header(req, "Authorization"));
+    let wait = key_lookup::refused_before_the_body(env, ip.as_deref(), authorization.as_deref())?;
+    Some(Refusal { error: rate_limit::too_many_requests("client address", wait), retry_after_s: Some(wait) })
+}
+
+/// A refusal made before the key was known counts against the client's address.
+pub(crate) async fn count_if_unkeyed<T>(req: &Request, env: &Env, seen: &Seen, answer: &std::result::Result<T, Refusal>) {
+    if let Err(r) = answer {
+        if !seen.key_known && r.retry_after_s.is_none() && rate_limit::unkeyed::counts_against_address(&r.error) {
+            let (ip, authorization) = (header(req, "CF-Connecting-IP"), header(req, "Authorization"));
+            key_lookup::count_unkeyed_refusal(env, ip.as_deref(), authorization.as_deref()).await;
+        }
     }
 }
 
@@ -78,7 +99,11 @@ const COLLECT: Way = Way { route: "collect", limits: &LIMITS, browser_batches: f
 
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     let mut seen = Seen::of(&req);
-    let answer = ingest(&mut req, env, &mut seen).await;
+    let answer = match refused_before_the_body(&req, env) {
+        Some(refused) => Err(refused),
+        None => ingest(&mut req, env, &mut seen).await,
+    };
+    count_if_unkeyed(&req, env, &seen, &answer).await;
     Ok(respond(answer.map(|a| (202, serde_json::to_string(&a).unwrap_or_default())), &seen))
 }
 
@@ -140,6 +165,7 @@ pub(crate) async fn accept(
     way: &Way,
 ) -> std::result::Result<Accepted, Refusal> {
     let (principal, key_hash) = (caller.principal, caller.key_hash);
+    seen.key_known = true;
     seen.cors = principal.cors_origin.clone();
     seen.project = Some((principal.project_id.clone(), events.len()));
 

@@ -28,11 +28,14 @@ pub async fn handle(mut req: Request, env: &Env, endpoint: Endpoint) -> Result<R
         Endpoint::Ingest(protocol, call) => (protocol, call),
     };
     let mut seen = Seen::of(&req);
-    let answer = if req.method() == Method::Post {
-        receive(&mut req, env, &mut seen, protocol, call).await.map(|()| compat::success(protocol)).map(|(s, b)| (s, b.to_string()))
-    } else {
+    let answer = if req.method() != Method::Post {
         Err(ApiError::method_not_allowed("POST, OPTIONS", "Send events with POST.").into())
+    } else if let Some(refused) = collect::refused_before_the_body(&req, env) {
+        Err(refused)
+    } else {
+        receive(&mut req, env, &mut seen, protocol, call).await.map(|()| compat::success(protocol)).map(|(s, b)| (s, b.to_string()))
     };
+    collect::count_if_unkeyed(&req, env, &seen, &answer).await;
     Ok(collect::respond(answer, &seen))
 }
 
@@ -54,7 +57,7 @@ async fn receive(
         (Protocol::Segment, Some(call)) => {
             (segment::parse(call, &json, auth::basic_user(authorization.as_deref()).as_deref(), received_ms)?, None)
         }
-        (Protocol::PostHog, _) => (posthog::parse(&json, received_ms)?, None),
+        (Protocol::PostHog, _) => (posthog::parse(&json, received_ms, query.as_deref())?, None),
         (_, _) => {
             let r = plausible::parse(&json)?;
             (Incoming { key: None, messages: vec![r.message], is_batch: false }, Some(r.domain))
