@@ -569,6 +569,10 @@ fn mcp_clients_agree_with_the_stats_api() {
     let r = post(&read, Some(DEV_PUBLISHABLE), &v, &list);
     assert_eq!(r.status, 403);
     assert!(r.header("WWW-Authenticate").unwrap().contains("insufficient_scope"));
+    // A credential in another scheme is no token: the bare challenge (RFC 6750 §3.1).
+    let basic: Vec<(&str, &str)> = v.iter().copied().chain([("Authorization", "Basic Zm9vOg==")]).collect();
+    let r = read.request("POST", "/mcp", &basic, list.to_string().as_bytes());
+    assert_eq!((r.status, r.header("WWW-Authenticate")), (401, Some(r#"Bearer realm="millimetric""#)));
     let r =
         read.request("POST", &format!("/mcp?key={DEV_READ_ONLY}"), &[("MCP-Protocol-Version", "2025-06-18")], list.to_string().as_bytes());
     assert_eq!(r.status, 401, "a key in the URL is not a key");

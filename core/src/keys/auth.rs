@@ -212,6 +212,22 @@ pub fn known_record(claimed: KeyKind, record: Option<KeyRecord>) -> Result<KeyRe
     Ok(record)
 }
 
+/// The `WWW-Authenticate` challenge that goes with a refusal, as an OAuth resource server
+/// gives it (RFC 6750 §3): the bare challenge when no Bearer token came (no credential, or one
+/// in another scheme: §3.1 gives no error code then), `invalid_token` for a token refused,
+/// `insufficient_scope` for a key of a kind that may not read. Other refusals (a key sent from
+/// a browser) are not about the token: none.
+pub fn challenge(e: &ApiError, authorization: Option<&str>) -> Option<String> {
+    const BARE: &str = r#"Bearer realm="millimetric""#;
+    match (e.status, e.code) {
+        (401, "missing_key") => Some(BARE.to_string()),
+        (401, _) if bearer(authorization).is_none() => Some(BARE.to_string()),
+        (401, code) => Some(format!(r#"{BARE}, error="invalid_token", error_description="{code}""#)),
+        (403, code @ "publishable_key_cannot_read") => Some(format!(r#"{BARE}, error="insufficient_scope", error_description="{code}""#)),
+        _ => None,
+    }
+}
+
 /// A secret key arrived with an Origin header: a browser has it, so it is exposed.
 pub fn secret_key_in_browser() -> ApiError {
     ApiError::new(
@@ -243,6 +259,27 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review finding: a Basic credential was answered `error="invalid_token"`, and a secret key
+    /// sent from a page `error="insufficient_scope"`, which OAuth clients read as "ask again
+    /// for more scope".
+    #[test]
+    fn challenges_say_what_was_wrong_with_the_token() {
+        let bare = Some(r#"Bearer realm="millimetric""#.to_string());
+        let e = |status, code| ApiError::new(status, code, "x");
+        assert_eq!(challenge(&e(401, "missing_key"), None), bare);
+        assert_eq!(challenge(&e(401, "malformed_key"), Some("Basic Zm9vOg==")), bare, "another scheme: no error code");
+        assert_eq!(
+            challenge(&e(401, "unknown_key"), Some("Bearer rk_live_x")).as_deref(),
+            Some(r#"Bearer realm="millimetric", error="invalid_token", error_description="unknown_key""#)
+        );
+        assert!(challenge(&e(403, "publishable_key_cannot_read"), Some("Bearer pk_live_x"))
+            .unwrap()
+            .contains(r#"error="insufficient_scope""#));
+        assert_eq!(challenge(&secret_key_in_browser(), Some("Bearer sk_live_x")), None);
+        assert_eq!(challenge(&e(403, "browser_origin_refused"), Some("Bearer rk_live_x")), None);
+        assert_eq!(challenge(&e(429, "rate_limited"), Some("Bearer rk_live_x")), None);
+    }
 
     fn rec(kind: KeyKind) -> KeyRecord {
         KeyRecord {

@@ -274,7 +274,10 @@ fn modern(
         ));
     }
     if matches!(method, "tools/call" | "resources/read" | "prompts/get") {
-        let body_name = params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str).unwrap_or("");
+        let field = if method == "resources/read" { "uri" } else { "name" };
+        let Some(body_name) = params.get(field).and_then(Value::as_str) else {
+            return Err(error(400, Some(id), INVALID_PARAMS, format!("Invalid params: `{field}` must be a string."), None));
+        };
         match header("Mcp-Name") {
             None => return Err(error(400, Some(id), HEADER_MISMATCH, "Header mismatch: the Mcp-Name header is missing.", None)),
             Some(raw) => match decode_header(raw.trim()) {
@@ -506,6 +509,13 @@ mod tests {
         assert_eq!((o.status, code(&o)), (400, HEADER_MISMATCH));
         // Bad Base64 in Mcp-Name.
         assert_eq!(code(&answer(modern("tools/call", Some("=?base64?!!?="), json!({"name": "top"})))), HEADER_MISMATCH);
+        // Review finding: a name that is not a string was compared with the header as "", so
+        // the client was told of a header mismatch, not of its bad params.
+        for name in [json!(5), json!(null), json!(["top"])] {
+            let o = answer(modern("tools/call", Some("5"), json!({"name": name})));
+            assert_eq!((o.status, code(&o)), (400, INVALID_PARAMS), "{name}");
+        }
+        assert_eq!(code(&answer(modern("tools/call", Some("top"), json!({})))), INVALID_PARAMS, "no name at all");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use crate::conversions::Kind;
 use crate::error::ApiError;
 use crate::query::request::{dimension_names, without_nulls, Metric};
+use crate::query::results::amount;
 use serde_json::{json, Map, Value};
 
 /// What a tool call answers: structured content and a summary, or a sentence saying what to
@@ -93,7 +94,7 @@ pub fn definitions() -> Value {
                 "filters": {"type": "array", "description": FILTERS},
                 "timezone": timezone_schema(),
             }), &[]),
-            "outputSchema": {"type": "object", "properties": {"date_range": {"type": "array"}, "comparison_date_range": {}, "timezone": {"type": "string"}, "metrics": {"type": "object"}}, "required": ["date_range", "metrics"]},
+            "outputSchema": {"type": "object", "properties": {"date_range": {"type": "array"}, "comparison_date_range": {}, "timezone": {"type": "string"}, "metrics": {"type": "object"}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["date_range", "metrics"]},
             "annotations": annotations("Overview of a period"),
         },
         {
@@ -108,13 +109,13 @@ pub fn definitions() -> Value {
                 "filters": {"type": "array", "description": FILTERS},
                 "timezone": timezone_schema(),
             }), &["dimension"]),
-            "outputSchema": {"type": "object", "properties": {"dimension": {"type": "string"}, "metric": {"type": "string"}, "rows": {"type": "array"}, "total_rows": {}}, "required": ["dimension", "rows"]},
+            "outputSchema": {"type": "object", "properties": {"dimension": {"type": "string"}, "metric": {"type": "string"}, "rows": {"type": "array"}, "total_rows": {}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["dimension", "rows"]},
             "annotations": annotations("Top values of one dimension"),
         },
         {
             "name": "timeseries",
             "title": "A metric over time",
-            "description": "One metric per hour, day, week or month over a period, oldest first, in `timezone` (hour labels are \"YYYY-MM-DD hh:00:00\", day/week/month labels the bucket's first date; weeks start on Monday). Buckets without any event are omitted (read them as 0 for counts). A visit with events in two buckets counts in both. Default: daily visitors over the last 30 whole days. Example: {\"metric\":\"pageviews\",\"interval\":\"hour\",\"date_range\":\"day\"} answers \"how many pageviews per hour today?\"",
+            "description": "One metric per hour, day, week or month over a period, oldest first, in `timezone` (hour labels are \"YYYY-MM-DD hh:00:00\", day/week/month labels the bucket's first date; weeks start on Monday). Buckets without any event are omitted (read them as 0 for counts). From raw events a visit with events in two buckets counts in both; from the aggregates (whole days already rolled up: `source` in the answer says which, and `estimated` which numbers are a sketch's) a visit counts whole in the hour it began. Default: daily visitors over the last 30 whole days. Example: {\"metric\":\"pageviews\",\"interval\":\"hour\",\"date_range\":\"day\"} answers \"how many pageviews per hour today?\"",
             "inputSchema": object(json!({
                 "metric": metric_schema("The metric per bucket. Default \"visitors\"."),
                 "interval": {"type": "string", "enum": ["hour", "day", "week", "month"], "default": "day", "description": "Bucket size. Default \"day\"."},
@@ -122,7 +123,7 @@ pub fn definitions() -> Value {
                 "filters": {"type": "array", "description": FILTERS},
                 "timezone": timezone_schema(),
             }), &[]),
-            "outputSchema": {"type": "object", "properties": {"metric": {"type": "string"}, "interval": {"type": "string"}, "points": {"type": "array"}}, "required": ["metric", "interval", "points"]},
+            "outputSchema": {"type": "object", "properties": {"metric": {"type": "string"}, "interval": {"type": "string"}, "points": {"type": "array"}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["metric", "interval", "points"]},
             "annotations": annotations("A metric over time"),
         },
         {
@@ -136,7 +137,7 @@ pub fn definitions() -> Value {
         {
             "name": "list_events",
             "title": "Custom events seen",
-            "description": "The custom event names (not pageviews) seen in a period, most frequent first, each with its count of events, its distinct visitors, and the property keys it carried. Use the names in filters such as [[\"is\",\"event:name\",[\"signup\"]]] and the keys as dimensions such as \"event:props:plan\". Bots are excluded. Default period: the last 30 whole days. Example: {\"date_range\":\"7d\"} answers \"which custom events fired last week, and with which properties?\"",
+            "description": "The custom event names (not pageviews) seen in a period, most frequent first, each with its count of events, its distinct visitors, and the property keys it carried. Use the names in filters such as [[\"is\",\"event:name\",[\"signup\"]]] and the keys as dimensions such as \"event:props:plan\". Bots are excluded. Reads raw events, which the project keeps 30, 90 or 365 days: for a longer past, `top` with dimension \"event:name\" reads the aggregates too. Default period: the last 30 whole days. Example: {\"date_range\":\"7d\"} answers \"which custom events fired last week, and with which properties?\"",
             "inputSchema": object(json!({"date_range": date_range_schema("30d"), "timezone": timezone_schema()}), &[]),
             "outputSchema": {"type": "object", "properties": {"date_range": {"type": "array"}, "events": {"type": "array"}}, "required": ["events"]},
             "annotations": annotations("Custom events seen"),
@@ -156,6 +157,7 @@ pub fn definitions() -> Value {
                 "compare": {"type": "string", "enum": ["previous_period", "year_over_year"], "description": "Optional. Adds each row's comparison and change."},
                 "include": {"type": "object", "properties": {"total_rows": {"type": "boolean"}, "bots": {"type": "boolean"}}, "additionalProperties": false, "description": "Optional. total_rows: count all rows before paging; bots: count bots too."},
                 "goal": {"type": "object", "description": "Optional. What conversion_rate measures: {\"event\": name} or {\"page\": pattern with * wildcards}, optionally with \"props\": {name: value}."},
+                "source": {"type": "string", "enum": ["auto", "aggregates", "raw_events"], "default": "auto", "description": "Optional. Where the numbers come from: \"auto\" (the aggregates for whole days already rolled up, raw events for the rest), \"aggregates\", or \"raw_events\" (exact, within the raw events' retention)."},
             }), &["metrics", "date_range"]),
             "outputSchema": {"type": "object", "properties": {"results": {"type": "array"}, "meta": {"type": "object"}, "query": {"type": "object"}}, "required": ["results", "meta", "query"]},
             "annotations": annotations("Any Stats API query"),
@@ -426,7 +428,16 @@ fn num(v: &Value) -> String {
     match v {
         Value::Null => "n/a".into(),
         Value::Number(n) => n.to_string(),
+        Value::Object(o) if o.contains_key("currency") => format!("{} {}", text(o.get("value")), text(o.get("currency"))),
         other => other.to_string(),
+    }
+}
+
+fn text(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "n/a".into(),
     }
 }
 
@@ -441,12 +452,30 @@ fn period_label(answer: &Value) -> String {
 pub fn finish_query(shape: &Shape, answer: &Value) -> ToolResult {
     let results = answer["results"].as_array().cloned().unwrap_or_default();
     let when = period_label(answer);
-    match shape {
-        Shape::Raw => raw_answer(answer, &results, &when),
+    let shaped = match shape {
+        Shape::Raw => return raw_answer(answer, &results, &when),
         Shape::Overview => overview(answer, &results, &when),
         Shape::Top { dimension, metric } => top_rows(answer, &results, &when, dimension, metric),
         Shape::Timeseries { metric, interval } => timeseries(answer, &results, &when, metric, interval),
+    };
+    with_provenance(answer, shaped)
+}
+
+/// A shaped answer with where its numbers come from (`meta.source`: aggregates or raw events)
+/// and which of them a sketch estimates (`meta.estimated`), in the structured content and in
+/// the summary, as query_stats passes the API's `meta` on whole.
+fn with_provenance(answer: &Value, shaped: ToolResult) -> ToolResult {
+    let ToolResult::Ok { mut structured, summary } = shaped else { return shaped };
+    if let Some(source) = answer["meta"].get("source") {
+        structured["source"] = source.clone();
     }
+    let estimated: Vec<&str> = answer["meta"]["estimated"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if estimated.is_empty() {
+        return ToolResult::Ok { structured, summary };
+    }
+    structured["estimated"] = json!(estimated);
+    let verb = if estimated.len() == 1 { "is" } else { "are" };
+    ToolResult::Ok { structured, summary: format!("{summary} {} {verb} estimated (a sketch, not an exact count).", estimated.join(", ")) }
 }
 
 /// query_stats: the API's own answer, with a line on how many rows it holds.
@@ -555,8 +584,8 @@ fn timeseries(answer: &Value, results: &[Value], when: &str, metric: &str, inter
         ));
     }
     let points: Vec<Value> = results.iter().map(|r| json!({"time": r["dimensions"][0], "value": r["metrics"][0]})).collect();
-    let values: Vec<f64> = points.iter().filter_map(|p| p["value"].as_f64()).collect();
-    let peak = points.iter().max_by(|a, b| a["value"].as_f64().unwrap_or(0.0).total_cmp(&b["value"].as_f64().unwrap_or(0.0)));
+    let values: Vec<f64> = points.iter().filter_map(|p| amount(&p["value"])).collect();
+    let peak = points.iter().max_by(|a, b| amount(&a["value"]).unwrap_or(0.0).total_cmp(&amount(&b["value"]).unwrap_or(0.0)));
     let summary = match peak {
         None => format!("No events in {when}: {metric} is 0 throughout."),
         Some(p) => {
@@ -882,6 +911,48 @@ mod tests {
         assert!(err(prepare("realtime", &args(json!({"x": 1})))).contains("call it with {}"));
         let e = refused(&ApiError::bad_request("invalid_date_range", "`date_range` must be ..."));
         assert_eq!(e, ToolResult::Error("`date_range` must be ... [invalid_date_range]".into()));
+    }
+
+    /// Review findings: the shaped tools dropped `meta.source` and `meta.estimated`, so a
+    /// sketch's estimate read as exact; and a revenue series compared its buckets as 0 (each is
+    /// an object), naming the last as the peak and printing the object's JSON.
+    #[test]
+    fn shaped_answers_say_where_their_numbers_come_from_and_read_revenue() {
+        let meta = json!({"timezone": "UTC", "source": "aggregates", "estimated": ["visitors"], "total_rows": 1});
+        let overview = json!({"results": [{"dimensions": [], "metrics": [10, 12, 30, 2.5, 50.0, 61, 35]}], "meta": meta, "query": {"metrics": COUNTS, "date_range": ["a", "b"]}});
+        let top = json!({"results": [{"dimensions": ["/"], "metrics": [7, 5, 62.5]}], "meta": meta, "query": {"metrics": ["pageviews", "visitors", "percentage"], "date_range": ["a", "b"]}});
+        let series = json!({"results": [{"dimensions": ["d1"], "metrics": [3]}], "meta": meta, "query": {"date_range": ["a", "b"]}});
+        for (shape, answer) in [
+            (Shape::Overview, &overview),
+            (Shape::Top { dimension: "event:page".into(), metric: "pageviews".into() }, &top),
+            (Shape::Timeseries { metric: "visitors".into(), interval: "day".into() }, &series),
+        ] {
+            let ToolResult::Ok { structured, summary } = finish_query(&shape, answer) else { panic!("{shape:?}") };
+            assert_eq!(
+                (structured["source"].clone(), structured["estimated"].clone()),
+                (json!("aggregates"), json!(["visitors"])),
+                "{shape:?}"
+            );
+            assert!(summary.contains("visitors is estimated"), "{shape:?}: {summary}");
+        }
+        let mut exact = series.clone();
+        exact["meta"] = json!({"source": "raw_events"});
+        let ToolResult::Ok { structured, summary } =
+            finish_query(&Shape::Timeseries { metric: "visitors".into(), interval: "day".into() }, &exact)
+        else {
+            panic!()
+        };
+        assert_eq!((structured["source"].clone(), structured.get("estimated")), (json!("raw_events"), None));
+        assert!(!summary.contains("estimated"), "{summary}");
+
+        let eur = |v: &str| json!({"value": v, "currency": "EUR"});
+        let revenue = json!({"results": [{"dimensions": ["d1"], "metrics": [eur("50.00")]}, {"dimensions": ["d2"], "metrics": [eur("10.00")]}], "meta": {}, "query": {"date_range": ["a", "b"]}});
+        let ToolResult::Ok { summary, .. } =
+            finish_query(&Shape::Timeseries { metric: "total_revenue".into(), interval: "day".into() }, &revenue)
+        else {
+            panic!()
+        };
+        assert!(summary.contains("peak 50.00 EUR at d1"), "{summary}");
     }
 
     #[test]

@@ -207,13 +207,19 @@ fn bucket_offset(g: Granularity, label: &str, start: Start) -> Option<i64> {
     })
 }
 
+/// A metric's value as a number: a count or a rate as it is, revenue (`{"value": "12.50",
+/// "currency": "EUR"}`) by its amount.
+pub fn amount(v: &Value) -> Option<f64> {
+    v.as_f64().or_else(|| v["value"].as_str()?.parse().ok())
+}
+
 /// The change from `was` to `now`: percent for counts (None from zero), points for percentages.
 fn change(m: Metric, now: &Value, was: &Value) -> Value {
     // A revenue metric's value is an object with the amount as text; two currencies have no change.
     if now["currency"].is_string() && was["currency"].is_string() && now["currency"] != was["currency"] {
         return Value::Null;
     }
-    let num = |v: &Value| v.as_f64().or_else(|| v["value"].as_str().and_then(|s| s.parse().ok())).unwrap_or(0.0);
+    let num = |v: &Value| amount(v).unwrap_or(0.0);
     let (a, b) = (num(now), num(was));
     if m.is_percent() {
         json!(round2(a - b))

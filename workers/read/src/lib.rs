@@ -297,18 +297,12 @@ fn mcp_method_not_allowed() -> Response {
     r
 }
 
-/// The key's refusals, as an OAuth resource server says them (RFC 6750): 401 and 403 carry
-/// `WWW-Authenticate`, a 429 `Retry-After` (as every 429 does: `http::error`).
-fn mcp_refusal(e: &ApiError) -> Response {
+/// The key's refusals, as an OAuth resource server says them (`keys::auth::challenge`), a 429
+/// with `Retry-After` (as every 429 does: `http::error`).
+fn mcp_refusal(e: &ApiError, req: &Request) -> Response {
     let mut r = http::error(e, None);
-    let challenge = match (e.status, e.code) {
-        (401, "missing_key") => Some(r#"Bearer realm="millimetric""#.to_string()),
-        (401, _) => Some(format!(r#"Bearer realm="millimetric", error="invalid_token", error_description="{}""#, e.code)),
-        (403, "browser_origin_refused") => None,
-        (403, _) => Some(format!(r#"Bearer realm="millimetric", error="insufficient_scope", error_description="{}""#, e.code)),
-        _ => None,
-    };
-    if let Some(c) = challenge {
+    let authorization = req.headers().get("Authorization").ok().flatten();
+    if let Some(c) = millimetric_core::keys::auth::challenge(e, authorization.as_deref()) {
         let _ = r.headers_mut().set("WWW-Authenticate", &c);
     }
     r
@@ -317,7 +311,7 @@ fn mcp_refusal(e: &ApiError) -> Response {
 async fn mcp(mut req: Request, env: &Env) -> Response {
     let who = match authenticate(&req, env, Route::Mcp).await {
         Ok(w) => w,
-        Err(e) => return mcp_refusal(&e),
+        Err(e) => return mcp_refusal(&e, &req),
     };
     let body = match body_of(&mut req).await {
         Ok(b) => b,
@@ -348,7 +342,7 @@ async fn mcp(mut req: Request, env: &Env) -> Response {
     // Every tool but the definitions is a query against the key's rate.
     if !matches!(prepared, tools::Prepared::Explain) {
         if let Err(e) = charge(env, &who.key_hash).await {
-            return mcp_refusal(&e);
+            return mcp_refusal(&e, &req);
         }
     }
     let result = match &prepared {
