@@ -173,11 +173,15 @@
     if (watcher) watcher.observe(document.head || document.documentElement, { subtree: true, childList: true, characterData: true });
   }
 
+  // Events tracked while the page is prerendered wait until it is shown (at most 50): a page
+  // never shown sends nothing, as it counts no view.
+  var held = [];
   function track(name, props) {
     try {
-      flush();
       var ev = { type: "event", name: String(name), url: here() };
       if (props && typeof props === "object") ev.props = props;
+      if (document.prerendering) return void (held.length < 50 && held.push(ev));
+      flush();
       send(ev);
     } catch (e) { /* analytics must never break the page */ }
   }
@@ -211,7 +215,7 @@
   window.millimetric = { track: track, anonymousId: function () { return aid; } };
   // A prerendered page (speculation rules) may never be shown: it counts once it is.
   if (document.prerendering) {
-    document.addEventListener("prerenderingchange", function () { pageview(true); }, { once: true });
+    document.addEventListener("prerenderingchange", function () { pageview(true); held.splice(0).forEach(send); }, { once: true });
   } else {
     pageview(true);
   }

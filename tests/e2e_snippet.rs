@@ -330,6 +330,20 @@ fn lifecycle_violations(run: &Run, walks: &[&str]) -> Vec<(&'static str, String)
         if pageviews(after, "/prerendered/") != 1 {
             v.push(("prerender", format!("{} pageviews once the page was shown, not 1", pageviews(after, "/prerendered/"))));
         }
+        // An event tracked then waits for the page to be shown, and is not lost.
+        let tracked = |sent: &[Value]| {
+            sent.iter()
+                .filter(|r| r["url"] == format!("{}/collect", ingest()))
+                .filter_map(|r| serde_json::from_str::<Value>(r["body"].as_str()?).ok())
+                .filter(|e| e["name"] == "prerender_ready")
+                .count()
+        };
+        if tracked(before) > 0 {
+            v.push(("prerender", "an event was sent while the page was only prerendered".to_string()));
+        }
+        if tracked(after) != 1 {
+            v.push(("prerender", format!("{} of the event tracked while prerendered once the page was shown, not 1", tracked(after))));
+        }
     }
     if walks.contains(&"bfcache") {
         assert_eq!(run.seen["restored"], true, "the page was not restored from the back/forward cache: the check would prove nothing");
@@ -584,9 +598,11 @@ fn snippet_in_a_real_browser() {
     assert_eq!(burst, BURST, "each event of the burst once");
 
     // Each behaviour's check catches the snippet without it.
-    let copies: [(&str, &str, &str, &str); 9] = [
+    let copies: [(&str, &str, &str, &str); 11] = [
         ("counts-prerendered-pages", "prerender", "if (document.prerendering) {", "if (document.visibilityState === \"prerender\") {"),
         ("counts-prerendered-routes", "prerender", "if (document.prerendering) return;", ""),
+        ("sends-prerendered-events", "prerender", "if (document.prerendering) return void", "if (false) return void"),
+        ("drops-prerendered-events", "prerender", "held.splice(0).forEach(send);", ""),
         ("ignores-bfcache-restores", "bfcache", "window.addEventListener(\"pageshow\", restored);", ""),
         ("drops-what-keepalive-refuses", "burst", ".catch(function () { resend(body); });", ".catch(function () {});"),
         (

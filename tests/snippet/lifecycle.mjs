@@ -6,7 +6,8 @@
 //              what a prerendered page has, `document.prerendering` true and a hidden state,
 //              until it is activated (`prerenderingchange`). A mark, GET /health?step=activate
 //              on the ingest host, tells the test what came before the activation. A router
-//              writes the URL (replaceState) while the page is still prerendered.
+//              writes the URL (replaceState) and the page tracks an event while the page is
+//              still prerendered.
 //   bfcache    a page left, then restored from the back/forward cache (Playwright turns that
 //              cache off by default; it is on here). `restored` says it really was.
 //   burst      80 events of about 1 KB each tracked at once: more than the 64 KiB that
@@ -66,8 +67,10 @@ try {
   for (const walk of walks) {
     if (walk === "prerender") {
       await page.goto(`${site}/prerendered/`);
-      // A single-page app's router starts while the page is prerendered, and writes its URL.
+      // A single-page app's router starts while the page is prerendered, and writes its URL;
+      // the page's code tracks an event.
       await page.evaluate(() => history.replaceState(null, "", location.href));
+      await page.evaluate(() => window.millimetric.track("prerender_ready"));
       await page.waitForTimeout(1500);
       await mark("activate");
       await page.evaluate(() => window.__activate());
