@@ -108,3 +108,32 @@ fn event_fields_match_the_decoder() {
     let read: BTreeSet<&str> = EVENT_FIELDS.iter().copied().collect();
     assert_eq!(documented, read);
 }
+
+/// Review finding: the document's one server was the edge Worker's, so a generated client sent
+/// `/v1/query` there (404), and `POST /mcp` was missing. Every path the read Worker routes is
+/// in the document, served from the read Worker; every other path from the edge.
+#[test]
+fn each_path_names_the_worker_that_serves_it() {
+    let d = doc();
+    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workers/read/src/lib.rs")).unwrap();
+    let mut read: BTreeSet<String> = BTreeSet::new();
+    for piece in source.split("(Method::").skip(1) {
+        let Some(path) = piece.split('"').nth(1).filter(|p| p.starts_with('/')) else { continue };
+        read.insert(path.to_string());
+    }
+    read.extend(["/v1/funnel", "/v1/attribution", "/v1/retention", "/v1/paths"].map(String::from)); // conversions::Kind::from_path
+    read.remove("/health"); // both Workers answer it
+    assert!(read.len() >= 8 && read.contains("/mcp"), "the route scan found {read:?}");
+    let servers = |path: &str| -> Vec<String> {
+        let own = &d["paths"][path]["servers"];
+        let list = if own.is_array() { own } else { &d["servers"] };
+        list.as_array().unwrap().iter().map(|s| s["url"].as_str().unwrap().to_string()).collect()
+    };
+    for path in &read {
+        assert!(d["paths"].get(path).is_some(), "{path} is served by the read Worker but not in docs/openapi.json");
+        assert_eq!(servers(path), ["http://127.0.0.1:8788"], "{path}");
+    }
+    for path in d["paths"].as_object().unwrap().keys().filter(|p| !read.contains(*p) && *p != "/health") {
+        assert_eq!(servers(path), ["http://127.0.0.1:8787"], "{path}");
+    }
+}
