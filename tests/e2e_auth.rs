@@ -279,6 +279,10 @@ fn made_up_keys_from_one_address_are_refused_before_the_key_store(stack: &Stack)
         "unknown_key",
     );
     assert!(at >= 500, "limited too early, after {at} made-up keys on GET /v1/audit");
+    // And then refused before its bodies are read (review finding: a flood of bodies with
+    // made-up keys was still read in full, each refused only after).
+    let r = stack.request("POST", "/collect", &[("Content-Type", "application/json"), ("CF-Connecting-IP", "203.0.113.77")], b"not json");
+    assert_eq!((r.status, r.code()), (429, "rate_limited"), "{:?}", r.body);
 }
 
 /// Sends `request(i)` for i = 0.. until the per-address limit answers 429 (with Retry-After),

@@ -2,8 +2,9 @@
 //! read) never reached the per-IP check, which comes with the key: a client could send them
 //! without end, each read, decompressed and parsed (up to 10 MiB a PostHog body) before its
 //! 4xx. So each such refusal counts against its address in the same per-IP limit, and an
-//! address over it is refused, for the rest of the minute, before its body is read: by every
-//! isolate that saw the limiter say so (`RefusedAddresses`, held per isolate).
+//! address over it (by these, or by the per-IP check that comes with a key) is refused for 60 s
+//! before its body is read: by every isolate that saw the limiter say so (`RefusedAddresses`,
+//! held per isolate).
 
 use crate::error::ApiError;
 use std::collections::BTreeMap;
@@ -23,7 +24,8 @@ const COUNTED_BY_THE_KEY_CHECK: [&str; 7] = [
 /// Whether a refusal of a request whose key was never known counts against its address: a
 /// client's mistake (4xx) the key check did not count, not a limit's own 429.
 pub fn counts_against_address(e: &ApiError) -> bool {
-    (400..500).contains(&e.status) && e.status != 429 && !COUNTED_BY_THE_KEY_CHECK.contains(&e.code)
+    // A 405 is answered before any body is read: counting it protects nothing.
+    (400..500).contains(&e.status) && !matches!(e.status, 405 | 429) && !COUNTED_BY_THE_KEY_CHECK.contains(&e.code)
 }
 
 /// The secret key a request's `Authorization` header names (a Bearer token, or Segment's Basic
@@ -105,6 +107,7 @@ mod tests {
             (403, "origin_not_allowed"),
             (429, "rate_limited"),
             (503, "temporarily_unavailable"),
+            (405, "method_not_allowed"),
         ] {
             assert!(!counts_against_address(&e(status, code)), "{code}");
         }

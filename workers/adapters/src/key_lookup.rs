@@ -49,8 +49,17 @@ pub async fn ip_refusal(env: &Env, claimed: KeyKind, hash: &str, client_ip: Opti
     };
     let limit_key = rate_limit::ip_limit_key(&config::ip_hash_salt(env)?, ip);
     let Some(limiter) = env.rate_limiter(config::IP_RATE_LIMITER).ok() else { return Ok(None) };
-    let Some(outcome) = limiter.limit(limit_key).await.ok() else { return Ok(None) };
-    Ok((!outcome.success).then_some(60))
+    let Some(outcome) = limiter.limit(limit_key.clone()).await.ok() else { return Ok(None) };
+    Ok((!outcome.success).then(|| over_the_limit(limit_key)))
+}
+
+/// An address the per-IP limit just refused: its next requests are refused before their
+/// bodies are read, as after refusals without a key (`rate_limit::unkeyed`), so a flood of
+/// bodies with made-up or public keys is not read in full to be refused after. Some(60).
+fn over_the_limit(address: String) -> u32 {
+    let now = Date::now().as_millis() as i64;
+    UNKEYED_REFUSED.with(|r| r.borrow_mut().refuse(address, now));
+    60
 }
 
 thread_local! {
@@ -83,8 +92,7 @@ pub async fn count_unkeyed_refusal(env: &Env, client_ip: Option<&str>, authoriza
     let address = rate_limit::ip_limit_key(&salt, ip);
     let Some(limiter) = env.rate_limiter(config::IP_RATE_LIMITER).ok() else { return };
     if limiter.limit(address.clone()).await.is_ok_and(|o| !o.success) {
-        let now = Date::now().as_millis() as i64;
-        UNKEYED_REFUSED.with(|r| r.borrow_mut().refuse(address, now));
+        over_the_limit(address);
     }
 }
 
@@ -108,7 +116,7 @@ pub async fn ip_refusal_for_more(env: &Env, client_ip: Option<&str>, units: u32)
     let limit_key = rate_limit::ip_limit_key(&config::ip_hash_salt(env)?, ip);
     let Some(limiter) = env.rate_limiter(config::IP_RATE_LIMITER).ok() else { return Ok(None) };
     let outcomes = futures_util::future::join_all((0..units).map(|_| limiter.limit(limit_key.clone()))).await;
-    Ok(outcomes.iter().any(|o| o.as_ref().is_ok_and(|o| !o.success)).then_some(60))
+    Ok(outcomes.iter().any(|o| o.as_ref().is_ok_and(|o| !o.success)).then(|| over_the_limit(limit_key)))
 }
 
 /// The record KV holds under `hash` (the SHA-256 of the raw key), through the isolate's cache,
