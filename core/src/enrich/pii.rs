@@ -9,6 +9,9 @@ use crate::percent::decode_lossy;
 
 /// Parts of a name (letters and digits, lower-cased) that mark it wherever they occur.
 const CONTAINS: &[&[u8]] = &[
+    // a person's id in the customer's systems, in any name that holds it (`crm_user_id`,
+    // `userIds`); the shorter names are exact (USER_IDS)
+    b"userid",
     b"email",
     b"phone",
     b"firstname",
@@ -86,7 +89,6 @@ const CONTAINS_BY_FIRST: [u128; 256] = {
 /// person's visitor id (a user id's form) in rows an erasure of the person never reaches and in
 /// aggregates that outlive it; so it goes, as a URL parameter of that name does.
 const USER_IDS: &[&[u8]] = &[
-    b"userid",
     b"uid",
     b"useruuid",
     b"customerid",
@@ -99,11 +101,13 @@ const USER_IDS: &[&[u8]] = &[
     b"subscriberid",
     b"profileid",
     b"externalid",
-    b"externaluserid",
     b"anonymousid",
     b"visitorid",
     b"clientid",
     b"deviceid",
+    // Segment's query parameters naming the user and the anonymous visitor (analytics.js reads them)
+    b"ajsuid",
+    b"ajsaid",
 ];
 
 /// Parameter or property names that look like they carry personal data or credentials,

@@ -335,7 +335,21 @@ mod tests {
     fn a_user_id_in_the_properties_or_the_url_is_never_stored() {
         let secret = IdSecret::new("a-test-secret-of-32-characters-or-more");
         let hashing = RequestContext { id_secret: Some(secret.clone()), ..ctx() };
-        let names = ["user_id", "userId", "uid", "customer_id", "distinct_id", "account-id", "memberId", "External_ID", "client_id"];
+        let names = [
+            "user_id",
+            "userId",
+            "uid",
+            "customer_id",
+            "distinct_id",
+            "account-id",
+            "memberId",
+            "External_ID",
+            "client_id",
+            "crm_user_id",
+            "userIds",
+            "ajs_uid",
+            "ajs_aid",
+        ];
         let mut props: serde_json::Map<String, serde_json::Value> =
             names.iter().map(|n| (n.to_string(), json!(format!("u-{n}-4711")))).collect();
         props.insert("plan".into(), json!("pro"));
