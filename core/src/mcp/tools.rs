@@ -94,7 +94,7 @@ pub fn definitions() -> Value {
                 "filters": {"type": "array", "description": FILTERS},
                 "timezone": timezone_schema(),
             }), &[]),
-            "outputSchema": {"type": "object", "properties": {"date_range": {"type": "array"}, "comparison_date_range": {}, "timezone": {"type": "string"}, "metrics": {"type": "object"}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["date_range", "metrics"]},
+            "outputSchema": {"type": "object", "properties": {"date_range": {"type": "array"}, "comparison_date_range": {}, "timezone": {"type": "string"}, "metrics": {"type": "object"}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}, "comparison_estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["date_range", "metrics"]},
             "annotations": annotations("Overview of a period"),
         },
         {
@@ -109,7 +109,7 @@ pub fn definitions() -> Value {
                 "filters": {"type": "array", "description": FILTERS},
                 "timezone": timezone_schema(),
             }), &["dimension"]),
-            "outputSchema": {"type": "object", "properties": {"dimension": {"type": "string"}, "metric": {"type": "string"}, "rows": {"type": "array"}, "total_rows": {}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["dimension", "rows"]},
+            "outputSchema": {"type": "object", "properties": {"dimension": {"type": "string"}, "metric": {"type": "string"}, "rows": {"type": "array"}, "total_rows": {}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}, "comparison_estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["dimension", "rows"]},
             "annotations": annotations("Top values of one dimension"),
         },
         {
@@ -123,7 +123,7 @@ pub fn definitions() -> Value {
                 "filters": {"type": "array", "description": FILTERS},
                 "timezone": timezone_schema(),
             }), &[]),
-            "outputSchema": {"type": "object", "properties": {"metric": {"type": "string"}, "interval": {"type": "string"}, "points": {"type": "array"}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["metric", "interval", "points"]},
+            "outputSchema": {"type": "object", "properties": {"metric": {"type": "string"}, "interval": {"type": "string"}, "points": {"type": "array"}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}, "comparison_estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["metric", "interval", "points"]},
             "annotations": annotations("A metric over time"),
         },
         {
@@ -465,17 +465,20 @@ pub fn finish_query(shape: &Shape, answer: &Value) -> ToolResult {
 /// and which of them a sketch estimates (`meta.estimated`), in the structured content and in
 /// the summary, as query_stats passes the API's `meta` on whole.
 fn with_provenance(answer: &Value, shaped: ToolResult) -> ToolResult {
-    let ToolResult::Ok { mut structured, summary } = shaped else { return shaped };
+    let ToolResult::Ok { mut structured, mut summary } = shaped else { return shaped };
     if let Some(source) = answer["meta"].get("source") {
         structured["source"] = source.clone();
     }
-    let estimated: Vec<&str> = answer["meta"]["estimated"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-    if estimated.is_empty() {
-        return ToolResult::Ok { structured, summary };
+    for (field, whose) in [("estimated", ""), ("comparison_estimated", " in the period compared with")] {
+        let names: Vec<&str> = answer["meta"][field].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if names.is_empty() {
+            continue;
+        }
+        structured[field] = json!(names);
+        let verb = if names.len() == 1 { "is" } else { "are" };
+        summary = format!("{summary} {} {verb} estimated{whose} (a sketch, not an exact count).", names.join(", "));
     }
-    structured["estimated"] = json!(estimated);
-    let verb = if estimated.len() == 1 { "is" } else { "are" };
-    ToolResult::Ok { structured, summary: format!("{summary} {} {verb} estimated (a sketch, not an exact count).", estimated.join(", ")) }
+    ToolResult::Ok { structured, summary }
 }
 
 /// query_stats: the API's own answer, with a line on how many rows it holds.
@@ -935,6 +938,12 @@ mod tests {
             );
             assert!(summary.contains("visitors is estimated"), "{shape:?}: {summary}");
         }
+        // Today from raw events, a year ago from the aggregates: the baseline is the estimate.
+        let mut baseline = overview.clone();
+        baseline["meta"] = json!({"source": "raw_events", "comparison_estimated": ["visitors"]});
+        let ToolResult::Ok { structured, summary } = finish_query(&Shape::Overview, &baseline) else { panic!() };
+        assert_eq!((structured.get("estimated"), structured["comparison_estimated"].clone()), (None, json!(["visitors"])));
+        assert!(summary.contains("visitors is estimated in the period compared with"), "{summary}");
         let mut exact = series.clone();
         exact["meta"] = json!({"source": "raw_events"});
         let ToolResult::Ok { structured, summary } =
