@@ -10,7 +10,7 @@ use crate::percent::decode_lossy;
 /// Parts of a name (letters and digits, lower-cased) that mark it wherever they occur.
 const CONTAINS: &[&[u8]] = &[
     // a person's id in the customer's systems, in any name that holds it (`crm_user_id`,
-    // `userIds`); the shorter names are exact (USER_IDS)
+    // `userIds`); the shorter names are exact (EXACT)
     b"userid",
     b"email",
     b"phone",
@@ -84,32 +84,6 @@ const CONTAINS_BY_FIRST: [u128; 256] = {
     table
 };
 
-/// Names (letters and digits, lower-cased) of the id a customer's own systems give a person or
-/// their device: personal data there. Stored as a keyed hash, such a property would be the
-/// person's visitor id (a user id's form) in rows an erasure of the person never reaches and in
-/// aggregates that outlive it; so it goes, as a URL parameter of that name does.
-const USER_IDS: &[&[u8]] = &[
-    b"uid",
-    b"useruuid",
-    b"customerid",
-    b"custid",
-    b"distinctid",
-    b"accountid",
-    b"memberid",
-    b"personid",
-    b"contactid",
-    b"subscriberid",
-    b"profileid",
-    b"externalid",
-    b"anonymousid",
-    b"visitorid",
-    b"clientid",
-    b"deviceid",
-    // Segment's query parameters naming the user and the anonymous visitor (analytics.js reads them)
-    b"ajsuid",
-    b"ajsaid",
-];
-
 /// Parameter or property names that look like they carry personal data or credentials,
 /// in any case and separator style (`user_email`, `userEmail`, `E-Mail`, `access-token`).
 pub fn is_pii_name(name: &str) -> bool {
@@ -172,8 +146,32 @@ pub fn is_pii_name(name: &str) -> bool {
         b"cardname",
         // Mailchimp's subscriber id (`mc_eid`): the same on every e-mail to one address
         b"mceid",
+        // The id a customer's own systems give a person or their device: personal data there.
+        // Stored as a keyed hash, such a property would be the person's visitor id (a user id's
+        // form) in rows an erasure of the person never reaches and in aggregates that outlive
+        // it; so it goes, as a URL parameter of that name does. Longer names holding `userid`
+        // are in CONTAINS.
+        b"uid",
+        b"useruuid",
+        b"customerid",
+        b"custid",
+        b"distinctid",
+        b"accountid",
+        b"memberid",
+        b"personid",
+        b"contactid",
+        b"subscriberid",
+        b"profileid",
+        b"externalid",
+        b"anonymousid",
+        b"visitorid",
+        b"clientid",
+        b"deviceid",
+        // Segment's query parameters naming the user and the anonymous visitor (analytics.js reads them)
+        b"ajsuid",
+        b"ajsaid",
     ];
-    if EXACT.contains(&n) || USER_IDS.contains(&n) || has_word(name, &["iban", "2fa"]) {
+    if EXACT.contains(&n) || has_word(name, &["iban", "2fa"]) {
         return true;
     }
     for i in 0..n.len() {

@@ -74,6 +74,16 @@ fn metric_schema(desc: &str) -> Value {
     json!({"type": "string", "enum": ranked_metrics(), "default": "visitors", "description": desc})
 }
 
+/// The output schema of a tool shaped from a `/v1/query` answer: its own `properties`, and the
+/// provenance every such answer carries (`with_provenance`).
+fn shaped_output(mut properties: Value, required: &[&str]) -> Value {
+    let names = json!({"type": "array", "items": {"type": "string"}});
+    properties["source"] = json!({"type": "string"});
+    properties["estimated"] = names.clone();
+    properties["comparison_estimated"] = names;
+    json!({"type": "object", "properties": properties, "required": required})
+}
+
 fn annotations(title: &str) -> Value {
     json!({"title": title, "readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false})
 }
@@ -94,7 +104,7 @@ pub fn definitions() -> Value {
                 "filters": {"type": "array", "description": FILTERS},
                 "timezone": timezone_schema(),
             }), &[]),
-            "outputSchema": {"type": "object", "properties": {"date_range": {"type": "array"}, "comparison_date_range": {}, "timezone": {"type": "string"}, "metrics": {"type": "object"}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}, "comparison_estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["date_range", "metrics"]},
+            "outputSchema": shaped_output(json!({"date_range": {"type": "array"}, "comparison_date_range": {}, "timezone": {"type": "string"}, "metrics": {"type": "object"}}), &["date_range", "metrics"]),
             "annotations": annotations("Overview of a period"),
         },
         {
@@ -109,7 +119,7 @@ pub fn definitions() -> Value {
                 "filters": {"type": "array", "description": FILTERS},
                 "timezone": timezone_schema(),
             }), &["dimension"]),
-            "outputSchema": {"type": "object", "properties": {"dimension": {"type": "string"}, "metric": {"type": "string"}, "rows": {"type": "array"}, "total_rows": {}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}, "comparison_estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["dimension", "rows"]},
+            "outputSchema": shaped_output(json!({"dimension": {"type": "string"}, "metric": {"type": "string"}, "rows": {"type": "array"}, "total_rows": {}}), &["dimension", "rows"]),
             "annotations": annotations("Top values of one dimension"),
         },
         {
@@ -123,7 +133,7 @@ pub fn definitions() -> Value {
                 "filters": {"type": "array", "description": FILTERS},
                 "timezone": timezone_schema(),
             }), &[]),
-            "outputSchema": {"type": "object", "properties": {"metric": {"type": "string"}, "interval": {"type": "string"}, "points": {"type": "array"}, "source": {"type": "string"}, "estimated": {"type": "array", "items": {"type": "string"}}, "comparison_estimated": {"type": "array", "items": {"type": "string"}}}, "required": ["metric", "interval", "points"]},
+            "outputSchema": shaped_output(json!({"metric": {"type": "string"}, "interval": {"type": "string"}, "points": {"type": "array"}}), &["metric", "interval", "points"]),
             "annotations": annotations("A metric over time"),
         },
         {

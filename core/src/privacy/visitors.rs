@@ -51,16 +51,6 @@ fn visitor_id(segment: &str) -> Result<String, ApiError> {
 /// (migrations/0007, `sql::id_hash`).
 pub const DAYS_TABLE: &str = "visitor_day_hashes";
 
-/// How `table` names a visitor: the events by the id, the days index by its hash; with the
-/// literal that spells an id for that column.
-fn visitor_column(table: &str) -> (&'static str, fn(&str) -> String) {
-    if table == DAYS_TABLE {
-        ("visitor_hash", sql::id_hash)
-    } else {
-        ("anonymous_id", sql::string)
-    }
-}
-
 /// The rows of `table` that carry any of the ids a visitor's rows may carry: the id as stored
 /// (its keyed hash when it is personal data, `privacy::pseudonym`) and, when that differs, the
 /// id as given, which rows written before identifiers were hashed carry. As a condition:
@@ -68,18 +58,15 @@ fn visitor_column(table: &str) -> (&'static str, fn(&str) -> String) {
 /// client named the visitor by) is matched by its hash, never spelled: a statement's text
 /// outlives it in the server's logs and, for an erasure, in `system.mutations`.
 fn visitor_in(table: &str, visitor_ids: &[&str]) -> String {
-    let (column, literal) = visitor_column(table);
-    let (personal, plain): (Vec<&str>, Vec<&str>) =
-        visitor_ids.iter().partition(|v| table != DAYS_TABLE && crate::enrich::pii::is_personal_id(v));
-    let spelled = format!("{column} IN ({})", joined(plain.iter().map(|v| literal(v))));
-    if personal.is_empty() {
-        return spelled;
+    let (hashed, spelled): (Vec<&str>, Vec<&str>) =
+        visitor_ids.iter().partition(|v| table == DAYS_TABLE || crate::enrich::pii::is_personal_id(v));
+    let by_hash = format!("{} IN ({})", hashed_column(table), joined(hashed.iter().map(|v| sql::id_hash(v))));
+    let by_id = format!("anonymous_id IN ({})", joined(spelled.iter().map(|v| sql::string(v))));
+    match (hashed.is_empty(), spelled.is_empty()) {
+        (true, _) => by_id,
+        (false, true) => by_hash,
+        (false, false) => format!("({by_id} OR {by_hash})"),
     }
-    let hashed = format!("{} IN ({})", sql::id_hash_of(column), joined(personal.iter().map(|v| sql::id_hash(v))));
-    if plain.is_empty() {
-        return hashed;
-    }
-    format!("({spelled} OR {hashed})")
 }
 
 /// SQL literals, a run of repeats written once, comma-separated.
@@ -101,10 +88,11 @@ pub fn export_sql(database: &str, table: &str, project_id: &str, visitor_ids: &[
     )
 }
 
-/// How a deletion names a visitor in `table`: by the hash of the id (`sql::id_hash_of`), which
-/// the days index holds and the events' column gives, never by the id. The path of an erasure
-/// may name a user id, which is stored only as its keyed hash (`privacy::pseudonym`): spelled,
-/// it would outlive the rows in `system.mutations`, and for days in the erasure's record.
+/// How `table` names a visitor by the hash of the id (`sql::id_hash_of`): the days index holds
+/// it, the events' column gives it. A deletion names every id so, never spelled: the path of an
+/// erasure may name a user id, which is stored only as its keyed hash (`privacy::pseudonym`),
+/// and spelled it would outlive the rows in `system.mutations`, and for days in the erasure's
+/// record. A read (`visitor_in`) names so the days, and the ids that are personal data.
 fn hashed_column(table: &str) -> String {
     if table == DAYS_TABLE {
         "visitor_hash".to_string()

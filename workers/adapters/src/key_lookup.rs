@@ -6,7 +6,7 @@ use millimetric_core::error::ApiError;
 use millimetric_core::keys::cache::{Cached, KeyCache};
 use millimetric_core::keys::{self, KeyKind, KeyRecord};
 use millimetric_core::rate_limit::{self, unkeyed::RefusedAddresses};
-use worker::{Date, Env};
+use worker::{Date, Env, Request};
 
 /// A 503 for a store or binding that did not answer: the client retries.
 pub fn unavailable(what: &str) -> ApiError {
@@ -38,12 +38,7 @@ thread_local! {
 /// the salt is unsafe (503 config_error naming IP_HASH_SALT, logged like every 5xx): an IP is
 /// never hashed with a default salt.
 pub async fn ip_refusal(env: &Env, claimed: KeyKind, hash: &str, client_ip: Option<&str>) -> std::result::Result<Option<u32>, ApiError> {
-    let now = Date::now().as_millis() as i64;
-    // As the record stands now: a rotated-out key past its grace is no longer a valid key.
-    let cached = match KEY_CACHE.with(|c| c.borrow().get(hash, now)) {
-        Cached::Known(r) => Cached::Known(millimetric_core::keys::effective(r, now)),
-        other => other,
-    };
+    let cached = cached_now(hash);
     let Some(ip) = client_ip.filter(|_| rate_limit::ip_limit_applies(claimed, &cached)) else {
         return Ok(None);
     };
@@ -68,44 +63,53 @@ thread_local! {
     static UNKEYED_REFUSED: std::cell::RefCell<RefusedAddresses> = const { std::cell::RefCell::new(RefusedAddresses::new()) };
 }
 
-/// Before a request's body is read: Some(seconds left) when the per-IP limit refused its
-/// address lately for requests without a key it knew (`rate_limit::unkeyed`). The address is
-/// hashed only while some address is refused, so other requests pay nothing; a request whose
-/// header names a secret key held as valid is never held back.
-pub fn refused_before_the_body(env: &Env, client_ip: Option<&str>, authorization: Option<&str>) -> Option<u32> {
+/// What the isolate's cache holds for key `hash`, as the record stands now: a rotated-out key
+/// past its grace is no longer a valid key.
+fn cached_now(hash: &str) -> Cached<KeyRecord> {
     let now = Date::now().as_millis() as i64;
-    if UNKEYED_REFUSED.with(|r| r.borrow().none_refused(now)) || known_secret_in_header(authorization) {
+    match KEY_CACHE.with(|c| c.borrow().get(hash, now)) {
+        Cached::Known(r) => Cached::Known(keys::effective(r, now)),
+        other => other,
+    }
+}
+
+/// Before a request's body is read: Some(seconds left) when the per-IP limit refused its
+/// address lately (`rate_limit::unkeyed`). Its headers are read, and its address hashed, only
+/// while some address is refused, so other requests pay nothing; a request whose header names
+/// a secret key held as valid is never held back.
+pub fn refused_before_the_body(env: &Env, req: &Request) -> Option<u32> {
+    let now = Date::now().as_millis() as i64;
+    if UNKEYED_REFUSED.with(|r| r.borrow().none_refused(now)) || known_secret_in_header(req) {
         return None;
     }
-    let address = rate_limit::ip_limit_key(&config::ip_hash_salt(env).ok()?, client_ip?);
+    let address = rate_limit::ip_limit_key(&config::ip_hash_salt(env).ok()?, &header(req, "CF-Connecting-IP")?);
     UNKEYED_REFUSED.with(|r| r.borrow().refused(&address, now))
 }
 
 /// After a refusal made before any key was known: one more in the address's per-IP limit;
 /// over it, the address is refused before its body is read for a minute. Not for a request
 /// whose header names a secret key held as valid. Fails open, as `ip_refusal` does.
-pub async fn count_unkeyed_refusal(env: &Env, client_ip: Option<&str>, authorization: Option<&str>) {
-    let (Some(ip), Ok(salt)) = (client_ip, config::ip_hash_salt(env)) else { return };
-    if known_secret_in_header(authorization) {
+pub async fn count_unkeyed_refusal(env: &Env, req: &Request) {
+    let (Some(ip), Ok(salt)) = (header(req, "CF-Connecting-IP"), config::ip_hash_salt(env)) else { return };
+    if known_secret_in_header(req) {
         return;
     }
-    let address = rate_limit::ip_limit_key(&salt, ip);
+    let address = rate_limit::ip_limit_key(&salt, &ip);
     let Some(limiter) = env.rate_limiter(config::IP_RATE_LIMITER).ok() else { return };
     if limiter.limit(address.clone()).await.is_ok_and(|o| !o.success) {
         over_the_limit(address);
     }
 }
 
-/// Whether `authorization` names a secret key this isolate holds as valid: one the per-IP
-/// limit never counts (`rate_limit::ip_limit_applies`). A made-up key is not.
-fn known_secret_in_header(authorization: Option<&str>) -> bool {
-    let Some(key) = rate_limit::unkeyed::secret_key_in_header(authorization) else { return false };
-    let now = Date::now().as_millis() as i64;
-    let cached = match KEY_CACHE.with(|c| c.borrow().get(&keys::key_hash(&key), now)) {
-        Cached::Known(r) => Cached::Known(keys::effective(r, now)),
-        other => other,
-    };
-    !rate_limit::ip_limit_applies(KeyKind::Secret, &cached)
+/// Whether the request's `Authorization` names a secret key this isolate holds as valid: one
+/// the per-IP limit never counts (`rate_limit::ip_limit_applies`). A made-up key is not.
+fn known_secret_in_header(req: &Request) -> bool {
+    let Some(key) = rate_limit::unkeyed::secret_key_in_header(header(req, "Authorization").as_deref()) else { return false };
+    !rate_limit::ip_limit_applies(KeyKind::Secret, &cached_now(&keys::key_hash(&key)))
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
 }
 
 /// Some(retry_after_s) when the per-IP limit refuses `units` more from the connecting address

@@ -72,8 +72,7 @@ impl Seen {
 /// An address that sent too many requests without a key lately is refused before its body is
 /// read (`rate_limit::unkeyed`), whatever the protocol.
 pub(crate) fn refused_before_the_body(req: &Request, env: &Env) -> Option<Refusal> {
-    let (ip, authorization) = (header(req, "CF-Connecting-IP"), header(req, "Authorization"));
-    let wait = key_lookup::refused_before_the_body(env, ip.as_deref(), authorization.as_deref())?;
+    let wait = key_lookup::refused_before_the_body(env, req)?;
     Some(Refusal { error: rate_limit::too_many_requests("client address", wait), retry_after_s: Some(wait) })
 }
 
@@ -81,8 +80,7 @@ pub(crate) fn refused_before_the_body(req: &Request, env: &Env) -> Option<Refusa
 pub(crate) async fn count_if_unkeyed<T>(req: &Request, env: &Env, seen: &Seen, answer: &std::result::Result<T, Refusal>) {
     if let Err(r) = answer {
         if !seen.key_known && r.retry_after_s.is_none() && rate_limit::unkeyed::counts_against_address(&r.error) {
-            let (ip, authorization) = (header(req, "CF-Connecting-IP"), header(req, "Authorization"));
-            key_lookup::count_unkeyed_refusal(env, ip.as_deref(), authorization.as_deref()).await;
+            key_lookup::count_unkeyed_refusal(env, req).await;
         }
     }
 }
