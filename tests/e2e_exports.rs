@@ -347,8 +347,12 @@ fn small_project_with_a_failed_step(stack: &Stack) {
     let r = stack.request("POST", "/v1/exports", &[("Authorization", &sk(DEV_SECRET))], b"");
     assert_eq!(r.status, 202, "{:?}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
-    std::thread::sleep(Duration::from_secs(6));
-    let r = stack.request("GET", &format!("/v1/exports/{id}"), &[("Authorization", &sk(DEV_SECRET))], b"");
+    let waiting = |r: &support::Reply| r.body["last_error"].as_str().is_some_and(|e| e.starts_with("Waiting for ClickHouse"));
+    let mut r = stack.request("GET", &format!("/v1/exports/{id}"), &[("Authorization", &sk(DEV_SECRET))], b"");
+    support::eventually(Duration::from_secs(30), || {
+        r = stack.request("GET", &format!("/v1/exports/{id}"), &[("Authorization", &sk(DEV_SECRET))], b"");
+        waiting(&r)
+    });
     let (status, planned) = (r.body["status"].clone(), r.body["progress"]["days_total"].clone());
     assert_eq!((status, planned), (json!("running"), Value::Null), "it waits for the erasure: {:?}", r.body);
     assert!(r.body["last_error"].as_str().is_some_and(|e| e.starts_with("Waiting for ClickHouse to apply a deletion")), "{:?}", r.body);
@@ -363,7 +367,6 @@ fn small_project_with_a_failed_step(stack: &Stack) {
     let deletions = || stack.query("SELECT count() FROM system.mutations WHERE position(command, 'proj_dev') > 0").trim().to_string();
     let before = deletions();
     assert_eq!(stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"").status, 200);
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(stack.logs().contains("erasures: re-applied"), "the daily job re-applied the erasure:\n{}", stack.logs());
+    assert!(stack.log_shows("erasures: re-applied", Duration::from_secs(30)), "the daily job re-applied the erasure:\n{}", stack.logs());
     assert_eq!(deletions(), before, "the re-run sent a deletion for rows that are gone");
 }

@@ -118,7 +118,7 @@ fn seed(stack: &Stack) {
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn project_deletion_end_to_end() {
-    support::wait_clear_of_midnight(&[&jiff::tz::TimeZone::UTC], Duration::from_secs(300));
+    support::wait_clear_of_midnight(&[&jiff::tz::TimeZone::UTC], Duration::from_secs(10 * 60));
     let stack = Stack::named("projects").start();
     seed(&stack);
     let before_dev = rows_of(&stack, DEV_PROJECT);

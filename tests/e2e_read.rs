@@ -626,6 +626,7 @@ fn read_side_matches_the_oracle() {
             let then = expect(&events, "proj_dev", &body, cmp_from, cmp_to, &berlin);
             let cmp_first =
                 if how == "previous_period" { first.checked_sub(7.days()).unwrap() } else { first.checked_sub(1.year()).unwrap() };
+            assert_eq!(r.body["results"].as_array().map(Vec::len), Some(now.len()), "{body}: {:?}", r.body);
             for row in r.body["results"].as_array().unwrap() {
                 let key: Vec<String> = row["dimensions"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect();
                 assert_eq!(row["metrics"].as_array().unwrap(), &now[&key], "{body}");

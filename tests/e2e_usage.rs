@@ -106,6 +106,9 @@ fn admin() -> String {
 #[test]
 #[ignore = "needs wrangler and ClickHouse: run scripts/test"]
 fn usage_is_exact_and_quotas_hold() {
+    // Today and yesterday are read at different moments of the run: no UTC midnight may pass
+    // between them (the test runs for a few minutes).
+    support::wait_clear_of_midnight(&[&jiff::tz::TimeZone::UTC], Duration::from_secs(10 * 60));
     let proxy = DropOneAnswer::start();
     let stack = Stack::named("usage")
         .var("CLICKHOUSE_URL", &format!("http://127.0.0.1:{}", proxy.port))
@@ -234,6 +237,7 @@ fn send_refused(stack: &Stack) -> (u64, u64) {
     let r = stack.collect(SECRET, &[], &json!({"batch": [{"url":"https://example.com/ok","id":"u-ok"}, {"type":"pageview"}]}));
     assert_eq!((r.status, r.body["rejected"].as_array().map(Vec::len)), (202, Some(1)), "{:?}", r.body);
     let mut limited = 0;
+    support::wait_clear_of_minute_edge(Duration::from_secs(15));
     for i in 0..4 {
         let r = stack.collect(LIMITED, &[], &json!({"url":"https://example.com/l","id": format!("u-limited-{i}")}));
         if r.status == 429 {

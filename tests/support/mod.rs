@@ -321,9 +321,9 @@ impl Stack {
         self.kv_list(binding, "").iter().filter_map(|k| k["name"].as_str().map(str::to_string)).collect()
     }
 
-    /// The edge Worker's KV `binding` as its local state lists it (`name`, `expiration`), the
+    /// The edge Worker's KV `binding` as its local state lists it (`name`, `expiration`, `metadata`), the
     /// keys starting with `prefix`.
-    fn kv_list(&self, binding: &str, prefix: &str) -> Vec<serde_json::Value> {
+    pub fn kv_list(&self, binding: &str, prefix: &str) -> Vec<serde_json::Value> {
         let mut args = vec!["kv", "key", "list", "--binding", binding];
         if !prefix.is_empty() {
             args.extend(["--prefix", prefix]);
@@ -341,6 +341,21 @@ impl Stack {
     /// Puts `value` under `key` in the edge Worker's KV `binding`.
     pub fn kv_put(&self, binding: &str, key: &str, value: &str) {
         self.wrangler_local(&["kv", "key", "put", key, value, "--binding", binding]);
+    }
+
+    /// Puts many entries in one go: `[{"key", "value", "metadata"?, "expiration_ttl"?}]`, as
+    /// `wrangler kv bulk put` takes them.
+    pub fn kv_bulk_put(&self, binding: &str, entries: &serde_json::Value) {
+        let file = self.state.join(format!("bulk-{binding}.json"));
+        std::fs::write(&file, entries.to_string()).expect("write the bulk file");
+        self.wrangler_local(&["kv", "bulk", "put", file.to_str().expect("a UTF-8 path"), "--binding", binding]);
+    }
+
+    /// Deletes these keys in one go.
+    pub fn kv_bulk_delete(&self, binding: &str, keys: &[String]) {
+        let file = self.state.join(format!("bulk-delete-{binding}.json"));
+        std::fs::write(&file, serde_json::to_string(keys).expect("keys")).expect("write the bulk file");
+        self.wrangler_local(&["kv", "bulk", "delete", file.to_str().expect("a UTF-8 path"), "--binding", binding, "--force"]);
     }
 
     /// Puts `value` under `key`, dropped by KV at `expiration` (unix seconds).
@@ -822,6 +837,29 @@ pub fn wait_clear_of_midnight(zones: &[&jiff::tz::TimeZone], margin: Duration) {
     }
 }
 
+/// How long to wait, at `now_ms`, until the rest of the current minute is at least `need`: the
+/// per-key limiter counts whole minutes (`core/src/rate_limit/window.rs`), and a count that runs
+/// across a minute's edge lets one more event through, as the previous minute's weight starts
+/// to fall. A wait ends one second into the next minute.
+pub fn wait_for_minute_edge_to_pass(now_ms: i64, need: Duration) -> Duration {
+    let left = 60_000 - now_ms.rem_euclid(60_000);
+    if left as u128 >= need.as_millis() {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(left as u64 + 1_000)
+    }
+}
+
+/// For a test that counts requests against a per-minute limit: waits, if need be, so that the
+/// next `need` all fall in one minute.
+pub fn wait_clear_of_minute_edge(need: Duration) {
+    let wait = wait_for_minute_edge_to_pass(jiff::Timestamp::now().as_millisecond(), need);
+    if !wait.is_zero() {
+        eprintln!("waiting {} ms for a minute to turn: this test's limit counts must not span two", wait.as_millis());
+        std::thread::sleep(wait);
+    }
+}
+
 #[cfg(test)]
 mod midnight_tests {
     use super::*;
@@ -838,5 +876,19 @@ mod midnight_tests {
         assert_eq!(at(599), Duration::from_secs(1));
         assert_eq!(at(600), Duration::ZERO);
         assert_eq!(at(43_200), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_wait_leaves_a_whole_count_inside_one_minute() {
+        let minute = (jiff::Timestamp::now().as_millisecond() / 60_000 + 1) * 60_000;
+        let need = Duration::from_secs(20);
+        let at = |ms: i64| wait_for_minute_edge_to_pass(minute + ms, need);
+        assert_eq!(at(0), Duration::ZERO);
+        assert_eq!(at(40_000), Duration::ZERO);
+        assert_eq!(at(40_001), Duration::from_millis(20_999));
+        assert_eq!(at(59_999), Duration::from_millis(1_001));
+        // After the wait, the whole `need` lies in the next minute.
+        let after = 59_999 + at(59_999).as_millis() as i64;
+        assert_eq!(wait_for_minute_edge_to_pass(minute + after, need), Duration::ZERO);
     }
 }
