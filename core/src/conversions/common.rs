@@ -135,7 +135,7 @@ fn spelled(secs: u32) -> String {
 fn include_bots(v: Option<&Value>) -> Result<bool, ApiError> {
     let Some(v) = v else { return Ok(false) };
     let refused = || bad("invalid_include", "`include` is {\"bots\": true} or {\"bots\": false}.");
-    let obj = v.as_object().ok_or_else(refused)?;
+    let obj = without_nulls(v.as_object().ok_or_else(refused)?);
     if obj.keys().any(|k| k != "bots") {
         return Err(refused());
     }
@@ -220,6 +220,18 @@ mod tests {
                 body.remove(*field);
                 let absent = parse(Value::Object(body).to_string().as_bytes());
                 assert_eq!(got.map_err(|e| e.code), absent.map_err(|e| e.code), "{field}: null in {example}");
+            }
+            // Inside an object too (review finding: `include.bots: null` was refused).
+            for (field, nested) in [("include", json!({"bots": null})), ("pagination", json!({"limit": null, "offset": null}))] {
+                if !fields.iter().chain(&SHARED_FIELDS).any(|f| *f == field) {
+                    continue;
+                }
+                let mut body = base.clone();
+                body.insert(field.into(), nested.clone());
+                let got = parse(Value::Object(body.clone()).to_string().as_bytes());
+                body.remove(field);
+                let absent = parse(Value::Object(body).to_string().as_bytes());
+                assert_eq!(got.map_err(|e| e.code), absent.map_err(|e| e.code), "{field}: {nested} in {example}");
             }
         }
     }

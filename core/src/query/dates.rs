@@ -3,7 +3,7 @@
 //! in that zone. Whole-day ranges run from local midnight to local midnight, so a day with a
 //! DST change is 23 or 25 hours long, as the calendar says.
 
-use super::request::Compare;
+use super::request::{Compare, Granularity};
 use crate::error::ApiError;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -172,6 +172,35 @@ pub fn monday(d: Date) -> Date {
     d.checked_sub((d.weekday().to_monday_zero_offset() as i64).days()).unwrap_or(d)
 }
 
+/// Every bucket of `g` the range touches, labelled as the rows label their time dimension
+/// (`sql::time_column`: `YYYY-MM-DD hh:00:00` local hours; days, Mondays and months' first
+/// days as dates): Plausible's `include.time_labels`, so a client can show buckets without rows.
+/// Hours follow the clock: one set back repeats a label, which is one row, and listed once.
+pub fn time_labels(g: Granularity, r: &Range, tz: &TimeZone) -> Vec<String> {
+    let local = |s: i64| Timestamp::from_second(s).map(|t| t.to_zoned_datetime(tz.clone()));
+    let (Ok(first), Ok(last)) = (local(r.from), local(r.to - 1)) else { return Vec::new() };
+    let mut out: Vec<String> = Vec::new();
+    let dates = |from: Date, step: jiff::Span| {
+        std::iter::successors(Some(from), move |d: &Date| d.checked_add(step).ok()).take_while(move |d| *d <= last.date())
+    };
+    match g {
+        Granularity::Hour => {
+            let start = r.from - i64::from(first.minute()) * 60 - i64::from(first.second());
+            for s in (start..r.to).step_by(3600) {
+                let Ok(z) = local(s) else { break };
+                let label = z.strftime("%Y-%m-%d %H:00:00").to_string();
+                if out.last() != Some(&label) {
+                    out.push(label);
+                }
+            }
+        }
+        Granularity::Day => out.extend(dates(first.date(), 1.day()).map(|d| d.to_string())),
+        Granularity::Week => out.extend(dates(monday(first.date()), 1.week()).map(|d| d.to_string())),
+        Granularity::Month => out.extend(dates(first.date().first_of_month(), 1.month()).map(|d| d.to_string())),
+    }
+    out
+}
+
 /// `[first, last]` as the answer echoes it: local date-times with their offsets, last
 /// inclusive to the second.
 pub fn labels(r: &Range, tz: &TimeZone) -> [String; 2] {
@@ -186,6 +215,39 @@ mod tests {
     use super::*;
     use jiff::civil::date;
     use serde_json::json;
+
+    /// Every bucket of a range, as the rows label them: 13 days around this year's last Sunday
+    /// of October (mid-week to the next month), and that Sunday, when Berlin's clocks go back
+    /// (25 hours, 24 labels).
+    #[test]
+    fn time_labels_list_every_bucket_once() {
+        let (_, berlin) = time_zone(Some("Europe/Berlin")).unwrap();
+        let year = Timestamp::now().to_zoned_datetime(TimeZone::UTC).year();
+        let back = (0..7).map(|i| date(year, 10, 31 - i)).find(|d| d.weekday() == jiff::civil::Weekday::Sunday).unwrap();
+        let (first, last) = (back.checked_sub(3.days()).unwrap(), back.checked_add(9.days()).unwrap());
+        let days = local_days(first, last, &berlin).unwrap();
+        let labels = |g| time_labels(g, &days, &berlin);
+        let day_labels = labels(Granularity::Day);
+        assert_eq!((day_labels.len(), day_labels[0].clone(), day_labels[12].clone()), (13, first.to_string(), last.to_string()));
+        let weeks: Vec<Date> = labels(Granularity::Week).iter().map(|l| l.parse().unwrap()).collect();
+        assert_eq!((weeks[0], *weeks.last().unwrap()), (monday(first), monday(last)));
+        assert!(weeks.windows(2).all(|w| (w[1] - w[0]).get_days() == 7), "{weeks:?}");
+        assert_eq!(labels(Granularity::Month), [format!("{year}-10-01"), format!("{year}-11-01")]);
+        let sunday = local_days(back, back, &berlin).unwrap();
+        let hours = time_labels(Granularity::Hour, &sunday, &berlin);
+        assert_eq!((sunday.to - sunday.from, hours.len()), (25 * 3600, 24));
+        assert_eq!(
+            [&hours[0], &hours[2], &hours[23]],
+            [&format!("{back} 00:00:00"), &format!("{back} 02:00:00"), &format!("{back} 23:00:00")]
+        );
+        // A date-time range starting mid-hour, in a zone half an hour off.
+        let (_, india) = time_zone(Some("Asia/Kolkata")).unwrap();
+        let z = Timestamp::from_second(days.from).unwrap().to_zoned_datetime(india.clone());
+        let t = days.from - i64::from(z.minute()) * 60 - i64::from(z.second()) + 30 * 60 + 17; // hh:30:17 local
+        let odd = Range { from: t, to: t + 2 * 3600, days: None };
+        let hour = |s: i64| Timestamp::from_second(s).unwrap().to_zoned_datetime(india.clone()).strftime("%Y-%m-%d %H:00:00").to_string();
+        assert_eq!(time_labels(Granularity::Hour, &odd, &india), [hour(t), hour(t + 3600), hour(t + 7200)]);
+    }
 
     /// `all` is the last 732 local days, whatever the zone's offsets did within them (Casey
     /// moved from +11 to +8, so those days are 3 hours longer than 732 × 24).

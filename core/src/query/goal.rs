@@ -4,7 +4,7 @@
 //! each key with exactly that value). Checked here; spelled into SQL only through `sql::string`.
 
 use crate::error::ApiError;
-use crate::query::request::{bad, short, Dimension, Filter, Op};
+use crate::query::request::{bad, short, without_nulls, Dimension, Filter, Op};
 use crate::storage::sql::string;
 use serde_json::{json, Map, Value};
 
@@ -58,7 +58,7 @@ fn text(v: &Value, max: usize) -> Option<String> {
 impl Goal {
     /// One goal as a client wrote it; `what` names it in a refusal (e.g. "`steps[2]`").
     pub fn parse(v: &Value, what: &str) -> Result<Goal, ApiError> {
-        let obj = v.as_object().ok_or_else(|| refused(what, v))?;
+        let obj = &without_nulls(v.as_object().ok_or_else(|| refused(what, v))?);
         if let Some(k) = obj.keys().find(|k| !["event", "page", "props"].contains(&k.as_str())) {
             return Err(bad("invalid_goal", format!("{what} has `{k}`; a goal takes event or page, and props.")));
         }

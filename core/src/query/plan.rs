@@ -235,7 +235,7 @@ fn echo(q: &Query, timezone: &str, range: &Range, compared: Option<&Range>, tz: 
         "order_by": order,
         "pagination": {"limit": q.limit, "offset": q.offset},
         "compare": q.compare.map(Compare::name),
-        "include": {"total_rows": q.total_rows, "bots": q.include_bots},
+        "include": {"total_rows": q.total_rows, "bots": q.include_bots, "time_labels": q.time_labels, "imports": q.imports},
         "source": q.source.name(),
         "goal": q.goal.as_ref().map(super::goal::Goal::to_json),
     });
@@ -311,6 +311,14 @@ pub fn answer(plan: &Plan, now: &Raw, then: Option<&Raw>) -> Result<Value, Strin
             meta.insert("comparison_estimated".into(), json!(aggregates::estimated(t, &plan.query.metrics)));
         }
     }
+    if plan.query.time_labels {
+        let g = plan.query.dimensions.iter().find_map(|d| if let Dimension::Time(g) = d { Some(*g) } else { None });
+        meta.insert("time_labels".into(), json!(g.map(|g| dates::time_labels(g, &plan.range, &tz)).unwrap_or_default()));
+    }
+    if plan.query.imports {
+        // Plausible's imported data (from other tools): none is kept here.
+        meta.insert("imports_included".into(), json!(false));
+    }
     meta.insert("timezone".into(), json!(plan.timezone));
     meta.insert("visit_gap_minutes".into(), json!(sql::VISIT_GAP_SECONDS / 60));
     if plan.query.metrics.contains(&Metric::ConversionRate) {
@@ -332,14 +340,23 @@ pub fn refusal(code: Option<u32>, reason: &str) -> ApiError {
         );
     }
     match code {
-        Some(62 | 168 | 158 | 159 | 160 | 241 | 307 | 396) => ApiError::new(
-            422,
-            "query_too_heavy",
-            "This query needs more time, memory or rows than one query may use. Narrow it: a shorter date_range, a filter, fewer dimensions, or a smaller pagination.limit.",
-        ),
-        Some(427) => ApiError::bad_request("invalid_filter", "A `matches` filter is not a valid regular expression (RE2 syntax). Fix the pattern."),
+        Some(168 | 158 | 159 | 160 | 241 | 307 | 396) => too_heavy(),
+        // A syntax error is the query's size only when the server says so; any other is a
+        // statement built wrong, which the client cannot narrow away.
+        Some(62) if reason.to_ascii_lowercase().contains("max query size exceeded") => too_heavy(),
+        Some(427) => {
+            ApiError::bad_request("invalid_filter", "A `matches` filter is not a valid regular expression (RE2 syntax). Fix the pattern.")
+        }
         _ => ApiError::new(503, "temporarily_unavailable", "The event store is briefly unavailable. Retry the same query shortly."),
     }
+}
+
+fn too_heavy() -> ApiError {
+    ApiError::new(
+            422,
+            "query_too_heavy",
+        "This query needs more time, memory or rows than one query may use. Narrow it: a shorter date_range, a filter, fewer dimensions, or a smaller pagination.limit.",
+    )
 }
 
 #[cfg(test)]
@@ -484,12 +501,32 @@ mod tests {
         assert_eq!(out["results"][0], json!({"dimensions": ["DE"], "metrics": [3, 75.0]}));
         assert_eq!((out["meta"]["total_rows"].clone(), out["meta"]["source"].clone()), (json!(1), json!("raw_events")));
         assert_eq!(out["query"]["dimensions"], json!(["visit:country"]));
+        // Plausible's include keys: every bucket of the time dimension, and no imported data.
+        let p = plan(
+            br#"{"metrics":["visitors"],"date_range":"7d","dimensions":["time:day"],"include":{"time_labels":true,"imports":true}}"#,
+            "p",
+            None,
+            T,
+            NOW,
+        )
+        .unwrap();
+        let out = answer(&p, &Raw { rows: String::new(), ..Raw::default() }, None).unwrap();
+        assert_eq!(out["meta"]["time_labels"].as_array().map(Vec::len), Some(7), "{out}");
+        assert_eq!(out["meta"]["imports_included"], json!(false));
         assert!(answer(&p, &Raw { rows: "Code: 159. Timeout".into(), ..raw }, None).is_err());
         let e = refusal(Some(159), "Code: 159. Timeout exceeded");
         assert_eq!((e.status, e.code), (422, "query_too_heavy"));
         assert!(e.message.contains("date_range"));
         assert_eq!(refusal(Some(427), "").code, "invalid_filter");
-        assert_eq!(refusal(Some(62), "").status, 422, "max_query_size exceeded is the query's size, not our fault");
+        let e = refusal(Some(62), "Code: 62. DB::Exception: Syntax error: failed at position 262145: Max query size exceeded: '1'.");
+        assert_eq!(e.status, 422, "max_query_size exceeded is the query's size, not our fault");
+        // Review finding: any other syntax error is a statement we built wrong (or one the server
+        // does not parse): ours to log and fix, not the client's to narrow.
+        let e = refusal(
+            Some(62),
+            "Code: 62. DB::Exception: Syntax error: failed at position 812 (line 1, col 812): FROM. Expected one of: ...",
+        );
+        assert_eq!((e.status, e.code), (503, "temporarily_unavailable"));
         // The review's case: 132 conditions of 100 values on a long property key, under 64 KiB
         // of body, spelled 1.6 MB of SQL.
         let key = "k".repeat(64);

@@ -111,7 +111,14 @@ pub async fn read(cfg: &ClickHouseConfig, sql: &str) -> Result<String, (Option<u
         return Ok(text);
     }
     let first: String = text.lines().next().unwrap_or("").chars().take(300).collect();
-    Err((header_code.or_else(|| clickhouse::error_code(&text)), format!("HTTP {status}: {first}")))
+    // The size's refusal says so after an excerpt of the statement, which may run past the cut
+    // (`query::plan::refusal` tells it from a statement built wrong by these words).
+    let size = if text.contains("Max query size exceeded") && !first.contains("Max query size exceeded") {
+        " (Max query size exceeded)"
+    } else {
+        ""
+    };
+    Err((header_code.or_else(|| clickhouse::error_code(&text)), format!("HTTP {status}: {first}{size}")))
 }
 
 async fn server_version(cfg: &ClickHouseConfig) -> Option<String> {

@@ -4,7 +4,7 @@
 
 use super::request::Attribution;
 use crate::ingest::revenue::{format_micros, micros, minor_digits};
-use crate::query::results::{number, ratio, round2, shown};
+use crate::query::results::{number, round2, share, shown};
 use crate::storage::clickhouse::json_u64;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -60,7 +60,7 @@ pub fn answer(a: &Attribution, raw: &str) -> Result<Value, String> {
             let mut row = json!({
                 "value": shown(v),
                 "conversions": round2(c.credited),
-                "share": round2(100.0 * ratio(c.credited, conversions as f64)),
+                "share": share(c.credited, conversions as f64),
                 "visitors": c.visitors,
             });
             if with_revenue {

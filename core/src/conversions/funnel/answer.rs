@@ -3,12 +3,12 @@
 //! seconds from the previous step.
 
 use super::request::{By, Funnel};
-use crate::query::results::{ratio, round2, shown};
+use crate::query::results::{share, shown};
 use crate::storage::clickhouse::json_u64;
 use serde_json::{json, Value};
 
 fn rate(part: u64, whole: u64) -> f64 {
-    round2(100.0 * ratio(part as f64, whole as f64))
+    share(part as f64, whole as f64)
 }
 
 fn seconds(v: &Value) -> Option<i64> {

@@ -3,7 +3,7 @@
 //! that reached the start.
 
 use super::request::Paths;
-use crate::query::results::{ratio, round2};
+use crate::query::results::share;
 use crate::storage::clickhouse::json_u64;
 use serde_json::{json, Value};
 
@@ -28,7 +28,7 @@ pub fn answer(p: &Paths, raw: &str) -> Result<Value, String> {
         .skip(p.offset as usize)
         .take(p.limit as usize)
         .map(|(steps, visits, visitors)| {
-            let share = round2(100.0 * ratio(visits as f64, total.0 as f64));
+            let share = share(visits as f64, total.0 as f64);
             json!({"steps": steps, "visits": visits, "visitors": visitors, "share": share})
         })
         .collect();

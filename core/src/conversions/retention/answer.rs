@@ -3,7 +3,7 @@
 //! range runs on past now), the visitors back and their share of the cohort.
 
 use super::request::{offset, Retention};
-use crate::query::results::{ratio, round2};
+use crate::query::results::share;
 use crate::storage::clickhouse::json_u64;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -36,7 +36,7 @@ pub fn answer(r: &Retention, raw: &str) -> Result<Value, String> {
             let retention: Vec<Value> = (0..=periods)
                 .map(|k| {
                     let n = back.get(&k).copied().unwrap_or(0);
-                    let pct = round2(100.0 * ratio(n as f64, *size as f64));
+                    let pct = share(n as f64, *size as f64);
                     json!({"period": k, "visitors": n, "percentage": pct})
                 })
                 .collect();
