@@ -536,6 +536,8 @@ struct Touch {
     start: i64,
     value: String,
     direct: bool,
+    /// Whether the filters match the visit: its country, or one of its events' currency.
+    hit: bool,
 }
 
 /// A model's weights for touches sorted by start, converting at `t`.
@@ -606,7 +608,13 @@ fn expect_attribution(
         Some("visit:click_id_type") => 8,
         _ => 0,
     };
-    let country = body["filters"][0][2][0].as_str();
+    // The filters the oracle knows: a visit's country is one; an event's currency is not one.
+    let filter = |op: &str, dim: &str| {
+        (body["filters"][0][0] == op && body["filters"][0][1] == dim).then(|| body["filters"][0][2][0].as_str()).flatten()
+    };
+    let country = filter("is", "visit:country");
+    let not_currency = filter("is_not", "event:revenue_currency");
+    let currency_ok = |e: &Ev| not_currency.is_none_or(|c| revenues.get(&e.id).is_none_or(|r| r.1 != c));
     let goal = body["goal"]["event"].as_str().unwrap();
     let mut per_visitor: BTreeMap<String, Vec<&Ev>> = BTreeMap::new();
     // The lookback, and a day before it: a visit running when the lookback starts keeps its start.
@@ -622,17 +630,21 @@ fn expect_attribution(
         let mut convs: Vec<(i64, String, String, String, i64)> = Vec::new();
         for (i, e) in evs.iter().enumerate() {
             if i == 0 || e.t - evs[i - 1].t >= GAP {
-                touches.push(Touch { start: e.t, value: e.attrs[channel].clone(), direct: e.attrs[0].is_empty() });
+                touches.push(Touch { start: e.t, value: e.attrs[channel].clone(), direct: e.attrs[0].is_empty(), hit: false });
             }
-            let visit = touches.last().unwrap();
+            let visit = touches.last_mut().unwrap();
             let first_of_visit = evs.iter().find(|x| x.t == visit.start).unwrap();
-            if e.name == goal && e.t >= from && country.is_none_or(|c| first_of_visit.attrs[9] == c) {
+            let matches = country.is_none_or(|c| first_of_visit.attrs[9] == c) && currency_ok(e);
+            visit.hit |= matches;
+            if e.name == goal && e.t >= from && matches {
                 let (amount, cur) = revenues.get(&e.id).cloned().unwrap_or(("0".into(), String::new()));
                 convs.push((e.t, e.id.clone(), amount, cur, visit.start));
             }
         }
         convs.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let mut brought: Vec<&str> = touches.iter().filter(|x| x.start >= from && x.start < to).map(|x| x.value.as_str()).collect();
+        // Visits in the range that the filters match.
+        let mut brought: Vec<&str> =
+            touches.iter().filter(|x| x.start >= from && x.start < to && x.hit).map(|x| x.value.as_str()).collect();
         brought.sort();
         brought.dedup();
         for b in brought {
@@ -696,6 +708,7 @@ fn attribution_matches_the_oracle() {
     bodies.push(json!({"goal": purchase, "date_range": range, "timezone": ZONE, "model": "time_decay", "lookback": "90d", "pagination": {"limit": 10000}}));
     bodies.push(json!({"goal": {"event": "signup"}, "date_range": range, "timezone": ZONE, "model": "last_touch", "lookback": "1d", "pagination": {"limit": 10000}}));
     bodies.push(json!({"goal": purchase, "date_range": range, "timezone": ZONE, "filters": [["is", "visit:country", ["DE"]]], "pagination": {"limit": 10000}}));
+    bodies.push(json!({"goal": purchase, "date_range": range, "timezone": ZONE, "filters": [["is_not", "event:revenue_currency", ["USD"]]], "pagination": {"limit": 10000}}));
     bodies.push(json!({"goal": purchase, "date_range": range, "timezone": ZONE, "model": "last_touch", "channel": "visit:medium", "pagination": {"limit": 10000}}));
     bodies.push(json!({"goal": purchase, "date_range": range, "timezone": ZONE, "model": "linear", "channel": "visit:click_id_type", "count": "all", "pagination": {"limit": 10000}}));
     let mut blind = 0;

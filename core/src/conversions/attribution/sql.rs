@@ -7,7 +7,8 @@
 //!    cuts it.
 //! 2. Per visitor: its touches, sorted by start (start, channel value, not direct); its
 //!    conversions in the range (time, revenue, currency, the converting visit's start), sorted;
-//!    the channel values of its visits that start in the range (what each channel brought).
+//!    the channel values of its visits that start in the range and match the filters (what
+//!    each channel brought).
 //! 3. Per conversion counted (the first, or all): its touches are the visits that start within
 //!    `lookback` before it (inclusive) and the converting visit; each gets the model's weight.
 //!    Every (touch, weight) is a row; so is every channel a visitor was brought by.
@@ -72,14 +73,16 @@ pub fn statement(a: &Attribution, s: &Scope) -> String {
     // event_id, amount, currency, its visit's start), so the first is the lowest (t, id). A
     // visit's conversions are picked before the visits are grouped: 18.16 cannot see a visit's
     // columns from a lambda inside an aggregate function.
+    // A visit the filters match (one of its events does: a visit filter matches all or none).
+    let hit = if filter.is_empty() { "1".to_string() } else { format!("arrayExists(ev -> 1{filter}, vevs)") };
     let per_visit = format!(
-        "SELECT visitor, start, {ch} AS ch, toUInt8(v_source != '') AS nd, \
+        "SELECT visitor, start, {ch} AS ch, toUInt8(v_source != '') AS nd, {hit} AS hit, \
          arrayMap(ev -> (ev.1, ev.10, ev.8, concat(ev.9, ''), start), arrayFilter(ev -> {goal} AND ev.1 >= {from} AND ev.1 < {to}{filter}, vevs)) AS cs \
          FROM ({visits}) WHERE notEmpty(vevs){named}"
     );
     let per_visitor = format!(
         "SELECT visitor, arraySort(groupArray((start, ch, nd))) AS touches, arraySort(groupArrayArray(cs)) AS convs, \
-         groupUniqArrayIf(ch, start >= {from} AND start < {to}) AS brought FROM ({per_visit}) GROUP BY visitor"
+         groupUniqArrayIf(ch, start >= {from} AND start < {to} AND hit) AS brought FROM ({per_visit}) GROUP BY visitor"
     );
     let counted =
         if a.count_all { format!("arraySlice(convs, 1, {MAX_CONVERSIONS_PER_VISITOR})") } else { "arraySlice(convs, 1, 1)".into() };
@@ -130,6 +133,13 @@ mod tests {
                 && sql.contains("(v_country IN ('DE'))")
         );
         assert!(sql.contains("v_utm_campaign") && sql.contains("arraySlice(convs, 1, 1)") && sql.ends_with("FORMAT JSONEachRow"));
+        // Review finding: the visitors a channel brought counted every visit, so a DE-only
+        // answer listed channels of GB visitors beside DE conversions.
+        assert!(
+            sql.contains("arrayExists(ev -> 1 AND (v_country IN ('DE')), vevs) AS hit"),
+            "a visit counts as brought only where the filters match it: {sql}"
+        );
+        assert!(sql.contains(&format!("groupUniqArrayIf(ch, start >= {} AND start < {} AND hit)", s.from, s.to)), "{sql}");
         assert!(
             sql.contains("arraySlice(convs, 1, 1)") && sql.contains("ev.10") && sql.contains("event_id"),
             "the first by (t, event id): {sql}"
