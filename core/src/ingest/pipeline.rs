@@ -268,6 +268,32 @@ mod tests {
         assert_eq!((row.browser.as_str(), row.os.as_str()), ("Chrome", "Windows"));
     }
 
+    /// The same over phones, tablets and other browsers (review finding: one desktop UA and a
+    /// fixed list of its fragments): no version, build or device model of the UA reaches the row.
+    #[test]
+    fn no_version_build_or_model_of_any_user_agent_reaches_the_row() {
+        let uas = [
+            "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.104 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 13; Pixel 7 Pro) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.230 Mobile Safari/537.36",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (iPad; CPU OS 16_7_10 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86",
+        ];
+        for ua in uas {
+            let ev = validate_event(json!({"url":"https://a.com/"}), false, &LIMITS).unwrap();
+            let ctx = RequestContext { user_agent: Some(ua.into()), ..ctx() };
+            let row = build_row(&principal(KeyKind::Publishable), ev, &ctx, &|_| None, &mut || "x".into()).unwrap();
+            let stored = serde_json::to_string(&row).unwrap();
+            let tokens = ua.split(|c: char| " ;()/".contains(c)).filter(|t| t.len() >= 3 && t.chars().any(|c| c.is_ascii_digit()));
+            for t in tokens.chain(["SM-S918B", "Pixel", "Ubuntu", "Intel"]) {
+                assert!(!stored.contains(t), "{t} of {ua} reached the row: {stored}");
+            }
+            assert_eq!(row.is_bot, 0, "{ua}");
+            assert!(!row.browser.is_empty() && !row.os.is_empty(), "{ua}: {stored}");
+        }
+    }
+
     /// Review finding: a browser key's request without a User-Agent header (a script: .NET's
     /// HttpClient and Rust's reqwest send none) was stored as a human's pageview, while an
     /// empty one counted as a bot.

@@ -103,6 +103,15 @@ impl EventRow {
     pub fn is_complete(&self) -> bool {
         !self.project_id.is_empty() && !self.event_id.is_empty() && !self.timestamp.is_empty() && !self.received_at.is_empty()
     }
+
+    /// When the row passes its retention (`retention_days` from its timestamp, unix ms); None
+    /// for a row without a window (0, as the retention job reads it) or a time that does not
+    /// read: such a row is kept, as in the table.
+    pub fn expires_at_ms(&self) -> Option<i64> {
+        let kept_ms = i64::from(self.retention_days) * 86_400_000;
+        let t = crate::ingest::timestamp::parse_clickhouse_datetime(&self.timestamp)?;
+        (self.retention_days > 0).then(|| t.saturating_add(kept_ms))
+    }
 }
 
 /// What one row may take serialized: a queue message holds at most MAX_MESSAGE_BYTES, so any
@@ -234,13 +243,7 @@ impl RowBatch {
     /// retention has dropped from the table. None when none is. An unreadable body cannot be
     /// dated: it stays until its own expiry.
     pub fn without_expired(&self, now_ms: i64) -> Option<RowBatch> {
-        // A row without a window (0, as the retention job reads it) is kept, as in the table.
-        let expired = |r: &EventRow| {
-            let kept_ms = i64::from(r.retention_days) * 86_400_000;
-            r.retention_days > 0
-                && crate::ingest::timestamp::parse_clickhouse_datetime(&r.timestamp).is_some_and(|t| t.saturating_add(kept_ms) < now_ms)
-        };
-        self.without(expired, |_| false)
+        self.without(|r| r.expires_at_ms().is_some_and(|t| t < now_ms), |_| false)
     }
 
     /// `theirs` picks the rows to drop; `raw_theirs` judges an unreadable body.
@@ -254,6 +257,20 @@ impl RowBatch {
             failure: self.failure.clone(),
             raw: if raw_theirs { None } else { self.raw.clone() },
         })
+    }
+
+    /// The projects whose data an operator sees in this dead letter: each row's (once a row),
+    /// and each one an unreadable body names with a whole `"project_id": "..."`.
+    pub fn projects_shown(&self) -> Vec<String> {
+        let rows = self.rows.iter().map(|r| r.project_id.clone());
+        let flat = self.raw.as_deref().map(unspaced).unwrap_or_default();
+        let named = flat.match_indices("\"project_id\":").filter_map(|(i, m)| {
+            let rest = &flat[i + m.len()..];
+            let value = json_strings(rest).next()?;
+            // Only a string that is the value itself, closed within the body.
+            rest.starts_with(&json_string(&value)).then_some(value)
+        });
+        rows.chain(named).collect()
     }
 
     /// The dead letter of a message that is not a row batch: no rows, the reason, the body.
@@ -502,6 +519,17 @@ pub(crate) mod tests {
             assert_eq!(dead.without_project("proj_a").unwrap().raw, None, "{raw}");
             assert!(dead.without_project("proj_ab").is_none(), "{raw}");
         }
+    }
+
+    /// Review finding: an operator's listing showed an unreadable body whole, but only the
+    /// readable rows' projects heard of it. The projects it names are found as the deletion
+    /// finds them, however it is spaced, and a value that is not a string names none.
+    #[test]
+    fn the_projects_shown_include_those_an_unreadable_body_names() {
+        let batch = RowBatch { rows: vec![sample("a", 1), sample("b", 1)], failure: None, raw: None };
+        assert_eq!(batch.projects_shown(), ["p", "p"]);
+        let raw = r#"{"rows":[{"project_id":"proj_a","x":1},{ "project_id" : "proj_b" , "y":"z"},{"project_id":null,"k":"proj_c"},{"project_id":"proj_d"#;
+        assert_eq!(RowBatch::unreadable(raw, "cut short".into()).projects_shown(), ["proj_a", "proj_b"]);
     }
 
     /// A deploy that adds a row field must not lose what the previous deploy queued: a message

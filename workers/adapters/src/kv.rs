@@ -1,7 +1,7 @@
 //! Listing a KV namespace whole: every key (under a prefix), page after page.
 
 use serde_json::Value;
-use worker::kv::KvStore;
+use worker::kv::{Key, KvStore};
 
 /// Every key of `kv` that starts with `prefix`, in KV's order.
 pub async fn all_keys(kv: &KvStore, prefix: &str) -> Result<Vec<String>, String> {
@@ -11,6 +11,11 @@ pub async fn all_keys(kv: &KvStore, prefix: &str) -> Result<Vec<String>, String>
 /// Every key of `kv` that starts with `prefix`, with the metadata stored with it (a listing
 /// returns both: one operation a thousand keys, where reading each value is one a key).
 pub async fn all_entries(kv: &KvStore, prefix: &str) -> Result<Vec<(String, Option<Value>)>, String> {
+    Ok(all_listed(kv, prefix).await?.into_iter().map(|k| (k.name, k.metadata)).collect())
+}
+
+/// Every key of `kv` that starts with `prefix` as the listing gives it: name, expiry, metadata.
+pub async fn all_listed(kv: &KvStore, prefix: &str) -> Result<Vec<Key>, String> {
     let mut entries = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -19,7 +24,7 @@ pub async fn all_entries(kv: &KvStore, prefix: &str) -> Result<Vec<(String, Opti
             list = list.cursor(c);
         }
         let page = list.execute().await.map_err(|e| format!("could not list KV keys: {e}"))?;
-        entries.extend(page.keys.into_iter().map(|k| (k.name, k.metadata)));
+        entries.extend(page.keys);
         match page.cursor {
             Some(c) if !page.list_complete => cursor = Some(c),
             _ => return Ok(entries),

@@ -8,6 +8,7 @@
 
 use super::{config, http};
 use millimetric_core::error::ApiError;
+use millimetric_core::ingest::dead_letter_summary::Summary;
 use millimetric_core::ingest::row::{EventRow, Failure, RowBatch};
 use millimetric_core::paging;
 use millimetric_core::privacy::audit::{self, Action};
@@ -16,6 +17,9 @@ use worker::*;
 
 const PREFIX: &str = "dlq:";
 const KEEP_SECONDS: u64 = 30 * 24 * 3600;
+/// Dead letters without a summary read (and summarised) at most in one pass: with the listing
+/// and the matches, within the ~1,000 KV operations of an invocation.
+const UNSUMMARISED_PER_PASS: usize = 300;
 
 /// Keeps each dead message; how many were kept (the others are retried).
 pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<u64> {
@@ -29,7 +33,8 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<u64> {
             .get_or_insert_with(|| Failure { code: None, reason: "retried until the queue's max_retries without being stored".into() });
         console_error!("dead letter: {} rows not stored: code {:?}: {}", body.rows.len(), failure.code, failure.reason);
         let key = format!("{PREFIX}{:013}:{}", m.timestamp().as_millis(), m.id());
-        let stored = match kv.put(&key, body.to_message()) {
+        // Its summary rides along as metadata: the passes over the store read it from the listing.
+        let stored = match kv.put(&key, body.to_message()).and_then(|p| p.metadata(Summary::of(&body))) {
             Ok(put) => put.expiration_ttl(KEEP_SECONDS).execute().await.map_err(Error::from),
             Err(e) => Err(Error::from(e)),
         };
@@ -94,8 +99,9 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
         Ok(x) => x,
         Err(answer) => return Ok(answer),
     };
-    // Each project whose rows are shown sees it in its audit log.
-    audit_rows(env, items.iter().flat_map(|(_, b, _)| &b.rows), Action::DeadLetterRead).await;
+    // Each project whose rows are shown sees it in its audit log, those an unreadable body names too.
+    let shown: Vec<String> = items.iter().flat_map(|(_, b, _)| b.projects_shown()).collect();
+    audit_projects(env, shown.iter().map(String::as_str), Action::DeadLetterRead).await;
     let items: Vec<_> =
         items.into_iter().map(|(id, b, _)| serde_json::json!({ "id": id, "failure": b.failure, "rows": b.rows, "raw": b.raw })).collect();
     let body = serde_json::json!({ "dead_letters": items, "cursor": cursor, "list_complete": cursor.is_none() }).to_string();
@@ -109,59 +115,101 @@ pub async fn erase_visitors(env: &Env, erased: &BTreeSet<(String, String)>) -> s
     if erased.is_empty() {
         return Ok(0);
     }
-    rewrite_each(env, |batch| batch.without_visitors(erased)).await
+    rewrite_each(env, |s| s.may_hold_visitors(erased), |batch| batch.without_visitors(erased)).await
 }
 
 /// Retention reaches the dead-letter store too (the daily job): rows past their window go, so
 /// no replay stores an event the table has dropped. Returns how many dead letters changed.
 pub async fn expire(env: &Env) -> std::result::Result<usize, ApiError> {
     let now = Date::now().as_millis() as i64;
-    rewrite_each(env, |batch| batch.without_expired(now)).await
+    rewrite_each(env, |s| s.may_hold_expired(now), |batch| batch.without_expired(now)).await
 }
 
 /// A project's deletion reaches the dead-letter store too: every row of the project goes.
 pub async fn erase_project(env: &Env, project_id: &str) -> std::result::Result<usize, ApiError> {
-    rewrite_each(env, |batch| batch.without_project(project_id)).await
+    rewrite_each(env, |s| s.may_hold_project(project_id), |batch| batch.without_project(project_id)).await
 }
 
 /// Every dead letter for which `without` answers a smaller batch is rewritten as that batch,
-/// or removed when nothing is left. A rewritten one keeps the expiry it had: an erasure of one
-/// project's rows never keeps another project's longer. Returns how many changed.
-async fn rewrite_each(env: &Env, without: impl Fn(&RowBatch) -> Option<RowBatch>) -> std::result::Result<usize, ApiError> {
+/// or removed when nothing is left. Only those whose summary `may` hold what goes are read: the
+/// listing carries the summaries, a thousand keys to an operation. One kept before summaries
+/// were is read, and gets its summary (written back once), so the next pass skips it.
+/// Returns how many changed.
+async fn rewrite_each(
+    env: &Env,
+    may: impl Fn(&Summary) -> bool,
+    without: impl Fn(&RowBatch) -> Option<RowBatch>,
+) -> std::result::Result<usize, ApiError> {
     let unavailable = || super::key_lookup::unavailable("The dead-letter store");
     let kv = env.kv(config::DEAD_LETTERS_KV).map_err(|_| unavailable())?;
-    let mut p = paging::Page { limit: 100, cursor: None };
-    let mut changed = 0;
-    loop {
-        let (items, cursor) = page(env, &p).await?;
-        for (id, batch, expiration) in items {
-            let Some(rest) = without(&batch) else { continue };
-            if rest.rows.is_empty() && rest.raw.is_none() {
-                kv.delete(&id).await.map_err(|_| unavailable())?;
-            } else {
-                let put = kv.put(&id, rest.to_message()).map_err(|_| unavailable())?;
-                // KV takes an expiry at least 60 s ahead (a Worker's clock stands still between
-                // I/O: 120 s leaves room); one that near is as good as gone.
-                let soonest = Date::now().as_millis() / 1000 + 120;
-                let put = match expiration {
-                    Some(at) => put.expiration(at.max(soonest)),
-                    None => put.expiration_ttl(KEEP_SECONDS),
-                };
-                put.execute().await.map_err(|_| unavailable())?;
-            }
-            changed += 1;
+    let listed = millimetric_adapters::kv::all_listed(&kv, PREFIX).await.map_err(|_| unavailable())?;
+    let (mut changed, mut summarised) = (0, 0);
+    for k in listed {
+        let summary: Option<Summary> = k.metadata.and_then(|m| serde_json::from_value(m).ok());
+        if summary.as_ref().is_some_and(|s| !may(s)) {
+            continue;
         }
-        match cursor {
-            Some(c) => p.cursor = Some(c),
-            None => return Ok(changed),
+        if summary.is_none() {
+            // Kept before summaries were: read and written back with one, a bounded number a
+            // pass (two operations each); past it the pass answers 503 and the next goes on.
+            if summarised == UNSUMMARISED_PER_PASS {
+                return Err(ApiError::new(
+                    503,
+                    "temporarily_unavailable",
+                    "The dead-letter store is summarising dead letters kept before this release: retry the same request.",
+                ));
+            }
+            summarised += 1;
+        }
+        millimetric_adapters::meter::add("kv.dead_letter_reads", 1);
+        let Some(text) = kv.get(&k.name).text().await.map_err(|_| unavailable())? else { continue };
+        let batch = RowBatch::from_message(&text).unwrap_or_else(|reason| RowBatch::unreadable(&text, reason));
+        match without(&batch) {
+            Some(rest) if rest.rows.is_empty() && rest.raw.is_none() => {
+                kv.delete(&k.name).await.map_err(|_| unavailable())?;
+                changed += 1;
+            }
+            Some(rest) => {
+                keep(&kv, &k.name, rest.to_message(), Summary::of(&rest), k.expiration).await.map_err(|_| unavailable())?;
+                changed += 1;
+            }
+            // As it was, with its summary.
+            None if summary.is_none() => keep(&kv, &k.name, text, Summary::of(&batch), k.expiration).await.map_err(|_| unavailable())?,
+            None => {}
         }
     }
+    Ok(changed)
+}
+
+/// `text` under `key`, with its summary, keeping the expiry the dead letter had: an erasure of
+/// one project's rows never keeps another project's longer.
+async fn keep(
+    kv: &worker::kv::KvStore,
+    key: &str,
+    text: String,
+    summary: Summary,
+    expiration: Option<u64>,
+) -> std::result::Result<(), worker::kv::KvError> {
+    let put = kv.put(key, text)?.metadata(summary)?;
+    // KV takes an expiry at least 60 s ahead (a Worker's clock stands still between I/O: 120 s
+    // leaves room); one that near is as good as gone.
+    let soonest = Date::now().as_millis() / 1000 + 120;
+    let put = match expiration {
+        Some(at) => put.expiration(at.max(soonest)),
+        None => put.expiration_ttl(KEEP_SECONDS),
+    };
+    put.execute().await
 }
 
 /// `action` by the operator over `rows`, in the log of each project they belong to.
 async fn audit_rows(env: &Env, rows: impl Iterator<Item = &EventRow>, action: Action) {
+    audit_projects(env, rows.map(|r| r.project_id.as_str()), action).await
+}
+
+/// `action` by the operator, in the log of each project named (once a row it touched).
+async fn audit_projects<'a>(env: &Env, projects: impl Iterator<Item = &'a str>, action: Action) {
     let now = Date::now().as_millis() as i64;
-    for record in audit::per_project(rows.map(|r| r.project_id.as_str()), action, "admin", now, "ok") {
+    for record in audit::per_project(projects, action, "admin", now, "ok") {
         super::audit::write(env, &record).await;
     }
 }
