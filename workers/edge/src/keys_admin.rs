@@ -62,24 +62,23 @@ async fn put_naming_project(kv: &worker::kv::KvStore, key: &str, value: String, 
 }
 
 /// The change in the project's audit log: what was done, to which key (`key_hash`), and how it
-/// ended. A creation names each key it made, one record a key.
+/// ended. A creation that succeeded has nothing more to say: each key it made was logged as it
+/// was stored (`log_made`).
 async fn log(env: &Env, project: &str, result: &Answer, change: audit::KeyChange, key_hash: Option<&str>) {
+    if change == audit::KeyChange::Create && result.is_ok() {
+        return;
+    }
     let now = worker::Date::now().as_millis() as i64;
-    let record = |hash: Option<&str>| {
-        audit::record(project, audit::Action::KeyChange, "admin".into(), now, audit::outcome(result), None).key_change(change, hash)
-    };
-    let made: Vec<&str> = match result {
-        Ok((_, v)) if change == audit::KeyChange::Create => {
-            v["keys"].as_array().into_iter().flatten().filter_map(|k| k["hash"].as_str()).collect()
-        }
-        _ => Vec::new(),
-    };
-    if made.is_empty() {
-        super::audit::write(env, &record(key_hash)).await;
-    }
-    for hash in made {
-        super::audit::write(env, &record(Some(hash))).await;
-    }
+    let record = audit::record(project, audit::Action::KeyChange, "admin".into(), now, audit::outcome(result), None);
+    super::audit::write(env, &record.key_change(change, key_hash)).await;
+}
+
+/// A key made, by a creation or a rotation, in the project's audit log once it is stored: a
+/// request that fails after it leaves a working key, which the log must name all the same.
+async fn log_made(env: &Env, project: &str, hash: &str) {
+    let now = worker::Date::now().as_millis() as i64;
+    let record = audit::record(project, audit::Action::KeyChange, "admin".into(), now, "ok".into(), None);
+    super::audit::write(env, &record.key_change(audit::KeyChange::Create, Some(hash))).await;
 }
 
 type Answer = Result<(u16, serde_json::Value), ApiError>;
@@ -126,6 +125,7 @@ async fn create_keys(env: &Env, project: &str, kinds: Vec<KeyKind>, settings: &a
     let mut out = Vec::new();
     for (raw, r, plan) in planned {
         put(env, &key_hash(&raw), &r).await?;
+        log_made(env, project, &key_hash(&raw)).await;
         apply_domain_plan(env, &key_hash(&raw), plan).await?;
         out.push(admin::created(&raw, &r));
     }
@@ -200,6 +200,7 @@ async fn rotate_key(env: &Env, hash: &str, old: &KeyRecord, body: &[u8], now: i6
     // The new key takes the old one's domains over: checked before anything is written.
     let handover = domain_plan(env, &key_hash(&raw), None, &fresh, Some(hash)).await?;
     put(env, &key_hash(&raw), &fresh).await?;
+    log_made(env, &old.project_id, &key_hash(&raw)).await;
     put(env, hash, &ending).await?;
     apply_domain_plan(env, &key_hash(&raw), handover).await?;
     Ok((201, json!({"key": admin::created(&raw, &fresh), "old": admin::listed(hash, &ending), "grace_seconds": grace})))
