@@ -17,9 +17,27 @@ use worker::*;
 
 const PREFIX: &str = "dlq:";
 const KEEP_SECONDS: u64 = 30 * 24 * 3600;
-/// Dead letters without a summary read (and summarised) at most in one pass: with the listing
-/// and the matches, within the ~1,000 KV operations of an invocation.
-const UNSUMMARISED_PER_PASS: usize = 300;
+/// Dead letters without a summary read (and summarised) at most in one pass: the daily job runs
+/// several passes in one invocation, within its ~1,000 KV operations.
+const UNSUMMARISED_PER_PASS: usize = 100;
+
+thread_local! {
+    /// What this isolate last wrote of each dead letter: its summary, or None once deleted. A
+    /// listing can lag writes by up to a minute, while the daily job's passes follow each other
+    /// within seconds: a later pass must neither count a dead letter just summarised as one
+    /// without a summary nor write it again (KV refuses a second write to a key within a second).
+    static WRITTEN: std::cell::RefCell<std::collections::HashMap<String, Option<Summary>>> = Default::default();
+}
+
+fn remember(key: &str, summary: Option<Summary>) {
+    WRITTEN.with(|w| {
+        let mut w = w.borrow_mut();
+        if w.len() >= 10_000 {
+            w.clear();
+        }
+        w.insert(key.to_string(), summary);
+    });
+}
 
 /// Keeps each dead message; how many were kept (the others are retried).
 pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<u64> {
@@ -145,7 +163,11 @@ async fn rewrite_each(
     let listed = millimetric_adapters::kv::all_listed(&kv, PREFIX).await.map_err(|_| unavailable())?;
     let (mut changed, mut summarised) = (0, 0);
     for k in listed {
-        let summary: Option<Summary> = k.metadata.and_then(|m| serde_json::from_value(m).ok());
+        let written = WRITTEN.with(|w| w.borrow().get(&k.name).cloned());
+        if matches!(written, Some(None)) {
+            continue; // deleted by an earlier pass
+        }
+        let summary: Option<Summary> = written.flatten().or_else(|| k.metadata.and_then(|m| serde_json::from_value(m).ok()));
         if summary.as_ref().is_some_and(|s| !may(s)) {
             continue;
         }
@@ -167,6 +189,7 @@ async fn rewrite_each(
         match without(&batch) {
             Some(rest) if rest.rows.is_empty() && rest.raw.is_none() => {
                 kv.delete(&k.name).await.map_err(|_| unavailable())?;
+                remember(&k.name, None);
                 changed += 1;
             }
             Some(rest) => {
@@ -190,7 +213,7 @@ async fn keep(
     summary: Summary,
     expiration: Option<u64>,
 ) -> std::result::Result<(), worker::kv::KvError> {
-    let put = kv.put(key, text)?.metadata(summary)?;
+    let put = kv.put(key, text)?.metadata(&summary)?;
     // KV takes an expiry at least 60 s ahead (a Worker's clock stands still between I/O: 120 s
     // leaves room); one that near is as good as gone.
     let soonest = Date::now().as_millis() / 1000 + 120;
@@ -198,7 +221,9 @@ async fn keep(
         Some(at) => put.expiration(at.max(soonest)),
         None => put.expiration_ttl(KEEP_SECONDS),
     };
-    put.execute().await
+    put.execute().await?;
+    remember(key, Some(summary));
+    Ok(())
 }
 
 /// `action` by the operator over `rows`, in the log of each project they belong to.
