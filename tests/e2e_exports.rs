@@ -347,11 +347,11 @@ fn small_project_with_a_failed_step(stack: &Stack) {
     let r = stack.request("POST", "/v1/exports", &[("Authorization", &sk(DEV_SECRET))], b"");
     assert_eq!(r.status, 202, "{:?}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
-    let waiting = |r: &support::Reply| r.body["last_error"].as_str().is_some_and(|e| e.starts_with("Waiting for ClickHouse"));
-    let mut r = stack.request("GET", &format!("/v1/exports/{id}"), &[("Authorization", &sk(DEV_SECRET))], b"");
+    let job = || stack.request("GET", &format!("/v1/exports/{id}"), &[("Authorization", &sk(DEV_SECRET))], b"");
+    let mut r = job();
     support::eventually(Duration::from_secs(30), || {
-        r = stack.request("GET", &format!("/v1/exports/{id}"), &[("Authorization", &sk(DEV_SECRET))], b"");
-        waiting(&r)
+        r = job();
+        r.body["last_error"].as_str().is_some_and(|e| e.starts_with("Waiting for ClickHouse"))
     });
     let (status, planned) = (r.body["status"].clone(), r.body["progress"]["days_total"].clone());
     assert_eq!((status, planned), (json!("running"), Value::Null), "it waits for the erasure: {:?}", r.body);

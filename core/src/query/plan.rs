@@ -138,10 +138,7 @@ fn unpaged(q: &Query, r: &Range) -> Query {
     let mut all = q.clone();
     all.offset = 0;
     all.total_rows = false;
-    let buckets = q.dimensions.iter().find_map(|d| match d {
-        Dimension::Time(g) => Some(buckets_at_most(*g, r)),
-        _ => None,
-    });
+    let buckets = q.granularity().map(|g| buckets_at_most(g, r));
     all.limit = match buckets {
         None => request::MAX_LIMIT,
         Some(b) if q.dimensions.len() == 1 => b.max(request::MAX_LIMIT),
@@ -312,8 +309,8 @@ pub fn answer(plan: &Plan, now: &Raw, then: Option<&Raw>) -> Result<Value, Strin
         }
     }
     if plan.query.time_labels {
-        let g = plan.query.dimensions.iter().find_map(|d| if let Dimension::Time(g) = d { Some(*g) } else { None });
-        meta.insert("time_labels".into(), json!(g.map(|g| dates::time_labels(g, &plan.range, &tz)).unwrap_or_default()));
+        let labels = plan.query.granularity().map(|g| dates::time_labels(g, &plan.range, &tz)).unwrap_or_default();
+        meta.insert("time_labels".into(), json!(labels));
     }
     if plan.query.imports {
         // Plausible's imported data (from other tools): none is kept here.

@@ -332,7 +332,20 @@ pub struct Query {
     pub filter_without_goal: Option<Filter>,
 }
 
+/// The granularity of the time dimension among `dims`, if there is one (at most one is taken).
+fn time_granularity(dims: &[Dimension]) -> Option<Granularity> {
+    dims.iter().find_map(|d| match d {
+        Dimension::Time(g) => Some(*g),
+        _ => None,
+    })
+}
+
 impl Query {
+    /// The granularity of its time dimension, if it has one.
+    pub fn granularity(&self) -> Option<Granularity> {
+        time_granularity(&self.dimensions)
+    }
+
     /// Whether the query reads events' revenue: a revenue metric, or the currency as a
     /// dimension or in a filter.
     pub fn wants_revenue(&self) -> bool {
@@ -430,7 +443,7 @@ pub fn parse(body: &[u8]) -> Result<Query, ApiError> {
     let (limit, offset) = pagination(w.pagination)?;
     let compare = compare(w.compare)?;
     let Include { bots: include_bots, total_rows, time_labels, imports } = include(w.include)?;
-    if time_labels && !dimensions.iter().any(|d| matches!(d, Dimension::Time(_))) {
+    if time_labels && time_granularity(&dimensions).is_none() {
         return Err(bad(
             "invalid_include",
             "`include.time_labels` needs a time dimension: add time:hour, time:day, time:week or time:month.",

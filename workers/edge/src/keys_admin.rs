@@ -68,17 +68,19 @@ async fn log(env: &Env, project: &str, result: &Answer, change: audit::KeyChange
     if change == audit::KeyChange::Create && result.is_ok() {
         return;
     }
-    let now = worker::Date::now().as_millis() as i64;
-    let record = audit::record(project, audit::Action::KeyChange, "admin".into(), now, audit::outcome(result), None);
-    super::audit::write(env, &record.key_change(change, key_hash)).await;
+    write_key_change(env, project, audit::outcome(result), change, key_hash).await;
 }
 
 /// A key made, by a creation or a rotation, in the project's audit log once it is stored: a
 /// request that fails after it leaves a working key, which the log must name all the same.
 async fn log_made(env: &Env, project: &str, hash: &str) {
+    write_key_change(env, project, "ok".into(), audit::KeyChange::Create, Some(hash)).await;
+}
+
+async fn write_key_change(env: &Env, project: &str, outcome: String, change: audit::KeyChange, key_hash: Option<&str>) {
     let now = worker::Date::now().as_millis() as i64;
-    let record = audit::record(project, audit::Action::KeyChange, "admin".into(), now, "ok".into(), None);
-    super::audit::write(env, &record.key_change(audit::KeyChange::Create, Some(hash))).await;
+    let record = audit::record(project, audit::Action::KeyChange, "admin".into(), now, outcome, None);
+    super::audit::write(env, &record.key_change(change, key_hash)).await;
 }
 
 type Answer = Result<(u16, serde_json::Value), ApiError>;
